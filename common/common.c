@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "common.h"
+
+#include <fcntl.h>
+#include <nettle/sha2.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char *const kind_names[_VF_KIND_MAX] = {
+        [VF_KIND_NETWORK] = "network",
+        [VF_KIND_HOSTDEV] = "hostdev",
+        [VF_KIND_DOMAIN] = "domain",
+};
+
+static const char *const kind_yaml_names[_VF_KIND_MAX] = {
+        [VF_KIND_NETWORK] = "Network",
+        [VF_KIND_HOSTDEV] = "Hostdev",
+        [VF_KIND_DOMAIN] = "Domain",
+};
+
+static vf_kind lookup_kind(const char *const table[], const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (int k = 0; k < _VF_KIND_MAX; k++)
+                if (strcmp(table[k], s) == 0)
+                        return k;
+        return -EINVAL;
+}
+
+const char *vf_kind_to_string(vf_kind kind) {
+        return kind >= 0 && kind < _VF_KIND_MAX ? kind_names[kind] : "unknown";
+}
+
+vf_kind vf_kind_from_string(const char *s) {
+        return lookup_kind(kind_names, s);
+}
+
+const char *vf_kind_to_yaml(vf_kind kind) {
+        return kind >= 0 && kind < _VF_KIND_MAX ? kind_yaml_names[kind] : "Unknown";
+}
+
+vf_kind vf_kind_from_yaml(const char *s) {
+        return lookup_kind(kind_yaml_names, s);
+}
+
+char *vf_printf(const char *fmt, ...) {
+        va_list ap;
+        char *s;
+
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+bool vf_streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+
+bool vf_str_has_suffix(const char *s, const char *suffix) {
+        size_t ls = strlen(s), lx = strlen(suffix);
+        return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;
+}
+
+size_t vf_strv_length(char *const *v) {
+        size_t n = 0;
+        while (v && v[n])
+                n++;
+        return n;
+}
+
+void vf_strv_free(char **v) {
+        for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+        free(v);
+}
+
+int vf_strv_consume(char ***v, char *s) {
+        if (!s)
+                return -ENOMEM;
+        size_t n = vf_strv_length(*v);
+        char **nv = realloc(*v, (n + 2) * sizeof(char *));
+        if (!nv) {
+                free(s);
+                return -ENOMEM;
+        }
+        nv[n] = s;
+        nv[n + 1] = NULL;
+        *v = nv;
+        return 0;
+}
+
+int vf_strv_push(char ***v, const char *s) {
+        return vf_strv_consume(v, strdup(s));
+}
+
+bool vf_strv_contains(char *const *v, const char *s) {
+        for (size_t i = 0; v && v[i]; i++)
+                if (strcmp(v[i], s) == 0)
+                        return true;
+        return false;
+}
+
+/* ---- vf_buf ------------------------------------------------------------ */
+
+static bool buf_reserve(vf_buf *b, size_t extra) {
+        if (b->oom)
+                return false;
+        if (b->len + extra + 1 <= b->cap)
+                return true;
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + extra + 1)
+                cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) {
+                b->oom = true;
+                return false;
+        }
+        b->data = d;
+        b->cap = cap;
+        return true;
+}
+
+void vf_buf_append(vf_buf *b, const char *s, size_t len) {
+        if (!buf_reserve(b, len))
+                return;
+        memcpy(b->data + b->len, s, len);
+        b->len += len;
+        b->data[b->len] = 0;
+}
+
+void vf_buf_puts(vf_buf *b, const char *s) {
+        vf_buf_append(b, s, strlen(s));
+}
+
+void vf_buf_printf(vf_buf *b, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n < 0 || !buf_reserve(b, (size_t) n))
+                return;
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t) n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t) n;
+}
+
+void vf_buf_put_json_string(vf_buf *b, const char *s) {
+        if (!s) {
+                vf_buf_puts(b, "null");
+                return;
+        }
+        vf_buf_puts(b, "\"");
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                switch (*p) {
+                case '"':
+                        vf_buf_puts(b, "\\\"");
+                        break;
+                case '\\':
+                        vf_buf_puts(b, "\\\\");
+                        break;
+                case '\n':
+                        vf_buf_puts(b, "\\n");
+                        break;
+                case '\t':
+                        vf_buf_puts(b, "\\t");
+                        break;
+                case '\r':
+                        vf_buf_puts(b, "\\r");
+                        break;
+                default:
+                        if (*p < 0x20)
+                                vf_buf_printf(b, "\\u%04x", *p);
+                        else
+                                vf_buf_append(b, (const char *) p, 1);
+                }
+        }
+        vf_buf_puts(b, "\"");
+}
+
+char *vf_buf_steal(vf_buf *b) {
+        if (b->oom) {
+                vf_buf_done(b);
+                return NULL;
+        }
+        char *d = b->data ? b->data : strdup("");
+        *b = (vf_buf) {};
+        return d;
+}
+
+void vf_buf_done(vf_buf *b) {
+        free(b->data);
+        *b = (vf_buf) {};
+}
+
+/* ---- hashing ----------------------------------------------------------- */
+
+void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]) {
+        struct sha256_ctx ctx;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+
+        sha256_init(&ctx);
+        sha256_update(&ctx, len, data);
+        sha256_digest(&ctx, sizeof digest, digest);
+        for (size_t i = 0; i < sizeof digest; i++)
+                sprintf(out + 2 * i, "%02x", digest[i]);
+}
+
+/* Open addressing with linear probing; tombstones keep probe chains intact. */
+typedef struct map_slot {
+        char *key; /* NULL: empty; TOMBSTONE: deleted */
+        void *value;
+} map_slot;
+
+static char tombstone_marker;
+#define TOMBSTONE (&tombstone_marker)
+
+struct vf_map {
+        map_slot *slots;
+        size_t cap; /* power of two */
+        size_t used; /* live + tombstones */
+        size_t live;
+};
+
+static uint64_t hash_key(const char *s) {
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+        return h;
+}
+
+vf_map *vf_map_new(void) {
+        return calloc(1, sizeof(vf_map));
+}
+
+void vf_map_free(vf_map *m) {
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->cap; i++)
+                if (m->slots[i].key && m->slots[i].key != TOMBSTONE)
+                        free(m->slots[i].key);
+        free(m->slots);
+        free(m);
+}
+
+static map_slot *map_find(const vf_map *m, const char *key) {
+        if (m->cap == 0)
+                return NULL;
+        for (size_t i = hash_key(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+                map_slot *s = &m->slots[i];
+                if (!s->key)
+                        return NULL;
+                if (s->key != TOMBSTONE && strcmp(s->key, key) == 0)
+                        return s;
+        }
+}
+
+static int map_grow(vf_map *m) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        map_slot *slots = calloc(cap, sizeof(map_slot));
+        if (!slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->cap; i++) {
+                map_slot *s = &m->slots[i];
+                if (!s->key || s->key == TOMBSTONE)
+                        continue;
+                size_t j = hash_key(s->key) & (cap - 1);
+                while (slots[j].key)
+                        j = (j + 1) & (cap - 1);
+                slots[j] = *s;
+        }
+        free(m->slots);
+        m->slots = slots;
+        m->cap = cap;
+        m->used = m->live;
+        return 0;
+}
+
+int vf_map_put(vf_map *m, const char *key, void *value) {
+        map_slot *s = map_find(m, key);
+        if (s) {
+                s->value = value;
+                return 0;
+        }
+        if ((m->used + 1) * 4 >= m->cap * 3) {
+                int r = map_grow(m);
+                if (r < 0)
+                        return r;
+        }
+        char *k = strdup(key);
+        if (!k)
+                return -ENOMEM;
+        size_t i = hash_key(key) & (m->cap - 1);
+        while (m->slots[i].key && m->slots[i].key != TOMBSTONE)
+                i = (i + 1) & (m->cap - 1);
+        if (!m->slots[i].key)
+                m->used++;
+        m->slots[i] = (map_slot) { k, value };
+        m->live++;
+        return 0;
+}
+
+void *vf_map_get(const vf_map *m, const char *key) {
+        map_slot *s = map_find(m, key);
+        return s ? s->value : NULL;
+}
+
+void *vf_map_remove(vf_map *m, const char *key) {
+        map_slot *s = map_find(m, key);
+        if (!s)
+                return NULL;
+        void *v = s->value;
+        free(s->key);
+        s->key = TOMBSTONE;
+        s->value = NULL;
+        m->live--;
+        return v;
+}
+
+size_t vf_map_size(const vf_map *m) {
+        return m->live;
+}
+
+bool vf_map_next(const vf_map *m, size_t *it, const char **key, void **value) {
+        for (; *it < m->cap; (*it)++) {
+                map_slot *s = &m->slots[*it];
+                if (s->key && s->key != TOMBSTONE) {
+                        if (key)
+                                *key = s->key;
+                        if (value)
+                                *value = s->value;
+                        (*it)++;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+static int64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t vf_now_realtime_usec(void) {
+        return now_usec(CLOCK_REALTIME);
+}
+
+int64_t vf_now_monotonic_usec(void) {
+        return now_usec(CLOCK_MONOTONIC);
+}
+
+void vf_format_time(int64_t realtime_usec, char out[32]) {
+        if (realtime_usec <= 0) {
+                strcpy(out, "-");
+                return;
+        }
+        time_t t = (time_t) (realtime_usec / 1000000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat st;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EBADF;
+        if ((uint64_t) st.st_size > max_size)
+                return -EFBIG;
+
+        /* Read to EOF rather than trusting st_size: the file may grow under us. */
+        size_t cap = 4096, len = 0;
+        _cleanup_free_ char *data = malloc(cap);
+        if (!data)
+                return -ENOMEM;
+        for (;;) {
+                if (len + 1 == cap) {
+                        char *nd = realloc(data, cap * 2);
+                        if (!nd)
+                                return -ENOMEM;
+                        data = nd;
+                        cap *= 2;
+                }
+                ssize_t n = read(fd, data + len, cap - 1 - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > max_size)
+                        return -EFBIG;
+        }
+        data[len] = 0;
+        *ret = TAKE_PTR(data);
+        if (ret_len)
+                *ret_len = len;
+        return 0;
+}

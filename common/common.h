@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * common: the few helpers every virtform module shares.
+ *
+ * Nothing here logs or keeps state: modules return 0 or a negative errno and
+ * hand messages back to the controller, which alone decides what to print.
+ */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _unused_ __attribute__((unused))
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+static inline void closep(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Defines NAMEp(type **) that calls NAME on a non-NULL pointer, for _cleanup_. */
+#define DEFINE_POINTER_CLEANUP(type, func)              \
+        static inline void func##p(type **p) {          \
+                if (*p)                                 \
+                        func(*p);                       \
+        }
+
+/* Moves ownership out of a _cleanup_ variable. */
+#define TAKE_PTR(p)                             \
+        ({                                      \
+                __typeof__(p) _taken_ = (p);    \
+                (p) = NULL;                     \
+                _taken_;                        \
+        })
+
+/* ---- resource kinds ---------------------------------------------------- */
+
+/* Declaration order is dependency order: a kind only depends on earlier kinds. */
+typedef enum vf_kind {
+        VF_KIND_NETWORK,
+        VF_KIND_HOSTDEV,
+        VF_KIND_DOMAIN,
+        _VF_KIND_MAX,
+        _VF_KIND_INVALID = -EINVAL,
+} vf_kind;
+
+/* "network", "hostdev", "domain": the lower-case spelling used in keys and output. */
+const char *vf_kind_to_string(vf_kind kind);
+/* Accepts the lower-case spelling; returns -EINVAL for anything else. */
+vf_kind vf_kind_from_string(const char *s);
+/* "Network", "Hostdev", "Domain": the spelling of the YAML `kind:` field. */
+const char *vf_kind_to_yaml(vf_kind kind);
+vf_kind vf_kind_from_yaml(const char *s);
+
+/* ---- strings ----------------------------------------------------------- */
+
+/* asprintf() that returns NULL on failure instead of leaving the pointer undefined. */
+char *vf_printf(const char *fmt, ...) _printf_(1, 2);
+bool vf_streq_ptr(const char *a, const char *b);
+bool vf_str_has_suffix(const char *s, const char *suffix);
+
+/* NULL-terminated string vectors. */
+typedef char **vf_strv;
+size_t vf_strv_length(char *const *v);
+void vf_strv_free(char **v);
+/* Appends a copy of s; returns 0 or -ENOMEM. */
+int vf_strv_push(char ***v, const char *s);
+/* Appends s itself, taking ownership (s is freed on failure). */
+int vf_strv_consume(char ***v, char *s);
+bool vf_strv_contains(char *const *v, const char *s);
+static inline void vf_strv_freep(char ***v) {
+        vf_strv_free(*v);
+}
+#define _cleanup_strv_free_ _cleanup_(vf_strv_freep)
+
+/* A growable byte buffer that is always NUL-terminated. */
+typedef struct vf_buf {
+        char *data;
+        size_t len;
+        size_t cap;
+        bool oom; /* sticky: once set, every append is a no-op */
+} vf_buf;
+
+void vf_buf_append(vf_buf *b, const char *s, size_t len);
+void vf_buf_puts(vf_buf *b, const char *s);
+void vf_buf_printf(vf_buf *b, const char *fmt, ...) _printf_(2, 3);
+/* Appends s as a JSON string literal, quotes included; NULL becomes null. */
+void vf_buf_put_json_string(vf_buf *b, const char *s);
+/* Hands the contents to the caller, or returns NULL (and frees) after an OOM. */
+char *vf_buf_steal(vf_buf *b);
+void vf_buf_done(vf_buf *b);
+
+/* ---- hashing ----------------------------------------------------------- */
+
+#define VF_HASH_HEX_LEN 64
+
+/* SHA-256 of data, as lower-case hex. */
+void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]);
+
+/* A string-keyed hash map. Keys are copied; values are borrowed. */
+typedef struct vf_map vf_map;
+vf_map *vf_map_new(void);
+void vf_map_free(vf_map *m);
+DEFINE_POINTER_CLEANUP(vf_map, vf_map_free);
+/* Inserts or replaces; returns 0 or -ENOMEM. */
+int vf_map_put(vf_map *m, const char *key, void *value);
+void *vf_map_get(const vf_map *m, const char *key);
+/* Returns the removed value, or NULL. */
+void *vf_map_remove(vf_map *m, const char *key);
+size_t vf_map_size(const vf_map *m);
+/* Iterates in no particular order: start with *it = 0; returns false at the end. */
+bool vf_map_next(const vf_map *m, size_t *it, const char **key, void **value);
+
+/* ---- time -------------------------------------------------------------- */
+
+/* CLOCK_REALTIME in microseconds: for timestamps people read. */
+int64_t vf_now_realtime_usec(void);
+/* CLOCK_MONOTONIC in microseconds: for timeouts and deadlines. */
+int64_t vf_now_monotonic_usec(void);
+/* RFC 3339 UTC with seconds, e.g. 2026-11-26T01:32:40Z; "-" for 0. */
+void vf_format_time(int64_t realtime_usec, char out[32]);
+
+/* ---- files ------------------------------------------------------------- */
+
+/* Reads a whole regular file of at most max_size bytes (-EFBIG beyond). */
+int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len);

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The command line: parses options, runs one subcommand, maps the outcome to
+ * an exit status. Exit statuses: 0 converged (or valid), 1 an error stopped
+ * the run, 2 the run completed but something is waiting or failed.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+
+#include "config.h"
+#include "controller/controller.h"
+#include "controller/output.h"
+
+enum {
+        EXIT_CONVERGED = 0,
+        EXIT_ERROR = 1,
+        EXIT_NOT_CONVERGED = 2,
+};
+
+enum {
+        OPT_STATE = 0x100,
+        OPT_NO_PRUNE,
+        OPT_SHUTDOWN_TIMEOUT,
+        OPT_LOG_LEVEL,
+};
+
+typedef struct command {
+        const char *name;
+        const char *usage;
+        const char *help;
+        bool takes_converge_options;
+        int (*run)(vf_options *opts, int argc, char **argv);
+} command;
+
+static const struct option converge_options[] = {
+        { "connect", required_argument, NULL, 'c' },
+        { "state", required_argument, NULL, OPT_STATE },
+        { "no-prune", no_argument, NULL, OPT_NO_PRUNE },
+        { "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
+        { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+        { "output", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        {},
+};
+
+static const command *find_command(const char *name);
+
+static int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+
+static int usage_error(const char *cmd, const char *fmt, ...) {
+        va_list ap;
+
+        fprintf(stderr, "virtform%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry 'virtform %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+        return EXIT_ERROR;
+}
+
+static int parse_uint(const char *s, unsigned *ret) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || v > 86400 || *s == '-')
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static int parse_log_level(const char *s, vf_log_level *ret) {
+        static const char *const names[] = { "error", "warning", "notice", "info", "debug" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (strcmp(s, names[i]) == 0) {
+                        *ret = (vf_log_level) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static const char converge_help[];
+
+static void print_command_help(const command *cmd) {
+        printf("Usage: virtform %s %s\n\n%s%s", cmd->name, cmd->usage, cmd->help,
+               cmd->takes_converge_options ? converge_help : "");
+}
+
+/* Parses the options every subcommand shares; leaves positional arguments at argv[optind...]. */
+static int parse_options(const command *cmd, vf_options *opts, const char **output, int argc, char **argv,
+                         bool *help) {
+        int c;
+
+        optind = 1;
+        *help = false;
+        while ((c = getopt_long(argc, argv, "+c:o:h", converge_options, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        opts->uri = optarg;
+                        break;
+                case OPT_STATE:
+                        opts->state_path = optarg;
+                        break;
+                case OPT_NO_PRUNE:
+                        opts->prune = false;
+                        break;
+                case OPT_SHUTDOWN_TIMEOUT:
+                        if (parse_uint(optarg, &opts->shutdown_timeout_sec) < 0)
+                                return usage_error(cmd->name, "invalid --shutdown-timeout '%s': give seconds, 0..86400", optarg);
+                        break;
+                case OPT_LOG_LEVEL:
+                        if (parse_log_level(optarg, &opts->log_level) < 0)
+                                return usage_error(cmd->name, "invalid --log-level '%s': use error, warning, notice, info or debug", optarg);
+                        break;
+                case 'o':
+                        if (!output || (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0))
+                                return usage_error(cmd->name, "invalid --output '%s'", optarg);
+                        *output = optarg;
+                        break;
+                case 'h':
+                        *help = true;
+                        return 0;
+                default:
+                        return usage_error(cmd->name, "%s", "invalid option");
+                }
+        }
+        return 0;
+}
+
+static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) {
+        _cleanup_free_ char *errmsg = NULL;
+        vf_controller c;
+        vf_report report = {};
+        int r, status;
+
+        r = vf_controller_open(&c, opts, &errmsg);
+        if (r < 0) {
+                fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
+                vf_controller_close(&c);
+                return EXIT_ERROR;
+        }
+        r = vf_controller_pass(&c, &report, &errmsg);
+        if (r < 0) {
+                fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
+                status = EXIT_ERROR;
+        } else {
+                print(stdout, &report);
+                status = vf_report_converged(&report) ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
+        }
+        vf_report_done(&report);
+        vf_controller_close(&c);
+        return status;
+}
+
+static int need_paths(const command *cmd, vf_options *opts, int argc, char **argv) {
+        if (optind >= argc)
+                return usage_error(cmd->name, "%s", "no directory given: name at least one DIR");
+        opts->paths = argv + optind;
+        return 0;
+}
+
+static int cmd_converge(const command *cmd, vf_options *opts, int argc, char **argv,
+                        void (*print)(FILE *, const vf_report *)) {
+        bool help;
+        int r = parse_options(cmd, opts, NULL, argc, argv, &help);
+
+        if (r != 0 || help) {
+                if (help)
+                        print_command_help(cmd);
+                return r;
+        }
+        r = need_paths(cmd, opts, argc, argv);
+        if (r != 0)
+                return r;
+        return run_pass(opts, print);
+}
+
+static int cmd_apply(vf_options *opts, int argc, char **argv) {
+        return cmd_converge(find_command("apply"), opts, argc, argv, output_apply);
+}
+
+static int cmd_plan(vf_options *opts, int argc, char **argv) {
+        opts->dry_run = true;
+        return cmd_converge(find_command("plan"), opts, argc, argv, output_plan);
+}
+
+static int cmd_validate(vf_options *opts, int argc, char **argv) {
+        const command *cmd = find_command("validate");
+        _cleanup_(schema_set_freep) schema_set *set = NULL;
+        bool help;
+        int r = parse_options(cmd, opts, NULL, argc, argv, &help);
+
+        if (r != 0 || help) {
+                if (help)
+                        print_command_help(cmd);
+                return r;
+        }
+        r = need_paths(cmd, opts, argc, argv);
+        if (r != 0)
+                return r;
+        r = schema_load(opts->paths, vf_strv_length(opts->paths), &set);
+        if (r < 0) {
+                fprintf(stderr, "virtform: error: %s\n", strerror(-r));
+                return EXIT_ERROR;
+        }
+        output_diags(stderr, set);
+        if (set->n_diags > 0)
+                return EXIT_ERROR;
+        printf("%zu resources in %zu files are valid\n", set->n_resources, vf_strv_length(set->files_ok));
+        return EXIT_CONVERGED;
+}
+
+static int cmd_status(vf_options *opts, int argc, char **argv) {
+        const command *cmd = find_command("status");
+        _cleanup_(state_closep) state_store *store = NULL;
+        _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
+        const char *output = "table", *path;
+        state_record **recs = NULL;
+        size_t n = 0;
+        bool help;
+        int r = parse_options(cmd, opts, &output, argc, argv, &help);
+
+        if (r != 0 || help) {
+                if (help)
+                        print_command_help(cmd);
+                return r;
+        }
+        if (optind < argc)
+                return usage_error(cmd->name, "unexpected argument '%s'", argv[optind]);
+        path = opts->state_path ? opts->state_path : (fallback = state_default_path());
+        r = path ? state_open(path, STATE_OPEN_READONLY, &store, &errmsg) : -ENOMEM;
+        if (r >= 0)
+                r = state_list(store, &recs, &n);
+        if (r < 0) {
+                fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
+                return EXIT_ERROR;
+        }
+        if (strcmp(output, "json") == 0)
+                r = output_status_json(stdout, recs, n);
+        else
+                output_status_table(stdout, recs, n);
+        state_record_list_free(recs, n);
+        return r < 0 ? EXIT_ERROR : EXIT_CONVERGED;
+}
+
+static const char converge_help[] =
+        "Options:\n"
+        "  -c, --connect URI          libvirt URI (default: $LIBVIRT_DEFAULT_URI, else libvirt's default)\n"
+        "      --state PATH           state file (default: /var/lib/virtform/state.db as root,\n"
+        "                             $XDG_STATE_HOME/virtform/state.db otherwise)\n"
+        "      --no-prune             keep owned objects whose declaration is gone\n"
+        "      --shutdown-timeout SEC graceful shutdown before destroy (default 60)\n"
+        "      --log-level LEVEL      error, warning, notice (default), info, debug\n"
+        "  -h, --help                 show this help\n";
+
+static const command commands[] = {
+        { "apply", "[-c URI] [--state PATH] [--no-prune] DIR...",
+          "Converge libvirt once to the resources declared in DIR (YAML and XML files) and print one line per\n"
+          "resource: created, updated, unchanged, deleted, kept, waiting or failed.\n"
+          "Exit status: 0 every resource Ready, 2 something waiting or failed, 1 an error stopped the run.\n\n",
+          true, cmd_apply },
+        { "plan", "[-c URI] [--state PATH] [--no-prune] DIR...",
+          "Print what apply would do, with a diff per changed definition. Changes neither libvirt nor the\n"
+          "state file. Exit status as for apply.\n\n",
+          true, cmd_plan },
+        { "validate", "PATH...",
+          "Validate desired-state files or directories without a hypervisor. Errors are printed as\n"
+          "FILE:LINE:COLUMN: error: MESSAGE. Exit status: 0 valid, 1 any error.\n\n",
+          false, cmd_validate },
+        { "status", "[--state PATH] [-o table|json]",
+          "List every recorded resource with its conditions, generation, last error and next retry.\n\n"
+          "Options:\n"
+          "      --state PATH           state file\n"
+          "  -o, --output FORMAT        table (default) or json\n",
+          false, cmd_status },
+};
+
+static const command *find_command(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (strcmp(commands[i].name, name) == 0)
+                        return &commands[i];
+        return NULL;
+}
+
+static void print_main_help(void) {
+        printf("Usage: virtform COMMAND [OPTIONS] [ARGS]\n\n"
+               "Converge a libvirt host to desired-state files: networks, domains, host devices.\n\n"
+               "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                printf("  %-9s %s\n", commands[i].name, commands[i].usage);
+        printf("\nOptions shared by apply and plan:\n%s\n"
+               "Run 'virtform COMMAND --help' for more about a command.\n",
+               converge_help);
+}
+
+int vf_main(int argc, char **argv) {
+        vf_options opts;
+
+        vf_options_init(&opts);
+        if (argc < 2)
+                return usage_error(NULL, "%s", "no command given");
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+                print_main_help();
+                return EXIT_CONVERGED;
+        }
+        if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+                printf("virtform %s\n", VIRTFORM_VERSION);
+                return EXIT_CONVERGED;
+        }
+        const command *cmd = find_command(argv[1]);
+        if (!cmd)
+                return usage_error(NULL, "unknown command '%s'", argv[1]);
+        return cmd->run(&opts, argc - 1, argv + 1);
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "controller/controller.h"
+
+#include <libvirt/virterror.h>
+#include <stdarg.h>
+
+#define DEFAULT_SHUTDOWN_TIMEOUT_SEC 60
+
+void vf_options_init(vf_options *o) {
+        *o = (vf_options) {
+                .prune = true,
+                .shutdown_timeout_sec = DEFAULT_SHUTDOWN_TIMEOUT_SEC,
+                .log_level = VF_LOG_NOTICE,
+        };
+}
+
+static const char *const level_names[] = {
+        [VF_LOG_ERR] = "error",
+        [VF_LOG_WARNING] = "warning",
+        [VF_LOG_NOTICE] = "notice",
+        [VF_LOG_INFO] = "info",
+        [VF_LOG_DEBUG] = "debug",
+};
+
+void vf_log(const vf_controller *c, vf_log_level level, const char *fmt, ...) {
+        va_list ap;
+
+        if (level > c->opts.log_level || !c->log)
+                return;
+        fprintf(c->log, "virtform: %s: ", level_names[level]);
+        va_start(ap, fmt);
+        vfprintf(c->log, fmt, ap);
+        va_end(ap);
+        fputc('\n', c->log);
+}
+
+/* libvirt prints every error to stderr by default; we report them ourselves, with context. */
+static void ignore_libvirt_error(void *userdata, virErrorPtr error) {
+}
+
+static int open_hypervisor(vf_controller *c, char **errmsg) {
+        virSetErrorFunc(NULL, ignore_libvirt_error);
+        c->conn = c->opts.dry_run ? virConnectOpenReadOnly(c->opts.uri) : virConnectOpen(c->opts.uri);
+        if (!c->conn) {
+                *errmsg = vf_printf("cannot connect to the hypervisor%s%s: %s; check that libvirtd runs and -c names "
+                                    "the right URI",
+                                    c->opts.uri ? " at " : "", c->opts.uri ? c->opts.uri : "", rc_libvirt_error());
+                return -ECONNREFUSED;
+        }
+        return 0;
+}
+
+static int open_store(vf_controller *c, char **errmsg) {
+        _cleanup_free_ char *fallback = NULL;
+        const char *path = c->opts.state_path;
+
+        if (!path) {
+                path = fallback = state_default_path();
+                if (!path)
+                        return -ENOMEM;
+        }
+        return state_open(path, c->opts.dry_run ? STATE_OPEN_READONLY : 0, &c->store, errmsg);
+}
+
+int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) {
+        int r;
+
+        *c = (vf_controller) { .opts = *opts, .log = stderr };
+        r = open_store(c, errmsg);
+        if (r < 0)
+                return r;
+        r = open_hypervisor(c, errmsg);
+        if (r < 0)
+                return r;
+        c->rc = (rc_context) {
+                .conn = c->conn,
+                .store = opts->dry_run ? NULL : c->store,
+                .instance_id = state_instance_id(c->store),
+                .dry_run = opts->dry_run,
+                .shutdown_timeout_sec = opts->shutdown_timeout_sec,
+        };
+        return 0;
+}
+
+void vf_controller_close(vf_controller *c) {
+        rc_context_done(&c->rc);
+        schema_set_free(c->desired);
+        if (c->conn)
+                virConnectClose(c->conn);
+        state_close(c->store);
+        *c = (vf_controller) {};
+}

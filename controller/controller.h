@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * controller: the context that owns everything mutable, the dependency graph,
+ * one convergence pass, and the CLI on top.
+ *
+ * Data flows one way: schema_set -> graph -> reconciler -> libvirt -> state.
+ * The CLI is a thin layer: tests drive vf_controller in-process.
+ */
+#pragma once
+
+#include "reconcilers/reconciler.h"
+#include "schema/schema.h"
+#include "state/state.h"
+
+typedef enum vf_log_level {
+        VF_LOG_ERR,
+        VF_LOG_WARNING,
+        VF_LOG_NOTICE,
+        VF_LOG_INFO,
+        VF_LOG_DEBUG,
+} vf_log_level;
+
+typedef struct vf_options {
+        const char *uri; /* NULL: LIBVIRT_DEFAULT_URI, else libvirt's default */
+        const char *state_path; /* NULL: state_default_path() */
+        char **paths; /* directories and files of desired state */
+        bool prune; /* remove owned objects whose declaration is gone */
+        bool dry_run; /* plan: read-only connection, read-only store */
+        unsigned shutdown_timeout_sec;
+        vf_log_level log_level;
+} vf_options;
+
+void vf_options_init(vf_options *o);
+
+/* What one pass did to one resource. */
+typedef struct vf_report_entry {
+        vf_kind kind;
+        char *name;
+        char *source_file;
+        rc_result result;
+        char *old_xml; /* what we defined last time, for plan's diff */
+} vf_report_entry;
+
+typedef struct vf_report {
+        vf_report_entry *entries;
+        size_t n_entries;
+        const schema_set *desired; /* borrowed: diagnostics of the files read */
+        rc_counters counters; /* libvirt calls made by this pass */
+        unsigned by_outcome[_RC_OUTCOME_MAX];
+        unsigned n_file_errors;
+} vf_report;
+
+void vf_report_done(vf_report *r);
+/* True when every resource is Ready and every file was valid. */
+bool vf_report_converged(const vf_report *r);
+
+typedef struct vf_controller {
+        vf_options opts;
+        virConnectPtr conn;
+        state_store *store;
+        rc_context rc;
+        schema_set *desired;
+        FILE *log; /* where log lines go: stderr */
+} vf_controller;
+
+/* Connects to libvirt and opens the store. On failure *errmsg says why. */
+int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg);
+void vf_controller_close(vf_controller *c);
+
+/*
+ * Loads opts.paths, then converges once: applies what is declared in
+ * dependency order and prunes what is gone in reverse order. Fills report.
+ * Returns 0 when the pass ran (whatever the outcomes), or a negative errno
+ * when it could not (hypervisor unreachable, store failing) with *errmsg set.
+ */
+int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg);
+
+/* Logging that carries the resource it is about: "domain/web1: message". */
+void vf_log(const vf_controller *c, vf_log_level level, const char *fmt, ...) _printf_(3, 4);
+
+/* The CLI: returns the process exit status. */
+int vf_main(int argc, char **argv);

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What people read: apply's lines, plan's diffs, status as a table or JSON.
+ */
+#include "controller/output.h"
+
+#define DIFF_MAX_LINES 4000
+
+static const char *plan_verb(rc_outcome o) {
+        switch (o) {
+        case RC_CREATED:
+                return "+ create";
+        case RC_UPDATED:
+                return "~ update";
+        case RC_DELETED:
+                return "- delete";
+        case RC_UNCHANGED:
+                return "= unchanged";
+        case RC_KEPT:
+                return "  keep";
+        case RC_WAITING:
+                return "! waiting";
+        default:
+                return "! failed";
+        }
+}
+
+static void print_reason(FILE *f, const rc_result *res) {
+        if (res->outcome == RC_WAITING || res->outcome == RC_FAILED || res->outcome == RC_KEPT)
+                fprintf(f, ": %s: %s", res->reason ? res->reason : "Unknown", res->message ? res->message : "");
+        else if (res->outcome != RC_UNCHANGED && res->message)
+                fprintf(f, ": %s", res->message);
+        if (res->restart_pending)
+                fprintf(f, " [RestartPending: %s]", res->restart_pending);
+}
+
+void output_diags(FILE *f, const schema_set *set) {
+        for (size_t i = 0; set && i < set->n_diags; i++) {
+                _cleanup_free_ char *line = schema_diag_format(&set->diags[i]);
+                fprintf(f, "%s\n", line ? line : "out of memory");
+        }
+}
+
+static void print_summary(FILE *f, const char *verb, const vf_report *r) {
+        _cleanup_free_ char *writes = rc_counters_format_writes(&r->counters);
+
+        fprintf(f, "%s: %zu resources:", verb, r->n_entries);
+        for (rc_outcome o = 0; o < _RC_OUTCOME_MAX; o++)
+                if (r->by_outcome[o])
+                        fprintf(f, " %u %s,", r->by_outcome[o], rc_outcome_to_string(o));
+        if (r->n_file_errors)
+                fprintf(f, " %u file errors,", r->n_file_errors);
+        fprintf(f, " libvirt calls: %u writes (%s), %u reads\n", rc_counters_writes(&r->counters),
+                writes ? writes : "?", rc_counters_reads(&r->counters));
+}
+
+void output_apply(FILE *f, const vf_report *r) {
+        for (size_t i = 0; i < r->n_entries; i++) {
+                const vf_report_entry *e = &r->entries[i];
+                fprintf(f, "%-9s %s/%s", rc_outcome_to_string(e->result.outcome), vf_kind_to_string(e->kind), e->name);
+                print_reason(f, &e->result);
+                fputc('\n', f);
+        }
+        print_summary(f, "apply", r);
+}
+
+/* ---- plan's diff ------------------------------------------------------- */
+
+static int split_lines(const char *text, char ***ret) {
+        char **v = NULL;
+
+        for (const char *p = text; p && *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t) (nl - p) : strlen(p);
+                int r = vf_strv_consume(&v, strndup(p, len));
+                if (r < 0) {
+                        vf_strv_free(v);
+                        return r;
+                }
+                p += len + (nl ? 1 : 0);
+        }
+        *ret = v;
+        return 0;
+}
+
+/* A longest-common-subsequence line diff: definitions are small, so O(n*m) is fine below the cap. */
+static void print_line_diff(FILE *f, char **a, size_t na, char **b, size_t nb) {
+        _cleanup_free_ unsigned *lcs = calloc((na + 1) * (nb + 1), sizeof(unsigned));
+        size_t i = 0, j = 0;
+
+        if (!lcs || na > DIFF_MAX_LINES || nb > DIFF_MAX_LINES) {
+                fprintf(f, "      (definition too large to diff: %zu -> %zu lines)\n", na, nb);
+                return;
+        }
+#define LCS(x, y) lcs[(x) * (nb + 1) + (y)]
+        for (size_t x = na; x-- > 0;)
+                for (size_t y = nb; y-- > 0;)
+                        LCS(x, y) = strcmp(a[x], b[y]) == 0 ? LCS(x + 1, y + 1) + 1
+                                    : LCS(x + 1, y) >= LCS(x, y + 1) ? LCS(x + 1, y)
+                                                                     : LCS(x, y + 1);
+        while (i < na || j < nb) {
+                if (i < na && j < nb && strcmp(a[i], b[j]) == 0) {
+                        i++, j++;
+                } else if (j < nb && (i == na || LCS(i, j + 1) >= LCS(i + 1, j))) {
+                        fprintf(f, "      + %s\n", b[j++]);
+                } else {
+                        fprintf(f, "      - %s\n", a[i++]);
+                }
+        }
+#undef LCS
+}
+
+static void print_plan_diff(FILE *f, const vf_report_entry *e) {
+        _cleanup_strv_free_ char **old_lines = NULL, **new_lines = NULL;
+
+        if (!e->result.config_changed)
+                return;
+        if (split_lines(e->old_xml, &old_lines) < 0 || split_lines(e->result.applied_desired_xml, &new_lines) < 0)
+                return;
+        print_line_diff(f, old_lines, vf_strv_length(old_lines), new_lines, vf_strv_length(new_lines));
+}
+
+void output_plan(FILE *f, const vf_report *r) {
+        for (size_t i = 0; i < r->n_entries; i++) {
+                const vf_report_entry *e = &r->entries[i];
+                fprintf(f, "%s %s/%s", plan_verb(e->result.outcome), vf_kind_to_string(e->kind), e->name);
+                if (e->source_file)
+                        fprintf(f, " (%s)", e->source_file);
+                print_reason(f, &e->result);
+                fputc('\n', f);
+                if (e->result.steps && e->result.outcome != RC_UNCHANGED) {
+                        fprintf(f, "    steps:");
+                        for (size_t s = 0; e->result.steps[s]; s++)
+                                fprintf(f, "%s %s", s ? "," : "", e->result.steps[s]);
+                        fputc('\n', f);
+                }
+                print_plan_diff(f, e);
+        }
+        print_summary(f, "plan", r);
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static const state_condition *ready_condition(const state_record *rec) {
+        return state_record_condition(rec, "Ready");
+}
+
+void output_status_table(FILE *f, state_record *const *recs, size_t n) {
+        fprintf(f, "%-8s %-24s %-6s %-20s %-9s %-8s %-20s %s\n", "KIND", "NAME", "READY", "REASON", "GEN/OBS",
+                "ATTEMPTS", "NEXT RETRY", "MESSAGE");
+        for (size_t i = 0; i < n; i++) {
+                const state_record *rec = recs[i];
+                const state_condition *ready = ready_condition(rec);
+                const state_condition *restart = state_record_condition(rec, "RestartPending");
+                char gen[48], next[32];
+
+                snprintf(gen, sizeof gen, "%" PRId64 "/%" PRId64, rec->generation, rec->observed_generation);
+                vf_format_time(rec->next_retry_usec, next);
+                fprintf(f, "%-8s %-24s %-6s %-20s %-9s %-8" PRId64 " %-20s %s%s%s\n", rec->kind, rec->name,
+                        ready ? (ready->status ? "True" : "False") : "-", ready && ready->reason ? ready->reason : "-",
+                        gen, rec->attempts, next, ready && ready->message ? ready->message : "",
+                        restart && restart->status ? " [RestartPending] " : "",
+                        restart && restart->status && restart->message ? restart->message : "");
+        }
+}
+
+static void json_condition(vf_buf *b, const state_condition *c) {
+        char when[32];
+
+        vf_format_time(c->last_transition_usec, when);
+        vf_buf_puts(b, "{\"type\":");
+        vf_buf_put_json_string(b, c->type);
+        vf_buf_printf(b, ",\"status\":\"%s\",\"reason\":", c->status ? "True" : "False");
+        vf_buf_put_json_string(b, c->reason);
+        vf_buf_puts(b, ",\"message\":");
+        vf_buf_put_json_string(b, c->message);
+        vf_buf_puts(b, ",\"lastTransitionTime\":");
+        vf_buf_put_json_string(b, when);
+        vf_buf_puts(b, "}");
+}
+
+static void json_field(vf_buf *b, const char *key, const char *value) {
+        vf_buf_printf(b, ",\"%s\":", key);
+        vf_buf_put_json_string(b, value);
+}
+
+static void json_record(vf_buf *b, const state_record *rec) {
+        char next[32];
+
+        vf_buf_puts(b, "{\"kind\":");
+        vf_buf_put_json_string(b, rec->kind);
+        json_field(b, "name", rec->name);
+        json_field(b, "sourceFile", rec->source_file);
+        vf_buf_printf(b, ",\"generation\":%" PRId64 ",\"observedGeneration\":%" PRId64, rec->generation,
+                      rec->observed_generation);
+        json_field(b, "desiredHash", rec->desired_hash);
+        json_field(b, "uuid", rec->uuid);
+        json_field(b, "lastError", rec->last_error);
+        vf_buf_printf(b, ",\"attempts\":%" PRId64, rec->attempts);
+        vf_format_time(rec->next_retry_usec, next);
+        json_field(b, "nextRetry", rec->next_retry_usec ? next : NULL);
+        vf_buf_puts(b, ",\"conditions\":[");
+        for (size_t i = 0; i < rec->n_conditions; i++) {
+                if (i)
+                        vf_buf_puts(b, ",");
+                json_condition(b, &rec->conditions[i]);
+        }
+        vf_buf_puts(b, "]}");
+}
+
+int output_status_json(FILE *f, state_record *const *recs, size_t n) {
+        vf_buf b = {};
+
+        vf_buf_puts(&b, "[");
+        for (size_t i = 0; i < n; i++) {
+                vf_buf_puts(&b, i ? ",\n " : "");
+                json_record(&b, recs[i]);
+        }
+        vf_buf_puts(&b, "]\n");
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        if (!text)
+                return -ENOMEM;
+        fputs(text, f);
+        return 0;
+}

@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The convergence every libvirt object kind shares: ownership, change and
+ * drift detection, define, autostart and active state, and removal.
+ *
+ * Whether to redefine is never decided by comparing our XML with libvirt's:
+ * libvirt normalises what it is given, so they always differ. Instead the
+ * desired hash is compared with the one in the object's ownership marker, and
+ * drift is libvirt's XML now against the XML it returned right after our define.
+ */
+#include "reconcilers/object.h"
+
+#include <string.h>
+
+typedef struct observed {
+        void *obj; /* borrowed from the inventory */
+        char *xml; /* inactive XML */
+        char hash[VF_HASH_HEX_LEN + 1];
+        xmlDoc *doc; /* parsed only when the fast path does not settle it */
+} observed;
+
+static void observed_done(observed *o) {
+        free(o->xml);
+        if (o->doc)
+                xmlFreeDoc(o->doc);
+        *o = (observed) {};
+}
+
+static int observe(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res) {
+        o->obj = rc_inventory_lookup(ctx, req->kind, req->name);
+        if (!o->obj)
+                return 0;
+        rc_count_read(ctx, RC_CALL_GET_XML);
+        o->xml = k->cls->get_xml(o->obj, true);
+        if (!o->xml) {
+                rc_result_set(res, RC_FAILED, false, "ReadFailed", "cannot read the definition of %s %s: %s",
+                              vf_kind_to_string(req->kind), req->name, rc_libvirt_error());
+                return -EIO;
+        }
+        vf_sha256_hex(o->xml, strlen(o->xml), o->hash);
+        return 0;
+}
+
+static int observed_doc(observed *o, xmlDoc **ret) {
+        if (!o->doc)
+                o->doc = rc_xml_parse(o->xml);
+        *ret = o->doc;
+        return o->doc ? 0 : -EBADMSG;
+}
+
+/* Ours when it carries our marker, or when it is the very object we recorded (marker lost to an out-of-band redefine). */
+static int classify_owner(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_owner *owner,
+                          bool *owned) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        xmlDoc *doc;
+        int r = observed_doc(o, &doc);
+
+        if (r < 0)
+                return r;
+        *owned = false;
+        if (rc_owner_read(doc, owner) >= 0 && strcmp(owner->instance, ctx->instance_id) == 0) {
+                *owned = true;
+                return 0;
+        }
+        if (!req->record || !req->record->uuid)
+                return 0;
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        if (k->cls->get_uuid_string(o->obj, uuid) == 0)
+                *owned = strcmp(uuid, req->record->uuid) == 0;
+        return 0;
+}
+
+/* Fast path: we recorded this very hash and libvirt still returns what it returned after our define. */
+static bool in_sync_with_record(const rc_request *req, const observed *o) {
+        const state_record *rec = req->record;
+        return rec && rec->uuid && vf_streq_ptr(rec->desired_hash, req->desired->hash) &&
+               vf_streq_ptr(rec->applied_xml_hash, o->hash);
+}
+
+typedef enum define_reason {
+        DEFINE_NONE,
+        DEFINE_CREATE,
+        DEFINE_RECREATE, /* we recorded it, and it was removed out of band */
+        DEFINE_CHANGED,
+        DEFINE_DRIFT,
+        DEFINE_ADOPT,
+} define_reason;
+
+static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res, define_reason *ret) {
+        _cleanup_(rc_owner_done) rc_owner owner = {};
+        bool owned;
+        int r;
+
+        if (!o->obj) {
+                *ret = req->record && req->record->uuid ? DEFINE_RECREATE : DEFINE_CREATE;
+                return 0;
+        }
+        if (in_sync_with_record(req, o)) {
+                *ret = DEFINE_NONE;
+                return 0;
+        }
+        r = classify_owner(ctx, k, req, o, &owner, &owned);
+        if (r < 0)
+                return r;
+        if (!owned && !req->desired->adopt) {
+                rc_result_set(res, RC_FAILED, false, "Conflict",
+                              "%s %s already exists and is not managed by this virtform state%s; "
+                              "rename the resource, remove the existing object, or set metadata.adopt: true to take it over",
+                              vf_kind_to_string(req->kind), req->name,
+                              owner.instance ? " (it belongs to another virtform state)" : "");
+                return 1;
+        }
+        if (!owned)
+                *ret = DEFINE_ADOPT;
+        else if (!vf_streq_ptr(owner.hash, req->desired->hash))
+                *ret = DEFINE_CHANGED;
+        else if (req->record && req->record->applied_xml_hash && !vf_streq_ptr(req->record->applied_xml_hash, o->hash))
+                *ret = DEFINE_DRIFT;
+        else
+                *ret = DEFINE_NONE;
+        return 0;
+}
+
+/* A redefine must keep the object's UUID: libvirt refuses a new UUID under an existing name. */
+static int inherit_uuid(xmlDoc *current, xmlDoc *desired) {
+        xmlNode *root = xmlDocGetRootElement(desired);
+        xmlNode *uuid = rc_xml_child(xmlDocGetRootElement(current), "uuid");
+
+        if (!uuid || rc_xml_child(root, "uuid"))
+                return 0;
+        xmlNode *copy = xmlCopyNode(uuid, 1);
+        if (!copy)
+                return -ENOMEM;
+        xmlNode *name = rc_xml_child(root, "name");
+        if (name)
+                xmlAddNextSibling(name, copy);
+        else
+                xmlAddChild(root, copy);
+        return 0;
+}
+
+static int render(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res,
+                  char **ret) {
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = rc_xml_parse(req->desired->xml);
+        xmlDoc *current = NULL;
+        int r;
+
+        if (!doc)
+                return -EBADMSG;
+        if (o->obj) {
+                r = observed_doc(o, &current);
+                if (r < 0)
+                        return r;
+                r = inherit_uuid(current, doc);
+                if (r < 0)
+                        return r;
+        }
+        r = k->complete(ctx, req, current, doc, res);
+        if (r != 0)
+                return r;
+        r = rc_owner_write(doc, ctx, req);
+        if (r < 0)
+                return r;
+        *ret = rc_xml_format(doc);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int record_applied(rc_context *ctx, const rc_kind_hooks *k, void *obj, rc_result *res) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        char hash[VF_HASH_HEX_LEN + 1];
+
+        rc_count_read(ctx, RC_CALL_GET_XML);
+        _cleanup_free_ char *xml = k->cls->get_xml(obj, true);
+        if (!xml)
+                return 0; /* the next pass takes this as its baseline */
+        vf_sha256_hex(xml, strlen(xml), hash);
+        free(res->applied_xml_hash);
+        res->applied_xml_hash = strdup(hash);
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        if (k->cls->get_uuid_string(obj, uuid) == 0) {
+                free(res->uuid);
+                res->uuid = strdup(uuid);
+        }
+        return 0;
+}
+
+static int define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res) {
+        _cleanup_free_ char *xml = NULL;
+        int r = render(ctx, k, req, o, res, &xml);
+
+        if (r != 0)
+                return r;
+        res->config_changed = true;
+        if (!rc_step_begin(ctx, res, RC_CALL_DEFINE, "define"))
+                return 0;
+        void *obj = k->cls->define_xml(ctx->conn, xml);
+        r = rc_step_end(ctx, req, res, "define", obj != NULL, "DefineFailed");
+        if (r < 0)
+                return r;
+        r = rc_inventory_replace(ctx, req->kind, req->name, obj);
+        if (r < 0)
+                return r;
+        o->obj = obj;
+        return record_applied(ctx, k, obj, res);
+}
+
+static int converge_autostart(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
+                              rc_result *res) {
+        int want = k->want_autostart(req), cur = 0;
+
+        if (obj) {
+                rc_count_read(ctx, RC_CALL_GET_INFO);
+                if (k->cls->get_autostart(obj, &cur) < 0)
+                        cur = !want; /* unknown: setting it is harmless */
+        }
+        if (cur == want)
+                return 0;
+        const char *what = want ? "autostart on" : "autostart off";
+        if (!rc_step_begin(ctx, res, RC_CALL_SET_AUTOSTART, what))
+                return 0;
+        return rc_step_end(ctx, req, res, what, k->cls->set_autostart(obj, want) == 0, "AutostartFailed");
+}
+
+int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res) {
+        if (!rc_step_begin(ctx, res, RC_CALL_START, "start"))
+                return 0;
+        return rc_step_end(ctx, req, res, "start", cls->start(obj) == 0, "StartFailed");
+}
+
+static bool record_says_restart_pending(const state_record *rec) {
+        const state_condition *c = rec ? state_record_condition(rec, "RestartPending") : NULL;
+        return c && c->status;
+}
+
+/* The running instance carries the marker it was started with: pending until it matches the desired hash. */
+static int restart_still_pending(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
+                                 rc_result *res) {
+        _cleanup_(rc_owner_done) rc_owner live = {};
+
+        rc_count_read(ctx, RC_CALL_GET_XML);
+        _cleanup_free_ char *xml = k->cls->get_xml(obj, false);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
+        if (doc && rc_owner_read(doc, &live) >= 0 && vf_streq_ptr(live.hash, req->desired->hash))
+                return 0;
+        const state_condition *c = state_record_condition(req->record, "RestartPending");
+        res->restart_pending = strdup(c->message ? c->message : "a restart is pending");
+        return res->restart_pending ? 0 : -ENOMEM;
+}
+
+static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
+                           bool redefined, rc_result *res) {
+        bool want = k->want_active(req);
+        int active = 0;
+
+        if (obj) {
+                rc_count_read(ctx, RC_CALL_GET_INFO);
+                active = k->cls->is_active(obj);
+                if (active < 0) {
+                        rc_result_set(res, RC_FAILED, false, "ReadFailed", "cannot read the state of %s %s: %s",
+                                      vf_kind_to_string(req->kind), req->name, rc_libvirt_error());
+                        return -EIO;
+                }
+        }
+        if (want && !active)
+                return rc_object_start(ctx, k->cls, req, obj, res);
+        if (!want && active)
+                return k->deactivate(ctx, req, obj, res);
+        if (!active)
+                return 0;
+        if (redefined)
+                return k->changed_while_active(ctx, req, obj, res);
+        if (record_says_restart_pending(req->record))
+                return restart_still_pending(ctx, k, req, obj, res);
+        return 0;
+}
+
+static const char *define_message(define_reason why) {
+        switch (why) {
+        case DEFINE_RECREATE:
+                return "recreated: it had been removed outside virtform";
+        case DEFINE_CHANGED:
+                return "redefined: the desired spec changed";
+        case DEFINE_DRIFT:
+                return "redefined: its definition had been changed outside virtform (drift corrected)";
+        case DEFINE_ADOPT:
+                return "adopted: the existing object now carries virtform's ownership marker";
+        default:
+                return "applied";
+        }
+}
+
+static void set_final_outcome(const rc_request *req, define_reason why, size_t steps_before, rc_result *res) {
+        bool acted = vf_strv_length(res->steps) > steps_before;
+        rc_outcome outcome = why == DEFINE_CREATE || why == DEFINE_RECREATE ? RC_CREATED
+                             : acted                                        ? RC_UPDATED
+                                                                            : RC_UNCHANGED;
+        _cleanup_free_ char *steps = NULL;
+
+        if (acted) {
+                vf_buf b = {};
+                for (size_t i = steps_before; res->steps[i]; i++)
+                        vf_buf_printf(&b, "%s%s", i > steps_before ? ", " : "", res->steps[i]);
+                steps = vf_buf_steal(&b);
+        }
+        if (why != DEFINE_NONE)
+                rc_result_set(res, outcome, true, "Applied", "%s (%s)", define_message(why), steps ? steps : "");
+        else if (acted)
+                rc_result_set(res, outcome, true, "Applied", "%s", steps ? steps : "");
+        else
+                rc_result_set(res, outcome, true, "Applied", "in sync");
+        (void) req;
+}
+
+int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res) {
+        _cleanup_(observed_done) observed o = {};
+        define_reason why = DEFINE_NONE;
+        size_t steps_before = vf_strv_length(res->steps);
+        int r;
+
+        r = observe(ctx, k, req, &o, res);
+        if (r < 0)
+                return r;
+        r = decide_define(ctx, k, req, &o, res, &why);
+        if (r != 0)
+                return r < 0 ? r : 0;
+
+        res->applied_desired_xml = strdup(req->desired->xml);
+        if (why != DEFINE_NONE)
+                r = define(ctx, k, req, &o, res);
+        else {
+                res->applied_xml_hash = strdup(o.hash);
+                res->uuid = req->record && req->record->uuid ? strdup(req->record->uuid) : NULL;
+                if (!res->uuid)
+                        r = record_applied(ctx, k, o.obj, res);
+        }
+        if (r != 0)
+                return r < 0 ? r : 0;
+
+        r = converge_autostart(ctx, k, req, o.obj, res);
+        if (r < 0)
+                return r;
+        r = converge_active(ctx, k, req, o.obj, why != DEFINE_NONE && why != DEFINE_CREATE && why != DEFINE_RECREATE,
+                            res);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (res->outcome == RC_WAITING)
+                return 0;
+        set_final_outcome(req, why, steps_before, res);
+        return 0;
+}
+
+static int undefine(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj, rc_result *res) {
+        if (!rc_step_begin(ctx, res, RC_CALL_UNDEFINE, "undefine"))
+                return 0;
+        int r = rc_step_end(ctx, req, res, "undefine", k->cls->undefine(obj) == 0, "UndefineFailed");
+        if (r < 0)
+                return r;
+        rc_inventory_forget(ctx, req->kind, req->name);
+        return 0;
+}
+
+int rc_converge_remove(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res) {
+        _cleanup_(observed_done) observed o = {};
+        _cleanup_(rc_owner_done) rc_owner owner = {};
+        bool owned, ok = true;
+        int r;
+
+        r = observe(ctx, k, req, &o, res);
+        if (r < 0)
+                return r;
+        if (!o.obj) {
+                rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; it was already gone");
+                return 0;
+        }
+        r = classify_owner(ctx, k, req, &o, &owner, &owned);
+        if (r < 0)
+                return r;
+        if (!owned) {
+                rc_result_set(res, RC_KEPT, true, "NotOwned",
+                              "no longer declared, but the existing object does not carry this state's ownership "
+                              "marker; left alone");
+                return 0;
+        }
+        if (k->removable) {
+                r = k->removable(ctx, req, o.obj, res, &ok);
+                if (r < 0 || !ok)
+                        return r;
+        }
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        if (k->cls->is_active(o.obj) == 1) {
+                r = k->deactivate(ctx, req, o.obj, res);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        r = undefine(ctx, k, req, o.obj, res);
+        if (r < 0)
+                return r;
+        rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; removed");
+        return 0;
+}
+
+typedef struct owned_scan {
+        rc_context *ctx;
+        const rc_kind_hooks *k;
+        const vf_map *known_keys;
+        char **names;
+} owned_scan;
+
+static int scan_one(void *obj, void *userdata) {
+        owned_scan *scan = userdata;
+        const char *name = scan->k->cls->get_name(obj);
+        _cleanup_free_ char *key = schema_key(scan->k->cls->kind, name);
+        _cleanup_(rc_owner_done) rc_owner owner = {};
+
+        if (!key)
+                return -ENOMEM;
+        if (vf_map_get(scan->known_keys, key))
+                return 0;
+        rc_count_read(scan->ctx, RC_CALL_GET_XML);
+        _cleanup_free_ char *xml = scan->k->cls->get_xml(obj, true);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
+        if (!doc || rc_owner_read(doc, &owner) < 0 || strcmp(owner.instance, scan->ctx->instance_id) != 0)
+                return 0;
+        return vf_strv_push(&scan->names, name);
+}
+
+int rc_converge_owned_names(rc_context *ctx, const rc_kind_hooks *k, const vf_map *known_keys, char ***ret) {
+        owned_scan scan = { ctx, k, known_keys, NULL };
+        int r = rc_inventory_foreach(ctx, k->cls->kind, scan_one, &scan);
+
+        if (r < 0) {
+                vf_strv_free(scan.names);
+                return r;
+        }
+        *ret = scan.names;
+        return 0;
+}
+
+int rc_converge_probe(rc_context *ctx, const rc_kind_hooks *k, const char *name, bool *ready, char **why) {
+        void *obj = rc_inventory_lookup(ctx, k->cls->kind, name);
+        const char *kind = vf_kind_to_string(k->cls->kind);
+
+        *ready = false;
+        if (!obj) {
+                *why = vf_printf("%s %s does not exist; declare it in a file or create it", kind, name);
+                return *why ? 0 : -ENOMEM;
+        }
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        if (k->cls->is_active(obj) != 1) {
+                *why = vf_printf("%s %s exists but is not active; start it", kind, name);
+                return *why ? 0 : -ENOMEM;
+        }
+        *ready = true;
+        return 0;
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The domain reconciler: what only domains need on top of converge.c —
+ * the hypervisor's domain type, MACs that must not change between defines,
+ * graceful shutdown, and the restart policy for a changed running domain.
+ */
+#include "reconcilers/object.h"
+
+#include <libxml/xpath.h>
+#include <string.h>
+#include <time.h>
+
+#define SHUTDOWN_POLL_MSEC 100
+
+static bool domain_want_active(const rc_request *req) {
+        return req->desired->domain.state == SCHEMA_DOMAIN_RUNNING;
+}
+
+static bool domain_want_autostart(const rc_request *req) {
+        return req->desired->domain.autostart;
+}
+
+/* The test driver runs "test" domains; QEMU runs "kvm" where the host offers it, else "qemu" (TCG). */
+static int detect_domain_type(rc_context *ctx, char **ret) {
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        const char *driver = virConnectGetType(ctx->conn);
+        if (!driver)
+                return -EIO;
+        if (strcasecmp(driver, "test") == 0) {
+                *ret = strdup("test");
+                return *ret ? 0 : -ENOMEM;
+        }
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        _cleanup_free_ char *caps = virConnectGetCapabilities(ctx->conn);
+        if (!caps)
+                return -EIO;
+        if (strcasecmp(driver, "qemu") == 0)
+                *ret = strdup(strstr(caps, "<domain type='kvm'") ? "kvm" : "qemu");
+        else {
+                _cleanup_(xmlFreeDocp) xmlDoc *doc = rc_xml_parse(caps);
+                *ret = doc ? rc_xml_xpath_string(doc, "string((//guest/arch/domain/@type)[1])") : NULL;
+                if (*ret && !**ret) {
+                        free(*ret);
+                        *ret = NULL;
+                }
+        }
+        return *ret ? 0 : -ENOTSUP;
+}
+
+static int set_domain_type(rc_context *ctx, const rc_request *req, xmlDoc *desired, rc_result *res) {
+        xmlNode *root = xmlDocGetRootElement(desired);
+        int r;
+
+        if (xmlHasProp(root, BAD_CAST "type"))
+                return 0;
+        if (!ctx->domain_type) {
+                r = detect_domain_type(ctx, &ctx->domain_type);
+                if (r < 0) {
+                        rc_result_set(res, RC_FAILED, false, "UnknownHypervisor",
+                                      "cannot choose a domain type for this hypervisor (%s); set spec.type",
+                                      rc_libvirt_error());
+                        return r;
+                }
+        }
+        return xmlSetProp(root, BAD_CAST "type", BAD_CAST ctx->domain_type) ? 0 : -ENOMEM;
+}
+
+static xmlNode *next_interface(xmlNode *n) {
+        for (; n; n = n->next)
+                if (n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST "interface") == 0)
+                        return n;
+        return NULL;
+}
+
+/*
+ * An interface the file gives no MAC keeps the one libvirt assigned at the
+ * first define: a MAC that changes on every apply breaks guests' networking.
+ * Interfaces are matched by position.
+ */
+static int inherit_macs(xmlDoc *current, xmlDoc *desired) {
+        xmlNode *cur_devices = rc_xml_child(xmlDocGetRootElement(current), "devices");
+        xmlNode *want_devices = rc_xml_child(xmlDocGetRootElement(desired), "devices");
+        xmlNode *cur = next_interface(cur_devices ? cur_devices->children : NULL);
+        xmlNode *want = next_interface(want_devices ? want_devices->children : NULL);
+
+        for (; cur && want; cur = next_interface(cur->next), want = next_interface(want->next)) {
+                xmlNode *mac = rc_xml_child(cur, "mac");
+                if (!mac || rc_xml_child(want, "mac"))
+                        continue;
+                xmlNode *copy = xmlCopyNode(mac, 1);
+                if (!copy)
+                        return -ENOMEM;
+                if (want->children)
+                        xmlAddPrevSibling(want->children, copy);
+                else
+                        xmlAddChild(want, copy);
+        }
+        return 0;
+}
+
+static int domain_complete(rc_context *ctx, const rc_request *req, xmlDoc *current, xmlDoc *desired,
+                           rc_result *res) {
+        int r = set_domain_type(ctx, req, desired, res);
+        if (r < 0)
+                return r;
+        return current ? inherit_macs(current, desired) : 0;
+}
+
+static int shutdown_gracefully(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
+        if (!rc_step_begin(ctx, res, RC_CALL_SHUTDOWN, "shutdown"))
+                return 0;
+        int r = rc_step_end(ctx, req, res, "shutdown", virDomainShutdown(obj) == 0, "ShutdownFailed");
+        if (r < 0)
+                return r;
+
+        int64_t deadline = vf_now_monotonic_usec() + (int64_t) ctx->shutdown_timeout_sec * 1000000;
+        for (;;) {
+                rc_count_read(ctx, RC_CALL_GET_INFO);
+                if (virDomainIsActive(obj) == 0)
+                        return 0;
+                if (vf_now_monotonic_usec() >= deadline)
+                        break;
+                nanosleep(&(struct timespec) { 0, SHUTDOWN_POLL_MSEC * 1000000L }, NULL);
+        }
+        /* The guest ignored the request for the whole timeout: stop it hard, as virsh destroy would. */
+        if (!rc_step_begin(ctx, res, RC_CALL_DESTROY, "destroy"))
+                return 0;
+        return rc_step_end(ctx, req, res, "destroy", virDomainDestroy(obj) == 0, "DestroyFailed");
+}
+
+static int domain_changed_while_active(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
+        if (req->desired->domain.restart != SCHEMA_RESTART_ON_CHANGE) {
+                res->restart_pending = strdup("the new definition takes effect at the next restart of the "
+                                              "domain; set spec.restart: on-change to restart automatically");
+                return res->restart_pending ? 0 : -ENOMEM;
+        }
+        int r = shutdown_gracefully(ctx, req, obj, res);
+        if (r < 0)
+                return r;
+        return rc_object_start(ctx, &rc_domain_class, req, obj, res);
+}
+
+static const rc_kind_hooks domain_hooks = {
+        .cls = &rc_domain_class,
+        .want_active = domain_want_active,
+        .want_autostart = domain_want_autostart,
+        .complete = domain_complete,
+        .changed_while_active = domain_changed_while_active,
+        .deactivate = shutdown_gracefully,
+};
+
+RC_DEFINE_OBJECT_OPS(rc_domain_ops, VF_KIND_DOMAIN, domain_hooks);

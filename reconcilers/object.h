@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Internal to reconcilers/: what domains and networks have in common.
+ *
+ * libvirt gives domains and networks parallel APIs (define, get XML, start,
+ * autostart, undefine). rc_object_class puts one face on both, so that the
+ * convergence logic (ownership, drift, define, autostart, activity) is written
+ * once in converge.c and the kind-specific parts stay in their own directory.
+ */
+#pragma once
+
+#include <libxml/tree.h>
+
+#include "reconcilers/reconciler.h"
+
+typedef struct rc_object_class {
+        vf_kind kind;
+        int (*list_all)(virConnectPtr conn, void ***objs); /* count, or -1 */
+        const char *(*get_name)(void *obj);
+        void *(*define_xml)(virConnectPtr conn, const char *xml);
+        char *(*get_xml)(void *obj, bool inactive);
+        int (*is_active)(void *obj);
+        int (*get_autostart)(void *obj, int *autostart);
+        int (*set_autostart)(void *obj, int autostart);
+        int (*get_uuid_string)(void *obj, char *buf);
+        int (*start)(void *obj);
+        int (*destroy)(void *obj);
+        int (*undefine)(void *obj);
+        int (*free)(void *obj);
+} rc_object_class;
+
+extern const rc_object_class rc_domain_class;
+extern const rc_object_class rc_network_class;
+
+/* The object of that kind and name from this pass's listing, or NULL. */
+void *rc_inventory_lookup(rc_context *ctx, vf_kind kind, const char *name);
+/* Replaces (or adds) the handle for a name after a define; takes ownership of obj. */
+int rc_inventory_replace(rc_context *ctx, vf_kind kind, const char *name, void *obj);
+/* Forgets a name after an undefine, freeing its handle. */
+void rc_inventory_forget(rc_context *ctx, vf_kind kind, const char *name);
+/* Calls fn for every listed object of a kind; stops at the first negative return. */
+int rc_inventory_foreach(rc_context *ctx, vf_kind kind, int (*fn)(void *obj, void *userdata), void *userdata);
+
+/* The ownership marker found in an object's XML. */
+typedef struct rc_owner {
+        char *instance;
+        char *resource; /* "kind/name" */
+        int64_t generation;
+        char *hash;
+} rc_owner;
+
+void rc_owner_done(rc_owner *o);
+/* Reads the marker from a parsed document; -ENOENT when there is none. */
+int rc_owner_read(xmlDoc *doc, rc_owner *ret);
+/* Replaces any marker in doc with one for this request. */
+int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req);
+
+/* Parses XML that libvirt or the schema produced. */
+xmlDoc *rc_xml_parse(const char *xml);
+/* Serialises a document without the XML declaration; NULL on OOM. */
+char *rc_xml_format(xmlDoc *doc);
+/* The first child element of parent with that name, or NULL. */
+xmlNode *rc_xml_child(xmlNode *parent, const char *name);
+/* Text of an attribute on the first element matching an XPath expression; the caller frees. */
+char *rc_xml_xpath_string(xmlDoc *doc, const char *expr);
+/* Every match of an XPath expression yielding strings, as a string vector. */
+int rc_xml_xpath_strings(xmlDoc *doc, const char *expr, char ***ret);
+
+DEFINE_POINTER_CLEANUP(xmlDoc, xmlFreeDoc);
+
+/* Step bookkeeping shared by every reconciler. */
+
+/*
+ * Records that a write is about to happen. Returns true when the caller must
+ * perform it, false in a dry run (the step is recorded all the same).
+ */
+bool rc_step_begin(rc_context *ctx, rc_result *res, rc_call call, const char *what);
+/*
+ * Records the outcome of a performed write in the event log. On failure it
+ * marks the result Failed with fail_reason and libvirt's message, and returns
+ * -EIO; otherwise 0.
+ */
+int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
+                const char *fail_reason);
+/* Starts an object as a recorded step. */
+int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res);
+/* Counts a read call. */
+void rc_count_read(rc_context *ctx, rc_call call);
+
+/* What a kind adds to the shared convergence in converge.c. */
+typedef struct rc_kind_hooks {
+        const rc_object_class *cls;
+        /* Whether the object should run (domain: spec.state) and start at boot. */
+        bool (*want_active)(const rc_request *req);
+        bool (*want_autostart)(const rc_request *req);
+        /*
+         * Completes the desired document before it is defined: keeps what
+         * libvirt assigned and the file leaves open (UUID is shared; MACs,
+         * bridge names are the kind's), picks hypervisor-specific values.
+         * current is NULL when the object does not exist yet.
+         */
+        int (*complete)(rc_context *ctx, const rc_request *req, xmlDoc *current, xmlDoc *desired, rc_result *res);
+        /* The definition changed while the object is active: restart it, or say a restart is pending. */
+        int (*changed_while_active)(rc_context *ctx, const rc_request *req, void *obj, rc_result *res);
+        /* Stops an active object (domain: graceful with timeout, then destroy). */
+        int (*deactivate)(rc_context *ctx, const rc_request *req, void *obj, rc_result *res);
+        /* May the object go? Otherwise sets res Waiting and returns 0 with *ok false. NULL: always. */
+        int (*removable)(rc_context *ctx, const rc_request *req, void *obj, rc_result *res, bool *ok);
+} rc_kind_hooks;
+
+int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res);
+int rc_converge_remove(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res);
+int rc_converge_owned_names(rc_context *ctx, const rc_kind_hooks *k, const vf_map *known_keys, char ***ret);
+int rc_converge_probe(rc_context *ctx, const rc_kind_hooks *k, const char *name, bool *ready, char **why);
+
+/* Defines the rc_ops of a libvirt object kind from its hooks. */
+#define RC_DEFINE_OBJECT_OPS(ops_name, vf_kind_value, hooks)                                                      \
+        static int ops_name##_apply(rc_context *ctx, const rc_request *req, rc_result *res) {         \
+                return rc_converge_apply(ctx, &hooks, req, res);                                      \
+        }                                                                                             \
+        static int ops_name##_remove(rc_context *ctx, const rc_request *req, rc_result *res) {        \
+                return rc_converge_remove(ctx, &hooks, req, res);                                     \
+        }                                                                                             \
+        static int ops_name##_probe(rc_context *ctx, const char *name, bool *ready, char **why) {      \
+                return rc_converge_probe(ctx, &hooks, name, ready, why);                              \
+        }                                                                                             \
+        static int ops_name##_owned(rc_context *ctx, const vf_map *known_keys, char ***ret) {         \
+                return rc_converge_owned_names(ctx, &hooks, known_keys, ret);                         \
+        }                                                                                             \
+        const rc_ops ops_name = {                                                                     \
+                .kind = vf_kind_value,                                                                \
+                .apply = ops_name##_apply,                                                            \
+                .remove = ops_name##_remove,                                                          \
+                .probe = ops_name##_probe,                                                            \
+                .owned_names = ops_name##_owned,                                                      \
+        }

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "reconcilers/reconciler.h"
+
+#include <stdarg.h>
+
+static const char *const call_names[_RC_CALL_MAX] = {
+        [RC_CALL_LIST] = "list",
+        [RC_CALL_GET_XML] = "get-xml",
+        [RC_CALL_GET_INFO] = "get-info",
+        [RC_CALL_DEFINE] = "define",
+        [RC_CALL_UNDEFINE] = "undefine",
+        [RC_CALL_START] = "start",
+        [RC_CALL_SHUTDOWN] = "shutdown",
+        [RC_CALL_DESTROY] = "destroy",
+        [RC_CALL_SET_AUTOSTART] = "set-autostart",
+};
+
+const char *rc_call_to_string(rc_call call) {
+        return call_names[call];
+}
+
+static unsigned sum_calls(const rc_counters *c, rc_call from, rc_call to) {
+        unsigned n = 0;
+        for (rc_call i = from; i < to; i++)
+                n += c->calls[i];
+        return n;
+}
+
+unsigned rc_counters_reads(const rc_counters *c) {
+        return sum_calls(c, 0, RC_CALL_FIRST_WRITE);
+}
+
+unsigned rc_counters_writes(const rc_counters *c) {
+        return sum_calls(c, RC_CALL_FIRST_WRITE, _RC_CALL_MAX);
+}
+
+char *rc_counters_format_writes(const rc_counters *c) {
+        vf_buf b = {};
+
+        for (rc_call i = RC_CALL_FIRST_WRITE; i < _RC_CALL_MAX; i++)
+                if (c->calls[i] > 0)
+                        vf_buf_printf(&b, "%s%s %u", b.len ? ", " : "", call_names[i], c->calls[i]);
+        if (b.len == 0)
+                vf_buf_puts(&b, "none");
+        return vf_buf_steal(&b);
+}
+
+static const char *const outcome_names[_RC_OUTCOME_MAX] = {
+        [RC_UNCHANGED] = "unchanged",
+        [RC_CREATED] = "created",
+        [RC_UPDATED] = "updated",
+        [RC_DELETED] = "deleted",
+        [RC_KEPT] = "kept",
+        [RC_WAITING] = "waiting",
+        [RC_FAILED] = "failed",
+};
+
+const char *rc_outcome_to_string(rc_outcome outcome) {
+        return outcome_names[outcome];
+}
+
+void rc_result_done(rc_result *res) {
+        free(res->reason);
+        free(res->message);
+        free(res->restart_pending);
+        free(res->uuid);
+        free(res->applied_xml_hash);
+        free(res->applied_desired_xml);
+        vf_strv_free(res->steps);
+        *res = (rc_result) {};
+}
+
+void rc_result_set(rc_result *res, rc_outcome outcome, bool ready, const char *reason, const char *fmt, ...) {
+        va_list ap;
+        char *message = NULL;
+
+        va_start(ap, fmt);
+        if (vasprintf(&message, fmt, ap) < 0)
+                message = NULL;
+        va_end(ap);
+        res->outcome = outcome;
+        res->ready = ready;
+        free(res->reason);
+        res->reason = strdup(reason);
+        free(res->message);
+        res->message = message;
+}
+
+const rc_ops *rc_ops_for_kind(vf_kind kind) {
+        switch (kind) {
+        case VF_KIND_NETWORK:
+                return &rc_network_ops;
+        case VF_KIND_DOMAIN:
+                return &rc_domain_ops;
+        default:
+                return NULL;
+        }
+}

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * reconcilers: converge one resource at a time onto libvirt.
+ *
+ * The controller hands a reconciler one request (the desired resource, what
+ * the store recorded, the state of its dependencies) and gets back a result:
+ * an outcome, the conditions to record and the steps taken. Reconcilers never
+ * call each other; what one needs of another arrives in the request.
+ *
+ * With ctx->dry_run the same code runs and records its steps without making a
+ * single libvirt write call, which is what keeps `plan` exact.
+ */
+#pragma once
+
+#include <libvirt/libvirt.h>
+
+#include "common/common.h"
+#include "schema/schema.h"
+#include "state/state.h"
+
+/* The XML namespace of the ownership marker in every object virtform creates. */
+#define RC_OWNER_NS "https://virtform.org/xmlns/owner/1"
+
+/* Every libvirt call a reconciler makes, so that tests and operators can count them. */
+typedef enum rc_call {
+        /* reads */
+        RC_CALL_LIST,
+        RC_CALL_GET_XML,
+        RC_CALL_GET_INFO, /* is-active, autostart, uuid, capabilities */
+        /* writes */
+        RC_CALL_DEFINE,
+        RC_CALL_UNDEFINE,
+        RC_CALL_START,
+        RC_CALL_SHUTDOWN,
+        RC_CALL_DESTROY,
+        RC_CALL_SET_AUTOSTART,
+        _RC_CALL_MAX,
+} rc_call;
+
+#define RC_CALL_FIRST_WRITE RC_CALL_DEFINE
+
+const char *rc_call_to_string(rc_call call);
+
+typedef struct rc_counters {
+        unsigned calls[_RC_CALL_MAX];
+} rc_counters;
+
+unsigned rc_counters_reads(const rc_counters *c);
+unsigned rc_counters_writes(const rc_counters *c);
+/* "define 3, start 2" listing only the write calls made; "none" when there were none. */
+char *rc_counters_format_writes(const rc_counters *c);
+
+typedef struct rc_inventory rc_inventory;
+
+typedef struct rc_context {
+        virConnectPtr conn;
+        state_store *store; /* for the event log; NULL in dry runs */
+        const char *instance_id; /* the store's: marks what this store owns */
+        bool dry_run;
+        unsigned shutdown_timeout_sec; /* graceful shutdown before destroy */
+        rc_counters counters;
+        char *domain_type; /* picked from the hypervisor on first need */
+        rc_inventory *inventory; /* one listing of libvirt's objects per pass */
+} rc_context;
+
+/* Lists libvirt's domains and networks once; the pass then looks names up here. */
+int rc_context_begin_pass(rc_context *ctx, char **errmsg);
+void rc_context_end_pass(rc_context *ctx);
+void rc_context_done(rc_context *ctx);
+
+typedef enum rc_outcome {
+        RC_UNCHANGED,
+        RC_CREATED,
+        RC_UPDATED,
+        RC_DELETED,
+        RC_KEPT, /* no longer declared, kept by --no-prune */
+        RC_WAITING,
+        RC_FAILED,
+        _RC_OUTCOME_MAX,
+} rc_outcome;
+
+const char *rc_outcome_to_string(rc_outcome outcome);
+
+typedef struct rc_request {
+        vf_kind kind;
+        const char *name;
+        const schema_resource *desired; /* NULL: the resource is to be removed */
+        const state_record *record; /* NULL: never recorded */
+        int64_t generation; /* the generation this pass applies */
+} rc_request;
+
+typedef struct rc_result {
+        rc_outcome outcome;
+        bool ready;
+        char *reason; /* one CamelCase word: Applied, Conflict, DefineFailed, ... */
+        char *message; /* one line an operator can act on */
+        char *restart_pending; /* why a restart is pending, or NULL */
+        char *uuid;
+        char *applied_xml_hash;
+        char *applied_desired_xml;
+        char **steps; /* what was (or, in a dry run, would be) done, in order */
+        bool config_changed; /* the definition changed: plan shows a diff */
+} rc_result;
+
+void rc_result_done(rc_result *res);
+/* Sets outcome, readiness, reason and a printf message in one go. */
+void rc_result_set(rc_result *res, rc_outcome outcome, bool ready, const char *reason, const char *fmt, ...)
+        _printf_(5, 6);
+
+typedef struct rc_ops {
+        vf_kind kind;
+        /* Creates or updates toward req->desired. */
+        int (*apply)(rc_context *ctx, const rc_request *req, rc_result *res);
+        /* Removes what req names, only if this store owns it. */
+        int (*remove)(rc_context *ctx, const rc_request *req, rc_result *res);
+        /* For a dependency no file declares: is an object of that name usable? *why says why not. */
+        int (*probe)(rc_context *ctx, const char *name, bool *ready, char **why);
+        /*
+         * Names of the objects of this kind that carry this store's ownership
+         * marker, looking only at those whose "kind/name" is not in known_keys.
+         */
+        int (*owned_names)(rc_context *ctx, const vf_map *known_keys, char ***ret);
+} rc_ops;
+
+extern const rc_ops rc_network_ops;
+extern const rc_ops rc_domain_ops;
+
+/* libvirt's last error message in this thread, or a fallback. */
+const char *rc_libvirt_error(void);
+
+/* The reconciler of a kind, or NULL if that kind has none yet. */
+const rc_ops *rc_ops_for_kind(vf_kind kind);

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One file while it loads: its diagnostics and the resources it declares. */
+#include <string.h>
+
+#include "schema/schema-internal.h"
+
+static int set_add_diag(schema_set *set, const char *path, unsigned line, unsigned column, char *message) {
+        _cleanup_free_ char *msg = message;
+        if (!msg)
+                return -ENOMEM;
+        _cleanup_free_ char *file = strdup(path);
+        if (!file)
+                return -ENOMEM;
+        schema_diag *d = realloc(set->diags, (set->n_diags + 1) * sizeof(schema_diag));
+        if (!d)
+                return -ENOMEM;
+        set->diags = d;
+        set->diags[set->n_diags++] = (schema_diag) {
+                .file = TAKE_PTR(file),
+                .line = line,
+                .column = column,
+                .message = TAKE_PTR(msg),
+        };
+        return 0;
+}
+
+void schema_file_errorv(schema_file *f, unsigned line, unsigned column, const char *fmt, va_list ap) {
+        char *message = NULL;
+
+        f->n_errors++;
+        if (f->n_errors > SCHEMA_MAX_DIAGS_PER_FILE + 1)
+                return;
+        if (f->n_errors == SCHEMA_MAX_DIAGS_PER_FILE + 1) {
+                line = column = 0;
+                message = vf_printf("more than %u errors; fix the ones above first", SCHEMA_MAX_DIAGS_PER_FILE);
+        } else if (vasprintf(&message, fmt, ap) < 0)
+                message = NULL;
+        if (set_add_diag(f->set, f->path, line, column, message) < 0)
+                f->oom = true;
+}
+
+void schema_file_error(schema_file *f, unsigned line, unsigned column, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        schema_file_errorv(f, line, column, fmt, ap);
+        va_end(ap);
+}
+
+static const schema_resource *find_declared(const schema_file *f, const char *key) {
+        const schema_resource *r = vf_map_get(f->set->by_key, key);
+        return r ? r : vf_map_get(f->by_key, key);
+}
+
+static const schema_resource *find_pci(schema_resource *const *list, size_t n, const char *pci) {
+        for (size_t i = 0; i < n; i++)
+                if (list[i]->kind == VF_KIND_HOSTDEV && strcmp(list[i]->hostdev.pci, pci) == 0)
+                        return list[i];
+        return NULL;
+}
+
+/* Two Hostdevs for one PCI function would hand the same device to two guests. */
+static bool check_unique_pci(schema_file *f, const schema_resource *r) {
+        if (r->kind != VF_KIND_HOSTDEV)
+                return true;
+        const schema_resource *other = find_pci(f->set->resources, f->set->n_resources, r->hostdev.pci);
+        if (!other)
+                other = find_pci(f->resources, f->n_resources, r->hostdev.pci);
+        if (!other)
+                return true;
+        schema_file_error(f, r->line, r->column,
+                          "PCI device %s is already declared by hostdev \"%s\" at %s:%u:%u; "
+                          "declare each device once",
+                          r->hostdev.pci, other->name, other->file, other->line, other->column);
+        return false;
+}
+
+static bool check_unique_key(schema_file *f, const schema_resource *r, const char *key) {
+        const schema_resource *other = find_declared(f, key);
+        if (!other)
+                return true;
+        schema_file_error(f, r->line, r->column,
+                          "%s \"%s\" is already declared at %s:%u:%u; rename one of them or remove the duplicate",
+                          vf_kind_to_string(r->kind), r->name, other->file, other->line, other->column);
+        return false;
+}
+
+int schema_file_add(schema_file *f, schema_resource *resource) {
+        _cleanup_(schema_resource_freep) schema_resource *r = resource;
+
+        if (!f->by_key && !(f->by_key = vf_map_new()))
+                return -ENOMEM;
+        _cleanup_free_ char *key = schema_key(r->kind, r->name);
+        if (!key)
+                return -ENOMEM;
+        bool unique = check_unique_key(f, r, key);
+        if (!check_unique_pci(f, r) || !unique)
+                return -EINVAL;
+
+        schema_resource **list = realloc(f->resources, (f->n_resources + 1) * sizeof(schema_resource *));
+        if (!list)
+                return -ENOMEM;
+        f->resources = list;
+        if (vf_map_put(f->by_key, key, r) < 0)
+                return -ENOMEM;
+        schema_resource_hash(r);
+        f->resources[f->n_resources++] = TAKE_PTR(r);
+        return 0;
+}
+
+void schema_file_done(schema_file *f) {
+        for (size_t i = 0; i < f->n_resources; i++)
+                schema_resource_free(f->resources[i]);
+        free(f->resources);
+        vf_map_free(f->by_key);
+        *f = (schema_file) {};
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* schema_resource: allocation, the desired-state hash, and the shared XML finish. */
+#include <libxml/tree.h>
+#include <string.h>
+
+#include "schema/schema-internal.h"
+
+schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *name, unsigned line, unsigned column) {
+        _cleanup_(schema_resource_freep) schema_resource *r = calloc(1, sizeof(schema_resource));
+        if (!r)
+                return NULL;
+        r->kind = kind;
+        r->line = line;
+        r->column = column;
+        r->name = strdup(name);
+        r->file = strdup(f->path);
+        if (!r->name || !r->file)
+                return NULL;
+        if (kind == VF_KIND_HOSTDEV) {
+                r->hostdev.vlan = -1;
+                r->hostdev.managed = true;
+        }
+        return TAKE_PTR(r);
+}
+
+void schema_resource_free(schema_resource *r) {
+        if (!r)
+                return;
+        free(r->name);
+        free(r->file);
+        free(r->xml);
+        vf_strv_free(r->depends);
+        if (r->kind == VF_KIND_DOMAIN)
+                vf_strv_free(r->domain.hostdevs);
+        if (r->kind == VF_KIND_HOSTDEV) {
+                free(r->hostdev.pci);
+                free(r->hostdev.mac);
+        }
+        free(r);
+}
+
+/* Length-prefixed, so no field's content can be mistaken for a separator. */
+static void hash_field(vf_buf *b, const char *s) {
+        s = s ? s : "";
+        vf_buf_printf(b, "%zu:", strlen(s));
+        vf_buf_puts(b, s);
+}
+
+static void hash_number(vf_buf *b, long n) {
+        vf_buf_printf(b, "%ld;", n);
+}
+
+static void hash_spec(vf_buf *b, const schema_resource *r) {
+        switch (r->kind) {
+        case VF_KIND_NETWORK:
+                hash_number(b, r->network.autostart);
+                break;
+        case VF_KIND_DOMAIN:
+                hash_number(b, r->domain.state);
+                hash_number(b, r->domain.autostart);
+                hash_number(b, r->domain.restart);
+                hash_number(b, (long) vf_strv_length(r->domain.hostdevs));
+                for (size_t i = 0; r->domain.hostdevs && r->domain.hostdevs[i]; i++)
+                        hash_field(b, r->domain.hostdevs[i]);
+                break;
+        case VF_KIND_HOSTDEV:
+                hash_field(b, r->hostdev.pci);
+                hash_field(b, r->hostdev.mac);
+                hash_number(b, r->hostdev.vlan);
+                hash_number(b, r->hostdev.managed);
+                break;
+        default:
+                break;
+        }
+}
+
+/* Covers what is desired only: where it was declared and metadata.adopt are left out. */
+void schema_resource_hash(schema_resource *r) {
+        vf_buf b = {};
+
+        hash_field(&b, vf_kind_to_string(r->kind));
+        hash_field(&b, r->name);
+        hash_field(&b, r->xml);
+        hash_spec(&b, r);
+        vf_sha256_hex(b.data ? b.data : "", b.len, r->hash);
+        vf_buf_done(&b);
+}
+
+static int add_network_depends(schema_resource *r, xmlNode *devices) {
+        for (xmlNode *n = devices ? devices->children : NULL; n; n = n->next) {
+                if (!xml_is_element(n, "interface"))
+                        continue;
+                _cleanup_(xml_freep) xmlChar *type = xmlGetNoNsProp(n, BAD_CAST "type");
+                xmlNode *source = xml_child(n, "source");
+                if (!type || !xmlStrEqual(type, BAD_CAST "network") || !source)
+                        continue;
+                _cleanup_(xml_freep) xmlChar *network = xmlGetNoNsProp(source, BAD_CAST "network");
+                if (!network)
+                        continue;
+                _cleanup_free_ char *key = schema_key(VF_KIND_NETWORK, (const char *) network);
+                if (!key)
+                        return -ENOMEM;
+                if (!vf_strv_contains(r->depends, key) && vf_strv_push(&r->depends, key) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int serialize(xmlDoc *doc, char **ret) {
+        xmlBuffer *buf = xmlBufferCreate();
+        if (!buf)
+                return -ENOMEM;
+        int r = xmlNodeDump(buf, doc, xmlDocGetRootElement(doc), 0, 1);
+        *ret = r < 0 ? NULL : strdup((const char *) xmlBufferContent(buf));
+        xmlBufferFree(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int schema_resource_take_xml(schema_resource *r, xmlDoc *doc) {
+        if (r->kind == VF_KIND_DOMAIN) {
+                int k = add_network_depends(r, xml_child(xmlDocGetRootElement(doc), "devices"));
+                if (k < 0)
+                        return k;
+        }
+        return serialize(doc, &r->xml);
+}

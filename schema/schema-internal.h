@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Internal interfaces shared by the schema module's files. Nothing outside
+ * schema/ includes this.
+ */
+#pragma once
+
+#include <libxml/tree.h>
+#include <stdarg.h>
+
+#include "schema/schema.h"
+
+#define SCHEMA_POLICY_NS "https://virtform.org/xmlns/policy/1"
+#define SCHEMA_OWNER_NS "https://virtform.org/xmlns/owner/1"
+
+/* Past this many errors a file is clearly broken: more messages would bury the first ones. */
+#define SCHEMA_MAX_DIAGS_PER_FILE 100
+
+/* ---- one file being loaded (file.c) ------------------------------------ */
+
+/*
+ * Resources parsed from one file wait here until the whole file is known to
+ * be clean; only then are they committed to the set.
+ */
+typedef struct schema_file {
+        schema_set *set;
+        const char *path;
+        unsigned n_errors;
+        bool oom;
+        schema_resource **resources;
+        size_t n_resources;
+        vf_map *by_key; /* "kind/name" -> resource, for duplicates inside the file */
+} schema_file;
+
+void schema_file_error(schema_file *f, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
+void schema_file_errorv(schema_file *f, unsigned line, unsigned column, const char *fmt, va_list ap) _printf_(4, 0);
+/* Takes ownership of r, hashes it and reports duplicates; -EINVAL when r was a duplicate. */
+int schema_file_add(schema_file *f, schema_resource *r);
+void schema_file_done(schema_file *f);
+
+/* ---- resources (resource.c) -------------------------------------------- */
+
+schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *name, unsigned line, unsigned column);
+void schema_resource_free(schema_resource *r);
+DEFINE_POINTER_CLEANUP(schema_resource, schema_resource_free);
+void schema_resource_hash(schema_resource *r);
+
+/* ---- XML (xml-read.c, xml-util.c, validate.c) --------------------------- */
+
+/*
+ * Where a piece of XML came from. A native file reports XML positions as they
+ * are; XML embedded in a YAML scalar (spec.xml) reports the scalar's position,
+ * since the XML's own lines mean nothing in the YAML file.
+ */
+typedef struct xml_origin {
+        schema_file *file;
+        unsigned line, column; /* the YAML scalar; 0 for a native XML file */
+} xml_origin;
+
+void xml_origin_error(const xml_origin *o, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
+void xml_origin_errorv(const xml_origin *o, unsigned line, unsigned column, const char *fmt, va_list ap)
+        _printf_(4, 0);
+
+/* Reports a libxml2 error at the element it names, or at the line it gives. */
+void xml_report_error(const xml_origin *o, const xmlError *e, const char *prefix);
+
+DEFINE_POINTER_CLEANUP(xmlDoc, xmlFreeDoc);
+
+/* Parses untrusted XML: no DTD, no entities, no network, bounded depth. Root must be expected_root if given. */
+int xml_read(const xml_origin *o, const char *data, size_t len, const char *expected_root, xmlDoc **ret);
+
+/* First child element called name (no namespace), or NULL. */
+xmlNode *xml_child(xmlNode *parent, const char *name);
+/* The children of parent called name are replaced by one new element with these attributes. */
+xmlNode *xml_replace(xmlNode *parent, const char *name, ...) __attribute__((sentinel));
+/* Appends a new element with attribute name/value pairs, NULL-terminated. */
+xmlNode *xml_element(xmlNode *parent, const char *name, ...) __attribute__((sentinel));
+/* Removes the children called name, except keep. */
+void xml_remove_children(xmlNode *parent, const char *name, const xmlNode *keep);
+xmlNode *xml_child_or_new(xmlNode *parent, const char *name);
+int xml_set_text(xmlNode *node, const char *text);
+void xml_unlink_free(xmlNode *node);
+bool xml_is_element(const xmlNode *node, const char *name);
+bool xml_in_namespace(const xmlNode *node, const char *href);
+unsigned xml_line(const xmlNode *node);
+
+/* RelaxNG validation against virtform's schema for the kind. */
+int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc);
+void schema_validators_free(struct schema_validators *v);
+
+/*
+ * The last step for valid networks and domains from either source: take the
+ * dependencies from <interface type='network'> and keep the serialized XML.
+ */
+int schema_resource_take_xml(schema_resource *r, xmlDoc *doc);
+
+/* Embedded RelaxNG texts (generated from rng/ by rng-embed). */
+extern const char schema_rng_domain[];
+extern const char schema_rng_network[];
+
+/* ---- values (values.c) ------------------------------------------------- */
+
+extern const char *const schema_state_names[];   /* indexed by schema_domain_state */
+extern const char *const schema_restart_names[]; /* indexed by schema_restart_policy */
+extern const char *const schema_yes_no_names[];  /* "no", "yes": indexed by bool */
+
+/* Index of s in a NULL-terminated table, or -EINVAL. */
+int schema_lookup(const char *const *names, const char *s);
+/* "a, b, c" for messages; NULL on OOM. */
+char *schema_join(const char *const *names);
+
+bool schema_ifname_is_valid(const char *s);
+bool schema_token_is_valid(const char *s); /* [A-Za-z0-9_-]{1,32}: models, architectures */
+int schema_parse_ipv4(const char *s, uint32_t *ret);
+int schema_parse_cidr(const char *s, uint32_t *ret_addr, unsigned *ret_prefix);
+void schema_format_ipv4(uint32_t addr, char out[16]);
+/* -EINVAL: not six hex octets; -EDOM: a multicast address. */
+int schema_parse_mac(const char *s, char out[18]);
+int schema_parse_pci(const char *s, char out[13]);
+/* "<integer><unit>" in KiB; -EINVAL: syntax or unit, -ERANGE: outside 1 MiB..16 TiB. */
+int schema_parse_memory(const char *s, uint64_t *ret_kib);
+
+/* ---- native XML files (native.c) and YAML files (yaml.c) ---------------- */
+
+int schema_native_parse(schema_file *f, const char *data, size_t len);
+int schema_yaml_parse(schema_file *f, const char *data, size_t len);
+
+/* The rule schema_name_is_valid() enforces, for messages. */
+#define SCHEMA_NAME_RULE                                                                  \
+        "a name is 1 to 64 characters: a letter or digit, then letters, digits, '.', '_', " \
+        "'+' or '-', and not only digits"
+
+static inline void xml_freep(xmlChar **p) {
+        xmlFree(*p);
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The schema_set container and the small public helpers around it. */
+#include <string.h>
+
+#include "schema/schema-internal.h"
+
+schema_set *schema_set_new(void) {
+        schema_set *set = calloc(1, sizeof(schema_set));
+        if (!set)
+                return NULL;
+        set->by_key = vf_map_new();
+        if (!set->by_key) {
+                free(set);
+                return NULL;
+        }
+        return set;
+}
+
+void schema_set_free(schema_set *set) {
+        if (!set)
+                return;
+        for (size_t i = 0; i < set->n_resources; i++)
+                schema_resource_free(set->resources[i]);
+        free(set->resources);
+        for (size_t i = 0; i < set->n_diags; i++) {
+                free(set->diags[i].file);
+                free(set->diags[i].message);
+        }
+        free(set->diags);
+        vf_strv_free(set->files_ok);
+        vf_strv_free(set->files_failed);
+        vf_map_free(set->by_key);
+        schema_validators_free(set->validators);
+        free(set);
+}
+
+char *schema_key(vf_kind kind, const char *name) {
+        return vf_printf("%s/%s", vf_kind_to_string(kind), name);
+}
+
+const schema_resource *schema_set_find(const schema_set *set, vf_kind kind, const char *name) {
+        _cleanup_free_ char *key = schema_key(kind, name);
+        return key ? vf_map_get(set->by_key, key) : NULL;
+}
+
+char *schema_diag_format(const schema_diag *d) {
+        if (d->line == 0)
+                return vf_printf("%s: error: %s", d->file, d->message);
+        return vf_printf("%s:%u:%u: error: %s", d->file, d->line, d->column, d->message);
+}
+
+static bool is_name_char(char c, bool first) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+                return true;
+        return !first && strchr("._+-", c) && c != 0;
+}
+
+bool schema_name_is_valid(const char *name) {
+        size_t len = name ? strlen(name) : 0;
+        if (len == 0 || len > SCHEMA_MAX_NAME_LEN)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!is_name_char(name[i], i == 0))
+                        return false;
+        /* libvirt reads an all-digit string as a numeric domain ID, not a name. */
+        return strspn(name, "0123456789") != len;
+}

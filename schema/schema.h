@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * schema: desired-state files to typed resources.
+ *
+ * It reads YAML and libvirt-native XML, validates them strictly and turns each
+ * declared object into a schema_resource. It knows libvirt's XML *format* (it
+ * renders and validates it) but not libvirt, the host or the state store.
+ *
+ * Every problem becomes a schema_diag with FILE:LINE:COLUMN. A file with any
+ * error contributes no resource at all: its name lands in failed_files so the
+ * controller can hold what that file declared at its last applied state.
+ */
+#pragma once
+
+#include "common/common.h"
+
+/* Limits on hostile input. Each one is enforced with a diagnostic naming it. */
+#define SCHEMA_MAX_FILE_SIZE (4u * 1024 * 1024)
+#define SCHEMA_MAX_DOCUMENTS 1024
+#define SCHEMA_MAX_DEPTH 64
+#define SCHEMA_MAX_ALIASES 64
+#define SCHEMA_MAX_NAME_LEN 64
+/* YAML nodes per document, an alias counting as the nodes it stands for. */
+#define SCHEMA_MAX_NODES 100000
+
+typedef enum schema_domain_state {
+        SCHEMA_DOMAIN_RUNNING,
+        SCHEMA_DOMAIN_SHUTOFF,
+} schema_domain_state;
+
+typedef enum schema_restart_policy {
+        SCHEMA_RESTART_NEVER, /* a changed config on a running domain waits: RestartPending */
+        SCHEMA_RESTART_ON_CHANGE, /* shut down gracefully and start again */
+} schema_restart_policy;
+
+typedef struct schema_network_spec {
+        bool autostart;
+} schema_network_spec;
+
+typedef struct schema_domain_spec {
+        schema_domain_state state;
+        bool autostart;
+        schema_restart_policy restart;
+        /* Hostdev names from spec.hostdevs and interfaces {hostdev: NAME}, in file order. */
+        char **hostdevs;
+} schema_domain_spec;
+
+typedef struct schema_hostdev_spec {
+        char *pci; /* canonical lower-case DDDD:BB:SS.F */
+        char *mac; /* canonical lower-case aa:bb:cc:dd:ee:ff, or NULL */
+        int vlan; /* 0..4095, or -1 when not set */
+        bool managed;
+} schema_hostdev_spec;
+
+typedef struct schema_resource {
+        vf_kind kind;
+        char *name;
+        char *file; /* the path it was read from, as given */
+        unsigned line, column; /* 1-based position of its declaration */
+        bool adopt; /* metadata.adopt: take over an existing object of the same name */
+
+        /*
+         * libvirt XML for networks and domains; NULL for hostdevs. For domains the
+         * root <domain> carries no type attribute unless the file gave one: the
+         * reconciler picks it from the hypervisor.
+         */
+        char *xml;
+
+        /* Keys "kind/name" of the resources this one depends on, e.g. "network/lan". */
+        char **depends;
+
+        /*
+         * SHA-256 over everything that is desired: the XML and the spec's policy
+         * fields. metadata.adopt and the file's position are not part of it.
+         */
+        char hash[VF_HASH_HEX_LEN + 1];
+
+        union {
+                schema_network_spec network;
+                schema_domain_spec domain;
+                schema_hostdev_spec hostdev;
+        };
+} schema_resource;
+
+typedef struct schema_diag {
+        char *file;
+        unsigned line, column; /* 1-based; 0 when the error has no position (e.g. unreadable file) */
+        char *message; /* one line, says what is wrong and what to do */
+} schema_diag;
+
+typedef struct schema_set {
+        schema_resource **resources; /* in file-name order, then declaration order */
+        size_t n_resources;
+        schema_diag *diags;
+        size_t n_diags;
+        char **files_ok; /* files read with no error */
+        char **files_failed; /* files with at least one error: nothing from them is in resources */
+        vf_map *by_key; /* "kind/name" -> schema_resource* (borrowed) */
+        struct schema_validators *validators; /* private: RelaxNG schemas, compiled on first use */
+} schema_set;
+
+/* "kind/name" for a resource, e.g. "domain/web1". The caller frees it. */
+char *schema_key(vf_kind kind, const char *name);
+
+/* True for file names the loader reads (*.yaml, *.yml, *.xml, not hidden, not editor leftovers). */
+bool schema_file_is_candidate(const char *filename);
+
+/*
+ * Loads every path in order. A directory contributes its candidate files in
+ * name order (not recursing); a file is read as given. Returns 0 when loading
+ * ran (problems are in set->diags), or a negative errno for out-of-memory.
+ */
+int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
+
+/* Loads a single file into an existing set, with the same duplicate checks. */
+int schema_load_file(schema_set *set, const char *path);
+
+schema_set *schema_set_new(void);
+void schema_set_free(schema_set *set);
+DEFINE_POINTER_CLEANUP(schema_set, schema_set_free);
+
+const schema_resource *schema_set_find(const schema_set *set, vf_kind kind, const char *name);
+
+/* "FILE:LINE:COLUMN: error: MESSAGE" (or "FILE: error: MESSAGE" without a position). */
+char *schema_diag_format(const schema_diag *d);
+
+/* Valid libvirt object name as virtform accepts it. */
+bool schema_name_is_valid(const char *name);

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* RelaxNG validation of <domain> and <network> documents against rng/, embedded at build time. */
+#include <libxml/relaxng.h>
+#include <string.h>
+
+#include "schema/schema-internal.h"
+
+/* Compiled once per set: compiling costs far more than validating. */
+struct schema_validators {
+        xmlRelaxNG *rng[_VF_KIND_MAX];
+};
+
+DEFINE_POINTER_CLEANUP(xmlRelaxNGParserCtxt, xmlRelaxNGFreeParserCtxt);
+DEFINE_POINTER_CLEANUP(xmlRelaxNGValidCtxt, xmlRelaxNGFreeValidCtxt);
+
+void schema_validators_free(struct schema_validators *v) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(v->rng); i++)
+                if (v->rng[i])
+                        xmlRelaxNGFree(v->rng[i]);
+        free(v);
+}
+
+/* The embedded schemas are ours and known to compile; their errors must not reach stderr. */
+static void ignore_error(void *userdata, xmlError *e) {
+}
+
+static xmlRelaxNG *compile(const char *text) {
+        _cleanup_(xmlRelaxNGFreeParserCtxtp) xmlRelaxNGParserCtxt *ctxt =
+                xmlRelaxNGNewMemParserCtxt(text, (int) strlen(text));
+        if (!ctxt)
+                return NULL;
+        xmlRelaxNGSetParserStructuredErrors(ctxt, ignore_error, NULL);
+        return xmlRelaxNGParse(ctxt);
+}
+
+static xmlRelaxNG *validator_for(schema_set *set, vf_kind kind) {
+        if (!set->validators && !(set->validators = calloc(1, sizeof(struct schema_validators))))
+                return NULL;
+        xmlRelaxNG **rng = &set->validators->rng[kind];
+        if (!*rng)
+                *rng = compile(kind == VF_KIND_DOMAIN ? schema_rng_domain : schema_rng_network);
+        return *rng;
+}
+
+typedef struct validation {
+        const xml_origin *origin;
+        const char *prefix;
+        bool reported;
+} validation;
+
+static void on_invalid(void *userdata, xmlError *e) {
+        validation *v = userdata;
+
+        v->reported = true;
+        xml_report_error(v->origin, e, v->prefix);
+}
+
+int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
+        const char *root = vf_kind_to_string(kind);
+        xmlRelaxNG *rng = validator_for(o->file->set, kind);
+        if (!rng)
+                return -ENOMEM;
+
+        _cleanup_free_ char *prefix = vf_printf("invalid <%s> (checked against virtform's %s.rng): ", root, root);
+        _cleanup_(xmlRelaxNGFreeValidCtxtp) xmlRelaxNGValidCtxt *ctxt = xmlRelaxNGNewValidCtxt(rng);
+        if (!prefix || !ctxt)
+                return -ENOMEM;
+        validation v = { .origin = o, .prefix = prefix };
+        xmlRelaxNGSetValidStructuredErrors(ctxt, on_invalid, &v);
+        int r = xmlRelaxNGValidateDoc(ctxt, doc);
+        if (r == 0)
+                return 0;
+        if (!v.reported)
+                xml_origin_error(o, 0, 0, "%sthe document does not validate", prefix);
+        return -EINVAL;
+}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Parsing and checking of the scalar value types both YAML and native XML use. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "schema/schema-internal.h"
+
+const char *const schema_state_names[] = { "running", "shutoff", NULL };
+const char *const schema_restart_names[] = { "never", "on-change", NULL };
+const char *const schema_yes_no_names[] = { "no", "yes", NULL };
+
+int schema_lookup(const char *const *names, const char *s) {
+        for (int i = 0; names[i]; i++)
+                if (strcmp(names[i], s) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+char *schema_join(const char *const *names) {
+        vf_buf b = {};
+
+        for (size_t i = 0; names[i]; i++) {
+                if (i > 0)
+                        vf_buf_puts(&b, ", ");
+                vf_buf_puts(&b, names[i]);
+        }
+        return vf_buf_steal(&b);
+}
+
+/* What the kernel accepts as an interface name (IFNAMSIZ, dev_valid_name()). */
+bool schema_ifname_is_valid(const char *s) {
+        size_t len = strlen(s);
+        if (len == 0 || len > 15 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (*p == '/' || *p == ':' || isspace((unsigned char) *p))
+                        return false;
+        return true;
+}
+
+bool schema_token_is_valid(const char *s) {
+        size_t len = strlen(s);
+        return len > 0 && len <= 32 &&
+                strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == len;
+}
+
+int schema_parse_ipv4(const char *s, uint32_t *ret) {
+        struct in_addr a;
+
+        /* inet_pton() takes dotted quads only: no shorthand forms, no octal. */
+        if (inet_pton(AF_INET, s, &a) != 1)
+                return -EINVAL;
+        *ret = ntohl(a.s_addr);
+        return 0;
+}
+
+static int parse_decimal(const char *s, uint64_t max, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (!isdigit((unsigned char) *s))
+                return -EINVAL;
+        for (; isdigit((unsigned char) *s); s++) {
+                if (v > (max - (uint64_t) (*s - '0')) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*s - '0');
+        }
+        *ret = v;
+        return *s ? -EINVAL : 0;
+}
+
+int schema_parse_cidr(const char *s, uint32_t *ret_addr, unsigned *ret_prefix) {
+        const char *slash = strchr(s, '/');
+        char addr[INET_ADDRSTRLEN];
+        uint64_t prefix;
+
+        if (!slash || (size_t) (slash - s) >= sizeof addr)
+                return -EINVAL;
+        memcpy(addr, s, (size_t) (slash - s));
+        addr[slash - s] = 0;
+        if (schema_parse_ipv4(addr, ret_addr) < 0 || parse_decimal(slash + 1, 32, &prefix) < 0)
+                return -EINVAL;
+        *ret_prefix = (unsigned) prefix;
+        return 0;
+}
+
+void schema_format_ipv4(uint32_t addr, char out[16]) {
+        snprintf(out, 16, "%u.%u.%u.%u", addr >> 24, (addr >> 16) & 0xff, (addr >> 8) & 0xff, addr & 0xff);
+}
+
+static int hex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        c = (char) tolower((unsigned char) c);
+        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int schema_parse_mac(const char *s, char out[18]) {
+        uint8_t octet[6];
+
+        if (strlen(s) != 17)
+                return -EINVAL;
+        for (size_t i = 0; i < 6; i++) {
+                const char *p = s + 3 * i;
+                int hi = hex_digit(p[0]), lo = hex_digit(p[1]);
+                if (hi < 0 || lo < 0 || (i < 5 && p[2] != ':'))
+                        return -EINVAL;
+                octet[i] = (uint8_t) (hi << 4 | lo);
+        }
+        if (octet[0] & 1)
+                return -EDOM;
+        snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", octet[0], octet[1], octet[2], octet[3], octet[4],
+                 octet[5]);
+        return 0;
+}
+
+/* Exactly `digits` hex digits at s, as a number. */
+static int parse_hex_field(const char *s, size_t digits, unsigned *ret) {
+        unsigned v = 0;
+
+        for (size_t i = 0; i < digits; i++) {
+                int d = hex_digit(s[i]);
+                if (d < 0)
+                        return -EINVAL;
+                v = v << 4 | (unsigned) d;
+        }
+        *ret = v;
+        return 0;
+}
+
+int schema_parse_pci(const char *s, char out[13]) {
+        unsigned domain = 0, bus, slot, function;
+        size_t len = strlen(s);
+
+        if (len == 12) {
+                if (parse_hex_field(s, 4, &domain) < 0 || s[4] != ':')
+                        return -EINVAL;
+                s += 5;
+        } else if (len != 7)
+                return -EINVAL;
+        if (parse_hex_field(s, 2, &bus) < 0 || s[2] != ':' || parse_hex_field(s + 3, 2, &slot) < 0 ||
+            s[5] != '.' || parse_hex_field(s + 6, 1, &function) < 0)
+                return -EINVAL;
+        if (slot > 0x1f || function > 7)
+                return -EINVAL;
+        snprintf(out, 13, "%04x:%02x:%02x.%x", domain, bus, slot, function);
+        return 0;
+}
+
+static const struct {
+        const char *suffix;
+        uint64_t kib;
+} memory_units[] = {
+        { "KiB", 1 },
+        { "MiB", UINT64_C(1) << 10 },
+        { "GiB", UINT64_C(1) << 20 },
+        { "TiB", UINT64_C(1) << 30 },
+};
+
+#define MEMORY_MIN_KIB (UINT64_C(1) << 10)
+#define MEMORY_MAX_KIB (UINT64_C(16) << 30)
+
+int schema_parse_memory(const char *s, uint64_t *ret_kib) {
+        size_t digits = strspn(s, "0123456789");
+        uint64_t amount;
+
+        if (digits == 0)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(memory_units); i++) {
+                if (strcmp(s + digits, memory_units[i].suffix) != 0)
+                        continue;
+                _cleanup_free_ char *number = strndup(s, digits);
+                if (!number)
+                        return -ENOMEM;
+                if (parse_decimal(number, MEMORY_MAX_KIB, &amount) < 0 || amount > MEMORY_MAX_KIB / memory_units[i].kib)
+                        return -ERANGE;
+                amount *= memory_units[i].kib;
+                if (amount < MEMORY_MIN_KIB)
+                        return -ERANGE;
+                *ret_kib = amount;
+                return 0;
+        }
+        return -EINVAL;
+}

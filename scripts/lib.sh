@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Shared by the scripts in this directory: package installation and the build.
+
+# The Debian packages virtform builds and runs with.
+BUILD_PACKAGES="gcc meson ninja-build pkg-config libyaml-dev libxml2-dev libnl-3-dev libnl-route-3-dev
+  libudev-dev libsqlite3-dev libvirt-dev nettle-dev"
+# What the test suite needs beyond that: cmocka, ip(8) for network namespaces, valgrind.
+TEST_PACKAGES="libcmocka-dev iproute2 valgrind"
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Installs what is missing, quietly; does nothing when everything is there.
+ensure_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "virtform: missing packages: ${missing[*]}; run this as root or install them" >&2
+        return 1
+    fi
+    echo "virtform: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Configures (once) and builds a build directory: build_dir NAME [MESON OPTIONS...]
+build_dir() {
+    local dir="$top/$1"; shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$top" "$@" >/dev/null
+    fi
+    ninja -C "$dir" >/dev/null
+}

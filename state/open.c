@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Opening the state store: where the file lives, proving it is ours before
+ * touching it, and migrating its schema forward.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "state/state-internal.h"
+
+/* Stamped into the database header, so we can tell our files from anyone else's. */
+#define STATE_APPLICATION_ID 0x76667331 /* "vfs1" */
+
+/* Long enough for another virtform run to finish one write transaction. */
+#define STATE_BUSY_TIMEOUT_MSEC 5000
+
+#define REFUSAL "refusing to touch it. Move it away or pass --state with another path."
+
+/*
+ * Step N takes the schema from user_version N to N+1, each in its own
+ * transaction. Released steps are never edited, only appended to.
+ */
+static const char *const migrations[] = {
+        "CREATE TABLE meta ("
+        "        key TEXT PRIMARY KEY NOT NULL,"
+        "        value TEXT NOT NULL"
+        ") WITHOUT ROWID;"
+        /* A rowid table: applied_desired_xml makes rows too large for WITHOUT ROWID to pay off. */
+        "CREATE TABLE resources ("
+        "        kind TEXT NOT NULL,"
+        "        name TEXT NOT NULL,"
+        "        source_file TEXT,"
+        "        desired_hash TEXT,"
+        "        generation INTEGER NOT NULL DEFAULT 0,"
+        "        observed_generation INTEGER NOT NULL DEFAULT 0,"
+        "        uuid TEXT,"
+        "        applied_xml_hash TEXT,"
+        "        applied_desired_xml TEXT,"
+        "        last_error TEXT,"
+        "        attempts INTEGER NOT NULL DEFAULT 0,"
+        "        next_retry_usec INTEGER NOT NULL DEFAULT 0,"
+        "        updated_usec INTEGER NOT NULL DEFAULT 0,"
+        "        PRIMARY KEY (kind, name)"
+        ");"
+        "CREATE TABLE conditions ("
+        "        kind TEXT NOT NULL,"
+        "        name TEXT NOT NULL,"
+        "        type TEXT NOT NULL,"
+        "        status INTEGER NOT NULL CHECK (status IN (0, 1)),"
+        "        reason TEXT,"
+        "        message TEXT,"
+        "        last_transition_usec INTEGER NOT NULL DEFAULT 0,"
+        "        PRIMARY KEY (kind, name, type),"
+        "        FOREIGN KEY (kind, name) REFERENCES resources (kind, name) ON DELETE CASCADE"
+        ") WITHOUT ROWID;"
+        /* AUTOINCREMENT: an id is never handed out twice, so readers can remember where they stopped. */
+        "CREATE TABLE events ("
+        "        id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "        time_usec INTEGER NOT NULL,"
+        "        kind TEXT NOT NULL,"
+        "        name TEXT NOT NULL,"
+        "        generation INTEGER NOT NULL,"
+        "        action TEXT NOT NULL,"
+        "        outcome TEXT NOT NULL,"
+        "        message TEXT"
+        ");"
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
+        "        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;"
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+        "        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;",
+};
+
+static int fail(char **errmsg, int r, const char *fmt, ...) _printf_(3, 4);
+static int fail(char **errmsg, int r, const char *fmt, ...) {
+        va_list ap;
+
+        if (!errmsg)
+                return r;
+        free(*errmsg);
+        va_start(ap, fmt);
+        if (vasprintf(errmsg, fmt, ap) < 0)
+                *errmsg = NULL;
+        va_end(ap);
+        return r;
+}
+
+static int fail_sqlite(char **errmsg, sqlite3 *db, int rc, const char *path, const char *what) {
+        return fail(errmsg, state_errno_from_sqlite(db, rc), "%s: %s: %s", path, what, sqlite3_errmsg(db));
+}
+
+/* ---- the file ---------------------------------------------------------- */
+
+char *state_default_path(void) {
+        if (geteuid() == 0)
+                return strdup("/var/lib/virtform/state.db");
+
+        /* The XDG spec says to ignore relative values. */
+        const char *xdg = getenv("XDG_STATE_HOME");
+        if (xdg && xdg[0] == '/')
+                return vf_printf("%s/virtform/state.db", xdg);
+
+        const char *home = getenv("HOME");
+        if (home && home[0] == '/')
+                return vf_printf("%s/.local/state/virtform/state.db", home);
+        return NULL;
+}
+
+/* Creates the missing directories above path, 0700 whatever the umask. */
+static int mkdir_parents(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+
+        for (char *slash = strchr(p + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+                *slash = 0;
+                if (mkdir(p, 0700) >= 0) {
+                        if (chmod(p, 0700) < 0)
+                                return -errno;
+                } else if (errno != EEXIST)
+                        return -errno;
+                *slash = '/';
+        }
+        return 0;
+}
+
+/*
+ * We create the file rather than let SQLite do it so that its mode is 0600
+ * whatever the umask: it describes the host's VMs and networks. SQLite gives
+ * the -wal and -shm files the same mode as the database.
+ */
+static int create_file(const char *path, char **errmsg) {
+        struct stat st;
+
+        int r = mkdir_parents(path);
+        if (r < 0)
+                return fail(errmsg, r, "%s: cannot create parent directories: %s", path, strerror(-r));
+
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0) {
+                if (errno == EEXIST)
+                        return 0;
+                return fail(errmsg, -errno, "%s: cannot create: %s", path, strerror(errno));
+        }
+        if (fstat(fd, &st) < 0)
+                return fail(errmsg, -errno, "%s: %s", path, strerror(errno));
+        if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0)
+                return fail(errmsg, -errno, "%s: cannot make it 0600: %s", path, strerror(errno));
+        return 0;
+}
+
+static int generate_uuid(char out[STATE_UUID_STRING_MAX]) {
+        uint8_t b[16];
+
+        for (size_t got = 0; got < sizeof b;) {
+                ssize_t n = getrandom(b + got, sizeof b - got, 0);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                got += (size_t) n;
+        }
+
+        /* RFC 4122 section 4.4: version 4, variant 10xx. */
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+
+        char *p = out;
+        for (size_t i = 0; i < sizeof b; i++) {
+                if (i == 4 || i == 6 || i == 8 || i == 10)
+                        *p++ = '-';
+                p += sprintf(p, "%02x", b[i]);
+        }
+        return 0;
+}
+
+/* ---- small queries ----------------------------------------------------- */
+
+/* Prepares sql and steps to its first row, which the caller reads from *ret. */
+static int query_first_row(sqlite3 *db, const char *sql, sqlite3_stmt **ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return rc;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? SQLITE_ERROR : rc;
+        *ret = TAKE_PTR(st);
+        return SQLITE_OK;
+}
+
+static int query_int(sqlite3 *db, const char *sql, int64_t *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+
+        int rc = query_first_row(db, sql, &st);
+        if (rc == SQLITE_OK)
+                *ret = sqlite3_column_int64(st, 0);
+        return rc;
+}
+
+/* Copies the first column of the first row; "" for NULL. */
+static int query_text(sqlite3 *db, const char *sql, char *buf, size_t size) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+
+        int rc = query_first_row(db, sql, &st);
+        if (rc == SQLITE_OK) {
+                const unsigned char *text = sqlite3_column_text(st, 0);
+                snprintf(buf, size, "%s", text ? (const char *) text : "");
+        }
+        return rc;
+}
+
+/* ---- proving the file is ours ------------------------------------------ */
+
+static int connect_db(const char *path, int flags, sqlite3 **ret, char **errmsg) {
+        _cleanup_(sqlite3_closep) sqlite3 *db = NULL;
+
+        int rc = sqlite3_open_v2(path, &db, flags, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_busy_timeout(db, STATE_BUSY_TIMEOUT_MSEC);
+        if (rc != SQLITE_OK)
+                return fail_sqlite(errmsg, db, rc, path, "cannot open");
+        *ret = TAKE_PTR(db);
+        return 0;
+}
+
+static int check_integrity(sqlite3 *db, const char *path, char **errmsg) {
+        char result[256];
+
+        int rc = query_text(db, "PRAGMA quick_check", result, sizeof result);
+        if (rc != SQLITE_OK)
+                return fail(errmsg, -EBADMSG, "%s failed SQLite's integrity check (%s); " REFUSAL, path,
+                            sqlite3_errmsg(db));
+        if (strcmp(result, "ok") != 0)
+                return fail(errmsg, -EBADMSG, "%s failed SQLite's integrity check (%s); " REFUSAL, path,
+                            result);
+        return 0;
+}
+
+/*
+ * Accepts an empty database or one of ours with a schema we know; refuses
+ * anything else without writing a byte to it. Returns the schema version.
+ */
+static int check_identity(sqlite3 *db, const char *path, int64_t *ret_version, char **errmsg) {
+        int64_t application_id, version, n_objects;
+
+        int rc = query_int(db, "PRAGMA application_id", &application_id);
+        if (rc == SQLITE_OK)
+                rc = query_int(db, "PRAGMA user_version", &version);
+        if (rc == SQLITE_OK)
+                rc = query_int(db, "SELECT count(*) FROM sqlite_schema", &n_objects);
+        if ((rc & 0xff) == SQLITE_NOTADB)
+                return fail(errmsg, -EBADMSG, "%s is not a virtform state file (not an SQLite database); " REFUSAL,
+                            path);
+        if (rc != SQLITE_OK)
+                return fail_sqlite(errmsg, db, rc, path, "cannot read");
+
+        bool empty = application_id == 0 && version == 0 && n_objects == 0;
+        if (!empty && application_id != STATE_APPLICATION_ID)
+                return fail(errmsg, -EBADMSG,
+                            "%s is not a virtform state file (application_id 0x%08" PRIx32 "); " REFUSAL, path,
+                            (uint32_t) application_id);
+        if (version < 0)
+                return fail(errmsg, -EBADMSG, "%s has an invalid schema version %" PRIi64 "; " REFUSAL, path,
+                            version);
+        if (version > (int64_t) ELEMENTSOF(migrations))
+                return fail(errmsg, -EPROTONOSUPPORT,
+                            "%s was written by a newer virtform (schema version %" PRIi64
+                            ", this one knows up to %zu); " REFUSAL,
+                            path, version, ELEMENTSOF(migrations));
+        if (n_objects > 0) {
+                int r = check_integrity(db, path, errmsg);
+                if (r < 0)
+                        return r;
+        }
+        *ret_version = version;
+        return 0;
+}
+
+/*
+ * A read-only connection for the checks: even reading through a read-write
+ * one may write, for instance to roll back another program's hot journal.
+ * With ret NULL the connection is closed once the file has passed.
+ */
+static int open_checked(const char *path, sqlite3 **ret, int64_t *ret_version, char **errmsg) {
+        _cleanup_(sqlite3_closep) sqlite3 *db = NULL;
+
+        int r = connect_db(path, SQLITE_OPEN_READONLY, &db, errmsg);
+        if (r < 0)
+                return r;
+        r = check_identity(db, path, ret_version, errmsg);
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = TAKE_PTR(db);
+        return 0;
+}
+
+/* ---- migrating --------------------------------------------------------- */
+
+/* Applies the step after the current version, if any; *ret_done says whether there was none. */
+static int migrate_step(sqlite3 *db, const char *instance_id, bool *ret_done) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int64_t version;
+        char pragmas[128];
+
+        /* Read the version inside the write transaction: another virtform may have just migrated. */
+        int rc = query_int(db, "PRAGMA user_version", &version);
+        *ret_done = rc == SQLITE_OK && version >= (int64_t) ELEMENTSOF(migrations);
+        if (rc != SQLITE_OK || *ret_done)
+                return rc;
+
+        rc = sqlite3_exec(db, migrations[version], NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return rc;
+
+        /* A store never exists without its instance id: it is made in the transaction that makes the tables. */
+        rc = sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', ?1)", -1, &st,
+                                NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 1, instance_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return rc;
+
+        snprintf(pragmas, sizeof pragmas, "PRAGMA user_version = %" PRIi64 "; PRAGMA application_id = %d;",
+                 version + 1, STATE_APPLICATION_ID);
+        return sqlite3_exec(db, pragmas, NULL, NULL, NULL);
+}
+
+static int migrate(sqlite3 *db, const char *path, char **errmsg) {
+        char instance_id[STATE_UUID_STRING_MAX];
+
+        int r = generate_uuid(instance_id);
+        if (r < 0)
+                return fail(errmsg, r, "%s: cannot make an instance id: %s", path, strerror(-r));
+
+        for (bool done = false; !done;) {
+                int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+                if (rc == SQLITE_OK)
+                        rc = migrate_step(db, instance_id, &done);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+                if (rc != SQLITE_OK) {
+                        r = fail_sqlite(errmsg, db, rc, path, "cannot migrate the schema");
+                        if (!sqlite3_get_autocommit(db))
+                                (void) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* ---- putting it together ----------------------------------------------- */
+
+/*
+ * WAL lets plan and status read while apply writes. With synchronous=NORMAL
+ * a commit survives a crash of virtform; a power loss may drop the last few
+ * commits but never corrupts the file, and the next pass redoes what was lost
+ * because it converges from what it observes rather than from this record.
+ */
+static int configure_writable(sqlite3 *db, bool wal, const char *path, char **errmsg) {
+        char mode[16];
+
+        if (wal) {
+                int rc = query_text(db, "PRAGMA journal_mode = WAL", mode, sizeof mode);
+                if (rc != SQLITE_OK)
+                        return fail_sqlite(errmsg, db, rc, path, "cannot switch to WAL mode");
+                if (strcmp(mode, "wal") != 0)
+                        return fail(errmsg, -EOPNOTSUPP, "%s: cannot switch to WAL mode (still %s)", path, mode);
+        }
+        int rc = sqlite3_exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return fail_sqlite(errmsg, db, rc, path, "cannot configure");
+        return 0;
+}
+
+static int open_readwrite(state_store *s, const char *path, char **errmsg) {
+        int64_t version;
+
+        int r = create_file(path, errmsg);
+        if (r < 0)
+                return r;
+        r = open_checked(path, NULL, &version, errmsg);
+        if (r < 0)
+                return r;
+
+        r = connect_db(path, SQLITE_OPEN_READWRITE, &s->db, errmsg);
+        if (r < 0)
+                return r;
+        /* SQLite quietly falls back to read-only when it may not write; apply would only fail later. */
+        if (sqlite3_db_readonly(s->db, "main") == 1)
+                return fail(errmsg, -EACCES, "%s: cannot open for writing", path);
+        r = configure_writable(s->db, true, path, errmsg);
+        if (r < 0)
+                return r;
+        return migrate(s->db, path, errmsg);
+}
+
+/*
+ * A private in-memory database at the current schema, holding a copy of
+ * source if there is one: how a read-only open sees a missing file or one
+ * whose schema it would have to migrate.
+ */
+static int open_snapshot(state_store *s, sqlite3 *source, const char *path, char **errmsg) {
+        int r = connect_db(":memory:", SQLITE_OPEN_READWRITE, &s->db, errmsg);
+        if (r < 0)
+                return r;
+
+        if (source) {
+                sqlite3_backup *backup = sqlite3_backup_init(s->db, "main", source, "main");
+                if (!backup)
+                        return fail_sqlite(errmsg, s->db, sqlite3_errcode(s->db), path, "cannot copy");
+                int rc = sqlite3_backup_step(backup, -1);
+                sqlite3_backup_finish(backup);
+                if (rc != SQLITE_DONE)
+                        return fail_sqlite(errmsg, s->db, rc, path, "cannot copy");
+        }
+
+        r = configure_writable(s->db, false, path, errmsg);
+        if (r < 0)
+                return r;
+        return migrate(s->db, path, errmsg);
+}
+
+static int open_readonly(state_store *s, const char *path, char **errmsg) {
+        _cleanup_(sqlite3_closep) sqlite3 *db = NULL;
+        int64_t version;
+
+        if (access(path, F_OK) < 0) {
+                if (errno != ENOENT)
+                        return fail(errmsg, -errno, "%s: %s", path, strerror(errno));
+                /* Nothing recorded yet: plan and status on a fresh host see an empty store. */
+                return open_snapshot(s, NULL, path, errmsg);
+        }
+
+        int r = open_checked(path, &db, &version, errmsg);
+        if (r < 0)
+                return r;
+        if (version < (int64_t) ELEMENTSOF(migrations))
+                return open_snapshot(s, db, path, errmsg);
+        s->db = TAKE_PTR(db);
+        return 0;
+}
+
+static int load_instance_id(state_store *s, const char *path, char **errmsg) {
+        char id[STATE_UUID_STRING_MAX + 1];
+
+        int rc = query_text(s->db, "SELECT value FROM meta WHERE key = 'instance_id'", id, sizeof id);
+        if (rc != SQLITE_OK)
+                return fail_sqlite(errmsg, s->db, rc, path, "cannot read the instance id");
+        if (strlen(id) != STATE_UUID_STRING_MAX - 1)
+                return fail(errmsg, -EBADMSG, "%s: malformed instance id '%s'", path, id);
+        memcpy(s->instance_id, id, sizeof s->instance_id);
+        return 0;
+}
+
+int state_open(const char *path, state_open_flags flags, state_store **ret, char **errmsg) {
+        bool readonly = flags & STATE_OPEN_READONLY;
+
+        if (errmsg)
+                *errmsg = NULL;
+        if (!path || !path[0])
+                return fail(errmsg, -EINVAL, "no state file path given");
+
+        _cleanup_(state_closep) state_store *s = calloc(1, sizeof *s);
+        if (!s)
+                return fail(errmsg, -ENOMEM, "%s: out of memory", path);
+
+        int r = readonly ? open_readonly(s, path, errmsg) : open_readwrite(s, path, errmsg);
+        if (r < 0)
+                return r;
+        r = load_instance_id(s, path, errmsg);
+        if (r < 0)
+                return r;
+        r = state_prepare_statements(s);
+        if (r < 0)
+                return fail(errmsg, r, "%s: %s", path, state_last_error(s));
+
+        /* Makes a read-only in-memory snapshot refuse writes just like a read-only file (-EROFS). */
+        if (readonly) {
+                int rc = sqlite3_exec(s->db, "PRAGMA query_only = ON", NULL, NULL, NULL);
+                if (rc != SQLITE_OK)
+                        return fail_sqlite(errmsg, s->db, rc, path, "cannot configure");
+        }
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+void state_close(state_store *s) {
+        if (!s)
+                return;
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(s->stmts[i]);
+        sqlite3_close(s->db);
+        free(s);
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What the files of the state module share and nobody else sees.
+ */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "state/state.h"
+
+DEFINE_POINTER_CLEANUP(sqlite3, sqlite3_close);
+DEFINE_POINTER_CLEANUP(sqlite3_stmt, sqlite3_finalize);
+
+#define STATE_UUID_STRING_MAX 37 /* 36 characters and the NUL */
+
+/* Every statement the store runs after open: prepared once there, then reset and reused. */
+typedef enum state_stmt {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_SAVEPOINT,
+        STMT_RELEASE,
+        STMT_ROLLBACK_TO,
+        STMT_GET_RESOURCE,
+        STMT_GET_CONDITIONS,
+        STMT_LIST_RESOURCES,
+        STMT_LIST_CONDITIONS,
+        STMT_UPSERT_RESOURCE,
+        STMT_DELETE_CONDITIONS,
+        STMT_INSERT_CONDITION,
+        STMT_DELETE_RESOURCE,
+        STMT_APPEND_EVENT,
+        STMT_LIST_EVENTS,
+        _STMT_MAX,
+} state_stmt;
+
+struct state_store {
+        sqlite3 *db;
+        sqlite3_stmt *stmts[_STMT_MAX];
+        char instance_id[STATE_UUID_STRING_MAX];
+        /* Copied on failure: the rollback that usually follows would replace sqlite3_errmsg(). */
+        char last_error[256];
+};
+
+/* Maps an SQLite result code to a negative errno. */
+int state_errno_from_sqlite(sqlite3 *db, int rc);
+/* Prepares s->stmts once the schema is current; on failure state_last_error() says why. */
+int state_prepare_statements(state_store *s);
+/* Appends a condition without looking for an existing one of the same type. */
+int state_record_add_condition(state_record *rec, const char *type, bool status, const char *reason,
+                               const char *message, int64_t last_transition_usec);

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The queries of the state store. Every statement is prepared once by
+ * state_open() and reset after each use, so a pass over thousands of
+ * resources costs no parsing.
+ */
+#include <string.h>
+
+#include "state/state-internal.h"
+
+/* Column positions in RESOURCE_COLUMNS; SQL parameter ?N+1 always carries column N. */
+enum {
+        RES_KIND,
+        RES_NAME,
+        RES_SOURCE_FILE,
+        RES_DESIRED_HASH,
+        RES_GENERATION,
+        RES_OBSERVED_GENERATION,
+        RES_UUID,
+        RES_APPLIED_XML_HASH,
+        RES_APPLIED_DESIRED_XML,
+        RES_LAST_ERROR,
+        RES_ATTEMPTS,
+        RES_NEXT_RETRY_USEC,
+        RES_UPDATED_USEC,
+};
+#define RESOURCE_COLUMNS                                                                      \
+        "kind, name, source_file, desired_hash, generation, observed_generation, uuid, "      \
+        "applied_xml_hash, applied_desired_xml, last_error, attempts, next_retry_usec, "       \
+        "updated_usec"
+
+enum {
+        COND_KIND,
+        COND_NAME,
+        COND_TYPE,
+        COND_STATUS,
+        COND_REASON,
+        COND_MESSAGE,
+        COND_LAST_TRANSITION_USEC,
+};
+#define CONDITION_COLUMNS "kind, name, type, status, reason, message, last_transition_usec"
+
+enum {
+        EV_ID,
+        EV_TIME_USEC,
+        EV_KIND,
+        EV_NAME,
+        EV_GENERATION,
+        EV_ACTION,
+        EV_OUTCOME,
+        EV_MESSAGE,
+};
+#define EVENT_COLUMNS "id, time_usec, kind, name, generation, action, outcome, message"
+
+static const char *const stmt_sql[_STMT_MAX] = {
+        /* IMMEDIATE takes the write lock up front, where the busy timeout can wait for it,
+         * instead of failing with SQLITE_BUSY at the first write halfway through a pass. */
+        [STMT_BEGIN] = "BEGIN IMMEDIATE",
+        [STMT_COMMIT] = "COMMIT",
+        [STMT_ROLLBACK] = "ROLLBACK",
+        /* A savepoint nests inside state_begin() and acts as a transaction outside one. */
+        [STMT_SAVEPOINT] = "SAVEPOINT state_op",
+        [STMT_RELEASE] = "RELEASE state_op",
+        [STMT_ROLLBACK_TO] = "ROLLBACK TO state_op",
+        [STMT_GET_RESOURCE] = "SELECT " RESOURCE_COLUMNS " FROM resources WHERE kind = ?1 AND name = ?2",
+        [STMT_GET_CONDITIONS] = "SELECT " CONDITION_COLUMNS " FROM conditions "
+                                "WHERE kind = ?1 AND name = ?2 ORDER BY type",
+        [STMT_LIST_RESOURCES] = "SELECT " RESOURCE_COLUMNS " FROM resources ORDER BY kind, name",
+        [STMT_LIST_CONDITIONS] = "SELECT " CONDITION_COLUMNS " FROM conditions ORDER BY kind, name, type",
+        /* Not INSERT OR REPLACE: that deletes the row first, which the foreign key would
+         * cascade to the conditions behind our back. */
+        [STMT_UPSERT_RESOURCE] =
+                "INSERT INTO resources (" RESOURCE_COLUMNS ") "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+                "ON CONFLICT (kind, name) DO UPDATE SET "
+                "source_file = excluded.source_file, desired_hash = excluded.desired_hash, "
+                "generation = excluded.generation, observed_generation = excluded.observed_generation, "
+                "uuid = excluded.uuid, applied_xml_hash = excluded.applied_xml_hash, "
+                "applied_desired_xml = excluded.applied_desired_xml, last_error = excluded.last_error, "
+                "attempts = excluded.attempts, next_retry_usec = excluded.next_retry_usec, "
+                "updated_usec = excluded.updated_usec",
+        [STMT_DELETE_CONDITIONS] = "DELETE FROM conditions WHERE kind = ?1 AND name = ?2",
+        [STMT_INSERT_CONDITION] = "INSERT INTO conditions (" CONDITION_COLUMNS ") "
+                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [STMT_DELETE_RESOURCE] = "DELETE FROM resources WHERE kind = ?1 AND name = ?2",
+        /* ?1 is left out so that AUTOINCREMENT picks the id. */
+        [STMT_APPEND_EVENT] = "INSERT INTO events (" EVENT_COLUMNS ") "
+                              "VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        [STMT_LIST_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events "
+                             "WHERE (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR name = ?4) ORDER BY id",
+};
+
+int state_errno_from_sqlite(sqlite3 *db, int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_CONSTRAINT:
+        case SQLITE_MISMATCH:
+        case SQLITE_RANGE:
+                return -EINVAL;
+        case SQLITE_TOOBIG:
+                return -E2BIG;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_CANTOPEN:
+        case SQLITE_IOERR: {
+                /* The system call that failed knows better than SQLite's summary. */
+                int e = sqlite3_system_errno(db);
+                return e > 0 ? -e : -EIO;
+        }
+        default:
+                return -EIO;
+        }
+}
+
+static int store_error(state_store *s, int rc) {
+        snprintf(s->last_error, sizeof s->last_error, "%s", sqlite3_errmsg(s->db));
+        return state_errno_from_sqlite(s->db, rc);
+}
+
+const char *state_last_error(const state_store *s) {
+        return s->last_error;
+}
+
+const char *state_instance_id(const state_store *s) {
+        return s->instance_id;
+}
+
+int state_prepare_statements(state_store *s) {
+        for (size_t i = 0; i < _STMT_MAX; i++) {
+                int rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i], NULL);
+                if (rc != SQLITE_OK)
+                        return store_error(s, rc);
+        }
+        return 0;
+}
+
+/* Readies a shared statement for its next user; a statement left stepping would pin a read snapshot. */
+static void stmt_releasep(sqlite3_stmt **st) {
+        sqlite3_reset(*st);
+        sqlite3_clear_bindings(*st);
+}
+#define _cleanup_stmt_release_ _cleanup_(stmt_releasep)
+
+/* The caller's strings outlive the statement's use, which ends at stmt_releasep(): no copy needed. */
+static int bind_text(sqlite3_stmt *st, int column, const char *s) {
+        return sqlite3_bind_text(st, column + 1, s, -1, SQLITE_STATIC);
+}
+
+static int bind_int64(sqlite3_stmt *st, int column, int64_t v) {
+        return sqlite3_bind_int64(st, column + 1, v);
+}
+
+/* Resources and conditions both key on (kind, name) as ?1 and ?2. */
+static int bind_key(sqlite3_stmt *st, const char *kind, const char *name) {
+        return bind_text(st, RES_KIND, kind) ?: bind_text(st, RES_NAME, name);
+}
+
+/* Steps a statement that yields no rows, once its parameters are bound with result bind_rc. */
+static int exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc) {
+        if (bind_rc != SQLITE_OK)
+                return store_error(s, bind_rc);
+        int rc = sqlite3_step(st);
+        return rc == SQLITE_DONE ? 0 : store_error(s, rc);
+}
+
+static int exec_stmt(state_store *s, state_stmt id) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[id];
+        return exec_bound(s, st, SQLITE_OK);
+}
+
+/* Like exec_stmt(), but keeps state_last_error() on the failure being cleaned up after. */
+static void exec_stmt_quietly(state_store *s, state_stmt id) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[id];
+        (void) sqlite3_step(st);
+}
+
+/*
+ * Ends the savepoint the caller opened, keeping its work if r and the release
+ * succeed and undoing it otherwise. Failures of the undo itself are ignored:
+ * they mean SQLite already rolled back the whole transaction.
+ */
+static int savepoint_end(state_store *s, int r) {
+        if (r >= 0)
+                r = exec_stmt(s, STMT_RELEASE);
+        if (r < 0) {
+                exec_stmt_quietly(s, STMT_ROLLBACK_TO);
+                exec_stmt_quietly(s, STMT_RELEASE);
+        }
+        return r;
+}
+
+int state_begin(state_store *s) {
+        return exec_stmt(s, STMT_BEGIN);
+}
+
+int state_commit(state_store *s) {
+        return exec_stmt(s, STMT_COMMIT);
+}
+
+int state_rollback(state_store *s) {
+        return exec_stmt(s, STMT_ROLLBACK);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+/* sqlite3_column_text() also returns NULL when it runs out of memory converting a value. */
+static int column_text(sqlite3_stmt *st, int column, const char **ret) {
+        *ret = (const char *) sqlite3_column_text(st, column);
+        return *ret || sqlite3_column_type(st, column) == SQLITE_NULL ? 0 : -ENOMEM;
+}
+
+static int column_strdup(sqlite3_stmt *st, int column, char **ret) {
+        const char *text;
+        int r = column_text(st, column, &text);
+        if (r < 0)
+                return r;
+        *ret = text ? strdup(text) : NULL;
+        return !text || *ret ? 0 : -ENOMEM;
+}
+
+/* Grows an array to hold at least n elements of size bytes; returns NULL when out of memory. */
+static void *array_reserve(void *items, size_t *cap, size_t n, size_t size) {
+        if (n <= *cap)
+                return items;
+        size_t new_cap = *cap ? *cap * 2 : 16;
+        while (new_cap < n)
+                new_cap *= 2;
+        void *p = reallocarray(items, new_cap, size);
+        if (p)
+                *cap = new_cap;
+        return p;
+}
+
+typedef struct record_list {
+        state_record **items;
+        size_t n, cap;
+} record_list;
+
+static void record_list_done(record_list *l) {
+        state_record_list_free(l->items, l->n);
+}
+
+static int record_from_row(sqlite3_stmt *st, state_record **ret) {
+        _cleanup_(state_record_freep) state_record *rec = calloc(1, sizeof *rec);
+        if (!rec)
+                return -ENOMEM;
+
+        int r = column_strdup(st, RES_KIND, &rec->kind) ?: column_strdup(st, RES_NAME, &rec->name) ?:
+                column_strdup(st, RES_SOURCE_FILE, &rec->source_file) ?:
+                column_strdup(st, RES_DESIRED_HASH, &rec->desired_hash) ?:
+                column_strdup(st, RES_UUID, &rec->uuid) ?:
+                column_strdup(st, RES_APPLIED_XML_HASH, &rec->applied_xml_hash) ?:
+                column_strdup(st, RES_APPLIED_DESIRED_XML, &rec->applied_desired_xml) ?:
+                column_strdup(st, RES_LAST_ERROR, &rec->last_error);
+        if (r < 0)
+                return r;
+        rec->generation = sqlite3_column_int64(st, RES_GENERATION);
+        rec->observed_generation = sqlite3_column_int64(st, RES_OBSERVED_GENERATION);
+        rec->attempts = sqlite3_column_int64(st, RES_ATTEMPTS);
+        rec->next_retry_usec = sqlite3_column_int64(st, RES_NEXT_RETRY_USEC);
+        rec->updated_usec = sqlite3_column_int64(st, RES_UPDATED_USEC);
+        *ret = TAKE_PTR(rec);
+        return 0;
+}
+
+static int read_resources(state_store *s, sqlite3_stmt *st, record_list *l) {
+        int rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                state_record **items = array_reserve(l->items, &l->cap, l->n + 1, sizeof *items);
+                if (!items)
+                        return -ENOMEM;
+                l->items = items;
+
+                int r = record_from_row(st, &l->items[l->n]);
+                if (r < 0)
+                        return r;
+                l->n++;
+        }
+        return rc == SQLITE_DONE ? 0 : store_error(s, rc);
+}
+
+static int condition_from_row(sqlite3_stmt *st, state_record *rec) {
+        const char *type, *reason, *message;
+        int r = column_text(st, COND_TYPE, &type) ?: column_text(st, COND_REASON, &reason) ?:
+                column_text(st, COND_MESSAGE, &message);
+        if (r < 0)
+                return r;
+        return state_record_add_condition(rec, type, sqlite3_column_int(st, COND_STATUS), reason, message,
+                                          sqlite3_column_int64(st, COND_LAST_TRANSITION_USEC));
+}
+
+/* Orders like SQLite's BINARY collation, which is what both ORDER BY clauses use. */
+static int record_key_compare(const state_record *rec, const char *kind, const char *name) {
+        int c = strcmp(rec->kind, kind);
+        return c != 0 ? c : strcmp(rec->name, name);
+}
+
+/*
+ * Both statements are sorted by (kind, name), so a single merge pass hands
+ * every condition to its record without a query per record.
+ */
+static int attach_conditions(state_store *s, sqlite3_stmt *st, record_list *l) {
+        size_t i = 0;
+        int rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *kind, *name;
+                int r = column_text(st, COND_KIND, &kind) ?: column_text(st, COND_NAME, &name);
+                if (r < 0)
+                        return r;
+
+                while (i < l->n && record_key_compare(l->items[i], kind, name) < 0)
+                        i++;
+                /* The foreign key rules out orphans, unless a client without it wrote the file. */
+                if (i == l->n || record_key_compare(l->items[i], kind, name) != 0)
+                        continue;
+
+                r = condition_from_row(st, l->items[i]);
+                if (r < 0)
+                        return r;
+        }
+        return rc == SQLITE_DONE ? 0 : store_error(s, rc);
+}
+
+/* Inside a savepoint, so that records and conditions come from one snapshot. */
+static int read_records(state_store *s, sqlite3_stmt *resources, sqlite3_stmt *conditions, record_list *l) {
+        int r = exec_stmt(s, STMT_SAVEPOINT);
+        if (r < 0)
+                return r;
+
+        r = read_resources(s, resources, l);
+        if (r >= 0)
+                r = attach_conditions(s, conditions, l);
+        return savepoint_end(s, r);
+}
+
+int state_get(state_store *s, const char *kind, const char *name, state_record **ret) {
+        _cleanup_stmt_release_ sqlite3_stmt *resources = s->stmts[STMT_GET_RESOURCE];
+        _cleanup_stmt_release_ sqlite3_stmt *conditions = s->stmts[STMT_GET_CONDITIONS];
+        _cleanup_(record_list_done) record_list l = {};
+
+        int rc = bind_key(resources, kind, name) ?: bind_key(conditions, kind, name);
+        if (rc != SQLITE_OK)
+                return store_error(s, rc);
+
+        int r = read_records(s, resources, conditions, &l);
+        if (r < 0)
+                return r;
+        if (l.n == 0)
+                return -ENOENT;
+        *ret = TAKE_PTR(l.items[0]);
+        l.n = 0;
+        return 0;
+}
+
+int state_list(state_store *s, state_record ***ret, size_t *n) {
+        _cleanup_stmt_release_ sqlite3_stmt *resources = s->stmts[STMT_LIST_RESOURCES];
+        _cleanup_stmt_release_ sqlite3_stmt *conditions = s->stmts[STMT_LIST_CONDITIONS];
+        _cleanup_(record_list_done) record_list l = {};
+
+        int r = read_records(s, resources, conditions, &l);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l.items);
+        *n = l.n;
+        l.n = 0;
+        return 0;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static int upsert_resource(state_store *s, const state_record *rec) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_UPSERT_RESOURCE];
+
+        int rc = bind_key(st, rec->kind, rec->name) ?: bind_text(st, RES_SOURCE_FILE, rec->source_file) ?:
+                 bind_text(st, RES_DESIRED_HASH, rec->desired_hash) ?:
+                 bind_int64(st, RES_GENERATION, rec->generation) ?:
+                 bind_int64(st, RES_OBSERVED_GENERATION, rec->observed_generation) ?:
+                 bind_text(st, RES_UUID, rec->uuid) ?:
+                 bind_text(st, RES_APPLIED_XML_HASH, rec->applied_xml_hash) ?:
+                 bind_text(st, RES_APPLIED_DESIRED_XML, rec->applied_desired_xml) ?:
+                 bind_text(st, RES_LAST_ERROR, rec->last_error) ?:
+                 bind_int64(st, RES_ATTEMPTS, rec->attempts) ?:
+                 bind_int64(st, RES_NEXT_RETRY_USEC, rec->next_retry_usec) ?:
+                 bind_int64(st, RES_UPDATED_USEC, rec->updated_usec);
+        return exec_bound(s, st, rc);
+}
+
+static int delete_conditions(state_store *s, const state_record *rec) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_CONDITIONS];
+        return exec_bound(s, st, bind_key(st, rec->kind, rec->name));
+}
+
+static int insert_condition(state_store *s, const state_record *rec, const state_condition *c) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_INSERT_CONDITION];
+
+        int rc = bind_key(st, rec->kind, rec->name) ?: bind_text(st, COND_TYPE, c->type) ?:
+                 bind_int64(st, COND_STATUS, c->status) ?: bind_text(st, COND_REASON, c->reason) ?:
+                 bind_text(st, COND_MESSAGE, c->message) ?:
+                 bind_int64(st, COND_LAST_TRANSITION_USEC, c->last_transition_usec);
+        return exec_bound(s, st, rc);
+}
+
+static int put_in_savepoint(state_store *s, const state_record *rec) {
+        int r = upsert_resource(s, rec);
+        if (r < 0)
+                return r;
+
+        r = delete_conditions(s, rec);
+        for (size_t i = 0; r >= 0 && i < rec->n_conditions; i++)
+                r = insert_condition(s, rec, &rec->conditions[i]);
+        return r;
+}
+
+int state_put(state_store *s, const state_record *rec) {
+        int r = exec_stmt(s, STMT_SAVEPOINT);
+        if (r < 0)
+                return r;
+        return savepoint_end(s, put_in_savepoint(s, rec));
+}
+
+int state_delete(state_store *s, const char *kind, const char *name) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_RESOURCE];
+
+        /* The conditions go with it through the foreign key's ON DELETE CASCADE. */
+        int r = exec_bound(s, st, bind_key(st, kind, name));
+        if (r < 0)
+                return r;
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+int state_event_append(state_store *s, const char *kind, const char *name, int64_t generation,
+                       const char *action, const char *outcome, const char *message) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_APPEND_EVENT];
+
+        int rc = bind_int64(st, EV_TIME_USEC, vf_now_realtime_usec()) ?: bind_text(st, EV_KIND, kind) ?:
+                 bind_text(st, EV_NAME, name) ?: bind_int64(st, EV_GENERATION, generation) ?:
+                 bind_text(st, EV_ACTION, action) ?: bind_text(st, EV_OUTCOME, outcome) ?:
+                 bind_text(st, EV_MESSAGE, message);
+        return exec_bound(s, st, rc);
+}
+
+static void event_done(state_event *ev) {
+        free(ev->kind);
+        free(ev->name);
+        free(ev->action);
+        free(ev->outcome);
+        free(ev->message);
+}
+
+void state_event_list_free(state_event *events, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                event_done(&events[i]);
+        free(events);
+}
+
+typedef struct event_list {
+        state_event *items;
+        size_t n, cap;
+} event_list;
+
+static void event_list_done(event_list *l) {
+        state_event_list_free(l->items, l->n);
+}
+
+static int event_from_row(sqlite3_stmt *st, state_event *ev) {
+        *ev = (state_event) {
+                .id = sqlite3_column_int64(st, EV_ID),
+                .time_usec = sqlite3_column_int64(st, EV_TIME_USEC),
+                .generation = sqlite3_column_int64(st, EV_GENERATION),
+        };
+        return column_strdup(st, EV_KIND, &ev->kind) ?: column_strdup(st, EV_NAME, &ev->name) ?:
+               column_strdup(st, EV_ACTION, &ev->action) ?: column_strdup(st, EV_OUTCOME, &ev->outcome) ?:
+               column_strdup(st, EV_MESSAGE, &ev->message);
+}
+
+int state_event_list(state_store *s, const char *kind, const char *name, state_event **ret, size_t *n) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_LIST_EVENTS];
+        _cleanup_(event_list_done) event_list l = {};
+
+        int rc = bind_text(st, EV_KIND, kind) ?: bind_text(st, EV_NAME, name);
+        if (rc != SQLITE_OK)
+                return store_error(s, rc);
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                state_event *items = array_reserve(l.items, &l.cap, l.n + 1, sizeof *items);
+                if (!items)
+                        return -ENOMEM;
+                l.items = items;
+
+                /* Counted before it is filled, so that a half-copied event is freed too. */
+                int r = event_from_row(st, &l.items[l.n++]);
+                if (r < 0)
+                        return r;
+        }
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc);
+
+        *ret = TAKE_PTR(l.items);
+        *n = l.n;
+        l.n = 0;
+        return 0;
+}

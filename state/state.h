@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * state: the SQLite store of what virtform did.
+ *
+ * One file, WAL mode, schema versioned with PRAGMA user_version and migrated
+ * forward. It knows resources only as (kind, name) strings: no reconciler,
+ * no controller, no libvirt.
+ */
+#pragma once
+
+#include "common/common.h"
+
+typedef struct state_store state_store;
+
+typedef struct state_condition {
+        char *type; /* "Ready", "RestartPending", ... */
+        bool status;
+        char *reason; /* one CamelCase word */
+        char *message; /* one line */
+        int64_t last_transition_usec; /* realtime; changes only when status changes */
+} state_condition;
+
+typedef struct state_record {
+        char *kind;
+        char *name;
+        char *source_file;
+        char *desired_hash;
+        int64_t generation; /* bumps on every change of desired_hash */
+        int64_t observed_generation; /* the generation last applied successfully */
+        char *uuid; /* libvirt's UUID of the object */
+        char *applied_xml_hash; /* hash of the XML libvirt returned after our last define */
+        char *applied_desired_xml; /* the XML we last defined, for plan's diff */
+        char *last_error;
+        int64_t attempts; /* consecutive failed attempts */
+        int64_t next_retry_usec; /* realtime; 0 when no retry is scheduled */
+        int64_t updated_usec;
+        state_condition *conditions;
+        size_t n_conditions;
+} state_record;
+
+typedef struct state_event {
+        int64_t id;
+        int64_t time_usec;
+        char *kind;
+        char *name;
+        int64_t generation;
+        char *action; /* "define", "start", "shutdown", "destroy", "undefine", ... */
+        char *outcome; /* "ok" or "failed" */
+        char *message;
+} state_event;
+
+typedef enum state_open_flags {
+        STATE_OPEN_READONLY = 1 << 0, /* for plan and status: never creates or writes */
+} state_open_flags;
+
+/*
+ * Opens (creating with mode 0600 and parent directories 0700 unless
+ * STATE_OPEN_READONLY) and migrates the store. A read-only open of a missing
+ * file succeeds with an empty in-memory store, and one of a file with an older
+ * schema migrates a private in-memory copy. On failure *errmsg says why:
+ * -EBADMSG for a file that is not ours (other application_id, not SQLite,
+ * failing its integrity check) and -EPROTONOSUPPORT for a newer schema, both
+ * without writing to the file.
+ */
+int state_open(const char *path, state_open_flags flags, state_store **ret, char **errmsg);
+void state_close(state_store *s);
+DEFINE_POINTER_CLEANUP(state_store, state_close);
+
+/*
+ * The default path: /var/lib/virtform/state.db for root, $XDG_STATE_HOME/virtform/state.db (or ~/.local/state/...)
+ * otherwise. NULL when neither variable is set to an absolute path, or out of memory.
+ */
+char *state_default_path(void);
+
+/* A random UUID made when the store was created; it marks the libvirt objects this store owns. */
+const char *state_instance_id(const state_store *s);
+
+/*
+ * SQLite's words for the last call that failed inside SQLite ("" if none has), for the log line next to
+ * strerror(). Calls that succeed or fail for other reasons (-ENOENT, -ENOMEM) leave it alone.
+ */
+const char *state_last_error(const state_store *s);
+
+/* Explicit transactions; writes outside one are each their own transaction. */
+int state_begin(state_store *s);
+int state_commit(state_store *s);
+int state_rollback(state_store *s);
+
+/* -ENOENT when absent. */
+int state_get(state_store *s, const char *kind, const char *name, state_record **ret);
+/*
+ * Inserts or replaces the record and its conditions, all or nothing. Writes fail with -EROFS on a
+ * read-only store, -ENOSPC when the disk is full, -EBUSY when another writer holds the lock too long.
+ */
+int state_put(state_store *s, const state_record *rec);
+/* Removes the record and its conditions; -ENOENT when absent. */
+int state_delete(state_store *s, const char *kind, const char *name);
+/* Every record, sorted by kind then name. */
+int state_list(state_store *s, state_record ***ret, size_t *n);
+
+state_record *state_record_new(const char *kind, const char *name);
+void state_record_free(state_record *rec);
+DEFINE_POINTER_CLEANUP(state_record, state_record_free);
+void state_record_list_free(state_record **recs, size_t n);
+
+const state_condition *state_record_condition(const state_record *rec, const char *type);
+/*
+ * Sets a condition, keeping last_transition_usec when the status does not
+ * change. Returns 0 or -ENOMEM.
+ */
+int state_record_set_condition(state_record *rec, const char *type, bool status, const char *reason,
+                               const char *message, int64_t now_usec);
+/* Removes a condition type if present. */
+void state_record_clear_condition(state_record *rec, const char *type);
+
+/* Appends to the event log, which is never rewritten. */
+int state_event_append(state_store *s, const char *kind, const char *name, int64_t generation,
+                       const char *action, const char *outcome, const char *message);
+/* Events, oldest first; kind/name NULL for all. */
+int state_event_list(state_store *s, const char *kind, const char *name, state_event **ret, size_t *n);
+void state_event_list_free(state_event *events, size_t n);

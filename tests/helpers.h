@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What the tests share: temporary trees, files, and a clean hypervisor. */
+#pragma once
+
+#include <libvirt/libvirt.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "common/common.h"
+
+/* A fresh directory under $TMPDIR; the caller removes it with th_rmtree(). */
+char *th_mkdtemp(void);
+/* Removes a tree; safe on NULL. */
+void th_rmtree(const char *path);
+/* Writes dir/name (printf-formatted contents), replacing it. */
+void th_write(const char *dir, const char *name, const char *fmt, ...) _printf_(3, 4);
+void th_remove(const char *dir, const char *name);
+
+/*
+ * test:///default keeps its objects for the life of the process, whatever
+ * connection defined them: undefine everything but the driver's own "test"
+ * domain and "default" network so each test starts from the same host.
+ */
+void th_reset_test_driver(void);
+/* A second connection, for changes made behind virtform's back. */
+virConnectPtr th_connect(void);
+/* The inactive XML of a domain or network; NULL when it does not exist. */
+char *th_domain_xml(virConnectPtr conn, const char *name, bool inactive);
+char *th_network_xml(virConnectPtr conn, const char *name);
+bool th_domain_active(virConnectPtr conn, const char *name);

@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Integration tests of one convergence pass against libvirt's real test
+ * driver (test:///default, in-process), with real state files in temp dirs.
+ * A second connection plays the operator who changes things behind our back.
+ */
+#include "tests/helpers.h"
+
+#include "controller/controller.h"
+
+#define NETWORK_LAN                                                                                    \
+        "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec:\n  forward: nat\n"       \
+        "  bridge: virbr10\n  ipv4: {address: 192.168.110.1/24, dhcp: {start: 192.168.110.100, end: " \
+        "192.168.110.199}}\n  autostart: true\n"
+
+#define DOMAIN_WEB(memory, extra)                                                                           \
+        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1}\nspec:\n  memory: " memory "\n"      \
+        "  vcpus: 2\n  autostart: true\n  disks: [{file: /var/lib/libvirt/images/web1.qcow2}]\n" \
+        "  interfaces: [{network: lan}]\n" extra
+
+typedef struct fixture {
+        char *dir; /* the temp tree: conf/ and state.db */
+        char *conf;
+        char *state;
+        char *paths[2];
+        vf_options opts;
+        vf_controller c;
+        bool open;
+        vf_report report;
+        virConnectPtr other; /* the operator's own connection */
+} fixture;
+
+static int setup(void **state) {
+        fixture *f = calloc(1, sizeof *f);
+
+        th_reset_test_driver();
+        f->dir = th_mkdtemp();
+        f->conf = vf_printf("%s/conf", f->dir);
+        f->state = vf_printf("%s/state.db", f->dir);
+        assert_int_equal(mkdir(f->conf, 0755), 0);
+        f->paths[0] = f->conf;
+        vf_options_init(&f->opts);
+        f->opts.uri = "test:///default";
+        f->opts.state_path = f->state;
+        f->opts.paths = f->paths;
+        f->opts.shutdown_timeout_sec = 2;
+        f->other = th_connect();
+        *state = f;
+        return 0;
+}
+
+static void close_controller(fixture *f) {
+        vf_report_done(&f->report);
+        if (f->open)
+                vf_controller_close(&f->c);
+        f->open = false;
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+
+        close_controller(f);
+        virConnectClose(f->other);
+        th_rmtree(f->dir);
+        free(f->dir);
+        free(f->conf);
+        free(f->state);
+        free(f);
+        th_reset_test_driver();
+        return 0;
+}
+
+/* Runs one pass with the controller kept open between passes, as a daemon would. */
+static void run_pass(fixture *f) {
+        _cleanup_free_ char *errmsg = NULL;
+
+        vf_report_done(&f->report);
+        if (!f->open) {
+                assert_int_equal(vf_controller_open(&f->c, &f->opts, &errmsg), 0);
+                f->c.log = NULL;
+                f->open = true;
+        }
+        assert_int_equal(vf_controller_pass(&f->c, &f->report, &errmsg), 0);
+}
+
+static const vf_report_entry *entry(fixture *f, vf_kind kind, const char *name) {
+        for (size_t i = 0; i < f->report.n_entries; i++)
+                if (f->report.entries[i].kind == kind && strcmp(f->report.entries[i].name, name) == 0)
+                        return &f->report.entries[i];
+        fail_msg("no report entry for %s/%s", vf_kind_to_string(kind), name);
+        return NULL;
+}
+
+static void assert_outcome(fixture *f, vf_kind kind, const char *name, rc_outcome outcome) {
+        const vf_report_entry *e = entry(f, kind, name);
+        if (e->result.outcome != outcome)
+                fail_msg("%s/%s: expected %s, got %s (%s: %s)", vf_kind_to_string(kind), name,
+                         rc_outcome_to_string(outcome), rc_outcome_to_string(e->result.outcome), e->result.reason,
+                         e->result.message);
+}
+
+static unsigned writes(fixture *f) {
+        return rc_counters_writes(&f->report.counters);
+}
+
+static state_record *record(fixture *f, vf_kind kind, const char *name) {
+        state_record *rec = NULL;
+        assert_int_equal(state_get(f->c.store, vf_kind_to_string(kind), name, &rec), 0);
+        return rec;
+}
+
+static void test_create_then_noop(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_CREATED);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_CREATED);
+        assert_true(vf_report_converged(&f->report));
+        assert_true(th_domain_active(f->other, "web1"));
+
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(xml, RC_OWNER_NS));
+        assert_non_null(strstr(xml, "<memory unit='KiB'>1048576</memory>"));
+
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_DOMAIN, "web1");
+        assert_int_equal(rec->generation, 1);
+        assert_int_equal(rec->observed_generation, 1);
+        assert_non_null(rec->uuid);
+        assert_true(state_record_condition(rec, "Ready")->status);
+
+        /* The second pass in the same process: nothing to do, and not a single write call. */
+        run_pass(f);
+        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_UNCHANGED);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED);
+        assert_int_equal(writes(f), 0);
+        assert_true(rc_counters_reads(&f->report.counters) > 0);
+}
+
+static void test_noop_across_restart(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        close_controller(f);
+        run_pass(f);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED);
+        assert_int_equal(writes(f), 0);
+}
+
+static void test_update_running_domain_restart_pending(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        _cleanup_free_ char *mac_before = th_domain_xml(f->other, "web1", true);
+        char *mac = strstr(mac_before, "<mac address='");
+        assert_non_null(mac);
+        mac[strlen("<mac address='52:54:00:00:00:00'")] = 0;
+
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", ""));
+        run_pass(f);
+        const vf_report_entry *e = entry(f, VF_KIND_DOMAIN, "web1");
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        assert_non_null(e->result.restart_pending);
+        assert_int_equal(f->report.counters.calls[RC_CALL_DEFINE], 1);
+        assert_int_equal(f->report.counters.calls[RC_CALL_SHUTDOWN], 0);
+        assert_true(th_domain_active(f->other, "web1"));
+
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(xml, "<memory unit='KiB'>2097152</memory>"));
+        /* The MAC libvirt assigned at first define survives the redefine. */
+        assert_non_null(strstr(xml, mac));
+
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_DOMAIN, "web1");
+        assert_int_equal(rec->generation, 2);
+        assert_true(state_record_condition(rec, "RestartPending")->status);
+
+        /* Still pending on the next pass, with nothing written. */
+        run_pass(f);
+        assert_non_null(entry(f, VF_KIND_DOMAIN, "web1")->result.restart_pending);
+        assert_int_equal(writes(f), 0);
+}
+
+static void test_update_restart_on_change(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  restart: on-change\n"));
+        run_pass(f);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", "  restart: on-change\n"));
+        run_pass(f);
+        const vf_report_entry *e = entry(f, VF_KIND_DOMAIN, "web1");
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        assert_null(e->result.restart_pending);
+        assert_int_equal(f->report.counters.calls[RC_CALL_SHUTDOWN], 1);
+        assert_int_equal(f->report.counters.calls[RC_CALL_START], 1);
+        assert_true(th_domain_active(f->other, "web1"));
+        _cleanup_free_ char *live = th_domain_xml(f->other, "web1", false);
+        assert_non_null(strstr(live, "<memory unit='KiB'>2097152</memory>"));
+}
+
+static void test_prune_and_no_prune(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        th_remove(f->conf, "20-web.yaml");
+
+        f->c.opts.prune = false;
+        run_pass(f);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_KEPT);
+        assert_int_equal(writes(f), 0);
+        _cleanup_free_ char *still = th_domain_xml(f->other, "web1", true);
+        assert_non_null(still);
+
+        f->c.opts.prune = true;
+        run_pass(f);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_DELETED);
+        _cleanup_free_ char *gone = th_domain_xml(f->other, "web1", true);
+        assert_null(gone);
+        state_record *rec = NULL;
+        assert_int_equal(state_get(f->c.store, "domain", "web1", &rec), -ENOENT);
+
+        /* The driver's own domain and network were never ours: untouched. */
+        _cleanup_free_ char *test_domain = th_domain_xml(f->other, "test", true);
+        assert_non_null(test_domain);
+}
+
+static void test_network_not_pulled_from_running_domain(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        th_remove(f->conf, "10-net.yaml");
+        run_pass(f);
+        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_WAITING);
+        assert_string_equal(entry(f, VF_KIND_NETWORK, "lan")->result.reason, "InUse");
+        _cleanup_free_ char *net = th_network_xml(f->other, "lan");
+        assert_non_null(net);
+        /* The domain still runs on the (undeclared but present) network. */
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED);
+}
+
+static void test_drift_undefine_and_redefine(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  state: shutoff\n"));
+        run_pass(f);
+
+        /* Out-of-band undefine: recreated. */
+        virDomainPtr d = virDomainLookupByName(f->other, "web1");
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        run_pass(f);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_CREATED);
+        assert_non_null(strstr(entry(f, VF_KIND_DOMAIN, "web1")->result.message, "removed outside virtform"));
+
+        /* Out-of-band redefine with other memory, marker kept (as virsh edit does): put back. */
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        char *mem = strstr(xml, "<memory unit='KiB'>1048576</memory>");
+        assert_non_null(mem);
+        memcpy(mem, "<memory unit='KiB'>1048575</memory>", strlen("<memory unit='KiB'>1048576</memory>"));
+        d = virDomainDefineXML(f->other, xml);
+        assert_non_null(d);
+        virDomainFree(d);
+        run_pass(f);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        assert_non_null(strstr(entry(f, VF_KIND_DOMAIN, "web1")->result.message, "drift"));
+        _cleanup_free_ char *fixed = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(fixed, "<memory unit='KiB'>1048576</memory>"));
+
+        /* And then it is settled again. */
+        run_pass(f);
+        assert_int_equal(writes(f), 0);
+}
+
+static void test_conflict_and_adoption(void **state) {
+        fixture *f = *state;
+        const char *foreign = "<domain type='test'><name>web1</name><memory>1048576</memory>"
+                              "<os><type>hvm</type></os></domain>";
+
+        virDomainPtr d = virDomainDefineXML(f->other, foreign);
+        assert_non_null(d);
+        virDomainFree(d);
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_FAILED);
+        assert_string_equal(entry(f, VF_KIND_DOMAIN, "web1")->result.reason, "Conflict");
+        assert_false(vf_report_converged(&f->report));
+        _cleanup_free_ char *untouched = th_domain_xml(f->other, "web1", true);
+        assert_null(strstr(untouched, RC_OWNER_NS));
+
+        /* Removing the file must not delete what was never ours. */
+        th_remove(f->conf, "20-web.yaml");
+        run_pass(f);
+        _cleanup_free_ char *kept = th_domain_xml(f->other, "web1", true);
+        assert_non_null(kept);
+
+        th_write(f->conf, "20-web.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1, adopt: true}\nspec:\n"
+                 "  memory: 1GiB\n  state: shutoff\n");
+        run_pass(f);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        assert_non_null(strstr(entry(f, VF_KIND_DOMAIN, "web1")->result.message, "adopted"));
+        _cleanup_free_ char *adopted = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(adopted, RC_OWNER_NS));
+}
+
+static void test_dependency_waiting(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        const vf_report_entry *e = entry(f, VF_KIND_DOMAIN, "web1");
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_WAITING);
+        assert_string_equal(e->result.reason, "DependencyNotReady");
+        assert_non_null(strstr(e->result.message, "network lan"));
+        _cleanup_free_ char *none = th_domain_xml(f->other, "web1", true);
+        assert_null(none);
+
+        /* The network appears: the domain follows in the same pass. */
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        run_pass(f);
+        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_CREATED);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_CREATED);
+}
+
+static void test_dependency_on_failed_network(void **state) {
+        fixture *f = *state;
+        virNetworkPtr n = virNetworkDefineXML(f->other, "<network><name>lan</name></network>");
+
+        assert_non_null(n);
+        virNetworkFree(n);
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_FAILED);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_WAITING);
+        assert_non_null(strstr(entry(f, VF_KIND_DOMAIN, "web1")->result.message, "Conflict"));
+}
+
+static void test_bad_file_changes_nothing(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+
+        /* web1's file breaks; another file gains a resource. */
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("4GiB", "  memroy: 1\n"));
+        th_write(f->conf, "30-other.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: other}\nspec:\n  memory: 256MiB\n");
+        run_pass(f);
+        assert_true(f->report.n_file_errors > 0);
+        assert_false(vf_report_converged(&f->report));
+        assert_outcome(f, VF_KIND_DOMAIN, "other", RC_CREATED);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_FAILED);
+        assert_string_equal(entry(f, VF_KIND_DOMAIN, "web1")->result.reason, "InvalidFile");
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(xml, "<memory unit='KiB'>1048576</memory>"));
+        assert_true(th_domain_active(f->other, "web1"));
+}
+
+static void test_plan_changes_nothing(void **state) {
+        fixture *f = *state;
+        struct stat before, after;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        close_controller(f);
+        assert_int_equal(stat(f->state, &before), 0);
+
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", ""));
+        th_write(f->conf, "30-other.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: other}\nspec:\n  memory: 256MiB\n");
+        f->opts.dry_run = true;
+        run_pass(f);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        assert_outcome(f, VF_KIND_DOMAIN, "other", RC_CREATED);
+        assert_true(entry(f, VF_KIND_DOMAIN, "web1")->result.config_changed);
+        assert_int_equal(writes(f), 0);
+        _cleanup_free_ char *none = th_domain_xml(f->other, "other", true);
+        assert_null(none);
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(xml, "<memory unit='KiB'>1048576</memory>"));
+        assert_int_equal(stat(f->state, &after), 0);
+        assert_int_equal(before.st_mtime, after.st_mtime);
+        assert_int_equal(before.st_size, after.st_size);
+
+        /* What plan said is what apply does. */
+        close_controller(f);
+        f->opts.dry_run = false;
+        run_pass(f);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        assert_outcome(f, VF_KIND_DOMAIN, "other", RC_CREATED);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_noop_across_restart, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_update_running_domain_restart_pending, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_update_restart_on_change, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_prune_and_no_prune, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_network_not_pulled_from_running_domain, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_drift_undefine_and_redefine, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dependency_waiting, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_file_changes_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_plan_changes_nothing, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

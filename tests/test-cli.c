@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The virtform binary as users run it: every exit status, the compiler-style
+ * error format, and the README's main job on the examples.
+ */
+#include "tests/helpers.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+typedef struct run {
+        int status;
+        char *out;
+        char *err;
+} run;
+
+static void run_done(run *r) {
+        free(r->out);
+        free(r->err);
+}
+
+static char *slurp(const char *path) {
+        char *data = NULL;
+        assert_int_equal(vf_read_file(path, 16 * 1024 * 1024, &data, NULL), 0);
+        return data;
+}
+
+/* Runs $VIRTFORM with a NULL-terminated argument list, capturing its output. */
+static run virtform(const char *first, ...) {
+        _cleanup_free_ char *dir = th_mkdtemp();
+        _cleanup_free_ char *out = vf_printf("%s/out", dir), *err = vf_printf("%s/err", dir);
+        const char *argv[32] = { getenv("VIRTFORM"), first };
+        size_t n = 2;
+        va_list ap;
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        int status;
+        run r;
+
+        assert_non_null(argv[0]);
+        va_start(ap, first);
+        while (first && n < ELEMENTSOF(argv) - 1 && (argv[n] = va_arg(ap, const char *)))
+                n++;
+        va_end(ap);
+        argv[n] = NULL;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, (char **) argv, environ), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        r = (run) { WEXITSTATUS(status), slurp(out), slurp(err) };
+        th_rmtree(dir);
+        return r;
+}
+
+typedef struct fixture {
+        char *dir;
+        char *state;
+} fixture;
+
+static int setup(void **state) {
+        fixture *f = calloc(1, sizeof *f);
+        f->dir = th_mkdtemp();
+        f->state = vf_printf("%s/state.db", f->dir);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+        th_rmtree(f->dir);
+        free(f->dir);
+        free(f->state);
+        free(f);
+        return 0;
+}
+
+static void test_help_and_version(void **state) {
+        _cleanup_(run_done) run help = virtform("--help", NULL);
+        assert_int_equal(help.status, 0);
+        assert_non_null(strstr(help.out, "apply"));
+        assert_non_null(strstr(help.out, "status"));
+
+        _cleanup_(run_done) run version = virtform("--version", NULL);
+        assert_int_equal(version.status, 0);
+        assert_non_null(strstr(version.out, "virtform "));
+
+        const char *commands[] = { "apply", "plan", "validate", "status" };
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                _cleanup_(run_done) run sub = virtform(commands[i], "--help", NULL);
+                assert_int_equal(sub.status, 0);
+                assert_non_null(strstr(sub.out, commands[i]));
+        }
+}
+
+static void test_bad_usage_exits_1(void **state) {
+        _cleanup_(run_done) run none = virtform(NULL);
+        assert_int_equal(none.status, 1);
+        _cleanup_(run_done) run unknown = virtform("frobnicate", NULL);
+        assert_int_equal(unknown.status, 1);
+        assert_non_null(strstr(unknown.err, "unknown command"));
+        _cleanup_(run_done) run nodir = virtform("apply", "-c", "test:///default", NULL);
+        assert_int_equal(nodir.status, 1);
+        _cleanup_(run_done) run badopt = virtform("apply", "--shutdown-timeout", "soon", ".", NULL);
+        assert_int_equal(badopt.status, 1);
+}
+
+static void test_examples_apply_ready(void **state) {
+        fixture *f = *state;
+        _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state,
+                                             getenv("VIRTFORM_EXAMPLES"), NULL);
+
+        if (r.status != 0)
+                fail_msg("apply exited %d:\n%s\n%s", r.status, r.out, r.err);
+        assert_non_null(strstr(r.out, "created   network/lan"));
+        assert_non_null(strstr(r.out, "created   domain/web1"));
+        assert_non_null(strstr(r.out, "created   domain/db1"));
+        assert_null(strstr(r.out, "failed"));
+
+        _cleanup_(run_done) run status = virtform("status", "--state", f->state, "-o", "json", NULL);
+        assert_int_equal(status.status, 0);
+        assert_int_equal(status.out[0], '[');
+        assert_non_null(strstr(status.out, "\"name\":\"web1\""));
+        assert_non_null(strstr(status.out, "\"type\":\"Ready\",\"status\":\"True\""));
+}
+
+static void test_waiting_exits_2(void **state) {
+        fixture *f = *state;
+
+        th_write(f->dir, "web.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web}\nspec:\n  memory: 1GiB\n"
+                 "  interfaces: [{network: nowhere}]\n");
+        _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state, f->dir, NULL);
+        assert_int_equal(r.status, 2);
+        assert_non_null(strstr(r.out, "waiting   domain/web: DependencyNotReady"));
+        assert_non_null(strstr(r.out, "network nowhere"));
+}
+
+static void test_unreachable_hypervisor_exits_1(void **state) {
+        fixture *f = *state;
+        _cleanup_(run_done) run r = virtform("apply", "-c", "nosuchdriver:///system", "--state", f->state, f->dir, NULL);
+        assert_int_equal(r.status, 1);
+        assert_non_null(strstr(r.err, "cannot connect to the hypervisor"));
+}
+
+static void test_unusable_state_exits_1(void **state) {
+        fixture *f = *state;
+        th_write(f->dir, "garbage.db", "this is not a database, and virtform must not overwrite it\n");
+        _cleanup_free_ char *path = vf_printf("%s/garbage.db", f->dir);
+        _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", path, f->dir, NULL);
+        assert_int_equal(r.status, 1);
+        assert_non_null(strstr(r.err, "error"));
+        _cleanup_free_ char *after = slurp(path);
+        assert_string_equal(after, "this is not a database, and virtform must not overwrite it\n");
+}
+
+static void test_validate_unknown_key(void **state) {
+        fixture *f = *state;
+        th_write(f->dir, "web.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web}\nspec:\n  memory: 1GiB\n"
+                 "  memroy: 2GiB\n");
+        _cleanup_free_ char *file = vf_printf("%s/web.yaml", f->dir);
+        _cleanup_free_ char *expected = vf_printf("%s:6:3: error: ", file);
+        _cleanup_(run_done) run r = virtform("validate", file, NULL);
+        assert_int_equal(r.status, 1);
+        assert_ptr_equal(strstr(r.err, expected), r.err);
+        assert_non_null(strstr(r.err, "memroy"));
+
+        _cleanup_(run_done) run ok = virtform("validate", getenv("VIRTFORM_EXAMPLES"), NULL);
+        assert_int_equal(ok.status, 0);
+}
+
+static void test_plan_exit_and_no_state_written(void **state) {
+        fixture *f = *state;
+        _cleanup_(run_done) run r = virtform("plan", "-c", "test:///default", "--state", f->state,
+                                             getenv("VIRTFORM_EXAMPLES"), NULL);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, "+ create domain/web1"));
+        assert_non_null(strstr(r.out, "0 writes"));
+        assert_int_equal(access(f->state, F_OK), -1);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_help_and_version),
+                cmocka_unit_test(test_bad_usage_exits_1),
+                cmocka_unit_test_setup_teardown(test_examples_apply_ready, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_waiting_exits_2, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unreachable_hypervisor_exits_1, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unusable_state_exits_1, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_validate_unknown_key, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_plan_exit_and_no_state_written, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "common/common.h"
+
+static void test_kind_names(void **state) {
+        for (vf_kind k = 0; k < _VF_KIND_MAX; k++) {
+                assert_int_equal(vf_kind_from_string(vf_kind_to_string(k)), k);
+                assert_int_equal(vf_kind_from_yaml(vf_kind_to_yaml(k)), k);
+        }
+        assert_int_equal(vf_kind_from_string("Domain"), -EINVAL);
+        assert_int_equal(vf_kind_from_yaml("domain"), -EINVAL);
+        assert_int_equal(vf_kind_from_string(NULL), -EINVAL);
+}
+
+static void test_sha256(void **state) {
+        char hex[VF_HASH_HEX_LEN + 1];
+        vf_sha256_hex("abc", 3, hex);
+        assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void test_map_put_get_remove_grow(void **state) {
+        _cleanup_(vf_map_freep) vf_map *m = vf_map_new();
+        char key[32];
+
+        for (intptr_t i = 0; i < 5000; i++) {
+                snprintf(key, sizeof key, "k%" PRIdPTR, i);
+                assert_int_equal(vf_map_put(m, key, (void *) (i + 1)), 0);
+        }
+        assert_int_equal(vf_map_size(m), 5000);
+        for (intptr_t i = 0; i < 5000; i += 2) {
+                snprintf(key, sizeof key, "k%" PRIdPTR, i);
+                assert_ptr_equal(vf_map_remove(m, key), (void *) (i + 1));
+        }
+        assert_int_equal(vf_map_size(m), 2500);
+        for (intptr_t i = 0; i < 5000; i++) {
+                snprintf(key, sizeof key, "k%" PRIdPTR, i);
+                assert_ptr_equal(vf_map_get(m, key), i % 2 ? (void *) (i + 1) : NULL);
+        }
+        /* Replacing keeps one entry; iteration sees each live entry once. */
+        assert_int_equal(vf_map_put(m, "k1", (void *) 7), 0);
+        assert_int_equal(vf_map_size(m), 2500);
+        size_t it = 0, seen = 0;
+        const char *k;
+        while (vf_map_next(m, &it, &k, NULL))
+                seen++;
+        assert_int_equal(seen, 2500);
+}
+
+static void test_buf_and_json(void **state) {
+        vf_buf b = {};
+        vf_buf_printf(&b, "%d-", 42);
+        vf_buf_put_json_string(&b, "a\"b\\c\n\x01");
+        vf_buf_puts(&b, " ");
+        vf_buf_put_json_string(&b, NULL);
+        _cleanup_free_ char *s = vf_buf_steal(&b);
+        assert_string_equal(s, "42-\"a\\\"b\\\\c\\n\\u0001\" null");
+}
+
+static void test_strv(void **state) {
+        _cleanup_strv_free_ char **v = NULL;
+        assert_int_equal(vf_strv_push(&v, "a"), 0);
+        assert_int_equal(vf_strv_consume(&v, strdup("b")), 0);
+        assert_int_equal(vf_strv_length(v), 2);
+        assert_true(vf_strv_contains(v, "b"));
+        assert_false(vf_strv_contains(v, "c"));
+        assert_int_equal(vf_strv_consume(&v, NULL), -ENOMEM);
+        assert_int_equal(vf_strv_length(v), 2);
+}
+
+static void test_read_file_limits(void **state) {
+        char path[] = "/tmp/virtform-common-XXXXXX";
+        int fd = mkstemp(path);
+        char *data = NULL;
+        size_t len;
+
+        assert_true(fd >= 0);
+        for (int i = 0; i < 3000; i++)
+                assert_int_equal(write(fd, "0123456789", 10), 10);
+        close(fd);
+        assert_int_equal(vf_read_file(path, 30000, &data, &len), 0);
+        assert_int_equal(len, 30000);
+        assert_int_equal(data[len], 0);
+        free(data);
+        assert_int_equal(vf_read_file(path, 29999, &data, &len), -EFBIG);
+        assert_int_equal(vf_read_file("/tmp", 100, &data, &len), -EISDIR);
+        unlink(path);
+        assert_int_equal(vf_read_file(path, 100, &data, &len), -ENOENT);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_kind_names),
+                cmocka_unit_test(test_sha256),
+                cmocka_unit_test(test_map_put_get_remove_grow),
+                cmocka_unit_test(test_buf_and_json),
+                cmocka_unit_test(test_strv),
+                cmocka_unit_test(test_read_file_limits),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

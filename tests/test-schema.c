@@ -1,0 +1,1104 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "schema/schema.h"
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static char *make_dir(void) {
+        char *dir = strdup("/tmp/vf-test-schema-XXXXXX");
+        assert_non_null(dir);
+        assert_non_null(mkdtemp(dir));
+        return dir;
+}
+
+/* Removes dir and what the tests put in it (files and, one level down, directories). */
+static void remove_dir(char *dir) {
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                _cleanup_free_ char *path = vf_printf("%s/%s", dir, de->d_name);
+                if (unlink(path) < 0)
+                        assert_int_equal(rmdir(path), 0);
+        }
+        closedir(d);
+        assert_int_equal(rmdir(dir), 0);
+        free(dir);
+}
+
+static char *put_file(const char *dir, const char *name, const char *text) {
+        char *path = vf_printf("%s/%s", dir, name);
+        FILE *f = fopen(path, "we");
+        assert_non_null(f);
+        assert_int_equal(fputs(text, f) >= 0, 1);
+        assert_int_equal(fclose(f), 0);
+        return path;
+}
+
+static schema_set *load_path(const char *path) {
+        char *paths[] = { (char *) path };
+        schema_set *set = NULL;
+        assert_int_equal(schema_load(paths, 1, &set), 0);
+        assert_non_null(set);
+        return set;
+}
+
+/* Loads text as the one file `name`; *ret_path (optional) gets its path for diagnostics. */
+static schema_set *load_text(const char *name, const char *text, char **ret_path) {
+        char *dir = make_dir();
+        char *path = put_file(dir, name, text);
+        schema_set *set = load_path(dir);
+        remove_dir(dir);
+        if (ret_path)
+                *ret_path = path;
+        else
+                free(path);
+        return set;
+}
+
+static void print_diags(const schema_set *set) {
+        for (size_t i = 0; i < set->n_diags; i++) {
+                _cleanup_free_ char *s = schema_diag_format(&set->diags[i]);
+                print_message("diag: %s\n", s);
+        }
+}
+
+static bool has_diag(const schema_set *set, const char *needle) {
+        for (size_t i = 0; i < set->n_diags; i++) {
+                _cleanup_free_ char *s = schema_diag_format(&set->diags[i]);
+                if (strstr(s, needle))
+                        return true;
+        }
+        return false;
+}
+
+static void assert_diag(const schema_set *set, const char *needle) {
+        if (has_diag(set, needle))
+                return;
+        print_diags(set);
+        fail_msg("no diagnostic contains \"%s\"", needle);
+}
+
+static void assert_diag_at(const schema_set *set, const char *path, unsigned line, unsigned column,
+                           const char *needle) {
+        _cleanup_free_ char *prefix = vf_printf("%s:%u:%u: error: %s", path, line, column, needle);
+        assert_diag(set, prefix);
+}
+
+static void assert_clean(const schema_set *set) {
+        if (set->n_diags > 0)
+                print_diags(set);
+        assert_int_equal(set->n_diags, 0);
+        assert_null(set->files_failed);
+}
+
+/* The file failed and declared nothing. */
+static void assert_failed(const schema_set *set) {
+        assert_int_equal(set->n_resources, 0);
+        assert_int_equal(vf_strv_length(set->files_failed), 1);
+        assert_null(set->files_ok);
+}
+
+static char *xpath_string(const char *xml, const char *expr) {
+        xmlDoc *doc = xmlReadMemory(xml, (int) strlen(xml), NULL, NULL, XML_PARSE_NONET);
+        assert_non_null(doc);
+        xmlXPathContext *ctx = xmlXPathNewContext(doc);
+        xmlXPathObject *obj = xmlXPathEvalExpression(BAD_CAST expr, ctx);
+        assert_non_null(obj);
+        xmlChar *s = xmlXPathCastToString(obj);
+        char *ret = strdup((const char *) s);
+        xmlFree(s);
+        xmlXPathFreeObject(obj);
+        xmlXPathFreeContext(ctx);
+        xmlFreeDoc(doc);
+        return ret;
+}
+
+static void assert_xpath(const char *xml, const char *expr, const char *expected) {
+        _cleanup_free_ char *s = xpath_string(xml, expr);
+        if (strcmp(s, expected) != 0)
+                fail_msg("%s is \"%s\", expected \"%s\" in:\n%s", expr, s, expected, xml);
+}
+
+static const schema_resource *find(const schema_set *set, vf_kind kind, const char *name) {
+        const schema_resource *r = schema_set_find(set, kind, name);
+        if (!r) {
+                print_diags(set);
+                fail_msg("%s/%s not loaded", vf_kind_to_string(kind), name);
+        }
+        return r;
+}
+
+#define HEADER(kind, name) "apiVersion: virtform/v1\nkind: " kind "\nmetadata: {name: " name "}\n"
+
+/* A domain with just the given spec lines (each indented by two spaces). */
+static schema_set *load_domain_spec(const char *spec_lines, char **ret_path) {
+        _cleanup_free_ char *text = vf_printf(HEADER("Domain", "web1") "spec:\n%s", spec_lines);
+        return load_text("d.yaml", text, ret_path);
+}
+
+/* ---- names and files ------------------------------------------------------ */
+
+static void test_candidates(void **state) {
+        static const char *const yes[] = { "a.yaml", "a.yml", "a.xml", "dir/web.yaml", "x.y.yaml" };
+        static const char *const no[] = { ".hidden.yaml", "a.yaml~", ".#a.yaml", "a.yaml.swp", "a.swp",
+                                          "a.tmp",        "a.yaml.tmp", "a.txt",  "a.json",     "yaml",
+                                          "",             "dir/.a.yaml" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                assert_true(schema_file_is_candidate(yes[i]));
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (schema_file_is_candidate(no[i]))
+                        fail_msg("%s should not be a candidate", no[i]);
+}
+
+static void test_names(void **state) {
+        char long_name[SCHEMA_MAX_NAME_LEN + 2];
+
+        assert_true(schema_name_is_valid("web1"));
+        assert_true(schema_name_is_valid("a.b_c+d-e"));
+        assert_true(schema_name_is_valid("1a"));
+        assert_false(schema_name_is_valid("123"));
+        assert_false(schema_name_is_valid("a/b"));
+        assert_false(schema_name_is_valid("-a"));
+        assert_false(schema_name_is_valid(".a"));
+        assert_false(schema_name_is_valid(""));
+        assert_false(schema_name_is_valid("a b"));
+        memset(long_name, 'a', sizeof long_name - 1);
+        long_name[SCHEMA_MAX_NAME_LEN] = 0;
+        assert_true(schema_name_is_valid(long_name));
+        long_name[SCHEMA_MAX_NAME_LEN] = 'a';
+        long_name[SCHEMA_MAX_NAME_LEN + 1] = 0;
+        assert_false(schema_name_is_valid(long_name));
+}
+
+static void test_bad_names_in_yaml(void **state) {
+        static const char *const bad[] = { "\"123\"", "a/b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_free_ char *text =
+                        vf_printf("apiVersion: virtform/v1\nkind: Network\nmetadata:\n  name: %s\nspec: {}\n", bad[i]);
+                _cleanup_(schema_set_freep) schema_set *set = load_text("n.yaml", text, &path);
+                assert_failed(set);
+                assert_diag_at(set, path, 4, 9, "invalid name");
+                assert_diag(set, "not only digits");
+        }
+}
+
+static void test_diag_format(void **state) {
+        schema_diag with = { .file = (char *) "f.yaml", .line = 3, .column = 5, .message = (char *) "bad" };
+        schema_diag without = { .file = (char *) "f.yaml", .message = (char *) "bad" };
+        _cleanup_free_ char *a = schema_diag_format(&with);
+        _cleanup_free_ char *b = schema_diag_format(&without);
+
+        assert_string_equal(a, "f.yaml:3:5: error: bad");
+        assert_string_equal(b, "f.yaml: error: bad");
+}
+
+static void test_directory_filtering(void **state) {
+        static const char *const ignored[] = { ".hidden.yaml", "b.yaml~", ".#b.yaml", "b.swp", "b.tmp", "b.txt" };
+        char *dir = make_dir();
+        const char *good = HEADER("Network", "n%d") "spec: {}\n";
+
+        for (size_t i = 0; i < ELEMENTSOF(ignored); i++)
+                free(put_file(dir, ignored[i], "this: [is not valid"));
+        _cleanup_free_ char *sub = vf_printf("%s/d.yaml", dir);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        _cleanup_free_ char *t1 = vf_printf(good, 1), *t2 = vf_printf(good, 2), *t3 = vf_printf(good, 3);
+        _cleanup_free_ char *c = put_file(dir, "c.yml", t3);
+        _cleanup_free_ char *a = put_file(dir, "a.yaml", t1);
+        _cleanup_free_ char *b = put_file(dir, "b.yaml", t2);
+        _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
+        remove_dir(dir);
+
+        assert_clean(set);
+        assert_int_equal(vf_strv_length(set->files_ok), 3);
+        assert_string_equal(set->files_ok[0], a);
+        assert_string_equal(set->files_ok[1], b);
+        assert_string_equal(set->files_ok[2], c);
+        assert_int_equal(set->n_resources, 3);
+        assert_string_equal(set->resources[0]->name, "n1");
+        assert_string_equal(set->resources[2]->name, "n3");
+        assert_string_equal(set->resources[0]->file, a);
+}
+
+static void test_unreadable_and_oversized(void **state) {
+        char *dir = make_dir();
+        _cleanup_free_ char *missing = vf_printf("%s/missing.yaml", dir);
+        _cleanup_free_ char *big = vf_printf("%s/big.yaml", dir);
+        int fd = open(big, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, SCHEMA_MAX_FILE_SIZE + 1), 0);
+        close(fd);
+        char *paths[] = { missing, big };
+        schema_set *set = NULL;
+        assert_int_equal(schema_load(paths, 2, &set), 0);
+        remove_dir(dir);
+
+        _cleanup_free_ char *e1 = vf_printf("%s: error: cannot read the file: No such file or directory", missing);
+        _cleanup_free_ char *e2 =
+                vf_printf("%s: error: file is larger than the 4 MiB limit; split it into several files", big);
+        assert_diag(set, e1);
+        assert_diag(set, e2);
+        assert_int_equal(vf_strv_length(set->files_failed), 2);
+        assert_int_equal(set->n_resources, 0);
+        schema_set_free(set);
+}
+
+/* ---- Network ------------------------------------------------------------------ */
+
+static void test_network_nat(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_path("data/schema/lab.yaml");
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_NETWORK, "lan");
+
+        assert_true(r->network.autostart);
+        assert_false(r->adopt);
+        assert_null(r->depends);
+        assert_int_equal(r->line, 4);
+        assert_int_equal(r->column, 18);
+        assert_xpath(r->xml, "string(/network/name)", "lan");
+        assert_xpath(r->xml, "string(/network/forward/@mode)", "nat");
+        assert_xpath(r->xml, "string(/network/bridge/@name)", "virbr10");
+        assert_xpath(r->xml, "string(/network/mtu/@size)", "1500");
+        assert_xpath(r->xml, "string(/network/ip/@address)", "192.168.110.1");
+        assert_xpath(r->xml, "string(/network/ip/@netmask)", "255.255.255.0");
+        assert_xpath(r->xml, "string(/network/ip/dhcp/range/@start)", "192.168.110.100");
+        assert_xpath(r->xml, "string(/network/ip/dhcp/range/@end)", "192.168.110.199");
+        assert_int_equal(strlen(r->hash), VF_HASH_HEX_LEN);
+}
+
+static void test_network_forward_modes(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("n.yaml",
+                HEADER("Network", "br") "spec: {forward: bridge, bridge: br0}\n---\n"
+                HEADER("Network", "sriov") "spec: {forward: hostdev, pf: enp59s0f0}\n---\n"
+                HEADER("Network", "iso") "spec: {}\n", NULL);
+        assert_clean(set);
+
+        const char *br = find(set, VF_KIND_NETWORK, "br")->xml;
+        assert_xpath(br, "string(/network/forward/@mode)", "bridge");
+        assert_xpath(br, "string(/network/bridge/@name)", "br0");
+        const char *sriov = find(set, VF_KIND_NETWORK, "sriov")->xml;
+        assert_xpath(sriov, "string(/network/forward/@mode)", "hostdev");
+        assert_xpath(sriov, "string(/network/forward/@managed)", "yes");
+        assert_xpath(sriov, "string(/network/forward/pf/@dev)", "enp59s0f0");
+        const char *iso = find(set, VF_KIND_NETWORK, "iso")->xml;
+        assert_xpath(iso, "count(/network/forward)", "0");
+        assert_false(find(set, VF_KIND_NETWORK, "iso")->network.autostart);
+}
+
+static void test_network_rules(void **state) {
+        static const struct {
+                const char *spec, *message;
+        } cases[] = {
+                { "{forward: bridge}", "forward: bridge needs bridge" },
+                { "{pf: eth0}", "pf is only allowed with forward: hostdev" },
+                { "{forward: hostdev}", "forward: hostdev needs pf" },
+                { "{forward: bridge, bridge: br0, ipv4: {address: 10.0.0.1/24}}", "ipv4 is not allowed with forward: bridge" },
+                { "{ipv4: {address: 10.0.0.1/31}}", "prefix /31 leaves no room" },
+                { "{ipv4: {address: 10.0.0.0/24}}", "network or broadcast address" },
+                { "{ipv4: {address: 10.0.0.1}}", "invalid address \"10.0.0.1\"" },
+                { "{ipv4: {address: 10.0.0.1/24, dhcp: {start: 10.0.1.5, end: 10.0.0.9}}}", "dhcp.start 10.0.1.5 is outside" },
+                { "{ipv4: {address: 10.0.0.1/24, dhcp: {start: 10.0.0.1, end: 10.0.0.9}}}", "dhcp.start 10.0.0.1 is outside" },
+                { "{ipv4: {address: 10.0.0.1/24, dhcp: {start: 10.0.0.5, end: 10.0.0.255}}}", "dhcp.end 10.0.0.255" },
+                { "{ipv4: {address: 10.0.0.1/24, dhcp: {start: 10.0.0.9, end: 10.0.0.5}}}", "dhcp.start is after dhcp.end" },
+                { "{ipv4: {address: 10.0.0.1/24, dhcp: {start: 10.0.0.9}}}", "dhcp.end is missing" },
+                { "{mtu: 67}", "\"mtu\" must be an integer from 68 to 65535, not \"67\"" },
+                { "{bridge: a/b}", "invalid interface name \"a/b\"" },
+                { "{bridge: abcdefghijklmnop}", "invalid interface name" },
+                { "{forward: open}", "\"forward\" must be one of nat, route, bridge, isolated, hostdev, not \"open\"" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *text = vf_printf(HEADER("Network", "n") "spec: %s\n", cases[i].spec);
+                _cleanup_(schema_set_freep) schema_set *set = load_text("n.yaml", text, NULL);
+                assert_failed(set);
+                assert_diag(set, cases[i].message);
+        }
+}
+
+/* ---- Domain -------------------------------------------------------------------- */
+
+static void test_domain_full(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(
+                "  memory: 512MiB\n"
+                "  vcpus: 4\n"
+                "  state: shutoff\n"
+                "  autostart: true\n"
+                "  restart: on-change\n"
+                "  arch: aarch64\n"
+                "  disks:\n"
+                "    - {file: /img/a.qcow2}\n"
+                "    - {file: /img/b.raw, format: raw, bus: sata, readonly: true}\n"
+                "    - {file: /img/c.iso, device: cdrom, bus: ide}\n"
+                "    - {file: /img/d.qcow2}\n"
+                "    - {file: /img/e.qcow2, bus: scsi}\n"
+                "  interfaces:\n"
+                "    - {network: lan, mac: '52:54:00:AB:CD:EF'}\n"
+                "    - {bridge: br0, model: e1000e}\n"
+                "    - {hostdev: vf1}\n"
+                "    - {network: lan}\n"
+                "  hostdevs: [gpu]\n",
+                NULL);
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "web1");
+        const char *x = r->xml;
+
+        assert_int_equal(r->domain.state, SCHEMA_DOMAIN_SHUTOFF);
+        assert_true(r->domain.autostart);
+        assert_int_equal(r->domain.restart, SCHEMA_RESTART_ON_CHANGE);
+        assert_int_equal(vf_strv_length(r->domain.hostdevs), 2);
+        assert_string_equal(r->domain.hostdevs[0], "vf1");
+        assert_string_equal(r->domain.hostdevs[1], "gpu");
+        assert_int_equal(vf_strv_length(r->depends), 3);
+        assert_string_equal(r->depends[0], "network/lan");
+        assert_string_equal(r->depends[1], "hostdev/vf1");
+        assert_string_equal(r->depends[2], "hostdev/gpu");
+
+        assert_xpath(x, "count(/domain/@type)", "0");
+        assert_xpath(x, "string(/domain/name)", "web1");
+        assert_xpath(x, "string(/domain/memory)", "524288");
+        assert_xpath(x, "string(/domain/memory/@unit)", "KiB");
+        assert_xpath(x, "string(/domain/vcpu)", "4");
+        assert_xpath(x, "string(/domain/os/type)", "hvm");
+        assert_xpath(x, "string(/domain/os/type/@arch)", "aarch64");
+        assert_xpath(x, "count(/domain/devices/disk)", "5");
+        assert_xpath(x, "string(/domain/devices/disk[1]/target/@dev)", "vda");
+        assert_xpath(x, "string(/domain/devices/disk[1]/target/@bus)", "virtio");
+        assert_xpath(x, "string(/domain/devices/disk[1]/driver/@type)", "qcow2");
+        assert_xpath(x, "string(/domain/devices/disk[1]/source/@file)", "/img/a.qcow2");
+        assert_xpath(x, "string(/domain/devices/disk[2]/target/@dev)", "sda");
+        assert_xpath(x, "string(/domain/devices/disk[2]/driver/@type)", "raw");
+        assert_xpath(x, "count(/domain/devices/disk[2]/readonly)", "1");
+        assert_xpath(x, "string(/domain/devices/disk[3]/target/@dev)", "hda");
+        assert_xpath(x, "string(/domain/devices/disk[3]/@device)", "cdrom");
+        assert_xpath(x, "string(/domain/devices/disk[4]/target/@dev)", "vdb");
+        assert_xpath(x, "string(/domain/devices/disk[5]/target/@dev)", "sdb");
+        assert_xpath(x, "count(/domain/devices/interface)", "3");
+        assert_xpath(x, "string(/domain/devices/interface[1]/@type)", "network");
+        assert_xpath(x, "string(/domain/devices/interface[1]/mac/@address)", "52:54:00:ab:cd:ef");
+        assert_xpath(x, "string(/domain/devices/interface[1]/source/@network)", "lan");
+        assert_xpath(x, "string(/domain/devices/interface[1]/model/@type)", "virtio");
+        assert_xpath(x, "string(/domain/devices/interface[2]/source/@bridge)", "br0");
+        assert_xpath(x, "string(/domain/devices/interface[2]/model/@type)", "e1000e");
+        assert_xpath(x, "count(/domain/devices/interface[2]/mac)", "0");
+        assert_xpath(x, "count(/domain/devices/hostdev)", "0");
+}
+
+static void test_domain_defaults_and_type(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec("  memory: 1GiB\n  type: kvm\n", NULL);
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "web1");
+
+        assert_int_equal(r->domain.state, SCHEMA_DOMAIN_RUNNING);
+        assert_false(r->domain.autostart);
+        assert_int_equal(r->domain.restart, SCHEMA_RESTART_NEVER);
+        assert_null(r->domain.hostdevs);
+        assert_null(r->depends);
+        assert_xpath(r->xml, "string(/domain/@type)", "kvm");
+        assert_xpath(r->xml, "string(/domain/vcpu)", "1");
+        assert_xpath(r->xml, "string(/domain/memory)", "1048576");
+        assert_xpath(r->xml, "count(/domain/os/type/@arch)", "0");
+}
+
+static void test_memory_units(void **state) {
+        static const struct {
+                const char *value, *kib;
+        } good[] = {
+                { "1024KiB", "1024" }, { "512MiB", "524288" }, { "1GiB", "1048576" },
+                { "2TiB", "2147483648" }, { "16TiB", "17179869184" },
+        };
+        static const char *const bad[] = { "1024", "1GB", "1 GiB", "1gib", "GiB", "-1GiB", "1.5GiB" };
+        static const char *const out_of_range[] = { "1023KiB", "0MiB", "17TiB", "99999999999999999999999GiB" };
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_free_ char *spec = vf_printf("  memory: %s\n", good[i].value);
+                _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(spec, NULL);
+                assert_clean(set);
+                assert_xpath(find(set, VF_KIND_DOMAIN, "web1")->xml, "string(/domain/memory)", good[i].kib);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *spec = vf_printf("  memory: \"%s\"\n", bad[i]);
+                _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(spec, NULL);
+                assert_failed(set);
+                assert_diag(set, "unit (KiB, MiB, GiB or TiB)");
+        }
+        for (size_t i = 0; i < ELEMENTSOF(out_of_range); i++) {
+                _cleanup_free_ char *spec = vf_printf("  memory: %s\n", out_of_range[i]);
+                _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(spec, NULL);
+                assert_failed(set);
+                assert_diag(set, "give 1MiB to 16TiB");
+        }
+}
+
+static void test_unknown_key_position(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec("  memory: 1GiB\n  memroy: 2GiB\n", &path);
+
+        assert_failed(set);
+        assert_diag_at(set, path, 6, 3,
+                       "unknown key \"memroy\" in Domain spec; allowed keys: memory, vcpus, state, autostart, "
+                       "restart, type, arch, disks, interfaces, hostdevs, xml");
+}
+
+static void test_several_errors_reported(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("d.yaml",
+                "apiVersion: virtform/v1\n"
+                "kind: Domain\n"
+                "metadata: {name: web1, colour: red}\n"
+                "spec:\n"
+                "  memory: 1GiB\n"
+                "  cpus: 2\n"
+                "  disks: [{file: /a, speed: fast}]\n",
+                &path);
+
+        assert_failed(set);
+        assert_diag_at(set, path, 3, 24, "unknown key \"colour\" in metadata");
+        assert_diag_at(set, path, 6, 3, "unknown key \"cpus\"");
+        assert_diag_at(set, path, 7, 22, "unknown key \"speed\" in disk");
+}
+
+static void test_wrong_types(void **state) {
+        static const struct {
+                const char *spec, *message;
+        } cases[] = {
+                { "  memory: 1GiB\n  vcpus: two\n", "\"vcpus\" must be an integer from 1 to 4096, not \"two\"" },
+                { "  memory: 1GiB\n  vcpus: \"2\"\n", "\"vcpus\" must be an integer" },
+                { "  memory: 1GiB\n  vcpus: 0\n", "\"vcpus\" must be an integer from 1 to 4096, not \"0\"" },
+                { "  memory: 1GiB\n  vcpus: 4097\n", "not \"4097\"" },
+                { "  memory: 1GiB\n  autostart: yes\n", "\"autostart\" must be true or false, not \"yes\"" },
+                { "  memory: 1GiB\n  autostart: \"true\"\n", "must be true or false" },
+                { "  memory: {size: 1GiB}\n", "\"memory\" must be a single value, not a mapping" },
+                { "  memory: 1GiB\n  disks: {file: /a}\n", "\"disks\" must be a list, not a mapping" },
+                { "  memory: 1GiB\n  disks: [/a]\n", "disk must be a mapping, not a scalar" },
+                { "  memory:\n", "\"memory\" has no value" },
+                { "  vcpus: 2\n", "memory is missing" },
+                { "  memory: 1GiB\n  state: paused\n", "\"state\" must be one of running, shutoff, not \"paused\"" },
+                { "  memory: 1GiB\n  type: xen\n", "\"type\" must be one of kvm, qemu, test" },
+                { "  memory: 1GiB\n  disks: [{file: relative.qcow2}]\n", "is not an absolute path" },
+                { "  memory: 1GiB\n  disks: [{bus: virtio}]\n", "disk file is missing" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(cases[i].spec, NULL);
+                assert_failed(set);
+                assert_diag(set, cases[i].message);
+        }
+}
+
+static void test_document_header(void **state) {
+        static const struct {
+                const char *text, *message;
+        } cases[] = {
+                { "kind: Network\nmetadata: {name: n}\nspec: {}\n", "apiVersion is missing" },
+                { "apiVersion: virtform/v2\nkind: Network\nmetadata: {name: n}\nspec: {}\n",
+                  "apiVersion \"virtform/v2\" is not supported; use virtform/v1" },
+                { "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: n}\nspec: {}\n", "unknown kind \"Volume\"" },
+                { "apiVersion: virtform/v1\nkind: Network\nspec: {}\n", "metadata is missing" },
+                { "apiVersion: virtform/v1\nkind: Network\nmetadata: {adopt: true}\nspec: {}\n", "metadata.name is missing" },
+                { "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: n}\n", "spec is missing" },
+                { "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: n}\nspec: [a]\n", "spec must be a mapping" },
+                { "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: n, adopt: 1}\nspec: {}\n", "must be true or false" },
+                { "- just\n- a list\n", "a document must be a mapping" },
+                { "apiVersion: virtform/v1\napiVersion: virtform/v1\nkind: Network\nmetadata: {name: n}\nspec: {}\n",
+                  "key \"apiVersion\" appears twice" },
+                { HEADER("Hostdev", "h") "spec: {}\n", "pci is missing" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(schema_set_freep) schema_set *set = load_text("x.yaml", cases[i].text, NULL);
+                assert_failed(set);
+                assert_diag(set, cases[i].message);
+        }
+}
+
+static void test_adopt_and_null_spec(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("n.yaml",
+                "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: n, adopt: true}\nspec:\n", NULL);
+        assert_clean(set);
+        assert_true(find(set, VF_KIND_NETWORK, "n")->adopt);
+}
+
+static void test_interfaces(void **state) {
+        static const struct {
+                const char *spec, *message;
+        } cases[] = {
+                { "[{network: a, bridge: br0}]", "exactly one of network, bridge or hostdev; it has 2" },
+                { "[{model: virtio}]", "exactly one of network, bridge or hostdev; it has 0" },
+                { "[{network: a, mac: '52:54:00:00:00:01'}, {network: b, mac: '52:54:00:00:00:01'}]",
+                  "MAC address 52:54:00:00:00:01 is used twice" },
+                { "[{network: a, mac: '01:00:5e:00:00:01'}]", "multicast MAC address" },
+                { "[{network: a, mac: '52:54:00:00:01'}]", "invalid MAC address" },
+                { "[{hostdev: vf, mac: '52:54:00:00:00:01'}]", "not allowed on a hostdev interface" },
+                { "[{hostdev: vf}, {hostdev: vf}]", "hostdev \"vf\" is given twice" },
+                { "[{network: \"12\"}]", "invalid name \"12\" in \"network\"" },
+                { "[{network: a, model: 'x y'}]", "invalid model" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *spec = vf_printf("  memory: 1GiB\n  interfaces: %s\n", cases[i].spec);
+                _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(spec, NULL);
+                assert_failed(set);
+                assert_diag(set, cases[i].message);
+        }
+}
+
+static void test_too_many_disks(void **state) {
+        vf_buf spec = {};
+        vf_buf_puts(&spec, "  memory: 1GiB\n  disks:\n");
+        for (int i = 0; i < 27; i++)
+                vf_buf_printf(&spec, "    - {file: /img/%d.qcow2}\n", i);
+        _cleanup_free_ char *text = vf_buf_steal(&spec);
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(text, NULL);
+
+        assert_failed(set);
+        assert_diag(set, "more than 26 disks named vd*");
+}
+
+static void test_escape_hatch(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(
+                "  memory: 2GiB\n"
+                "  disks: [{file: /img/extra.qcow2}]\n"
+                "  interfaces: [{network: wan}]\n"
+                "  xml: |\n"
+                "    <domain type='kvm'>\n"
+                "      <name>ignored</name>\n"
+                "      <memory unit='MiB'>512</memory>\n"
+                "      <currentMemory unit='MiB'>512</currentMemory>\n"
+                "      <vcpu placement='static'>3</vcpu>\n"
+                "      <os><type arch='x86_64' machine='q35'>hvm</type></os>\n"
+                "      <devices>\n"
+                "        <disk type='file' device='disk'><source file='/img/base.qcow2'/><target dev='vda' bus='virtio'/></disk>\n"
+                "        <interface type='network'><source network='lan'/></interface>\n"
+                "      </devices>\n"
+                "    </domain>\n",
+                NULL);
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "web1");
+        const char *x = r->xml;
+
+        assert_xpath(x, "string(/domain/@type)", "kvm");
+        assert_xpath(x, "string(/domain/name)", "web1");
+        assert_xpath(x, "count(/domain/name)", "1");
+        assert_xpath(x, "string(/domain/memory)", "2097152");
+        assert_xpath(x, "string(/domain/memory/@unit)", "KiB");
+        assert_xpath(x, "count(/domain/currentMemory)", "0");
+        assert_xpath(x, "string(/domain/vcpu)", "3");
+        assert_xpath(x, "string(/domain/os/type/@machine)", "q35");
+        assert_xpath(x, "count(/domain/devices/disk)", "2");
+        assert_xpath(x, "string(/domain/devices/disk[2]/target/@dev)", "vdb");
+        assert_xpath(x, "string(/domain/devices/interface[1]/source/@network)", "lan");
+        assert_xpath(x, "string(/domain/devices/interface[2]/source/@network)", "wan");
+        assert_int_equal(vf_strv_length(r->depends), 2);
+        assert_true(vf_strv_contains(r->depends, "network/lan"));
+        assert_true(vf_strv_contains(r->depends, "network/wan"));
+}
+
+static void test_escape_hatch_errors(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(
+                "  memory: 1GiB\n"
+                "  xml: \"<domain><name>x</name>\"\n",
+                &path);
+        assert_failed(set);
+        assert_diag_at(set, path, 6, 8, "in spec.xml, line 1: XML:");
+
+        _cleanup_(schema_set_freep) schema_set *wrong = load_domain_spec("  xml: \"<network><name>x</name></network>\"\n",
+                                                                          NULL);
+        assert_failed(wrong);
+        assert_diag(wrong, "root element <network> is not supported; this xml must hold a <domain> document");
+
+        _cleanup_(schema_set_freep) schema_set *net = load_text("n.yaml",
+                HEADER("Network", "n") "spec:\n  mtu: 9000\n  xml: <network><name>x</name><mtu size='1500'/>"
+                "<domain name='example.org'/></network>\n", NULL);
+        assert_clean(net);
+        const char *x = find(net, VF_KIND_NETWORK, "n")->xml;
+        assert_xpath(x, "string(/network/mtu/@size)", "9000");
+        assert_xpath(x, "count(/network/mtu)", "1");
+        assert_xpath(x, "string(/network/domain/@name)", "example.org");
+}
+
+/* ---- Hostdev ------------------------------------------------------------------- */
+
+static void test_hostdev(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("h.yaml",
+                HEADER("Hostdev", "vf1") "spec: {pci: '3B:02.1', mac: '52:54:00:AA:BB:CC', vlan: 100}\n---\n"
+                HEADER("Hostdev", "gpu") "spec: {pci: 0001:af:1f.7, managed: false}\n", NULL);
+        assert_clean(set);
+        const schema_resource *vf = find(set, VF_KIND_HOSTDEV, "vf1");
+        const schema_resource *gpu = find(set, VF_KIND_HOSTDEV, "gpu");
+
+        assert_string_equal(vf->hostdev.pci, "0000:3b:02.1");
+        assert_string_equal(vf->hostdev.mac, "52:54:00:aa:bb:cc");
+        assert_int_equal(vf->hostdev.vlan, 100);
+        assert_true(vf->hostdev.managed);
+        assert_null(vf->xml);
+        assert_null(vf->depends);
+        assert_string_equal(gpu->hostdev.pci, "0001:af:1f.7");
+        assert_null(gpu->hostdev.mac);
+        assert_int_equal(gpu->hostdev.vlan, -1);
+        assert_false(gpu->hostdev.managed);
+        assert_string_not_equal(vf->hash, gpu->hash);
+}
+
+static void test_hostdev_errors(void **state) {
+        static const struct {
+                const char *spec, *message;
+        } cases[] = {
+                { "{pci: '00:20.0'}", "invalid PCI address \"00:20.0\"" },
+                { "{pci: '00:02.8'}", "invalid PCI address" },
+                { "{pci: '0:02.1'}", "invalid PCI address" },
+                { "{pci: '00:02.1', vlan: 4096}", "\"vlan\" must be an integer from 0 to 4095, not \"4096\"" },
+                { "{pci: '00:02.1', vlan: -1}", "\"vlan\" must be an integer" },
+                { "{pci: '00:02.1', mac: '03:00:00:00:00:01'}", "multicast MAC address" },
+                { "{pci: '00:02.1', managed: no}", "\"managed\" must be true or false" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *text = vf_printf(HEADER("Hostdev", "h") "spec: %s\n", cases[i].spec);
+                _cleanup_(schema_set_freep) schema_set *set = load_text("h.yaml", text, NULL);
+                assert_failed(set);
+                assert_diag(set, cases[i].message);
+        }
+}
+
+static void test_duplicate_pci(void **state) {
+        char *dir = make_dir();
+        _cleanup_free_ char *a = put_file(dir, "a.yaml", HEADER("Hostdev", "x") "spec: {pci: 0000:3b:02.1}\n");
+        _cleanup_free_ char *b = put_file(dir, "b.yaml", HEADER("Hostdev", "y") "spec: {pci: '3b:02.1'}\n");
+        _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
+        remove_dir(dir);
+
+        _cleanup_free_ char *msg = vf_printf("%s:3:18: error: PCI device 0000:3b:02.1 is already declared by hostdev "
+                                             "\"x\" at %s:3:18", b, a);
+        assert_diag(set, msg);
+        assert_int_equal(set->n_resources, 1);
+        assert_string_equal(set->files_failed[0], b);
+}
+
+/* ---- duplicates, multi-document files, failing files --------------------------- */
+
+static void test_duplicate_across_files(void **state) {
+        char *dir = make_dir();
+        _cleanup_free_ char *a = put_file(dir, "a.yaml", HEADER("Domain", "web1") "spec: {memory: 1GiB}\n");
+        _cleanup_free_ char *b = put_file(dir, "b.yaml",
+                HEADER("Network", "other") "spec: {}\n---\n" HEADER("Domain", "web1") "spec: {memory: 2GiB}\n");
+        _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
+        remove_dir(dir);
+
+        _cleanup_free_ char *msg = vf_printf("%s:8:18: error: domain \"web1\" is already declared at %s:3:18; "
+                                             "rename one of them or remove the duplicate", b, a);
+        assert_diag(set, msg);
+        assert_int_equal(set->n_resources, 1);
+        assert_string_equal(set->resources[0]->file, a);
+        assert_null(schema_set_find(set, VF_KIND_NETWORK, "other"));
+        assert_int_equal(vf_strv_length(set->files_ok), 1);
+        assert_string_equal(set->files_failed[0], b);
+}
+
+static void test_duplicate_in_file(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("n.yaml",
+                HEADER("Network", "lan") "spec: {}\n---\n" HEADER("Network", "lan") "spec: {mtu: 9000}\n", &path);
+
+        assert_failed(set);
+        _cleanup_free_ char *msg = vf_printf("%s:8:18: error: network \"lan\" is already declared at %s:3:18", path, path);
+        assert_diag(set, msg);
+        assert_int_equal(vf_map_size(set->by_key), 0);
+}
+
+static void test_same_name_different_kinds(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("x.yaml",
+                HEADER("Network", "web1") "spec: {}\n---\n" HEADER("Domain", "web1") "spec: {memory: 1GiB}\n", NULL);
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 2);
+}
+
+static void test_multi_document_and_empty(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("m.yaml",
+                "---\n"
+                "# only a comment\n"
+                "---\n"
+                HEADER("Network", "a") "spec: {}\n"
+                "---\n"
+                "---\n"
+                "~\n"
+                "---\n"
+                HEADER("Network", "b") "spec: {}\n"
+                "...\n",
+                NULL);
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 2);
+        assert_string_equal(set->resources[0]->name, "a");
+        assert_string_equal(set->resources[1]->name, "b");
+
+        _cleanup_(schema_set_freep) schema_set *empty = load_text("e.yaml", "", NULL);
+        assert_clean(empty);
+        assert_int_equal(vf_strv_length(empty->files_ok), 1);
+        assert_int_equal(empty->n_resources, 0);
+}
+
+static void test_bad_file_among_good(void **state) {
+        char *dir = make_dir();
+        free(put_file(dir, "a.yaml", HEADER("Network", "a") "spec: {}\n"));
+        _cleanup_free_ char *b = put_file(dir, "b.yaml",
+                HEADER("Network", "b1") "spec: {}\n---\n" HEADER("Network", "b2") "spec: {mtu: 1}\n");
+        free(put_file(dir, "c.yaml", HEADER("Network", "c") "spec: {}\n"));
+        _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
+        remove_dir(dir);
+
+        assert_int_equal(set->n_resources, 2);
+        assert_non_null(schema_set_find(set, VF_KIND_NETWORK, "a"));
+        assert_non_null(schema_set_find(set, VF_KIND_NETWORK, "c"));
+        assert_null(schema_set_find(set, VF_KIND_NETWORK, "b1"));
+        assert_int_equal(vf_strv_length(set->files_ok), 2);
+        assert_int_equal(vf_strv_length(set->files_failed), 1);
+        assert_string_equal(set->files_failed[0], b);
+        for (size_t i = 0; i < set->n_resources; i++)
+                assert_string_not_equal(set->resources[i]->file, b);
+}
+
+static void test_load_file_into_set(void **state) {
+        char *dir = make_dir();
+        _cleanup_free_ char *a = put_file(dir, "a.yaml", HEADER("Network", "a") "spec: {}\n");
+        _cleanup_free_ char *b = put_file(dir, "b.yaml", HEADER("Network", "a") "spec: {}\n");
+        _cleanup_(schema_set_freep) schema_set *set = schema_set_new();
+        assert_non_null(set);
+        assert_int_equal(schema_load_file(set, a), 0);
+        assert_int_equal(schema_load_file(set, b), 0);
+        remove_dir(dir);
+
+        assert_int_equal(set->n_resources, 1);
+        assert_string_equal(set->files_failed[0], b);
+        assert_diag(set, "network \"a\" is already declared");
+}
+
+/* ---- hostile YAML -------------------------------------------------------------- */
+
+static void test_truncated_yaml(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("t.yaml",
+                "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1\n", &path);
+        assert_failed(set);
+        _cleanup_free_ char *prefix = vf_printf("%s:4:1: error: YAML syntax:", path);
+        assert_diag(set, prefix);
+
+        _cleanup_free_ char *path2 = NULL;
+        _cleanup_(schema_set_freep) schema_set *set2 = load_text("t.yaml", "a: b\n  c: d: e\n", &path2);
+        _cleanup_free_ char *msg = vf_printf("%s:2:4: error: YAML syntax: mapping values are not allowed in this context",
+                                             path2);
+        assert_diag(set2, msg);
+}
+
+static double now_seconds(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void test_billion_laughs(void **state) {
+        vf_buf b = {};
+        vf_buf_puts(&b, HEADER("Network", "lol") "spec: {}\nx0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        for (int i = 1; i < 10; i++) {
+                vf_buf_printf(&b, "x%d: &a%d [", i, i);
+                for (int j = 0; j < 9; j++)
+                        vf_buf_printf(&b, "%s*a%d", j ? "," : "", i - 1);
+                vf_buf_puts(&b, "]\n");
+        }
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        double start = now_seconds();
+        _cleanup_(schema_set_freep) schema_set *set = load_text("lol.yaml", text, NULL);
+
+        assert_true(now_seconds() - start < 1.0);
+        assert_failed(set);
+        assert_diag(set, "more than 64 YAML aliases in one file (SCHEMA_MAX_ALIASES)");
+}
+
+/* Few aliases, each doubling: the node budget has to stop it, not the alias count. */
+static void test_alias_doubling(void **state) {
+        vf_buf b = {};
+        vf_buf_puts(&b, HEADER("Network", "lol") "spec: {}\nx0: &a0 [lol, lol]\n");
+        for (int i = 1; i < 30; i++)
+                vf_buf_printf(&b, "x%d: &a%d [*a%d, *a%d]\n", i, i, i - 1, i - 1);
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        double start = now_seconds();
+        _cleanup_(schema_set_freep) schema_set *set = load_text("lol.yaml", text, NULL);
+
+        assert_true(now_seconds() - start < 1.0);
+        assert_failed(set);
+        assert_diag(set, "(SCHEMA_MAX_NODES)");
+}
+
+static void test_alias_use(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("a.yaml",
+                HEADER("Domain", "a") "spec: {memory: &mem 1GiB, interfaces: &nics [{network: lan}]}\n---\n"
+                HEADER("Domain", "b") "spec: {memory: &m 2GiB, vcpus: 2}\n---\n"
+                "apiVersion: virtform/v1\nkind: Network\nmetadata: &md {name: c}\nspec: {mtu: 1500}\n", NULL);
+        assert_clean(set);
+
+        _cleanup_(schema_set_freep) schema_set *self = load_text("a.yaml", HEADER("Network", "a") "spec: &s {x: *s}\n", NULL);
+        assert_failed(self);
+        assert_diag(self, "alias *s refers to a node that contains it");
+
+        _cleanup_(schema_set_freep) schema_set *unknown = load_text("a.yaml", HEADER("Network", "a") "spec: *nope\n", NULL);
+        assert_failed(unknown);
+        assert_diag(unknown, "alias *nope refers to no anchor");
+}
+
+static void test_deep_nesting(void **state) {
+        vf_buf b = {};
+        vf_buf_puts(&b, HEADER("Network", "deep") "spec: {}\nx: ");
+        for (int i = 0; i < 200; i++)
+                vf_buf_puts(&b, "[");
+        for (int i = 0; i < 200; i++)
+                vf_buf_puts(&b, "]");
+        vf_buf_puts(&b, "\n");
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        _cleanup_(schema_set_freep) schema_set *set = load_text("deep.yaml", text, NULL);
+
+        assert_failed(set);
+        assert_diag(set, "YAML nesting is deeper than 64 levels (SCHEMA_MAX_DEPTH)");
+}
+
+static void test_document_limit(void **state) {
+        vf_buf b = {};
+        for (int i = 0; i <= SCHEMA_MAX_DOCUMENTS; i++)
+                vf_buf_puts(&b, "--- ~\n");
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("many.yaml", text, &path);
+
+        assert_failed(set);
+        _cleanup_free_ char *msg = vf_printf("%s:%d:1: error: more than 1024 YAML documents in one file "
+                                             "(SCHEMA_MAX_DOCUMENTS)", path, SCHEMA_MAX_DOCUMENTS + 1);
+        assert_diag(set, msg);
+}
+
+static void test_error_cap(void **state) {
+        vf_buf b = {};
+        vf_buf_puts(&b, HEADER("Network", "n") "spec:\n");
+        for (int i = 0; i < 500; i++)
+                vf_buf_printf(&b, "  k%d: 1\n", i);
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        _cleanup_(schema_set_freep) schema_set *set = load_text("n.yaml", text, NULL);
+
+        assert_failed(set);
+        assert_int_equal(set->n_diags, 101);
+        assert_diag(set, "more than 100 errors");
+}
+
+/* ---- native XML ---------------------------------------------------------------- */
+
+static void test_native_domain(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_path("data/schema/domain-dumpxml.xml");
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "web2");
+
+        assert_int_equal(r->line, 2);
+        assert_int_equal(r->domain.state, SCHEMA_DOMAIN_SHUTOFF);
+        assert_true(r->domain.autostart);
+        assert_int_equal(r->domain.restart, SCHEMA_RESTART_ON_CHANGE);
+        assert_true(r->adopt);
+        assert_null(r->domain.hostdevs);
+        assert_int_equal(vf_strv_length(r->depends), 1);
+        assert_string_equal(r->depends[0], "network/lan");
+        assert_null(strstr(r->xml, "virtform.org"));
+        assert_non_null(strstr(r->xml, "libosinfo"));
+        assert_xpath(r->xml, "string(/domain/devices/hostdev/source/address/@bus)", "0x3b");
+        assert_xpath(r->xml, "string(/domain/@type)", "kvm");
+        assert_xpath(r->xml, "count(/domain/devices/*)", "12");
+}
+
+static void test_native_network(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_path("data/schema/network-dumpxml.xml");
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_NETWORK, "default");
+
+        assert_true(r->network.autostart);
+        assert_false(r->adopt);
+        assert_null(r->depends);
+        assert_xpath(r->xml, "count(/network/metadata)", "0");
+        assert_xpath(r->xml, "string(/network/ip[1]/dhcp/range/@start)", "192.168.122.2");
+}
+
+static void test_native_defaults_and_owner(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("d.xml",
+                "<domain>\n"
+                "  <name>plain</name>\n"
+                "  <metadata><o:owner xmlns:o='https://virtform.org/xmlns/owner/1' generation='1'/></metadata>\n"
+                "  <memory>1048576</memory>\n"
+                "</domain>\n", NULL);
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "plain");
+
+        assert_int_equal(r->domain.state, SCHEMA_DOMAIN_RUNNING);
+        assert_false(r->domain.autostart);
+        assert_int_equal(r->domain.restart, SCHEMA_RESTART_NEVER);
+        assert_false(r->adopt);
+        assert_xpath(r->xml, "count(/domain/metadata)", "0");
+
+        /* The same object without the owner marker is the same desired state. */
+        _cleanup_(schema_set_freep) schema_set *bare = load_text("d.xml",
+                "<domain>\n  <name>plain</name>\n  <memory>1048576</memory>\n</domain>\n", NULL);
+        assert_clean(bare);
+        assert_string_equal(find(bare, VF_KIND_DOMAIN, "plain")->hash, r->hash);
+}
+
+static void test_native_rejects(void **state) {
+        static const struct {
+                const char *xml, *message;
+                unsigned line;
+        } cases[] = {
+                { "<?xml version='1.0'?>\n<!DOCTYPE domain [\n<!ENTITY x SYSTEM \"file:///etc/passwd\">\n]>\n"
+                  "<domain><name>&x;</name><memory>1024</memory></domain>\n",
+                  "DOCTYPE and entities are not allowed", 2 },
+                { "<!DOCTYPE domain SYSTEM \"http://example.org/evil.dtd\">\n<domain/>\n",
+                  "DOCTYPE and entities are not allowed", 1 },
+                { "<foo>\n</foo>\n", "root element <foo> is not supported", 1 },
+                { "<domain>\n  <name>x</name>\n  <memory>1024</memory>\n  <bogus/>\n</domain>\n",
+                  "invalid <domain>", 4 },
+                { "<network>\n  <name>x</name>\n  <frobnicate/>\n</network>\n", "invalid <network>", 3 },
+                { "<domain>\n  <name>x</name>\n  <memory unit='parsecs'>1024</memory>\n</domain>\n",
+                  "invalid <domain>", 3 },
+                { "<domain>\n  <name>123</name>\n  <memory>1024</memory>\n</domain>\n", "invalid name \"123\"", 2 },
+                { "<domain>\n  <name>x</name>\n  <memory>1024</memory>\n", "XML:", 4 },
+                { "<network>\n  <name>x</name>\n  <ip address='10.0.0.300'/>\n</network>\n", "invalid <network>", 3 },
+                { "<domain>\n<name>x</name><memory>1</memory>\n<metadata>\n"
+                  "<p:policy xmlns:p='https://virtform.org/xmlns/policy/1' colour='red'/></metadata></domain>",
+                  "unknown vf:policy attribute \"colour\" for a domain; allowed: state, autostart, restart, adopt", 4 },
+                { "<network>\n<name>x</name>\n<metadata>\n"
+                  "<p:policy xmlns:p='https://virtform.org/xmlns/policy/1' state='running'/></metadata></network>",
+                  "unknown vf:policy attribute \"state\" for a network; allowed: autostart, adopt", 4 },
+                { "<domain>\n<name>x</name><memory>1</memory>\n<metadata>\n"
+                  "<p:policy xmlns:p='https://virtform.org/xmlns/policy/1' autostart='true'/></metadata></domain>",
+                  "vf:policy autostart=\"true\" is not valid; use one of no, yes", 4 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", cases[i].xml, &path);
+                _cleanup_free_ char *msg = vf_printf("%s:%u:", path, cases[i].line);
+                assert_failed(set);
+                assert_diag(set, cases[i].message);
+                assert_diag(set, msg);
+        }
+}
+
+static void test_native_interface_needs_source(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml",
+                "<domain><name>x</name><memory>1</memory><devices>"
+                "<interface type='network'><mac address='52:54:00:00:00:01'/></interface>"
+                "</devices></domain>", NULL);
+        assert_failed(set);
+        assert_diag(set, "invalid <domain>");
+}
+
+static void test_native_deep(void **state) {
+        vf_buf b = {};
+        vf_buf_puts(&b, "<domain><name>x</name><memory>1</memory><metadata>");
+        for (int i = 0; i < 100; i++)
+                vf_buf_puts(&b, "<a>");
+        for (int i = 0; i < 100; i++)
+                vf_buf_puts(&b, "</a>");
+        vf_buf_puts(&b, "</metadata></domain>");
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", text, NULL);
+
+        assert_failed(set);
+        assert_diag(set, "XML nesting is deeper than 64 levels (SCHEMA_MAX_DEPTH)");
+}
+
+/* ---- hashing ------------------------------------------------------------------- */
+
+static const char *hash_of(const char *name, const char *text, char out[VF_HASH_HEX_LEN + 1]) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text(name, text, NULL);
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 1);
+        strcpy(out, set->resources[0]->hash);
+        return out;
+}
+
+static void test_hash(void **state) {
+        char a[VF_HASH_HEX_LEN + 1], b[VF_HASH_HEX_LEN + 1], c[VF_HASH_HEX_LEN + 1], d[VF_HASH_HEX_LEN + 1],
+                e[VF_HASH_HEX_LEN + 1], f[VF_HASH_HEX_LEN + 1];
+
+        hash_of("a.yaml", HEADER("Domain", "web1") "spec: {memory: 1GiB, vcpus: 2, interfaces: [{network: lan}], hostdevs: [g]}\n", a);
+        hash_of("b.yaml",
+                "spec:\n  hostdevs: [g]\n  vcpus: 2\n  interfaces:\n    - network: lan\n  memory: 1024MiB\n"
+                "metadata:\n  adopt: true\n  name: web1\nkind: Domain\napiVersion: virtform/v1\n",
+                b);
+        assert_string_equal(a, b);
+        hash_of("c.yaml", HEADER("Domain", "web1") "spec: {memory: 2GiB, vcpus: 2, interfaces: [{network: lan}], hostdevs: [g]}\n", c);
+        assert_string_not_equal(a, c);
+        hash_of("d.yaml", HEADER("Domain", "web1") "spec: {memory: 1GiB, vcpus: 2, interfaces: [{network: lan}], hostdevs: [g], state: shutoff}\n", d);
+        assert_string_not_equal(a, d);
+        hash_of("e.yaml", HEADER("Hostdev", "h") "spec: {pci: '3b:02.1'}\n", e);
+        hash_of("f.yaml", HEADER("Hostdev", "h") "spec: {pci: '3b:02.1', vlan: 5}\n", f);
+        assert_string_not_equal(e, f);
+        hash_of("moved.yaml", "\n\n" HEADER("Hostdev", "h") "spec:\n  pci: 0000:3B:02.1\n", f);
+        assert_string_equal(e, f);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_candidates),
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_bad_names_in_yaml),
+                cmocka_unit_test(test_diag_format),
+                cmocka_unit_test(test_directory_filtering),
+                cmocka_unit_test(test_unreadable_and_oversized),
+                cmocka_unit_test(test_network_nat),
+                cmocka_unit_test(test_network_forward_modes),
+                cmocka_unit_test(test_network_rules),
+                cmocka_unit_test(test_domain_full),
+                cmocka_unit_test(test_domain_defaults_and_type),
+                cmocka_unit_test(test_memory_units),
+                cmocka_unit_test(test_unknown_key_position),
+                cmocka_unit_test(test_several_errors_reported),
+                cmocka_unit_test(test_wrong_types),
+                cmocka_unit_test(test_document_header),
+                cmocka_unit_test(test_adopt_and_null_spec),
+                cmocka_unit_test(test_interfaces),
+                cmocka_unit_test(test_too_many_disks),
+                cmocka_unit_test(test_escape_hatch),
+                cmocka_unit_test(test_escape_hatch_errors),
+                cmocka_unit_test(test_hostdev),
+                cmocka_unit_test(test_hostdev_errors),
+                cmocka_unit_test(test_duplicate_pci),
+                cmocka_unit_test(test_duplicate_across_files),
+                cmocka_unit_test(test_duplicate_in_file),
+                cmocka_unit_test(test_same_name_different_kinds),
+                cmocka_unit_test(test_multi_document_and_empty),
+                cmocka_unit_test(test_bad_file_among_good),
+                cmocka_unit_test(test_load_file_into_set),
+                cmocka_unit_test(test_truncated_yaml),
+                cmocka_unit_test(test_billion_laughs),
+                cmocka_unit_test(test_alias_doubling),
+                cmocka_unit_test(test_alias_use),
+                cmocka_unit_test(test_deep_nesting),
+                cmocka_unit_test(test_document_limit),
+                cmocka_unit_test(test_error_cap),
+                cmocka_unit_test(test_native_domain),
+                cmocka_unit_test(test_native_network),
+                cmocka_unit_test(test_native_defaults_and_owner),
+                cmocka_unit_test(test_native_rejects),
+                cmocka_unit_test(test_native_interface_needs_source),
+                cmocka_unit_test(test_native_deep),
+                cmocka_unit_test(test_hash),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

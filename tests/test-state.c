@@ -1,0 +1,842 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "state/state.h"
+
+/* The on-disk identity of our files: a change here would orphan every existing store. */
+#define APPLICATION_ID 0x76667331
+#define SCHEMA_VERSION 1
+
+typedef struct fixture {
+        char dir[64];
+} fixture;
+
+static int setup(void **state) {
+        fixture *f = calloc(1, sizeof *f);
+
+        assert_non_null(f);
+        strcpy(f->dir, "/tmp/test-state-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        *state = f;
+        return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+
+        assert_int_equal(nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+        free(f);
+        return 0;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static char *path_in(void **state, const char *relative) {
+        fixture *f = *state;
+        char *p = vf_printf("%s/%s", f->dir, relative);
+
+        assert_non_null(p);
+        return p;
+}
+
+static state_store *open_store(const char *path, state_open_flags flags) {
+        _cleanup_free_ char *errmsg = NULL;
+        state_store *s = NULL;
+
+        int r = state_open(path, flags, &s, &errmsg);
+        if (r < 0)
+                fail_msg("state_open(%s): %s", path, errmsg ? errmsg : strerror(-r));
+        return s;
+}
+
+/* Opens path and asserts it is refused with error r and a message containing needle. */
+static void assert_open_refused(const char *path, state_open_flags flags, int r, const char *needle) {
+        _cleanup_free_ char *errmsg = NULL;
+        state_store *s = NULL;
+
+        assert_int_equal(state_open(path, flags, &s, &errmsg), r);
+        assert_null(s);
+        assert_non_null(errmsg);
+        if (!strstr(errmsg, needle))
+                fail_msg("'%s' does not mention '%s'", errmsg, needle);
+}
+
+static sqlite3 *raw_open(const char *path) {
+        sqlite3 *db = NULL;
+
+        assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+        return db;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql) {
+        char *err = NULL;
+
+        if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+                fail_msg("%s: %s", sql, err);
+}
+
+static char *raw_text(sqlite3 *db, const char *sql) {
+        sqlite3_stmt *st = NULL;
+
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        char *s = strdup((const char *) sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        assert_non_null(s);
+        return s;
+}
+
+static int64_t raw_int(sqlite3 *db, const char *sql) {
+        _cleanup_free_ char *s = raw_text(db, sql);
+        return strtoll(s, NULL, 0);
+}
+
+static int64_t file_int(const char *path, const char *sql) {
+        sqlite3 *db = raw_open(path);
+        int64_t v = raw_int(db, sql);
+
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        return v;
+}
+
+typedef struct file_snapshot {
+        char *data;
+        size_t len;
+        struct stat st;
+} file_snapshot;
+
+static file_snapshot snapshot_file(const char *path) {
+        file_snapshot snap = {};
+
+        assert_int_equal(vf_read_file(path, 64 << 20, &snap.data, &snap.len), 0);
+        assert_int_equal(stat(path, &snap.st), 0);
+        return snap;
+}
+
+/* Asserts path has the same bytes, size and mtime as when snapshotted, then frees the snapshot. */
+static void assert_file_unchanged(const char *path, file_snapshot *before) {
+        file_snapshot after = snapshot_file(path);
+
+        assert_int_equal(after.len, before->len);
+        assert_memory_equal(after.data, before->data, before->len);
+        assert_int_equal(after.st.st_mtim.tv_sec, before->st.st_mtim.tv_sec);
+        assert_int_equal(after.st.st_mtim.tv_nsec, before->st.st_mtim.tv_nsec);
+        free(after.data);
+        free(before->data);
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, len), (ssize_t) len);
+}
+
+static state_record *full_record(const char *kind, const char *name) {
+        state_record *rec = state_record_new(kind, name);
+
+        assert_non_null(rec);
+        rec->source_file = strdup("/etc/virtform/vm.yaml");
+        rec->desired_hash = strdup("d3s1r3d");
+        rec->generation = 7;
+        rec->observed_generation = 6;
+        rec->uuid = strdup("2f1e0c3a-5b7d-4e8f-9a0b-1c2d3e4f5a6b");
+        rec->applied_xml_hash = strdup("4ppl13d");
+        rec->applied_desired_xml = strdup("<domain type='kvm'>\n  <name>vm</name>\n</domain>\n");
+        rec->last_error = strdup("internal error: ünïcode and 'quotes'");
+        rec->attempts = 3;
+        rec->next_retry_usec = INT64_C(1764120000000000);
+        rec->updated_usec = INT64_C(1764119999000001);
+        assert_int_equal(state_record_set_condition(rec, "Ready", false, "DefineFailed", "libvirt said no", 100), 0);
+        assert_int_equal(state_record_set_condition(rec, "RestartPending", true, NULL, NULL, 200), 0);
+        return rec;
+}
+
+static void assert_condition(const state_record *rec, const char *type, bool status, const char *reason,
+                             const char *message, int64_t last_transition_usec) {
+        const state_condition *c = state_record_condition(rec, type);
+
+        if (!c)
+                fail_msg("%s/%s has no condition %s", rec->kind, rec->name, type);
+        assert_int_equal(c->status, status);
+        assert_true(vf_streq_ptr(c->reason, reason));
+        assert_true(vf_streq_ptr(c->message, message));
+        assert_int_equal(c->last_transition_usec, last_transition_usec);
+}
+
+static void assert_records_equal(const state_record *a, const state_record *b) {
+        assert_string_equal(a->kind, b->kind);
+        assert_string_equal(a->name, b->name);
+        assert_true(vf_streq_ptr(a->source_file, b->source_file));
+        assert_true(vf_streq_ptr(a->desired_hash, b->desired_hash));
+        assert_int_equal(a->generation, b->generation);
+        assert_int_equal(a->observed_generation, b->observed_generation);
+        assert_true(vf_streq_ptr(a->uuid, b->uuid));
+        assert_true(vf_streq_ptr(a->applied_xml_hash, b->applied_xml_hash));
+        assert_true(vf_streq_ptr(a->applied_desired_xml, b->applied_desired_xml));
+        assert_true(vf_streq_ptr(a->last_error, b->last_error));
+        assert_int_equal(a->attempts, b->attempts);
+        assert_int_equal(a->next_retry_usec, b->next_retry_usec);
+        assert_int_equal(a->updated_usec, b->updated_usec);
+        assert_int_equal(a->n_conditions, b->n_conditions);
+        for (size_t i = 0; i < a->n_conditions; i++) {
+                const state_condition *c = &a->conditions[i];
+                assert_condition(b, c->type, c->status, c->reason, c->message, c->last_transition_usec);
+        }
+}
+
+static void put_simple(state_store *s, const char *kind, const char *name, const char *condition) {
+        _cleanup_(state_record_freep) state_record *rec = state_record_new(kind, name);
+
+        assert_non_null(rec);
+        if (condition)
+                assert_int_equal(state_record_set_condition(rec, condition, true, "Ok", name, 1), 0);
+        assert_int_equal(state_put(s, rec), 0);
+}
+
+static void assert_uuid_v4(const char *id) {
+        assert_non_null(id);
+        assert_int_equal(strlen(id), 36);
+        for (size_t i = 0; i < 36; i++)
+                if (i == 8 || i == 13 || i == 18 || i == 23)
+                        assert_int_equal(id[i], '-');
+                else
+                        assert_non_null(strchr("0123456789abcdef", id[i]));
+        assert_int_equal(id[14], '4');
+        assert_non_null(strchr("89ab", id[19]));
+}
+
+/* ---- creating and reopening -------------------------------------------- */
+
+static void test_create_sets_modes(void **state) {
+        _cleanup_free_ char *parent = path_in(state, "a"), *dir = path_in(state, "a/b"),
+                            *path = path_in(state, "a/b/state.db");
+        struct stat st;
+
+        /* A umask that strips bits we need must not leave the file unwritable, or world-readable. */
+        mode_t old_umask = umask(0277);
+        state_store *s = open_store(path, 0);
+        umask(old_umask);
+
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(stat(dir, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0700);
+        assert_int_equal(stat(parent, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0700);
+        state_close(s);
+}
+
+static void test_create_sets_pragmas(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        sqlite3 *db = raw_open(path);
+        _cleanup_free_ char *mode = raw_text(db, "PRAGMA journal_mode");
+
+        assert_string_equal(mode, "wal");
+        assert_int_equal(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+        assert_int_equal(raw_int(db, "PRAGMA application_id"), APPLICATION_ID);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        state_close(s);
+}
+
+static void test_reopen_keeps_data_and_instance_id(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *rec = full_record("domain", "vm1"), *got = NULL;
+        char id[37];
+
+        state_store *s = open_store(path, 0);
+        assert_uuid_v4(state_instance_id(s));
+        strcpy(id, state_instance_id(s));
+        assert_int_equal(state_put(s, rec), 0);
+        state_close(s);
+
+        s = open_store(path, 0);
+        assert_string_equal(state_instance_id(s), id);
+        assert_int_equal(state_get(s, "domain", "vm1", &got), 0);
+        assert_records_equal(got, rec);
+        state_close(s);
+
+        /* A second store is a different instance. */
+        _cleanup_free_ char *other = path_in(state, "other.db");
+        s = open_store(other, 0);
+        assert_string_not_equal(state_instance_id(s), id);
+        state_close(s);
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+static void test_put_get_roundtrip(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *full = full_record("domain", "vm1"), *got_full = NULL,
+                                                   *empty = state_record_new("network", "net0"), *got_empty = NULL;
+        state_store *s = open_store(path, 0);
+
+        assert_int_equal(state_put(s, full), 0);
+        assert_int_equal(state_put(s, empty), 0);
+
+        assert_int_equal(state_get(s, "domain", "vm1", &got_full), 0);
+        assert_records_equal(got_full, full);
+        assert_condition(got_full, "Ready", false, "DefineFailed", "libvirt said no", 100);
+        assert_condition(got_full, "RestartPending", true, NULL, NULL, 200);
+
+        assert_int_equal(state_get(s, "network", "net0", &got_empty), 0);
+        assert_records_equal(got_empty, empty);
+        assert_null(got_empty->source_file);
+        assert_null(got_empty->applied_desired_xml);
+        assert_int_equal(got_empty->n_conditions, 0);
+
+        state_record *missing = NULL;
+        assert_int_equal(state_get(s, "domain", "nope", &missing), -ENOENT);
+        assert_int_equal(state_get(s, "network", "vm1", &missing), -ENOENT);
+        assert_null(missing);
+        state_close(s);
+}
+
+static void test_put_replaces_record_and_conditions(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *rec = full_record("domain", "vm1"), *got = NULL;
+        state_store *s = open_store(path, 0);
+
+        assert_int_equal(state_put(s, rec), 0);
+        state_record_clear_condition(rec, "RestartPending");
+        assert_int_equal(state_record_set_condition(rec, "Ready", true, "Applied", "running", 300), 0);
+        assert_int_equal(state_record_set_condition(rec, "Drifted", false, "InSync", NULL, 400), 0);
+        free(rec->uuid);
+        rec->uuid = NULL;
+        rec->generation = 8;
+        assert_int_equal(state_put(s, rec), 0);
+
+        assert_int_equal(state_get(s, "domain", "vm1", &got), 0);
+        assert_records_equal(got, rec);
+        assert_null(got->uuid);
+        assert_null(state_record_condition(got, "RestartPending"));
+        assert_condition(got, "Drifted", false, "InSync", NULL, 400);
+        state_close(s);
+}
+
+static void test_set_condition_transition_time(void **state) {
+        _cleanup_(state_record_freep) state_record *rec = state_record_new("domain", "vm1");
+
+        assert_non_null(rec);
+        assert_null(state_record_condition(rec, "Ready"));
+
+        assert_int_equal(state_record_set_condition(rec, "Ready", false, "Pending", "waiting", 10), 0);
+        assert_condition(rec, "Ready", false, "Pending", "waiting", 10);
+
+        /* Same status: reason and message change, the transition time does not. */
+        assert_int_equal(state_record_set_condition(rec, "Ready", false, "Retrying", "again", 20), 0);
+        assert_condition(rec, "Ready", false, "Retrying", "again", 10);
+
+        assert_int_equal(state_record_set_condition(rec, "Ready", true, "Applied", NULL, 30), 0);
+        assert_condition(rec, "Ready", true, "Applied", NULL, 30);
+
+        /* Passing the condition's own strings back in must not read freed memory. */
+        const state_condition *c = state_record_condition(rec, "Ready");
+        assert_int_equal(state_record_set_condition(rec, "Ready", true, c->reason, c->message, 40), 0);
+        assert_condition(rec, "Ready", true, "Applied", NULL, 30);
+
+        assert_int_equal(state_record_set_condition(rec, "Other", true, NULL, NULL, 50), 0);
+        assert_int_equal(rec->n_conditions, 2);
+}
+
+static void test_clear_condition(void **state) {
+        _cleanup_(state_record_freep) state_record *rec = state_record_new("domain", "vm1");
+
+        assert_int_equal(state_record_set_condition(rec, "A", true, NULL, NULL, 1), 0);
+        assert_int_equal(state_record_set_condition(rec, "B", false, "b", NULL, 2), 0);
+        assert_int_equal(state_record_set_condition(rec, "C", true, "c", "cc", 3), 0);
+
+        state_record_clear_condition(rec, "B");
+        assert_int_equal(rec->n_conditions, 2);
+        assert_null(state_record_condition(rec, "B"));
+        assert_condition(rec, "A", true, NULL, NULL, 1);
+        assert_condition(rec, "C", true, "c", "cc", 3);
+
+        state_record_clear_condition(rec, "missing");
+        assert_int_equal(rec->n_conditions, 2);
+}
+
+static void test_delete_cascades_conditions(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *rec = full_record("domain", "vm1"), *got = NULL;
+        state_store *s = open_store(path, 0);
+
+        assert_int_equal(state_put(s, rec), 0);
+        put_simple(s, "domain", "vm2", "Ready");
+        assert_int_equal(state_delete(s, "domain", "vm1"), 0);
+
+        assert_int_equal(state_get(s, "domain", "vm1", &got), -ENOENT);
+        assert_int_equal(state_delete(s, "domain", "vm1"), -ENOENT);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM conditions WHERE name = 'vm1'"), 0);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM conditions WHERE name = 'vm2'"), 1);
+        state_close(s);
+}
+
+static void test_list_order_and_conditions(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        state_record **recs = NULL;
+        size_t n = 99;
+
+        assert_int_equal(state_list(s, &recs, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(recs);
+
+        /* Prefixes and records without conditions next to ones with, to trip up the merge. */
+        put_simple(s, "network", "b", "Ready");
+        put_simple(s, "domain", "ab", NULL);
+        put_simple(s, "domain", "a-b", "Ready");
+        put_simple(s, "network", "a", NULL);
+        put_simple(s, "domain", "a", "Ready");
+        put_simple(s, "hostdev", "a", "Attached");
+
+        static const char *const expected[][3] = {
+                { "domain", "a", "Ready" },   { "domain", "a-b", "Ready" }, { "domain", "ab", NULL },
+                { "hostdev", "a", "Attached" }, { "network", "a", NULL },  { "network", "b", "Ready" },
+        };
+        assert_int_equal(state_list(s, &recs, &n), 0);
+        assert_int_equal(n, ELEMENTSOF(expected));
+        for (size_t i = 0; i < n; i++) {
+                assert_string_equal(recs[i]->kind, expected[i][0]);
+                assert_string_equal(recs[i]->name, expected[i][1]);
+                if (!expected[i][2]) {
+                        assert_int_equal(recs[i]->n_conditions, 0);
+                        continue;
+                }
+                assert_int_equal(recs[i]->n_conditions, 1);
+                /* put_simple puts the record's own name in the message. */
+                assert_condition(recs[i], expected[i][2], true, "Ok", expected[i][1], 1);
+        }
+        state_record_list_free(recs, n);
+        state_close(s);
+}
+
+/* ---- transactions and failures ----------------------------------------- */
+
+static void test_rollback_discards_puts(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        state_record *got = NULL;
+
+        assert_int_equal(state_begin(s), 0);
+        put_simple(s, "domain", "gone", "Ready");
+        assert_int_equal(state_get(s, "domain", "gone", &got), 0);
+        state_record_free(got);
+        assert_int_equal(state_rollback(s), 0);
+        assert_int_equal(state_get(s, "domain", "gone", &got), -ENOENT);
+
+        assert_int_equal(state_begin(s), 0);
+        put_simple(s, "domain", "kept", "Ready");
+        assert_int_equal(state_commit(s), 0);
+        state_close(s);
+
+        s = open_store(path, 0);
+        assert_int_equal(state_get(s, "domain", "kept", &got), 0);
+        assert_int_equal(got->n_conditions, 1);
+        state_record_free(got);
+        assert_int_equal(state_get(s, "domain", "gone", &got), -ENOENT);
+        state_close(s);
+}
+
+/*
+ * Two conditions of one type violate the primary key, after the resource row
+ * and the first condition are already written.
+ */
+static state_record *record_failing_midway(const char *kind, const char *name) {
+        state_record *rec = full_record(kind, name);
+
+        free(rec->source_file);
+        rec->source_file = strdup("/changed.yaml");
+        state_condition *c = reallocarray(rec->conditions, rec->n_conditions + 1, sizeof *c);
+        assert_non_null(c);
+        rec->conditions = c;
+        rec->conditions[rec->n_conditions++] = (state_condition) { .type = strdup("Ready") };
+        return rec;
+}
+
+static void test_failed_put_leaves_previous_state(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *good = full_record("domain", "vm1"), *got = NULL,
+                                                   *bad = record_failing_midway("domain", "vm1"),
+                                                   *bad_new = record_failing_midway("domain", "new");
+        state_store *s = open_store(path, 0);
+
+        assert_string_equal(state_last_error(s), "");
+        assert_int_equal(state_put(s, good), 0);
+
+        /* On its own: the savepoint is the whole transaction. */
+        assert_int_equal(state_put(s, bad), -EINVAL);
+        assert_non_null(strstr(state_last_error(s), "UNIQUE"));
+        assert_int_equal(state_put(s, bad_new), -EINVAL);
+        assert_int_equal(state_get(s, "domain", "new", &got), -ENOENT);
+        assert_int_equal(state_get(s, "domain", "vm1", &got), 0);
+        assert_records_equal(got, good);
+        state_record_free(TAKE_PTR(got));
+
+        /* Inside a transaction: only the failed put is undone, the transaction goes on. */
+        assert_int_equal(state_begin(s), 0);
+        put_simple(s, "domain", "before", NULL);
+        assert_int_equal(state_put(s, bad), -EINVAL);
+        put_simple(s, "domain", "after", NULL);
+        assert_int_equal(state_commit(s), 0);
+
+        assert_int_equal(state_get(s, "domain", "vm1", &got), 0);
+        assert_records_equal(got, good);
+        state_record_free(TAKE_PTR(got));
+        assert_int_equal(state_get(s, "domain", "before", &got), 0);
+        state_record_free(TAKE_PTR(got));
+        assert_int_equal(state_get(s, "domain", "after", &got), 0);
+        state_close(s);
+}
+
+static void test_many_records_in_one_transaction(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        state_record **recs = NULL;
+        size_t n = 0;
+        enum { N = 10000 };
+
+        assert_int_equal(state_begin(s), 0);
+        for (int i = 0; i < N; i++) {
+                char name[16];
+                snprintf(name, sizeof name, "vm%05d", (i * 7919) % N);
+                _cleanup_(state_record_freep) state_record *rec = state_record_new(i % 2 ? "network" : "domain", name);
+                assert_int_equal(state_record_set_condition(rec, "Ready", i % 3 == 0, "Ok", name, i), 0);
+                rec->generation = i;
+                assert_int_equal(state_put(s, rec), 0);
+        }
+        assert_int_equal(state_commit(s), 0);
+
+        assert_int_equal(state_list(s, &recs, &n), 0);
+        assert_int_equal(n, N);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0) {
+                        int c = strcmp(recs[i - 1]->kind, recs[i]->kind);
+                        assert_true(c < 0 || (c == 0 && strcmp(recs[i - 1]->name, recs[i]->name) < 0));
+                }
+                assert_int_equal(recs[i]->n_conditions, 1);
+                assert_string_equal(recs[i]->conditions[0].message, recs[i]->name);
+                assert_int_equal(recs[i]->conditions[0].last_transition_usec, recs[i]->generation);
+                assert_int_equal(recs[i]->conditions[0].status, recs[i]->generation % 3 == 0);
+        }
+        state_record_list_free(recs, n);
+        state_close(s);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static void test_events_order_and_filter(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        state_event *events = NULL;
+        size_t n = 0;
+        int64_t before = vf_now_realtime_usec();
+
+        assert_int_equal(state_event_append(s, "domain", "vm1", 1, "define", "ok", NULL), 0);
+        assert_int_equal(state_event_append(s, "network", "vm1", 2, "define", "failed", "no bridge"), 0);
+        assert_int_equal(state_event_append(s, "domain", "vm1", 2, "start", "ok", "booted"), 0);
+        assert_int_equal(state_event_append(s, "domain", "vm2", 1, "undefine", "ok", NULL), 0);
+
+        assert_int_equal(state_event_list(s, NULL, NULL, &events, &n), 0);
+        assert_int_equal(n, 4);
+        for (size_t i = 1; i < n; i++)
+                assert_true(events[i].id > events[i - 1].id);
+        assert_true(events[0].time_usec >= before);
+        assert_string_equal(events[1].kind, "network");
+        assert_int_equal(events[1].generation, 2);
+        assert_string_equal(events[1].action, "define");
+        assert_string_equal(events[1].outcome, "failed");
+        assert_string_equal(events[1].message, "no bridge");
+        assert_null(events[0].message);
+        state_event_list_free(events, n);
+
+        assert_int_equal(state_event_list(s, "domain", "vm1", &events, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(events[0].action, "define");
+        assert_string_equal(events[1].action, "start");
+        state_event_list_free(events, n);
+
+        assert_int_equal(state_event_list(s, "domain", NULL, &events, &n), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(events[2].name, "vm2");
+        state_event_list_free(events, n);
+
+        assert_int_equal(state_event_list(s, "hostdev", NULL, &events, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(events);
+        state_close(s);
+}
+
+static void test_events_are_append_only(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+
+        assert_int_equal(state_event_append(s, "domain", "vm1", 1, "define", "ok", "first"), 0);
+        assert_int_equal(state_event_append(s, "domain", "vm1", 2, "define", "ok", "second"), 0);
+
+        sqlite3 *db = raw_open(path);
+        assert_int_not_equal(sqlite3_exec(db, "UPDATE events SET message = 'rewritten'", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_not_equal(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_not_equal(sqlite3_exec(db, "DELETE FROM events WHERE id = 1", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(raw_int(db, "SELECT count(*) FROM events"), 2);
+        assert_int_equal(raw_int(db, "SELECT count(*) FROM events WHERE message = 'rewritten'"), 0);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+        /* Still appendable after the refusals. */
+        assert_int_equal(state_event_append(s, "domain", "vm1", 3, "start", "ok", NULL), 0);
+        state_close(s);
+}
+
+/* ---- read-only opens --------------------------------------------------- */
+
+static void test_readonly_missing_file(void **state) {
+        _cleanup_free_ char *dir = path_in(state, "x"), *path = path_in(state, "x/state.db");
+        _cleanup_(state_record_freep) state_record *rec = state_record_new("domain", "vm1");
+        state_store *s = open_store(path, STATE_OPEN_READONLY);
+        state_record **recs = NULL;
+        state_event *events = NULL;
+        size_t n = 99;
+        struct stat st;
+
+        assert_uuid_v4(state_instance_id(s));
+        assert_int_equal(state_list(s, &recs, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, &events, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(state_put(s, rec), -EROFS);
+        assert_int_equal(state_event_append(s, "domain", "vm1", 1, "define", "ok", NULL), -EROFS);
+        state_close(s);
+
+        assert_int_equal(stat(path, &st), -1);
+        assert_int_equal(stat(dir, &st), -1);
+        assert_int_equal(errno, ENOENT);
+}
+
+static void test_readonly_never_writes(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *rec = full_record("domain", "vm1"), *got = NULL;
+        state_record **recs = NULL;
+        size_t n = 0;
+
+        state_store *s = open_store(path, 0);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_event_append(s, "domain", "vm1", 1, "define", "ok", NULL), 0);
+        _cleanup_free_ char *id = strdup(state_instance_id(s));
+        state_close(s);
+
+        file_snapshot before = snapshot_file(path);
+        s = open_store(path, STATE_OPEN_READONLY);
+        assert_string_equal(state_instance_id(s), id);
+        assert_int_equal(state_get(s, "domain", "vm1", &got), 0);
+        assert_records_equal(got, rec);
+        assert_int_equal(state_put(s, rec), -EROFS);
+        assert_int_equal(state_delete(s, "domain", "vm1"), -EROFS);
+        assert_int_equal(state_event_append(s, "domain", "vm1", 2, "start", "ok", NULL), -EROFS);
+        assert_int_equal(state_list(s, &recs, &n), 0);
+        assert_int_equal(n, 1);
+        state_record_list_free(recs, n);
+        state_close(s);
+        assert_file_unchanged(path, &before);
+}
+
+static void test_readonly_reads_while_writer_is_open(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *writer = open_store(path, 0), *reader = NULL;
+        state_record *got = NULL;
+
+        put_simple(writer, "domain", "vm1", "Ready");
+        reader = open_store(path, STATE_OPEN_READONLY);
+        assert_int_equal(state_get(reader, "domain", "vm1", &got), 0);
+        state_record_free(got);
+
+        /* WAL: a writer's open transaction does not block the reader, which sees the last commit. */
+        assert_int_equal(state_begin(writer), 0);
+        put_simple(writer, "domain", "vm2", NULL);
+        assert_int_equal(state_get(reader, "domain", "vm2", &got), -ENOENT);
+        assert_int_equal(state_commit(writer), 0);
+        assert_int_equal(state_get(reader, "domain", "vm2", &got), 0);
+        state_record_free(got);
+
+        state_close(reader);
+        state_close(writer);
+}
+
+/* An older schema is migrated in a private copy, never in the file. */
+static void test_readonly_older_schema(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_record **recs = NULL;
+        size_t n = 99;
+
+        _cleanup_free_ char *sql = vf_printf("PRAGMA application_id = %d", APPLICATION_ID);
+        sqlite3 *db = raw_open(path);
+        raw_exec(db, sql); /* ours, but at user_version 0 */
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+        file_snapshot before = snapshot_file(path);
+        state_store *s = open_store(path, STATE_OPEN_READONLY);
+        assert_uuid_v4(state_instance_id(s));
+        assert_int_equal(state_list(s, &recs, &n), 0);
+        assert_int_equal(n, 0);
+        state_close(s);
+        assert_file_unchanged(path, &before);
+        assert_int_equal(file_int(path, "PRAGMA user_version"), 0);
+
+        state_close(open_store(path, 0));
+        assert_int_equal(file_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
+}
+
+/* ---- files that are not ours ------------------------------------------- */
+
+static void assert_refused_both_ways(const char *path, int r, const char *needle) {
+        file_snapshot before = snapshot_file(path);
+
+        assert_open_refused(path, 0, r, needle);
+        assert_open_refused(path, STATE_OPEN_READONLY, r, needle);
+        assert_file_unchanged(path, &before);
+}
+
+static void test_foreign_database_refused(void **state) {
+        _cleanup_free_ char *path = path_in(state, "foreign.db"), *plain = path_in(state, "plain.db");
+
+        sqlite3 *db = raw_open(path);
+        raw_exec(db, "PRAGMA application_id = 305419896; CREATE TABLE t (x); INSERT INTO t VALUES (42);");
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        assert_refused_both_ways(path, -EBADMSG, "is not a virtform state file (application_id 0x12345678)");
+
+        /* No application_id at all, but somebody's tables: not empty, so not ours either. */
+        db = raw_open(plain);
+        raw_exec(db, "CREATE TABLE resources (x);");
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        assert_refused_both_ways(plain, -EBADMSG, "application_id 0x00000000");
+}
+
+static void test_garbage_file_refused(void **state) {
+        _cleanup_free_ char *small = path_in(state, "small.db"), *large = path_in(state, "large.db");
+        char buf[3 * 4096];
+
+        write_file(small, "hello, world\n", 13);
+        assert_refused_both_ways(small, -EBADMSG, "not an SQLite database");
+
+        for (size_t i = 0; i < sizeof buf; i++)
+                buf[i] = (char) (i * 31 + 7);
+        write_file(large, buf, sizeof buf);
+        assert_refused_both_ways(large, -EBADMSG, "Move it away or pass --state with another path.");
+}
+
+static void test_newer_schema_refused(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+
+        state_close(open_store(path, 0));
+        sqlite3 *db = raw_open(path);
+        raw_exec(db, "PRAGMA user_version = 99");
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+        assert_refused_both_ways(path, -EPROTONOSUPPORT, "newer virtform (schema version 99");
+}
+
+static void test_corrupt_database_refused(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        char junk[4096];
+
+        state_store *s = open_store(path, 0);
+        for (int i = 0; i < 200; i++) {
+                char name[16];
+                snprintf(name, sizeof name, "vm%03d", i);
+                put_simple(s, "domain", name, "Ready");
+        }
+        state_close(s);
+
+        /* Page 2 onwards hold the tables: scribble over page 2. */
+        memset(junk, 0xa5, sizeof junk);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, junk, sizeof junk, 4096), (ssize_t) sizeof junk);
+        assert_refused_both_ways(path, -EBADMSG, "failed SQLite's integrity check");
+}
+
+static void test_empty_file_is_migrated(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db"), *ro = path_in(state, "ro.db");
+        state_record **recs = NULL;
+        size_t n = 99;
+        struct stat st;
+
+        write_file(path, "", 0);
+        state_store *s = open_store(path, 0);
+        put_simple(s, "domain", "vm1", "Ready");
+        state_close(s);
+        assert_int_equal(file_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
+        assert_int_equal(file_int(path, "PRAGMA application_id"), APPLICATION_ID);
+
+        write_file(ro, "", 0);
+        s = open_store(ro, STATE_OPEN_READONLY);
+        assert_int_equal(state_list(s, &recs, &n), 0);
+        assert_int_equal(n, 0);
+        state_close(s);
+        assert_int_equal(stat(ro, &st), 0);
+        assert_int_equal(st.st_size, 0);
+}
+
+static void test_default_path(void **state) {
+        _cleanup_free_ char *path = NULL;
+
+        if (geteuid() == 0) {
+                path = state_default_path();
+                assert_string_equal(path, "/var/lib/virtform/state.db");
+                return;
+        }
+        assert_int_equal(setenv("XDG_STATE_HOME", "/xdg", 1), 0);
+        path = state_default_path();
+        assert_string_equal(path, "/xdg/virtform/state.db");
+        free(path);
+        assert_int_equal(unsetenv("XDG_STATE_HOME"), 0);
+        assert_int_equal(setenv("HOME", "/home/u", 1), 0);
+        path = state_default_path();
+        assert_string_equal(path, "/home/u/.local/state/virtform/state.db");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+                T(test_create_sets_modes),
+                T(test_create_sets_pragmas),
+                T(test_reopen_keeps_data_and_instance_id),
+                T(test_put_get_roundtrip),
+                T(test_put_replaces_record_and_conditions),
+                cmocka_unit_test(test_set_condition_transition_time),
+                cmocka_unit_test(test_clear_condition),
+                T(test_delete_cascades_conditions),
+                T(test_list_order_and_conditions),
+                T(test_rollback_discards_puts),
+                T(test_failed_put_leaves_previous_state),
+                T(test_many_records_in_one_transaction),
+                T(test_events_order_and_filter),
+                T(test_events_are_append_only),
+                T(test_readonly_missing_file),
+                T(test_readonly_never_writes),
+                T(test_readonly_reads_while_writer_is_open),
+                T(test_readonly_older_schema),
+                T(test_foreign_database_refused),
+                T(test_garbage_file_refused),
+                T(test_newer_schema_refused),
+                T(test_corrupt_database_refused),
+                T(test_empty_file_is_migrated),
+                cmocka_unit_test(test_default_path),
+#undef T
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
