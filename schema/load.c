@@ -30,6 +30,8 @@ static int read_error(schema_file *f, int error) {
         if (error == -EFBIG)
                 schema_file_error(f, 0, 0, "file is larger than the %u MiB limit; split it into several files",
                                   SCHEMA_MAX_FILE_SIZE / (1024 * 1024));
+        else if (error == -EBADF)
+                schema_file_error(f, 0, 0, "not a regular file; give a file or a directory");
         else
                 schema_file_error(f, 0, 0, "cannot read the file: %s", strerror(-error));
         return error;

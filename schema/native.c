@@ -65,7 +65,7 @@ static int read_policy(const xml_origin *o, xmlNode *node, vf_kind kind, policy 
                         continue;
                 }
                 _cleanup_(xml_freep) xmlChar *value = xmlNodeGetContent((xmlNode *) a);
-                /* Both tables list state (domains only) before the attributes both kinds share. */
+                /* domain_policy_attrs holds every attribute, in policy_attr order. */
                 policy_attr which = schema_lookup(domain_policy_attrs, (const char *) a->name);
                 if (read_policy_attr(o, a, which, value ? (const char *) value : "", p) < 0)
                         ret = -EINVAL;

@@ -58,8 +58,6 @@ typedef struct xml_origin {
 } xml_origin;
 
 void xml_origin_error(const xml_origin *o, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
-void xml_origin_errorv(const xml_origin *o, unsigned line, unsigned column, const char *fmt, va_list ap)
-        _printf_(4, 0);
 
 /* Reports a libxml2 error at the element it names, or at the line it gives. */
 void xml_report_error(const xml_origin *o, const xmlError *e, const char *prefix);

@@ -6,8 +6,9 @@
 
 #include "schema/yaml-node.h"
 
-static const char *const domain_keys[] = { "memory", "vcpus",      "state",    "autostart", "restart", "type",
-                                           "arch",   "disks",      "interfaces", "hostdevs", "xml",     NULL };
+static const char *const domain_keys[] = {
+        "memory", "vcpus", "state", "autostart", "restart", "type", "arch", "disks", "interfaces", "hostdevs", "xml", NULL,
+};
 static const char *const disk_keys[] = { "file", "bus", "format", "readonly", "device", NULL };
 static const char *const interface_keys[] = { "network", "bridge", "hostdev", "mac", "model", NULL };
 static const char *const type_names[] = { "kvm", "qemu", "test", NULL };
@@ -209,7 +210,7 @@ static int read_interfaces(schema_file *f, const ynode *spec, domain_decl *d, sc
         return 0;
 }
 
-static int read_policy(schema_file *f, const ynode *spec, schema_resource *r) {
+static void read_policy(schema_file *f, const ynode *spec, schema_resource *r) {
         int state = SCHEMA_DOMAIN_RUNNING, restart = SCHEMA_RESTART_NEVER;
 
         (void) yget_enum(f, spec, "state", schema_state_names, &state);
@@ -217,7 +218,6 @@ static int read_policy(schema_file *f, const ynode *spec, schema_resource *r) {
         (void) yget_bool(f, spec, "autostart", &r->domain.autostart);
         r->domain.state = state;
         r->domain.restart = restart;
-        return 0;
 }
 
 /* Interfaces come before spec.hostdevs, whatever the key order, so the hash does not depend on it. */
@@ -231,7 +231,7 @@ static int read_spec(schema_file *f, const ynode *spec, domain_decl *d, schema_r
         if (yget_string(f, spec, "arch", &d->arch) > 0 && !schema_token_is_valid(d->arch))
                 ynode_error(f, ymap_get(spec, "arch"), "invalid arch \"%s\"; use a libvirt architecture such as x86_64",
                             d->arch);
-        (void) read_policy(f, spec, r);
+        read_policy(f, spec, r);
         if (read_disks(f, spec, d) == -ENOMEM || read_interfaces(f, spec, d, r) == -ENOMEM)
                 return -ENOMEM;
         return read_hostdevs(f, spec, r);

@@ -18,15 +18,21 @@ typedef struct xml_reader {
         unsigned doctype_line;
 } xml_reader;
 
-void xml_origin_errorv(const xml_origin *o, unsigned line, unsigned column, const char *fmt, va_list ap) {
+_printf_(4, 0) static void xml_origin_errorv(const xml_origin *o, unsigned line, unsigned column, const char *fmt,
+                                             va_list ap) {
         if (o->line == 0) {
                 schema_file_errorv(o->file, line, column, fmt, ap);
                 return;
         }
         _cleanup_free_ char *msg = NULL;
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        schema_file_error(o->file, o->line, o->column, "in spec.xml, line %u: %s", line, msg ? msg : "(out of memory)");
+        if (vasprintf(&msg, fmt, ap) < 0) {
+                o->file->oom = true;
+                return;
+        }
+        if (line > 0)
+                schema_file_error(o->file, o->line, o->column, "in spec.xml, line %u: %s", line, msg);
+        else
+                schema_file_error(o->file, o->line, o->column, "in spec.xml: %s", msg);
 }
 
 void xml_origin_error(const xml_origin *o, unsigned line, unsigned column, const char *fmt, ...) {

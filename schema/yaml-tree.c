@@ -83,14 +83,21 @@ static int ybuilder_error(ybuilder *b, const yaml_mark_t *mark, const char *fmt,
         return -EINVAL;
 }
 
-/* Places n (new, or the target of an alias) in the open container or as the root. */
-static int ybuilder_attach(ybuilder *b, ynode *n, const yaml_mark_t *mark) {
+static int ybuilder_too_big(ybuilder *b, const yaml_mark_t *mark, const char *alias) {
+        if (alias)
+                return ybuilder_error(b, mark,
+                                      "alias *%s expands the document beyond %d nodes (SCHEMA_MAX_NODES); "
+                                      "aliases that multiply content are refused, write the values out",
+                                      alias, SCHEMA_MAX_NODES);
+        return ybuilder_error(b, mark, "the document has more than %d nodes (SCHEMA_MAX_NODES); split it",
+                              SCHEMA_MAX_NODES);
+}
+
+/* Places n (new, or the target of the alias) in the open container or as the root. */
+static int ybuilder_attach(ybuilder *b, ynode *n, const yaml_mark_t *mark, const char *alias) {
         b->doc.weight += n->weight;
         if (b->doc.weight > SCHEMA_MAX_NODES)
-                return ybuilder_error(b, mark,
-                                      "the document has more than %d nodes, counting what aliases stand for "
-                                      "(SCHEMA_MAX_NODES); split it into smaller documents",
-                                      SCHEMA_MAX_NODES);
+                return ybuilder_too_big(b, mark, alias);
         if (b->depth == 0) {
                 b->doc.root = n;
                 return 0;
@@ -118,7 +125,7 @@ static int on_scalar(ybuilder *b, const yaml_event_t *e) {
                 return -ENOMEM;
         n->plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
         int r = ybuilder_anchor(b, e->data.scalar.anchor, n);
-        return r < 0 ? r : ybuilder_attach(b, n, &e->start_mark);
+        return r < 0 ? r : ybuilder_attach(b, n, &e->start_mark, NULL);
 }
 
 static int on_container_start(ybuilder *b, const yaml_event_t *e, ynode_kind kind, const yaml_char_t *anchor) {
@@ -131,7 +138,7 @@ static int on_container_start(ybuilder *b, const yaml_event_t *e, ynode_kind kin
                 return -ENOMEM;
         int r = ybuilder_anchor(b, anchor, n);
         if (r >= 0)
-                r = ybuilder_attach(b, n, &e->start_mark);
+                r = ybuilder_attach(b, n, &e->start_mark, NULL);
         if (r < 0)
                 return r;
         b->open_weight[b->depth] = b->doc.weight;
@@ -161,7 +168,7 @@ static int on_alias(ybuilder *b, const yaml_event_t *e) {
         if (!target->complete)
                 return ybuilder_error(b, &e->start_mark, "alias *%s refers to a node that contains it; remove the cycle",
                                       anchor);
-        return ybuilder_attach(b, target, &e->start_mark);
+        return ybuilder_attach(b, target, &e->start_mark, anchor);
 }
 
 static int on_document_start(ybuilder *b, const yaml_event_t *e) {

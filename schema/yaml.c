@@ -86,6 +86,10 @@ static const ynode *read_spec(schema_file *f, const ynode *root) {
         return NULL;
 }
 
+/*
+ * The spec is checked even when the header has errors, so one pass reports
+ * both; only a document without any error becomes a resource.
+ */
 static int on_document(schema_file *f, const ynode *root) {
         static const ynode empty = { .kind = YNODE_MAPPING };
         unsigned errors = f->n_errors;
@@ -96,24 +100,26 @@ static int on_document(schema_file *f, const ynode *root) {
                 ynode_error(f, root, "a document must be a mapping with apiVersion, kind, metadata and spec");
                 return -EINVAL;
         }
-        int r = ymap_check(f, root, "the document", document_keys);
-        if (r == -ENOMEM)
-                return r;
+        if (ymap_check(f, root, "the document", document_keys) == -ENOMEM)
+                return -ENOMEM;
         (void) check_api_version(f, root);
         (void) read_kind(f, root, &kind);
         const ynode *name = read_metadata(f, root, &adopt);
         const ynode *spec = read_spec(f, root);
-        if (f->n_errors != errors || kind < 0 || !name || !spec)
+        if (kind < 0 || !spec)
                 return -EINVAL;
 
+        const ynode *at = name ? name : root;
         _cleanup_(schema_resource_freep) schema_resource *res =
-                schema_resource_new(f, kind, name->scalar, name->line, name->column);
+                schema_resource_new(f, kind, name ? name->scalar : "unnamed", at->line, at->column);
         if (!res)
                 return -ENOMEM;
         res->adopt = adopt;
-        r = spec_parsers[kind](f, ynode_is_null(spec) ? &empty : spec, res);
+        int r = spec_parsers[kind](f, ynode_is_null(spec) ? &empty : spec, res);
         if (r < 0)
                 return r;
+        if (f->n_errors != errors)
+                return -EINVAL;
         return schema_file_add(f, TAKE_PTR(res));
 }
 

@@ -27,10 +27,12 @@ ensure_packages() {
 }
 
 # Configures (once) and builds a build directory: build_dir NAME [MESON OPTIONS...]
+# Quiet while it works; on failure it prints what the build said.
 build_dir() {
     local dir="$top/$1"; shift
+    local log
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$top" "$@" >/dev/null
+        log=$(meson setup "$dir" "$top" "$@" 2>&1) || { echo "$log" >&2; return 1; }
     fi
-    ninja -C "$dir" >/dev/null
+    log=$(ninja -C "$dir" 2>&1) || { echo "$log" >&2; return 1; }
 }

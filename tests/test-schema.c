@@ -211,13 +211,14 @@ static void test_diag_format(void **state) {
 static void test_directory_filtering(void **state) {
         static const char *const ignored[] = { ".hidden.yaml", "b.yaml~", ".#b.yaml", "b.swp", "b.tmp", "b.txt" };
         char *dir = make_dir();
-        const char *good = HEADER("Network", "n%d") "spec: {}\n";
+#define GOOD HEADER("Network", "n%d") "spec: {}\n"
 
         for (size_t i = 0; i < ELEMENTSOF(ignored); i++)
                 free(put_file(dir, ignored[i], "this: [is not valid"));
         _cleanup_free_ char *sub = vf_printf("%s/d.yaml", dir);
         assert_int_equal(mkdir(sub, 0700), 0);
-        _cleanup_free_ char *t1 = vf_printf(good, 1), *t2 = vf_printf(good, 2), *t3 = vf_printf(good, 3);
+        _cleanup_free_ char *t1 = vf_printf(GOOD, 1), *t2 = vf_printf(GOOD, 2), *t3 = vf_printf(GOOD, 3);
+#undef GOOD
         _cleanup_free_ char *c = put_file(dir, "c.yml", t3);
         _cleanup_free_ char *a = put_file(dir, "a.yaml", t1);
         _cleanup_free_ char *b = put_file(dir, "b.yaml", t2);
@@ -823,9 +824,26 @@ static void test_billion_laughs(void **state) {
         double start = now_seconds();
         _cleanup_(schema_set_freep) schema_set *set = load_text("lol.yaml", text, NULL);
 
+        /* The expansion budget trips first, at the level that would pass 100000 nodes. */
         assert_true(now_seconds() - start < 1.0);
         assert_failed(set);
-        assert_diag(set, "more than 64 YAML aliases in one file (SCHEMA_MAX_ALIASES)");
+        assert_diag(set, "alias *a4 expands the document beyond 100000 nodes (SCHEMA_MAX_NODES)");
+}
+
+static void test_alias_limit(void **state) {
+        vf_buf b = {};
+        vf_buf_puts(&b, HEADER("Network", "n") "spec: {}\nx: &a lol\ny: [");
+        for (int i = 0; i <= SCHEMA_MAX_ALIASES; i++)
+                vf_buf_printf(&b, "%s*a", i ? "," : "");
+        vf_buf_puts(&b, "]\n");
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("a.yaml", text, &path);
+
+        assert_failed(set);
+        _cleanup_free_ char *msg = vf_printf("%s:6:%d: error: more than 64 YAML aliases in one file (SCHEMA_MAX_ALIASES)",
+                                             path, 5 + 3 * SCHEMA_MAX_ALIASES);
+        assert_diag(set, msg);
 }
 
 /* Few aliases, each doubling: the node budget has to stop it, not the alias count. */
@@ -840,15 +858,16 @@ static void test_alias_doubling(void **state) {
 
         assert_true(now_seconds() - start < 1.0);
         assert_failed(set);
-        assert_diag(set, "(SCHEMA_MAX_NODES)");
+        assert_diag(set, "expands the document beyond 100000 nodes (SCHEMA_MAX_NODES)");
 }
 
 static void test_alias_use(void **state) {
         _cleanup_(schema_set_freep) schema_set *set = load_text("a.yaml",
-                HEADER("Domain", "a") "spec: {memory: &mem 1GiB, interfaces: &nics [{network: lan}]}\n---\n"
+                HEADER("Domain", "a") "spec: {memory: 1GiB, interfaces: [&nic {network: lan, model: e1000e}, *nic]}\n---\n"
                 HEADER("Domain", "b") "spec: {memory: &m 2GiB, vcpus: 2}\n---\n"
                 "apiVersion: virtform/v1\nkind: Network\nmetadata: &md {name: c}\nspec: {mtu: 1500}\n", NULL);
         assert_clean(set);
+        assert_xpath(find(set, VF_KIND_DOMAIN, "a")->xml, "count(/domain/devices/interface[model/@type='e1000e'])", "2");
 
         _cleanup_(schema_set_freep) schema_set *self = load_text("a.yaml", HEADER("Network", "a") "spec: &s {x: *s}\n", NULL);
         assert_failed(self);
@@ -1087,6 +1106,7 @@ int main(void) {
                 cmocka_unit_test(test_load_file_into_set),
                 cmocka_unit_test(test_truncated_yaml),
                 cmocka_unit_test(test_billion_laughs),
+                cmocka_unit_test(test_alias_limit),
                 cmocka_unit_test(test_alias_doubling),
                 cmocka_unit_test(test_alias_use),
                 cmocka_unit_test(test_deep_nesting),
