@@ -72,6 +72,23 @@ static const char *const migrations[] = {
         "        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;"
         "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
         "        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;",
+        /* Host devices, keyed by PCI address: they outlive any one resource that names them. */
+        "CREATE TABLE devices ("
+        "        bdf TEXT PRIMARY KEY NOT NULL,"
+        "        pf TEXT,"
+        "        pf_netdev TEXT,"
+        "        vf_index INTEGER NOT NULL DEFAULT -1,"
+        "        phys_port_id TEXT,"
+        "        saved INTEGER NOT NULL DEFAULT 0 CHECK (saved IN (0, 1)),"
+        "        saved_pf_netdev TEXT,"
+        "        saved_vf_index INTEGER NOT NULL DEFAULT -1,"
+        "        saved_admin_mac TEXT,"
+        "        saved_vlan INTEGER NOT NULL DEFAULT 0,"
+        "        saved_own_mac TEXT,"
+        "        original_driver TEXT,"
+        "        bind_phase TEXT,"
+        "        updated_usec INTEGER NOT NULL DEFAULT 0"
+        ") WITHOUT ROWID;",
 };
 
 static int fail(char **errmsg, int r, const char *fmt, ...) _printf_(3, 4);

@@ -31,6 +31,9 @@ typedef enum state_stmt {
         STMT_DELETE_RESOURCE,
         STMT_APPEND_EVENT,
         STMT_LIST_EVENTS,
+        STMT_GET_DEVICE,
+        STMT_UPSERT_DEVICE,
+        STMT_DELETE_DEVICE,
         _STMT_MAX,
 } state_stmt;
 
@@ -49,3 +52,30 @@ int state_prepare_statements(state_store *s);
 /* Appends a condition without looking for an existing one of the same type. */
 int state_record_add_condition(state_record *rec, const char *type, bool status, const char *reason,
                                const char *message, int64_t last_transition_usec);
+
+/* Column positions in DEVICE_COLUMNS; SQL parameter ?N+1 carries column N. */
+enum {
+        DEV_BDF,
+        DEV_PF,
+        DEV_PF_NETDEV,
+        DEV_VF_INDEX,
+        DEV_PHYS_PORT_ID,
+        DEV_SAVED,
+        DEV_SAVED_PF_NETDEV,
+        DEV_SAVED_VF_INDEX,
+        DEV_SAVED_ADMIN_MAC,
+        DEV_SAVED_VLAN,
+        DEV_SAVED_OWN_MAC,
+        DEV_ORIGINAL_DRIVER,
+        DEV_BIND_PHASE,
+        DEV_UPDATED_USEC,
+};
+#define DEVICE_COLUMNS                                                                             \
+        "bdf, pf, pf_netdev, vf_index, phys_port_id, saved, saved_pf_netdev, saved_vf_index, "     \
+        "saved_admin_mac, saved_vlan, saved_own_mac, original_driver, bind_phase, updated_usec"
+/* Shared by the query files. */
+int state_store_error(state_store *s, int rc);
+int state_exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc);
+int state_column_strdup(sqlite3_stmt *st, int column, char **ret);
+void state_stmt_release(sqlite3_stmt **st);
+#define _cleanup_stmt_release_ _cleanup_(state_stmt_release)

@@ -88,6 +88,10 @@ static const char *const stmt_sql[_STMT_MAX] = {
                               "VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         [STMT_LIST_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events "
                              "WHERE (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR name = ?4) ORDER BY id",
+        [STMT_GET_DEVICE] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE bdf = ?1",
+        [STMT_UPSERT_DEVICE] = "INSERT OR REPLACE INTO devices (" DEVICE_COLUMNS ") "
+                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        [STMT_DELETE_DEVICE] = "DELETE FROM devices WHERE bdf = ?1",
 };
 
 int state_errno_from_sqlite(sqlite3 *db, int rc) {
@@ -124,7 +128,7 @@ int state_errno_from_sqlite(sqlite3 *db, int rc) {
         }
 }
 
-static int store_error(state_store *s, int rc) {
+int state_store_error(state_store *s, int rc) {
         snprintf(s->last_error, sizeof s->last_error, "%s", sqlite3_errmsg(s->db));
         return state_errno_from_sqlite(s->db, rc);
 }
@@ -141,17 +145,16 @@ int state_prepare_statements(state_store *s) {
         for (size_t i = 0; i < _STMT_MAX; i++) {
                 int rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i], NULL);
                 if (rc != SQLITE_OK)
-                        return store_error(s, rc);
+                        return state_store_error(s, rc);
         }
         return 0;
 }
 
 /* Readies a shared statement for its next user; a statement left stepping would pin a read snapshot. */
-static void stmt_releasep(sqlite3_stmt **st) {
+void state_stmt_release(sqlite3_stmt **st) {
         sqlite3_reset(*st);
         sqlite3_clear_bindings(*st);
 }
-#define _cleanup_stmt_release_ _cleanup_(stmt_releasep)
 
 /* The caller's strings outlive the statement's use, which ends at stmt_releasep(): no copy needed. */
 static int bind_text(sqlite3_stmt *st, int column, const char *s) {
@@ -168,16 +171,16 @@ static int bind_key(sqlite3_stmt *st, const char *kind, const char *name) {
 }
 
 /* Steps a statement that yields no rows, once its parameters are bound with result bind_rc. */
-static int exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc) {
+int state_exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc) {
         if (bind_rc != SQLITE_OK)
-                return store_error(s, bind_rc);
+                return state_store_error(s, bind_rc);
         int rc = sqlite3_step(st);
-        return rc == SQLITE_DONE ? 0 : store_error(s, rc);
+        return rc == SQLITE_DONE ? 0 : state_store_error(s, rc);
 }
 
 static int exec_stmt(state_store *s, state_stmt id) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[id];
-        return exec_bound(s, st, SQLITE_OK);
+        return state_exec_bound(s, st, SQLITE_OK);
 }
 
 /* Like exec_stmt(), but keeps state_last_error() on the failure being cleaned up after. */
@@ -213,6 +216,13 @@ int state_rollback(state_store *s) {
         return exec_stmt(s, STMT_ROLLBACK);
 }
 
+int state_flush(state_store *s) {
+        if (sqlite3_get_autocommit(s->db))
+                return 0; /* no transaction open: every write is already committed */
+        int r = state_commit(s);
+        return r < 0 ? r : state_begin(s);
+}
+
 /* ---- reading ----------------------------------------------------------- */
 
 /* sqlite3_column_text() also returns NULL when it runs out of memory converting a value. */
@@ -221,7 +231,7 @@ static int column_text(sqlite3_stmt *st, int column, const char **ret) {
         return *ret || sqlite3_column_type(st, column) == SQLITE_NULL ? 0 : -ENOMEM;
 }
 
-static int column_strdup(sqlite3_stmt *st, int column, char **ret) {
+int state_column_strdup(sqlite3_stmt *st, int column, char **ret) {
         const char *text;
         int r = column_text(st, column, &text);
         if (r < 0)
@@ -257,13 +267,13 @@ static int record_from_row(sqlite3_stmt *st, state_record **ret) {
         if (!rec)
                 return -ENOMEM;
 
-        int r = column_strdup(st, RES_KIND, &rec->kind) ?: column_strdup(st, RES_NAME, &rec->name) ?:
-                column_strdup(st, RES_SOURCE_FILE, &rec->source_file) ?:
-                column_strdup(st, RES_DESIRED_HASH, &rec->desired_hash) ?:
-                column_strdup(st, RES_UUID, &rec->uuid) ?:
-                column_strdup(st, RES_APPLIED_XML_HASH, &rec->applied_xml_hash) ?:
-                column_strdup(st, RES_APPLIED_DESIRED_XML, &rec->applied_desired_xml) ?:
-                column_strdup(st, RES_LAST_ERROR, &rec->last_error);
+        int r = state_column_strdup(st, RES_KIND, &rec->kind) ?: state_column_strdup(st, RES_NAME, &rec->name) ?:
+                state_column_strdup(st, RES_SOURCE_FILE, &rec->source_file) ?:
+                state_column_strdup(st, RES_DESIRED_HASH, &rec->desired_hash) ?:
+                state_column_strdup(st, RES_UUID, &rec->uuid) ?:
+                state_column_strdup(st, RES_APPLIED_XML_HASH, &rec->applied_xml_hash) ?:
+                state_column_strdup(st, RES_APPLIED_DESIRED_XML, &rec->applied_desired_xml) ?:
+                state_column_strdup(st, RES_LAST_ERROR, &rec->last_error);
         if (r < 0)
                 return r;
         rec->generation = sqlite3_column_int64(st, RES_GENERATION);
@@ -289,7 +299,7 @@ static int read_resources(state_store *s, sqlite3_stmt *st, record_list *l) {
                         return r;
                 l->n++;
         }
-        return rc == SQLITE_DONE ? 0 : store_error(s, rc);
+        return rc == SQLITE_DONE ? 0 : state_store_error(s, rc);
 }
 
 static int condition_from_row(sqlite3_stmt *st, state_record *rec) {
@@ -332,7 +342,7 @@ static int attach_conditions(state_store *s, sqlite3_stmt *st, record_list *l) {
                 if (r < 0)
                         return r;
         }
-        return rc == SQLITE_DONE ? 0 : store_error(s, rc);
+        return rc == SQLITE_DONE ? 0 : state_store_error(s, rc);
 }
 
 /* Inside a savepoint, so that records and conditions come from one snapshot. */
@@ -354,7 +364,7 @@ int state_get(state_store *s, const char *kind, const char *name, state_record *
 
         int rc = bind_key(resources, kind, name) ?: bind_key(conditions, kind, name);
         if (rc != SQLITE_OK)
-                return store_error(s, rc);
+                return state_store_error(s, rc);
 
         int r = read_records(s, resources, conditions, &l);
         if (r < 0)
@@ -396,12 +406,12 @@ static int upsert_resource(state_store *s, const state_record *rec) {
                  bind_int64(st, RES_ATTEMPTS, rec->attempts) ?:
                  bind_int64(st, RES_NEXT_RETRY_USEC, rec->next_retry_usec) ?:
                  bind_int64(st, RES_UPDATED_USEC, rec->updated_usec);
-        return exec_bound(s, st, rc);
+        return state_exec_bound(s, st, rc);
 }
 
 static int delete_conditions(state_store *s, const state_record *rec) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_CONDITIONS];
-        return exec_bound(s, st, bind_key(st, rec->kind, rec->name));
+        return state_exec_bound(s, st, bind_key(st, rec->kind, rec->name));
 }
 
 static int insert_condition(state_store *s, const state_record *rec, const state_condition *c) {
@@ -411,7 +421,7 @@ static int insert_condition(state_store *s, const state_record *rec, const state
                  bind_int64(st, COND_STATUS, c->status) ?: bind_text(st, COND_REASON, c->reason) ?:
                  bind_text(st, COND_MESSAGE, c->message) ?:
                  bind_int64(st, COND_LAST_TRANSITION_USEC, c->last_transition_usec);
-        return exec_bound(s, st, rc);
+        return state_exec_bound(s, st, rc);
 }
 
 static int put_in_savepoint(state_store *s, const state_record *rec) {
@@ -436,7 +446,7 @@ int state_delete(state_store *s, const char *kind, const char *name) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_RESOURCE];
 
         /* The conditions go with it through the foreign key's ON DELETE CASCADE. */
-        int r = exec_bound(s, st, bind_key(st, kind, name));
+        int r = state_exec_bound(s, st, bind_key(st, kind, name));
         if (r < 0)
                 return r;
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
@@ -452,7 +462,7 @@ int state_event_append(state_store *s, const char *kind, const char *name, int64
                  bind_text(st, EV_NAME, name) ?: bind_int64(st, EV_GENERATION, generation) ?:
                  bind_text(st, EV_ACTION, action) ?: bind_text(st, EV_OUTCOME, outcome) ?:
                  bind_text(st, EV_MESSAGE, message);
-        return exec_bound(s, st, rc);
+        return state_exec_bound(s, st, rc);
 }
 
 static void event_done(state_event *ev) {
@@ -484,9 +494,9 @@ static int event_from_row(sqlite3_stmt *st, state_event *ev) {
                 .time_usec = sqlite3_column_int64(st, EV_TIME_USEC),
                 .generation = sqlite3_column_int64(st, EV_GENERATION),
         };
-        return column_strdup(st, EV_KIND, &ev->kind) ?: column_strdup(st, EV_NAME, &ev->name) ?:
-               column_strdup(st, EV_ACTION, &ev->action) ?: column_strdup(st, EV_OUTCOME, &ev->outcome) ?:
-               column_strdup(st, EV_MESSAGE, &ev->message);
+        return state_column_strdup(st, EV_KIND, &ev->kind) ?: state_column_strdup(st, EV_NAME, &ev->name) ?:
+               state_column_strdup(st, EV_ACTION, &ev->action) ?: state_column_strdup(st, EV_OUTCOME, &ev->outcome) ?:
+               state_column_strdup(st, EV_MESSAGE, &ev->message);
 }
 
 int state_event_list(state_store *s, const char *kind, const char *name, state_event **ret, size_t *n) {
@@ -495,7 +505,7 @@ int state_event_list(state_store *s, const char *kind, const char *name, state_e
 
         int rc = bind_text(st, EV_KIND, kind) ?: bind_text(st, EV_NAME, name);
         if (rc != SQLITE_OK)
-                return store_error(s, rc);
+                return state_store_error(s, rc);
 
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 state_event *items = array_reserve(l.items, &l.cap, l.n + 1, sizeof *items);
@@ -509,7 +519,7 @@ int state_event_list(state_store *s, const char *kind, const char *name, state_e
                         return r;
         }
         if (rc != SQLITE_DONE)
-                return store_error(s, rc);
+                return state_store_error(s, rc);
 
         *ret = TAKE_PTR(l.items);
         *n = l.n;

@@ -85,6 +85,11 @@ const char *state_last_error(const state_store *s);
 int state_begin(state_store *s);
 int state_commit(state_store *s);
 int state_rollback(state_store *s);
+/*
+ * Makes everything written so far durable before the caller touches the
+ * host: commits an open transaction and opens the next one.
+ */
+int state_flush(state_store *s);
 
 /* -ENOENT when absent. */
 int state_get(state_store *s, const char *kind, const char *name, state_record **ret);
@@ -119,3 +124,32 @@ int state_event_append(state_store *s, const char *kind, const char *name, int64
 /* Events, oldest first; kind/name NULL for all. */
 int state_event_list(state_store *s, const char *kind, const char *name, state_event **ret, size_t *n);
 void state_event_list_free(state_event *events, size_t n);
+
+/* What virtform knows about one host PCI device, keyed by its address. */
+typedef struct state_device {
+        char *bdf;
+        /* The VF's resolution, recorded while it still had its netdev; pf NULL: none. */
+        char *pf;
+        char *pf_netdev;
+        int64_t vf_index;
+        char *phys_port_id;
+        /* The VF's config before virtform changed it; kept until it is restored. */
+        bool saved;
+        char *saved_pf_netdev;
+        int64_t saved_vf_index;
+        char *saved_admin_mac;
+        int64_t saved_vlan;
+        char *saved_own_mac;
+        /* The binding journal: the driver to give it back to, and the step reached. */
+        char *original_driver;
+        char *bind_phase; /* NULL: virtform has not bound it */
+        int64_t updated_usec;
+} state_device;
+
+/* -ENOENT when nothing is recorded. */
+int state_device_get(state_store *s, const char *bdf, state_device **ret);
+int state_device_put(state_store *s, const state_device *dev);
+int state_device_delete(state_store *s, const char *bdf);
+state_device *state_device_new(const char *bdf);
+void state_device_free(state_device *dev);
+DEFINE_POINTER_CLEANUP(state_device, state_device_free);

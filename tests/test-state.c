@@ -14,7 +14,7 @@
 
 /* The on-disk identity of our files: a change here would orphan every existing store. */
 #define APPLICATION_ID 0x76667331
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 typedef struct fixture {
         char dir[64];
@@ -808,6 +808,83 @@ static void test_default_path(void **state) {
         assert_string_equal(path, "/home/u/.local/state/virtform/state.db");
 }
 
+/* ---- devices ----------------------------------------------------------- */
+
+static void test_device_roundtrip_and_delete(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        _cleanup_(state_device_freep) state_device *dev = state_device_new("0000:3b:02.1");
+        state_device *got = NULL;
+
+        assert_int_equal(state_device_get(s, "0000:3b:02.1", &got), -ENOENT);
+        dev->pf = strdup("0000:3b:00.0");
+        dev->pf_netdev = strdup("enp59s0f0");
+        dev->vf_index = 3;
+        dev->saved = true;
+        dev->saved_admin_mac = strdup("52:54:00:aa:bb:cc");
+        dev->saved_vlan = 42;
+        dev->bind_phase = strdup("bound");
+        assert_int_equal(state_device_put(s, dev), 0);
+
+        assert_int_equal(state_device_get(s, "0000:3b:02.1", &got), 0);
+        assert_string_equal(got->pf, "0000:3b:00.0");
+        assert_string_equal(got->pf_netdev, "enp59s0f0");
+        assert_int_equal(got->vf_index, 3);
+        assert_true(got->saved);
+        assert_string_equal(got->saved_admin_mac, "52:54:00:aa:bb:cc");
+        assert_int_equal(got->saved_vlan, 42);
+        assert_null(got->saved_own_mac);
+        assert_int_equal(got->saved_vf_index, -1);
+        assert_string_equal(got->bind_phase, "bound");
+        assert_true(got->updated_usec > 0);
+        state_device_free(got);
+
+        assert_int_equal(state_device_delete(s, "0000:3b:02.1"), 0);
+        assert_int_equal(state_device_get(s, "0000:3b:02.1", &got), -ENOENT);
+        state_close(s);
+}
+
+/* What state_flush() commits survives a rollback of the transaction that follows it. */
+static void test_flush_makes_writes_durable(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        _cleanup_(state_device_freep) state_device *dev = state_device_new("0000:3b:02.1");
+        state_device *got = NULL;
+
+        assert_int_equal(state_begin(s), 0);
+        dev->saved = true;
+        assert_int_equal(state_device_put(s, dev), 0);
+        assert_int_equal(state_flush(s), 0);
+        assert_int_equal(state_device_delete(s, "0000:3b:02.1"), 0);
+        assert_int_equal(state_rollback(s), 0);
+        assert_int_equal(state_device_get(s, "0000:3b:02.1", &got), 0);
+        assert_true(got->saved);
+        state_device_free(got);
+        /* Outside a transaction it is a no-op. */
+        assert_int_equal(state_flush(s), 0);
+        state_close(s);
+}
+
+/* A store written by the first release gains the devices table and keeps its records. */
+static void test_migrates_version_1(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        put_simple(s, "domain", "vm1", "Ready");
+        state_close(s);
+        sqlite3 *db = raw_open(path);
+        raw_exec(db, "DROP TABLE devices; PRAGMA user_version = 1");
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+        s = open_store(path, 0);
+        state_record *rec = NULL;
+        assert_int_equal(state_get(s, "domain", "vm1", &rec), 0);
+        state_record_free(rec);
+        _cleanup_(state_device_freep) state_device *dev = state_device_new("0000:00:01.0");
+        assert_int_equal(state_device_put(s, dev), 0);
+        state_close(s);
+        assert_int_equal(file_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -835,6 +912,9 @@ int main(void) {
                 T(test_corrupt_database_refused),
                 T(test_empty_file_is_migrated),
                 cmocka_unit_test(test_default_path),
+                T(test_device_roundtrip_and_delete),
+                T(test_flush_makes_writes_durable),
+                T(test_migrates_version_1),
 #undef T
         };
 
