@@ -84,6 +84,63 @@ static int index_nodes(graph *g) {
         return 0;
 }
 
+/* A domain that names hostdevs must change when one of their addresses does. */
+static void fold_hostdev_hash(graph_node *n) {
+        vf_buf b = {};
+
+        vf_buf_puts(&b, n->desired->hash);
+        for (size_t i = 0; i < n->n_hostdevs; i++)
+                vf_buf_printf(&b, "\n%s", n->hostdevs[i]->hostdev.pci);
+        if (b.oom)
+                return; /* keeps the plain hash: a missed fold costs a redefine, never a wrong one */
+        vf_sha256_hex(b.data, b.len, n->hash);
+        vf_buf_done(&b);
+}
+
+static int claim_hostdevs(graph *g, graph_node *domain) {
+        char **names = domain->desired->domain.hostdevs;
+        size_t n = vf_strv_length(names);
+
+        domain->hostdevs = calloc(n ? n : 1, sizeof(schema_resource *));
+        if (!domain->hostdevs)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *key = schema_key(VF_KIND_HOSTDEV, names[i]);
+                graph_node *hostdev = key ? graph_lookup(g, key) : NULL;
+                if (!key)
+                        return -ENOMEM;
+                if (!hostdev || !hostdev->desired)
+                        continue; /* the dependency check reports it */
+                if (hostdev->claimant && strcmp(hostdev->claimant, domain->name) != 0) {
+                        if (!domain->claim_conflict)
+                                domain->claim_conflict = hostdev->name;
+                        continue;
+                }
+                hostdev->claimant = domain->name;
+                hostdev->claimant_running = domain->desired->domain.state == SCHEMA_DOMAIN_RUNNING;
+                domain->hostdevs[domain->n_hostdevs++] = hostdev->desired;
+        }
+        return 0;
+}
+
+/* Nodes are in name order within a kind, so the first domain to name a hostdev claims it. */
+static int link_dependencies(graph *g) {
+        for (size_t i = 0; i < g->n_nodes; i++) {
+                graph_node *n = &g->nodes[i];
+                if (!n->desired)
+                        continue;
+                memcpy(n->hash, n->desired->hash, sizeof n->hash);
+                if (n->kind != VF_KIND_DOMAIN)
+                        continue;
+                int r = claim_hostdevs(g, n);
+                if (r < 0)
+                        return r;
+                if (n->n_hostdevs > 0)
+                        fold_hostdev_hash(n);
+        }
+        return 0;
+}
+
 int graph_build(graph *g, const schema_set *desired, state_record *const *records, size_t n_records,
                 char *const *owned_extra) {
         size_t cap = desired->n_resources + n_records + vf_strv_length(owned_extra);
@@ -109,11 +166,15 @@ int graph_build(graph *g, const schema_set *desired, state_record *const *record
         if (r < 0)
                 return r;
         qsort(g->nodes, g->n_nodes, sizeof(graph_node), compare_nodes);
-        return index_nodes(g);
+        r = index_nodes(g);
+        if (r < 0)
+                return r;
+        return link_dependencies(g);
 }
 
 void graph_done(graph *g) {
         for (size_t i = 0; i < g->n_nodes; i++) {
+                free(g->nodes[i].hostdevs);
                 free(g->nodes[i].name);
                 free(g->nodes[i].key);
                 free(g->nodes[i].not_ready_reason);
@@ -125,4 +186,10 @@ void graph_done(graph *g) {
 
 graph_node *graph_lookup(const graph *g, const char *key) {
         return vf_map_get(g->by_key, key);
+}
+
+const char *graph_hostdev_claimant(const graph *g, const char *hostdev) {
+        _cleanup_free_ char *key = schema_key(VF_KIND_HOSTDEV, hostdev);
+        graph_node *n = key ? graph_lookup(g, key) : NULL;
+        return n && n->claimant ? n->claimant : "?";
 }

@@ -19,6 +19,14 @@ typedef struct graph_node {
         const schema_resource *desired; /* NULL: to be removed (or held) */
         const state_record *record; /* NULL: never recorded */
         bool held; /* its file now fails to load: keep what was applied */
+        char hash[VF_HASH_HEX_LEN + 1]; /* desired->hash folded with what it takes from dependencies */
+        /* Domains: the declared Hostdevs they name; and the first one another domain already claims. */
+        const schema_resource **hostdevs;
+        size_t n_hostdevs;
+        const char *claim_conflict; /* name of the hostdev claimed by another domain, or NULL */
+        /* Hostdevs: the domain that claims it (the first in name order) and whether it is to run. */
+        const char *claimant;
+        bool claimant_running;
         bool ready; /* set by the pass once processed */
         char *not_ready_reason; /* why not, for dependents' messages */
 } graph_node;
@@ -37,3 +45,5 @@ int graph_build(graph *g, const schema_set *desired, state_record *const *record
                 char *const *owned_extra);
 void graph_done(graph *g);
 graph_node *graph_lookup(const graph *g, const char *key);
+/* The domain that claims a declared hostdev, or "?" when none does. */
+const char *graph_hostdev_claimant(const graph *g, const char *hostdev);

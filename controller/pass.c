@@ -29,7 +29,7 @@ static void pass_done(pass *p) {
 static int64_t next_generation(const graph_node *n) {
         if (!n->record)
                 return 1;
-        if (vf_streq_ptr(n->record->desired_hash, n->desired->hash))
+        if (vf_streq_ptr(n->record->desired_hash, n->hash))
                 return n->record->generation;
         return n->record->generation + 1;
 }
@@ -114,6 +114,11 @@ static int reconcile_node(pass *p, graph_node *n, int64_t generation, rc_result 
                 .desired = n->desired,
                 .record = n->record,
                 .generation = generation,
+                .hash = n->hash,
+                .hostdevs = n->hostdevs,
+                .n_hostdevs = n->n_hostdevs,
+                .claimant = n->claimant,
+                .claimant_running = n->claimant_running,
         };
         bool deps_ok;
         int r;
@@ -136,6 +141,12 @@ static int reconcile_node(pass *p, graph_node *n, int64_t generation, rc_result 
                         return 0;
                 }
                 return ops->remove(&p->c->rc, &req, res);
+        }
+        if (n->claim_conflict) {
+                rc_result_set(res, RC_FAILED, false, "Conflict",
+                              "hostdev %s is already used by another domain (%s); a hostdev serves one domain",
+                              n->claim_conflict, graph_hostdev_claimant(&p->graph, n->claim_conflict));
+                return 0;
         }
         r = check_dependencies(p, n, res, &deps_ok);
         if (r < 0 || !deps_ok)
@@ -169,7 +180,7 @@ static int update_record(state_record *rec, const graph_node *n, int64_t generat
         if (n->desired) {
                 r = replace_string(&rec->source_file, n->desired->file);
                 if (r >= 0)
-                        r = replace_string(&rec->desired_hash, n->desired->hash);
+                        r = replace_string(&rec->desired_hash, n->hash);
                 rec->generation = generation;
         }
         if (r >= 0 && res->uuid)

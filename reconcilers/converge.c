@@ -73,7 +73,7 @@ static int classify_owner(rc_context *ctx, const rc_kind_hooks *k, const rc_requ
 /* Fast path: we recorded this very hash and libvirt still returns what it returned after our define. */
 static bool in_sync_with_record(const rc_request *req, const observed *o) {
         const state_record *rec = req->record;
-        return rec && rec->uuid && vf_streq_ptr(rec->desired_hash, req->desired->hash) &&
+        return rec && rec->uuid && vf_streq_ptr(rec->desired_hash, req->hash) &&
                vf_streq_ptr(rec->applied_xml_hash, o->hash);
 }
 
@@ -112,7 +112,7 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
         }
         if (!owned)
                 *ret = DEFINE_ADOPT;
-        else if (!vf_streq_ptr(owner.hash, req->desired->hash))
+        else if (!vf_streq_ptr(owner.hash, req->hash))
                 *ret = DEFINE_CHANGED;
         else if (req->record && req->record->applied_xml_hash && !vf_streq_ptr(req->record->applied_xml_hash, o->hash))
                 *ret = DEFINE_DRIFT;
@@ -240,7 +240,7 @@ static int restart_still_pending(rc_context *ctx, const rc_kind_hooks *k, const 
         rc_count_read(ctx, RC_CALL_GET_XML);
         _cleanup_free_ char *xml = k->cls->get_xml(obj, false);
         _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
-        if (doc && rc_owner_read(doc, &live) >= 0 && vf_streq_ptr(live.hash, req->desired->hash))
+        if (doc && rc_owner_read(doc, &live) >= 0 && vf_streq_ptr(live.hash, req->hash))
                 return 0;
         const state_condition *c = state_record_condition(req->record, "RestartPending");
         res->restart_pending = strdup(c->message ? c->message : "a restart is pending");

@@ -352,7 +352,7 @@ int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req) {
         xmlNewProp(owner, BAD_CAST "instance", BAD_CAST ctx->instance_id);
         xmlNewProp(owner, BAD_CAST "resource", BAD_CAST resource);
         xmlNewProp(owner, BAD_CAST "generation", BAD_CAST generation);
-        xmlNewProp(owner, BAD_CAST "hash", BAD_CAST req->desired->hash);
+        xmlNewProp(owner, BAD_CAST "hash", BAD_CAST req->hash);
         return 0;
 }
 

@@ -87,6 +87,17 @@ typedef struct rc_request {
         const schema_resource *desired; /* NULL: the resource is to be removed */
         const state_record *record; /* NULL: never recorded */
         int64_t generation; /* the generation this pass applies */
+        /*
+         * What the ownership marker records: desired->hash folded with what the
+         * resource takes from its dependencies (a domain: its hostdevs' addresses).
+         */
+        const char *hash;
+        /* Domains: the Hostdevs named by spec.hostdevs and hostdev interfaces, in that order. */
+        const schema_resource *const *hostdevs;
+        size_t n_hostdevs;
+        /* Hostdevs: the domain that claims the device (NULL: none), and whether it is to run. */
+        const char *claimant;
+        bool claimant_running;
 } rc_request;
 
 typedef struct rc_result {

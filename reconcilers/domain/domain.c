@@ -98,9 +98,53 @@ static int inherit_macs(xmlDoc *current, xmlDoc *desired) {
         return 0;
 }
 
+/* One PCI address attribute, e.g. bus='0x3b', from a span of a canonical DDDD:BB:SS.F address. */
+static bool set_address_part(xmlNode *address, const char *attr, const char *pci, size_t offset, size_t len) {
+        char value[8];
+        snprintf(value, sizeof value, "0x%.*s", (int) len, pci + offset);
+        return xmlSetProp(address, BAD_CAST attr, BAD_CAST value) != NULL;
+}
+
+/*
+ * virtform owns the device's binding and a VF's network config, so libvirt
+ * gets a plain PCI hostdev with managed='no': it must not redo either.
+ */
+static int append_hostdev(xmlNode *devices, const schema_resource *hostdev) {
+        const char *pci = hostdev->hostdev.pci;
+        xmlNode *node = xmlNewChild(devices, NULL, BAD_CAST "hostdev", NULL);
+        xmlNode *source = node ? xmlNewChild(node, NULL, BAD_CAST "source", NULL) : NULL;
+        xmlNode *address = source ? xmlNewChild(source, NULL, BAD_CAST "address", NULL) : NULL;
+
+        if (!address || !xmlSetProp(node, BAD_CAST "mode", BAD_CAST "subsystem") ||
+            !xmlSetProp(node, BAD_CAST "type", BAD_CAST "pci") || !xmlSetProp(node, BAD_CAST "managed", BAD_CAST "no") ||
+            !set_address_part(address, "domain", pci, 0, 4) || !set_address_part(address, "bus", pci, 5, 2) ||
+            !set_address_part(address, "slot", pci, 8, 2) || !set_address_part(address, "function", pci, 11, 1))
+                return -ENOMEM;
+        return 0;
+}
+
+static int append_hostdevs(const rc_request *req, xmlDoc *desired) {
+        xmlNode *root = xmlDocGetRootElement(desired);
+        xmlNode *devices = rc_xml_child(root, "devices");
+
+        if (req->n_hostdevs == 0)
+                return 0;
+        if (!devices && !(devices = xmlNewChild(root, NULL, BAD_CAST "devices", NULL)))
+                return -ENOMEM;
+        for (size_t i = 0; i < req->n_hostdevs; i++) {
+                int r = append_hostdev(devices, req->hostdevs[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int domain_complete(rc_context *ctx, const rc_request *req, xmlDoc *current, xmlDoc *desired,
                            rc_result *res) {
         int r = set_domain_type(ctx, req, desired, res);
+        if (r < 0)
+                return r;
+        r = append_hostdevs(req, desired);
         if (r < 0)
                 return r;
         return current ? inherit_macs(current, desired) : 0;
