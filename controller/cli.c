@@ -22,6 +22,7 @@ enum {
         OPT_NO_PRUNE,
         OPT_SHUTDOWN_TIMEOUT,
         OPT_LOG_LEVEL,
+        OPT_SYSFS_ROOT,
 };
 
 typedef struct command {
@@ -38,6 +39,7 @@ static const struct option converge_options[] = {
         { "no-prune", no_argument, NULL, OPT_NO_PRUNE },
         { "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+        { "sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -110,6 +112,9 @@ static int parse_options(const command *cmd, vf_options *opts, const char **outp
                 case OPT_LOG_LEVEL:
                         if (parse_log_level(optarg, &opts->log_level) < 0)
                                 return usage_error(cmd->name, "invalid --log-level '%s': use error, warning, notice, info or debug", optarg);
+                        break;
+                case OPT_SYSFS_ROOT:
+                        opts->sysfs_root = optarg;
                         break;
                 case 'o':
                         if (!output || (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0))
@@ -242,6 +247,95 @@ static int cmd_status(vf_options *opts, int argc, char **argv) {
         return r < 0 ? EXIT_ERROR : EXIT_CONVERGED;
 }
 
+static void print_explanation_table(const rc_hostdev_explanation *e) {
+        static const char *const tristate[] = { "unknown (no such link)", "down", "up" };
+
+        printf("device     %s\n", e->device);
+        if (e->driver)
+                printf("driver     %s\n", e->driver);
+        if (e->error) {
+                printf("error      %s\n", e->error);
+                return;
+        }
+        printf("PF         %s\nPF netdev  %s\nVF index   %d\nmethod     %s\n", e->pf, e->pf_netdev, e->vf_index,
+               e->method);
+        printf("PF admin   %s\ncarrier    %s\n", tristate[e->pf_admin_up + 1],
+               e->carrier < 0 ? "unknown" : e->carrier ? "yes" : "no");
+}
+
+static void json_tristate(vf_buf *b, const char *key, int value) {
+        vf_buf_printf(b, ",\"%s\":%s", key, value < 0 ? "null" : value ? "true" : "false");
+}
+
+static int print_explanation_json(const rc_hostdev_explanation *e) {
+        vf_buf b = {};
+
+        vf_buf_puts(&b, "{\"vf\":");
+        vf_buf_put_json_string(&b, e->device);
+        vf_buf_puts(&b, ",\"pf\":");
+        vf_buf_put_json_string(&b, e->pf);
+        vf_buf_puts(&b, ",\"pf_netdev\":");
+        vf_buf_put_json_string(&b, e->pf_netdev);
+        if (e->is_vf)
+                vf_buf_printf(&b, ",\"vf_index\":%d", e->vf_index);
+        else
+                vf_buf_puts(&b, ",\"vf_index\":null");
+        vf_buf_puts(&b, ",\"method\":");
+        vf_buf_put_json_string(&b, e->error ? NULL : e->method);
+        json_tristate(&b, "pf_admin_up", e->pf_admin_up);
+        json_tristate(&b, "carrier", e->carrier);
+        vf_buf_puts(&b, ",\"error\":");
+        vf_buf_put_json_string(&b, e->error);
+        vf_buf_puts(&b, "}\n");
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        if (!text)
+                return -ENOMEM;
+        fputs(text, stdout);
+        return 0;
+}
+
+static int cmd_hostdev(vf_options *opts, int argc, char **argv) {
+        const command *cmd = find_command("hostdev");
+        _cleanup_(state_closep) state_store *store = NULL;
+        _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
+        rc_hostdev_explanation e = {};
+        const char *output = "table", *path;
+        bool help = argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+        int r;
+
+        if (help) {
+                print_command_help(cmd);
+                return EXIT_CONVERGED;
+        }
+        if (argc < 2 || strcmp(argv[1], "resolve") != 0)
+                return usage_error(cmd->name, "%s", "expected: resolve [OPTIONS] BDF");
+        r = parse_options(cmd, opts, &output, argc - 1, argv + 1, &help);
+        if (r != 0 || help) {
+                if (help)
+                        print_command_help(cmd);
+                return r;
+        }
+        argv++;
+        if (argc - 1 - optind != 1)
+                return usage_error(cmd->name, "%s", "expected: resolve [OPTIONS] BDF");
+        /* The store only helps (a recorded resolution): without one, resolve from sysfs alone. */
+        path = opts->state_path ? opts->state_path : (fallback = state_default_path());
+        if (path && state_open(path, STATE_OPEN_READONLY, &store, &errmsg) < 0)
+                fprintf(stderr, "virtform: warning: %s; resolving without recorded resolutions\n", errmsg);
+        r = rc_hostdev_explain(opts->sysfs_root, store, argv[optind], &e);
+        if (r < 0) {
+                fprintf(stderr, "virtform: error: %s\n", strerror(-r));
+                return EXIT_ERROR;
+        }
+        if (strcmp(output, "json") == 0)
+                r = print_explanation_json(&e);
+        else
+                print_explanation_table(&e);
+        int status = e.error || r < 0 ? EXIT_ERROR : EXIT_CONVERGED;
+        rc_hostdev_explanation_done(&e);
+        return status;
+}
+
 static const char converge_help[] =
         "Options:\n"
         "  -c, --connect URI          libvirt URI (default: $LIBVIRT_DEFAULT_URI, else libvirt's default)\n"
@@ -250,6 +344,7 @@ static const char converge_help[] =
         "      --no-prune             keep owned objects whose declaration is gone\n"
         "      --shutdown-timeout SEC graceful shutdown before destroy (default 60)\n"
         "      --log-level LEVEL      error, warning, notice (default), info, debug\n"
+        "      --sysfs-root DIR       read sysfs under DIR instead of /sys\n"
         "  -h, --help                 show this help\n";
 
 static const command commands[] = {
@@ -272,6 +367,14 @@ static const command commands[] = {
           "      --state PATH           state file\n"
           "  -o, --output FORMAT        table (default) or json\n",
           false, cmd_status },
+        { "hostdev", "resolve [--sysfs-root DIR] [--state PATH] [-o table|json] BDF",
+          "Explain how a PCI device resolves: for an SR-IOV VF its PF, PF netdev, VF index, the method that\n"
+          "chose the PF netdev, and the PF's admin state and carrier. Exit status: 0 resolved, 1 otherwise.\n\n"
+          "Options:\n"
+          "      --sysfs-root DIR       read sysfs under DIR instead of /sys\n"
+          "      --state PATH           state file with recorded resolutions\n"
+          "  -o, --output FORMAT        table (default) or json\n",
+          false, cmd_hostdev },
 };
 
 static const command *find_command(const char *name) {
@@ -296,6 +399,7 @@ int vf_main(int argc, char **argv) {
         vf_options opts;
 
         vf_options_init(&opts);
+        opts.fault_point = getenv("VIRTFORM_FAULT_POINT");
         if (argc < 2)
                 return usage_error(NULL, "%s", "no command given");
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {

@@ -11,6 +11,7 @@ void vf_options_init(vf_options *o) {
                 .prune = true,
                 .shutdown_timeout_sec = DEFAULT_SHUTDOWN_TIMEOUT_SEC,
                 .log_level = VF_LOG_NOTICE,
+                .sysfs_root = "/sys",
         };
 }
 
@@ -74,10 +75,12 @@ int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) 
                 return r;
         c->rc = (rc_context) {
                 .conn = c->conn,
-                .store = opts->dry_run ? NULL : c->store,
+                .store = c->store,
                 .instance_id = state_instance_id(c->store),
                 .dry_run = opts->dry_run,
                 .shutdown_timeout_sec = opts->shutdown_timeout_sec,
+                .sysfs_root = opts->sysfs_root,
+                .fault_point = opts->fault_point,
         };
         return 0;
 }

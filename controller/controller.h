@@ -28,6 +28,8 @@ typedef struct vf_options {
         bool dry_run; /* plan: read-only connection, read-only store */
         unsigned shutdown_timeout_sec;
         vf_log_level log_level;
+        const char *sysfs_root; /* "/sys" unless tests or --sysfs-root say otherwise */
+        const char *fault_point; /* $VIRTFORM_FAULT_POINT: see rc_fault_point() */
 } vf_options;
 
 void vf_options_init(vf_options *o);

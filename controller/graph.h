@@ -28,6 +28,7 @@ typedef struct graph_node {
         const char *claimant;
         bool claimant_running;
         bool ready; /* set by the pass once processed */
+        size_t entry; /* 1 + its index in the pass's report; 0 before it is processed */
         char *not_ready_reason; /* why not, for dependents' messages */
 } graph_node;
 

@@ -233,12 +233,29 @@ static int record_node(pass *p, const graph_node *n, int64_t generation, const r
         return state_put(store, rec);
 }
 
-static int add_entry(vf_report *report, const graph_node *n, rc_result *res) {
-        vf_report_entry *e = realloc(report->entries, (report->n_entries + 1) * sizeof *e);
-        if (!e)
-                return -ENOMEM;
-        report->entries = e;
-        e = &report->entries[report->n_entries++];
+static void entry_done(vf_report_entry *e) {
+        free(e->name);
+        free(e->source_file);
+        free(e->old_xml);
+        rc_result_done(&e->result);
+}
+
+/* Fills the node's report entry, replacing what an earlier round of this pass put there. */
+static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
+        vf_report_entry *e;
+
+        if (n->entry) {
+                e = &report->entries[n->entry - 1];
+                report->by_outcome[e->result.outcome]--;
+                entry_done(e);
+        } else {
+                e = realloc(report->entries, (report->n_entries + 1) * sizeof *e);
+                if (!e)
+                        return -ENOMEM;
+                report->entries = e;
+                e = &report->entries[report->n_entries++];
+                n->entry = report->n_entries;
+        }
         *e = (vf_report_entry) {
                 .kind = n->kind,
                 .name = strdup(n->name),
@@ -266,7 +283,8 @@ static int process_node(pass *p, graph_node *n, char **errmsg) {
         int64_t generation = n->desired ? next_generation(n) : n->record ? n->record->generation : 0;
         int r = reconcile_node(p, n, generation, &res);
 
-        if (r < 0 && res.outcome != RC_FAILED)
+        /* A reconciler that failed says why; anything else it did not expect is reported as such. */
+        if (r < 0 && !res.reason)
                 rc_result_set(&res, RC_FAILED, false, "InternalError", "%s", strerror(-r));
         n->ready = res.ready;
         if (!res.ready)
@@ -280,7 +298,7 @@ static int process_node(pass *p, graph_node *n, char **errmsg) {
                         return r;
                 }
         }
-        return add_entry(p->report, n, &res);
+        return set_entry(p->report, n, &res);
 }
 
 static int begin_batch(pass *p) {
@@ -296,6 +314,16 @@ static int end_batch(pass *p, char **errmsg) {
         return r;
 }
 
+/*
+ * A device or network still in use when its turn came may be free once the
+ * domains after it in the order have stopped or gone: one more look, in the
+ * same pass, so that apply does not need a second run for it.
+ */
+static bool worth_second_round(const pass *p, const graph_node *n) {
+        const rc_result *res = n->entry ? &p->report->entries[n->entry - 1].result : NULL;
+        return res && res->outcome == RC_WAITING && vf_streq_ptr(res->reason, "InUse");
+}
+
 static int run_nodes(pass *p, char **errmsg) {
         int r = begin_batch(p);
 
@@ -307,6 +335,9 @@ static int run_nodes(pass *p, char **errmsg) {
                                 r = begin_batch(p);
                 }
         }
+        for (size_t i = 0; r >= 0 && i < p->graph.n_nodes; i++)
+                if (worth_second_round(p, &p->graph.nodes[i]))
+                        r = process_node(p, &p->graph.nodes[i], errmsg);
         if (r < 0) {
                 if (!p->c->opts.dry_run)
                         (void) state_rollback(p->c->store);
@@ -361,12 +392,8 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
 }
 
 void vf_report_done(vf_report *r) {
-        for (size_t i = 0; i < r->n_entries; i++) {
-                free(r->entries[i].name);
-                free(r->entries[i].source_file);
-                free(r->entries[i].old_xml);
-                rc_result_done(&r->entries[i].result);
-        }
+        for (size_t i = 0; i < r->n_entries; i++)
+                entry_done(&r->entries[i]);
         free(r->entries);
         *r = (vf_report) {};
 }

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "reconcilers/object.h"
 
+#include <signal.h>
+
+#include "reconcilers/hostdev/host.h"
+
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
@@ -170,6 +174,8 @@ void rc_context_end_pass(rc_context *ctx) {
 
 void rc_context_done(rc_context *ctx) {
         rc_context_end_pass(ctx);
+        hd_netlink_close(ctx->netlink);
+        ctx->netlink = NULL;
         free(ctx->domain_type);
         ctx->domain_type = NULL;
 }
@@ -376,15 +382,29 @@ bool rc_step_begin(rc_context *ctx, rc_result *res, rc_call call, const char *wh
         return true;
 }
 
+void rc_record_event(rc_context *ctx, const rc_request *req, const char *what, bool ok, const char *message) {
+        /* A failing store fails the batch commit too, which the controller reports. */
+        (void) state_event_append(ctx->store, vf_kind_to_string(req->kind), req->name, req->generation, what,
+                                  ok ? "ok" : "failed", message);
+}
+
 int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
                 const char *fail_reason) {
         const char *message = ok ? NULL : rc_libvirt_error();
 
-        if (ctx->store)
-                (void) state_event_append(ctx->store, vf_kind_to_string(req->kind), req->name, req->generation,
-                                          what, ok ? "ok" : "failed", message);
+        rc_record_event(ctx, req, what, ok, message);
         if (ok)
                 return 0;
         rc_result_set(res, RC_FAILED, false, fail_reason, "%s %s: %s", what, req->name, message);
         return -EIO;
+}
+
+bool rc_host_step_begin(rc_context *ctx, rc_result *res, const char *what) {
+        (void) vf_strv_push(&res->steps, what);
+        return !ctx->dry_run;
+}
+
+void rc_fault_point(const rc_context *ctx, const char *point) {
+        if (ctx->fault_point && strcmp(ctx->fault_point, point) == 0)
+                raise(SIGKILL);
 }

@@ -82,6 +82,10 @@ bool rc_step_begin(rc_context *ctx, rc_result *res, rc_call call, const char *wh
  */
 int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
                 const char *fail_reason);
+/* Appends to the event log. */
+void rc_record_event(rc_context *ctx, const rc_request *req, const char *what, bool ok, const char *message);
+/* Like rc_step_begin() for a write to the host (sysfs, netlink) rather than to libvirt. */
+bool rc_host_step_begin(rc_context *ctx, rc_result *res, const char *what);
 /* Starts an object as a recorded step. */
 int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res);
 /* Counts a read call. */

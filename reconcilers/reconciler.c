@@ -92,6 +92,8 @@ const rc_ops *rc_ops_for_kind(vf_kind kind) {
                 return &rc_network_ops;
         case VF_KIND_DOMAIN:
                 return &rc_domain_ops;
+        case VF_KIND_HOSTDEV:
+                return &rc_hostdev_ops;
         default:
                 return NULL;
         }

@@ -51,17 +51,28 @@ unsigned rc_counters_writes(const rc_counters *c);
 char *rc_counters_format_writes(const rc_counters *c);
 
 typedef struct rc_inventory rc_inventory;
+struct hd_netlink;
 
 typedef struct rc_context {
         virConnectPtr conn;
-        state_store *store; /* for the event log; NULL in dry runs */
+        state_store *store; /* read in dry runs, written otherwise */
         const char *instance_id; /* the store's: marks what this store owns */
         bool dry_run;
         unsigned shutdown_timeout_sec; /* graceful shutdown before destroy */
         rc_counters counters;
         char *domain_type; /* picked from the hypervisor on first need */
         rc_inventory *inventory; /* one listing of libvirt's objects per pass */
+        const char *sysfs_root; /* "/sys", or a fixture tree in tests */
+        struct hd_netlink *netlink; /* opened on first need; tests may put a fake here */
+        /*
+         * A named point (e.g. "hostdev-after-save") where the process kills
+         * itself, so tests can show that a crash there loses nothing.
+         */
+        const char *fault_point;
 } rc_context;
+
+/* Dies with SIGKILL when point is ctx->fault_point: a crash at a chosen step. */
+void rc_fault_point(const rc_context *ctx, const char *point);
 
 /* Lists libvirt's domains and networks once; the pass then looks names up here. */
 int rc_context_begin_pass(rc_context *ctx, char **errmsg);
@@ -135,6 +146,29 @@ typedef struct rc_ops {
 
 extern const rc_ops rc_network_ops;
 extern const rc_ops rc_domain_ops;
+extern const rc_ops rc_hostdev_ops;
+
+/* What `virtform hostdev resolve` explains about one PCI device. */
+typedef struct rc_hostdev_explanation {
+        char *device;
+        bool is_vf;
+        char *pf;
+        char *pf_netdev;
+        int vf_index; /* -1 when not a VF */
+        const char *method; /* static: "phys_port_id", "phys_port_name", "first", "recorded", "none" */
+        char *driver;
+        int pf_admin_up; /* 1, 0, or -1 when the link is not present */
+        int carrier; /* likewise */
+        char *error; /* NULL on success: why it cannot be resolved to a PF (not a VF included) */
+} rc_hostdev_explanation;
+
+/*
+ * Resolves a device as the hostdev reconciler would, using the store's
+ * recorded resolution (store may be NULL), and reads its PF's link state.
+ * Returns 0 with ret->error set when the device cannot be resolved.
+ */
+int rc_hostdev_explain(const char *sysfs_root, state_store *store, const char *bdf, rc_hostdev_explanation *ret);
+void rc_hostdev_explanation_done(rc_hostdev_explanation *e);
 
 /* libvirt's last error message in this thread, or a fallback. */
 const char *rc_libvirt_error(void);

@@ -27,7 +27,7 @@ typedef struct state_record {
         char *desired_hash;
         int64_t generation; /* bumps on every change of desired_hash */
         int64_t observed_generation; /* the generation last applied successfully */
-        char *uuid; /* libvirt's UUID of the object */
+        char *uuid; /* the identity of what it manages: libvirt's UUID, or a hostdev's PCI address */
         char *applied_xml_hash; /* hash of the XML libvirt returned after our last define */
         char *applied_desired_xml; /* the XML we last defined, for plan's diff */
         char *last_error;

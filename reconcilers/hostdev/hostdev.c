@@ -1,0 +1,614 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The hostdev reconciler: PCI passthrough and SR-IOV VF assignment.
+ *
+ * A device claimed by a domain that is to run is assigned: for a VF, only
+ * while its PF netdev is administratively up (never brought up by us: an
+ * unconfigured interface would start IPv6 autoconf); then its MAC and VLAN
+ * are set through the PF, the originals saved first; then it is bound to
+ * vfio-pci. A device nobody claims is released in reverse, while still on
+ * vfio-pci. Every step that touches the host is preceded by a durable record
+ * of it (state_flush), so that a crash between any two steps is finished or
+ * undone by the next run. docs/sriov.md is the specification.
+ */
+#include "reconcilers/hostdev/host.h"
+#include "reconcilers/object.h"
+
+#include <libxml/xpath.h>
+#include <net/ethernet.h>
+#include <netinet/ether.h>
+#include <string.h>
+
+#define VFIO_DRIVER "vfio-pci"
+
+typedef struct hostdev_run {
+        rc_context *ctx;
+        const rc_request *req;
+        rc_result *res;
+        const char *bdf;
+        state_device *dev; /* what the store knows of the device; created on first need */
+        hd_resolution resolution;
+} hostdev_run;
+
+static void hostdev_run_done(hostdev_run *run) {
+        state_device_free(run->dev);
+        hd_resolution_done(&run->resolution);
+}
+
+/* ---- bookkeeping --------------------------------------------------------- */
+
+static int load_device(hostdev_run *run) {
+        int r = state_device_get(run->ctx->store, run->bdf, &run->dev);
+        if (r == -ENOENT) {
+                run->dev = state_device_new(run->bdf);
+                return run->dev ? 0 : -ENOMEM;
+        }
+        return r;
+}
+
+/* Writes the device record and makes it durable before the host is touched. */
+static int save_device(hostdev_run *run) {
+        if (run->ctx->dry_run)
+                return 0;
+        int r = state_device_put(run->ctx->store, run->dev);
+        return r < 0 ? r : state_flush(run->ctx->store);
+}
+
+static int set_string(char **field, const char *value) {
+        char *copy = value ? strdup(value) : NULL;
+        if (value && !copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+static const char *vf_description(const hostdev_run *run, char *buf, size_t size) {
+        const hd_resolution *res = &run->resolution;
+        if (res->is_vf)
+                snprintf(buf, size, "VF %s (VF %d of PF %s)", run->bdf, res->vf_index, res->pf_netdev);
+        else
+                snprintf(buf, size, "PCI device %s", run->bdf);
+        return buf;
+}
+
+/* ---- resolution ---------------------------------------------------------- */
+
+static const char *resolve_reason(int r) {
+        switch (r) {
+        case -ENODEV:
+                return "NoSuchDevice";
+        case -ENOLINK:
+                return "PFWithoutNetdev";
+        case -ENOTUNIQ:
+                return "Ambiguous";
+        case -EINVAL:
+        case -ENXIO:
+                return "NotResolvable";
+        default:
+                return "ResolveFailed";
+        }
+}
+
+/* The recorded resolution is the only way through the vfio-pci trap: keep it while the VF shows its netdev. */
+static int remember_resolution(hostdev_run *run) {
+        const hd_resolution *res = &run->resolution;
+        state_device *dev = run->dev;
+
+        if (!res->is_vf || res->method == HD_METHOD_RECORDED || !res->vf_netdev)
+                return 0;
+        if (vf_streq_ptr(dev->pf, res->pf) && vf_streq_ptr(dev->pf_netdev, res->pf_netdev) &&
+            dev->vf_index == res->vf_index && vf_streq_ptr(dev->phys_port_id, res->phys_port_id))
+                return 0;
+        int r = set_string(&dev->pf, res->pf);
+        if (r >= 0)
+                r = set_string(&dev->pf_netdev, res->pf_netdev);
+        if (r >= 0)
+                r = set_string(&dev->phys_port_id, res->phys_port_id);
+        if (r < 0)
+                return r;
+        dev->vf_index = res->vf_index;
+        return save_device(run);
+}
+
+static int resolve(hostdev_run *run) {
+        _cleanup_free_ char *errmsg = NULL;
+        const state_device *dev = run->dev;
+        hd_recorded recorded = {
+                .pf_netdev = dev->pf_netdev,
+                .vf_index = (int) dev->vf_index,
+                .phys_port_id = dev->phys_port_id,
+        };
+
+        if (dev->pf)
+                snprintf(recorded.pf, sizeof recorded.pf, "%s", dev->pf);
+        int r = hd_resolve(run->ctx->sysfs_root, run->bdf, dev->pf ? &recorded : NULL, &run->resolution, &errmsg);
+        if (r < 0) {
+                rc_result_set(run->res, RC_FAILED, false, resolve_reason(r), "%s",
+                              errmsg ? errmsg : strerror(-r));
+                return r;
+        }
+        return remember_resolution(run);
+}
+
+/* ---- the PF gate ----------------------------------------------------------- */
+
+static int netlink(rc_context *ctx, hd_netlink **ret) {
+        if (!ctx->netlink) {
+                int r = hd_netlink_open(&ctx->netlink);
+                if (r < 0)
+                        return r;
+        }
+        *ret = ctx->netlink;
+        return 0;
+}
+
+/* "Up" is IFF_UP, the admin state: carrier does not gate (sriov.md). */
+static int pf_gate(hostdev_run *run, bool *open) {
+        const hd_resolution *res = &run->resolution;
+        bool admin_up = false, carrier = false;
+        hd_netlink *nl;
+        char what[96];
+        int r;
+
+        *open = false;
+        r = netlink(run->ctx, &nl);
+        if (r >= 0)
+                r = hd_link_state(nl, res->pf_netdev, &admin_up, &carrier);
+        if (r == -ENODEV) {
+                rc_result_set(run->res, RC_WAITING, false, "PFNotFound",
+                              "%s: PF netdev %s is not present in this network namespace; virtform retries when "
+                              "it appears",
+                              vf_description(run, what, sizeof what), res->pf_netdev);
+                return 0;
+        }
+        if (r < 0) {
+                rc_result_set(run->res, RC_FAILED, false, "LinkStateUnreadable",
+                              "cannot read the state of PF netdev %s over netlink: %s", res->pf_netdev, strerror(-r));
+                return r;
+        }
+        if (!admin_up) {
+                rc_result_set(run->res, RC_WAITING, false, "PFDown",
+                              "%s cannot be assigned while PF netdev %s is administratively down; bring %s up in "
+                              "the host's network configuration (e.g. 'ip link set %s up'); virtform never brings "
+                              "a PF up itself and proceeds once it is up",
+                              vf_description(run, what, sizeof what), res->pf_netdev, res->pf_netdev,
+                              res->pf_netdev);
+                return 0;
+        }
+        *open = true;
+        return 0;
+}
+
+/* ---- VF MAC and VLAN --------------------------------------------------------- */
+
+static bool config_matches(const schema_hostdev_spec *spec, const uint8_t *want_mac, const hd_vf_config *cur) {
+        return (!spec->mac || memcmp(want_mac, cur->mac, ETH_ALEN) == 0) && (spec->vlan < 0 || spec->vlan == cur->vlan);
+}
+
+static const char *vf_config_reason(int r, rc_outcome *outcome) {
+        *outcome = RC_FAILED;
+        switch (r) {
+        case -EOPNOTSUPP:
+        case -ENOENT:
+                return "VFConfigUnsupported";
+        case -ENODEV:
+                return "PFGone";
+        case -EBUSY:
+        case -EAGAIN:
+                /* Some drivers (i40e) refuse VF config while the VF is still resetting: retry, not fail. */
+                *outcome = RC_WAITING;
+                return "VFResetting";
+        default:
+                return "VFConfigFailed";
+        }
+}
+
+static int vf_config_failed(hostdev_run *run, const char *what, int r) {
+        rc_outcome outcome;
+        const char *reason = vf_config_reason(r, &outcome);
+        char desc[96];
+
+        rc_result_set(run->res, outcome, false, reason, "%s %s through PF %s: %s%s", what,
+                      vf_description(run, desc, sizeof desc), run->resolution.pf_netdev, strerror(-r),
+                      outcome == RC_WAITING ? "; retrying" : "");
+        return r;
+}
+
+/* The VF's own MAC, from its netdev in sysfs; NULL when it has none. */
+static char *read_own_mac(const hostdev_run *run) {
+        _cleanup_free_ char *path = NULL;
+        char *mac = NULL;
+
+        if (!run->resolution.vf_netdev)
+                return NULL;
+        path = vf_printf("%s/class/net/%s/address", run->ctx->sysfs_root, run->resolution.vf_netdev);
+        if (!path || vf_read_file(path, 64, &mac, NULL) < 0)
+                return NULL;
+        mac[strcspn(mac, "\n")] = 0;
+        return mac;
+}
+
+/* Saved in the same durable write that records the intent, before anything changes. */
+static int save_originals(hostdev_run *run, const hd_vf_config *cur) {
+        state_device *dev = run->dev;
+        char mac[18];
+
+        if (dev->saved)
+                return 0;
+        if (!rc_host_step_begin(run->ctx, run->res, "save VF config"))
+                return 0;
+        ether_ntoa_r((const struct ether_addr *) cur->mac, mac);
+        int r = set_string(&dev->saved_admin_mac, mac);
+        if (r >= 0)
+                r = set_string(&dev->saved_pf_netdev, run->resolution.pf_netdev);
+        if (r < 0)
+                return r;
+        free(dev->saved_own_mac);
+        dev->saved_own_mac = read_own_mac(run);
+        dev->saved_vlan = cur->vlan;
+        dev->saved_vf_index = run->resolution.vf_index;
+        dev->saved = true;
+        return save_device(run);
+}
+
+static int set_vf_config(hostdev_run *run, hd_netlink *nl) {
+        const schema_hostdev_spec *spec = &run->req->desired->hostdev;
+        struct ether_addr want = {};
+        hd_vf_config cur;
+        int r;
+
+        if (spec->mac && !ether_aton_r(spec->mac, &want))
+                return -EINVAL; /* the schema only lets canonical MACs through */
+        r = hd_vf_get(nl, run->resolution.pf_netdev, run->resolution.vf_index, &cur);
+        if (r < 0)
+                return vf_config_failed(run, "cannot read the config of", r);
+        if (config_matches(spec, want.ether_addr_octet, &cur))
+                return 0;
+        r = save_originals(run, &cur);
+        if (r < 0)
+                return r;
+        rc_fault_point(run->ctx, "hostdev-after-save");
+        if (!rc_host_step_begin(run->ctx, run->res, "set VF mac/vlan"))
+                return 0;
+        r = hd_vf_set(nl, run->resolution.pf_netdev, run->resolution.vf_index,
+                      spec->mac ? want.ether_addr_octet : NULL, spec->vlan);
+        rc_record_event(run->ctx, run->req, "set VF mac/vlan", r >= 0, r < 0 ? strerror(-r) : NULL);
+        if (r < 0)
+                return vf_config_failed(run, "cannot set the MAC/VLAN of", r);
+        rc_fault_point(run->ctx, "hostdev-after-set");
+        return 0;
+}
+
+/* Gives the VF back the admin MAC and VLAN it had, through the PF it had them on. */
+static int restore_vf_config(hostdev_run *run) {
+        state_device *dev = run->dev;
+        struct ether_addr mac;
+        hd_netlink *nl;
+
+        if (!dev->saved)
+                return 0;
+        if (!rc_host_step_begin(run->ctx, run->res, "restore VF config"))
+                return 0;
+        int r = netlink(run->ctx, &nl);
+        if (r < 0)
+                return r;
+        r = hd_vf_set(nl, dev->saved_pf_netdev, (int) dev->saved_vf_index,
+                      dev->saved_admin_mac && ether_aton_r(dev->saved_admin_mac, &mac) ? mac.ether_addr_octet : NULL,
+                      (int) dev->saved_vlan);
+        rc_record_event(run->ctx, run->req, "restore VF config", r >= 0, r < 0 ? strerror(-r) : NULL);
+        if (r < 0) {
+                /* The saved values stay: the next run tries again, nothing is lost. */
+                rc_result_set(run->res, RC_FAILED, false, "RestoreFailed",
+                              "cannot restore the MAC/VLAN of VF %s through PF %s: %s; the originals are kept and "
+                              "restored on the next run",
+                              run->bdf, dev->saved_pf_netdev, strerror(-r));
+                return r;
+        }
+        rc_fault_point(run->ctx, "hostdev-after-restore");
+        dev->saved = false;
+        return save_device(run);
+}
+
+/* ---- binding --------------------------------------------------------------- */
+
+/* driver_override, unbind, drivers_probe: the three writes of sriov.md "Binding". */
+static int rebind(hostdev_run *run, const char *override) {
+        const char *root = run->ctx->sysfs_root;
+        int r = hd_write_driver_override(root, run->bdf, override);
+        if (r >= 0)
+                r = hd_unbind(root, run->bdf);
+        rc_fault_point(run->ctx, "hostdev-mid-bind");
+        if (r >= 0)
+                r = hd_drivers_probe(root, run->bdf);
+        return r;
+}
+
+static int bind_failed(hostdev_run *run, const char *what, int r, const char *driver) {
+        rc_record_event(run->ctx, run->req, what, false, r < 0 ? strerror(-r) : "wrong driver after probe");
+        if (r < 0)
+                rc_result_set(run->res, RC_FAILED, false, "BindFailed", "cannot %s %s: %s", what, run->bdf,
+                              strerror(-r));
+        else
+                rc_result_set(run->res, RC_FAILED, false, "BindFailed",
+                              "%s is bound to %s after probing, not %s; check that the vfio-pci module is loaded "
+                              "('modprobe vfio-pci') and the IOMMU is on",
+                              run->bdf, driver ? driver : "no driver", VFIO_DRIVER);
+        return -EIO;
+}
+
+static int bind_to_vfio(hostdev_run *run) {
+        state_device *dev = run->dev;
+        _cleanup_free_ char *driver = NULL;
+        const char *what = "bind to vfio-pci";
+        int r;
+
+        if (!dev->bind_phase) {
+                /* The journal first: a crash mid-bind must still know where to give the device back. */
+                r = set_string(&dev->original_driver, run->resolution.driver ? run->resolution.driver : "");
+                if (r >= 0)
+                        r = set_string(&dev->bind_phase, "binding");
+                if (r >= 0)
+                        r = save_device(run);
+                if (r < 0)
+                        return r;
+        }
+        if (!rc_host_step_begin(run->ctx, run->res, what))
+                return 0;
+        r = rebind(run, VFIO_DRIVER);
+        if (r >= 0)
+                r = hd_device_driver(run->ctx->sysfs_root, run->bdf, &driver);
+        if (r < 0 || !vf_streq_ptr(driver, VFIO_DRIVER))
+                return bind_failed(run, what, r, driver);
+        rc_record_event(run->ctx, run->req, what, true, NULL);
+        r = set_string(&dev->bind_phase, "bound");
+        return r < 0 ? r : save_device(run);
+}
+
+static int ensure_on_vfio(hostdev_run *run) {
+        const char *driver = run->resolution.driver;
+
+        if (vf_streq_ptr(driver, VFIO_DRIVER)) {
+                if (!run->dev->bind_phase || strcmp(run->dev->bind_phase, "bound") == 0)
+                        return 0;
+                int r = set_string(&run->dev->bind_phase, "bound"); /* a crash after the probe */
+                return r < 0 ? r : save_device(run);
+        }
+        if (run->req->desired->hostdev.managed)
+                return bind_to_vfio(run);
+        if (!driver)
+                return 0;
+        rc_result_set(run->res, RC_FAILED, false, "NotOnVfio",
+                      "%s is bound to %s; with managed: false it must already be on vfio-pci or on no driver: bind "
+                      "it to vfio-pci, or set managed: true to let virtform do it",
+                      run->bdf, driver);
+        return -EIO;
+}
+
+/* Gives a device virtform bound back to the driver it had, once its VF config is restored. */
+static int give_back(hostdev_run *run) {
+        state_device *dev = run->dev;
+        const char *what = "give back to its driver";
+        _cleanup_free_ char *driver = NULL;
+
+        if (!dev->bind_phase)
+                return 0;
+        int r = set_string(&dev->bind_phase, "releasing");
+        if (r >= 0)
+                r = save_device(run);
+        if (r < 0)
+                return r;
+        if (!rc_host_step_begin(run->ctx, run->res, what))
+                return 0;
+        /* An empty override lets the kernel match the device's own driver again. */
+        r = rebind(run, "");
+        if (r >= 0)
+                r = hd_device_driver(run->ctx->sysfs_root, run->bdf, &driver);
+        if (r < 0)
+                return bind_failed(run, what, r, NULL);
+        rc_record_event(run->ctx, run->req, what, true, driver);
+        free(dev->bind_phase);
+        dev->bind_phase = NULL;
+        return save_device(run);
+}
+
+/* ---- in use by a running domain -------------------------------------------------- */
+
+typedef struct user_scan {
+        rc_context *ctx;
+        const char *bdf;
+        char *user;
+} user_scan;
+
+static char *address_to_bdf(xmlNode *address) {
+        xmlChar *d = xmlGetProp(address, BAD_CAST "domain"), *b = xmlGetProp(address, BAD_CAST "bus"),
+                *s = xmlGetProp(address, BAD_CAST "slot"), *f = xmlGetProp(address, BAD_CAST "function");
+        char *bdf = NULL;
+
+        if (d && b && s && f)
+                bdf = vf_printf("%04lx:%02lx:%02lx.%lx", strtoul((char *) d, NULL, 16), strtoul((char *) b, NULL, 16),
+                                strtoul((char *) s, NULL, 16), strtoul((char *) f, NULL, 16));
+        xmlFree(d);
+        xmlFree(b);
+        xmlFree(s);
+        xmlFree(f);
+        return bdf;
+}
+
+static bool doc_uses_bdf(xmlDoc *doc, const char *bdf) {
+        xmlXPathContext *xp = xmlXPathNewContext(doc);
+        xmlXPathObject *found = xp ? xmlXPathEvalExpression(
+                                             BAD_CAST "//devices/hostdev[@type='pci']/source/address", xp)
+                                   : NULL;
+        bool used = false;
+
+        for (int i = 0; found && found->nodesetval && i < found->nodesetval->nodeNr && !used; i++) {
+                _cleanup_free_ char *addr = address_to_bdf(found->nodesetval->nodeTab[i]);
+                used = vf_streq_ptr(addr, bdf);
+        }
+        xmlXPathFreeObject(found);
+        xmlXPathFreeContext(xp);
+        return used;
+}
+
+static int find_user(void *obj, void *userdata) {
+        user_scan *scan = userdata;
+
+        rc_count_read(scan->ctx, RC_CALL_GET_INFO);
+        if (scan->user || virDomainIsActive(obj) != 1)
+                return 0;
+        rc_count_read(scan->ctx, RC_CALL_GET_XML);
+        _cleanup_free_ char *xml = virDomainGetXMLDesc(obj, 0);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
+        if (doc && doc_uses_bdf(doc, scan->bdf)) {
+                scan->user = strdup(virDomainGetName(obj));
+                return scan->user ? 0 : -ENOMEM;
+        }
+        return 0;
+}
+
+/* The running domain the device is attached to, by libvirt's own account. */
+static int running_user(hostdev_run *run, char **ret) {
+        user_scan scan = { run->ctx, run->bdf, NULL };
+        int r = rc_inventory_foreach(run->ctx, VF_KIND_DOMAIN, find_user, &scan);
+        if (r < 0) {
+                free(scan.user);
+                return r;
+        }
+        *ret = scan.user;
+        return 0;
+}
+
+/* ---- assign and release ------------------------------------------------------- */
+
+static int assign(hostdev_run *run) {
+        const schema_hostdev_spec *spec = &run->req->desired->hostdev;
+        bool open = true;
+        hd_netlink *nl;
+        char desc[96];
+        int r;
+
+        if (run->resolution.is_vf) {
+                r = pf_gate(run, &open);
+                if (r < 0 || !open)
+                        return r;
+        }
+        if (run->resolution.is_vf && (spec->mac || spec->vlan >= 0)) {
+                r = netlink(run->ctx, &nl);
+                if (r >= 0)
+                        r = set_vf_config(run, nl);
+                if (r < 0 || run->res->outcome == RC_WAITING)
+                        return r;
+        }
+        r = ensure_on_vfio(run);
+        if (r < 0)
+                return r;
+        rc_result_set(run->res, RC_UNCHANGED, true, "Assigned", "%s is ready for domain %s%s%s",
+                      vf_description(run, desc, sizeof desc), run->req->claimant,
+                      run->resolution.is_vf ? ", resolved by " : "",
+                      run->resolution.is_vf ? hd_method_to_string(run->resolution.method) : "");
+        return 0;
+}
+
+/* Nothing to give back is "released" too; a device still attached to a running domain waits. */
+static int release(hostdev_run *run, const char *why) {
+        _cleanup_free_ char *user = NULL;
+        int r;
+
+        if (run->dev->saved || run->dev->bind_phase) {
+                r = running_user(run, &user);
+                if (r < 0)
+                        return r;
+                if (user) {
+                        rc_result_set(run->res, RC_WAITING, false, "InUse",
+                                      "%s; it is still attached to running domain %s and is released once that "
+                                      "domain stops",
+                                      why, user);
+                        return 0;
+                }
+        }
+        r = restore_vf_config(run);
+        if (r >= 0)
+                r = give_back(run);
+        if (r < 0)
+                return r;
+        rc_result_set(run->res, RC_UNCHANGED, true, "Released", "%s", why);
+        return 0;
+}
+
+/* The outcome follows from the steps taken, as for libvirt objects. */
+static void settle_outcome(hostdev_run *run, size_t steps_before) {
+        if (!run->res->ready)
+                return;
+        if (!run->req->record)
+                run->res->outcome = RC_CREATED;
+        else if (vf_strv_length(run->res->steps) > steps_before)
+                run->res->outcome = RC_UPDATED;
+}
+
+static int begin(rc_context *ctx, const rc_request *req, rc_result *res, hostdev_run *run, const char *pci) {
+        *run = (hostdev_run) { .ctx = ctx, .req = req, .res = res, .bdf = pci };
+        return load_device(run);
+}
+
+static int hostdev_apply(rc_context *ctx, const rc_request *req, rc_result *res) {
+        _cleanup_(hostdev_run_done) hostdev_run run;
+        const schema_hostdev_spec *spec = &req->desired->hostdev;
+        size_t steps_before = vf_strv_length(res->steps);
+        int r = begin(ctx, req, res, &run, spec->pci);
+
+        if (r >= 0)
+                r = resolve(&run);
+        if (r < 0)
+                return r;
+        if (!run.resolution.is_vf && (spec->mac || spec->vlan >= 0)) {
+                rc_result_set(res, RC_FAILED, false, "NotAVF",
+                              "%s is not an SR-IOV VF, so it has no MAC or VLAN to set; remove mac and vlan, or "
+                              "name a VF",
+                              spec->pci);
+                return 0;
+        }
+        res->uuid = strdup(spec->pci);
+        if (!res->uuid)
+                return -ENOMEM;
+        if (req->claimant && req->claimant_running)
+                r = assign(&run);
+        else
+                r = release(&run, req->claimant ? "its domain is not to run" : "no domain uses it");
+        settle_outcome(&run, steps_before);
+        return r;
+}
+
+/*
+ * A removed Hostdev is released like an unclaimed one. The PCI address is
+ * known only from the store: without a device record there is nothing of
+ * ours on the host to undo.
+ */
+static int hostdev_remove(rc_context *ctx, const rc_request *req, rc_result *res) {
+        _cleanup_(hostdev_run_done) hostdev_run run;
+        const char *pci = req->record ? req->record->uuid : NULL; /* a hostdev's identity is its address */
+        int r;
+
+        if (!pci) {
+                rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; nothing to release");
+                return 0;
+        }
+        r = begin(ctx, req, res, &run, pci);
+        if (r >= 0)
+                r = release(&run, "no longer declared");
+        if (r < 0 || !res->ready)
+                return r;
+        if (!ctx->dry_run && !run.dev->saved && !run.dev->bind_phase) {
+                r = state_device_delete(ctx->store, pci);
+                if (r < 0)
+                        return r;
+        }
+        rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; released");
+        return 0;
+}
+
+const rc_ops rc_hostdev_ops = {
+        .kind = VF_KIND_HOSTDEV,
+        .apply = hostdev_apply,
+        .remove = hostdev_remove,
+};
