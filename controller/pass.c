@@ -144,7 +144,8 @@ static int reconcile_node(pass *p, graph_node *n, int64_t generation, rc_result 
         }
         if (n->claim_conflict) {
                 rc_result_set(res, RC_FAILED, false, "Conflict",
-                              "hostdev %s is already used by another domain (%s); a hostdev serves one domain",
+                              "hostdev %s is already used by domain %s; a hostdev serves one domain: remove it "
+                              "from one of them",
                               n->claim_conflict, graph_hostdev_claimant(&p->graph, n->claim_conflict));
                 return 0;
         }

@@ -5,8 +5,15 @@
 
 #include "tests/helpers.h"
 
-static char *path_of(const th_sysfs *s, const char *fmt, const char *a, const char *b) {
-        _cleanup_free_ char *rel = vf_printf(fmt, a, b);
+static char *path_of(const th_sysfs *s, const char *fmt, ...) _printf_(2, 3);
+
+static char *path_of(const th_sysfs *s, const char *fmt, ...) {
+        _cleanup_free_ char *rel = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        assert_true(vasprintf(&rel, fmt, ap) >= 0);
+        va_end(ap);
         char *p = vf_printf("%s/%s", s->root, rel);
         assert_non_null(p);
         return p;
@@ -39,11 +46,11 @@ th_sysfs *th_sysfs_new(void) {
         th_sysfs *s = calloc(1, sizeof *s);
         assert_non_null(s);
         s->root = th_mkdtemp();
-        _cleanup_free_ char *devices = path_of(s, "devices/pci0000:00%s%s", "", "");
-        _cleanup_free_ char *bus = path_of(s, "bus/pci/devices%s%s", "", "");
-        _cleanup_free_ char *drivers = path_of(s, "bus/pci/drivers%s%s", "", "");
-        _cleanup_free_ char *net = path_of(s, "class/net%s%s", "", "");
-        _cleanup_free_ char *probe = path_of(s, "bus/pci/drivers_probe%s%s", "", "");
+        _cleanup_free_ char *devices = path_of(s, "devices/pci0000:00");
+        _cleanup_free_ char *bus = path_of(s, "bus/pci/devices");
+        _cleanup_free_ char *drivers = path_of(s, "bus/pci/drivers");
+        _cleanup_free_ char *net = path_of(s, "class/net");
+        _cleanup_free_ char *probe = path_of(s, "bus/pci/drivers_probe");
         make_dirs(devices);
         make_dirs(bus);
         make_dirs(drivers);
@@ -61,15 +68,15 @@ void th_sysfs_free(th_sysfs *s) {
 }
 
 void th_sysfs_set_driver(th_sysfs *s, const char *bdf, const char *driver) {
-        _cleanup_free_ char *link = path_of(s, "devices/pci0000:00/%s/driver%s", bdf, "");
+        _cleanup_free_ char *link = path_of(s, "devices/pci0000:00/%s/driver", bdf);
 
         if (!driver) {
                 (void) unlink(link);
                 return;
         }
-        _cleanup_free_ char *dir = path_of(s, "bus/pci/drivers/%s%s", driver, "");
-        _cleanup_free_ char *unbind = path_of(s, "bus/pci/drivers/%s/unbind%s", driver, "");
-        _cleanup_free_ char *bind = path_of(s, "bus/pci/drivers/%s/bind%s", driver, "");
+        _cleanup_free_ char *dir = path_of(s, "bus/pci/drivers/%s", driver);
+        _cleanup_free_ char *unbind = path_of(s, "bus/pci/drivers/%s/unbind", driver);
+        _cleanup_free_ char *bind = path_of(s, "bus/pci/drivers/%s/bind", driver);
         _cleanup_free_ char *target = vf_printf("../../../bus/pci/drivers/%s", driver);
         make_dirs(dir);
         if (access(unbind, F_OK) < 0) {
@@ -80,9 +87,9 @@ void th_sysfs_set_driver(th_sysfs *s, const char *bdf, const char *driver) {
 }
 
 void th_sysfs_add_device(th_sysfs *s, const char *bdf, const char *driver) {
-        _cleanup_free_ char *dir = path_of(s, "devices/pci0000:00/%s%s", bdf, "");
-        _cleanup_free_ char *override = path_of(s, "devices/pci0000:00/%s/driver_override%s", bdf, "");
-        _cleanup_free_ char *link = path_of(s, "bus/pci/devices/%s%s", bdf, "");
+        _cleanup_free_ char *dir = path_of(s, "devices/pci0000:00/%s", bdf);
+        _cleanup_free_ char *override = path_of(s, "devices/pci0000:00/%s/driver_override", bdf);
+        _cleanup_free_ char *link = path_of(s, "bus/pci/devices/%s", bdf);
         _cleanup_free_ char *target = vf_printf("../../../devices/pci0000:00/%s", bdf);
 
         make_dirs(dir);
@@ -94,7 +101,7 @@ void th_sysfs_add_device(th_sysfs *s, const char *bdf, const char *driver) {
 void th_sysfs_add_vf(th_sysfs *s, const char *pf, int index, const char *vf, const char *driver) {
         char virtfn[32];
         th_sysfs_add_device(s, vf, driver);
-        _cleanup_free_ char *physfn = path_of(s, "devices/pci0000:00/%s/physfn%s", vf, "");
+        _cleanup_free_ char *physfn = path_of(s, "devices/pci0000:00/%s/physfn", vf);
         _cleanup_free_ char *pf_target = vf_printf("../%s", pf);
         relink(pf_target, physfn);
         snprintf(virtfn, sizeof virtfn, "virtfn%d", index);
@@ -114,7 +121,7 @@ static void write_optional(const char *dir, const char *name, const char *conten
 void th_sysfs_add_netdev(th_sysfs *s, const char *bdf, const char *ifname, const char *phys_port_id,
                          const char *phys_port_name) {
         _cleanup_free_ char *dir = path_of(s, "devices/pci0000:00/%s/net/%s", bdf, ifname);
-        _cleanup_free_ char *link = path_of(s, "class/net/%s%s", ifname, "");
+        _cleanup_free_ char *link = path_of(s, "class/net/%s", ifname);
         _cleanup_free_ char *target = vf_printf("../../devices/pci0000:00/%s/net/%s", bdf, ifname);
 
         make_dirs(dir);
@@ -125,7 +132,7 @@ void th_sysfs_add_netdev(th_sysfs *s, const char *bdf, const char *ifname, const
 }
 
 void th_sysfs_remove_netdevs(th_sysfs *s, const char *bdf) {
-        _cleanup_free_ char *dir = path_of(s, "devices/pci0000:00/%s/net%s", bdf, "");
+        _cleanup_free_ char *dir = path_of(s, "devices/pci0000:00/%s/net", bdf);
         th_rmtree(dir);
 }
 

@@ -238,7 +238,8 @@ static int save_originals(hostdev_run *run, const hd_vf_config *cur) {
                 return 0;
         if (!rc_host_step_begin(run->ctx, run->res, "save VF config"))
                 return 0;
-        ether_ntoa_r((const struct ether_addr *) cur->mac, mac);
+        snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", cur->mac[0], cur->mac[1], cur->mac[2], cur->mac[3],
+                 cur->mac[4], cur->mac[5]);
         int r = set_string(&dev->saved_admin_mac, mac);
         if (r >= 0)
                 r = set_string(&dev->saved_pf_netdev, run->resolution.pf_netdev);

@@ -236,11 +236,11 @@ static int fail_ambiguous(char **errmsg, const hd_resolution *res, char **candid
                 vf_buf_printf(&names, "%s%s", i > 0 ? ", " : "", candidates[i]);
         _cleanup_free_ char *list = vf_buf_steal(&names);
         return fail(errmsg, -ENOTUNIQ,
-                    "cannot tell which network interface of PF %s (%s) VF %s belongs to: the VF has no interface "
-                    "of its own while bound to %s, and virtform has no record of it; let virtform see the VF once "
-                    "while it is bound to its network driver: give it back to that driver (clear its "
-                    "driver_override, then write %s to /sys/bus/pci/drivers_probe) and apply again",
-                    res->pf, list ? list : "several", res->device, res->driver ? res->driver : "no driver",
+                    "VF %s is ambiguous: its PF %s has several network interfaces (%s), the VF has none of its "
+                    "own while bound to %s, and virtform has no record of it; let virtform see the VF once while "
+                    "it is bound to its network driver: give it back to that driver (clear its driver_override, "
+                    "then write %s to /sys/bus/pci/drivers_probe) and apply again",
+                    res->device, res->pf, list ? list : "several", res->driver ? res->driver : "no driver",
                     res->device);
 }
 

@@ -1,0 +1,624 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The hostdev reconciler end to end: fixture sysfs trees stand in for SR-IOV
+ * hardware, real veth links in a network namespace of this process's own
+ * stand in for PF netdevs, and a fake netlink transport stands in for VF
+ * replies, which no link on this machine gives.
+ */
+#include "tests/helpers.h"
+
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "controller/controller.h"
+#include "reconcilers/hostdev/host.h"
+#include "tests/sysfs-fixture.h"
+
+#define PF "0000:3b:00.0"
+#define VF "0000:3b:02.1"
+#define PF_NETDEV "enp59s0f0"
+#define ORIGINAL_MAC "02:11:22:33:44:55"
+
+#define HOSTDEV(extra)                                                                                   \
+        "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: db-vf}\nspec:\n  pci: \"" VF "\"\n" extra
+
+#define DOMAIN_DB                                                                                         \
+        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: db}\nspec:\n  memory: 256MiB\n"          \
+        "  hostdevs: [db-vf]\n"
+
+/* ---- a fake kernel for VF requests ------------------------------------------ */
+
+typedef struct fake_kernel {
+        hd_vf_config vf; /* what the "kernel" holds for VF 1 */
+        int fail_setlink; /* negative errno for every RTM_SETLINK, or 0 */
+        unsigned setlinks;
+        hd_vf_config last_set; /* the MAC/VLAN carried by the last RTM_SETLINK */
+} fake_kernel;
+
+static void put_vf_info(struct nl_msg *msg, const hd_vf_config *vf) {
+        struct nlattr *list = nla_nest_start(msg, IFLA_VFINFO_LIST);
+        struct nlattr *info = nla_nest_start(msg, IFLA_VF_INFO);
+        struct ifla_vf_mac mac = { .vf = 1 };
+        struct ifla_vf_vlan vlan = { .vf = 1, .vlan = (uint32_t) vf->vlan };
+
+        memcpy(mac.mac, vf->mac, sizeof vf->mac);
+        nla_put(msg, IFLA_VF_MAC, sizeof mac, &mac);
+        nla_put(msg, IFLA_VF_VLAN, sizeof vlan, &vlan);
+        nla_nest_end(msg, info);
+        nla_nest_end(msg, list);
+}
+
+static int answer_getlink(fake_kernel *k, struct nl_msg **reply) {
+        struct nl_msg *msg = nlmsg_alloc_simple(RTM_NEWLINK, 0);
+        struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = 7, .ifi_flags = IFF_UP | IFF_RUNNING };
+
+        assert_non_null(msg);
+        assert_int_equal(nlmsg_append(msg, &ifi, sizeof ifi, NLMSG_ALIGNTO), 0);
+        nla_put_string(msg, IFLA_IFNAME, PF_NETDEV);
+        put_vf_info(msg, &k->vf);
+        *reply = msg;
+        return 0;
+}
+
+/* Applies what a SETLINK carries, as the kernel would. */
+static void take_setlink(fake_kernel *k, struct nl_msg *req) {
+        struct nlattr *tb[IFLA_MAX + 1], *info, *attr;
+        int rem, rem2;
+
+        assert_int_equal(nlmsg_parse(nlmsg_hdr(req), sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL), 0);
+        assert_non_null(tb[IFLA_VFINFO_LIST]);
+        nla_for_each_nested(info, tb[IFLA_VFINFO_LIST], rem) nla_for_each_nested(attr, info, rem2) {
+                if (nla_type(attr) == IFLA_VF_MAC) {
+                        const struct ifla_vf_mac *m = nla_data(attr);
+                        assert_int_equal(m->vf, 1);
+                        memcpy(k->vf.mac, m->mac, 6);
+                        memcpy(k->last_set.mac, m->mac, 6);
+                } else if (nla_type(attr) == IFLA_VF_VLAN) {
+                        const struct ifla_vf_vlan *v = nla_data(attr);
+                        assert_int_equal(v->vf, 1);
+                        k->vf.vlan = k->last_set.vlan = (int) v->vlan;
+                }
+        }
+}
+
+static int fake_request(void *userdata, struct nl_msg *req, struct nl_msg **reply) {
+        fake_kernel *k = userdata;
+
+        switch (nlmsg_hdr(req)->nlmsg_type) {
+        case RTM_GETLINK:
+                return answer_getlink(k, reply);
+        case RTM_SETLINK:
+                k->setlinks++;
+                if (k->fail_setlink)
+                        return k->fail_setlink;
+                take_setlink(k, req);
+                return 0;
+        default:
+                fail_msg("unexpected netlink request %u", nlmsg_hdr(req)->nlmsg_type);
+                return -EINVAL;
+        }
+}
+
+static void mac_of(const char *text, uint8_t mac[6]) {
+        assert_int_equal(sscanf(text, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4],
+                                &mac[5]),
+                         6);
+}
+
+/* ---- fixture ------------------------------------------------------------------ */
+
+typedef struct fixture {
+        char *dir;
+        char *conf;
+        char *state;
+        char *paths[2];
+        th_sysfs *sysfs;
+        vf_options opts;
+        vf_controller c;
+        bool open;
+        vf_report report;
+        fake_kernel kernel;
+        bool use_fake;
+        virConnectPtr other;
+} fixture;
+
+static void ip(const char *fmt, ...) _printf_(1, 2);
+
+static void ip(const char *fmt, ...) {
+        _cleanup_free_ char *cmd = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        assert_true(vasprintf(&cmd, fmt, ap) >= 0);
+        va_end(ap);
+        assert_int_equal(system(cmd), 0);
+}
+
+static int setup(void **state) {
+        fixture *f = calloc(1, sizeof *f);
+
+        th_reset_test_driver();
+        f->dir = th_mkdtemp();
+        f->conf = vf_printf("%s/conf", f->dir);
+        f->state = vf_printf("%s/state.db", f->dir);
+        assert_int_equal(mkdir(f->conf, 0755), 0);
+        f->paths[0] = f->conf;
+        f->sysfs = th_sysfs_new();
+        vf_options_init(&f->opts);
+        f->opts.uri = "test:///default";
+        f->opts.state_path = f->state;
+        f->opts.paths = f->paths;
+        f->opts.sysfs_root = f->sysfs->root;
+        f->opts.shutdown_timeout_sec = 2;
+        mac_of(ORIGINAL_MAC, f->kernel.vf.mac);
+        f->other = th_connect();
+
+        /* A single-port PF whose VF 1 is function 2.1, already on vfio-pci (so it has no netdev). */
+        th_sysfs_add_device(f->sysfs, PF, "ice");
+        th_sysfs_add_netdev(f->sysfs, PF, PF_NETDEV, NULL, NULL);
+        th_sysfs_add_vf(f->sysfs, PF, 0, "0000:3b:02.0", "iavf");
+        th_sysfs_add_vf(f->sysfs, PF, 1, VF, "vfio-pci");
+        ip("ip link add %s type veth peer name vf-test-peer", PF_NETDEV);
+        *state = f;
+        return 0;
+}
+
+static void close_controller(fixture *f) {
+        vf_report_done(&f->report);
+        if (f->open)
+                vf_controller_close(&f->c);
+        f->open = false;
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+
+        close_controller(f);
+        virConnectClose(f->other);
+        (void) system("ip link del " PF_NETDEV " 2>/dev/null");
+        (void) system("ip link del enp94s0 2>/dev/null; ip link del enp94s0d1 2>/dev/null");
+        th_sysfs_free(f->sysfs);
+        th_rmtree(f->dir);
+        free(f->dir);
+        free(f->conf);
+        free(f->state);
+        free(f);
+        th_reset_test_driver();
+        return 0;
+}
+
+static void open_controller(fixture *f) {
+        _cleanup_free_ char *errmsg = NULL;
+        hd_netlink_transport t = { fake_request, &f->kernel };
+
+        assert_int_equal(vf_controller_open(&f->c, &f->opts, &errmsg), 0);
+        f->c.log = NULL;
+        if (f->use_fake)
+                assert_int_equal(hd_netlink_open_with_transport(&t, &f->c.rc.netlink), 0);
+        f->open = true;
+}
+
+static void run_pass(fixture *f) {
+        _cleanup_free_ char *errmsg = NULL;
+
+        vf_report_done(&f->report);
+        if (!f->open)
+                open_controller(f);
+        assert_int_equal(vf_controller_pass(&f->c, &f->report, &errmsg), 0);
+}
+
+static const rc_result *result(fixture *f, vf_kind kind, const char *name) {
+        for (size_t i = 0; i < f->report.n_entries; i++)
+                if (f->report.entries[i].kind == kind && strcmp(f->report.entries[i].name, name) == 0)
+                        return &f->report.entries[i].result;
+        fail_msg("no report entry for %s/%s", vf_kind_to_string(kind), name);
+        return NULL;
+}
+
+static void assert_result(fixture *f, vf_kind kind, const char *name, rc_outcome outcome, const char *reason) {
+        const rc_result *r = result(f, kind, name);
+        if (r->outcome != outcome || !vf_streq_ptr(r->reason, reason))
+                fail_msg("%s/%s: expected %s %s, got %s %s: %s", vf_kind_to_string(kind), name,
+                         rc_outcome_to_string(outcome), reason, rc_outcome_to_string(r->outcome), r->reason,
+                         r->message);
+}
+
+static state_device *device(fixture *f, const char *bdf) {
+        state_device *dev = NULL;
+        int r = state_device_get(f->c.store, bdf, &dev);
+        return r < 0 ? NULL : dev;
+}
+
+static bool domain_exists(fixture *f, const char *name) {
+        _cleanup_free_ char *xml = th_domain_xml(f->other, name, true);
+        return xml != NULL;
+}
+
+/* ---- the PF gate on real links ---------------------------------------------- */
+
+static void test_pf_down_refuses_then_up_proceeds(void **state) {
+        fixture *f = *state;
+
+        th_write(f->conf, "10-vf.yaml", HOSTDEV(""));
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        const rc_result *hostdev = result(f, VF_KIND_HOSTDEV, "db-vf");
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_WAITING, "PFDown");
+        assert_non_null(strstr(hostdev->message, PF_NETDEV));
+        assert_non_null(strstr(hostdev->message, VF));
+        assert_non_null(strstr(hostdev->message, "ip link set " PF_NETDEV " up"));
+        assert_result(f, VF_KIND_DOMAIN, "db", RC_WAITING, "DependencyNotReady");
+        assert_non_null(strstr(result(f, VF_KIND_DOMAIN, "db")->message, "hostdev db-vf"));
+        assert_false(domain_exists(f, "db"));
+        assert_false(vf_report_converged(&f->report));
+        /* Nothing on the host changed, and the PF is still down: never brought up by us. */
+        _cleanup_free_ char *probe = th_sysfs_read(f->sysfs, "bus/pci/drivers_probe");
+        assert_string_equal(probe, "");
+        ip("ip -o link show %s | grep -qv '[<,]UP[,>]'", PF_NETDEV);
+
+        ip("ip link set %s up", PF_NETDEV);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UNCHANGED, "Assigned");
+        assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, "resolved by first"));
+        assert_result(f, VF_KIND_DOMAIN, "db", RC_CREATED, "Applied");
+        assert_true(th_domain_active(f->other, "db"));
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "db", true);
+        assert_non_null(strstr(xml, "<hostdev mode='subsystem' type='pci' managed='no'>"));
+        assert_non_null(strstr(xml, "<address domain='0x0000' bus='0x3b' slot='0x02' function='0x1'/>"));
+
+        /* The PF goes down under a running guest: reported, and the guest is not touched. */
+        ip("ip link set %s down", PF_NETDEV);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_WAITING, "PFDown");
+        assert_true(th_domain_active(f->other, "db"));
+        assert_int_equal(rc_counters_writes(&f->report.counters), 0);
+}
+
+/* A dual-port NIC: the VF on port 2 waits for port 2, even with port 1 up; the vfio-pci trap is passed by the record. */
+static void test_dual_port_gate_follows_recorded_port(void **state) {
+        fixture *f = *state;
+        const char *pf = "0000:5e:00.0", *vf = "0000:5e:00.2";
+
+        th_sysfs_add_device(f->sysfs, pf, "mlx4_core");
+        th_sysfs_add_netdev(f->sysfs, pf, "enp94s0", "aa01", NULL);
+        th_sysfs_add_netdev(f->sysfs, pf, "enp94s0d1", "aa02", NULL);
+        th_sysfs_add_vf(f->sysfs, pf, 0, vf, "mlx4_en");
+        th_sysfs_add_netdev(f->sysfs, vf, "enp94s0v0", "aa02", NULL);
+        ip("ip link add %s type veth peer name p1-peer", "enp94s0");
+        ip("ip link add %s type veth peer name p2-peer", "enp94s0d1");
+        ip("ip link set %s up", "enp94s0");
+
+        /* managed: false on a VF still on its net driver fails, but its resolution is recorded on the way. */
+        th_write(f->conf, "10-vf.yaml",
+                 "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: port2}\nspec:\n  pci: \"0000:5e:00.2\"\n"
+                 "  managed: false\n");
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "port2", RC_CREATED, "Released");
+        _cleanup_(state_device_freep) state_device *dev = device(f, vf);
+        assert_non_null(dev);
+        assert_string_equal(dev->pf_netdev, "enp94s0d1");
+        assert_string_equal(dev->phys_port_id, "aa02");
+
+        /* Now on vfio-pci, without a netdev: only the record knows it is port 2. */
+        th_sysfs_set_driver(f->sysfs, vf, "vfio-pci");
+        th_sysfs_remove_netdevs(f->sysfs, vf);
+        th_write(f->conf, "20-db.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: db}\nspec:\n  memory: 256MiB\n"
+                 "  interfaces: [{hostdev: port2}]\n");
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "port2", RC_WAITING, "PFDown");
+        assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "port2")->message, "enp94s0d1"));
+        assert_false(domain_exists(f, "db"));
+
+        ip("ip link set %s up", "enp94s0d1");
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "port2", RC_UNCHANGED, "Assigned");
+        assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "port2")->message, "resolved by recorded"));
+        assert_true(th_domain_active(f->other, "db"));
+}
+
+static void test_second_claimant_conflicts(void **state) {
+        fixture *f = *state;
+
+        ip("ip link set %s up", PF_NETDEV);
+        th_write(f->conf, "10-vf.yaml", HOSTDEV(""));
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->conf, "30-other.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: zz-other}\nspec:\n  memory: 256MiB\n"
+                 "  hostdevs: [db-vf]\n");
+        run_pass(f);
+        assert_result(f, VF_KIND_DOMAIN, "db", RC_CREATED, "Applied");
+        assert_result(f, VF_KIND_DOMAIN, "zz-other", RC_FAILED, "Conflict");
+        assert_non_null(strstr(result(f, VF_KIND_DOMAIN, "zz-other")->message, "domain db"));
+        assert_false(domain_exists(f, "zz-other"));
+}
+
+/* ---- VF config ------------------------------------------------------------------ */
+
+/* No link here configures VFs: a real set fails cleanly, and no original is touched or lost. */
+static void test_vf_config_unsupported_on_real_link(void **state) {
+        fixture *f = *state;
+
+        ip("ip link set %s up", PF_NETDEV);
+        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_FAILED, "VFConfigUnsupported");
+        assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, PF_NETDEV));
+        assert_result(f, VF_KIND_DOMAIN, "db", RC_WAITING, "DependencyNotReady");
+        _cleanup_(state_device_freep) state_device *dev = device(f, VF);
+        assert_true(!dev || !dev->saved);
+}
+
+static void test_vf_config_saved_set_and_restored(void **state) {
+        fixture *f = *state;
+        uint8_t want[6], original[6];
+
+        f->use_fake = true;
+        mac_of("52:54:00:12:34:56", want);
+        mac_of(ORIGINAL_MAC, original);
+        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
+        assert_memory_equal(f->kernel.vf.mac, want, 6);
+        assert_int_equal(f->kernel.vf.vlan, 42);
+        _cleanup_(state_device_freep) state_device *dev = device(f, VF);
+        assert_true(dev->saved);
+        assert_string_equal(dev->saved_admin_mac, ORIGINAL_MAC);
+        assert_int_equal(dev->saved_vlan, 0);
+        assert_string_equal(dev->saved_pf_netdev, PF_NETDEV);
+
+        /* Settled: the next pass sets nothing. */
+        unsigned setlinks = f->kernel.setlinks;
+        run_pass(f);
+        assert_int_equal(f->kernel.setlinks, setlinks);
+
+        /* The domain goes: the VF gets its originals back, and only then are they forgotten. */
+        th_remove(f->conf, "20-db.yaml");
+        run_pass(f);
+        assert_result(f, VF_KIND_DOMAIN, "db", RC_DELETED, "Removed");
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Released");
+        assert_memory_equal(f->kernel.vf.mac, original, 6);
+        assert_int_equal(f->kernel.vf.vlan, 0);
+        _cleanup_(state_device_freep) state_device *after = device(f, VF);
+        assert_false(after->saved);
+}
+
+static void test_failed_restore_keeps_originals(void **state) {
+        fixture *f = *state;
+
+        f->use_fake = true;
+        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        th_remove(f->conf, "20-db.yaml");
+        f->kernel.fail_setlink = -ENODEV;
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_FAILED, "RestoreFailed");
+        _cleanup_(state_device_freep) state_device *dev = device(f, VF);
+        assert_true(dev->saved);
+        assert_string_equal(dev->saved_admin_mac, ORIGINAL_MAC);
+
+        f->kernel.fail_setlink = 0;
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Released");
+}
+
+static void test_vf_in_reset_is_retried_not_failed(void **state) {
+        fixture *f = *state;
+
+        f->use_fake = true;
+        f->kernel.fail_setlink = -EBUSY;
+        th_write(f->conf, "10-vf.yaml", HOSTDEV("  vlan: 7\n"));
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_WAITING, "VFResetting");
+        f->kernel.fail_setlink = 0;
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Assigned");
+        assert_int_equal(f->kernel.vf.vlan, 7);
+}
+
+/*
+ * A crash at each step: a child process runs the pass and is killed at the
+ * fault point; the parent, as the next run, must finish and give the VF its
+ * originals back. kernel_after says what the kernel holds after the crash.
+ */
+static void crash_then_recover(fixture *f, const char *point, bool set_happened) {
+        uint8_t want[6], original[6];
+
+        f->use_fake = true;
+        mac_of("52:54:00:12:34:56", want);
+        mac_of(ORIGINAL_MAC, original);
+        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                f->opts.fault_point = point;
+                run_pass(f);
+                _exit(0); /* the fault point was not reached */
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGKILL);
+        if (set_happened)
+                memcpy(f->kernel.vf.mac, want, 6);
+
+        run_pass(f);
+        _cleanup_(state_device_freep) state_device *dev = device(f, VF);
+        assert_true(dev->saved);
+        assert_string_equal(dev->saved_admin_mac, ORIGINAL_MAC);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
+        assert_memory_equal(f->kernel.vf.mac, want, 6);
+
+        th_remove(f->conf, "20-db.yaml");
+        run_pass(f);
+        assert_memory_equal(f->kernel.vf.mac, original, 6);
+}
+
+static void test_crash_after_save(void **state) {
+        crash_then_recover(*state, "hostdev-after-save", false);
+}
+
+static void test_crash_after_set(void **state) {
+        crash_then_recover(*state, "hostdev-after-set", true);
+}
+
+static void test_crash_after_restore_does_not_restore_twice(void **state) {
+        fixture *f = *state;
+        uint8_t original[6];
+
+        f->use_fake = true;
+        mac_of(ORIGINAL_MAC, original);
+        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        close_controller(f);
+        th_remove(f->conf, "20-db.yaml");
+
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                f->opts.fault_point = "hostdev-after-restore";
+                run_pass(f);
+                _exit(0);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status));
+        memcpy(f->kernel.vf.mac, original, 6); /* the child's restore reached the kernel */
+
+        /* The originals were still saved at the crash: restoring them again is harmless and then they go. */
+        run_pass(f);
+        assert_memory_equal(f->kernel.vf.mac, original, 6);
+        _cleanup_(state_device_freep) state_device *dev = device(f, VF);
+        assert_false(dev->saved);
+}
+
+/* ---- binding ---------------------------------------------------------------------- */
+
+static void test_managed_false_on_net_driver_fails(void **state) {
+        fixture *f = *state;
+
+        ip("ip link set %s up", PF_NETDEV);
+        th_write(f->conf, "10-vf.yaml",
+                 "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: db-vf}\nspec:\n  pci: \"0000:3b:02.0\"\n"
+                 "  managed: false\n");
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_FAILED, "NotOnVfio");
+        assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, "iavf"));
+        assert_false(domain_exists(f, "db"));
+}
+
+/* A crash in the middle of a bind leaves a journal; the next run finishes it and, later, gives the VF back. */
+static void test_crash_mid_bind_is_repaired(void **state) {
+        fixture *f = *state;
+        const char *vf0 = "0000:3b:02.0";
+
+        ip("ip link set %s up", PF_NETDEV);
+        th_write(f->conf, "10-vf.yaml",
+                 "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: db-vf}\nspec:\n  pci: \"0000:3b:02.0\"\n");
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                f->opts.fault_point = "hostdev-mid-bind";
+                run_pass(f);
+                _exit(0);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status));
+        _cleanup_free_ char *override = th_sysfs_read(f->sysfs, "devices/pci0000:00/0000:3b:02.0/driver_override");
+        assert_string_equal(override, "vfio-pci");
+        _cleanup_free_ char *unbound = th_sysfs_read(f->sysfs, "bus/pci/drivers/iavf/unbind");
+        assert_string_equal(unbound, vf0);
+
+        /* The kernel finished what the unbind started: the device is on vfio-pci now. */
+        th_sysfs_set_driver(f->sysfs, vf0, "vfio-pci");
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
+        _cleanup_(state_device_freep) state_device *dev = device(f, vf0);
+        assert_string_equal(dev->bind_phase, "bound");
+        assert_string_equal(dev->original_driver, "iavf");
+
+        th_remove(f->conf, "20-db.yaml");
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Released");
+        _cleanup_free_ char *cleared = th_sysfs_read(f->sysfs, "devices/pci0000:00/0000:3b:02.0/driver_override");
+        assert_string_equal(cleared, "\n");
+        _cleanup_(state_device_freep) state_device *released = device(f, vf0);
+        assert_null(released->bind_phase);
+}
+
+/* ---- the binary ------------------------------------------------------------------------ */
+
+static void test_apply_exits_2_with_pf_down(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *out = vf_printf("%s/out", f->dir);
+
+        th_write(f->conf, "10-vf.yaml", HOSTDEV(""));
+        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        _cleanup_free_ char *cmd = vf_printf("'%s' apply -c test:///default --state '%s' --sysfs-root '%s' '%s' > '%s' 2>&1",
+                                             getenv("VIRTFORM"), f->state, f->sysfs->root, f->conf, out);
+        int status = system(cmd);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 2);
+        _cleanup_free_ char *text = NULL;
+        assert_int_equal(vf_read_file(out, 1 << 20, &text, NULL), 0);
+        assert_non_null(strstr(text, "waiting   hostdev/db-vf: PFDown"));
+        assert_non_null(strstr(text, PF_NETDEV));
+        assert_non_null(strstr(text, "waiting   domain/db"));
+        assert_null(strstr(text, "start"));
+
+        _cleanup_free_ char *json = vf_printf("'%s' hostdev resolve --sysfs-root '%s' -o json %s > '%s'",
+                                              getenv("VIRTFORM"), f->sysfs->root, VF, out);
+        assert_int_equal(system(json), 0);
+        free(text);
+        text = NULL;
+        assert_int_equal(vf_read_file(out, 1 << 20, &text, NULL), 0);
+        assert_non_null(strstr(text, "\"pf\":\"" PF "\""));
+        assert_non_null(strstr(text, "\"pf_netdev\":\"" PF_NETDEV "\""));
+        assert_non_null(strstr(text, "\"vf_index\":1"));
+        assert_non_null(strstr(text, "\"pf_admin_up\":false"));
+        assert_non_null(strstr(text, "\"error\":null"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+                T(test_pf_down_refuses_then_up_proceeds),
+                T(test_dual_port_gate_follows_recorded_port),
+                T(test_second_claimant_conflicts),
+                T(test_vf_config_unsupported_on_real_link),
+                T(test_vf_config_saved_set_and_restored),
+                T(test_failed_restore_keeps_originals),
+                T(test_vf_in_reset_is_retried_not_failed),
+                T(test_crash_after_save),
+                T(test_crash_after_set),
+                T(test_crash_after_restore_does_not_restore_twice),
+                T(test_managed_false_on_net_driver_fails),
+                T(test_crash_mid_bind_is_repaired),
+                T(test_apply_exits_2_with_pf_down),
+#undef T
+        };
+
+        /* Links live in a network namespace of this process alone, gone when it exits. */
+        if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0) {
+                printf("test-hostdev: needs root to make a network namespace; skipped\n");
+                return 77;
+        }
+        (void) system("ip link set lo up");
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
