@@ -25,10 +25,11 @@ static const char *plan_verb(rc_outcome o) {
         }
 }
 
-static void print_reason(FILE *f, const rc_result *res) {
+/* Why, for what did not converge; what was done, for what did (plan lists its steps on their own line). */
+static void print_reason(FILE *f, const rc_result *res, bool with_message) {
         if (res->outcome == RC_WAITING || res->outcome == RC_FAILED || res->outcome == RC_KEPT)
                 fprintf(f, ": %s: %s", res->reason ? res->reason : "Unknown", res->message ? res->message : "");
-        else if (res->outcome != RC_UNCHANGED && res->message)
+        else if (with_message && res->outcome != RC_UNCHANGED && res->message)
                 fprintf(f, ": %s", res->message);
         if (res->restart_pending)
                 fprintf(f, " [RestartPending: %s]", res->restart_pending);
@@ -58,7 +59,7 @@ void output_apply(FILE *f, const vf_report *r) {
         for (size_t i = 0; i < r->n_entries; i++) {
                 const vf_report_entry *e = &r->entries[i];
                 fprintf(f, "%-9s %s/%s", rc_outcome_to_string(e->result.outcome), vf_kind_to_string(e->kind), e->name);
-                print_reason(f, &e->result);
+                print_reason(f, &e->result, true);
                 fputc('\n', f);
         }
         print_summary(f, "apply", r);
@@ -126,7 +127,7 @@ void output_plan(FILE *f, const vf_report *r) {
                 fprintf(f, "%s %s/%s", plan_verb(e->result.outcome), vf_kind_to_string(e->kind), e->name);
                 if (e->source_file)
                         fprintf(f, " (%s)", e->source_file);
-                print_reason(f, &e->result);
+                print_reason(f, &e->result, false);
                 fputc('\n', f);
                 if (e->result.steps && e->result.outcome != RC_UNCHANGED) {
                         fprintf(f, "    steps:");

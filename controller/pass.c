@@ -288,6 +288,8 @@ static int process_node(pass *p, graph_node *n, char **errmsg) {
         if (r < 0 && !res.reason)
                 rc_result_set(&res, RC_FAILED, false, "InternalError", "%s", strerror(-r));
         n->ready = res.ready;
+        free(n->not_ready_reason);
+        n->not_ready_reason = NULL;
         if (!res.ready)
                 n->not_ready_reason = vf_printf("%s: %s", res.reason, res.message ? res.message : "");
         log_result(p->c, n, &res);

@@ -289,7 +289,7 @@ static const char *define_message(define_reason why) {
         }
 }
 
-static void set_final_outcome(const rc_request *req, define_reason why, size_t steps_before, rc_result *res) {
+static void set_final_outcome(define_reason why, size_t steps_before, rc_result *res) {
         bool acted = vf_strv_length(res->steps) > steps_before;
         rc_outcome outcome = why == DEFINE_CREATE || why == DEFINE_RECREATE ? RC_CREATED
                              : acted                                        ? RC_UPDATED
@@ -302,13 +302,14 @@ static void set_final_outcome(const rc_request *req, define_reason why, size_t s
                         vf_buf_printf(&b, "%s%s", i > steps_before ? ", " : "", res->steps[i]);
                 steps = vf_buf_steal(&b);
         }
-        if (why != DEFINE_NONE)
+        if (why == DEFINE_CREATE)
+                rc_result_set(res, outcome, true, "Applied", "%s", steps ? steps : "");
+        else if (why != DEFINE_NONE)
                 rc_result_set(res, outcome, true, "Applied", "%s (%s)", define_message(why), steps ? steps : "");
         else if (acted)
                 rc_result_set(res, outcome, true, "Applied", "%s", steps ? steps : "");
         else
                 rc_result_set(res, outcome, true, "Applied", "in sync");
-        (void) req;
 }
 
 int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res) {
@@ -345,7 +346,7 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
                 return r < 0 ? r : 0;
         if (res->outcome == RC_WAITING)
                 return 0;
-        set_final_outcome(req, why, steps_before, res);
+        set_final_outcome(why, steps_before, res);
         return 0;
 }
 

@@ -404,6 +404,44 @@ static void test_plan_changes_nothing(void **state) {
         assert_outcome(f, VF_KIND_DOMAIN, "other", RC_CREATED);
 }
 
+/*
+ * A custom test-driver node: a host that already has objects of the same
+ * names, none of them ours. Each connection to it is a fresh hypervisor.
+ */
+static void test_custom_node_with_foreign_objects(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uri = vf_printf("test://%s/node.xml", f->dir);
+
+        th_write(f->dir, "node.xml",
+                 "<node>\n"
+                 "  <network><name>lan</name><bridge name='virbr10'/></network>\n"
+                 "  <domain type='test'><name>web1</name><memory>1048576</memory>"
+                 "<os><type>hvm</type></os></domain>\n"
+                 "</node>\n");
+        f->opts.uri = uri;
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        run_pass(f);
+        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_FAILED);
+        assert_string_equal(entry(f, VF_KIND_NETWORK, "lan")->result.reason, "Conflict");
+        assert_non_null(strstr(entry(f, VF_KIND_NETWORK, "lan")->result.message, "adopt"));
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_WAITING);
+        assert_int_equal(writes(f), 0);
+
+        th_write(f->conf, "10-net.yaml",
+                 "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan, adopt: true}\nspec:\n"
+                 "  forward: nat\n  bridge: virbr10\n  ipv4: {address: 192.168.110.1/24}\n");
+        th_write(f->conf, "20-web.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1, adopt: true}\nspec:\n"
+                 "  memory: 1GiB\n  interfaces: [{network: lan}]\n");
+        run_pass(f);
+        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_UPDATED);
+        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        assert_true(vf_report_converged(&f->report));
+        run_pass(f);
+        assert_int_equal(writes(f), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -418,6 +456,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_file_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_changes_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,123 +13,21 @@
 
 #include "reconcilers/hostdev/host.h"
 #include "tests/helpers.h"
+#include "tests/sysfs-fixture.h"
 
-/* ---- fixture sysfs trees --------------------------------------------------- */
-
-/* Devices live under devices/pci0000:00/; the rest of the tree links there, as in /sys. */
-typedef struct fixture {
-        char *root;
-} fixture;
-
-static void fx_mkdir_p(const char *path) {
-        _cleanup_free_ char *copy = strdup(path);
-
-        assert_non_null(copy);
-        for (char *p = copy + 1; *p; p++) {
-                if (*p != '/')
-                        continue;
-                *p = 0;
-                assert_true(mkdir(copy, 0755) == 0 || errno == EEXIST);
-                *p = '/';
-        }
-        assert_true(mkdir(copy, 0755) == 0 || errno == EEXIST);
-}
-
-static char *fx_path(const fixture *fx, const char *rel) {
-        char *path = vf_printf("%s/%s", fx->root, rel);
-        assert_non_null(path);
-        return path;
-}
-
-static void fx_dir(const fixture *fx, const char *rel) {
-        _cleanup_free_ char *path = fx_path(fx, rel);
-        fx_mkdir_p(path);
-}
-
-static void fx_symlink(const fixture *fx, const char *rel, const char *target) {
-        _cleanup_free_ char *path = fx_path(fx, rel);
-        assert_int_equal(symlink(target, path), 0);
-}
-
-static char *fx_read(const fixture *fx, const char *rel) {
-        _cleanup_free_ char *path = fx_path(fx, rel);
-        char *data = NULL;
-        assert_int_equal(vf_read_file(path, 4096, &data, NULL), 0);
-        return data;
-}
-
-/* A PCI device, bound to driver unless it is NULL. */
-static void fx_device(const fixture *fx, const char *bdf, const char *driver) {
-        _cleanup_free_ char *dev = vf_printf("devices/pci0000:00/%s", bdf);
-        _cleanup_free_ char *link = vf_printf("bus/pci/devices/%s", bdf);
-        _cleanup_free_ char *target = vf_printf("../../../devices/pci0000:00/%s", bdf);
-
-        fx_dir(fx, dev);
-        fx_symlink(fx, link, target);
-        _cleanup_free_ char *dev_path = fx_path(fx, dev);
-        th_write(dev_path, "driver_override", "(null)\n");
-        if (!driver)
-                return;
-
-        _cleanup_free_ char *drv = vf_printf("bus/pci/drivers/%s", driver);
-        _cleanup_free_ char *drv_path = fx_path(fx, drv);
-        fx_mkdir_p(drv_path);
-        th_write(drv_path, "bind", "%s", "");
-        th_write(drv_path, "unbind", "%s", "");
-        _cleanup_free_ char *driver_link = vf_printf("%s/driver", dev);
-        _cleanup_free_ char *driver_target = vf_printf("../../../bus/pci/drivers/%s", driver);
-        fx_symlink(fx, driver_link, driver_target);
-}
-
-/* Makes vf the VF number index of pf: pf/virtfnN and vf/physfn. */
-static void fx_vf(const fixture *fx, const char *pf, int index, const char *vf) {
-        _cleanup_free_ char *virtfn = vf_printf("devices/pci0000:00/%s/virtfn%d", pf, index);
-        _cleanup_free_ char *physfn = vf_printf("devices/pci0000:00/%s/physfn", vf);
-        _cleanup_free_ char *to_vf = vf_printf("../%s", vf), *to_pf = vf_printf("../%s", pf);
-
-        fx_symlink(fx, virtfn, to_vf);
-        fx_symlink(fx, physfn, to_pf);
-}
-
-/* A netdev of a device; phys_port_id and phys_port_name are left out when NULL. */
-static void fx_netdev(const fixture *fx, const char *bdf, const char *ifname, const char *phys_port_id,
-                      const char *phys_port_name) {
-        _cleanup_free_ char *rel = vf_printf("devices/pci0000:00/%s/net/%s", bdf, ifname);
-        _cleanup_free_ char *path = fx_path(fx, rel);
-        _cleanup_free_ char *class = vf_printf("class/net/%s", ifname);
-        _cleanup_free_ char *target = vf_printf("../../%s", rel);
-
-        fx_mkdir_p(path);
-        fx_symlink(fx, class, target);
-        if (phys_port_id)
-                th_write(path, "phys_port_id", "%s\n", phys_port_id);
-        if (phys_port_name)
-                th_write(path, "phys_port_name", "%s\n", phys_port_name);
-}
+/* ---- fixture sysfs trees (tests/sysfs-fixture.h) ----------------------------- */
 
 static int fixture_setup(void **state) {
-        fixture *fx = calloc(1, sizeof(fixture));
-
-        assert_non_null(fx);
-        fx->root = th_mkdtemp();
-        fx_dir(fx, "bus/pci/devices");
-        fx_dir(fx, "class/net");
-        _cleanup_free_ char *pci = fx_path(fx, "bus/pci");
-        th_write(pci, "drivers_probe", "%s", "");
-        *state = fx;
+        *state = th_sysfs_new();
         return 0;
 }
 
 static int fixture_teardown(void **state) {
-        fixture *fx = *state;
-
-        th_rmtree(fx->root);
-        free(fx->root);
-        free(fx);
+        th_sysfs_free(*state);
         return 0;
 }
 
-static void assert_resolves(const fixture *fx, const char *bdf, const hd_recorded *rec, hd_resolution *ret) {
+static void assert_resolves(th_sysfs *fx, const char *bdf, const hd_recorded *rec, hd_resolution *ret) {
         _cleanup_free_ char *errmsg = NULL;
         int r = hd_resolve(fx->root, bdf, rec, ret, &errmsg);
         if (r < 0)
@@ -138,7 +36,7 @@ static void assert_resolves(const fixture *fx, const char *bdf, const hd_recorde
         assert_string_equal(ret->device, bdf);
 }
 
-static void assert_resolve_fails(const fixture *fx, const char *bdf, const hd_recorded *rec, int error,
+static void assert_resolve_fails(th_sysfs *fx, const char *bdf, const hd_recorded *rec, int error,
                                  const char *needle) {
         _cleanup_free_ char *errmsg = NULL;
         hd_resolution res = {};
@@ -154,20 +52,18 @@ static void assert_resolve_fails(const fixture *fx, const char *bdf, const hd_re
 #define SP_PF "0000:3b:00.0"
 
 /* VF indexes need not follow function numbers: virtfn2 is 3b:02.1 here. */
-static void single_port_tree(const fixture *fx) {
+static void single_port_tree(th_sysfs *fx) {
         static const char *const vfs[] = { "0000:3b:02.2", "0000:3b:02.3", "0000:3b:02.1" };
 
-        fx_device(fx, SP_PF, "ice");
-        fx_netdev(fx, SP_PF, "enp59s0f0", "6805cafe0001", NULL);
-        for (int i = 0; i < (int) ELEMENTSOF(vfs); i++) {
-                fx_device(fx, vfs[i], "iavf");
-                fx_vf(fx, SP_PF, i, vfs[i]);
-        }
-        fx_netdev(fx, "0000:3b:02.1", "enp59s0f0v2", "6805cafe0001", NULL);
+        th_sysfs_add_device(fx, SP_PF, "ice");
+        th_sysfs_add_netdev(fx, SP_PF, "enp59s0f0", "6805cafe0001", NULL);
+        for (int i = 0; i < (int) ELEMENTSOF(vfs); i++)
+                th_sysfs_add_vf(fx, SP_PF, i, vfs[i], "iavf");
+        th_sysfs_add_netdev(fx, "0000:3b:02.1", "enp59s0f0v2", "6805cafe0001", NULL);
 }
 
 static void test_single_port_index_by_device(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_(hd_resolution_done) hd_resolution res = {};
 
         single_port_tree(fx);
@@ -193,12 +89,11 @@ static void test_single_port_index_by_device(void **state) {
 }
 
 static void test_virtfn_gap_ends_the_list(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
 
         single_port_tree(fx);
         /* virtfn3 is missing, so virtfn4 is never looked at. */
-        fx_device(fx, "0000:3b:02.5", "iavf");
-        fx_vf(fx, SP_PF, 4, "0000:3b:02.5");
+        th_sysfs_add_vf(fx, SP_PF, 4, "0000:3b:02.5", "iavf");
         assert_resolve_fails(fx, "0000:3b:02.5", NULL, -ENXIO, "virtfn");
 }
 
@@ -207,21 +102,19 @@ static void test_virtfn_gap_ends_the_list(void **state) {
 #define DP_VF1 "0000:03:00.1"
 #define DP_VF2 "0000:03:00.2"
 
-static void dual_port_tree(const fixture *fx, const char *vf2_driver) {
-        fx_device(fx, DP_PF, "mlx4_core");
-        fx_netdev(fx, DP_PF, "enp3s0", "aa01", NULL);
-        fx_netdev(fx, DP_PF, "enp3s0d1", "aa02", NULL);
-        fx_device(fx, DP_VF1, "mlx4_core");
-        fx_vf(fx, DP_PF, 0, DP_VF1);
-        fx_netdev(fx, DP_VF1, "enp3s0v0", "aa01", NULL);
-        fx_device(fx, DP_VF2, vf2_driver);
-        fx_vf(fx, DP_PF, 1, DP_VF2);
+static void dual_port_tree(th_sysfs *fx, const char *vf2_driver) {
+        th_sysfs_add_device(fx, DP_PF, "mlx4_core");
+        th_sysfs_add_netdev(fx, DP_PF, "enp3s0", "aa01", NULL);
+        th_sysfs_add_netdev(fx, DP_PF, "enp3s0d1", "aa02", NULL);
+        th_sysfs_add_vf(fx, DP_PF, 0, DP_VF1, "mlx4_core");
+        th_sysfs_add_netdev(fx, DP_VF1, "enp3s0v0", "aa01", NULL);
+        th_sysfs_add_vf(fx, DP_PF, 1, DP_VF2, vf2_driver);
         if (strcmp(vf2_driver, "mlx4_core") == 0)
-                fx_netdev(fx, DP_VF2, "enp3s0v1", "aa02", NULL);
+                th_sysfs_add_netdev(fx, DP_VF2, "enp3s0v1", "aa02", NULL);
 }
 
 static void test_dual_port_by_phys_port_id(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_(hd_resolution_done) hd_resolution port1 = {}, port2 = {};
 
         dual_port_tree(fx, "mlx4_core");
@@ -238,7 +131,7 @@ static void test_dual_port_by_phys_port_id(void **state) {
 }
 
 static void test_vfio_trap_ambiguous_without_record(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
 
         dual_port_tree(fx, "vfio-pci");
         assert_resolve_fails(fx, DP_VF2, NULL, -ENOTUNIQ, "ambiguous");
@@ -247,7 +140,7 @@ static void test_vfio_trap_ambiguous_without_record(void **state) {
 }
 
 static void test_vfio_trap_uses_record(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_(hd_resolution_done) hd_resolution res = {};
         hd_recorded rec = { .pf = DP_PF, .pf_netdev = (char *) "enp3s0d1", .vf_index = 1,
                             .phys_port_id = (char *) "aa02" };
@@ -264,7 +157,7 @@ static void test_vfio_trap_uses_record(void **state) {
 }
 
 static void test_vfio_trap_ignores_stale_record(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         hd_recorded other_pf = { .pf = "0000:04:00.0", .pf_netdev = (char *) "enp3s0d1", .vf_index = 1 };
         hd_recorded renamed = { .pf = DP_PF, .pf_netdev = (char *) "eth7", .vf_index = 1 };
         hd_recorded other_index = { .pf = DP_PF, .pf_netdev = (char *) "enp3s0d1", .vf_index = 0 };
@@ -276,7 +169,7 @@ static void test_vfio_trap_ignores_stale_record(void **state) {
 }
 
 static void test_live_netdev_wins_over_record(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_(hd_resolution_done) hd_resolution res = {};
         hd_recorded wrong = { .pf = DP_PF, .pf_netdev = (char *) "enp3s0", .vf_index = 1 };
 
@@ -290,22 +183,22 @@ static void test_live_netdev_wins_over_record(void **state) {
 #define SW_PF "0000:81:00.0"
 #define SW_VF "0000:81:00.2"
 
-static void switchdev_tree(const fixture *fx, const char *pf_port_name, bool vf_on_vfio) {
-        fx_device(fx, SW_PF, "mlx5_core");
-        fx_netdev(fx, SW_PF, "eth0", NULL, pf_port_name);
-        fx_netdev(fx, SW_PF, "aaa_pf0vf1", NULL, "pf0vf1");
-        fx_netdev(fx, SW_PF, "aab_pf0", NULL, "pf0");
-        fx_netdev(fx, SW_PF, "aac_c1pf0vf2", NULL, "c1pf0vf2");
-        fx_device(fx, "0000:81:00.1", "mlx5_core");
-        fx_vf(fx, SW_PF, 0, "0000:81:00.1");
-        fx_device(fx, SW_VF, vf_on_vfio ? "vfio-pci" : "mlx5_core");
-        fx_vf(fx, SW_PF, 1, SW_VF);
+static void switchdev_tree(th_sysfs *fx, const char *pf_port_name, bool vf_on_vfio) {
+        th_sysfs_add_device(fx, SW_PF, "mlx5_core");
+        th_sysfs_add_netdev(fx, SW_PF, "eth0", NULL, pf_port_name);
+        th_sysfs_add_netdev(fx, SW_PF, "aaa_pf0vf1", NULL, "pf0vf1");
+        th_sysfs_add_netdev(fx, SW_PF, "aab_pf0", NULL, "pf0");
+        th_sysfs_add_netdev(fx, SW_PF, "aac_c1pf0vf2", NULL, "c1pf0vf2");
+        /* Starts like a physical port's name: only the whole name counts. */
+        th_sysfs_add_netdev(fx, SW_PF, "aad_p0s1vf2", NULL, "p0s1vf2");
+        th_sysfs_add_vf(fx, SW_PF, 0, "0000:81:00.1", "mlx5_core");
+        th_sysfs_add_vf(fx, SW_PF, 1, SW_VF, vf_on_vfio ? "vfio-pci" : "mlx5_core");
         if (!vf_on_vfio)
-                fx_netdev(fx, SW_VF, "eth5", NULL, NULL);
+                th_sysfs_add_netdev(fx, SW_VF, "eth5", NULL, NULL);
 }
 
 static void test_switchdev_skips_representors(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_(hd_resolution_done) hd_resolution res = {};
 
         switchdev_tree(fx, "p0", false);
@@ -318,7 +211,7 @@ static void test_switchdev_skips_representors(void **state) {
 }
 
 static void test_switchdev_split_port_on_vfio(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_(hd_resolution_done) hd_resolution res = {};
 
         /* A split port's name is still a PF's; with representors skipped one netdev is left: no ambiguity. */
@@ -330,23 +223,22 @@ static void test_switchdev_split_port_on_vfio(void **state) {
 }
 
 static void test_only_representors_is_no_link(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
 
         switchdev_tree(fx, "pf1", false);
         assert_resolve_fails(fx, SW_VF, NULL, -ENOLINK, "switchdev representors");
 }
 
 static void test_i40e_vf_without_phys_port_id(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_(hd_resolution_done) hd_resolution res = {};
 
-        fx_device(fx, "0000:5e:00.0", "i40e");
-        fx_netdev(fx, "0000:5e:00.0", "ens1f0", "3cfdfe0a0b0c", NULL);
-        fx_device(fx, "0000:5e:02.0", "iavf");
-        fx_vf(fx, "0000:5e:00.0", 0, "0000:5e:02.0");
-        fx_netdev(fx, "0000:5e:02.0", "ens1f0v0", NULL, NULL);
+        th_sysfs_add_device(fx, "0000:5e:00.0", "i40e");
+        th_sysfs_add_netdev(fx, "0000:5e:00.0", "ens1f0", "3cfdfe0a0b0c", NULL);
+        th_sysfs_add_vf(fx, "0000:5e:00.0", 0, "0000:5e:02.0", "iavf");
+        th_sysfs_add_netdev(fx, "0000:5e:02.0", "ens1f0v0", NULL, NULL);
         /* An empty file is no id either. */
-        _cleanup_free_ char *vf_net = fx_path(fx, "class/net/ens1f0v0");
+        _cleanup_free_ char *vf_net = vf_printf("%s/class/net/ens1f0v0", fx->root);
         th_write(vf_net, "phys_port_id", "%s", "");
 
         assert_resolves(fx, "0000:5e:02.0", NULL, &res);
@@ -357,24 +249,24 @@ static void test_i40e_vf_without_phys_port_id(void **state) {
 }
 
 static void test_pf_without_netdev(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
 
-        fx_device(fx, "0000:af:00.0", NULL);
-        fx_device(fx, "0000:af:00.1", "vfio-pci");
-        fx_vf(fx, "0000:af:00.0", 0, "0000:af:00.1");
+        th_sysfs_add_device(fx, "0000:af:00.0", NULL);
+        th_sysfs_add_vf(fx, "0000:af:00.0", 0, "0000:af:00.1", "vfio-pci");
         assert_resolve_fails(fx, "0000:af:00.1", NULL, -ENOLINK, "bind the PF to its network driver");
 
         /* An empty net/ is the same as none. */
-        fx_dir(fx, "devices/pci0000:00/0000:af:00.0/net");
+        _cleanup_free_ char *pf_net = vf_printf("%s/devices/pci0000:00/0000:af:00.0/net", fx->root);
+        assert_int_equal(mkdir(pf_net, 0755), 0);
         assert_resolve_fails(fx, "0000:af:00.1", NULL, -ENOLINK, "PF 0000:af:00.0 of VF 0000:af:00.1");
 }
 
 static void test_plain_device_is_not_a_vf(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_(hd_resolution_done) hd_resolution res = {};
 
-        fx_device(fx, "0000:00:1f.6", "e1000e");
-        fx_netdev(fx, "0000:00:1f.6", "eno1", NULL, NULL);
+        th_sysfs_add_device(fx, "0000:00:1f.6", "e1000e");
+        th_sysfs_add_netdev(fx, "0000:00:1f.6", "eno1", NULL, NULL);
         assert_resolves(fx, "0000:00:1f.6", NULL, &res);
         assert_false(res.is_vf);
         assert_string_equal(res.pf, "");
@@ -386,7 +278,7 @@ static void test_plain_device_is_not_a_vf(void **state) {
 }
 
 static void test_missing_device(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
 
         assert_resolve_fails(fx, "0000:3b:02.1", NULL, -ENODEV, "lspci -D");
         /* Resolution also works without a message wanted. */
@@ -399,7 +291,7 @@ static void test_bad_bdf(void **state) {
                 "", "3b:02.1", "0000:3B:02.1", "0000:3b:02.8", "0000:3b:02.10", "0000:3b:02/1", "0000:3b:02.1/",
                 "0000:3b:02.1\n", "../../../etc", "0000:3b:0g.1", "00000:3b:02.1", "0000-3b:02.1",
         };
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
 
         single_port_tree(fx);
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -414,7 +306,7 @@ static void test_bad_bdf(void **state) {
 /* ---- binding --------------------------------------------------------------- */
 
 static void test_bind_to_vfio_and_back(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_free_ char *driver = NULL, *override = NULL, *unbind = NULL, *probe = NULL, *cleared = NULL;
 
         single_port_tree(fx);
@@ -422,33 +314,33 @@ static void test_bind_to_vfio_and_back(void **state) {
         assert_string_equal(driver, "iavf");
 
         assert_int_equal(hd_write_driver_override(fx->root, "0000:3b:02.1", "vfio-pci"), 0);
-        override = fx_read(fx, "devices/pci0000:00/0000:3b:02.1/driver_override");
+        override = th_sysfs_read(fx, "devices/pci0000:00/0000:3b:02.1/driver_override");
         assert_string_equal(override, "vfio-pci");
         assert_int_equal(hd_unbind(fx->root, "0000:3b:02.1"), 0);
-        unbind = fx_read(fx, "bus/pci/drivers/iavf/unbind");
+        unbind = th_sysfs_read(fx, "bus/pci/drivers/iavf/unbind");
         assert_string_equal(unbind, "0000:3b:02.1");
         assert_int_equal(hd_drivers_probe(fx->root, "0000:3b:02.1"), 0);
-        probe = fx_read(fx, "bus/pci/drivers_probe");
+        probe = th_sysfs_read(fx, "bus/pci/drivers_probe");
         assert_string_equal(probe, "0000:3b:02.1");
 
         /* The kernel clears an override on a lone newline; it never sees an empty write. */
         assert_int_equal(hd_write_driver_override(fx->root, "0000:3b:02.1", ""), 0);
-        cleared = fx_read(fx, "devices/pci0000:00/0000:3b:02.1/driver_override");
+        cleared = th_sysfs_read(fx, "devices/pci0000:00/0000:3b:02.1/driver_override");
         assert_string_equal(cleared, "\n");
 }
 
 static void test_unbind_without_driver(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         _cleanup_free_ char *driver = NULL;
 
-        fx_device(fx, "0000:af:00.1", NULL);
+        th_sysfs_add_device(fx, "0000:af:00.1", NULL);
         assert_int_equal(hd_device_driver(fx->root, "0000:af:00.1", &driver), 0);
         assert_null(driver);
         assert_int_equal(hd_unbind(fx->root, "0000:af:00.1"), 0);
 }
 
 static void test_bind_errors(void **state) {
-        const fixture *fx = *state;
+        th_sysfs *fx = *state;
         char *driver = NULL;
 
         assert_int_equal(hd_device_driver(fx->root, "0000:af:00.1", &driver), -ENODEV);
