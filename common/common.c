@@ -61,6 +61,28 @@ bool vf_streq_ptr(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }
 
+int vf_free_and_strdup(char **field, const char *value) {
+        char *copy = value ? strdup(value) : NULL;
+        if (value && !copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+int vf_error(char **errmsg, int r, const char *fmt, ...) {
+        va_list ap;
+
+        if (!errmsg)
+                return r;
+        free(*errmsg);
+        va_start(ap, fmt);
+        if (vasprintf(errmsg, fmt, ap) < 0)
+                *errmsg = NULL;
+        va_end(ap);
+        return r;
+}
+
 bool vf_str_has_suffix(const char *s, const char *suffix) {
         size_t ls = strlen(s), lx = strlen(suffix);
         return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;

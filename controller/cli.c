@@ -131,6 +131,20 @@ static int parse_options(const command *cmd, vf_options *opts, const char **outp
         return 0;
 }
 
+/*
+ * Parses a command's options and handles --help. Returns true when the
+ * command goes on; false when it is done, with *status its exit status.
+ */
+static bool parse_command_line(const command *cmd, vf_options *opts, const char **output, int argc, char **argv,
+                               int *status) {
+        bool help;
+
+        *status = parse_options(cmd, opts, output, argc, argv, &help);
+        if (help)
+                print_command_help(cmd);
+        return *status == 0 && !help;
+}
+
 static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) {
         _cleanup_free_ char *errmsg = NULL;
         vf_controller c;
@@ -165,14 +179,10 @@ static int need_paths(const command *cmd, vf_options *opts, int argc, char **arg
 
 static int cmd_converge(const command *cmd, vf_options *opts, int argc, char **argv,
                         void (*print)(FILE *, const vf_report *)) {
-        bool help;
-        int r = parse_options(cmd, opts, NULL, argc, argv, &help);
+        int r;
 
-        if (r != 0 || help) {
-                if (help)
-                        print_command_help(cmd);
+        if (!parse_command_line(cmd, opts, NULL, argc, argv, &r))
                 return r;
-        }
         r = need_paths(cmd, opts, argc, argv);
         if (r != 0)
                 return r;
@@ -191,14 +201,10 @@ static int cmd_plan(vf_options *opts, int argc, char **argv) {
 static int cmd_validate(vf_options *opts, int argc, char **argv) {
         const command *cmd = find_command("validate");
         _cleanup_(schema_set_freep) schema_set *set = NULL;
-        bool help;
-        int r = parse_options(cmd, opts, NULL, argc, argv, &help);
+        int r;
 
-        if (r != 0 || help) {
-                if (help)
-                        print_command_help(cmd);
+        if (!parse_command_line(cmd, opts, NULL, argc, argv, &r))
                 return r;
-        }
         r = need_paths(cmd, opts, argc, argv);
         if (r != 0)
                 return r;
@@ -221,14 +227,10 @@ static int cmd_status(vf_options *opts, int argc, char **argv) {
         const char *output = "table", *path;
         state_record **recs = NULL;
         size_t n = 0;
-        bool help;
-        int r = parse_options(cmd, opts, &output, argc, argv, &help);
+        int r;
 
-        if (r != 0 || help) {
-                if (help)
-                        print_command_help(cmd);
+        if (!parse_command_line(cmd, opts, &output, argc, argv, &r))
                 return r;
-        }
         if (optind < argc)
                 return usage_error(cmd->name, "unexpected argument '%s'", argv[optind]);
         path = opts->state_path ? opts->state_path : (fallback = state_default_path());
@@ -309,12 +311,8 @@ static int cmd_hostdev(vf_options *opts, int argc, char **argv) {
         }
         if (argc < 2 || strcmp(argv[1], "resolve") != 0)
                 return usage_error(cmd->name, "%s", "expected: resolve [OPTIONS] BDF");
-        r = parse_options(cmd, opts, &output, argc - 1, argv + 1, &help);
-        if (r != 0 || help) {
-                if (help)
-                        print_command_help(cmd);
+        if (!parse_command_line(cmd, opts, &output, argc - 1, argv + 1, &r))
                 return r;
-        }
         argv++;
         if (argc - 1 - optind != 1)
                 return usage_error(cmd->name, "%s", "expected: resolve [OPTIONS] BDF");

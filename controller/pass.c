@@ -166,40 +166,31 @@ static int set_conditions(state_record *rec, const rc_result *res, int64_t now) 
         return 0;
 }
 
-static int replace_string(char **field, const char *value) {
-        char *copy = value ? strdup(value) : NULL;
-        if (value && !copy)
-                return -ENOMEM;
-        free(*field);
-        *field = copy;
-        return 0;
-}
-
 static int update_record(state_record *rec, const graph_node *n, int64_t generation, const rc_result *res) {
         int r = 0;
 
         if (n->desired) {
-                r = replace_string(&rec->source_file, n->desired->file);
+                r = vf_free_and_strdup(&rec->source_file, n->desired->file);
                 if (r >= 0)
-                        r = replace_string(&rec->desired_hash, n->hash);
+                        r = vf_free_and_strdup(&rec->desired_hash, n->hash);
                 rec->generation = generation;
         }
         if (r >= 0 && res->uuid)
-                r = replace_string(&rec->uuid, res->uuid);
+                r = vf_free_and_strdup(&rec->uuid, res->uuid);
         if (r >= 0 && res->applied_xml_hash)
-                r = replace_string(&rec->applied_xml_hash, res->applied_xml_hash);
+                r = vf_free_and_strdup(&rec->applied_xml_hash, res->applied_xml_hash);
         if (r >= 0 && res->applied_desired_xml)
-                r = replace_string(&rec->applied_desired_xml, res->applied_desired_xml);
+                r = vf_free_and_strdup(&rec->applied_desired_xml, res->applied_desired_xml);
         if (r < 0)
                 return r;
         if (res->ready && n->desired) {
                 rec->observed_generation = generation;
                 rec->attempts = 0;
                 rec->next_retry_usec = 0;
-                r = replace_string(&rec->last_error, NULL);
+                r = vf_free_and_strdup(&rec->last_error, NULL);
         } else if (!res->ready) {
                 rec->attempts++;
-                r = replace_string(&rec->last_error, res->message);
+                r = vf_free_and_strdup(&rec->last_error, res->message);
         }
         if (r < 0)
                 return r;

@@ -91,22 +91,8 @@ static const char *const migrations[] = {
         ") WITHOUT ROWID;",
 };
 
-static int fail(char **errmsg, int r, const char *fmt, ...) _printf_(3, 4);
-static int fail(char **errmsg, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (!errmsg)
-                return r;
-        free(*errmsg);
-        va_start(ap, fmt);
-        if (vasprintf(errmsg, fmt, ap) < 0)
-                *errmsg = NULL;
-        va_end(ap);
-        return r;
-}
-
 static int fail_sqlite(char **errmsg, sqlite3 *db, int rc, const char *path, const char *what) {
-        return fail(errmsg, state_errno_from_sqlite(db, rc), "%s: %s: %s", path, what, sqlite3_errmsg(db));
+        return vf_error(errmsg, state_errno_from_sqlite(db, rc), "%s: %s: %s", path, what, sqlite3_errmsg(db));
 }
 
 /* ---- the file ---------------------------------------------------------- */
@@ -154,18 +140,18 @@ static int create_file(const char *path, char **errmsg) {
 
         int r = mkdir_parents(path);
         if (r < 0)
-                return fail(errmsg, r, "%s: cannot create parent directories: %s", path, strerror(-r));
+                return vf_error(errmsg, r, "%s: cannot create parent directories: %s", path, strerror(-r));
 
         _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0) {
                 if (errno == EEXIST)
                         return 0;
-                return fail(errmsg, -errno, "%s: cannot create: %s", path, strerror(errno));
+                return vf_error(errmsg, -errno, "%s: cannot create: %s", path, strerror(errno));
         }
         if (fstat(fd, &st) < 0)
-                return fail(errmsg, -errno, "%s: %s", path, strerror(errno));
+                return vf_error(errmsg, -errno, "%s: %s", path, strerror(errno));
         if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0)
-                return fail(errmsg, -errno, "%s: cannot make it 0600: %s", path, strerror(errno));
+                return vf_error(errmsg, -errno, "%s: cannot make it 0600: %s", path, strerror(errno));
         return 0;
 }
 
@@ -251,10 +237,10 @@ static int check_integrity(sqlite3 *db, const char *path, char **errmsg) {
 
         int rc = query_text(db, "PRAGMA quick_check", result, sizeof result);
         if (rc != SQLITE_OK)
-                return fail(errmsg, -EBADMSG, "%s failed SQLite's integrity check (%s); " REFUSAL, path,
+                return vf_error(errmsg, -EBADMSG, "%s failed SQLite's integrity check (%s); " REFUSAL, path,
                             sqlite3_errmsg(db));
         if (strcmp(result, "ok") != 0)
-                return fail(errmsg, -EBADMSG, "%s failed SQLite's integrity check (%s); " REFUSAL, path,
+                return vf_error(errmsg, -EBADMSG, "%s failed SQLite's integrity check (%s); " REFUSAL, path,
                             result);
         return 0;
 }
@@ -272,21 +258,21 @@ static int check_identity(sqlite3 *db, const char *path, int64_t *ret_version, c
         if (rc == SQLITE_OK)
                 rc = query_int(db, "SELECT count(*) FROM sqlite_schema", &n_objects);
         if ((rc & 0xff) == SQLITE_NOTADB)
-                return fail(errmsg, -EBADMSG, "%s is not a virtform state file (not an SQLite database); " REFUSAL,
+                return vf_error(errmsg, -EBADMSG, "%s is not a virtform state file (not an SQLite database); " REFUSAL,
                             path);
         if (rc != SQLITE_OK)
                 return fail_sqlite(errmsg, db, rc, path, "cannot read");
 
         bool empty = application_id == 0 && version == 0 && n_objects == 0;
         if (!empty && application_id != STATE_APPLICATION_ID)
-                return fail(errmsg, -EBADMSG,
+                return vf_error(errmsg, -EBADMSG,
                             "%s is not a virtform state file (application_id 0x%08" PRIx32 "); " REFUSAL, path,
                             (uint32_t) application_id);
         if (version < 0)
-                return fail(errmsg, -EBADMSG, "%s has an invalid schema version %" PRIi64 "; " REFUSAL, path,
+                return vf_error(errmsg, -EBADMSG, "%s has an invalid schema version %" PRIi64 "; " REFUSAL, path,
                             version);
         if (version > (int64_t) ELEMENTSOF(migrations))
-                return fail(errmsg, -EPROTONOSUPPORT,
+                return vf_error(errmsg, -EPROTONOSUPPORT,
                             "%s was written by a newer virtform (schema version %" PRIi64
                             ", this one knows up to %zu); " REFUSAL,
                             path, version, ELEMENTSOF(migrations));
@@ -356,7 +342,7 @@ static int migrate(sqlite3 *db, const char *path, char **errmsg) {
 
         int r = generate_uuid(instance_id);
         if (r < 0)
-                return fail(errmsg, r, "%s: cannot make an instance id: %s", path, strerror(-r));
+                return vf_error(errmsg, r, "%s: cannot make an instance id: %s", path, strerror(-r));
 
         for (bool done = false; !done;) {
                 int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -390,7 +376,7 @@ static int configure_writable(sqlite3 *db, bool wal, const char *path, char **er
                 if (rc != SQLITE_OK)
                         return fail_sqlite(errmsg, db, rc, path, "cannot switch to WAL mode");
                 if (strcmp(mode, "wal") != 0)
-                        return fail(errmsg, -EOPNOTSUPP, "%s: cannot switch to WAL mode (still %s)", path, mode);
+                        return vf_error(errmsg, -EOPNOTSUPP, "%s: cannot switch to WAL mode (still %s)", path, mode);
         }
         int rc = sqlite3_exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;", NULL, NULL, NULL);
         if (rc != SQLITE_OK)
@@ -413,7 +399,7 @@ static int open_readwrite(state_store *s, const char *path, char **errmsg) {
                 return r;
         /* SQLite quietly falls back to read-only when it may not write; apply would only fail later. */
         if (sqlite3_db_readonly(s->db, "main") == 1)
-                return fail(errmsg, -EACCES, "%s: cannot open for writing", path);
+                return vf_error(errmsg, -EACCES, "%s: cannot open for writing", path);
         r = configure_writable(s->db, true, path, errmsg);
         if (r < 0)
                 return r;
@@ -452,7 +438,7 @@ static int open_readonly(state_store *s, const char *path, char **errmsg) {
 
         if (access(path, F_OK) < 0) {
                 if (errno != ENOENT)
-                        return fail(errmsg, -errno, "%s: %s", path, strerror(errno));
+                        return vf_error(errmsg, -errno, "%s: %s", path, strerror(errno));
                 /* Nothing recorded yet: plan and status on a fresh host see an empty store. */
                 return open_snapshot(s, NULL, path, errmsg);
         }
@@ -473,7 +459,7 @@ static int load_instance_id(state_store *s, const char *path, char **errmsg) {
         if (rc != SQLITE_OK)
                 return fail_sqlite(errmsg, s->db, rc, path, "cannot read the instance id");
         if (strlen(id) != STATE_UUID_STRING_MAX - 1)
-                return fail(errmsg, -EBADMSG, "%s: malformed instance id '%s'", path, id);
+                return vf_error(errmsg, -EBADMSG, "%s: malformed instance id '%s'", path, id);
         memcpy(s->instance_id, id, sizeof s->instance_id);
         return 0;
 }
@@ -484,11 +470,11 @@ int state_open(const char *path, state_open_flags flags, state_store **ret, char
         if (errmsg)
                 *errmsg = NULL;
         if (!path || !path[0])
-                return fail(errmsg, -EINVAL, "no state file path given");
+                return vf_error(errmsg, -EINVAL, "no state file path given");
 
         _cleanup_(state_closep) state_store *s = calloc(1, sizeof *s);
         if (!s)
-                return fail(errmsg, -ENOMEM, "%s: out of memory", path);
+                return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
 
         int r = readonly ? open_readonly(s, path, errmsg) : open_readwrite(s, path, errmsg);
         if (r < 0)
@@ -498,7 +484,7 @@ int state_open(const char *path, state_open_flags flags, state_store **ret, char
                 return r;
         r = state_prepare_statements(s);
         if (r < 0)
-                return fail(errmsg, r, "%s: %s", path, state_last_error(s));
+                return vf_error(errmsg, r, "%s: %s", path, state_last_error(s));
 
         /* Makes a read-only in-memory snapshot refuse writes just like a read-only file (-EROFS). */
         if (readonly) {

@@ -80,8 +80,11 @@ int hd_resolve(const char *sysfs_root, const char *bdf, const hd_recorded *recor
 /* *ret is NULL when the device is bound to no driver. */
 int hd_device_driver(const char *sysfs_root, const char *bdf, char **ret);
 
-/* The three writes, in this order, move a device to vfio-pci ("vfio-pci") or back (""). */
-/* "" clears the override (the kernel wants a lone newline for that). */
+/*
+ * The three writes, in this order, move a device to vfio-pci ("vfio-pci") or
+ * back (""). "" clears the override: it is written as a lone newline, as the
+ * kernel never sees an empty write.
+ */
 int hd_write_driver_override(const char *sysfs_root, const char *bdf, const char *driver);
 /* 0 without writing anything when the device is bound to no driver. */
 int hd_unbind(const char *sysfs_root, const char *bdf);

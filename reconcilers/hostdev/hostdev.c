@@ -54,15 +54,6 @@ static int save_device(hostdev_run *run) {
         return r < 0 ? r : state_flush(run->ctx->store);
 }
 
-static int set_string(char **field, const char *value) {
-        char *copy = value ? strdup(value) : NULL;
-        if (value && !copy)
-                return -ENOMEM;
-        free(*field);
-        *field = copy;
-        return 0;
-}
-
 static const char *vf_description(const hostdev_run *run, char *buf, size_t size) {
         const hd_resolution *res = &run->resolution;
         if (res->is_vf)
@@ -100,11 +91,11 @@ static int remember_resolution(hostdev_run *run) {
         if (vf_streq_ptr(dev->pf, res->pf) && vf_streq_ptr(dev->pf_netdev, res->pf_netdev) &&
             dev->vf_index == res->vf_index && vf_streq_ptr(dev->phys_port_id, res->phys_port_id))
                 return 0;
-        int r = set_string(&dev->pf, res->pf);
+        int r = vf_free_and_strdup(&dev->pf, res->pf);
         if (r >= 0)
-                r = set_string(&dev->pf_netdev, res->pf_netdev);
+                r = vf_free_and_strdup(&dev->pf_netdev, res->pf_netdev);
         if (r >= 0)
-                r = set_string(&dev->phys_port_id, res->phys_port_id);
+                r = vf_free_and_strdup(&dev->phys_port_id, res->phys_port_id);
         if (r < 0)
                 return r;
         dev->vf_index = res->vf_index;
@@ -240,9 +231,9 @@ static int save_originals(hostdev_run *run, const hd_vf_config *cur) {
                 return 0;
         snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", cur->mac[0], cur->mac[1], cur->mac[2], cur->mac[3],
                  cur->mac[4], cur->mac[5]);
-        int r = set_string(&dev->saved_admin_mac, mac);
+        int r = vf_free_and_strdup(&dev->saved_admin_mac, mac);
         if (r >= 0)
-                r = set_string(&dev->saved_pf_netdev, run->resolution.pf_netdev);
+                r = vf_free_and_strdup(&dev->saved_pf_netdev, run->resolution.pf_netdev);
         if (r < 0)
                 return r;
         free(dev->saved_own_mac);
@@ -313,6 +304,12 @@ static int restore_vf_config(hostdev_run *run) {
 
 /* ---- binding --------------------------------------------------------------- */
 
+/* The binding journal: each phase is durable before the step it names touches the host. */
+static int journal_bind_phase(hostdev_run *run, const char *phase) {
+        int r = vf_free_and_strdup(&run->dev->bind_phase, phase);
+        return r < 0 ? r : save_device(run);
+}
+
 /* driver_override, unbind, drivers_probe: the three writes of sriov.md "Binding". */
 static int rebind(hostdev_run *run, const char *override) {
         const char *root = run->ctx->sysfs_root;
@@ -346,11 +343,9 @@ static int bind_to_vfio(hostdev_run *run) {
 
         if (!dev->bind_phase) {
                 /* The journal first: a crash mid-bind must still know where to give the device back. */
-                r = set_string(&dev->original_driver, run->resolution.driver ? run->resolution.driver : "");
+                r = vf_free_and_strdup(&dev->original_driver, run->resolution.driver ? run->resolution.driver : "");
                 if (r >= 0)
-                        r = set_string(&dev->bind_phase, "binding");
-                if (r >= 0)
-                        r = save_device(run);
+                        r = journal_bind_phase(run, "binding");
                 if (r < 0)
                         return r;
         }
@@ -362,8 +357,7 @@ static int bind_to_vfio(hostdev_run *run) {
         if (r < 0 || !vf_streq_ptr(driver, VFIO_DRIVER))
                 return bind_failed(run, what, r, driver);
         rc_record_event(run->ctx, run->req, what, true, NULL);
-        r = set_string(&dev->bind_phase, "bound");
-        return r < 0 ? r : save_device(run);
+        return journal_bind_phase(run, "bound");
 }
 
 static int ensure_on_vfio(hostdev_run *run) {
@@ -372,8 +366,7 @@ static int ensure_on_vfio(hostdev_run *run) {
         if (vf_streq_ptr(driver, VFIO_DRIVER)) {
                 if (!run->dev->bind_phase || strcmp(run->dev->bind_phase, "bound") == 0)
                         return 0;
-                int r = set_string(&run->dev->bind_phase, "bound"); /* a crash after the probe */
-                return r < 0 ? r : save_device(run);
+                return journal_bind_phase(run, "bound"); /* a crash after the probe */
         }
         if (run->req->desired->hostdev.managed)
                 return bind_to_vfio(run);
@@ -394,9 +387,7 @@ static int give_back(hostdev_run *run) {
 
         if (!dev->bind_phase)
                 return 0;
-        int r = set_string(&dev->bind_phase, "releasing");
-        if (r >= 0)
-                r = save_device(run);
+        int r = journal_bind_phase(run, "releasing");
         if (r < 0)
                 return r;
         if (!rc_host_step_begin(run->ctx, run->res, what))
@@ -408,9 +399,7 @@ static int give_back(hostdev_run *run) {
         if (r < 0)
                 return bind_failed(run, what, r, NULL);
         rc_record_event(run->ctx, run->req, what, true, driver);
-        free(dev->bind_phase);
-        dev->bind_phase = NULL;
-        return save_device(run);
+        return journal_bind_phase(run, NULL);
 }
 
 /* ---- in use by a running domain -------------------------------------------------- */

@@ -31,22 +31,8 @@ void hd_resolution_done(hd_resolution *r) {
         *r = (hd_resolution) { .vf_index = -1 };
 }
 
-static int fail(char **errmsg, int r, const char *fmt, ...) _printf_(3, 4);
-static int fail(char **errmsg, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (!errmsg)
-                return r;
-        free(*errmsg);
-        va_start(ap, fmt);
-        if (vasprintf(errmsg, fmt, ap) < 0)
-                *errmsg = NULL;
-        va_end(ap);
-        return r;
-}
-
 static int fail_read(char **errmsg, int r, const char *sysfs_root, const char *bdf) {
-        return fail(errmsg, r, "cannot read the sysfs entries of PCI device %s under %s: %s; "
+        return vf_error(errmsg, r, "cannot read the sysfs entries of PCI device %s under %s: %s; "
                     "check that sysfs is mounted there and that virtform runs as root",
                     bdf, sysfs_root, strerror(-r));
 }
@@ -235,7 +221,7 @@ static int fail_ambiguous(char **errmsg, const hd_resolution *res, char **candid
         for (size_t i = 0; candidates[i]; i++)
                 vf_buf_printf(&names, "%s%s", i > 0 ? ", " : "", candidates[i]);
         _cleanup_free_ char *list = vf_buf_steal(&names);
-        return fail(errmsg, -ENOTUNIQ,
+        return vf_error(errmsg, -ENOTUNIQ,
                     "VF %s is ambiguous: its PF %s has several network interfaces (%s), the VF has none of its "
                     "own while bound to %s, and virtform has no record of it; let virtform see the VF once while "
                     "it is bound to its network driver: give it back to that driver (clear its driver_override, "
@@ -261,7 +247,7 @@ static int choose_pf_netdev(const char *sysfs_root, const char *pf_dir, const hd
                 return fail_read(errmsg, r, sysfs_root, res->pf);
 
         if (!candidates)
-                return fail(errmsg, -ENOLINK, "PF %s of VF %s has no network interface%s; bind the PF to its "
+                return vf_error(errmsg, -ENOLINK, "PF %s of VF %s has no network interface%s; bind the PF to its "
                             "network driver and apply again",
                             res->pf, res->device, entries ? " besides switchdev representors" : "");
         if (match)
@@ -288,7 +274,7 @@ static int resolve_vf(const char *sysfs_root, const char *dev, const char *pf_di
         const char *pf_bdf = strrchr(pf_dir, '/') + 1;
 
         if (!hd_bdf_is_valid(pf_bdf))
-                return fail(errmsg, -EIO, "the physfn link of VF %s leads to %s, which is not a PCI address "
+                return vf_error(errmsg, -EIO, "the physfn link of VF %s leads to %s, which is not a PCI address "
                             "virtform can handle; report this with the output of 'ls -l /sys/bus/pci/devices/%s/'",
                             res->device, pf_dir, res->device);
         res->is_vf = true;
@@ -296,7 +282,7 @@ static int resolve_vf(const char *sysfs_root, const char *dev, const char *pf_di
 
         int r = find_vf_index(pf_dir, dev, &res->vf_index);
         if (r == -ENXIO)
-                return fail(errmsg, r, "VF %s is not among the virtfn links of its PF %s; its VFs are probably "
+                return vf_error(errmsg, r, "VF %s is not among the virtfn links of its PF %s; its VFs are probably "
                             "being recreated: virtform retries once sriov_numvfs of the PF is stable",
                             res->device, res->pf);
         if (r >= 0)
@@ -315,10 +301,10 @@ int hd_resolve(const char *sysfs_root, const char *bdf, const hd_recorded *recor
 
         int r = hd_device_dir(sysfs_root, bdf, &dev);
         if (r == -EINVAL)
-                return fail(errmsg, r, "'%s' is not a PCI address: write it as domain:bus:slot.function in "
+                return vf_error(errmsg, r, "'%s' is not a PCI address: write it as domain:bus:slot.function in "
                             "lower-case hex, e.g. 0000:3b:02.1", bdf);
         if (r == -ENODEV)
-                return fail(errmsg, r, "PCI device %s does not exist on this host; check the address with "
+                return vf_error(errmsg, r, "PCI device %s does not exist on this host; check the address with "
                             "'lspci -D', and for a VF that its PF has created it (sriov_numvfs)", bdf);
         if (r < 0)
                 return fail_read(errmsg, r, sysfs_root, bdf);
