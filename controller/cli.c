@@ -170,21 +170,23 @@ static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) 
         return status;
 }
 
-static int need_paths(const command *cmd, vf_options *opts, int argc, char **argv) {
-        if (optind >= argc)
-                return usage_error(cmd->name, "%s", "no directory given: name at least one DIR");
+/* parse_command_line() for commands that take DIR... or PATH... */
+static bool parse_command_line_with_paths(const command *cmd, vf_options *opts, int argc, char **argv, int *status) {
+        if (!parse_command_line(cmd, opts, NULL, argc, argv, status))
+                return false;
+        if (optind >= argc) {
+                *status = usage_error(cmd->name, "%s", "nothing to read: name at least one directory or file");
+                return false;
+        }
         opts->paths = argv + optind;
-        return 0;
+        return true;
 }
 
 static int cmd_converge(const command *cmd, vf_options *opts, int argc, char **argv,
                         void (*print)(FILE *, const vf_report *)) {
         int r;
 
-        if (!parse_command_line(cmd, opts, NULL, argc, argv, &r))
-                return r;
-        r = need_paths(cmd, opts, argc, argv);
-        if (r != 0)
+        if (!parse_command_line_with_paths(cmd, opts, argc, argv, &r))
                 return r;
         return run_pass(opts, print);
 }
@@ -203,10 +205,7 @@ static int cmd_validate(vf_options *opts, int argc, char **argv) {
         _cleanup_(schema_set_freep) schema_set *set = NULL;
         int r;
 
-        if (!parse_command_line(cmd, opts, NULL, argc, argv, &r))
-                return r;
-        r = need_paths(cmd, opts, argc, argv);
-        if (r != 0)
+        if (!parse_command_line_with_paths(cmd, opts, argc, argv, &r))
                 return r;
         r = schema_load(opts->paths, vf_strv_length(opts->paths), &set);
         if (r < 0) {

@@ -4,9 +4,7 @@
  * driver (test:///default, in-process), with real state files in temp dirs.
  * A second connection plays the operator who changes things behind our back.
  */
-#include "tests/helpers.h"
-
-#include "controller/controller.h"
+#include "tests/env.h"
 
 #define NETWORK_LAN                                                                                    \
         "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec:\n  forward: nat\n"       \
@@ -18,105 +16,30 @@
         "  vcpus: 2\n  autostart: true\n  disks: [{file: /var/lib/libvirt/images/web1.qcow2}]\n" \
         "  interfaces: [{network: lan}]\n" extra
 
-typedef struct fixture {
-        char *dir; /* the temp tree: conf/ and state.db */
-        char *conf;
-        char *state;
-        char *paths[2];
-        vf_options opts;
-        vf_controller c;
-        bool open;
-        vf_report report;
-        virConnectPtr other; /* the operator's own connection */
-} fixture;
-
 static int setup(void **state) {
-        fixture *f = calloc(1, sizeof *f);
-
-        th_reset_test_driver();
-        f->dir = th_mkdtemp();
-        f->conf = vf_printf("%s/conf", f->dir);
-        f->state = vf_printf("%s/state.db", f->dir);
-        assert_int_equal(mkdir(f->conf, 0755), 0);
-        f->paths[0] = f->conf;
-        vf_options_init(&f->opts);
-        f->opts.uri = "test:///default";
-        f->opts.state_path = f->state;
-        f->opts.paths = f->paths;
-        f->opts.shutdown_timeout_sec = 2;
-        f->other = th_connect();
-        *state = f;
+        *state = th_env_new();
         return 0;
-}
-
-static void close_controller(fixture *f) {
-        vf_report_done(&f->report);
-        if (f->open)
-                vf_controller_close(&f->c);
-        f->open = false;
 }
 
 static int teardown(void **state) {
-        fixture *f = *state;
-
-        close_controller(f);
-        virConnectClose(f->other);
-        th_rmtree(f->dir);
-        free(f->dir);
-        free(f->conf);
-        free(f->state);
-        free(f);
-        th_reset_test_driver();
+        th_env_free(*state);
         return 0;
 }
 
-/* Runs one pass with the controller kept open between passes, as a daemon would. */
-static void run_pass(fixture *f) {
-        _cleanup_free_ char *errmsg = NULL;
-
-        vf_report_done(&f->report);
-        if (!f->open) {
-                assert_int_equal(vf_controller_open(&f->c, &f->opts, &errmsg), 0);
-                f->c.log = NULL;
-                f->open = true;
-        }
-        assert_int_equal(vf_controller_pass(&f->c, &f->report, &errmsg), 0);
-}
-
-static const vf_report_entry *entry(fixture *f, vf_kind kind, const char *name) {
-        for (size_t i = 0; i < f->report.n_entries; i++)
-                if (f->report.entries[i].kind == kind && strcmp(f->report.entries[i].name, name) == 0)
-                        return &f->report.entries[i];
-        fail_msg("no report entry for %s/%s", vf_kind_to_string(kind), name);
-        return NULL;
-}
-
-static void assert_outcome(fixture *f, vf_kind kind, const char *name, rc_outcome outcome) {
-        const vf_report_entry *e = entry(f, kind, name);
-        if (e->result.outcome != outcome)
-                fail_msg("%s/%s: expected %s, got %s (%s: %s)", vf_kind_to_string(kind), name,
-                         rc_outcome_to_string(outcome), rc_outcome_to_string(e->result.outcome), e->result.reason,
-                         e->result.message);
-}
-
-static unsigned writes(fixture *f) {
-        return rc_counters_writes(&f->report.counters);
-}
-
-static state_record *record(fixture *f, vf_kind kind, const char *name) {
+static state_record *record(th_env *f, vf_kind kind, const char *name) {
         state_record *rec = NULL;
         assert_int_equal(state_get(f->c.store, vf_kind_to_string(kind), name, &rec), 0);
         return rec;
 }
 
 static void test_create_then_noop(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
 
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
-        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_CREATED);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_CREATED);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_NETWORK, "lan", RC_CREATED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_CREATED, NULL);
         assert_true(vf_report_converged(&f->report));
         assert_true(th_domain_active(f->other, "web1"));
 
@@ -131,40 +54,40 @@ static void test_create_then_noop(void **state) {
         assert_true(state_record_condition(rec, "Ready")->status);
 
         /* The second pass in the same process: nothing to do, and not a single write call. */
-        run_pass(f);
-        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_UNCHANGED);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED);
-        assert_int_equal(writes(f), 0);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_NETWORK, "lan", RC_UNCHANGED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
+        assert_int_equal(th_env_writes(f), 0);
         assert_true(rc_counters_reads(&f->report.counters) > 0);
 }
 
 static void test_noop_across_restart(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
 
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
-        close_controller(f);
-        run_pass(f);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED);
-        assert_int_equal(writes(f), 0);
+        th_env_pass(f);
+        th_env_close(f);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
+        assert_int_equal(th_env_writes(f), 0);
 }
 
 static void test_update_running_domain_restart_pending(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
 
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
+        th_env_pass(f);
         _cleanup_free_ char *mac_before = th_domain_xml(f->other, "web1", true);
         char *mac = strstr(mac_before, "<mac address='");
         assert_non_null(mac);
         mac[strlen("<mac address='52:54:00:00:00:00'")] = 0;
 
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", ""));
-        run_pass(f);
-        const vf_report_entry *e = entry(f, VF_KIND_DOMAIN, "web1");
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        th_env_pass(f);
+        const vf_report_entry *e = th_env_entry(f, VF_KIND_DOMAIN, "web1");
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
         assert_non_null(e->result.restart_pending);
         assert_int_equal(f->report.counters.calls[RC_CALL_DEFINE], 1);
         assert_int_equal(f->report.counters.calls[RC_CALL_SHUTDOWN], 0);
@@ -180,21 +103,21 @@ static void test_update_running_domain_restart_pending(void **state) {
         assert_true(state_record_condition(rec, "RestartPending")->status);
 
         /* Still pending on the next pass, with nothing written. */
-        run_pass(f);
-        assert_non_null(entry(f, VF_KIND_DOMAIN, "web1")->result.restart_pending);
-        assert_int_equal(writes(f), 0);
+        th_env_pass(f);
+        assert_non_null(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.restart_pending);
+        assert_int_equal(th_env_writes(f), 0);
 }
 
 static void test_update_restart_on_change(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
 
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  restart: on-change\n"));
-        run_pass(f);
+        th_env_pass(f);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", "  restart: on-change\n"));
-        run_pass(f);
-        const vf_report_entry *e = entry(f, VF_KIND_DOMAIN, "web1");
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        th_env_pass(f);
+        const vf_report_entry *e = th_env_entry(f, VF_KIND_DOMAIN, "web1");
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
         assert_null(e->result.restart_pending);
         assert_int_equal(f->report.counters.calls[RC_CALL_SHUTDOWN], 1);
         assert_int_equal(f->report.counters.calls[RC_CALL_START], 1);
@@ -204,23 +127,23 @@ static void test_update_restart_on_change(void **state) {
 }
 
 static void test_prune_and_no_prune(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
 
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
+        th_env_pass(f);
         th_remove(f->conf, "20-web.yaml");
 
         f->c.opts.prune = false;
-        run_pass(f);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_KEPT);
-        assert_int_equal(writes(f), 0);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_KEPT, NULL);
+        assert_int_equal(th_env_writes(f), 0);
         _cleanup_free_ char *still = th_domain_xml(f->other, "web1", true);
         assert_non_null(still);
 
         f->c.opts.prune = true;
-        run_pass(f);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_DELETED);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_DELETED, NULL);
         _cleanup_free_ char *gone = th_domain_xml(f->other, "web1", true);
         assert_null(gone);
         state_record *rec = NULL;
@@ -232,35 +155,35 @@ static void test_prune_and_no_prune(void **state) {
 }
 
 static void test_network_not_pulled_from_running_domain(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
 
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
+        th_env_pass(f);
         th_remove(f->conf, "10-net.yaml");
-        run_pass(f);
-        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_WAITING);
-        assert_string_equal(entry(f, VF_KIND_NETWORK, "lan")->result.reason, "InUse");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_NETWORK, "lan", RC_WAITING, NULL);
+        assert_string_equal(th_env_entry(f, VF_KIND_NETWORK, "lan")->result.reason, "InUse");
         _cleanup_free_ char *net = th_network_xml(f->other, "lan");
         assert_non_null(net);
         /* The domain still runs on the (undeclared but present) network. */
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
 }
 
 static void test_drift_undefine_and_redefine(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
 
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  state: shutoff\n"));
-        run_pass(f);
+        th_env_pass(f);
 
         /* Out-of-band undefine: recreated. */
         virDomainPtr d = virDomainLookupByName(f->other, "web1");
         assert_int_equal(virDomainUndefine(d), 0);
         virDomainFree(d);
-        run_pass(f);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_CREATED);
-        assert_non_null(strstr(entry(f, VF_KIND_DOMAIN, "web1")->result.message, "removed outside virtform"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_CREATED, NULL);
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.message, "removed outside virtform"));
 
         /* Out-of-band redefine with other memory, marker kept (as virsh edit does): put back. */
         _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
@@ -270,19 +193,19 @@ static void test_drift_undefine_and_redefine(void **state) {
         d = virDomainDefineXML(f->other, xml);
         assert_non_null(d);
         virDomainFree(d);
-        run_pass(f);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
-        assert_non_null(strstr(entry(f, VF_KIND_DOMAIN, "web1")->result.message, "drift"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.message, "drift"));
         _cleanup_free_ char *fixed = th_domain_xml(f->other, "web1", true);
         assert_non_null(strstr(fixed, "<memory unit='KiB'>1048576</memory>"));
 
         /* And then it is settled again. */
-        run_pass(f);
-        assert_int_equal(writes(f), 0);
+        th_env_pass(f);
+        assert_int_equal(th_env_writes(f), 0);
 }
 
 static void test_conflict_and_adoption(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
         const char *foreign = "<domain type='test'><name>web1</name><memory>1048576</memory>"
                               "<os><type>hvm</type></os></domain>";
 
@@ -291,36 +214,36 @@ static void test_conflict_and_adoption(void **state) {
         virDomainFree(d);
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_FAILED);
-        assert_string_equal(entry(f, VF_KIND_DOMAIN, "web1")->result.reason, "Conflict");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_FAILED, NULL);
+        assert_string_equal(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.reason, "Conflict");
         assert_false(vf_report_converged(&f->report));
         _cleanup_free_ char *untouched = th_domain_xml(f->other, "web1", true);
         assert_null(strstr(untouched, RC_OWNER_NS));
 
         /* Removing the file must not delete what was never ours. */
         th_remove(f->conf, "20-web.yaml");
-        run_pass(f);
+        th_env_pass(f);
         _cleanup_free_ char *kept = th_domain_xml(f->other, "web1", true);
         assert_non_null(kept);
 
         th_write(f->conf, "20-web.yaml",
                  "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1, adopt: true}\nspec:\n"
                  "  memory: 1GiB\n  state: shutoff\n");
-        run_pass(f);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
-        assert_non_null(strstr(entry(f, VF_KIND_DOMAIN, "web1")->result.message, "adopted"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.message, "adopted"));
         _cleanup_free_ char *adopted = th_domain_xml(f->other, "web1", true);
         assert_non_null(strstr(adopted, RC_OWNER_NS));
 }
 
 static void test_dependency_waiting(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
 
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
-        const vf_report_entry *e = entry(f, VF_KIND_DOMAIN, "web1");
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_WAITING);
+        th_env_pass(f);
+        const vf_report_entry *e = th_env_entry(f, VF_KIND_DOMAIN, "web1");
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_WAITING, NULL);
         assert_string_equal(e->result.reason, "DependencyNotReady");
         assert_non_null(strstr(e->result.message, "network lan"));
         _cleanup_free_ char *none = th_domain_xml(f->other, "web1", true);
@@ -328,66 +251,66 @@ static void test_dependency_waiting(void **state) {
 
         /* The network appears: the domain follows in the same pass. */
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
-        run_pass(f);
-        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_CREATED);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_CREATED);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_NETWORK, "lan", RC_CREATED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_CREATED, NULL);
 }
 
 static void test_dependency_on_failed_network(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
         virNetworkPtr n = virNetworkDefineXML(f->other, "<network><name>lan</name></network>");
 
         assert_non_null(n);
         virNetworkFree(n);
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
-        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_FAILED);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_WAITING);
-        assert_non_null(strstr(entry(f, VF_KIND_DOMAIN, "web1")->result.message, "Conflict"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_NETWORK, "lan", RC_FAILED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_WAITING, NULL);
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.message, "Conflict"));
 }
 
 static void test_bad_file_changes_nothing(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
 
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
+        th_env_pass(f);
 
         /* web1's file breaks; another file gains a resource. */
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("4GiB", "  memroy: 1\n"));
         th_write(f->conf, "30-other.yaml",
                  "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: other}\nspec:\n  memory: 256MiB\n");
-        run_pass(f);
+        th_env_pass(f);
         assert_true(f->report.n_file_errors > 0);
         assert_false(vf_report_converged(&f->report));
-        assert_outcome(f, VF_KIND_DOMAIN, "other", RC_CREATED);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_FAILED);
-        assert_string_equal(entry(f, VF_KIND_DOMAIN, "web1")->result.reason, "InvalidFile");
+        th_env_assert(f, VF_KIND_DOMAIN, "other", RC_CREATED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_FAILED, NULL);
+        assert_string_equal(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.reason, "InvalidFile");
         _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
         assert_non_null(strstr(xml, "<memory unit='KiB'>1048576</memory>"));
         assert_true(th_domain_active(f->other, "web1"));
 }
 
 static void test_plan_changes_nothing(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
         struct stat before, after;
 
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
-        close_controller(f);
+        th_env_pass(f);
+        th_env_close(f);
         assert_int_equal(stat(f->state, &before), 0);
 
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", ""));
         th_write(f->conf, "30-other.yaml",
                  "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: other}\nspec:\n  memory: 256MiB\n");
         f->opts.dry_run = true;
-        run_pass(f);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
-        assert_outcome(f, VF_KIND_DOMAIN, "other", RC_CREATED);
-        assert_true(entry(f, VF_KIND_DOMAIN, "web1")->result.config_changed);
-        assert_int_equal(writes(f), 0);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "other", RC_CREATED, NULL);
+        assert_true(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.config_changed);
+        assert_int_equal(th_env_writes(f), 0);
         _cleanup_free_ char *none = th_domain_xml(f->other, "other", true);
         assert_null(none);
         _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
@@ -397,11 +320,11 @@ static void test_plan_changes_nothing(void **state) {
         assert_int_equal(before.st_size, after.st_size);
 
         /* What plan said is what apply does. */
-        close_controller(f);
+        th_env_close(f);
         f->opts.dry_run = false;
-        run_pass(f);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
-        assert_outcome(f, VF_KIND_DOMAIN, "other", RC_CREATED);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "other", RC_CREATED, NULL);
 }
 
 /*
@@ -409,7 +332,7 @@ static void test_plan_changes_nothing(void **state) {
  * names, none of them ours. Each connection to it is a fresh hypervisor.
  */
 static void test_custom_node_with_foreign_objects(void **state) {
-        fixture *f = *state;
+        th_env *f = *state;
         _cleanup_free_ char *uri = vf_printf("test://%s/node.xml", f->dir);
 
         th_write(f->dir, "node.xml",
@@ -421,12 +344,12 @@ static void test_custom_node_with_foreign_objects(void **state) {
         f->opts.uri = uri;
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        run_pass(f);
-        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_FAILED);
-        assert_string_equal(entry(f, VF_KIND_NETWORK, "lan")->result.reason, "Conflict");
-        assert_non_null(strstr(entry(f, VF_KIND_NETWORK, "lan")->result.message, "adopt"));
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_WAITING);
-        assert_int_equal(writes(f), 0);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_NETWORK, "lan", RC_FAILED, NULL);
+        assert_string_equal(th_env_entry(f, VF_KIND_NETWORK, "lan")->result.reason, "Conflict");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_NETWORK, "lan")->result.message, "adopt"));
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_WAITING, NULL);
+        assert_int_equal(th_env_writes(f), 0);
 
         th_write(f->conf, "10-net.yaml",
                  "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan, adopt: true}\nspec:\n"
@@ -434,12 +357,12 @@ static void test_custom_node_with_foreign_objects(void **state) {
         th_write(f->conf, "20-web.yaml",
                  "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1, adopt: true}\nspec:\n"
                  "  memory: 1GiB\n  interfaces: [{network: lan}]\n");
-        run_pass(f);
-        assert_outcome(f, VF_KIND_NETWORK, "lan", RC_UPDATED);
-        assert_outcome(f, VF_KIND_DOMAIN, "web1", RC_UPDATED);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_NETWORK, "lan", RC_UPDATED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
         assert_true(vf_report_converged(&f->report));
-        run_pass(f);
-        assert_int_equal(writes(f), 0);
+        th_env_pass(f);
+        assert_int_equal(th_env_writes(f), 0);
 }
 
 int main(void) {

@@ -5,7 +5,7 @@
  * stand in for PF netdevs, and a fake netlink transport stands in for VF
  * replies, which no link on this machine gives.
  */
-#include "tests/helpers.h"
+#include "tests/env.h"
 
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
@@ -16,7 +16,6 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "controller/controller.h"
 #include "reconcilers/hostdev/host.h"
 #include "tests/sysfs-fixture.h"
 
@@ -114,18 +113,10 @@ static void mac_of(const char *text, uint8_t mac[6]) {
 /* ---- fixture ------------------------------------------------------------------ */
 
 typedef struct fixture {
-        char *dir;
-        char *conf;
-        char *state;
-        char *paths[2];
+        th_env *env;
         th_sysfs *sysfs;
-        vf_options opts;
-        vf_controller c;
-        bool open;
-        vf_report report;
         fake_kernel kernel;
         bool use_fake;
-        virConnectPtr other;
 } fixture;
 
 static void ip(const char *fmt, ...) _printf_(1, 2);
@@ -140,24 +131,24 @@ static void ip(const char *fmt, ...) {
         assert_int_equal(system(cmd), 0);
 }
 
+/* With use_fake, VF requests (and link state) go to the fake kernel instead of this one. */
+static void put_in_fakes(th_env *env) {
+        fixture *f = env->userdata;
+        hd_netlink_transport t = { fake_request, &f->kernel };
+
+        if (f->use_fake)
+                assert_int_equal(hd_netlink_open_with_transport(&t, &env->c.rc.netlink), 0);
+}
+
 static int setup(void **state) {
         fixture *f = calloc(1, sizeof *f);
 
-        th_reset_test_driver();
-        f->dir = th_mkdtemp();
-        f->conf = vf_printf("%s/conf", f->dir);
-        f->state = vf_printf("%s/state.db", f->dir);
-        assert_int_equal(mkdir(f->conf, 0755), 0);
-        f->paths[0] = f->conf;
+        f->env = th_env_new();
+        f->env->on_open = put_in_fakes;
+        f->env->userdata = f;
         f->sysfs = th_sysfs_new();
-        vf_options_init(&f->opts);
-        f->opts.uri = "test:///default";
-        f->opts.state_path = f->state;
-        f->opts.paths = f->paths;
-        f->opts.sysfs_root = f->sysfs->root;
-        f->opts.shutdown_timeout_sec = 2;
+        f->env->opts.sysfs_root = f->sysfs->root;
         mac_of(ORIGINAL_MAC, f->kernel.vf.mac);
-        f->other = th_connect();
 
         /* A single-port PF whose VF 1 is function 2.1, already on vfio-pci (so it has no netdev). */
         th_sysfs_add_device(f->sysfs, PF, "ice");
@@ -169,74 +160,37 @@ static int setup(void **state) {
         return 0;
 }
 
-static void close_controller(fixture *f) {
-        vf_report_done(&f->report);
-        if (f->open)
-                vf_controller_close(&f->c);
-        f->open = false;
-}
-
 static int teardown(void **state) {
         fixture *f = *state;
 
-        close_controller(f);
-        virConnectClose(f->other);
+        th_env_free(f->env);
         (void) system("ip link del " PF_NETDEV " 2>/dev/null");
         (void) system("ip link del enp94s0 2>/dev/null; ip link del enp94s0d1 2>/dev/null");
         th_sysfs_free(f->sysfs);
-        th_rmtree(f->dir);
-        free(f->dir);
-        free(f->conf);
-        free(f->state);
         free(f);
-        th_reset_test_driver();
         return 0;
 }
 
-static void open_controller(fixture *f) {
-        _cleanup_free_ char *errmsg = NULL;
-        hd_netlink_transport t = { fake_request, &f->kernel };
-
-        assert_int_equal(vf_controller_open(&f->c, &f->opts, &errmsg), 0);
-        f->c.log = NULL;
-        if (f->use_fake)
-                assert_int_equal(hd_netlink_open_with_transport(&t, &f->c.rc.netlink), 0);
-        f->open = true;
-}
-
 static void run_pass(fixture *f) {
-        _cleanup_free_ char *errmsg = NULL;
-
-        vf_report_done(&f->report);
-        if (!f->open)
-                open_controller(f);
-        assert_int_equal(vf_controller_pass(&f->c, &f->report, &errmsg), 0);
+        th_env_pass(f->env);
 }
 
 static const rc_result *result(fixture *f, vf_kind kind, const char *name) {
-        for (size_t i = 0; i < f->report.n_entries; i++)
-                if (f->report.entries[i].kind == kind && strcmp(f->report.entries[i].name, name) == 0)
-                        return &f->report.entries[i].result;
-        fail_msg("no report entry for %s/%s", vf_kind_to_string(kind), name);
-        return NULL;
+        return &th_env_entry(f->env, kind, name)->result;
 }
 
 static void assert_result(fixture *f, vf_kind kind, const char *name, rc_outcome outcome, const char *reason) {
-        const rc_result *r = result(f, kind, name);
-        if (r->outcome != outcome || !vf_streq_ptr(r->reason, reason))
-                fail_msg("%s/%s: expected %s %s, got %s %s: %s", vf_kind_to_string(kind), name,
-                         rc_outcome_to_string(outcome), reason, rc_outcome_to_string(r->outcome), r->reason,
-                         r->message);
+        th_env_assert(f->env, kind, name, outcome, reason);
 }
 
 static state_device *device(fixture *f, const char *bdf) {
         state_device *dev = NULL;
-        int r = state_device_get(f->c.store, bdf, &dev);
+        int r = state_device_get(f->env->c.store, bdf, &dev);
         return r < 0 ? NULL : dev;
 }
 
 static bool domain_exists(fixture *f, const char *name) {
-        _cleanup_free_ char *xml = th_domain_xml(f->other, name, true);
+        _cleanup_free_ char *xml = th_domain_xml(f->env->other, name, true);
         return xml != NULL;
 }
 
@@ -245,8 +199,8 @@ static bool domain_exists(fixture *f, const char *name) {
 static void test_pf_down_refuses_then_up_proceeds(void **state) {
         fixture *f = *state;
 
-        th_write(f->conf, "10-vf.yaml", HOSTDEV(""));
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV(""));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
         const rc_result *hostdev = result(f, VF_KIND_HOSTDEV, "db-vf");
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_WAITING, "PFDown");
@@ -256,7 +210,7 @@ static void test_pf_down_refuses_then_up_proceeds(void **state) {
         assert_result(f, VF_KIND_DOMAIN, "db", RC_WAITING, "DependencyNotReady");
         assert_non_null(strstr(result(f, VF_KIND_DOMAIN, "db")->message, "hostdev db-vf"));
         assert_false(domain_exists(f, "db"));
-        assert_false(vf_report_converged(&f->report));
+        assert_false(vf_report_converged(&f->env->report));
         /* Nothing on the host changed, and the PF is still down: never brought up by us. */
         _cleanup_free_ char *probe = th_sysfs_read(f->sysfs, "bus/pci/drivers_probe");
         assert_string_equal(probe, "");
@@ -267,8 +221,8 @@ static void test_pf_down_refuses_then_up_proceeds(void **state) {
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UNCHANGED, "Assigned");
         assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, "resolved by first"));
         assert_result(f, VF_KIND_DOMAIN, "db", RC_CREATED, "Applied");
-        assert_true(th_domain_active(f->other, "db"));
-        _cleanup_free_ char *xml = th_domain_xml(f->other, "db", true);
+        assert_true(th_domain_active(f->env->other, "db"));
+        _cleanup_free_ char *xml = th_domain_xml(f->env->other, "db", true);
         assert_non_null(strstr(xml, "<hostdev mode='subsystem' type='pci' managed='no'>"));
         assert_non_null(strstr(xml, "<address domain='0x0000' bus='0x3b' slot='0x02' function='0x1'/>"));
 
@@ -276,8 +230,8 @@ static void test_pf_down_refuses_then_up_proceeds(void **state) {
         ip("ip link set %s down", PF_NETDEV);
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_WAITING, "PFDown");
-        assert_true(th_domain_active(f->other, "db"));
-        assert_int_equal(rc_counters_writes(&f->report.counters), 0);
+        assert_true(th_domain_active(f->env->other, "db"));
+        assert_int_equal(rc_counters_writes(&f->env->report.counters), 0);
 }
 
 /* A dual-port NIC: the VF on port 2 waits for port 2, even with port 1 up; the vfio-pci trap is passed by the record. */
@@ -295,7 +249,7 @@ static void test_dual_port_gate_follows_recorded_port(void **state) {
         ip("ip link set %s up", "enp94s0");
 
         /* managed: false on a VF still on its net driver fails, but its resolution is recorded on the way. */
-        th_write(f->conf, "10-vf.yaml",
+        th_write(f->env->conf, "10-vf.yaml",
                  "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: port2}\nspec:\n  pci: \"0000:5e:00.2\"\n"
                  "  managed: false\n");
         run_pass(f);
@@ -308,7 +262,7 @@ static void test_dual_port_gate_follows_recorded_port(void **state) {
         /* Now on vfio-pci, without a netdev: only the record knows it is port 2. */
         th_sysfs_set_driver(f->sysfs, vf, "vfio-pci");
         th_sysfs_remove_netdevs(f->sysfs, vf);
-        th_write(f->conf, "20-db.yaml",
+        th_write(f->env->conf, "20-db.yaml",
                  "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: db}\nspec:\n  memory: 256MiB\n"
                  "  interfaces: [{hostdev: port2}]\n");
         run_pass(f);
@@ -320,16 +274,16 @@ static void test_dual_port_gate_follows_recorded_port(void **state) {
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "port2", RC_UNCHANGED, "Assigned");
         assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "port2")->message, "resolved by recorded"));
-        assert_true(th_domain_active(f->other, "db"));
+        assert_true(th_domain_active(f->env->other, "db"));
 }
 
 static void test_second_claimant_conflicts(void **state) {
         fixture *f = *state;
 
         ip("ip link set %s up", PF_NETDEV);
-        th_write(f->conf, "10-vf.yaml", HOSTDEV(""));
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
-        th_write(f->conf, "30-other.yaml",
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV(""));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "30-other.yaml",
                  "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: zz-other}\nspec:\n  memory: 256MiB\n"
                  "  hostdevs: [db-vf]\n");
         run_pass(f);
@@ -346,8 +300,8 @@ static void test_vf_config_unsupported_on_real_link(void **state) {
         fixture *f = *state;
 
         ip("ip link set %s up", PF_NETDEV);
-        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_FAILED, "VFConfigUnsupported");
         assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, PF_NETDEV));
@@ -363,8 +317,8 @@ static void test_vf_config_saved_set_and_restored(void **state) {
         f->use_fake = true;
         mac_of("52:54:00:12:34:56", want);
         mac_of(ORIGINAL_MAC, original);
-        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
         assert_memory_equal(f->kernel.vf.mac, want, 6);
@@ -381,7 +335,7 @@ static void test_vf_config_saved_set_and_restored(void **state) {
         assert_int_equal(f->kernel.setlinks, setlinks);
 
         /* The domain goes: the VF gets its originals back, and only then are they forgotten. */
-        th_remove(f->conf, "20-db.yaml");
+        th_remove(f->env->conf, "20-db.yaml");
         run_pass(f);
         assert_result(f, VF_KIND_DOMAIN, "db", RC_DELETED, "Removed");
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Released");
@@ -395,10 +349,10 @@ static void test_failed_restore_keeps_originals(void **state) {
         fixture *f = *state;
 
         f->use_fake = true;
-        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
-        th_remove(f->conf, "20-db.yaml");
+        th_remove(f->env->conf, "20-db.yaml");
         f->kernel.fail_setlink = -ENODEV;
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_FAILED, "RestoreFailed");
@@ -416,8 +370,8 @@ static void test_vf_in_reset_is_retried_not_failed(void **state) {
 
         f->use_fake = true;
         f->kernel.fail_setlink = -EBUSY;
-        th_write(f->conf, "10-vf.yaml", HOSTDEV("  vlan: 7\n"));
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  vlan: 7\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_WAITING, "VFResetting");
         f->kernel.fail_setlink = 0;
@@ -437,13 +391,13 @@ static void crash_then_recover(fixture *f, const char *point, bool set_happened)
         f->use_fake = true;
         mac_of("52:54:00:12:34:56", want);
         mac_of(ORIGINAL_MAC, original);
-        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
 
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                f->opts.fault_point = point;
+                f->env->opts.fault_point = point;
                 run_pass(f);
                 _exit(0); /* the fault point was not reached */
         }
@@ -461,7 +415,7 @@ static void crash_then_recover(fixture *f, const char *point, bool set_happened)
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
         assert_memory_equal(f->kernel.vf.mac, want, 6);
 
-        th_remove(f->conf, "20-db.yaml");
+        th_remove(f->env->conf, "20-db.yaml");
         run_pass(f);
         assert_memory_equal(f->kernel.vf.mac, original, 6);
 }
@@ -480,16 +434,16 @@ static void test_crash_after_restore_does_not_restore_twice(void **state) {
 
         f->use_fake = true;
         mac_of(ORIGINAL_MAC, original);
-        th_write(f->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
-        close_controller(f);
-        th_remove(f->conf, "20-db.yaml");
+        th_env_close(f->env);
+        th_remove(f->env->conf, "20-db.yaml");
 
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                f->opts.fault_point = "hostdev-after-restore";
+                f->env->opts.fault_point = "hostdev-after-restore";
                 run_pass(f);
                 _exit(0);
         }
@@ -511,10 +465,10 @@ static void test_managed_false_on_net_driver_fails(void **state) {
         fixture *f = *state;
 
         ip("ip link set %s up", PF_NETDEV);
-        th_write(f->conf, "10-vf.yaml",
+        th_write(f->env->conf, "10-vf.yaml",
                  "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: db-vf}\nspec:\n  pci: \"0000:3b:02.0\"\n"
                  "  managed: false\n");
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_FAILED, "NotOnVfio");
         assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, "iavf"));
@@ -527,13 +481,13 @@ static void test_crash_mid_bind_is_repaired(void **state) {
         const char *vf0 = "0000:3b:02.0";
 
         ip("ip link set %s up", PF_NETDEV);
-        th_write(f->conf, "10-vf.yaml",
+        th_write(f->env->conf, "10-vf.yaml",
                  "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: db-vf}\nspec:\n  pci: \"0000:3b:02.0\"\n");
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                f->opts.fault_point = "hostdev-mid-bind";
+                f->env->opts.fault_point = "hostdev-mid-bind";
                 run_pass(f);
                 _exit(0);
         }
@@ -553,7 +507,7 @@ static void test_crash_mid_bind_is_repaired(void **state) {
         assert_string_equal(dev->bind_phase, "bound");
         assert_string_equal(dev->original_driver, "iavf");
 
-        th_remove(f->conf, "20-db.yaml");
+        th_remove(f->env->conf, "20-db.yaml");
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Released");
         _cleanup_free_ char *cleared = th_sysfs_read(f->sysfs, "devices/pci0000:00/0000:3b:02.0/driver_override");
@@ -566,12 +520,12 @@ static void test_crash_mid_bind_is_repaired(void **state) {
 
 static void test_apply_exits_2_with_pf_down(void **state) {
         fixture *f = *state;
-        _cleanup_free_ char *out = vf_printf("%s/out", f->dir);
+        _cleanup_free_ char *out = vf_printf("%s/out", f->env->dir);
 
-        th_write(f->conf, "10-vf.yaml", HOSTDEV(""));
-        th_write(f->conf, "20-db.yaml", DOMAIN_DB);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV(""));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         _cleanup_free_ char *cmd = vf_printf("'%s' apply -c test:///default --state '%s' --sysfs-root '%s' '%s' > '%s' 2>&1",
-                                             getenv("VIRTFORM"), f->state, f->sysfs->root, f->conf, out);
+                                             getenv("VIRTFORM"), f->env->state, f->sysfs->root, f->env->conf, out);
         int status = system(cmd);
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 2);
