@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "controller/controller.h"
+#include "controller/graph.h"
 
 #include <libvirt/virterror.h>
 #include <stdarg.h>
@@ -12,6 +13,9 @@ void vf_options_init(vf_options *o) {
                 .shutdown_timeout_sec = DEFAULT_SHUTDOWN_TIMEOUT_SEC,
                 .log_level = VF_LOG_NOTICE,
                 .sysfs_root = "/sys",
+                .retry_base_sec = 1,
+                .retry_max_sec = 300,
+                .debounce_msec = 200,
         };
 }
 
@@ -23,16 +27,52 @@ static const char *const level_names[] = {
         [VF_LOG_DEBUG] = "debug",
 };
 
-void vf_log(const vf_controller *c, vf_log_level level, const char *fmt, ...) {
-        va_list ap;
+static void log_text(const vf_controller *c, vf_log_level level, const char *key, const char *message) {
+        fprintf(c->log, "virtform: %s: %s%s%s\n", level_names[level], key ? key : "", key ? ": " : "", message);
+}
+
+static void log_json(const vf_controller *c, vf_log_level level, const char *key, const char *message) {
+        char when[32];
+        vf_buf b = {};
+
+        vf_format_time(vf_now_realtime_usec(), when);
+        vf_buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\"", when, level_names[level]);
+        if (key) {
+                vf_buf_puts(&b, ",\"resource\":");
+                vf_buf_put_json_string(&b, key);
+        }
+        vf_buf_puts(&b, ",\"message\":");
+        vf_buf_put_json_string(&b, message);
+        vf_buf_puts(&b, "}\n");
+        if (!b.oom)
+                fputs(b.data, c->log);
+        vf_buf_done(&b);
+}
+
+static void log_message(const vf_controller *c, vf_log_level level, const char *key, const char *fmt, va_list ap) {
+        _cleanup_free_ char *message = NULL;
 
         if (level > c->opts.log_level || !c->log)
                 return;
-        fprintf(c->log, "virtform: %s: ", level_names[level]);
+        if (vasprintf(&message, fmt, ap) < 0)
+                return;
+        (c->opts.log_json ? log_json : log_text)(c, level, key, message);
+}
+
+void vf_log(const vf_controller *c, vf_log_level level, const char *fmt, ...) {
+        va_list ap;
+
         va_start(ap, fmt);
-        vfprintf(c->log, fmt, ap);
+        log_message(c, level, NULL, fmt, ap);
         va_end(ap);
-        fputc('\n', c->log);
+}
+
+void vf_log_resource(const vf_controller *c, vf_log_level level, const char *key, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_message(c, level, key, fmt, ap);
+        va_end(ap);
 }
 
 /* libvirt prints every error to stderr by default; we report them ourselves, with context. */
@@ -86,6 +126,10 @@ int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) 
 }
 
 void vf_controller_close(vf_controller *c) {
+        if (c->graph) {
+                graph_done(c->graph);
+                free(c->graph);
+        }
         rc_context_done(&c->rc);
         schema_set_free(c->desired);
         if (c->conn)

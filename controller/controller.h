@@ -29,6 +29,11 @@ typedef struct vf_options {
         unsigned shutdown_timeout_sec;
         vf_log_level log_level;
         const char *sysfs_root; /* "/sys" unless tests or --sysfs-root say otherwise */
+        bool daemon; /* schedule retries with backoff, and keep the graph between passes */
+        unsigned retry_base_sec; /* the first retry's delay; it doubles per attempt */
+        unsigned retry_max_sec;
+        unsigned debounce_msec; /* how long file events settle before a reload */
+        bool log_json; /* one JSON object per log line */
         const char *fault_point; /* $VIRTFORM_FAULT_POINT: see rc_fault_point() */
 } vf_options;
 
@@ -56,12 +61,15 @@ void vf_report_done(vf_report *r);
 /* True when every resource is Ready and every file was valid. */
 bool vf_report_converged(const vf_report *r);
 
+struct graph;
+
 typedef struct vf_controller {
         vf_options opts;
         virConnectPtr conn;
         state_store *store;
         rc_context rc;
         schema_set *desired;
+        struct graph *graph; /* from the last full pass, updated by incremental ones */
         FILE *log; /* where log lines go: stderr */
 } vf_controller;
 
@@ -77,8 +85,16 @@ void vf_controller_close(vf_controller *c);
  */
 int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg);
 
-/* Logging that carries the resource it is about: "domain/web1: message". */
+/*
+ * Converges only the resources named by keys ("kind/name"), and what depends
+ * on them, against the already loaded set and graph. For the daemon.
+ */
+int vf_controller_pass_keys(vf_controller *c, char *const *keys, vf_report *report, char **errmsg);
+
+/* One log line to stderr, as text or JSON; the _resource variant names the resource it is about. */
 void vf_log(const vf_controller *c, vf_log_level level, const char *fmt, ...) _printf_(3, 4);
+void vf_log_resource(const vf_controller *c, vf_log_level level, const char *key, const char *fmt, ...)
+        _printf_(4, 5);
 
 /* The CLI: returns the process exit status. */
 int vf_main(int argc, char **argv);

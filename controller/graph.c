@@ -1,67 +1,144 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "controller/graph.h"
 
-static int add_node(graph *g, vf_kind kind, const char *name, graph_node **ret) {
-        _cleanup_free_ char *key = schema_key(kind, name);
-        graph_node *n;
+int graph_init(graph *g) {
+        *g = (graph) { .by_key = vf_map_new(), .dependents = vf_map_new() };
+        return g->by_key && g->dependents ? 0 : -ENOMEM;
+}
 
-        if (!key)
-                return -ENOMEM;
-        n = vf_map_get(g->by_key, key);
+static void node_free(graph_node *n) {
+        free(n->name);
+        free(n->key);
+        state_record_free(n->record);
+        vf_strv_free(n->depends);
+        free(n->reason);
+        free(n->not_ready_reason);
+        free(n->watch_link);
+        free(n);
+}
+
+void graph_done(graph *g) {
+        size_t it = 0;
+        void *dependents;
+
+        for (size_t i = 0; i < g->n_nodes; i++)
+                node_free(g->nodes[i]);
+        free(g->nodes);
+        vf_map_free(g->by_key);
+        while (g->dependents && vf_map_next(g->dependents, &it, NULL, &dependents))
+                vf_strv_free(dependents);
+        vf_map_free(g->dependents);
+        *g = (graph) {};
+}
+
+graph_node *graph_lookup(const graph *g, const char *key) {
+        return vf_map_get(g->by_key, key);
+}
+
+static int split_key(const char *key, vf_kind *kind, const char **name) {
+        const char *slash = strchr(key, '/');
+        _cleanup_free_ char *kind_name = slash ? strndup(key, slash - key) : NULL;
+
+        *kind = vf_kind_from_string(kind_name);
+        *name = slash ? slash + 1 : NULL;
+        return *kind < 0 ? -EINVAL : 0;
+}
+
+int graph_ensure(graph *g, const char *key, graph_node **ret) {
+        graph_node *n = graph_lookup(g, key);
+        vf_kind kind;
+        const char *name;
+
         if (n) {
                 *ret = n;
                 return 0;
         }
-        /* by_key holds pointers into nodes: the array is sized up front and never moves. */
-        n = &g->nodes[g->n_nodes];
-        *n = (graph_node) { .kind = kind, .name = strdup(name), .key = TAKE_PTR(key) };
-        if (!n->name || !n->key) {
-                free(n->name);
-                free(n->key);
+        int r = split_key(key, &kind, &name);
+        if (r < 0)
+                return r;
+        if (g->n_nodes == g->cap) {
+                size_t cap = g->cap ? g->cap * 2 : 64;
+                graph_node **nodes = realloc(g->nodes, cap * sizeof *nodes);
+                if (!nodes)
+                        return -ENOMEM;
+                g->nodes = nodes;
+                g->cap = cap;
+        }
+        n = calloc(1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        *n = (graph_node) { .kind = kind, .name = strdup(name), .key = strdup(key) };
+        if (!n->name || !n->key || vf_map_put(g->by_key, n->key, n) < 0) {
+                node_free(n);
                 return -ENOMEM;
         }
-        g->n_nodes++;
+        g->nodes[g->n_nodes++] = n;
         *ret = n;
-        return vf_map_put(g->by_key, n->key, n);
-}
-
-static bool file_failed(const schema_set *desired, const char *file) {
-        return file && vf_strv_contains(desired->files_failed, file);
-}
-
-static int add_records(graph *g, const schema_set *desired, state_record *const *records, size_t n_records) {
-        for (size_t i = 0; i < n_records; i++) {
-                vf_kind kind = vf_kind_from_string(records[i]->kind);
-                graph_node *n;
-                if (kind < 0)
-                        continue; /* written by a newer virtform: not ours to judge */
-                int r = add_node(g, kind, records[i]->name, &n);
-                if (r < 0)
-                        return r;
-                n->record = records[i];
-                n->held = !n->desired && file_failed(desired, records[i]->source_file);
-        }
         return 0;
 }
 
-static int add_owned_extra(graph *g, char *const *owned_extra) {
-        for (size_t i = 0; owned_extra && owned_extra[i]; i++) {
-                const char *slash = strchr(owned_extra[i], '/');
-                _cleanup_free_ char *kind_name = slash ? strndup(owned_extra[i], slash - owned_extra[i]) : NULL;
-                vf_kind kind = vf_kind_from_string(kind_name);
-                graph_node *n;
-                if (kind < 0)
-                        return -EINVAL;
-                int r = add_node(g, kind, slash + 1, &n);
-                if (r < 0)
-                        return r;
+static int remove_dependent(graph *g, const char *dep, const char *key) {
+        char **list = vf_map_get(g->dependents, dep);
+        size_t n = vf_strv_length(list), j = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(list[i], key) == 0)
+                        free(list[i]);
+                else
+                        list[j++] = list[i];
         }
+        if (list)
+                list[j] = NULL;
         return 0;
+}
+
+static int add_dependent(graph *g, const char *dep, const char *key) {
+        char **list = vf_map_get(g->dependents, dep);
+
+        if (vf_strv_contains(list, key))
+                return 0;
+        int r = vf_strv_push(&list, key);
+        if (r < 0)
+                return r;
+        return vf_map_put(g->dependents, dep, list);
+}
+
+int graph_set_desired(graph *g, graph_node *n, const schema_resource *desired) {
+        char **depends = NULL;
+        int r;
+
+        for (size_t i = 0; n->depends && n->depends[i]; i++)
+                remove_dependent(g, n->depends[i], n->key);
+        vf_strv_free(n->depends);
+        n->depends = NULL;
+        n->desired = desired;
+        for (size_t i = 0; desired && desired->depends && desired->depends[i]; i++) {
+                r = vf_strv_push(&depends, desired->depends[i]);
+                if (r >= 0)
+                        r = add_dependent(g, desired->depends[i], n->key);
+                if (r < 0) {
+                        vf_strv_free(depends);
+                        return r;
+                }
+        }
+        n->depends = depends;
+        return 0;
+}
+
+void graph_set_record(graph_node *n, state_record *rec) {
+        if (n->record == rec)
+                return;
+        state_record_free(n->record);
+        n->record = rec;
+}
+
+char *const *graph_dependents(const graph *g, const char *key) {
+        return vf_map_get(g->dependents, key);
 }
 
 /* Declared first in kind order, then removals in reverse kind order; names break ties. */
 static int compare_nodes(const void *a, const void *b) {
-        const graph_node *x = a, *y = b;
+        const graph_node *x = *(graph_node *const *) a, *y = *(graph_node *const *) b;
         bool x_removal = !x->desired, y_removal = !y->desired;
 
         if (x_removal != y_removal)
@@ -71,125 +148,19 @@ static int compare_nodes(const void *a, const void *b) {
         return strcmp(x->name, y->name);
 }
 
-static int index_nodes(graph *g) {
-        vf_map_free(g->by_key);
-        g->by_key = vf_map_new();
-        if (!g->by_key)
-                return -ENOMEM;
-        for (size_t i = 0; i < g->n_nodes; i++) {
-                int r = vf_map_put(g->by_key, g->nodes[i].key, &g->nodes[i]);
-                if (r < 0)
-                        return r;
+void graph_sort(graph_node **nodes, size_t n) {
+        qsort(nodes, n, sizeof *nodes, compare_nodes);
+}
+
+const graph_node *graph_hostdev_claimant(const graph *g, const char *hostdev_name) {
+        _cleanup_free_ char *key = schema_key(VF_KIND_HOSTDEV, hostdev_name);
+        char *const *dependents = key ? graph_dependents(g, key) : NULL;
+        const graph_node *claimant = NULL;
+
+        for (size_t i = 0; dependents && dependents[i]; i++) {
+                const graph_node *d = graph_lookup(g, dependents[i]);
+                if (d && d->desired && d->kind == VF_KIND_DOMAIN && (!claimant || strcmp(d->name, claimant->name) < 0))
+                        claimant = d;
         }
-        return 0;
-}
-
-/* A domain that names hostdevs must change when one of their addresses does. */
-static void fold_hostdev_hash(graph_node *n) {
-        vf_buf b = {};
-
-        vf_buf_puts(&b, n->desired->hash);
-        for (size_t i = 0; i < n->n_hostdevs; i++)
-                vf_buf_printf(&b, "\n%s", n->hostdevs[i]->hostdev.pci);
-        if (b.oom)
-                return; /* keeps the plain hash: a missed fold costs a redefine, never a wrong one */
-        vf_sha256_hex(b.data, b.len, n->hash);
-        vf_buf_done(&b);
-}
-
-static int claim_hostdevs(graph *g, graph_node *domain) {
-        char **names = domain->desired->domain.hostdevs;
-        size_t n = vf_strv_length(names);
-
-        domain->hostdevs = calloc(n ? n : 1, sizeof(schema_resource *));
-        if (!domain->hostdevs)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *key = schema_key(VF_KIND_HOSTDEV, names[i]);
-                graph_node *hostdev = key ? graph_lookup(g, key) : NULL;
-                if (!key)
-                        return -ENOMEM;
-                if (!hostdev || !hostdev->desired)
-                        continue; /* the dependency check reports it */
-                if (hostdev->claimant && strcmp(hostdev->claimant, domain->name) != 0) {
-                        if (!domain->claim_conflict)
-                                domain->claim_conflict = hostdev->name;
-                        continue;
-                }
-                hostdev->claimant = domain->name;
-                hostdev->claimant_running = domain->desired->domain.state == SCHEMA_DOMAIN_RUNNING;
-                domain->hostdevs[domain->n_hostdevs++] = hostdev->desired;
-        }
-        return 0;
-}
-
-/* Nodes are in name order within a kind, so the first domain to name a hostdev claims it. */
-static int link_dependencies(graph *g) {
-        for (size_t i = 0; i < g->n_nodes; i++) {
-                graph_node *n = &g->nodes[i];
-                if (!n->desired)
-                        continue;
-                memcpy(n->hash, n->desired->hash, sizeof n->hash);
-                if (n->kind != VF_KIND_DOMAIN)
-                        continue;
-                int r = claim_hostdevs(g, n);
-                if (r < 0)
-                        return r;
-                if (n->n_hostdevs > 0)
-                        fold_hostdev_hash(n);
-        }
-        return 0;
-}
-
-int graph_build(graph *g, const schema_set *desired, state_record *const *records, size_t n_records,
-                char *const *owned_extra) {
-        size_t cap = desired->n_resources + n_records + vf_strv_length(owned_extra);
-        int r;
-
-        *g = (graph) {};
-        g->nodes = calloc(cap ? cap : 1, sizeof(graph_node));
-        g->by_key = vf_map_new();
-        if (!g->nodes || !g->by_key)
-                return -ENOMEM;
-        for (size_t i = 0; i < desired->n_resources; i++) {
-                const schema_resource *res = desired->resources[i];
-                graph_node *n;
-                r = add_node(g, res->kind, res->name, &n);
-                if (r < 0)
-                        return r;
-                n->desired = res;
-        }
-        r = add_records(g, desired, records, n_records);
-        if (r < 0)
-                return r;
-        r = add_owned_extra(g, owned_extra);
-        if (r < 0)
-                return r;
-        qsort(g->nodes, g->n_nodes, sizeof(graph_node), compare_nodes);
-        r = index_nodes(g);
-        if (r < 0)
-                return r;
-        return link_dependencies(g);
-}
-
-void graph_done(graph *g) {
-        for (size_t i = 0; i < g->n_nodes; i++) {
-                free(g->nodes[i].hostdevs);
-                free(g->nodes[i].name);
-                free(g->nodes[i].key);
-                free(g->nodes[i].not_ready_reason);
-        }
-        free(g->nodes);
-        vf_map_free(g->by_key);
-        *g = (graph) {};
-}
-
-graph_node *graph_lookup(const graph *g, const char *key) {
-        return vf_map_get(g->by_key, key);
-}
-
-const char *graph_hostdev_claimant(const graph *g, const char *hostdev) {
-        _cleanup_free_ char *key = schema_key(VF_KIND_HOSTDEV, hostdev);
-        graph_node *n = key ? graph_lookup(g, key) : NULL;
-        return n && n->claimant ? n->claimant : "?";
+        return claimant;
 }

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Internal to controller/: the dependency graph of one pass.
+ * Internal to controller/: the dependency graph.
  *
  * Nodes are every resource that is declared, recorded, or owned in libvirt.
- * Dependencies only point from later kinds to earlier ones (a domain on a
- * network or hostdev), so kind order is a topological order: declared
- * resources are applied in it and removed ones in its reverse.
+ * It lives as long as the controller: a full pass rebuilds it, an incremental
+ * one updates the nodes it touches. Dependencies only point from later kinds
+ * to earlier ones (a domain on a network or hostdev), so kind order is a
+ * topological order: declared resources are applied in it and removed ones in
+ * its reverse.
  */
 #pragma once
 
+#include "reconcilers/reconciler.h"
 #include "schema/schema.h"
 #include "state/state.h"
 
@@ -16,35 +19,45 @@ typedef struct graph_node {
         vf_kind kind;
         char *name;
         char *key; /* "kind/name" */
-        const schema_resource *desired; /* NULL: to be removed (or held) */
-        const state_record *record; /* NULL: never recorded */
-        bool held; /* its file now fails to load: keep what was applied */
-        char hash[VF_HASH_HEX_LEN + 1]; /* desired->hash folded with what it takes from dependencies */
-        /* Domains: the declared Hostdevs they name; and the first one another domain already claims. */
-        const schema_resource **hostdevs;
-        size_t n_hostdevs;
-        const char *claim_conflict; /* name of the hostdev claimed by another domain, or NULL */
-        /* Hostdevs: the domain that claims it (the first in name order) and whether it is to run. */
-        const char *claimant;
-        bool claimant_running;
-        bool ready; /* set by the pass once processed */
-        size_t entry; /* 1 + its index in the pass's report; 0 before it is processed */
-        char *not_ready_reason; /* why not, for dependents' messages */
+        const schema_resource *desired; /* borrowed from the controller's set; NULL: to be removed or held */
+        state_record *record; /* what the store holds; NULL: never recorded */
+        char **depends; /* the keys this node's declaration depends on, as last linked */
+
+        /* What its last processing found, for its dependents and the work queue. */
+        bool processed;
+        bool ready;
+        rc_outcome outcome;
+        char *reason;
+        char *not_ready_reason; /* "Reason: message", for dependents' messages */
+        char *watch_link; /* a netdev whose link events concern it */
+
+        size_t entry; /* 1 + its index in the current pass's report; 0 before it is processed */
 } graph_node;
 
 typedef struct graph {
-        graph_node *nodes; /* in processing order */
+        graph_node **nodes;
         size_t n_nodes;
+        size_t cap;
         vf_map *by_key; /* key -> graph_node* */
+        vf_map *dependents; /* key -> char** of the keys that depend on it, declared or not */
 } graph;
 
-/*
- * Builds the graph from the declared set, the store's records and the names
- * of owned objects nobody declared or recorded (owned_extra: "kind/name" keys).
- */
-int graph_build(graph *g, const schema_set *desired, state_record *const *records, size_t n_records,
-                char *const *owned_extra);
+int graph_init(graph *g);
 void graph_done(graph *g);
 graph_node *graph_lookup(const graph *g, const char *key);
-/* The domain that claims a declared hostdev, or "?" when none does. */
-const char *graph_hostdev_claimant(const graph *g, const char *hostdev);
+/* The node for a key, added when missing. */
+int graph_ensure(graph *g, const char *key, graph_node **ret);
+/* Points a node at its current declaration (NULL: none) and updates the dependency edges. */
+int graph_set_desired(graph *g, graph_node *n, const schema_resource *desired);
+/* Hands a record to its node, which owns it from then on. */
+void graph_set_record(graph_node *n, state_record *rec);
+/* The keys that depend on key. */
+char *const *graph_dependents(const graph *g, const char *key);
+/* Sorts nodes into processing order: declared in kind order, then removals in reverse. */
+void graph_sort(graph_node **nodes, size_t n);
+
+/*
+ * The domain that claims a hostdev: the first, by name, of the declared
+ * domains that name it. NULL when none does.
+ */
+const graph_node *graph_hostdev_claimant(const graph *g, const char *hostdev_name);

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * One convergence pass: load, build the graph, hand each node to its
- * reconciler in dependency order, and record what happened.
+ * Processing a batch of nodes: check dependencies, hand each node to its
+ * reconciler in dependency order, record what happened and report it.
  */
-#include "controller/controller.h"
-#include "controller/graph.h"
+#include "controller/pass.h"
 
 /*
  * Records are committed in batches: a crash loses at most one batch of
@@ -13,62 +12,86 @@
  */
 #define COMMIT_BATCH 512
 
-typedef struct pass {
-        vf_controller *c;
-        graph graph;
-        vf_report *report;
-        state_record **records;
-        size_t n_records;
-} pass;
+/* What one node's request needs beyond the node itself, derived from the graph. */
+typedef struct node_context {
+        char hash[VF_HASH_HEX_LEN + 1];
+        const schema_resource **hostdevs;
+        size_t n_hostdevs;
+        const char *claim_conflict; /* a hostdev another domain claims */
+        const char *conflict_claimant;
+        const graph_node *claimant; /* for a hostdev: the domain that claims it */
+} node_context;
 
-static void pass_done(pass *p) {
-        graph_done(&p->graph);
-        state_record_list_free(p->records, p->n_records);
+static void node_context_done(node_context *nc) {
+        free(nc->hostdevs);
 }
 
-static int64_t next_generation(const graph_node *n) {
+static bool file_failed(const schema_set *desired, const char *file) {
+        return file && vf_strv_contains(desired->files_failed, file);
+}
+
+/* A domain that names hostdevs must change when one of their addresses does. */
+static void fold_hostdev_hash(node_context *nc, const schema_resource *desired) {
+        vf_buf b = {};
+
+        vf_buf_puts(&b, desired->hash);
+        for (size_t i = 0; i < nc->n_hostdevs; i++)
+                vf_buf_printf(&b, "\n%s", nc->hostdevs[i]->hostdev.pci);
+        if (!b.oom)
+                vf_sha256_hex(b.data, b.len, nc->hash);
+        vf_buf_done(&b);
+}
+
+static int link_domain_hostdevs(const graph *g, const graph_node *n, node_context *nc) {
+        char **names = n->desired->domain.hostdevs;
+        size_t count = vf_strv_length(names);
+
+        nc->hostdevs = calloc(count ? count : 1, sizeof(schema_resource *));
+        if (!nc->hostdevs)
+                return -ENOMEM;
+        for (size_t i = 0; i < count; i++) {
+                _cleanup_free_ char *key = schema_key(VF_KIND_HOSTDEV, names[i]);
+                const graph_node *hostdev = key ? graph_lookup(g, key) : NULL;
+                const graph_node *claimant = graph_hostdev_claimant(g, names[i]);
+                if (!key)
+                        return -ENOMEM;
+                if (!hostdev || !hostdev->desired)
+                        continue; /* the dependency check reports it */
+                if (claimant != n) {
+                        nc->claim_conflict = names[i];
+                        nc->conflict_claimant = claimant ? claimant->name : "?";
+                        continue;
+                }
+                nc->hostdevs[nc->n_hostdevs++] = hostdev->desired;
+        }
+        if (nc->n_hostdevs > 0)
+                fold_hostdev_hash(nc, n->desired);
+        return 0;
+}
+
+static int make_node_context(const graph *g, const graph_node *n, node_context *nc) {
+        *nc = (node_context) {};
+        if (!n->desired)
+                return 0;
+        memcpy(nc->hash, n->desired->hash, sizeof nc->hash);
+        if (n->kind == VF_KIND_HOSTDEV)
+                nc->claimant = graph_hostdev_claimant(g, n->name);
+        if (n->kind == VF_KIND_DOMAIN)
+                return link_domain_hostdevs(g, n, nc);
+        return 0;
+}
+
+static int64_t next_generation(const graph_node *n, const node_context *nc) {
         if (!n->record)
                 return 1;
-        if (vf_streq_ptr(n->record->desired_hash, n->hash))
+        if (vf_streq_ptr(n->record->desired_hash, nc->hash))
                 return n->record->generation;
         return n->record->generation + 1;
 }
 
-static int collect_owned_extra(pass *p, char ***ret) {
-        _cleanup_(vf_map_freep) vf_map *known = vf_map_new();
-        char **extra = NULL;
-        int r = 0;
-
-        if (!known)
-                return -ENOMEM;
-        for (size_t i = 0; i < p->c->desired->n_resources && r >= 0; i++) {
-                _cleanup_free_ char *key = schema_key(p->c->desired->resources[i]->kind, p->c->desired->resources[i]->name);
-                r = key ? vf_map_put(known, key, (void *) 1) : -ENOMEM;
-        }
-        for (size_t i = 0; i < p->n_records && r >= 0; i++) {
-                _cleanup_free_ char *key = vf_printf("%s/%s", p->records[i]->kind, p->records[i]->name);
-                r = key ? vf_map_put(known, key, (void *) 1) : -ENOMEM;
-        }
-        for (vf_kind k = 0; k < _VF_KIND_MAX && r >= 0; k++) {
-                const rc_ops *ops = rc_ops_for_kind(k);
-                _cleanup_strv_free_ char **names = NULL;
-                if (!ops || !ops->owned_names)
-                        continue;
-                r = ops->owned_names(&p->c->rc, known, &names);
-                for (size_t i = 0; r >= 0 && names && names[i]; i++)
-                        r = vf_strv_consume(&extra, schema_key(k, names[i]));
-        }
-        if (r < 0) {
-                vf_strv_free(extra);
-                return r;
-        }
-        *ret = extra;
-        return 0;
-}
-
 /* Is a dependency usable? Declared ones were processed first; the rest are probed in libvirt. */
 static int dependency_ready(pass *p, const char *key, bool *ready, char **why) {
-        graph_node *dep = graph_lookup(&p->graph, key);
+        graph_node *dep = graph_lookup(p->c->graph, key);
         const char *slash = strchr(key, '/');
         _cleanup_free_ char *kind_name = strndup(key, slash - key);
         vf_kind kind = vf_kind_from_string(kind_name);
@@ -106,7 +129,7 @@ static int check_dependencies(pass *p, const graph_node *n, rc_result *res, bool
         return 0;
 }
 
-static int reconcile_node(pass *p, graph_node *n, int64_t generation, rc_result *res) {
+static int reconcile_node(pass *p, graph_node *n, const node_context *nc, int64_t generation, rc_result *res) {
         const rc_ops *ops = rc_ops_for_kind(n->kind);
         rc_request req = {
                 .kind = n->kind,
@@ -114,16 +137,17 @@ static int reconcile_node(pass *p, graph_node *n, int64_t generation, rc_result 
                 .desired = n->desired,
                 .record = n->record,
                 .generation = generation,
-                .hash = n->hash,
-                .hostdevs = n->hostdevs,
-                .n_hostdevs = n->n_hostdevs,
-                .claimant = n->claimant,
-                .claimant_running = n->claimant_running,
+                .hash = nc->hash,
+                .hostdevs = nc->hostdevs,
+                .n_hostdevs = nc->n_hostdevs,
+                .claimant = nc->claimant ? nc->claimant->name : NULL,
+                .claimant_running = nc->claimant &&
+                                    nc->claimant->desired->domain.state == SCHEMA_DOMAIN_RUNNING,
         };
         bool deps_ok;
         int r;
 
-        if (n->held) {
+        if (!n->desired && n->record && file_failed(p->c->desired, n->record->source_file)) {
                 rc_result_set(res, RC_FAILED, false, "InvalidFile",
                               "%s has errors; its last applied state is kept until the file is fixed",
                               n->record->source_file);
@@ -142,17 +166,43 @@ static int reconcile_node(pass *p, graph_node *n, int64_t generation, rc_result 
                 }
                 return ops->remove(&p->c->rc, &req, res);
         }
-        if (n->claim_conflict) {
+        if (nc->claim_conflict) {
                 rc_result_set(res, RC_FAILED, false, "Conflict",
                               "hostdev %s is already used by domain %s; a hostdev serves one domain: remove it "
                               "from one of them",
-                              n->claim_conflict, graph_hostdev_claimant(&p->graph, n->claim_conflict));
+                              nc->claim_conflict, nc->conflict_claimant);
                 return 0;
         }
         r = check_dependencies(p, n, res, &deps_ok);
         if (r < 0 || !deps_ok)
                 return r;
         return ops->apply(&p->c->rc, &req, res);
+}
+
+/* ---- recording ------------------------------------------------------------- */
+
+bool pass_result_retried_by_timer(const rc_result *res) {
+        /* These wait for an event (a dependency, a link, a file), not for time. */
+        static const char *const event_driven[] = { "DependencyNotReady", "PFDown", "PFNotFound", "InvalidFile" };
+
+        if (res->ready || res->outcome == RC_KEPT)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(event_driven); i++)
+                if (vf_streq_ptr(res->reason, event_driven[i]))
+                        return false;
+        return true;
+}
+
+/* Exponential backoff with jitter: base * 2^(attempts-1), capped, then drawn from its upper half. */
+static int64_t retry_delay_usec(const vf_controller *c, int64_t attempts) {
+        int64_t base = (int64_t) c->opts.retry_base_sec * 1000000, cap = (int64_t) c->opts.retry_max_sec * 1000000;
+        int64_t delay = base;
+
+        for (int64_t i = 1; i < attempts && delay < cap; i++)
+                delay *= 2;
+        if (delay > cap)
+                delay = cap;
+        return delay / 2 + (int64_t) (random() % (delay / 2 + 1));
 }
 
 static int set_conditions(state_record *rec, const rc_result *res, int64_t now) {
@@ -166,13 +216,14 @@ static int set_conditions(state_record *rec, const rc_result *res, int64_t now) 
         return 0;
 }
 
-static int update_record(state_record *rec, const graph_node *n, int64_t generation, const rc_result *res) {
+static int update_record(const vf_controller *c, state_record *rec, const graph_node *n, const node_context *nc,
+                         int64_t generation, const rc_result *res) {
         int r = 0;
 
         if (n->desired) {
                 r = vf_free_and_strdup(&rec->source_file, n->desired->file);
                 if (r >= 0)
-                        r = vf_free_and_strdup(&rec->desired_hash, n->hash);
+                        r = vf_free_and_strdup(&rec->desired_hash, nc->hash);
                 rec->generation = generation;
         }
         if (r >= 0 && res->uuid)
@@ -183,18 +234,20 @@ static int update_record(state_record *rec, const graph_node *n, int64_t generat
                 r = vf_free_and_strdup(&rec->applied_desired_xml, res->applied_desired_xml);
         if (r < 0)
                 return r;
+        rec->updated_usec = vf_now_realtime_usec();
+        rec->next_retry_usec = 0;
         if (res->ready && n->desired) {
                 rec->observed_generation = generation;
                 rec->attempts = 0;
-                rec->next_retry_usec = 0;
                 r = vf_free_and_strdup(&rec->last_error, NULL);
         } else if (!res->ready) {
                 rec->attempts++;
+                if (c->opts.daemon && pass_result_retried_by_timer(res))
+                        rec->next_retry_usec = rec->updated_usec + retry_delay_usec(c, rec->attempts);
                 r = vf_free_and_strdup(&rec->last_error, res->message);
         }
         if (r < 0)
                 return r;
-        rec->updated_usec = vf_now_realtime_usec();
         return set_conditions(rec, res, rec->updated_usec);
 }
 
@@ -202,28 +255,33 @@ static bool record_goes_away(const rc_result *res) {
         return res->outcome == RC_DELETED || (res->outcome == RC_KEPT && vf_streq_ptr(res->reason, "NotOwned"));
 }
 
-static int record_node(pass *p, const graph_node *n, int64_t generation, const rc_result *res) {
+static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t generation, const rc_result *res) {
         state_store *store = p->c->store;
         _cleanup_(state_record_freep) state_record *fresh = NULL;
-        state_record *rec;
         int r;
 
-        if (record_goes_away(res))
-                return n->record ? state_delete(store, vf_kind_to_string(n->kind), n->name) : 0;
+        if (record_goes_away(res)) {
+                r = n->record ? state_delete(store, vf_kind_to_string(n->kind), n->name) : 0;
+                if (r >= 0)
+                        graph_set_record(n, NULL);
+                return r;
+        }
         if (!n->desired && !n->record)
                 return 0; /* an owned extra we kept: nothing of ours to record */
-        if (n->record)
-                rec = (state_record *) n->record; /* the pass owns the list: updating it in place is safe */
-        else {
-                rec = fresh = state_record_new(vf_kind_to_string(n->kind), n->name);
-                if (!rec)
+        if (!n->record) {
+                fresh = state_record_new(vf_kind_to_string(n->kind), n->name);
+                if (!fresh)
                         return -ENOMEM;
         }
-        r = update_record(rec, n, generation, res);
-        if (r < 0)
-                return r;
-        return state_put(store, rec);
+        r = update_record(p->c, fresh ? fresh : n->record, n, nc, generation, res);
+        if (r >= 0)
+                r = state_put(store, fresh ? fresh : n->record);
+        if (r >= 0 && fresh)
+                graph_set_record(n, TAKE_PTR(fresh));
+        return r;
 }
+
+/* ---- reporting --------------------------------------------------------------- */
 
 static void entry_done(vf_report_entry *e) {
         free(e->name);
@@ -233,7 +291,7 @@ static void entry_done(vf_report_entry *e) {
 }
 
 /* Fills the node's report entry, replacing what an earlier round of this pass put there. */
-static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
+static int set_entry(vf_report *report, graph_node *n, rc_result *res, char *old_xml) {
         vf_report_entry *e;
 
         if (n->entry) {
@@ -242,8 +300,10 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
                 entry_done(e);
         } else {
                 e = realloc(report->entries, (report->n_entries + 1) * sizeof *e);
-                if (!e)
+                if (!e) {
+                        free(old_xml);
                         return -ENOMEM;
+                }
                 report->entries = e;
                 e = &report->entries[report->n_entries++];
                 n->entry = report->n_entries;
@@ -255,7 +315,7 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
                                : n->record && n->record->source_file ? strdup(n->record->source_file)
                                                                       : NULL,
                 .result = *res,
-                .old_xml = n->record && n->record->applied_desired_xml ? strdup(n->record->applied_desired_xml) : NULL,
+                .old_xml = old_xml,
         };
         *res = (rc_result) {};
         report->by_outcome[e->result.outcome]++;
@@ -266,34 +326,56 @@ static void log_result(const vf_controller *c, const graph_node *n, const rc_res
         vf_log_level level = res->outcome == RC_FAILED    ? VF_LOG_WARNING
                              : res->outcome == RC_UNCHANGED ? VF_LOG_DEBUG
                                                             : VF_LOG_INFO;
-        vf_log(c, level, "%s: %s: %s%s%s", n->key, rc_outcome_to_string(res->outcome), res->reason ? res->reason : "",
-               res->message ? ": " : "", res->message ? res->message : "");
+        vf_log_resource(c, level, n->key, "%s: %s%s%s", rc_outcome_to_string(res->outcome),
+                        res->reason ? res->reason : "", res->message ? ": " : "", res->message ? res->message : "");
+}
+
+/* What dependents and the work queue need to know of a node's last result. */
+static int remember_result(graph_node *n, const rc_result *res) {
+        n->processed = true;
+        n->ready = res->ready;
+        n->outcome = res->outcome;
+        int r = vf_free_and_strdup(&n->reason, res->reason);
+        if (r >= 0)
+                r = vf_free_and_strdup(&n->watch_link, res->watch_link);
+        if (r < 0)
+                return r;
+        free(n->not_ready_reason);
+        n->not_ready_reason = res->ready ? NULL : vf_printf("%s: %s", res->reason, res->message ? res->message : "");
+        return res->ready || n->not_ready_reason ? 0 : -ENOMEM;
 }
 
 static int process_node(pass *p, graph_node *n, char **errmsg) {
         _cleanup_(rc_result_done) rc_result res = {};
-        int64_t generation = n->desired ? next_generation(n) : n->record ? n->record->generation : 0;
-        int r = reconcile_node(p, n, generation, &res);
+        _cleanup_(node_context_done) node_context nc = {};
+        _cleanup_free_ char *old_xml = n->record && n->record->applied_desired_xml
+                                               ? strdup(n->record->applied_desired_xml)
+                                               : NULL;
+        int r = make_node_context(p->c->graph, n, &nc);
+        if (r < 0)
+                return r;
+        int64_t generation = n->desired ? next_generation(n, &nc) : n->record ? n->record->generation : 0;
 
+        r = reconcile_node(p, n, &nc, generation, &res);
         /* A reconciler that failed says why; anything else it did not expect is reported as such. */
         if (r < 0 && !res.reason)
                 rc_result_set(&res, RC_FAILED, false, "InternalError", "%s", strerror(-r));
-        n->ready = res.ready;
-        free(n->not_ready_reason);
-        n->not_ready_reason = NULL;
-        if (!res.ready)
-                n->not_ready_reason = vf_printf("%s: %s", res.reason, res.message ? res.message : "");
+        r = remember_result(n, &res);
+        if (r < 0)
+                return r;
         log_result(p->c, n, &res);
         if (!p->c->opts.dry_run) {
-                r = record_node(p, n, generation, &res);
+                r = record_node(p, n, &nc, generation, &res);
                 if (r < 0) {
                         *errmsg = vf_printf("cannot record %s in the state file: %s", n->key,
                                             state_last_error(p->c->store));
                         return r;
                 }
         }
-        return set_entry(p->report, n, &res);
+        return set_entry(p->report, n, &res, TAKE_PTR(old_xml));
 }
+
+/* ---- the batch ------------------------------------------------------------------- */
 
 static int begin_batch(pass *p) {
         return p->c->opts.dry_run ? 0 : state_begin(p->c->store);
@@ -313,76 +395,34 @@ static int end_batch(pass *p, char **errmsg) {
  * domains after it in the order have stopped or gone: one more look, in the
  * same pass, so that apply does not need a second run for it.
  */
-static bool worth_second_round(const pass *p, const graph_node *n) {
-        const rc_result *res = n->entry ? &p->report->entries[n->entry - 1].result : NULL;
-        return res && res->outcome == RC_WAITING && vf_streq_ptr(res->reason, "InUse");
+static bool worth_second_round(const graph_node *n) {
+        return n->entry && n->outcome == RC_WAITING && vf_streq_ptr(n->reason, "InUse");
 }
 
-static int run_nodes(pass *p, char **errmsg) {
-        int r = begin_batch(p);
+int pass_run(pass *p, char **errmsg) {
+        int r;
 
-        for (size_t i = 0; r >= 0 && i < p->graph.n_nodes; i++) {
-                r = process_node(p, &p->graph.nodes[i], errmsg);
+        graph_sort(p->batch, p->n_batch);
+        for (size_t i = 0; i < p->n_batch; i++)
+                p->batch[i]->entry = 0;
+        r = begin_batch(p);
+        for (size_t i = 0; r >= 0 && i < p->n_batch; i++) {
+                r = process_node(p, p->batch[i], errmsg);
                 if (r >= 0 && (i + 1) % COMMIT_BATCH == 0) {
                         r = end_batch(p, errmsg);
                         if (r >= 0)
                                 r = begin_batch(p);
                 }
         }
-        for (size_t i = 0; r >= 0 && i < p->graph.n_nodes; i++)
-                if (worth_second_round(p, &p->graph.nodes[i]))
-                        r = process_node(p, &p->graph.nodes[i], errmsg);
+        for (size_t i = 0; r >= 0 && i < p->n_batch; i++)
+                if (worth_second_round(p->batch[i]))
+                        r = process_node(p, p->batch[i], errmsg);
         if (r < 0) {
                 if (!p->c->opts.dry_run)
                         (void) state_rollback(p->c->store);
                 return r;
         }
         return end_batch(p, errmsg);
-}
-
-static int load_desired(vf_controller *c, vf_report *report) {
-        schema_set_free(c->desired);
-        c->desired = NULL;
-        int r = schema_load(c->opts.paths, vf_strv_length(c->opts.paths), &c->desired);
-        if (r < 0)
-                return r;
-        report->desired = c->desired;
-        report->n_file_errors = c->desired->n_diags;
-        for (size_t i = 0; i < c->desired->n_diags; i++) {
-                _cleanup_free_ char *line = schema_diag_format(&c->desired->diags[i]);
-                vf_log(c, VF_LOG_ERR, "%s", line ? line : "out of memory");
-        }
-        return 0;
-}
-
-int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
-        _cleanup_(pass_done) pass p = { .c = c, .report = report };
-        _cleanup_strv_free_ char **owned_extra = NULL;
-        rc_counters before = c->rc.counters;
-        int r;
-
-        *report = (vf_report) {};
-        r = load_desired(c, report);
-        if (r < 0)
-                return r;
-        r = state_list(c->store, &p.records, &p.n_records);
-        if (r < 0) {
-                *errmsg = vf_printf("cannot read the state file: %s", state_last_error(c->store));
-                return r;
-        }
-        r = rc_context_begin_pass(&c->rc, errmsg);
-        if (r >= 0)
-                r = collect_owned_extra(&p, &owned_extra);
-        if (r >= 0)
-                r = graph_build(&p.graph, c->desired, p.records, p.n_records, owned_extra);
-        if (r >= 0)
-                r = run_nodes(&p, errmsg);
-        rc_context_end_pass(&c->rc);
-        for (rc_call i = 0; i < _RC_CALL_MAX; i++)
-                report->counters.calls[i] = c->rc.counters.calls[i] - before.calls[i];
-        if (r < 0 && !*errmsg)
-                *errmsg = vf_printf("the pass stopped: %s", strerror(-r));
-        return r;
 }
 
 void vf_report_done(vf_report *r) {

@@ -43,6 +43,7 @@ static int domain_undefine(void *obj) {
 const rc_object_class rc_domain_class = {
         .kind = VF_KIND_DOMAIN,
         .list_all = domain_list_all,
+        .lookup_by_name = (void *(*) (virConnectPtr, const char *) ) virDomainLookupByName,
         .get_name = (const char *(*) (void *) ) virDomainGetName,
         .define_xml = domain_define,
         .get_xml = domain_get_xml,
@@ -78,6 +79,7 @@ static char *network_get_xml(void *obj, bool inactive) {
 const rc_object_class rc_network_class = {
         .kind = VF_KIND_NETWORK,
         .list_all = network_list_all,
+        .lookup_by_name = (void *(*) (virConnectPtr, const char *) ) virNetworkLookupByName,
         .get_name = (const char *(*) (void *) ) virNetworkGetName,
         .define_xml = network_define,
         .get_xml = network_get_xml,
@@ -106,35 +108,40 @@ static const rc_object_class *class_for_kind(vf_kind kind) {
 
 /* name -> handle, per kind; the handles are owned here and freed at end of pass. */
 struct rc_inventory {
+        rc_context *ctx;
         vf_map *objects[_VF_KIND_MAX];
+        bool listed[_VF_KIND_MAX]; /* every object of the kind is in the map */
 };
+
+static void free_objects(const rc_object_class *cls, vf_map *map) {
+        size_t it = 0;
+        void *obj;
+
+        while (map && vf_map_next(map, &it, NULL, &obj))
+                cls->free(obj);
+        vf_map_free(map);
+}
 
 static void inventory_free(rc_inventory *inv) {
         if (!inv)
                 return;
-        for (int k = 0; k < _VF_KIND_MAX; k++) {
-                const rc_object_class *cls = class_for_kind(k);
-                size_t it = 0;
-                void *obj;
-                if (!inv->objects[k])
-                        continue;
-                while (vf_map_next(inv->objects[k], &it, NULL, &obj))
-                        cls->free(obj);
-                vf_map_free(inv->objects[k]);
-        }
+        for (int k = 0; k < _VF_KIND_MAX; k++)
+                if (inv->objects[k])
+                        free_objects(class_for_kind(k), inv->objects[k]);
         free(inv);
 }
 
-static int inventory_list_kind(rc_context *ctx, const rc_object_class *cls, vf_map *map, char **errmsg) {
+/* Replaces what the map holds of a kind with a fresh listing of all of them. */
+static int inventory_list_kind(rc_inventory *inv, vf_kind kind, char **errmsg) {
+        const rc_object_class *cls = class_for_kind(kind);
+        _cleanup_(vf_map_freep) vf_map *map = vf_map_new();
         void **objs = NULL;
-        int n = cls->list_all(ctx->conn, &objs);
-        int r = 0;
+        int r = map ? 0 : -ENOMEM;
 
-        rc_count_read(ctx, RC_CALL_LIST);
-        if (n < 0) {
-                *errmsg = vf_printf("cannot list %ss: %s", vf_kind_to_string(cls->kind), rc_libvirt_error());
-                return -EIO;
-        }
+        rc_count_read(inv->ctx, RC_CALL_LIST);
+        int n = r < 0 ? 0 : cls->list_all(inv->ctx->conn, &objs);
+        if (n < 0)
+                return vf_error(errmsg, -EIO, "cannot list %ss: %s", vf_kind_to_string(kind), rc_libvirt_error());
         for (int i = 0; i < n; i++) {
                 if (r == 0)
                         r = vf_map_put(map, cls->get_name(objs[i]), objs[i]);
@@ -142,27 +149,33 @@ static int inventory_list_kind(rc_context *ctx, const rc_object_class *cls, vf_m
                         cls->free(objs[i]);
         }
         free(objs);
-        return r;
+        if (r < 0)
+                return r;
+        free_objects(cls, inv->objects[kind]);
+        inv->objects[kind] = TAKE_PTR(map);
+        inv->listed[kind] = true;
+        return 0;
 }
 
-int rc_context_begin_pass(rc_context *ctx, char **errmsg) {
+int rc_context_begin_pass(rc_context *ctx, bool list_all, char **errmsg) {
         rc_inventory *inv = calloc(1, sizeof *inv);
-        int r;
 
         if (!inv)
                 return -ENOMEM;
         rc_context_end_pass(ctx);
         ctx->inventory = inv;
+        inv->ctx = ctx;
         for (int k = 0; k < _VF_KIND_MAX; k++) {
-                const rc_object_class *cls = class_for_kind(k);
-                if (!cls)
+                if (!class_for_kind(k))
                         continue;
                 inv->objects[k] = vf_map_new();
                 if (!inv->objects[k])
                         return -ENOMEM;
-                r = inventory_list_kind(ctx, cls, inv->objects[k], errmsg);
-                if (r < 0)
-                        return r;
+                if (list_all) {
+                        int r = inventory_list_kind(inv, k, errmsg);
+                        if (r < 0)
+                                return r;
+                }
         }
         return 0;
 }
@@ -181,9 +194,21 @@ void rc_context_done(rc_context *ctx) {
 }
 
 void *rc_inventory_lookup(rc_context *ctx, vf_kind kind, const char *name) {
-        if (!ctx->inventory || !ctx->inventory->objects[kind])
+        rc_inventory *inv = ctx->inventory;
+        const rc_object_class *cls = class_for_kind(kind);
+
+        if (!inv || !inv->objects[kind])
                 return NULL;
-        return vf_map_get(ctx->inventory->objects[kind], name);
+        void *obj = vf_map_get(inv->objects[kind], name);
+        if (obj || inv->listed[kind])
+                return obj;
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        obj = cls->lookup_by_name(ctx->conn, name);
+        if (obj && vf_map_put(inv->objects[kind], name, obj) < 0) {
+                cls->free(obj);
+                return NULL;
+        }
+        return obj;
 }
 
 int rc_inventory_replace(rc_context *ctx, vf_kind kind, const char *name, void *obj) {
@@ -208,6 +233,12 @@ int rc_inventory_foreach(rc_context *ctx, vf_kind kind, int (*fn)(void *obj, voi
         size_t it = 0;
         void *obj;
 
+        if (!ctx->inventory->listed[kind]) {
+                _cleanup_free_ char *errmsg = NULL;
+                int r = inventory_list_kind(ctx->inventory, kind, &errmsg);
+                if (r < 0)
+                        return r;
+        }
         while (vf_map_next(ctx->inventory->objects[kind], &it, NULL, &obj)) {
                 int r = fn(obj, userdata);
                 if (r < 0)

@@ -16,6 +16,7 @@
 typedef struct rc_object_class {
         vf_kind kind;
         int (*list_all)(virConnectPtr conn, void ***objs); /* count, or -1 */
+        void *(*lookup_by_name)(virConnectPtr conn, const char *name);
         const char *(*get_name)(void *obj);
         void *(*define_xml)(virConnectPtr conn, const char *xml);
         char *(*get_xml)(void *obj, bool inactive);

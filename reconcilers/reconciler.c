@@ -67,6 +67,7 @@ void rc_result_done(rc_result *res) {
         free(res->applied_xml_hash);
         free(res->applied_desired_xml);
         vf_strv_free(res->steps);
+        free(res->watch_link);
         *res = (rc_result) {};
 }
 

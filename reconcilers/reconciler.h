@@ -74,8 +74,12 @@ typedef struct rc_context {
 /* Dies with SIGKILL when point is ctx->fault_point: a crash at a chosen step. */
 void rc_fault_point(const rc_context *ctx, const char *point);
 
-/* Lists libvirt's domains and networks once; the pass then looks names up here. */
-int rc_context_begin_pass(rc_context *ctx, char **errmsg);
+/*
+ * Starts a pass. With list_all, libvirt's domains and networks are listed
+ * once up front (a full pass looks at all of them); otherwise each name is
+ * looked up when first needed, and listed only if a reconciler must see all.
+ */
+int rc_context_begin_pass(rc_context *ctx, bool list_all, char **errmsg);
 void rc_context_end_pass(rc_context *ctx);
 void rc_context_done(rc_context *ctx);
 
@@ -122,6 +126,7 @@ typedef struct rc_result {
         char *applied_desired_xml;
         char **steps; /* what was (or, in a dry run, would be) done, in order */
         bool config_changed; /* the definition changed: plan shows a diff */
+        char *watch_link; /* a netdev whose link events should bring this resource back (a VF's PF) */
 } rc_result;
 
 void rc_result_done(rc_result *res);

@@ -143,7 +143,9 @@ static int pf_gate(hostdev_run *run, bool *open) {
         int r;
 
         *open = false;
-        r = netlink(run->ctx, &nl);
+        r = vf_free_and_strdup(&run->res->watch_link, res->pf_netdev);
+        if (r >= 0)
+                r = netlink(run->ctx, &nl);
         if (r >= 0)
                 r = hd_link_state(nl, res->pf_netdev, &admin_up, &carrier);
         if (r == -ENODEV) {

@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Which nodes a pass processes. A full pass (apply, plan, SIGHUP) loads every
+ * file, rebuilds the graph from the files, the store and libvirt's owned
+ * objects, and processes all of it. An incremental pass (the daemon's events)
+ * processes only the keys an event named and what depends on them, so that
+ * its cost does not grow with the number of resources.
+ */
+#include "controller/pass.h"
+
+static int load_desired(vf_controller *c, schema_set **ret) {
+        int r = schema_load(c->opts.paths, vf_strv_length(c->opts.paths), ret);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < (*ret)->n_diags; i++) {
+                _cleanup_free_ char *line = schema_diag_format(&(*ret)->diags[i]);
+                vf_log(c, VF_LOG_ERR, "%s", line ? line : "out of memory");
+        }
+        return 0;
+}
+
+static int add_records(graph *g, state_store *store, char **errmsg) {
+        state_record **records = NULL;
+        size_t n = 0;
+        int r = state_list(store, &records, &n);
+
+        if (r < 0) {
+                *errmsg = vf_printf("cannot read the state file: %s", state_last_error(store));
+                return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *key = vf_printf("%s/%s", records[i]->kind, records[i]->name);
+                graph_node *node;
+                r = key ? graph_ensure(g, key, &node) : -ENOMEM;
+                if (r == -EINVAL)
+                        continue; /* a kind from a newer virtform: not ours to judge */
+                if (r < 0)
+                        break;
+                graph_set_record(node, TAKE_PTR(records[i]));
+        }
+        state_record_list_free(records, n);
+        return r < 0 ? r : 0;
+}
+
+static int add_declared(graph *g, const schema_set *desired) {
+        for (size_t i = 0; i < desired->n_resources; i++) {
+                const schema_resource *res = desired->resources[i];
+                _cleanup_free_ char *key = schema_key(res->kind, res->name);
+                graph_node *node;
+                int r = key ? graph_ensure(g, key, &node) : -ENOMEM;
+                if (r >= 0)
+                        r = graph_set_desired(g, node, res);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Owned objects that no file declares and the store does not know: left behind by a lost store or a crash. */
+static int add_owned_extra(vf_controller *c, graph *g) {
+        for (vf_kind k = 0; k < _VF_KIND_MAX; k++) {
+                const rc_ops *ops = rc_ops_for_kind(k);
+                _cleanup_strv_free_ char **names = NULL;
+                if (!ops || !ops->owned_names)
+                        continue;
+                int r = ops->owned_names(&c->rc, g->by_key, &names);
+                for (size_t i = 0; r >= 0 && names && names[i]; i++) {
+                        _cleanup_free_ char *key = schema_key(k, names[i]);
+                        graph_node *node;
+                        r = key ? graph_ensure(g, key, &node) : -ENOMEM;
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int build_graph(vf_controller *c, schema_set *desired, graph *g, char **errmsg) {
+        int r = graph_init(g);
+        if (r >= 0)
+                r = add_records(g, c->store, errmsg);
+        if (r >= 0)
+                r = add_declared(g, desired);
+        if (r >= 0)
+                r = add_owned_extra(c, g);
+        return r;
+}
+
+static void replace_graph(vf_controller *c, graph *g) {
+        if (!c->graph) {
+                c->graph = malloc(sizeof *c->graph);
+                if (!c->graph)
+                        abort(); /* a few bytes after a whole graph was built */
+        } else
+                graph_done(c->graph);
+        *c->graph = *g;
+        *g = (graph) {};
+}
+
+static void report_counters(const vf_controller *c, const rc_counters *before, vf_report *report) {
+        for (rc_call i = 0; i < _RC_CALL_MAX; i++)
+                report->counters.calls[i] = c->rc.counters.calls[i] - before->calls[i];
+}
+
+static int run(vf_controller *c, graph_node **batch, size_t n, vf_report *report, char **errmsg) {
+        pass p = { .c = c, .report = report, .batch = batch, .n_batch = n };
+        return pass_run(&p, errmsg);
+}
+
+int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
+        _cleanup_(schema_set_freep) schema_set *desired = NULL;
+        rc_counters before = c->rc.counters;
+        graph g = {};
+        int r;
+
+        *report = (vf_report) {};
+        r = load_desired(c, &desired);
+        if (r < 0)
+                return r;
+        r = rc_context_begin_pass(&c->rc, true, errmsg);
+        if (r >= 0)
+                r = build_graph(c, desired, &g, errmsg);
+        if (r < 0) {
+                graph_done(&g);
+                rc_context_end_pass(&c->rc);
+                return r;
+        }
+        /* The old graph points into the old set: both go together. */
+        replace_graph(c, &g);
+        schema_set_free(c->desired);
+        c->desired = TAKE_PTR(desired);
+        report->desired = c->desired;
+        report->n_file_errors = c->desired->n_diags;
+        _cleanup_free_ graph_node **all = malloc((c->graph->n_nodes + 1) * sizeof *all);
+        if (!all)
+                r = -ENOMEM;
+        else {
+                memcpy(all, c->graph->nodes, c->graph->n_nodes * sizeof *all);
+                r = run(c, all, c->graph->n_nodes, report, errmsg);
+        }
+        rc_context_end_pass(&c->rc);
+        report_counters(c, &before, report);
+        if (r < 0 && !*errmsg)
+                *errmsg = vf_printf("the pass stopped: %s", strerror(-r));
+        return r;
+}
+
+/* ---- incremental ------------------------------------------------------------- */
+
+typedef struct selection {
+        graph_node **nodes;
+        size_t n;
+        vf_map *chosen;
+} selection;
+
+static void selection_done(selection *s) {
+        free(s->nodes);
+        vf_map_free(s->chosen);
+}
+
+static int choose(selection *s, graph_node *node) {
+        if (vf_map_get(s->chosen, node->key))
+                return 0;
+        graph_node **nodes = realloc(s->nodes, (s->n + 1) * sizeof *nodes);
+        if (!nodes)
+                return -ENOMEM;
+        s->nodes = nodes;
+        s->nodes[s->n++] = node;
+        return vf_map_put(s->chosen, node->key, node);
+}
+
+/* Brings a node up to date with the set and the store before it is processed. */
+static int refresh_node(vf_controller *c, const char *key, graph_node **ret) {
+        state_record *rec = NULL;
+        graph_node *node;
+        int r = graph_ensure(c->graph, key, &node);
+
+        if (r < 0)
+                return r;
+        r = graph_set_desired(c->graph, node, vf_map_get(c->desired->by_key, key));
+        if (r < 0)
+                return r;
+        r = state_get(c->store, vf_kind_to_string(node->kind), node->name, &rec);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        graph_set_record(node, rec);
+        *ret = node;
+        return 0;
+}
+
+/* What a changed node brings along: its dependents, and for a domain the hostdevs whose claim may move. */
+static int choose_related(vf_controller *c, selection *s, graph_node *node, char *const *old_depends) {
+        char *const *lists[] = { graph_dependents(c->graph, node->key), node->depends, old_depends };
+
+        for (size_t l = 0; l < ELEMENTSOF(lists); l++)
+                for (size_t i = 0; lists[l] && lists[l][i]; i++) {
+                        graph_node *related = graph_lookup(c->graph, lists[l][i]);
+                        bool wanted = l == 0 || (related && related->kind == VF_KIND_HOSTDEV);
+                        int r = related && wanted ? choose(s, related) : 0;
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
+static int select_keys(vf_controller *c, char *const *keys, selection *s) {
+        s->chosen = vf_map_new();
+        if (!s->chosen)
+                return -ENOMEM;
+        for (size_t i = 0; keys && keys[i]; i++) {
+                graph_node *existing = graph_lookup(c->graph, keys[i]);
+                _cleanup_strv_free_ char **old_depends = NULL;
+                graph_node *node;
+                int r = 0;
+                for (size_t d = 0; existing && existing->depends && existing->depends[d] && r >= 0; d++)
+                        r = vf_strv_push(&old_depends, existing->depends[d]);
+                if (r >= 0)
+                        r = refresh_node(c, keys[i], &node);
+                if (r >= 0)
+                        r = choose(s, node);
+                if (r >= 0)
+                        r = choose_related(c, s, node, old_depends);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int vf_controller_pass_keys(vf_controller *c, char *const *keys, vf_report *report, char **errmsg) {
+        _cleanup_(selection_done) selection s = {};
+        rc_counters before = c->rc.counters;
+        int r;
+
+        *report = (vf_report) { .desired = c->desired, .n_file_errors = c->desired->n_diags };
+        r = select_keys(c, keys, &s);
+        if (r >= 0)
+                r = rc_context_begin_pass(&c->rc, false, errmsg);
+        if (r >= 0)
+                r = run(c, s.nodes, s.n, report, errmsg);
+        rc_context_end_pass(&c->rc);
+        report_counters(c, &before, report);
+        if (r < 0 && !*errmsg)
+                *errmsg = vf_printf("the pass stopped: %s", strerror(-r));
+        return r;
+}
