@@ -23,6 +23,12 @@ enum {
         OPT_SHUTDOWN_TIMEOUT,
         OPT_LOG_LEVEL,
         OPT_SYSFS_ROOT,
+        OPT_WAIT,
+        OPT_TIMEOUT,
+        OPT_DEBOUNCE,
+        OPT_RETRY_BASE,
+        OPT_RETRY_MAX,
+        OPT_LOG_FORMAT,
 };
 
 typedef struct command {
@@ -40,6 +46,12 @@ static const struct option converge_options[] = {
         { "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
         { "sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT },
+        { "wait", no_argument, NULL, OPT_WAIT },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "debounce", required_argument, NULL, OPT_DEBOUNCE },
+        { "retry-base", required_argument, NULL, OPT_RETRY_BASE },
+        { "retry-max", required_argument, NULL, OPT_RETRY_MAX },
+        { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -116,6 +128,30 @@ static int parse_options(const command *cmd, vf_options *opts, const char **outp
                 case OPT_SYSFS_ROOT:
                         opts->sysfs_root = optarg;
                         break;
+                case OPT_WAIT:
+                        opts->wait = true;
+                        break;
+                case OPT_TIMEOUT:
+                        if (parse_uint(optarg, &opts->wait_timeout_sec) < 0)
+                                return usage_error(cmd->name, "invalid --timeout '%s': give seconds, 0..86400", optarg);
+                        break;
+                case OPT_DEBOUNCE:
+                        if (parse_uint(optarg, &opts->debounce_msec) < 0)
+                                return usage_error(cmd->name, "invalid --debounce '%s': give milliseconds", optarg);
+                        break;
+                case OPT_RETRY_BASE:
+                        if (parse_uint(optarg, &opts->retry_base_sec) < 0 || opts->retry_base_sec == 0)
+                                return usage_error(cmd->name, "invalid --retry-base '%s': give seconds, 1..86400", optarg);
+                        break;
+                case OPT_RETRY_MAX:
+                        if (parse_uint(optarg, &opts->retry_max_sec) < 0 || opts->retry_max_sec == 0)
+                                return usage_error(cmd->name, "invalid --retry-max '%s': give seconds, 1..86400", optarg);
+                        break;
+                case OPT_LOG_FORMAT:
+                        if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
+                                return usage_error(cmd->name, "invalid --log-format '%s': use text or json", optarg);
+                        opts->log_json = strcmp(optarg, "json") == 0;
+                        break;
                 case 'o':
                         if (!output || (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0))
                                 return usage_error(cmd->name, "invalid --output '%s'", optarg);
@@ -145,23 +181,48 @@ static bool parse_command_line(const command *cmd, vf_options *opts, const char 
         return *status == 0 && !help;
 }
 
+/* parse_command_line() for commands that take DIR... (by default the drop-in directories). */
+static bool parse_command_line_with_paths(const command *cmd, vf_options *opts, int argc, char **argv, int *status) {
+        if (!parse_command_line(cmd, opts, NULL, argc, argv, status))
+                return false;
+        opts->paths = optind < argc ? argv + optind : (char **) schema_default_dirs;
+        return true;
+}
+
+static int fail_run(const char *errmsg, int r) {
+        fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
+        return EXIT_ERROR;
+}
+
+/* apply --wait: follow events until every resource is Ready or the timeout passes. */
+static int wait_converged(vf_daemon *d, vf_controller *c, char **errmsg) {
+        bool converged;
+        int r = vf_daemon_run(d, c, &converged, errmsg);
+        return r == -ETIMEDOUT ? 0 : r;
+}
+
 static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) {
         _cleanup_free_ char *errmsg = NULL;
-        vf_controller c;
+        vf_daemon_options dopts = { .exit_when_converged = true,
+                                    .timeout_usec = (int64_t) opts->wait_timeout_sec * 1000000 };
+        _cleanup_(vf_daemon_freep) vf_daemon *d = NULL;
+        vf_controller c = {};
         vf_report report = {};
-        int r, status;
+        int r, status = EXIT_ERROR;
 
-        r = vf_controller_open(&c, opts, &errmsg);
-        if (r < 0) {
-                fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
-                vf_controller_close(&c);
-                return EXIT_ERROR;
-        }
-        r = vf_controller_pass(&c, &report, &errmsg);
-        if (r < 0) {
-                fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
-                status = EXIT_ERROR;
-        } else {
+        r = opts->wait ? vf_daemon_new(&dopts, &d) : 0;
+        if (r >= 0)
+                r = vf_controller_open(&c, opts, &errmsg);
+        if (r >= 0 && d)
+                r = wait_converged(d, &c, &errmsg);
+        /* What apply prints is one last pass: after --wait, a pass with nothing left to do. */
+        /* The daemon's event callbacks go before the connection they are registered on. */
+        vf_daemon_free(TAKE_PTR(d));
+        if (r >= 0)
+                r = vf_controller_pass(&c, &report, &errmsg);
+        if (r < 0)
+                status = fail_run(errmsg, r);
+        else {
                 print(stdout, &report);
                 status = vf_report_converged(&report) ? EXIT_CONVERGED : EXIT_NOT_CONVERGED;
         }
@@ -170,16 +231,26 @@ static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) 
         return status;
 }
 
-/* parse_command_line() for commands that take DIR... or PATH... */
-static bool parse_command_line_with_paths(const command *cmd, vf_options *opts, int argc, char **argv, int *status) {
-        if (!parse_command_line(cmd, opts, NULL, argc, argv, status))
-                return false;
-        if (optind >= argc) {
-                *status = usage_error(cmd->name, "%s", "nothing to read: name at least one directory or file");
-                return false;
-        }
-        opts->paths = argv + optind;
-        return true;
+static int cmd_run(vf_options *opts, int argc, char **argv) {
+        const command *cmd = find_command("run");
+        _cleanup_free_ char *errmsg = NULL;
+        _cleanup_(vf_daemon_freep) vf_daemon *d = NULL;
+        vf_daemon_options dopts = {};
+        vf_controller c = {};
+        bool converged;
+        int r;
+
+        if (!parse_command_line_with_paths(cmd, opts, argc, argv, &r))
+                return r;
+        opts->daemon = true;
+        r = vf_daemon_new(&dopts, &d);
+        if (r >= 0)
+                r = vf_controller_open(&c, opts, &errmsg);
+        if (r >= 0)
+                r = vf_daemon_run(d, &c, &converged, &errmsg);
+        vf_daemon_free(TAKE_PTR(d));
+        vf_controller_close(&c);
+        return r < 0 ? fail_run(errmsg, r) : EXIT_CONVERGED;
 }
 
 static int cmd_converge(const command *cmd, vf_options *opts, int argc, char **argv,
@@ -342,19 +413,22 @@ static const char converge_help[] =
         "      --shutdown-timeout SEC graceful shutdown before destroy (default 60)\n"
         "      --log-level LEVEL      error, warning, notice (default), info, debug\n"
         "      --sysfs-root DIR       read sysfs under DIR instead of /sys\n"
+        "      --wait                 apply: follow events until every resource is Ready\n"
+        "      --timeout SEC          with --wait: give up after SEC seconds (exit 2)\n"
+        "      --log-format FORMAT    text (default) or json\n"
         "  -h, --help                 show this help\n";
 
 static const command commands[] = {
-        { "apply", "[-c URI] [--state PATH] [--no-prune] DIR...",
+        { "apply", "[-c URI] [--state PATH] [--no-prune] [--wait [--timeout SEC]] [DIR...]",
           "Converge libvirt once to the resources declared in DIR (YAML and XML files) and print one line per\n"
           "resource: created, updated, unchanged, deleted, kept, waiting or failed.\n"
           "Exit status: 0 every resource Ready, 2 something waiting or failed, 1 an error stopped the run.\n\n",
           true, cmd_apply },
-        { "plan", "[-c URI] [--state PATH] [--no-prune] DIR...",
+        { "plan", "[-c URI] [--state PATH] [--no-prune] [DIR...]",
           "Print what apply would do, with a diff per changed definition. Changes neither libvirt nor the\n"
           "state file. Exit status as for apply.\n\n",
           true, cmd_plan },
-        { "validate", "PATH...",
+        { "validate", "[PATH...]",
           "Validate desired-state files or directories without a hypervisor. Errors are printed as\n"
           "FILE:LINE:COLUMN: error: MESSAGE. Exit status: 0 valid, 1 any error.\n\n",
           false, cmd_validate },
@@ -364,6 +438,14 @@ static const command commands[] = {
           "      --state PATH           state file\n"
           "  -o, --output FORMAT        table (default) or json\n",
           false, cmd_status },
+        { "run", "[-c URI] [--state PATH] [--debounce MSEC] [--retry-base SEC] [--retry-max SEC] [DIR...]",
+          "Run the controller: converge, then follow file changes (inotify), libvirt's events, link and device\n"
+          "events, and retry what failed with exponential backoff. With no DIR it reads /etc/virtform.d,\n"
+          "/run/virtform.d and /usr/lib/virtform.d. SIGHUP reloads every file; SIGTERM and SIGINT stop it.\n\n"
+          "      --debounce MSEC        let file changes settle this long before reading them (default 200)\n"
+          "      --retry-base SEC       first retry delay; doubles per attempt, with jitter (default 1)\n"
+          "      --retry-max SEC        longest retry delay (default 300)\n\n",
+          true, cmd_run },
         { "hostdev", "resolve [--sysfs-root DIR] [--state PATH] [-o table|json] BDF",
           "Explain how a PCI device resolves: for an SR-IOV VF its PF, PF netdev, VF index, the method that\n"
           "chose the PF netdev, and the PF's admin state and carrier. Exit status: 0 resolved, 1 otherwise.\n\n"

@@ -8,6 +8,8 @@
  */
 #pragma once
 
+#include <stdatomic.h>
+
 #include "reconcilers/reconciler.h"
 #include "schema/schema.h"
 #include "state/state.h"
@@ -34,6 +36,8 @@ typedef struct vf_options {
         unsigned retry_max_sec;
         unsigned debounce_msec; /* how long file events settle before a reload */
         bool log_json; /* one JSON object per log line */
+        bool wait; /* apply --wait: follow events until converged */
+        unsigned wait_timeout_sec; /* with wait: give up after this long; 0: never */
         const char *fault_point; /* $VIRTFORM_FAULT_POINT: see rc_fault_point() */
 } vf_options;
 
@@ -90,6 +94,36 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg);
  * on them, against the already loaded set and graph. For the daemon.
  */
 int vf_controller_pass_keys(vf_controller *c, char *const *keys, vf_report *report, char **errmsg);
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+typedef struct vf_daemon vf_daemon;
+
+typedef struct vf_daemon_stats {
+        _Atomic uint64_t wakeups; /* times the event loop woke up */
+        _Atomic uint64_t passes; /* passes run, full or incremental */
+        _Atomic bool armed; /* a timer is armed: work is due later */
+} vf_daemon_stats;
+
+typedef struct vf_daemon_options {
+        bool exit_when_converged; /* apply --wait: stop once every resource is Ready */
+        int64_t timeout_usec; /* with exit_when_converged: give up after this long; 0: never */
+        vf_daemon_stats *stats; /* optional, read by tests from another thread */
+} vf_daemon_options;
+
+/*
+ * Blocks the signals the daemon reads and starts libvirt's event thread:
+ * call it before vf_controller_open(), so that the connection delivers events.
+ */
+int vf_daemon_new(const vf_daemon_options *o, vf_daemon **ret);
+void vf_daemon_free(vf_daemon *d);
+DEFINE_POINTER_CLEANUP(vf_daemon, vf_daemon_free);
+/*
+ * Converges, then follows files, libvirt, links and devices until SIGTERM or
+ * SIGINT (returns 0), or with exit_when_converged until every resource is
+ * Ready (0) or the timeout passes (-ETIMEDOUT). *converged says how it ended.
+ */
+int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg);
 
 /* One log line to stderr, as text or JSON; the _resource variant names the resource it is about. */
 void vf_log(const vf_controller *c, vf_log_level level, const char *fmt, ...) _printf_(3, 4);

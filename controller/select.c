@@ -135,7 +135,8 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
         if (!all)
                 r = -ENOMEM;
         else {
-                memcpy(all, c->graph->nodes, c->graph->n_nodes * sizeof *all);
+                if (c->graph->n_nodes > 0)
+                        memcpy(all, c->graph->nodes, c->graph->n_nodes * sizeof *all);
                 r = run(c, all, c->graph->n_nodes, report, errmsg);
         }
         rc_context_end_pass(&c->rc);

@@ -1,27 +1,34 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* One file while it loads: its diagnostics and the resources it declares. */
+/* One file while it loads: its diagnostics, the resources it declares, and the duplicate checks. */
 #include <string.h>
 
 #include "schema/schema-internal.h"
 
-static int set_add_diag(schema_set *set, const char *path, unsigned line, unsigned column, char *message) {
+static int file_add_diag(schema_file *f, unsigned line, unsigned column, char *message) {
         _cleanup_free_ char *msg = message;
         if (!msg)
                 return -ENOMEM;
-        _cleanup_free_ char *file = strdup(path);
+        _cleanup_free_ char *file = strdup(f->path);
         if (!file)
                 return -ENOMEM;
-        schema_diag *d = realloc(set->diags, (set->n_diags + 1) * sizeof(schema_diag));
+        schema_diag *d = realloc(f->diags, (f->n_diags + 1) * sizeof(schema_diag));
         if (!d)
                 return -ENOMEM;
-        set->diags = d;
-        set->diags[set->n_diags++] = (schema_diag) {
+        f->diags = d;
+        f->diags[f->n_diags++] = (schema_diag) {
                 .file = TAKE_PTR(file),
                 .line = line,
                 .column = column,
                 .message = TAKE_PTR(msg),
         };
         return 0;
+}
+
+void schema_diags_clear(schema_diag *diags, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(diags[i].file);
+                free(diags[i].message);
+        }
 }
 
 void schema_file_errorv(schema_file *f, unsigned line, unsigned column, const char *fmt, va_list ap) {
@@ -35,7 +42,7 @@ void schema_file_errorv(schema_file *f, unsigned line, unsigned column, const ch
                 message = vf_printf("more than %u errors; fix the ones above first", SCHEMA_MAX_DIAGS_PER_FILE);
         } else if (vasprintf(&message, fmt, ap) < 0)
                 message = NULL;
-        if (set_add_diag(f->set, f->path, line, column, message) < 0)
+        if (file_add_diag(f, line, column, message) < 0)
                 f->oom = true;
 }
 
@@ -47,8 +54,15 @@ void schema_file_error(schema_file *f, unsigned line, unsigned column, const cha
         va_end(ap);
 }
 
+/* In a reload the set also holds the files sorting after this one: they come later, so they do not count. */
+static const schema_resource *declared_before(const schema_file *f, const schema_resource *other) {
+        if (other && f->name && schema_path_name_cmp(other->file, f->name) >= 0)
+                return NULL;
+        return other;
+}
+
 static const schema_resource *find_declared(const schema_file *f, const char *key) {
-        const schema_resource *r = vf_map_get(f->set->by_key, key);
+        const schema_resource *r = declared_before(f, vf_map_get(f->set->by_key, key));
         return r ? r : vf_map_get(f->by_key, key);
 }
 
@@ -63,7 +77,7 @@ static const schema_resource *find_pci(schema_resource *const *list, size_t n, c
 static bool check_unique_pci(schema_file *f, const schema_resource *r) {
         if (r->kind != VF_KIND_HOSTDEV)
                 return true;
-        const schema_resource *other = find_pci(f->set->resources, f->set->n_resources, r->hostdev.pci);
+        const schema_resource *other = declared_before(f, schema_index_pci(f->set, r->hostdev.pci));
         if (!other)
                 other = find_pci(f->resources, f->n_resources, r->hostdev.pci);
         if (!other)
@@ -91,7 +105,7 @@ int schema_file_add(schema_file *f, schema_resource *resource) {
         if (!f->by_key && !(f->by_key = vf_map_new()))
                 return -ENOMEM;
         _cleanup_free_ char *key = schema_key(r->kind, r->name);
-        if (!key)
+        if (!key || schema_resource_tokens(r, &f->tokens) < 0)
                 return -ENOMEM;
         bool unique = check_unique_key(f, r, key);
         if (!check_unique_pci(f, r) || !unique)
@@ -113,5 +127,8 @@ void schema_file_done(schema_file *f) {
                 schema_resource_free(f->resources[i]);
         free(f->resources);
         vf_map_free(f->by_key);
+        schema_diags_clear(f->diags, f->n_diags);
+        free(f->diags);
+        vf_strv_free(f->tokens);
         *f = (schema_file) {};
 }

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Paths to files, files to resources, and committing a file only when it is clean. */
-#include <dirent.h>
+/* Files to resources, committing a file only when it is clean, at its name's place in the set. */
 #include <string.h>
-#include <sys/stat.h>
 
 #include "schema/schema-internal.h"
 
@@ -51,91 +49,102 @@ static int parse_file(schema_file *f) {
         return schema_yaml_parse(f, data, len);
 }
 
-static int commit(schema_set *set, schema_file *f) {
-        size_t n = set->n_resources + f->n_resources;
-        schema_resource **list = realloc(set->resources, (n ? n : 1) * sizeof(schema_resource *));
+/* Where a file's entries go in the set's name-ordered arrays. */
+typedef struct slot {
+        size_t resource, diag, ok, failed;
+} slot;
+
+static slot find_slot(const schema_file *f) {
+        const schema_set *set = f->set;
+
+        if (!f->name)
+                return (slot) { set->n_resources, set->n_diags, vf_strv_length(set->files_ok),
+                                vf_strv_length(set->files_failed) };
+        return (slot) {
+                .resource = schema_set_resources_of(set, f->name).start,
+                .diag = schema_set_diags_of(set, f->name).start,
+                .ok = schema_strv_pos(set->files_ok, f->name),
+                .failed = schema_strv_pos(set->files_failed, f->name),
+        };
+}
+
+static int commit(schema_file *f, slot at, char ***displaced) {
+        schema_set *set = f->set;
+        size_t n = f->n_resources;
+
+        schema_resource **list = schema_array_insert(set->resources, set->n_resources, sizeof(schema_resource *),
+                                                     at.resource, f->resources, n);
         if (!list)
                 return -ENOMEM;
         set->resources = list;
-        for (size_t i = 0; i < f->n_resources; i++) {
-                schema_resource *r = f->resources[i];
-                _cleanup_free_ char *key = schema_key(r->kind, r->name);
-                if (!key || vf_map_put(set->by_key, key, r) < 0)
-                        return -ENOMEM;
-                set->resources[set->n_resources++] = r;
-                f->resources[i] = NULL;
+        set->n_resources += n;
+        f->n_resources = 0; /* the set owns them now */
+        for (size_t i = 0; i < n; i++) {
+                int r = schema_index_add(set, list[at.resource + i], displaced);
+                if (r < 0)
+                        return r;
         }
-        f->n_resources = 0;
-        return vf_strv_push(&set->files_ok, f->path);
+        return schema_strv_insert(&set->files_ok, at.ok, f->path);
 }
 
-int schema_load_file(schema_set *set, const char *path) {
-        _cleanup_(schema_file_done) schema_file f = { .set = set, .path = path };
+/* Remembers what a failed file declared, so that it is judged again when one of those changes hands. */
+static int fail(schema_file *f, slot at) {
+        if (f->name) {
+                int r = schema_index_claim(f->set, f->name, TAKE_PTR(f->tokens));
+                if (r < 0)
+                        return r;
+        }
+        return schema_strv_insert(&f->set->files_failed, at.failed, f->path);
+}
+
+static int insert_diags(schema_file *f, slot at) {
+        schema_set *set = f->set;
+        schema_diag *d = schema_array_insert(set->diags, set->n_diags, sizeof(schema_diag), at.diag, f->diags,
+                                             f->n_diags);
+        if (!d)
+                return -ENOMEM;
+        set->diags = d;
+        set->n_diags += f->n_diags;
+        free(f->diags);
+        f->diags = NULL;
+        f->n_diags = 0;
+        return 0;
+}
+
+int schema_file_load(schema_set *set, const char *path, const char *name, char ***displaced) {
+        _cleanup_(schema_file_done) schema_file f = { .set = set, .path = path, .name = name };
 
         int r = parse_file(&f);
         if (r == -ENOMEM || f.oom)
                 return -ENOMEM;
-        if (f.n_errors == 0)
-                return commit(set, &f);
-        return vf_strv_push(&set->files_failed, path);
+        slot at = find_slot(&f);
+        r = f.n_errors == 0 ? commit(&f, at, displaced) : fail(&f, at);
+        return r < 0 ? r : insert_diags(&f, at);
 }
 
-static int compare_names(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-/* Candidate regular files (symlinks followed), sorted by name. */
-static int list_directory(schema_set *set, const char *dir, char ***ret) {
-        _cleanup_strv_free_ char **files = NULL;
-        DIR *d = opendir(dir);
-
-        if (!d) {
-                schema_file f = { .set = set, .path = dir };
-                (void) read_error(&f, -errno);
-                return f.oom ? -ENOMEM : vf_strv_push(&set->files_failed, dir);
-        }
-        for (struct dirent *de; (de = readdir(d));) {
-                struct stat st;
-                if (!schema_file_is_candidate(de->d_name))
-                        continue;
-                char *path = vf_printf("%s%s%s", dir, vf_str_has_suffix(dir, "/") ? "" : "/", de->d_name);
-                if (!path || stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-                        free(path);
-                        continue;
-                }
-                if (vf_strv_consume(&files, path) < 0) {
-                        closedir(d);
-                        return -ENOMEM;
-                }
-        }
-        closedir(d);
-        if (files)
-                qsort(files, vf_strv_length(files), sizeof(char *), compare_names);
-        *ret = TAKE_PTR(files);
-        return 0;
-}
-
-static int load_path(schema_set *set, const char *path) {
-        _cleanup_strv_free_ char **files = NULL;
-        struct stat st;
-
-        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-                return schema_load_file(set, path);
-        int r = list_directory(set, path, &files);
-        for (size_t i = 0; r >= 0 && files && files[i]; i++)
-                r = schema_load_file(set, files[i]);
-        return r;
+int schema_load_file(schema_set *set, const char *path) {
+        return schema_file_load(set, path, NULL, NULL);
 }
 
 int schema_load(char *const *paths, size_t n_paths, schema_set **ret) {
         _cleanup_(schema_set_freep) schema_set *set = schema_set_new();
+        _cleanup_(schema_layers_close) schema_layers layers = {};
+        _cleanup_strv_free_ char **names = NULL;
+
         if (!set)
                 return -ENOMEM;
-        for (size_t i = 0; i < n_paths; i++) {
-                int r = load_path(set, paths[i]);
-                if (r < 0)
-                        return r;
-        }
+        for (size_t i = 0; i < n_paths; i++)
+                if (vf_strv_push(&set->dirs, paths[i]) < 0)
+                        return -ENOMEM;
+        int r = schema_layers_open(set->dirs, &layers);
+        if (r < 0)
+                return r;
+        r = schema_layers_list(&layers, &names);
+        /* Loading in name order leaves nothing for a reload to cascade to: each name is judged once. */
+        for (size_t i = 0; r >= 0 && names && names[i]; i++)
+                r = schema_reload_name(set, &layers, names[i], NULL);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(set);
         return 0;
 }

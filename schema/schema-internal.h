@@ -10,6 +10,8 @@
 
 #include "schema/schema.h"
 
+typedef struct schema_index schema_index;
+
 #define SCHEMA_POLICY_NS "https://virtform.org/xmlns/policy/1"
 #define SCHEMA_OWNER_NS "https://virtform.org/xmlns/owner/1"
 
@@ -19,17 +21,22 @@
 /* ---- one file being loaded (file.c) ------------------------------------ */
 
 /*
- * Resources parsed from one file wait here until the whole file is known to
- * be clean; only then are they committed to the set.
+ * Resources parsed from one file, and its diagnostics, wait here until the
+ * whole file is known; only then do they go to the set, at the file's place.
  */
 typedef struct schema_file {
         schema_set *set;
         const char *path;
+        /* Its drop-in name: only files sorting before it count as declared earlier. NULL: the whole set does. */
+        const char *name;
         unsigned n_errors;
         bool oom;
         schema_resource **resources;
         size_t n_resources;
         vf_map *by_key; /* "kind/name" -> resource, for duplicates inside the file */
+        schema_diag *diags;
+        size_t n_diags;
+        char **tokens; /* what it declared (schema_resource_tokens()), checked against the set */
 } schema_file;
 
 void schema_file_error(schema_file *f, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
@@ -37,6 +44,91 @@ void schema_file_errorv(schema_file *f, unsigned line, unsigned column, const ch
 /* Takes ownership of r, hashes it and reports duplicates; -EINVAL when r was a duplicate. */
 int schema_file_add(schema_file *f, schema_resource *r);
 void schema_file_done(schema_file *f);
+/* Frees what n diagnostics hold, not the array. */
+void schema_diags_clear(schema_diag *diags, size_t n);
+
+/*
+ * Reads the file at path into the set at the place of its drop-in name (NULL:
+ * at the end). *displaced (may be NULL) gets the names of later files whose
+ * key or PCI address it took over: they have to be judged again.
+ */
+int schema_file_load(schema_set *set, const char *path, const char *name, char ***displaced);
+
+/* ---- drop-in layers (dropin.c) ----------------------------------------- */
+
+typedef struct schema_layer {
+        const char *path;
+        int fd; /* the open directory, or -1 for a layer holding just the file at path */
+} schema_layer;
+
+typedef struct schema_layers {
+        schema_layer *layers; /* highest precedence first; missing default directories left out */
+        size_t n;
+} schema_layers;
+
+int schema_layers_open(char *const *paths, schema_layers *ret);
+void schema_layers_close(schema_layers *l);
+/* Every name some layer may hold, sorted and unique. */
+int schema_layers_list(const schema_layers *l, char ***ret);
+/* 1 and the name's source, or 0 when no layer holds it. */
+int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret);
+void schema_source_done(schema_source *s);
+
+/* The drop-in name of a path: its last component, trailing slashes ignored. NULL on OOM. */
+char *schema_path_name(const char *path);
+/* Compares the drop-in name of path with name, like strcmp(). */
+int schema_path_name_cmp(const char *path, const char *name);
+
+/* ---- reloading names (reload.c) ----------------------------------------- */
+
+/* schema_set_reload() with layers already open. */
+int schema_reload_name(schema_set *set, const schema_layers *layers, const char *name, char ***changed);
+
+/* ---- the name-ordered set and its private index (index.c) --------------- */
+
+schema_index *schema_index_new(void);
+void schema_index_free(schema_index *x);
+
+/* Inserts k items of size bytes at pos of an array of n; NULL on OOM, leaving base as it was. */
+void *schema_array_insert(void *base, size_t n, size_t size, size_t pos, const void *items, size_t k);
+void schema_array_remove(void *base, size_t n, size_t size, size_t pos, size_t k);
+
+typedef struct schema_range {
+        size_t start, end;
+} schema_range;
+
+/* Where the entries of one file name are, or would go (start == end), in the set's name-ordered arrays. */
+schema_range schema_set_resources_of(const schema_set *set, const char *name);
+schema_range schema_set_diags_of(const schema_set *set, const char *name);
+size_t schema_set_source_pos(const schema_set *set, const char *name);
+
+/* Name-ordered string vectors (paths or names): the place of name, insertion, removal. */
+size_t schema_strv_pos(char *const *v, const char *name);
+int schema_strv_insert(char ***v, size_t pos, const char *s);
+/* Removes and returns v[pos]; an emptied vector becomes NULL. */
+char *schema_strv_take(char ***v, size_t pos);
+/* Removes the entry for name, if there is one. */
+void schema_strv_drop(char ***v, const char *name);
+void schema_strv_sort_unique(char **v);
+
+/* "kind/name", and "pci/ADDRESS" for a Hostdev: what may be declared only once, appended to *tokens. */
+int schema_resource_tokens(const schema_resource *r, char ***tokens);
+/* The committed Hostdev for a PCI address, or NULL. */
+schema_resource *schema_index_pci(const schema_set *set, const char *pci);
+/* Makes r findable by key and PCI address; names of the files it takes them from go to *displaced (may be NULL). */
+int schema_index_add(schema_set *set, schema_resource *r, char ***displaced);
+/* Forgets r, leaving entries another file has taken over alone. */
+int schema_index_remove(schema_set *set, const schema_resource *r);
+
+/*
+ * A failed file's tokens: when one of them changes hands, the file has to be
+ * judged again, since a full load could now accept it or word its errors
+ * differently. Claim takes ownership of tokens.
+ */
+int schema_index_claim(schema_set *set, const char *name, char **tokens);
+void schema_index_withdraw(schema_set *set, const char *name);
+/* The names of the failed files that declared token, or NULL. */
+char *const *schema_index_claimants(const schema_set *set, const char *token);
 
 /* ---- resources (resource.c) -------------------------------------------- */
 

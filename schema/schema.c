@@ -9,8 +9,9 @@ schema_set *schema_set_new(void) {
         if (!set)
                 return NULL;
         set->by_key = vf_map_new();
-        if (!set->by_key) {
-                free(set);
+        set->index = schema_index_new();
+        if (!set->by_key || !set->index) {
+                schema_set_free(set);
                 return NULL;
         }
         return set;
@@ -22,15 +23,17 @@ void schema_set_free(schema_set *set) {
         for (size_t i = 0; i < set->n_resources; i++)
                 schema_resource_free(set->resources[i]);
         free(set->resources);
-        for (size_t i = 0; i < set->n_diags; i++) {
-                free(set->diags[i].file);
-                free(set->diags[i].message);
-        }
+        schema_diags_clear(set->diags, set->n_diags);
         free(set->diags);
         vf_strv_free(set->files_ok);
         vf_strv_free(set->files_failed);
+        for (size_t i = 0; i < set->n_sources; i++)
+                schema_source_done(&set->sources[i]);
+        free(set->sources);
+        vf_strv_free(set->dirs);
         vf_map_free(set->by_key);
         schema_validators_free(set->validators);
+        schema_index_free(set->index);
         free(set);
 }
 
@@ -41,6 +44,16 @@ char *schema_key(vf_kind kind, const char *name) {
 const schema_resource *schema_set_find(const schema_set *set, vf_kind kind, const char *name) {
         _cleanup_free_ char *key = schema_key(kind, name);
         return key ? vf_map_get(set->by_key, key) : NULL;
+}
+
+const schema_source *schema_set_source(const schema_set *set, const char *path_or_name) {
+        _cleanup_free_ char *name = schema_path_name(path_or_name);
+        if (!name)
+                return NULL;
+        size_t pos = schema_set_source_pos(set, name);
+        if (pos == set->n_sources || strcmp(set->sources[pos].name, name) != 0)
+                return NULL;
+        return &set->sources[pos];
 }
 
 char *schema_diag_format(const schema_diag *d) {

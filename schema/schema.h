@@ -88,6 +88,24 @@ typedef struct schema_diag {
         char *message; /* one line, says what is wrong and what to do */
 } schema_diag;
 
+/*
+ * Drop-in directories read when no path is given, highest precedence first:
+ * the administrator's, then runtime's, then the vendor's. NULL-terminated.
+ */
+extern const char *const schema_default_dirs[];
+
+/* Where one file name's desired state comes from, after precedence and masking. */
+typedef struct schema_source {
+        char *name; /* "20-web.yaml" */
+        char *path; /* the file that is read; NULL when masked */
+        char *masked_by; /* the empty file or /dev/null symlink that masks the name, or NULL */
+        char **overridden; /* paths of the same name in lower-precedence directories, in precedence order */
+} schema_source;
+
+/*
+ * Everything below is in file-name order: the drop-in name (a path's last
+ * component) sorts resources, diags, files_ok, files_failed and sources alike.
+ */
 typedef struct schema_set {
         schema_resource **resources; /* in file-name order, then declaration order */
         size_t n_resources;
@@ -95,8 +113,12 @@ typedef struct schema_set {
         size_t n_diags;
         char **files_ok; /* files read with no error */
         char **files_failed; /* files with at least one error: nothing from them is in resources */
+        schema_source *sources; /* one per file name found, masked ones included */
+        size_t n_sources;
+        char **dirs; /* the paths the set was loaded from, for schema_set_reload() */
         vf_map *by_key; /* "kind/name" -> schema_resource* (borrowed) */
         struct schema_validators *validators; /* private: RelaxNG schemas, compiled on first use */
+        struct schema_index *index; /* private: what reloads need to find without a full scan */
 } schema_set;
 
 /* "kind/name" for a resource, e.g. "domain/web1". The caller frees it. */
@@ -106,14 +128,51 @@ char *schema_key(vf_kind kind, const char *name);
 bool schema_file_is_candidate(const char *filename);
 
 /*
- * Loads every path in order. A directory contributes its candidate files in
- * name order (not recursing); a file is read as given. Returns 0 when loading
- * ran (problems are in set->diags), or a negative errno for out-of-memory.
+ * Loads the paths as drop-in layers, the first one winning: a file name in an
+ * earlier directory overrides the same name in later ones, the way systemd
+ * resolves unit drop-ins. A directory contributes its candidate files (not
+ * recursing); a path that is not a directory is a layer holding just that
+ * file, under its last component, and is read whatever its name. A missing
+ * path is skipped when it is one of schema_default_dirs, and reported when it
+ * was asked for. A winning empty file or symlink to /dev/null masks its
+ * (candidate) name: nothing is read for it, and that is not an error.
+ *
+ * Files are then read in name order; a key declared twice fails the file
+ * whose name sorts later. Returns 0 when loading ran (problems are in
+ * set->diags), or a negative errno when out of memory or a directory cannot
+ * be listed.
  */
 int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
 
-/* Loads a single file into an existing set, with the same duplicate checks. */
+/*
+ * Loads a single file at the end of a set that did not come from schema_load(),
+ * with the same duplicate checks: everything already in the set counts as
+ * declared before it. It takes no part in drop-in precedence or reloads.
+ */
 int schema_load_file(schema_set *set, const char *path);
+
+/*
+ * Re-resolves one file name across set->dirs and reloads it: the resources
+ * its previous winner declared leave the set, and what its winning file
+ * declares now comes in (nothing when it is masked or gone). A path stands
+ * for its last component. Diagnostics of the old file are replaced by the new
+ * ones; files_ok, files_failed and sources are updated.
+ *
+ * When the name takes or gives up a key or PCI address that a later file also
+ * declares, that file is reloaded too, as a full load would have judged it.
+ * Only files that declare such a key are read again.
+ *
+ * *changed (may be NULL) gets the sorted "kind/name" keys that appeared,
+ * disappeared, changed hash or moved to another file, or NULL when none did.
+ * The keys of a file that now fails are among them: they disappeared. The
+ * result is what schema_load() of set->dirs would give now, except that a
+ * path's kind (directory or file) is read again only for this name. On
+ * -ENOMEM the set is consistent enough to free, no more: load it again.
+ */
+int schema_set_reload(schema_set *set, const char *name, char ***changed);
+
+/* The source of a file name, or of the name of a path (e.g. a resource's file); NULL when unknown. */
+const schema_source *schema_set_source(const schema_set *set, const char *path_or_name);
 
 schema_set *schema_set_new(void);
 void schema_set_free(schema_set *set);

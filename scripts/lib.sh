@@ -3,7 +3,7 @@
 
 # The Debian packages virtform builds and runs with.
 BUILD_PACKAGES="gcc meson ninja-build pkg-config libyaml-dev libxml2-dev libnl-3-dev libnl-route-3-dev
-  libudev-dev libsqlite3-dev libvirt-dev nettle-dev"
+  libudev-dev libsqlite3-dev libvirt-dev nettle-dev scdoc"
 # What the test suite needs beyond that: cmocka, ip(8) for network namespaces, valgrind.
 TEST_PACKAGES="libcmocka-dev iproute2 valgrind"
 

@@ -90,7 +90,7 @@ static void test_help_and_version(void **state) {
         assert_int_equal(version.status, 0);
         assert_non_null(strstr(version.out, "virtform "));
 
-        const char *commands[] = { "apply", "plan", "validate", "status" };
+        const char *commands[] = { "apply", "plan", "validate", "status", "run", "hostdev" };
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
                 _cleanup_(run_done) run sub = virtform(commands[i], "--help", NULL);
                 assert_int_equal(sub.status, 0);
@@ -104,8 +104,8 @@ static void test_bad_usage_exits_1(void **state) {
         _cleanup_(run_done) run unknown = virtform("frobnicate", NULL);
         assert_int_equal(unknown.status, 1);
         assert_non_null(strstr(unknown.err, "unknown command"));
-        _cleanup_(run_done) run nodir = virtform("apply", "-c", "test:///default", NULL);
-        assert_int_equal(nodir.status, 1);
+        _cleanup_(run_done) run extra = virtform("status", "surplus", NULL);
+        assert_int_equal(extra.status, 1);
         _cleanup_(run_done) run badopt = virtform("apply", "--shutdown-timeout", "soon", ".", NULL);
         assert_int_equal(badopt.status, 1);
 }
@@ -139,6 +139,25 @@ static void test_waiting_exits_2(void **state) {
         assert_int_equal(r.status, 2);
         assert_non_null(strstr(r.out, "waiting   domain/web: DependencyNotReady"));
         assert_non_null(strstr(r.out, "network nowhere"));
+}
+
+/* First-boot provisioning: --wait gives up after --timeout with the waiting status, or returns once converged. */
+static void test_apply_wait_timeout(void **state) {
+        fixture *f = *state;
+
+        th_write(f->dir, "web.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web}\nspec:\n  memory: 1GiB\n"
+                 "  interfaces: [{network: nowhere}]\n");
+        _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state, "--wait",
+                                             "--timeout", "1", f->dir, NULL);
+        assert_int_equal(r.status, 2);
+        assert_non_null(strstr(r.out, "waiting   domain/web"));
+
+        _cleanup_free_ char *state2 = vf_printf("%s/state2.db", f->dir);
+        _cleanup_(run_done) run ok = virtform("apply", "-c", "test:///default", "--state", state2, "--wait",
+                                              "--timeout", "30", getenv("VIRTFORM_EXAMPLES"), NULL);
+        assert_int_equal(ok.status, 0);
+        assert_null(strstr(ok.out, "waiting"));
 }
 
 static void test_unreachable_hypervisor_exits_1(void **state) {
@@ -191,6 +210,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_usage_exits_1),
                 cmocka_unit_test_setup_teardown(test_examples_apply_ready, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_waiting_exits_2, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_wait_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unreachable_hypervisor_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unusable_state_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_validate_unknown_key, setup, teardown),

@@ -22,16 +22,22 @@ static char *make_dir(void) {
         return dir;
 }
 
-/* Removes dir and what the tests put in it (files and, one level down, directories). */
+/* Removes dir and everything the tests put in it. */
 static void remove_dir(char *dir) {
         DIR *d = opendir(dir);
         assert_non_null(d);
         for (struct dirent *de; (de = readdir(d));) {
+                struct stat st;
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
-                _cleanup_free_ char *path = vf_printf("%s/%s", dir, de->d_name);
-                if (unlink(path) < 0)
-                        assert_int_equal(rmdir(path), 0);
+                char *path = vf_printf("%s/%s", dir, de->d_name);
+                assert_int_equal(lstat(path, &st), 0);
+                if (S_ISDIR(st.st_mode))
+                        remove_dir(path);
+                else {
+                        assert_int_equal(unlink(path), 0);
+                        free(path);
+                }
         }
         closedir(d);
         assert_int_equal(rmdir(dir), 0);
@@ -747,10 +753,17 @@ static void test_multi_document_and_empty(void **state) {
         assert_string_equal(set->resources[0]->name, "a");
         assert_string_equal(set->resources[1]->name, "b");
 
+        _cleanup_(schema_set_freep) schema_set *comments = load_text("c.yaml", "# nothing yet\n", NULL);
+        assert_clean(comments);
+        assert_int_equal(vf_strv_length(comments->files_ok), 1);
+        assert_int_equal(comments->n_resources, 0);
+
+        /* An empty file is not a file without documents: it masks its name. */
         _cleanup_(schema_set_freep) schema_set *empty = load_text("e.yaml", "", NULL);
         assert_clean(empty);
-        assert_int_equal(vf_strv_length(empty->files_ok), 1);
-        assert_int_equal(empty->n_resources, 0);
+        assert_null(empty->files_ok);
+        assert_int_equal(empty->n_sources, 1);
+        assert_non_null(empty->sources[0].masked_by);
 }
 
 static void test_bad_file_among_good(void **state) {
@@ -1072,6 +1085,425 @@ static void test_hash(void **state) {
         assert_string_equal(e, f);
 }
 
+/* ---- drop-in layers ------------------------------------------------------------ */
+
+/* Three layers in one temporary tree, highest precedence first, like /etc, /run and /usr/lib. */
+enum { ETC, RUN, USR, N_LAYERS };
+
+typedef struct tree {
+        char *root;
+        char *dirs[N_LAYERS];
+} tree;
+
+static void tree_init(tree *t) {
+        static const char *const names[N_LAYERS] = { "etc", "run", "usr" };
+
+        t->root = make_dir();
+        for (size_t i = 0; i < N_LAYERS; i++) {
+                t->dirs[i] = vf_printf("%s/%s", t->root, names[i]);
+                assert_int_equal(mkdir(t->dirs[i], 0700), 0);
+        }
+}
+
+static void tree_done(tree *t) {
+        for (size_t i = 0; i < N_LAYERS; i++)
+                free(t->dirs[i]);
+        remove_dir(t->root);
+}
+
+static char *tree_path(const tree *t, int layer, const char *name) {
+        return vf_printf("%s/%s", t->dirs[layer], name);
+}
+
+static void put(const tree *t, int layer, const char *name, const char *text) {
+        free(put_file(t->dirs[layer], name, text));
+}
+
+static void del(const tree *t, int layer, const char *name) {
+        _cleanup_free_ char *path = tree_path(t, layer, name);
+        assert_int_equal(unlink(path), 0);
+}
+
+static void mask_link(const tree *t, int layer, const char *name) {
+        _cleanup_free_ char *path = tree_path(t, layer, name);
+        assert_int_equal(symlink("/dev/null", path), 0);
+}
+
+static schema_set *load_tree(const tree *t) {
+        schema_set *set = NULL;
+        assert_int_equal(schema_load(t->dirs, N_LAYERS, &set), 0);
+        return set;
+}
+
+static void assert_strv_equal(char *const *a, char *const *b) {
+        size_t n = vf_strv_length(a);
+
+        for (size_t i = 0; i < n && i < vf_strv_length(b); i++)
+                if (strcmp(a[i], b[i]) != 0)
+                        fail_msg("entry %zu: \"%s\" != \"%s\"", i, a[i], b[i]);
+        if (n != vf_strv_length(b))
+                fail_msg("%zu entries (first \"%s\") != %zu entries (first \"%s\")", n, n ? a[0] : "",
+                         vf_strv_length(b), vf_strv_length(b) ? b[0] : "");
+}
+
+/* The source of name: which file wins, what masks it, what it overrides (NULL-terminated). */
+static void assert_source(const schema_set *set, const char *name, const char *path, const char *masked_by, ...) {
+        _cleanup_strv_free_ char **overridden = NULL;
+        const schema_source *s = schema_set_source(set, name);
+        va_list ap;
+
+        assert_non_null(s);
+        assert_string_equal(s->name, name);
+        assert_true(vf_streq_ptr(s->path, path));
+        assert_true(vf_streq_ptr(s->masked_by, masked_by));
+        va_start(ap, masked_by);
+        for (const char *p; (p = va_arg(ap, const char *));)
+                assert_int_equal(vf_strv_push(&overridden, p), 0);
+        va_end(ap);
+        assert_strv_equal(s->overridden, overridden);
+}
+
+static void assert_same_resource(const schema_resource *a, const schema_resource *b) {
+        assert_int_equal(a->kind, b->kind);
+        assert_string_equal(a->name, b->name);
+        assert_string_equal(a->file, b->file);
+        assert_string_equal(a->hash, b->hash);
+        assert_int_equal(a->line, b->line);
+        assert_int_equal(a->column, b->column);
+}
+
+static void assert_same_sources(const schema_set *a, const schema_set *b) {
+        assert_int_equal(a->n_sources, b->n_sources);
+        for (size_t i = 0; i < a->n_sources; i++) {
+                assert_string_equal(a->sources[i].name, b->sources[i].name);
+                assert_true(vf_streq_ptr(a->sources[i].path, b->sources[i].path));
+                assert_true(vf_streq_ptr(a->sources[i].masked_by, b->sources[i].masked_by));
+                assert_strv_equal(a->sources[i].overridden, b->sources[i].overridden);
+        }
+}
+
+/* What reloads made of set has to be what a full load of the same paths gives now. */
+static void assert_same_as_full_load(const schema_set *set) {
+        _cleanup_(schema_set_freep) schema_set *full = NULL;
+
+        assert_int_equal(schema_load(set->dirs, vf_strv_length(set->dirs), &full), 0);
+        assert_int_equal(set->n_resources, full->n_resources);
+        for (size_t i = 0; i < set->n_resources; i++) {
+                assert_same_resource(set->resources[i], full->resources[i]);
+                assert_ptr_equal(schema_set_find(set, set->resources[i]->kind, set->resources[i]->name),
+                                 set->resources[i]);
+        }
+        assert_int_equal(vf_map_size(set->by_key), vf_map_size(full->by_key));
+        assert_strv_equal(set->files_ok, full->files_ok);
+        assert_strv_equal(set->files_failed, full->files_failed);
+        assert_int_equal(set->n_diags, full->n_diags);
+        for (size_t i = 0; i < set->n_diags; i++) {
+                _cleanup_free_ char *a = schema_diag_format(&set->diags[i]);
+                _cleanup_free_ char *b = schema_diag_format(&full->diags[i]);
+                assert_string_equal(a, b);
+        }
+        assert_same_sources(set, full);
+}
+
+/* Reloads name, expects exactly the changed keys given (sorted, NULL-terminated), and compares with a full load. */
+static void reload_expect(schema_set *set, const char *name, ...) {
+        _cleanup_strv_free_ char **changed = NULL, **expected = NULL;
+        va_list ap;
+
+        va_start(ap, name);
+        for (const char *key; (key = va_arg(ap, const char *));)
+                assert_int_equal(vf_strv_push(&expected, key), 0);
+        va_end(ap);
+        assert_int_equal(schema_set_reload(set, name, &changed), 0);
+        assert_strv_equal(changed, expected);
+        assert_same_as_full_load(set);
+}
+
+#define NET(name, spec) HEADER("Network", name) "spec: {" spec "}\n"
+
+static void test_dropin_precedence(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "10-a.yaml", NET("a", "mtu: 1500"));
+        put(&t, RUN, "10-a.yaml", NET("a", "mtu: 9000"));
+        put(&t, ETC, "10-a.yaml", NET("a", "autostart: false"));
+        put(&t, USR, "20-b.yaml", NET("b", ""));
+        put(&t, ETC, "30-c.xml", "<network><name>c</name></network>");
+        _cleanup_free_ char *etc_a = tree_path(&t, ETC, "10-a.yaml"), *run_a = tree_path(&t, RUN, "10-a.yaml"),
+                            *usr_a = tree_path(&t, USR, "10-a.yaml"), *usr_b = tree_path(&t, USR, "20-b.yaml"),
+                            *etc_c = tree_path(&t, ETC, "30-c.xml");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 3);
+        const schema_resource *a = find(set, VF_KIND_NETWORK, "a");
+        assert_string_equal(a->file, etc_a);
+        assert_false(a->network.autostart);
+        assert_string_equal(find(set, VF_KIND_NETWORK, "b")->file, usr_b);
+        assert_string_equal(find(set, VF_KIND_NETWORK, "c")->file, etc_c);
+        char *ok[] = { etc_a, usr_b, etc_c, NULL };
+        assert_strv_equal(set->files_ok, ok);
+        char *dirs[] = { t.dirs[ETC], t.dirs[RUN], t.dirs[USR], NULL };
+        assert_strv_equal(set->dirs, dirs);
+        assert_int_equal(set->n_sources, 3);
+        assert_source(set, "10-a.yaml", etc_a, NULL, run_a, usr_a, NULL);
+        assert_source(set, "20-b.yaml", usr_b, NULL, NULL);
+        /* The controller looks a resource's file up to say what it overrides. */
+        assert_ptr_equal(schema_set_source(set, a->file), schema_set_source(set, "10-a.yaml"));
+        assert_null(schema_set_source(set, "99-none.yaml"));
+        tree_done(&t);
+}
+
+static void test_dropin_masking(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "a.yaml", NET("a", ""));
+        put(&t, ETC, "a.yaml", "");
+        put(&t, USR, "b.yaml", NET("b", ""));
+        mask_link(&t, RUN, "b.yaml");
+        put(&t, USR, "c.yaml", NET("c", ""));
+        put(&t, RUN, "c.yaml", "");
+        put(&t, ETC, "c.yaml", NET("c", "mtu: 9000"));
+        put(&t, USR, "d.yaml", "");
+        _cleanup_free_ char *etc_a = tree_path(&t, ETC, "a.yaml"), *usr_a = tree_path(&t, USR, "a.yaml"),
+                            *run_b = tree_path(&t, RUN, "b.yaml"), *usr_b = tree_path(&t, USR, "b.yaml"),
+                            *etc_c = tree_path(&t, ETC, "c.yaml"), *run_c = tree_path(&t, RUN, "c.yaml"),
+                            *usr_c = tree_path(&t, USR, "c.yaml"), *usr_d = tree_path(&t, USR, "d.yaml");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 1);
+        assert_string_equal(find(set, VF_KIND_NETWORK, "c")->file, etc_c);
+        char *ok[] = { etc_c, NULL };
+        assert_strv_equal(set->files_ok, ok);
+        assert_source(set, "a.yaml", NULL, etc_a, usr_a, NULL);
+        assert_source(set, "b.yaml", NULL, run_b, usr_b, NULL);
+        /* A real file in a higher layer beats a mask in a lower one. */
+        assert_source(set, "c.yaml", etc_c, NULL, run_c, usr_c, NULL);
+        assert_source(set, "d.yaml", NULL, usr_d, NULL);
+        tree_done(&t);
+}
+
+static void test_dropin_non_candidates(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "n.yaml", NET("n", ""));
+        put(&t, ETC, "n.yaml.swp", "");
+        put(&t, ETC, ".n.yaml", "");
+        put(&t, ETC, "n.conf", "not: [valid");
+        _cleanup_free_ char *sub = tree_path(&t, ETC, "s.yaml");
+        assert_int_equal(mkdir(sub, 0700), 0);
+        put(&t, USR, "s.yaml", NET("s", ""));
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+
+        /* Editor leftovers, hidden files and other names neither load nor mask; a directory is no file. */
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 2);
+        assert_int_equal(set->n_sources, 2);
+        assert_source(set, "n.yaml", find(set, VF_KIND_NETWORK, "n")->file, NULL, NULL);
+        assert_source(set, "s.yaml", find(set, VF_KIND_NETWORK, "s")->file, NULL, NULL);
+        tree_done(&t);
+}
+
+static void test_dropin_file_layer(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "web.yaml", NET("web", ""));
+        put(&t, USR, "lab.conf", NET("ignored", ""));
+        _cleanup_free_ char *file = put_file(t.dirs[ETC], "web.yaml", NET("web", "mtu: 9000"));
+        _cleanup_free_ char *conf = put_file(t.dirs[RUN], "lab.conf", NET("lab", ""));
+        _cleanup_free_ char *usr_web = tree_path(&t, USR, "web.yaml");
+        char *paths[] = { file, conf, t.dirs[USR] };
+        schema_set *set = NULL;
+        assert_int_equal(schema_load(paths, ELEMENTSOF(paths), &set), 0);
+
+        /* A path to a file is a layer of its own; a file named on purpose is read whatever its name. */
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 2);
+        assert_string_equal(find(set, VF_KIND_NETWORK, "web")->file, file);
+        assert_string_equal(find(set, VF_KIND_NETWORK, "lab")->file, conf);
+        assert_source(set, "web.yaml", file, NULL, usr_web, NULL);
+        assert_source(set, "lab.conf", conf, NULL, NULL);
+        schema_set_free(set);
+
+        /* An empty file named on purpose masks its name like one in a directory. */
+        put(&t, ETC, "web.yaml", "");
+        assert_int_equal(schema_load(paths, ELEMENTSOF(paths), &set), 0);
+        assert_clean(set);
+        assert_null(schema_set_find(set, VF_KIND_NETWORK, "web"));
+        assert_source(set, "web.yaml", NULL, file, usr_web, NULL);
+        schema_set_free(set);
+        tree_done(&t);
+}
+
+static void test_dropin_missing(void **state) {
+        const char *absent_default = NULL;
+        for (size_t i = 0; !absent_default && schema_default_dirs[i]; i++)
+                if (access(schema_default_dirs[i], F_OK) < 0 && errno == ENOENT)
+                        absent_default = schema_default_dirs[i];
+        /* A host with all of them has nothing to show here. */
+        if (!absent_default)
+                skip();
+
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "a.yaml", NET("a", ""));
+        _cleanup_free_ char *missing = tree_path(&t, RUN, "gone.d");
+        char *paths[] = { (char *) absent_default, missing, t.dirs[USR] };
+        schema_set *set = NULL;
+        assert_int_equal(schema_load(paths, ELEMENTSOF(paths), &set), 0);
+
+        /* A default directory may be absent; a directory the user named may not. */
+        _cleanup_free_ char *msg = vf_printf("%s: error: cannot read the file: No such file or directory", missing);
+        assert_int_equal(set->n_diags, 1);
+        assert_diag(set, msg);
+        char *failed[] = { missing, NULL };
+        assert_strv_equal(set->files_failed, failed);
+        assert_non_null(find(set, VF_KIND_NETWORK, "a"));
+        schema_set_free(set);
+        tree_done(&t);
+}
+
+/* ---- reloading one name ---------------------------------------------------------- */
+
+static void test_reload_edit_add_delete(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "a.yaml", NET("a", ""));
+        put(&t, USR, "b.yaml", NET("b", "") "---\n" NET("b2", ""));
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+        assert_clean(set);
+
+        reload_expect(set, "a.yaml", NULL);
+        put(&t, USR, "a.yaml", NET("a", "mtu: 9000"));
+        reload_expect(set, "a.yaml", "network/a", NULL);
+        /* The position moves but nothing desired changes. */
+        put(&t, USR, "a.yaml", "# the lab network\n" NET("a", "mtu: 9000"));
+        reload_expect(set, "a.yaml", NULL);
+        assert_int_equal(find(set, VF_KIND_NETWORK, "a")->line, 4);
+
+        put(&t, USR, "0.yaml", NET("zero", ""));
+        reload_expect(set, "0.yaml", "network/zero", NULL);
+        assert_string_equal(set->resources[0]->name, "zero");
+        del(&t, USR, "b.yaml");
+        _cleanup_free_ char *b = tree_path(&t, USR, "b.yaml");
+        reload_expect(set, b, "network/b", "network/b2", NULL);
+        assert_null(schema_set_source(set, "b.yaml"));
+        assert_int_equal(set->n_resources, 2);
+        /* Names that are no candidates change nothing. */
+        put(&t, ETC, "a.yaml.swp", "");
+        reload_expect(set, "a.yaml.swp", NULL);
+        tree_done(&t);
+}
+
+static void test_reload_mask_and_override(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "a.yaml", NET("a", ""));
+        _cleanup_free_ char *etc_a = tree_path(&t, ETC, "a.yaml"), *run_a = tree_path(&t, RUN, "a.yaml"),
+                            *usr_a = tree_path(&t, USR, "a.yaml");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+
+        mask_link(&t, RUN, "a.yaml");
+        reload_expect(set, "a.yaml", "network/a", NULL);
+        assert_source(set, "a.yaml", NULL, run_a, usr_a, NULL);
+        assert_int_equal(set->n_resources, 0);
+        del(&t, RUN, "a.yaml");
+        reload_expect(set, "a.yaml", "network/a", NULL);
+        assert_source(set, "a.yaml", usr_a, NULL, NULL);
+
+        put(&t, ETC, "a.yaml", "");
+        reload_expect(set, "a.yaml", "network/a", NULL);
+        assert_source(set, "a.yaml", NULL, etc_a, usr_a, NULL);
+
+        /* An override with other content changes the hash; with the same content, the resource moved. */
+        put(&t, ETC, "a.yaml", NET("a", "mtu: 9000"));
+        reload_expect(set, "a.yaml", "network/a", NULL);
+        assert_source(set, "a.yaml", etc_a, NULL, usr_a, NULL);
+        put(&t, RUN, "a.yaml", NET("a", "mtu: 9000"));
+        del(&t, ETC, "a.yaml");
+        reload_expect(set, "a.yaml", "network/a", NULL);
+        assert_string_equal(find(set, VF_KIND_NETWORK, "a")->file, run_a);
+        tree_done(&t);
+}
+
+static void test_reload_valid_invalid(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "a.yaml", NET("a", "") "---\n" NET("a2", ""));
+        put(&t, USR, "b.yaml", NET("b", ""));
+        _cleanup_free_ char *a = tree_path(&t, USR, "a.yaml");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+
+        put(&t, USR, "a.yaml", NET("a", "") "---\n" NET("a2", "mtu: 1"));
+        reload_expect(set, "a.yaml", "network/a", "network/a2", NULL);
+        char *failed[] = { a, NULL };
+        assert_strv_equal(set->files_failed, failed);
+        assert_int_equal(set->n_resources, 1);
+        assert_diag_at(set, a, 9, 13, "\"mtu\" must be an integer");
+
+        put(&t, USR, "a.yaml", NET("a", "") "---\n" NET("a2", "mtu: 1500"));
+        reload_expect(set, "a.yaml", "network/a", "network/a2", NULL);
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 3);
+        tree_done(&t);
+}
+
+static void test_reload_duplicates(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "a.yaml", NET("x", ""));
+        put(&t, USR, "b.yaml", NET("x", "") "---\n" NET("y", ""));
+        put(&t, USR, "c.yaml", NET("y", ""));
+        _cleanup_free_ char *b = tree_path(&t, USR, "b.yaml"), *c = tree_path(&t, USR, "c.yaml");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+        char *b_failed[] = { b, NULL }, *c_failed[] = { c, NULL };
+        assert_strv_equal(set->files_failed, b_failed);
+
+        /* b's error names where x is declared: moving it there rewrites b's diagnostic. */
+        put(&t, USR, "a.yaml", "# moved down\n" NET("x", ""));
+        reload_expect(set, "a.yaml", NULL);
+
+        /* Without a, b declares x and y, so c is now the duplicate. */
+        del(&t, USR, "a.yaml");
+        reload_expect(set, "a.yaml", "network/x", "network/y", NULL);
+        assert_strv_equal(set->files_failed, c_failed);
+        assert_string_equal(find(set, VF_KIND_NETWORK, "y")->file, b);
+
+        put(&t, USR, "a.yaml", NET("x", ""));
+        reload_expect(set, "a.yaml", "network/x", "network/y", NULL);
+        assert_strv_equal(set->files_failed, b_failed);
+        assert_string_equal(find(set, VF_KIND_NETWORK, "y")->file, c);
+
+        /* A name sorting before the holder takes the key over. */
+        put(&t, USR, "0.yaml", NET("y", "mtu: 9000"));
+        reload_expect(set, "0.yaml", "network/y", NULL);
+        assert_int_equal(vf_strv_length(set->files_failed), 2);
+        del(&t, USR, "0.yaml");
+        reload_expect(set, "0.yaml", "network/y", NULL);
+
+        /* The duplicate itself becoming valid or invalid frees nothing and takes nothing. */
+        put(&t, USR, "b.yaml", NET("x", "") "---\n" NET("y", "mtu: 1"));
+        reload_expect(set, "b.yaml", NULL);
+        tree_done(&t);
+}
+
+static void test_reload_duplicate_pci(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "h1.yaml", HEADER("Hostdev", "vf1") "spec: {pci: '3b:02.1'}\n");
+        put(&t, USR, "h2.yaml", HEADER("Hostdev", "vf2") "spec: {pci: '3b:02.1'}\n");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+        assert_int_equal(set->n_resources, 1);
+
+        del(&t, USR, "h1.yaml");
+        reload_expect(set, "h1.yaml", "hostdev/vf1", "hostdev/vf2", NULL);
+        put(&t, USR, "h0.yaml", HEADER("Hostdev", "vf0") "spec: {pci: '0000:3b:02.1'}\n");
+        reload_expect(set, "h0.yaml", "hostdev/vf0", "hostdev/vf2", NULL);
+        assert_string_equal(set->resources[0]->name, "vf0");
+        tree_done(&t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_candidates),
@@ -1119,6 +1551,16 @@ int main(void) {
                 cmocka_unit_test(test_native_interface_needs_source),
                 cmocka_unit_test(test_native_deep),
                 cmocka_unit_test(test_hash),
+                cmocka_unit_test(test_dropin_precedence),
+                cmocka_unit_test(test_dropin_masking),
+                cmocka_unit_test(test_dropin_non_candidates),
+                cmocka_unit_test(test_dropin_file_layer),
+                cmocka_unit_test(test_dropin_missing),
+                cmocka_unit_test(test_reload_edit_add_delete),
+                cmocka_unit_test(test_reload_mask_and_override),
+                cmocka_unit_test(test_reload_valid_invalid),
+                cmocka_unit_test(test_reload_duplicates),
+                cmocka_unit_test(test_reload_duplicate_pci),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

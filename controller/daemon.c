@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * virtform run: one epoll loop over files (inotify), signals (signalfd), one
+ * timer (timerfd: the debounce and the retries), libvirt's events, link
+ * events and device events. Each event names the resources it concerns; only
+ * those, and what depends on them, are reconciled. With nothing to do, no
+ * timer is armed and the loop sleeps.
+ */
+#include "controller/graph.h"
+#include "controller/loop.h"
+
+#include <signal.h>
+
+struct vf_daemon {
+        vf_daemon_options opts;
+        int signal_fd;
+        vf_controller *c;
+        loop *loop;
+        watch *watch;
+        work_queue *queue;
+        libvirt_events *libvirt;
+        link_monitor *links;
+        device_monitor *devices;
+        int timer_fd;
+        char **pending_names; /* files changed since the debounce started */
+        bool pending_rescan; /* a directory came or went: reload them all */
+        int64_t debounce_deadline; /* INT64_MAX: nothing pending */
+        int64_t give_up_at; /* apply --wait's timeout; INT64_MAX: none */
+        bool stop;
+        bool converged;
+};
+
+int vf_daemon_new(const vf_daemon_options *o, vf_daemon **ret) {
+        vf_daemon *d = calloc(1, sizeof *d);
+
+        if (!d)
+                return -ENOMEM;
+        *d = (vf_daemon) { .opts = *o, .timer_fd = -1, .debounce_deadline = INT64_MAX, .give_up_at = INT64_MAX };
+        /* First: libvirt's thread must inherit the blocked mask, or it would take the signals. */
+        d->signal_fd = signals_new();
+        int r = d->signal_fd < 0 ? d->signal_fd : libvirt_events_start_thread();
+        if (r < 0) {
+                vf_daemon_free(d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+void vf_daemon_free(vf_daemon *d) {
+        if (!d)
+                return;
+        device_monitor_free(d->devices);
+        link_monitor_free(d->links);
+        libvirt_events_free(d->libvirt);
+        queue_free(d->queue);
+        watch_free(d->watch);
+        loop_free(d->loop);
+        vf_strv_free(d->pending_names);
+        if (d->timer_fd >= 0)
+                close(d->timer_fd);
+        if (d->signal_fd >= 0)
+                close(d->signal_fd);
+        free(d);
+}
+
+/* ---- after a pass -------------------------------------------------------------- */
+
+static bool graph_converged(const vf_controller *c) {
+        if (c->desired->n_diags > 0)
+                return false;
+        for (size_t i = 0; i < c->graph->n_nodes; i++) {
+                const graph_node *n = c->graph->nodes[i];
+                if (n->processed && !n->ready)
+                        return false;
+        }
+        return true;
+}
+
+/* Each failed resource comes back when its record says; a settled one leaves the queue. */
+static int schedule_retries(vf_daemon *d, const vf_report *report) {
+        int64_t now_real = vf_now_realtime_usec(), now_mono = vf_now_monotonic_usec();
+
+        for (size_t i = 0; i < report->n_entries; i++) {
+                _cleanup_free_ char *key = schema_key(report->entries[i].kind, report->entries[i].name);
+                const graph_node *n = key ? graph_lookup(d->c->graph, key) : NULL;
+                int64_t next = n && n->record ? n->record->next_retry_usec : 0;
+                if (!key)
+                        return -ENOMEM;
+                if (next <= 0) {
+                        queue_drop(d->queue, key);
+                        continue;
+                }
+                int r = queue_push(d->queue, key, now_mono + (next > now_real ? next - now_real : 0));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void tell_systemd(vf_daemon *d) {
+        unsigned not_ready = 0;
+        char status[160];
+
+        for (size_t i = 0; d->c->graph && i < d->c->graph->n_nodes; i++)
+                not_ready += d->c->graph->nodes[i]->processed && !d->c->graph->nodes[i]->ready;
+        snprintf(status, sizeof status, "STATUS=%zu resources, %u not ready, %zu file errors", d->c->graph->n_nodes,
+                 not_ready, d->c->desired->n_diags);
+        (void) notify_systemd(status);
+}
+
+static int after_pass(vf_daemon *d, vf_report *report) {
+        if (d->opts.stats)
+                atomic_fetch_add(&d->opts.stats->passes, 1);
+        int r = schedule_retries(d, report);
+        tell_systemd(d);
+        d->converged = graph_converged(d->c);
+        vf_report_done(report);
+        return r;
+}
+
+static int full_pass(vf_daemon *d, char **errmsg) {
+        vf_report report = {};
+        int r = vf_controller_pass(d->c, &report, errmsg);
+        if (r < 0) {
+                vf_report_done(&report);
+                return r;
+        }
+        return after_pass(d, &report);
+}
+
+static int keys_pass(vf_daemon *d, char *const *keys) {
+        _cleanup_free_ char *errmsg = NULL;
+        vf_report report = {};
+
+        if (!keys || !keys[0])
+                return 0;
+        int r = vf_controller_pass_keys(d->c, keys, &report, &errmsg);
+        if (r < 0) {
+                /* The store or the hypervisor failed mid-pass: say so, and retry those keys later. */
+                vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
+                vf_report_done(&report);
+                for (size_t i = 0; keys[i]; i++)
+                        (void) queue_push(d->queue, keys[i],
+                                          vf_now_monotonic_usec() + (int64_t) d->c->opts.retry_base_sec * 1000000);
+                return 0;
+        }
+        return after_pass(d, &report);
+}
+
+/* ---- files --------------------------------------------------------------------- */
+
+static const char *basename_of(const char *path) {
+        const char *slash = strrchr(path, '/');
+        return slash ? slash + 1 : path;
+}
+
+/* The keys a file name declares now: their nodes point into what the reload is about to replace. */
+static int keys_of_name(const schema_set *set, const char *name, char ***keys) {
+        for (size_t i = 0; i < set->n_resources; i++) {
+                const schema_resource *res = set->resources[i];
+                if (strcmp(basename_of(res->file), name) != 0)
+                        continue;
+                int r = vf_strv_consume(keys, schema_key(res->kind, res->name));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void log_diags_of(const vf_daemon *d, const char *name) {
+        for (size_t i = 0; i < d->c->desired->n_diags; i++) {
+                const schema_diag *diag = &d->c->desired->diags[i];
+                if (strcmp(basename_of(diag->file), name) != 0)
+                        continue;
+                _cleanup_free_ char *line = schema_diag_format(diag);
+                vf_log(d->c, VF_LOG_ERR, "%s", line ? line : "out of memory");
+        }
+}
+
+static int reload_name(vf_daemon *d, const char *name) {
+        _cleanup_strv_free_ char **keys = NULL, **changed = NULL;
+        int r = keys_of_name(d->c->desired, name, &keys);
+
+        if (r < 0)
+                return r;
+        r = schema_set_reload(d->c->desired, name, &changed);
+        if (r < 0)
+                return r;
+        vf_log(d->c, VF_LOG_INFO, "reloaded %s: %zu resources changed", name, vf_strv_length(changed));
+        log_diags_of(d, name);
+        for (size_t i = 0; changed && changed[i] && r >= 0; i++)
+                if (!vf_strv_contains(keys, changed[i]))
+                        r = vf_strv_push(&keys, changed[i]);
+        return r < 0 ? r : keys_pass(d, keys);
+}
+
+static int reload_pending(vf_daemon *d, char **errmsg) {
+        _cleanup_strv_free_ char **names = TAKE_PTR(d->pending_names);
+        bool rescan = d->pending_rescan;
+
+        d->pending_rescan = false;
+        d->debounce_deadline = INT64_MAX;
+        if (rescan) {
+                vf_log(d->c, VF_LOG_INFO, "a directory appeared or vanished: reloading all files");
+                return full_pass(d, errmsg);
+        }
+        for (size_t i = 0; names && names[i]; i++) {
+                if (!schema_file_is_candidate(names[i]))
+                        continue;
+                int r = reload_name(d, names[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int on_files(int fd, void *userdata) {
+        vf_daemon *d = userdata;
+        int r = watch_read(d->watch, &d->pending_names, &d->pending_rescan);
+
+        if (r < 0)
+                return r;
+        if (d->pending_names || d->pending_rescan)
+                /* Sliding: a burst of writes (an editor, a git checkout) settles before it is read. */
+                d->debounce_deadline = vf_now_monotonic_usec() + (int64_t) d->c->opts.debounce_msec * 1000;
+        return 0;
+}
+
+/* ---- the other sources ------------------------------------------------------------- */
+
+/* Only what virtform declares or recorded: events about other objects are none of its business. */
+static int queue_known_now(vf_daemon *d, char *const *keys) {
+        int64_t now = vf_now_monotonic_usec();
+
+        for (size_t i = 0; keys && keys[i]; i++) {
+                if (!graph_lookup(d->c->graph, keys[i]))
+                        continue;
+                int r = queue_push(d->queue, keys[i], now);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int on_libvirt(int fd, void *userdata) {
+        vf_daemon *d = userdata;
+        _cleanup_strv_free_ char **keys = NULL;
+        int r = libvirt_events_take(d->libvirt, &keys);
+        return r < 0 ? r : queue_known_now(d, keys);
+}
+
+/* The hostdevs whose last result watches one of these links (their PF) come back now. */
+static int on_links(int fd, void *userdata) {
+        vf_daemon *d = userdata;
+        _cleanup_strv_free_ char **ifnames = NULL;
+        int64_t now = vf_now_monotonic_usec();
+        int r = link_monitor_read(d->links, &ifnames);
+
+        for (size_t i = 0; r >= 0 && i < d->c->graph->n_nodes; i++) {
+                const graph_node *n = d->c->graph->nodes[i];
+                if (n->watch_link && vf_strv_contains(ifnames, n->watch_link))
+                        r = queue_push(d->queue, n->key, now);
+        }
+        return r;
+}
+
+static bool hostdev_concerned(const graph_node *n, const char *subsystem, const char *sysname) {
+        if (n->kind != VF_KIND_HOSTDEV || !n->desired)
+                return false;
+        if (strcmp(subsystem, "pci") == 0)
+                return strcmp(n->desired->hostdev.pci, sysname) == 0;
+        return !n->ready; /* a netdev came or went: it may be the one a waiting VF needs */
+}
+
+static int on_devices(int fd, void *userdata) {
+        vf_daemon *d = userdata;
+        _cleanup_free_ char *action = NULL, *subsystem = NULL, *sysname = NULL;
+        int64_t now = vf_now_monotonic_usec();
+        int r = device_monitor_read(d->devices, &action, &subsystem, &sysname);
+
+        if (r <= 0 || !action || !subsystem || !sysname)
+                return r < 0 ? r : 0;
+        for (size_t i = 0; r >= 0 && i < d->c->graph->n_nodes; i++) {
+                const graph_node *n = d->c->graph->nodes[i];
+                if (!hostdev_concerned(n, subsystem, sysname))
+                        continue;
+                if (strcmp(action, "remove") == 0 && strcmp(subsystem, "pci") == 0)
+                        vf_log_resource(d->c, VF_LOG_WARNING, n->key, "PCI device %s vanished from the host", sysname);
+                r = queue_push(d->queue, n->key, now);
+        }
+        return r < 0 ? r : 0;
+}
+
+static int on_signal(int fd, void *userdata) {
+        vf_daemon *d = userdata;
+        _cleanup_free_ char *errmsg = NULL;
+        int sig = signals_read(fd);
+
+        if (sig == SIGHUP) {
+                vf_log(d->c, VF_LOG_NOTICE, "SIGHUP: reloading every file");
+                (void) notify_systemd("RELOADING=1");
+                int r = full_pass(d, &errmsg);
+                (void) notify_systemd("READY=1");
+                if (r < 0)
+                        vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
+        } else if (sig == SIGTERM || sig == SIGINT) {
+                vf_log(d->c, VF_LOG_NOTICE, "%s: stopping", strsignal(sig));
+                d->stop = true;
+        }
+        return 0;
+}
+
+static int on_timer(int fd, void *userdata) {
+        vf_daemon *d = userdata;
+        _cleanup_strv_free_ char **due = NULL;
+        _cleanup_free_ char *errmsg = NULL;
+        int64_t now = vf_now_monotonic_usec();
+        int r = 0;
+
+        timer_ack(fd);
+        if (now >= d->give_up_at)
+                d->stop = true;
+        if (now >= d->debounce_deadline)
+                r = reload_pending(d, &errmsg);
+        if (r < 0) {
+                vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
+                r = 0;
+        }
+        r = queue_pop_due(d->queue, now, &due);
+        return r < 0 ? r : keys_pass(d, due);
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+static int64_t min3(int64_t a, int64_t b, int64_t c) {
+        int64_t m = a < b ? a : b;
+        return m < c ? m : c;
+}
+
+static int arm_timer(vf_daemon *d) {
+        int64_t next = min3(d->debounce_deadline, queue_next_due(d->queue), d->give_up_at);
+
+        if (d->opts.stats)
+                atomic_store(&d->opts.stats->armed, next != INT64_MAX);
+        return timer_arm(d->timer_fd, next);
+}
+
+static int add_optional_sources(vf_daemon *d) {
+        int r = link_monitor_new(&d->links);
+        if (r >= 0)
+                r = loop_add(d->loop, link_monitor_fd(d->links), on_links, d);
+        if (r < 0)
+                vf_log(d->c, VF_LOG_WARNING, "no link events (%s): a PF coming up is seen at the next SIGHUP",
+                       strerror(-r));
+        r = device_monitor_new(&d->devices);
+        if (r >= 0)
+                r = loop_add(d->loop, device_monitor_fd(d->devices), on_devices, d);
+        if (r < 0)
+                vf_log(d->c, VF_LOG_WARNING, "no device events (%s): new devices are seen at the next SIGHUP",
+                       strerror(-r));
+        return 0;
+}
+
+static int add_sources(vf_daemon *d) {
+        int r = loop_new(&d->loop);
+        if (r >= 0)
+                r = queue_new(&d->queue);
+        if (r >= 0)
+                r = watch_new(d->c->opts.paths, &d->watch);
+        if (r >= 0)
+                r = d->timer_fd = timer_new();
+        if (r >= 0)
+                r = libvirt_events_new(d->c->conn, &d->libvirt);
+        if (r >= 0)
+                r = loop_add(d->loop, d->signal_fd, on_signal, d);
+        if (r >= 0)
+                r = loop_add(d->loop, watch_fd(d->watch), on_files, d);
+        if (r >= 0)
+                r = loop_add(d->loop, d->timer_fd, on_timer, d);
+        if (r >= 0)
+                r = loop_add(d->loop, libvirt_events_fd(d->libvirt), on_libvirt, d);
+        return r < 0 ? r : add_optional_sources(d);
+}
+
+int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg) {
+        int r;
+
+        d->c = c;
+        if (d->opts.exit_when_converged && d->opts.timeout_usec > 0)
+                d->give_up_at = vf_now_monotonic_usec() + d->opts.timeout_usec;
+        /* Watch before the first pass, so that nothing written during it is missed. */
+        r = add_sources(d);
+        if (r < 0)
+                return vf_error(errmsg, r, "cannot set up the event sources: %s", strerror(-r));
+        r = full_pass(d, errmsg);
+        if (r < 0)
+                return r;
+        (void) notify_systemd("READY=1");
+        while (!d->stop && !(d->opts.exit_when_converged && d->converged)) {
+                r = arm_timer(d);
+                if (r >= 0)
+                        r = loop_dispatch(d->loop);
+                if (r < 0)
+                        return vf_error(errmsg, r, "the event loop failed: %s", strerror(-r));
+                if (d->opts.stats)
+                        atomic_store(&d->opts.stats->wakeups, loop_wakeups(d->loop));
+        }
+        (void) notify_systemd("STOPPING=1");
+        *converged = d->converged;
+        return d->opts.exit_when_converged && !d->converged ? -ETIMEDOUT : 0;
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Internal to controller/: the daemon's event sources. One epoll loop; each
+ * source is a file descriptor with a handler. Nothing here polls: with
+ * nothing to do the loop sleeps in epoll_wait until a source has something.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "controller/controller.h"
+
+typedef struct loop loop;
+typedef int (*loop_handler)(int fd, void *userdata);
+
+int loop_new(loop **ret);
+void loop_free(loop *l);
+DEFINE_POINTER_CLEANUP(loop, loop_free);
+/* Watches fd for input; the handler runs from loop_dispatch(). */
+int loop_add(loop *l, int fd, loop_handler handler, void *userdata);
+/* Waits for input and runs the handlers of the ready sources; a handler's error stops it. */
+int loop_dispatch(loop *l);
+/* How many times the loop woke up: the idle test counts these. */
+uint64_t loop_wakeups(const loop *l);
+
+/* A timerfd armed for one monotonic deadline, or disarmed with INT64_MAX. */
+int timer_new(void);
+int timer_arm(int fd, int64_t deadline_usec);
+/* Reads the expiry so the fd stops being readable. */
+void timer_ack(int fd);
+
+/* inotify on the desired-state directories, including ones that appear later. */
+typedef struct watch watch;
+int watch_new(char *const *dirs, watch **ret);
+void watch_free(watch *w);
+DEFINE_POINTER_CLEANUP(watch, watch_free);
+int watch_fd(const watch *w);
+/*
+ * Reads the pending events: file names that changed are added to *names; a
+ * directory that appeared or vanished (or an overflow) sets *rescan.
+ */
+int watch_read(watch *w, char ***names, bool *rescan);
+
+/* The work queue: keys due at a monotonic time, deduplicated (the earlier time wins). */
+typedef struct work_queue work_queue;
+int queue_new(work_queue **ret);
+void queue_free(work_queue *q);
+DEFINE_POINTER_CLEANUP(work_queue, queue_free);
+int queue_push(work_queue *q, const char *key, int64_t due_usec);
+void queue_drop(work_queue *q, const char *key);
+/* INT64_MAX when empty. */
+int64_t queue_next_due(const work_queue *q);
+/* Removes and returns the keys due by now. */
+int queue_pop_due(work_queue *q, int64_t now_usec, char ***keys);
+
+/* sd_notify(3)'s protocol over $NOTIFY_SOCKET; does nothing without it. */
+int notify_systemd(const char *state);
+
+/* SIGHUP, SIGTERM and SIGINT, blocked and read through a signalfd. */
+int signals_new(void);
+/* The signal read, or 0 when none was pending. */
+int signals_read(int fd);
+
+/*
+ * libvirt's events. libvirt's default event loop runs on a thread of its own
+ * (its event loop is process-wide, so it is started once per process, before
+ * the first connection); its callbacks only record "kind/name" keys and wake
+ * the main loop through an eventfd.
+ */
+typedef struct libvirt_events libvirt_events;
+int libvirt_events_start_thread(void);
+int libvirt_events_new(virConnectPtr conn, libvirt_events **ret);
+void libvirt_events_free(libvirt_events *e);
+DEFINE_POINTER_CLEANUP(libvirt_events, libvirt_events_free);
+int libvirt_events_fd(const libvirt_events *e);
+/* Takes the keys recorded since the last call. */
+int libvirt_events_take(libvirt_events *e, char ***keys);
+
+/* Link events (RTNLGRP_LINK) in the current network namespace, through libnl. */
+typedef struct link_monitor link_monitor;
+int link_monitor_new(link_monitor **ret);
+void link_monitor_free(link_monitor *m);
+DEFINE_POINTER_CLEANUP(link_monitor, link_monitor_free);
+int link_monitor_fd(const link_monitor *m);
+/* The names of the links that changed, added to *ifnames. */
+int link_monitor_read(link_monitor *m, char ***ifnames);
+
+/* PCI and net devices coming and going, through libudev. */
+typedef struct device_monitor device_monitor;
+int device_monitor_new(device_monitor **ret);
+void device_monitor_free(device_monitor *m);
+DEFINE_POINTER_CLEANUP(device_monitor, device_monitor_free);
+int device_monitor_fd(const device_monitor *m);
+/* One event: "add"/"remove" etc. of a subsystem's device; *sysname is a PCI address for "pci". */
+int device_monitor_read(device_monitor *m, char **action, char **subsystem, char **sysname);

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daemon's event sources beside files and timers: signals, libvirt's
+ * lifecycle events, link events and device events.
+ */
+#include "controller/loop.h"
+
+#include <libudev.h>
+#include <linux/rtnetlink.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+
+/* ---- signals ---------------------------------------------------------------- */
+
+int signals_new(void) {
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        /* Blocked in every thread (threads inherit it): only the signalfd sees them. */
+        if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
+                return -EINVAL;
+        int fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+int signals_read(int fd) {
+        struct signalfd_siginfo info;
+        return read(fd, &info, sizeof info) == (ssize_t) sizeof info ? (int) info.ssi_signo : 0;
+}
+
+/* ---- libvirt ------------------------------------------------------------------ */
+
+struct libvirt_events {
+        virConnectPtr conn;
+        int domain_callback, network_callback;
+        int wake_fd;
+        pthread_mutex_t lock; /* guards keys: the callbacks run on libvirt's thread */
+        char **keys;
+};
+
+static pthread_once_t event_thread_once = PTHREAD_ONCE_INIT;
+static int event_thread_error;
+
+static void *run_libvirt_events(void *unused) {
+        for (;;)
+                if (virEventRunDefaultImpl() < 0)
+                        return NULL;
+}
+
+static void start_event_thread(void) {
+        pthread_t thread;
+
+        if (virEventRegisterDefaultImpl() < 0) {
+                event_thread_error = -EIO;
+                return;
+        }
+        event_thread_error = -pthread_create(&thread, NULL, run_libvirt_events, NULL);
+        if (event_thread_error == 0)
+                pthread_detach(thread);
+}
+
+int libvirt_events_start_thread(void) {
+        pthread_once(&event_thread_once, start_event_thread);
+        return event_thread_error;
+}
+
+static void record_key(libvirt_events *e, vf_kind kind, const char *name) {
+        char *key = schema_key(kind, name);
+        uint64_t one = 1;
+
+        pthread_mutex_lock(&e->lock);
+        if (key && !vf_strv_contains(e->keys, key))
+                (void) vf_strv_consume(&e->keys, TAKE_PTR(key));
+        pthread_mutex_unlock(&e->lock);
+        free(key);
+        (void) !write(e->wake_fd, &one, sizeof one);
+}
+
+static int on_domain_event(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
+        record_key(opaque, VF_KIND_DOMAIN, virDomainGetName(dom));
+        return 0;
+}
+
+static void on_network_event(virConnectPtr conn, virNetworkPtr net, int event, int detail, void *opaque) {
+        record_key(opaque, VF_KIND_NETWORK, virNetworkGetName(net));
+}
+
+int libvirt_events_new(virConnectPtr conn, libvirt_events **ret) {
+        libvirt_events *e = calloc(1, sizeof *e);
+
+        if (!e)
+                return -ENOMEM;
+        *e = (libvirt_events) { .conn = conn, .domain_callback = -1, .network_callback = -1 };
+        pthread_mutex_init(&e->lock, NULL);
+        e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (e->wake_fd >= 0) {
+                e->domain_callback = virConnectDomainEventRegisterAny(
+                        conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_domain_event), e, NULL);
+                e->network_callback = virConnectNetworkEventRegisterAny(
+                        conn, NULL, VIR_NETWORK_EVENT_ID_LIFECYCLE, VIR_NETWORK_EVENT_CALLBACK(on_network_event), e,
+                        NULL);
+        }
+        if (e->wake_fd < 0 || e->domain_callback < 0 || e->network_callback < 0) {
+                libvirt_events_free(e);
+                return -EIO;
+        }
+        *ret = e;
+        return 0;
+}
+
+void libvirt_events_free(libvirt_events *e) {
+        if (!e)
+                return;
+        if (e->domain_callback >= 0)
+                virConnectDomainEventDeregisterAny(e->conn, e->domain_callback);
+        if (e->network_callback >= 0)
+                virConnectNetworkEventDeregisterAny(e->conn, e->network_callback);
+        if (e->wake_fd >= 0)
+                close(e->wake_fd);
+        vf_strv_free(e->keys);
+        pthread_mutex_destroy(&e->lock);
+        free(e);
+}
+
+int libvirt_events_fd(const libvirt_events *e) {
+        return e->wake_fd;
+}
+
+int libvirt_events_take(libvirt_events *e, char ***keys) {
+        uint64_t count;
+
+        (void) !read(e->wake_fd, &count, sizeof count);
+        pthread_mutex_lock(&e->lock);
+        *keys = TAKE_PTR(e->keys);
+        pthread_mutex_unlock(&e->lock);
+        return 0;
+}
+
+/* ---- links ------------------------------------------------------------------------ */
+
+struct link_monitor {
+        struct nl_sock *sock;
+        char ***collect; /* where the callback puts names during link_monitor_read() */
+};
+
+static int on_link_message(struct nl_msg *msg, void *userdata) {
+        link_monitor *m = userdata;
+        struct nlmsghdr *nlh = nlmsg_hdr(msg);
+        struct nlattr *tb[IFLA_MAX + 1];
+
+        if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK)
+                return NL_OK;
+        if (nlmsg_parse(nlh, sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL) < 0 || !tb[IFLA_IFNAME])
+                return NL_OK;
+        const char *name = nla_get_string(tb[IFLA_IFNAME]);
+        if (!vf_strv_contains(*m->collect, name))
+                (void) vf_strv_push(m->collect, name);
+        return NL_OK;
+}
+
+int link_monitor_new(link_monitor **ret) {
+        link_monitor *m = calloc(1, sizeof *m);
+
+        if (!m || !(m->sock = nl_socket_alloc())) {
+                free(m);
+                return -ENOMEM;
+        }
+        /* Notifications carry no sequence numbers to check. */
+        nl_socket_disable_seq_check(m->sock);
+        nl_socket_modify_cb(m->sock, NL_CB_VALID, NL_CB_CUSTOM, on_link_message, m);
+        if (nl_connect(m->sock, NETLINK_ROUTE) < 0 || nl_socket_add_membership(m->sock, RTNLGRP_LINK) < 0 ||
+            nl_socket_set_nonblocking(m->sock) < 0) {
+                link_monitor_free(m);
+                return -EIO;
+        }
+        *ret = m;
+        return 0;
+}
+
+void link_monitor_free(link_monitor *m) {
+        if (!m)
+                return;
+        nl_socket_free(m->sock);
+        free(m);
+}
+
+int link_monitor_fd(const link_monitor *m) {
+        return nl_socket_get_fd(m->sock);
+}
+
+int link_monitor_read(link_monitor *m, char ***ifnames) {
+        m->collect = ifnames;
+        /* Drains the socket; -NLE_AGAIN just means it is empty now. */
+        while (nl_recvmsgs_default(m->sock) >= 0)
+                ;
+        m->collect = NULL;
+        return 0;
+}
+
+/* ---- devices ---------------------------------------------------------------------- */
+
+struct device_monitor {
+        struct udev *udev;
+        struct udev_monitor *monitor;
+};
+
+int device_monitor_new(device_monitor **ret) {
+        device_monitor *m = calloc(1, sizeof *m);
+
+        if (!m || !(m->udev = udev_new())) {
+                free(m);
+                return -ENOMEM;
+        }
+        /* Without udevd (containers, this test machine) only the kernel's own uevents exist. */
+        const char *source = access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel";
+        m->monitor = udev_monitor_new_from_netlink(m->udev, source);
+        if (!m->monitor || udev_monitor_filter_add_match_subsystem_devtype(m->monitor, "pci", NULL) < 0 ||
+            udev_monitor_filter_add_match_subsystem_devtype(m->monitor, "net", NULL) < 0 ||
+            udev_monitor_enable_receiving(m->monitor) < 0) {
+                device_monitor_free(m);
+                return -EIO;
+        }
+        *ret = m;
+        return 0;
+}
+
+void device_monitor_free(device_monitor *m) {
+        if (!m)
+                return;
+        udev_monitor_unref(m->monitor);
+        udev_unref(m->udev);
+        free(m);
+}
+
+int device_monitor_fd(const device_monitor *m) {
+        return udev_monitor_get_fd(m->monitor);
+}
+
+int device_monitor_read(device_monitor *m, char **action, char **subsystem, char **sysname) {
+        struct udev_device *d = udev_monitor_receive_device(m->monitor);
+
+        *action = *subsystem = *sysname = NULL;
+        if (!d)
+                return 0;
+        const char *a = udev_device_get_action(d), *s = udev_device_get_subsystem(d), *n = udev_device_get_sysname(d);
+        *action = a ? strdup(a) : NULL;
+        *subsystem = s ? strdup(s) : NULL;
+        *sysname = n ? strdup(n) : NULL;
+        udev_device_unref(d);
+        return 1;
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * inotify on the desired-state directories. File events name the file that
+ * changed; which files count is schema's business. A directory that does not
+ * exist yet is waited for through its parent, so that a /run/virtform.d made
+ * after start-up is picked up without polling.
+ */
+#include "controller/loop.h"
+
+#include <libgen.h>
+#include <sys/inotify.h>
+
+#define FILE_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB)
+#define SELF_EVENTS (IN_DELETE_SELF | IN_MOVE_SELF)
+#define PARENT_EVENTS (IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
+
+typedef struct watched_dir {
+        char *path;
+        int wd; /* on the directory; -1 while it does not exist */
+        int parent_wd; /* on its parent while it does not exist; else -1 */
+} watched_dir;
+
+struct watch {
+        int fd;
+        watched_dir *dirs;
+        size_t n_dirs;
+};
+
+static void watch_dir(watch *w, watched_dir *d) {
+        d->wd = inotify_add_watch(w->fd, d->path, FILE_EVENTS | SELF_EVENTS | IN_ONLYDIR);
+        if (d->wd >= 0) {
+                d->parent_wd = -1;
+                return;
+        }
+        _cleanup_free_ char *copy = strdup(d->path);
+        d->parent_wd = copy ? inotify_add_watch(w->fd, dirname(copy), PARENT_EVENTS) : -1;
+}
+
+int watch_new(char *const *dirs, watch **ret) {
+        watch *w = calloc(1, sizeof *w);
+        size_t n = vf_strv_length(dirs);
+
+        if (!w)
+                return -ENOMEM;
+        w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        w->dirs = calloc(n ? n : 1, sizeof *w->dirs);
+        if (w->fd < 0 || !w->dirs) {
+                watch_free(w);
+                return w->fd < 0 ? -errno : -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                w->dirs[i].path = strdup(dirs[i]);
+                if (!w->dirs[i].path) {
+                        watch_free(w);
+                        return -ENOMEM;
+                }
+                w->n_dirs++;
+                watch_dir(w, &w->dirs[i]);
+        }
+        *ret = w;
+        return 0;
+}
+
+void watch_free(watch *w) {
+        if (!w)
+                return;
+        for (size_t i = 0; i < w->n_dirs; i++)
+                free(w->dirs[i].path);
+        free(w->dirs);
+        if (w->fd >= 0)
+                close(w->fd);
+        free(w);
+}
+
+int watch_fd(const watch *w) {
+        return w->fd;
+}
+
+/* A watched directory came or went: watch it (or its parent) anew and reload everything. */
+static void rewatch(watch *w, watched_dir *d, bool *rescan) {
+        if (d->wd >= 0)
+                inotify_rm_watch(w->fd, d->wd);
+        if (d->parent_wd >= 0)
+                inotify_rm_watch(w->fd, d->parent_wd);
+        watch_dir(w, d);
+        *rescan = true;
+}
+
+static const char *basename_of(const char *path) {
+        const char *slash = strrchr(path, '/');
+        return slash ? slash + 1 : path;
+}
+
+static int handle_event(watch *w, const struct inotify_event *ev, char ***names, bool *rescan) {
+        if (ev->mask & IN_Q_OVERFLOW) {
+                *rescan = true;
+                return 0;
+        }
+        for (size_t i = 0; i < w->n_dirs; i++) {
+                watched_dir *d = &w->dirs[i];
+                if (ev->wd == d->parent_wd && ev->len > 0 && strcmp(ev->name, basename_of(d->path)) == 0)
+                        rewatch(w, d, rescan);
+                else if (ev->wd == d->wd && (ev->mask & (SELF_EVENTS | IN_IGNORED)))
+                        rewatch(w, d, rescan);
+                else if (ev->wd == d->wd && ev->len > 0 && !(ev->mask & IN_ISDIR) &&
+                         !vf_strv_contains(*names, ev->name))
+                        return vf_strv_push(names, ev->name);
+        }
+        return 0;
+}
+
+int watch_read(watch *w, char ***names, bool *rescan) {
+        char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+        for (;;) {
+                ssize_t n = read(w->fd, buf, sizeof buf);
+                if (n < 0)
+                        return errno == EAGAIN ? 0 : -errno;
+                for (char *p = buf; p < buf + n;) {
+                        const struct inotify_event *ev = (const struct inotify_event *) p;
+                        int r = handle_event(w, ev, names, rescan);
+                        if (r < 0)
+                                return r;
+                        p += sizeof(struct inotify_event) + ev->len;
+                }
+        }
+}

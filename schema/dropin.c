@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Drop-in layers: which file wins each name, and what it overrides or is masked by. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "schema/schema-internal.h"
+
+const char *const schema_default_dirs[] = { "/etc/virtform.d", "/run/virtform.d", "/usr/lib/virtform.d", NULL };
+
+typedef enum entry_kind {
+        ENTRY_NONE,
+        ENTRY_FILE,
+        ENTRY_MASK,
+} entry_kind;
+
+static const char *path_name(const char *path, size_t *ret_len) {
+        size_t len = strlen(path);
+
+        while (len > 1 && path[len - 1] == '/')
+                len--;
+        const char *slash = memrchr(path, '/', len);
+        const char *start = slash ? slash + 1 : path;
+        *ret_len = (size_t) (path + len - start);
+        return start;
+}
+
+char *schema_path_name(const char *path) {
+        size_t len;
+        const char *start = path_name(path, &len);
+        return strndup(start, len);
+}
+
+int schema_path_name_cmp(const char *path, const char *name) {
+        size_t len;
+        const char *start = path_name(path, &len);
+        int c = strncmp(start, name, len);
+        if (c != 0)
+                return c;
+        return name[len] == 0 ? 0 : -1;
+}
+
+static bool is_default_dir(const char *path) {
+        for (size_t i = 0; schema_default_dirs[i]; i++)
+                if (strcmp(schema_default_dirs[i], path) == 0)
+                        return true;
+        return false;
+}
+
+int schema_layers_open(char *const *paths, schema_layers *ret) {
+        size_t n = vf_strv_length(paths), k = 0;
+        schema_layer *layers = calloc(n ? n : 1, sizeof(schema_layer));
+
+        if (!layers)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                /* The default directories are optional; a path the user named has to be there. */
+                if (fd < 0 && errno == ENOENT && is_default_dir(paths[i]))
+                        continue;
+                /* Whatever cannot be opened as a directory is read as a file, which reports why it fails. */
+                layers[k++] = (schema_layer) { .path = paths[i], .fd = fd };
+        }
+        *ret = (schema_layers) { .layers = layers, .n = k };
+        return 0;
+}
+
+void schema_layers_close(schema_layers *l) {
+        for (size_t i = 0; i < l->n; i++)
+                if (l->layers[i].fd >= 0)
+                        close(l->layers[i].fd);
+        free(l->layers);
+        *l = (schema_layers) {};
+}
+
+static int list_directory(int dir_fd, char ***names) {
+        int fd = dup(dir_fd);
+        if (fd < 0)
+                return -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        int r = 0;
+        for (struct dirent *de; r >= 0 && (de = readdir(d));)
+                if (schema_file_is_candidate(de->d_name))
+                        r = vf_strv_push(names, de->d_name);
+        closedir(d);
+        return r;
+}
+
+static int list_layer(const schema_layer *l, char ***names) {
+        if (l->fd >= 0)
+                return list_directory(l->fd, names);
+        char *name = schema_path_name(l->path);
+        return name ? vf_strv_consume(names, name) : -ENOMEM;
+}
+
+int schema_layers_list(const schema_layers *l, char ***ret) {
+        _cleanup_strv_free_ char **names = NULL;
+
+        for (size_t i = 0; i < l->n; i++) {
+                int r = list_layer(&l->layers[i], &names);
+                if (r < 0)
+                        return r;
+        }
+        schema_strv_sort_unique(names);
+        *ret = TAKE_PTR(names);
+        return 0;
+}
+
+/* systemd's convention: an empty file, or a symlink to /dev/null, switches a name off. */
+static bool is_mask(const struct stat *st) {
+        return (S_ISREG(st->st_mode) && st->st_size == 0) ||
+               (S_ISCHR(st->st_mode) && st->st_rdev == makedev(1, 3));
+}
+
+/* Dangling symlinks and subdirectories are not entries, as they were never loadable files. */
+static entry_kind directory_entry(const schema_layer *l, const char *name) {
+        struct stat st;
+
+        if (!schema_file_is_candidate(name) || fstatat(l->fd, name, &st, 0) < 0)
+                return ENTRY_NONE;
+        if (is_mask(&st))
+                return ENTRY_MASK;
+        return S_ISREG(st.st_mode) ? ENTRY_FILE : ENTRY_NONE;
+}
+
+/* A file the user named is read whatever it is, so a missing or unreadable one is reported. */
+static entry_kind file_entry(const schema_layer *l, const char *name) {
+        struct stat st;
+
+        if (schema_path_name_cmp(l->path, name) != 0)
+                return ENTRY_NONE;
+        if (schema_file_is_candidate(name) && stat(l->path, &st) >= 0 && is_mask(&st))
+                return ENTRY_MASK;
+        return ENTRY_FILE;
+}
+
+static char *entry_path(const schema_layer *l, const char *name) {
+        if (l->fd < 0)
+                return strdup(l->path);
+        return vf_printf("%s%s%s", l->path, vf_str_has_suffix(l->path, "/") ? "" : "/", name);
+}
+
+static int source_add(schema_source *s, entry_kind kind, char *path) {
+        if (s->path || s->masked_by)
+                return vf_strv_consume(&s->overridden, path);
+        if (kind == ENTRY_MASK)
+                s->masked_by = path;
+        else
+                s->path = path;
+        return 0;
+}
+
+int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret) {
+        _cleanup_(schema_source_done) schema_source s = {};
+
+        for (size_t i = 0; i < l->n; i++) {
+                const schema_layer *layer = &l->layers[i];
+                entry_kind kind = layer->fd >= 0 ? directory_entry(layer, name) : file_entry(layer, name);
+                if (kind == ENTRY_NONE)
+                        continue;
+                char *path = entry_path(layer, name);
+                if (!path)
+                        return -ENOMEM;
+                int r = source_add(&s, kind, path);
+                if (r < 0)
+                        return r;
+        }
+        if (!s.path && !s.masked_by)
+                return 0;
+        s.name = strdup(name);
+        if (!s.name)
+                return -ENOMEM;
+        *ret = s;
+        s = (schema_source) {};
+        return 1;
+}
+
+void schema_source_done(schema_source *s) {
+        free(s->name);
+        free(s->path);
+        free(s->masked_by);
+        vf_strv_free(s->overridden);
+        *s = (schema_source) {};
+}

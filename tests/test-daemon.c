@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daemon in-process: its loop runs on a thread of this test, against
+ * test:///default, while the test writes files, changes libvirt behind its
+ * back, toggles veth links and sends signals. Every wait is for a condition,
+ * with a deadline; nothing sleeps a fixed time to wait for convergence.
+ */
+#include "tests/env.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+
+#include "tests/sysfs-fixture.h"
+
+#define DEADLINE_USEC (15 * 1000000)
+
+#define NETWORK_LAN                                                                                     \
+        "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec:\n  forward: nat\n"        \
+        "  bridge: virbr10\n  ipv4: {address: 192.168.110.1/24}\n"
+
+#define DOMAIN_WEB(memory)                                                                                  \
+        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1}\nspec:\n  memory: " memory "\n"      \
+        "  interfaces: [{network: lan}]\n"
+
+typedef struct fixture {
+        th_env *env;
+        char *dirs[4]; /* etc, run, usr: the three drop-in layers */
+        vf_daemon *daemon;
+        vf_daemon_stats stats;
+        pthread_t thread;
+        bool running;
+        int result;
+        state_store *reader; /* the test's own view of the store */
+} fixture;
+
+static void *run_daemon(void *userdata) {
+        fixture *f = userdata;
+        _cleanup_free_ char *errmsg = NULL;
+        bool converged;
+
+        f->result = vf_daemon_run(f->daemon, &f->env->c, &converged, &errmsg);
+        if (f->result < 0)
+                fprintf(stderr, "daemon: %s\n", errmsg ? errmsg : strerror(-f->result));
+        return NULL;
+}
+
+static void start_daemon(fixture *f) {
+        _cleanup_free_ char *errmsg = NULL;
+        vf_daemon_options o = { .stats = &f->stats };
+
+        f->env->opts.daemon = true;
+        assert_int_equal(vf_daemon_new(&o, &f->daemon), 0);
+        assert_int_equal(vf_controller_open(&f->env->c, &f->env->opts, &errmsg), 0);
+        f->env->c.log = NULL;
+        f->env->open = true;
+        assert_int_equal(pthread_create(&f->thread, NULL, run_daemon, f), 0);
+        f->running = true;
+        assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
+}
+
+static void stop_daemon(fixture *f) {
+        if (!f->running)
+                return;
+        assert_int_equal(kill(getpid(), SIGTERM), 0);
+        assert_int_equal(pthread_join(f->thread, NULL), 0);
+        f->running = false;
+        assert_int_equal(f->result, 0);
+        vf_daemon_free(f->daemon);
+        f->daemon = NULL;
+        th_env_close(f->env);
+}
+
+static int setup(void **state) {
+        fixture *f = calloc(1, sizeof *f);
+        const char *layers[] = { "etc", "run", "usr" };
+
+        f->env = th_env_new();
+        for (size_t i = 0; i < ELEMENTSOF(layers); i++) {
+                f->dirs[i] = vf_printf("%s/%s", f->env->dir, layers[i]);
+                assert_int_equal(mkdir(f->dirs[i], 0755), 0);
+        }
+        f->env->opts.paths = f->dirs;
+        f->env->opts.debounce_msec = 20;
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        fixture *f = *state;
+
+        stop_daemon(f);
+        state_close(f->reader);
+        th_env_free(f->env);
+        for (size_t i = 0; f->dirs[i]; i++)
+                free(f->dirs[i]);
+        free(f);
+        return 0;
+}
+
+/* Writes the way configuration management should: a hidden temp file renamed into place. */
+static void drop_in(const char *dir, const char *name, const char *content) {
+        _cleanup_free_ char *tmp = vf_printf(".%s.tmp", name);
+        _cleanup_free_ char *from = vf_printf("%s/%s", dir, tmp), *to = vf_printf("%s/%s", dir, name);
+        th_write(dir, tmp, "%s", content);
+        assert_int_equal(rename(from, to), 0);
+}
+
+typedef bool (*predicate)(fixture *f, const void *arg);
+
+static void wait_for(fixture *f, predicate p, const void *arg, const char *what) {
+        int64_t deadline = vf_now_monotonic_usec() + DEADLINE_USEC;
+
+        while (!p(f, arg)) {
+                if (vf_now_monotonic_usec() > deadline)
+                        fail_msg("timed out waiting for %s", what);
+                usleep(10 * 1000); /* polling the condition, not waiting for a time */
+        }
+}
+
+typedef struct expect {
+        const char *kind, *name;
+        const char *reason; /* of the Ready condition; NULL: the record is gone */
+        bool ready;
+} expect;
+
+static bool record_matches(fixture *f, const void *arg) {
+        const expect *e = arg;
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        int r = state_get(f->reader, e->kind, e->name, &rec);
+
+        if (!e->reason)
+                return r == -ENOENT;
+        if (r < 0)
+                return false;
+        const state_condition *ready = state_record_condition(rec, "Ready");
+        return ready && ready->status == e->ready && vf_streq_ptr(ready->reason, e->reason);
+}
+
+static void wait_record(fixture *f, const char *kind, const char *name, bool ready, const char *reason) {
+        expect e = { kind, name, reason, ready };
+        _cleanup_free_ char *what = vf_printf("%s/%s %s %s", kind, name, ready ? "Ready" : "not Ready",
+                                              reason ? reason : "gone");
+        wait_for(f, record_matches, &e, what);
+}
+
+static bool memory_is(fixture *f, const void *arg) {
+        _cleanup_free_ char *xml = th_domain_xml(f->env->other, "web1", true);
+        return xml && strstr(xml, arg);
+}
+
+static bool domain_running(fixture *f, const void *arg) {
+        virDomainPtr d = virDomainLookupByName(f->env->other, arg);
+        bool active = d && virDomainIsActive(d) == 1;
+        if (d)
+                virDomainFree(d);
+        return active;
+}
+
+static bool domain_gone(fixture *f, const void *arg) {
+        _cleanup_free_ char *xml = th_domain_xml(f->env->other, arg, true);
+        return !xml;
+}
+
+/* ---- files --------------------------------------------------------------------- */
+
+static void test_drop_in_applies_and_removal_prunes(void **state) {
+        fixture *f = *state;
+
+        start_daemon(f);
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        wait_record(f, "network", "lan", true, "Applied");
+        wait_record(f, "domain", "web1", true, "Applied");
+        wait_for(f, domain_running, "web1", "web1 running");
+
+        /* An in-place edit, as an editor without atomic saves makes it. */
+        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("2GiB"));
+        wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
+
+        /* Editors' leftovers are ignored: a broken swap file changes nothing. */
+        th_write(f->dirs[0], ".20-web.yaml.swp", "memory: [broken");
+        th_write(f->dirs[0], "20-web.yaml~", "nonsense: {");
+
+        th_remove(f->dirs[0], "20-web.yaml");
+        wait_record(f, "domain", "web1", false, NULL);
+        wait_for(f, domain_gone, "web1", "web1 undefined");
+        /* Settled: nothing is due, no timer armed. */
+        assert_false(atomic_load(&f->stats.armed));
+}
+
+static void test_precedence_override_and_mask(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *masked = vf_printf("%s/20-web.yaml", f->dirs[0]);
+
+        drop_in(f->dirs[2], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[2], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        start_daemon(f);
+        wait_for(f, memory_is, "<memory unit='KiB'>1048576</memory>", "the vendor's web1");
+
+        /* /run overrides /usr/lib; /etc overrides /run. */
+        drop_in(f->dirs[1], "20-web.yaml", DOMAIN_WEB("2GiB"));
+        wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 from /run");
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("3GiB"));
+        wait_for(f, memory_is, "<memory unit='KiB'>3145728</memory>", "web1 from /etc");
+
+        /* A /dev/null symlink in /etc masks the name in every layer: the domain goes. */
+        assert_int_equal(unlink(masked), 0);
+        assert_int_equal(symlink("/dev/null", masked), 0);
+        wait_for(f, domain_gone, "web1", "web1 masked away");
+
+        /* Unmasked: the highest remaining layer, /run, wins again. */
+        assert_int_equal(unlink(masked), 0);
+        wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 from /run again");
+}
+
+static void test_directory_that_appears_later(void **state) {
+        fixture *f = *state;
+
+        assert_int_equal(rmdir(f->dirs[1]), 0);
+        start_daemon(f);
+        assert_int_equal(mkdir(f->dirs[1], 0755), 0);
+        drop_in(f->dirs[1], "10-net.yaml", NETWORK_LAN);
+        wait_record(f, "network", "lan", true, "Applied");
+}
+
+static void test_sighup_rescans(void **state) {
+        fixture *f = *state;
+
+        /* inotify would see the write: an hour of debounce leaves SIGHUP as the only way in. */
+        f->env->opts.debounce_msec = 3600 * 1000;
+        start_daemon(f);
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        assert_int_equal(kill(getpid(), SIGHUP), 0);
+        wait_record(f, "network", "lan", true, "Applied");
+}
+
+static void test_bad_file_is_terminal_until_fixed(void **state) {
+        fixture *f = *state;
+
+        start_daemon(f);
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        wait_record(f, "network", "lan", true, "Applied");
+        drop_in(f->dirs[0], "10-net.yaml", "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\n"
+                                           "spec: {forward: nat, bogus: 1}\n");
+        wait_record(f, "network", "lan", false, "InvalidFile");
+        /* Held: still there, and not retried on a timer. */
+        assert_false(atomic_load(&f->stats.armed));
+        _cleanup_free_ char *net = th_network_xml(f->env->other, "lan");
+        assert_non_null(net);
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        wait_record(f, "network", "lan", true, "Applied");
+}
+
+/* ---- libvirt ---------------------------------------------------------------------- */
+
+static void test_out_of_band_changes_are_put_back(void **state) {
+        fixture *f = *state;
+
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        start_daemon(f);
+        wait_for(f, domain_running, "web1", "web1 running");
+
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
+        assert_int_equal(virDomainDestroy(d), 0);
+        virDomainFree(d);
+        wait_for(f, domain_running, "web1", "web1 started again after an out-of-band destroy");
+
+        d = virDomainLookupByName(f->env->other, "web1");
+        assert_int_equal(virDomainDestroy(d), 0);
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        wait_for(f, domain_running, "web1", "web1 recreated after an out-of-band undefine");
+}
+
+static void test_failure_retried_with_visible_backoff(void **state) {
+        fixture *f = *state;
+        virDomainPtr foreign = virDomainDefineXML(f->env->other, "<domain type='test'><name>web1</name>"
+                                                                 "<memory>1048576</memory><os><type>hvm</type></os>"
+                                                                 "</domain>");
+        assert_non_null(foreign);
+        virDomainFree(foreign);
+
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        start_daemon(f);
+        wait_record(f, "domain", "web1", false, "Conflict");
+
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        assert_int_equal(state_get(f->reader, "domain", "web1", &rec), 0);
+        assert_true(rec->attempts >= 1);
+        assert_true(rec->next_retry_usec > rec->updated_usec);
+        assert_true(atomic_load(&f->stats.armed));
+
+        /* The operator removes the clash: the next retry (1 s base, so within 2 s) succeeds. */
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        wait_record(f, "domain", "web1", true, "Applied");
+}
+
+/* ---- idle ------------------------------------------------------------------------- */
+
+static void test_idle_when_converged(void **state) {
+        fixture *f = *state;
+
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        start_daemon(f);
+        wait_record(f, "network", "lan", true, "Applied");
+        /* Let the events of our own actions (network define and start) drain. */
+        uint64_t before;
+        do {
+                before = atomic_load(&f->stats.wakeups);
+                usleep(200 * 1000);
+        } while (atomic_load(&f->stats.wakeups) != before);
+
+        assert_false(atomic_load(&f->stats.armed));
+        usleep(1000 * 1000); /* measuring idleness, not waiting for anything */
+        assert_int_equal(atomic_load(&f->stats.wakeups), before);
+}
+
+/* ---- links -------------------------------------------------------------------------- */
+
+static bool can_make_links(void) {
+        return geteuid() == 0 && system("ip link add vf-probe type veth peer name vf-probe-p 2>/dev/null") == 0 &&
+               system("ip link del vf-probe") == 0;
+}
+
+static void test_pf_up_requeues_hostdev(void **state) {
+        fixture *f = *state;
+        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
+
+        if (!can_make_links())
+                skip();
+        th_sysfs_add_device(sysfs, "0000:3b:00.0", "ice");
+        th_sysfs_add_netdev(sysfs, "0000:3b:00.0", "enp59s0f0", NULL, NULL);
+        th_sysfs_add_vf(sysfs, "0000:3b:00.0", 0, "0000:3b:02.0", "vfio-pci");
+        assert_int_equal(system("ip link add enp59s0f0 type veth peer name enp59s0f0p"), 0);
+        f->env->opts.sysfs_root = sysfs->root;
+        drop_in(f->dirs[0], "10-vf.yaml",
+                "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: vf}\nspec: {pci: \"0000:3b:02.0\"}\n");
+        drop_in(f->dirs[0], "20-db.yaml",
+                "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: db}\nspec:\n  memory: 256MiB\n"
+                "  hostdevs: [vf]\n");
+        start_daemon(f);
+        wait_record(f, "hostdev", "vf", false, "PFDown");
+        /* Waiting on the link, not on a timer. */
+        assert_false(atomic_load(&f->stats.armed));
+
+        assert_int_equal(system("ip link set enp59s0f0 up"), 0);
+        wait_record(f, "hostdev", "vf", true, "Assigned");
+        wait_for(f, domain_running, "db", "db started once its PF is up");
+
+        /* Down again under the running guest: reported, the guest untouched. */
+        assert_int_equal(system("ip link set enp59s0f0 down"), 0);
+        wait_record(f, "hostdev", "vf", false, "PFDown");
+        assert_true(domain_running(f, "db"));
+        stop_daemon(f);
+        assert_int_equal(system("ip link del enp59s0f0"), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+                T(test_drop_in_applies_and_removal_prunes),
+                T(test_precedence_override_and_mask),
+                T(test_directory_that_appears_later),
+                T(test_sighup_rescans),
+                T(test_bad_file_is_terminal_until_fixed),
+                T(test_out_of_band_changes_are_put_back),
+                T(test_failure_retried_with_visible_backoff),
+                T(test_idle_when_converged),
+                T(test_pf_up_requeues_hostdev),
+#undef T
+        };
+
+        /* Links live in a network namespace of this process alone, gone when it exits. */
+        if (geteuid() == 0 && unshare(CLONE_NEWNET) == 0)
+                (void) system("ip link set lo up");
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
