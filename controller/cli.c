@@ -183,6 +183,8 @@ static bool parse_command_line(const command *cmd, vf_options *opts, const char 
 
 /* parse_command_line() for commands that take DIR... (by default the drop-in directories). */
 static bool parse_command_line_with_paths(const command *cmd, vf_options *opts, int argc, char **argv, int *status) {
+        /* apply and plan print every resource on stdout: stderr gets what went wrong, unless asked for more. */
+        opts->log_level = strcmp(cmd->name, "run") == 0 ? VF_LOG_NOTICE : VF_LOG_WARNING;
         if (!parse_command_line(cmd, opts, NULL, argc, argv, status))
                 return false;
         opts->paths = optind < argc ? argv + optind : (char **) schema_default_dirs;

@@ -33,6 +33,8 @@ static void print_reason(FILE *f, const rc_result *res, bool with_message) {
                 fprintf(f, ": %s", res->message);
         if (res->restart_pending)
                 fprintf(f, " [RestartPending: %s]", res->restart_pending);
+        if (res->drifted)
+                fprintf(f, " [Drifted: %s]", res->drifted);
 }
 
 void output_diags(FILE *f, const schema_set *set) {
@@ -121,12 +123,23 @@ static void print_plan_diff(FILE *f, const vf_report_entry *e) {
         print_line_diff(f, old_lines, vf_strv_length(old_lines), new_lines, vf_strv_length(new_lines));
 }
 
+/* Which file declared it, and which files of the same name in lower-precedence directories it overrides. */
+static void print_provenance(FILE *f, const schema_set *set, const char *file) {
+        const schema_source *source = file && set ? schema_set_source(set, file) : NULL;
+
+        if (!file)
+                return;
+        fprintf(f, " (%s", file);
+        for (size_t i = 0; source && source->overridden && source->overridden[i]; i++)
+                fprintf(f, "%s%s", i ? ", " : ", overriding ", source->overridden[i]);
+        fputc(')', f);
+}
+
 void output_plan(FILE *f, const vf_report *r) {
         for (size_t i = 0; i < r->n_entries; i++) {
                 const vf_report_entry *e = &r->entries[i];
                 fprintf(f, "%s %s/%s", plan_verb(e->result.outcome), vf_kind_to_string(e->kind), e->name);
-                if (e->source_file)
-                        fprintf(f, " (%s)", e->source_file);
+                print_provenance(f, r->desired, e->source_file);
                 print_reason(f, &e->result, false);
                 fputc('\n', f);
                 if (e->result.steps && e->result.outcome != RC_UNCHANGED) {
@@ -147,8 +160,8 @@ static const state_condition *ready_condition(const state_record *rec) {
 }
 
 void output_status_table(FILE *f, state_record *const *recs, size_t n) {
-        fprintf(f, "%-8s %-24s %-6s %-20s %-9s %-8s %-20s %s\n", "KIND", "NAME", "READY", "REASON", "GEN/OBS",
-                "ATTEMPTS", "NEXT RETRY", "MESSAGE");
+        fprintf(f, "%-8s %-24s %-6s %-20s %-9s %-8s %-20s %-32s %s\n", "KIND", "NAME", "READY", "REASON", "GEN/OBS",
+                "ATTEMPTS", "NEXT RETRY", "FILE", "MESSAGE");
         for (size_t i = 0; i < n; i++) {
                 const state_record *rec = recs[i];
                 const state_condition *ready = ready_condition(rec);
@@ -157,9 +170,10 @@ void output_status_table(FILE *f, state_record *const *recs, size_t n) {
 
                 snprintf(gen, sizeof gen, "%" PRId64 "/%" PRId64, rec->generation, rec->observed_generation);
                 vf_format_time(rec->next_retry_usec, next);
-                fprintf(f, "%-8s %-24s %-6s %-20s %-9s %-8" PRId64 " %-20s %s%s%s\n", rec->kind, rec->name,
+                fprintf(f, "%-8s %-24s %-6s %-20s %-9s %-8" PRId64 " %-20s %-32s %s%s%s\n", rec->kind, rec->name,
                         ready ? (ready->status ? "True" : "False") : "-", ready && ready->reason ? ready->reason : "-",
-                        gen, rec->attempts, next, ready && ready->message ? ready->message : "",
+                        gen, rec->attempts, next, rec->source_file ? rec->source_file : "-",
+                        ready && ready->message ? ready->message : "",
                         restart && restart->status ? " [RestartPending] " : "",
                         restart && restart->status && restart->message ? restart->message : "");
         }

@@ -183,7 +183,8 @@ static int reconcile_node(pass *p, graph_node *n, const node_context *nc, int64_
 
 bool pass_result_retried_by_timer(const rc_result *res) {
         /* These wait for an event (a dependency, a link, a file), not for time. */
-        static const char *const event_driven[] = { "DependencyNotReady", "PFDown", "PFNotFound", "InvalidFile" };
+        static const char *const event_driven[] = { "DependencyNotReady", "PFDown", "PFNotFound", "InvalidFile",
+                                                    "Drifted" };
 
         if (res->ready || res->outcome == RC_KEPT)
                 return false;
@@ -205,15 +206,21 @@ static int64_t retry_delay_usec(const vf_controller *c, int64_t attempts) {
         return delay / 2 + (int64_t) (random() % (delay / 2 + 1));
 }
 
+/* A condition that is there while its message is, and gone otherwise. */
+static int set_or_clear(state_record *rec, const char *type, const char *reason, const char *message, int64_t now) {
+        if (message)
+                return state_record_set_condition(rec, type, true, reason, message, now);
+        state_record_clear_condition(rec, type);
+        return 0;
+}
+
 static int set_conditions(state_record *rec, const rc_result *res, int64_t now) {
         int r = state_record_set_condition(rec, "Ready", res->ready, res->reason, res->message, now);
-        if (r < 0)
-                return r;
-        if (res->restart_pending)
-                return state_record_set_condition(rec, "RestartPending", true, "ConfigChanged", res->restart_pending,
-                                                  now);
-        state_record_clear_condition(rec, "RestartPending");
-        return 0;
+        if (r >= 0)
+                r = set_or_clear(rec, "RestartPending", "ConfigChanged", res->restart_pending, now);
+        if (r >= 0)
+                r = set_or_clear(rec, "Drifted", "ChangedOutOfBand", res->drifted, now);
+        return r;
 }
 
 static int update_record(const vf_controller *c, state_record *rec, const graph_node *n, const node_context *nc,
@@ -323,9 +330,10 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res, char *old
 }
 
 static void log_result(const vf_controller *c, const graph_node *n, const rc_result *res) {
+        /* An action or a failure is worth a line by default; a settled resource is not. */
         vf_log_level level = res->outcome == RC_FAILED    ? VF_LOG_WARNING
                              : res->outcome == RC_UNCHANGED ? VF_LOG_DEBUG
-                                                            : VF_LOG_INFO;
+                                                            : VF_LOG_NOTICE;
         vf_log_resource(c, level, n->key, "%s: %s%s%s", rc_outcome_to_string(res->outcome),
                         res->reason ? res->reason : "", res->message ? ": " : "", res->message ? res->message : "");
 }

@@ -86,6 +86,20 @@ typedef enum define_reason {
         DEFINE_ADOPT,
 } define_reason;
 
+static bool reports_drift(const rc_request *req) {
+        return req->desired->drift == SCHEMA_DRIFT_REPORT;
+}
+
+/* Under drift: report an out-of-band change is described, not undone; several are joined. */
+static int report_drift(rc_result *res, const char *what) {
+        char *joined = res->drifted ? vf_printf("%s; %s", res->drifted, what) : strdup(what);
+        if (!joined)
+                return -ENOMEM;
+        free(res->drifted);
+        res->drifted = joined;
+        return 0;
+}
+
 static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res, define_reason *ret) {
         _cleanup_(rc_owner_done) rc_owner owner = {};
         bool owned;
@@ -227,6 +241,11 @@ int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_reques
         return rc_step_end(ctx, req, res, "start", cls->start(obj) == 0, "StartFailed");
 }
 
+/* The generation asked for was applied before: an inactive object now is an out-of-band stop. */
+static bool was_settled(const rc_request *req) {
+        return req->record && req->record->observed_generation == req->generation;
+}
+
 static bool record_says_restart_pending(const state_record *rec) {
         const state_condition *c = rec ? state_record_condition(rec, "RestartPending") : NULL;
         return c && c->status;
@@ -261,6 +280,8 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
                         return -EIO;
                 }
         }
+        if (want && !active && reports_drift(req) && was_settled(req))
+                return report_drift(res, "stopped outside virtform; drift: report leaves it stopped");
         if (want && !active)
                 return rc_object_start(ctx, k->cls, req, obj, res);
         if (!want && active)
@@ -324,12 +345,27 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
         r = decide_define(ctx, k, req, &o, res, &why);
         if (r != 0)
                 return r < 0 ? r : 0;
+        if (why == DEFINE_RECREATE && reports_drift(req)) {
+                rc_result_set(res, RC_FAILED, false, "Drifted",
+                              "%s %s was removed outside virtform; with drift: report it stays removed until the "
+                              "file changes or drift: correct is set",
+                              vf_kind_to_string(req->kind), req->name);
+                return 0;
+        }
+        bool keep_baseline = why == DEFINE_DRIFT && reports_drift(req);
+        if (keep_baseline) {
+                /* The baseline stays what libvirt returned after our define, so the drift stays visible. */
+                r = report_drift(res, "its definition was changed outside virtform; drift: report leaves it so");
+                if (r < 0)
+                        return r;
+                why = DEFINE_NONE;
+        }
 
         res->applied_desired_xml = strdup(req->desired->xml);
         if (why != DEFINE_NONE)
                 r = define(ctx, k, req, &o, res);
         else {
-                res->applied_xml_hash = strdup(o.hash);
+                res->applied_xml_hash = strdup(keep_baseline ? req->record->applied_xml_hash : o.hash);
                 res->uuid = req->record && req->record->uuid ? strdup(req->record->uuid) : NULL;
                 if (!res->uuid)
                         r = record_applied(ctx, k, o.obj, res);

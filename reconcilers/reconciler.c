@@ -63,6 +63,7 @@ void rc_result_done(rc_result *res) {
         free(res->reason);
         free(res->message);
         free(res->restart_pending);
+        free(res->drifted);
         free(res->uuid);
         free(res->applied_xml_hash);
         free(res->applied_desired_xml);

@@ -121,6 +121,7 @@ typedef struct rc_result {
         char *reason; /* one CamelCase word: Applied, Conflict, DefineFailed, ... */
         char *message; /* one line an operator can act on */
         char *restart_pending; /* why a restart is pending, or NULL */
+        char *drifted; /* with drift: report, what changed out of band and was left so; or NULL */
         char *uuid;
         char *applied_xml_hash;
         char *applied_desired_xml;

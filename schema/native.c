@@ -11,14 +11,14 @@
 #include "schema/schema-internal.h"
 
 typedef struct policy {
-        int state, restart;
+        int state, restart, drift;
         bool autostart, adopt;
 } policy;
 
-typedef enum policy_attr { POLICY_STATE, POLICY_AUTOSTART, POLICY_RESTART, POLICY_ADOPT } policy_attr;
+typedef enum policy_attr { POLICY_STATE, POLICY_AUTOSTART, POLICY_RESTART, POLICY_ADOPT, POLICY_DRIFT } policy_attr;
 
-static const char *const domain_policy_attrs[] = { "state", "autostart", "restart", "adopt", NULL };
-static const char *const network_policy_attrs[] = { "autostart", "adopt", NULL };
+static const char *const domain_policy_attrs[] = { "state", "autostart", "restart", "adopt", "drift", NULL };
+static const char *const network_policy_attrs[] = { "autostart", "adopt", "drift", NULL };
 
 static int read_policy_attr(const xml_origin *o, xmlAttr *a, policy_attr which, const char *value, policy *p) {
         static const char *const *const values[] = {
@@ -26,6 +26,7 @@ static int read_policy_attr(const xml_origin *o, xmlAttr *a, policy_attr which, 
                 [POLICY_AUTOSTART] = schema_yes_no_names,
                 [POLICY_RESTART] = schema_restart_names,
                 [POLICY_ADOPT] = schema_yes_no_names,
+                [POLICY_DRIFT] = schema_drift_names,
         };
         int v = schema_lookup(values[which], value);
         if (v < 0) {
@@ -46,6 +47,9 @@ static int read_policy_attr(const xml_origin *o, xmlAttr *a, policy_attr which, 
                 break;
         case POLICY_ADOPT:
                 p->adopt = v;
+                break;
+        case POLICY_DRIFT:
+                p->drift = v;
                 break;
         }
         return 0;
@@ -102,6 +106,7 @@ static int strip_metadata(const xml_origin *o, xmlNode *root, vf_kind kind, poli
 
 static void apply_policy(schema_resource *r, const policy *p) {
         r->adopt = p->adopt;
+        r->drift = p->drift;
         if (r->kind == VF_KIND_NETWORK) {
                 r->network.autostart = p->autostart;
                 return;

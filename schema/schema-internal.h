@@ -192,6 +192,7 @@ extern const char schema_rng_network[];
 
 extern const char *const schema_state_names[];   /* indexed by schema_domain_state */
 extern const char *const schema_restart_names[]; /* indexed by schema_restart_policy */
+extern const char *const schema_drift_names[]; /* indexed by schema_drift_policy */
 extern const char *const schema_yes_no_names[];  /* "no", "yes": indexed by bool */
 
 /* Index of s in a NULL-terminated table, or -EINVAL. */

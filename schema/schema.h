@@ -33,6 +33,11 @@ typedef enum schema_restart_policy {
         SCHEMA_RESTART_ON_CHANGE, /* shut down gracefully and start again */
 } schema_restart_policy;
 
+typedef enum schema_drift_policy {
+        SCHEMA_DRIFT_CORRECT, /* an out-of-band change is put back */
+        SCHEMA_DRIFT_REPORT, /* it is left alone and reported (condition Drifted) */
+} schema_drift_policy;
+
 typedef struct schema_network_spec {
         bool autostart;
 } schema_network_spec;
@@ -58,6 +63,7 @@ typedef struct schema_resource {
         char *file; /* the path it was read from, as given */
         unsigned line, column; /* 1-based position of its declaration */
         bool adopt; /* metadata.adopt: take over an existing object of the same name */
+        schema_drift_policy drift; /* spec.drift; not part of the hash: changing it redefines nothing */
 
         /*
          * libvirt XML for networks and domains; NULL for hostdevs. For domains the

@@ -7,7 +7,7 @@
 #include "schema/yaml-node.h"
 
 static const char *const domain_keys[] = {
-        "memory", "vcpus", "state", "autostart", "restart", "type", "arch", "disks", "interfaces", "hostdevs", "xml", NULL,
+        "memory", "vcpus", "state", "autostart", "restart", "drift", "type", "arch", "disks", "interfaces", "hostdevs", "xml", NULL,
 };
 static const char *const disk_keys[] = { "file", "bus", "format", "readonly", "device", NULL };
 static const char *const interface_keys[] = { "network", "bridge", "hostdev", "mac", "model", NULL };
@@ -211,10 +211,12 @@ static int read_interfaces(schema_file *f, const ynode *spec, domain_decl *d, sc
 }
 
 static void read_policy(schema_file *f, const ynode *spec, schema_resource *r) {
-        int state = SCHEMA_DOMAIN_RUNNING, restart = SCHEMA_RESTART_NEVER;
+        int state = SCHEMA_DOMAIN_RUNNING, restart = SCHEMA_RESTART_NEVER, drift = SCHEMA_DRIFT_CORRECT;
 
         (void) yget_enum(f, spec, "state", schema_state_names, &state);
         (void) yget_enum(f, spec, "restart", schema_restart_names, &restart);
+        (void) yget_enum(f, spec, "drift", schema_drift_names, &drift);
+        r->drift = drift;
         (void) yget_bool(f, spec, "autostart", &r->domain.autostart);
         r->domain.state = state;
         r->domain.restart = restart;

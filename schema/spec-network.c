@@ -15,7 +15,7 @@ typedef enum forward_mode {
 } forward_mode;
 
 static const char *const forward_names[] = { "nat", "route", "bridge", "isolated", "hostdev", NULL };
-static const char *const network_keys[] = { "forward", "bridge", "pf", "mtu", "ipv4", "autostart", "xml", NULL };
+static const char *const network_keys[] = { "forward", "bridge", "pf", "mtu", "ipv4", "autostart", "drift", "xml", NULL };
 static const char *const ipv4_keys[] = { "address", "dhcp", NULL };
 static const char *const dhcp_keys[] = { "start", "end", NULL };
 
@@ -202,7 +202,11 @@ static int read_spec(schema_file *f, const ynode *spec, network_decl *d, schema_
         (void) yget_ifname(f, spec, "bridge", &d->bridge);
         (void) yget_ifname(f, spec, "pf", &d->pf);
         (void) yget_uint(f, spec, "mtu", 68, 65535, &d->mtu);
+        int drift = SCHEMA_DRIFT_CORRECT;
+
         (void) yget_bool(f, spec, "autostart", &r->network.autostart);
+        (void) yget_enum(f, spec, "drift", schema_drift_names, &drift);
+        r->drift = drift;
         d->xml = spec_xml_node(f, spec);
         return read_ipv4(f, spec, d);
 }

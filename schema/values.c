@@ -9,6 +9,7 @@
 
 const char *const schema_state_names[] = { "running", "shutoff", NULL };
 const char *const schema_restart_names[] = { "never", "on-change", NULL };
+const char *const schema_drift_names[] = { "correct", "report", NULL };
 const char *const schema_yes_no_names[] = { "no", "yes", NULL };
 
 int schema_lookup(const char *const *names, const char *s) {

@@ -204,6 +204,51 @@ static void test_drift_undefine_and_redefine(void **state) {
         assert_int_equal(th_env_writes(f), 0);
 }
 
+static void test_drift_report_leaves_changes(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  drift: report\n"));
+        th_env_pass(f);
+
+        virDomainPtr d = virDomainLookupByName(f->other, "web1");
+        assert_int_equal(virDomainDestroy(d), 0);
+        virDomainFree(d);
+        th_env_pass(f);
+        const rc_result *res = &th_env_entry(f, VF_KIND_DOMAIN, "web1")->result;
+        assert_non_null(res->drifted);
+        assert_non_null(strstr(res->drifted, "stopped outside virtform"));
+        assert_int_equal(th_env_writes(f), 0);
+        assert_false(th_domain_active(f->other, "web1"));
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_DOMAIN, "web1");
+        assert_true(state_record_condition(rec, "Drifted")->status);
+
+        /* A changed definition is reported, and stays reported: the baseline is still ours. */
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        char *mem = strstr(xml, "<memory unit='KiB'>1048576</memory>");
+        memcpy(mem, "<memory unit='KiB'>1048575</memory>", strlen("<memory unit='KiB'>1048576</memory>"));
+        d = virDomainDefineXML(f->other, xml);
+        virDomainFree(d);
+        for (int round = 0; round < 2; round++) {
+                th_env_pass(f);
+                res = &th_env_entry(f, VF_KIND_DOMAIN, "web1")->result;
+                assert_non_null(res->drifted);
+                assert_non_null(strstr(res->drifted, "changed outside virtform"));
+                assert_int_equal(th_env_writes(f), 0);
+        }
+
+        /* Back to correct: put back, and the condition goes. */
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        res = &th_env_entry(f, VF_KIND_DOMAIN, "web1")->result;
+        assert_null(res->drifted);
+        assert_true(th_domain_active(f->other, "web1"));
+        _cleanup_free_ char *fixed = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(fixed, "<memory unit='KiB'>1048576</memory>"));
+        _cleanup_(state_record_freep) state_record *after = record(f, VF_KIND_DOMAIN, "web1");
+        assert_null(state_record_condition(after, "Drifted"));
+}
+
 static void test_conflict_and_adoption(void **state) {
         th_env *f = *state;
         const char *foreign = "<domain type='test'><name>web1</name><memory>1048576</memory>"
@@ -374,6 +419,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_prune_and_no_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_not_pulled_from_running_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drift_undefine_and_redefine, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_drift_report_leaves_changes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_conflict_and_adoption, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_waiting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),

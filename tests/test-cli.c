@@ -204,6 +204,23 @@ static void test_plan_exit_and_no_state_written(void **state) {
         assert_int_equal(access(f->state, F_OK), -1);
 }
 
+/* Drop-in precedence as plan shows it: the file that won, and the one it overrode. */
+static void test_plan_shows_override(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *etc = vf_printf("%s/etc", f->dir), *usr = vf_printf("%s/usr", f->dir);
+        const char *net = "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec: {forward: isolated}\n";
+
+        assert_int_equal(mkdir(etc, 0755), 0);
+        assert_int_equal(mkdir(usr, 0755), 0);
+        th_write(etc, "10-net.yaml", "%s", net);
+        th_write(usr, "10-net.yaml", "%s", net);
+        th_write(usr, "20-other.yaml", "%s", "");
+        _cleanup_free_ char *expected = vf_printf("+ create network/lan (%s/10-net.yaml, overriding %s/10-net.yaml)", etc, usr);
+        _cleanup_(run_done) run r = virtform("plan", "-c", "test:///default", "--state", f->state, etc, usr, NULL);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, expected));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_help_and_version),
@@ -215,6 +232,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unusable_state_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_validate_unknown_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_exit_and_no_state_written, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_plan_shows_override, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -421,6 +421,26 @@ static void test_domain_defaults_and_type(void **state) {
         assert_xpath(r->xml, "count(/domain/os/type/@arch)", "0");
 }
 
+/* spec.drift is correct by default, report on request, and not part of the hash: changing it redefines nothing. */
+static void test_drift_policy(void **state) {
+        _cleanup_(schema_set_freep) schema_set *plain = load_domain_spec("  memory: 1GiB\n", NULL);
+        _cleanup_(schema_set_freep) schema_set *report = load_domain_spec("  memory: 1GiB\n  drift: report\n", NULL);
+        _cleanup_(schema_set_freep) schema_set *bad = load_domain_spec("  memory: 1GiB\n  drift: ignore\n", NULL);
+        _cleanup_(schema_set_freep) schema_set *native = load_text(
+                "n.xml",
+                "<network><name>lan</name><metadata><vf:policy xmlns:vf='https://virtform.org/xmlns/policy/1' "
+                "drift='report'/></metadata></network>\n",
+                NULL);
+
+        assert_int_equal(find(plain, VF_KIND_DOMAIN, "web1")->drift, SCHEMA_DRIFT_CORRECT);
+        assert_int_equal(find(report, VF_KIND_DOMAIN, "web1")->drift, SCHEMA_DRIFT_REPORT);
+        assert_string_equal(find(plain, VF_KIND_DOMAIN, "web1")->hash, find(report, VF_KIND_DOMAIN, "web1")->hash);
+        assert_failed(bad);
+        assert_diag(bad, "ignore");
+        assert_clean(native);
+        assert_int_equal(find(native, VF_KIND_NETWORK, "lan")->drift, SCHEMA_DRIFT_REPORT);
+}
+
 static void test_memory_units(void **state) {
         static const struct {
                 const char *value, *kib;
@@ -458,7 +478,7 @@ static void test_unknown_key_position(void **state) {
         assert_failed(set);
         assert_diag_at(set, path, 6, 3,
                        "unknown key \"memroy\" in Domain spec; allowed keys: memory, vcpus, state, autostart, "
-                       "restart, type, arch, disks, interfaces, hostdevs, xml");
+                       "restart, drift, type, arch, disks, interfaces, hostdevs, xml");
 }
 
 static void test_several_errors_reported(void **state) {
@@ -1519,6 +1539,7 @@ int main(void) {
                 cmocka_unit_test(test_domain_defaults_and_type),
                 cmocka_unit_test(test_memory_units),
                 cmocka_unit_test(test_unknown_key_position),
+                cmocka_unit_test(test_drift_policy),
                 cmocka_unit_test(test_several_errors_reported),
                 cmocka_unit_test(test_wrong_types),
                 cmocka_unit_test(test_document_header),
