@@ -160,6 +160,23 @@ static void test_apply_wait_timeout(void **state) {
         assert_null(strstr(ok.out, "waiting"));
 }
 
+/* One JSON object a line on stderr, naming the resource it is about. */
+static void test_json_logs(void **state) {
+        fixture *f = *state;
+
+        th_write(f->dir, "web.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web}\nspec:\n  memory: 1GiB\n");
+        _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state, "--log-format",
+                                             "json", "--log-level", "info", f->dir, NULL);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.err, "\"level\":\"notice\",\"resource\":\"domain/web\",\"message\":\"created: "));
+        for (char *line = r.err; *line; line = strchr(line, '\n') + 1) {
+                assert_int_equal(line[0], '{');
+                assert_non_null(strchr(line, '\n'));
+                assert_int_equal(*(strchr(line, '\n') - 1), '}');
+        }
+}
+
 static void test_unreachable_hypervisor_exits_1(void **state) {
         fixture *f = *state;
         _cleanup_(run_done) run r = virtform("apply", "-c", "nosuchdriver:///system", "--state", f->state, f->dir, NULL);
@@ -228,6 +245,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_examples_apply_ready, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_waiting_exits_2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_wait_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_json_logs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unreachable_hypervisor_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unusable_state_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_validate_unknown_key, setup, teardown),

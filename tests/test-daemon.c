@@ -8,6 +8,8 @@
 #include "tests/env.h"
 
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sched.h>
 #include <signal.h>
 
@@ -320,6 +322,42 @@ static void test_idle_when_converged(void **state) {
         assert_int_equal(atomic_load(&f->stats.wakeups), before);
 }
 
+/* sd_notify's protocol: READY=1 once the first pass is done, STOPPING=1 on SIGTERM. */
+static void test_notifies_systemd(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/notify", f->env->dir);
+        struct sockaddr_un addr = { .sun_family = AF_UNIX };
+        struct timeval timeout = { .tv_sec = DEADLINE_USEC / 1000000 };
+        char buf[256];
+        bool ready = false, status = false, stopping = false;
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+        assert_int_equal(bind(fd, (struct sockaddr *) &addr, sizeof addr), 0);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout), 0);
+        assert_int_equal(setenv("NOTIFY_SOCKET", path, 1), 0);
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        start_daemon(f);
+        while (!ready) {
+                ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+                assert_true(n > 0);
+                buf[n] = 0;
+                status |= strncmp(buf, "STATUS=1 resources, 0 not ready", 31) == 0;
+                ready |= strcmp(buf, "READY=1") == 0;
+        }
+        assert_true(status);
+        stop_daemon(f);
+        while (!stopping) {
+                ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+                assert_true(n > 0);
+                buf[n] = 0;
+                stopping = strcmp(buf, "STOPPING=1") == 0;
+        }
+        assert_int_equal(unsetenv("NOTIFY_SOCKET"), 0);
+        close(fd);
+}
+
 /* ---- links -------------------------------------------------------------------------- */
 
 static bool can_make_links(void) {
@@ -371,6 +409,7 @@ int main(void) {
                 T(test_out_of_band_changes_are_put_back),
                 T(test_failure_retried_with_visible_backoff),
                 T(test_idle_when_converged),
+                T(test_notifies_systemd),
                 T(test_pf_up_requeues_hostdev),
 #undef T
         };
