@@ -103,6 +103,19 @@ static int open_store(vf_controller *c, char **errmsg) {
         return state_open(path, c->opts.dry_run ? STATE_OPEN_READONLY : 0, &c->store, errmsg);
 }
 
+int vf_controller_reconnect(vf_controller *c, char **errmsg) {
+        if (c->conn)
+                virConnectClose(c->conn);
+        c->conn = c->rc.conn = NULL;
+        /* The new daemon may run another hypervisor build: ask again what domain type it runs. */
+        free(c->rc.domain_type);
+        c->rc.domain_type = NULL;
+        int r = open_hypervisor(c, errmsg);
+        if (r >= 0)
+                c->rc.conn = c->conn;
+        return r;
+}
+
 int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) {
         int r;
 

@@ -80,6 +80,8 @@ typedef struct vf_controller {
 /* Connects to libvirt and opens the store. On failure *errmsg says why. */
 int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg);
 void vf_controller_close(vf_controller *c);
+/* Drops the hypervisor connection and opens a new one (after libvirtd went away). */
+int vf_controller_reconnect(vf_controller *c, char **errmsg);
 
 /*
  * Loads opts.paths, then converges once: applies what is declared in

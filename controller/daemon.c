@@ -28,6 +28,9 @@ struct vf_daemon {
         int64_t give_up_at; /* apply --wait's timeout; INT64_MAX: none */
         bool stop;
         bool converged;
+        bool disconnected; /* libvirtd went away: nothing is reconciled until it is back */
+        int64_t reconnect_at; /* INT64_MAX while connected */
+        unsigned reconnect_attempts;
 };
 
 int vf_daemon_new(const vf_daemon_options *o, vf_daemon **ret) {
@@ -35,7 +38,8 @@ int vf_daemon_new(const vf_daemon_options *o, vf_daemon **ret) {
 
         if (!d)
                 return -ENOMEM;
-        *d = (vf_daemon) { .opts = *o, .timer_fd = -1, .debounce_deadline = INT64_MAX, .give_up_at = INT64_MAX };
+        *d = (vf_daemon) { .opts = *o, .timer_fd = -1, .debounce_deadline = INT64_MAX, .give_up_at = INT64_MAX,
+                           .reconnect_at = INT64_MAX };
         /* First: libvirt's thread must inherit the blocked mask, or it would take the signals. */
         d->signal_fd = signals_new();
         int r = d->signal_fd < 0 ? d->signal_fd : libvirt_events_start_thread();
@@ -243,10 +247,56 @@ static int queue_known_now(vf_daemon *d, char *const *keys) {
         return 0;
 }
 
+/* Backoff for reconnecting: the retry base doubled per failed attempt, up to the retry maximum. */
+static int64_t reconnect_delay_usec(const vf_daemon *d) {
+        int64_t delay = (int64_t) d->c->opts.retry_base_sec * 1000000, cap = (int64_t) d->c->opts.retry_max_sec * 1000000;
+
+        for (unsigned i = 0; i < d->reconnect_attempts && delay < cap; i++)
+                delay *= 2;
+        return delay < cap ? delay : cap;
+}
+
+static void disconnected(vf_daemon *d) {
+        vf_log(d->c, VF_LOG_WARNING, "the connection to the hypervisor closed; reconnecting with backoff");
+        (void) notify_systemd("STATUS=reconnecting to the hypervisor");
+        libvirt_events_detach(d->libvirt);
+        d->disconnected = true;
+        d->reconnect_at = vf_now_monotonic_usec() + reconnect_delay_usec(d);
+}
+
+/* Back on a (new) connection: events first, then a full pass, since anything may have changed meanwhile. */
+static int try_reconnect(vf_daemon *d) {
+        _cleanup_free_ char *errmsg = NULL;
+        int r = vf_controller_reconnect(d->c, &errmsg);
+
+        if (r >= 0)
+                r = libvirt_events_attach(d->libvirt, d->c->conn);
+        if (r < 0) {
+                d->reconnect_attempts++;
+                d->reconnect_at = vf_now_monotonic_usec() + reconnect_delay_usec(d);
+                vf_log(d->c, VF_LOG_WARNING, "reconnect attempt %u failed (%s); next in %" PRId64 " s",
+                       d->reconnect_attempts, errmsg ? errmsg : strerror(-r), reconnect_delay_usec(d) / 1000000);
+                return 0;
+        }
+        vf_log(d->c, VF_LOG_NOTICE, "reconnected to the hypervisor after %u attempts; resyncing",
+               d->reconnect_attempts + 1);
+        d->disconnected = false;
+        d->reconnect_attempts = 0;
+        d->reconnect_at = INT64_MAX;
+        r = full_pass(d, &errmsg);
+        if (r < 0)
+                vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
+        return 0;
+}
+
 static int on_libvirt(int fd, void *userdata) {
         vf_daemon *d = userdata;
         _cleanup_strv_free_ char **keys = NULL;
-        int r = libvirt_events_take(d->libvirt, &keys);
+        bool closed;
+        int r = libvirt_events_take(d->libvirt, &keys, &closed);
+
+        if (r >= 0 && closed && !d->disconnected)
+                disconnected(d);
         return r < 0 ? r : queue_known_now(d, keys);
 }
 
@@ -297,7 +347,9 @@ static int on_signal(int fd, void *userdata) {
         _cleanup_free_ char *errmsg = NULL;
         int sig = signals_read(fd);
 
-        if (sig == SIGHUP) {
+        if (sig == SIGHUP && d->disconnected)
+                vf_log(d->c, VF_LOG_NOTICE, "SIGHUP: every file is reloaded once the hypervisor is back");
+        else if (sig == SIGHUP) {
                 vf_log(d->c, VF_LOG_NOTICE, "SIGHUP: reloading every file");
                 (void) notify_systemd("RELOADING=1");
                 int r = full_pass(d, &errmsg);
@@ -321,6 +373,9 @@ static int on_timer(int fd, void *userdata) {
         timer_ack(fd);
         if (now >= d->give_up_at)
                 d->stop = true;
+        if (d->disconnected)
+                /* Files and queued keys wait: the full pass after reconnecting reads everything anew. */
+                return now >= d->reconnect_at ? try_reconnect(d) : 0;
         if (now >= d->debounce_deadline)
                 r = reload_pending(d, &errmsg);
         if (r < 0) {
@@ -339,7 +394,8 @@ static int64_t min3(int64_t a, int64_t b, int64_t c) {
 }
 
 static int arm_timer(vf_daemon *d) {
-        int64_t next = min3(d->debounce_deadline, queue_next_due(d->queue), d->give_up_at);
+        int64_t next = d->disconnected ? (d->reconnect_at < d->give_up_at ? d->reconnect_at : d->give_up_at)
+                                       : min3(d->debounce_deadline, queue_next_due(d->queue), d->give_up_at);
 
         if (d->opts.stats)
                 atomic_store(&d->opts.stats->armed, next != INT64_MAX);
@@ -371,7 +427,9 @@ static int add_sources(vf_daemon *d) {
         if (r >= 0)
                 r = d->timer_fd = timer_new();
         if (r >= 0)
-                r = libvirt_events_new(d->c->conn, &d->libvirt);
+                r = libvirt_events_new(&d->libvirt);
+        if (r >= 0)
+                r = libvirt_events_attach(d->libvirt, d->c->conn);
         if (r >= 0)
                 r = loop_add(d->loop, d->signal_fd, on_signal, d);
         if (r >= 0)

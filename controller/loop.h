@@ -69,12 +69,15 @@ int signals_read(int fd);
  */
 typedef struct libvirt_events libvirt_events;
 int libvirt_events_start_thread(void);
-int libvirt_events_new(virConnectPtr conn, libvirt_events **ret);
+int libvirt_events_new(libvirt_events **ret);
 void libvirt_events_free(libvirt_events *e);
 DEFINE_POINTER_CLEANUP(libvirt_events, libvirt_events_free);
+/* Registers the lifecycle and close callbacks on a connection (replacing an earlier one's). */
+int libvirt_events_attach(libvirt_events *e, virConnectPtr conn);
+void libvirt_events_detach(libvirt_events *e);
 int libvirt_events_fd(const libvirt_events *e);
-/* Takes the keys recorded since the last call. */
-int libvirt_events_take(libvirt_events *e, char ***keys);
+/* Takes the keys recorded since the last call, and whether the connection closed meanwhile. */
+int libvirt_events_take(libvirt_events *e, char ***keys, bool *closed);
 
 /* Link events (RTNLGRP_LINK) in the current network namespace, through libnl. */
 typedef struct link_monitor link_monitor;

@@ -39,11 +39,12 @@ int signals_read(int fd) {
 /* ---- libvirt ------------------------------------------------------------------ */
 
 struct libvirt_events {
-        virConnectPtr conn;
+        virConnectPtr conn; /* attached to; NULL while detached */
         int domain_callback, network_callback;
         int wake_fd;
-        pthread_mutex_t lock; /* guards keys: the callbacks run on libvirt's thread */
+        pthread_mutex_t lock; /* guards keys and closed: the callbacks run on libvirt's thread */
         char **keys;
+        bool closed; /* the connection went away (libvirtd stopped or restarted) */
 };
 
 static pthread_once_t event_thread_once = PTHREAD_ONCE_INIT;
@@ -72,16 +73,20 @@ int libvirt_events_start_thread(void) {
         return event_thread_error;
 }
 
+static void wake(libvirt_events *e) {
+        uint64_t one = 1;
+        (void) !write(e->wake_fd, &one, sizeof one);
+}
+
 static void record_key(libvirt_events *e, vf_kind kind, const char *name) {
         char *key = schema_key(kind, name);
-        uint64_t one = 1;
 
         pthread_mutex_lock(&e->lock);
         if (key && !vf_strv_contains(e->keys, key))
                 (void) vf_strv_consume(&e->keys, TAKE_PTR(key));
         pthread_mutex_unlock(&e->lock);
         free(key);
-        (void) !write(e->wake_fd, &one, sizeof one);
+        wake(e);
 }
 
 static int on_domain_event(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
@@ -93,36 +98,65 @@ static void on_network_event(virConnectPtr conn, virNetworkPtr net, int event, i
         record_key(opaque, VF_KIND_NETWORK, virNetworkGetName(net));
 }
 
-int libvirt_events_new(virConnectPtr conn, libvirt_events **ret) {
+static void on_close(virConnectPtr conn, int reason, void *opaque) {
+        libvirt_events *e = opaque;
+
+        pthread_mutex_lock(&e->lock);
+        e->closed = true;
+        pthread_mutex_unlock(&e->lock);
+        wake(e);
+}
+
+int libvirt_events_new(libvirt_events **ret) {
         libvirt_events *e = calloc(1, sizeof *e);
 
         if (!e)
                 return -ENOMEM;
-        *e = (libvirt_events) { .conn = conn, .domain_callback = -1, .network_callback = -1 };
+        *e = (libvirt_events) { .domain_callback = -1, .network_callback = -1 };
         pthread_mutex_init(&e->lock, NULL);
         e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (e->wake_fd >= 0) {
-                e->domain_callback = virConnectDomainEventRegisterAny(
-                        conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_domain_event), e, NULL);
-                e->network_callback = virConnectNetworkEventRegisterAny(
-                        conn, NULL, VIR_NETWORK_EVENT_ID_LIFECYCLE, VIR_NETWORK_EVENT_CALLBACK(on_network_event), e,
-                        NULL);
-        }
-        if (e->wake_fd < 0 || e->domain_callback < 0 || e->network_callback < 0) {
+        if (e->wake_fd < 0) {
                 libvirt_events_free(e);
-                return -EIO;
+                return -errno;
         }
         *ret = e;
         return 0;
 }
 
-void libvirt_events_free(libvirt_events *e) {
-        if (!e)
+int libvirt_events_attach(libvirt_events *e, virConnectPtr conn) {
+        libvirt_events_detach(e);
+        e->conn = conn;
+        e->closed = false;
+        e->domain_callback = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                              VIR_DOMAIN_EVENT_CALLBACK(on_domain_event), e, NULL);
+        e->network_callback = virConnectNetworkEventRegisterAny(
+                conn, NULL, VIR_NETWORK_EVENT_ID_LIFECYCLE, VIR_NETWORK_EVENT_CALLBACK(on_network_event), e, NULL);
+        if (e->domain_callback < 0 || e->network_callback < 0) {
+                libvirt_events_detach(e);
+                return -EIO;
+        }
+        /* The test driver and the embedded one never close: no callback to register there. */
+        (void) virConnectRegisterCloseCallback(conn, on_close, e, NULL);
+        return 0;
+}
+
+void libvirt_events_detach(libvirt_events *e) {
+        if (!e->conn)
                 return;
+        /* On a connection that already went away these fail harmlessly. */
         if (e->domain_callback >= 0)
                 virConnectDomainEventDeregisterAny(e->conn, e->domain_callback);
         if (e->network_callback >= 0)
                 virConnectNetworkEventDeregisterAny(e->conn, e->network_callback);
+        (void) virConnectUnregisterCloseCallback(e->conn, on_close);
+        e->domain_callback = e->network_callback = -1;
+        e->conn = NULL;
+}
+
+void libvirt_events_free(libvirt_events *e) {
+        if (!e)
+                return;
+        libvirt_events_detach(e);
         if (e->wake_fd >= 0)
                 close(e->wake_fd);
         vf_strv_free(e->keys);
@@ -134,12 +168,14 @@ int libvirt_events_fd(const libvirt_events *e) {
         return e->wake_fd;
 }
 
-int libvirt_events_take(libvirt_events *e, char ***keys) {
+int libvirt_events_take(libvirt_events *e, char ***keys, bool *closed) {
         uint64_t count;
 
         (void) !read(e->wake_fd, &count, sizeof count);
         pthread_mutex_lock(&e->lock);
         *keys = TAKE_PTR(e->keys);
+        *closed = e->closed;
+        e->closed = false;
         pthread_mutex_unlock(&e->lock);
         return 0;
 }
