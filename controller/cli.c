@@ -29,6 +29,7 @@ enum {
         OPT_RETRY_BASE,
         OPT_RETRY_MAX,
         OPT_LOG_FORMAT,
+        OPT_INSECURE_PERMISSIONS,
 };
 
 typedef struct command {
@@ -52,6 +53,7 @@ static const struct option converge_options[] = {
         { "retry-base", required_argument, NULL, OPT_RETRY_BASE },
         { "retry-max", required_argument, NULL, OPT_RETRY_MAX },
         { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+        { "insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -151,6 +153,9 @@ static int parse_options(const command *cmd, vf_options *opts, const char **outp
                         if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
                                 return usage_error(cmd->name, "invalid --log-format '%s': use text or json", optarg);
                         opts->log_json = strcmp(optarg, "json") == 0;
+                        break;
+                case OPT_INSECURE_PERMISSIONS:
+                        opts->insecure_permissions = true;
                         break;
                 case 'o':
                         if (!output || (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0))
@@ -280,13 +285,14 @@ static int cmd_validate(vf_options *opts, int argc, char **argv) {
 
         if (!parse_command_line_with_paths(cmd, opts, argc, argv, &r))
                 return r;
-        r = schema_load(opts->paths, vf_strv_length(opts->paths), &set);
+        schema_load_options options = vf_options_schema(opts);
+        r = schema_load_with_options(opts->paths, vf_strv_length(opts->paths), &options, &set);
         if (r < 0) {
                 fprintf(stderr, "virtform: error: %s\n", strerror(-r));
                 return EXIT_ERROR;
         }
         output_diags(stderr, set);
-        if (set->n_diags > 0)
+        if (schema_set_n_errors(set) > 0)
                 return EXIT_ERROR;
         printf("%zu resources in %zu files are valid\n", set->n_resources, vf_strv_length(set->files_ok));
         return EXIT_CONVERGED;
@@ -418,6 +424,7 @@ static const char converge_help[] =
         "      --wait                 apply: follow events until every resource is Ready\n"
         "      --timeout SEC          with --wait: give up after SEC seconds (exit 2)\n"
         "      --log-format FORMAT    text (default) or json\n"
+        "      --insecure-permissions as root, read files anyone but root could change (with a warning)\n"
         "  -h, --help                 show this help\n";
 
 static const command commands[] = {
@@ -430,9 +437,11 @@ static const command commands[] = {
           "Print what apply would do, with a diff per changed definition. Changes neither libvirt nor the\n"
           "state file. Exit status as for apply.\n\n",
           true, cmd_plan },
-        { "validate", "[PATH...]",
+        { "validate", "[--insecure-permissions] [PATH...]",
           "Validate desired-state files or directories without a hypervisor. Errors are printed as\n"
-          "FILE:LINE:COLUMN: error: MESSAGE. Exit status: 0 valid, 1 any error.\n\n",
+          "FILE:LINE:COLUMN: error: MESSAGE. Exit status: 0 valid, 1 any error.\n"
+          "As root, files and directories that anyone but root could change are errors, unless\n"
+          "--insecure-permissions makes them warnings.\n\n",
           false, cmd_validate },
         { "status", "[--state PATH] [-o table|json]",
           "List every recorded resource with its conditions, generation, last error and next retry.\n\n"

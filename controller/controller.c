@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "controller/controller.h"
 #include "controller/graph.h"
+#include "controller/loop.h"
 
 #include <libvirt/virterror.h>
 #include <stdarg.h>
@@ -75,12 +76,24 @@ void vf_log_resource(const vf_controller *c, vf_log_level level, const char *key
         va_end(ap);
 }
 
+void vf_log_diag(const vf_controller *c, const schema_diag *diag) {
+        _cleanup_free_ char *line = schema_diag_format(diag);
+        vf_log(c, diag->warning ? VF_LOG_WARNING : VF_LOG_ERR, "%s", line ? line : "out of memory");
+}
+
 /* libvirt prints every error to stderr by default; we report them ourselves, with context. */
 static void ignore_libvirt_error(void *userdata, virErrorPtr error) {
 }
 
 static int open_hypervisor(vf_controller *c, char **errmsg) {
         virSetErrorFunc(NULL, ignore_libvirt_error);
+        /*
+         * Embedded drivers (qemu:///embed) need an event loop even for one
+         * pass: the QEMU driver talks to its guests' monitors through it.
+         */
+        int r = libvirt_events_start_thread();
+        if (r < 0)
+                return vf_error(errmsg, r, "cannot start libvirt's event loop: %s", strerror(-r));
         c->conn = c->opts.dry_run ? virConnectOpenReadOnly(c->opts.uri) : virConnectOpen(c->opts.uri);
         if (!c->conn) {
                 *errmsg = vf_printf("cannot connect to the hypervisor%s%s: %s; check that libvirtd runs and -c names "
@@ -101,6 +114,29 @@ static int open_store(vf_controller *c, char **errmsg) {
                         return -ENOMEM;
         }
         return state_open(path, c->opts.dry_run ? STATE_OPEN_READONLY : 0, &c->store, errmsg);
+}
+
+/*
+ * VIRTFORM_FAULT_POINT for crash tests: "libvirt-write:N" or "state-write:N"
+ * kill the process after the Nth write of that kind; any other value names a
+ * point (rc_fault_point()).
+ */
+static int arm_fault(vf_controller *c) {
+        const char *spec = c->opts.fault_point;
+        unsigned n;
+        char kind[16];
+
+        if (!spec || sscanf(spec, "%15[a-z]-write:%u", kind, &n) != 2)
+                return 0;
+        if (n == 0)
+                return -EINVAL;
+        if (strcmp(kind, "libvirt") == 0)
+                c->rc.fault_after_libvirt_writes = n;
+        else if (strcmp(kind, "state") == 0)
+                state_fault_after_writes(c->store, n);
+        else
+                return -EINVAL;
+        return 0;
 }
 
 int vf_controller_reconnect(vf_controller *c, char **errmsg) {
@@ -126,6 +162,9 @@ int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) 
         r = open_hypervisor(c, errmsg);
         if (r < 0)
                 return r;
+        r = arm_fault(c);
+        if (r < 0)
+                return vf_error(errmsg, r, "invalid VIRTFORM_FAULT_POINT '%s'", opts->fault_point);
         c->rc = (rc_context) {
                 .conn = c->conn,
                 .store = c->store,
@@ -134,6 +173,7 @@ int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) 
                 .shutdown_timeout_sec = opts->shutdown_timeout_sec,
                 .sysfs_root = opts->sysfs_root,
                 .fault_point = opts->fault_point,
+                .fault_after_libvirt_writes = c->rc.fault_after_libvirt_writes,
         };
         return 0;
 }

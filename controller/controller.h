@@ -39,9 +39,15 @@ typedef struct vf_options {
         bool wait; /* apply --wait: follow events until converged */
         unsigned wait_timeout_sec; /* with wait: give up after this long; 0: never */
         const char *fault_point; /* $VIRTFORM_FAULT_POINT: see rc_fault_point() */
+        bool insecure_permissions; /* as root, read files others could have changed, with a warning */
 } vf_options;
 
 void vf_options_init(vf_options *o);
+
+/* How files are loaded: as root, only what root alone can change is believed, unless told otherwise. */
+static inline schema_load_options vf_options_schema(const vf_options *o) {
+        return (schema_load_options) { .check_trust = geteuid() == 0, .insecure_permissions = o->insecure_permissions };
+}
 
 /* What one pass did to one resource. */
 typedef struct vf_report_entry {
@@ -131,6 +137,8 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
 void vf_log(const vf_controller *c, vf_log_level level, const char *fmt, ...) _printf_(3, 4);
 void vf_log_resource(const vf_controller *c, vf_log_level level, const char *key, const char *fmt, ...)
         _printf_(4, 5);
+/* A file's diagnostic, at error or warning level as it is. */
+void vf_log_diag(const vf_controller *c, const schema_diag *diag);
 
 /* The CLI: returns the process exit status. */
 int vf_main(int argc, char **argv);

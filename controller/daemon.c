@@ -71,7 +71,7 @@ void vf_daemon_free(vf_daemon *d) {
 /* ---- after a pass -------------------------------------------------------------- */
 
 static bool graph_converged(const vf_controller *c) {
-        if (c->desired->n_diags > 0)
+        if (schema_set_n_errors(c->desired) > 0)
                 return false;
         for (size_t i = 0; i < c->graph->n_nodes; i++) {
                 const graph_node *n = c->graph->nodes[i];
@@ -109,7 +109,7 @@ static void tell_systemd(vf_daemon *d) {
         for (size_t i = 0; d->c->graph && i < d->c->graph->n_nodes; i++)
                 not_ready += d->c->graph->nodes[i]->processed && !d->c->graph->nodes[i]->ready;
         snprintf(status, sizeof status, "STATUS=%zu resources, %u not ready, %zu file errors", d->c->graph->n_nodes,
-                 not_ready, d->c->desired->n_diags);
+                 not_ready, schema_set_n_errors(d->c->desired));
         (void) notify_systemd(status);
 }
 
@@ -159,12 +159,29 @@ static const char *basename_of(const char *path) {
         return slash ? slash + 1 : path;
 }
 
-/* The keys a file name declares now: their nodes point into what the reload is about to replace. */
+/* Where a file name's resources start: the set keeps them in file-name order. */
+static size_t first_of_name(const schema_set *set, const char *name) {
+        size_t lo = 0, hi = set->n_resources;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(basename_of(set->resources[mid]->file), name) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/*
+ * The keys a file name declares now: their nodes point into what the reload is about to replace.
+ * Bisected, not scanned: an edit must not cost more with more resources.
+ */
 static int keys_of_name(const schema_set *set, const char *name, char ***keys) {
-        for (size_t i = 0; i < set->n_resources; i++) {
+        for (size_t i = first_of_name(set, name); i < set->n_resources; i++) {
                 const schema_resource *res = set->resources[i];
                 if (strcmp(basename_of(res->file), name) != 0)
-                        continue;
+                        break;
                 int r = vf_strv_consume(keys, schema_key(res->kind, res->name));
                 if (r < 0)
                         return r;
@@ -175,10 +192,8 @@ static int keys_of_name(const schema_set *set, const char *name, char ***keys) {
 static void log_diags_of(const vf_daemon *d, const char *name) {
         for (size_t i = 0; i < d->c->desired->n_diags; i++) {
                 const schema_diag *diag = &d->c->desired->diags[i];
-                if (strcmp(basename_of(diag->file), name) != 0)
-                        continue;
-                _cleanup_free_ char *line = schema_diag_format(diag);
-                vf_log(d->c, VF_LOG_ERR, "%s", line ? line : "out of memory");
+                if (strcmp(basename_of(diag->file), name) == 0)
+                        vf_log_diag(d->c, diag);
         }
 }
 

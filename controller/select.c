@@ -9,13 +9,12 @@
 #include "controller/pass.h"
 
 static int load_desired(vf_controller *c, schema_set **ret) {
-        int r = schema_load(c->opts.paths, vf_strv_length(c->opts.paths), ret);
+        schema_load_options options = vf_options_schema(&c->opts);
+        int r = schema_load_with_options(c->opts.paths, vf_strv_length(c->opts.paths), &options, ret);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < (*ret)->n_diags; i++) {
-                _cleanup_free_ char *line = schema_diag_format(&(*ret)->diags[i]);
-                vf_log(c, VF_LOG_ERR, "%s", line ? line : "out of memory");
-        }
+        for (size_t i = 0; i < (*ret)->n_diags; i++)
+                vf_log_diag(c, &(*ret)->diags[i]);
         return 0;
 }
 
@@ -130,7 +129,7 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
         schema_set_free(c->desired);
         c->desired = TAKE_PTR(desired);
         report->desired = c->desired;
-        report->n_file_errors = c->desired->n_diags;
+        report->n_file_errors = schema_set_n_errors(c->desired);
         _cleanup_free_ graph_node **all = malloc((c->graph->n_nodes + 1) * sizeof *all);
         if (!all)
                 r = -ENOMEM;
@@ -232,7 +231,7 @@ int vf_controller_pass_keys(vf_controller *c, char *const *keys, vf_report *repo
         rc_counters before = c->rc.counters;
         int r;
 
-        *report = (vf_report) { .desired = c->desired, .n_file_errors = c->desired->n_diags };
+        *report = (vf_report) { .desired = c->desired, .n_file_errors = schema_set_n_errors(c->desired) };
         r = select_keys(c, keys, &s);
         if (r >= 0)
                 r = rc_context_begin_pass(&c->rc, false, errmsg);

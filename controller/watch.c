@@ -102,6 +102,8 @@ static int handle_event(watch *w, const struct inotify_event *ev, char ***names,
                         rewatch(w, d, rescan);
                 else if (ev->wd == d->wd && (ev->mask & (SELF_EVENTS | IN_IGNORED)))
                         rewatch(w, d, rescan);
+                else if (ev->wd == d->wd && ev->len == 0 && (ev->mask & IN_ATTRIB))
+                        *rescan = true; /* the directory's own owner or mode: its trust, for every file */
                 else if (ev->wd == d->wd && ev->len > 0 && !(ev->mask & IN_ISDIR) &&
                          !vf_strv_contains(*names, ev->name))
                         return vf_strv_push(names, ev->name);

@@ -69,6 +69,8 @@ typedef struct rc_context {
          * itself, so tests can show that a crash there loses nothing.
          */
         const char *fault_point;
+        /* For crash tests: die with SIGKILL right after this many more libvirt writes; 0: never. */
+        unsigned fault_after_libvirt_writes;
 } rc_context;
 
 /* Dies with SIGKILL when point is ctx->fault_point: a crash at a chosen step. */

@@ -49,11 +49,28 @@ static bool is_default_dir(const char *path) {
         return false;
 }
 
-int schema_layers_open(char *const *paths, schema_layers *ret) {
-        size_t n = vf_strv_length(paths), k = 0;
-        schema_layer *layers = calloc(n ? n : 1, sizeof(schema_layer));
+/* With trust checks, what symlinks and files in the directory need to know about it. */
+static int check_directory(schema_layer *layer) {
+        struct stat st;
 
-        if (!layers)
+        if (fstat(layer->fd, &st) < 0)
+                return -errno;
+        int r = schema_trust_stat(&st, layer->path, true, &layer->distrust);
+        if (r < 0)
+                return r;
+        /* Without /proc nothing can be shown to point here: symlinks into it are refused, not followed blindly. */
+        r = schema_fd_path(layer->fd, &layer->real);
+        return r == -ENOMEM ? r : 0;
+}
+
+int schema_layers_open(char *const *paths, const schema_load_options *options, schema_layers *ret) {
+        size_t n = vf_strv_length(paths);
+        _cleanup_(schema_layers_close) schema_layers l = {
+                .layers = calloc(n ? n : 1, sizeof(schema_layer)),
+                .options = options ? *options : (schema_load_options) {},
+        };
+
+        if (!l.layers)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -61,16 +78,24 @@ int schema_layers_open(char *const *paths, schema_layers *ret) {
                 if (fd < 0 && errno == ENOENT && is_default_dir(paths[i]))
                         continue;
                 /* Whatever cannot be opened as a directory is read as a file, which reports why it fails. */
-                layers[k++] = (schema_layer) { .path = paths[i], .fd = fd };
+                schema_layer *layer = &l.layers[l.n++];
+                *layer = (schema_layer) { .path = paths[i], .fd = fd };
+                int r = fd >= 0 && l.options.check_trust ? check_directory(layer) : 0;
+                if (r < 0)
+                        return r;
         }
-        *ret = (schema_layers) { .layers = layers, .n = k };
+        *ret = l;
+        l = (schema_layers) {};
         return 0;
 }
 
 void schema_layers_close(schema_layers *l) {
-        for (size_t i = 0; i < l->n; i++)
+        for (size_t i = 0; i < l->n; i++) {
                 if (l->layers[i].fd >= 0)
                         close(l->layers[i].fd);
+                free(l->layers[i].real);
+                free(l->layers[i].distrust);
+        }
         free(l->layers);
         *l = (schema_layers) {};
 }
@@ -118,24 +143,46 @@ static bool is_mask(const struct stat *st) {
                (S_ISCHR(st->st_mode) && st->st_rdev == makedev(1, 3));
 }
 
+/*
+ * Strict trust lets only root switch a name off: a mask in a directory that is
+ * not trusted, or an empty file anyone else could have emptied, is read as a
+ * file instead, and refused (its declarations held) when it is read.
+ */
+static bool is_trusted_mask(const schema_layers *l, const schema_layer *layer, int dir_fd, const char *entry,
+                            const struct stat *st) {
+        struct stat lst;
+
+        if (!is_mask(st))
+                return false;
+        if (!schema_trust_strict(&l->options))
+                return true;
+        if (layer->distrust)
+                return false;
+        if (S_ISCHR(st->st_mode))
+                return true;
+        return fstatat(dir_fd, entry, &lst, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISREG(lst.st_mode) &&
+               schema_trust_owner_mode(&lst);
+}
+
 /* Dangling symlinks and subdirectories are not entries, as they were never loadable files. */
-static entry_kind directory_entry(const schema_layer *l, const char *name) {
+static entry_kind directory_entry(const schema_layers *l, const schema_layer *layer, const char *name) {
         struct stat st;
 
-        if (!schema_file_is_candidate(name) || fstatat(l->fd, name, &st, 0) < 0)
+        if (!schema_file_is_candidate(name) || fstatat(layer->fd, name, &st, 0) < 0)
                 return ENTRY_NONE;
-        if (is_mask(&st))
+        if (is_trusted_mask(l, layer, layer->fd, name, &st))
                 return ENTRY_MASK;
-        return S_ISREG(st.st_mode) ? ENTRY_FILE : ENTRY_NONE;
+        return S_ISREG(st.st_mode) || is_mask(&st) ? ENTRY_FILE : ENTRY_NONE;
 }
 
 /* A file the user named is read whatever it is, so a missing or unreadable one is reported. */
-static entry_kind file_entry(const schema_layer *l, const char *name) {
+static entry_kind file_entry(const schema_layers *l, const schema_layer *layer, const char *name) {
         struct stat st;
 
-        if (schema_path_name_cmp(l->path, name) != 0)
+        if (schema_path_name_cmp(layer->path, name) != 0)
                 return ENTRY_NONE;
-        if (schema_file_is_candidate(name) && stat(l->path, &st) >= 0 && is_mask(&st))
+        if (schema_file_is_candidate(name) && stat(layer->path, &st) >= 0 &&
+            is_trusted_mask(l, layer, AT_FDCWD, layer->path, &st))
                 return ENTRY_MASK;
         return ENTRY_FILE;
 }
@@ -156,17 +203,21 @@ static int source_add(schema_source *s, entry_kind kind, char *path) {
         return 0;
 }
 
-int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret) {
+int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret,
+                          const schema_layer **ret_layer) {
         _cleanup_(schema_source_done) schema_source s = {};
+        const schema_layer *winner = NULL;
 
         for (size_t i = 0; i < l->n; i++) {
                 const schema_layer *layer = &l->layers[i];
-                entry_kind kind = layer->fd >= 0 ? directory_entry(layer, name) : file_entry(layer, name);
+                entry_kind kind = layer->fd >= 0 ? directory_entry(l, layer, name) : file_entry(l, layer, name);
                 if (kind == ENTRY_NONE)
                         continue;
                 char *path = entry_path(layer, name);
                 if (!path)
                         return -ENOMEM;
+                if (!s.path && !s.masked_by && kind == ENTRY_FILE)
+                        winner = layer;
                 int r = source_add(&s, kind, path);
                 if (r < 0)
                         return r;
@@ -178,6 +229,7 @@ int schema_layers_resolve(const schema_layers *l, const char *name, schema_sourc
                 return -ENOMEM;
         *ret = s;
         s = (schema_source) {};
+        *ret_layer = winner;
         return 1;
 }
 

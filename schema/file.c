@@ -4,8 +4,40 @@
 
 #include "schema/schema-internal.h"
 
-static int file_add_diag(schema_file *f, unsigned line, unsigned column, char *message) {
-        _cleanup_free_ char *msg = message;
+/*
+ * A diagnostic is one line: control characters that came from the input (a
+ * quoted "\n" in a name, a &#10; in XML) are escaped, so that no line of a log
+ * or of the CLI's output is forged. Takes s; NULL on OOM.
+ */
+static char *escape_controls(char *s) {
+        size_t extra = 0;
+
+        if (!s)
+                return NULL;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        extra += 3;
+        if (extra == 0)
+                return s;
+        _cleanup_free_ char *in = s;
+        char *out = malloc(strlen(in) + extra + 1), *q = out;
+        if (!out)
+                return NULL;
+        for (const char *p = in; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+                if (c == '\n' || c == '\r' || c == '\t')
+                        q += sprintf(q, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+                else if (c < 0x20 || c == 0x7f)
+                        q += sprintf(q, "\\x%02x", c);
+                else
+                        *q++ = (char) c;
+        }
+        *q = 0;
+        return out;
+}
+
+static int file_add_diag(schema_file *f, unsigned line, unsigned column, bool warning, char *message) {
+        _cleanup_free_ char *msg = escape_controls(message);
         if (!msg)
                 return -ENOMEM;
         _cleanup_free_ char *file = strdup(f->path);
@@ -20,6 +52,7 @@ static int file_add_diag(schema_file *f, unsigned line, unsigned column, char *m
                 .line = line,
                 .column = column,
                 .message = TAKE_PTR(msg),
+                .warning = warning,
         };
         return 0;
 }
@@ -42,7 +75,7 @@ void schema_file_errorv(schema_file *f, unsigned line, unsigned column, const ch
                 message = vf_printf("more than %u errors; fix the ones above first", SCHEMA_MAX_DIAGS_PER_FILE);
         } else if (vasprintf(&message, fmt, ap) < 0)
                 message = NULL;
-        if (file_add_diag(f, line, column, message) < 0)
+        if (file_add_diag(f, line, column, false, message) < 0)
                 f->oom = true;
 }
 
@@ -52,6 +85,18 @@ void schema_file_error(schema_file *f, unsigned line, unsigned column, const cha
         va_start(ap, fmt);
         schema_file_errorv(f, line, column, fmt, ap);
         va_end(ap);
+}
+
+void schema_file_warning(schema_file *f, unsigned line, unsigned column, const char *fmt, ...) {
+        char *message = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&message, fmt, ap) < 0)
+                message = NULL;
+        va_end(ap);
+        if (file_add_diag(f, line, column, true, message) < 0)
+                f->oom = true;
 }
 
 /* In a reload the set also holds the files sorting after this one: they come later, so they do not count. */

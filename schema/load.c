@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Files to resources, committing a file only when it is clean, at its name's place in the set. */
+#include <fcntl.h>
 #include <string.h>
 
 #include "schema/schema-internal.h"
@@ -26,8 +27,8 @@ bool schema_file_is_candidate(const char *filename) {
 
 static int read_error(schema_file *f, int error) {
         if (error == -EFBIG)
-                schema_file_error(f, 0, 0, "file is larger than the %u MiB limit; split it into several files",
-                                  SCHEMA_MAX_FILE_SIZE / (1024 * 1024));
+                schema_file_error(f, 0, 0, "file is larger than the %u MiB limit (SCHEMA_MAX_FILE_SIZE); "
+                                  "split it into several files", SCHEMA_MAX_FILE_SIZE / (1024 * 1024));
         else if (error == -EBADF)
                 schema_file_error(f, 0, 0, "not a regular file; give a file or a directory");
         else
@@ -35,11 +36,103 @@ static int read_error(schema_file *f, int error) {
         return error;
 }
 
+/* A refusal fails the file; with insecure permissions allowed it is a warning, and the file is read. */
+static int distrust(schema_file *f, const char *why) {
+        if (f->layers->options.insecure_permissions) {
+                schema_file_warning(f, 0, 0, "insecure permissions allowed: %s", why);
+                return 0;
+        }
+        schema_file_error(f, 0, 0, "not read: %s, or pass --insecure-permissions to read it anyway", why);
+        return -EPERM;
+}
+
+/* distrust() on the result of a check: 0 trusted, 1 not (*why is taken), or -ENOMEM. */
+static int judge(schema_file *f, int r, char **why) {
+        _cleanup_free_ char *w = TAKE_PTR(*why);
+        return r <= 0 ? r : distrust(f, w);
+}
+
+/* The opened file: a symlink has to land in a trusted directory, and root alone may be able to change it. */
+static int check_opened(schema_file *f, int fd, const struct stat *st, bool link) {
+        char *why = NULL;
+        int r = 0;
+
+        if (link)
+                r = judge(f, schema_trust_link(f->layers, fd, &why), &why);
+        if (r >= 0)
+                r = judge(f, schema_trust_stat(st, f->path, false, &why), &why);
+        return r;
+}
+
+/*
+ * What is read is what was checked: the checks look at the fd the file is
+ * then read from, and a symlink is followed only if it was one a moment
+ * before (O_NOFOLLOW otherwise), to be judged by where the fd landed.
+ * O_NONBLOCK: a FIFO is reported, not waited on.
+ */
+static int open_checked(schema_file *f, int dir_fd, const char *entry, int *ret_fd) {
+        bool check = f->layers->options.check_trust, link = false;
+        struct stat st;
+        int r;
+
+        if (check && f->layer->distrust) {
+                r = distrust(f, f->layer->distrust);
+                if (r < 0)
+                        return r;
+        }
+        if (check)
+                link = fstatat(dir_fd, entry, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode);
+        _cleanup_close_ int fd = openat(dir_fd, entry, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                                                               (check && !link ? O_NOFOLLOW : 0));
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return read_error(f, -errno);
+        if (!S_ISREG(st.st_mode))
+                return read_error(f, S_ISDIR(st.st_mode) ? -EISDIR : -EBADF);
+        if (check) {
+                r = check_opened(f, fd, &st, link);
+                if (r < 0)
+                        return r;
+        }
+        if ((uint64_t) st.st_size > SCHEMA_MAX_FILE_SIZE)
+                return read_error(f, -EFBIG);
+        *ret_fd = fd;
+        fd = -1;
+        return 0;
+}
+
+/* To EOF rather than to st_size: the file may grow while it is read. */
+static int read_fd(int fd, char **ret, size_t *ret_len) {
+        _cleanup_(vf_buf_done) vf_buf b = {};
+        char chunk[64 * 1024];
+
+        for (;;) {
+                ssize_t n = read(fd, chunk, sizeof chunk);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                if (b.len + (size_t) n > SCHEMA_MAX_FILE_SIZE)
+                        return -EFBIG;
+                vf_buf_append(&b, chunk, (size_t) n);
+        }
+        *ret_len = b.len;
+        *ret = vf_buf_steal(&b);
+        return *ret ? 0 : -ENOMEM;
+}
+
 static int parse_file(schema_file *f) {
+        const schema_layer *layer = f->layer;
+        _cleanup_close_ int fd = -1;
         _cleanup_free_ char *data = NULL;
         size_t len;
 
-        int r = vf_read_file(f->path, SCHEMA_MAX_FILE_SIZE, &data, &len);
+        /* A directory's file is opened in the directory that was checked, whatever its path names now. */
+        int r = open_checked(f, layer->fd >= 0 ? layer->fd : AT_FDCWD, layer->fd >= 0 ? f->name : layer->path, &fd);
+        if (r < 0)
+                return r;
+        r = read_fd(fd, &data, &len);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
@@ -111,8 +204,11 @@ static int insert_diags(schema_file *f, slot at) {
         return 0;
 }
 
-int schema_file_load(schema_set *set, const char *path, const char *name, char ***displaced) {
-        _cleanup_(schema_file_done) schema_file f = { .set = set, .path = path, .name = name };
+int schema_file_load(schema_set *set, const schema_layers *layers, const schema_layer *layer, const char *path,
+                     const char *name, char ***displaced) {
+        _cleanup_(schema_file_done) schema_file f = {
+                .set = set, .layers = layers, .layer = layer, .path = path, .name = name,
+        };
 
         int r = parse_file(&f);
         if (r == -ENOMEM || f.oom)
@@ -123,20 +219,26 @@ int schema_file_load(schema_set *set, const char *path, const char *name, char *
 }
 
 int schema_load_file(schema_set *set, const char *path) {
-        return schema_file_load(set, path, NULL, NULL);
+        schema_layer layer = { .path = path, .fd = -1 };
+        schema_layers layers = { .layers = &layer, .n = 1, .options = set->options };
+
+        return schema_file_load(set, &layers, &layer, path, NULL, NULL);
 }
 
-int schema_load(char *const *paths, size_t n_paths, schema_set **ret) {
+int schema_load_with_options(char *const *paths, size_t n_paths, const schema_load_options *options,
+                             schema_set **ret) {
         _cleanup_(schema_set_freep) schema_set *set = schema_set_new();
         _cleanup_(schema_layers_close) schema_layers layers = {};
         _cleanup_strv_free_ char **names = NULL;
 
         if (!set)
                 return -ENOMEM;
+        if (options)
+                set->options = *options;
         for (size_t i = 0; i < n_paths; i++)
                 if (vf_strv_push(&set->dirs, paths[i]) < 0)
                         return -ENOMEM;
-        int r = schema_layers_open(set->dirs, &layers);
+        int r = schema_layers_open(set->dirs, &set->options, &layers);
         if (r < 0)
                 return r;
         r = schema_layers_list(&layers, &names);
@@ -147,4 +249,8 @@ int schema_load(char *const *paths, size_t n_paths, schema_set **ret) {
                 return r;
         *ret = TAKE_PTR(set);
         return 0;
+}
+
+int schema_load(char *const *paths, size_t n_paths, schema_set **ret) {
+        return schema_load_with_options(paths, n_paths, NULL, ret);
 }

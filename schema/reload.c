@@ -41,8 +41,9 @@ static int detach(reload *w, const char *name, char ***touched) {
         schema_range res = schema_set_resources_of(set, name);
         size_t n = res.end - res.start;
 
+        /* The arrays are NULL while empty, and NULL + 0 is undefined: no arithmetic on them then. */
         schema_resource **old = schema_array_insert(w->old, w->n_old, sizeof(schema_resource *), w->n_old,
-                                                    set->resources + res.start, n);
+                                                    n > 0 ? set->resources + res.start : NULL, n);
         if (!old)
                 return -ENOMEM;
         w->old = old;
@@ -54,7 +55,8 @@ static int detach(reload *w, const char *name, char ***touched) {
                         return -ENOMEM;
 
         schema_range diags = schema_set_diags_of(set, name);
-        schema_diags_clear(set->diags + diags.start, diags.end - diags.start);
+        if (diags.end > diags.start)
+                schema_diags_clear(set->diags + diags.start, diags.end - diags.start);
         schema_array_remove(set->diags, set->n_diags, sizeof(schema_diag), diags.start, diags.end - diags.start);
         set->n_diags -= diags.end - diags.start;
 
@@ -112,13 +114,14 @@ static int schedule_claimants(reload *w, const char *name, char *const *touched)
 static int judge(reload *w, const char *name) {
         _cleanup_(schema_source_done) schema_source src = {};
         _cleanup_strv_free_ char **touched = NULL, **displaced = NULL;
+        const schema_layer *layer = NULL;
 
-        int found = schema_layers_resolve(w->layers, name, &src);
+        int found = schema_layers_resolve(w->layers, name, &src, &layer);
         if (found < 0)
                 return found;
         int r = detach(w, name, &touched);
         if (r >= 0 && src.path)
-                r = schema_file_load(w->set, src.path, name, &displaced);
+                r = schema_file_load(w->set, w->layers, layer, src.path, name, &displaced);
         if (r >= 0)
                 r = place_source(w->set, name, found ? &src : NULL);
         if (r >= 0)
@@ -201,7 +204,7 @@ int schema_set_reload(schema_set *set, const char *name, char ***changed) {
 
         if (!base)
                 return -ENOMEM;
-        int r = schema_layers_open(set->dirs, &layers);
+        int r = schema_layers_open(set->dirs, &set->options, &layers);
         if (r < 0)
                 return r;
         return schema_reload_name(set, &layers, base, changed);

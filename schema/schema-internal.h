@@ -7,10 +7,13 @@
 
 #include <libxml/tree.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 #include "schema/schema.h"
 
 typedef struct schema_index schema_index;
+typedef struct schema_layer schema_layer;
+typedef struct schema_layers schema_layers;
 
 #define SCHEMA_POLICY_NS "https://virtform.org/xmlns/policy/1"
 #define SCHEMA_OWNER_NS "https://virtform.org/xmlns/owner/1"
@@ -26,6 +29,8 @@ typedef struct schema_index schema_index;
  */
 typedef struct schema_file {
         schema_set *set;
+        const schema_layers *layers; /* all of them: a symlink may point into another */
+        const schema_layer *layer; /* the one it is read from */
         const char *path;
         /* Its drop-in name: only files sorting before it count as declared earlier. NULL: the whole set does. */
         const char *name;
@@ -41,6 +46,8 @@ typedef struct schema_file {
 
 void schema_file_error(schema_file *f, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
 void schema_file_errorv(schema_file *f, unsigned line, unsigned column, const char *fmt, va_list ap) _printf_(4, 0);
+/* A diagnostic that does not fail the file. */
+void schema_file_warning(schema_file *f, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
 /* Takes ownership of r, hashes it and reports duplicates; -EINVAL when r was a duplicate. */
 int schema_file_add(schema_file *f, schema_resource *r);
 void schema_file_done(schema_file *f);
@@ -48,36 +55,62 @@ void schema_file_done(schema_file *f);
 void schema_diags_clear(schema_diag *diags, size_t n);
 
 /*
- * Reads the file at path into the set at the place of its drop-in name (NULL:
- * at the end). *displaced (may be NULL) gets the names of later files whose
- * key or PCI address it took over: they have to be judged again.
+ * Reads the file at path, which layer holds under name, into the set at the
+ * place of its drop-in name (NULL: at the end). *displaced (may be NULL) gets
+ * the names of later files whose key or PCI address it took over: they have
+ * to be judged again.
  */
-int schema_file_load(schema_set *set, const char *path, const char *name, char ***displaced);
+int schema_file_load(schema_set *set, const schema_layers *layers, const schema_layer *layer, const char *path,
+                     const char *name, char ***displaced);
 
 /* ---- drop-in layers (dropin.c) ----------------------------------------- */
 
-typedef struct schema_layer {
+struct schema_layer {
         const char *path;
         int fd; /* the open directory, or -1 for a layer holding just the file at path */
-} schema_layer;
+        /* With trust checks, for a directory: */
+        char *real; /* where it is, for symlinks that point into it; NULL if unknown */
+        char *distrust; /* why its files are not to be believed (schema_trust_stat()), or NULL */
+};
 
-typedef struct schema_layers {
+struct schema_layers {
         schema_layer *layers; /* highest precedence first; missing default directories left out */
         size_t n;
-} schema_layers;
+        schema_load_options options;
+};
 
-int schema_layers_open(char *const *paths, schema_layers *ret);
+int schema_layers_open(char *const *paths, const schema_load_options *options, schema_layers *ret);
 void schema_layers_close(schema_layers *l);
 /* Every name some layer may hold, sorted and unique. */
 int schema_layers_list(const schema_layers *l, char ***ret);
-/* 1 and the name's source, or 0 when no layer holds it. */
-int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret);
+/* 1, the name's source and the layer of its path (NULL when masked), or 0 when no layer holds it. */
+int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret,
+                          const schema_layer **ret_layer);
 void schema_source_done(schema_source *s);
 
 /* The drop-in name of a path: its last component, trailing slashes ignored. NULL on OOM. */
 char *schema_path_name(const char *path);
 /* Compares the drop-in name of path with name, like strcmp(). */
 int schema_path_name_cmp(const char *path, const char *name);
+
+/* ---- trust (trust.c) ----------------------------------------------------- */
+
+/* Trust checks refuse, rather than warn. */
+static inline bool schema_trust_strict(const schema_load_options *o) {
+        return o->check_trust && !o->insecure_permissions;
+}
+/* Whether root alone can change what st describes: root owns it, and neither group nor others may write. */
+bool schema_trust_owner_mode(const struct stat *st);
+/*
+ * 0 when schema_trust_owner_mode(st); else 1 and in *ret why not and the
+ * command that changes that: "the file is ...; run '...'", or for a directory
+ * "its directory PATH is ...". -ENOMEM.
+ */
+int schema_trust_stat(const struct stat *st, const char *path, bool directory, char **ret);
+/* The path the open fd stands for, resolved (from /proc/self/fd). */
+int schema_fd_path(int fd, char **ret);
+/* 0 when the file open at fd is directly in a trusted directory of l; else 1 and why in *ret. -ENOMEM. */
+int schema_trust_link(const schema_layers *l, int fd, char **ret);
 
 /* ---- reloading names (reload.c) ----------------------------------------- */
 

@@ -56,10 +56,20 @@ const schema_source *schema_set_source(const schema_set *set, const char *path_o
         return &set->sources[pos];
 }
 
+size_t schema_set_n_errors(const schema_set *set) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < set->n_diags; i++)
+                n += !set->diags[i].warning;
+        return n;
+}
+
 char *schema_diag_format(const schema_diag *d) {
+        const char *severity = d->warning ? "warning" : "error";
+
         if (d->line == 0)
-                return vf_printf("%s: error: %s", d->file, d->message);
-        return vf_printf("%s:%u:%u: error: %s", d->file, d->line, d->column, d->message);
+                return vf_printf("%s: %s: %s", d->file, severity, d->message);
+        return vf_printf("%s:%u:%u: %s: %s", d->file, d->line, d->column, severity, d->message);
 }
 
 static bool is_name_char(char c, bool first) {

@@ -9,6 +9,7 @@
  * Every problem becomes a schema_diag with FILE:LINE:COLUMN. A file with any
  * error contributes no resource at all: its name lands in failed_files so the
  * controller can hold what that file declared at its last applied state.
+ * Warnings fail nothing.
  */
 #pragma once
 
@@ -92,7 +93,26 @@ typedef struct schema_diag {
         char *file;
         unsigned line, column; /* 1-based; 0 when the error has no position (e.g. unreadable file) */
         char *message; /* one line, says what is wrong and what to do */
+        bool warning; /* false: an error, which fails the file; true: worth saying, and the file is read */
 } schema_diag;
+
+/*
+ * Whose files to believe. Running as root, virtform does with root's power
+ * whatever the files say, so (like sshd's StrictModes) it should read only
+ * what root alone can change.
+ */
+typedef struct schema_load_options {
+        /*
+         * Refuse a file, or the files of a directory, owned by anyone but root
+         * or writable by group or others, and a symlink that does not resolve
+         * directly into a trusted directory being loaded (a mask, a symlink to
+         * /dev/null, excepted). A refused file fails like a file with errors.
+         * For a caller running as root; the checks hold for root as for anyone.
+         */
+        bool check_trust;
+        /* With check_trust: read them anyway, with a warning each (--insecure-permissions). */
+        bool insecure_permissions;
+} schema_load_options;
 
 /*
  * Drop-in directories read when no path is given, highest precedence first:
@@ -115,13 +135,14 @@ typedef struct schema_source {
 typedef struct schema_set {
         schema_resource **resources; /* in file-name order, then declaration order */
         size_t n_resources;
-        schema_diag *diags;
+        schema_diag *diags; /* errors and warnings */
         size_t n_diags;
-        char **files_ok; /* files read with no error */
+        char **files_ok; /* files read with no error (warnings allowed) */
         char **files_failed; /* files with at least one error: nothing from them is in resources */
         schema_source *sources; /* one per file name found, masked ones included */
         size_t n_sources;
         char **dirs; /* the paths the set was loaded from, for schema_set_reload() */
+        schema_load_options options; /* how they were loaded, for schema_set_reload() and schema_load_file() */
         vf_map *by_key; /* "kind/name" -> schema_resource* (borrowed) */
         struct schema_validators *validators; /* private: RelaxNG schemas, compiled on first use */
         struct schema_index *index; /* private: what reloads need to find without a full scan */
@@ -147,13 +168,23 @@ bool schema_file_is_candidate(const char *filename);
  * whose name sorts later. Returns 0 when loading ran (problems are in
  * set->diags), or a negative errno when out of memory or a directory cannot
  * be listed.
+ *
+ * With options->check_trust, a directory that is not trusted still holds
+ * its names, but each of its files fails (naming the directory) rather than
+ * vanish: what they declared is held, not pruned, and no lower layer takes
+ * over their names. An empty file masks only when it is trusted and not a
+ * symlink. options may be NULL: no trust checks.
  */
+int schema_load_with_options(char *const *paths, size_t n_paths, const schema_load_options *options,
+                             schema_set **ret);
+/* schema_load_with_options() without trust checks. */
 int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
 
 /*
  * Loads a single file at the end of a set that did not come from schema_load(),
  * with the same duplicate checks: everything already in the set counts as
  * declared before it. It takes no part in drop-in precedence or reloads.
+ * set->options apply; being in no loaded directory, it may not be a symlink.
  */
 int schema_load_file(schema_set *set, const char *path);
 
@@ -172,7 +203,8 @@ int schema_load_file(schema_set *set, const char *path);
  * disappeared, changed hash or moved to another file, or NULL when none did.
  * The keys of a file that now fails are among them: they disappeared. The
  * result is what schema_load() of set->dirs would give now, except that a
- * path's kind (directory or file) is read again only for this name. On
+ * path's kind (directory or file), and a directory's trust, are read again
+ * only for this name: a change to a directory calls for a full load. On
  * -ENOMEM the set is consistent enough to free, no more: load it again.
  */
 int schema_set_reload(schema_set *set, const char *name, char ***changed);
@@ -186,7 +218,10 @@ DEFINE_POINTER_CLEANUP(schema_set, schema_set_free);
 
 const schema_resource *schema_set_find(const schema_set *set, vf_kind kind, const char *name);
 
-/* "FILE:LINE:COLUMN: error: MESSAGE" (or "FILE: error: MESSAGE" without a position). */
+/* The diagnostics that are errors, not warnings: what fails files. */
+size_t schema_set_n_errors(const schema_set *set);
+
+/* "FILE:LINE:COLUMN: error: MESSAGE" (or "FILE: error: MESSAGE" without a position); "warning" for warnings. */
 char *schema_diag_format(const schema_diag *d);
 
 /* Valid libvirt object name as virtform accepts it. */

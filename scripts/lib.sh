@@ -4,8 +4,10 @@
 # The Debian packages virtform builds and runs with.
 BUILD_PACKAGES="gcc meson ninja-build pkg-config libyaml-dev libxml2-dev libnl-3-dev libnl-route-3-dev
   libudev-dev libsqlite3-dev libvirt-dev nettle-dev scdoc"
-# What the test suite needs beyond that: cmocka, ip(8) for network namespaces, valgrind.
-TEST_PACKAGES="libcmocka-dev iproute2 valgrind"
+# What the test suite needs beyond that: cmocka, ip(8) for network namespaces,
+# valgrind, and a real hypervisor: libvirtd (which also creates the libvirt-qemu
+# user the embedded QEMU driver needs) and QEMU, run under TCG.
+TEST_PACKAGES="libcmocka-dev iproute2 valgrind libvirt-daemon-system qemu-system-x86"
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 

@@ -43,6 +43,8 @@ struct state_store {
         char instance_id[STATE_UUID_STRING_MAX];
         /* Copied on failure: the rollback that usually follows would replace sqlite3_errmsg(). */
         char last_error[256];
+        /* Crash tests: the process kills itself after this many more writes; 0: never. */
+        unsigned fault_after_writes;
 };
 
 /* Maps an SQLite result code to a negative errno. */
@@ -79,3 +81,6 @@ int state_exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc);
 int state_column_strdup(sqlite3_stmt *st, int column, char **ret);
 void state_stmt_release(sqlite3_stmt **st);
 #define _cleanup_stmt_release_ _cleanup_(state_stmt_release)
+
+/* Counts a statement that wrote (or began, or ended a transaction), for state_fault_after_writes(). */
+void state_count_write(state_store *s);

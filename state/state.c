@@ -4,6 +4,7 @@
  * state_open() and reset after each use, so a pass over thousands of
  * resources costs no parsing.
  */
+#include <signal.h>
 #include <string.h>
 
 #include "state/state-internal.h"
@@ -175,7 +176,10 @@ int state_exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc) {
         if (bind_rc != SQLITE_OK)
                 return state_store_error(s, bind_rc);
         int rc = sqlite3_step(st);
-        return rc == SQLITE_DONE ? 0 : state_store_error(s, rc);
+        if (rc != SQLITE_DONE)
+                return state_store_error(s, rc);
+        state_count_write(s);
+        return 0;
 }
 
 static int exec_stmt(state_store *s, state_stmt id) {
@@ -210,6 +214,15 @@ int state_begin(state_store *s) {
 
 int state_commit(state_store *s) {
         return exec_stmt(s, STMT_COMMIT);
+}
+
+void state_fault_after_writes(state_store *s, unsigned n) {
+        s->fault_after_writes = n;
+}
+
+void state_count_write(state_store *s) {
+        if (s->fault_after_writes > 0 && --s->fault_after_writes == 0)
+                raise(SIGKILL);
 }
 
 int state_rollback(state_store *s) {

@@ -72,6 +72,13 @@ DEFINE_POINTER_CLEANUP(state_store, state_close);
  */
 char *state_default_path(void);
 
+/*
+ * For crash tests: the process dies with SIGKILL right after the nth write
+ * statement from now succeeds (a put, delete, event, device change, or the
+ * begin, savepoint or commit around them).
+ */
+void state_fault_after_writes(state_store *s, unsigned n);
+
 /* A random UUID made when the store was created; it marks the libvirt objects this store owns. */
 const char *state_instance_id(const state_store *s);
 

@@ -2,7 +2,10 @@
 #define _XOPEN_SOURCE 700
 #include "tests/helpers.h"
 
+#include <fcntl.h>
 #include <ftw.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <libvirt/virterror.h>
 
 char *th_mkdtemp(void) {
@@ -101,4 +104,57 @@ bool th_domain_active(virConnectPtr conn, const char *name) {
         bool active = virDomainIsActive(d) == 1;
         virDomainFree(d);
         return active;
+}
+
+void th_run_done(th_run *r) {
+        free(r->out);
+        free(r->err);
+        *r = (th_run) {};
+}
+
+static char *slurp_file(const char *path) {
+        char *data = NULL;
+        assert_int_equal(vf_read_file(path, 16 * 1024 * 1024, &data, NULL), 0);
+        return data;
+}
+
+/* The parent's environment plus the extra entries, which win. */
+static char **child_environment(const char *const *extra) {
+        extern char **environ;
+        char **env = NULL;
+
+        for (size_t i = 0; extra && extra[i]; i++)
+                assert_int_equal(vf_strv_push(&env, extra[i]), 0);
+        for (size_t i = 0; environ[i]; i++) {
+                size_t name_len = strcspn(environ[i], "=");
+                bool overridden = false;
+                for (size_t j = 0; extra && extra[j]; j++)
+                        overridden |= strncmp(extra[j], environ[i], name_len + 1) == 0;
+                if (!overridden)
+                        assert_int_equal(vf_strv_push(&env, environ[i]), 0);
+        }
+        return env;
+}
+
+th_run th_spawn(const char *const *argv, const char *const *extra_env) {
+        _cleanup_free_ char *dir = th_mkdtemp();
+        _cleanup_free_ char *out = vf_printf("%s/out", dir), *err = vf_printf("%s/err", dir);
+        _cleanup_strv_free_ char **env = child_environment(extra_env);
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        int status;
+        th_run r = {};
+
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, (char **) argv, env), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        r.killed = WIFSIGNALED(status);
+        r.status = r.killed ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+        r.out = slurp_file(out);
+        r.err = slurp_file(err);
+        th_rmtree(dir);
+        return r;
 }

@@ -31,3 +31,15 @@ virConnectPtr th_connect(void);
 char *th_domain_xml(virConnectPtr conn, const char *name, bool inactive);
 char *th_network_xml(virConnectPtr conn, const char *name);
 bool th_domain_active(virConnectPtr conn, const char *name);
+
+/* A finished child: its exit status (or 128 + signal) and what it wrote. */
+typedef struct th_run {
+        int status;
+        bool killed; /* by a signal: status is 128 + its number */
+        char *out;
+        char *err;
+} th_run;
+
+void th_run_done(th_run *r);
+/* Runs argv (NULL-terminated) with extra environment entries (NAME=VALUE, NULL-terminated, may be NULL). */
+th_run th_spawn(const char *const *argv, const char *const *extra_env);

@@ -238,6 +238,45 @@ static void test_plan_shows_override(void **state) {
         assert_non_null(strstr(r.out, expected));
 }
 
+/* As root, a file others could change is refused, and applied only when the user says so (with a warning). */
+static void test_untrusted_file_as_root(void **state) {
+        fixture *f = *state;
+
+        if (geteuid() != 0) {
+                print_message("skipped: the trust checks are for root\n");
+                skip();
+        }
+        th_write(f->dir, "lan.yaml", "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec: {}\n");
+        _cleanup_free_ char *file = vf_printf("%s/lan.yaml", f->dir);
+        assert_int_equal(chmod(file, 0664), 0);
+        _cleanup_free_ char *refused = vf_printf("%s: error: not read: the file is writable by group or others "
+                                                 "(mode 0664); run 'chmod go-w %s', or pass --insecure-permissions",
+                                                 file, file);
+        _cleanup_free_ char *warned = vf_printf("%s: warning: insecure permissions allowed: the file is writable",
+                                                file);
+
+        _cleanup_(run_done) run validate = virtform("validate", f->dir, NULL);
+        assert_int_equal(validate.status, 1);
+        assert_ptr_equal(strstr(validate.err, refused), validate.err);
+        _cleanup_(run_done) run validate_ok = virtform("validate", "--insecure-permissions", f->dir, NULL);
+        assert_int_equal(validate_ok.status, 0);
+        assert_ptr_equal(strstr(validate_ok.err, warned), validate_ok.err);
+        assert_non_null(strstr(validate_ok.out, "1 resources in 1 files are valid"));
+
+        _cleanup_(run_done) run apply = virtform("apply", "-c", "test:///default", "--state", f->state, f->dir, NULL);
+        assert_int_equal(apply.status, 2);
+        assert_non_null(strstr(apply.err, refused));
+        assert_non_null(strstr(apply.out, "1 file errors"));
+        assert_null(strstr(apply.out, "network/lan"));
+        _cleanup_(run_done) run apply_ok = virtform("apply", "-c", "test:///default", "--state", f->state,
+                                                    "--insecure-permissions", f->dir, NULL);
+        if (apply_ok.status != 0)
+                fail_msg("apply exited %d:\n%s\n%s", apply_ok.status, apply_ok.out, apply_ok.err);
+        assert_non_null(strstr(apply_ok.err, warned));
+        assert_non_null(strstr(apply_ok.out, "created   network/lan"));
+        assert_null(strstr(apply_ok.out, "file errors"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_help_and_version),
@@ -251,6 +290,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_validate_unknown_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_exit_and_no_state_written, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_shows_override, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_untrusted_file_as_root, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -685,6 +685,31 @@ static void test_vf_parse_rejects_short_attributes(void **state) {
         assert_int_equal(hd_vf_parse_link(nlmsg_hdr(m), 0, &cfg), -EBADMSG);
 }
 
+/* Found by fuzz-sysfs (tests/fuzz-corpus/fuzz-sysfs/crash-netlink-vlan-out-of-range.bin). */
+static void test_vf_parse_rejects_vlan_out_of_range(void **state) {
+        static const uint32_t vlans[] = { 4095, 4096, UINT32_MAX };
+
+        for (size_t i = 0; i < ELEMENTSOF(vlans); i++) {
+                _cleanup_(nlmsg_freep) struct nl_msg *m = nlmsg_alloc_simple(RTM_NEWLINK, 0);
+                struct ifla_vf_mac mac = { .vf = 0, .mac = { 0x02 } };
+                struct ifla_vf_vlan vlan = { .vf = 0, .vlan = vlans[i] };
+                struct ifinfomsg ifi = {};
+                hd_vf_config cfg;
+
+                assert_non_null(m);
+                assert_int_equal(nlmsg_append(m, &ifi, sizeof ifi, NLMSG_ALIGNTO), 0);
+                struct nlattr *list = nla_nest_start(m, IFLA_VFINFO_LIST);
+                struct nlattr *info = nla_nest_start(m, IFLA_VF_INFO);
+                assert_int_equal(nla_put(m, IFLA_VF_MAC, sizeof mac, &mac), 0);
+                assert_int_equal(nla_put(m, IFLA_VF_VLAN, sizeof vlan, &vlan), 0);
+                nla_nest_end(m, info);
+                nla_nest_end(m, list);
+                assert_int_equal(hd_vf_parse_link(nlmsg_hdr(m), 0, &cfg), vlans[i] <= 4095 ? 0 : -EBADMSG);
+                if (vlans[i] <= 4095)
+                        assert_int_equal(cfg.vlan, 4095);
+        }
+}
+
 static void test_link_state_through_transport(void **state) {
         fake_kernel k = { .ifi_flags = IFF_UP };
         _cleanup_(hd_netlink_closep) hd_netlink *nl = fake_netlink(&k);
@@ -728,6 +753,7 @@ int main(void) {
                 cmocka_unit_test(test_vf_set_mac_then_vlan),
                 cmocka_unit_test(test_vf_get_picks_index),
                 cmocka_unit_test(test_vf_parse_rejects_short_attributes),
+                cmocka_unit_test(test_vf_parse_rejects_vlan_out_of_range),
                 cmocka_unit_test(test_link_state_through_transport),
         };
 #undef FIXTURE_TEST

@@ -214,6 +214,24 @@ static void test_diag_format(void **state) {
         assert_string_equal(b, "f.yaml: error: bad");
 }
 
+/* Found by fuzz-xml (tests/fuzz-corpus/fuzz-xml/crash-diag-newline-in-name.xml): input bytes are escaped. */
+static void test_diag_one_line(void **state) {
+        _cleanup_(schema_set_freep) schema_set *yaml = load_text("c.yaml",
+                HEADER("Network", "\"a\\nb\"") "spec: {\"k\\r\\e[31m\": 1}\n", NULL);
+        _cleanup_(schema_set_freep) schema_set *xml = load_text("c.xml",
+                "<network><name>a&#10;b&#9;c</name></network>\n", NULL);
+
+        assert_failed(yaml);
+        assert_diag(yaml, "invalid name \"a\\nb\"");
+        assert_diag(yaml, "unknown key \"k\\r\\x1b[31m\"");
+        assert_failed(xml);
+        assert_diag(xml, "invalid name \"a\\nb\\tc\"");
+        for (size_t i = 0; i < yaml->n_diags; i++)
+                assert_null(strpbrk(yaml->diags[i].message, "\n\r\x1b"));
+        for (size_t i = 0; i < xml->n_diags; i++)
+                assert_null(strpbrk(xml->diags[i].message, "\n\t"));
+}
+
 static void test_directory_filtering(void **state) {
         static const char *const ignored[] = { ".hidden.yaml", "b.yaml~", ".#b.yaml", "b.swp", "b.tmp", "b.txt" };
         char *dir = make_dir();
@@ -245,22 +263,27 @@ static void test_directory_filtering(void **state) {
 static void test_unreadable_and_oversized(void **state) {
         char *dir = make_dir();
         _cleanup_free_ char *missing = vf_printf("%s/missing.yaml", dir);
-        _cleanup_free_ char *big = vf_printf("%s/big.yaml", dir);
-        int fd = open(big, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        assert_true(fd >= 0);
-        assert_int_equal(ftruncate(fd, SCHEMA_MAX_FILE_SIZE + 1), 0);
-        close(fd);
-        char *paths[] = { missing, big };
+        _cleanup_free_ char *big = vf_printf("%s/big.yaml", dir), *big_xml = vf_printf("%s/big.xml", dir);
+        for (size_t i = 0; i < 2; i++) {
+                int fd = open(i ? big_xml : big, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+                assert_true(fd >= 0);
+                assert_int_equal(ftruncate(fd, SCHEMA_MAX_FILE_SIZE + 1), 0);
+                close(fd);
+        }
+        char *paths[] = { missing, big, big_xml };
         schema_set *set = NULL;
-        assert_int_equal(schema_load(paths, 2, &set), 0);
+        assert_int_equal(schema_load(paths, 3, &set), 0);
         remove_dir(dir);
 
         _cleanup_free_ char *e1 = vf_printf("%s: error: cannot read the file: No such file or directory", missing);
         _cleanup_free_ char *e2 =
-                vf_printf("%s: error: file is larger than the 4 MiB limit; split it into several files", big);
+                vf_printf("%s: error: file is larger than the 4 MiB limit (SCHEMA_MAX_FILE_SIZE); split it into "
+                          "several files", big);
+        _cleanup_free_ char *e3 = vf_printf("%s: error: file is larger than the 4 MiB limit", big_xml);
         assert_diag(set, e1);
         assert_diag(set, e2);
-        assert_int_equal(vf_strv_length(set->files_failed), 2);
+        assert_diag(set, e3);
+        assert_int_equal(vf_strv_length(set->files_failed), 3);
         assert_int_equal(set->n_resources, 0);
         schema_set_free(set);
 }
@@ -854,13 +877,14 @@ static void test_billion_laughs(void **state) {
                 vf_buf_puts(&b, "]\n");
         }
         _cleanup_free_ char *text = vf_buf_steal(&b);
+        _cleanup_free_ char *path = NULL;
         double start = now_seconds();
-        _cleanup_(schema_set_freep) schema_set *set = load_text("lol.yaml", text, NULL);
+        _cleanup_(schema_set_freep) schema_set *set = load_text("lol.yaml", text, &path);
 
         /* The expansion budget trips first, at the level that would pass 100000 nodes. */
         assert_true(now_seconds() - start < 1.0);
         assert_failed(set);
-        assert_diag(set, "alias *a4 expands the document beyond 100000 nodes (SCHEMA_MAX_NODES)");
+        assert_diag_at(set, path, 10, 10, "alias *a4 expands the document beyond 100000 nodes (SCHEMA_MAX_NODES)");
 }
 
 static void test_alias_limit(void **state) {
@@ -886,12 +910,13 @@ static void test_alias_doubling(void **state) {
         for (int i = 1; i < 30; i++)
                 vf_buf_printf(&b, "x%d: &a%d [*a%d, *a%d]\n", i, i, i - 1, i - 1);
         _cleanup_free_ char *text = vf_buf_steal(&b);
+        _cleanup_free_ char *path = NULL;
         double start = now_seconds();
-        _cleanup_(schema_set_freep) schema_set *set = load_text("lol.yaml", text, NULL);
+        _cleanup_(schema_set_freep) schema_set *set = load_text("lol.yaml", text, &path);
 
         assert_true(now_seconds() - start < 1.0);
         assert_failed(set);
-        assert_diag(set, "expands the document beyond 100000 nodes (SCHEMA_MAX_NODES)");
+        assert_diag_at(set, path, 19, 18, "alias *a13 expands the document beyond 100000 nodes (SCHEMA_MAX_NODES)");
 }
 
 static void test_alias_use(void **state) {
@@ -920,10 +945,12 @@ static void test_deep_nesting(void **state) {
                 vf_buf_puts(&b, "]");
         vf_buf_puts(&b, "\n");
         _cleanup_free_ char *text = vf_buf_steal(&b);
-        _cleanup_(schema_set_freep) schema_set *set = load_text("deep.yaml", text, NULL);
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("deep.yaml", text, &path);
 
+        /* The top mapping is level 1, so the 64th "[" (after "x: ") is the one too deep. */
         assert_failed(set);
-        assert_diag(set, "YAML nesting is deeper than 64 levels (SCHEMA_MAX_DEPTH)");
+        assert_diag_at(set, path, 5, 3 + SCHEMA_MAX_DEPTH, "YAML nesting is deeper than 64 levels (SCHEMA_MAX_DEPTH)");
 }
 
 static void test_document_limit(void **state) {
@@ -1020,6 +1047,19 @@ static void test_native_rejects(void **state) {
                   "DOCTYPE and entities are not allowed", 2 },
                 { "<!DOCTYPE domain SYSTEM \"http://example.org/evil.dtd\">\n<domain/>\n",
                   "DOCTYPE and entities are not allowed", 1 },
+                /* Billion laughs: refused with the DOCTYPE, before a single entity is expanded. */
+                { "<?xml version='1.0'?>\n<!DOCTYPE d [\n<!ENTITY a \"lol\">\n"
+                  "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">\n<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">\n]>\n"
+                  "<domain><name>&c;</name><memory>1</memory></domain>\n",
+                  "DOCTYPE and entities are not allowed", 2 },
+                /* Neither read from disk nor fetched: refused where it stands. */
+                { "<domain xmlns:xi='http://www.w3.org/2001/XInclude'>\n<name>x</name>\n<memory>1</memory>\n"
+                  "<metadata>\n<xi:include href='/etc/passwd' parse='text'/>\n</metadata>\n</domain>\n",
+                  "5:1: error: XInclude is not allowed; put the included content here", 5 },
+                { "<domain>\n<name>x</name>\n<memory>1</memory>\n<devices>\n"
+                  "<xi:include xmlns:xi='http://www.w3.org/2003/XInclude' href='http://example.org/d.xml'/>\n"
+                  "</devices>\n</domain>\n",
+                  "XInclude is not allowed", 5 },
                 { "<foo>\n</foo>\n", "root element <foo> is not supported", 1 },
                 { "<domain>\n  <name>x</name>\n  <memory>1024</memory>\n  <bogus/>\n</domain>\n",
                   "invalid <domain>", 4 },
@@ -1050,6 +1090,16 @@ static void test_native_rejects(void **state) {
         }
 }
 
+/* Found by fuzz-xml (tests/fuzz-corpus/fuzz-xml/crash-encoding-error-to-stderr.xml). */
+static void test_native_encoding_error(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml",
+                "<?xml version='1.0' encoding='EUC-JP'?><network><name>\xff\xff\xff\xff</name></network>", NULL);
+
+        /* A diagnostic, rather than a line libxml2 writes to stderr itself. */
+        assert_failed(set);
+        assert_diag(set, "XML: input conversion failed due to input error");
+}
+
 static void test_native_interface_needs_source(void **state) {
         _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml",
                 "<domain><name>x</name><memory>1</memory><devices>"
@@ -1059,19 +1109,46 @@ static void test_native_interface_needs_source(void **state) {
         assert_diag(set, "invalid <domain>");
 }
 
-static void test_native_deep(void **state) {
+/* A <domain> nested depth elements deep; with sep "\n" the element on line N is at depth N. */
+static char *deep_xml(unsigned depth, const char *sep) {
         vf_buf b = {};
-        vf_buf_puts(&b, "<domain><name>x</name><memory>1</memory><metadata>");
-        for (int i = 0; i < 100; i++)
-                vf_buf_puts(&b, "<a>");
-        for (int i = 0; i < 100; i++)
+        vf_buf_printf(&b, "<domain>%s", sep);
+        for (unsigned i = 1; i < depth; i++)
+                vf_buf_printf(&b, "<a>%s", sep);
+        for (unsigned i = 1; i < depth; i++)
                 vf_buf_puts(&b, "</a>");
-        vf_buf_puts(&b, "</metadata></domain>");
-        _cleanup_free_ char *text = vf_buf_steal(&b);
-        _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", text, NULL);
+        vf_buf_puts(&b, "</domain>\n");
+        return vf_buf_steal(&b);
+}
+
+static void test_native_deep(void **state) {
+        _cleanup_free_ char *text = deep_xml(100, "\n"), *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", text, &path);
 
         assert_failed(set);
-        assert_diag(set, "XML nesting is deeper than 64 levels (SCHEMA_MAX_DEPTH)");
+        assert_diag_at(set, path, SCHEMA_MAX_DEPTH + 1, 1, "XML nesting is deeper than 64 levels (SCHEMA_MAX_DEPTH)");
+}
+
+/* spec.xml is parsed as carefully as an XML file, and reported at its YAML scalar with the XML's own line. */
+static void test_escape_hatch_hostile(void **state) {
+        _cleanup_free_ char *xml = deep_xml(100, ""), *deep_path = NULL, *xi_path = NULL, *dtd_path = NULL;
+        _cleanup_free_ char *deep = vf_printf(HEADER("Domain", "web1") "spec:\n  xml: \"%.*s\"\n",
+                                              (int) strlen(xml) - 1, xml);
+        _cleanup_(schema_set_freep) schema_set *nested = load_text("d.yaml", deep, &deep_path);
+        assert_failed(nested);
+        assert_diag_at(nested, deep_path, 5, 8,
+                       "in spec.xml, line 1: XML nesting is deeper than 64 levels (SCHEMA_MAX_DEPTH)");
+
+        _cleanup_(schema_set_freep) schema_set *xi = load_domain_spec(
+                "  xml: |\n    <domain xmlns:xi='http://www.w3.org/2001/XInclude'>\n"
+                "      <xi:include href='http://example.org/evil.xml'/>\n    </domain>\n", &xi_path);
+        assert_failed(xi);
+        assert_diag_at(xi, xi_path, 5, 8, "in spec.xml, line 2: XInclude is not allowed");
+
+        _cleanup_(schema_set_freep) schema_set *dtd = load_domain_spec(
+                "  xml: \"<!DOCTYPE domain SYSTEM 'file:///etc/shadow'><domain/>\"\n", &dtd_path);
+        assert_failed(dtd);
+        assert_diag_at(dtd, dtd_path, 5, 8, "in spec.xml, line 1: DOCTYPE and entities are not allowed");
 }
 
 /* ---- hashing ------------------------------------------------------------------- */
@@ -1206,7 +1283,7 @@ static void assert_same_sources(const schema_set *a, const schema_set *b) {
 static void assert_same_as_full_load(const schema_set *set) {
         _cleanup_(schema_set_freep) schema_set *full = NULL;
 
-        assert_int_equal(schema_load(set->dirs, vf_strv_length(set->dirs), &full), 0);
+        assert_int_equal(schema_load_with_options(set->dirs, vf_strv_length(set->dirs), &set->options, &full), 0);
         assert_int_equal(set->n_resources, full->n_resources);
         for (size_t i = 0; i < set->n_resources; i++) {
                 assert_same_resource(set->resources[i], full->resources[i]);
@@ -1524,12 +1601,274 @@ static void test_reload_duplicate_pci(void **state) {
         tree_done(&t);
 }
 
+/* ---- trust: what root believes ------------------------------------------------- */
+
+/* Ownership takes root; without it there is nothing these tests can set up. */
+#define REQUIRE_ROOT()                                                       \
+        do {                                                                 \
+                if (geteuid() != 0) {                                        \
+                        print_message("skipped: needs root to chown\n");     \
+                        skip();                                              \
+                }                                                            \
+        } while (0)
+
+static schema_set *load_trusting(char *const *paths, size_t n, bool insecure) {
+        schema_load_options options = { .check_trust = true, .insecure_permissions = insecure };
+        schema_set *set = NULL;
+        assert_int_equal(schema_load_with_options(paths, n, &options, &set), 0);
+        assert_non_null(set);
+        return set;
+}
+
+static void assert_all_warnings(const schema_set *set, size_t n) {
+        if (set->n_diags != n || schema_set_n_errors(set) != 0)
+                print_diags(set);
+        assert_int_equal(set->n_diags, n);
+        assert_int_equal(schema_set_n_errors(set), 0);
+        assert_null(set->files_failed);
+}
+
+static void test_diag_warning_format(void **state) {
+        schema_diag with = { .file = (char *) "f.yaml", .line = 3, .column = 5, .message = (char *) "w", .warning = true };
+        schema_diag without = { .file = (char *) "f.yaml", .message = (char *) "w", .warning = true };
+        _cleanup_free_ char *a = schema_diag_format(&with), *b = schema_diag_format(&without);
+
+        assert_string_equal(a, "f.yaml:3:5: warning: w");
+        assert_string_equal(b, "f.yaml: warning: w");
+}
+
+static void test_trust_files(void **state) {
+        REQUIRE_ROOT();
+        tree t;
+        tree_init(&t);
+        put(&t, ETC, "10-ok.yaml", NET("a", ""));
+        put(&t, ETC, "20-group.yaml", NET("b", ""));
+        put(&t, ETC, "30-foreign.yaml", NET("c", ""));
+        put(&t, ETC, "40-both.yaml", NET("d", ""));
+        _cleanup_free_ char *ok = tree_path(&t, ETC, "10-ok.yaml"), *group = tree_path(&t, ETC, "20-group.yaml"),
+                            *foreign = tree_path(&t, ETC, "30-foreign.yaml"), *both = tree_path(&t, ETC, "40-both.yaml");
+        assert_int_equal(chmod(group, 0664), 0);
+        assert_int_equal(chown(foreign, 1000, 1000), 0);
+        assert_int_equal(chown(both, 1000, (gid_t) -1), 0);
+        assert_int_equal(chmod(both, 0646), 0);
+
+        _cleanup_(schema_set_freep) schema_set *strict = load_trusting(&t.dirs[ETC], 1, false);
+        _cleanup_free_ char *e1 = vf_printf("%s: error: not read: the file is writable by group or others (mode 0664); "
+                                            "run 'chmod go-w %s', or pass --insecure-permissions to read it anyway",
+                                            group, group);
+        _cleanup_free_ char *e2 = vf_printf("%s: error: not read: the file is owned by uid 1000, not root; "
+                                            "run 'chown root %s', or pass", foreign, foreign);
+        _cleanup_free_ char *e3 = vf_printf("%s: error: not read: the file is owned by uid 1000, not root, and writable "
+                                            "by group or others (mode 0646); run 'chown root %s && chmod go-w %s'",
+                                            both, both, both);
+        assert_diag(strict, e1);
+        assert_diag(strict, e2);
+        assert_diag(strict, e3);
+        assert_int_equal(strict->n_diags, 3);
+        assert_int_equal(vf_strv_length(strict->files_failed), 3);
+        assert_int_equal(vf_strv_length(strict->files_ok), 1);
+        assert_string_equal(strict->files_ok[0], ok);
+        assert_int_equal(strict->n_resources, 1);
+        find(strict, VF_KIND_NETWORK, "a");
+
+        /* Allowed: everything is read, and each problem is a warning that fails nothing. */
+        _cleanup_(schema_set_freep) schema_set *insecure = load_trusting(&t.dirs[ETC], 1, true);
+        assert_all_warnings(insecure, 3);
+        assert_int_equal(insecure->n_resources, 4);
+        _cleanup_free_ char *w1 = vf_printf("%s: warning: insecure permissions allowed: the file is writable by group "
+                                            "or others (mode 0664); run 'chmod go-w %s'", group, group);
+        assert_diag(insecure, w1);
+
+        /* Without the checks (not root), nothing is said. */
+        _cleanup_(schema_set_freep) schema_set *unchecked = load_path(t.dirs[ETC]);
+        assert_clean(unchecked);
+        assert_int_equal(unchecked->n_resources, 4);
+        tree_done(&t);
+}
+
+/* The files of an untrusted directory fail, so what they declared is held, and no lower layer takes over. */
+static void test_trust_directory(void **state) {
+        REQUIRE_ROOT();
+        tree t;
+        tree_init(&t);
+        put(&t, ETC, "10-net.yaml", NET("lan", "mtu: 9000"));
+        mask_link(&t, ETC, "20-vendor.yaml");
+        put(&t, USR, "10-net.yaml", NET("lan", ""));
+        put(&t, USR, "20-vendor.yaml", NET("vendor", ""));
+        put(&t, USR, "30-usr.yaml", NET("usr", ""));
+        _cleanup_free_ char *etc_net = tree_path(&t, ETC, "10-net.yaml"), *etc_vendor = tree_path(&t, ETC, "20-vendor.yaml"),
+                            *usr_net = tree_path(&t, USR, "10-net.yaml"), *usr_vendor = tree_path(&t, USR, "20-vendor.yaml");
+        assert_int_equal(chmod(t.dirs[ETC], 0775), 0);
+
+        _cleanup_(schema_set_freep) schema_set *strict = load_trusting(t.dirs, N_LAYERS, false);
+        _cleanup_free_ char *e = vf_printf("%s: error: not read: its directory %s is writable by group or others "
+                                           "(mode 0775); run 'chmod go-w %s', or pass --insecure-permissions",
+                                           etc_net, t.dirs[ETC], t.dirs[ETC]);
+        assert_diag(strict, e);
+        assert_int_equal(strict->n_diags, 2);
+        assert_int_equal(vf_strv_length(strict->files_failed), 2);
+        assert_string_equal(strict->files_failed[0], etc_net);
+        assert_string_equal(strict->files_failed[1], etc_vendor);
+        assert_int_equal(strict->n_resources, 1);
+        find(strict, VF_KIND_NETWORK, "usr");
+        assert_source(strict, "10-net.yaml", etc_net, NULL, usr_net, NULL);
+        assert_source(strict, "20-vendor.yaml", etc_vendor, NULL, usr_vendor, NULL);
+
+        _cleanup_(schema_set_freep) schema_set *insecure = load_trusting(t.dirs, N_LAYERS, true);
+        assert_all_warnings(insecure, 1);
+        assert_int_equal(insecure->n_resources, 2);
+        assert_string_equal(find(insecure, VF_KIND_NETWORK, "lan")->file, etc_net);
+        assert_source(insecure, "20-vendor.yaml", NULL, etc_vendor, usr_vendor, NULL);
+
+        /* Owned by someone else, it is just as untrusted. */
+        assert_int_equal(chmod(t.dirs[ETC], 0755), 0);
+        assert_int_equal(chown(t.dirs[ETC], 1000, (gid_t) -1), 0);
+        _cleanup_(schema_set_freep) schema_set *foreign = load_trusting(t.dirs, N_LAYERS, false);
+        _cleanup_free_ char *e2 = vf_printf("%s: error: not read: its directory %s is owned by uid 1000, not root; "
+                                            "run 'chown root %s'", etc_net, t.dirs[ETC], t.dirs[ETC]);
+        assert_diag(foreign, e2);
+        assert_int_equal(vf_strv_length(foreign->files_failed), 2);
+        tree_done(&t);
+}
+
+/* Only root may switch a name off: an empty file anyone else could have emptied is a file, and refused. */
+static void test_trust_empty_file_mask(void **state) {
+        REQUIRE_ROOT();
+        tree t;
+        tree_init(&t);
+        put(&t, ETC, "10-a.yaml", "");
+        put(&t, ETC, "20-b.yaml", "");
+        put(&t, USR, "10-a.yaml", NET("a", ""));
+        put(&t, USR, "20-b.yaml", NET("b", ""));
+        _cleanup_free_ char *etc_a = tree_path(&t, ETC, "10-a.yaml"), *etc_b = tree_path(&t, ETC, "20-b.yaml"),
+                            *usr_a = tree_path(&t, USR, "10-a.yaml"), *usr_b = tree_path(&t, USR, "20-b.yaml");
+        assert_int_equal(chmod(etc_a, 0666), 0);
+
+        _cleanup_(schema_set_freep) schema_set *strict = load_trusting(t.dirs, N_LAYERS, false);
+        assert_int_equal(strict->n_resources, 0);
+        assert_int_equal(vf_strv_length(strict->files_failed), 1);
+        assert_string_equal(strict->files_failed[0], etc_a);
+        assert_source(strict, "10-a.yaml", etc_a, NULL, usr_a, NULL);
+        assert_source(strict, "20-b.yaml", NULL, etc_b, usr_b, NULL);
+
+        _cleanup_(schema_set_freep) schema_set *unchecked = load_tree(&t);
+        assert_clean(unchecked);
+        assert_source(unchecked, "10-a.yaml", NULL, etc_a, usr_a, NULL);
+        tree_done(&t);
+}
+
+/* A symlink has to land directly in a trusted directory being loaded; /dev/null is the one exception. */
+static void test_trust_symlinks(void **state) {
+        REQUIRE_ROOT();
+        tree t;
+        tree_init(&t);
+        _cleanup_free_ char *out = vf_printf("%s/out", t.root), *sub = vf_printf("%s/sub", t.dirs[USR]);
+        assert_int_equal(mkdir(out, 0755), 0);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        free(put_file(t.dirs[USR], "lan.conf", NET("lan", "")));
+        free(put_file(t.dirs[USR], "wan.conf", NET("wan", "")));
+        free(put_file(out, "x.yaml", NET("outside", "")));
+        free(put_file(sub, "x.yaml", NET("below", "")));
+        _cleanup_free_ char *lan = tree_path(&t, USR, "lan.conf"), *in = tree_path(&t, ETC, "10-in.yaml"),
+                            *rel = tree_path(&t, ETC, "20-relative.yaml"), *away = tree_path(&t, ETC, "30-out.yaml"),
+                            *below = tree_path(&t, ETC, "40-below.yaml"), *target = vf_printf("%s/x.yaml", out),
+                            *below_target = vf_printf("%s/x.yaml", sub), *named = vf_printf("%s/named.yaml", t.root);
+        assert_int_equal(symlink(lan, in), 0);
+        assert_int_equal(symlink("../usr/wan.conf", rel), 0);
+        assert_int_equal(symlink(target, away), 0);
+        assert_int_equal(symlink(below_target, below), 0);
+        mask_link(&t, ETC, "50-mask.yaml");
+        put(&t, USR, "50-mask.yaml", NET("masked", ""));
+
+        _cleanup_(schema_set_freep) schema_set *strict = load_trusting(t.dirs, N_LAYERS, false);
+        _cleanup_free_ char *e1 = vf_printf("%s: error: not read: it is a symlink to %s, which is not in a directory "
+                                            "being loaded (only a mask, a symlink to /dev/null, may point elsewhere); "
+                                            "put the file itself in its place, or pass --insecure-permissions",
+                                            away, target);
+        _cleanup_free_ char *e2 = vf_printf("%s: error: not read: it is a symlink to %s, which is not", below,
+                                            below_target);
+        assert_diag(strict, e1);
+        assert_diag(strict, e2);
+        assert_int_equal(strict->n_diags, 2);
+        assert_int_equal(strict->n_resources, 2);
+        assert_string_equal(find(strict, VF_KIND_NETWORK, "lan")->file, in);
+        assert_string_equal(find(strict, VF_KIND_NETWORK, "wan")->file, rel);
+        assert_null(schema_set_find(strict, VF_KIND_NETWORK, "masked"));
+
+        /* The file a symlink lands on is judged like any other. */
+        assert_int_equal(chmod(lan, 0666), 0);
+        _cleanup_(schema_set_freep) schema_set *writable = load_trusting(t.dirs, N_LAYERS, false);
+        _cleanup_free_ char *e3 = vf_printf("%s: error: not read: the file is writable by group or others (mode 0666)",
+                                            in);
+        assert_diag(writable, e3);
+        assert_null(schema_set_find(writable, VF_KIND_NETWORK, "lan"));
+        assert_int_equal(chmod(lan, 0644), 0);
+
+        _cleanup_(schema_set_freep) schema_set *insecure = load_trusting(t.dirs, N_LAYERS, true);
+        assert_all_warnings(insecure, 2);
+        assert_int_equal(insecure->n_resources, 4);
+
+        /* A path named on its own is in no directory being loaded, unless it points into one. */
+        assert_int_equal(symlink(target, named), 0);
+        char *alone[] = { named }, *with_dir[] = { t.dirs[USR], named };
+        _cleanup_(schema_set_freep) schema_set *lone = load_trusting(alone, 1, false);
+        assert_failed(lone);
+        assert_diag(lone, "not read: it is a symlink to");
+        assert_int_equal(unlink(named), 0);
+        assert_int_equal(symlink(lan, named), 0);
+        _cleanup_(schema_set_freep) schema_set *into = load_trusting(with_dir, 2, false);
+        assert_clean(into);
+        assert_string_equal(find(into, VF_KIND_NETWORK, "lan")->file, named);
+        tree_done(&t);
+}
+
+/* A FIFO is never opened for reading in a way that blocks: it is reported, checked or not. */
+static void test_trust_fifo(void **state) {
+        char *dir = make_dir();
+        _cleanup_free_ char *fifo = vf_printf("%s/fifo.yaml", dir);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        char *paths[] = { fifo };
+
+        _cleanup_(schema_set_freep) schema_set *unchecked = load_path(fifo);
+        _cleanup_(schema_set_freep) schema_set *checked = load_trusting(paths, 1, false);
+        remove_dir(dir);
+        _cleanup_free_ char *e = vf_printf("%s: error: not a regular file", fifo);
+        assert_diag(unchecked, e);
+        assert_diag(checked, e);
+}
+
+/* A reload judges the file again, with the options the set was loaded with. */
+static void test_trust_reload(void **state) {
+        REQUIRE_ROOT();
+        tree t;
+        tree_init(&t);
+        put(&t, ETC, "10-a.yaml", NET("a", ""));
+        _cleanup_free_ char *a = tree_path(&t, ETC, "10-a.yaml");
+        _cleanup_(schema_set_freep) schema_set *set = load_trusting(t.dirs, N_LAYERS, false);
+        assert_clean(set);
+
+        assert_int_equal(chmod(a, 0620), 0);
+        reload_expect(set, "10-a.yaml", "network/a", NULL);
+        assert_int_equal(vf_strv_length(set->files_failed), 1);
+        assert_diag(set, "not read: the file is writable by group or others (mode 0620)");
+
+        assert_int_equal(chmod(a, 0600), 0);
+        reload_expect(set, "10-a.yaml", "network/a", NULL);
+        assert_clean(set);
+
+        assert_int_equal(chmod(t.dirs[ETC], 0777), 0);
+        reload_expect(set, "10-a.yaml", "network/a", NULL);
+        assert_diag(set, "not read: its directory");
+        tree_done(&t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_candidates),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_bad_names_in_yaml),
                 cmocka_unit_test(test_diag_format),
+                cmocka_unit_test(test_diag_one_line),
                 cmocka_unit_test(test_directory_filtering),
                 cmocka_unit_test(test_unreadable_and_oversized),
                 cmocka_unit_test(test_network_nat),
@@ -1569,8 +1908,10 @@ int main(void) {
                 cmocka_unit_test(test_native_network),
                 cmocka_unit_test(test_native_defaults_and_owner),
                 cmocka_unit_test(test_native_rejects),
+                cmocka_unit_test(test_native_encoding_error),
                 cmocka_unit_test(test_native_interface_needs_source),
                 cmocka_unit_test(test_native_deep),
+                cmocka_unit_test(test_escape_hatch_hostile),
                 cmocka_unit_test(test_hash),
                 cmocka_unit_test(test_dropin_precedence),
                 cmocka_unit_test(test_dropin_masking),
@@ -1582,6 +1923,13 @@ int main(void) {
                 cmocka_unit_test(test_reload_valid_invalid),
                 cmocka_unit_test(test_reload_duplicates),
                 cmocka_unit_test(test_reload_duplicate_pci),
+                cmocka_unit_test(test_diag_warning_format),
+                cmocka_unit_test(test_trust_files),
+                cmocka_unit_test(test_trust_directory),
+                cmocka_unit_test(test_trust_empty_file_mask),
+                cmocka_unit_test(test_trust_symlinks),
+                cmocka_unit_test(test_trust_fifo),
+                cmocka_unit_test(test_trust_reload),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

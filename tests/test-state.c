@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "state/state.h"
@@ -18,6 +19,7 @@
 
 typedef struct fixture {
         char dir[64];
+        bool mounted; /* a tmpfs at dir/tmpfs, unmounted in teardown */
 } fixture;
 
 static int setup(void **state) {
@@ -37,6 +39,10 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 static int teardown(void **state) {
         fixture *f = *state;
 
+        if (f->mounted) {
+                _cleanup_free_ char *mnt = vf_printf("%s/tmpfs", f->dir);
+                assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+        }
         assert_int_equal(nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
         free(f);
         return 0;
@@ -237,6 +243,13 @@ static void test_create_sets_modes(void **state) {
         assert_int_equal(st.st_mode & 07777, 0700);
         assert_int_equal(stat(parent, &st), 0);
         assert_int_equal(st.st_mode & 07777, 0700);
+        /* The WAL and its index hold the same data: SQLite gives them the database's mode. */
+        static const char *const suffixes[] = { "-wal", "-shm" };
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *side = vf_printf("%s%s", path, suffixes[i]);
+                assert_int_equal(stat(side, &st), 0);
+                assert_int_equal(st.st_mode & 07777, 0600);
+        }
         state_close(s);
 }
 
@@ -885,6 +898,94 @@ static void test_migrates_version_1(void **state) {
         assert_int_equal(file_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
 }
 
+/* ---- a full disk -------------------------------------------------------- */
+
+/* A small tmpfs of the test's own, so that the disk fills up in a moment; false when mounting is not allowed. */
+static bool mount_small_fs(void **state, const char *dir) {
+        fixture *f = *state;
+
+        assert_int_equal(mkdir(dir, 0700), 0);
+        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=256k,mode=0700") < 0) {
+                print_message("skipped: cannot mount a tmpfs at %s: %s\n", dir, strerror(errno));
+                return false;
+        }
+        f->mounted = true;
+        return true;
+}
+
+/* Distinct and large (a few pages each), so that the disk fills after a few dozen and a mix-up would show. */
+static state_record *bulky_record(unsigned i) {
+        char name[16];
+
+        snprintf(name, sizeof name, "vm%03u", i);
+        state_record *rec = full_record("domain", name);
+        free(rec->applied_desired_xml);
+        rec->applied_desired_xml = malloc(6000);
+        assert_non_null(rec->applied_desired_xml);
+        for (size_t k = 0; k < 5999; k++)
+                rec->applied_desired_xml[k] = (char) ('a' + (k * 7 + i) % 26);
+        rec->applied_desired_xml[5999] = 0;
+        rec->generation = i;
+        return rec;
+}
+
+/* Two records a transaction until a write fails; returns how many went in with their transactions committed. */
+static size_t fill_until_full(state_store *s, state_record **recs, size_t max) {
+        for (size_t n = 0; n + 2 <= max; n += 2) {
+                recs[n] = bulky_record(n);
+                recs[n + 1] = bulky_record(n + 1);
+                int r = state_begin(s);
+                if (r >= 0)
+                        r = state_put(s, recs[n]);
+                if (r >= 0)
+                        r = state_put(s, recs[n + 1]);
+                if (r >= 0)
+                        r = state_commit(s);
+                if (r >= 0)
+                        continue;
+                if (r != -ENOSPC)
+                        fail_msg("write %zu failed with %s (%s), not ENOSPC", n, strerror(-r), state_last_error(s));
+                (void) state_rollback(s); /* SQLite may have rolled back already */
+                return n;
+        }
+        fail_msg("%zu records fit in a 256 KiB file system", max);
+        return max;
+}
+
+static void test_disk_full_keeps_committed_state(void **state) {
+        _cleanup_free_ char *dir = path_in(state, "tmpfs"), *path = path_in(state, "tmpfs/state.db");
+        state_record *recs[512] = {};
+
+        if (!mount_small_fs(state, dir))
+                skip();
+        state_store *s = open_store(path, 0);
+        size_t n = fill_until_full(s, recs, ELEMENTSOF(recs));
+        assert_true(n >= 2);
+        /* The store stays usable: it reads what it has, and a failed write is only that write. */
+        state_record *got = NULL;
+        assert_int_equal(state_get(s, "domain", recs[n]->name, &got), -ENOENT);
+        assert_int_equal(state_get(s, "domain", recs[n - 1]->name, &got), 0);
+        state_record_free(TAKE_PTR(got));
+        state_close(s);
+
+        sqlite3 *db = raw_open(path);
+        _cleanup_free_ char *integrity = raw_text(db, "PRAGMA integrity_check");
+        assert_string_equal(integrity, "ok");
+        assert_int_equal(raw_int(db, "SELECT count(*) FROM resources"), n);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+        s = open_store(path, 0);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(state_get(s, "domain", recs[i]->name, &got), 0);
+                assert_records_equal(got, recs[i]);
+                state_record_free(TAKE_PTR(got));
+        }
+        assert_int_equal(state_get(s, "domain", recs[n + 1]->name, &got), -ENOENT);
+        state_close(s);
+        for (size_t i = 0; i < ELEMENTSOF(recs); i++)
+                state_record_free(recs[i]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -915,6 +1016,7 @@ int main(void) {
                 T(test_device_roundtrip_and_delete),
                 T(test_flush_makes_writes_durable),
                 T(test_migrates_version_1),
+                T(test_disk_full_keeps_committed_state),
 #undef T
         };
 

@@ -71,6 +71,9 @@ static int parse_vf_info(struct nlattr *info, int vf_index, hd_vf_config *ret) {
         const struct ifla_vf_vlan *vlan = nla_data(tb[IFLA_VF_VLAN]);
         if (mac->vf != (uint32_t) vf_index)
                 return -ENOENT;
+        /* A VLAN ID is 12 bits: anything else would be saved, then fail every restore. */
+        if (vlan->vlan > VLAN_ID_MAX)
+                return -EBADMSG;
         memcpy(ret->mac, mac->mac, HD_MAC_LEN);
         ret->vlan = (int) vlan->vlan;
         return 0;

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Passes in-process: a cold pass, then a second one with nothing changed (the
+ * no-op), timed with their libvirt write calls and peak RSS. On qemu:///embed
+ * the no-op runs in a second process, against the store and the hypervisor
+ * state the first one left on disk.
+ */
+#include "bench/bench.h"
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+static double cpu_ms(const struct rusage *ru) {
+        return (double) (ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000.0 +
+               (double) (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000.0;
+}
+
+static int timed_pass(vf_controller *c, measure *m) {
+        _cleanup_free_ char *errmsg = NULL;
+        vf_report report = {};
+        struct rusage before, after;
+
+        bench_reset_peak();
+        getrusage(RUSAGE_SELF, &before);
+        double t0 = bench_now_ms();
+        int r = vf_controller_pass(c, &report, &errmsg);
+        double t1 = bench_now_ms();
+        getrusage(RUSAGE_SELF, &after);
+        if (r < 0) {
+                bench_note(m, "the pass failed: %s", errmsg ? errmsg : strerror(-r));
+                vf_report_done(&report);
+                return r;
+        }
+        *m = (measure) {
+                .ok = true,
+                .wall_ms = t1 - t0,
+                .cpu_ms = cpu_ms(&after) - cpu_ms(&before),
+                .rss_kib = bench_proc_status("self", "VmHWM"),
+                .writes = rc_counters_writes(&report.counters),
+        };
+        if (!vf_report_converged(&report))
+                bench_note(m, "not converged: %u failed, %u waiting, %u file errors", report.by_outcome[RC_FAILED],
+                           report.by_outcome[RC_WAITING], report.n_file_errors);
+        vf_report_done(&report);
+        return 0;
+}
+
+int bench_inproc(const inproc_args *a, inproc_result *res) {
+        char *paths[] = { (char *) a->dir, NULL };
+        _cleanup_free_ char *errmsg = NULL;
+        vf_controller c = {};
+        vf_options opts;
+        int r;
+
+        *res = (inproc_result) {};
+        /* The embedded drivers refuse to open without an event loop; `virtform apply` registers none. */
+        if (strstr(a->uri, "embed") && virEventRegisterDefaultImpl() < 0) {
+                bench_note(&res->cold, "cannot register libvirt's event loop");
+                return -EIO;
+        }
+        vf_options_init(&opts);
+        opts.uri = a->uri;
+        opts.state_path = a->state;
+        opts.paths = paths;
+        opts.log_level = VF_LOG_ERR;
+        double t0 = bench_now_ms();
+        r = vf_controller_open(&c, &opts, &errmsg);
+        res->open_ms = bench_now_ms() - t0;
+        if (r < 0) {
+                bench_note(&res->cold, "%s", errmsg ? errmsg : strerror(-r));
+                return r;
+        }
+        c.log = NULL;
+        r = timed_pass(&c, &res->cold);
+        for (unsigned i = 0; r >= 0 && !a->cold_only && i < (a->repeat ? a->repeat : 1); i++) {
+                measure m = {};
+                r = timed_pass(&c, &m);
+                if (r >= 0)
+                        bench_keep_best(&res->noop, &m);
+                else
+                        res->noop = m;
+        }
+        vf_controller_close(&c);
+        return r;
+}
+
+/* ---- qemu:///embed, across processes ---------------------------------------------- */
+
+static int inproc_child(const void *arg, void *result) {
+        return bench_inproc(arg, result);
+}
+
+static int parse_floor(const char *path, double *define_ms) {
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        size_t defined;
+        double connect_ms, read_ms;
+
+        if (!f || fscanf(f, "defined %zu connect_ms %lf define_ms %lf read_ms %lf", &defined, &connect_ms, define_ms,
+                         &read_ms) != 4)
+                return -EBADMSG;
+        return 0;
+}
+
+/*
+ * An embedded root whose QEMU runs as root. As the default user, libvirt finds /dev/kvm (0600 here)
+ * unusable for it while its probe used KVM, calls its capabilities cache outdated at every lookup, and
+ * probes QEMU again for each define: seconds each.
+ */
+static int make_root(const bench *b, const char *root) {
+        _cleanup_free_ char *etc = vf_printf("%s/etc", root), *conf = vf_printf("%s/etc/qemu.conf", root);
+        _cleanup_free_ char *cache = vf_printf("%s/cache", root), *shared = vf_printf("%s/embed-cache", b->workdir);
+        _cleanup_fclose_ FILE *f = NULL;
+
+        if (!etc || !conf || !cache || !shared)
+                return -ENOMEM;
+        if ((mkdir(root, 0755) < 0 && errno != EEXIST) || (mkdir(etc, 0755) < 0 && errno != EEXIST))
+                return -errno;
+        /* One capabilities cache for every root: QEMU is probed once per run, not once per root. */
+        if ((mkdir(shared, 0755) < 0 && errno != EEXIST) || (symlink(shared, cache) < 0 && errno != EEXIST))
+                return -errno;
+        f = fopen(conf, "we");
+        if (!f)
+                return -errno;
+        fputs("user = \"root\"\ngroup = \"root\"\n", f);
+        return fflush(f) == 0 ? 0 : -EIO;
+}
+
+static int embed_floor(const bench *b, const bench_input *in, bench_run *run) {
+        _cleanup_free_ char *xml = vf_printf("%s/embed-xml", in->dir), *root = vf_printf("%s/embed-floor", in->dir);
+        _cleanup_free_ char *uri = vf_printf("qemu:///embed?root=%s", root);
+        _cleanup_free_ char *out = vf_printf("%s/embed-floor.out", in->dir), *err = vf_printf("%s/embed-floor.err", in->dir);
+        int status, r;
+
+        if (!xml || !root || !uri || !out || !err)
+                return -ENOMEM;
+        /* What virtform defines there when no type is given and KVM is missing; a define costs the same either way. */
+        r = bench_generate_xml(xml, run->n, "qemu");
+        if (r >= 0)
+                r = make_root(b, root);
+        if (r < 0)
+                return r;
+        char *argv[] = { (char *) b->floor, uri, xml, NULL };
+        r = bench_spawn(argv, out, err, &status, &run->embed_floor);
+        if (r < 0)
+                return r;
+        if (status != 0 || parse_floor(out, &run->embed_floor_define_ms) < 0) {
+                run->embed_floor.ok = false;
+                bench_note(&run->embed_floor, "the floor failed on qemu:///embed (exit %d), see %s", status, err);
+                return -EIO;
+        }
+        return 0;
+}
+
+static bool have_qemu(measure *m) {
+        if (access("/usr/bin/qemu-system-x86_64", X_OK) == 0)
+                return true;
+        bench_note(m, "skipped: qemu-system-x86 is not installed (bench/run installs it)");
+        return false;
+}
+
+int bench_embed(const bench *b, const bench_input *in, bench_run *run) {
+        _cleanup_free_ char *root = vf_printf("%s/embed", in->dir), *state = vf_printf("%s/embed.db", in->dir);
+        _cleanup_free_ char *uri = vf_printf("qemu:///embed?root=%s", root);
+        inproc_result first = {}, second = {};
+        int r;
+
+        if (!root || !state || !uri)
+                return -ENOMEM;
+        if (run->n > b->embed_max_n) {
+                bench_note(&run->embed_noop, "skipped: N > --embed-max %zu", b->embed_max_n);
+                return 0;
+        }
+        if (!have_qemu(&run->embed_noop))
+                return 0;
+        r = embed_floor(b, in, run);
+        if (r >= 0)
+                r = make_root(b, root);
+        if (r < 0) {
+                bench_note(&run->embed_noop, "skipped: %s", run->embed_floor.note);
+                return 0;
+        }
+        inproc_args a = { .uri = uri, .state = state, .dir = in->yaml, .cold_only = true };
+        r = bench_fork(inproc_child, &a, &first, sizeof first);
+        if (r >= 0 && first.cold.ok)
+                r = bench_fork(inproc_child, &a, &second, sizeof second);
+        if (r < 0 || !first.cold.ok || !second.cold.ok) {
+                bench_note(&run->embed_noop, "skipped: the embed driver does not work here: %s",
+                           !first.cold.ok ? first.cold.note : second.cold.note);
+                return 0;
+        }
+        run->embed_noop = second.cold;
+        run->embed_open_ms = second.open_ms;
+        return 0;
+}
