@@ -112,7 +112,7 @@ void th_run_done(th_run *r) {
         *r = (th_run) {};
 }
 
-static char *slurp_file(const char *path) {
+char *th_slurp(const char *path) {
         char *data = NULL;
         assert_int_equal(vf_read_file(path, 16 * 1024 * 1024, &data, NULL), 0);
         return data;
@@ -153,8 +153,8 @@ th_run th_spawn(const char *const *argv, const char *const *extra_env) {
         assert_int_equal(waitpid(pid, &status, 0), pid);
         r.killed = WIFSIGNALED(status);
         r.status = r.killed ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-        r.out = slurp_file(out);
-        r.err = slurp_file(err);
+        r.out = th_slurp(out);
+        r.err = th_slurp(err);
         th_rmtree(dir);
         return r;
 }

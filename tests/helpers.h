@@ -41,5 +41,7 @@ typedef struct th_run {
 } th_run;
 
 void th_run_done(th_run *r);
+/* A whole file, which must exist; the caller frees it. */
+char *th_slurp(const char *path);
 /* Runs argv (NULL-terminated) with extra environment entries (NAME=VALUE, NULL-terminated, may be NULL). */
 th_run th_spawn(const char *const *argv, const char *const *extra_env);
