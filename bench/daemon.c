@@ -473,8 +473,8 @@ static int idle(daemon_ctx *x, daemon_result *res) {
         res->wakeups_per_sec = (double) (atomic_load(&x->stats.wakeups) - w0) / secs;
         res->ctxsw_daemon_per_sec = (double) (switches_of_daemon(x) - own0) / secs;
         res->ctxsw_all_per_sec = (double) (switches_of_others() - all0) / secs;
-        res->uevents_per_sec = uevents < 0 ? NAN
-                                          : uevents_drain(uevents, res->uevent_sample, sizeof res->uevent_sample) / secs;
+        unsigned n_uevents = uevents_drain(uevents, res->uevent_sample, sizeof res->uevent_sample);
+        res->uevents_per_sec = uevents < 0 ? NAN : n_uevents / secs;
         res->idle = (measure) { .ok = true, .wall_ms = secs * 1000.0, .cpu_ms = NAN,
                                 .rss_kib = bench_proc_status("self", "VmRSS"), .writes = -1 };
         return 0;

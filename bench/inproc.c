@@ -128,7 +128,8 @@ static int make_root(const bench *b, const char *root) {
 static int embed_floor(const bench *b, const bench_input *in, bench_run *run) {
         _cleanup_free_ char *xml = vf_printf("%s/embed-xml", in->dir), *root = vf_printf("%s/embed-floor", in->dir);
         _cleanup_free_ char *uri = vf_printf("qemu:///embed?root=%s", root);
-        _cleanup_free_ char *out = vf_printf("%s/embed-floor.out", in->dir), *err = vf_printf("%s/embed-floor.err", in->dir);
+        _cleanup_free_ char *out = vf_printf("%s/embed-floor.out", in->dir);
+        _cleanup_free_ char *err = vf_printf("%s/embed-floor.err", in->dir);
         int status, r;
 
         if (!xml || !root || !uri || !out || !err)

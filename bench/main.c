@@ -36,7 +36,8 @@ static int floor_once(const bench *b, const bench_input *in, bench_run *run, mea
             fscanf(f, "defined %zu connect_ms %lf define_ms %lf read_ms %lf", &defined, &connect_ms, define_ms,
                    read_ms) != 4 ||
             defined != run->n) {
-                fprintf(stderr, "virtform-bench: the floor failed (exit %d, %zu defined); see %s\n", status, defined, err);
+                fprintf(stderr, "virtform-bench: the floor failed (exit %d, %zu defined); see %s\n", status, defined,
+                        err);
                 return -EIO;
         }
         m->writes = (long) defined;

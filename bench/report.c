@@ -29,6 +29,7 @@ typedef struct row {
         double value;
         const char *unit; /* "ms", "/s", "MiB" */
         double ratio; /* NAN: none */
+        double cpu_ms, cpu_ratio; /* user + system CPU time, and its ratio to the floor's; NAN: not measured */
         long writes; /* -1: none */
         long rss_kib; /* -1: none */
         double rss_ratio;
@@ -50,8 +51,8 @@ static double ratio(double value, double floor) {
 static row *add(rows *rs, const char *key, const char *label_fmt, size_t n) {
         row *r = &rs->r[rs->n++];
 
-        *r = (row) { .key = key, .ratio = NAN, .writes = -1, .rss_kib = -1, .rss_ratio = NAN, .met = MET_NONE,
-                     .unit = "ms", .note = "" };
+        *r = (row) { .key = key, .ratio = NAN, .cpu_ms = NAN, .cpu_ratio = NAN, .writes = -1, .rss_kib = -1,
+                     .rss_ratio = NAN, .met = MET_NONE, .unit = "ms", .note = "" };
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
         snprintf(r->label, sizeof r->label, label_fmt, n);
@@ -70,6 +71,9 @@ static row *add_step(rows *rs, const char *key, const char *label, const bench_r
                 return r;
         r->value = m->wall_ms;
         r->ratio = ratio(m->wall_ms, floor_ms);
+        r->cpu_ms = m->cpu_ms;
+        if (!isnan(m->cpu_ms) && floor_ms == run->floor.wall_ms)
+                r->cpu_ratio = ratio(m->cpu_ms, run->floor.cpu_ms);
         r->writes = m->writes;
         r->rss_kib = m->rss_kib;
         if (m->rss_kib >= 0)
@@ -134,8 +138,8 @@ static void daemon_rows(rows *rs, const bench_run *run) {
                 snprintf(r->own_note, sizeof r->own_note,
                          "p99 less its wait for a CPU %.2f ms; slowest (%.2f ms): rename to define logged %.2f ms, "
                          "define to record %.2f ms, record to seen committed %.2f ms; waiting for a CPU %.2f ms",
-                         d->p99_unqueued_ms, d->slowest.total, d->slowest.defined, d->slowest.recorded, d->slowest.visible,
-                         d->slowest.queued);
+                         d->p99_unqueued_ms, d->slowest.total, d->slowest.defined, d->slowest.recorded,
+                         d->slowest.visible, d->slowest.queued);
                 r->note = r->own_note;
         }
         r->rss_ratio = ratio((double) d->edits.rss_kib, (double) run->floor.rss_kib);
@@ -150,8 +154,10 @@ static void daemon_rows(rows *rs, const bench_run *run) {
         r->rss_ratio = ratio((double) d->idle.rss_kib, (double) run->floor.rss_kib);
         judge(r, "0/s", d->wakeups_per_sec == 0);
         if (d->wakeups_per_sec > 0 && d->uevents_per_sec > 0) {
-                snprintf(r->own_note, sizeof r->own_note, "the host had %.2f kernel uevents/s meanwhile (e.g. %s); a daemon without "
-                         "udevd receives every one", d->uevents_per_sec, d->uevent_sample);
+                snprintf(r->own_note, sizeof r->own_note,
+                         "the host had %.2f kernel uevents/s meanwhile (e.g. %s); a daemon without udevd receives "
+                         "every one",
+                         d->uevents_per_sec, d->uevent_sample);
                 r->note = r->own_note;
         }
         r = add(rs, "idle_ctxsw_daemon", "idle: daemon thread voluntary ctx switches", 0);
@@ -266,7 +272,7 @@ static const char *met_string(verdict m) {
 }
 
 static void print_row(FILE *f, const row *r) {
-        char value[32] = "-", rat[32] = "", writes[32] = "", rss[32] = "", rss_rat[32] = "";
+        char value[32] = "-", rat[32] = "", cpu_rat[32] = "", writes[32] = "", rss[32] = "", rss_rat[32] = "";
 
         if (!r->ok) {
                 fprintf(f, "  %-46s %s\n", r->label, r->note[0] ? r->note : "not measured");
@@ -275,14 +281,16 @@ static void print_row(FILE *f, const row *r) {
         snprintf(value, sizeof value, "%.2f %s", r->value, r->unit);
         if (!isnan(r->ratio))
                 snprintf(rat, sizeof rat, "%.3f", r->ratio);
+        if (!isnan(r->cpu_ratio))
+                snprintf(cpu_rat, sizeof cpu_rat, "%.3f", r->cpu_ratio);
         if (r->writes >= 0)
                 snprintf(writes, sizeof writes, "%ld", r->writes);
         if (r->rss_kib >= 0)
                 snprintf(rss, sizeof rss, "%.1f MiB", (double) r->rss_kib / 1024.0);
         if (!isnan(r->rss_ratio))
                 snprintf(rss_rat, sizeof rss_rat, "%.2f", r->rss_ratio);
-        fprintf(f, "  %-46s %12s %8s %7s %10s %6s  %-25s %s\n", r->label, value, rat, writes, rss, rss_rat,
-                r->target ? r->target : "", met_string(r->met));
+        fprintf(f, "  %-46s %12s %8s %8s %7s %10s %6s  %-25s %s\n", r->label, value, rat, cpu_rat, writes, rss,
+                rss_rat, r->target ? r->target : "", met_string(r->met));
         if (r->note[0])
                 fprintf(f, "  %-46s note: %s\n", "", r->note);
 }
@@ -323,17 +331,19 @@ void bench_print_table(const bench *b, FILE *f) {
                 build_rows(run, &rs);
                 fprintf(f, "\nN = %zu  (floor: %.1f ms wall, of which %.1f ms defining; %.1f MiB)\n", run->n,
                         run->floor.wall_ms, run->floor_define_ms, (double) run->floor.rss_kib / 1024.0);
-                fprintf(f, "  %-46s %12s %8s %7s %10s %6s  %-25s %s\n", "step", "value", "x floor", "writes",
-                        "peak RSS", "x flr", "target", "");
+                fprintf(f, "  %-46s %12s %8s %8s %7s %10s %6s  %-25s %s\n", "step", "value", "x floor", "cpu x fl",
+                        "writes", "peak RSS", "x flr", "target", "");
                 for (size_t j = 0; j < rs.n; j++) {
                         print_row(f, &rs.r[j]);
                         n_met += rs.r[j].met == MET_YES;
                         n_missed += rs.r[j].met == MET_NO;
                 }
         }
-        fprintf(f, "\nx floor: time / the floor's wall time (subprocess: exec, connect, read, define); edit latency: "
-                   "/ the floor per domain;\n(*) qemu:///embed no-op: / the embed floor's define loop, RSS / the "
-                   "embed floor's.\n");
+        fprintf(f, "\nx floor: wall time / the floor's (a subprocess: exec, connect, read, define); cpu x fl: user+sys "
+                   "CPU time / the floor's,\nsteadier on a busy machine; edit latency: / the floor per domain. "
+                   "Timings: the fastest of --repeat %u.\n(*) qemu:///embed no-op: / the embed floor's define loop, "
+                   "RSS / the embed floor's.\n",
+                b->repeat);
         if (small && large && small != large) {
                 bool ok = edit_scaling_met(small, large);
                 n_met += ok;
@@ -363,6 +373,8 @@ static void json_row(vf_buf *b, const row *r) {
         vf_buf_puts(b, ",\"unit\":");
         vf_buf_put_json_string(b, r->unit);
         json_number(b, "ratio_to_floor", r->ratio);
+        json_number(b, "cpu_ms", r->cpu_ms);
+        json_number(b, "cpu_ratio_to_floor", r->cpu_ratio);
         if (r->writes >= 0)
                 vf_buf_printf(b, ",\"writes\":%ld", r->writes);
         if (r->rss_kib >= 0)

@@ -50,6 +50,9 @@ static void log_json(const vf_controller *c, vf_log_level level, const char *key
         vf_buf_done(&b);
 }
 
+static void log_message(const vf_controller *c, vf_log_level level, const char *key, const char *fmt, va_list ap)
+        _printf_(4, 0);
+
 static void log_message(const vf_controller *c, vf_log_level level, const char *key, const char *fmt, va_list ap) {
         _cleanup_free_ char *message = NULL;
 

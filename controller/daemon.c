@@ -113,9 +113,34 @@ static void tell_systemd(vf_daemon *d) {
         (void) notify_systemd(status);
 }
 
+static int add_host_monitors(vf_daemon *d);
+
+/*
+ * Link and device events only matter to hostdevs; without udevd the kernel
+ * source hands over every uevent on the host, so they are listened to only
+ * once a Hostdev has been processed, and an idle daemon without one sleeps.
+ */
+static void want_host_monitors(vf_daemon *d, const vf_report *report) {
+        bool opened = false;
+
+        for (size_t i = 0; !d->links && i < report->n_entries; i++)
+                if (report->entries[i].kind == VF_KIND_HOSTDEV) {
+                        (void) add_host_monitors(d);
+                        opened = d->links;
+                }
+        /* A link that changed between the pass and the monitor's first breath is looked at once more. */
+        for (size_t i = 0; opened && i < report->n_entries; i++) {
+                const vf_report_entry *e = &report->entries[i];
+                _cleanup_free_ char *key = e->kind == VF_KIND_HOSTDEV ? schema_key(e->kind, e->name) : NULL;
+                if (key)
+                        (void) queue_push(d->queue, key, vf_now_monotonic_usec());
+        }
+}
+
 static int after_pass(vf_daemon *d, vf_report *report) {
         if (d->opts.stats)
                 atomic_fetch_add(&d->opts.stats->passes, 1);
+        want_host_monitors(d, report);
         int r = schedule_retries(d, report);
         tell_systemd(d);
         d->converged = graph_converged(d->c);
@@ -417,7 +442,7 @@ static int arm_timer(vf_daemon *d) {
         return timer_arm(d->timer_fd, next);
 }
 
-static int add_optional_sources(vf_daemon *d) {
+static int add_host_monitors(vf_daemon *d) {
         int r = link_monitor_new(&d->links);
         if (r >= 0)
                 r = loop_add(d->loop, link_monitor_fd(d->links), on_links, d);
@@ -453,7 +478,7 @@ static int add_sources(vf_daemon *d) {
                 r = loop_add(d->loop, d->timer_fd, on_timer, d);
         if (r >= 0)
                 r = loop_add(d->loop, libvirt_events_fd(d->libvirt), on_libvirt, d);
-        return r < 0 ? r : add_optional_sources(d);
+        return r;
 }
 
 int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg) {

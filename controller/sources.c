@@ -6,6 +6,7 @@
 #include "controller/loop.h"
 
 #include <libudev.h>
+#include <libvirt/virterror.h>
 #include <linux/rtnetlink.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
@@ -131,7 +132,9 @@ int libvirt_events_attach(libvirt_events *e, virConnectPtr conn) {
                                                               VIR_DOMAIN_EVENT_CALLBACK(on_domain_event), e, NULL);
         e->network_callback = virConnectNetworkEventRegisterAny(
                 conn, NULL, VIR_NETWORK_EVENT_ID_LIFECYCLE, VIR_NETWORK_EVENT_CALLBACK(on_network_event), e, NULL);
-        if (e->domain_callback < 0 || e->network_callback < 0) {
+        /* A driver without networks (qemu:///embed) has no network events to give. */
+        bool no_networks = e->network_callback < 0 && virGetLastErrorCode() == VIR_ERR_NO_SUPPORT;
+        if (e->domain_callback < 0 || (e->network_callback < 0 && !no_networks)) {
                 libvirt_events_detach(e);
                 return -EIO;
         }
