@@ -170,6 +170,18 @@ static void test_network_not_pulled_from_running_domain(void **state) {
         th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
 }
 
+/* What `virsh edit` does: web1 redefined with 1 KiB less memory, its other XML (our marker too) kept. */
+static void edit_memory_out_of_band(th_env *f) {
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        char *mem = xml ? strstr(xml, "<memory unit='KiB'>1048576</memory>") : NULL;
+
+        assert_non_null(mem);
+        memcpy(mem, "<memory unit='KiB'>1048575</memory>", strlen("<memory unit='KiB'>1048576</memory>"));
+        virDomainPtr d = virDomainDefineXML(f->other, xml);
+        assert_non_null(d);
+        virDomainFree(d);
+}
+
 static void test_drift_undefine_and_redefine(void **state) {
         th_env *f = *state;
 
@@ -186,13 +198,7 @@ static void test_drift_undefine_and_redefine(void **state) {
         assert_non_null(strstr(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.message, "removed outside virtform"));
 
         /* Out-of-band redefine with other memory, marker kept (as virsh edit does): put back. */
-        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
-        char *mem = strstr(xml, "<memory unit='KiB'>1048576</memory>");
-        assert_non_null(mem);
-        memcpy(mem, "<memory unit='KiB'>1048575</memory>", strlen("<memory unit='KiB'>1048576</memory>"));
-        d = virDomainDefineXML(f->other, xml);
-        assert_non_null(d);
-        virDomainFree(d);
+        edit_memory_out_of_band(f);
         th_env_pass(f);
         th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
         assert_non_null(strstr(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.message, "drift"));
@@ -224,11 +230,7 @@ static void test_drift_report_leaves_changes(void **state) {
         assert_true(state_record_condition(rec, "Drifted")->status);
 
         /* A changed definition is reported, and stays reported: the baseline is still ours. */
-        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
-        char *mem = strstr(xml, "<memory unit='KiB'>1048576</memory>");
-        memcpy(mem, "<memory unit='KiB'>1048575</memory>", strlen("<memory unit='KiB'>1048576</memory>"));
-        d = virDomainDefineXML(f->other, xml);
-        virDomainFree(d);
+        edit_memory_out_of_band(f);
         for (int round = 0; round < 2; round++) {
                 th_env_pass(f);
                 res = &th_env_entry(f, VF_KIND_DOMAIN, "web1")->result;
