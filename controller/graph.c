@@ -77,7 +77,7 @@ int graph_ensure(graph *g, const char *key, graph_node **ret) {
         return 0;
 }
 
-static int remove_dependent(graph *g, const char *dep, const char *key) {
+static void remove_dependent(graph *g, const char *dep, const char *key) {
         char **list = vf_map_get(g->dependents, dep);
         size_t n = vf_strv_length(list), j = 0;
 
@@ -89,7 +89,6 @@ static int remove_dependent(graph *g, const char *dep, const char *key) {
         }
         if (list)
                 list[j] = NULL;
-        return 0;
 }
 
 static int add_dependent(graph *g, const char *dep, const char *key) {

@@ -218,13 +218,6 @@ int schema_file_load(schema_set *set, const schema_layers *layers, const schema_
         return r < 0 ? r : insert_diags(&f, at);
 }
 
-int schema_load_file(schema_set *set, const char *path) {
-        schema_layer layer = { .path = path, .fd = -1 };
-        schema_layers layers = { .layers = &layer, .n = 1, .options = set->options };
-
-        return schema_file_load(set, &layers, &layer, path, NULL, NULL);
-}
-
 int schema_load_with_options(char *const *paths, size_t n_paths, const schema_load_options *options,
                              schema_set **ret) {
         _cleanup_(schema_set_freep) schema_set *set = schema_set_new();

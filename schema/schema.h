@@ -142,7 +142,7 @@ typedef struct schema_set {
         schema_source *sources; /* one per file name found, masked ones included */
         size_t n_sources;
         char **dirs; /* the paths the set was loaded from, for schema_set_reload() */
-        schema_load_options options; /* how they were loaded, for schema_set_reload() and schema_load_file() */
+        schema_load_options options; /* how they were loaded, for schema_set_reload() */
         vf_map *by_key; /* "kind/name" -> schema_resource* (borrowed) */
         struct schema_validators *validators; /* private: RelaxNG schemas, compiled on first use */
         struct schema_index *index; /* private: what reloads need to find without a full scan */
@@ -180,13 +180,6 @@ int schema_load_with_options(char *const *paths, size_t n_paths, const schema_lo
 /* schema_load_with_options() without trust checks. */
 int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
 
-/*
- * Loads a single file at the end of a set that did not come from schema_load(),
- * with the same duplicate checks: everything already in the set counts as
- * declared before it. It takes no part in drop-in precedence or reloads.
- * set->options apply; being in no loaded directory, it may not be a symlink.
- */
-int schema_load_file(schema_set *set, const char *path);
 
 /*
  * Re-resolves one file name across set->dirs and reloads it: the resources
