@@ -516,6 +516,48 @@ static void test_crash_mid_bind_is_repaired(void **state) {
         assert_null(released->bind_phase);
 }
 
+/* ---- pruning a Hostdev that never resolved ----------------------------------------- */
+
+/* Pruned, then a restarted run: no crash on the way (the record carries no address) and the record is gone. */
+static void prune_unresolved(fixture *f, const char *spec, const char *reason) {
+        th_write(f->env->conf, "10-vf.yaml", "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: lost}\n%s", spec);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "lost", RC_FAILED, reason);
+
+        th_remove(f->env->conf, "10-vf.yaml");
+        th_env_close(f->env);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "lost", RC_DELETED, "Removed");
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        assert_int_equal(state_get(f->env->c.store, "hostdev", "lost", &rec), -ENOENT);
+
+        th_env_close(f->env);
+        run_pass(f);
+        assert_int_equal(f->env->report.n_entries, 0);
+}
+
+static void test_prune_absent_device(void **state) {
+        prune_unresolved(*state, "spec:\n  pci: \"0000:3b:07.0\"\n", "NoSuchDevice");
+}
+
+static void test_prune_not_a_vf(void **state) {
+        fixture *f = *state;
+
+        th_sysfs_add_device(f->sysfs, "0000:3c:00.0", "nvme");
+        prune_unresolved(f, "spec:\n  pci: \"0000:3c:00.0\"\n  mac: \"52:54:00:12:34:56\"\n", "NotAVF");
+}
+
+static void test_prune_ambiguous(void **state) {
+        fixture *f = *state;
+        const char *pf = "0000:5e:00.0";
+
+        th_sysfs_add_device(f->sysfs, pf, "mlx4_core");
+        th_sysfs_add_netdev(f->sysfs, pf, "enp94s0", "aa01", NULL);
+        th_sysfs_add_netdev(f->sysfs, pf, "enp94s0d1", "aa02", NULL);
+        th_sysfs_add_vf(f->sysfs, pf, 0, "0000:5e:00.2", "vfio-pci");
+        prune_unresolved(f, "spec:\n  pci: \"0000:5e:00.2\"\n", "Ambiguous");
+}
+
 /* ---- the binary ------------------------------------------------------------------------ */
 
 static void test_apply_exits_2_with_pf_down(void **state) {
@@ -564,6 +606,9 @@ int main(void) {
                 T(test_crash_after_restore_does_not_restore_twice),
                 T(test_managed_false_on_net_driver_fails),
                 T(test_crash_mid_bind_is_repaired),
+                T(test_prune_absent_device),
+                T(test_prune_not_a_vf),
+                T(test_prune_ambiguous),
                 T(test_apply_exits_2_with_pf_down),
 #undef T
         };

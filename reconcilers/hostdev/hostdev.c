@@ -544,7 +544,7 @@ static int begin(rc_context *ctx, const rc_request *req, rc_result *res, hostdev
 }
 
 static int hostdev_apply(rc_context *ctx, const rc_request *req, rc_result *res) {
-        _cleanup_(hostdev_run_done) hostdev_run run;
+        _cleanup_(hostdev_run_done) hostdev_run run = {};
         const schema_hostdev_spec *spec = &req->desired->hostdev;
         size_t steps_before = vf_strv_length(res->steps);
         int r = begin(ctx, req, res, &run, spec->pci);
@@ -577,7 +577,7 @@ static int hostdev_apply(rc_context *ctx, const rc_request *req, rc_result *res)
  * ours on the host to undo.
  */
 static int hostdev_remove(rc_context *ctx, const rc_request *req, rc_result *res) {
-        _cleanup_(hostdev_run_done) hostdev_run run;
+        _cleanup_(hostdev_run_done) hostdev_run run = {};
         const char *pci = req->record ? req->record->uuid : NULL; /* a hostdev's identity is its address */
         int r;
 
