@@ -28,13 +28,17 @@ ensure_packages() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Configures (once) and builds a build directory: build_dir NAME [MESON OPTIONS...]
+# Configures and builds a build directory: build_dir NAME [MESON OPTIONS...]
+# An existing directory is configured again with the options given, so that
+# an option (-Dwerror, a sanitizer) is never silently what an older run left.
 # Quiet while it works; on failure it prints what the build said.
 build_dir() {
     local dir="$top/$1"; shift
     local log
     if [ ! -f "$dir/build.ninja" ]; then
         log=$(meson setup "$dir" "$top" "$@" 2>&1) || { echo "$log" >&2; return 1; }
+    elif [ $# -gt 0 ]; then
+        log=$(meson configure "$dir" "$@" 2>&1) || { echo "$log" >&2; return 1; }
     fi
     log=$(ninja -C "$dir" 2>&1) || { echo "$log" >&2; return 1; }
 }

@@ -3,10 +3,52 @@
 #include "tests/helpers.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <ftw.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <libvirt/virterror.h>
+
+static bool under_ci(void) {
+        const char *ci = getenv("CI");
+        return ci && (strcmp(ci, "true") == 0 || strcmp(ci, "1") == 0);
+}
+
+void th_skip(const char *fmt, ...) {
+        char reason[512]; /* on the stack: skip() longjmps past any cleanup */
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof reason, fmt, ap);
+        va_end(ap);
+        if (under_ci())
+                fail_msg("skipped under CI, which must run everything: %s", reason);
+        print_message("SKIP: %s\n", reason);
+        skip();
+}
+
+static void skipped_test(void **state) {
+        th_skip("%s", (const char *) *state);
+}
+
+int th_run_tests(const char *group, const struct CMUnitTest *tests, size_t n, const char *skip_reason) {
+        if (!skip_reason)
+                return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+
+        _cleanup_free_ struct CMUnitTest *skipped = calloc(n, sizeof *skipped);
+        assert_non_null(skipped);
+        for (size_t i = 0; i < n; i++)
+                skipped[i] = (struct CMUnitTest) {
+                        .name = tests[i].name,
+                        .test_func = skipped_test,
+                        .initial_state = (void *) skip_reason,
+                };
+        return _cmocka_run_group_tests(group, skipped, n, NULL, NULL);
+}
+
+bool th_enter_netns(void) {
+        return unshare(CLONE_NEWNET) == 0 && system("ip link set lo up") == 0;
+}
 
 char *th_mkdtemp(void) {
         const char *tmp = getenv("TMPDIR");

@@ -11,6 +11,23 @@
 
 #include "common/common.h"
 
+/*
+ * Skips the running test and says why. Outside CI the skip is printed and
+ * counted (scripts/count-tests); under CI (CI=true), which runs as root with
+ * every capability, it is a failure. It longjmps, as skip() does: call it
+ * before any _cleanup_ variable is set, or their cleanup never runs.
+ */
+void th_skip(const char *fmt, ...) _printf_(1, 2);
+/*
+ * Runs a group of tests; when skip_reason is set, the group needs something
+ * this run lacks, and each of its tests is skipped with that reason (and so
+ * counted once, and fails under CI).
+ */
+int th_run_tests(const char *group, const struct CMUnitTest *tests, size_t n, const char *skip_reason);
+#define th_run_group(tests, skip_reason) th_run_tests(#tests, tests, ELEMENTSOF(tests), skip_reason)
+/* Moves the process into a network namespace of its own, with lo up; false when it may not. */
+bool th_enter_netns(void);
+
 /* A fresh directory under $TMPDIR; the caller removes it with th_rmtree(). */
 char *th_mkdtemp(void);
 /* Removes a tree; safe on NULL. */

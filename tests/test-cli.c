@@ -5,6 +5,8 @@
  */
 #include "tests/helpers.h"
 
+#include <dirent.h>
+
 typedef th_run run;
 #define run_done th_run_done
 
@@ -28,12 +30,40 @@ static run virtform(const char *first, ...) {
 typedef struct fixture {
         char *dir;
         char *state;
+        char *examples;
 } fixture;
+
+/*
+ * The examples' files, copied into a directory of the test's own with the
+ * modes root trusts: a checkout made with umask 002 has them writable by its
+ * group, and root refuses to read them there.
+ */
+static char *copy_examples(void) {
+        const char *from = getenv("VIRTFORM_EXAMPLES");
+        char *to = th_mkdtemp();
+        DIR *d = opendir(from);
+        struct dirent *e;
+
+        assert_non_null(d);
+        assert_int_equal(chmod(to, 0755), 0);
+        while ((e = readdir(d))) {
+                _cleanup_free_ char *path = vf_printf("%s/%s", from, e->d_name);
+                struct stat st;
+                if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                _cleanup_free_ char *content = th_slurp(path), *copy = vf_printf("%s/%s", to, e->d_name);
+                th_write(to, e->d_name, "%s", content);
+                assert_int_equal(chmod(copy, 0644), 0);
+        }
+        closedir(d);
+        return to;
+}
 
 static int setup(void **state) {
         fixture *f = calloc(1, sizeof *f);
         f->dir = th_mkdtemp();
         f->state = vf_printf("%s/state.db", f->dir);
+        f->examples = copy_examples();
         *state = f;
         return 0;
 }
@@ -41,8 +71,10 @@ static int setup(void **state) {
 static int teardown(void **state) {
         fixture *f = *state;
         th_rmtree(f->dir);
+        th_rmtree(f->examples);
         free(f->dir);
         free(f->state);
+        free(f->examples);
         free(f);
         return 0;
 }
@@ -80,7 +112,7 @@ static void test_bad_usage_exits_1(void **state) {
 static void test_examples_apply_ready(void **state) {
         fixture *f = *state;
         _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state,
-                                             getenv("VIRTFORM_EXAMPLES"), NULL);
+                                             f->examples, NULL);
 
         if (r.status != 0)
                 fail_msg("apply exited %d:\n%s\n%s", r.status, r.out, r.err);
@@ -122,7 +154,7 @@ static void test_apply_wait_timeout(void **state) {
 
         _cleanup_free_ char *state2 = vf_printf("%s/state2.db", f->dir);
         _cleanup_(run_done) run ok = virtform("apply", "-c", "test:///default", "--state", state2, "--wait",
-                                              "--timeout", "30", getenv("VIRTFORM_EXAMPLES"), NULL);
+                                              "--timeout", "30", f->examples, NULL);
         assert_int_equal(ok.status, 0);
         assert_null(strstr(ok.out, "waiting"));
 }
@@ -174,14 +206,14 @@ static void test_validate_unknown_key(void **state) {
         assert_ptr_equal(strstr(r.err, expected), r.err);
         assert_non_null(strstr(r.err, "memroy"));
 
-        _cleanup_(run_done) run ok = virtform("validate", getenv("VIRTFORM_EXAMPLES"), NULL);
+        _cleanup_(run_done) run ok = virtform("validate", f->examples, NULL);
         assert_int_equal(ok.status, 0);
 }
 
 static void test_plan_exit_and_no_state_written(void **state) {
         fixture *f = *state;
         _cleanup_(run_done) run r = virtform("plan", "-c", "test:///default", "--state", f->state,
-                                             getenv("VIRTFORM_EXAMPLES"), NULL);
+                                             f->examples, NULL);
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.out, "+ create domain/web1"));
         assert_non_null(strstr(r.out, "0 writes"));
@@ -209,10 +241,8 @@ static void test_plan_shows_override(void **state) {
 static void test_untrusted_file_as_root(void **state) {
         fixture *f = *state;
 
-        if (geteuid() != 0) {
-                print_message("skipped: the trust checks are for root\n");
-                skip();
-        }
+        if (geteuid() != 0)
+                th_skip("the trust checks are for root");
         th_write(f->dir, "lan.yaml", "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec: {}\n");
         _cleanup_free_ char *file = vf_printf("%s/lan.yaml", f->dir);
         assert_int_equal(chmod(file, 0664), 0);
@@ -259,5 +289,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_plan_shows_override, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_untrusted_file_as_root, setup, teardown),
         };
+        /* What the tests write is theirs to trust, whatever umask the caller has. */
+        umask(022);
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

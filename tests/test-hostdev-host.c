@@ -358,14 +358,8 @@ static void test_bind_errors(void **state) {
 
 /* A fresh network namespace for the rest of the process; the kernel drops the last one with it. */
 static void enter_throwaway_netns(void) {
-        if (geteuid() != 0) {
-                print_message("skipped: creating a network namespace needs root\n");
-                skip();
-        }
-        if (unshare(CLONE_NEWNET) < 0) {
-                print_message("skipped: unshare(CLONE_NEWNET): %s\n", strerror(errno));
-                skip();
-        }
+        if (unshare(CLONE_NEWNET) < 0)
+                th_skip("unshare(CLONE_NEWNET): %s; a network namespace needs root", strerror(errno));
 }
 
 static void run(const char *command) {
@@ -382,10 +376,10 @@ static void assert_link_state(hd_netlink *nl, const char *ifname, bool admin_up,
 }
 
 static void test_link_state_on_veth(void **state) {
+        enter_throwaway_netns();
         _cleanup_(hd_netlink_closep) hd_netlink *nl = NULL;
         bool admin_up, carrier;
 
-        enter_throwaway_netns();
         run("ip link add enp59s0f0 type veth peer name enp59s0f0p");
         assert_int_equal(hd_netlink_open(&nl), 0);
 
@@ -403,11 +397,11 @@ static void test_link_state_on_veth(void **state) {
 }
 
 static void test_vf_requests_on_veth(void **state) {
+        enter_throwaway_netns();
         _cleanup_(hd_netlink_closep) hd_netlink *nl = NULL;
         static const uint8_t mac[HD_MAC_LEN] = { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 };
         hd_vf_config cfg;
 
-        enter_throwaway_netns();
         run("ip link add enp59s0f0 type veth peer name enp59s0f0p");
         assert_int_equal(hd_netlink_open(&nl), 0);
 

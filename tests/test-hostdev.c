@@ -614,10 +614,5 @@ int main(void) {
         };
 
         /* Links live in a network namespace of this process alone, gone when it exits. */
-        if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0) {
-                printf("test-hostdev: needs root to make a network namespace; skipped\n");
-                return 77;
-        }
-        (void) system("ip link set lo up");
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, th_enter_netns() ? NULL : "needs a network namespace of its own (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
 }

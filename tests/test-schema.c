@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "schema/schema.h"
+#include "tests/helpers.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -1440,7 +1441,7 @@ static void test_dropin_missing(void **state) {
                         absent_default = schema_default_dirs[i];
         /* A host with all of them has nothing to show here. */
         if (!absent_default)
-                skip();
+                th_skip("every default directory exists on this host");
 
         tree t;
         tree_init(&t);
@@ -1606,10 +1607,8 @@ static void test_reload_duplicate_pci(void **state) {
 /* Ownership takes root; without it there is nothing these tests can set up. */
 #define REQUIRE_ROOT()                                                       \
         do {                                                                 \
-                if (geteuid() != 0) {                                        \
-                        print_message("skipped: needs root to chown\n");     \
-                        skip();                                              \
-                }                                                            \
+                if (geteuid() != 0)                                          \
+                        th_skip("needs root to chown");                      \
         } while (0)
 
 static schema_set *load_trusting(char *const *paths, size_t n, bool insecure) {

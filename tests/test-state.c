@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "state/state.h"
+#include "tests/helpers.h"
 
 /* The on-disk identity of our files: a change here would orphan every existing store. */
 #define APPLICATION_ID 0x76667331
@@ -900,17 +901,16 @@ static void test_migrates_version_1(void **state) {
 
 /* ---- a full disk -------------------------------------------------------- */
 
-/* A small tmpfs of the test's own, so that the disk fills up in a moment; false when mounting is not allowed. */
-static bool mount_small_fs(void **state, const char *dir) {
+/* A small tmpfs of the test's own at dir/tmpfs, so that the disk fills up in a moment; skips when mounting is not allowed. */
+static void mount_small_fs(void **state) {
         fixture *f = *state;
+        char dir[sizeof f->dir + 16]; /* on the stack: the skip longjmps */
 
+        snprintf(dir, sizeof dir, "%s/tmpfs", f->dir);
         assert_int_equal(mkdir(dir, 0700), 0);
-        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=256k,mode=0700") < 0) {
-                print_message("skipped: cannot mount a tmpfs at %s: %s\n", dir, strerror(errno));
-                return false;
-        }
+        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=256k,mode=0700") < 0)
+                th_skip("cannot mount a tmpfs at %s: %s", dir, strerror(errno));
         f->mounted = true;
-        return true;
 }
 
 /* Distinct and large (a few pages each), so that the disk fills after a few dozen and a mix-up would show. */
@@ -953,11 +953,10 @@ static size_t fill_until_full(state_store *s, state_record **recs, size_t max) {
 }
 
 static void test_disk_full_keeps_committed_state(void **state) {
-        _cleanup_free_ char *dir = path_in(state, "tmpfs"), *path = path_in(state, "tmpfs/state.db");
+        mount_small_fs(state);
+        _cleanup_free_ char *path = path_in(state, "tmpfs/state.db");
         state_record *recs[512] = {};
 
-        if (!mount_small_fs(state, dir))
-                skip();
         state_store *s = open_store(path, 0);
         size_t n = fill_until_full(s, recs, ELEMENTSOF(recs));
         assert_true(n >= 2);
