@@ -3,8 +3,6 @@
 
 #include <signal.h>
 
-#include "reconcilers/hostdev/host.h"
-
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
@@ -190,8 +188,12 @@ void rc_context_end_pass(rc_context *ctx) {
 
 void rc_context_done(rc_context *ctx) {
         rc_context_end_pass(ctx);
-        hd_netlink_close(ctx->netlink);
-        ctx->netlink = NULL;
+        for (vf_kind k = 0; k < _VF_KIND_MAX; k++) {
+                const rc_ops *ops = rc_ops_for_kind(k);
+                if (ops && ops->context_free)
+                        ops->context_free(ctx->kind_state[k]);
+                ctx->kind_state[k] = NULL;
+        }
         free(ctx->domain_type);
         ctx->domain_type = NULL;
 }

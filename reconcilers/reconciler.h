@@ -51,7 +51,6 @@ unsigned rc_counters_writes(const rc_counters *c);
 char *rc_counters_format_writes(const rc_counters *c);
 
 typedef struct rc_inventory rc_inventory;
-struct hd_netlink;
 
 typedef struct rc_context {
         virConnectPtr conn;
@@ -63,7 +62,8 @@ typedef struct rc_context {
         char *domain_type; /* picked from the hypervisor on first need */
         rc_inventory *inventory; /* one listing of libvirt's objects per pass */
         const char *sysfs_root; /* "/sys", or a fixture tree in tests */
-        struct hd_netlink *netlink; /* opened on first need; tests may put a fake here */
+        /* What each kind's reconciler keeps between passes, opaque here; freed by its rc_ops.context_free. */
+        void *kind_state[_VF_KIND_MAX];
         /*
          * A named point (e.g. "hostdev-after-save") where the process kills
          * itself, so tests can show that a crash there loses nothing.
@@ -150,6 +150,8 @@ typedef struct rc_ops {
          * marker, looking only at those whose "kind/name" is not in known_keys.
          */
         int (*owned_names)(rc_context *ctx, const vf_map *known_keys, char ***ret);
+        /* Frees ctx->kind_state[kind]; NULL for a kind that keeps none. */
+        void (*context_free)(void *state);
 } rc_ops;
 
 extern const rc_ops rc_network_ops;

@@ -313,20 +313,67 @@ static void test_bind_to_vfio_and_back(void **state) {
         assert_int_equal(hd_device_driver(fx->root, "0000:3b:02.1", &driver), 0);
         assert_string_equal(driver, "iavf");
 
-        assert_int_equal(hd_write_driver_override(fx->root, "0000:3b:02.1", "vfio-pci"), 0);
+        assert_int_equal(hd_write_driver_override(NULL, fx->root, "0000:3b:02.1", "vfio-pci"), 0);
         override = th_sysfs_read(fx, "devices/pci0000:00/0000:3b:02.1/driver_override");
         assert_string_equal(override, "vfio-pci");
-        assert_int_equal(hd_unbind(fx->root, "0000:3b:02.1"), 0);
+        assert_int_equal(hd_unbind(NULL, fx->root, "0000:3b:02.1"), 0);
         unbind = th_sysfs_read(fx, "bus/pci/drivers/iavf/unbind");
         assert_string_equal(unbind, "0000:3b:02.1");
-        assert_int_equal(hd_drivers_probe(fx->root, "0000:3b:02.1"), 0);
+        assert_int_equal(hd_drivers_probe(NULL, fx->root, "0000:3b:02.1"), 0);
         probe = th_sysfs_read(fx, "bus/pci/drivers_probe");
         assert_string_equal(probe, "0000:3b:02.1");
 
         /* The kernel clears an override on a lone newline; it never sees an empty write. */
-        assert_int_equal(hd_write_driver_override(fx->root, "0000:3b:02.1", ""), 0);
+        assert_int_equal(hd_write_driver_override(NULL, fx->root, "0000:3b:02.1", ""), 0);
         cleared = th_sysfs_read(fx, "devices/pci0000:00/0000:3b:02.1/driver_override");
         assert_string_equal(cleared, "\n");
+}
+
+/* The whole round trip on the fixture's kernel: the VF's netdev goes with its net driver and comes back with it. */
+static void test_bind_round_trip_on_fixture_kernel(void **state) {
+        th_sysfs *fx = *state;
+        hd_sysfs_writer kernel = { th_sysfs_kernel_write, fx };
+        _cleanup_(hd_resolution_done) hd_resolution on_vfio = {}, back = {};
+        _cleanup_free_ char *driver = NULL, *log = NULL;
+
+        single_port_tree(fx);
+        assert_int_equal(hd_write_driver_override(&kernel, fx->root, "0000:3b:02.1", "vfio-pci"), 0);
+        assert_int_equal(hd_unbind(&kernel, fx->root, "0000:3b:02.1"), 0);
+        assert_int_equal(hd_drivers_probe(&kernel, fx->root, "0000:3b:02.1"), 0);
+        assert_int_equal(hd_device_driver(fx->root, "0000:3b:02.1", &driver), 0);
+        assert_string_equal(driver, "vfio-pci");
+        assert_resolves(fx, "0000:3b:02.1", NULL, &on_vfio);
+        assert_null(on_vfio.vf_netdev);
+
+        assert_int_equal(hd_write_driver_override(&kernel, fx->root, "0000:3b:02.1", ""), 0);
+        assert_int_equal(hd_unbind(&kernel, fx->root, "0000:3b:02.1"), 0);
+        assert_int_equal(hd_drivers_probe(&kernel, fx->root, "0000:3b:02.1"), 0);
+        assert_resolves(fx, "0000:3b:02.1", NULL, &back);
+        assert_string_equal(back.driver, "iavf");
+        assert_string_equal(back.vf_netdev, "enp59s0f0v2");
+
+        log = th_sysfs_write_log(fx);
+        assert_string_equal(log, "devices/pci0000:00/0000:3b:02.1/driver_override vfio-pci\n"
+                                 "devices/pci0000:00/0000:3b:02.1/driver/unbind 0000:3b:02.1\n"
+                                 "bus/pci/drivers_probe 0000:3b:02.1\n"
+                                 "devices/pci0000:00/0000:3b:02.1/driver_override \n"
+                                 "devices/pci0000:00/0000:3b:02.1/driver/unbind 0000:3b:02.1\n"
+                                 "bus/pci/drivers_probe 0000:3b:02.1\n");
+}
+
+/* Without the vfio-pci module, probing leaves an overridden device on no driver, as the kernel does. */
+static void test_probe_without_vfio_module_leaves_device_unbound(void **state) {
+        th_sysfs *fx = *state;
+        hd_sysfs_writer kernel = { th_sysfs_kernel_write, fx };
+        _cleanup_free_ char *driver = NULL;
+
+        single_port_tree(fx);
+        th_sysfs_remove_driver(fx, "vfio-pci");
+        assert_int_equal(hd_write_driver_override(&kernel, fx->root, "0000:3b:02.1", "vfio-pci"), 0);
+        assert_int_equal(hd_unbind(&kernel, fx->root, "0000:3b:02.1"), 0);
+        assert_int_equal(hd_drivers_probe(&kernel, fx->root, "0000:3b:02.1"), 0);
+        assert_int_equal(hd_device_driver(fx->root, "0000:3b:02.1", &driver), 0);
+        assert_null(driver);
 }
 
 static void test_unbind_without_driver(void **state) {
@@ -336,7 +383,7 @@ static void test_unbind_without_driver(void **state) {
         th_sysfs_add_device(fx, "0000:af:00.1", NULL);
         assert_int_equal(hd_device_driver(fx->root, "0000:af:00.1", &driver), 0);
         assert_null(driver);
-        assert_int_equal(hd_unbind(fx->root, "0000:af:00.1"), 0);
+        assert_int_equal(hd_unbind(NULL, fx->root, "0000:af:00.1"), 0);
 }
 
 static void test_bind_errors(void **state) {
@@ -344,13 +391,13 @@ static void test_bind_errors(void **state) {
         char *driver = NULL;
 
         assert_int_equal(hd_device_driver(fx->root, "0000:af:00.1", &driver), -ENODEV);
-        assert_int_equal(hd_write_driver_override(fx->root, "0000:af:00.1", "vfio-pci"), -ENODEV);
-        assert_int_equal(hd_unbind(fx->root, "0000:af:00.1"), -ENODEV);
-        assert_int_equal(hd_drivers_probe(fx->root, "0000:af:00.1"), -ENODEV);
+        assert_int_equal(hd_write_driver_override(NULL, fx->root, "0000:af:00.1", "vfio-pci"), -ENODEV);
+        assert_int_equal(hd_unbind(NULL, fx->root, "0000:af:00.1"), -ENODEV);
+        assert_int_equal(hd_drivers_probe(NULL, fx->root, "0000:af:00.1"), -ENODEV);
         assert_int_equal(hd_device_driver(fx->root, "../../x", &driver), -EINVAL);
-        assert_int_equal(hd_write_driver_override(fx->root, "0000:af:00.1/../..", "vfio-pci"), -EINVAL);
-        assert_int_equal(hd_unbind(fx->root, ""), -EINVAL);
-        assert_int_equal(hd_drivers_probe(fx->root, "0000:AF:00.1"), -EINVAL);
+        assert_int_equal(hd_write_driver_override(NULL, fx->root, "0000:af:00.1/../..", "vfio-pci"), -EINVAL);
+        assert_int_equal(hd_unbind(NULL, fx->root, ""), -EINVAL);
+        assert_int_equal(hd_drivers_probe(NULL, fx->root, "0000:AF:00.1"), -EINVAL);
         assert_null(driver);
 }
 
@@ -736,6 +783,8 @@ int main(void) {
                 FIXTURE_TEST(test_missing_device),
                 FIXTURE_TEST(test_bad_bdf),
                 FIXTURE_TEST(test_bind_to_vfio_and_back),
+                FIXTURE_TEST(test_bind_round_trip_on_fixture_kernel),
+                FIXTURE_TEST(test_probe_without_vfio_module_leaves_device_unbound),
                 FIXTURE_TEST(test_unbind_without_driver),
                 FIXTURE_TEST(test_bind_errors),
                 cmocka_unit_test(test_link_state_on_veth),

@@ -16,7 +16,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "reconcilers/hostdev/host.h"
+#include "reconcilers/hostdev/hostdev.h"
 #include "tests/sysfs-fixture.h"
 
 #define PF "0000:3b:00.0"
@@ -131,13 +131,13 @@ static void ip(const char *fmt, ...) {
         assert_int_equal(system(cmd), 0);
 }
 
-/* With use_fake, VF requests (and link state) go to the fake kernel instead of this one. */
+/* Binding writes go to the fixture's kernel; with use_fake, VF requests (and link state) go to the fake kernel. */
 static void put_in_fakes(th_env *env) {
         fixture *f = env->userdata;
         hd_netlink_transport t = { fake_request, &f->kernel };
+        hd_sysfs_writer w = { th_sysfs_kernel_write, f->sysfs };
 
-        if (f->use_fake)
-                assert_int_equal(hd_netlink_open_with_transport(&t, &env->c.rc.netlink), 0);
+        assert_int_equal(rc_hostdev_use_host(&env->c.rc, f->use_fake ? &t : NULL, &w), 0);
 }
 
 static int setup(void **state) {
@@ -212,8 +212,8 @@ static void test_pf_down_refuses_then_up_proceeds(void **state) {
         assert_false(domain_exists(f, "db"));
         assert_false(vf_report_converged(&f->env->report));
         /* Nothing on the host changed, and the PF is still down: never brought up by us. */
-        _cleanup_free_ char *probe = th_sysfs_read(f->sysfs, "bus/pci/drivers_probe");
-        assert_string_equal(probe, "");
+        _cleanup_free_ char *writes = th_sysfs_write_log(f->sysfs);
+        assert_string_equal(writes, "");
         ip("ip -o link show %s | grep -qv '[<,]UP[,>]'", PF_NETDEV);
 
         ip("ip link set %s up", PF_NETDEV);
@@ -494,15 +494,18 @@ static void test_crash_mid_bind_is_repaired(void **state) {
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFSIGNALED(status));
+        /* Killed between unbind and probe: the override is set and the device on no driver. */
         _cleanup_free_ char *override = th_sysfs_read(f->sysfs, "devices/pci0000:00/0000:3b:02.0/driver_override");
-        assert_string_equal(override, "vfio-pci");
-        _cleanup_free_ char *unbound = th_sysfs_read(f->sysfs, "bus/pci/drivers/iavf/unbind");
-        assert_string_equal(unbound, vf0);
+        assert_string_equal(override, "vfio-pci\n");
+        _cleanup_free_ char *mid = th_sysfs_driver(f->sysfs, vf0);
+        assert_null(mid);
+        assert_int_equal(th_sysfs_count_writes(f->sysfs, "/unbind"), 1);
+        assert_int_equal(th_sysfs_count_writes(f->sysfs, "drivers_probe"), 0);
 
-        /* The kernel finished what the unbind started: the device is on vfio-pci now. */
-        th_sysfs_set_driver(f->sysfs, vf0, "vfio-pci");
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
+        _cleanup_free_ char *bound = th_sysfs_driver(f->sysfs, vf0);
+        assert_string_equal(bound, "vfio-pci");
         _cleanup_(state_device_freep) state_device *dev = device(f, vf0);
         assert_string_equal(dev->bind_phase, "bound");
         assert_string_equal(dev->original_driver, "iavf");
@@ -511,7 +514,9 @@ static void test_crash_mid_bind_is_repaired(void **state) {
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Released");
         _cleanup_free_ char *cleared = th_sysfs_read(f->sysfs, "devices/pci0000:00/0000:3b:02.0/driver_override");
-        assert_string_equal(cleared, "\n");
+        assert_string_equal(cleared, "(null)\n");
+        _cleanup_free_ char *back = th_sysfs_driver(f->sysfs, vf0);
+        assert_string_equal(back, "iavf");
         _cleanup_(state_device_freep) state_device *released = device(f, vf0);
         assert_null(released->bind_phase);
 }

@@ -18,7 +18,12 @@ static int write_attr(const char *path, const char *value) {
         return (size_t) n == len ? 0 : -EIO;
 }
 
-static int write_device_attr(const char *sysfs_root, const char *bdf, const char *attr, const char *value) {
+static int write_via(const hd_sysfs_writer *w, const char *path, const char *value) {
+        return w ? w->write(w->userdata, path, value) : write_attr(path, value);
+}
+
+static int write_device_attr(const hd_sysfs_writer *w, const char *sysfs_root, const char *bdf, const char *attr,
+                             const char *value) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
 
         int r = hd_device_dir(sysfs_root, bdf, &dir);
@@ -27,24 +32,24 @@ static int write_device_attr(const char *sysfs_root, const char *bdf, const char
         path = vf_printf("%s/%s", dir, attr);
         if (!path)
                 return -ENOMEM;
-        return write_attr(path, value);
+        return write_via(w, path, value);
 }
 
-int hd_write_driver_override(const char *sysfs_root, const char *bdf, const char *driver) {
+int hd_write_driver_override(const hd_sysfs_writer *w, const char *sysfs_root, const char *bdf, const char *driver) {
         /* sysfs drops an empty write before the driver sees it; a lone newline is what clears the override. */
-        return write_device_attr(sysfs_root, bdf, "driver_override", driver[0] ? driver : "\n");
+        return write_device_attr(w, sysfs_root, bdf, "driver_override", driver[0] ? driver : "\n");
 }
 
-int hd_unbind(const char *sysfs_root, const char *bdf) {
+int hd_unbind(const hd_sysfs_writer *w, const char *sysfs_root, const char *bdf) {
         _cleanup_free_ char *driver = NULL;
 
         int r = hd_device_driver(sysfs_root, bdf, &driver);
         if (r < 0 || !driver)
                 return r;
-        return write_device_attr(sysfs_root, bdf, "driver/unbind", bdf);
+        return write_device_attr(w, sysfs_root, bdf, "driver/unbind", bdf);
 }
 
-int hd_drivers_probe(const char *sysfs_root, const char *bdf) {
+int hd_drivers_probe(const hd_sysfs_writer *w, const char *sysfs_root, const char *bdf) {
         _cleanup_free_ char *dir = NULL, *path = NULL;
 
         /* Checked first so that a missing device reads -ENODEV, as for the other writes. */
@@ -54,5 +59,5 @@ int hd_drivers_probe(const char *sysfs_root, const char *bdf) {
         path = vf_printf("%s/bus/pci/drivers_probe", sysfs_root);
         if (!path)
                 return -ENOMEM;
-        return write_attr(path, bdf);
+        return write_via(w, path, bdf);
 }

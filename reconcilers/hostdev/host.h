@@ -75,6 +75,17 @@ int hd_resolve(const char *sysfs_root, const char *bdf, const hd_recorded *recor
 
 /* ---- drivers (pci.c, bind.c), sriov.md "Binding" ------------------------- */
 
+/*
+ * Where the binding writes go. The kernel acts on each write to these
+ * attributes before write() returns; a fixture tree has no kernel behind it,
+ * so a test puts its emulation here. NULL: the files themselves.
+ */
+typedef struct hd_sysfs_writer {
+        /* Writes value to the attribute at path in one write(); 0 or the kernel's negative errno. */
+        int (*write)(void *userdata, const char *path, const char *value);
+        void *userdata;
+} hd_sysfs_writer;
+
 /* Each returns -EINVAL for a bad bdf and -ENODEV when the device does not exist. */
 
 /* *ret is NULL when the device is bound to no driver. */
@@ -85,10 +96,10 @@ int hd_device_driver(const char *sysfs_root, const char *bdf, char **ret);
  * back (""). "" clears the override: it is written as a lone newline, as the
  * kernel never sees an empty write.
  */
-int hd_write_driver_override(const char *sysfs_root, const char *bdf, const char *driver);
+int hd_write_driver_override(const hd_sysfs_writer *w, const char *sysfs_root, const char *bdf, const char *driver);
 /* 0 without writing anything when the device is bound to no driver. */
-int hd_unbind(const char *sysfs_root, const char *bdf);
-int hd_drivers_probe(const char *sysfs_root, const char *bdf);
+int hd_unbind(const hd_sysfs_writer *w, const char *sysfs_root, const char *bdf);
+int hd_drivers_probe(const hd_sysfs_writer *w, const char *sysfs_root, const char *bdf);
 
 /* ---- netlink (netlink.c, vf-config.c) ------------------------------------ */
 

@@ -11,7 +11,7 @@
  * of it (state_flush), so that a crash between any two steps is finished or
  * undone by the next run. docs/sriov.md is the specification.
  */
-#include "reconcilers/hostdev/host.h"
+#include "reconcilers/hostdev/hostdev.h"
 #include "reconcilers/object.h"
 
 #include <libxml/xpath.h>
@@ -124,14 +124,61 @@ static int resolve(hostdev_run *run) {
 
 /* ---- the PF gate ----------------------------------------------------------- */
 
-static int netlink(rc_context *ctx, hd_netlink **ret) {
-        if (!ctx->netlink) {
-                int r = hd_netlink_open(&ctx->netlink);
+/* The reconciler's slot in rc_context: how it reaches the host, kept across passes. */
+typedef struct hostdev_host {
+        hd_netlink *netlink; /* opened on first need */
+        hd_sysfs_writer sysfs; /* .write NULL: the kernel's files */
+} hostdev_host;
+
+static void hostdev_host_free(void *p) {
+        hostdev_host *h = p;
+
+        if (!h)
+                return;
+        hd_netlink_close(h->netlink);
+        free(h);
+}
+
+static hostdev_host *host_of(rc_context *ctx) {
+        if (!ctx->kind_state[VF_KIND_HOSTDEV])
+                ctx->kind_state[VF_KIND_HOSTDEV] = calloc(1, sizeof(hostdev_host));
+        return ctx->kind_state[VF_KIND_HOSTDEV];
+}
+
+int rc_hostdev_use_host(rc_context *ctx, const hd_netlink_transport *netlink, const hd_sysfs_writer *sysfs) {
+        hostdev_host *h = host_of(ctx);
+
+        if (!h)
+                return -ENOMEM;
+        if (netlink) {
+                hd_netlink_close(TAKE_PTR(h->netlink));
+                int r = hd_netlink_open_with_transport(netlink, &h->netlink);
                 if (r < 0)
                         return r;
         }
-        *ret = ctx->netlink;
+        if (sysfs)
+                h->sysfs = *sysfs;
         return 0;
+}
+
+static int netlink(rc_context *ctx, hd_netlink **ret) {
+        hostdev_host *h = host_of(ctx);
+
+        if (!h)
+                return -ENOMEM;
+        if (!h->netlink) {
+                int r = hd_netlink_open(&h->netlink);
+                if (r < 0)
+                        return r;
+        }
+        *ret = h->netlink;
+        return 0;
+}
+
+/* NULL (the files) also when the slot cannot be allocated: nothing but a test ever puts a writer there. */
+static const hd_sysfs_writer *sysfs_writer(rc_context *ctx) {
+        const hostdev_host *h = host_of(ctx);
+        return h && h->sysfs.write ? &h->sysfs : NULL;
 }
 
 /* "Up" is IFF_UP, the admin state: carrier does not gate (sriov.md). */
@@ -315,12 +362,13 @@ static int journal_bind_phase(hostdev_run *run, const char *phase) {
 /* driver_override, unbind, drivers_probe: the three writes of sriov.md "Binding". */
 static int rebind(hostdev_run *run, const char *override) {
         const char *root = run->ctx->sysfs_root;
-        int r = hd_write_driver_override(root, run->bdf, override);
+        const hd_sysfs_writer *w = sysfs_writer(run->ctx);
+        int r = hd_write_driver_override(w, root, run->bdf, override);
         if (r >= 0)
-                r = hd_unbind(root, run->bdf);
+                r = hd_unbind(w, root, run->bdf);
         rc_fault_point(run->ctx, "hostdev-mid-bind");
         if (r >= 0)
-                r = hd_drivers_probe(root, run->bdf);
+                r = hd_drivers_probe(w, root, run->bdf);
         return r;
 }
 
@@ -603,4 +651,5 @@ const rc_ops rc_hostdev_ops = {
         .kind = VF_KIND_HOSTDEV,
         .apply = hostdev_apply,
         .remove = hostdev_remove,
+        .context_free = hostdev_host_free,
 };
