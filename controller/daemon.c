@@ -24,6 +24,7 @@ struct vf_daemon {
         int timer_fd;
         char **pending_names; /* files changed since the debounce started */
         bool pending_rescan; /* a directory came or went: reload them all */
+        bool set_stale; /* a reload ran out of memory: the set is not to be trusted until all is loaded again */
         int64_t debounce_deadline; /* INT64_MAX: nothing pending */
         int64_t give_up_at; /* apply --wait's timeout; INT64_MAX: none */
         bool stop;
@@ -148,14 +149,29 @@ static int after_pass(vf_daemon *d, vf_report *report) {
         return r;
 }
 
+static int64_t retry_base_from_now(const vf_daemon *d) {
+        return vf_now_monotonic_usec() + (int64_t) d->c->opts.retry_base_sec * 1000000;
+}
+
 static int full_pass(vf_daemon *d, char **errmsg) {
         vf_report report = {};
         int r = vf_controller_pass(d->c, &report, errmsg);
         if (r < 0) {
                 vf_report_done(&report);
+                if (d->set_stale) {
+                        /* Only loading every file again repairs the set: try again soon. */
+                        d->pending_rescan = true;
+                        d->debounce_deadline = retry_base_from_now(d);
+                }
                 return r;
         }
+        d->set_stale = false;
         return after_pass(d, &report);
+}
+
+static void queue_later(vf_daemon *d, char *const *keys) {
+        for (size_t i = 0; keys[i]; i++)
+                (void) queue_push(d->queue, keys[i], retry_base_from_now(d));
 }
 
 static int keys_pass(vf_daemon *d, char *const *keys) {
@@ -164,14 +180,17 @@ static int keys_pass(vf_daemon *d, char *const *keys) {
 
         if (!keys || !keys[0])
                 return 0;
+        if (d->set_stale) {
+                /* Against a set that is half reloaded, declared resources could look undeclared. */
+                queue_later(d, keys);
+                return 0;
+        }
         int r = vf_controller_pass_keys(d->c, keys, &report, &errmsg);
         if (r < 0) {
                 /* The store or the hypervisor failed mid-pass: say so, and retry those keys later. */
                 vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
                 vf_report_done(&report);
-                for (size_t i = 0; keys[i]; i++)
-                        (void) queue_push(d->queue, keys[i],
-                                          vf_now_monotonic_usec() + (int64_t) d->c->opts.retry_base_sec * 1000000);
+                queue_later(d, keys);
                 return 0;
         }
         return after_pass(d, &report);
@@ -198,6 +217,10 @@ static size_t first_of_name(const schema_set *set, const char *name) {
         return lo;
 }
 
+static int push_unique(char ***keys, const char *key) {
+        return vf_strv_contains(*keys, key) ? 0 : vf_strv_push(keys, key);
+}
+
 /*
  * The keys a file name declares now: their nodes point into what the reload is about to replace.
  * Bisected, not scanned: an edit must not cost more with more resources.
@@ -207,7 +230,8 @@ static int keys_of_name(const schema_set *set, const char *name, char ***keys) {
                 const schema_resource *res = set->resources[i];
                 if (strcmp(basename_of(res->file), name) != 0)
                         break;
-                int r = vf_strv_consume(keys, schema_key(res->kind, res->name));
+                _cleanup_free_ char *key = schema_key(res->kind, res->name);
+                int r = key ? push_unique(keys, key) : -ENOMEM;
                 if (r < 0)
                         return r;
         }
@@ -222,21 +246,52 @@ static void log_diags_of(const vf_daemon *d, const char *name) {
         }
 }
 
-static int reload_name(vf_daemon *d, const char *name) {
-        _cleanup_strv_free_ char **keys = NULL, **changed = NULL;
-        int r = keys_of_name(d->c->desired, name, &keys);
+/* Adds to *keys what the name declared before and what changed by reloading it. */
+static int reload_name(vf_daemon *d, const char *name, char ***keys) {
+        _cleanup_strv_free_ char **changed = NULL;
+        int r = keys_of_name(d->c->desired, name, keys);
 
-        if (r < 0)
-                return r;
-        r = schema_set_reload(d->c->desired, name, &changed);
+        if (r >= 0)
+                r = schema_set_reload(d->c->desired, name, &changed);
         if (r < 0)
                 return r;
         vf_log(d->c, VF_LOG_INFO, "reloaded %s: %zu resources changed", name, vf_strv_length(changed));
         log_diags_of(d, name);
         for (size_t i = 0; changed && changed[i] && r >= 0; i++)
-                if (!vf_strv_contains(keys, changed[i]))
-                        r = vf_strv_push(&keys, changed[i]);
-        return r < 0 ? r : keys_pass(d, keys);
+                r = push_unique(keys, changed[i]);
+        return r;
+}
+
+/*
+ * One snapshot per batch: every name the batch touched is read before
+ * anything is reconciled, and the keys they concern go through one pass.
+ * Identity is kind/name, so a file renamed, or moved to another directory or
+ * layer, is an update of its resources' source, never a removal followed by a
+ * creation. A name that cannot be read now keeps its last state and is tried
+ * again; the others go ahead.
+ */
+static int reload_batch(vf_daemon *d, char *const *names, char **errmsg) {
+        _cleanup_strv_free_ char **keys = NULL;
+
+        for (size_t i = 0; names && names[i]; i++) {
+                if (!schema_file_is_candidate(names[i]))
+                        continue;
+                int r = reload_name(d, names[i], &keys);
+                if (r == -ENOMEM) {
+                        vf_log(d->c, VF_LOG_ERR, "out of memory while reloading %s: reloading every file", names[i]);
+                        d->set_stale = true;
+                        return full_pass(d, errmsg);
+                }
+                if (r < 0) {
+                        vf_log(d->c, VF_LOG_WARNING, "cannot reload %s (%s); it keeps its last state and is read again "
+                               "in %u s", names[i], strerror(-r), d->c->opts.retry_base_sec);
+                        r = push_unique(&d->pending_names, names[i]);
+                        if (r < 0)
+                                return r;
+                        d->debounce_deadline = retry_base_from_now(d);
+                }
+        }
+        return keys_pass(d, keys);
 }
 
 static int reload_pending(vf_daemon *d, char **errmsg) {
@@ -249,14 +304,7 @@ static int reload_pending(vf_daemon *d, char **errmsg) {
                 vf_log(d->c, VF_LOG_INFO, "a directory appeared or vanished: reloading all files");
                 return full_pass(d, errmsg);
         }
-        for (size_t i = 0; names && names[i]; i++) {
-                if (!schema_file_is_candidate(names[i]))
-                        continue;
-                int r = reload_name(d, names[i]);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return reload_batch(d, names, errmsg);
 }
 
 static int on_files(int fd, void *userdata) {

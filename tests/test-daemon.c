@@ -25,8 +25,11 @@
         "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1}\nspec:\n  memory: " memory "\n"      \
         "  interfaces: [{network: lan}]\n"
 
+typedef struct lifecycle_log lifecycle_log;
+
 typedef struct fixture {
         th_env *env;
+        lifecycle_log *events; /* what libvirt itself reports, through the second connection */
         char *dirs[4]; /* etc, run, usr: the three drop-in layers */
         vf_daemon *daemon;
         vf_daemon_stats stats;
@@ -88,9 +91,12 @@ static int setup(void **state) {
         return 0;
 }
 
+static void events_stop(fixture *f);
+
 static int teardown(void **state) {
         fixture *f = *state;
 
+        events_stop(f);
         stop_daemon(f);
         state_close(f->reader);
         th_env_free(f->env);
@@ -162,6 +168,116 @@ static bool domain_running(fixture *f, const void *arg) {
 static bool domain_gone(fixture *f, const void *arg) {
         _cleanup_free_ char *xml = th_domain_xml(f->env->other, arg, true);
         return !xml;
+}
+
+/* ---- libvirt as the observer ----------------------------------------------------- */
+
+/*
+ * Lifecycle events as libvirt delivers them to a second connection: what
+ * virtform did is seen from outside virtform, not through its counters.
+ * test:///default connections of one process share their objects and events.
+ */
+struct lifecycle_log {
+        pthread_mutex_t lock;
+        char **lines; /* "NAME EVENT", in delivery order */
+        int callback;
+        virConnectPtr conn;
+};
+
+static const char *const lifecycle_names[] = { "Defined", "Undefined", "Started", "Suspended", "Resumed",
+                                               "Stopped", "Shutdown", "PMSuspended", "Crashed" };
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
+        lifecycle_log *log = opaque;
+        const char *what = event >= 0 && (size_t) event < ELEMENTSOF(lifecycle_names) ? lifecycle_names[event] : "?";
+
+        pthread_mutex_lock(&log->lock);
+        if (vf_strv_consume(&log->lines, vf_printf("%s %s", virDomainGetName(dom), what)) < 0)
+                abort(); /* not an assertion: this is libvirt's thread */
+        pthread_mutex_unlock(&log->lock);
+        return 0;
+}
+
+/* libvirt calls it once no callback can run any more: only then is the log freed. */
+static void lifecycle_log_free(void *opaque) {
+        lifecycle_log *log = opaque;
+
+        vf_strv_free(log->lines);
+        pthread_mutex_destroy(&log->lock);
+        free(log);
+}
+
+/* Starts recording; libvirt's event thread must be running, as it is once the daemon is. */
+static void events_start(fixture *f) {
+        lifecycle_log *log = calloc(1, sizeof *log);
+
+        assert_non_null(log);
+        pthread_mutex_init(&log->lock, NULL);
+        log->conn = f->env->other;
+        log->callback = virConnectDomainEventRegisterAny(log->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), log,
+                                                         lifecycle_log_free);
+        assert_true(log->callback >= 0);
+        f->events = log;
+}
+
+static void events_stop(fixture *f) {
+        if (!f->events)
+                return;
+        assert_int_equal(virConnectDomainEventDeregisterAny(f->events->conn, f->events->callback), 0);
+        f->events = NULL;
+}
+
+static bool logged(fixture *f, const void *line) {
+        pthread_mutex_lock(&f->events->lock);
+        bool found = vf_strv_contains(f->events->lines, line);
+        pthread_mutex_unlock(&f->events->lock);
+        return found;
+}
+
+/*
+ * Events arrive in order on libvirt's thread: once an event caused now has
+ * been delivered, every earlier one has been too.
+ */
+static void events_barrier(fixture *f) {
+        static unsigned n;
+        _cleanup_free_ char *name = vf_printf("barrier%u", ++n), *line = vf_printf("%s Undefined", name);
+        _cleanup_free_ char *xml = vf_printf("<domain type='test'><name>%s</name><memory>1024</memory>"
+                                             "<os><type>hvm</type></os></domain>", name);
+        virDomainPtr d = virDomainDefineXML(f->env->other, xml);
+
+        assert_non_null(d);
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        wait_for(f, logged, line, line);
+}
+
+/* Fails when libvirt reported any of these events for the domain since events_start(). */
+static void assert_no_events(fixture *f, const char *domain, const char *const *events) {
+        events_barrier(f);
+        for (size_t i = 0; events[i]; i++) {
+                _cleanup_free_ char *line = vf_printf("%s %s", domain, events[i]);
+                if (logged(f, line))
+                        fail_msg("libvirt reported \"%s\", which virtform should not have caused", line);
+        }
+}
+
+static const char *const destructive[] = { "Undefined", "Stopped", "Shutdown", NULL };
+static const char *const any_write[] = { "Defined", "Undefined", "Started", "Stopped", "Shutdown", NULL };
+
+static char *domain_uuid(fixture *f, const char *name) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        virDomainPtr d = virDomainLookupByName(f->env->other, name);
+
+        assert_non_null(d);
+        assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
+        virDomainFree(d);
+        return strdup(uuid);
+}
+
+static bool source_is(fixture *f, const void *arg) {
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        return state_get(f->reader, "domain", "web1", &rec) >= 0 && vf_streq_ptr(rec->source_file, arg);
 }
 
 /* ---- files --------------------------------------------------------------------- */
@@ -252,6 +368,64 @@ static void test_bad_file_is_terminal_until_fixed(void **state) {
         assert_non_null(net);
         drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
         wait_record(f, "network", "lan", true, "Applied");
+}
+
+/* ---- renames and moves: identity is kind/name, never the file ---------------------------- */
+
+static void start_running_web1(fixture *f, const char *dir, char **uuid) {
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(dir, "20-web.yaml", DOMAIN_WEB("1GiB"));
+        start_daemon(f);
+        wait_record(f, "domain", "web1", true, "Applied");
+        wait_for(f, domain_running, "web1", "web1 running");
+        *uuid = domain_uuid(f, "web1");
+        events_start(f);
+}
+
+static void assert_same_web1(fixture *f, const char *uuid) {
+        _cleanup_free_ char *now = domain_uuid(f, "web1");
+        assert_string_equal(now, uuid);
+        assert_true(domain_running(f, "web1"));
+}
+
+static void test_rename_is_an_update(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *from = vf_printf("%s/20-web.yaml", f->dirs[0]),
+                            *to = vf_printf("%s/30-web.yaml", f->dirs[0]);
+
+        start_running_web1(f, f->dirs[0], &uuid);
+        assert_int_equal(rename(from, to), 0);
+        wait_for(f, source_is, to, "web1 recorded from 30-web.yaml");
+        assert_no_events(f, "web1", any_write);
+        assert_same_web1(f, uuid);
+}
+
+/* git mv and an edit, as a git pull brings them: the old name goes, the new one comes with other content. */
+static void test_git_mv_with_edit_is_an_update(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *to = vf_printf("%s/30-web.yaml", f->dirs[0]);
+
+        /* Long enough that both steps are one batch even on a busy machine. */
+        f->env->opts.debounce_msec = 500;
+        start_running_web1(f, f->dirs[0], &uuid);
+        th_remove(f->dirs[0], "20-web.yaml");
+        drop_in(f->dirs[0], "30-web.yaml", DOMAIN_WEB("2GiB"));
+        wait_for(f, source_is, to, "web1 recorded from 30-web.yaml");
+        wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
+        assert_no_events(f, "web1", destructive);
+        assert_same_web1(f, uuid);
+}
+
+static void test_move_between_layers_is_an_update(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *from = vf_printf("%s/20-web.yaml", f->dirs[2]),
+                            *to = vf_printf("%s/50-web.yaml", f->dirs[0]);
+
+        start_running_web1(f, f->dirs[2], &uuid);
+        assert_int_equal(rename(from, to), 0);
+        wait_for(f, source_is, to, "web1 recorded from /etc's 50-web.yaml");
+        assert_no_events(f, "web1", any_write);
+        assert_same_web1(f, uuid);
 }
 
 /* ---- libvirt ---------------------------------------------------------------------- */
@@ -406,6 +580,9 @@ int main(void) {
                 T(test_directory_that_appears_later),
                 T(test_sighup_rescans),
                 T(test_bad_file_is_terminal_until_fixed),
+                T(test_rename_is_an_update),
+                T(test_git_mv_with_edit_is_an_update),
+                T(test_move_between_layers_is_an_update),
                 T(test_out_of_band_changes_are_put_back),
                 T(test_failure_retried_with_visible_backoff),
                 T(test_idle_when_converged),
