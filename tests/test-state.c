@@ -879,24 +879,93 @@ static void test_flush_makes_writes_durable(void **state) {
         state_close(s);
 }
 
-/* A store written by the first release gains the devices table and keeps its records. */
-static void test_migrates_version_1(void **state) {
-        _cleanup_free_ char *path = path_in(state, "state.db");
-        state_store *s = open_store(path, 0);
-        put_simple(s, "domain", "vm1", "Ready");
-        state_close(s);
+/*
+ * tests/data/state-v1.db was written by the first release (commit c67ed15,
+ * schema version 1), never by today's code: its build applied examples/ to
+ * test:///default, then again with web1's memory changed and a domain
+ * "broken" waiting for a network that does not exist. Its tables as they
+ * were, each row one line of the columns version 1 had.
+ */
+static const char *const v1_tables[] = {
+        "SELECT key, value FROM meta ORDER BY key",
+        "SELECT kind, name, source_file, desired_hash, generation, observed_generation, uuid, applied_xml_hash, "
+        "applied_desired_xml, last_error, attempts, next_retry_usec, updated_usec FROM resources ORDER BY kind, name",
+        "SELECT kind, name, type, status, reason, message, last_transition_usec FROM conditions "
+        "ORDER BY kind, name, type",
+        "SELECT id, time_usec, kind, name, generation, action, outcome, message FROM events ORDER BY id",
+};
+
+static char *dump_v1_tables(const char *path) {
         sqlite3 *db = raw_open(path);
-        raw_exec(db, "DROP TABLE devices; PRAGMA user_version = 1");
+        vf_buf b = {};
+
+        for (size_t t = 0; t < ELEMENTSOF(v1_tables); t++) {
+                sqlite3_stmt *st = NULL;
+                assert_int_equal(sqlite3_prepare_v2(db, v1_tables[t], -1, &st, NULL), SQLITE_OK);
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        for (int c = 0; c < sqlite3_column_count(st); c++) {
+                                const char *v = (const char *) sqlite3_column_text(st, c);
+                                vf_buf_printf(&b, "%s%s", c ? "|" : "", v ? v : "NULL");
+                        }
+                        vf_buf_printf(&b, "\n");
+                }
+                sqlite3_finalize(st);
+                vf_buf_printf(&b, "--\n");
+        }
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        return vf_buf_steal(&b);
+}
+
+/* A store the first release wrote is migrated with every record, condition and event as it was. */
+static void test_migrates_golden_version_1(void **state) {
+        _cleanup_free_ char *golden = vf_printf("%s/state-v1.db", getenv("VIRTFORM_TEST_DATA"));
+        _cleanup_free_ char *path = path_in(state, "state.db"), *bytes = NULL;
+        size_t len;
+
+        assert_int_equal(vf_read_file(golden, 1 << 20, &bytes, &len), 0);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, bytes, len), (ssize_t) len);
+        assert_int_equal(close(fd), 0);
+        assert_int_equal(file_int(path, "PRAGMA user_version"), 1);
+        _cleanup_free_ char *before = dump_v1_tables(path);
+        sqlite3 *db = raw_open(path);
+        _cleanup_free_ char *instance = raw_text(db, "SELECT value FROM meta WHERE key = 'instance_id'");
+        assert_int_equal(raw_int(db, "SELECT count(*) FROM resources"), 6);
+        assert_int_equal(raw_int(db, "SELECT count(*) FROM conditions"), 6);
+        assert_int_equal(raw_int(db, "SELECT count(*) FROM events"), 26);
+        int64_t broken_since = raw_int(db, "SELECT last_transition_usec FROM conditions WHERE name = 'broken'");
         assert_int_equal(sqlite3_close(db), SQLITE_OK);
 
-        s = open_store(path, 0);
-        state_record *rec = NULL;
-        assert_int_equal(state_get(s, "domain", "vm1", &rec), 0);
-        state_record_free(rec);
+        state_store *s = open_store(path, 0);
+        assert_string_equal(state_instance_id(s), instance);
+        state_record **recs = NULL;
+        size_t n = 0;
+        assert_int_equal(state_list(s, &recs, &n), 0);
+        assert_int_equal(n, 6);
+        state_record_list_free(recs, n);
+        state_record *broken = NULL;
+        assert_int_equal(state_get(s, "domain", "broken", &broken), 0);
+        assert_condition(broken, "Ready", false, "DependencyNotReady",
+                         "waiting: network nowhere does not exist; declare it in a file or create it", broken_since);
+        assert_int_equal(broken->attempts, 1);
+        state_record_free(broken);
+        state_event *events = NULL;
+        assert_int_equal(state_event_list(s, NULL, NULL, &events, &n), 0);
+        assert_int_equal(n, 26);
+        assert_string_equal(events[25].action, "start");
+        state_event_list_free(events, n);
+        /* The new table works, and the event log is still append-only. */
         _cleanup_(state_device_freep) state_device *dev = state_device_new("0000:00:01.0");
         assert_int_equal(state_device_put(s, dev), 0);
         state_close(s);
+
         assert_int_equal(file_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
+        _cleanup_free_ char *after = dump_v1_tables(path);
+        assert_string_equal(after, before);
+        db = raw_open(path);
+        assert_int_equal(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
 /* ---- a full disk -------------------------------------------------------- */
@@ -1014,7 +1083,7 @@ int main(void) {
                 cmocka_unit_test(test_default_path),
                 T(test_device_roundtrip_and_delete),
                 T(test_flush_makes_writes_durable),
-                T(test_migrates_version_1),
+                T(test_migrates_golden_version_1),
                 T(test_disk_full_keeps_committed_state),
 #undef T
         };
