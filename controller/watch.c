@@ -10,7 +10,8 @@
 #include <libgen.h>
 #include <sys/inotify.h>
 
-#define FILE_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB)
+/* IN_MODIFY too: each write of a file still being written slides the debounce, so it is read once it settles. */
+#define FILE_EVENTS (IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB)
 #define SELF_EVENTS (IN_DELETE_SELF | IN_MOVE_SELF)
 #define PARENT_EVENTS (IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
 
@@ -26,14 +27,19 @@ struct watch {
         size_t n_dirs;
 };
 
+/*
+ * One inode has one watch: a directory that is both watched and the parent
+ * of a missing one gets one descriptor for both, whose masks add up
+ * (IN_MASK_ADD) rather than replace each other.
+ */
 static void watch_dir(watch *w, watched_dir *d) {
-        d->wd = inotify_add_watch(w->fd, d->path, FILE_EVENTS | SELF_EVENTS | IN_ONLYDIR);
+        d->wd = inotify_add_watch(w->fd, d->path, FILE_EVENTS | SELF_EVENTS | IN_ONLYDIR | IN_MASK_ADD);
         if (d->wd >= 0) {
                 d->parent_wd = -1;
                 return;
         }
         _cleanup_free_ char *copy = strdup(d->path);
-        d->parent_wd = copy ? inotify_add_watch(w->fd, dirname(copy), PARENT_EVENTS) : -1;
+        d->parent_wd = copy ? inotify_add_watch(w->fd, dirname(copy), PARENT_EVENTS | IN_MASK_ADD) : -1;
 }
 
 int watch_new(char *const *dirs, watch **ret) {
@@ -45,8 +51,9 @@ int watch_new(char *const *dirs, watch **ret) {
         w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         w->dirs = calloc(n ? n : 1, sizeof *w->dirs);
         if (w->fd < 0 || !w->dirs) {
+                int r = w->fd < 0 ? -errno : -ENOMEM;
                 watch_free(w);
-                return w->fd < 0 ? -errno : -ENOMEM;
+                return r;
         }
         for (size_t i = 0; i < n; i++) {
                 w->dirs[i].path = strdup(dirs[i]);
@@ -76,12 +83,23 @@ int watch_fd(const watch *w) {
         return w->fd;
 }
 
+/* Whether a directory other than d still needs the watch descriptor wd. */
+static bool wd_shared(const watch *w, const watched_dir *d, int wd) {
+        for (size_t i = 0; i < w->n_dirs; i++)
+                if (&w->dirs[i] != d && (w->dirs[i].wd == wd || w->dirs[i].parent_wd == wd))
+                        return true;
+        return false;
+}
+
+static void unwatch(watch *w, const watched_dir *d, int wd) {
+        if (wd >= 0 && !wd_shared(w, d, wd))
+                inotify_rm_watch(w->fd, wd);
+}
+
 /* A watched directory came or went: watch it (or its parent) anew and reload everything. */
 static void rewatch(watch *w, watched_dir *d, bool *rescan) {
-        if (d->wd >= 0)
-                inotify_rm_watch(w->fd, d->wd);
-        if (d->parent_wd >= 0)
-                inotify_rm_watch(w->fd, d->parent_wd);
+        unwatch(w, d, d->wd);
+        unwatch(w, d, d->parent_wd);
         watch_dir(w, d);
         *rescan = true;
 }
@@ -91,6 +109,7 @@ static const char *basename_of(const char *path) {
         return slash ? slash + 1 : path;
 }
 
+/* A shared descriptor's event may concern several directories: each one looks at it. */
 static int handle_event(watch *w, const struct inotify_event *ev, char ***names, bool *rescan) {
         if (ev->mask & IN_Q_OVERFLOW) {
                 *rescan = true;
@@ -100,13 +119,16 @@ static int handle_event(watch *w, const struct inotify_event *ev, char ***names,
                 watched_dir *d = &w->dirs[i];
                 if (ev->wd == d->parent_wd && ev->len > 0 && strcmp(ev->name, basename_of(d->path)) == 0)
                         rewatch(w, d, rescan);
-                else if (ev->wd == d->wd && (ev->mask & (SELF_EVENTS | IN_IGNORED)))
-                        rewatch(w, d, rescan);
+                else if ((ev->wd == d->wd || ev->wd == d->parent_wd) && (ev->mask & (SELF_EVENTS | IN_IGNORED)))
+                        rewatch(w, d, rescan); /* it, or the parent it waits in, went away */
                 else if (ev->wd == d->wd && ev->len == 0 && (ev->mask & IN_ATTRIB))
                         *rescan = true; /* the directory's own owner or mode: its trust, for every file */
                 else if (ev->wd == d->wd && ev->len > 0 && !(ev->mask & IN_ISDIR) &&
-                         !vf_strv_contains(*names, ev->name))
-                        return vf_strv_push(names, ev->name);
+                         !vf_strv_contains(*names, ev->name)) {
+                        int r = vf_strv_push(names, ev->name);
+                        if (r < 0)
+                                return r;
+                }
         }
         return 0;
 }

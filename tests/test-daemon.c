@@ -7,6 +7,7 @@
  */
 #include "tests/env.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -342,6 +343,28 @@ static void test_directory_that_appears_later(void **state) {
         wait_record(f, "network", "lan", true, "Applied");
 }
 
+/* A directory that waits for another inside it to appear shares its watch: neither loses its events. */
+static void test_directory_inside_another_that_appears_later(void **state) {
+        fixture *f = *state;
+
+        assert_int_equal(rmdir(f->dirs[1]), 0);
+        free(f->dirs[1]);
+        f->dirs[1] = vf_printf("%s/later", f->dirs[0]);
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        start_daemon(f);
+        wait_for(f, memory_is, "<memory unit='KiB'>1048576</memory>", "web1 with 1 GiB");
+        /* In place: only IN_MODIFY and IN_CLOSE_WRITE tell of it, which the parent watch alone does not ask for. */
+        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("2GiB"));
+        wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
+        assert_int_equal(mkdir(f->dirs[1], 0755), 0);
+        drop_in(f->dirs[1], "30-db.yaml",
+                "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: db}\nspec: {memory: 256MiB}\n");
+        wait_record(f, "domain", "db", true, "Applied");
+        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("4GiB"));
+        wait_for(f, memory_is, "<memory unit='KiB'>4194304</memory>", "web1 with 4 GiB");
+}
+
 static void test_sighup_rescans(void **state) {
         fixture *f = *state;
 
@@ -425,6 +448,31 @@ static void test_move_between_layers_is_an_update(void **state) {
         assert_int_equal(rename(from, to), 0);
         wait_for(f, source_is, to, "web1 recorded from /etc's 50-web.yaml");
         assert_no_events(f, "web1", any_write);
+        assert_same_web1(f, uuid);
+}
+
+/*
+ * A writer that truncates, pauses, then writes: the file is empty for a while
+ * (shorter than the debounce), and an edit just before started the debounce.
+ * Read while empty it would be a mask, and web1 would be pruned.
+ */
+static void test_half_written_file_prunes_nothing(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
+        const char *content = DOMAIN_WEB("3GiB");
+        const useconds_t pause = 600 * 1000; /* the writer's, shorter than the debounce: not a wait */
+
+        f->env->opts.debounce_msec = 1000;
+        start_running_web1(f, f->dirs[0], &uuid);
+        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("2GiB"));
+        usleep(pause);
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        assert_true(fd >= 0);
+        usleep(pause);
+        assert_int_equal(write(fd, content, strlen(content)), (ssize_t) strlen(content));
+        assert_int_equal(close(fd), 0);
+        wait_for(f, memory_is, "<memory unit='KiB'>3145728</memory>", "web1 with 3 GiB");
+        assert_no_events(f, "web1", destructive);
         assert_same_web1(f, uuid);
 }
 
@@ -578,11 +626,13 @@ int main(void) {
                 T(test_drop_in_applies_and_removal_prunes),
                 T(test_precedence_override_and_mask),
                 T(test_directory_that_appears_later),
+                T(test_directory_inside_another_that_appears_later),
                 T(test_sighup_rescans),
                 T(test_bad_file_is_terminal_until_fixed),
                 T(test_rename_is_an_update),
                 T(test_git_mv_with_edit_is_an_update),
                 T(test_move_between_layers_is_an_update),
+                T(test_half_written_file_prunes_nothing),
                 T(test_out_of_band_changes_are_put_back),
                 T(test_failure_retried_with_visible_backoff),
                 T(test_idle_when_converged),
