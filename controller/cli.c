@@ -30,6 +30,7 @@ enum {
         OPT_RETRY_MAX,
         OPT_LOG_FORMAT,
         OPT_INSECURE_PERMISSIONS,
+        OPT_WAIT_LOCK,
 };
 
 typedef struct command {
@@ -54,6 +55,7 @@ static const struct option converge_options[] = {
         { "retry-max", required_argument, NULL, OPT_RETRY_MAX },
         { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
         { "insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS },
+        { "wait-lock", required_argument, NULL, OPT_WAIT_LOCK },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -156,6 +158,10 @@ static int parse_options(const command *cmd, vf_options *opts, const char **outp
                         break;
                 case OPT_INSECURE_PERMISSIONS:
                         opts->insecure_permissions = true;
+                        break;
+                case OPT_WAIT_LOCK:
+                        if (parse_uint(optarg, &opts->wait_lock_sec) < 0)
+                                return usage_error(cmd->name, "invalid --wait-lock '%s': give seconds, 0..86400", optarg);
                         break;
                 case 'o':
                         if (!output || (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0))
@@ -312,7 +318,7 @@ static int cmd_status(vf_options *opts, int argc, char **argv) {
         if (optind < argc)
                 return usage_error(cmd->name, "unexpected argument '%s'", argv[optind]);
         path = opts->state_path ? opts->state_path : (fallback = state_default_path());
-        r = path ? state_open(path, STATE_OPEN_READONLY, &store, &errmsg) : -ENOMEM;
+        r = path ? state_open(path, STATE_OPEN_READONLY | STATE_OPEN_EXISTING, &store, &errmsg) : -ENOMEM;
         if (r >= 0)
                 r = state_list(store, &recs, &n);
         if (r < 0) {
@@ -425,10 +431,12 @@ static const char converge_help[] =
         "      --timeout SEC          with --wait: give up after SEC seconds (exit 2)\n"
         "      --log-format FORMAT    text (default) or json\n"
         "      --insecure-permissions as root, read files anyone but root could change (with a warning)\n"
+        "      --wait-lock SEC        apply, run: wait up to SEC seconds for another virtform using the\n"
+        "                             state file to finish, instead of refusing at once\n"
         "  -h, --help                 show this help\n";
 
 static const command commands[] = {
-        { "apply", "[-c URI] [--state PATH] [--no-prune] [--wait [--timeout SEC]] [DIR...]",
+        { "apply", "[-c URI] [--state PATH] [--wait-lock SEC] [--no-prune] [--wait [--timeout SEC]] [DIR...]",
           "Converge libvirt once to the resources declared in DIR (YAML and XML files) and print one line per\n"
           "resource: created, updated, unchanged, deleted, kept, waiting or failed.\n"
           "Exit status: 0 every resource Ready, 2 something waiting or failed, 1 an error stopped the run.\n\n",
@@ -449,7 +457,7 @@ static const command commands[] = {
           "      --state PATH           state file\n"
           "  -o, --output FORMAT        table (default) or json\n",
           false, cmd_status },
-        { "run", "[-c URI] [--state PATH] [--debounce MSEC] [--retry-base SEC] [--retry-max SEC] [DIR...]",
+        { "run", "[-c URI] [--state PATH] [--wait-lock SEC] [--debounce MSEC] [--retry-base SEC] [--retry-max SEC] [DIR...]",
           "Run the controller: converge, then follow file changes (inotify), libvirt's events, link and device\n"
           "events, and retry what failed with exponential backoff. With no DIR it reads /etc/virtform.d,\n"
           "/run/virtform.d and /usr/lib/virtform.d. SIGHUP reloads every file; SIGTERM and SIGINT stop it.\n\n"

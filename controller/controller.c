@@ -107,16 +107,34 @@ static int open_hypervisor(vf_controller *c, char **errmsg) {
         return 0;
 }
 
+/* How often a writer looks again whether the lock was released, while --wait-lock lets it wait. */
+#define LOCK_POLL_USEC 100000
+
+/*
+ * Opens the store; while another writer holds it, tries again until
+ * --wait-lock passes. Polled rather than a blocking flock(2): that would
+ * need a signal to stop it, and the daemon owns the signals.
+ */
 static int open_store(vf_controller *c, char **errmsg) {
         _cleanup_free_ char *fallback = NULL;
         const char *path = c->opts.state_path;
+        state_open_flags flags = c->opts.dry_run ? STATE_OPEN_READONLY : 0;
+        int64_t deadline = vf_now_monotonic_usec() + (int64_t) c->opts.wait_lock_sec * 1000000;
 
         if (!path) {
                 path = fallback = state_default_path();
                 if (!path)
                         return -ENOMEM;
         }
-        return state_open(path, c->opts.dry_run ? STATE_OPEN_READONLY : 0, &c->store, errmsg);
+        for (bool told = false;; told = true) {
+                int r = state_open(path, flags, &c->store, errmsg);
+                if (r != -EBUSY || vf_now_monotonic_usec() >= deadline)
+                        return r;
+                if (!told)
+                        vf_log(c, VF_LOG_WARNING, "%s; waiting up to %u s", *errmsg, c->opts.wait_lock_sec);
+                free(TAKE_PTR(*errmsg));
+                usleep(LOCK_POLL_USEC);
+        }
 }
 
 /*

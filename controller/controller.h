@@ -40,6 +40,7 @@ typedef struct vf_options {
         unsigned wait_timeout_sec; /* with wait: give up after this long; 0: never */
         const char *fault_point; /* $VIRTFORM_FAULT_POINT: see rc_fault_point() */
         bool insecure_permissions; /* as root, read files others could have changed, with a warning */
+        unsigned wait_lock_sec; /* how long to wait for another writer to release the state file; 0: refuse */
 } vf_options;
 
 void vf_options_init(vf_options *o);

@@ -130,28 +130,72 @@ static int mkdir_parents(const char *path) {
         return 0;
 }
 
+/* The directory path is in, "." for a bare name. */
+static char *directory_of(const char *path) {
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+                return strdup(".");
+        return strndup(path, slash == path ? 1 : (size_t) (slash - path));
+}
+
 /*
- * We create the file rather than let SQLite do it so that its mode is 0600
- * whatever the umask: it describes the host's VMs and networks. SQLite gives
- * the -wal and -shm files the same mode as the database.
+ * Only its owner (or root) may write the directory a writer keeps its state
+ * in: anyone else could swap the file for a symlink, or create it first.
  */
-static int create_file(const char *path, char **errmsg) {
+static int check_directory(const char *path, char **errmsg) {
+        _cleanup_free_ char *dir = directory_of(path);
         struct stat st;
 
-        int r = mkdir_parents(path);
-        if (r < 0)
-                return vf_error(errmsg, r, "%s: cannot create parent directories: %s", path, strerror(-r));
+        if (!dir)
+                return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
+        if (stat(dir, &st) < 0)
+                return vf_error(errmsg, -errno, "%s: %s", dir, strerror(errno));
+        if (st.st_uid != geteuid() && st.st_uid != 0)
+                return vf_error(errmsg, -EPERM, "the directory of the state file, %s, belongs to uid %u; keep the "
+                                "state in a directory of your own (uid %u), such as the default",
+                                dir, (unsigned) st.st_uid, (unsigned) geteuid());
+        if (st.st_mode & (S_IWGRP | S_IWOTH))
+                return vf_error(errmsg, -EPERM, "the directory of the state file, %s, is writable by group or "
+                                "others (mode %04o); run 'chmod go-w %s', or keep the state elsewhere",
+                                dir, (unsigned) st.st_mode & 07777, dir);
+        return 0;
+}
 
-        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0) {
-                if (errno == EEXIST)
-                        return 0;
-                return vf_error(errmsg, -errno, "%s: cannot create: %s", path, strerror(errno));
-        }
-        if (fstat(fd, &st) < 0)
+/*
+ * What sits at path, looked at without following a symlink, before SQLite
+ * opens it: SQLite would take a directory for a disk I/O error and create a
+ * journal beside /dev/null. A writer also wants it private and its own.
+ * *ret_exists is false when there is nothing.
+ */
+static int check_file(const char *path, bool writer, bool *ret_exists, char **errmsg) {
+        struct stat st;
+
+        _cleanup_close_ int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        *ret_exists = fd >= 0 || errno != ENOENT;
+        if (!*ret_exists)
+                return 0;
+        if (fd < 0 || fstat(fd, &st) < 0)
                 return vf_error(errmsg, -errno, "%s: %s", path, strerror(errno));
-        if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0)
-                return vf_error(errmsg, -errno, "%s: cannot make it 0600: %s", path, strerror(errno));
+
+        if (S_ISLNK(st.st_mode))
+                return vf_error(errmsg, -ELOOP, "%s is a symlink: point --state at the real file", path);
+        if (S_ISDIR(st.st_mode))
+                return vf_error(errmsg, -EISDIR, "%s is a directory: point --state at the state file, "
+                                "such as %s/state.db", path, path);
+        if (!S_ISREG(st.st_mode))
+                return vf_error(errmsg, -EINVAL, "%s is not a regular file: point --state at the state file", path);
+        if (st.st_size == 0)
+                return vf_error(errmsg, -EBADMSG, "%s is empty: the state was lost or truncated; restore it from a "
+                                "backup, or move it away to start over", path);
+        if (!writer)
+                return 0;
+        if (st.st_uid != geteuid())
+                return vf_error(errmsg, -EPERM, "%s belongs to uid %u, not to uid %u that runs virtform; if it is "
+                                "yours, run 'chown %u %s', else point --state elsewhere",
+                                path, (unsigned) st.st_uid, (unsigned) geteuid(), (unsigned) geteuid(), path);
+        if (st.st_mode & (S_IRWXG | S_IRWXO))
+                return vf_error(errmsg, -EPERM, "%s is open to group or others (mode %04o); run 'chmod 600 %s'",
+                                path, (unsigned) st.st_mode & 07777, path);
         return 0;
 }
 
@@ -293,7 +337,7 @@ static int check_identity(sqlite3 *db, const char *path, int64_t *ret_version, c
 static int open_checked(const char *path, sqlite3 **ret, int64_t *ret_version, char **errmsg) {
         _cleanup_(sqlite3_closep) sqlite3 *db = NULL;
 
-        int r = connect_db(path, SQLITE_OPEN_READONLY, &db, errmsg);
+        int r = connect_db(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, &db, errmsg);
         if (r < 0)
                 return r;
         r = check_identity(db, path, ret_version, errmsg);
@@ -384,17 +428,95 @@ static int configure_writable(sqlite3 *db, bool wal, const char *path, char **er
         return 0;
 }
 
+/* Creates path, which must not exist, 0600 whatever the umask: it describes the host's VMs and networks. */
+static int create_private_file(const char *path, char **errmsg) {
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0 || fchmod(fd, 0600) < 0)
+                return vf_error(errmsg, -errno, "%s: cannot create: %s", path, strerror(errno));
+        /* Closed before SQLite opens it: closing a second descriptor would drop SQLite's fcntl locks. */
+        return 0;
+}
+
+static int build_store(const char *path, char **errmsg) {
+        _cleanup_(sqlite3_closep) sqlite3 *db = NULL;
+
+        int r = create_private_file(path, errmsg);
+        if (r >= 0)
+                r = connect_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, &db, errmsg);
+        if (r >= 0)
+                r = configure_writable(db, true, path, errmsg);
+        if (r >= 0)
+                r = migrate(db, path, errmsg);
+        return r;
+}
+
+static int fsync_directory_of(const char *path, char **errmsg) {
+        _cleanup_free_ char *dir = directory_of(path);
+        if (!dir)
+                return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                return vf_error(errmsg, -errno, "%s: cannot sync: %s", dir, strerror(errno));
+        return 0;
+}
+
+/*
+ * A new store is built beside its path and renamed into place, so that
+ * nobody ever sees it half made, and an empty file at path can only mean a
+ * lost state. Called under the lock: what a build that died left is ours.
+ */
+static int create_store(const char *path, char **errmsg) {
+        static const char *const sqlite_files[] = { "", "-journal", "-wal", "-shm" };
+        _cleanup_free_ char *tmp = vf_printf("%s.new", path);
+
+        if (!tmp)
+                return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
+        for (size_t i = 0; i < ELEMENTSOF(sqlite_files); i++) {
+                _cleanup_free_ char *leftover = vf_printf("%s%s", tmp, sqlite_files[i]);
+                if (!leftover)
+                        return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
+                if (unlink(leftover) < 0 && errno != ENOENT)
+                        return vf_error(errmsg, -errno, "%s: cannot remove: %s", leftover, strerror(errno));
+        }
+
+        int r = build_store(tmp, errmsg);
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        if (rename(tmp, path) < 0)
+                return vf_error(errmsg, -errno, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+        return fsync_directory_of(path, errmsg);
+}
+
 static int open_readwrite(state_store *s, const char *path, char **errmsg) {
         int64_t version;
+        bool exists;
 
-        int r = create_file(path, errmsg);
+        /* First what --state names, which says more than its directory's mode when it is no file. */
+        int r = check_file(path, true, &exists, errmsg);
         if (r < 0)
                 return r;
-        r = open_checked(path, NULL, &version, errmsg);
+        r = mkdir_parents(path);
+        if (r < 0)
+                return vf_error(errmsg, r, "%s: cannot create parent directories: %s", path, strerror(-r));
+        r = check_directory(path, errmsg);
+        if (r < 0)
+                return r;
+        /* Before anything reads the file: a second process would see a store being made or migrated. */
+        r = state_lock_take(path, &s->lock_fd, errmsg);
+        if (r < 0)
+                return r;
+        /* Again under the lock: another writer may have made the store meanwhile. */
+        r = check_file(path, true, &exists, errmsg);
+        if (r >= 0 && !exists)
+                r = create_store(path, errmsg);
+        if (r >= 0)
+                r = open_checked(path, NULL, &version, errmsg);
         if (r < 0)
                 return r;
 
-        r = connect_db(path, SQLITE_OPEN_READWRITE, &s->db, errmsg);
+        r = connect_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, &s->db, errmsg);
         if (r < 0)
                 return r;
         /* SQLite quietly falls back to read-only when it may not write; apply would only fail later. */
@@ -432,18 +554,22 @@ static int open_snapshot(state_store *s, sqlite3 *source, const char *path, char
         return migrate(s->db, path, errmsg);
 }
 
-static int open_readonly(state_store *s, const char *path, char **errmsg) {
+static int open_readonly(state_store *s, const char *path, bool must_exist, char **errmsg) {
         _cleanup_(sqlite3_closep) sqlite3 *db = NULL;
         int64_t version;
+        bool exists;
 
-        if (access(path, F_OK) < 0) {
-                if (errno != ENOENT)
-                        return vf_error(errmsg, -errno, "%s: %s", path, strerror(errno));
-                /* Nothing recorded yet: plan and status on a fresh host see an empty store. */
+        int r = check_file(path, false, &exists, errmsg);
+        if (r < 0)
+                return r;
+        if (!exists && must_exist)
+                return vf_error(errmsg, -ENOENT, "%s does not exist: nothing was applied with this state file; "
+                                "check --state", path);
+        /* Nothing recorded yet: plan on a fresh host sees an empty store. */
+        if (!exists)
                 return open_snapshot(s, NULL, path, errmsg);
-        }
 
-        int r = open_checked(path, &db, &version, errmsg);
+        r = open_checked(path, &db, &version, errmsg);
         if (r < 0)
                 return r;
         if (version < (int64_t) ELEMENTSOF(migrations))
@@ -476,7 +602,8 @@ int state_open(const char *path, state_open_flags flags, state_store **ret, char
         if (!s)
                 return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
 
-        int r = readonly ? open_readonly(s, path, errmsg) : open_readwrite(s, path, errmsg);
+        s->lock_fd = -1;
+        int r = readonly ? open_readonly(s, path, flags & STATE_OPEN_EXISTING, errmsg) : open_readwrite(s, path, errmsg);
         if (r < 0)
                 return r;
         r = load_instance_id(s, path, errmsg);
@@ -503,5 +630,7 @@ void state_close(state_store *s) {
         for (size_t i = 0; i < _STMT_MAX; i++)
                 sqlite3_finalize(s->stmts[i]);
         sqlite3_close(s->db);
+        /* Only once the database is closed, so that the next writer finds it at rest. */
+        state_lock_release(s->lock_fd);
         free(s);
 }

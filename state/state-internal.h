@@ -39,6 +39,7 @@ typedef enum state_stmt {
 
 struct state_store {
         sqlite3 *db;
+        int lock_fd; /* a writer's hold on PATH.lock; -1 for a reader */
         sqlite3_stmt *stmts[_STMT_MAX];
         char instance_id[STATE_UUID_STRING_MAX];
         /* Copied on failure: the rollback that usually follows would replace sqlite3_errmsg(). */
@@ -46,6 +47,15 @@ struct state_store {
         /* Crash tests: the process kills itself after this many more writes; 0: never. */
         unsigned fault_after_writes;
 };
+
+/*
+ * Takes the single-instance lock of the store at path without waiting, and
+ * writes who holds it into the lock file. -EBUSY, with the holder's PID and
+ * command line in *errmsg, when another process has it.
+ */
+int state_lock_take(const char *path, int *ret_fd, char **errmsg);
+/* Releases it; -1 is ignored. */
+void state_lock_release(int fd);
 
 /* Maps an SQLite result code to a negative errno. */
 int state_errno_from_sqlite(sqlite3 *db, int rc);

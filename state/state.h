@@ -50,17 +50,28 @@ typedef struct state_event {
 } state_event;
 
 typedef enum state_open_flags {
-        STATE_OPEN_READONLY = 1 << 0, /* for plan and status: never creates or writes */
+        STATE_OPEN_READONLY = 1 << 0, /* for plan, status and hostdev: never creates, writes or locks */
+        STATE_OPEN_EXISTING = 1 << 1, /* with READONLY: a missing file is an error (-ENOENT), not an empty store */
 } state_open_flags;
 
 /*
  * Opens (creating with mode 0600 and parent directories 0700 unless
- * STATE_OPEN_READONLY) and migrates the store. A read-only open of a missing
- * file succeeds with an empty in-memory store, and one of a file with an older
- * schema migrates a private in-memory copy. On failure *errmsg says why:
- * -EBADMSG for a file that is not ours (other application_id, not SQLite,
- * failing its integrity check) and -EPROTONOSUPPORT for a newer schema, both
- * without writing to the file.
+ * STATE_OPEN_READONLY) and migrates the store.
+ *
+ * A writer takes the single-instance lock first (PATH.lock, flock(2)), and
+ * holds it until state_close(): -EBUSY when another process has it, *errmsg
+ * naming that process. A new store is made under the lock and renamed into
+ * place whole. A writer refuses a file that is not its own or is open to
+ * group or others (-EPERM), and a directory others may write (-EPERM).
+ *
+ * Every open refuses, without touching it, a symlink (-ELOOP), a directory
+ * (-EISDIR), anything else that is not a regular file (-EINVAL) and an empty
+ * file (-EBADMSG: a lost state is never made anew). A read-only open of a
+ * missing file succeeds with an empty in-memory store, and one of a file
+ * with an older schema migrates a private in-memory copy. On failure *errmsg
+ * says why and what to do: -EBADMSG for a file that is not ours (other
+ * application_id, not SQLite, failing its integrity check) and
+ * -EPROTONOSUPPORT for a newer schema, both without writing to the file.
  */
 int state_open(const char *path, state_open_flags flags, state_store **ret, char **errmsg);
 void state_close(state_store *s);

@@ -178,25 +178,42 @@ static char **child_environment(const char *const *extra) {
         return env;
 }
 
-th_run th_spawn(const char *const *argv, const char *const *extra_env) {
-        _cleanup_free_ char *dir = th_mkdtemp();
-        _cleanup_free_ char *out = vf_printf("%s/out", dir), *err = vf_printf("%s/err", dir);
+th_child th_spawn_start(const char *const *argv, const char *const *extra_env) {
+        th_child c = { .dir = th_mkdtemp() };
+        _cleanup_free_ char *out = vf_printf("%s/out", c.dir), *err = vf_printf("%s/err", c.dir);
         _cleanup_strv_free_ char **env = child_environment(extra_env);
         posix_spawn_file_actions_t fa;
-        pid_t pid;
-        int status;
-        th_run r = {};
 
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, (char **) argv, env), 0);
+        assert_int_equal(posix_spawn(&c.pid, argv[0], &fa, NULL, (char **) argv, env), 0);
         posix_spawn_file_actions_destroy(&fa);
-        assert_int_equal(waitpid(pid, &status, 0), pid);
+        return c;
+}
+
+char *th_child_stderr(const th_child *c) {
+        _cleanup_free_ char *err = vf_printf("%s/err", c->dir);
+        return th_slurp(err);
+}
+
+th_run th_spawn_wait(th_child *c) {
+        _cleanup_free_ char *out = vf_printf("%s/out", c->dir);
+        int status;
+        th_run r = {};
+
+        assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
         r.killed = WIFSIGNALED(status);
         r.status = r.killed ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
         r.out = th_slurp(out);
-        r.err = th_slurp(err);
-        th_rmtree(dir);
+        r.err = th_child_stderr(c);
+        th_rmtree(c->dir);
+        free(c->dir);
+        *c = (th_child) {};
         return r;
+}
+
+th_run th_spawn(const char *const *argv, const char *const *extra_env) {
+        th_child c = th_spawn_start(argv, extra_env);
+        return th_spawn_wait(&c);
 }

@@ -62,3 +62,14 @@ void th_run_done(th_run *r);
 char *th_slurp(const char *path);
 /* Runs argv (NULL-terminated) with extra environment entries (NAME=VALUE, NULL-terminated, may be NULL). */
 th_run th_spawn(const char *const *argv, const char *const *extra_env);
+
+/* The same in two halves, for a child that runs beside the test: start it, then wait for it to exit. */
+typedef struct th_child {
+        pid_t pid;
+        char *dir; /* where its stdout and stderr go */
+} th_child;
+
+th_child th_spawn_start(const char *const *argv, const char *const *extra_env);
+/* What the running child wrote to stderr so far. */
+char *th_child_stderr(const th_child *c);
+th_run th_spawn_wait(th_child *c);

@@ -3,6 +3,8 @@
  * The virtform binary as users run it: every exit status, the compiler-style
  * error format, and the README's main job on the examples.
  */
+#include <signal.h>
+
 #include "tests/helpers.h"
 
 #include <dirent.h>
@@ -10,21 +12,42 @@
 typedef th_run run;
 #define run_done th_run_done
 
-/* Runs $VIRTFORM with a NULL-terminated argument list, capturing its output; it must exit, not die. */
-static run virtform(const char *first, ...) {
-        const char *argv[32] = { getenv("VIRTFORM"), first };
+#define ARGV_MAX 32
+
+/* $VIRTFORM and a NULL-terminated argument list. */
+static void virtform_argv(const char *argv[ARGV_MAX], const char *first, va_list ap) {
         size_t n = 2;
+
+        argv[0] = getenv("VIRTFORM");
+        argv[1] = first;
+        assert_non_null(argv[0]);
+        while (first && n < ARGV_MAX - 1 && (argv[n] = va_arg(ap, const char *)))
+                n++;
+        argv[n] = NULL;
+}
+
+/* Runs $VIRTFORM, capturing its output; it must exit, not die. */
+static run virtform(const char *first, ...) {
+        const char *argv[ARGV_MAX];
         va_list ap;
 
-        assert_non_null(argv[0]);
         va_start(ap, first);
-        while (first && n < ELEMENTSOF(argv) - 1 && (argv[n] = va_arg(ap, const char *)))
-                n++;
+        virtform_argv(argv, first, ap);
         va_end(ap);
-        argv[n] = NULL;
         run r = th_spawn(argv, NULL);
         assert_false(r.killed);
         return r;
+}
+
+/* Starts $VIRTFORM beside the test. */
+static th_child virtform_start(const char *first, ...) {
+        const char *argv[ARGV_MAX];
+        va_list ap;
+
+        va_start(ap, first);
+        virtform_argv(argv, first, ap);
+        va_end(ap);
+        return th_spawn_start(argv, NULL);
 }
 
 typedef struct fixture {
@@ -274,6 +297,115 @@ static void test_untrusted_file_as_root(void **state) {
         assert_null(strstr(apply_ok.out, "file errors"));
 }
 
+/* ---- the state file --------------------------------------------------- */
+
+#define DEADLINE_USEC (30 * 1000000)
+#define POLL_USEC 20000
+
+/* Polls until path holds the text prefix; false at the deadline. */
+static bool wait_for_file_prefix(const char *path, const char *prefix) {
+        for (int64_t deadline = vf_now_monotonic_usec() + DEADLINE_USEC; vf_now_monotonic_usec() < deadline;
+             usleep(POLL_USEC)) {
+                _cleanup_free_ char *text = NULL;
+                if (vf_read_file(path, 4096, &text, NULL) >= 0 && strncmp(text, prefix, strlen(prefix)) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Polls until the running child has written needle to stderr; false at the deadline. */
+static bool wait_for_stderr(const th_child *c, const char *needle) {
+        for (int64_t deadline = vf_now_monotonic_usec() + DEADLINE_USEC; vf_now_monotonic_usec() < deadline;
+             usleep(POLL_USEC)) {
+                _cleanup_free_ char *err = th_child_stderr(c);
+                if (strstr(err, needle))
+                        return true;
+        }
+        return false;
+}
+
+/* A writer beside a running daemon refuses at once, naming it; readers go on; --wait-lock waits for it. */
+static void test_second_writer_refused(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *conf = vf_printf("%s/conf", f->dir), *lock = vf_printf("%s.lock", f->state);
+
+        assert_int_equal(mkdir(conf, 0700), 0);
+        th_write(conf, "lan.yaml", "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec: {}\n");
+        th_child daemon = virtform_start("run", "-c", "test:///default", "--state", f->state, conf, NULL);
+        _cleanup_free_ char *holder = vf_printf("%d ", (int) daemon.pid);
+        assert_true(wait_for_file_prefix(lock, holder));
+        _cleanup_free_ char *named = vf_printf("the state file %s is in use by PID %d (%s run -c test:///default",
+                                               f->state, (int) daemon.pid, getenv("VIRTFORM"));
+
+        int64_t start = vf_now_monotonic_usec();
+        _cleanup_(run_done) run apply = virtform("apply", "-c", "test:///default", "--state", f->state, conf, NULL);
+        int64_t took = vf_now_monotonic_usec() - start;
+        assert_int_equal(apply.status, 1);
+        if (!strstr(apply.err, named))
+                fail_msg("'%s' does not name the daemon ('%s')", apply.err, named);
+        assert_non_null(strstr(apply.err, "stop it, or wait with --wait-lock SEC"));
+        assert_true(took < 2 * 1000000);
+
+        /* plan and status only read: they need no lock. */
+        _cleanup_(run_done) run plan = virtform("plan", "-c", "test:///default", "--state", f->state, conf, NULL);
+        assert_int_equal(plan.status, 0);
+        _cleanup_(run_done) run status = virtform("status", "--state", f->state, NULL);
+        assert_int_equal(status.status, 0);
+        assert_non_null(strstr(status.out, "lan"));
+
+        _cleanup_(run_done) run gave_up = virtform("apply", "-c", "test:///default", "--state", f->state,
+                                                   "--wait-lock", "1", conf, NULL);
+        assert_int_equal(gave_up.status, 1);
+        assert_non_null(strstr(gave_up.err, named));
+
+        th_child waiter = virtform_start("apply", "-c", "test:///default", "--state", f->state, "--wait-lock", "60",
+                                         conf, NULL);
+        assert_true(wait_for_stderr(&waiter, "waiting up to 60 s"));
+        assert_int_equal(kill(daemon.pid, SIGTERM), 0);
+        _cleanup_(run_done) run stopped = th_spawn_wait(&daemon);
+        assert_int_equal(stopped.status, 0);
+        _cleanup_(run_done) run waited = th_spawn_wait(&waiter);
+        if (waited.status != 0)
+                fail_msg("apply --wait-lock exited %d:\n%s\n%s", waited.status, waited.out, waited.err);
+        assert_non_null(strstr(waited.out, "network/lan"));
+}
+
+static void test_status_missing_state_exits_1(void **state) {
+        fixture *f = *state;
+        _cleanup_(run_done) run r = virtform("status", "--state", f->state, NULL);
+
+        assert_int_equal(r.status, 1);
+        assert_non_null(strstr(r.err, "does not exist"));
+        assert_string_equal(r.out, "");
+}
+
+/* What --state names must be the state file itself: not a directory, a device or a symlink. */
+static void test_state_not_a_file_exits_1(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *link = vf_printf("%s/link.db", f->dir);
+        _cleanup_free_ char *dir_msg = vf_printf("%s is a directory", f->dir);
+        bool had_journal = access("/dev/null-journal", F_OK) == 0, had_wal = access("/dev/null-wal", F_OK) == 0;
+
+        _cleanup_(run_done) run dir = virtform("apply", "-c", "test:///default", "--state", f->dir, f->dir, NULL);
+        assert_int_equal(dir.status, 1);
+        assert_non_null(strstr(dir.err, dir_msg));
+
+        _cleanup_(run_done) run null = virtform("apply", "-c", "test:///default", "--state", "/dev/null", f->dir, NULL);
+        assert_int_equal(null.status, 1);
+        assert_non_null(strstr(null.err, "/dev/null is not a regular file"));
+        _cleanup_(run_done) run null_status = virtform("status", "--state", "/dev/null", NULL);
+        assert_int_equal(null_status.status, 1);
+        assert_true(had_journal || access("/dev/null-journal", F_OK) < 0);
+        assert_true(had_wal || access("/dev/null-wal", F_OK) < 0);
+
+        _cleanup_(run_done) run made = virtform("apply", "-c", "test:///default", "--state", f->state, f->dir, NULL);
+        assert_int_equal(made.status, 0);
+        assert_int_equal(symlink(f->state, link), 0);
+        _cleanup_(run_done) run linked = virtform("apply", "-c", "test:///default", "--state", link, f->dir, NULL);
+        assert_int_equal(linked.status, 1);
+        assert_non_null(strstr(linked.err, "is a symlink: point --state at the real file"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_help_and_version),
@@ -288,6 +420,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_plan_exit_and_no_state_written, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_shows_override, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_untrusted_file_as_root, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_status_missing_state_exits_1, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_state_not_a_file_exits_1, setup, teardown),
         };
         /* What the tests write is theirs to trust, whatever umask the caller has. */
         umask(022);

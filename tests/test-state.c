@@ -782,26 +782,108 @@ static void test_corrupt_database_refused(void **state) {
         assert_refused_both_ways(path, -EBADMSG, "failed SQLite's integrity check");
 }
 
-static void test_empty_file_is_migrated(void **state) {
-        _cleanup_free_ char *path = path_in(state, "state.db"), *ro = path_in(state, "ro.db");
-        state_record **recs = NULL;
-        size_t n = 99;
+/* An empty file is a state that was lost, never a new one: a new store is renamed into place whole. */
+static void test_empty_file_refused(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
         struct stat st;
 
         write_file(path, "", 0);
-        state_store *s = open_store(path, 0);
-        put_simple(s, "domain", "vm1", "Ready");
-        state_close(s);
-        assert_int_equal(file_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
-        assert_int_equal(file_int(path, "PRAGMA application_id"), APPLICATION_ID);
-
-        write_file(ro, "", 0);
-        s = open_store(ro, STATE_OPEN_READONLY);
-        assert_int_equal(state_list(s, &recs, &n), 0);
-        assert_int_equal(n, 0);
-        state_close(s);
-        assert_int_equal(stat(ro, &st), 0);
+        assert_open_refused(path, 0, -EBADMSG, "is empty: the state was lost or truncated; restore it from a backup");
+        assert_open_refused(path, STATE_OPEN_READONLY, -EBADMSG, "is empty");
+        assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_size, 0);
+}
+
+/* ---- the single-instance lock ------------------------------------------ */
+
+/* flock(2) locks belong to an open file description: a second open in this process stands for another process. */
+static void test_second_writer_refused(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db"), *lock = path_in(state, "state.db.lock");
+        _cleanup_free_ char *holder = vf_printf("in use by PID %d (", (int) getpid());
+        state_record *got = NULL;
+
+        state_store *writer = open_store(path, 0);
+        put_simple(writer, "domain", "vm1", "Ready");
+
+        int64_t start = vf_now_monotonic_usec();
+        assert_open_refused(path, 0, -EBUSY, holder);
+        assert_open_refused(path, 0, -EBUSY, "test-state");
+        /* At once, not after SQLite's busy timeout. */
+        assert_true(vf_now_monotonic_usec() - start < 2 * 1000000);
+
+        state_store *reader = open_store(path, STATE_OPEN_READONLY);
+        assert_int_equal(state_get(reader, "domain", "vm1", &got), 0);
+        state_record_free(got);
+        state_close(reader);
+
+        state_close(writer);
+        struct stat st;
+        assert_int_equal(stat(lock, &st), 0);
+        assert_int_equal(st.st_size, 0); /* no stale holder once it is free */
+        state_close(open_store(path, 0));
+}
+
+/* A new store's creation is locked too: the second writer waits for nothing half made. */
+static void test_second_writer_refused_on_a_new_store(void **state) {
+        _cleanup_free_ char *path = path_in(state, "new/state.db");
+
+        state_store *writer = open_store(path, 0);
+        assert_open_refused(path, 0, -EBUSY, "in use by PID");
+        state_close(writer);
+}
+
+/* ---- what a state path may be -------------------------------------------- */
+
+static void test_not_a_file_refused(void **state) {
+        _cleanup_free_ char *dir = path_in(state, "dir"), *fifo = path_in(state, "fifo"),
+                            *link = path_in(state, "link.db"), *target = path_in(state, "target.db");
+
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_open_refused(dir, 0, -EISDIR, "is a directory: point --state at the state file");
+        assert_open_refused(dir, STATE_OPEN_READONLY, -EISDIR, "is a directory");
+
+        /* Opening a FIFO would block, and SQLite would make a journal beside it. */
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        assert_open_refused(fifo, 0, -EINVAL, "is not a regular file");
+        assert_open_refused(fifo, STATE_OPEN_READONLY, -EINVAL, "is not a regular file");
+        static const char *const sqlite_files[] = { "-journal", "-wal", "-shm" };
+        for (size_t i = 0; i < ELEMENTSOF(sqlite_files); i++) {
+                _cleanup_free_ char *side = vf_printf("%s%s", fifo, sqlite_files[i]);
+                assert_int_equal(access(side, F_OK), -1);
+        }
+
+        state_close(open_store(target, 0));
+        assert_int_equal(symlink(target, link), 0);
+        assert_open_refused(link, 0, -ELOOP, "is a symlink: point --state at the real file");
+        assert_open_refused(link, STATE_OPEN_READONLY, -ELOOP, "is a symlink");
+}
+
+/* A writer's file is its own and private, in a directory nobody else can write. */
+static void test_unsafe_file_refused(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db"), *shared = path_in(state, "shared"),
+                            *in_shared = path_in(state, "shared/state.db");
+
+        state_close(open_store(path, 0));
+        assert_int_equal(chmod(path, 0644), 0);
+        _cleanup_free_ char *chmod_hint = vf_printf("is open to group or others (mode 0644); run 'chmod 600 %s'", path);
+        assert_open_refused(path, 0, -EPERM, chmod_hint);
+        state_close(open_store(path, STATE_OPEN_READONLY)); /* reading is harmless */
+        assert_int_equal(chmod(path, 0600), 0);
+
+        assert_int_equal(mkdir(shared, 0700), 0);
+        assert_int_equal(chmod(shared, 01777), 0);
+        assert_open_refused(in_shared, 0, -EPERM, "is writable by group or others (mode 1777)");
+        assert_int_equal(access(in_shared, F_OK), -1);
+
+        if (geteuid() != 0) {
+                print_message("skipped: only root can give a file away\n");
+                return;
+        }
+        /* Another user's store, even a valid one, is not adopted. */
+        assert_int_equal(chown(path, 4242, 4242), 0);
+        file_snapshot before = snapshot_file(path);
+        assert_open_refused(path, 0, -EPERM, "belongs to uid 4242, not to uid 0");
+        assert_file_unchanged(path, &before);
 }
 
 static void test_default_path(void **state) {
@@ -1055,6 +1137,8 @@ static void test_disk_full_keeps_committed_state(void **state) {
 }
 
 int main(void) {
+        /* The files the tests make with SQLite directly must be as private as a writer requires. */
+        umask(077);
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
                 T(test_create_sets_modes),
@@ -1079,7 +1163,11 @@ int main(void) {
                 T(test_garbage_file_refused),
                 T(test_newer_schema_refused),
                 T(test_corrupt_database_refused),
-                T(test_empty_file_is_migrated),
+                T(test_empty_file_refused),
+                T(test_second_writer_refused),
+                T(test_second_writer_refused_on_a_new_store),
+                T(test_not_a_file_refused),
+                T(test_unsafe_file_refused),
                 cmocka_unit_test(test_default_path),
                 T(test_device_roundtrip_and_delete),
                 T(test_flush_makes_writes_durable),
