@@ -14,6 +14,7 @@
 #include <netlink/msg.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "reconcilers/hostdev/hostdev.h"
@@ -33,8 +34,13 @@
 
 /* ---- a fake kernel for VF requests ------------------------------------------ */
 
+/*
+ * What the "kernel" holds for VF 1 and what it was asked, in memory shared
+ * with every child forked after setup: a killed child's writes stay seen.
+ * Link state is the real link's: the fake adds only what no link here has.
+ */
 typedef struct fake_kernel {
-        hd_vf_config vf; /* what the "kernel" holds for VF 1 */
+        hd_vf_config vf;
         int fail_setlink; /* negative errno for every RTM_SETLINK, or 0 */
         unsigned setlinks;
         hd_vf_config last_set; /* the MAC/VLAN carried by the last RTM_SETLINK */
@@ -53,10 +59,29 @@ static void put_vf_info(struct nl_msg *msg, const hd_vf_config *vf) {
         nla_nest_end(msg, list);
 }
 
-static int answer_getlink(fake_kernel *k, struct nl_msg **reply) {
-        struct nl_msg *msg = nlmsg_alloc_simple(RTM_NEWLINK, 0);
-        struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = 7, .ifi_flags = IFF_UP | IFF_RUNNING };
+/* The link named in a request, as this network namespace's kernel sees it. */
+static int real_link_flags(struct nl_msg *req, unsigned *flags) {
+        _cleanup_(hd_netlink_closep) hd_netlink *nl = NULL;
+        struct nlattr *tb[IFLA_MAX + 1];
+        bool up, carrier;
 
+        assert_int_equal(nlmsg_parse(nlmsg_hdr(req), sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL), 0);
+        assert_non_null(tb[IFLA_IFNAME]);
+        assert_int_equal(hd_netlink_open(&nl), 0);
+        int r = hd_link_state(nl, nla_get_string(tb[IFLA_IFNAME]), &up, &carrier);
+        if (r < 0)
+                return r;
+        *flags = (up ? IFF_UP : 0) | (carrier ? IFF_RUNNING : 0);
+        return 0;
+}
+
+static int answer_getlink(fake_kernel *k, struct nl_msg *req, struct nl_msg **reply) {
+        struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = 7 };
+        int r = real_link_flags(req, &ifi.ifi_flags);
+        if (r < 0)
+                return r;
+
+        struct nl_msg *msg = nlmsg_alloc_simple(RTM_NEWLINK, 0);
         assert_non_null(msg);
         assert_int_equal(nlmsg_append(msg, &ifi, sizeof ifi, NLMSG_ALIGNTO), 0);
         nla_put_string(msg, IFLA_IFNAME, PF_NETDEV);
@@ -91,7 +116,7 @@ static int fake_request(void *userdata, struct nl_msg *req, struct nl_msg **repl
 
         switch (nlmsg_hdr(req)->nlmsg_type) {
         case RTM_GETLINK:
-                return answer_getlink(k, reply);
+                return answer_getlink(k, req, reply);
         case RTM_SETLINK:
                 k->setlinks++;
                 if (k->fail_setlink)
@@ -115,7 +140,7 @@ static void mac_of(const char *text, uint8_t mac[6]) {
 typedef struct fixture {
         th_env *env;
         th_sysfs *sysfs;
-        fake_kernel kernel;
+        fake_kernel *kernel; /* shared with forked children */
         bool use_fake;
 } fixture;
 
@@ -131,10 +156,16 @@ static void ip(const char *fmt, ...) {
         assert_int_equal(system(cmd), 0);
 }
 
+/* VF requests go to the fake kernel, whose PF is up: the gate is open. */
+static void use_fake_kernel(fixture *f) {
+        f->use_fake = true;
+        ip("ip link set %s up", PF_NETDEV);
+}
+
 /* Binding writes go to the fixture's kernel; with use_fake, VF requests (and link state) go to the fake kernel. */
 static void put_in_fakes(th_env *env) {
         fixture *f = env->userdata;
-        hd_netlink_transport t = { fake_request, &f->kernel };
+        hd_netlink_transport t = { fake_request, f->kernel };
         hd_sysfs_writer w = { th_sysfs_kernel_write, f->sysfs };
 
         assert_int_equal(rc_hostdev_use_host(&env->c.rc, f->use_fake ? &t : NULL, &w), 0);
@@ -148,7 +179,10 @@ static int setup(void **state) {
         f->env->userdata = f;
         f->sysfs = th_sysfs_new();
         f->env->opts.sysfs_root = f->sysfs->root;
-        mac_of(ORIGINAL_MAC, f->kernel.vf.mac);
+        f->kernel = mmap(NULL, sizeof *f->kernel, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        assert_true(f->kernel != MAP_FAILED);
+        *f->kernel = (fake_kernel) {};
+        mac_of(ORIGINAL_MAC, f->kernel->vf.mac);
 
         /* A single-port PF whose VF 1 is function 2.1, already on vfio-pci (so it has no netdev). */
         th_sysfs_add_device(f->sysfs, PF, "ice");
@@ -167,6 +201,7 @@ static int teardown(void **state) {
         (void) system("ip link del " PF_NETDEV " 2>/dev/null");
         (void) system("ip link del enp94s0 2>/dev/null; ip link del enp94s0d1 2>/dev/null");
         th_sysfs_free(f->sysfs);
+        assert_int_equal(munmap(f->kernel, sizeof *f->kernel), 0);
         free(f);
         return 0;
 }
@@ -232,6 +267,34 @@ static void test_pf_down_refuses_then_up_proceeds(void **state) {
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_WAITING, "PFDown");
         assert_true(th_domain_active(f->env->other, "db"));
         assert_int_equal(rc_counters_writes(&f->env->report.counters), 0);
+}
+
+/* The fake kernel answers with the real PF link's state: while it is down, not one write reaches the host. */
+static void test_pf_down_changes_nothing_on_host(void **state) {
+        fixture *f = *state;
+
+        f->use_fake = true;
+        th_sysfs_set_driver(f->sysfs, VF, "iavf");
+        th_sysfs_set_native_driver(f->sysfs, VF, "iavf");
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_WAITING, "PFDown");
+        assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, "ip link set " PF_NETDEV " up"));
+        assert_int_equal(f->kernel->setlinks, 0);
+        _cleanup_free_ char *writes = th_sysfs_write_log(f->sysfs);
+        assert_string_equal(writes, "");
+        _cleanup_free_ char *driver = th_sysfs_driver(f->sysfs, VF);
+        assert_string_equal(driver, "iavf");
+        assert_false(domain_exists(f, "db"));
+
+        ip("ip link set %s up", PF_NETDEV);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Assigned");
+        assert_int_equal(f->kernel->vf.vlan, 42);
+        _cleanup_free_ char *bound = th_sysfs_driver(f->sysfs, VF);
+        assert_string_equal(bound, "vfio-pci");
+        assert_true(th_domain_active(f->env->other, "db"));
 }
 
 /* A dual-port NIC: the VF on port 2 waits for port 2, even with port 1 up; the vfio-pci trap is passed by the record. */
@@ -314,15 +377,15 @@ static void test_vf_config_saved_set_and_restored(void **state) {
         fixture *f = *state;
         uint8_t want[6], original[6];
 
-        f->use_fake = true;
+        use_fake_kernel(f);
         mac_of("52:54:00:12:34:56", want);
         mac_of(ORIGINAL_MAC, original);
         th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
         th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
-        assert_memory_equal(f->kernel.vf.mac, want, 6);
-        assert_int_equal(f->kernel.vf.vlan, 42);
+        assert_memory_equal(f->kernel->vf.mac, want, 6);
+        assert_int_equal(f->kernel->vf.vlan, 42);
         _cleanup_(state_device_freep) state_device *dev = device(f, VF);
         assert_true(dev->saved);
         assert_string_equal(dev->saved_admin_mac, ORIGINAL_MAC);
@@ -330,17 +393,17 @@ static void test_vf_config_saved_set_and_restored(void **state) {
         assert_string_equal(dev->saved_pf_netdev, PF_NETDEV);
 
         /* Settled: the next pass sets nothing. */
-        unsigned setlinks = f->kernel.setlinks;
+        unsigned setlinks = f->kernel->setlinks;
         run_pass(f);
-        assert_int_equal(f->kernel.setlinks, setlinks);
+        assert_int_equal(f->kernel->setlinks, setlinks);
 
         /* The domain goes: the VF gets its originals back, and only then are they forgotten. */
         th_remove(f->env->conf, "20-db.yaml");
         run_pass(f);
         assert_result(f, VF_KIND_DOMAIN, "db", RC_DELETED, "Removed");
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Released");
-        assert_memory_equal(f->kernel.vf.mac, original, 6);
-        assert_int_equal(f->kernel.vf.vlan, 0);
+        assert_memory_equal(f->kernel->vf.mac, original, 6);
+        assert_int_equal(f->kernel->vf.vlan, 0);
         _cleanup_(state_device_freep) state_device *after = device(f, VF);
         assert_false(after->saved);
 }
@@ -348,19 +411,19 @@ static void test_vf_config_saved_set_and_restored(void **state) {
 static void test_failed_restore_keeps_originals(void **state) {
         fixture *f = *state;
 
-        f->use_fake = true;
+        use_fake_kernel(f);
         th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
         th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
         th_remove(f->env->conf, "20-db.yaml");
-        f->kernel.fail_setlink = -ENODEV;
+        f->kernel->fail_setlink = -ENODEV;
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_FAILED, "RestoreFailed");
         _cleanup_(state_device_freep) state_device *dev = device(f, VF);
         assert_true(dev->saved);
         assert_string_equal(dev->saved_admin_mac, ORIGINAL_MAC);
 
-        f->kernel.fail_setlink = 0;
+        f->kernel->fail_setlink = 0;
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Released");
 }
@@ -368,32 +431,20 @@ static void test_failed_restore_keeps_originals(void **state) {
 static void test_vf_in_reset_is_retried_not_failed(void **state) {
         fixture *f = *state;
 
-        f->use_fake = true;
-        f->kernel.fail_setlink = -EBUSY;
+        use_fake_kernel(f);
+        f->kernel->fail_setlink = -EBUSY;
         th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  vlan: 7\n"));
         th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_WAITING, "VFResetting");
-        f->kernel.fail_setlink = 0;
+        f->kernel->fail_setlink = 0;
         run_pass(f);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_UPDATED, "Assigned");
-        assert_int_equal(f->kernel.vf.vlan, 7);
+        assert_int_equal(f->kernel->vf.vlan, 7);
 }
 
-/*
- * A crash at each step: a child process runs the pass and is killed at the
- * fault point; the parent, as the next run, must finish and give the VF its
- * originals back. kernel_after says what the kernel holds after the crash.
- */
-static void crash_then_recover(fixture *f, const char *point, bool set_happened) {
-        uint8_t want[6], original[6];
-
-        f->use_fake = true;
-        mac_of("52:54:00:12:34:56", want);
-        mac_of(ORIGINAL_MAC, original);
-        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
-        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
-
+/* A child process runs the next pass and is killed at point, as a crash there would. */
+static void crash_at(fixture *f, const char *point) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
@@ -405,19 +456,37 @@ static void crash_then_recover(fixture *f, const char *point, bool set_happened)
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFSIGNALED(status));
         assert_int_equal(WTERMSIG(status), SIGKILL);
-        if (set_happened)
-                memcpy(f->kernel.vf.mac, want, 6);
+}
+
+/*
+ * A crash at each VF config step; the next run, in the parent, must finish
+ * and later give the VF its originals back, each set-link made once in all:
+ * one to set the MAC, two (MAC, VLAN) to restore.
+ */
+static void crash_then_recover(fixture *f, const char *point, bool set_before_crash) {
+        uint8_t want[6], original[6];
+
+        use_fake_kernel(f);
+        mac_of("52:54:00:12:34:56", want);
+        mac_of(ORIGINAL_MAC, original);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
+        crash_at(f, point);
+        assert_int_equal(f->kernel->setlinks, set_before_crash);
+        assert_memory_equal(f->kernel->vf.mac, set_before_crash ? want : original, 6);
 
         run_pass(f);
         _cleanup_(state_device_freep) state_device *dev = device(f, VF);
         assert_true(dev->saved);
         assert_string_equal(dev->saved_admin_mac, ORIGINAL_MAC);
         assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
-        assert_memory_equal(f->kernel.vf.mac, want, 6);
+        assert_memory_equal(f->kernel->vf.mac, want, 6);
+        assert_int_equal(f->kernel->setlinks, 1);
 
         th_remove(f->env->conf, "20-db.yaml");
         run_pass(f);
-        assert_memory_equal(f->kernel.vf.mac, original, 6);
+        assert_memory_equal(f->kernel->vf.mac, original, 6);
+        assert_int_equal(f->kernel->setlinks, 3);
 }
 
 static void test_crash_after_save(void **state) {
@@ -432,29 +501,22 @@ static void test_crash_after_restore_does_not_restore_twice(void **state) {
         fixture *f = *state;
         uint8_t original[6];
 
-        f->use_fake = true;
+        use_fake_kernel(f);
         mac_of(ORIGINAL_MAC, original);
         th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
         th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
         run_pass(f);
+        assert_int_equal(f->kernel->setlinks, 1);
         th_env_close(f->env);
         th_remove(f->env->conf, "20-db.yaml");
+        crash_at(f, "hostdev-after-restore");
+        assert_memory_equal(f->kernel->vf.mac, original, 6);
+        assert_int_equal(f->kernel->setlinks, 3);
 
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                f->env->opts.fault_point = "hostdev-after-restore";
-                run_pass(f);
-                _exit(0);
-        }
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFSIGNALED(status));
-        memcpy(f->kernel.vf.mac, original, 6); /* the child's restore reached the kernel */
-
-        /* The originals were still saved at the crash: restoring them again is harmless and then they go. */
+        /* The originals were still saved at the crash, but the VF already holds them: no second restore. */
         run_pass(f);
-        assert_memory_equal(f->kernel.vf.mac, original, 6);
+        assert_int_equal(f->kernel->setlinks, 3);
+        assert_memory_equal(f->kernel->vf.mac, original, 6);
         _cleanup_(state_device_freep) state_device *dev = device(f, VF);
         assert_false(dev->saved);
 }
@@ -484,16 +546,7 @@ static void test_crash_mid_bind_is_repaired(void **state) {
         th_write(f->env->conf, "10-vf.yaml",
                  "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: db-vf}\nspec:\n  pci: \"0000:3b:02.0\"\n");
         th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                f->env->opts.fault_point = "hostdev-mid-bind";
-                run_pass(f);
-                _exit(0);
-        }
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFSIGNALED(status));
+        crash_at(f, "hostdev-mid-bind");
         /* Killed between unbind and probe: the override is set and the device on no driver. */
         _cleanup_free_ char *override = th_sysfs_read(f->sysfs, "devices/pci0000:00/0000:3b:02.0/driver_override");
         assert_string_equal(override, "vfio-pci\n");
@@ -600,6 +653,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
                 T(test_pf_down_refuses_then_up_proceeds),
+                T(test_pf_down_changes_nothing_on_host),
                 T(test_dual_port_gate_follows_recorded_port),
                 T(test_second_claimant_conflicts),
                 T(test_vf_config_unsupported_on_real_link),

@@ -321,23 +321,32 @@ static int set_vf_config(hostdev_run *run, hd_netlink *nl) {
         return 0;
 }
 
+/* Whether the VF already holds what was saved: a crash after the restore leaves nothing to redo. */
+static bool holds_saved(const state_device *dev, const uint8_t *saved_mac, const hd_vf_config *cur) {
+        return (!saved_mac || memcmp(saved_mac, cur->mac, ETH_ALEN) == 0) && cur->vlan == dev->saved_vlan;
+}
+
 /* Gives the VF back the admin MAC and VLAN it had, through the PF it had them on. */
 static int restore_vf_config(hostdev_run *run) {
         state_device *dev = run->dev;
         struct ether_addr mac;
+        const uint8_t *saved_mac = NULL;
+        hd_vf_config cur;
         hd_netlink *nl;
 
         if (!dev->saved)
                 return 0;
-        if (!rc_host_step_begin(run->ctx, run->res, "restore VF config"))
-                return 0;
+        if (dev->saved_admin_mac && ether_aton_r(dev->saved_admin_mac, &mac))
+                saved_mac = mac.ether_addr_octet;
         int r = netlink(run->ctx, &nl);
-        if (r < 0)
-                return r;
-        r = hd_vf_set(nl, dev->saved_pf_netdev, (int) dev->saved_vf_index,
-                      dev->saved_admin_mac && ether_aton_r(dev->saved_admin_mac, &mac) ? mac.ether_addr_octet : NULL,
-                      (int) dev->saved_vlan);
-        rc_record_event(run->ctx, run->req, "restore VF config", r >= 0, r < 0 ? strerror(-r) : NULL);
+        if (r >= 0)
+                r = hd_vf_get(nl, dev->saved_pf_netdev, (int) dev->saved_vf_index, &cur);
+        if (r >= 0 && !holds_saved(dev, saved_mac, &cur)) {
+                if (!rc_host_step_begin(run->ctx, run->res, "restore VF config"))
+                        return 0;
+                r = hd_vf_set(nl, dev->saved_pf_netdev, (int) dev->saved_vf_index, saved_mac, (int) dev->saved_vlan);
+                rc_record_event(run->ctx, run->req, "restore VF config", r >= 0, r < 0 ? strerror(-r) : NULL);
+        }
         if (r < 0) {
                 /* The saved values stay: the next run tries again, nothing is lost. */
                 rc_result_set(run->res, RC_FAILED, false, "RestoreFailed",
