@@ -1,17 +1,25 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A real hypervisor under faults: the test starts its own libvirtd and
- * virtlogd (a private socket directory, no autostarted network, no firewall
- * change), runs the virtform daemon in-process against qemu:///system through
- * that socket, with a TCG guest, and then kills libvirtd and the guest's QEMU
+ * virtlogd, runs the virtform daemon in-process against qemu:///system through
+ * their socket, with a TCG guest, and then kills libvirtd and the guest's QEMU
  * behind its back. Every daemon and guest it started is stopped by PID.
+ *
+ * Nothing of the host's libvirt is touched. A privileged libvirtd has its
+ * directories compiled in, so the test runs in a mount namespace of its own
+ * where /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/cache/libvirt and
+ * /var/log/libvirt are empty directories of its temp tree; the daemons get
+ * their configuration by --config and their PID files by --pid-file there too.
+ * The guest's name is the test's own (its PID in it), and the private tree
+ * goes with the temp tree.
  */
 #include "tests/env.h"
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/file.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
@@ -19,15 +27,23 @@
 /* A watchdog for the whole run: a hung hypervisor must fail the test, not hang the suite. */
 #define WATCHDOG_SEC 400
 
-#define GUEST                                                                                                  \
-        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vf-tcg-guest}\nspec:\n  memory: 64MiB\n"     \
+#define GUEST                                                                                    \
+        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: %s}\nspec:\n  memory: 64MiB\n"  \
         "  type: qemu\n  arch: x86_64\n  state: running\n"
+
+/* Where a privileged libvirtd keeps things, each replaced by a directory of the test's own. */
+static const char *const libvirt_dirs[] = {
+        "/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/cache/libvirt", "/var/log/libvirt",
+};
 
 typedef struct fixture {
         th_env *env;
+        char *guest;
         char *sockdir;
         char *libvirtd_conf;
+        char *virtlogd_conf;
         char *log;
+        size_t n_mounted;
         pid_t libvirtd, virtlogd;
         vf_daemon *daemon;
         pthread_t thread;
@@ -83,7 +99,8 @@ static bool libvirtd_listening(fixture *f, const void *arg) {
 
 static void start_libvirtd(fixture *f) {
         _cleanup_free_ char *sock = vf_printf("%s/libvirt-sock", f->sockdir);
-        const char *argv[] = { "/usr/sbin/libvirtd", "-f", f->libvirtd_conf, NULL };
+        _cleanup_free_ char *pidfile = vf_printf("%s/libvirtd.pid", f->sockdir);
+        const char *argv[] = { "/usr/sbin/libvirtd", "-f", f->libvirtd_conf, "-p", pidfile, NULL };
 
         (void) unlink(sock);
         f->libvirtd = start_process(argv, f->log);
@@ -91,8 +108,27 @@ static void start_libvirtd(fixture *f) {
 }
 
 static bool have_libvirtd(void) {
-        return geteuid() == 0 && access("/usr/sbin/libvirtd", X_OK) == 0 && access("/usr/sbin/virtlogd", X_OK) == 0 &&
+        return access("/usr/sbin/libvirtd", X_OK) == 0 && access("/usr/sbin/virtlogd", X_OK) == 0 &&
                access("/usr/bin/qemu-system-x86_64", X_OK) == 0;
+}
+
+/* Binds an empty directory of the temp tree over each of libvirt's, in this process's mount namespace. */
+static void mount_private_libvirt_dirs(fixture *f) {
+        for (size_t i = 0; i < ELEMENTSOF(libvirt_dirs); i++) {
+                _cleanup_free_ char *own = vf_printf("%s/root%s", f->env->dir, libvirt_dirs[i]);
+                _cleanup_free_ char *mkdir_p = vf_printf("mkdir -p -m 0755 '%s'", own);
+                assert_int_equal(system(mkdir_p), 0);
+                if (mount(own, libvirt_dirs[i], NULL, MS_BIND, NULL) < 0)
+                        fail_msg("cannot bind %s over %s: %s (does %s exist?)", own, libvirt_dirs[i], strerror(errno),
+                                 libvirt_dirs[i]);
+                f->n_mounted++;
+        }
+}
+
+static void unmount_private_libvirt_dirs(fixture *f) {
+        while (f->n_mounted > 0)
+                if (umount2(libvirt_dirs[--f->n_mounted], MNT_DETACH) < 0)
+                        fail_msg("cannot unmount %s: %s", libvirt_dirs[f->n_mounted], strerror(errno));
 }
 
 static int setup(void **state) {
@@ -106,14 +142,17 @@ static int setup(void **state) {
          */
         assert_int_equal(vf_daemon_new(&o, &f->daemon), 0);
         f->env = th_env_new();
-        f->sockdir = vf_printf("%s/run", f->env->dir);
-        f->libvirtd_conf = vf_printf("%s/libvirtd.conf", f->env->dir);
+        f->guest = vf_printf("vf-guest-%d", (int) getpid());
+        mount_private_libvirt_dirs(f);
+        f->sockdir = strdup("/run/libvirt");
+        f->libvirtd_conf = strdup("/etc/libvirt/libvirtd.conf");
+        f->virtlogd_conf = strdup("/etc/libvirt/virtlogd.conf");
         f->log = vf_printf("%s/daemons.log", f->env->dir);
-        assert_int_equal(mkdir(f->sockdir, 0755), 0);
-        th_write(f->env->dir, "libvirtd.conf",
+        th_write("/etc/libvirt", "libvirtd.conf",
                  "unix_sock_dir = \"%s\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\n"
-                 "listen_tls = 0\nlisten_tcp = 0\n",
+                 "listen_tls = 0\nlisten_tcp = 0\nlog_outputs = \"3:file:/var/log/libvirt/libvirtd.log\"\n",
                  f->sockdir);
+        th_write("/etc/libvirt", "virtlogd.conf", "log_outputs = \"3:file:/var/log/libvirt/virtlogd.log\"\n");
         f->env->opts.uri = vf_printf("qemu:///system?socket=%s/libvirt-sock", f->sockdir);
         f->env->opts.retry_base_sec = 1;
         f->env->opts.retry_max_sec = 2;
@@ -121,9 +160,10 @@ static int setup(void **state) {
         return 0;
 }
 
+/* The test's own guest, in the test's own libvirtd. */
 static void remove_guest(fixture *f) {
         virConnectPtr conn = f->libvirtd > 0 ? virConnectOpen(f->env->opts.uri) : NULL;
-        virDomainPtr d = conn ? virDomainLookupByName(conn, "vf-tcg-guest") : NULL;
+        virDomainPtr d = conn ? virDomainLookupByName(conn, f->guest) : NULL;
         if (d) {
                 virDomainDestroy(d);
                 virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM);
@@ -133,7 +173,7 @@ static void remove_guest(fixture *f) {
                 virConnectClose(conn);
 }
 
-static pid_t guest_pid(void);
+static pid_t guest_pid(const fixture *f);
 
 static int teardown(void **state) {
         fixture *f = *state;
@@ -146,16 +186,19 @@ static int teardown(void **state) {
         state_close(f->reader);
         th_env_close(f->env);
         remove_guest(f);
-        pid_t guest = guest_pid();
+        pid_t guest = guest_pid(f);
         if (guest > 0)
                 kill(guest, SIGKILL); /* libvirtd did not take it down: the test does, by PID */
         stop_process(&f->libvirtd);
         stop_process(&f->virtlogd);
+        unmount_private_libvirt_dirs(f);
         free((char *) f->env->opts.uri);
         f->env->opts.uri = "test:///default";
         th_env_free(f->env);
+        free(f->guest);
         free(f->sockdir);
         free(f->libvirtd_conf);
+        free(f->virtlogd_conf);
         free(f->log);
         free(f);
         return 0;
@@ -184,10 +227,10 @@ static void start_daemon(fixture *f) {
         assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
 }
 
-/* The guest's QEMU, by the pid file libvirt keeps; 0 when it does not run. */
-static pid_t guest_pid(void) {
-        _cleanup_free_ char *text = NULL;
-        if (vf_read_file("/run/libvirt/qemu/vf-tcg-guest.pid", 64, &text, NULL) < 0)
+/* The guest's QEMU, by the pid file the test's libvirtd keeps; 0 when it does not run. */
+static pid_t guest_pid(const fixture *f) {
+        _cleanup_free_ char *text = NULL, *path = vf_printf("/run/libvirt/qemu/%s.pid", f->guest);
+        if (vf_read_file(path, 64, &text, NULL) < 0)
                 return 0;
         pid_t pid = (pid_t) strtol(text, NULL, 10);
         return pid > 0 && kill(pid, 0) == 0 ? pid : 0;
@@ -195,14 +238,14 @@ static pid_t guest_pid(void) {
 
 static bool guest_runs_other_than(fixture *f, const void *arg) {
         pid_t old = *(const pid_t *) arg;
-        pid_t now = guest_pid();
+        pid_t now = guest_pid(f);
         return now > 0 && now != old;
 }
 
 static bool ready_since(fixture *f, const void *arg) {
         int64_t since = *(const int64_t *) arg;
         _cleanup_(state_record_freep) state_record *rec = NULL;
-        if (state_get(f->reader, "domain", "vf-tcg-guest", &rec) < 0)
+        if (state_get(f->reader, "domain", f->guest, &rec) < 0)
                 return false;
         const state_condition *ready = state_record_condition(rec, "Ready");
         return ready && ready->status && rec->updated_usec > since;
@@ -210,15 +253,13 @@ static bool ready_since(fixture *f, const void *arg) {
 
 static void test_libvirtd_restart_and_killed_guest(void **state) {
         fixture *f = *state;
-        const char *virtlogd[] = { "/usr/sbin/virtlogd", NULL };
+        _cleanup_free_ char *virtlogd_pidfile = vf_printf("%s/virtlogd.pid", f->sockdir);
+        const char *virtlogd[] = { "/usr/sbin/virtlogd", "-f", f->virtlogd_conf, "-p", virtlogd_pidfile, NULL };
         pid_t none = 0;
 
-        if (!have_libvirtd())
-                skip();
         f->virtlogd = start_process(virtlogd, f->log);
         start_libvirtd(f);
-        remove_guest(f); /* left over by a run that was killed before its teardown */
-        th_write(f->env->conf, "10-guest.yaml", GUEST);
+        th_write(f->env->conf, "10-guest.yaml", GUEST, f->guest);
         start_daemon(f);
         wait_until(guest_runs_other_than, f, &none, "the guest's QEMU");
 
@@ -232,7 +273,7 @@ static void test_libvirtd_restart_and_killed_guest(void **state) {
         wait_until(guest_runs_other_than, f, &none, "the guest running after the resync");
 
         /* The guest's QEMU is killed out of band: spec.state is running, so it is started again. */
-        pid_t running = guest_pid();
+        pid_t running = guest_pid(f);
         kill(running, SIGKILL);
         wait_until(guest_runs_other_than, f, &running, "the guest started again");
 }
@@ -242,10 +283,12 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_libvirtd_restart_and_killed_guest, setup, teardown),
         };
 
-        /* One libvirtd on /run/libvirt at a time, whichever build directory runs this. */
-        int lock = open("/run/virtform-test-libvirtd.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (lock < 0 || flock(lock, LOCK_EX) < 0)
-                return 77;
+        /* Before any thread exists: unshare(CLONE_NEWNS) refuses a process with more than one. */
+        const char *missing = NULL;
+        if (!have_libvirtd())
+                missing = "needs libvirtd, virtlogd and qemu-system-x86_64";
+        else if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                missing = "needs a mount namespace of its own (CAP_SYS_ADMIN) for libvirt's directories";
         alarm(WATCHDOG_SEC);
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, missing);
 }
