@@ -207,32 +207,48 @@ static int fail_run(const char *errmsg, int r) {
         return EXIT_ERROR;
 }
 
-/* apply --wait: follow events until every resource is Ready or the timeout passes. */
-static int wait_converged(vf_daemon *d, vf_controller *c, char **errmsg) {
+/* plan: one pass with writes suppressed; there is nothing in flight to follow. */
+static int plan_pass(vf_controller *c, vf_report *report, char **errmsg) {
+        return vf_controller_pass(c, report, errmsg);
+}
+
+/*
+ * apply: the daemon without the files. It converges, then follows what it
+ * started (a graceful shutdown) to its end; with --wait, it also retries and
+ * follows events until every resource is Ready or the timeout passes. The
+ * report is the whole run's, not its last pass's.
+ */
+static int apply_passes(vf_controller *c, vf_report *report, char **errmsg) {
+        vf_daemon_options dopts = {
+                .files_read_once = true,
+                .exit_when_converged = c->opts.wait,
+                .exit_when_settled = !c->opts.wait,
+                .timeout_usec = c->opts.wait ? (int64_t) c->opts.wait_timeout_sec * 1000000 : 0,
+                .report = report,
+        };
+        _cleanup_(vf_daemon_freep) vf_daemon *d = NULL;
         bool converged;
-        int r = vf_daemon_run(d, c, &converged, errmsg);
-        return r == -ETIMEDOUT ? 0 : r;
+        int r = vf_daemon_new(&dopts, &d);
+
+        if (r < 0)
+                return vf_error(errmsg, r, "cannot set up the event loop: %s", strerror(-r));
+        r = vf_daemon_run(d, c, &converged, errmsg);
+        if (r == -ETIMEDOUT) {
+                vf_log(c, VF_LOG_WARNING, "gave up after %u s: not every resource is Ready", c->opts.wait_timeout_sec);
+                return 0;
+        }
+        return r;
 }
 
 static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) {
         _cleanup_free_ char *errmsg = NULL;
-        vf_daemon_options dopts = { .exit_when_converged = true,
-                                    .timeout_usec = (int64_t) opts->wait_timeout_sec * 1000000 };
-        _cleanup_(vf_daemon_freep) vf_daemon *d = NULL;
         vf_controller c = {};
         vf_report report = {};
         int r, status = EXIT_ERROR;
 
-        r = opts->wait ? vf_daemon_new(&dopts, &d) : 0;
+        r = vf_controller_open(&c, opts, &errmsg);
         if (r >= 0)
-                r = vf_controller_open(&c, opts, &errmsg);
-        if (r >= 0 && d)
-                r = wait_converged(d, &c, &errmsg);
-        /* What apply prints is one last pass: after --wait, a pass with nothing left to do. */
-        /* The daemon's event callbacks go before the connection they are registered on. */
-        vf_daemon_free(TAKE_PTR(d));
-        if (r >= 0)
-                r = vf_controller_pass(&c, &report, &errmsg);
+                r = (opts->dry_run ? plan_pass : apply_passes)(&c, &report, &errmsg);
         if (r < 0)
                 status = fail_run(errmsg, r);
         else {
@@ -428,7 +444,7 @@ static const char converge_help[] =
         "      --log-level LEVEL      error, warning, notice (default), info, debug\n"
         "      --sysfs-root DIR       read sysfs under DIR instead of /sys\n"
         "      --wait                 apply: follow events until every resource is Ready\n"
-        "      --timeout SEC          with --wait: give up after SEC seconds (exit 2)\n"
+        "      --timeout SEC          with --wait: give up after SEC seconds, exit 2 (default 600; 0: never)\n"
         "      --log-format FORMAT    text (default) or json\n"
         "      --insecure-permissions as root, read files anyone but root could change (with a warning)\n"
         "      --wait-lock SEC        apply, run: wait up to SEC seconds for another virtform using the\n"

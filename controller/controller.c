@@ -7,6 +7,8 @@
 #include <stdarg.h>
 
 #define DEFAULT_SHUTDOWN_TIMEOUT_SEC 60
+/* apply --wait gives up by itself: provisioning at first boot must end, with an exit status. */
+#define DEFAULT_WAIT_TIMEOUT_SEC 600
 
 void vf_options_init(vf_options *o) {
         *o = (vf_options) {
@@ -17,6 +19,7 @@ void vf_options_init(vf_options *o) {
                 .retry_base_sec = 1,
                 .retry_max_sec = 300,
                 .debounce_msec = 200,
+                .wait_timeout_sec = DEFAULT_WAIT_TIMEOUT_SEC,
         };
 }
 

@@ -37,7 +37,7 @@ typedef struct vf_options {
         unsigned debounce_msec; /* how long file events settle before a reload */
         bool log_json; /* one JSON object per log line */
         bool wait; /* apply --wait: follow events until converged */
-        unsigned wait_timeout_sec; /* with wait: give up after this long; 0: never */
+        unsigned wait_timeout_sec; /* with wait: give up after this long (default 600); 0: never */
         const char *fault_point; /* $VIRTFORM_FAULT_POINT: see rc_fault_point() */
         bool insecure_permissions; /* as root, read files others could have changed, with a warning */
         unsigned wait_lock_sec; /* how long to wait for another writer to release the state file; 0: refuse */
@@ -66,10 +66,18 @@ typedef struct vf_report {
         rc_counters counters; /* libvirt calls made by this pass */
         unsigned by_outcome[_RC_OUTCOME_MAX];
         unsigned n_file_errors;
+        bool interrupted; /* stopped between two resources (SIGTERM, a deadline): the rest was not looked at */
+        vf_map *by_key; /* "kind/name" -> 1 + entry index, once vf_report_absorb() has merged into it */
 } vf_report;
 
 void vf_report_done(vf_report *r);
-/* True when every resource is Ready and every file was valid. */
+/*
+ * Folds a later pass's report into r, emptying from: one entry per resource with its latest result,
+ * whose outcome still says what the run did (created, then unchanged, is created) and whose steps are
+ * all the steps the run took. For `apply`, which may take several passes.
+ */
+int vf_report_absorb(vf_report *r, vf_report *from);
+/* True when every resource is Ready, every file was valid and the pass was not interrupted. */
 bool vf_report_converged(const vf_report *r);
 
 struct graph;
@@ -82,6 +90,9 @@ typedef struct vf_controller {
         schema_set *desired;
         struct graph *graph; /* from the last full pass, updated by incremental ones */
         FILE *log; /* where log lines go: stderr */
+        /* Asked between two resources of a pass: true stops it there (SIGTERM, apply's deadline). */
+        bool (*should_stop)(void *userdata);
+        void *should_stop_userdata;
 } vf_controller;
 
 /* Connects to libvirt and opens the store. On failure *errmsg says why. */
@@ -115,8 +126,11 @@ typedef struct vf_daemon_stats {
 } vf_daemon_stats;
 
 typedef struct vf_daemon_options {
+        bool files_read_once; /* apply: no inotify; the files are read by the first pass only */
         bool exit_when_converged; /* apply --wait: stop once every resource is Ready */
-        int64_t timeout_usec; /* with exit_when_converged: give up after this long; 0: never */
+        bool exit_when_settled; /* apply: stop once no operation it started is in flight (a graceful shutdown) */
+        int64_t timeout_usec; /* with exit_when_*: give up after this long; 0: never */
+        vf_report *report; /* optional: every pass's report is folded into it (vf_report_absorb) */
         vf_daemon_stats *stats; /* optional, read by tests from another thread */
 } vf_daemon_options;
 
@@ -128,9 +142,12 @@ int vf_daemon_new(const vf_daemon_options *o, vf_daemon **ret);
 void vf_daemon_free(vf_daemon *d);
 DEFINE_POINTER_CLEANUP(vf_daemon, vf_daemon_free);
 /*
- * Converges, then follows files, libvirt, links and devices until SIGTERM or
- * SIGINT (returns 0), or with exit_when_converged until every resource is
- * Ready (0) or the timeout passes (-ETIMEDOUT). *converged says how it ended.
+ * Converges, then follows files (unless files_read_once), libvirt, links and
+ * devices until SIGTERM or SIGINT (returns 0); with exit_when_converged until
+ * every resource is Ready (0), with exit_when_settled until nothing it started
+ * is in flight (0), or until the timeout passes (-ETIMEDOUT). *converged says
+ * whether every resource was Ready at the end. A pass stops between two
+ * resources on SIGTERM or at the timeout.
  */
 int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg);
 

@@ -29,6 +29,7 @@ struct vf_daemon {
         int64_t give_up_at; /* apply --wait's timeout; INT64_MAX: none */
         bool stop;
         bool converged;
+        bool settled; /* nothing it started is in flight */
         bool disconnected; /* libvirtd went away: nothing is reconciled until it is back */
         int64_t reconnect_at; /* INT64_MAX while connected */
         unsigned reconnect_attempts;
@@ -79,6 +80,14 @@ static bool graph_converged(const vf_controller *c) {
                 if (n->processed && !n->ready)
                         return false;
         }
+        return true;
+}
+
+/* No resource waits on an operation it started: what apply must see through before it exits. */
+static bool graph_settled(const vf_controller *c) {
+        for (size_t i = 0; i < c->graph->n_nodes; i++)
+                if (c->graph->nodes[i]->wait.kind == RC_WAIT_OPERATION)
+                        return false;
         return true;
 }
 
@@ -145,6 +154,9 @@ static int after_pass(vf_daemon *d, vf_report *report) {
         int r = schedule_retries(d, report);
         tell_systemd(d);
         d->converged = graph_converged(d->c);
+        d->settled = graph_settled(d->c);
+        if (d->opts.report && r >= 0)
+                return vf_report_absorb(d->opts.report, report);
         vf_report_done(report);
         return r;
 }
@@ -321,14 +333,29 @@ static int on_files(int fd, void *userdata) {
 
 /* ---- the other sources ------------------------------------------------------------- */
 
+/* The resources waiting for the object key to let go of them (RC_WAIT_USER): a domain that stopped frees its devices. */
+static int queue_waiters(vf_daemon *d, const char *key, int64_t now) {
+        const graph *g = d->c->graph;
+
+        for (size_t i = 0; g->n_waiting_on_users > 0 && i < g->n_nodes; i++) {
+                const graph_node *n = g->nodes[i];
+                if (n->wait.kind != RC_WAIT_USER || !vf_streq_ptr(n->wait.target, key))
+                        continue;
+                int r = queue_push(d->queue, n->key, now);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Only what virtform declares or recorded: events about other objects are none of its business. */
 static int queue_known_now(vf_daemon *d, char *const *keys) {
         int64_t now = vf_now_monotonic_usec();
 
         for (size_t i = 0; keys && keys[i]; i++) {
-                if (!graph_lookup(d->c->graph, keys[i]))
-                        continue;
-                int r = queue_push(d->queue, keys[i], now);
+                int r = graph_lookup(d->c->graph, keys[i]) ? queue_push(d->queue, keys[i], now) : 0;
+                if (r >= 0)
+                        r = queue_waiters(d, keys[i], now);
                 if (r < 0)
                         return r;
         }
@@ -397,7 +424,7 @@ static int on_links(int fd, void *userdata) {
 
         for (size_t i = 0; r >= 0 && i < d->c->graph->n_nodes; i++) {
                 const graph_node *n = d->c->graph->nodes[i];
-                if (n->watch_link && vf_strv_contains(ifnames, n->watch_link))
+                if (n->wait.kind == RC_WAIT_LINK && vf_strv_contains(ifnames, n->wait.target))
                         r = queue_push(d->queue, n->key, now);
         }
         return r;
@@ -444,7 +471,7 @@ static int on_signal(int fd, void *userdata) {
                 (void) notify_systemd("READY=1");
                 if (r < 0)
                         vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
-        } else if (sig == SIGTERM || sig == SIGINT) {
+        } else if ((sig == SIGTERM || sig == SIGINT) && !d->stop) {
                 vf_log(d->c, VF_LOG_NOTICE, "%s: stopping", strsignal(sig));
                 d->stop = true;
         }
@@ -510,7 +537,7 @@ static int add_sources(vf_daemon *d) {
         int r = loop_new(&d->loop);
         if (r >= 0)
                 r = queue_new(&d->queue);
-        if (r >= 0)
+        if (r >= 0 && !d->opts.files_read_once)
                 r = watch_new(d->c->opts.paths, &d->watch);
         if (r >= 0)
                 r = d->timer_fd = timer_new();
@@ -520,7 +547,7 @@ static int add_sources(vf_daemon *d) {
                 r = libvirt_events_attach(d->libvirt, d->c->conn);
         if (r >= 0)
                 r = loop_add(d->loop, d->signal_fd, on_signal, d);
-        if (r >= 0)
+        if (r >= 0 && d->watch)
                 r = loop_add(d->loop, watch_fd(d->watch), on_files, d);
         if (r >= 0)
                 r = loop_add(d->loop, d->timer_fd, on_timer, d);
@@ -529,11 +556,41 @@ static int add_sources(vf_daemon *d) {
         return r;
 }
 
+/* Asked by the pass between two resources: SIGTERM is taken and acknowledged at once, not after the pass. */
+static bool should_stop(void *userdata) {
+        static const struct timespec no_wait = {};
+        vf_daemon *d = userdata;
+        sigset_t stopping;
+        int sig;
+
+        if (d->stop)
+                return true;
+        sigemptyset(&stopping);
+        sigaddset(&stopping, SIGTERM);
+        sigaddset(&stopping, SIGINT);
+        if (vf_now_monotonic_usec() >= d->give_up_at) {
+                vf_log(d->c, VF_LOG_NOTICE, "the timeout passed: stopping after the resource in flight");
+                d->stop = true;
+        } else if ((sig = sigtimedwait(&stopping, NULL, &no_wait)) > 0) {
+                vf_log(d->c, VF_LOG_NOTICE, "%s: stopping after the resource in flight; the rest resumes at the next start",
+                       strsignal(sig));
+                d->stop = true;
+        }
+        return d->stop;
+}
+
+static bool done(const vf_daemon *d) {
+        return d->stop || (d->opts.exit_when_converged && d->converged) ||
+               (d->opts.exit_when_settled && d->settled);
+}
+
 int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg) {
         int r;
 
         d->c = c;
-        if (d->opts.exit_when_converged && d->opts.timeout_usec > 0)
+        c->should_stop = should_stop;
+        c->should_stop_userdata = d;
+        if ((d->opts.exit_when_converged || d->opts.exit_when_settled) && d->opts.timeout_usec > 0)
                 d->give_up_at = vf_now_monotonic_usec() + d->opts.timeout_usec;
         /* Watch before the first pass, so that nothing written during it is missed. */
         r = add_sources(d);
@@ -543,7 +600,7 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
         if (r < 0)
                 return r;
         (void) notify_systemd("READY=1");
-        while (!d->stop && !(d->opts.exit_when_converged && d->converged)) {
+        while (!done(d)) {
                 r = arm_timer(d);
                 if (r >= 0)
                         r = loop_dispatch(d->loop);
@@ -553,6 +610,9 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
                         atomic_store(&d->opts.stats->wakeups, loop_wakeups(d->loop));
         }
         (void) notify_systemd("STOPPING=1");
+        c->should_stop = NULL;
         *converged = d->converged;
-        return d->opts.exit_when_converged && !d->converged ? -ETIMEDOUT : 0;
+        if (d->opts.exit_when_converged && !d->converged)
+                return -ETIMEDOUT;
+        return d->opts.exit_when_settled && !d->settled ? -ETIMEDOUT : 0;
 }

@@ -13,7 +13,7 @@ static void node_free(graph_node *n) {
         vf_strv_free(n->depends);
         free(n->reason);
         free(n->not_ready_reason);
-        free(n->watch_link);
+        free(n->wait.target);
         free(n);
 }
 

@@ -29,7 +29,7 @@ typedef struct graph_node {
         rc_outcome outcome;
         char *reason;
         char *not_ready_reason; /* "Reason: message", for dependents' messages */
-        char *watch_link; /* a netdev whose link events concern it */
+        rc_wait wait; /* what brings it back when it is not Ready */
 
         size_t entry; /* 1 + its index in the current pass's report; 0 before it is processed */
 } graph_node;
@@ -40,6 +40,7 @@ typedef struct graph {
         size_t cap;
         vf_map *by_key; /* key -> graph_node* */
         vf_map *dependents; /* key -> char** of the keys that depend on it, declared or not */
+        size_t n_waiting_on_users; /* nodes whose last result waits on RC_WAIT_USER: events look them up */
 } graph;
 
 int graph_init(graph *g);

@@ -123,10 +123,30 @@ static int check_dependencies(pass *p, const graph_node *n, rc_result *res, bool
                 if (!ready) {
                         rc_result_set(res, RC_WAITING, false, "DependencyNotReady", "waiting: %s", why);
                         *ok = false;
-                        return 0;
+                        return rc_result_wait(res, RC_WAIT_DEPENDENCY, n->desired->depends[i], 0);
                 }
         }
         return 0;
+}
+
+/* A resource held at its last applied state keeps what its record says beside Ready. */
+static int hold_conditions(const state_record *rec, rc_result *res) {
+        struct {
+                const char *type;
+                char **message;
+        } held[] = {
+                { "RestartPending", &res->restart_pending },
+                { "Drifted", &res->drifted },
+                { "ShuttingDown", &res->shutting_down },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(held); i++) {
+                const state_condition *c = state_record_condition(rec, held[i].type);
+                int r = c && c->status ? vf_free_and_strdup(held[i].message, c->message ? c->message : "") : 0;
+                if (r < 0)
+                        return r;
+        }
+        return rc_result_wait(res, RC_WAIT_CHANGE, NULL, 0);
 }
 
 static int reconcile_node(pass *p, graph_node *n, const node_context *nc, int64_t generation, rc_result *res) {
@@ -151,7 +171,7 @@ static int reconcile_node(pass *p, graph_node *n, const node_context *nc, int64_
                 rc_result_set(res, RC_FAILED, false, "InvalidFile",
                               "%s has errors; its last applied state is kept until the file is fixed",
                               n->record->source_file);
-                return 0;
+                return hold_conditions(n->record, res);
         }
         if (!ops) {
                 rc_result_set(res, RC_FAILED, false, "Unsupported", "virtform cannot manage %s resources yet",
@@ -181,17 +201,16 @@ static int reconcile_node(pass *p, graph_node *n, const node_context *nc, int64_
 
 /* ---- recording ------------------------------------------------------------- */
 
-bool pass_result_retried_by_timer(const rc_result *res) {
-        /* These wait for an event (a dependency, a link, a file), not for time. */
-        static const char *const event_driven[] = { "DependencyNotReady", "PFDown", "PFNotFound", "InvalidFile",
-                                                    "Drifted" };
-
+/* What comes back by time: a failure retried with backoff. The other waits come back by an event. */
+static bool retried_by_timer(const rc_result *res) {
         if (res->ready || res->outcome == RC_KEPT)
                 return false;
-        for (size_t i = 0; i < ELEMENTSOF(event_driven); i++)
-                if (vf_streq_ptr(res->reason, event_driven[i]))
-                        return false;
-        return true;
+        return res->wait.kind == RC_WAIT_NONE || res->wait.kind == RC_WAIT_TIMER;
+}
+
+/* A loop follows this run (run, apply --wait): retries are scheduled; a plain apply schedules none. */
+static bool follows_events(const vf_controller *c) {
+        return c->opts.daemon || c->opts.wait;
 }
 
 /* Exponential backoff with jitter: base * 2^(attempts-1), capped, then drawn from its upper half. */
@@ -220,6 +239,8 @@ static int set_conditions(state_record *rec, const rc_result *res, int64_t now) 
                 r = set_or_clear(rec, "RestartPending", "ConfigChanged", res->restart_pending, now);
         if (r >= 0)
                 r = set_or_clear(rec, "Drifted", "ChangedOutOfBand", res->drifted, now);
+        if (r >= 0)
+                r = set_or_clear(rec, "ShuttingDown", "ShutdownRequested", res->shutting_down, now);
         return r;
 }
 
@@ -248,9 +269,12 @@ static int update_record(const vf_controller *c, state_record *rec, const graph_
                 rec->attempts = 0;
                 r = vf_free_and_strdup(&rec->last_error, NULL);
         } else if (!res->ready) {
-                rec->attempts++;
-                if (c->opts.daemon && pass_result_retried_by_timer(res))
-                        rec->next_retry_usec = rec->updated_usec + retry_delay_usec(c, rec->attempts);
+                if (retried_by_timer(res)) {
+                        rec->attempts++;
+                        if (follows_events(c))
+                                rec->next_retry_usec = rec->updated_usec + retry_delay_usec(c, rec->attempts);
+                } else if (res->wait.kind == RC_WAIT_OPERATION)
+                        rec->next_retry_usec = res->wait.deadline_usec; /* even a plain apply sees it through */
                 r = vf_free_and_strdup(&rec->last_error, res->message);
         }
         if (r < 0)
@@ -259,7 +283,7 @@ static int update_record(const vf_controller *c, state_record *rec, const graph_
 }
 
 static bool record_goes_away(const rc_result *res) {
-        return res->outcome == RC_DELETED || (res->outcome == RC_KEPT && vf_streq_ptr(res->reason, "NotOwned"));
+        return res->outcome == RC_DELETED || res->forget;
 }
 
 static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t generation, const rc_result *res) {
@@ -339,15 +363,20 @@ static void log_result(const vf_controller *c, const graph_node *n, const rc_res
 }
 
 /* What dependents and the work queue need to know of a node's last result. */
-static int remember_result(graph_node *n, const rc_result *res) {
+static int remember_result(graph *g, graph_node *n, const rc_result *res) {
         n->processed = true;
         n->ready = res->ready;
         n->outcome = res->outcome;
         int r = vf_free_and_strdup(&n->reason, res->reason);
-        if (r >= 0)
-                r = vf_free_and_strdup(&n->watch_link, res->watch_link);
         if (r < 0)
                 return r;
+        g->n_waiting_on_users -= n->wait.kind == RC_WAIT_USER;
+        free(n->wait.target);
+        n->wait = res->wait;
+        n->wait.target = res->wait.target ? strdup(res->wait.target) : NULL;
+        g->n_waiting_on_users += n->wait.kind == RC_WAIT_USER;
+        if (res->wait.target && !n->wait.target)
+                return -ENOMEM;
         free(n->not_ready_reason);
         n->not_ready_reason = res->ready ? NULL : vf_printf("%s: %s", res->reason, res->message ? res->message : "");
         return res->ready || n->not_ready_reason ? 0 : -ENOMEM;
@@ -368,7 +397,7 @@ static int process_node(pass *p, graph_node *n, char **errmsg) {
         /* A reconciler that failed says why; anything else it did not expect is reported as such. */
         if (r < 0 && !res.reason)
                 rc_result_set(&res, RC_FAILED, false, "InternalError", "%s", strerror(-r));
-        r = remember_result(n, &res);
+        r = remember_result(p->c->graph, n, &res);
         if (r < 0)
                 return r;
         log_result(p->c, n, &res);
@@ -404,7 +433,16 @@ static int end_batch(pass *p, char **errmsg) {
  * same pass, so that apply does not need a second run for it.
  */
 static bool worth_second_round(const graph_node *n) {
-        return n->entry && n->outcome == RC_WAITING && vf_streq_ptr(n->reason, "InUse");
+        return n->entry && n->outcome == RC_WAITING && n->wait.kind == RC_WAIT_USER;
+}
+
+/* Between two resources, never inside one: what is in flight finishes and is recorded. */
+static bool stop_requested(pass *p) {
+        vf_controller *c = p->c;
+
+        if (!p->report->interrupted && c->should_stop && c->should_stop(c->should_stop_userdata))
+                p->report->interrupted = true;
+        return p->report->interrupted;
 }
 
 int pass_run(pass *p, char **errmsg) {
@@ -414,7 +452,7 @@ int pass_run(pass *p, char **errmsg) {
         for (size_t i = 0; i < p->n_batch; i++)
                 p->batch[i]->entry = 0;
         r = begin_batch(p);
-        for (size_t i = 0; r >= 0 && i < p->n_batch; i++) {
+        for (size_t i = 0; r >= 0 && i < p->n_batch && !stop_requested(p); i++) {
                 r = process_node(p, p->batch[i], errmsg);
                 if (r >= 0 && (i + 1) % COMMIT_BATCH == 0) {
                         r = end_batch(p, errmsg);
@@ -422,7 +460,7 @@ int pass_run(pass *p, char **errmsg) {
                                 r = begin_batch(p);
                 }
         }
-        for (size_t i = 0; r >= 0 && i < p->n_batch; i++)
+        for (size_t i = 0; r >= 0 && i < p->n_batch && !stop_requested(p); i++)
                 if (worth_second_round(p->batch[i]))
                         r = process_node(p, p->batch[i], errmsg);
         if (r < 0) {
@@ -437,11 +475,97 @@ void vf_report_done(vf_report *r) {
         for (size_t i = 0; i < r->n_entries; i++)
                 entry_done(&r->entries[i]);
         free(r->entries);
+        vf_map_free(r->by_key);
         *r = (vf_report) {};
 }
 
+/* What the run did stays said: an action is not undone by a later pass that found nothing to do. */
+static rc_outcome run_outcome(rc_outcome earlier, rc_outcome later) {
+        if (earlier == RC_CREATED && (later == RC_UNCHANGED || later == RC_UPDATED))
+                return RC_CREATED;
+        if (earlier == RC_UPDATED && later == RC_UNCHANGED)
+                return RC_UPDATED;
+        return later;
+}
+
+static int append_steps(char ***steps, char **more) {
+        for (size_t i = 0; more && more[i]; i++) {
+                int r = vf_strv_push(steps, more[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Replaces e with later, keeping what the run as a whole did. later is emptied. */
+static int fold_entry(vf_report_entry *e, vf_report_entry *later) {
+        char **steps = TAKE_PTR(e->result.steps);
+        int r = append_steps(&steps, later->result.steps);
+
+        if (r < 0) {
+                vf_strv_free(steps);
+                return r;
+        }
+        later->result.outcome = run_outcome(e->result.outcome, later->result.outcome);
+        vf_strv_free(later->result.steps);
+        later->result.steps = steps;
+        free(later->old_xml);
+        later->old_xml = TAKE_PTR(e->old_xml); /* what was defined before the run, for a diff */
+        entry_done(e);
+        *e = *later;
+        *later = (vf_report_entry) {};
+        return 0;
+}
+
+static int index_entries(vf_report *r) {
+        if (r->by_key)
+                return 0;
+        r->by_key = vf_map_new();
+        for (size_t i = 0; r->by_key && i < r->n_entries; i++) {
+                _cleanup_free_ char *key = schema_key(r->entries[i].kind, r->entries[i].name);
+                int k = key ? vf_map_put(r->by_key, key, (void *) (uintptr_t) (i + 1)) : -ENOMEM;
+                if (k < 0)
+                        return k;
+        }
+        return r->by_key ? 0 : -ENOMEM;
+}
+
+static int absorb_entry(vf_report *r, vf_report_entry *later) {
+        _cleanup_free_ char *key = schema_key(later->kind, later->name);
+        uintptr_t at = key ? (uintptr_t) vf_map_get(r->by_key, key) : 0;
+
+        if (!key)
+                return -ENOMEM;
+        if (at)
+                return fold_entry(&r->entries[at - 1], later);
+        vf_report_entry *e = realloc(r->entries, (r->n_entries + 1) * sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        r->entries = e;
+        r->entries[r->n_entries++] = *later;
+        *later = (vf_report_entry) {};
+        return vf_map_put(r->by_key, key, (void *) (uintptr_t) r->n_entries);
+}
+
+int vf_report_absorb(vf_report *r, vf_report *from) {
+        int k = index_entries(r);
+
+        for (size_t i = 0; k >= 0 && i < from->n_entries; i++)
+                k = absorb_entry(r, &from->entries[i]);
+        for (rc_call c = 0; c < _RC_CALL_MAX; c++)
+                r->counters.calls[c] += from->counters.calls[c];
+        r->desired = from->desired;
+        r->n_file_errors = from->n_file_errors;
+        r->interrupted = r->interrupted || from->interrupted;
+        memset(r->by_outcome, 0, sizeof r->by_outcome);
+        for (size_t i = 0; i < r->n_entries; i++)
+                r->by_outcome[r->entries[i].result.outcome]++;
+        vf_report_done(from);
+        return k;
+}
+
 bool vf_report_converged(const vf_report *r) {
-        if (r->n_file_errors > 0)
+        if (r->n_file_errors > 0 || r->interrupted)
                 return false;
         for (size_t i = 0; i < r->n_entries; i++)
                 if (!r->entries[i].result.ready)

@@ -18,5 +18,3 @@ typedef struct pass {
 
 /* Processes p->batch (sorted here) and commits; fills p->report. */
 int pass_run(pass *p, char **errmsg);
-/* Whether a result is retried by the timer, rather than by an event or a file change. */
-bool pass_result_retried_by_timer(const rc_result *res);

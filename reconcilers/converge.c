@@ -246,8 +246,8 @@ static bool was_settled(const rc_request *req) {
         return req->record && req->record->observed_generation == req->generation;
 }
 
-static bool record_says_restart_pending(const state_record *rec) {
-        const state_condition *c = rec ? state_record_condition(rec, "RestartPending") : NULL;
+static bool record_says(const state_record *rec, const char *condition_type) {
+        const state_condition *c = rec ? state_record_condition(rec, condition_type) : NULL;
         return c && c->status;
 }
 
@@ -280,6 +280,13 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
                         return -EIO;
                 }
         }
+        if (active && record_says(req->record, "ShuttingDown")) {
+                /* A shutdown in flight is seen through whatever changed since: the guest was asked already. */
+                int r = k->deactivate(ctx, req, obj, res);
+                if (r != 0 || res->outcome == RC_WAITING)
+                        return r;
+                active = 0;
+        }
         if (want && !active && reports_drift(req) && was_settled(req))
                 return report_drift(res, "stopped outside virtform; drift: report leaves it stopped");
         if (want && !active)
@@ -290,7 +297,7 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
                 return 0;
         if (redefined)
                 return k->changed_while_active(ctx, req, obj, res);
-        if (record_says_restart_pending(req->record))
+        if (record_says(req->record, "RestartPending"))
                 return restart_still_pending(ctx, k, req, obj, res);
         return 0;
 }
@@ -350,7 +357,7 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
                               "%s %s was removed outside virtform; with drift: report it stays removed until the "
                               "file changes or drift: correct is set",
                               vf_kind_to_string(req->kind), req->name);
-                return 0;
+                return rc_result_wait(res, RC_WAIT_CHANGE, NULL, 0);
         }
         bool keep_baseline = why == DEFINE_DRIFT && reports_drift(req);
         if (keep_baseline) {
@@ -416,6 +423,7 @@ int rc_converge_remove(rc_context *ctx, const rc_kind_hooks *k, const rc_request
                 rc_result_set(res, RC_KEPT, true, "NotOwned",
                               "no longer declared, but the existing object does not carry this state's ownership "
                               "marker; left alone");
+                res->forget = true;
                 return 0;
         }
         if (k->removable) {
@@ -426,7 +434,7 @@ int rc_converge_remove(rc_context *ctx, const rc_kind_hooks *k, const rc_request
         rc_count_read(ctx, RC_CALL_GET_INFO);
         if (k->cls->is_active(o.obj) == 1) {
                 r = k->deactivate(ctx, req, o.obj, res);
-                if (r != 0)
+                if (r != 0 || res->outcome == RC_WAITING)
                         return r < 0 ? r : 0;
         }
         r = undefine(ctx, k, req, o.obj, res);

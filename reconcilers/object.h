@@ -107,7 +107,10 @@ typedef struct rc_kind_hooks {
         int (*complete)(rc_context *ctx, const rc_request *req, xmlDoc *current, xmlDoc *desired, rc_result *res);
         /* The definition changed while the object is active: restart it, or say a restart is pending. */
         int (*changed_while_active)(rc_context *ctx, const rc_request *req, void *obj, rc_result *res);
-        /* Stops an active object (domain: graceful with timeout, then destroy). */
+        /*
+         * Stops an active object (domain: graceful with timeout, then destroy). A stop that takes time
+         * leaves res Waiting on RC_WAIT_OPERATION and returns 0; the caller then goes no further.
+         */
         int (*deactivate)(rc_context *ctx, const rc_request *req, void *obj, rc_result *res);
         /* May the object go? Otherwise sets res Waiting and returns 0 with *ok false. NULL: always. */
         int (*removable)(rc_context *ctx, const rc_request *req, void *obj, rc_result *res, bool *ok);

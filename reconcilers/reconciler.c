@@ -68,7 +68,8 @@ void rc_result_done(rc_result *res) {
         free(res->applied_xml_hash);
         free(res->applied_desired_xml);
         vf_strv_free(res->steps);
-        free(res->watch_link);
+        free(res->shutting_down);
+        free(res->wait.target);
         *res = (rc_result) {};
 }
 
@@ -86,6 +87,16 @@ void rc_result_set(rc_result *res, rc_outcome outcome, bool ready, const char *r
         res->reason = strdup(reason);
         free(res->message);
         res->message = message;
+}
+
+int rc_result_wait(rc_result *res, rc_wait_kind kind, const char *target, int64_t deadline_usec) {
+        char *copy = target ? strdup(target) : NULL;
+
+        if (target && !copy)
+                return -ENOMEM;
+        free(res->wait.target);
+        res->wait = (rc_wait) { .kind = kind, .target = copy, .deadline_usec = deadline_usec };
+        return 0;
 }
 
 const rc_ops *rc_ops_for_kind(vf_kind kind) {

@@ -117,6 +117,27 @@ typedef struct rc_request {
         bool claimant_running;
 } rc_request;
 
+/*
+ * What a resource that is not Ready waits for. The scheduler acts on this
+ * type alone, never on the reason word, which is for people.
+ */
+typedef enum rc_wait_kind {
+        RC_WAIT_NONE, /* Ready, or kept: nothing to wait for */
+        RC_WAIT_TIMER, /* a retry with backoff: the default for anything that failed */
+        RC_WAIT_DEPENDENCY, /* the resource target ("kind/name") to become Ready */
+        RC_WAIT_USER, /* the object target ("kind/name") that uses this one to let go of it */
+        RC_WAIT_OPERATION, /* an operation this resource started (a graceful shutdown): its own events, or the deadline */
+        RC_WAIT_LINK, /* link events of the netdev target (a VF's PF) */
+        RC_WAIT_DEVICE, /* the PCI device target to appear or change */
+        RC_WAIT_CHANGE, /* the desired state to change: a file to be fixed, a drift to be settled */
+} rc_wait_kind;
+
+typedef struct rc_wait {
+        rc_wait_kind kind;
+        char *target; /* what the kinds above name; NULL for the timer and a change */
+        int64_t deadline_usec; /* realtime; RC_WAIT_OPERATION: come back by then even without an event */
+} rc_wait;
+
 typedef struct rc_result {
         rc_outcome outcome;
         bool ready;
@@ -129,10 +150,18 @@ typedef struct rc_result {
         char *applied_desired_xml;
         char **steps; /* what was (or, in a dry run, would be) done, in order */
         bool config_changed; /* the definition changed: plan shows a diff */
-        char *watch_link; /* a netdev whose link events should bring this resource back (a VF's PF) */
+        bool forget; /* nothing of this store's is left (removed, or never ours): the record goes */
+        char *shutting_down; /* a graceful shutdown is in flight: what and until when, or NULL */
+        /*
+         * What brings it back. Not Ready: what it waits for (RC_WAIT_NONE: the timer). Ready: an event
+         * source that can undo that (a VF's PF link), or RC_WAIT_NONE.
+         */
+        rc_wait wait;
 } rc_result;
 
 void rc_result_done(rc_result *res);
+/* Sets what a result waits for; target is copied (may be NULL). Returns 0 or -ENOMEM. */
+int rc_result_wait(rc_result *res, rc_wait_kind kind, const char *target, int64_t deadline_usec);
 /* Sets outcome, readiness, reason and a printf message in one go. */
 void rc_result_set(rc_result *res, rc_outcome outcome, bool ready, const char *reason, const char *fmt, ...)
         _printf_(5, 6);

@@ -117,6 +117,9 @@ static int resolve(hostdev_run *run) {
         if (r < 0) {
                 rc_result_set(run->res, RC_FAILED, false, resolve_reason(r), "%s",
                               errmsg ? errmsg : strerror(-r));
+                /* A device that is not there yet comes back with its udev event; the rest with the timer. */
+                if (r == -ENODEV && rc_result_wait(run->res, RC_WAIT_DEVICE, run->bdf, 0) < 0)
+                        return -ENOMEM;
                 return r;
         }
         return remember_resolution(run);
@@ -190,9 +193,7 @@ static int pf_gate(hostdev_run *run, bool *open) {
         int r;
 
         *open = false;
-        r = vf_free_and_strdup(&run->res->watch_link, res->pf_netdev);
-        if (r >= 0)
-                r = netlink(run->ctx, &nl);
+        r = netlink(run->ctx, &nl);
         if (r >= 0)
                 r = hd_link_state(nl, res->pf_netdev, &admin_up, &carrier);
         if (r == -ENODEV) {
@@ -200,7 +201,7 @@ static int pf_gate(hostdev_run *run, bool *open) {
                               "%s: PF netdev %s is not present in this network namespace; virtform retries when "
                               "it appears",
                               vf_description(run, what, sizeof what), res->pf_netdev);
-                return 0;
+                return rc_result_wait(run->res, RC_WAIT_LINK, res->pf_netdev, 0);
         }
         if (r < 0) {
                 rc_result_set(run->res, RC_FAILED, false, "LinkStateUnreadable",
@@ -214,7 +215,7 @@ static int pf_gate(hostdev_run *run, bool *open) {
                               "a PF up itself and proceeds once it is up",
                               vf_description(run, what, sizeof what), res->pf_netdev, res->pf_netdev,
                               res->pf_netdev);
-                return 0;
+                return rc_result_wait(run->res, RC_WAIT_LINK, res->pf_netdev, 0);
         }
         *open = true;
         return 0;
@@ -556,7 +557,8 @@ static int assign(hostdev_run *run) {
                       vf_description(run, desc, sizeof desc), run->req->claimant,
                       run->resolution.is_vf ? ", resolved by " : "",
                       run->resolution.is_vf ? hd_method_to_string(run->resolution.method) : "");
-        return 0;
+        /* Its PF going down under the running guest is reported: the PF's link events bring it back. */
+        return run->resolution.is_vf ? rc_result_wait(run->res, RC_WAIT_LINK, run->resolution.pf_netdev, 0) : 0;
 }
 
 /* Nothing to give back is "released" too; a device still attached to a running domain waits. */
@@ -569,11 +571,12 @@ static int release(hostdev_run *run, const char *why) {
                 if (r < 0)
                         return r;
                 if (user) {
+                        _cleanup_free_ char *user_key = schema_key(VF_KIND_DOMAIN, user);
                         rc_result_set(run->res, RC_WAITING, false, "InUse",
                                       "%s; it is still attached to running domain %s and is released once that "
                                       "domain stops",
                                       why, user);
-                        return 0;
+                        return user_key ? rc_result_wait(run->res, RC_WAIT_USER, user_key, 0) : -ENOMEM;
                 }
         }
         r = restore_vf_config(run);

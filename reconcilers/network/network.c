@@ -70,8 +70,8 @@ static int collect_user(void *obj, void *userdata) {
         return 0;
 }
 
-/* The active domains whose interfaces use the network, owned by us or not. */
-static int active_users(rc_context *ctx, const char *network, char **ret) {
+/* The active domains whose interfaces use the network, owned by us or not, joined by ", "; NULL for none. */
+static int active_users(rc_context *ctx, const char *network, char **joined, char **first_key) {
         user_scan scan = { ctx, network, NULL };
         _cleanup_strv_free_ char **users = NULL;
         vf_buf b = {};
@@ -82,7 +82,11 @@ static int active_users(rc_context *ctx, const char *network, char **ret) {
                 return r;
         for (size_t i = 0; users && users[i]; i++)
                 vf_buf_printf(&b, "%s%s", i ? ", " : "", users[i]);
-        *ret = b.len ? vf_buf_steal(&b) : NULL;
+        if (first_key && users && !(*first_key = schema_key(VF_KIND_DOMAIN, users[0]))) {
+                vf_buf_done(&b);
+                return -ENOMEM;
+        }
+        *joined = b.len ? vf_buf_steal(&b) : NULL;
         return b.oom ? -ENOMEM : 0;
 }
 
@@ -94,7 +98,7 @@ static int network_destroy(rc_context *ctx, const rc_request *req, void *obj, rc
 
 static int network_changed_while_active(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
         _cleanup_free_ char *users = NULL;
-        int r = active_users(ctx, req->name, &users);
+        int r = active_users(ctx, req->name, &users, NULL);
 
         if (r < 0)
                 return r;
@@ -111,18 +115,19 @@ static int network_changed_while_active(rc_context *ctx, const rc_request *req, 
 }
 
 static int network_removable(rc_context *ctx, const rc_request *req, void *obj, rc_result *res, bool *ok) {
-        _cleanup_free_ char *users = NULL;
-        int r = active_users(ctx, req->name, &users);
+        _cleanup_free_ char *users = NULL, *first = NULL;
+        int r = active_users(ctx, req->name, &users, &first);
 
         if (r < 0)
                 return r;
         *ok = !users;
-        if (users)
-                rc_result_set(res, RC_WAITING, false, "InUse",
-                              "no longer declared, but running domains still use it (%s); it is removed once "
-                              "they stop or no longer use it",
-                              users);
-        return 0;
+        if (!users)
+                return 0;
+        rc_result_set(res, RC_WAITING, false, "InUse",
+                      "no longer declared, but running domains still use it (%s); it is removed once they stop or "
+                      "no longer use it",
+                      users);
+        return rc_result_wait(res, RC_WAIT_USER, first, 0);
 }
 
 static const rc_kind_hooks network_hooks = {
