@@ -348,12 +348,23 @@ static int queue_waiters(vf_daemon *d, const char *key, int64_t now) {
         return 0;
 }
 
-/* Only what virtform declares or recorded: events about other objects are none of its business. */
+/*
+ * What virtform declares, recorded or owns, what depends on an object it
+ * does not declare (a network made with virsh, libvirt's "default"), and what
+ * waits for an object to let go of it: events are their cue. Events about
+ * anything else are none of its business.
+ */
 static int queue_known_now(vf_daemon *d, char *const *keys) {
         int64_t now = vf_now_monotonic_usec();
 
         for (size_t i = 0; keys && keys[i]; i++) {
-                int r = graph_lookup(d->c->graph, keys[i]) ? queue_push(d->queue, keys[i], now) : 0;
+                char *const *dependents = graph_dependents(d->c->graph, keys[i]);
+                int r = 0;
+                if (graph_lookup(d->c->graph, keys[i]))
+                        r = queue_push(d->queue, keys[i], now); /* its pass brings its dependents along */
+                else
+                        for (size_t j = 0; dependents && dependents[j] && r >= 0; j++)
+                                r = queue_push(d->queue, dependents[j], now);
                 if (r >= 0)
                         r = queue_waiters(d, keys[i], now);
                 if (r < 0)

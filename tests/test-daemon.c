@@ -208,6 +208,8 @@ static void lifecycle_log_free(void *opaque) {
         free(log);
 }
 
+static void events_barrier(fixture *f);
+
 /* Starts recording; libvirt's event thread must be running, as it is once the daemon is. */
 static void events_start(fixture *f) {
         lifecycle_log *log = calloc(1, sizeof *log);
@@ -220,6 +222,11 @@ static void events_start(fixture *f) {
                                                          lifecycle_log_free);
         assert_true(log->callback >= 0);
         f->events = log;
+        /* Events of what happened before are still on their way: let them arrive, then forget them. */
+        events_barrier(f);
+        pthread_mutex_lock(&log->lock);
+        vf_strv_free(TAKE_PTR(log->lines));
+        pthread_mutex_unlock(&log->lock);
 }
 
 static void events_stop(fixture *f) {
@@ -498,6 +505,22 @@ static void test_out_of_band_changes_are_put_back(void **state) {
         wait_for(f, domain_running, "web1", "web1 recreated after an out-of-band undefine");
 }
 
+/* A network no file declares, made by someone else while web1 waits for it: its events wake web1. */
+static void test_undeclared_dependency_wakes_its_dependents(void **state) {
+        fixture *f = *state;
+
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        start_daemon(f);
+        wait_record(f, "domain", "web1", false, "DependencyNotReady");
+        virNetworkPtr net = virNetworkDefineXML(f->env->other, "<network><name>lan</name><bridge name='virbr10'/>"
+                                                               "<ip address='192.168.110.1' prefix='24'/></network>");
+        assert_non_null(net);
+        assert_int_equal(virNetworkCreate(net), 0);
+        virNetworkFree(net);
+        wait_record(f, "domain", "web1", true, "Applied");
+        wait_for(f, domain_running, "web1", "web1 running on the network someone else started");
+}
+
 static void test_failure_retried_with_visible_backoff(void **state) {
         fixture *f = *state;
         virDomainPtr foreign = virDomainDefineXML(f->env->other, "<domain type='test'><name>web1</name>"
@@ -634,6 +657,7 @@ int main(void) {
                 T(test_move_between_layers_is_an_update),
                 T(test_half_written_file_prunes_nothing),
                 T(test_out_of_band_changes_are_put_back),
+                T(test_undeclared_dependency_wakes_its_dependents),
                 T(test_failure_retried_with_visible_backoff),
                 T(test_idle_when_converged),
                 T(test_notifies_systemd),
