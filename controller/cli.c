@@ -198,7 +198,8 @@ static bool parse_command_line_with_paths(const command *cmd, vf_options *opts, 
         opts->log_level = strcmp(cmd->name, "run") == 0 ? VF_LOG_NOTICE : VF_LOG_WARNING;
         if (!parse_command_line(cmd, opts, NULL, argc, argv, status))
                 return false;
-        opts->paths = optind < argc ? argv + optind : (char **) schema_default_dirs;
+        opts->default_paths = optind >= argc;
+        opts->paths = opts->default_paths ? (char **) schema_default_dirs : argv + optind;
         return true;
 }
 

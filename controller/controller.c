@@ -209,6 +209,8 @@ void vf_controller_close(vf_controller *c) {
         }
         rc_context_done(&c->rc);
         schema_set_free(c->desired);
+        free(c->prune_held);
+        vf_strv_free(c->dirs_seen);
         if (c->conn)
                 virConnectClose(c->conn);
         state_close(c->store);

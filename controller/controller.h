@@ -26,6 +26,7 @@ typedef struct vf_options {
         const char *uri; /* NULL: LIBVIRT_DEFAULT_URI, else libvirt's default */
         const char *state_path; /* NULL: state_default_path() */
         char **paths; /* directories and files of desired state */
+        bool default_paths; /* paths are schema_default_dirs, which may be missing */
         bool prune; /* remove owned objects whose declaration is gone */
         bool dry_run; /* plan: read-only connection, read-only store */
         unsigned shutdown_timeout_sec;
@@ -47,7 +48,8 @@ void vf_options_init(vf_options *o);
 
 /* How files are loaded: as root, only what root alone can change is believed, unless told otherwise. */
 static inline schema_load_options vf_options_schema(const vf_options *o) {
-        return (schema_load_options) { .check_trust = geteuid() == 0, .insecure_permissions = o->insecure_permissions };
+        return (schema_load_options) { .check_trust = geteuid() == 0, .insecure_permissions = o->insecure_permissions,
+                                        .default_dirs = o->default_paths };
 }
 
 /* What one pass did to one resource. */
@@ -89,6 +91,12 @@ typedef struct vf_controller {
         rc_context rc;
         schema_set *desired;
         struct graph *graph; /* from the last full pass, updated by incremental ones */
+        /*
+         * Why nothing is pruned now: a path given cannot be read, or a
+         * directory vanished while running. NULL when prune may go ahead.
+         */
+        char *prune_held;
+        char **dirs_seen; /* every directory read in a full pass since open: its vanishing holds prune */
         FILE *log; /* where log lines go: stderr */
         /* Asked between two resources of a pass: true stops it there (SIGTERM, apply's deadline). */
         bool (*should_stop)(void *userdata);

@@ -37,11 +37,18 @@ static void print_reason(FILE *f, const rc_result *res, bool with_message) {
                 fprintf(f, " [Drifted: %s]", res->drifted);
 }
 
-void output_diags(FILE *f, const schema_set *set) {
-        for (size_t i = 0; set && i < set->n_diags; i++) {
-                _cleanup_free_ char *line = schema_diag_format(&set->diags[i]);
+static void print_diags(FILE *f, const schema_diag *diags, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *line = schema_diag_format(&diags[i]);
                 fprintf(f, "%s\n", line ? line : "out of memory");
         }
+}
+
+void output_diags(FILE *f, const schema_set *set) {
+        if (!set)
+                return;
+        print_diags(f, set->path_errors, set->n_path_errors);
+        print_diags(f, set->diags, set->n_diags);
 }
 
 static void print_summary(FILE *f, const char *verb, const vf_report *r) {

@@ -184,6 +184,11 @@ static int reconcile_node(pass *p, graph_node *n, const node_context *nc, int64_
                                       "no longer declared; kept because pruning is off (--no-prune)");
                         return 0;
                 }
+                if (p->c->prune_held) {
+                        rc_result_set(res, RC_KEPT, false, "PruneHeld", "no longer declared, but kept: %s",
+                                      p->c->prune_held);
+                        return 0;
+                }
                 return ops->remove(&p->c->rc, &req, res);
         }
         if (nc->claim_conflict) {

@@ -13,9 +13,59 @@ static int load_desired(vf_controller *c, schema_set **ret) {
         int r = schema_load_with_options(c->opts.paths, vf_strv_length(c->opts.paths), &options, ret);
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < (*ret)->n_path_errors; i++)
+                vf_log_diag(c, &(*ret)->path_errors[i]);
         for (size_t i = 0; i < (*ret)->n_diags; i++)
                 vf_log_diag(c, &(*ret)->diags[i]);
         return 0;
+}
+
+/* A directory read before and missing now: what it declared is unknown, not undeclared. */
+static const char *vanished_dir(const vf_controller *c, const schema_set *desired) {
+        for (size_t i = 0; desired->dirs_missing && desired->dirs_missing[i]; i++)
+                if (vf_strv_contains(c->dirs_seen, desired->dirs_missing[i]))
+                        return desired->dirs_missing[i];
+        return NULL;
+}
+
+static int remember_dirs(vf_controller *c, const schema_set *desired) {
+        for (size_t i = 0; desired->dirs && desired->dirs[i]; i++) {
+                const char *dir = desired->dirs[i];
+                if (vf_strv_contains(desired->dirs_missing, dir) || vf_strv_contains(c->dirs_seen, dir))
+                        continue;
+                int r = vf_strv_push(&c->dirs_seen, dir);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/*
+ * Prune takes an undeclared resource for one to remove, so it needs every
+ * path read: a typo in a path must not remove what the right path declares.
+ * apply, plan and the daemon's start refuse such a set; a running daemon
+ * goes on with it, holding every undeclared resource until the paths read.
+ */
+static int judge_paths(vf_controller *c, const schema_set *desired, char **errmsg) {
+        const char *vanished = vanished_dir(c, desired);
+        char *held = NULL;
+
+        if (desired->n_path_errors > 0 && !(c->opts.daemon && c->desired))
+                return vf_error(errmsg, -ENOENT, "nothing was applied or pruned: %s cannot be read",
+                                desired->path_errors[0].file);
+        if (desired->n_path_errors > 0)
+                held = vf_printf("%s cannot be read, and nothing is pruned until it can",
+                                 desired->path_errors[0].file);
+        else if (vanished)
+                held = vf_printf("directory %s vanished, and nothing is pruned until it is back "
+                                 "(or virtform restarts without it)", vanished);
+        if ((desired->n_path_errors > 0 || vanished) && !held)
+                return -ENOMEM;
+        free(c->prune_held);
+        c->prune_held = held;
+        if (held)
+                vf_log(c, VF_LOG_WARNING, "%s", held);
+        return remember_dirs(c, desired);
 }
 
 static int add_records(graph *g, state_store *store, char **errmsg) {
@@ -114,6 +164,8 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
 
         *report = (vf_report) {};
         r = load_desired(c, &desired);
+        if (r >= 0)
+                r = judge_paths(c, desired, errmsg);
         if (r < 0)
                 return r;
         r = rc_context_begin_pass(&c->rc, true, errmsg);

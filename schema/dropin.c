@@ -42,13 +42,6 @@ int schema_path_name_cmp(const char *path, const char *name) {
         return name[len] == 0 ? 0 : -1;
 }
 
-static bool is_default_dir(const char *path) {
-        for (size_t i = 0; schema_default_dirs[i]; i++)
-                if (strcmp(schema_default_dirs[i], path) == 0)
-                        return true;
-        return false;
-}
-
 /* With trust checks, what symlinks and files in the directory need to know about it. */
 static int check_directory(schema_layer *layer) {
         struct stat st;
@@ -63,6 +56,35 @@ static int check_directory(schema_layer *layer) {
         return r == -ENOMEM ? r : 0;
 }
 
+/*
+ * Opens a path as a directory layer (*ret_fd), or finds it is a file layer
+ * (*ret_fd -1): a path that is not a directory is read as a file, which
+ * reports why it fails. Anything else is an error of the path itself: it
+ * does not exist, a component is not a directory, it cannot be opened.
+ */
+static int open_layer(const char *path, int *ret_fd) {
+        struct stat st;
+
+        *ret_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (*ret_fd >= 0)
+                return 0;
+        int error = -errno;
+        if (error == -ENOTDIR && stat(path, &st) >= 0 && !S_ISDIR(st.st_mode))
+                return 0;
+        return error;
+}
+
+static int add_unopened(schema_layers *l, const char *path, int error) {
+        schema_unopened *u = reallocarray(l->unopened, l->n_unopened + 1, sizeof *u);
+
+        if (!u)
+                return -ENOMEM;
+        l->unopened = u;
+        /* The default directories are optional; a path the user named has to be there. */
+        u[l->n_unopened++] = (schema_unopened) { path, error, error == -ENOENT && l->options.default_dirs };
+        return 0;
+}
+
 int schema_layers_open(char *const *paths, const schema_load_options *options, schema_layers *ret) {
         size_t n = vf_strv_length(paths);
         _cleanup_(schema_layers_close) schema_layers l = {
@@ -73,14 +95,16 @@ int schema_layers_open(char *const *paths, const schema_load_options *options, s
         if (!l.layers)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                /* The default directories are optional; a path the user named has to be there. */
-                if (fd < 0 && errno == ENOENT && is_default_dir(paths[i]))
+                int fd, r = open_layer(paths[i], &fd);
+                if (r < 0) {
+                        r = add_unopened(&l, paths[i], r);
+                        if (r < 0)
+                                return r;
                         continue;
-                /* Whatever cannot be opened as a directory is read as a file, which reports why it fails. */
+                }
                 schema_layer *layer = &l.layers[l.n++];
                 *layer = (schema_layer) { .path = paths[i], .fd = fd };
-                int r = fd >= 0 && l.options.check_trust ? check_directory(layer) : 0;
+                r = fd >= 0 && l.options.check_trust ? check_directory(layer) : 0;
                 if (r < 0)
                         return r;
         }
@@ -97,6 +121,7 @@ void schema_layers_close(schema_layers *l) {
                 free(l->layers[i].distrust);
         }
         free(l->layers);
+        free(l->unopened);
         *l = (schema_layers) {};
 }
 

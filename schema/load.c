@@ -218,6 +218,40 @@ int schema_file_load(schema_set *set, const schema_layers *layers, const schema_
         return r < 0 ? r : insert_diags(&f, at);
 }
 
+static char *unopened_message(int error) {
+        if (error == -ENOENT)
+                return vf_printf("does not exist; while a path given cannot be read nothing is pruned: "
+                                 "correct the path, or create the directory");
+        return vf_printf("cannot be read: %s; while a path given cannot be read nothing is pruned: "
+                         "correct the path or its permissions", strerror(-error));
+}
+
+static int add_path_error(schema_set *set, const schema_unopened *u) {
+        schema_diag *d = reallocarray(set->path_errors, set->n_path_errors + 1, sizeof *d);
+
+        if (!d)
+                return -ENOMEM;
+        set->path_errors = d;
+        d = &d[set->n_path_errors];
+        *d = (schema_diag) { .file = strdup(u->path), .message = unopened_message(u->error) };
+        if (!d->file || !d->message) {
+                schema_diags_clear(d, 1);
+                return -ENOMEM;
+        }
+        set->n_path_errors++;
+        return 0;
+}
+
+static int record_unopened(schema_set *set, const schema_layers *layers) {
+        for (size_t i = 0; i < layers->n_unopened; i++) {
+                const schema_unopened *u = &layers->unopened[i];
+                int r = u->optional ? vf_strv_push(&set->dirs_missing, u->path) : add_path_error(set, u);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int schema_load_with_options(char *const *paths, size_t n_paths, const schema_load_options *options,
                              schema_set **ret) {
         _cleanup_(schema_set_freep) schema_set *set = schema_set_new();
@@ -232,6 +266,8 @@ int schema_load_with_options(char *const *paths, size_t n_paths, const schema_lo
                 if (vf_strv_push(&set->dirs, paths[i]) < 0)
                         return -ENOMEM;
         int r = schema_layers_open(set->dirs, &set->options, &layers);
+        if (r >= 0)
+                r = record_unopened(set, &layers);
         if (r < 0)
                 return r;
         r = schema_layers_list(&layers, &names);

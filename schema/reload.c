@@ -198,6 +198,18 @@ int schema_reload_name(schema_set *set, const schema_layers *layers, const char 
         return changed ? report(&w, changed) : 0;
 }
 
+/* Whether the paths are still what the set was loaded from: the same ones read, missing, failing. */
+static int paths_as_loaded(const schema_set *set, const schema_layers *layers) {
+        for (size_t i = 0; i < layers->n_unopened; i++) {
+                const schema_unopened *u = &layers->unopened[i];
+                if (!u->optional)
+                        return u->error;
+                if (!vf_strv_contains(set->dirs_missing, u->path))
+                        return -ENOENT;
+        }
+        return set->n_path_errors > 0 ? -ENOENT : 0;
+}
+
 int schema_set_reload(schema_set *set, const char *name, char ***changed) {
         _cleanup_(schema_layers_close) schema_layers layers = {};
         _cleanup_free_ char *base = schema_path_name(name);
@@ -205,6 +217,8 @@ int schema_set_reload(schema_set *set, const char *name, char ***changed) {
         if (!base)
                 return -ENOMEM;
         int r = schema_layers_open(set->dirs, &set->options, &layers);
+        if (r >= 0)
+                r = paths_as_loaded(set, &layers);
         if (r < 0)
                 return r;
         return schema_reload_name(set, &layers, base, changed);

@@ -73,9 +73,18 @@ struct schema_layer {
         char *distrust; /* why its files are not to be believed (schema_trust_stat()), or NULL */
 };
 
+/* A path given that is no layer: a default directory that does not exist, or a path that cannot be read. */
+typedef struct schema_unopened {
+        const char *path;
+        int error; /* negative errno */
+        bool optional; /* a default directory: missing, it is an empty layer */
+} schema_unopened;
+
 struct schema_layers {
-        schema_layer *layers; /* highest precedence first; missing default directories left out */
+        schema_layer *layers; /* highest precedence first; the unopened paths left out */
         size_t n;
+        schema_unopened *unopened;
+        size_t n_unopened;
         schema_load_options options;
 };
 

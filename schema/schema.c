@@ -31,6 +31,9 @@ void schema_set_free(schema_set *set) {
                 schema_source_done(&set->sources[i]);
         free(set->sources);
         vf_strv_free(set->dirs);
+        schema_diags_clear(set->path_errors, set->n_path_errors);
+        free(set->path_errors);
+        vf_strv_free(set->dirs_missing);
         vf_map_free(set->by_key);
         schema_validators_free(set->validators);
         schema_index_free(set->index);
@@ -57,7 +60,7 @@ const schema_source *schema_set_source(const schema_set *set, const char *path_o
 }
 
 size_t schema_set_n_errors(const schema_set *set) {
-        size_t n = 0;
+        size_t n = set->n_path_errors;
 
         for (size_t i = 0; i < set->n_diags; i++)
                 n += !set->diags[i].warning;

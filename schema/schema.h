@@ -112,11 +112,17 @@ typedef struct schema_load_options {
         bool check_trust;
         /* With check_trust: read them anyway, with a warning each (--insecure-permissions). */
         bool insecure_permissions;
+        /*
+         * The paths are the default drop-in directories, which need not
+         * exist: a missing one is an empty layer, not an error.
+         */
+        bool default_dirs;
 } schema_load_options;
 
 /*
  * Drop-in directories read when no path is given, highest precedence first:
  * the administrator's, then runtime's, then the vendor's. NULL-terminated.
+ * Loaded with schema_load_options.default_dirs.
  */
 extern const char *const schema_default_dirs[];
 
@@ -142,6 +148,14 @@ typedef struct schema_set {
         schema_source *sources; /* one per file name found, masked ones included */
         size_t n_sources;
         char **dirs; /* the paths the set was loaded from, for schema_set_reload() */
+        /*
+         * Paths given that could not be read at all (missing, a component not
+         * a directory, no permission), one error each, at the path. What they
+         * declared is unknown, not gone: nothing may be pruned for it.
+         */
+        schema_diag *path_errors;
+        size_t n_path_errors;
+        char **dirs_missing; /* default directories that do not exist: empty layers */
         schema_load_options options; /* how they were loaded, for schema_set_reload() */
         vf_map *by_key; /* "kind/name" -> schema_resource* (borrowed) */
         struct schema_validators *validators; /* private: RelaxNG schemas, compiled on first use */
@@ -159,9 +173,11 @@ bool schema_file_is_candidate(const char *filename);
  * earlier directory overrides the same name in later ones, the way systemd
  * resolves unit drop-ins. A directory contributes its candidate files (not
  * recursing); a path that is not a directory is a layer holding just that
- * file, under its last component, and is read whatever its name. A missing
- * path is skipped when it is one of schema_default_dirs, and reported when it
- * was asked for. A winning empty file or symlink to /dev/null masks its
+ * file, under its last component, and is read whatever its name. With
+ * options->default_dirs a missing path is an empty layer (listed in
+ * set->dirs_missing); otherwise, and for a path that cannot be opened, it is
+ * an error of its own, in set->path_errors, and contributes nothing. A
+ * winning empty file or symlink to /dev/null masks its
  * (candidate) name: nothing is read for it, and that is not an error.
  *
  * Files are then read in name order; a key declared twice fails the file
@@ -197,7 +213,10 @@ int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
  * The keys of a file that now fails are among them: they disappeared. The
  * result is what schema_load() of set->dirs would give now, except that a
  * path's kind (directory or file), and a directory's trust, are read again
- * only for this name: a change to a directory calls for a full load. On
+ * only for this name: a change to a directory calls for a full load. A path
+ * that cannot be read now, or a default directory that was there and is not,
+ * is such a change: it returns that path's error (-ENOENT for a vanished
+ * directory), the set unchanged, rather than take its files as gone. On
  * -ENOMEM the set is consistent enough to free, no more: load it again.
  */
 int schema_set_reload(schema_set *set, const char *name, char ***changed);
@@ -211,7 +230,7 @@ DEFINE_POINTER_CLEANUP(schema_set, schema_set_free);
 
 const schema_resource *schema_set_find(const schema_set *set, vf_kind kind, const char *name);
 
-/* The diagnostics that are errors, not warnings: what fails files. */
+/* The diagnostics that are errors, not warnings: what fails files, and the paths that cannot be read. */
 size_t schema_set_n_errors(const schema_set *set);
 
 /* "FILE:LINE:COLUMN: error: MESSAGE" (or "FILE: error: MESSAGE" without a position); "warning" for warnings. */

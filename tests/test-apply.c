@@ -154,6 +154,76 @@ static void test_prune_and_no_prune(void **state) {
         assert_non_null(test_domain);
 }
 
+static char *domain_uuid(virConnectPtr conn, const char *name) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        virDomainPtr d = virDomainLookupByName(conn, name);
+
+        assert_non_null(d);
+        assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
+        virDomainFree(d);
+        return strdup(uuid);
+}
+
+/* A pass over paths that must be refused: an error naming the path, and nothing applied or pruned. */
+static void assert_pass_refused(th_env *f, char *path) {
+        _cleanup_free_ char *errmsg = NULL;
+        char *paths[] = { path, NULL };
+
+        f->c.opts.paths = paths;
+        vf_report_done(&f->report);
+        assert_int_equal(vf_controller_pass(&f->c, &f->report, &errmsg), -ENOENT);
+        assert_non_null(errmsg);
+        assert_non_null(strstr(errmsg, path));
+        assert_int_equal(f->report.n_entries, 0);
+        f->c.opts.paths = f->paths;
+}
+
+static void test_missing_path_prunes_nothing(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *typo = vf_printf("%s-typo", f->conf);
+        _cleanup_free_ char *file = vf_printf("%s/10-net.yaml", f->conf);
+        _cleanup_free_ char *through_file = vf_printf("%s/conf.d", file);
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        _cleanup_free_ char *uuid = domain_uuid(f->other, "web1");
+
+        /* A typo, and a path through a regular file (ENOTDIR: root reads past any mode), for apply and plan. */
+        for (int dry_run = 0; dry_run < 2; dry_run++) {
+                th_env_close(f);
+                f->opts.dry_run = dry_run;
+                th_env_pass(f);
+                assert_pass_refused(f, typo);
+                assert_pass_refused(f, through_file);
+        }
+        f->opts.dry_run = false;
+        th_env_close(f);
+
+        _cleanup_free_ char *after = domain_uuid(f->other, "web1");
+        assert_string_equal(after, uuid);
+        assert_true(th_domain_active(f->other, "web1"));
+        _cleanup_free_ char *net = th_network_xml(f->other, "lan");
+        assert_non_null(net);
+
+        /* The right path again: nothing to do. */
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
+        th_env_assert(f, VF_KIND_NETWORK, "lan", RC_UNCHANGED, NULL);
+
+        /* A running daemon goes on without the path, holding what it cannot see declared. */
+        char *typo_paths[] = { typo, NULL };
+        f->c.opts.daemon = true;
+        f->c.opts.paths = typo_paths;
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_KEPT, "PruneHeld");
+        th_env_assert(f, VF_KIND_NETWORK, "lan", RC_KEPT, "PruneHeld");
+        assert_int_equal(th_env_writes(f), 0);
+        _cleanup_free_ char *held = domain_uuid(f->other, "web1");
+        assert_string_equal(held, uuid);
+        f->c.opts.paths = f->paths;
+}
+
 static void test_network_not_pulled_from_running_domain(void **state) {
         th_env *f = *state;
 
@@ -419,6 +489,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_update_running_domain_restart_pending, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_restart_on_change, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_and_no_prune, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_missing_path_prunes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_not_pulled_from_running_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drift_undefine_and_redefine, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drift_report_leaves_changes, setup, teardown),

@@ -217,6 +217,37 @@ static void test_unusable_state_exits_1(void **state) {
         assert_string_equal(after, "this is not a database, and virtform must not overwrite it\n");
 }
 
+/* A typo in a path: exit 1 with the path's error, the state untouched; the daemon refuses to start. */
+static void test_missing_path_exits_1(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *typo = vf_printf("%s-typo", getenv("VIRTFORM_EXAMPLES"));
+        _cleanup_free_ char *expected = vf_printf("error: %s: error: does not exist; while a path given cannot be "
+                                                  "read nothing is pruned", typo);
+        const char *commands[] = { "apply", "plan", "run" };
+
+        _cleanup_(run_done) run applied = virtform("apply", "-c", "test:///default", "--state", f->state,
+                                                   getenv("VIRTFORM_EXAMPLES"), NULL);
+        assert_int_equal(applied.status, 0);
+        _cleanup_(run_done) run before = virtform("status", "--state", f->state, "-o", "json", NULL);
+        assert_non_null(strstr(before.out, "\"name\":\"web1\""));
+
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                _cleanup_(run_done) run r = virtform(commands[i], "-c", "test:///default", "--state", f->state,
+                                                     typo, NULL);
+                assert_int_equal(r.status, 1);
+                assert_non_null(strstr(r.err, expected));
+                assert_non_null(strstr(r.err, "nothing was applied or pruned"));
+                assert_string_equal(r.out, "");
+        }
+        /* Every record is still there, as it was. */
+        _cleanup_(run_done) run after = virtform("status", "--state", f->state, "-o", "json", NULL);
+        assert_string_equal(after.out, before.out);
+
+        _cleanup_(run_done) run validate = virtform("validate", typo, NULL);
+        assert_int_equal(validate.status, 1);
+        assert_non_null(strstr(validate.err, expected + strlen("error: ")));
+}
+
 static void test_validate_unknown_key(void **state) {
         fixture *f = *state;
         th_write(f->dir, "web.yaml",
@@ -416,6 +447,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_json_logs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unreachable_hypervisor_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unusable_state_exits_1, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_missing_path_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_validate_unknown_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_exit_and_no_state_written, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_shows_override, setup, teardown),

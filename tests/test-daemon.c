@@ -88,6 +88,8 @@ static int setup(void **state) {
         }
         f->env->opts.paths = f->dirs;
         f->env->opts.debounce_msec = 20;
+        /* They stand for the default directories, which may be missing. */
+        f->env->opts.default_paths = true;
         *state = f;
         return 0;
 }
@@ -338,6 +340,42 @@ static void test_precedence_override_and_mask(void **state) {
         /* Unmasked: the highest remaining layer, /run, wins again. */
         assert_int_equal(unlink(masked), 0);
         wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 from /run again");
+}
+
+static bool uuid_is(fixture *f, const void *arg) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
+        bool same = d && virDomainGetUUIDString(d, uuid) == 0 && strcmp(uuid, arg) == 0;
+        if (d)
+                virDomainFree(d);
+        return same;
+}
+
+/* A directory moved away while running is no order to prune: held until it is back, then picked up again. */
+static void test_directory_that_vanishes_holds(void **state) {
+        fixture *f = *state;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        _cleanup_free_ char *away = vf_printf("%s.away", f->dirs[1]);
+
+        drop_in(f->dirs[1], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[1], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        start_daemon(f);
+        wait_record(f, "domain", "web1", true, "Applied");
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
+        virDomainFree(d);
+
+        assert_int_equal(rename(f->dirs[1], away), 0);
+        wait_record(f, "domain", "web1", false, "PruneHeld");
+        wait_record(f, "network", "lan", false, "PruneHeld");
+        assert_true(uuid_is(f, uuid));
+        assert_true(domain_running(f, "web1"));
+
+        assert_int_equal(rename(away, f->dirs[1]), 0);
+        wait_record(f, "domain", "web1", true, "Applied");
+        assert_true(uuid_is(f, uuid));
+        assert_true(domain_running(f, "web1"));
 }
 
 static void test_directory_that_appears_later(void **state) {
@@ -650,6 +688,7 @@ int main(void) {
                 T(test_precedence_override_and_mask),
                 T(test_directory_that_appears_later),
                 T(test_directory_inside_another_that_appears_later),
+                T(test_directory_that_vanishes_holds),
                 T(test_sighup_rescans),
                 T(test_bad_file_is_terminal_until_fixed),
                 T(test_rename_is_an_update),

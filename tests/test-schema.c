@@ -75,16 +75,21 @@ static schema_set *load_text(const char *name, const char *text, char **ret_path
         return set;
 }
 
+/* The i-th diagnostic, the paths' own errors first. */
+static const schema_diag *diag_at(const schema_set *set, size_t i) {
+        return i < set->n_path_errors ? &set->path_errors[i] : &set->diags[i - set->n_path_errors];
+}
+
 static void print_diags(const schema_set *set) {
-        for (size_t i = 0; i < set->n_diags; i++) {
-                _cleanup_free_ char *s = schema_diag_format(&set->diags[i]);
+        for (size_t i = 0; i < set->n_path_errors + set->n_diags; i++) {
+                _cleanup_free_ char *s = schema_diag_format(diag_at(set, i));
                 print_message("diag: %s\n", s);
         }
 }
 
 static bool has_diag(const schema_set *set, const char *needle) {
-        for (size_t i = 0; i < set->n_diags; i++) {
-                _cleanup_free_ char *s = schema_diag_format(&set->diags[i]);
+        for (size_t i = 0; i < set->n_path_errors + set->n_diags; i++) {
+                _cleanup_free_ char *s = schema_diag_format(diag_at(set, i));
                 if (strstr(s, needle))
                         return true;
         }
@@ -105,9 +110,9 @@ static void assert_diag_at(const schema_set *set, const char *path, unsigned lin
 }
 
 static void assert_clean(const schema_set *set) {
-        if (set->n_diags > 0)
+        if (set->n_diags + set->n_path_errors > 0)
                 print_diags(set);
-        assert_int_equal(set->n_diags, 0);
+        assert_int_equal(set->n_diags + set->n_path_errors, 0);
         assert_null(set->files_failed);
 }
 
@@ -276,7 +281,8 @@ static void test_unreadable_and_oversized(void **state) {
         assert_int_equal(schema_load(paths, 3, &set), 0);
         remove_dir(dir);
 
-        _cleanup_free_ char *e1 = vf_printf("%s: error: cannot read the file: No such file or directory", missing);
+        _cleanup_free_ char *e1 = vf_printf("%s: error: does not exist; while a path given cannot be read nothing "
+                                            "is pruned", missing);
         _cleanup_free_ char *e2 =
                 vf_printf("%s: error: file is larger than the 4 MiB limit (SCHEMA_MAX_FILE_SIZE); split it into "
                           "several files", big);
@@ -284,7 +290,9 @@ static void test_unreadable_and_oversized(void **state) {
         assert_diag(set, e1);
         assert_diag(set, e2);
         assert_diag(set, e3);
-        assert_int_equal(vf_strv_length(set->files_failed), 3);
+        /* The missing path is no file that failed: its own error, the set's. */
+        assert_int_equal(set->n_path_errors, 1);
+        assert_int_equal(vf_strv_length(set->files_failed), 2);
         assert_int_equal(set->n_resources, 0);
         schema_set_free(set);
 }
@@ -1435,30 +1443,53 @@ static void test_dropin_file_layer(void **state) {
 }
 
 static void test_dropin_missing(void **state) {
-        const char *absent_default = NULL;
-        for (size_t i = 0; !absent_default && schema_default_dirs[i]; i++)
-                if (access(schema_default_dirs[i], F_OK) < 0 && errno == ENOENT)
-                        absent_default = schema_default_dirs[i];
-        /* A host with all of them has nothing to show here. */
-        if (!absent_default)
-                th_skip("every default directory exists on this host");
-
         tree t;
         tree_init(&t);
         put(&t, USR, "a.yaml", NET("a", ""));
         _cleanup_free_ char *missing = tree_path(&t, RUN, "gone.d");
-        char *paths[] = { (char *) absent_default, missing, t.dirs[USR] };
+        _cleanup_free_ char *a_file = tree_path(&t, USR, "a.yaml");
+        _cleanup_free_ char *through_file = vf_printf("%s/sub.d", a_file);
+        char *paths[] = { missing, through_file, t.dirs[USR] };
+        schema_load_options defaults = { .default_dirs = true };
         schema_set *set = NULL;
-        assert_int_equal(schema_load(paths, ELEMENTSOF(paths), &set), 0);
 
-        /* A default directory may be absent; a directory the user named may not. */
-        _cleanup_free_ char *msg = vf_printf("%s: error: cannot read the file: No such file or directory", missing);
-        assert_int_equal(set->n_diags, 1);
-        assert_diag(set, msg);
-        char *failed[] = { missing, NULL };
-        assert_strv_equal(set->files_failed, failed);
+        /* The default directories may be absent, not unreadable. */
+        assert_int_equal(schema_load_with_options(paths, ELEMENTSOF(paths), &defaults, &set), 0);
+        char *absent[] = { missing, NULL };
+        assert_strv_equal(set->dirs_missing, absent);
+        assert_int_equal(set->n_path_errors, 1);
         assert_non_null(find(set, VF_KIND_NETWORK, "a"));
         schema_set_free(set);
+
+        /* A path the user named has to be there, and not through a file. */
+        assert_int_equal(schema_load(paths, ELEMENTSOF(paths), &set), 0);
+        _cleanup_free_ char *msg = vf_printf("%s: error: does not exist;", missing);
+        _cleanup_free_ char *msg2 = vf_printf("%s: error: cannot be read: Not a directory;", through_file);
+        assert_int_equal(set->n_diags, 0);
+        assert_int_equal(set->n_path_errors, 2);
+        assert_diag(set, msg);
+        assert_diag(set, msg2);
+        assert_int_equal(schema_set_n_errors(set), 2);
+        assert_null(set->dirs_missing);
+        assert_null(set->files_failed);
+        assert_non_null(find(set, VF_KIND_NETWORK, "a"));
+
+        /* Reloading a name cannot tell a file gone from a path unread: it refuses, the set unchanged. */
+        assert_int_equal(schema_set_reload(set, "a.yaml", NULL), -ENOENT);
+        assert_non_null(find(set, VF_KIND_NETWORK, "a"));
+        schema_set_free(set);
+
+        /* Nor a directory that vanished since the set was loaded. */
+        char *present[] = { t.dirs[ETC], t.dirs[USR] };
+        put(&t, ETC, "b.yaml", NET("b", ""));
+        assert_int_equal(schema_load(present, ELEMENTSOF(present), &set), 0);
+        assert_clean(set);
+        del(&t, ETC, "b.yaml");
+        assert_int_equal(rmdir(t.dirs[ETC]), 0);
+        assert_int_equal(schema_set_reload(set, "b.yaml", NULL), -ENOENT);
+        assert_non_null(find(set, VF_KIND_NETWORK, "b"));
+        schema_set_free(set);
+        assert_int_equal(mkdir(t.dirs[ETC], 0700), 0);
         tree_done(&t);
 }
 
