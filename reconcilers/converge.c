@@ -14,6 +14,7 @@
 
 typedef struct observed {
         void *obj; /* borrowed from the inventory */
+        bool transient; /* running, but undefined (out of band): gone for good once it stops */
         char *xml; /* inactive XML */
         char hash[VF_HASH_HEX_LEN + 1];
         xmlDoc *doc; /* parsed only when the fast path does not settle it */
@@ -38,6 +39,9 @@ static int observe(rc_context *ctx, const rc_kind_hooks *k, const rc_request *re
                 return -EIO;
         }
         vf_sha256_hex(o->xml, strlen(o->xml), o->hash);
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        /* Unknown (-1) is taken as persistent: defining again is for what is known to need it. */
+        o->transient = k->cls->is_persistent(o->obj) == 0;
         return 0;
 }
 
@@ -83,6 +87,7 @@ typedef enum define_reason {
         DEFINE_RECREATE, /* we recorded it, and it was removed out of band */
         DEFINE_CHANGED,
         DEFINE_DRIFT,
+        DEFINE_PERSIST, /* ours and as asked, but undefined out of band while it runs */
         DEFINE_ADOPT,
 } define_reason;
 
@@ -109,7 +114,7 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
                 *ret = req->record && req->record->uuid ? DEFINE_RECREATE : DEFINE_CREATE;
                 return 0;
         }
-        if (in_sync_with_record(req, o)) {
+        if (!o->transient && in_sync_with_record(req, o)) {
                 *ret = DEFINE_NONE;
                 return 0;
         }
@@ -128,6 +133,8 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
                 *ret = DEFINE_ADOPT;
         else if (!vf_streq_ptr(owner.hash, req->hash))
                 *ret = DEFINE_CHANGED;
+        else if (o->transient)
+                *ret = DEFINE_PERSIST;
         else if (req->record && req->record->applied_xml_hash && !vf_streq_ptr(req->record->applied_xml_hash, o->hash))
                 *ret = DEFINE_DRIFT;
         else
@@ -310,6 +317,8 @@ static const char *define_message(define_reason why) {
                 return "redefined: the desired spec changed";
         case DEFINE_DRIFT:
                 return "redefined: its definition had been changed outside virtform (drift corrected)";
+        case DEFINE_PERSIST:
+                return "defined again: it had been undefined outside virtform while running (drift corrected)";
         case DEFINE_ADOPT:
                 return "adopted: the existing object now carries virtform's ownership marker";
         default:
@@ -359,10 +368,14 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
                               vf_kind_to_string(req->kind), req->name);
                 return rc_result_wait(res, RC_WAIT_CHANGE, NULL, 0);
         }
-        bool keep_baseline = why == DEFINE_DRIFT && reports_drift(req);
+        bool keep_baseline = (why == DEFINE_DRIFT || why == DEFINE_PERSIST) && reports_drift(req);
         if (keep_baseline) {
                 /* The baseline stays what libvirt returned after our define, so the drift stays visible. */
-                r = report_drift(res, "its definition was changed outside virtform; drift: report leaves it so");
+                r = report_drift(res, why == DEFINE_PERSIST
+                                              ? "undefined outside virtform while running; drift: report leaves "
+                                                "it so, and it is gone once it stops"
+                                              : "its definition was changed outside virtform; drift: report "
+                                                "leaves it so");
                 if (r < 0)
                         return r;
                 why = DEFINE_NONE;
@@ -383,8 +396,9 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
         r = converge_autostart(ctx, k, req, o.obj, res);
         if (r < 0)
                 return r;
-        r = converge_active(ctx, k, req, o.obj, why != DEFINE_NONE && why != DEFINE_CREATE && why != DEFINE_RECREATE,
-                            res);
+        /* Defined again as it runs, it runs what it was asked to: no change to restart for. */
+        bool redefined = why == DEFINE_CHANGED || why == DEFINE_DRIFT || why == DEFINE_ADOPT;
+        r = converge_active(ctx, k, req, o.obj, redefined, res);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (res->outcome == RC_WAITING)

@@ -21,6 +21,7 @@ typedef struct rc_object_class {
         void *(*define_xml)(virConnectPtr conn, const char *xml);
         char *(*get_xml)(void *obj, bool inactive);
         int (*is_active)(void *obj);
+        int (*is_persistent)(void *obj); /* 0 for a transient object: running, but not defined */
         int (*get_autostart)(void *obj, int *autostart);
         int (*set_autostart)(void *obj, int autostart);
         int (*get_uuid_string)(void *obj, char *buf);

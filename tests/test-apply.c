@@ -280,6 +280,80 @@ static void test_drift_undefine_and_redefine(void **state) {
         assert_int_equal(th_env_writes(f), 0);
 }
 
+static bool domain_persistent(virConnectPtr conn, const char *name) {
+        virDomainPtr d = virDomainLookupByName(conn, name);
+        int persistent = d ? virDomainIsPersistent(d) : -1;
+
+        if (d)
+                virDomainFree(d);
+        return persistent == 1;
+}
+
+static void undefine_out_of_band(th_env *f, const char *name) {
+        virDomainPtr d = virDomainLookupByName(f->other, name);
+
+        assert_non_null(d);
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        assert_false(domain_persistent(f->other, name));
+        assert_true(th_domain_active(f->other, name));
+}
+
+/* `virsh undefine` of a running domain leaves it transient: defined again, never stopped for it. */
+static void test_undefine_of_running_domain(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  restart: on-change\n"));
+        th_env_pass(f);
+        _cleanup_free_ char *uuid = domain_uuid(f->other, "web1");
+        virDomainPtr d = virDomainLookupByName(f->other, "web1");
+        assert_non_null(d);
+        unsigned id = virDomainGetID(d);
+        virDomainFree(d);
+
+        undefine_out_of_band(f, "web1");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, "Applied");
+        assert_true(domain_persistent(f->other, "web1"));
+        assert_true(th_domain_active(f->other, "web1"));
+        _cleanup_free_ char *after = domain_uuid(f->other, "web1");
+        assert_string_equal(after, uuid);
+        /* The same running instance: a restart would have given it a new ID. */
+        d = virDomainLookupByName(f->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainGetID(d), id);
+        virDomainFree(d);
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(xml, RC_OWNER_NS));
+
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, "Applied");
+
+        /* drift: report leaves it transient, and says so on every pass. */
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  restart: on-change\n  drift: report\n"));
+        th_env_pass(f);
+        undefine_out_of_band(f, "web1");
+        for (int round = 0; round < 2; round++) {
+                th_env_pass(f);
+                const rc_result *res = &th_env_entry(f, VF_KIND_DOMAIN, "web1")->result;
+                assert_non_null(res->drifted);
+                assert_non_null(strstr(res->drifted, "undefined outside virtform"));
+                assert_false(domain_persistent(f->other, "web1"));
+                assert_true(th_domain_active(f->other, "web1"));
+        }
+
+        /* Back to correct: defined again, still the same running instance. */
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  restart: on-change\n"));
+        th_env_pass(f);
+        assert_null(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.drifted);
+        assert_true(domain_persistent(f->other, "web1"));
+        d = virDomainLookupByName(f->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainGetID(d), id);
+        virDomainFree(d);
+}
+
 static void test_drift_report_leaves_changes(void **state) {
         th_env *f = *state;
 
@@ -492,6 +566,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_missing_path_prunes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_not_pulled_from_running_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drift_undefine_and_redefine, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_undefine_of_running_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drift_report_leaves_changes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_conflict_and_adoption, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_waiting, setup, teardown),
