@@ -94,6 +94,115 @@ virConnectPtr th_connect(void) {
         return conn;
 }
 
+struct th_libvirt_view {
+        virConnectPtr conn;
+        int domain_callback, network_callback;
+        char *objects; /* one line per object, then its XML */
+        vf_buf events; /* one line per event since the view was taken */
+};
+
+static int on_domain_event(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
+        th_libvirt_view *v = opaque;
+        vf_buf_printf(&v->events, "domain %s: lifecycle event %d, detail %d\n", virDomainGetName(dom), event, detail);
+        return 0;
+}
+
+static void on_network_event(virConnectPtr conn, virNetworkPtr net, int event, int detail, void *opaque) {
+        th_libvirt_view *v = opaque;
+        vf_buf_printf(&v->events, "network %s: lifecycle event %d, detail %d\n", virNetworkGetName(net), event,
+                      detail);
+}
+
+/* libvirt queues events for its event loop: one turn, with a timer due now so that it never blocks, delivers them. */
+static void on_due(int timer, void *opaque) {
+}
+
+static void deliver_events(void) {
+        int timer = virEventAddTimeout(0, on_due, NULL, NULL);
+        assert_true(timer >= 0);
+        assert_int_equal(virEventRunDefaultImpl(), 0);
+        virEventRemoveTimeout(timer);
+}
+
+static int by_name(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Each object as "KIND NAME uuid=U autostart=A active=B" and its XML, in name order. */
+static char *describe_objects(virConnectPtr conn) {
+        virDomainPtr *doms = NULL;
+        virNetworkPtr *nets = NULL;
+        int n_doms = virConnectListAllDomains(conn, &doms, 0), n_nets = virConnectListAllNetworks(conn, &nets, 0);
+        _cleanup_strv_free_ char **lines = NULL;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        int autostart;
+
+        assert_true(n_doms >= 0 && n_nets >= 0);
+        for (int i = 0; i < n_doms; i++) {
+                _cleanup_free_ char *xml = virDomainGetXMLDesc(doms[i], VIR_DOMAIN_XML_INACTIVE);
+                assert_int_equal(virDomainGetUUIDString(doms[i], uuid), 0);
+                assert_int_equal(virDomainGetAutostart(doms[i], &autostart), 0);
+                assert_int_equal(vf_strv_consume(&lines, vf_printf("domain %s uuid=%s autostart=%d active=%d\n%s",
+                                                                 virDomainGetName(doms[i]), uuid, autostart,
+                                                                 virDomainIsActive(doms[i]), xml)),
+                                 0);
+                virDomainFree(doms[i]);
+        }
+        for (int i = 0; i < n_nets; i++) {
+                _cleanup_free_ char *xml = virNetworkGetXMLDesc(nets[i], 0);
+                assert_int_equal(virNetworkGetUUIDString(nets[i], uuid), 0);
+                assert_int_equal(virNetworkGetAutostart(nets[i], &autostart), 0);
+                assert_int_equal(vf_strv_consume(&lines, vf_printf("network %s uuid=%s autostart=%d active=%d\n%s",
+                                                                 virNetworkGetName(nets[i]), uuid, autostart,
+                                                                 virNetworkIsActive(nets[i]), xml)),
+                                 0);
+                virNetworkFree(nets[i]);
+        }
+        free(doms);
+        free(nets);
+        qsort(lines, vf_strv_length(lines), sizeof *lines, by_name);
+        vf_buf b = {};
+        for (size_t i = 0; lines && lines[i]; i++)
+                vf_buf_printf(&b, "%s\n", lines[i]);
+        return vf_buf_steal(&b);
+}
+
+th_libvirt_view *th_libvirt_view_new(virConnectPtr conn) {
+        th_libvirt_view *v = calloc(1, sizeof *v);
+
+        assert_non_null(v);
+        v->conn = conn;
+        v->domain_callback = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                              VIR_DOMAIN_EVENT_CALLBACK(on_domain_event), v, NULL);
+        v->network_callback = virConnectNetworkEventRegisterAny(conn, NULL, VIR_NETWORK_EVENT_ID_LIFECYCLE,
+                                                                VIR_NETWORK_EVENT_CALLBACK(on_network_event), v, NULL);
+        assert_true(v->domain_callback >= 0 && v->network_callback >= 0);
+        deliver_events();
+        vf_buf_done(&v->events); /* what happened before the view is not its business */
+        v->objects = describe_objects(conn);
+        return v;
+}
+
+void th_libvirt_view_assert_untouched(th_libvirt_view *v) {
+        deliver_events();
+        _cleanup_free_ char *events = vf_buf_steal(&v->events), *now = describe_objects(v->conn);
+        if (events && events[0])
+                fail_msg("libvirt sent events where nothing was to change:\n%s", events);
+        if (strcmp(now, v->objects) != 0)
+                fail_msg("libvirt's objects changed where nothing was to change; before:\n%s\nafter:\n%s", v->objects,
+                         now);
+}
+
+void th_libvirt_view_free(th_libvirt_view *v) {
+        if (!v)
+                return;
+        virConnectDomainEventDeregisterAny(v->conn, v->domain_callback);
+        virConnectNetworkEventDeregisterAny(v->conn, v->network_callback);
+        vf_buf_done(&v->events);
+        free(v->objects);
+        free(v);
+}
+
 void th_reset_test_driver(void) {
         virConnectPtr conn = th_connect();
         virDomainPtr *doms = NULL;

@@ -49,6 +49,21 @@ char *th_domain_xml(virConnectPtr conn, const char *name, bool inactive);
 char *th_network_xml(virConnectPtr conn, const char *name);
 bool th_domain_active(virConnectPtr conn, const char *name);
 
+/*
+ * libvirt as seen from outside virtform, through a connection of the test's
+ * own: every domain's and network's UUID, XML, autostart and active state,
+ * and the lifecycle events libvirt sent since the view was taken. Needs
+ * virEventRegisterDefaultImpl() before any connection is opened.
+ */
+typedef struct th_libvirt_view th_libvirt_view;
+th_libvirt_view *th_libvirt_view_new(virConnectPtr conn);
+/* Fails, listing them, when libvirt sent any event or any object differs from when the view was taken. */
+void th_libvirt_view_assert_untouched(th_libvirt_view *view);
+void th_libvirt_view_free(th_libvirt_view *view);
+static inline void th_libvirt_view_freep(th_libvirt_view **view) {
+        th_libvirt_view_free(*view);
+}
+
 /* A finished child: its exit status (or 128 + signal) and what it wrote. */
 typedef struct th_run {
         int status;
