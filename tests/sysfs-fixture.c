@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "tests/sysfs-fixture.h"
 
+#include <dirent.h>
 #include <limits.h>
 #include <sys/stat.h>
 
@@ -218,14 +219,32 @@ static char *device_of(th_sysfs *s, const char *value) {
         return access(link, F_OK) == 0 ? TAKE_PTR(bdf) : NULL;
 }
 
+DEFINE_POINTER_CLEANUP(DIR, closedir);
+
+/* A net driver that takes a device back makes its netdevs anew, with a fresh MAC, as iavf does. */
+static void renew_addresses(const char *net) {
+        _cleanup_(closedirp) DIR *d = opendir(net);
+        struct dirent *de;
+
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.') {
+                        _cleanup_free_ char *dir = vf_printf("%s/%s", net, de->d_name);
+                        write_optional(dir, "address", TH_SYSFS_FRESH_MAC);
+                }
+}
+
 /* A net driver's netdevs come and go with it; they wait beside the tree while the device is elsewhere. */
 static void move_netdevs(th_sysfs *s, const char *bdf, bool back) {
         _cleanup_free_ char *net = path_of(s, "devices/pci0000:00/%s/net", bdf);
         _cleanup_free_ char *stash = kernel_file(s, bdf, "net");
         const char *from = back ? stash : net, *to = back ? net : stash;
 
-        if (access(from, F_OK) == 0)
-                assert_int_equal(rename(from, to), 0);
+        if (access(from, F_OK) < 0)
+                return;
+        assert_int_equal(rename(from, to), 0);
+        if (back)
+                renew_addresses(net);
 }
 
 static int write_override(th_sysfs *s, const char *path, const char *value) {

@@ -20,6 +20,9 @@
 
 #include "common/common.h"
 
+/* The MAC a netdev comes back with when its native driver takes the device back. */
+#define TH_SYSFS_FRESH_MAC "02:00:00:00:0f:01"
+
 typedef struct th_sysfs {
         char *dir;    /* holds both below */
         char *root;   /* the sysfs tree */

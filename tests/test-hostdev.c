@@ -41,10 +41,19 @@
  */
 typedef struct fake_kernel {
         hd_vf_config vf;
-        int fail_setlink; /* negative errno for every RTM_SETLINK, or 0 */
-        unsigned setlinks;
-        hd_vf_config last_set; /* the MAC/VLAN carried by the last RTM_SETLINK */
+        int fail_setlink; /* negative errno for every VF RTM_SETLINK, or 0 */
+        unsigned setlinks; /* VF RTM_SETLINKs through the PF */
+        th_sysfs *sysfs; /* where a VF netdev's own MAC shows */
+        /* Each request that changed something, with the VF's driver at that moment: "vf-mac@vfio-pci\n"... */
+        char log[1024];
 } fake_kernel;
+
+static void fake_log(fake_kernel *k, const char *what) {
+        _cleanup_free_ char *driver = th_sysfs_driver(k->sysfs, VF);
+        size_t len = strlen(k->log);
+
+        snprintf(k->log + len, sizeof k->log - len, "%s@%s\n", what, driver ? driver : "none");
+}
 
 static void put_vf_info(struct nl_msg *msg, const hd_vf_config *vf) {
         struct nlattr *list = nla_nest_start(msg, IFLA_VFINFO_LIST);
@@ -90,25 +99,53 @@ static int answer_getlink(fake_kernel *k, struct nl_msg *req, struct nl_msg **re
         return 0;
 }
 
-/* Applies what a SETLINK carries, as the kernel would. */
-static void take_setlink(fake_kernel *k, struct nl_msg *req) {
-        struct nlattr *tb[IFLA_MAX + 1], *info, *attr;
+/* Applies what a VF SETLINK carries, as the kernel would. */
+static void take_vf_setlink(fake_kernel *k, struct nlattr *list) {
+        struct nlattr *info, *attr;
         int rem, rem2;
 
-        assert_int_equal(nlmsg_parse(nlmsg_hdr(req), sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL), 0);
-        assert_non_null(tb[IFLA_VFINFO_LIST]);
-        nla_for_each_nested(info, tb[IFLA_VFINFO_LIST], rem) nla_for_each_nested(attr, info, rem2) {
+        nla_for_each_nested(info, list, rem) nla_for_each_nested(attr, info, rem2) {
                 if (nla_type(attr) == IFLA_VF_MAC) {
                         const struct ifla_vf_mac *m = nla_data(attr);
                         assert_int_equal(m->vf, 1);
                         memcpy(k->vf.mac, m->mac, 6);
-                        memcpy(k->last_set.mac, m->mac, 6);
+                        fake_log(k, "vf-mac");
                 } else if (nla_type(attr) == IFLA_VF_VLAN) {
                         const struct ifla_vf_vlan *v = nla_data(attr);
                         assert_int_equal(v->vf, 1);
-                        k->vf.vlan = k->last_set.vlan = (int) v->vlan;
+                        k->vf.vlan = (int) v->vlan;
+                        fake_log(k, "vf-vlan");
                 }
         }
+}
+
+/* A netdev's own MAC, which sysfs then shows. */
+static void take_address(fake_kernel *k, const char *ifname, const uint8_t *mac) {
+        _cleanup_free_ char *path = vf_printf("%s/class/net/%s/address", k->sysfs->root, ifname);
+        FILE *f = fopen(path, "we");
+
+        assert_non_null(f);
+        fprintf(f, "%02x:%02x:%02x:%02x:%02x:%02x\n", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+        assert_int_equal(fclose(f), 0);
+        fake_log(k, "own-mac");
+}
+
+static int take_setlink(fake_kernel *k, struct nl_msg *req) {
+        struct nlattr *tb[IFLA_MAX + 1];
+
+        assert_int_equal(nlmsg_parse(nlmsg_hdr(req), sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL), 0);
+        assert_non_null(tb[IFLA_IFNAME]);
+        if (tb[IFLA_ADDRESS]) {
+                assert_int_equal(nla_len(tb[IFLA_ADDRESS]), 6);
+                take_address(k, nla_get_string(tb[IFLA_IFNAME]), nla_data(tb[IFLA_ADDRESS]));
+                return 0;
+        }
+        assert_non_null(tb[IFLA_VFINFO_LIST]);
+        k->setlinks++;
+        if (k->fail_setlink)
+                return k->fail_setlink;
+        take_vf_setlink(k, tb[IFLA_VFINFO_LIST]);
+        return 0;
 }
 
 static int fake_request(void *userdata, struct nl_msg *req, struct nl_msg **reply) {
@@ -118,11 +155,7 @@ static int fake_request(void *userdata, struct nl_msg *req, struct nl_msg **repl
         case RTM_GETLINK:
                 return answer_getlink(k, req, reply);
         case RTM_SETLINK:
-                k->setlinks++;
-                if (k->fail_setlink)
-                        return k->fail_setlink;
-                take_setlink(k, req);
-                return 0;
+                return take_setlink(k, req);
         default:
                 fail_msg("unexpected netlink request %u", nlmsg_hdr(req)->nlmsg_type);
                 return -EINVAL;
@@ -181,7 +214,7 @@ static int setup(void **state) {
         f->env->opts.sysfs_root = f->sysfs->root;
         f->kernel = mmap(NULL, sizeof *f->kernel, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         assert_true(f->kernel != MAP_FAILED);
-        *f->kernel = (fake_kernel) {};
+        *f->kernel = (fake_kernel) { .sysfs = f->sysfs };
         mac_of(ORIGINAL_MAC, f->kernel->vf.mac);
 
         /* A single-port PF whose VF 1 is function 2.1, already on vfio-pci (so it has no netdev). */
@@ -458,43 +491,157 @@ static void crash_at(fixture *f, const char *point) {
         assert_int_equal(WTERMSIG(status), SIGKILL);
 }
 
+/* ---- libvirt's order, and a crash at each host step ------------------------------- */
+
+#define VF_NETDEV "enp59s0f0v1"
+#define OWN_MAC "02:11:22:33:44:55" /* what the fixture gives a new netdev */
+
+#define SYSFS_BIND                                                                                           \
+        "devices/pci0000:00/" VF "/driver_override vfio-pci\n"                                               \
+        "devices/pci0000:00/" VF "/driver/unbind " VF "\n"                                                   \
+        "bus/pci/drivers_probe " VF "\n"
+#define SYSFS_GIVE_BACK                                                                                      \
+        "devices/pci0000:00/" VF "/driver_override \n"                                                       \
+        "devices/pci0000:00/" VF "/driver/unbind " VF "\n"                                                   \
+        "bus/pci/drivers_probe " VF "\n"
+/* The VF config is set and restored while the VF is on vfio-pci; its own MAC once its net driver has it back. */
+#define NETLINK_SET "vf-mac@vfio-pci\nvf-vlan@vfio-pci\n"
+#define NETLINK_RESTORE "vf-mac@vfio-pci\nvf-vlan@vfio-pci\nown-mac@iavf\n"
+
+/* The VF on its net driver, with its netdev, as a host has it before any assignment. */
+static void vf_on_net_driver(fixture *f) {
+        th_sysfs_set_driver(f->sysfs, VF, "iavf");
+        th_sysfs_set_native_driver(f->sysfs, VF, "iavf");
+        th_sysfs_add_netdev(f->sysfs, VF, VF_NETDEV, NULL, NULL);
+}
+
+static void assert_host(fixture *f, const char *driver, const char *sysfs_writes, const char *netlink_log) {
+        _cleanup_free_ char *now = th_sysfs_driver(f->sysfs, VF);
+        _cleanup_free_ char *writes = th_sysfs_write_log(f->sysfs);
+
+        assert_string_equal(now, driver);
+        assert_string_equal(writes, sysfs_writes);
+        assert_string_equal(f->kernel->log, netlink_log);
+}
+
+static void assert_reason(fixture *f, const char *reason) {
+        const rc_result *r = result(f, VF_KIND_HOSTDEV, "db-vf");
+        if (!vf_streq_ptr(r->reason, reason))
+                fail_msg("hostdev/db-vf: expected %s, got %s: %s", reason, r->reason, r->message);
+}
+
 /*
- * A crash at each VF config step; the next run, in the parent, must finish
- * and later give the VF its originals back, each set-link made once in all:
- * one to set the MAC, two (MAC, VLAN) to restore.
+ * Assigns a VF on its net driver to a domain, then releases it, with a crash
+ * at point (NULL: none) in the assignment or in the release. Whatever the
+ * crash, the host must end as after a clean run, each write made once.
  */
-static void crash_then_recover(fixture *f, const char *point, bool set_before_crash) {
-        uint8_t want[6], original[6];
+static void assign_and_release(fixture *f, const char *point, bool in_release) {
+        uint8_t original[6];
 
         use_fake_kernel(f);
-        mac_of("52:54:00:12:34:56", want);
+        vf_on_net_driver(f);
         mac_of(ORIGINAL_MAC, original);
-        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
         th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
-        crash_at(f, point);
-        assert_int_equal(f->kernel->setlinks, set_before_crash);
-        assert_memory_equal(f->kernel->vf.mac, set_before_crash ? want : original, 6);
-
+        if (point && !in_release)
+                crash_at(f, point);
         run_pass(f);
-        _cleanup_(state_device_freep) state_device *dev = device(f, VF);
-        assert_true(dev->saved);
-        assert_string_equal(dev->saved_admin_mac, ORIGINAL_MAC);
-        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
-        assert_memory_equal(f->kernel->vf.mac, want, 6);
-        assert_int_equal(f->kernel->setlinks, 1);
+        assert_reason(f, "Assigned");
+        assert_host(f, "vfio-pci", SYSFS_BIND, NETLINK_SET);
+        assert_int_equal(f->kernel->vf.vlan, 42);
+        assert_true(th_domain_active(f->env->other, "db"));
 
         th_remove(f->env->conf, "20-db.yaml");
+        th_env_close(f->env);
+        if (point && in_release)
+                crash_at(f, point);
         run_pass(f);
+        assert_reason(f, "Released");
+        assert_host(f, "iavf", SYSFS_BIND SYSFS_GIVE_BACK, NETLINK_SET NETLINK_RESTORE);
         assert_memory_equal(f->kernel->vf.mac, original, 6);
-        assert_int_equal(f->kernel->setlinks, 3);
+        assert_int_equal(f->kernel->vf.vlan, 0);
+        _cleanup_free_ char *override = th_sysfs_read(f->sysfs, "devices/pci0000:00/" VF "/driver_override");
+        assert_string_equal(override, "(null)\n");
+        _cleanup_free_ char *own = th_sysfs_read(f->sysfs, "class/net/" VF_NETDEV "/address");
+        assert_string_equal(own, OWN_MAC "\n");
+        _cleanup_(state_device_freep) state_device *dev = device(f, VF);
+        assert_null(dev->bind_phase);
+        assert_false(dev->saved);
+        assert_null(dev->saved_own_mac);
+}
+
+static void test_clean_assign_and_release(void **state) {
+        assign_and_release(*state, NULL, false);
+}
+
+static void test_crash_mid_bind(void **state) {
+        assign_and_release(*state, "hostdev-mid-bind", false);
 }
 
 static void test_crash_after_save(void **state) {
-        crash_then_recover(*state, "hostdev-after-save", false);
+        assign_and_release(*state, "hostdev-after-save", false);
 }
 
 static void test_crash_after_set(void **state) {
-        crash_then_recover(*state, "hostdev-after-set", true);
+        assign_and_release(*state, "hostdev-after-set", false);
+}
+
+static void test_crash_after_restore(void **state) {
+        assign_and_release(*state, "hostdev-after-restore", true);
+}
+
+static void test_crash_mid_release(void **state) {
+        assign_and_release(*state, "hostdev-mid-release", true);
+}
+
+/* Without the vfio-pci module the bind fails, and the VF is back on its driver at once, override cleared. */
+static void test_failed_bind_gives_device_back(void **state) {
+        fixture *f = *state;
+
+        use_fake_kernel(f);
+        vf_on_net_driver(f);
+        th_sysfs_remove_driver(f->sysfs, "vfio-pci");
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_reason(f, "BindFailed");
+        const char *message = result(f, VF_KIND_HOSTDEV, "db-vf")->message;
+        assert_non_null(strstr(message, "bind to vfio-pci"));
+        assert_non_null(strstr(message, "/bus/pci/drivers_probe"));
+        assert_non_null(strstr(message, "modprobe vfio-pci"));
+        /* Never bound, so nothing to unbind: the probe alone gives it back. */
+        assert_host(f, "iavf",
+                    SYSFS_BIND "devices/pci0000:00/" VF "/driver_override \n"
+                               "bus/pci/drivers_probe " VF "\n",
+                    "own-mac@iavf\n");
+        _cleanup_free_ char *own = th_sysfs_read(f->sysfs, "class/net/" VF_NETDEV "/address");
+        assert_string_equal(own, OWN_MAC "\n");
+        _cleanup_free_ char *override = th_sysfs_read(f->sysfs, "devices/pci0000:00/" VF "/driver_override");
+        assert_string_equal(override, "(null)\n");
+        _cleanup_(state_device_freep) state_device *dev = device(f, VF);
+        assert_null(dev->bind_phase);
+        assert_false(domain_exists(f, "db"));
+}
+
+/* A MAC the PF refuses: the bind is undone in reverse and the VF goes back to its driver. */
+static void test_failed_set_undoes_bind(void **state) {
+        fixture *f = *state;
+
+        use_fake_kernel(f);
+        vf_on_net_driver(f);
+        f->kernel->fail_setlink = -EINVAL;
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_reason(f, "VFConfigFailed");
+        assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, "RTM_SETLINK"));
+        assert_host(f, "iavf", SYSFS_BIND SYSFS_GIVE_BACK, "own-mac@iavf\n");
+        _cleanup_free_ char *own = th_sysfs_read(f->sysfs, "class/net/" VF_NETDEV "/address");
+        assert_string_equal(own, OWN_MAC "\n");
+        _cleanup_(state_device_freep) state_device *dev = device(f, VF);
+        assert_null(dev->bind_phase);
+        assert_false(dev->saved);
+        assert_false(domain_exists(f, "db"));
 }
 
 static void test_crash_after_restore_does_not_restore_twice(void **state) {
@@ -660,8 +807,14 @@ int main(void) {
                 T(test_vf_config_saved_set_and_restored),
                 T(test_failed_restore_keeps_originals),
                 T(test_vf_in_reset_is_retried_not_failed),
+                T(test_clean_assign_and_release),
+                T(test_crash_mid_bind),
                 T(test_crash_after_save),
                 T(test_crash_after_set),
+                T(test_crash_after_restore),
+                T(test_crash_mid_release),
+                T(test_failed_bind_gives_device_back),
+                T(test_failed_set_undoes_bind),
                 T(test_crash_after_restore_does_not_restore_twice),
                 T(test_managed_false_on_net_driver_fails),
                 T(test_crash_mid_bind_is_repaired),

@@ -90,6 +90,8 @@ typedef struct hd_sysfs_writer {
 
 /* *ret is NULL when the device is bound to no driver. */
 int hd_device_driver(const char *sysfs_root, const char *bdf, char **ret);
+/* *ret is NULL when no override is set (the kernel shows "(null)"). */
+int hd_read_driver_override(const char *sysfs_root, const char *bdf, char **ret);
 
 /*
  * The three writes, in this order, move a device to vfio-pci ("vfio-pci") or
@@ -131,6 +133,9 @@ DEFINE_POINTER_CLEANUP(hd_netlink, hd_netlink_close);
  * -ENODEV when no link of that name exists in the namespace.
  */
 int hd_link_state(hd_netlink *nl, const char *ifname, bool *admin_up, bool *carrier);
+
+/* Sets the MAC address of a link (RTM_SETLINK with IFLA_ADDRESS), e.g. a VF's own netdev. */
+int hd_link_set_address(hd_netlink *nl, const char *ifname, const uint8_t *mac);
 
 typedef struct hd_vf_config {
         uint8_t mac[HD_MAC_LEN];

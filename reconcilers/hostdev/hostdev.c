@@ -245,29 +245,16 @@ static const char *vf_config_reason(int r, rc_outcome *outcome) {
         }
 }
 
-static int vf_config_failed(hostdev_run *run, const char *what, int r) {
+/* request names the netlink request that failed, as the kernel saw it. */
+static int vf_config_failed(hostdev_run *run, const char *what, const char *request, int r) {
         rc_outcome outcome;
         const char *reason = vf_config_reason(r, &outcome);
         char desc[96];
 
-        rc_result_set(run->res, outcome, false, reason, "%s %s through PF %s: %s%s", what,
-                      vf_description(run, desc, sizeof desc), run->resolution.pf_netdev, strerror(-r),
-                      outcome == RC_WAITING ? "; retrying" : "");
+        rc_result_set(run->res, outcome, false, reason, "%s %s through PF %s: %s on %s: %s%s", what,
+                      vf_description(run, desc, sizeof desc), run->resolution.pf_netdev, request,
+                      run->resolution.pf_netdev, strerror(-r), outcome == RC_WAITING ? "; retrying" : "");
         return r;
-}
-
-/* The VF's own MAC, from its netdev in sysfs; NULL when it has none. */
-static char *read_own_mac(const hostdev_run *run) {
-        _cleanup_free_ char *path = NULL;
-        char *mac = NULL;
-
-        if (!run->resolution.vf_netdev)
-                return NULL;
-        path = vf_printf("%s/class/net/%s/address", run->ctx->sysfs_root, run->resolution.vf_netdev);
-        if (!path || vf_read_file(path, 64, &mac, NULL) < 0)
-                return NULL;
-        mac[strcspn(mac, "\n")] = 0;
-        return mac;
 }
 
 /* Saved in the same durable write that records the intent, before anything changes. */
@@ -286,8 +273,6 @@ static int save_originals(hostdev_run *run, const hd_vf_config *cur) {
                 r = vf_free_and_strdup(&dev->saved_pf_netdev, run->resolution.pf_netdev);
         if (r < 0)
                 return r;
-        free(dev->saved_own_mac);
-        dev->saved_own_mac = read_own_mac(run);
         dev->saved_vlan = cur->vlan;
         dev->saved_vf_index = run->resolution.vf_index;
         dev->saved = true;
@@ -304,7 +289,7 @@ static int set_vf_config(hostdev_run *run, hd_netlink *nl) {
                 return -EINVAL; /* the schema only lets canonical MACs through */
         r = hd_vf_get(nl, run->resolution.pf_netdev, run->resolution.vf_index, &cur);
         if (r < 0)
-                return vf_config_failed(run, "cannot read the config of", r);
+                return vf_config_failed(run, "cannot read the config of", "RTM_GETLINK (IFLA_VFINFO_LIST)", r);
         if (config_matches(spec, want.ether_addr_octet, &cur))
                 return 0;
         r = save_originals(run, &cur);
@@ -317,7 +302,7 @@ static int set_vf_config(hostdev_run *run, hd_netlink *nl) {
                       spec->mac ? want.ether_addr_octet : NULL, spec->vlan);
         rc_record_event(run->ctx, run->req, "set VF mac/vlan", r >= 0, r < 0 ? strerror(-r) : NULL);
         if (r < 0)
-                return vf_config_failed(run, "cannot set the MAC/VLAN of", r);
+                return vf_config_failed(run, "cannot set the MAC/VLAN of", "RTM_SETLINK (IFLA_VF_MAC/IFLA_VF_VLAN)", r);
         rc_fault_point(run->ctx, "hostdev-after-set");
         return 0;
 }
@@ -351,9 +336,9 @@ static int restore_vf_config(hostdev_run *run) {
         if (r < 0) {
                 /* The saved values stay: the next run tries again, nothing is lost. */
                 rc_result_set(run->res, RC_FAILED, false, "RestoreFailed",
-                              "cannot restore the MAC/VLAN of VF %s through PF %s: %s; the originals are kept and "
-                              "restored on the next run",
-                              run->bdf, dev->saved_pf_netdev, strerror(-r));
+                              "cannot restore the MAC/VLAN of VF %s through PF %s: RTM_GETLINK/RTM_SETLINK on %s: %s; "
+                              "the originals are kept and restored on the next run",
+                              run->bdf, dev->saved_pf_netdev, dev->saved_pf_netdev, strerror(-r));
                 return r;
         }
         rc_fault_point(run->ctx, "hostdev-after-restore");
@@ -369,55 +354,187 @@ static int journal_bind_phase(hostdev_run *run, const char *phase) {
         return r < 0 ? r : save_device(run);
 }
 
-/* driver_override, unbind, drivers_probe: the three writes of sriov.md "Binding". */
-static int rebind(hostdev_run *run, const char *override) {
+/* The own MAC of a VF's netdev, from sysfs; NULL when it has none. */
+static char *read_own_mac(const hostdev_run *run, const char *vf_netdev) {
+        _cleanup_free_ char *path = NULL;
+        char *mac = NULL;
+
+        if (!vf_netdev)
+                return NULL;
+        path = vf_printf("%s/class/net/%s/address", run->ctx->sysfs_root, vf_netdev);
+        if (!path || vf_read_file(path, 64, &mac, NULL) < 0)
+                return NULL;
+        mac[strcspn(mac, "\n")] = 0;
+        return mac;
+}
+
+/* Where a move between drivers stands, for the error that names the failed step. */
+typedef struct move {
+        const char *override; /* written to driver_override ("" clears it) */
+        const char *driver;   /* the driver the device must end on (NULL: none) */
+        const char *fault_point;
+        const char *failed;   /* the attribute of the last step tried: the one that failed */
+        char *now;            /* the device's driver afterwards */
+} move;
+
+/*
+ * driver_override, unbind, drivers_probe (sriov.md "Binding"), each skipped
+ * when sysfs already shows its effect, so that a run after a crash makes each
+ * write once.
+ */
+static int move_device(hostdev_run *run, move *m) {
         const char *root = run->ctx->sysfs_root;
         const hd_sysfs_writer *w = sysfs_writer(run->ctx);
-        int r = hd_write_driver_override(w, root, run->bdf, override);
-        if (r >= 0)
+        _cleanup_free_ char *override = NULL;
+
+        m->failed = "driver_override";
+        int r = hd_read_driver_override(root, run->bdf, &override);
+        if (r >= 0 && !vf_streq_ptr(override, m->override[0] ? m->override : NULL))
+                r = hd_write_driver_override(w, root, run->bdf, m->override);
+        if (r < 0)
+                return r;
+        m->failed = "driver";
+        r = hd_device_driver(root, run->bdf, &m->now);
+        if (r >= 0 && m->now && !vf_streq_ptr(m->now, m->driver)) {
+                m->failed = "driver/unbind";
                 r = hd_unbind(w, root, run->bdf);
-        rc_fault_point(run->ctx, "hostdev-mid-bind");
-        if (r >= 0)
+                free(TAKE_PTR(m->now));
+        }
+        rc_fault_point(run->ctx, m->fault_point);
+        if (r >= 0 && !m->now && m->driver) {
+                m->failed = "drivers_probe";
                 r = hd_drivers_probe(w, root, run->bdf);
+                if (r >= 0)
+                        r = hd_device_driver(root, run->bdf, &m->now);
+        }
         return r;
 }
 
-static int bind_failed(hostdev_run *run, const char *what, int r, const char *driver) {
-        rc_record_event(run->ctx, run->req, what, false, r < 0 ? strerror(-r) : "wrong driver after probe");
-        if (r < 0)
-                rc_result_set(run->res, RC_FAILED, false, "BindFailed", "cannot %s %s: %s", what, run->bdf,
-                              strerror(-r));
-        else
+/* Names the step and the sysfs file, as libvirt's virpci.c does. */
+static int move_failed(hostdev_run *run, const char *step, const move *m, int r, const char *hint) {
+        const char *root = run->ctx->sysfs_root;
+
+        rc_record_event(run->ctx, run->req, step, false, r < 0 ? strerror(-r) : "wrong driver after probe");
+        if (r < 0) {
+                _cleanup_free_ char *file = strcmp(m->failed, "drivers_probe") == 0
+                                                    ? vf_printf("%s/bus/pci/drivers_probe", root)
+                                                    : vf_printf("%s/bus/pci/devices/%s/%s", root, run->bdf, m->failed);
+                rc_result_set(run->res, RC_FAILED, false, "BindFailed", "cannot %s %s: %s: %s%s", step, run->bdf,
+                              file ? file : m->failed, strerror(-r), hint);
+        } else
                 rc_result_set(run->res, RC_FAILED, false, "BindFailed",
-                              "%s is bound to %s after probing, not %s; check that the vfio-pci module is loaded "
-                              "('modprobe vfio-pci') and the IOMMU is on",
-                              run->bdf, driver ? driver : "no driver", VFIO_DRIVER);
+                              "cannot %s %s: after writing to %s/bus/pci/drivers_probe it is bound to %s, not %s%s",
+                              step, run->bdf, root, m->now ? m->now : "no driver", m->driver ? m->driver : "no driver",
+                              hint);
         return -EIO;
 }
 
+/* Back to the driver recorded before the bind; verified to have left vfio-pci. */
+static int give_back(hostdev_run *run) {
+        state_device *dev = run->dev;
+        const char *step = "give back to its driver";
+        move m = { .override = "", .fault_point = "hostdev-mid-release" };
+
+        if (!dev->bind_phase)
+                return 0;
+        int r = journal_bind_phase(run, "releasing");
+        if (r < 0)
+                return r;
+        if (!rc_host_step_begin(run->ctx, run->res, step))
+                return 0;
+        m.driver = dev->original_driver && dev->original_driver[0] ? dev->original_driver : NULL;
+        r = move_device(run, &m);
+        _cleanup_free_ char *now = m.now;
+        if (r < 0 || vf_streq_ptr(now, VFIO_DRIVER) || !vf_streq_ptr(now, m.driver))
+                return move_failed(run, step, &m, r,
+                                   "; the binding journal is kept and the next run tries again; is its driver "
+                                   "module loaded?");
+        rc_record_event(run->ctx, run->req, step, true, now);
+        return journal_bind_phase(run, NULL);
+}
+
+/*
+ * The VF's own MAC, once it has a netdev again: the net driver may have
+ * picked another on its return. *pending when the netdev has not come back yet.
+ */
+static int restore_own_mac(hostdev_run *run, bool *pending) {
+        state_device *dev = run->dev;
+        _cleanup_(hd_resolution_done) hd_resolution now = {};
+        struct ether_addr mac;
+        hd_netlink *nl;
+
+        *pending = false;
+        if (!dev->saved_own_mac || dev->bind_phase)
+                return 0;
+        if (hd_resolve(run->ctx->sysfs_root, run->bdf, NULL, &now, NULL) < 0 || !now.vf_netdev) {
+                *pending = true;
+                return 0;
+        }
+        _cleanup_free_ char *current = read_own_mac(run, now.vf_netdev);
+        if (!vf_streq_ptr(current, dev->saved_own_mac) && ether_aton_r(dev->saved_own_mac, &mac)) {
+                if (!rc_host_step_begin(run->ctx, run->res, "restore VF own MAC"))
+                        return 0;
+                int r = netlink(run->ctx, &nl);
+                if (r >= 0)
+                        r = hd_link_set_address(nl, now.vf_netdev, mac.ether_addr_octet);
+                rc_record_event(run->ctx, run->req, "restore VF own MAC", r >= 0, r < 0 ? strerror(-r) : NULL);
+                if (r < 0) {
+                        rc_result_set(run->res, RC_FAILED, false, "RestoreFailed",
+                                      "cannot restore the own MAC %s of VF %s: RTM_SETLINK (IFLA_ADDRESS) on %s: %s; "
+                                      "it is kept and restored on the next run",
+                                      dev->saved_own_mac, run->bdf, now.vf_netdev, strerror(-r));
+                        return r;
+                }
+        }
+        free(TAKE_PTR(dev->saved_own_mac));
+        return save_device(run);
+}
+
+/* Undoes an assignment in reverse: the VF config first, while still on vfio-pci, then the driver, then the own MAC. */
+static int unassign(hostdev_run *run, bool *own_mac_pending) {
+        int r = restore_vf_config(run);
+        if (r >= 0)
+                r = give_back(run);
+        if (r >= 0)
+                r = restore_own_mac(run, own_mac_pending);
+        return r;
+}
+
+/*
+ * The journal first, with the VF's own MAC while its netdev still shows it;
+ * a crash mid-bind must still know where to give the device back. A failed
+ * bind is undone at once: never an override left set on an unbound device.
+ */
 static int bind_to_vfio(hostdev_run *run) {
         state_device *dev = run->dev;
-        _cleanup_free_ char *driver = NULL;
-        const char *what = "bind to vfio-pci";
+        const char *step = "bind to vfio-pci";
+        move m = { .override = VFIO_DRIVER, .driver = VFIO_DRIVER, .fault_point = "hostdev-mid-bind" };
+        bool pending;
         int r;
 
         if (!dev->bind_phase) {
-                /* The journal first: a crash mid-bind must still know where to give the device back. */
                 r = vf_free_and_strdup(&dev->original_driver, run->resolution.driver ? run->resolution.driver : "");
-                if (r >= 0)
-                        r = journal_bind_phase(run, "binding");
+                if (r < 0)
+                        return r;
+                if (!dev->saved_own_mac)
+                        dev->saved_own_mac = read_own_mac(run, run->resolution.vf_netdev);
+                r = journal_bind_phase(run, "binding");
                 if (r < 0)
                         return r;
         }
-        if (!rc_host_step_begin(run->ctx, run->res, what))
+        if (!rc_host_step_begin(run->ctx, run->res, step))
                 return 0;
-        r = rebind(run, VFIO_DRIVER);
-        if (r >= 0)
-                r = hd_device_driver(run->ctx->sysfs_root, run->bdf, &driver);
-        if (r < 0 || !vf_streq_ptr(driver, VFIO_DRIVER))
-                return bind_failed(run, what, r, driver);
-        rc_record_event(run->ctx, run->req, what, true, NULL);
-        return journal_bind_phase(run, "bound");
+        r = move_device(run, &m);
+        _cleanup_free_ char *now = m.now;
+        if (r >= 0 && vf_streq_ptr(now, VFIO_DRIVER)) {
+                rc_record_event(run->ctx, run->req, step, true, NULL);
+                return journal_bind_phase(run, "bound");
+        }
+        r = move_failed(run, step, &m, r,
+                        "; check that the vfio-pci module is loaded ('modprobe vfio-pci') and the IOMMU is on; the "
+                        "device was given back");
+        (void) unassign(run, &pending); /* each step reports its own failure over the bind's */
+        return r;
 }
 
 static int ensure_on_vfio(hostdev_run *run) {
@@ -437,29 +554,6 @@ static int ensure_on_vfio(hostdev_run *run) {
                       "it to vfio-pci, or set managed: true to let virtform do it",
                       run->bdf, driver);
         return -EIO;
-}
-
-/* Gives a device virtform bound back to the driver it had, once its VF config is restored. */
-static int give_back(hostdev_run *run) {
-        state_device *dev = run->dev;
-        const char *what = "give back to its driver";
-        _cleanup_free_ char *driver = NULL;
-
-        if (!dev->bind_phase)
-                return 0;
-        int r = journal_bind_phase(run, "releasing");
-        if (r < 0)
-                return r;
-        if (!rc_host_step_begin(run->ctx, run->res, what))
-                return 0;
-        /* An empty override lets the kernel match the device's own driver again. */
-        r = rebind(run, "");
-        if (r >= 0)
-                r = hd_device_driver(run->ctx->sysfs_root, run->bdf, &driver);
-        if (r < 0)
-                return bind_failed(run, what, r, NULL);
-        rc_record_event(run->ctx, run->req, what, true, driver);
-        return journal_bind_phase(run, NULL);
 }
 
 /* ---- in use by a running domain -------------------------------------------------- */
@@ -531,9 +625,10 @@ static int running_user(hostdev_run *run, char **ret) {
 
 /* ---- assign and release ------------------------------------------------------- */
 
+/* libvirt's order: the VF goes to vfio-pci first, then gets its MAC/VLAN through the PF; a failure undoes both. */
 static int assign(hostdev_run *run) {
         const schema_hostdev_spec *spec = &run->req->desired->hostdev;
-        bool open = true;
+        bool open = true, pending;
         hd_netlink *nl;
         char desc[96];
         int r;
@@ -543,16 +638,18 @@ static int assign(hostdev_run *run) {
                 if (r < 0 || !open)
                         return r;
         }
+        r = ensure_on_vfio(run);
+        if (r < 0)
+                return r;
         if (run->resolution.is_vf && (spec->mac || spec->vlan >= 0)) {
                 r = netlink(run->ctx, &nl);
                 if (r >= 0)
                         r = set_vf_config(run, nl);
+                if (r < 0 && run->res->outcome == RC_FAILED)
+                        (void) unassign(run, &pending); /* each step reports its own failure */
                 if (r < 0 || run->res->outcome == RC_WAITING)
                         return r;
         }
-        r = ensure_on_vfio(run);
-        if (r < 0)
-                return r;
         rc_result_set(run->res, RC_UNCHANGED, true, "Assigned", "%s is ready for domain %s%s%s",
                       vf_description(run, desc, sizeof desc), run->req->claimant,
                       run->resolution.is_vf ? ", resolved by " : "",
@@ -561,12 +658,17 @@ static int assign(hostdev_run *run) {
         return run->resolution.is_vf ? rc_result_wait(run->res, RC_WAIT_LINK, run->resolution.pf_netdev, 0) : 0;
 }
 
+static bool holds_host_state(const state_device *dev) {
+        return dev->saved || dev->bind_phase || dev->saved_own_mac;
+}
+
 /* Nothing to give back is "released" too; a device still attached to a running domain waits. */
 static int release(hostdev_run *run, const char *why) {
         _cleanup_free_ char *user = NULL;
+        bool pending;
         int r;
 
-        if (run->dev->saved || run->dev->bind_phase) {
+        if (holds_host_state(run->dev)) {
                 r = running_user(run, &user);
                 if (r < 0)
                         return r;
@@ -579,11 +681,17 @@ static int release(hostdev_run *run, const char *why) {
                         return user_key ? rc_result_wait(run->res, RC_WAIT_USER, user_key, 0) : -ENOMEM;
                 }
         }
-        r = restore_vf_config(run);
-        if (r >= 0)
-                r = give_back(run);
+        r = unassign(run, &pending);
         if (r < 0)
                 return r;
+        if (pending) {
+                rc_result_set(run->res, RC_WAITING, false, "VFNetdevPending",
+                              "%s; VF %s is back on %s but shows no netdev yet; its own MAC %s is restored once it "
+                              "does",
+                              why, run->bdf, run->dev->original_driver ? run->dev->original_driver : "its driver",
+                              run->dev->saved_own_mac);
+                return 0;
+        }
         rc_result_set(run->res, RC_UNCHANGED, true, "Released", "%s", why);
         return 0;
 }
@@ -650,7 +758,7 @@ static int hostdev_remove(rc_context *ctx, const rc_request *req, rc_result *res
                 r = release(&run, "no longer declared");
         if (r < 0 || !res->ready)
                 return r;
-        if (!ctx->dry_run && !run.dev->saved && !run.dev->bind_phase) {
+        if (!ctx->dry_run && !holds_host_state(run.dev)) {
                 r = state_device_delete(ctx->store, pci);
                 if (r < 0)
                         return r;

@@ -158,3 +158,14 @@ int hd_link_state(hd_netlink *nl, const char *ifname, bool *admin_up, bool *carr
                 return r;
         return parse_link_state(nlmsg_hdr(reply), admin_up, carrier);
 }
+
+int hd_link_set_address(hd_netlink *nl, const char *ifname, const uint8_t *mac) {
+        _cleanup_(nlmsg_freep) struct nl_msg *req = NULL;
+
+        int r = hd_link_msg_new(RTM_SETLINK, ifname, &req);
+        if (r < 0)
+                return r;
+        if (nla_put(req, IFLA_ADDRESS, HD_MAC_LEN, mac) < 0)
+                return -ENOMEM;
+        return hd_netlink_request(nl, req, NULL);
+}

@@ -64,3 +64,20 @@ int hd_device_driver(const char *sysfs_root, const char *bdf, char **ret) {
         *ret = name;
         return 0;
 }
+
+int hd_read_driver_override(const char *sysfs_root, const char *bdf, char **ret) {
+        _cleanup_free_ char *dir = NULL, *path = NULL, *value = NULL;
+
+        int r = hd_device_dir(sysfs_root, bdf, &dir);
+        if (r < 0)
+                return r;
+        path = vf_printf("%s/driver_override", dir);
+        if (!path)
+                return -ENOMEM;
+        r = vf_read_file(path, 256, &value, NULL);
+        if (r < 0)
+                return r;
+        value[strcspn(value, "\n")] = 0;
+        *ret = value[0] && strcmp(value, "(null)") != 0 ? TAKE_PTR(value) : NULL;
+        return 0;
+}
