@@ -24,6 +24,7 @@ struct vf_daemon {
         int timer_fd;
         char **pending_names; /* files changed since the debounce started */
         bool pending_rescan; /* a directory came or went: reload them all */
+        bool host_monitors_tried; /* link and device monitors were opened, or failed to be, once */
         bool set_stale; /* a reload ran out of memory: the set is not to be trusted until all is loaded again */
         int64_t debounce_deadline; /* INT64_MAX: nothing pending */
         int64_t give_up_at; /* apply --wait's timeout; INT64_MAX: none */
@@ -123,23 +124,26 @@ static void tell_systemd(vf_daemon *d) {
         (void) notify_systemd(status);
 }
 
-static int add_host_monitors(vf_daemon *d);
+static void add_host_monitors(vf_daemon *d);
 
 /*
  * Link and device events only matter to hostdevs; without udevd the kernel
  * source hands over every uevent on the host, so they are listened to only
  * once a Hostdev has been processed, and an idle daemon without one sleeps.
+ * They are opened once: a monitor that cannot be had is said so once, and
+ * not tried again on every pass.
  */
 static void want_host_monitors(vf_daemon *d, const vf_report *report) {
-        bool opened = false;
+        bool hostdevs = false;
 
-        for (size_t i = 0; !d->links && i < report->n_entries; i++)
-                if (report->entries[i].kind == VF_KIND_HOSTDEV) {
-                        (void) add_host_monitors(d);
-                        opened = d->links;
-                }
+        for (size_t i = 0; !d->host_monitors_tried && i < report->n_entries; i++)
+                hostdevs |= report->entries[i].kind == VF_KIND_HOSTDEV;
+        if (!hostdevs)
+                return;
+        d->host_monitors_tried = true;
+        add_host_monitors(d);
         /* A link that changed between the pass and the monitor's first breath is looked at once more. */
-        for (size_t i = 0; opened && i < report->n_entries; i++) {
+        for (size_t i = 0; d->links && i < report->n_entries; i++) {
                 const vf_report_entry *e = &report->entries[i];
                 _cleanup_free_ char *key = e->kind == VF_KIND_HOSTDEV ? schema_key(e->kind, e->name) : NULL;
                 if (key)
@@ -161,6 +165,21 @@ static int after_pass(vf_daemon *d, vf_report *report) {
         return r;
 }
 
+/*
+ * What a pass removed, or found was never ours, stands for nothing any more:
+ * its node goes, so that the events of its own removal are not taken for
+ * news about it (and it is not "removed" a second time).
+ */
+static void forget_removed(vf_daemon *d, const vf_report *report) {
+        for (size_t i = 0; i < report->n_entries; i++) {
+                const vf_report_entry *e = &report->entries[i];
+                _cleanup_free_ char *key = schema_key(e->kind, e->name);
+                graph_node *n = key ? graph_lookup(d->c->graph, key) : NULL;
+                if (n && !n->desired && !n->record && (e->result.outcome == RC_DELETED || e->result.forget))
+                        graph_forget(d->c->graph, n);
+        }
+}
+
 static int64_t retry_base_from_now(const vf_daemon *d) {
         return vf_now_monotonic_usec() + (int64_t) d->c->opts.retry_base_sec * 1000000;
 }
@@ -178,6 +197,7 @@ static int full_pass(vf_daemon *d, char **errmsg) {
                 return r;
         }
         d->set_stale = false;
+        forget_removed(d, &report);
         return after_pass(d, &report);
 }
 
@@ -205,6 +225,7 @@ static int keys_pass(vf_daemon *d, char *const *keys) {
                 queue_later(d, keys);
                 return 0;
         }
+        forget_removed(d, &report);
         return after_pass(d, &report);
 }
 
@@ -528,20 +549,23 @@ static int arm_timer(vf_daemon *d) {
         return timer_arm(d->timer_fd, next);
 }
 
-static int add_host_monitors(vf_daemon *d) {
+static void add_host_monitors(vf_daemon *d) {
         int r = link_monitor_new(&d->links);
-        if (r >= 0)
-                r = loop_add(d->loop, link_monitor_fd(d->links), on_links, d);
+        if (r >= 0 && (r = loop_add(d->loop, link_monitor_fd(d->links), on_links, d)) < 0) {
+                link_monitor_free(d->links);
+                d->links = NULL;
+        }
         if (r < 0)
                 vf_log(d->c, VF_LOG_WARNING, "no link events (%s): a PF coming up is seen at the next SIGHUP",
                        strerror(-r));
         r = device_monitor_new(&d->devices);
-        if (r >= 0)
-                r = loop_add(d->loop, device_monitor_fd(d->devices), on_devices, d);
+        if (r >= 0 && (r = loop_add(d->loop, device_monitor_fd(d->devices), on_devices, d)) < 0) {
+                device_monitor_free(d->devices);
+                d->devices = NULL;
+        }
         if (r < 0)
                 vf_log(d->c, VF_LOG_WARNING, "no device events (%s): new devices are seen at the next SIGHUP",
                        strerror(-r));
-        return 0;
 }
 
 static int add_sources(vf_daemon *d) {

@@ -102,6 +102,19 @@ static int add_dependent(graph *g, const char *dep, const char *key) {
         return vf_map_put(g->dependents, dep, list);
 }
 
+void graph_forget(graph *g, graph_node *n) {
+        for (size_t i = 0; n->depends && n->depends[i]; i++)
+                remove_dependent(g, n->depends[i], n->key);
+        g->n_waiting_on_users -= n->wait.kind == RC_WAIT_USER;
+        vf_map_remove(g->by_key, n->key);
+        for (size_t i = 0; i < g->n_nodes; i++)
+                if (g->nodes[i] == n) {
+                        g->nodes[i] = g->nodes[--g->n_nodes];
+                        break;
+                }
+        node_free(n);
+}
+
 int graph_set_desired(graph *g, graph_node *n, const schema_resource *desired) {
         char **depends = NULL;
         int r;

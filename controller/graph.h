@@ -48,6 +48,13 @@ void graph_done(graph *g);
 graph_node *graph_lookup(const graph *g, const char *key);
 /* The node for a key, added when missing. */
 int graph_ensure(graph *g, const char *key, graph_node **ret);
+/*
+ * Removes a node that stands for nothing any more (not declared, not
+ * recorded, nothing of ours in libvirt), so that the events its removal
+ * causes find no node to process again. The keys that depend on it keep
+ * waiting for it by key.
+ */
+void graph_forget(graph *g, graph_node *n);
 /* Points a node at its current declaration (NULL: none) and updates the dependency edges. */
 int graph_set_desired(graph *g, graph_node *n, const schema_resource *desired);
 /* Hands a record to its node, which owns it from then on. */

@@ -13,6 +13,7 @@
 #include <netlink/socket.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 
@@ -39,7 +40,14 @@ int signals_read(int fd) {
 
 /* ---- libvirt ------------------------------------------------------------------ */
 
+/*
+ * libvirt may still be running a callback on its thread when the callback is
+ * deregistered, and calls its free function only once it has returned. So
+ * each registered callback holds a reference, as the owner does, and the
+ * last one to let go frees: never while a callback can still run.
+ */
 struct libvirt_events {
+        atomic_uint refs;
         virConnectPtr conn; /* attached to; NULL while detached */
         int domain_callback, network_callback;
         int wake_fd;
@@ -108,37 +116,59 @@ static void on_close(virConnectPtr conn, int reason, void *opaque) {
         wake(e);
 }
 
+static void events_unref(void *opaque) {
+        libvirt_events *e = opaque;
+
+        if (atomic_fetch_sub(&e->refs, 1) != 1)
+                return;
+        if (e->wake_fd >= 0)
+                close(e->wake_fd);
+        vf_strv_free(e->keys);
+        pthread_mutex_destroy(&e->lock);
+        free(e);
+}
+
 int libvirt_events_new(libvirt_events **ret) {
         libvirt_events *e = calloc(1, sizeof *e);
 
         if (!e)
                 return -ENOMEM;
-        *e = (libvirt_events) { .domain_callback = -1, .network_callback = -1 };
+        *e = (libvirt_events) { .refs = 1, .domain_callback = -1, .network_callback = -1 };
         pthread_mutex_init(&e->lock, NULL);
         e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (e->wake_fd < 0) {
+                int r = -errno;
                 libvirt_events_free(e);
-                return -errno;
+                return r;
         }
         *ret = e;
         return 0;
 }
 
+
 int libvirt_events_attach(libvirt_events *e, virConnectPtr conn) {
         libvirt_events_detach(e);
         e->conn = conn;
         e->closed = false;
+        /* The reference is taken before libvirt can call the free function, which it does only on success. */
+        atomic_fetch_add(&e->refs, 2);
         e->domain_callback = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                              VIR_DOMAIN_EVENT_CALLBACK(on_domain_event), e, NULL);
-        e->network_callback = virConnectNetworkEventRegisterAny(
-                conn, NULL, VIR_NETWORK_EVENT_ID_LIFECYCLE, VIR_NETWORK_EVENT_CALLBACK(on_network_event), e, NULL);
+                                                              VIR_DOMAIN_EVENT_CALLBACK(on_domain_event), e,
+                                                              events_unref);
+        e->network_callback = virConnectNetworkEventRegisterAny(conn, NULL, VIR_NETWORK_EVENT_ID_LIFECYCLE,
+                                                                VIR_NETWORK_EVENT_CALLBACK(on_network_event), e,
+                                                                events_unref);
+        atomic_fetch_sub(&e->refs, (e->domain_callback < 0) + (e->network_callback < 0));
         /* A driver without networks (qemu:///embed) has no network events to give. */
         bool no_networks = e->network_callback < 0 && virGetLastErrorCode() == VIR_ERR_NO_SUPPORT;
         if (e->domain_callback < 0 || (e->network_callback < 0 && !no_networks)) {
                 libvirt_events_detach(e);
                 return -EIO;
         }
-        /* The test driver and the embedded one never close: no callback to register there. */
+        /*
+         * The test driver and the embedded one never close: no callback to register there. This one
+         * runs under libvirt's lock that unregistering takes, so it needs no reference.
+         */
         (void) virConnectRegisterCloseCallback(conn, on_close, e, NULL);
         return 0;
 }
@@ -160,11 +190,7 @@ void libvirt_events_free(libvirt_events *e) {
         if (!e)
                 return;
         libvirt_events_detach(e);
-        if (e->wake_fd >= 0)
-                close(e->wake_fd);
-        vf_strv_free(e->keys);
-        pthread_mutex_destroy(&e->lock);
-        free(e);
+        events_unref(e);
 }
 
 int libvirt_events_fd(const libvirt_events *e) {

@@ -9,6 +9,9 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <poll.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sched.h>
@@ -35,6 +38,8 @@ typedef struct fixture {
         vf_daemon *daemon;
         vf_daemon_stats stats;
         pthread_t thread;
+        _Atomic pid_t tid; /* the daemon's thread, for its state in /proc */
+        FILE *log; /* what it logs, for the operator's view of what it did */
         bool running;
         int result;
         state_store *reader; /* the test's own view of the store */
@@ -45,6 +50,7 @@ static void *run_daemon(void *userdata) {
         _cleanup_free_ char *errmsg = NULL;
         bool converged;
 
+        atomic_store(&f->tid, gettid());
         f->result = vf_daemon_run(f->daemon, &f->env->c, &converged, &errmsg);
         if (f->result < 0)
                 fprintf(stderr, "daemon: %s\n", errmsg ? errmsg : strerror(-f->result));
@@ -58,7 +64,11 @@ static void start_daemon(fixture *f) {
         f->env->opts.daemon = true;
         assert_int_equal(vf_daemon_new(&o, &f->daemon), 0);
         assert_int_equal(vf_controller_open(&f->env->c, &f->env->opts, &errmsg), 0);
-        f->env->c.log = NULL;
+        _cleanup_free_ char *log = vf_printf("%s/daemon.log", f->env->dir);
+        f->log = fopen(log, "we");
+        assert_non_null(f->log);
+        assert_int_equal(setvbuf(f->log, NULL, _IOLBF, 0), 0);
+        f->env->c.log = f->log;
         f->env->open = true;
         assert_int_equal(pthread_create(&f->thread, NULL, run_daemon, f), 0);
         f->running = true;
@@ -75,6 +85,7 @@ static void stop_daemon(fixture *f) {
         vf_daemon_free(f->daemon);
         f->daemon = NULL;
         th_env_close(f->env);
+        fclose(f->log);
 }
 
 static int setup(void **state) {
@@ -127,6 +138,84 @@ static void wait_for(fixture *f, predicate p, const void *arg, const char *what)
                         fail_msg("timed out waiting for %s", what);
                 usleep(10 * 1000); /* polling the condition, not waiting for a time */
         }
+}
+
+/* ---- asleep, seen from outside: its thread in /proc, its descriptors polled ---------------- */
+
+/* Every timerfd of the process is disarmed ("it_value: (0, 0)" in its fdinfo). */
+static bool timers_disarmed(void) {
+        DIR *dir = opendir("/proc/self/fd");
+        bool disarmed = true;
+
+        assert_non_null(dir);
+        for (struct dirent *de; disarmed && (de = readdir(dir));) {
+                _cleanup_free_ char *fd = vf_printf("/proc/self/fd/%s", de->d_name),
+                                    *info = vf_printf("/proc/self/fdinfo/%s", de->d_name);
+                char target[64] = "";
+                if (readlink(fd, target, sizeof target - 1) < 0 || strcmp(target, "anon_inode:[timerfd]") != 0)
+                        continue;
+                FILE *in = fopen(info, "re");
+                char line[128];
+                while (in && fgets(line, sizeof line, in))
+                        if (strncmp(line, "it_value:", 9) == 0)
+                                disarmed = strstr(line, "(0, 0)") != NULL;
+                if (in)
+                        fclose(in);
+        }
+        closedir(dir);
+        return disarmed;
+}
+
+static bool timer_armed(fixture *f, const void *unused) {
+        return !timers_disarmed();
+}
+
+/* The epoll descriptor the daemon's thread waits in without a timeout, or -1 when it is not doing that. */
+static int waiting_forever_in(fixture *f) {
+        _cleanup_free_ char *path = vf_printf("/proc/self/task/%d/syscall", (int) atomic_load(&f->tid));
+        FILE *in = atomic_load(&f->tid) ? fopen(path, "re") : NULL;
+        long nr = -1;
+        unsigned long epfd = 0, events, max, timeout = 0;
+
+        if (in) {
+                if (fscanf(in, "%ld %lx %lx %lx %lx", &nr, &epfd, &events, &max, &timeout) != 5)
+                        nr = -1;
+                fclose(in);
+        }
+        if ((nr != SYS_epoll_wait && nr != SYS_epoll_pwait) || (int) timeout != -1)
+                return -1;
+        return (int) epfd;
+}
+
+/*
+ * Asleep for good: the daemon's thread waits in epoll without a timeout,
+ * none of its sources has anything to say, and no timer is armed. Only new
+ * input can wake it.
+ */
+static bool daemon_asleep(fixture *f, const void *unused) {
+        int epfd = waiting_forever_in(f);
+        struct pollfd p = { .fd = epfd, .events = POLLIN };
+
+        if (epfd < 0 || poll(&p, 1, 0) != 0 || !timers_disarmed())
+                return false;
+        return waiting_forever_in(f) == epfd;
+}
+
+/* Waits until the daemon sleeps, the events of what it did delivered first. */
+static void events_start(fixture *f);
+
+static void wait_asleep(fixture *f) {
+        events_start(f);
+        wait_for(f, daemon_asleep, NULL, "the daemon asleep, no timer armed");
+}
+
+static unsigned log_count(fixture *f, const char *needle) {
+        _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir), *log = th_slurp(path);
+        unsigned n = 0;
+
+        for (const char *p = log; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
 }
 
 typedef struct expect {
@@ -212,10 +301,12 @@ static void lifecycle_log_free(void *opaque) {
 
 static void events_barrier(fixture *f);
 
-/* Starts recording; libvirt's event thread must be running, as it is once the daemon is. */
+/* Starts recording anew; libvirt's event thread must be running, as it is once the daemon is. */
 static void events_start(fixture *f) {
-        lifecycle_log *log = calloc(1, sizeof *log);
+        lifecycle_log *log = f->events ? f->events : calloc(1, sizeof *log);
 
+        if (f->events)
+                goto forget_earlier;
         assert_non_null(log);
         pthread_mutex_init(&log->lock, NULL);
         log->conn = f->env->other;
@@ -224,6 +315,7 @@ static void events_start(fixture *f) {
                                                          lifecycle_log_free);
         assert_true(log->callback >= 0);
         f->events = log;
+forget_earlier:
         /* Events of what happened before are still on their way: let them arrive, then forget them. */
         events_barrier(f);
         pthread_mutex_lock(&log->lock);
@@ -313,8 +405,9 @@ static void test_drop_in_applies_and_removal_prunes(void **state) {
         th_remove(f->dirs[0], "20-web.yaml");
         wait_record(f, "domain", "web1", false, NULL);
         wait_for(f, domain_gone, "web1", "web1 undefined");
-        /* Settled: nothing is due, no timer armed. */
-        assert_false(atomic_load(&f->stats.armed));
+        /* Settled: nothing is due, no timer armed; and the events of the removal did not remove it again. */
+        wait_asleep(f);
+        assert_int_equal(log_count(f, "domain/web1: deleted"), 1);
 }
 
 static void test_precedence_override_and_mask(void **state) {
@@ -431,7 +524,7 @@ static void test_bad_file_is_terminal_until_fixed(void **state) {
                                            "spec: {forward: nat, bogus: 1}\n");
         wait_record(f, "network", "lan", false, "InvalidFile");
         /* Held: still there, and not retried on a timer. */
-        assert_false(atomic_load(&f->stats.armed));
+        wait_asleep(f);
         _cleanup_free_ char *net = th_network_xml(f->env->other, "lan");
         assert_non_null(net);
         drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
@@ -576,7 +669,7 @@ static void test_failure_retried_with_visible_backoff(void **state) {
         assert_int_equal(state_get(f->reader, "domain", "web1", &rec), 0);
         assert_true(rec->attempts >= 1);
         assert_true(rec->next_retry_usec > rec->updated_usec);
-        assert_true(atomic_load(&f->stats.armed));
+        wait_for(f, timer_armed, NULL, "a retry's timer armed");
 
         /* The operator removes the clash: the next retry (1 s base, so within 2 s) succeeds. */
         virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
@@ -593,16 +686,11 @@ static void test_idle_when_converged(void **state) {
         drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
         start_daemon(f);
         wait_record(f, "network", "lan", true, "Applied");
-        /* Let the events of our own actions (network define and start) drain. */
-        uint64_t before;
-        do {
-                before = atomic_load(&f->stats.wakeups);
-                usleep(200 * 1000);
-        } while (atomic_load(&f->stats.wakeups) != before);
-
-        assert_false(atomic_load(&f->stats.armed));
-        usleep(1000 * 1000); /* measuring idleness, not waiting for anything */
-        assert_int_equal(atomic_load(&f->stats.wakeups), before);
+        /*
+         * Once the events of its own actions (network define and start) are in, it sleeps for good:
+         * in epoll without a timeout, nothing readable, no timer armed. Nothing but input wakes it.
+         */
+        wait_asleep(f);
 }
 
 /* sd_notify's protocol: READY=1 once the first pass is done, STOPPING=1 on SIGTERM. */
@@ -667,7 +755,7 @@ static void test_pf_up_requeues_hostdev(void **state) {
         start_daemon(f);
         wait_record(f, "hostdev", "vf", false, "PFDown");
         /* Waiting on the link, not on a timer. */
-        assert_false(atomic_load(&f->stats.armed));
+        wait_asleep(f);
 
         assert_int_equal(system("ip link set enp59s0f0 up"), 0);
         wait_record(f, "hostdev", "vf", true, "Assigned");
@@ -704,6 +792,16 @@ int main(void) {
 #undef T
         };
 
+        /*
+         * The daemon reads these through a signalfd, blocked from the start: cmocka restores the mask
+         * it saw before a test when the test fails, and the teardown's SIGTERM must not kill the run.
+         */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
         /* Links live in a network namespace of this process alone, gone when it exits. */
         (void) th_enter_netns(); /* without it the link test skips */
         return cmocka_run_group_tests(tests, NULL, NULL);
