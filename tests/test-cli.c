@@ -170,16 +170,22 @@ static void test_apply_wait_timeout(void **state) {
         th_write(f->dir, "web.yaml",
                  "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web}\nspec:\n  memory: 1GiB\n"
                  "  interfaces: [{network: nowhere}]\n");
+        int64_t started = vf_now_monotonic_usec();
         _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state, "--wait",
                                              "--timeout", "1", f->dir, NULL);
         assert_int_equal(r.status, 2);
         assert_non_null(strstr(r.out, "waiting   domain/web"));
+        /* The timeout is kept, not overrun by the retries' backoff (a bound, not a speed measurement). */
+        assert_true(vf_now_monotonic_usec() - started < 5 * 1000000LL);
 
         _cleanup_free_ char *state2 = vf_printf("%s/state2.db", f->dir);
         _cleanup_(run_done) run ok = virtform("apply", "-c", "test:///default", "--state", state2, "--wait",
                                               "--timeout", "30", f->examples, NULL);
         assert_int_equal(ok.status, 0);
         assert_null(strstr(ok.out, "waiting"));
+        /* The report is the whole run's: what it created, not a last pass that found nothing to do. */
+        assert_non_null(strstr(ok.out, "created   domain/web1"));
+        assert_null(strstr(ok.out, "unchanged"));
 }
 
 /* One JSON object a line on stderr, naming the resource it is about. */

@@ -27,9 +27,11 @@
 /* A watchdog for the whole run: a hung hypervisor must fail the test, not hang the suite. */
 #define WATCHDOG_SEC 400
 
-#define GUEST                                                                                    \
-        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: %s}\nspec:\n  memory: 64MiB\n"  \
-        "  type: qemu\n  arch: x86_64\n  state: running\n"
+#define GUEST_STATE(state)                                                                       \
+        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: %s}\nspec:\n  memory: %s\n"      \
+        "  type: qemu\n  arch: x86_64\n  state: " state "\n"
+/* A guest without an operating system: nothing in it answers an ACPI shutdown request. */
+#define GUEST GUEST_STATE("running")
 
 /* Where a privileged libvirtd keeps things, each replaced by a directory of the test's own. */
 static const char *const libvirt_dirs[] = {
@@ -39,6 +41,7 @@ static const char *const libvirt_dirs[] = {
 typedef struct fixture {
         th_env *env;
         char *guest;
+        char *second_guest;
         char *sockdir;
         char *libvirtd_conf;
         char *virtlogd_conf;
@@ -143,6 +146,7 @@ static int setup(void **state) {
         assert_int_equal(vf_daemon_new(&o, &f->daemon), 0);
         f->env = th_env_new();
         f->guest = vf_printf("vf-guest-%d", (int) getpid());
+        f->second_guest = vf_printf("vf-guest-%d-b", (int) getpid());
         mount_private_libvirt_dirs(f);
         f->sockdir = strdup("/run/libvirt");
         f->libvirtd_conf = strdup("/etc/libvirt/libvirtd.conf");
@@ -160,11 +164,15 @@ static int setup(void **state) {
         return 0;
 }
 
-/* The test's own guest, in the test's own libvirtd. */
-static void remove_guest(fixture *f) {
+/* The test's own guests, in the test's own libvirtd. */
+static void remove_guests(fixture *f) {
         virConnectPtr conn = f->libvirtd > 0 ? virConnectOpen(f->env->opts.uri) : NULL;
-        virDomainPtr d = conn ? virDomainLookupByName(conn, f->guest) : NULL;
-        if (d) {
+        const char *names[] = { f->guest, f->second_guest };
+
+        for (size_t i = 0; conn && i < ELEMENTSOF(names); i++) {
+                virDomainPtr d = virDomainLookupByName(conn, names[i]);
+                if (!d)
+                        continue;
                 virDomainDestroy(d);
                 virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM);
                 virDomainFree(d);
@@ -173,7 +181,7 @@ static void remove_guest(fixture *f) {
                 virConnectClose(conn);
 }
 
-static pid_t guest_pid(const fixture *f);
+static pid_t guest_pid(const char *name);
 
 static int teardown(void **state) {
         fixture *f = *state;
@@ -185,10 +193,13 @@ static int teardown(void **state) {
         vf_daemon_free(f->daemon);
         state_close(f->reader);
         th_env_close(f->env);
-        remove_guest(f);
-        pid_t guest = guest_pid(f);
-        if (guest > 0)
-                kill(guest, SIGKILL); /* libvirtd did not take it down: the test does, by PID */
+        remove_guests(f);
+        const char *names[] = { f->guest, f->second_guest };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                pid_t guest = guest_pid(names[i]);
+                if (guest > 0)
+                        kill(guest, SIGKILL); /* libvirtd did not take it down: the test does, by PID */
+        }
         stop_process(&f->libvirtd);
         stop_process(&f->virtlogd);
         unmount_private_libvirt_dirs(f);
@@ -196,6 +207,7 @@ static int teardown(void **state) {
         f->env->opts.uri = "test:///default";
         th_env_free(f->env);
         free(f->guest);
+        free(f->second_guest);
         free(f->sockdir);
         free(f->libvirtd_conf);
         free(f->virtlogd_conf);
@@ -227,9 +239,9 @@ static void start_daemon(fixture *f) {
         assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
 }
 
-/* The guest's QEMU, by the pid file the test's libvirtd keeps; 0 when it does not run. */
-static pid_t guest_pid(const fixture *f) {
-        _cleanup_free_ char *text = NULL, *path = vf_printf("/run/libvirt/qemu/%s.pid", f->guest);
+/* A guest's QEMU, by the pid file the test's libvirtd keeps; 0 when it does not run. */
+static pid_t guest_pid(const char *name) {
+        _cleanup_free_ char *text = NULL, *path = vf_printf("/run/libvirt/qemu/%s.pid", name);
         if (vf_read_file(path, 64, &text, NULL) < 0)
                 return 0;
         pid_t pid = (pid_t) strtol(text, NULL, 10);
@@ -238,7 +250,7 @@ static pid_t guest_pid(const fixture *f) {
 
 static bool guest_runs_other_than(fixture *f, const void *arg) {
         pid_t old = *(const pid_t *) arg;
-        pid_t now = guest_pid(f);
+        pid_t now = guest_pid(f->guest);
         return now > 0 && now != old;
 }
 
@@ -251,15 +263,20 @@ static bool ready_since(fixture *f, const void *arg) {
         return ready && ready->status && rec->updated_usec > since;
 }
 
-static void test_libvirtd_restart_and_killed_guest(void **state) {
-        fixture *f = *state;
+static void start_hypervisor(fixture *f) {
         _cleanup_free_ char *virtlogd_pidfile = vf_printf("%s/virtlogd.pid", f->sockdir);
         const char *virtlogd[] = { "/usr/sbin/virtlogd", "-f", f->virtlogd_conf, "-p", virtlogd_pidfile, NULL };
-        pid_t none = 0;
 
         f->virtlogd = start_process(virtlogd, f->log);
         start_libvirtd(f);
-        th_write(f->env->conf, "10-guest.yaml", GUEST, f->guest);
+}
+
+static void test_libvirtd_restart_and_killed_guest(void **state) {
+        fixture *f = *state;
+        pid_t none = 0;
+
+        start_hypervisor(f);
+        th_write(f->env->conf, "10-guest.yaml", GUEST, f->guest, "64MiB");
         start_daemon(f);
         wait_until(guest_runs_other_than, f, &none, "the guest's QEMU");
 
@@ -273,14 +290,113 @@ static void test_libvirtd_restart_and_killed_guest(void **state) {
         wait_until(guest_runs_other_than, f, &none, "the guest running after the resync");
 
         /* The guest's QEMU is killed out of band: spec.state is running, so it is started again. */
-        pid_t running = guest_pid(f);
+        pid_t running = guest_pid(f->guest);
         kill(running, SIGKILL);
         wait_until(guest_runs_other_than, f, &running, "the guest started again");
+}
+
+/* ---- a graceful shutdown the guest ignores ------------------------------------ */
+
+/* What libvirt itself says, through a connection of the test's own. */
+static int domain_active(const fixture *f, const char *name) {
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        virDomainPtr d = conn ? virDomainLookupByName(conn, name) : NULL;
+        int active = d ? virDomainIsActive(d) : -1;
+
+        if (d)
+                virDomainFree(d);
+        if (conn)
+                virConnectClose(conn);
+        return active;
+}
+
+static bool defined_with(fixture *f, const void *arg) {
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        virDomainPtr d = conn ? virDomainLookupByName(conn, f->second_guest) : NULL;
+        _cleanup_free_ char *xml = d ? virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE) : NULL;
+
+        if (d)
+                virDomainFree(d);
+        if (conn)
+                virConnectClose(conn);
+        return xml && strstr(xml, arg);
+}
+
+static bool both_running(fixture *f, const void *arg) {
+        return guest_pid(f->guest) > 0 && guest_pid(f->second_guest) > 0;
+}
+
+static bool first_guest_stopped(fixture *f, const void *arg) {
+        return domain_active(f, f->guest) == 0;
+}
+
+static bool record_reason(fixture *f, const void *arg) {
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        if (state_get(f->reader, "domain", f->guest, &rec) < 0)
+                return false;
+        const state_condition *ready = state_record_condition(rec, "Ready");
+        return ready && vf_streq_ptr(ready->reason, arg);
+}
+
+static void stop_daemon(fixture *f) {
+        kill(getpid(), SIGTERM);
+        assert_int_equal(pthread_join(f->thread, NULL), 0);
+        f->running = false;
+        vf_daemon_free(f->daemon);
+        f->daemon = NULL;
+        state_close(f->reader);
+        f->reader = NULL;
+        th_env_close(f->env);
+}
+
+/*
+ * One guest is asked to shut down and ignores it for a minute. Meanwhile an
+ * edit of the other guest is applied at once, and SIGTERM stops the daemon at
+ * once; the shutdown's deadline is kept in the state, so the next daemon
+ * destroys the guest when it has passed.
+ */
+static void test_edit_applies_during_a_graceful_shutdown(void **state) {
+        fixture *f = *state;
+        vf_daemon_options o = {};
+
+        start_hypervisor(f);
+        th_write(f->env->conf, "10-guest.yaml", GUEST, f->guest, "64MiB");
+        th_write(f->env->conf, "20-guest.yaml", GUEST, f->second_guest, "64MiB");
+        f->env->opts.shutdown_timeout_sec = 60;
+        f->env->opts.debounce_msec = 50;
+        start_daemon(f);
+        wait_until(both_running, f, NULL, "both guests' QEMU");
+
+        /* Both far from the 60 s the first guest may take: the loop never waits for it. */
+        int64_t asked = vf_now_monotonic_usec();
+        th_write(f->env->conf, "10-guest.yaml", GUEST_STATE("shutoff"), f->guest, "64MiB");
+        wait_until(record_reason, f, "ShuttingDown", "the first guest shutting down");
+        assert_true(vf_now_monotonic_usec() - asked < 10 * 1000000LL);
+
+        int64_t edited = vf_now_monotonic_usec();
+        th_write(f->env->conf, "20-guest.yaml", GUEST, f->second_guest, "96MiB");
+        wait_until(defined_with, f, "<memory unit='KiB'>98304</memory>", "the edit of the second guest");
+        assert_true(vf_now_monotonic_usec() - edited < 10 * 1000000LL);
+        assert_int_equal(domain_active(f, f->guest), 1);
+
+        int64_t terminated = vf_now_monotonic_usec();
+        stop_daemon(f);
+        assert_true(vf_now_monotonic_usec() - terminated < 10 * 1000000LL);
+        assert_int_equal(domain_active(f, f->guest), 1);
+
+        /* A new daemon with a shorter timeout: the request made a while ago is past it, so it is destroyed. */
+        f->env->opts.shutdown_timeout_sec = 1;
+        assert_int_equal(vf_daemon_new(&o, &f->daemon), 0);
+        start_daemon(f);
+        wait_until(first_guest_stopped, f, NULL, "the first guest destroyed at its deadline");
+        wait_until(record_reason, f, "Applied", "the first guest settled");
+        assert_int_equal(domain_active(f, f->second_guest), 1);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_libvirtd_restart_and_killed_guest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_edit_applies_during_a_graceful_shutdown, setup, teardown),
         };
 
         /* Before any thread exists: unshare(CLONE_NEWNS) refuses a process with more than one. */
