@@ -225,6 +225,11 @@ static int generate_uuid(char out[STATE_UUID_STRING_MAX]) {
         return 0;
 }
 
+static int refuse_missing(const char *path, char **errmsg) {
+        return vf_error(errmsg, -ENOENT, "%s does not exist: nothing was applied with this state file; check --state",
+                        path);
+}
+
 /* ---- small queries ----------------------------------------------------- */
 
 /* Prepares sql and steps to its first row, which the caller reads from *ret. */
@@ -276,10 +281,11 @@ static int connect_db(const char *path, int flags, sqlite3 **ret, char **errmsg)
         return 0;
 }
 
-static int check_integrity(sqlite3 *db, const char *path, char **errmsg) {
+/* quick_check, or with thorough the slower integrity_check that also compares indexes with their tables. */
+static int check_integrity(sqlite3 *db, const char *path, bool thorough, char **errmsg) {
         char result[256];
 
-        int rc = query_text(db, "PRAGMA quick_check", result, sizeof result);
+        int rc = query_text(db, thorough ? "PRAGMA integrity_check" : "PRAGMA quick_check", result, sizeof result);
         if (rc != SQLITE_OK)
                 return vf_error(errmsg, -EBADMSG, "%s failed SQLite's integrity check (%s); " REFUSAL, path,
                             sqlite3_errmsg(db));
@@ -295,6 +301,7 @@ static int check_integrity(sqlite3 *db, const char *path, char **errmsg) {
  */
 static int check_identity(sqlite3 *db, const char *path, int64_t *ret_version, char **errmsg) {
         int64_t application_id, version, n_objects;
+
 
         int rc = query_int(db, "PRAGMA application_id", &application_id);
         if (rc == SQLITE_OK)
@@ -320,31 +327,57 @@ static int check_identity(sqlite3 *db, const char *path, int64_t *ret_version, c
                             "%s was written by a newer virtform (schema version %" PRIi64
                             ", this one knows up to %zu); " REFUSAL,
                             path, version, ELEMENTSOF(migrations));
-        if (n_objects > 0) {
-                int r = check_integrity(db, path, errmsg);
-                if (r < 0)
-                        return r;
-        }
         *ret_version = version;
         return 0;
+}
+
+/* "file:PATH?immutable=1", with the characters a URI gives meaning escaped. */
+static char *immutable_uri(const char *path) {
+        vf_buf b = {};
+
+        vf_buf_puts(&b, "file:");
+        for (const char *p = path; *p; p++)
+                if (strchr("%?#", *p))
+                        vf_buf_printf(&b, "%%%02X", (unsigned char) *p);
+                else
+                        vf_buf_append(&b, p, 1);
+        vf_buf_puts(&b, "?immutable=1");
+        return vf_buf_steal(&b);
+}
+
+/*
+ * A reader in a directory it may not write (a read-only mount, a copy in a
+ * directory of mode 0555) cannot make the -shm file SQLite needs to read a
+ * WAL database. No writer can be at work there either, unless it left a
+ * -wal: without one, the file is read as immutable, with no locks and no
+ * side files.
+ */
+static bool reader_sees_immutable(const char *path) {
+        _cleanup_free_ char *dir = directory_of(path), *wal = vf_printf("%s-wal", path);
+
+        return dir && wal && faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) < 0 && access(wal, F_OK) < 0;
 }
 
 /*
  * A read-only connection for the checks: even reading through a read-write
  * one may write, for instance to roll back another program's hot journal.
- * With ret NULL the connection is closed once the file has passed.
+ * immutable when nothing can change the file meanwhile: it then makes no
+ * -wal and -shm either.
  */
-static int open_checked(const char *path, sqlite3 **ret, int64_t *ret_version, char **errmsg) {
+static int open_checked(const char *path, bool immutable, sqlite3 **ret, int64_t *ret_version, char **errmsg) {
         _cleanup_(sqlite3_closep) sqlite3 *db = NULL;
+        _cleanup_free_ char *uri = immutable ? immutable_uri(path) : NULL;
+        int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW | (uri ? SQLITE_OPEN_URI : 0);
 
-        int r = connect_db(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, &db, errmsg);
+        if (immutable && !uri)
+                return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
+        int r = connect_db(uri ? uri : path, flags, &db, errmsg);
         if (r < 0)
                 return r;
         r = check_identity(db, path, ret_version, errmsg);
         if (r < 0)
                 return r;
-        if (ret)
-                *ret = TAKE_PTR(db);
+        *ret = TAKE_PTR(db);
         return 0;
 }
 
@@ -402,6 +435,74 @@ static int migrate(sqlite3 *db, const char *path, char **errmsg) {
                 }
         }
         return 0;
+}
+
+/* ---- clean and unclean shutdowns --------------------------------------- */
+
+#define WRITER_MARKER "writer"
+
+/* Whether a writer opened the store and never closed it: it was killed, or the host went down. */
+static int was_left_open(sqlite3 *db, int64_t version, const char *path, bool *ret, char **errmsg) {
+        int64_t n = 0;
+
+        /* The meta table comes with the first migration. */
+        int rc = version > 0 ? query_int(db, "SELECT count(*) FROM meta WHERE key = '" WRITER_MARKER "'", &n)
+                             : SQLITE_OK;
+        if (rc != SQLITE_OK)
+                return fail_sqlite(errmsg, db, rc, path, "cannot read");
+        *ret = n > 0;
+        return 0;
+}
+
+/*
+ * Checks the file before a writer trusts it: every time when asked, else
+ * only after an unclean shutdown, since the check reads the whole file. A
+ * writer left it open, and its -wal, which held every commit since the
+ * marker, is gone: the file is what it was some time ago, which only a
+ * check on demand may accept. had_wal is looked at before any connection:
+ * even a read-only one makes a new, empty -wal. So does any reader that
+ * comes first, which hides the loss: this catches most losses, not all.
+ */
+static int check_before_writing(sqlite3 *db, const char *path, int64_t version, bool had_wal, bool on_demand,
+                                char **errmsg) {
+        bool left_open = false;
+
+        int r = was_left_open(db, version, path, &left_open, errmsg);
+        if (r < 0)
+                return r;
+        if (left_open && !had_wal && !on_demand)
+                return vf_error(errmsg, -EBADMSG, "%s was not closed cleanly and its write-ahead log %s-wal is gone: "
+                                "what virtform recorded since it last opened it is lost. Restore both from a "
+                                "backup, or run 'virtform state check --state %s' to check what is left and go "
+                                "on from it", path, path, path);
+        if (left_open || on_demand)
+                return check_integrity(db, path, on_demand, errmsg);
+        return 0;
+}
+
+/*
+ * Marks the store open until state_close(), and checkpoints the mark into
+ * the database file itself, so that it outlives a -wal lost in a crash.
+ * PASSIVE does not wait for readers: while one holds an older snapshot the
+ * mark stays in the -wal, and only the loss of the -wal goes unnoticed.
+ */
+static int mark_open(sqlite3 *db, const char *path, char **errmsg) {
+        char sql[128];
+
+        snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta (key, value) VALUES ('" WRITER_MARKER "', '%d')",
+                 (int) getpid());
+        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
+        /* A full disk still lets a writer read what it has; nor can it write anything the mark would guard. */
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_FULL)
+                return fail_sqlite(errmsg, db, rc, path, "cannot mark it open");
+        return 0;
+}
+
+static void mark_closed(sqlite3 *db) {
+        /* On failure the next writer checks the file, as after a crash: nothing to add. */
+        (void) sqlite3_exec(db, "DELETE FROM meta WHERE key = '" WRITER_MARKER "'", NULL, NULL, NULL);
 }
 
 /* ---- putting it together ----------------------------------------------- */
@@ -489,14 +590,20 @@ static int create_store(const char *path, char **errmsg) {
         return fsync_directory_of(path, errmsg);
 }
 
-static int open_readwrite(state_store *s, const char *path, char **errmsg) {
+static int open_readwrite(state_store *s, const char *path, bool check, char **errmsg) {
+        _cleanup_(sqlite3_closep) sqlite3 *probe = NULL;
+        _cleanup_free_ char *wal = vf_printf("%s-wal", path);
         int64_t version;
         bool exists;
 
+        if (!wal)
+                return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
         /* First what --state names, which says more than its directory's mode when it is no file. */
         int r = check_file(path, true, &exists, errmsg);
         if (r < 0)
                 return r;
+        if (!exists && check)
+                return refuse_missing(path, errmsg);
         r = mkdir_parents(path);
         if (r < 0)
                 return vf_error(errmsg, r, "%s: cannot create parent directories: %s", path, strerror(-r));
@@ -511,10 +618,16 @@ static int open_readwrite(state_store *s, const char *path, char **errmsg) {
         r = check_file(path, true, &exists, errmsg);
         if (r >= 0 && !exists)
                 r = create_store(path, errmsg);
-        if (r >= 0)
-                r = open_checked(path, NULL, &version, errmsg);
         if (r < 0)
                 return r;
+        /* Without a -wal, we hold the lock, and readers do not write: the file is all there is, and stays so. */
+        bool had_wal = access(wal, F_OK) >= 0;
+        r = open_checked(path, !had_wal, &probe, &version, errmsg);
+        if (r >= 0)
+                r = check_before_writing(probe, path, version, had_wal, check, errmsg);
+        if (r < 0)
+                return r;
+        sqlite3_close(TAKE_PTR(probe));
 
         r = connect_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, &s->db, errmsg);
         if (r < 0)
@@ -523,9 +636,11 @@ static int open_readwrite(state_store *s, const char *path, char **errmsg) {
         if (sqlite3_db_readonly(s->db, "main") == 1)
                 return vf_error(errmsg, -EACCES, "%s: cannot open for writing", path);
         r = configure_writable(s->db, true, path, errmsg);
-        if (r < 0)
-                return r;
-        return migrate(s->db, path, errmsg);
+        if (r >= 0)
+                r = migrate(s->db, path, errmsg);
+        if (r >= 0)
+                r = mark_open(s->db, path, errmsg);
+        return r;
 }
 
 /*
@@ -563,13 +678,12 @@ static int open_readonly(state_store *s, const char *path, bool must_exist, char
         if (r < 0)
                 return r;
         if (!exists && must_exist)
-                return vf_error(errmsg, -ENOENT, "%s does not exist: nothing was applied with this state file; "
-                                "check --state", path);
+                return refuse_missing(path, errmsg);
         /* Nothing recorded yet: plan on a fresh host sees an empty store. */
         if (!exists)
                 return open_snapshot(s, NULL, path, errmsg);
 
-        r = open_checked(path, &db, &version, errmsg);
+        r = open_checked(path, reader_sees_immutable(path), &db, &version, errmsg);
         if (r < 0)
                 return r;
         if (version < (int64_t) ELEMENTSOF(migrations))
@@ -603,7 +717,8 @@ int state_open(const char *path, state_open_flags flags, state_store **ret, char
                 return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
 
         s->lock_fd = -1;
-        int r = readonly ? open_readonly(s, path, flags & STATE_OPEN_EXISTING, errmsg) : open_readwrite(s, path, errmsg);
+        int r = readonly ? open_readonly(s, path, flags & STATE_OPEN_EXISTING, errmsg)
+                         : open_readwrite(s, path, flags & STATE_OPEN_CHECK, errmsg);
         if (r < 0)
                 return r;
         r = load_instance_id(s, path, errmsg);
@@ -629,6 +744,8 @@ void state_close(state_store *s) {
                 return;
         for (size_t i = 0; i < _STMT_MAX; i++)
                 sqlite3_finalize(s->stmts[i]);
+        if (s->db && s->lock_fd >= 0)
+                mark_closed(s->db);
         sqlite3_close(s->db);
         /* Only once the database is closed, so that the next writer finds it at rest. */
         state_lock_release(s->lock_fd);

@@ -52,6 +52,8 @@ typedef struct state_event {
 typedef enum state_open_flags {
         STATE_OPEN_READONLY = 1 << 0, /* for plan, status and hostdev: never creates, writes or locks */
         STATE_OPEN_EXISTING = 1 << 1, /* with READONLY: a missing file is an error (-ENOENT), not an empty store */
+        /* A writer that runs integrity_check, and goes on after a lost -wal if it passes; -ENOENT when missing. */
+        STATE_OPEN_CHECK = 1 << 2,
 } state_open_flags;
 
 /*
@@ -72,6 +74,13 @@ typedef enum state_open_flags {
  * says why and what to do: -EBADMSG for a file that is not ours (other
  * application_id, not SQLite, failing its integrity check) and
  * -EPROTONOSUPPORT for a newer schema, both without writing to the file.
+ *
+ * A writer marks the store open until state_close(). The next writer to
+ * find the mark runs SQLite's quick_check before trusting the file (only
+ * then: it reads the whole file), and refuses it (-EBADMSG) when the -wal of
+ * the writer that left it open is gone, unless STATE_OPEN_CHECK. A reader
+ * that may not write the directory (a read-only mount or copy) reads a file
+ * without a -wal as immutable.
  */
 int state_open(const char *path, state_open_flags flags, state_store **ret, char **errmsg);
 void state_close(state_store *s);

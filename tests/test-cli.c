@@ -112,7 +112,7 @@ static void test_help_and_version(void **state) {
         assert_int_equal(version.status, 0);
         assert_non_null(strstr(version.out, "virtform "));
 
-        const char *commands[] = { "apply", "plan", "validate", "status", "run", "hostdev" };
+        const char *commands[] = { "apply", "plan", "validate", "status", "run", "hostdev", "state" };
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
                 _cleanup_(run_done) run sub = virtform(commands[i], "--help", NULL);
                 assert_int_equal(sub.status, 0);
@@ -443,6 +443,37 @@ static void test_state_not_a_file_exits_1(void **state) {
         assert_non_null(strstr(linked.err, "is a symlink: point --state at the real file"));
 }
 
+/* A crash whose -wal is then lost is refused, until a check on demand accepts what is left. */
+static void test_lost_wal_needs_state_check(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *conf = vf_printf("%s/conf", f->dir), *wal = vf_printf("%s-wal", f->state);
+        const char *argv[] = { getenv("VIRTFORM"), "apply", "-c", "test:///default", "--state", f->state, conf, NULL };
+        const char *kill_at_first_write[] = { "VIRTFORM_FAULT_POINT=state-write:1", NULL };
+
+        assert_int_equal(mkdir(conf, 0700), 0);
+        th_write(conf, "lan.yaml", "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec: {}\n");
+        _cleanup_(run_done) run missing = virtform("state", "check", "--state", f->state, NULL);
+        assert_int_equal(missing.status, 1);
+        assert_non_null(strstr(missing.err, "does not exist"));
+
+        _cleanup_(run_done) run killed = th_spawn(argv, kill_at_first_write);
+        assert_true(killed.killed);
+        assert_int_equal(unlink(wal), 0);
+        _cleanup_(run_done) run refused = virtform("apply", "-c", "test:///default", "--state", f->state, conf, NULL);
+        assert_int_equal(refused.status, 1);
+        assert_non_null(strstr(refused.err, "was not closed cleanly and its write-ahead log"));
+        _cleanup_free_ char *hint = vf_printf("run 'virtform state check --state %s'", f->state);
+        assert_non_null(strstr(refused.err, hint));
+
+        _cleanup_(run_done) run checked = virtform("state", "check", "--state", f->state, NULL);
+        assert_int_equal(checked.status, 0);
+        _cleanup_free_ char *ok = vf_printf("%s: ok\n", f->state);
+        assert_string_equal(checked.out, ok);
+        _cleanup_(run_done) run applied = virtform("apply", "-c", "test:///default", "--state", f->state, conf, NULL);
+        if (applied.status != 0)
+                fail_msg("apply after the check exited %d:\n%s\n%s", applied.status, applied.out, applied.err);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_help_and_version),
@@ -461,6 +492,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_status_missing_state_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_not_a_file_exits_1, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lost_wal_needs_state_check, setup, teardown),
         };
         /* What the tests write is theirs to trust, whatever umask the caller has. */
         umask(022);

@@ -8,8 +8,11 @@
 #include <ftw.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "state/state.h"
 #include "tests/helpers.h"
@@ -713,6 +716,55 @@ static void test_readonly_older_schema(void **state) {
         assert_int_equal(file_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
 }
 
+/* What a reader in a private mount namespace, with dir mounted read-only, makes of path: 0, or why not. */
+static int read_on_readonly_mount(const char *dir, const char *path) {
+        /* "none": the kernel ignores the type of these, and valgrind wants a string. */
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount(dir, dir, "none", MS_BIND, NULL) < 0 ||
+            mount("none", dir, "none", MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+                return 2;
+        _cleanup_free_ char *probe = vf_printf("%s/probe", dir);
+        if (mkdir(probe, 0700) >= 0 || errno != EROFS)
+                return 3;
+
+        state_store *s = NULL;
+        state_record *got = NULL;
+        _cleanup_free_ char *errmsg = NULL;
+        if (state_open(path, STATE_OPEN_READONLY | STATE_OPEN_EXISTING, &s, &errmsg) < 0) {
+                fprintf(stderr, "%s\n", errmsg);
+                return 4;
+        }
+        int r = state_get(s, "domain", "vm1", &got);
+        state_record_free(got);
+        state_close(s);
+        return r < 0 ? 5 : 0;
+}
+
+/* status on a read-only mount, or a read-only copy: root ignores mode bits, a read-only mount it cannot. */
+static void test_readonly_on_readonly_mount(void **state) {
+        fixture *f = *state;
+        char dir[128], path[128]; /* not on the heap, which the child would leave behind when it exits */
+        int status;
+
+        snprintf(dir, sizeof dir, "%s/ro", f->dir);
+        snprintf(path, sizeof path, "%s/ro/state.db", f->dir);
+        state_store *s = open_store(path, 0);
+        put_simple(s, "domain", "vm1", "Ready");
+        state_close(s); /* a clean close removes the -wal and -shm */
+
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(read_on_readonly_mount(dir, path));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 2) {
+                print_message("skipped: cannot mount in a private namespace: %s\n", strerror(errno));
+                skip();
+        }
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- files that are not ours ------------------------------------------- */
 
 static void assert_refused_both_ways(const char *path, int r, const char *needle) {
@@ -762,24 +814,100 @@ static void test_newer_schema_refused(void **state) {
         assert_refused_both_ways(path, -EPROTONOSUPPORT, "newer virtform (schema version 99");
 }
 
-static void test_corrupt_database_refused(void **state) {
-        _cleanup_free_ char *path = path_in(state, "state.db");
+/* Page 2 onwards hold the tables: scribble over the last page, where the last records are. */
+static void scribble_last_page(const char *path) {
         char junk[4096];
+        struct stat st;
 
+        memset(junk, 0xa5, sizeof junk);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_true(st.st_size >= 3 * 4096);
+        assert_int_equal(pwrite(fd, junk, sizeof junk, st.st_size - 4096), (ssize_t) sizeof junk);
+}
+
+static void put_many(const char *path, int n) {
         state_store *s = open_store(path, 0);
-        for (int i = 0; i < 200; i++) {
+        for (int i = 0; i < n; i++) {
                 char name[16];
                 snprintf(name, sizeof name, "vm%03d", i);
                 put_simple(s, "domain", name, "Ready");
         }
         state_close(s);
+}
 
-        /* Page 2 onwards hold the tables: scribble over page 2. */
-        memset(junk, 0xa5, sizeof junk);
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        assert_int_equal(pwrite(fd, junk, sizeof junk, 4096), (ssize_t) sizeof junk);
-        assert_refused_both_ways(path, -EBADMSG, "failed SQLite's integrity check");
+/*
+ * The whole file is checked when it pays: after a writer did not close it (killed, or the host went down),
+ * and on demand. A clean open reads only what it needs, so that it costs the same with a large file.
+ */
+/* Opens a writer that is killed before it closes the store, as by a crash or a power cut. */
+static void kill_writer(const char *path, const char *record) {
+        int status;
+
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                state_store *s = NULL;
+                _cleanup_(state_record_freep) state_record *rec = state_record_new("domain", record ? record : "-");
+                if (state_open(path, 0, &s, NULL) < 0 || (record && state_put(s, rec) < 0))
+                        _exit(1);
+                raise(SIGKILL);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status));
+}
+
+static void test_corrupt_database_refused(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+
+        put_many(path, 200);
+        scribble_last_page(path);
+        kill_writer(path, NULL);
+        file_snapshot before = snapshot_file(path);
+        assert_open_refused(path, 0, -EBADMSG, "failed SQLite's integrity check");
+        assert_open_refused(path, STATE_OPEN_CHECK, -EBADMSG, "failed SQLite's integrity check");
+        assert_file_unchanged(path, &before);
+}
+
+static void test_check_on_demand(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+
+        put_many(path, 200);
+        scribble_last_page(path);
+        state_close(open_store(path, 0)); /* closed cleanly: no reason to read it all */
+        assert_open_refused(path, STATE_OPEN_CHECK, -EBADMSG, "failed SQLite's integrity check");
+}
+
+/* A writer that is killed leaves its mark; one that closes clears it, and the mark outlives a lost -wal. */
+static void test_lost_wal_refused(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db"), *wal = path_in(state, "state.db-wal");
+        state_record *got = NULL;
+        struct stat st;
+
+        /* Killed with its -wal intact: the next writer checks the file and has every commit. */
+        put_many(path, 1);
+        kill_writer(path, "kept");
+        assert_int_equal(stat(wal, &st), 0);
+        state_store *s = open_store(path, 0);
+        assert_int_equal(state_get(s, "domain", "kept", &got), 0);
+        state_record_free(TAKE_PTR(got));
+        state_close(s);
+
+        /* The same crash, and then its -wal is deleted: refused, and again (the refusal hides nothing). */
+        kill_writer(path, "gone");
+        assert_int_equal(unlink(wal), 0);
+        _cleanup_free_ char *hint = vf_printf("write-ahead log %s is gone", wal);
+        assert_open_refused(path, 0, -EBADMSG, hint);
+        assert_open_refused(path, 0, -EBADMSG, "run 'virtform state check --state");
+
+        /* Checked on demand, what is left is accepted, and the store is clean again. */
+        state_close(open_store(path, STATE_OPEN_CHECK));
+        s = open_store(path, 0);
+        assert_int_equal(state_get(s, "domain", "gone", &got), -ENOENT);
+        assert_int_equal(state_get(s, "domain", "kept", &got), 0);
+        state_record_free(TAKE_PTR(got));
+        state_close(s);
 }
 
 /* An empty file is a state that was lost, never a new one: a new store is renamed into place whole. */
@@ -1159,10 +1287,13 @@ int main(void) {
                 T(test_readonly_never_writes),
                 T(test_readonly_reads_while_writer_is_open),
                 T(test_readonly_older_schema),
+                T(test_readonly_on_readonly_mount),
                 T(test_foreign_database_refused),
                 T(test_garbage_file_refused),
                 T(test_newer_schema_refused),
                 T(test_corrupt_database_refused),
+                T(test_check_on_demand),
+                T(test_lost_wal_refused),
                 T(test_empty_file_refused),
                 T(test_second_writer_refused),
                 T(test_second_writer_refused_on_a_new_store),
