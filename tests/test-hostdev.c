@@ -721,6 +721,54 @@ static void test_crash_mid_bind_is_repaired(void **state) {
         assert_null(released->bind_phase);
 }
 
+/* ---- a new address ----------------------------------------------------------------- */
+
+#define OTHER "0000:3c:00.0"
+
+/* spec.pci moves from a VF to another device: the VF is restored and given back, its row gone, before the other is bound. */
+static void test_address_change_releases_old_device(void **state) {
+        fixture *f = *state;
+        uint8_t original[6];
+
+        use_fake_kernel(f);
+        vf_on_net_driver(f);
+        mac_of(ORIGINAL_MAC, original);
+        th_sysfs_add_device(f->sysfs, OTHER, "nvme");
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_reason(f, "Assigned");
+
+        /* Still attached to the running domain: kept until that domain lets go of it. */
+        th_write(f->env->conf, "10-vf.yaml",
+                 "apiVersion: virtform/v1\nkind: Hostdev\nmetadata: {name: db-vf}\nspec:\n  pci: \"" OTHER "\"\n");
+        run_pass(f);
+        assert_reason(f, "InUse");
+        assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, "spec.pci changed from " VF));
+        assert_host(f, "vfio-pci", SYSFS_BIND, NETLINK_SET);
+
+        virDomainPtr dom = virDomainLookupByName(f->env->other, "db");
+        assert_non_null(dom);
+        assert_int_equal(virDomainDestroy(dom), 0);
+        virDomainFree(dom);
+        run_pass(f);
+        assert_reason(f, "Assigned");
+        assert_host(f, "iavf",
+                    SYSFS_BIND SYSFS_GIVE_BACK "devices/pci0000:00/" OTHER "/driver_override vfio-pci\n"
+                                               "devices/pci0000:00/" OTHER "/driver/unbind " OTHER "\n"
+                                               "bus/pci/drivers_probe " OTHER "\n",
+                    NETLINK_SET NETLINK_RESTORE);
+        assert_memory_equal(f->kernel->vf.mac, original, 6);
+        assert_int_equal(f->kernel->vf.vlan, 0);
+        _cleanup_free_ char *other = th_sysfs_driver(f->sysfs, OTHER);
+        assert_string_equal(other, "vfio-pci");
+        state_device *gone = NULL;
+        assert_int_equal(state_device_get(f->env->c.store, VF, &gone), -ENOENT);
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        assert_int_equal(state_get(f->env->c.store, "hostdev", "db-vf", &rec), 0);
+        assert_string_equal(rec->uuid, OTHER);
+}
+
 /* ---- pruning a Hostdev that never resolved ----------------------------------------- */
 
 /* Pruned, then a restarted run: no crash on the way (the record carries no address) and the record is gone. */
@@ -818,6 +866,7 @@ int main(void) {
                 T(test_crash_after_restore_does_not_restore_twice),
                 T(test_managed_false_on_net_driver_fails),
                 T(test_crash_mid_bind_is_repaired),
+                T(test_address_change_releases_old_device),
                 T(test_prune_absent_device),
                 T(test_prune_not_a_vf),
                 T(test_prune_ambiguous),

@@ -711,12 +711,48 @@ static int begin(rc_context *ctx, const rc_request *req, rc_result *res, hostdev
         return load_device(run);
 }
 
+/* The device row goes once nothing of ours is left on the host: its journal, saved config and resolution. */
+static int forget_if_released(hostdev_run *run) {
+        if (run->ctx->dry_run || !run->res->ready || holds_host_state(run->dev))
+                return 0;
+        return state_device_delete(run->ctx->store, run->bdf);
+}
+
+/*
+ * Devices are owned by address: when spec.pci changes, the device the record
+ * names is restored and given back before the new one is claimed. Until it
+ * is, the record keeps the old address (*released false) so that the next
+ * run tries again.
+ */
+static int release_previous(rc_context *ctx, const rc_request *req, rc_result *res, bool *released) {
+        _cleanup_(hostdev_run_done) hostdev_run run = {};
+        const char *previous = req->record ? req->record->uuid : NULL, *pci = req->desired->hostdev.pci;
+
+        *released = true;
+        if (!previous || strcmp(previous, pci) == 0)
+                return 0;
+        _cleanup_free_ char *why = vf_printf("spec.pci changed from %s to %s", previous, pci);
+        if (!why)
+                return -ENOMEM;
+        int r = begin(ctx, req, res, &run, previous);
+        if (r >= 0)
+                r = release(&run, why);
+        if (r >= 0)
+                r = forget_if_released(&run);
+        *released = r >= 0 && res->ready;
+        return r;
+}
+
 static int hostdev_apply(rc_context *ctx, const rc_request *req, rc_result *res) {
         _cleanup_(hostdev_run_done) hostdev_run run = {};
         const schema_hostdev_spec *spec = &req->desired->hostdev;
         size_t steps_before = vf_strv_length(res->steps);
-        int r = begin(ctx, req, res, &run, spec->pci);
+        bool released;
+        int r = release_previous(ctx, req, res, &released);
 
+        if (r < 0 || !released)
+                return r;
+        r = begin(ctx, req, res, &run, spec->pci);
         if (r >= 0)
                 r = resolve(&run);
         if (r < 0)
@@ -756,13 +792,10 @@ static int hostdev_remove(rc_context *ctx, const rc_request *req, rc_result *res
         r = begin(ctx, req, res, &run, pci);
         if (r >= 0)
                 r = release(&run, "no longer declared");
+        if (r >= 0)
+                r = forget_if_released(&run);
         if (r < 0 || !res->ready)
                 return r;
-        if (!ctx->dry_run && !holds_host_state(run.dev)) {
-                r = state_device_delete(ctx->store, pci);
-                if (r < 0)
-                        return r;
-        }
         rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; released");
         return 0;
 }
