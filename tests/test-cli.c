@@ -12,42 +12,37 @@
 typedef th_run run;
 #define run_done th_run_done
 
-#define ARGV_MAX 32
-
-/* $VIRTFORM and a NULL-terminated argument list. */
-static void virtform_argv(const char *argv[ARGV_MAX], const char *first, va_list ap) {
+/* Starts $VIRTFORM with the NULL-terminated argument list in ap, beside the test. */
+static th_child start_v(const char *first, va_list ap) {
+        const char *argv[32] = { getenv("VIRTFORM"), first };
         size_t n = 2;
 
-        argv[0] = getenv("VIRTFORM");
-        argv[1] = first;
         assert_non_null(argv[0]);
-        while (first && n < ARGV_MAX - 1 && (argv[n] = va_arg(ap, const char *)))
+        while (first && n < ELEMENTSOF(argv) - 1 && (argv[n] = va_arg(ap, const char *)))
                 n++;
         argv[n] = NULL;
+        return th_spawn_start(argv, NULL);
+}
+
+static th_child virtform_start(const char *first, ...) {
+        va_list ap;
+
+        va_start(ap, first);
+        th_child c = start_v(first, ap);
+        va_end(ap);
+        return c;
 }
 
 /* Runs $VIRTFORM, capturing its output; it must exit, not die. */
 static run virtform(const char *first, ...) {
-        const char *argv[ARGV_MAX];
         va_list ap;
 
         va_start(ap, first);
-        virtform_argv(argv, first, ap);
+        th_child c = start_v(first, ap);
         va_end(ap);
-        run r = th_spawn(argv, NULL);
+        run r = th_spawn_wait(&c);
         assert_false(r.killed);
         return r;
-}
-
-/* Starts $VIRTFORM beside the test. */
-static th_child virtform_start(const char *first, ...) {
-        const char *argv[ARGV_MAX];
-        va_list ap;
-
-        va_start(ap, first);
-        virtform_argv(argv, first, ap);
-        va_end(ap);
-        return th_spawn_start(argv, NULL);
 }
 
 typedef struct fixture {
