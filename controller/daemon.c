@@ -447,6 +447,25 @@ static int on_libvirt(int fd, void *userdata) {
         return r < 0 ? r : queue_known_now(d, keys);
 }
 
+/*
+ * A source whose kernel queue overflowed (ENOBUFS) lost events no one can
+ * name: everything it covers is looked at again. Link and device events
+ * cover the hostdevs.
+ */
+static int resync_hostdevs(vf_daemon *d, const char *source) {
+        int64_t now = vf_now_monotonic_usec();
+
+        vf_log(d->c, VF_LOG_NOTICE, "%s events were lost (the kernel's queue overflowed): looking at every hostdev "
+               "again", source);
+        for (size_t i = 0; i < d->c->graph->n_nodes; i++) {
+                const graph_node *n = d->c->graph->nodes[i];
+                int r = n->kind == VF_KIND_HOSTDEV ? queue_push(d->queue, n->key, now) : 0;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* The hostdevs whose last result watches one of these links (their PF) come back now. */
 static int on_links(int fd, void *userdata) {
         vf_daemon *d = userdata;
@@ -454,6 +473,8 @@ static int on_links(int fd, void *userdata) {
         int64_t now = vf_now_monotonic_usec();
         int r = link_monitor_read(d->links, &ifnames);
 
+        if (r == -ENOBUFS)
+                return resync_hostdevs(d, "link");
         for (size_t i = 0; r >= 0 && i < d->c->graph->n_nodes; i++) {
                 const graph_node *n = d->c->graph->nodes[i];
                 if (n->wait.kind == RC_WAIT_LINK && vf_strv_contains(ifnames, n->wait.target))
@@ -476,6 +497,8 @@ static int on_devices(int fd, void *userdata) {
         int64_t now = vf_now_monotonic_usec();
         int r = device_monitor_read(d->devices, &action, &subsystem, &sysname);
 
+        if (r == -ENOBUFS)
+                return resync_hostdevs(d, "device");
         if (r <= 0 || !action || !subsystem || !sysname)
                 return r < 0 ? r : 0;
         for (size_t i = 0; r >= 0 && i < d->c->graph->n_nodes; i++) {

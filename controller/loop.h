@@ -85,7 +85,7 @@ int link_monitor_new(link_monitor **ret);
 void link_monitor_free(link_monitor *m);
 DEFINE_POINTER_CLEANUP(link_monitor, link_monitor_free);
 int link_monitor_fd(const link_monitor *m);
-/* The names of the links that changed, added to *ifnames. */
+/* The names of the links that changed, added to *ifnames; -ENOBUFS when some were lost. */
 int link_monitor_read(link_monitor *m, char ***ifnames);
 
 /* PCI and net devices coming and going, through libudev. */
@@ -94,5 +94,8 @@ int device_monitor_new(device_monitor **ret);
 void device_monitor_free(device_monitor *m);
 DEFINE_POINTER_CLEANUP(device_monitor, device_monitor_free);
 int device_monitor_fd(const device_monitor *m);
-/* One event: "add"/"remove" etc. of a subsystem's device; *sysname is a PCI address for "pci". */
+/*
+ * One event: "add"/"remove" etc. of a subsystem's device; *sysname is a PCI address for "pci".
+ * 1 with an event, 0 without, -ENOBUFS when events were lost.
+ */
 int device_monitor_read(device_monitor *m, char **action, char **subsystem, char **sysname);

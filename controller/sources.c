@@ -214,6 +214,7 @@ int libvirt_events_take(libvirt_events *e, char ***keys, bool *closed) {
 struct link_monitor {
         struct nl_sock *sock;
         char ***collect; /* where the callback puts names during link_monitor_read() */
+        bool lost; /* a name could not be kept, or the kernel dropped messages */
 };
 
 static int on_link_message(struct nl_msg *msg, void *userdata) {
@@ -226,8 +227,8 @@ static int on_link_message(struct nl_msg *msg, void *userdata) {
         if (nlmsg_parse(nlh, sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL) < 0 || !tb[IFLA_IFNAME])
                 return NL_OK;
         const char *name = nla_get_string(tb[IFLA_IFNAME]);
-        if (!vf_strv_contains(*m->collect, name))
-                (void) vf_strv_push(m->collect, name);
+        if (!vf_strv_contains(*m->collect, name) && vf_strv_push(m->collect, name) < 0)
+                m->lost = true;
         return NL_OK;
 }
 
@@ -262,12 +263,24 @@ int link_monitor_fd(const link_monitor *m) {
 }
 
 int link_monitor_read(link_monitor *m, char ***ifnames) {
+        int r;
+
         m->collect = ifnames;
-        /* Drains the socket; -NLE_AGAIN just means it is empty now. */
-        while (nl_recvmsgs_default(m->sock) >= 0)
-                ;
+        m->lost = false;
+        /*
+         * Drains the socket: -NLE_AGAIN means it is empty now. libnl reports the kernel's ENOBUFS (its
+         * queue overflowed and dropped messages) as -NLE_NOMEM, once; what was queued still follows.
+         */
+        while ((r = nl_recvmsgs_default(m->sock)) != -NLE_AGAIN)
+                if (r < 0) {
+                        /* Anything else, or a second one (out of memory for real): the loop comes back. */
+                        bool go_on = r == -NLE_NOMEM && !m->lost;
+                        m->lost = true;
+                        if (!go_on)
+                                break;
+                }
         m->collect = NULL;
-        return 0;
+        return m->lost ? -ENOBUFS : 0;
 }
 
 /* ---- devices ---------------------------------------------------------------------- */
@@ -310,11 +323,12 @@ int device_monitor_fd(const device_monitor *m) {
 }
 
 int device_monitor_read(device_monitor *m, char **action, char **subsystem, char **sysname) {
+        errno = 0;
         struct udev_device *d = udev_monitor_receive_device(m->monitor);
 
         *action = *subsystem = *sysname = NULL;
         if (!d)
-                return 0;
+                return errno == ENOBUFS ? -ENOBUFS : 0;
         const char *a = udev_device_get_action(d), *s = udev_device_get_subsystem(d), *n = udev_device_get_sysname(d);
         *action = a ? strdup(a) : NULL;
         *subsystem = s ? strdup(s) : NULL;

@@ -13,6 +13,9 @@
 #include <poll.h>
 #include <dirent.h>
 #include <sys/socket.h>
+#include <linux/rtnetlink.h>
+#include <linux/netlink.h>
+#include <sys/epoll.h>
 #include <sys/un.h>
 #include <sched.h>
 #include <signal.h>
@@ -736,12 +739,10 @@ static bool can_make_links(void) {
                system("ip link del vf-probe") == 0;
 }
 
-static void test_pf_up_requeues_hostdev(void **state) {
-        fixture *f = *state;
-
+/* A VF whose PF (a veth in the test's namespace) is down, and the domain that uses it: vf waits on the link. */
+static void start_with_pf_down(fixture *f, th_sysfs *sysfs) {
         if (!can_make_links())
                 th_skip("veth links need a network namespace of the test's own (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
-        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
         th_sysfs_add_device(sysfs, "0000:3b:00.0", "ice");
         th_sysfs_add_netdev(sysfs, "0000:3b:00.0", "enp59s0f0", NULL, NULL);
         th_sysfs_add_vf(sysfs, "0000:3b:00.0", 0, "0000:3b:02.0", "vfio-pci");
@@ -756,7 +757,13 @@ static void test_pf_up_requeues_hostdev(void **state) {
         wait_record(f, "hostdev", "vf", false, "PFDown");
         /* Waiting on the link, not on a timer. */
         wait_asleep(f);
+}
 
+static void test_pf_up_requeues_hostdev(void **state) {
+        fixture *f = *state;
+        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
+
+        start_with_pf_down(f, sysfs);
         assert_int_equal(system("ip link set enp59s0f0 up"), 0);
         wait_record(f, "hostdev", "vf", true, "Assigned");
         wait_for(f, domain_running, "db", "db started once its PF is up");
@@ -767,6 +774,75 @@ static void test_pf_up_requeues_hostdev(void **state) {
         assert_true(domain_running(f, "db"));
         stop_daemon(f);
         assert_int_equal(system("ip link del enp59s0f0"), 0);
+}
+
+/* The daemon's link-event socket, found as any observer would: NETLINK_ROUTE, subscribed to RTMGRP_LINK. */
+static int link_event_socket(void) {
+        DIR *dir = opendir("/proc/self/fd");
+        int found = -1;
+
+        assert_non_null(dir);
+        for (struct dirent *de; found < 0 && (de = readdir(dir));) {
+                int fd = atoi(de->d_name), domain = 0, protocol = 0;
+                socklen_t len = sizeof(int), addr_len = sizeof(struct sockaddr_nl);
+                struct sockaddr_nl addr = {};
+                if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_NETLINK ||
+                    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) < 0 || protocol != NETLINK_ROUTE ||
+                    getsockname(fd, (struct sockaddr *) &addr, &addr_len) < 0)
+                        continue;
+                if (addr.nl_groups & RTMGRP_LINK)
+                        found = fd;
+        }
+        closedir(dir);
+        return found;
+}
+
+/* What the daemon's epoll keeps for fd ("tfd: FD events: MASK data: DATA" in its fdinfo). */
+static uint64_t epoll_data_of(int epfd, int fd) {
+        _cleanup_free_ char *path = vf_printf("/proc/self/fdinfo/%d", epfd);
+        FILE *in = fopen(path, "re");
+        char line[256];
+        int tfd;
+        unsigned events;
+        unsigned long long data = 0;
+        bool found = false;
+
+        assert_non_null(in);
+        while (!found && fgets(line, sizeof line, in))
+                found = sscanf(line, "tfd: %d events: %x data: %llx", &tfd, &events, &data) == 3 && tfd == fd;
+        fclose(in);
+        assert_true(found);
+        return data;
+}
+
+/*
+ * The kernel drops link messages when the socket's queue is full, and says so
+ * once with ENOBUFS. Here the PF's "up" is dropped for sure: the socket is
+ * taken out of the daemon's epoll, its buffer shrunk to one message, a filler
+ * link's messages fill it, and only then does the PF come up. Back in the
+ * loop, the daemon reads the ENOBUFS and looks at every hostdev again.
+ */
+static void test_lost_link_events_resync(void **state) {
+        fixture *f = *state;
+        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
+        const int smallest = 0; /* the kernel makes it its minimum, about one message */
+
+        start_with_pf_down(f, sysfs);
+        assert_int_equal(system("ip link add vf-filler type veth peer name vf-fillerp"), 0);
+        wait_asleep(f); /* the filler's own events seen to */
+        int epfd = waiting_forever_in(f), sock = link_event_socket();
+        assert_true(epfd >= 0 && sock >= 0);
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = epoll_data_of(epfd, sock) };
+        assert_int_equal(epoll_ctl(epfd, EPOLL_CTL_DEL, sock, NULL), 0);
+        assert_int_equal(setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &smallest, sizeof smallest), 0);
+        assert_int_equal(system("ip link set vf-filler up && ip link set vf-filler down && ip link set vf-filler up"),
+                         0);
+        assert_int_equal(system("ip link set enp59s0f0 up"), 0);
+        assert_int_equal(epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &ev), 0);
+
+        wait_record(f, "hostdev", "vf", true, "Assigned");
+        stop_daemon(f);
+        assert_int_equal(system("ip link del enp59s0f0 && ip link del vf-filler"), 0);
 }
 
 int main(void) {
@@ -789,6 +865,7 @@ int main(void) {
                 T(test_idle_when_converged),
                 T(test_notifies_systemd),
                 T(test_pf_up_requeues_hostdev),
+                T(test_lost_link_events_resync),
 #undef T
         };
 
