@@ -213,34 +213,6 @@ static int plan_pass(vf_controller *c, vf_report *report, char **errmsg) {
         return vf_controller_pass(c, report, errmsg);
 }
 
-/*
- * apply: the daemon without the files. It converges, then follows what it
- * started (a graceful shutdown) to its end; with --wait, it also retries and
- * follows events until every resource is Ready or the timeout passes. The
- * report is the whole run's, not its last pass's.
- */
-static int apply_passes(vf_controller *c, vf_report *report, char **errmsg) {
-        vf_daemon_options dopts = {
-                .files_read_once = true,
-                .exit_when_converged = c->opts.wait,
-                .exit_when_settled = !c->opts.wait,
-                .timeout_usec = c->opts.wait ? (int64_t) c->opts.wait_timeout_sec * 1000000 : 0,
-                .report = report,
-        };
-        _cleanup_(vf_daemon_freep) vf_daemon *d = NULL;
-        bool converged;
-        int r = vf_daemon_new(&dopts, &d);
-
-        if (r < 0)
-                return vf_error(errmsg, r, "cannot set up the event loop: %s", strerror(-r));
-        r = vf_daemon_run(d, c, &converged, errmsg);
-        if (r == -ETIMEDOUT) {
-                vf_log(c, VF_LOG_WARNING, "gave up after %u s: not every resource is Ready", c->opts.wait_timeout_sec);
-                return 0;
-        }
-        return r;
-}
-
 static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) {
         _cleanup_free_ char *errmsg = NULL;
         vf_controller c = {};
@@ -249,7 +221,7 @@ static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) 
 
         r = vf_controller_open(&c, opts, &errmsg);
         if (r >= 0)
-                r = (opts->dry_run ? plan_pass : apply_passes)(&c, &report, &errmsg);
+                r = (opts->dry_run ? plan_pass : vf_daemon_apply)(&c, &report, &errmsg);
         if (r < 0)
                 status = fail_run(errmsg, r);
         else {

@@ -655,6 +655,70 @@ static void test_undeclared_dependency_wakes_its_dependents(void **state) {
         wait_for(f, domain_running, "web1", "web1 running on the network someone else started");
 }
 
+typedef struct apply_run {
+        fixture *f;
+        vf_report report;
+        int result;
+        _Atomic bool done;
+} apply_run;
+
+static void *run_apply(void *userdata) {
+        apply_run *a = userdata;
+        _cleanup_free_ char *errmsg = NULL;
+
+        a->result = vf_daemon_apply(&a->f->env->c, &a->report, &errmsg);
+        if (a->result < 0)
+                fprintf(stderr, "apply: %s\n", errmsg ? errmsg : strerror(-a->result));
+        atomic_store(&a->done, true);
+        return NULL;
+}
+
+static bool apply_done(fixture *f, const void *arg) {
+        return atomic_load(&((const apply_run *) arg)->done);
+}
+
+/* apply --wait is the daemon without the files: another connection's network wakes it, and it says what it did. */
+static void test_apply_wait_follows_events_and_reports_the_run(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *errmsg = NULL;
+        apply_run a = { .f = f };
+        pthread_t thread;
+
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        /* Created in the first pass, then found in sync by the pass its own events bring. */
+        drop_in(f->dirs[0], "30-solo.yaml",
+                "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: solo}\nspec: {memory: 256MiB}\n");
+        f->env->opts.wait = true;
+        f->env->opts.wait_timeout_sec = 30;
+        assert_int_equal(vf_controller_open(&f->env->c, &f->env->opts, &errmsg), 0);
+        f->env->c.log = NULL;
+        f->env->open = true;
+        assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
+        assert_int_equal(pthread_create(&thread, NULL, run_apply, &a), 0);
+        wait_record(f, "domain", "web1", false, "DependencyNotReady");
+        assert_false(atomic_load(&a.done));
+
+        virNetworkPtr net = virNetworkDefineXML(f->env->other, "<network><name>lan</name><bridge name='virbr10'/>"
+                                                               "<ip address='192.168.110.1' prefix='24'/></network>");
+        assert_non_null(net);
+        assert_int_equal(virNetworkCreate(net), 0);
+        virNetworkFree(net);
+        wait_for(f, apply_done, &a, "apply --wait to return");
+        assert_int_equal(pthread_join(thread, NULL), 0);
+        assert_int_equal(a.result, 0);
+        assert_true(vf_report_converged(&a.report));
+        assert_true(domain_running(f, "web1"));
+        /* One line each, saying what the run did: created, though a later pass found them in sync. */
+        size_t n = 0;
+        for (size_t i = 0; i < a.report.n_entries; i++)
+                if (a.report.entries[i].kind == VF_KIND_DOMAIN) {
+                        n++;
+                        assert_int_equal(a.report.entries[i].result.outcome, RC_CREATED);
+                }
+        assert_int_equal(n, 2);
+        vf_report_done(&a.report);
+}
+
 static void test_failure_retried_with_visible_backoff(void **state) {
         fixture *f = *state;
         virDomainPtr foreign = virDomainDefineXML(f->env->other, "<domain type='test'><name>web1</name>"
@@ -861,6 +925,7 @@ int main(void) {
                 T(test_half_written_file_prunes_nothing),
                 T(test_out_of_band_changes_are_put_back),
                 T(test_undeclared_dependency_wakes_its_dependents),
+                T(test_apply_wait_follows_events_and_reports_the_run),
                 T(test_failure_retried_with_visible_backoff),
                 T(test_idle_when_converged),
                 T(test_notifies_systemd),
