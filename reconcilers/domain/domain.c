@@ -155,16 +155,15 @@ static int domain_complete(rc_context *ctx, const rc_request *req, xmlDoc *curre
  */
 static int wait_for_shutdown(rc_context *ctx, const rc_request *req, int64_t requested_usec, rc_result *res) {
         int64_t deadline = requested_usec + (int64_t) ctx->shutdown_timeout_sec * 1000000;
-        int64_t left = (deadline - vf_now_realtime_usec() + 999999) / 1000000;
         char when[32];
 
         vf_format_time(deadline, when);
         res->shutting_down = vf_printf("graceful shutdown requested; destroyed at %s if still running", when);
         if (!res->shutting_down)
                 return -ENOMEM;
+        /* The time, not the seconds left: the message is kept, and read later (status shows it as the next retry). */
         rc_result_set(res, RC_WAITING, false, "ShuttingDown",
-                      "waiting for the guest to shut down; destroyed at %s if still running (%" PRId64 " s left)",
-                      when, left > 0 ? left : 0);
+                      "waiting for the guest to shut down; destroyed at %s if still running", when);
         return rc_result_wait(res, RC_WAIT_OPERATION, NULL, deadline);
 }
 
