@@ -24,15 +24,10 @@ static int write_via(const hd_sysfs_writer *w, const char *path, const char *val
 
 static int write_device_attr(const hd_sysfs_writer *w, const char *sysfs_root, const char *bdf, const char *attr,
                              const char *value) {
-        _cleanup_free_ char *dir = NULL, *path = NULL;
+        _cleanup_free_ char *path = NULL;
 
-        int r = hd_device_dir(sysfs_root, bdf, &dir);
-        if (r < 0)
-                return r;
-        path = vf_printf("%s/%s", dir, attr);
-        if (!path)
-                return -ENOMEM;
-        return write_via(w, path, value);
+        int r = hd_device_attr_path(sysfs_root, bdf, attr, &path);
+        return r < 0 ? r : write_via(w, path, value);
 }
 
 int hd_write_driver_override(const hd_sysfs_writer *w, const char *sysfs_root, const char *bdf, const char *driver) {

@@ -39,16 +39,23 @@ int hd_device_dir(const char *sysfs_root, const char *bdf, char **ret) {
         return 0;
 }
 
-int hd_device_driver(const char *sysfs_root, const char *bdf, char **ret) {
-        _cleanup_free_ char *dir = NULL, *link = NULL;
-        char target[PATH_MAX];
+int hd_device_attr_path(const char *sysfs_root, const char *bdf, const char *attr, char **ret) {
+        _cleanup_free_ char *dir = NULL;
 
         int r = hd_device_dir(sysfs_root, bdf, &dir);
         if (r < 0)
                 return r;
-        link = vf_printf("%s/driver", dir);
-        if (!link)
-                return -ENOMEM;
+        *ret = vf_printf("%s/%s", dir, attr);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int hd_device_driver(const char *sysfs_root, const char *bdf, char **ret) {
+        _cleanup_free_ char *link = NULL;
+        char target[PATH_MAX];
+
+        int r = hd_device_attr_path(sysfs_root, bdf, "driver", &link);
+        if (r < 0)
+                return r;
         ssize_t n = readlink(link, target, sizeof target - 1);
         if (n < 0) {
                 if (errno != ENOENT)
@@ -66,14 +73,11 @@ int hd_device_driver(const char *sysfs_root, const char *bdf, char **ret) {
 }
 
 int hd_read_driver_override(const char *sysfs_root, const char *bdf, char **ret) {
-        _cleanup_free_ char *dir = NULL, *path = NULL, *value = NULL;
+        _cleanup_free_ char *path = NULL, *value = NULL;
 
-        int r = hd_device_dir(sysfs_root, bdf, &dir);
+        int r = hd_device_attr_path(sysfs_root, bdf, "driver_override", &path);
         if (r < 0)
                 return r;
-        path = vf_printf("%s/driver_override", dir);
-        if (!path)
-                return -ENOMEM;
         r = vf_read_file(path, 256, &value, NULL);
         if (r < 0)
                 return r;
