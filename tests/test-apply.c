@@ -110,6 +110,16 @@ static void test_update_running_domain_restart_pending(void **state) {
         th_env_pass(f);
         assert_non_null(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.restart_pending);
         assert_int_equal(th_env_writes(f), 0);
+
+        /* A typo in the file holds the domain as it is: the pending restart is still said, and when it is fixed. */
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", "  memroy: 1\n"));
+        th_env_pass(f);
+        assert_string_equal(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.reason, "InvalidFile");
+        _cleanup_(state_record_freep) state_record *held = record(f, VF_KIND_DOMAIN, "web1");
+        assert_true(state_record_condition(held, "RestartPending")->status);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", ""));
+        th_env_pass(f);
+        assert_non_null(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.restart_pending);
 }
 
 static void test_update_restart_on_change(void **state) {
