@@ -34,12 +34,19 @@ static void describe_self(char buf[static HOLDER_MAX]) {
         buf[n + len] = 0;
 }
 
+/* A holder writes its name right after it takes the lock: how long to give it, and how often to look. */
+#define HOLDER_WAIT_USEC 50000
+#define HOLDER_POLL_USEC 5000
+
 /* Why the lock is taken: "PID 1234 (virtform run /etc/virtform.d)", or less if the holder did not say yet. */
 static char *describe_holder(int fd) {
         char buf[HOLDER_MAX];
         int pid, skip = 0;
+        ssize_t len;
 
-        ssize_t len = pread(fd, buf, sizeof buf - 1, 0);
+        for (int waited = 0; (len = pread(fd, buf, sizeof buf - 1, 0)) == 0 && waited < HOLDER_WAIT_USEC;
+             waited += HOLDER_POLL_USEC)
+                usleep(HOLDER_POLL_USEC);
         buf[len > 0 ? len : 0] = 0;
         buf[strcspn(buf, "\n")] = 0;
         if (sscanf(buf, "%d %n", &pid, &skip) < 1 || pid <= 0)

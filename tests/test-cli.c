@@ -469,6 +469,33 @@ static void test_lost_wal_needs_state_check(void **state) {
                 fail_msg("apply after the check exited %d:\n%s\n%s", applied.status, applied.out, applied.err);
 }
 
+/* Two writers making a new store at once: one makes it whole, the other uses it or refuses; no half-made file. */
+static void test_two_writers_create_one_store(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *conf = vf_printf("%s/conf", f->dir);
+
+        assert_int_equal(mkdir(conf, 0700), 0);
+        th_write(conf, "lan.yaml", "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec: {}\n");
+        for (int round = 0; round < 5; round++) {
+                _cleanup_free_ char *path = vf_printf("%s/new-%d/state.db", f->dir, round);
+                th_child a = virtform_start("apply", "-c", "test:///default", "--state", path, conf, NULL);
+                th_child b = virtform_start("apply", "-c", "test:///default", "--state", path, conf, NULL);
+                run runs[2] = { th_spawn_wait(&a), th_spawn_wait(&b) };
+                int ok = 0;
+                for (size_t i = 0; i < ELEMENTSOF(runs); i++) {
+                        if (runs[i].status == 0)
+                                ok++;
+                        else if (runs[i].status != 1 || !strstr(runs[i].err, "is in use by"))
+                                fail_msg("round %d: apply exited %d:\n%s", round, runs[i].status, runs[i].err);
+                        run_done(&runs[i]);
+                }
+                assert_true(ok >= 1);
+                _cleanup_(run_done) run status = virtform("status", "--state", path, NULL);
+                assert_int_equal(status.status, 0);
+                assert_non_null(strstr(status.out, "lan"));
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_help_and_version),
@@ -488,6 +515,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_status_missing_state_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_not_a_file_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lost_wal_needs_state_check, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_two_writers_create_one_store, setup, teardown),
         };
         /* What the tests write is theirs to trust, whatever umask the caller has. */
         umask(022);
