@@ -552,16 +552,21 @@ static void assert_same_web1(fixture *f, const char *uuid) {
         assert_true(domain_running(f, "web1"));
 }
 
-static void test_rename_is_an_update(void **state) {
-        fixture *f = *state;
-        _cleanup_free_ char *uuid = NULL, *from = vf_printf("%s/20-web.yaml", f->dirs[0]),
-                            *to = vf_printf("%s/30-web.yaml", f->dirs[0]);
+/* web1's file, running, renamed from_dir/20-web.yaml -> to_dir/to_name: where it comes from changes, nothing else. */
+static void assert_rename_is_an_update(fixture *f, const char *from_dir, const char *to_dir, const char *to_name) {
+        _cleanup_free_ char *uuid = NULL, *from = vf_printf("%s/20-web.yaml", from_dir),
+                            *to = vf_printf("%s/%s", to_dir, to_name);
 
-        start_running_web1(f, f->dirs[0], &uuid);
+        start_running_web1(f, from_dir, &uuid);
         assert_int_equal(rename(from, to), 0);
-        wait_for(f, source_is, to, "web1 recorded from 30-web.yaml");
+        wait_for(f, source_is, to, to);
         assert_no_events(f, "web1", any_write);
         assert_same_web1(f, uuid);
+}
+
+static void test_rename_is_an_update(void **state) {
+        fixture *f = *state;
+        assert_rename_is_an_update(f, f->dirs[0], f->dirs[0], "30-web.yaml");
 }
 
 /* git mv and an edit, as a git pull brings them: the old name goes, the new one comes with other content. */
@@ -580,16 +585,10 @@ static void test_git_mv_with_edit_is_an_update(void **state) {
         assert_same_web1(f, uuid);
 }
 
+/* From the vendor's layer to the administrator's, under another name. */
 static void test_move_between_layers_is_an_update(void **state) {
         fixture *f = *state;
-        _cleanup_free_ char *uuid = NULL, *from = vf_printf("%s/20-web.yaml", f->dirs[2]),
-                            *to = vf_printf("%s/50-web.yaml", f->dirs[0]);
-
-        start_running_web1(f, f->dirs[2], &uuid);
-        assert_int_equal(rename(from, to), 0);
-        wait_for(f, source_is, to, "web1 recorded from /etc's 50-web.yaml");
-        assert_no_events(f, "web1", any_write);
-        assert_same_web1(f, uuid);
+        assert_rename_is_an_update(f, f->dirs[2], f->dirs[0], "50-web.yaml");
 }
 
 /*
@@ -639,6 +638,15 @@ static void test_out_of_band_changes_are_put_back(void **state) {
         wait_for(f, domain_running, "web1", "web1 recreated after an out-of-band undefine");
 }
 
+/* Someone else makes network lan, which no file declares. */
+static void define_and_start_lan(fixture *f) {
+        virNetworkPtr net = virNetworkDefineXML(f->env->other, "<network><name>lan</name><bridge name='virbr10'/>"
+                                                               "<ip address='192.168.110.1' prefix='24'/></network>");
+        assert_non_null(net);
+        assert_int_equal(virNetworkCreate(net), 0);
+        virNetworkFree(net);
+}
+
 /* A network no file declares, made by someone else while web1 waits for it: its events wake web1. */
 static void test_undeclared_dependency_wakes_its_dependents(void **state) {
         fixture *f = *state;
@@ -646,11 +654,7 @@ static void test_undeclared_dependency_wakes_its_dependents(void **state) {
         drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
         start_daemon(f);
         wait_record(f, "domain", "web1", false, "DependencyNotReady");
-        virNetworkPtr net = virNetworkDefineXML(f->env->other, "<network><name>lan</name><bridge name='virbr10'/>"
-                                                               "<ip address='192.168.110.1' prefix='24'/></network>");
-        assert_non_null(net);
-        assert_int_equal(virNetworkCreate(net), 0);
-        virNetworkFree(net);
+        define_and_start_lan(f);
         wait_record(f, "domain", "web1", true, "Applied");
         wait_for(f, domain_running, "web1", "web1 running on the network someone else started");
 }
@@ -698,11 +702,7 @@ static void test_apply_wait_follows_events_and_reports_the_run(void **state) {
         wait_record(f, "domain", "web1", false, "DependencyNotReady");
         assert_false(atomic_load(&a.done));
 
-        virNetworkPtr net = virNetworkDefineXML(f->env->other, "<network><name>lan</name><bridge name='virbr10'/>"
-                                                               "<ip address='192.168.110.1' prefix='24'/></network>");
-        assert_non_null(net);
-        assert_int_equal(virNetworkCreate(net), 0);
-        virNetworkFree(net);
+        define_and_start_lan(f);
         wait_for(f, apply_done, &a, "apply --wait to return");
         assert_int_equal(pthread_join(thread, NULL), 0);
         assert_int_equal(a.result, 0);
