@@ -285,9 +285,24 @@ static int probe(th_sysfs *s, const char *value) {
         if (access(dir, F_OK) < 0)
                 return 0;
         th_sysfs_set_driver(s, bdf, driver);
-        if (vf_streq_ptr(driver, native))
+        _cleanup_free_ char *held = kernel_file(s, bdf, "held");
+        if (vf_streq_ptr(driver, native) && access(held, F_OK) < 0)
                 move_netdevs(s, bdf, true);
         return 0;
+}
+
+void th_sysfs_hold_netdevs(th_sysfs *s, const char *bdf, bool hold) {
+        _cleanup_free_ char *held = kernel_file(s, bdf, "held");
+
+        if (hold) {
+                write_file(held, "");
+                return;
+        }
+        (void) unlink(held);
+        _cleanup_free_ char *driver = th_sysfs_driver(s, bdf);
+        _cleanup_free_ char *native = native_driver(s, bdf);
+        if (driver && vf_streq_ptr(driver, native))
+                move_netdevs(s, bdf, true);
 }
 
 int th_sysfs_kernel_write(void *userdata, const char *path, const char *value) {

@@ -52,6 +52,11 @@ void th_sysfs_set_native_driver(th_sysfs *s, const char *bdf, const char *driver
 /* A loaded driver (vfio-pci is loaded from the start); removing it is unloading the module. */
 void th_sysfs_add_driver(th_sysfs *s, const char *driver);
 void th_sysfs_remove_driver(th_sysfs *s, const char *driver);
+/*
+ * With hold, a native driver that takes the device back makes its netdevs
+ * only when the hold is lifted, as a driver still probing would.
+ */
+void th_sysfs_hold_netdevs(th_sysfs *s, const char *bdf, bool hold);
 /* The driver a device is bound to now (NULL: none); the caller frees. */
 char *th_sysfs_driver(th_sysfs *s, const char *bdf);
 

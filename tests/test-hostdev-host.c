@@ -634,6 +634,12 @@ static void test_vf_set_zero_mac_stand_in(void **state) {
         assert_int_equal(fake_vf_set(&not_zero, guest_mac, -1), -EINVAL);
         assert_int_equal(not_zero.n_requests, 1);
 
+        /* A VF that took the stand-in holds the all-zero MAC asked for, and only that (no second set after a crash). */
+        assert_true(hd_vf_mac_holds(stand_in_mac, zero_mac));
+        assert_true(hd_vf_mac_holds(guest_mac, guest_mac));
+        assert_false(hd_vf_mac_holds(stand_in_mac, guest_mac));
+        assert_false(hd_vf_mac_holds(zero_mac, stand_in_mac));
+
         fake_done(&retried);
         fake_done(&refused_twice);
         fake_done(&not_zero);

@@ -594,6 +594,36 @@ static void test_crash_mid_release(void **state) {
         assign_and_release(*state, "hostdev-mid-release", true);
 }
 
+/* The net driver makes the VF's netdev only later: its own MAC waits for it, then is restored. */
+static void test_own_mac_waits_for_netdev(void **state) {
+        fixture *f = *state;
+
+        use_fake_kernel(f);
+        vf_on_net_driver(f);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_reason(f, "Assigned");
+
+        th_sysfs_hold_netdevs(f->sysfs, VF, true);
+        th_remove(f->env->conf, "20-db.yaml");
+        run_pass(f);
+        assert_reason(f, "VFNetdevPending");
+        assert_non_null(strstr(result(f, VF_KIND_HOSTDEV, "db-vf")->message, OWN_MAC));
+        assert_null(strstr(f->kernel->log, "own-mac"));
+        _cleanup_(state_device_freep) state_device *pending = device(f, VF);
+        assert_string_equal(pending->saved_own_mac, OWN_MAC);
+
+        th_sysfs_hold_netdevs(f->sysfs, VF, false);
+        run_pass(f);
+        assert_reason(f, "Released");
+        assert_non_null(strstr(f->kernel->log, "own-mac@iavf\n"));
+        _cleanup_free_ char *own = th_sysfs_read(f->sysfs, "class/net/" VF_NETDEV "/address");
+        assert_string_equal(own, OWN_MAC "\n");
+        _cleanup_(state_device_freep) state_device *done = device(f, VF);
+        assert_null(done->saved_own_mac);
+}
+
 /* Without the vfio-pci module the bind fails, and the VF is back on its driver at once, override cleared. */
 static void test_failed_bind_gives_device_back(void **state) {
         fixture *f = *state;
@@ -861,6 +891,7 @@ int main(void) {
                 T(test_crash_after_set),
                 T(test_crash_after_restore),
                 T(test_crash_mid_release),
+                T(test_own_mac_waits_for_netdev),
                 T(test_failed_bind_gives_device_back),
                 T(test_failed_set_undoes_bind),
                 T(test_crash_after_restore_does_not_restore_twice),

@@ -159,6 +159,9 @@ int hd_vf_get(hd_netlink *nl, const char *pf_netdev, int vf_index, hd_vf_config 
  */
 int hd_vf_set(hd_netlink *nl, const char *pf_netdev, int vf_index, const uint8_t *mac, int vlan);
 
+/* Whether a VF holding the admin MAC held has mac: an all-zero mac may be held as its stand-in. */
+bool hd_vf_mac_holds(const uint8_t *held, const uint8_t *mac);
+
 /*
  * The RTM_SETLINK request of hd_vf_set(), exposed so tests decode its bytes.
  * The PF is addressed by name (IFLA_IFNAME, ifi_index 0), as RTM_GETLINK is:

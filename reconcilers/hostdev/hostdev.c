@@ -224,7 +224,7 @@ static int pf_gate(hostdev_run *run, bool *open) {
 /* ---- VF MAC and VLAN --------------------------------------------------------- */
 
 static bool config_matches(const schema_hostdev_spec *spec, const uint8_t *want_mac, const hd_vf_config *cur) {
-        return (!spec->mac || memcmp(want_mac, cur->mac, ETH_ALEN) == 0) && (spec->vlan < 0 || spec->vlan == cur->vlan);
+        return (!spec->mac || hd_vf_mac_holds(cur->mac, want_mac)) && (spec->vlan < 0 || spec->vlan == cur->vlan);
 }
 
 static const char *vf_config_reason(int r, rc_outcome *outcome) {
@@ -309,7 +309,7 @@ static int set_vf_config(hostdev_run *run, hd_netlink *nl) {
 
 /* Whether the VF already holds what was saved: a crash after the restore leaves nothing to redo. */
 static bool holds_saved(const state_device *dev, const uint8_t *saved_mac, const hd_vf_config *cur) {
-        return (!saved_mac || memcmp(saved_mac, cur->mac, ETH_ALEN) == 0) && cur->vlan == dev->saved_vlan;
+        return (!saved_mac || hd_vf_mac_holds(cur->mac, saved_mac)) && cur->vlan == dev->saved_vlan;
 }
 
 /* Gives the VF back the admin MAC and VLAN it had, through the PF it had them on. */

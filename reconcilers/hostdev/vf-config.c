@@ -143,6 +143,10 @@ static int set_vf_vlan(hd_netlink *nl, const char *pf_netdev, int vf_index, int 
         return r == -EPERM && vlan == 0 ? 0 : r;
 }
 
+bool hd_vf_mac_holds(const uint8_t *held, const uint8_t *mac) {
+        return memcmp(held, mac, HD_MAC_LEN) == 0 || (is_zero_mac(mac) && memcmp(held, zero_mac_stand_in, HD_MAC_LEN) == 0);
+}
+
 int hd_vf_set(hd_netlink *nl, const char *pf_netdev, int vf_index, const uint8_t *mac, int vlan) {
         /* Checked before the first request, so that bad arguments never leave a half-made change. */
         if (!vf_args_valid(vf_index, vlan))
