@@ -6,7 +6,9 @@
  * Whether to redefine is never decided by comparing our XML with libvirt's:
  * libvirt normalises what it is given, so they always differ. Instead the
  * desired hash is compared with the one in the object's ownership marker, and
- * drift is libvirt's XML now against the XML it returned right after our define.
+ * drift is libvirt's XML now, projected onto what we asked for (drift.c),
+ * against the same projection right after our define: what libvirt adds or
+ * reorders is no drift.
  */
 #include "reconcilers/object.h"
 
@@ -18,6 +20,7 @@ typedef struct observed {
         char *xml; /* inactive XML */
         char hash[VF_HASH_HEX_LEN + 1];
         xmlDoc *doc; /* parsed only when the fast path does not settle it */
+        char projection[VF_HASH_HEX_LEN + 1]; /* rc_drift_hash() onto the desired document; "" until needed */
 } observed;
 
 static void observed_done(observed *o) {
@@ -74,11 +77,45 @@ static int classify_owner(rc_context *ctx, const rc_kind_hooks *k, const rc_requ
         return 0;
 }
 
-/* Fast path: we recorded this very hash and libvirt still returns what it returned after our define. */
+/*
+ * The baseline a record keeps for drift, "WHOLE:PROJECTION": the hash of
+ * libvirt's whole XML when last seen in sync, for the fast path (unchanged
+ * since, there is nothing to compare), and the hash of its projection onto
+ * the desired document, which drift is judged by. A record written before
+ * projections holds WHOLE alone.
+ */
+static bool baseline_whole_is(const char *baseline, const char *hash) {
+        return baseline && strncmp(baseline, hash, VF_HASH_HEX_LEN) == 0 &&
+               (baseline[VF_HASH_HEX_LEN] == 0 || baseline[VF_HASH_HEX_LEN] == ':');
+}
+
+static const char *baseline_projection(const char *baseline) {
+        return baseline && strlen(baseline) == 2 * VF_HASH_HEX_LEN + 1 ? baseline + VF_HASH_HEX_LEN + 1 : NULL;
+}
+
+/* Fast path: we recorded this very hash and libvirt still returns what it returned when last in sync. */
 static bool in_sync_with_record(const rc_request *req, const observed *o) {
         const state_record *rec = req->record;
         return rec && rec->uuid && vf_streq_ptr(rec->desired_hash, req->hash) &&
-               vf_streq_ptr(rec->applied_xml_hash, o->hash);
+               baseline_whole_is(rec->applied_xml_hash, o->hash);
+}
+
+/* A redefine must keep the object's UUID: libvirt refuses a new UUID under an existing name. */
+static int inherit_uuid(xmlDoc *current, xmlDoc *desired) {
+        xmlNode *root = xmlDocGetRootElement(desired);
+        xmlNode *uuid = rc_xml_child(xmlDocGetRootElement(current), "uuid");
+
+        if (!uuid || rc_xml_child(root, "uuid"))
+                return 0;
+        xmlNode *copy = xmlCopyNode(uuid, 1);
+        if (!copy)
+                return -ENOMEM;
+        xmlNode *name = rc_xml_child(root, "name");
+        if (name)
+                xmlAddNextSibling(name, copy);
+        else
+                xmlAddChild(root, copy);
+        return 0;
 }
 
 typedef enum define_reason {
@@ -90,6 +127,79 @@ typedef enum define_reason {
         DEFINE_PERSIST, /* ours and as asked, but undefined out of band while it runs */
         DEFINE_ADOPT,
 } define_reason;
+
+/* The desired document as it is defined over current (NULL for a new object): what libvirt assigned kept. */
+static int complete_doc(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, xmlDoc *current,
+                        rc_result *res, xmlDoc **ret) {
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = rc_xml_parse(req->desired->xml);
+        int r;
+
+        if (!doc)
+                return -EBADMSG;
+        if (current) {
+                r = inherit_uuid(current, doc);
+                if (r < 0)
+                        return r;
+        }
+        r = k->complete(ctx, req, current, doc, res);
+        if (r != 0)
+                return r;
+        *ret = TAKE_PTR(doc);
+        return 0;
+}
+
+/* libvirt's document projected onto the desired one, completed over it as a define would be. */
+static int project(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, xmlDoc *current, rc_result *res,
+                   char ret[VF_HASH_HEX_LEN + 1]) {
+        _cleanup_(xmlFreeDocp) xmlDoc *want = NULL;
+        int r = complete_doc(ctx, k, req, current, res, &want);
+
+        return r != 0 ? r : rc_drift_hash(want, current, ret);
+}
+
+static int observed_projection(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o,
+                               rc_result *res) {
+        xmlDoc *doc;
+        int r;
+
+        if (o->projection[0])
+                return 0;
+        r = observed_doc(o, &doc);
+        return r < 0 ? r : project(ctx, k, req, doc, res, o->projection);
+}
+
+/* What was asked for shows differently now than right after our define. */
+static int judge_drift(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res,
+                       define_reason *ret) {
+        const char *baseline = baseline_projection(req->record ? req->record->applied_xml_hash : NULL);
+        int r;
+
+        *ret = DEFINE_NONE;
+        /* None, or one from before projections: what is there now becomes the baseline, redefining nothing. */
+        if (!baseline)
+                return 0;
+        r = observed_projection(ctx, k, req, o, res);
+        if (r != 0)
+                return r;
+        if (strcmp(baseline, o->projection) != 0)
+                *ret = DEFINE_DRIFT;
+        return 0;
+}
+
+/* The baseline of an object found in sync: the record's when the fast path settled it, else taken now. */
+static int baseline_now(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o,
+                        rc_result *res) {
+        const char *recorded = req->record ? req->record->applied_xml_hash : NULL;
+
+        if (baseline_projection(recorded) && baseline_whole_is(recorded, o->hash))
+                return vf_free_and_strdup(&res->applied_xml_hash, recorded);
+        int r = observed_projection(ctx, k, req, o, res);
+        if (r != 0)
+                return r;
+        free(res->applied_xml_hash);
+        res->applied_xml_hash = vf_printf("%s:%s", o->hash, o->projection);
+        return res->applied_xml_hash ? 0 : -ENOMEM;
+}
 
 static bool reports_drift(const rc_request *req) {
         return req->desired->drift == SCHEMA_DRIFT_REPORT;
@@ -135,48 +245,19 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
                 *ret = DEFINE_CHANGED;
         else if (o->transient)
                 *ret = DEFINE_PERSIST;
-        else if (req->record && req->record->applied_xml_hash && !vf_streq_ptr(req->record->applied_xml_hash, o->hash))
-                *ret = DEFINE_DRIFT;
         else
-                *ret = DEFINE_NONE;
-        return 0;
-}
-
-/* A redefine must keep the object's UUID: libvirt refuses a new UUID under an existing name. */
-static int inherit_uuid(xmlDoc *current, xmlDoc *desired) {
-        xmlNode *root = xmlDocGetRootElement(desired);
-        xmlNode *uuid = rc_xml_child(xmlDocGetRootElement(current), "uuid");
-
-        if (!uuid || rc_xml_child(root, "uuid"))
-                return 0;
-        xmlNode *copy = xmlCopyNode(uuid, 1);
-        if (!copy)
-                return -ENOMEM;
-        xmlNode *name = rc_xml_child(root, "name");
-        if (name)
-                xmlAddNextSibling(name, copy);
-        else
-                xmlAddChild(root, copy);
+                return judge_drift(ctx, k, req, o, res, ret);
         return 0;
 }
 
 static int render(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res,
                   char **ret) {
-        _cleanup_(xmlFreeDocp) xmlDoc *doc = rc_xml_parse(req->desired->xml);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = NULL;
         xmlDoc *current = NULL;
-        int r;
+        int r = o->obj ? observed_doc(o, &current) : 0;
 
-        if (!doc)
-                return -EBADMSG;
-        if (o->obj) {
-                r = observed_doc(o, &current);
-                if (r < 0)
-                        return r;
-                r = inherit_uuid(current, doc);
-                if (r < 0)
-                        return r;
-        }
-        r = k->complete(ctx, req, current, doc, res);
+        if (r >= 0)
+                r = complete_doc(ctx, k, req, current, res, &doc);
         if (r != 0)
                 return r;
         r = rc_owner_write(doc, ctx, req);
@@ -186,23 +267,29 @@ static int render(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req
         return *ret ? 0 : -ENOMEM;
 }
 
-static int record_applied(rc_context *ctx, const rc_kind_hooks *k, void *obj, rc_result *res) {
+static int record_uuid(rc_context *ctx, const rc_kind_hooks *k, void *obj, rc_result *res) {
         char uuid[VIR_UUID_STRING_BUFLEN];
-        char hash[VF_HASH_HEX_LEN + 1];
+
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        if (k->cls->get_uuid_string(obj, uuid) < 0)
+                return 0; /* the next pass records it */
+        return vf_free_and_strdup(&res->uuid, uuid);
+}
+
+/* The baseline right after our define: libvirt's document as it took what we asked for. */
+static int record_applied(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
+                          rc_result *res) {
+        _cleanup_(observed_done) observed now = { .obj = obj };
 
         rc_count_read(ctx, RC_CALL_GET_XML);
-        _cleanup_free_ char *xml = k->cls->get_xml(obj, true);
-        if (!xml)
-                return 0; /* the next pass takes this as its baseline */
-        vf_sha256_hex(xml, strlen(xml), hash);
-        free(res->applied_xml_hash);
-        res->applied_xml_hash = strdup(hash);
-        rc_count_read(ctx, RC_CALL_GET_INFO);
-        if (k->cls->get_uuid_string(obj, uuid) == 0) {
-                free(res->uuid);
-                res->uuid = strdup(uuid);
-        }
-        return 0;
+        now.xml = k->cls->get_xml(obj, true);
+        if (!now.xml)
+                return record_uuid(ctx, k, obj, res); /* the next pass takes what it finds as its baseline */
+        vf_sha256_hex(now.xml, strlen(now.xml), now.hash);
+        int r = baseline_now(ctx, k, req, &now, res);
+        if (r != 0)
+                return r;
+        return record_uuid(ctx, k, obj, res);
 }
 
 static int define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res) {
@@ -222,7 +309,7 @@ static int define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req
         if (r < 0)
                 return r;
         o->obj = obj;
-        return record_applied(ctx, k, obj, res);
+        return record_applied(ctx, k, req, obj, res);
 }
 
 static int converge_autostart(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
@@ -370,7 +457,6 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
         }
         bool keep_baseline = (why == DEFINE_DRIFT || why == DEFINE_PERSIST) && reports_drift(req);
         if (keep_baseline) {
-                /* The baseline stays what libvirt returned after our define, so the drift stays visible. */
                 r = report_drift(res, why == DEFINE_PERSIST
                                               ? "undefined outside virtform while running; drift: report leaves "
                                                 "it so, and it is gone once it stops"
@@ -385,10 +471,14 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
         if (why != DEFINE_NONE)
                 r = define(ctx, k, req, &o, res);
         else {
-                res->applied_xml_hash = strdup(keep_baseline ? req->record->applied_xml_hash : o.hash);
-                res->uuid = req->record && req->record->uuid ? strdup(req->record->uuid) : NULL;
-                if (!res->uuid)
-                        r = record_applied(ctx, k, o.obj, res);
+                /* Under drift: report the baseline stays the one after our define, so the drift stays visible. */
+                r = keep_baseline ? vf_free_and_strdup(&res->applied_xml_hash,
+                                                       req->record ? req->record->applied_xml_hash : NULL)
+                                  : baseline_now(ctx, k, req, &o, res);
+                if (r == 0 && req->record && req->record->uuid)
+                        r = vf_free_and_strdup(&res->uuid, req->record->uuid);
+                else if (r == 0)
+                        r = record_uuid(ctx, k, o.obj, res);
         }
         if (r != 0)
                 return r < 0 ? r : 0;

@@ -70,6 +70,18 @@ int rc_xml_xpath_strings(xmlDoc *doc, const char *expr, char ***ret);
 
 DEFINE_POINTER_CLEANUP(xmlDoc, xmlFreeDoc);
 
+/* Drift (drift.c): what virtform asked for, as libvirt shows it. */
+
+/*
+ * The projection of have (libvirt's document) onto want (the desired one,
+ * completed as it is defined): want's elements and attributes with have's
+ * values, matched order-insensitively where libvirt's order means nothing.
+ * Equal projections mean no drift. NULL on OOM.
+ */
+char *rc_drift_projection(xmlDoc *want, xmlDoc *have);
+/* The SHA-256 (hex) of rc_drift_projection(): the baseline drift is judged by. */
+int rc_drift_hash(xmlDoc *want, xmlDoc *have, char ret[VF_HASH_HEX_LEN + 1]);
+
 /* Step bookkeeping shared by every reconciler. */
 
 /*

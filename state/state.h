@@ -28,7 +28,7 @@ typedef struct state_record {
         int64_t generation; /* bumps on every change of desired_hash */
         int64_t observed_generation; /* the generation last applied successfully */
         char *uuid; /* the identity of what it manages: libvirt's UUID, or a hostdev's PCI address */
-        char *applied_xml_hash; /* hash of the XML libvirt returned after our last define */
+        char *applied_xml_hash; /* drift baseline, "WHOLE:PROJECTION" hashes (reconcilers/converge.c) */
         char *applied_desired_xml; /* the XML we last defined, for plan's diff */
         char *last_error;
         int64_t attempts; /* consecutive failed attempts */
