@@ -574,6 +574,10 @@ static void test_clean_assign_and_release(void **state) {
         assign_and_release(*state, NULL, false);
 }
 
+static void test_crash_after_journal(void **state) {
+        assign_and_release(*state, "hostdev-after-journal", false);
+}
+
 static void test_crash_mid_bind(void **state) {
         assign_and_release(*state, "hostdev-mid-bind", false);
 }
@@ -592,6 +596,10 @@ static void test_crash_after_restore(void **state) {
 
 static void test_crash_mid_release(void **state) {
         assign_and_release(*state, "hostdev-mid-release", true);
+}
+
+static void test_crash_after_own_mac(void **state) {
+        assign_and_release(*state, "hostdev-after-own-mac", true);
 }
 
 /* The net driver makes the VF's netdev only later: its own MAC waits for it, then is restored. */
@@ -886,11 +894,13 @@ int main(void) {
                 T(test_failed_restore_keeps_originals),
                 T(test_vf_in_reset_is_retried_not_failed),
                 T(test_clean_assign_and_release),
+                T(test_crash_after_journal),
                 T(test_crash_mid_bind),
                 T(test_crash_after_save),
                 T(test_crash_after_set),
                 T(test_crash_after_restore),
                 T(test_crash_mid_release),
+                T(test_crash_after_own_mac),
                 T(test_own_mac_waits_for_netdev),
                 T(test_failed_bind_gives_device_back),
                 T(test_failed_set_undoes_bind),

@@ -485,6 +485,7 @@ static int restore_own_mac(hostdev_run *run, bool *pending) {
                                       dev->saved_own_mac, run->bdf, now.vf_netdev, strerror(-r));
                         return r;
                 }
+                rc_fault_point(run->ctx, "hostdev-after-own-mac");
         }
         free(TAKE_PTR(dev->saved_own_mac));
         return save_device(run);
@@ -521,6 +522,7 @@ static int bind_to_vfio(hostdev_run *run) {
                 r = journal_bind_phase(run, "binding");
                 if (r < 0)
                         return r;
+                rc_fault_point(run->ctx, "hostdev-after-journal");
         }
         if (!rc_host_step_begin(run->ctx, run->res, step))
                 return 0;
