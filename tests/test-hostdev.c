@@ -570,37 +570,20 @@ static void assign_and_release(fixture *f, const char *point, bool in_release) {
         assert_null(dev->saved_own_mac);
 }
 
-static void test_clean_assign_and_release(void **state) {
-        assign_and_release(*state, NULL, false);
-}
-
-static void test_crash_after_journal(void **state) {
-        assign_and_release(*state, "hostdev-after-journal", false);
-}
-
-static void test_crash_mid_bind(void **state) {
-        assign_and_release(*state, "hostdev-mid-bind", false);
-}
-
-static void test_crash_after_save(void **state) {
-        assign_and_release(*state, "hostdev-after-save", false);
-}
-
-static void test_crash_after_set(void **state) {
-        assign_and_release(*state, "hostdev-after-set", false);
-}
-
-static void test_crash_after_restore(void **state) {
-        assign_and_release(*state, "hostdev-after-restore", true);
-}
-
-static void test_crash_mid_release(void **state) {
-        assign_and_release(*state, "hostdev-mid-release", true);
-}
-
-static void test_crash_after_own_mac(void **state) {
-        assign_and_release(*state, "hostdev-after-own-mac", true);
-}
+/* One case per fault point, in the order the host steps run. */
+#define MATRIX_CASE(name, point, in_release)                    \
+        static void name(void **state) {                        \
+                assign_and_release(*state, point, in_release);  \
+        }
+MATRIX_CASE(test_clean_assign_and_release, NULL, false)
+MATRIX_CASE(test_crash_after_journal, "hostdev-after-journal", false)
+MATRIX_CASE(test_crash_mid_bind, "hostdev-mid-bind", false)
+MATRIX_CASE(test_crash_after_save, "hostdev-after-save", false)
+MATRIX_CASE(test_crash_after_set, "hostdev-after-set", false)
+MATRIX_CASE(test_crash_after_restore, "hostdev-after-restore", true)
+MATRIX_CASE(test_crash_mid_release, "hostdev-mid-release", true)
+MATRIX_CASE(test_crash_after_own_mac, "hostdev-after-own-mac", true)
+#undef MATRIX_CASE
 
 /* The net driver makes the VF's netdev only later: its own MAC waits for it, then is restored. */
 static void test_own_mac_waits_for_netdev(void **state) {
