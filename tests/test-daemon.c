@@ -638,6 +638,30 @@ static void test_out_of_band_changes_are_put_back(void **state) {
         wait_for(f, domain_running, "web1", "web1 recreated after an out-of-band undefine");
 }
 
+static bool domain_persistent(fixture *f, const void *arg) {
+        virDomainPtr d = virDomainLookupByName(f->env->other, arg);
+        bool persistent = d && virDomainIsPersistent(d) == 1;
+        if (d)
+                virDomainFree(d);
+        return persistent;
+}
+
+/* virsh undefine of the running domain leaves it transient: the event brings a define, not a restart. */
+static void test_undefine_while_running_is_defined_again(void **state) {
+        fixture *f = *state;
+        static const char *const restarted[] = { "Stopped", "Shutdown", "Started", NULL };
+        _cleanup_free_ char *uuid = NULL;
+
+        start_running_web1(f, f->dirs[0], &uuid);
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        wait_for(f, domain_persistent, "web1", "web1 defined again while it runs");
+        assert_no_events(f, "web1", restarted);
+        assert_same_web1(f, uuid);
+}
+
 /* Someone else makes network lan, which no file declares. */
 static void define_and_start_lan(fixture *f) {
         virNetworkPtr net = virNetworkDefineXML(f->env->other, "<network><name>lan</name><bridge name='virbr10'/>"
@@ -924,6 +948,7 @@ int main(void) {
                 T(test_move_between_layers_is_an_update),
                 T(test_half_written_file_prunes_nothing),
                 T(test_out_of_band_changes_are_put_back),
+                T(test_undefine_while_running_is_defined_again),
                 T(test_undeclared_dependency_wakes_its_dependents),
                 T(test_apply_wait_follows_events_and_reports_the_run),
                 T(test_failure_retried_with_visible_backoff),
