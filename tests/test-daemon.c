@@ -864,21 +864,21 @@ static void test_pf_up_requeues_hostdev(void **state) {
         assert_int_equal(system("ip link del enp59s0f0"), 0);
 }
 
-/* The daemon's link-event socket, found as any observer would: NETLINK_ROUTE, subscribed to RTMGRP_LINK. */
-static int link_event_socket(void) {
+/* The daemon's netlink socket of a protocol subscribed to one of groups, found as any observer would. */
+static int netlink_socket(int protocol, uint32_t groups) {
         DIR *dir = opendir("/proc/self/fd");
         int found = -1;
 
         assert_non_null(dir);
         for (struct dirent *de; found < 0 && (de = readdir(dir));) {
-                int fd = atoi(de->d_name), domain = 0, protocol = 0;
+                int fd = atoi(de->d_name), domain = 0, proto = 0;
                 socklen_t len = sizeof(int), addr_len = sizeof(struct sockaddr_nl);
                 struct sockaddr_nl addr = {};
                 if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_NETLINK ||
-                    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) < 0 || protocol != NETLINK_ROUTE ||
+                    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != protocol ||
                     getsockname(fd, (struct sockaddr *) &addr, &addr_len) < 0)
                         continue;
-                if (addr.nl_groups & RTMGRP_LINK)
+                if (addr.nl_groups & groups)
                         found = fd;
         }
         closedir(dir);
@@ -904,33 +904,63 @@ static uint64_t epoll_data_of(int epfd, int fd) {
 }
 
 /*
- * The kernel drops link messages when the socket's queue is full, and says so
- * once with ENOBUFS. Here the PF's "up" is dropped for sure: the socket is
- * taken out of the daemon's epoll, its buffer shrunk to one message, a filler
- * link's messages fill it, and only then does the PF come up. Back in the
- * loop, the daemon reads the ENOBUFS and looks at every hostdev again.
+ * Runs cmd while the daemon's socket is out of its epoll with a buffer of one
+ * message: what cmd makes the kernel send beyond that is dropped for certain,
+ * and said once with ENOBUFS. Then the daemon gets the socket back.
  */
-static void test_lost_link_events_resync(void **state) {
-        fixture *f = *state;
-        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
+static void overflow_socket(fixture *f, int protocol, uint32_t groups, const char *cmd) {
         const int smallest = 0; /* the kernel makes it its minimum, about one message */
+        int epfd = waiting_forever_in(f), sock = netlink_socket(protocol, groups);
 
-        start_with_pf_down(f, sysfs);
-        assert_int_equal(system("ip link add vf-filler type veth peer name vf-fillerp"), 0);
-        wait_asleep(f); /* the filler's own events seen to */
-        int epfd = waiting_forever_in(f), sock = link_event_socket();
         assert_true(epfd >= 0 && sock >= 0);
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = epoll_data_of(epfd, sock) };
         assert_int_equal(epoll_ctl(epfd, EPOLL_CTL_DEL, sock, NULL), 0);
         assert_int_equal(setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &smallest, sizeof smallest), 0);
-        assert_int_equal(system("ip link set vf-filler up && ip link set vf-filler down && ip link set vf-filler up"),
-                         0);
-        assert_int_equal(system("ip link set enp59s0f0 up"), 0);
+        assert_int_equal(system(cmd), 0);
         assert_int_equal(epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &ev), 0);
+}
 
+/* A filler link's messages fill the link socket, then the PF comes up: its message is lost, not its effect. */
+static void test_lost_link_events_resync(void **state) {
+        fixture *f = *state;
+        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
+
+        start_with_pf_down(f, sysfs);
+        assert_int_equal(system("ip link add vf-filler type veth peer name vf-fillerp"), 0);
+        wait_asleep(f); /* the filler's own events seen to */
+        overflow_socket(f, NETLINK_ROUTE, RTMGRP_LINK,
+                        "ip link set vf-filler up && ip link set vf-filler down && ip link set vf-filler up && "
+                        "ip link set enp59s0f0 up");
         wait_record(f, "hostdev", "vf", true, "Assigned");
         stop_daemon(f);
         assert_int_equal(system("ip link del enp59s0f0 && ip link del vf-filler"), 0);
+}
+
+static bool hostdev_looked_at_again(fixture *f, const void *before) {
+        return log_count(f, "hostdev/vf: unchanged") > *(const unsigned *) before;
+}
+
+/*
+ * New links' uevents overflow the device socket. Nothing else brings the
+ * ready hostdev back (no event names it), so seeing it processed again is
+ * seeing the resync.
+ */
+static void test_lost_device_events_resync(void **state) {
+        fixture *f = *state;
+        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
+
+        f->env->opts.log_level = VF_LOG_DEBUG; /* a resource found in sync is logged at debug */
+        start_with_pf_down(f, sysfs);
+        assert_int_equal(system("ip link set enp59s0f0 up"), 0);
+        wait_record(f, "hostdev", "vf", true, "Assigned");
+        wait_asleep(f);
+        unsigned before = log_count(f, "hostdev/vf: unchanged");
+        overflow_socket(f, NETLINK_KOBJECT_UEVENT, ~0u,
+                        "for i in 1 2 3 4 5 6; do ip link add vf-u$i type veth peer name vf-u${i}p || exit 1; done");
+        wait_for(f, hostdev_looked_at_again, &before, "hostdev/vf looked at again after the lost device events");
+        assert_true(log_count(f, "device events were lost") >= 1);
+        stop_daemon(f);
+        assert_int_equal(system("ip link del enp59s0f0 && for i in 1 2 3 4 5 6; do ip link del vf-u$i; done"), 0);
 }
 
 int main(void) {
@@ -956,6 +986,7 @@ int main(void) {
                 T(test_notifies_systemd),
                 T(test_pf_up_requeues_hostdev),
                 T(test_lost_link_events_resync),
+                T(test_lost_device_events_resync),
 #undef T
         };
 
