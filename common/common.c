@@ -5,6 +5,7 @@
 #include <nettle/sha2.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -374,6 +375,19 @@ static int64_t now_usec(clockid_t clock) {
 
 int64_t vf_now_realtime_usec(void) {
         return now_usec(CLOCK_REALTIME);
+}
+
+int vf_random_bytes(void *buf, size_t n) {
+        for (size_t got = 0; got < n;) {
+                ssize_t r = getrandom((uint8_t *) buf + got, n - got, 0);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                got += (size_t) r;
+        }
+        return 0;
 }
 
 int64_t vf_now_monotonic_usec(void) {

@@ -142,6 +142,8 @@ bool vf_map_next(const vf_map *m, size_t *it, const char **key, void **value);
 int64_t vf_now_realtime_usec(void);
 /* CLOCK_MONOTONIC in microseconds: for timeouts and deadlines. */
 int64_t vf_now_monotonic_usec(void);
+/* Fills buf from the kernel's random pool (getrandom(2)); 0 or a negative errno. */
+int vf_random_bytes(void *buf, size_t n);
 /* RFC 3339 UTC with seconds, e.g. 2026-11-26T01:32:40Z; "-" for 0. */
 void vf_format_time(int64_t realtime_usec, char out[32]);
 

@@ -227,7 +227,10 @@ static int64_t retry_delay_usec(const vf_controller *c, int64_t attempts) {
                 delay *= 2;
         if (delay > cap)
                 delay = cap;
-        return delay / 2 + (int64_t) (random() % (delay / 2 + 1));
+        uint64_t draw = 0;
+        /* Without the kernel's randomness the jitter is lost, not the retry. */
+        (void) vf_random_bytes(&draw, sizeof draw);
+        return delay / 2 + (int64_t) (draw % (uint64_t) (delay / 2 + 1));
 }
 
 /* A condition that is there while its message is, and gone otherwise. */

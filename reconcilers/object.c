@@ -10,6 +10,53 @@
 
 /* ---- the two classes --------------------------------------------------- */
 
+/*
+ * libvirt's domain and network calls take their own handle types; calling
+ * them through a pointer to a function of another type is undefined
+ * behaviour, so each gets a small adapter with the class's signature.
+ */
+#define DEFINE_OBJECT_ADAPTERS(prefix, Kind)                                                                   \
+        static void *prefix##_lookup_by_name(virConnectPtr conn, const char *name) {                          \
+                return vir##Kind##LookupByName(conn, name);                                                    \
+        }                                                                                                      \
+        static const char *prefix##_get_name(void *obj) {                                                      \
+                return vir##Kind##GetName(obj);                                                                \
+        }                                                                                                      \
+        static int prefix##_is_active(void *obj) {                                                             \
+                return vir##Kind##IsActive(obj);                                                               \
+        }                                                                                                      \
+        static int prefix##_is_persistent(void *obj) {                                                         \
+                return vir##Kind##IsPersistent(obj);                                                           \
+        }                                                                                                      \
+        static int prefix##_get_autostart(void *obj, int *autostart) {                                         \
+                return vir##Kind##GetAutostart(obj, autostart);                                                \
+        }                                                                                                      \
+        static int prefix##_set_autostart(void *obj, int autostart) {                                          \
+                return vir##Kind##SetAutostart(obj, autostart);                                                \
+        }                                                                                                      \
+        static int prefix##_get_uuid_string(void *obj, char *buf) {                                            \
+                return vir##Kind##GetUUIDString(obj, buf);                                                     \
+        }                                                                                                      \
+        static int prefix##_start(void *obj) {                                                                 \
+                return vir##Kind##Create(obj);                                                                 \
+        }                                                                                                      \
+        static int prefix##_destroy(void *obj) {                                                               \
+                return vir##Kind##Destroy(obj);                                                                \
+        }                                                                                                      \
+        static int prefix##_free(void *obj) {                                                                  \
+                return vir##Kind##Free(obj);                                                                   \
+        }
+
+#define OBJECT_ADAPTERS(prefix)                                                                                \
+        .lookup_by_name = prefix##_lookup_by_name, .get_name = prefix##_get_name,                              \
+        .is_active = prefix##_is_active, .is_persistent = prefix##_is_persistent,                              \
+        .get_autostart = prefix##_get_autostart, .set_autostart = prefix##_set_autostart,                      \
+        .get_uuid_string = prefix##_get_uuid_string, .start = prefix##_start, .destroy = prefix##_destroy,     \
+        .free = prefix##_free
+
+DEFINE_OBJECT_ADAPTERS(domain, Domain)
+DEFINE_OBJECT_ADAPTERS(network, Network)
+
 static int domain_list_all(virConnectPtr conn, void ***objs) {
         return virConnectListAllDomains(conn, (virDomainPtr **) objs, 0);
 }
@@ -41,19 +88,10 @@ static int domain_undefine(void *obj) {
 const rc_object_class rc_domain_class = {
         .kind = VF_KIND_DOMAIN,
         .list_all = domain_list_all,
-        .lookup_by_name = (void *(*) (virConnectPtr, const char *) ) virDomainLookupByName,
-        .get_name = (const char *(*) (void *) ) virDomainGetName,
         .define_xml = domain_define,
         .get_xml = domain_get_xml,
-        .is_active = (int (*)(void *)) virDomainIsActive,
-        .is_persistent = (int (*)(void *)) virDomainIsPersistent,
-        .get_autostart = (int (*)(void *, int *)) virDomainGetAutostart,
-        .set_autostart = (int (*)(void *, int)) virDomainSetAutostart,
-        .get_uuid_string = (int (*)(void *, char *)) virDomainGetUUIDString,
-        .start = (int (*)(void *)) virDomainCreate,
-        .destroy = (int (*)(void *)) virDomainDestroy,
         .undefine = domain_undefine,
-        .free = (int (*)(void *)) virDomainFree,
+        OBJECT_ADAPTERS(domain),
 };
 
 static int network_list_all(virConnectPtr conn, void ***objs) {
@@ -62,6 +100,10 @@ static int network_list_all(virConnectPtr conn, void ***objs) {
 
 static void *network_define(virConnectPtr conn, const char *xml) {
         return virNetworkDefineXML(conn, xml);
+}
+
+static int network_undefine(void *obj) {
+        return virNetworkUndefine(obj);
 }
 
 static char *network_get_xml(void *obj, bool inactive) {
@@ -78,19 +120,10 @@ static char *network_get_xml(void *obj, bool inactive) {
 const rc_object_class rc_network_class = {
         .kind = VF_KIND_NETWORK,
         .list_all = network_list_all,
-        .lookup_by_name = (void *(*) (virConnectPtr, const char *) ) virNetworkLookupByName,
-        .get_name = (const char *(*) (void *) ) virNetworkGetName,
         .define_xml = network_define,
         .get_xml = network_get_xml,
-        .is_active = (int (*)(void *)) virNetworkIsActive,
-        .is_persistent = (int (*)(void *)) virNetworkIsPersistent,
-        .get_autostart = (int (*)(void *, int *)) virNetworkGetAutostart,
-        .set_autostart = (int (*)(void *, int)) virNetworkSetAutostart,
-        .get_uuid_string = (int (*)(void *, char *)) virNetworkGetUUIDString,
-        .start = (int (*)(void *)) virNetworkCreate,
-        .destroy = (int (*)(void *)) virNetworkDestroy,
-        .undefine = (int (*)(void *)) virNetworkUndefine,
-        .free = (int (*)(void *)) virNetworkFree,
+        .undefine = network_undefine,
+        OBJECT_ADAPTERS(network),
 };
 
 static const rc_object_class *class_for_kind(vf_kind kind) {

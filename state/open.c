@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "state/state-internal.h"
@@ -201,16 +200,10 @@ static int check_file(const char *path, bool writer, bool *ret_exists, char **er
 
 static int generate_uuid(char out[STATE_UUID_STRING_MAX]) {
         uint8_t b[16];
+        int r = vf_random_bytes(b, sizeof b);
 
-        for (size_t got = 0; got < sizeof b;) {
-                ssize_t n = getrandom(b + got, sizeof b - got, 0);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                got += (size_t) n;
-        }
+        if (r < 0)
+                return r;
 
         /* RFC 4122 section 4.4: version 4, variant 10xx. */
         b[6] = (b[6] & 0x0f) | 0x40;

@@ -91,6 +91,15 @@ static void test_read_file_limits(void **state) {
         assert_int_equal(vf_read_file(path, 100, &data, &len), -ENOENT);
 }
 
+/* The retries' jitter comes from the kernel, not from an unseeded random(): two processes never draw alike. */
+static void test_random_bytes(void **state) {
+        uint64_t a = 0, b = 0;
+
+        assert_int_equal(vf_random_bytes(&a, sizeof a), 0);
+        assert_int_equal(vf_random_bytes(&b, sizeof b), 0);
+        assert_true(a != b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
@@ -99,6 +108,7 @@ int main(void) {
                 cmocka_unit_test(test_buf_and_json),
                 cmocka_unit_test(test_strv),
                 cmocka_unit_test(test_read_file_limits),
+                cmocka_unit_test(test_random_bytes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
