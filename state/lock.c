@@ -4,8 +4,13 @@
  * PATH.lock, not on the database itself: SQLite holds fcntl(2) locks on the
  * database, and closing any other descriptor of that file would drop them.
  * The lock file names its holder, so that a second writer can say who is in
- * the way. It is never removed: removing a lock file lets two processes each
+ * the way, and it is emptied when the holder closes the store: a name found
+ * in it by the next holder means the last one was killed, or the host went
+ * down. It is never removed: removing a lock file lets two processes each
  * lock a different inode.
+ *
+ * Its text: "PID COMMAND LINE\n", then "opening\n" until the store is open
+ * with its -wal.
  */
 #include <fcntl.h>
 #include <sys/file.h>
@@ -38,6 +43,8 @@ static void describe_self(char buf[static HOLDER_MAX]) {
 #define HOLDER_WAIT_USEC 50000
 #define HOLDER_POLL_USEC 5000
 
+#define OPENING_LINE "opening\n"
+
 /* Why the lock is taken: "PID 1234 (virtform run /etc/virtform.d)", or less if the holder did not say yet. */
 static char *describe_holder(int fd) {
         char buf[HOLDER_MAX];
@@ -56,18 +63,40 @@ static char *describe_holder(int fd) {
         return vf_printf("PID %d (%s)", pid, buf + skip);
 }
 
-static int write_holder(int fd) {
-        char buf[HOLDER_MAX + 1];
+/*
+ * Says how the store is left: empty for closed, else our name, and whether
+ * we are still opening it. Written over the old text, then cut to length, so
+ * that a crash in between leaves a text that says no less.
+ */
+static int write_state(int fd, state_last_writer last) {
+        char buf[HOLDER_MAX + sizeof OPENING_LINE + 1];
 
-        describe_self(buf);
-        strcat(buf, "\n");
+        if (last != STATE_LAST_WRITER_CLEAN) {
+                describe_self(buf);
+                strcat(buf, "\n");
+                if (last == STATE_LAST_WRITER_OPENING)
+                        strcat(buf, OPENING_LINE);
+        } else
+                buf[0] = 0;
         size_t len = strlen(buf);
-        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, len, 0) != (ssize_t) len)
+        if (len > 0 && pwrite(fd, buf, len, 0) != (ssize_t) len)
+                return errno ? -errno : -EIO;
+        if (ftruncate(fd, (off_t) len) < 0)
                 return -errno;
         return 0;
 }
 
-int state_lock_take(const char *path, int *ret_fd, char **errmsg) {
+static state_last_writer read_state(int fd) {
+        char buf[HOLDER_MAX + sizeof OPENING_LINE + 1];
+
+        ssize_t len = pread(fd, buf, sizeof buf - 1, 0);
+        if (len <= 0)
+                return STATE_LAST_WRITER_CLEAN;
+        buf[len] = 0;
+        return strstr(buf, "\n" OPENING_LINE) ? STATE_LAST_WRITER_OPENING : STATE_LAST_WRITER_KILLED;
+}
+
+int state_lock_take(const char *path, int *ret_fd, state_last_writer *ret_last, char **errmsg) {
         _cleanup_free_ char *lock_path = vf_printf("%s.lock", path);
         struct stat st;
 
@@ -92,17 +121,23 @@ int state_lock_take(const char *path, int *ret_fd, char **errmsg) {
                 return vf_error(errmsg, -EBUSY, "the state file %s is in use by %s; stop it, or wait with "
                                 "--wait-lock SEC", path, holder ? holder : "another process");
         }
-        /* Only for a second process's message ("another process" without it): a full disk must not stop us. */
-        (void) write_holder(fd);
+        *ret_last = read_state(fd);
+        /* Best effort, as every write of the text: a full disk must not stop the writer. Without the
+         * text, a second process says "another process", and the next writer after a crash skips the
+         * check it would have made. */
+        (void) write_state(fd, STATE_LAST_WRITER_OPENING);
         *ret_fd = fd;
         fd = -1;
         return 0;
 }
 
-void state_lock_release(int fd) {
+void state_lock_mark_open(int fd) {
+        (void) write_state(fd, STATE_LAST_WRITER_KILLED);
+}
+
+void state_lock_release(int fd, state_last_writer leave) {
         if (fd < 0)
                 return;
-        /* Emptied first, so that nobody reads a stale holder once the lock is free. */
-        (void) ftruncate(fd, 0);
+        (void) write_state(fd, leave);
         close(fd);
 }

@@ -432,70 +432,26 @@ static int migrate(sqlite3 *db, const char *path, char **errmsg) {
 
 /* ---- clean and unclean shutdowns --------------------------------------- */
 
-#define WRITER_MARKER "writer"
-
-/* Whether a writer opened the store and never closed it: it was killed, or the host went down. */
-static int was_left_open(sqlite3 *db, int64_t version, const char *path, bool *ret, char **errmsg) {
-        int64_t n = 0;
-
-        /* The meta table comes with the first migration. */
-        int rc = version > 0 ? query_int(db, "SELECT count(*) FROM meta WHERE key = '" WRITER_MARKER "'", &n)
-                             : SQLITE_OK;
-        if (rc != SQLITE_OK)
-                return fail_sqlite(errmsg, db, rc, path, "cannot read");
-        *ret = n > 0;
-        return 0;
-}
-
 /*
  * Checks the file before a writer trusts it: every time when asked, else
- * only after an unclean shutdown, since the check reads the whole file. A
- * writer left it open, and its -wal, which held every commit since the
- * marker, is gone: the file is what it was some time ago, which only a
- * check on demand may accept. had_wal is looked at before any connection:
- * even a read-only one makes a new, empty -wal. So does any reader that
- * comes first, which hides the loss: this catches most losses, not all.
+ * only after an unclean shutdown (the lock file says so), since the check
+ * reads the whole file. When the last writer died with the store open and
+ * its -wal, which held every commit since, is gone, the file is what it was
+ * some time ago, which only a check on demand may accept. had_wal is looked
+ * at before any connection: even a read-only one makes a new, empty -wal. So
+ * does any reader that comes first, which hides the loss: this catches most
+ * losses, not all.
  */
-static int check_before_writing(sqlite3 *db, const char *path, int64_t version, bool had_wal, bool on_demand,
-                                char **errmsg) {
-        bool left_open = false;
-
-        int r = was_left_open(db, version, path, &left_open, errmsg);
-        if (r < 0)
-                return r;
-        if (left_open && !had_wal && !on_demand)
+static int check_before_writing(sqlite3 *db, const char *path, state_last_writer last, bool had_wal,
+                                bool on_demand, char **errmsg) {
+        if (last == STATE_LAST_WRITER_KILLED && !had_wal && !on_demand)
                 return vf_error(errmsg, -EBADMSG, "%s was not closed cleanly and its write-ahead log %s-wal is gone: "
                                 "what virtform recorded since it last opened it is lost. Restore both from a "
                                 "backup, or run 'virtform state check --state %s' to check what is left and go "
                                 "on from it", path, path, path);
-        if (left_open || on_demand)
+        if (last != STATE_LAST_WRITER_CLEAN || on_demand)
                 return check_integrity(db, path, on_demand, errmsg);
         return 0;
-}
-
-/*
- * Marks the store open until state_close(), and checkpoints the mark into
- * the database file itself, so that it outlives a -wal lost in a crash.
- * PASSIVE does not wait for readers: while one holds an older snapshot the
- * mark stays in the -wal, and only the loss of the -wal goes unnoticed.
- */
-static int mark_open(sqlite3 *db, const char *path, char **errmsg) {
-        char sql[128];
-
-        snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta (key, value) VALUES ('" WRITER_MARKER "', '%d')",
-                 (int) getpid());
-        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
-        /* A full disk still lets a writer read what it has; nor can it write anything the mark would guard. */
-        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_FULL)
-                return fail_sqlite(errmsg, db, rc, path, "cannot mark it open");
-        return 0;
-}
-
-static void mark_closed(sqlite3 *db) {
-        /* On failure the next writer checks the file, as after a crash: nothing to add. */
-        (void) sqlite3_exec(db, "DELETE FROM meta WHERE key = '" WRITER_MARKER "'", NULL, NULL, NULL);
 }
 
 /* ---- putting it together ----------------------------------------------- */
@@ -604,20 +560,23 @@ static int open_readwrite(state_store *s, const char *path, bool check, char **e
         if (r < 0)
                 return r;
         /* Before anything reads the file: a second process would see a store being made or migrated. */
-        r = state_lock_take(path, &s->lock_fd, errmsg);
+        r = state_lock_take(path, &s->lock_fd, &s->last_writer, errmsg);
         if (r < 0)
                 return r;
         /* Again under the lock: another writer may have made the store meanwhile. */
         r = check_file(path, true, &exists, errmsg);
-        if (r >= 0 && !exists)
+        if (r >= 0 && !exists) {
                 r = create_store(path, errmsg);
+                /* What a writer that died making it left is gone now: made whole under our lock. */
+                s->last_writer = STATE_LAST_WRITER_CLEAN;
+        }
         if (r < 0)
                 return r;
         /* Without a -wal, we hold the lock, and readers do not write: the file is all there is, and stays so. */
         bool had_wal = access(wal, F_OK) >= 0;
         r = open_checked(path, !had_wal, &probe, &version, errmsg);
         if (r >= 0)
-                r = check_before_writing(probe, path, version, had_wal, check, errmsg);
+                r = check_before_writing(probe, path, s->last_writer, had_wal, check, errmsg);
         if (r < 0)
                 return r;
         sqlite3_close(TAKE_PTR(probe));
@@ -631,9 +590,10 @@ static int open_readwrite(state_store *s, const char *path, bool check, char **e
         r = configure_writable(s->db, true, path, errmsg);
         if (r >= 0)
                 r = migrate(s->db, path, errmsg);
-        if (r >= 0)
-                r = mark_open(s->db, path, errmsg);
-        return r;
+        if (r < 0)
+                return r;
+        state_lock_mark_open(s->lock_fd);
+        return 0;
 }
 
 /*
@@ -728,6 +688,7 @@ int state_open(const char *path, state_open_flags flags, state_store **ret, char
                         return fail_sqlite(errmsg, s->db, rc, path, "cannot configure");
         }
 
+        s->open = true;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -737,10 +698,9 @@ void state_close(state_store *s) {
                 return;
         for (size_t i = 0; i < _STMT_MAX; i++)
                 sqlite3_finalize(s->stmts[i]);
-        if (s->db && s->lock_fd >= 0)
-                mark_closed(s->db);
         sqlite3_close(s->db);
         /* Only once the database is closed, so that the next writer finds it at rest. */
-        state_lock_release(s->lock_fd);
+        /* A failed open changes nothing about how the last writer left the store. */
+        state_lock_release(s->lock_fd, s->open ? STATE_LAST_WRITER_CLEAN : s->last_writer);
         free(s);
 }

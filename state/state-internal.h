@@ -37,9 +37,18 @@ typedef enum state_stmt {
         _STMT_MAX,
 } state_stmt;
 
+/* How the last writer left the store, as its lock file says. */
+typedef enum state_last_writer {
+        STATE_LAST_WRITER_CLEAN, /* it closed the store, or there was none */
+        STATE_LAST_WRITER_OPENING, /* it died opening the store: before it had a -wal */
+        STATE_LAST_WRITER_KILLED, /* it died with the store open, or the host went down */
+} state_last_writer;
+
 struct state_store {
         sqlite3 *db;
         int lock_fd; /* a writer's hold on PATH.lock; -1 for a reader */
+        bool open; /* state_open() succeeded: state_close() leaves the store closed cleanly */
+        state_last_writer last_writer; /* how the lock file is left when the open fails */
         sqlite3_stmt *stmts[_STMT_MAX];
         char instance_id[STATE_UUID_STRING_MAX];
         /* Copied on failure: the rollback that usually follows would replace sqlite3_errmsg(). */
@@ -49,13 +58,16 @@ struct state_store {
 };
 
 /*
- * Takes the single-instance lock of the store at path without waiting, and
- * writes who holds it into the lock file. -EBUSY, with the holder's PID and
- * command line in *errmsg, when another process has it.
+ * Takes the single-instance lock of the store at path without waiting, says
+ * how the last writer left it, and writes who holds it now into the lock
+ * file. -EBUSY, with the holder's PID and command line in *errmsg, when
+ * another process has it.
  */
-int state_lock_take(const char *path, int *ret_fd, char **errmsg);
-/* Releases it; -1 is ignored. */
-void state_lock_release(int fd);
+int state_lock_take(const char *path, int *ret_fd, state_last_writer *ret_last, char **errmsg);
+/* Records that the store is open with its -wal: a writer killed from now on left it KILLED. */
+void state_lock_mark_open(int fd);
+/* Releases it, recording how the store is left; -1 is ignored. */
+void state_lock_release(int fd, state_last_writer leave);
 
 /* Maps an SQLite result code to a negative errno. */
 int state_errno_from_sqlite(sqlite3 *db, int rc);

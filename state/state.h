@@ -75,10 +75,11 @@ typedef enum state_open_flags {
  * application_id, not SQLite, failing its integrity check) and
  * -EPROTONOSUPPORT for a newer schema, both without writing to the file.
  *
- * A writer marks the store open until state_close(). The next writer to
- * find the mark runs SQLite's quick_check before trusting the file (only
- * then: it reads the whole file), and refuses it (-EBADMSG) when the -wal of
- * the writer that left it open is gone, unless STATE_OPEN_CHECK. A reader
+ * The lock file names the writer until state_close() empties it. The next
+ * writer to find a name there (the last one was killed, or the host went
+ * down) runs SQLite's quick_check before trusting the file (only then: it
+ * reads the whole file), and refuses it (-EBADMSG) when the -wal of the
+ * writer that died is gone, unless STATE_OPEN_CHECK. A reader
  * that may not write the directory (a read-only mount or copy) reads a file
  * without a -wal as immutable.
  */
