@@ -96,8 +96,12 @@ static const char *baseline_projection(const char *baseline) {
 /* Fast path: we recorded this very hash and libvirt still returns what it returned when last in sync. */
 static bool in_sync_with_record(const rc_request *req, const observed *o) {
         const state_record *rec = req->record;
-        return rec && rec->uuid && vf_streq_ptr(rec->desired_hash, req->hash) &&
-               baseline_whole_is(rec->applied_xml_hash, o->hash);
+        /*
+         * The record's hash is what was last asked for; only an applied generation says it is what libvirt
+         * holds. A spec that changed while it waited (on a dependency, say) is not in sync yet.
+         */
+        return rec && rec->uuid && rec->observed_generation == rec->generation &&
+               vf_streq_ptr(rec->desired_hash, req->hash) && baseline_whole_is(rec->applied_xml_hash, o->hash);
 }
 
 /* A redefine must keep the object's UUID: libvirt refuses a new UUID under an existing name. */

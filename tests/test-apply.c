@@ -475,6 +475,28 @@ static void test_dependency_on_failed_network(void **state) {
         assert_non_null(strstr(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.message, "Conflict"));
 }
 
+/* A spec that changed while the domain waited on a new dependency is applied once the dependency is there. */
+static void test_change_waiting_on_a_dependency_is_applied_later(void **state) {
+        th_env *f = *state;
+#define WEB "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1}\nspec:\n  memory: %s\n  interfaces: [{network: %s}]\n"
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", WEB, "1GiB", "lan");
+        th_env_pass(f);
+        th_write(f->conf, "20-web.yaml", WEB, "2GiB", "lan2");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_WAITING, "DependencyNotReady");
+
+        th_write(f->conf, "15-lan2.yaml",
+                 "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan2}\nspec:\n  bridge: virbr12\n"
+                 "  ipv4: {address: 192.168.112.1/24}\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(xml, "<memory unit='KiB'>2097152</memory>"));
+        assert_non_null(strstr(xml, "network='lan2'"));
+#undef WEB
+}
+
 static void test_bad_file_changes_nothing(void **state) {
         th_env *f = *state;
 
@@ -583,6 +605,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_conflict_and_adoption, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_waiting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_change_waiting_on_a_dependency_is_applied_later, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_file_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
