@@ -198,16 +198,37 @@ int schema_reload_name(schema_set *set, const schema_layers *layers, const char 
         return changed ? report(&w, changed) : 0;
 }
 
-/* Whether the paths are still what the set was loaded from: the same ones read, missing, failing. */
+/*
+ * Whether the paths are still as the set was loaded: the same ones read,
+ * missing and failing. Then a name reloads as a full load would judge it now,
+ * even while a path fails (what it declared stays unknown, and held); any
+ * other change to them calls for a full load.
+ */
+static bool failed_at_load(const schema_set *set, const char *path) {
+        for (size_t i = 0; i < set->n_path_errors; i++)
+                if (strcmp(set->path_errors[i].file, path) == 0)
+                        return true;
+        return false;
+}
+
 static int paths_as_loaded(const schema_set *set, const schema_layers *layers) {
+        size_t failing = 0, missing = 0;
+
         for (size_t i = 0; i < layers->n_unopened; i++) {
                 const schema_unopened *u = &layers->unopened[i];
-                if (!u->optional)
+                if (u->optional && !vf_strv_contains(set->dirs_missing, u->path))
+                        return -ENOENT; /* it vanished */
+                if (!u->optional && !failed_at_load(set, u->path))
                         return u->error;
-                if (!vf_strv_contains(set->dirs_missing, u->path))
-                        return -ENOENT;
+                if (u->optional)
+                        missing++;
+                else
+                        failing++;
         }
-        return set->n_path_errors > 0 ? -ENOENT : 0;
+        /* A path that reads again, or a default directory that appeared. */
+        if (failing != set->n_path_errors || missing != vf_strv_length(set->dirs_missing))
+                return -EAGAIN;
+        return 0;
 }
 
 int schema_set_reload(schema_set *set, const char *name, char ***changed) {

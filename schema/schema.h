@@ -214,9 +214,12 @@ int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
  * result is what schema_load() of set->dirs would give now, except that a
  * path's kind (directory or file), and a directory's trust, are read again
  * only for this name: a change to a directory calls for a full load. A path
- * that cannot be read now, or a default directory that was there and is not,
- * is such a change: it returns that path's error (-ENOENT for a vanished
- * directory), the set unchanged, rather than take its files as gone. On
+ * that cannot be read now and could when the set was loaded, or a default
+ * directory that was there and is not, is such a change: it returns that
+ * path's error (-ENOENT for a vanished directory), the set unchanged, rather
+ * than take its files as gone; -EAGAIN when a path reads again or a default
+ * directory appeared. Paths that failed at load and still fail do not stop
+ * a reload: the set already holds nothing of them. On
  * -ENOMEM the set is consistent enough to free, no more: load it again.
  */
 int schema_set_reload(schema_set *set, const char *name, char ***changed);

@@ -467,6 +467,11 @@ static void test_directory_that_vanishes_holds(void **state) {
         wait_record(f, "network", "lan", false, "PruneHeld");
         assert_true(uuid_is(f, uuid));
         assert_true(domain_running(f, "web1"));
+        /* Meanwhile the other directories are followed as ever. */
+        drop_in(f->dirs[0], "30-db.yaml",
+                "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: db}\nspec: {memory: 256MiB}\n");
+        wait_record(f, "domain", "db", true, "Applied");
+        assert_true(uuid_is(f, uuid));
 
         assert_int_equal(rename(away, f->dirs[1]), 0);
         wait_record(f, "domain", "web1", true, "Applied");

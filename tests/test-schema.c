@@ -1474,9 +1474,18 @@ static void test_dropin_missing(void **state) {
         assert_null(set->files_failed);
         assert_non_null(find(set, VF_KIND_NETWORK, "a"));
 
-        /* Reloading a name cannot tell a file gone from a path unread: it refuses, the set unchanged. */
-        assert_int_equal(schema_set_reload(set, "a.yaml", NULL), -ENOENT);
-        assert_non_null(find(set, VF_KIND_NETWORK, "a"));
+        /* The same paths failing as at load: a name reloads as a full load would judge it now. */
+        put(&t, USR, "a.yaml", NET("a", "mtu: 9000"));
+        char **changed = NULL;
+        assert_int_equal(schema_set_reload(set, "a.yaml", &changed), 0);
+        char *a_changed[] = { "network/a", NULL };
+        assert_strv_equal(changed, a_changed);
+        vf_strv_free(changed);
+
+        /* A path that reads again is a change to the paths: a full load, not a reload, takes it. */
+        assert_int_equal(mkdir(missing, 0700), 0);
+        assert_int_equal(schema_set_reload(set, "a.yaml", NULL), -EAGAIN);
+        assert_int_equal(rmdir(missing), 0);
         schema_set_free(set);
 
         /* Nor a directory that vanished since the set was loaded. */
