@@ -94,53 +94,52 @@ static bool identity_matches(const identity *id, xmlNode *want, xmlNode *have, b
         return true;
 }
 
-/* 1: have is the device want describes; 0: it is not; -1: want names none (match by place). */
-static int device_matches(xmlNode *want, xmlNode *have) {
-        const identity *ids = NULL;
-        size_t n = 0;
-        bool used = false, match = true;
+/* What want is told apart by: its alias, its address, what names its kind, or its own attributes. */
+static const identity *identities_of(xmlNode *want, size_t *n) {
+        const identity *first = NULL;
 
+        *n = 1;
         if (rc_xml_child(want, "alias"))
-                ids = &by_alias, n = 1;
-        else if (rc_xml_child(want, "address"))
-                ids = &by_address, n = 1;
-        else
-                for (size_t i = 0; i < ELEMENTSOF(kind_identities); i++)
-                        if (xmlStrcmp(want->name, BAD_CAST kind_identities[i].device) == 0) {
-                                ids = ids ? ids : &kind_identities[i];
-                                n++;
-                        }
-        if (!ids)
-                ids = &by_attributes, n = 1;
-        for (size_t i = 0; i < n; i++)
-                match = identity_matches(&ids[i], want, have, &used) && match;
-        return used ? match : -1;
+                return &by_alias;
+        if (rc_xml_child(want, "address"))
+                return &by_address;
+        *n = 0;
+        for (size_t i = 0; i < ELEMENTSOF(kind_identities); i++)
+                if (xmlStrcmp(want->name, BAD_CAST kind_identities[i].device) == 0) {
+                        first = first ? first : &kind_identities[i]; /* a kind's rows are adjacent */
+                        (*n)++;
+                }
+        if (first)
+                return first;
+        *n = 1;
+        return &by_attributes;
 }
 
-/* libvirt's element for want among parent's children not yet taken (taken[] in child order). */
+/* Whether have may be the device want describes: it carries want's identity, or want gives none. */
+static bool device_matches(xmlNode *want, xmlNode *have) {
+        size_t n;
+        const identity *ids = identities_of(want, &n);
+        bool used = false, match = true;
+
+        for (size_t i = 0; i < n; i++)
+                match = identity_matches(&ids[i], want, have, &used) && match;
+        return match || !used;
+}
+
+/* libvirt's element for want: the first of its name, among those not yet taken, that may be it. */
 static xmlNode *find_match(xmlNode *want, xmlNode *have_parent, bool devices, bool *taken) {
-        xmlNode *by_place = NULL;
-        size_t i = 0, place = 0;
+        size_t i = 0;
 
         for (xmlNode *h = have_parent ? have_parent->children : NULL; h; h = h->next) {
                 if (!is_element(h))
                         continue;
                 size_t at = i++;
-                if (taken[at] || !same_name(want, h))
+                if (taken[at] || !same_name(want, h) || (devices && !device_matches(want, h)))
                         continue;
-                int m = devices ? device_matches(want, h) : -1;
-                if (m == 1 || (m < 0 && !by_place)) {
-                        if (m == 1) {
-                                taken[at] = true;
-                                return h;
-                        }
-                        by_place = h;
-                        place = at;
-                }
+                taken[at] = true;
+                return h;
         }
-        if (by_place)
-                taken[place] = true;
-        return by_place;
+        return NULL;
 }
 
 /* Values are length-prefixed: no value can pass for another, whatever it holds. */
@@ -158,20 +157,21 @@ static bool has_text(xmlNode *n) {
         return false;
 }
 
+/* libvirt's text of the element, without the blanks around it. */
 static void put_text(vf_buf *b, xmlNode *have) {
-        vf_buf b_text = {};
+        vf_buf text = {};
 
-        for (xmlNode *c = have ? have->children : NULL; c; c = c->next)
+        for (xmlNode *c = have->children; c; c = c->next)
                 if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
-                        vf_buf_puts(&b_text, (const char *) c->content);
-        if (b_text.oom)
+                        vf_buf_puts(&text, (const char *) c->content);
+        if (text.oom)
                 b->oom = true;
-        const char *s = b_text.data ? b_text.data : "";
+        const char *s = text.data ? text.data : "";
         size_t start = strspn(s, " \t\r\n"), end = strlen(s);
         while (end > start && strchr(" \t\r\n", s[end - 1]))
                 end--;
         vf_buf_printf(b, " text=%zu:%.*s", end - start, (int) (end - start), s + start);
-        vf_buf_done(&b_text);
+        vf_buf_done(&text);
 }
 
 static size_t count_elements(xmlNode *parent) {
