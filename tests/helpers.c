@@ -257,6 +257,24 @@ bool th_domain_active(virConnectPtr conn, const char *name) {
         return active;
 }
 
+char *th_domain_uuid(virConnectPtr conn, const char *name) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        virDomainPtr d = virDomainLookupByName(conn, name);
+
+        assert_non_null(d);
+        assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
+        virDomainFree(d);
+        return strdup(uuid);
+}
+
+bool th_domain_persistent(virConnectPtr conn, const char *name) {
+        virDomainPtr d = virDomainLookupByName(conn, name);
+        assert_non_null(d);
+        bool persistent = virDomainIsPersistent(d) == 1;
+        virDomainFree(d);
+        return persistent;
+}
+
 void th_run_done(th_run *r) {
         free(r->out);
         free(r->err);

@@ -172,16 +172,6 @@ static void test_prune_and_no_prune(void **state) {
         assert_non_null(test_domain);
 }
 
-static char *domain_uuid(virConnectPtr conn, const char *name) {
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        virDomainPtr d = virDomainLookupByName(conn, name);
-
-        assert_non_null(d);
-        assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
-        virDomainFree(d);
-        return strdup(uuid);
-}
-
 /* A pass over paths that must be refused: an error naming the path, and nothing applied or pruned. */
 static void assert_pass_refused(th_env *f, char *path) {
         _cleanup_free_ char *errmsg = NULL;
@@ -205,7 +195,7 @@ static void test_missing_path_prunes_nothing(void **state) {
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
         th_env_pass(f);
-        _cleanup_free_ char *uuid = domain_uuid(f->other, "web1");
+        _cleanup_free_ char *uuid = th_domain_uuid(f->other, "web1");
 
         /* A typo, and a path through a regular file (ENOTDIR: root reads past any mode), for apply and plan. */
         for (int dry_run = 0; dry_run < 2; dry_run++) {
@@ -218,7 +208,7 @@ static void test_missing_path_prunes_nothing(void **state) {
         f->opts.dry_run = false;
         th_env_close(f);
 
-        _cleanup_free_ char *after = domain_uuid(f->other, "web1");
+        _cleanup_free_ char *after = th_domain_uuid(f->other, "web1");
         assert_string_equal(after, uuid);
         assert_true(th_domain_active(f->other, "web1"));
         _cleanup_free_ char *net = th_network_xml(f->other, "lan");
@@ -236,7 +226,7 @@ static void test_missing_path_prunes_nothing(void **state) {
         pass_changing_nothing(f);
         th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_KEPT, "PruneHeld");
         th_env_assert(f, VF_KIND_NETWORK, "lan", RC_KEPT, "PruneHeld");
-        _cleanup_free_ char *held = domain_uuid(f->other, "web1");
+        _cleanup_free_ char *held = th_domain_uuid(f->other, "web1");
         assert_string_equal(held, uuid);
         f->c.opts.paths = f->paths;
 }
@@ -296,22 +286,13 @@ static void test_drift_undefine_and_redefine(void **state) {
         pass_changing_nothing(f);
 }
 
-static bool domain_persistent(virConnectPtr conn, const char *name) {
-        virDomainPtr d = virDomainLookupByName(conn, name);
-        int persistent = d ? virDomainIsPersistent(d) : -1;
-
-        if (d)
-                virDomainFree(d);
-        return persistent == 1;
-}
-
 static void undefine_out_of_band(th_env *f, const char *name) {
         virDomainPtr d = virDomainLookupByName(f->other, name);
 
         assert_non_null(d);
         assert_int_equal(virDomainUndefine(d), 0);
         virDomainFree(d);
-        assert_false(domain_persistent(f->other, name));
+        assert_false(th_domain_persistent(f->other, name));
         assert_true(th_domain_active(f->other, name));
 }
 
@@ -322,7 +303,7 @@ static void test_undefine_of_running_domain(void **state) {
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  restart: on-change\n"));
         th_env_pass(f);
-        _cleanup_free_ char *uuid = domain_uuid(f->other, "web1");
+        _cleanup_free_ char *uuid = th_domain_uuid(f->other, "web1");
         virDomainPtr d = virDomainLookupByName(f->other, "web1");
         assert_non_null(d);
         unsigned id = virDomainGetID(d);
@@ -331,9 +312,9 @@ static void test_undefine_of_running_domain(void **state) {
         undefine_out_of_band(f, "web1");
         th_env_pass(f);
         th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, "Applied");
-        assert_true(domain_persistent(f->other, "web1"));
+        assert_true(th_domain_persistent(f->other, "web1"));
         assert_true(th_domain_active(f->other, "web1"));
-        _cleanup_free_ char *after = domain_uuid(f->other, "web1");
+        _cleanup_free_ char *after = th_domain_uuid(f->other, "web1");
         assert_string_equal(after, uuid);
         /* The same running instance: a restart would have given it a new ID. */
         d = virDomainLookupByName(f->other, "web1");
@@ -355,7 +336,7 @@ static void test_undefine_of_running_domain(void **state) {
                 const rc_result *res = &th_env_entry(f, VF_KIND_DOMAIN, "web1")->result;
                 assert_non_null(res->drifted);
                 assert_non_null(strstr(res->drifted, "undefined outside virtform"));
-                assert_false(domain_persistent(f->other, "web1"));
+                assert_false(th_domain_persistent(f->other, "web1"));
                 assert_true(th_domain_active(f->other, "web1"));
         }
 
@@ -363,7 +344,7 @@ static void test_undefine_of_running_domain(void **state) {
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  restart: on-change\n"));
         th_env_pass(f);
         assert_null(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.drifted);
-        assert_true(domain_persistent(f->other, "web1"));
+        assert_true(th_domain_persistent(f->other, "web1"));
         d = virDomainLookupByName(f->other, "web1");
         assert_non_null(d);
         assert_int_equal(virDomainGetID(d), id);

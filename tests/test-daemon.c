@@ -371,13 +371,7 @@ static const char *const destructive[] = { "Undefined", "Stopped", "Shutdown", N
 static const char *const any_write[] = { "Defined", "Undefined", "Started", "Stopped", "Shutdown", NULL };
 
 static char *domain_uuid(fixture *f, const char *name) {
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        virDomainPtr d = virDomainLookupByName(f->env->other, name);
-
-        assert_non_null(d);
-        assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
-        virDomainFree(d);
-        return strdup(uuid);
+        return th_domain_uuid(f->env->other, name);
 }
 
 static bool source_is(fixture *f, const void *arg) {
@@ -439,28 +433,20 @@ static void test_precedence_override_and_mask(void **state) {
 }
 
 static bool uuid_is(fixture *f, const void *arg) {
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
-        bool same = d && virDomainGetUUIDString(d, uuid) == 0 && strcmp(uuid, arg) == 0;
-        if (d)
-                virDomainFree(d);
-        return same;
+        _cleanup_free_ char *uuid = domain_uuid(f, "web1");
+        return strcmp(uuid, arg) == 0;
 }
 
 /* A directory moved away while running is no order to prune: held until it is back, then picked up again. */
 static void test_directory_that_vanishes_holds(void **state) {
         fixture *f = *state;
-        char uuid[VIR_UUID_STRING_BUFLEN];
         _cleanup_free_ char *away = vf_printf("%s.away", f->dirs[1]);
 
         drop_in(f->dirs[1], "10-net.yaml", NETWORK_LAN);
         drop_in(f->dirs[1], "20-web.yaml", DOMAIN_WEB("1GiB"));
         start_daemon(f);
         wait_record(f, "domain", "web1", true, "Applied");
-        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
-        assert_non_null(d);
-        assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
-        virDomainFree(d);
+        _cleanup_free_ char *uuid = domain_uuid(f, "web1");
 
         assert_int_equal(rename(f->dirs[1], away), 0);
         wait_record(f, "domain", "web1", false, "PruneHeld");
@@ -644,11 +630,7 @@ static void test_out_of_band_changes_are_put_back(void **state) {
 }
 
 static bool domain_persistent(fixture *f, const void *arg) {
-        virDomainPtr d = virDomainLookupByName(f->env->other, arg);
-        bool persistent = d && virDomainIsPersistent(d) == 1;
-        if (d)
-                virDomainFree(d);
-        return persistent;
+        return th_domain_persistent(f->env->other, arg);
 }
 
 /* virsh undefine of the running domain leaves it transient: the event brings a define, not a restart. */
