@@ -3,6 +3,7 @@
 #include "tests/helpers.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <ftw.h>
 #include <spawn.h>
@@ -201,6 +202,99 @@ void th_libvirt_view_free(th_libvirt_view *v) {
         vf_buf_done(&v->events);
         free(v->objects);
         free(v);
+}
+
+struct th_lifecycle {
+        pthread_mutex_t lock;
+        char **lines; /* "NAME EVENT", in delivery order */
+        int callback;
+        virConnectPtr conn;
+        char *domain_type; /* of the barrier's throwaway domain */
+        unsigned barriers;
+};
+
+static const char *const lifecycle_names[] = { "Defined", "Undefined", "Started", "Suspended", "Resumed",
+                                               "Stopped", "Shutdown", "PMSuspended", "Crashed" };
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
+        th_lifecycle *l = opaque;
+        const char *what = event >= 0 && (size_t) event < ELEMENTSOF(lifecycle_names) ? lifecycle_names[event] : "?";
+
+        pthread_mutex_lock(&l->lock);
+        if (vf_strv_consume(&l->lines, vf_printf("%s %s", virDomainGetName(dom), what)) < 0)
+                abort(); /* not an assertion: this is libvirt's thread */
+        pthread_mutex_unlock(&l->lock);
+        return 0;
+}
+
+/* libvirt calls it once no callback can run any more: only then is the log freed. */
+static void lifecycle_free(void *opaque) {
+        th_lifecycle *l = opaque;
+
+        vf_strv_free(l->lines);
+        free(l->domain_type);
+        pthread_mutex_destroy(&l->lock);
+        free(l);
+}
+
+th_lifecycle *th_lifecycle_new(virConnectPtr conn, const char *domain_type) {
+        th_lifecycle *l = calloc(1, sizeof *l);
+
+        assert_non_null(l);
+        pthread_mutex_init(&l->lock, NULL);
+        l->conn = conn;
+        l->domain_type = strdup(domain_type);
+        l->callback = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                       VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), l, lifecycle_free);
+        assert_true(l->callback >= 0);
+        th_lifecycle_barrier(l, true);
+        return l;
+}
+
+bool th_lifecycle_logged(th_lifecycle *l, const char *line) {
+        pthread_mutex_lock(&l->lock);
+        bool found = vf_strv_contains(l->lines, line);
+        pthread_mutex_unlock(&l->lock);
+        return found;
+}
+
+/* Events arrive in order on libvirt's thread: once one caused now is delivered, every earlier one is. */
+void th_lifecycle_barrier(th_lifecycle *l, bool forget) {
+        _cleanup_free_ char *name = vf_printf("th-barrier-%d-%u", (int) getpid(), ++l->barriers),
+                            *line = vf_printf("%s Undefined", name);
+        _cleanup_free_ char *xml = vf_printf("<domain type='%s'><name>%s</name><memory>65536</memory>"
+                                             "<os><type arch='x86_64'>hvm</type></os></domain>",
+                                             l->domain_type, name);
+        int64_t deadline = vf_now_monotonic_usec() + 60 * 1000000LL;
+        virDomainPtr d = virDomainDefineXML(l->conn, xml);
+
+        assert_non_null(d);
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        while (!th_lifecycle_logged(l, line)) {
+                if (vf_now_monotonic_usec() > deadline)
+                        fail_msg("timed out waiting for libvirt to deliver \"%s\"", line);
+                usleep(10 * 1000); /* polling the condition, not waiting for a time */
+        }
+        if (!forget)
+                return;
+        pthread_mutex_lock(&l->lock);
+        vf_strv_free(TAKE_PTR(l->lines));
+        pthread_mutex_unlock(&l->lock);
+}
+
+void th_lifecycle_assert_none(th_lifecycle *l, const char *domain, const char *const *events) {
+        th_lifecycle_barrier(l, false);
+        for (size_t i = 0; events[i]; i++) {
+                _cleanup_free_ char *line = vf_printf("%s %s", domain, events[i]);
+                if (th_lifecycle_logged(l, line))
+                        fail_msg("libvirt reported \"%s\", which virtform should not have caused", line);
+        }
+}
+
+void th_lifecycle_free(th_lifecycle *l) {
+        if (l)
+                assert_int_equal(virConnectDomainEventDeregisterAny(l->conn, l->callback), 0);
 }
 
 void th_reset_test_driver(void) {

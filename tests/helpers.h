@@ -67,6 +67,24 @@ static inline void th_libvirt_view_freep(th_libvirt_view **view) {
         th_libvirt_view_free(*view);
 }
 
+/*
+ * libvirt's domain lifecycle events as a connection of the test's own
+ * receives them, on libvirt's event thread (which the code under test runs:
+ * vf_daemon_new() starts it). Each is recorded as "NAME EVENT" (Defined,
+ * Undefined, Started, Stopped, Shutdown, ...). The barrier defines and
+ * undefines a throwaway domain of domain_type ("test", "qemu"). Starts with a
+ * barrier, forgetting what came before.
+ */
+typedef struct th_lifecycle th_lifecycle;
+th_lifecycle *th_lifecycle_new(virConnectPtr conn, const char *domain_type);
+/* Returns once every event caused before it has been delivered (and, with forget, forgets them). */
+void th_lifecycle_barrier(th_lifecycle *l, bool forget);
+bool th_lifecycle_logged(th_lifecycle *l, const char *line);
+/* After a barrier, fails when libvirt reported any of events (NULL-terminated) for the domain. */
+void th_lifecycle_assert_none(th_lifecycle *l, const char *domain, const char *const *events);
+/* Deregisters; libvirt frees the log once no callback can run any more. */
+void th_lifecycle_free(th_lifecycle *l);
+
 /* A finished child: its exit status (or 128 + signal) and what it wrote. */
 typedef struct th_run {
         int status;

@@ -32,11 +32,9 @@
         "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1}\nspec:\n  memory: " memory "\n"      \
         "  interfaces: [{network: lan}]\n"
 
-typedef struct lifecycle_log lifecycle_log;
-
 typedef struct fixture {
         th_env *env;
-        lifecycle_log *events; /* what libvirt itself reports, through the second connection */
+        th_lifecycle *events; /* what libvirt itself reports, through the second connection */
         char *dirs[4]; /* etc, run, usr: the three drop-in layers */
         vf_daemon *daemon;
         vf_daemon_stats stats;
@@ -267,104 +265,16 @@ static bool domain_gone(fixture *f, const void *arg) {
 
 /* ---- libvirt as the observer ----------------------------------------------------- */
 
-/*
- * Lifecycle events as libvirt delivers them to a second connection: what
- * virtform did is seen from outside virtform, not through its counters.
- * test:///default connections of one process share their objects and events.
- */
-struct lifecycle_log {
-        pthread_mutex_t lock;
-        char **lines; /* "NAME EVENT", in delivery order */
-        int callback;
-        virConnectPtr conn;
-};
-
-static const char *const lifecycle_names[] = { "Defined", "Undefined", "Started", "Suspended", "Resumed",
-                                               "Stopped", "Shutdown", "PMSuspended", "Crashed" };
-
-static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
-        lifecycle_log *log = opaque;
-        const char *what = event >= 0 && (size_t) event < ELEMENTSOF(lifecycle_names) ? lifecycle_names[event] : "?";
-
-        pthread_mutex_lock(&log->lock);
-        if (vf_strv_consume(&log->lines, vf_printf("%s %s", virDomainGetName(dom), what)) < 0)
-                abort(); /* not an assertion: this is libvirt's thread */
-        pthread_mutex_unlock(&log->lock);
-        return 0;
-}
-
-/* libvirt calls it once no callback can run any more: only then is the log freed. */
-static void lifecycle_log_free(void *opaque) {
-        lifecycle_log *log = opaque;
-
-        vf_strv_free(log->lines);
-        pthread_mutex_destroy(&log->lock);
-        free(log);
-}
-
-static void events_barrier(fixture *f);
-
-/* Starts recording anew; libvirt's event thread must be running, as it is once the daemon is. */
+/* Starts recording libvirt's events anew, those of what happened before delivered and forgotten. */
 static void events_start(fixture *f) {
-        lifecycle_log *log = f->events ? f->events : calloc(1, sizeof *log);
-
         if (f->events)
-                goto forget_earlier;
-        assert_non_null(log);
-        pthread_mutex_init(&log->lock, NULL);
-        log->conn = f->env->other;
-        log->callback = virConnectDomainEventRegisterAny(log->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), log,
-                                                         lifecycle_log_free);
-        assert_true(log->callback >= 0);
-        f->events = log;
-forget_earlier:
-        /* Events of what happened before are still on their way: let them arrive, then forget them. */
-        events_barrier(f);
-        pthread_mutex_lock(&log->lock);
-        vf_strv_free(TAKE_PTR(log->lines));
-        pthread_mutex_unlock(&log->lock);
+                th_lifecycle_barrier(f->events, true);
+        else
+                f->events = th_lifecycle_new(f->env->other, "test");
 }
 
 static void events_stop(fixture *f) {
-        if (!f->events)
-                return;
-        assert_int_equal(virConnectDomainEventDeregisterAny(f->events->conn, f->events->callback), 0);
-        f->events = NULL;
-}
-
-static bool logged(fixture *f, const void *line) {
-        pthread_mutex_lock(&f->events->lock);
-        bool found = vf_strv_contains(f->events->lines, line);
-        pthread_mutex_unlock(&f->events->lock);
-        return found;
-}
-
-/*
- * Events arrive in order on libvirt's thread: once an event caused now has
- * been delivered, every earlier one has been too.
- */
-static void events_barrier(fixture *f) {
-        static unsigned n;
-        _cleanup_free_ char *name = vf_printf("barrier%u", ++n), *line = vf_printf("%s Undefined", name);
-        _cleanup_free_ char *xml = vf_printf("<domain type='test'><name>%s</name><memory>1024</memory>"
-                                             "<os><type>hvm</type></os></domain>", name);
-        virDomainPtr d = virDomainDefineXML(f->env->other, xml);
-
-        assert_non_null(d);
-        assert_int_equal(virDomainUndefine(d), 0);
-        virDomainFree(d);
-        wait_for(f, logged, line, line);
-}
-
-/* Fails when libvirt reported any of these events for the domain since events_start(). */
-static void assert_no_events(fixture *f, const char *domain, const char *const *events) {
-        events_barrier(f);
-        for (size_t i = 0; events[i]; i++) {
-                _cleanup_free_ char *line = vf_printf("%s %s", domain, events[i]);
-                if (logged(f, line))
-                        fail_msg("libvirt reported \"%s\", which virtform should not have caused", line);
-        }
+        th_lifecycle_free(TAKE_PTR(f->events));
 }
 
 static const char *const destructive[] = { "Undefined", "Stopped", "Shutdown", NULL };
@@ -551,7 +461,7 @@ static void assert_rename_is_an_update(fixture *f, const char *from_dir, const c
         start_running_web1(f, from_dir, &uuid);
         assert_int_equal(rename(from, to), 0);
         wait_for(f, source_is, to, to);
-        assert_no_events(f, "web1", any_write);
+        th_lifecycle_assert_none(f->events, "web1", any_write);
         assert_same_web1(f, uuid);
 }
 
@@ -572,7 +482,7 @@ static void test_git_mv_with_edit_is_an_update(void **state) {
         drop_in(f->dirs[0], "30-web.yaml", DOMAIN_WEB("2GiB"));
         wait_for(f, source_is, to, "web1 recorded from 30-web.yaml");
         wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
-        assert_no_events(f, "web1", destructive);
+        th_lifecycle_assert_none(f->events, "web1", destructive);
         assert_same_web1(f, uuid);
 }
 
@@ -603,7 +513,7 @@ static void test_half_written_file_prunes_nothing(void **state) {
         assert_int_equal(write(fd, content, strlen(content)), (ssize_t) strlen(content));
         assert_int_equal(close(fd), 0);
         wait_for(f, memory_is, "<memory unit='KiB'>3145728</memory>", "web1 with 3 GiB");
-        assert_no_events(f, "web1", destructive);
+        th_lifecycle_assert_none(f->events, "web1", destructive);
         assert_same_web1(f, uuid);
 }
 
@@ -645,7 +555,7 @@ static void test_undefine_while_running_is_defined_again(void **state) {
         assert_int_equal(virDomainUndefine(d), 0);
         virDomainFree(d);
         wait_for(f, domain_persistent, "web1", "web1 defined again while it runs");
-        assert_no_events(f, "web1", restarted);
+        th_lifecycle_assert_none(f->events, "web1", restarted);
         assert_same_web1(f, uuid);
 }
 
