@@ -53,6 +53,11 @@ static int check_directory(schema_layer *layer) {
                 return r;
         /* Without /proc nothing can be shown to point here: symlinks into it are refused, not followed blindly. */
         r = schema_fd_path(layer->fd, &layer->real);
+        if (r == -ENOMEM)
+                return r;
+        /* Whoever can rename a directory above it can put another directory in its place. */
+        if (r >= 0 && !layer->distrust)
+                r = schema_trust_ancestors(layer->real, &layer->distrust);
         return r == -ENOMEM ? r : 0;
 }
 

@@ -116,6 +116,13 @@ bool schema_trust_owner_mode(const struct stat *st);
  * "its directory PATH is ...". -ENOMEM.
  */
 int schema_trust_stat(const struct stat *st, const char *path, bool directory, char **ret);
+/*
+ * The directories above a trusted directory (real: its resolved path): each
+ * owned by root and writable by no one else, or sticky (another user cannot
+ * replace what root put there), as sshd's StrictModes asks. 0 when they are;
+ * 1 with *ret saying which is not and what to do; or -ENOMEM.
+ */
+int schema_trust_ancestors(const char *real, char **ret);
 /* The path the open fd stands for, resolved (from /proc/self/fd). */
 int schema_fd_path(int fd, char **ret);
 /* 0 when the file open at fd is directly in a trusted directory of l; else 1 and why in *ret. -ENOMEM. */

@@ -1767,6 +1767,21 @@ static void test_trust_directory(void **state) {
                                             "run 'chown root %s'", etc_net, t.dirs[ETC], t.dirs[ETC]);
         assert_diag(foreign, e2);
         assert_int_equal(vf_strv_length(foreign->files_failed), 2);
+
+        /* A directory above it that others can write is as bad: they could put another directory in its place. */
+        assert_int_equal(chown(t.dirs[ETC], 0, (gid_t) -1), 0);
+        assert_int_equal(chmod(t.root, 0777), 0);
+        _cleanup_(schema_set_freep) schema_set *parent = load_trusting(t.dirs, N_LAYERS, false);
+        _cleanup_free_ char *e3 = vf_printf("%s: error: not read: its parent directory %s is writable by group or "
+                                            "others (mode 0777); run 'chmod go-w %s', or pass --insecure-permissions",
+                                            etc_net, t.root, t.root);
+        assert_diag(parent, e3);
+        assert_int_equal(parent->n_resources, 0);
+        /* Unless it is sticky, as /tmp is: then no one else can rename what root put there. */
+        assert_int_equal(chmod(t.root, 01777), 0);
+        _cleanup_(schema_set_freep) schema_set *sticky = load_trusting(t.dirs, N_LAYERS, false);
+        assert_int_equal(schema_set_n_errors(sticky), 0);
+        assert_int_equal(chmod(t.root, 0700), 0);
         tree_done(&t);
 }
 
