@@ -402,6 +402,8 @@ static int process_node(pass *p, graph_node *n, char **errmsg) {
         int64_t generation = n->desired ? next_generation(n, &nc) : n->record ? n->record->generation : 0;
 
         r = reconcile_node(p, n, &nc, generation, &res);
+        if (res.generation > generation)
+                generation = res.generation;
         /* A reconciler that failed says why; anything else it did not expect is reported as such. */
         if (r < 0 && !res.reason)
                 rc_result_set(&res, RC_FAILED, false, "InternalError", "%s", strerror(-r));

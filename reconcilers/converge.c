@@ -245,8 +245,15 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
         }
         if (!owned)
                 *ret = DEFINE_ADOPT;
-        else if (!vf_streq_ptr(owner.hash, req->hash))
+        else if (!vf_streq_ptr(owner.hash, req->hash)) {
                 *ret = DEFINE_CHANGED;
+                /*
+                 * A run killed after its define and before its record committed left a generation the
+                 * record does not know: a new spec must not be defined under that number again.
+                 */
+                if (owner.generation >= req->generation)
+                        res->generation = owner.generation + 1;
+        }
         else if (o->transient)
                 *ret = DEFINE_PERSIST;
         else
@@ -264,7 +271,7 @@ static int render(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req
                 r = complete_doc(ctx, k, req, current, res, &doc);
         if (r != 0)
                 return r;
-        r = rc_owner_write(doc, ctx, req);
+        r = rc_owner_write(doc, ctx, req, res->generation ? res->generation : req->generation);
         if (r < 0)
                 return r;
         *ret = rc_xml_format(doc);

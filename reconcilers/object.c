@@ -397,7 +397,7 @@ int rc_owner_read(xmlDoc *doc, rc_owner *ret) {
         return 0;
 }
 
-int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req) {
+int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req, int64_t generation_number) {
         xmlNode *root = xmlDocGetRootElement(doc);
         xmlNode *metadata = rc_xml_child(root, "metadata");
         xmlNode *old = owner_node(doc);
@@ -425,7 +425,7 @@ int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req) {
         if (!ns)
                 return -ENOMEM;
         xmlSetNs(owner, ns);
-        snprintf(generation, sizeof generation, "%" PRId64, req->generation);
+        snprintf(generation, sizeof generation, "%" PRId64, generation_number);
         xmlNewProp(owner, BAD_CAST "instance", BAD_CAST ctx->instance_id);
         xmlNewProp(owner, BAD_CAST "resource", BAD_CAST resource);
         xmlNewProp(owner, BAD_CAST "generation", BAD_CAST generation);

@@ -54,8 +54,8 @@ typedef struct rc_owner {
 void rc_owner_done(rc_owner *o);
 /* Reads the marker from a parsed document; -ENOENT when there is none. */
 int rc_owner_read(xmlDoc *doc, rc_owner *ret);
-/* Replaces any marker in doc with one for this request. */
-int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req);
+/* Replaces any marker in doc with one for this request, at that generation. */
+int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req, int64_t generation);
 
 /* Parses XML that libvirt or the schema produced. */
 xmlDoc *rc_xml_parse(const char *xml);

@@ -151,6 +151,7 @@ typedef struct rc_result {
         char **steps; /* what was (or, in a dry run, would be) done, in order */
         bool config_changed; /* the definition changed: plan shows a diff */
         bool forget; /* nothing of this store's is left (removed, or never ours): the record goes */
+        int64_t generation; /* when not 0: the generation actually applied, past the request's (see converge.c) */
         char *shutting_down; /* a graceful shutdown is in flight: what and until when, or NULL */
         /*
          * What brings it back. Not Ready: what it waits for (RC_WAIT_NONE: the timer). Ready: an event

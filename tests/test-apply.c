@@ -478,6 +478,38 @@ static void test_change_waiting_on_a_dependency_is_applied_later(void **state) {
 #undef WEB
 }
 
+static void copy_file(const char *from, const char *to) {
+        _cleanup_free_ char *cmd = vf_printf("cp '%s' '%s'", from, to);
+        assert_int_equal(system(cmd), 0);
+}
+
+/*
+ * A run killed after its define but before its record committed: the record says generation 1, the object's
+ * marker 2. The next spec must be generation 3, or one number would name two specs.
+ */
+static void test_generation_never_reused_after_a_lost_commit(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *saved = vf_printf("%s/saved.db", f->dir);
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        th_env_close(f);
+        copy_file(f->state, saved);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", ""));
+        th_env_pass(f);
+        th_env_close(f);
+        copy_file(saved, f->state); /* what the killed run's store held */
+
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("3GiB", ""));
+        th_env_pass(f);
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(xml, "<memory unit='KiB'>3145728</memory>"));
+        assert_non_null(strstr(xml, "generation=\"3\""));
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_DOMAIN, "web1");
+        assert_int_equal(rec->generation, 3);
+}
+
 static void test_bad_file_changes_nothing(void **state) {
         th_env *f = *state;
 
@@ -587,6 +619,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_dependency_waiting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_change_waiting_on_a_dependency_is_applied_later, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_generation_never_reused_after_a_lost_commit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_file_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
