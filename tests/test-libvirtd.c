@@ -393,10 +393,75 @@ static void test_edit_applies_during_a_graceful_shutdown(void **state) {
         assert_int_equal(domain_active(f, f->second_guest), 1);
 }
 
+/* ---- a git mv pulled into the watched directory ------------------------------------ */
+
+static bool source_is(fixture *f, const void *path) {
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        return state_get(f->reader, "domain", f->guest, &rec) >= 0 && vf_streq_ptr(rec->source_file, path);
+}
+
+static char *guest_uuid(virConnectPtr conn, const char *name) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        virDomainPtr d = virDomainLookupByName(conn, name);
+
+        assert_non_null(d);
+        assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
+        virDomainFree(d);
+        return strdup(uuid);
+}
+
+/*
+ * The watched directory is a git clone; upstream renames the running guest's
+ * file, and a git pull brings it; then the file is renamed again with mv. The
+ * daemon records the new file and libvirt sees nothing: no event, the same
+ * UUID, the same QEMU process.
+ */
+static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *origin = vf_printf("%s/origin", f->env->dir),
+                            *to = vf_printf("%s/30-guest.yaml", f->env->conf),
+                            *moved = vf_printf("%s/40-guest.yaml", f->env->conf);
+        _cleanup_free_ char *init = vf_printf("git init -q '%s' && cd '%s' && git add . && "
+                                              "git -c user.name=t -c user.email=t@t commit -qm guest && "
+                                              "git clone -q '%s' '%s'", origin, origin, origin, f->env->conf);
+        _cleanup_free_ char *mv = vf_printf("cd '%s' && git mv 10-guest.yaml 30-guest.yaml && "
+                                            "git -c user.name=t -c user.email=t@t commit -qm rename && "
+                                            "cd '%s' && git pull -q", origin, f->env->conf);
+        static const char *const any_write[] = { "Defined", "Undefined", "Started", "Stopped", "Shutdown", NULL };
+        pid_t none = 0;
+
+        start_hypervisor(f);
+        assert_int_equal(mkdir(origin, 0755), 0);
+        th_write(origin, "10-guest.yaml", GUEST, f->guest, "64MiB");
+        assert_int_equal(system(init), 0);
+        start_daemon(f);
+        wait_until(guest_runs_other_than, f, &none, "the guest's QEMU");
+        /* Started, as libvirt said before the record: its event comes before the observer's barrier. */
+        wait_until(record_reason, f, "Applied", "the guest applied");
+        pid_t qemu = guest_pid(f->guest);
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        assert_non_null(conn);
+        _cleanup_free_ char *uuid = guest_uuid(conn, f->guest);
+        th_lifecycle *events = th_lifecycle_new(conn, "qemu");
+
+        assert_int_equal(system(mv), 0);
+        wait_until(source_is, f, to, "the guest recorded from 30-guest.yaml");
+        /* And a plain mv in the clone, whose events say the old name is gone before the new one is there. */
+        assert_int_equal(rename(to, moved), 0);
+        wait_until(source_is, f, moved, "the guest recorded from 40-guest.yaml");
+        th_lifecycle_assert_none(events, f->guest, any_write);
+        _cleanup_free_ char *now = guest_uuid(conn, f->guest);
+        assert_string_equal(now, uuid);
+        assert_int_equal(guest_pid(f->guest), qemu);
+        th_lifecycle_free(events);
+        virConnectClose(conn);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_libvirtd_restart_and_killed_guest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_edit_applies_during_a_graceful_shutdown, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_git_mv_pulled_changes_nothing_in_libvirt, setup, teardown),
         };
 
         /* Before any thread exists: unshare(CLONE_NEWNS) refuses a process with more than one. */
