@@ -280,10 +280,6 @@ static void events_stop(fixture *f) {
 static const char *const destructive[] = { "Undefined", "Stopped", "Shutdown", NULL };
 static const char *const any_write[] = { "Defined", "Undefined", "Started", "Stopped", "Shutdown", NULL };
 
-static char *domain_uuid(fixture *f, const char *name) {
-        return th_domain_uuid(f->env->other, name);
-}
-
 static bool source_is(fixture *f, const void *arg) {
         _cleanup_(state_record_freep) state_record *rec = NULL;
         return state_get(f->reader, "domain", "web1", &rec) >= 0 && vf_streq_ptr(rec->source_file, arg);
@@ -343,7 +339,7 @@ static void test_precedence_override_and_mask(void **state) {
 }
 
 static bool uuid_is(fixture *f, const void *arg) {
-        _cleanup_free_ char *uuid = domain_uuid(f, "web1");
+        _cleanup_free_ char *uuid = th_domain_uuid(f->env->other, "web1");
         return strcmp(uuid, arg) == 0;
 }
 
@@ -356,7 +352,7 @@ static void test_directory_that_vanishes_holds(void **state) {
         drop_in(f->dirs[1], "20-web.yaml", DOMAIN_WEB("1GiB"));
         start_daemon(f);
         wait_record(f, "domain", "web1", true, "Applied");
-        _cleanup_free_ char *uuid = domain_uuid(f, "web1");
+        _cleanup_free_ char *uuid = th_domain_uuid(f->env->other, "web1");
 
         assert_int_equal(rename(f->dirs[1], away), 0);
         wait_record(f, "domain", "web1", false, "PruneHeld");
@@ -443,12 +439,12 @@ static void start_running_web1(fixture *f, const char *dir, char **uuid) {
         start_daemon(f);
         wait_record(f, "domain", "web1", true, "Applied");
         wait_for(f, domain_running, "web1", "web1 running");
-        *uuid = domain_uuid(f, "web1");
+        *uuid = th_domain_uuid(f->env->other, "web1");
         events_start(f);
 }
 
 static void assert_same_web1(fixture *f, const char *uuid) {
-        _cleanup_free_ char *now = domain_uuid(f, "web1");
+        _cleanup_free_ char *now = th_domain_uuid(f->env->other, "web1");
         assert_string_equal(now, uuid);
         assert_true(domain_running(f, "web1"));
 }

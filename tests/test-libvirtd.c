@@ -400,16 +400,6 @@ static bool source_is(fixture *f, const void *path) {
         return state_get(f->reader, "domain", f->guest, &rec) >= 0 && vf_streq_ptr(rec->source_file, path);
 }
 
-static char *guest_uuid(virConnectPtr conn, const char *name) {
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        virDomainPtr d = virDomainLookupByName(conn, name);
-
-        assert_non_null(d);
-        assert_int_equal(virDomainGetUUIDString(d, uuid), 0);
-        virDomainFree(d);
-        return strdup(uuid);
-}
-
 /*
  * The watched directory is a git clone; upstream renames the running guest's
  * file, and a git pull brings it; then the file is renamed again with mv. The
@@ -441,7 +431,7 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
         pid_t qemu = guest_pid(f->guest);
         virConnectPtr conn = virConnectOpen(f->env->opts.uri);
         assert_non_null(conn);
-        _cleanup_free_ char *uuid = guest_uuid(conn, f->guest);
+        _cleanup_free_ char *uuid = th_domain_uuid(conn, f->guest);
         th_lifecycle *events = th_lifecycle_new(conn, "qemu");
 
         assert_int_equal(system(mv), 0);
@@ -450,7 +440,7 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
         assert_int_equal(rename(to, moved), 0);
         wait_until(source_is, f, moved, "the guest recorded from 40-guest.yaml");
         th_lifecycle_assert_none(events, f->guest, any_write);
-        _cleanup_free_ char *now = guest_uuid(conn, f->guest);
+        _cleanup_free_ char *now = th_domain_uuid(conn, f->guest);
         assert_string_equal(now, uuid);
         assert_int_equal(guest_pid(f->guest), qemu);
         th_lifecycle_free(events);
