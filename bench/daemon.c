@@ -271,7 +271,7 @@ static int wait_applied(daemon_ctx *x, const char *name, int64_t generation, int
 static int define_time(daemon_ctx *x, const char *name, int64_t generation, int64_t *ret) {
         state_event *events = NULL;
         size_t n = 0;
-        int r = state_event_list(x->reader, "domain", name, &events, &n);
+        int r = state_event_list(x->reader, "domain", name, 0, &events, &n);
 
         if (r < 0)
                 return r;

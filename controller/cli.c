@@ -6,6 +6,7 @@
  */
 #include <getopt.h>
 #include <stdarg.h>
+#include <time.h>
 
 #include "config.h"
 #include "controller/controller.h"
@@ -31,6 +32,9 @@ enum {
         OPT_LOG_FORMAT,
         OPT_INSECURE_PERMISSIONS,
         OPT_WAIT_LOCK,
+        OPT_SINCE,
+        OPT_LOG_RETENTION_DAYS,
+        OPT_LOG_RETENTION_ROWS,
 };
 
 typedef struct command {
@@ -56,6 +60,8 @@ static const struct option converge_options[] = {
         { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
         { "insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS },
         { "wait-lock", required_argument, NULL, OPT_WAIT_LOCK },
+        { "log-retention-days", required_argument, NULL, OPT_LOG_RETENTION_DAYS },
+        { "log-retention-rows", required_argument, NULL, OPT_LOG_RETENTION_ROWS },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -81,6 +87,16 @@ static int parse_uint(const char *s, unsigned *ret) {
         errno = 0;
         unsigned long v = strtoul(s, &end, 10);
         if (errno || end == s || *end || v > 86400 || *s == '-')
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static int parse_rows(const char *s, unsigned *ret) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || v == 0 || v > 1000000000 || *s == '-')
                 return -EINVAL;
         *ret = (unsigned) v;
         return 0;
@@ -162,6 +178,14 @@ static int parse_options(const command *cmd, vf_options *opts, const char **outp
                 case OPT_WAIT_LOCK:
                         if (parse_uint(optarg, &opts->wait_lock_sec) < 0)
                                 return usage_error(cmd->name, "invalid --wait-lock '%s': give seconds, 0..86400", optarg);
+                        break;
+                case OPT_LOG_RETENTION_DAYS:
+                        if (parse_uint(optarg, &opts->log_retention_days) < 0 || opts->log_retention_days == 0)
+                                return usage_error(cmd->name, "invalid --log-retention-days '%s': give days, 1..86400", optarg);
+                        break;
+                case OPT_LOG_RETENTION_ROWS:
+                        if (parse_rows(optarg, &opts->log_retention_rows) < 0)
+                                return usage_error(cmd->name, "invalid --log-retention-rows '%s': give a count, 1..1000000000", optarg);
                         break;
                 case 'o':
                         if (!output || (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0))
@@ -441,6 +465,106 @@ static int cmd_state(vf_options *opts, int argc, char **argv) {
         return EXIT_CONVERGED;
 }
 
+/* --since: a duration back from now (90s, 30m, 12h, 7d) or a UTC time (2026-12-03, 2026-12-03T10:00:00Z). */
+static int parse_since(const char *s, int64_t now_usec, int64_t *ret) {
+        static const char *const formats[] = { "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+                                               "%Y-%m-%d %H:%M", "%Y-%m-%d" };
+        static const struct {
+                char unit;
+                int64_t usec;
+        } units[] = { { 's', 1000000 }, { 'm', 60 * 1000000LL }, { 'h', 3600 * 1000000LL }, { 'd', 86400 * 1000000LL } };
+        char *end;
+
+        errno = 0;
+        long long n = strtoll(s, &end, 10);
+        for (size_t i = 0; errno == 0 && end != s && n >= 0 && n < 100000 && i < ELEMENTSOF(units); i++)
+                if (end[0] == units[i].unit && end[1] == 0) {
+                        *ret = now_usec - n * units[i].usec;
+                        return 0;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(formats); i++) {
+                struct tm tm = {};
+                end = strptime(s, formats[i], &tm);
+                if (end && *end == 0) {
+                        *ret = (int64_t) timegm(&tm) * 1000000;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+static int print_log(state_store *store, const char *resource, int64_t since_usec, bool json) {
+        _cleanup_free_ char *kind = resource ? strndup(resource, strcspn(resource, "/")) : NULL;
+        const char *slash = resource ? strchr(resource, '/') : NULL;
+        state_event *events = NULL;
+        size_t n = 0;
+
+        if (resource && !kind)
+                return -ENOMEM;
+        int r = state_event_list(store, kind, slash ? slash + 1 : NULL, since_usec, &events, &n);
+        if (r < 0)
+                return r;
+        if (json)
+                r = output_log_json(stdout, events, n);
+        else
+                output_log_table(stdout, events, n);
+        state_event_list_free(events, n);
+        return r;
+}
+
+static int cmd_log(vf_options *opts, int argc, char **argv) {
+        static const struct option options[] = {
+                { "state", required_argument, NULL, OPT_STATE },
+                { "since", required_argument, NULL, OPT_SINCE },
+                { "output", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const command *cmd = find_command("log");
+        _cleanup_(state_closep) state_store *store = NULL;
+        _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
+        const char *output = "table", *path;
+        int64_t since = 0;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "o:h", options, NULL)) >= 0)
+                switch (c) {
+                case OPT_STATE:
+                        opts->state_path = optarg;
+                        break;
+                case OPT_SINCE:
+                        if (parse_since(optarg, vf_now_realtime_usec(), &since) < 0)
+                                return usage_error(cmd->name,
+                                                   "invalid --since '%s': give a duration (30m, 12h, 7d) or a UTC "
+                                                   "time (2026-12-03T10:00:00Z)",
+                                                   optarg);
+                        break;
+                case 'o':
+                        if (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0)
+                                return usage_error(cmd->name, "invalid --output '%s'", optarg);
+                        output = optarg;
+                        break;
+                case 'h':
+                        print_command_help(cmd);
+                        return EXIT_CONVERGED;
+                default:
+                        return usage_error(cmd->name, "%s", "invalid option");
+                }
+        if (argc - optind > 1)
+                return usage_error(cmd->name, "unexpected argument '%s'", argv[optind + 1]);
+        /* A reader: never locks, never writes, and works on a read-only file. */
+        path = opts->state_path ? opts->state_path : (fallback = state_default_path());
+        r = path ? state_open(path, STATE_OPEN_READONLY | STATE_OPEN_EXISTING, &store, &errmsg) : -ENOMEM;
+        if (r >= 0)
+                r = print_log(store, optind < argc ? argv[optind] : NULL, since, strcmp(output, "json") == 0);
+        if (r < 0) {
+                fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
+                return EXIT_ERROR;
+        }
+        return EXIT_CONVERGED;
+}
+
 static const char converge_help[] =
         "Options:\n"
         "  -c, --connect URI          libvirt URI (default: $LIBVIRT_DEFAULT_URI, else libvirt's default)\n"
@@ -456,6 +580,8 @@ static const char converge_help[] =
         "      --insecure-permissions as root, read files anyone but root could change (with a warning)\n"
         "      --wait-lock SEC        apply, run: wait up to SEC seconds for another virtform using the\n"
         "                             state file to finish, instead of refusing at once\n"
+        "      --log-retention-days N keep N days of the event log (default 90)\n"
+        "      --log-retention-rows N and at most N events (default 100000)\n"
         "  -h, --help                 show this help\n";
 
 static const command commands[] = {
@@ -488,6 +614,17 @@ static const command commands[] = {
           "      --retry-base SEC       first retry delay; doubles per attempt, with jitter (default 1)\n"
           "      --retry-max SEC        longest retry delay (default 300)\n\n",
           true, cmd_run },
+        { "log", "[--state PATH] [--since TIME|DURATION] [-o table|json] [KIND[/NAME]]",
+          "Show the event log: every write virtform made to libvirt or the host, oldest first, with the\n"
+          "resource, its generation, the action and its outcome: ok, failed (with libvirt's or the kernel's\n"
+          "message), intended (in progress, or a run was killed before it knew), or unknown (a killed run's\n"
+          "intent, resolved later: \"interrupted; found done\" or \"interrupted; not done\").\n\n"
+          "Options:\n"
+          "      --state PATH           state file\n"
+          "      --since TIME|DURATION  only what was intended since then: 2026-12-03T10:00:00Z (UTC), or\n"
+          "                             30m, 12h, 7d back from now\n"
+          "  -o, --output FORMAT        table (default) or json\n",
+          false, cmd_log },
         { "hostdev", "resolve [--sysfs-root DIR] [--state PATH] [-o table|json] BDF",
           "Explain how a PCI device resolves: for an SR-IOV VF its PF, PF netdev, VF index, the method that\n"
           "chose the PF netdev, and the PF's admin state and carrier. Exit status: 0 resolved, 1 otherwise.\n\n"

@@ -20,6 +20,8 @@ void vf_options_init(vf_options *o) {
                 .retry_max_sec = 300,
                 .debounce_msec = 200,
                 .wait_timeout_sec = DEFAULT_WAIT_TIMEOUT_SEC,
+                .log_retention_days = 90,
+                .log_retention_rows = 100000,
         };
 }
 
@@ -91,6 +93,12 @@ void vf_log_diag(const vf_controller *c, const schema_diag *diag) {
 static void ignore_libvirt_error(void *userdata, virErrorPtr error) {
 }
 
+/* A driver that runs inside this process (a URI path of /embed) rather than in a daemon. */
+static bool connection_is_embedded(virConnectPtr conn) {
+        _cleanup_free_ char *uri = virConnectGetURI(conn);
+        return uri && strstr(uri, ":///embed");
+}
+
 static int open_hypervisor(vf_controller *c, char **errmsg) {
         virSetErrorFunc(NULL, ignore_libvirt_error);
         /*
@@ -107,6 +115,8 @@ static int open_hypervisor(vf_controller *c, char **errmsg) {
                                     c->opts.uri ? " at " : "", c->opts.uri ? c->opts.uri : "", rc_libvirt_error());
                 return -ECONNREFUSED;
         }
+        if (connection_is_embedded(c->conn) && rc_domain_wait_reconnected(c->conn) < 0)
+                return vf_error(errmsg, -EIO, "cannot list the running domains: %s", rc_libvirt_error());
         return 0;
 }
 
@@ -142,8 +152,9 @@ static int open_store(vf_controller *c, char **errmsg) {
 
 /*
  * VIRTFORM_FAULT_POINT for crash tests: "libvirt-write:N" or "state-write:N"
- * kill the process after the Nth write of that kind; any other value names a
- * point (rc_fault_point()).
+ * kill the process after the Nth write of that kind, "intent-write:N" once the
+ * Nth intent is durable, before its write; any other value names a point
+ * (rc_fault_point()).
  */
 static int arm_fault(vf_controller *c) {
         const char *spec = c->opts.fault_point;
@@ -156,6 +167,8 @@ static int arm_fault(vf_controller *c) {
                 return -EINVAL;
         if (strcmp(kind, "libvirt") == 0)
                 c->rc.fault_after_libvirt_writes = n;
+        else if (strcmp(kind, "intent") == 0)
+                c->rc.fault_after_intents = n;
         else if (strcmp(kind, "state") == 0)
                 state_fault_after_writes(c->store, n);
         else
@@ -198,6 +211,7 @@ int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) 
                 .sysfs_root = opts->sysfs_root,
                 .fault_point = opts->fault_point,
                 .fault_after_libvirt_writes = c->rc.fault_after_libvirt_writes,
+                .fault_after_intents = c->rc.fault_after_intents,
         };
         return 0;
 }

@@ -42,6 +42,8 @@ typedef struct vf_options {
         const char *fault_point; /* $VIRTFORM_FAULT_POINT: see rc_fault_point() */
         bool insecure_permissions; /* as root, read files others could have changed, with a warning */
         unsigned wait_lock_sec; /* how long to wait for another writer to release the state file; 0: refuse */
+        unsigned log_retention_days; /* the event log keeps this many days of history... */
+        unsigned log_retention_rows; /* ...and at most this many events */
 } vf_options;
 
 void vf_options_init(vf_options *o);

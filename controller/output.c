@@ -245,3 +245,47 @@ int output_status_json(FILE *f, state_record *const *recs, size_t n) {
         fputs(text, f);
         return 0;
 }
+
+/* ---- log ----------------------------------------------------------------- */
+
+void output_log_table(FILE *f, const state_event *events, size_t n) {
+        fprintf(f, "%-20s %-32s %-5s %-24s %-8s %s\n", "TIME", "RESOURCE", "GEN", "ACTION", "OUTCOME", "MESSAGE");
+        for (size_t i = 0; i < n; i++) {
+                const state_event *ev = &events[i];
+                _cleanup_free_ char *resource = vf_printf("%s/%s", ev->kind, ev->name);
+                char when[32];
+
+                vf_format_time(ev->time_usec, when);
+                fprintf(f, "%-20s %-32s %-5" PRId64 " %-24s %-8s %s\n", when, resource ? resource : ev->name,
+                        ev->generation, ev->action, ev->outcome, ev->message ? ev->message : "");
+        }
+}
+
+int output_log_json(FILE *f, const state_event *events, size_t n) {
+        vf_buf b = {};
+
+        vf_buf_puts(&b, "[");
+        for (size_t i = 0; i < n; i++) {
+                const state_event *ev = &events[i];
+                char when[32], finished[32];
+
+                vf_format_time(ev->time_usec, when);
+                vf_format_time(ev->finished_usec, finished);
+                vf_buf_printf(&b, "%s{\"id\":%" PRId64 ",\"time\":", i ? ",\n " : "", ev->id);
+                vf_buf_put_json_string(&b, when);
+                json_field(&b, "finished", ev->finished_usec ? finished : NULL);
+                json_field(&b, "kind", ev->kind);
+                json_field(&b, "name", ev->name);
+                vf_buf_printf(&b, ",\"generation\":%" PRId64, ev->generation);
+                json_field(&b, "action", ev->action);
+                json_field(&b, "outcome", ev->outcome);
+                json_field(&b, "message", ev->message);
+                vf_buf_puts(&b, "}");
+        }
+        vf_buf_puts(&b, "]\n");
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        if (!text)
+                return -ENOMEM;
+        fputs(text, f);
+        return 0;
+}

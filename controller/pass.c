@@ -9,6 +9,9 @@
  * Records are committed in batches: a crash loses at most one batch of
  * bookkeeping, never an action, because each libvirt object carries its
  * ownership marker with the desired hash, and the next pass finds it there.
+ * Actions themselves are not in the batch: each step commits its intent and
+ * its outcome on its own (state_intent_begin()), committing the batch so far
+ * with it, so the event log survives any crash.
  */
 #define COMMIT_BATCH 512
 
@@ -299,6 +302,12 @@ static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t g
         _cleanup_(state_record_freep) state_record *fresh = NULL;
         int r;
 
+        /* A converged resource is what a killed run's open intents are checked against. */
+        if (res->ready) {
+                r = state_intent_resolve(store, vf_kind_to_string(n->kind), n->name);
+                if (r < 0)
+                        return r;
+        }
         if (record_goes_away(res)) {
                 r = n->record ? state_delete(store, vf_kind_to_string(n->kind), n->name) : 0;
                 if (r >= 0)
@@ -424,6 +433,19 @@ static int process_node(pass *p, graph_node *n, char **errmsg) {
 
 /* ---- the batch ------------------------------------------------------------------- */
 
+/* Once a pass, by index: what is older than the retention, or beyond its row count, goes. */
+static int trim_log(pass *p, char **errmsg) {
+        const vf_options *o = &p->c->opts;
+        int64_t oldest = vf_now_realtime_usec() - (int64_t) o->log_retention_days * 86400 * 1000000;
+
+        if (o->dry_run)
+                return 0;
+        int r = state_event_trim(p->c->store, oldest, o->log_retention_rows);
+        if (r < 0)
+                *errmsg = vf_printf("cannot trim the event log in the state file: %s", state_last_error(p->c->store));
+        return r;
+}
+
 static int begin_batch(pass *p) {
         return p->c->opts.dry_run ? 0 : state_begin(p->c->store);
 }
@@ -461,7 +483,9 @@ int pass_run(pass *p, char **errmsg) {
         graph_sort(p->batch, p->n_batch);
         for (size_t i = 0; i < p->n_batch; i++)
                 p->batch[i]->entry = 0;
-        r = begin_batch(p);
+        r = trim_log(p, errmsg);
+        if (r >= 0)
+                r = begin_batch(p);
         for (size_t i = 0; r >= 0 && i < p->n_batch && !stop_requested(p); i++) {
                 r = process_node(p, p->batch[i], errmsg);
                 if (r >= 0 && (i + 1) % COMMIT_BATCH == 0) {

@@ -219,6 +219,15 @@ static int report_drift(rc_result *res, const char *what) {
         return 0;
 }
 
+/*
+ * Drift is measured against what libvirt returned after our define of the hash the marker carries. A
+ * run killed after that define, before its record was committed, left the record of an older define:
+ * then libvirt's XML is no drift but the baseline, and defining again would do the action twice.
+ */
+static bool recorded_this_define(const rc_request *req, const rc_owner *owner) {
+        return req->record && vf_streq_ptr(req->record->desired_hash, owner->hash);
+}
+
 static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res, define_reason *ret) {
         _cleanup_(rc_owner_done) rc_owner owner = {};
         bool owned;
@@ -256,6 +265,8 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
         }
         else if (o->transient)
                 *ret = DEFINE_PERSIST;
+        else if (!recorded_this_define(req, &owner))
+                *ret = DEFINE_NONE; /* what libvirt has now becomes the baseline */
         else
                 return judge_drift(ctx, k, req, o, res, ret);
         return 0;
@@ -310,8 +321,9 @@ static int define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req
         if (r != 0)
                 return r;
         res->config_changed = true;
-        if (!rc_step_begin(ctx, res, RC_CALL_DEFINE, "define"))
-                return 0;
+        r = rc_step_begin(ctx, req, res, RC_CALL_DEFINE, "define");
+        if (r <= 0)
+                return r;
         void *obj = k->cls->define_xml(ctx->conn, xml);
         r = rc_step_end(ctx, req, res, "define", obj != NULL, "DefineFailed");
         if (r < 0)
@@ -335,14 +347,16 @@ static int converge_autostart(rc_context *ctx, const rc_kind_hooks *k, const rc_
         if (cur == want)
                 return 0;
         const char *what = want ? "autostart on" : "autostart off";
-        if (!rc_step_begin(ctx, res, RC_CALL_SET_AUTOSTART, what))
-                return 0;
+        int r = rc_step_begin(ctx, req, res, RC_CALL_SET_AUTOSTART, what);
+        if (r <= 0)
+                return r;
         return rc_step_end(ctx, req, res, what, k->cls->set_autostart(obj, want) == 0, "AutostartFailed");
 }
 
 int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res) {
-        if (!rc_step_begin(ctx, res, RC_CALL_START, "start"))
-                return 0;
+        int r = rc_step_begin(ctx, req, res, RC_CALL_START, "start");
+        if (r <= 0)
+                return r;
         return rc_step_end(ctx, req, res, "start", cls->start(obj) == 0, "StartFailed");
 }
 
@@ -509,9 +523,10 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
 }
 
 static int undefine(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj, rc_result *res) {
-        if (!rc_step_begin(ctx, res, RC_CALL_UNDEFINE, "undefine"))
-                return 0;
-        int r = rc_step_end(ctx, req, res, "undefine", k->cls->undefine(obj) == 0, "UndefineFailed");
+        int r = rc_step_begin(ctx, req, res, RC_CALL_UNDEFINE, "undefine");
+        if (r <= 0)
+                return r;
+        r = rc_step_end(ctx, req, res, "undefine", k->cls->undefine(obj) == 0, "UndefineFailed");
         if (r < 0)
                 return r;
         rc_inventory_forget(ctx, req->kind, req->name);

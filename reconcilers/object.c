@@ -444,35 +444,72 @@ void rc_count_read(rc_context *ctx, rc_call call) {
         ctx->counters.calls[call]++;
 }
 
-bool rc_step_begin(rc_context *ctx, rc_result *res, rc_call call, const char *what) {
+/* Lists the step, then makes its intent durable: nothing is written that the log does not know of. */
+static int intend(rc_context *ctx, const rc_request *req, rc_result *res, const char *what) {
         /* A failed push only loses the step's description, never the step. */
         (void) vf_strv_push(&res->steps, what);
         if (ctx->dry_run)
-                return false;
-        ctx->counters.calls[call]++;
-        return true;
+                return 0;
+        int r = state_intent_begin(ctx->store, vf_kind_to_string(req->kind), req->name, req->generation, what,
+                                   &ctx->open_intent);
+        if (r < 0) {
+                rc_result_set(res, RC_FAILED, false, "StateWriteFailed",
+                              "%s %s was not done: its intent cannot be recorded in the state file: %s (%s); "
+                              "check the disk the state file is on",
+                              what, req->name, strerror(-r), state_last_error(ctx->store));
+                return -EIO;
+        }
+        if (ctx->fault_after_intents > 0 && --ctx->fault_after_intents == 0)
+                raise(SIGKILL);
+        return 1;
 }
 
-void rc_record_event(rc_context *ctx, const rc_request *req, const char *what, bool ok, const char *message) {
-        /* A failing store fails the batch commit too, which the controller reports. */
-        (void) state_event_append(ctx->store, vf_kind_to_string(req->kind), req->name, req->generation, what,
-                                  ok ? "ok" : "failed", message);
+static int record_outcome(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
+                          const char *message) {
+        int r = state_intent_end(ctx->store, ctx->open_intent, ok, message);
+        ctx->open_intent = 0;
+        if (r >= 0)
+                return 0;
+        rc_result_set(res, RC_FAILED, false, "StateWriteFailed",
+                      "%s %s %s, but its outcome cannot be recorded in the state file: %s (%s); the next run "
+                      "finds what was done",
+                      what, req->name, ok ? "succeeded" : "failed", strerror(-r), state_last_error(ctx->store));
+        return -EIO;
+}
+
+int rc_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, rc_call call, const char *what) {
+        int r = intend(ctx, req, res, what);
+        if (r > 0)
+                ctx->counters.calls[call]++;
+        return r;
 }
 
 int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
                 const char *fail_reason) {
-        const char *message = ok ? NULL : rc_libvirt_error();
+        /* Copied before the store is written: SQLite calls do not touch libvirt's error, but be sure. */
+        _cleanup_free_ char *message = ok ? NULL : strdup(rc_libvirt_error());
 
         if (ctx->fault_after_libvirt_writes > 0 && --ctx->fault_after_libvirt_writes == 0)
                 raise(SIGKILL);
-        rc_record_event(ctx, req, what, ok, message);
+        int r = record_outcome(ctx, req, res, what, ok, message);
         if (ok)
-                return 0;
-        rc_result_set(res, RC_FAILED, false, fail_reason, "%s %s: %s", what, req->name, message);
+                return r;
+        /* The write's own failure says more than a failure to record it. */
+        rc_result_set(res, RC_FAILED, false, fail_reason, "%s %s: %s", what, req->name,
+                      message ? message : "out of memory");
         return -EIO;
 }
 
-bool rc_host_step_begin(rc_context *ctx, rc_result *res, const char *what) {
+int rc_host_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, const char *what) {
+        return intend(ctx, req, res, what);
+}
+
+int rc_host_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
+                     const char *message) {
+        return record_outcome(ctx, req, res, what, ok, message);
+}
+
+bool rc_state_step(const rc_context *ctx, rc_result *res, const char *what) {
         (void) vf_strv_push(&res->steps, what);
         return !ctx->dry_run;
 }

@@ -82,24 +82,38 @@ char *rc_drift_projection(xmlDoc *want, xmlDoc *have);
 /* The SHA-256 (hex) of rc_drift_projection(): the baseline drift is judged by. */
 int rc_drift_hash(xmlDoc *want, xmlDoc *have, char ret[VF_HASH_HEX_LEN + 1]);
 
-/* Step bookkeeping shared by every reconciler. */
+/*
+ * Step bookkeeping shared by every reconciler: the only way a reconciler
+ * writes to libvirt or the host. Each write is a step: rc_step_begin() lists
+ * it (for plan) and records it in the store's write-ahead intent log as
+ * intended, durably, before the caller makes it; rc_step_end() records its
+ * outcome. A crash between the two leaves the intent open, and the next run
+ * that converges the resource resolves it (state_intent_resolve()).
+ */
 
 /*
- * Records that a write is about to happen. Returns true when the caller must
- * perform it, false in a dry run (the step is recorded all the same).
+ * Returns 1 when the caller must now make the write, 0 in a dry run (the
+ * step is listed all the same), or -EIO with res Failed when the intent could
+ * not be recorded: then the write must not be made.
  */
-bool rc_step_begin(rc_context *ctx, rc_result *res, rc_call call, const char *what);
+int rc_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, rc_call call, const char *what);
 /*
- * Records the outcome of a performed write in the event log. On failure it
- * marks the result Failed with fail_reason and libvirt's message, and returns
- * -EIO; otherwise 0.
+ * Records the outcome of the write begun last. On failure it marks the result
+ * Failed with fail_reason and libvirt's message, and returns -EIO; otherwise 0
+ * (or -EIO when the outcome could not be recorded).
  */
 int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
                 const char *fail_reason);
-/* Appends to the event log. */
-void rc_record_event(rc_context *ctx, const rc_request *req, const char *what, bool ok, const char *message);
-/* Like rc_step_begin() for a write to the host (sysfs, netlink) rather than to libvirt. */
-bool rc_host_step_begin(rc_context *ctx, rc_result *res, const char *what);
+/* rc_step_begin() for a write to the host (sysfs, netlink) rather than to libvirt. */
+int rc_host_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, const char *what);
+/* Records the outcome of the host write begun last, with the kernel's words on failure. */
+int rc_host_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
+                     const char *message);
+/*
+ * A step that changes only the state file (whose own transaction is its journal): listed for plan,
+ * without an intent. Returns whether to perform it.
+ */
+bool rc_state_step(const rc_context *ctx, rc_result *res, const char *what);
 /* Starts an object as a recorded step. */
 int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res);
 /* Counts a read call. */

@@ -71,6 +71,9 @@ typedef struct rc_context {
         const char *fault_point;
         /* For crash tests: die with SIGKILL right after this many more libvirt writes; 0: never. */
         unsigned fault_after_libvirt_writes;
+        /* Likewise right after this many more intents are durable, before their writes. */
+        unsigned fault_after_intents;
+        int64_t open_intent; /* the intent of the write in progress (rc_step_begin()), in the store's log */
 } rc_context;
 
 /* Dies with SIGKILL when point is ctx->fault_point: a crash at a chosen step. */
@@ -209,6 +212,13 @@ typedef struct rc_hostdev_explanation {
  */
 int rc_hostdev_explain(const char *sysfs_root, state_store *store, const char *bdf, rc_hostdev_explanation *ret);
 void rc_hostdev_explanation_done(rc_hostdev_explanation *e);
+
+/*
+ * Returns once an embedded driver (qemu:///embed) has reconnected to the
+ * guests that were running when this process opened it, so that their state
+ * is settled before a pass reads it and no reconnect is still running at exit.
+ */
+int rc_domain_wait_reconnected(virConnectPtr conn);
 
 /* libvirt's last error message in this thread, or a fallback. */
 const char *rc_libvirt_error(void);

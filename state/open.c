@@ -88,6 +88,20 @@ static const char *const migrations[] = {
         "        bind_phase TEXT,"
         "        updated_usec INTEGER NOT NULL DEFAULT 0"
         ") WITHOUT ROWID;",
+        /*
+         * The write-ahead intent log: an event is written "intended" before its write and closed
+         * once after it; retention deletes old closed events. Older rows were all written after
+         * their write, so they are closed already.
+         */
+        "DROP TRIGGER events_no_update;"
+        "DROP TRIGGER events_no_delete;"
+        "ALTER TABLE events ADD COLUMN finished_usec INTEGER;"
+        "UPDATE events SET finished_usec = time_usec;"
+        "CREATE TRIGGER events_closed_once BEFORE UPDATE ON events WHEN OLD.outcome <> 'intended'"
+        "        BEGIN SELECT RAISE(ABORT, 'a closed event is never rewritten'); END;"
+        "CREATE INDEX events_by_time ON events (time_usec);"
+        "CREATE INDEX events_by_resource ON events (kind, name, action);"
+        "CREATE INDEX events_open ON events (kind, name) WHERE outcome = 'intended';",
 };
 
 static int fail_sqlite(char **errmsg, sqlite3 *db, int rc, const char *path, const char *what) {

@@ -50,8 +50,9 @@ enum {
         EV_ACTION,
         EV_OUTCOME,
         EV_MESSAGE,
+        EV_FINISHED_USEC,
 };
-#define EVENT_COLUMNS "id, time_usec, kind, name, generation, action, outcome, message"
+#define EVENT_COLUMNS "id, time_usec, kind, name, generation, action, outcome, message, finished_usec"
 
 static const char *const stmt_sql[_STMT_MAX] = {
         /* IMMEDIATE takes the write lock up front, where the busy timeout can wait for it,
@@ -86,9 +87,25 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_DELETE_RESOURCE] = "DELETE FROM resources WHERE kind = ?1 AND name = ?2",
         /* ?1 is left out so that AUTOINCREMENT picks the id. */
         [STMT_APPEND_EVENT] = "INSERT INTO events (" EVENT_COLUMNS ") "
-                              "VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        [STMT_LIST_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events "
-                             "WHERE (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR name = ?4) ORDER BY id",
+                              "VALUES (NULL, ?2, ?3, ?4, ?5, ?6, 'intended', NULL, NULL)",
+        [STMT_CLOSE_EVENT] = "UPDATE events SET outcome = ?7, message = ?8, finished_usec = ?9 "
+                             "WHERE id = ?1 AND outcome = 'intended'",
+        /*
+         * Reconciling is idempotent: had the interrupted write taken effect, a later run would
+         * not have made it again. So an intent followed by the same action was not done, and
+         * one that is not, found its effect in place.
+         */
+        [STMT_RESOLVE_EVENTS] = "UPDATE events SET outcome = 'unknown', finished_usec = ?9, message = "
+                                "CASE WHEN EXISTS (SELECT 1 FROM events AS later WHERE later.kind = events.kind "
+                                "AND later.name = events.name AND later.action = events.action "
+                                "AND later.id > events.id) "
+                                "THEN 'interrupted; not done' ELSE 'interrupted; found done' END "
+                                "WHERE kind = ?3 AND name = ?4 AND outcome = 'intended'",
+        /* Open intents are kept whatever their age: they are resolved, never trimmed. */
+        [STMT_TRIM_EVENTS] = "DELETE FROM events WHERE outcome <> 'intended' AND "
+                             "(time_usec < ?2 OR id <= (SELECT max(id) FROM events) - ?1)",
+        [STMT_LIST_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events WHERE time_usec >= ?2 "
+                             "AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR name = ?4) ORDER BY id",
         [STMT_GET_DEVICE] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE bdf = ?1",
         [STMT_UPSERT_DEVICE] = "INSERT OR REPLACE INTO devices (" DEVICE_COLUMNS ") "
                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -467,14 +484,77 @@ int state_delete(state_store *s, const char *kind, const char *name) {
 
 /* ---- events ------------------------------------------------------------ */
 
-int state_event_append(state_store *s, const char *kind, const char *name, int64_t generation,
-                       const char *action, const char *outcome, const char *message) {
+/*
+ * Intents and their outcomes are each their own committed transaction, so
+ * that they outlive a crash whatever becomes of the caller's batch: an open
+ * batch is committed first and a new one opened after. Returns whether a
+ * batch was open, or a negative errno when its commit failed.
+ */
+static int batch_suspend(state_store *s) {
+        if (sqlite3_get_autocommit(s->db))
+                return 0;
+        int r = state_commit(s);
+        return r < 0 ? r : 1;
+}
+
+static int batch_resume(state_store *s, int suspended, int r) {
+        if (suspended <= 0)
+                return r;
+        int k = state_begin(s);
+        return r < 0 ? r : k;
+}
+
+static int append_intent(state_store *s, const char *kind, const char *name, int64_t generation, const char *action,
+                         int64_t *ret_id) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_APPEND_EVENT];
 
         int rc = bind_int64(st, EV_TIME_USEC, vf_now_realtime_usec()) ?: bind_text(st, EV_KIND, kind) ?:
                  bind_text(st, EV_NAME, name) ?: bind_int64(st, EV_GENERATION, generation) ?:
-                 bind_text(st, EV_ACTION, action) ?: bind_text(st, EV_OUTCOME, outcome) ?:
-                 bind_text(st, EV_MESSAGE, message);
+                 bind_text(st, EV_ACTION, action);
+        int r = state_exec_bound(s, st, rc);
+        if (r >= 0)
+                *ret_id = sqlite3_last_insert_rowid(s->db);
+        return r;
+}
+
+int state_intent_begin(state_store *s, const char *kind, const char *name, int64_t generation, const char *action,
+                       int64_t *ret_id) {
+        int suspended = batch_suspend(s);
+        if (suspended < 0)
+                return suspended;
+        return batch_resume(s, suspended, append_intent(s, kind, name, generation, action, ret_id));
+}
+
+static int close_intent(state_store *s, int64_t id, const char *outcome, const char *message) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_CLOSE_EVENT];
+
+        int rc = bind_int64(st, EV_ID, id) ?: bind_text(st, EV_OUTCOME, outcome) ?:
+                 bind_text(st, EV_MESSAGE, message) ?: bind_int64(st, EV_FINISHED_USEC, vf_now_realtime_usec());
+        int r = state_exec_bound(s, st, rc);
+        if (r >= 0 && sqlite3_changes(s->db) == 0)
+                return -ENOENT;
+        return r;
+}
+
+int state_intent_end(state_store *s, int64_t id, bool ok, const char *message) {
+        int suspended = batch_suspend(s);
+        if (suspended < 0)
+                return suspended;
+        return batch_resume(s, suspended, close_intent(s, id, ok ? "ok" : "failed", message));
+}
+
+int state_intent_resolve(state_store *s, const char *kind, const char *name) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_RESOLVE_EVENTS];
+
+        int rc = bind_text(st, EV_KIND, kind) ?: bind_text(st, EV_NAME, name) ?:
+                 bind_int64(st, EV_FINISHED_USEC, vf_now_realtime_usec());
+        return state_exec_bound(s, st, rc);
+}
+
+int state_event_trim(state_store *s, int64_t older_than_usec, int64_t keep_rows) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_TRIM_EVENTS];
+
+        int rc = bind_int64(st, EV_ID, keep_rows) ?: bind_int64(st, EV_TIME_USEC, older_than_usec);
         return state_exec_bound(s, st, rc);
 }
 
@@ -506,17 +586,20 @@ static int event_from_row(sqlite3_stmt *st, state_event *ev) {
                 .id = sqlite3_column_int64(st, EV_ID),
                 .time_usec = sqlite3_column_int64(st, EV_TIME_USEC),
                 .generation = sqlite3_column_int64(st, EV_GENERATION),
+                .finished_usec = sqlite3_column_int64(st, EV_FINISHED_USEC),
         };
         return state_column_strdup(st, EV_KIND, &ev->kind) ?: state_column_strdup(st, EV_NAME, &ev->name) ?:
                state_column_strdup(st, EV_ACTION, &ev->action) ?: state_column_strdup(st, EV_OUTCOME, &ev->outcome) ?:
                state_column_strdup(st, EV_MESSAGE, &ev->message);
 }
 
-int state_event_list(state_store *s, const char *kind, const char *name, state_event **ret, size_t *n) {
+int state_event_list(state_store *s, const char *kind, const char *name, int64_t since_usec, state_event **ret,
+                     size_t *n) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_LIST_EVENTS];
         _cleanup_(event_list_done) event_list l = {};
 
-        int rc = bind_text(st, EV_KIND, kind) ?: bind_text(st, EV_NAME, name);
+        int rc = bind_int64(st, EV_TIME_USEC, since_usec) ?: bind_text(st, EV_KIND, kind) ?:
+                 bind_text(st, EV_NAME, name);
         if (rc != SQLITE_OK)
                 return state_store_error(s, rc);
 

@@ -38,15 +38,25 @@ typedef struct state_record {
         size_t n_conditions;
 } state_record;
 
+/*
+ * One write to libvirt or the host, as the write-ahead intent log has it: recorded "intended" before
+ * the write is made and closed with its outcome after.
+ */
 typedef struct state_event {
         int64_t id;
-        int64_t time_usec;
+        int64_t time_usec; /* when the write was intended */
         char *kind;
         char *name;
         int64_t generation;
         char *action; /* "define", "start", "shutdown", "destroy", "undefine", ... */
-        char *outcome; /* "ok" or "failed" */
-        char *message;
+        /*
+         * "intended": not known yet (a run in progress, or one killed before it knew); "ok" or "failed";
+         * "unknown": a killed run's intent, resolved later, with message "interrupted; found done" or
+         * "interrupted; not done".
+         */
+        char *outcome;
+        char *message; /* libvirt's or the kernel's words on failure */
+        int64_t finished_usec; /* when the outcome was known; 0 while intended */
 } state_event;
 
 typedef enum state_open_flags {
@@ -146,12 +156,28 @@ int state_record_set_condition(state_record *rec, const char *type, bool status,
 /* Removes a condition type if present. */
 void state_record_clear_condition(state_record *rec, const char *type);
 
-/* Appends to the event log, which is never rewritten. */
-int state_event_append(state_store *s, const char *kind, const char *name, int64_t generation,
-                       const char *action, const char *outcome, const char *message);
-/* Events, oldest first; kind/name NULL for all. */
-int state_event_list(state_store *s, const char *kind, const char *name, state_event **ret, size_t *n);
+/*
+ * The write-ahead intent log. state_intent_begin() makes the intent durable before it returns, and
+ * state_intent_end() the outcome: each is its own committed transaction, so a transaction the caller
+ * has open is committed first and a new one opened after. *ret_id names the intent to end.
+ */
+int state_intent_begin(state_store *s, const char *kind, const char *name, int64_t generation, const char *action,
+                       int64_t *ret_id);
+/* -ENOENT when the intent is not open (ended already, or resolved). */
+int state_intent_end(state_store *s, int64_t id, bool ok, const char *message);
+/*
+ * Closes the intents of one resource that a killed run left open, once a reconcile of it has
+ * converged: as "unknown", "interrupted; not done" when a later event made the same action again,
+ * "interrupted; found done" when none did.
+ */
+int state_intent_resolve(state_store *s, const char *kind, const char *name);
+/* Deletes closed events older than older_than_usec, and those beyond the keep_rows newest ids. */
+int state_event_trim(state_store *s, int64_t older_than_usec, int64_t keep_rows);
+/* Events intended at or after since_usec, oldest first; kind/name NULL for all. */
+int state_event_list(state_store *s, const char *kind, const char *name, int64_t since_usec, state_event **ret,
+                     size_t *n);
 void state_event_list_free(state_event *events, size_t n);
+
 
 /* What virtform knows about one host PCI device, keyed by its address. */
 typedef struct state_device {

@@ -19,7 +19,7 @@
 
 /* The on-disk identity of our files: a change here would orphan every existing store. */
 #define APPLICATION_ID 0x76667331
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 typedef struct fixture {
         char dir[64];
@@ -556,6 +556,14 @@ static void test_many_records_in_one_transaction(void **state) {
 
 /* ---- events ------------------------------------------------------------ */
 
+/* A write as a step records it: intended, then closed with its outcome. */
+static int append_event(state_store *s, const char *kind, const char *name, int64_t generation, const char *action,
+                        bool ok, const char *message) {
+        int64_t id;
+        int r = state_intent_begin(s, kind, name, generation, action, &id);
+        return r < 0 ? r : state_intent_end(s, id, ok, message);
+}
+
 static void test_events_order_and_filter(void **state) {
         _cleanup_free_ char *path = path_in(state, "state.db");
         state_store *s = open_store(path, 0);
@@ -563,58 +571,162 @@ static void test_events_order_and_filter(void **state) {
         size_t n = 0;
         int64_t before = vf_now_realtime_usec();
 
-        assert_int_equal(state_event_append(s, "domain", "vm1", 1, "define", "ok", NULL), 0);
-        assert_int_equal(state_event_append(s, "network", "vm1", 2, "define", "failed", "no bridge"), 0);
-        assert_int_equal(state_event_append(s, "domain", "vm1", 2, "start", "ok", "booted"), 0);
-        assert_int_equal(state_event_append(s, "domain", "vm2", 1, "undefine", "ok", NULL), 0);
+        assert_int_equal(append_event(s, "domain", "vm1", 1, "define", true, NULL), 0);
+        assert_int_equal(append_event(s, "network", "vm1", 2, "define", false, "no bridge"), 0);
+        assert_int_equal(append_event(s, "domain", "vm1", 2, "start", true, "booted"), 0);
+        assert_int_equal(append_event(s, "domain", "vm2", 1, "undefine", true, NULL), 0);
 
-        assert_int_equal(state_event_list(s, NULL, NULL, &events, &n), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
         assert_int_equal(n, 4);
         for (size_t i = 1; i < n; i++)
                 assert_true(events[i].id > events[i - 1].id);
         assert_true(events[0].time_usec >= before);
+        assert_true(events[0].finished_usec >= events[0].time_usec);
         assert_string_equal(events[1].kind, "network");
         assert_int_equal(events[1].generation, 2);
         assert_string_equal(events[1].action, "define");
         assert_string_equal(events[1].outcome, "failed");
         assert_string_equal(events[1].message, "no bridge");
+        assert_string_equal(events[0].outcome, "ok");
         assert_null(events[0].message);
+        int64_t third = events[2].time_usec;
         state_event_list_free(events, n);
 
-        assert_int_equal(state_event_list(s, "domain", "vm1", &events, &n), 0);
+        assert_int_equal(state_event_list(s, "domain", "vm1", 0, &events, &n), 0);
         assert_int_equal(n, 2);
         assert_string_equal(events[0].action, "define");
         assert_string_equal(events[1].action, "start");
         state_event_list_free(events, n);
 
-        assert_int_equal(state_event_list(s, "domain", NULL, &events, &n), 0);
+        assert_int_equal(state_event_list(s, "domain", NULL, 0, &events, &n), 0);
         assert_int_equal(n, 3);
         assert_string_equal(events[2].name, "vm2");
         state_event_list_free(events, n);
 
-        assert_int_equal(state_event_list(s, "hostdev", NULL, &events, &n), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, third, &events, &n), 0);
+        assert_true(n >= 2 && n <= 4);
+        assert_string_equal(events[n - 1].name, "vm2");
+        state_event_list_free(events, n);
+
+        assert_int_equal(state_event_list(s, "hostdev", NULL, 0, &events, &n), 0);
         assert_int_equal(n, 0);
         assert_null(events);
         state_close(s);
 }
 
-static void test_events_are_append_only(void **state) {
+/* An intent is closed once; a closed event is never rewritten, not even by another SQLite client. */
+static void test_events_closed_once(void **state) {
         _cleanup_free_ char *path = path_in(state, "state.db");
         state_store *s = open_store(path, 0);
+        int64_t id;
 
-        assert_int_equal(state_event_append(s, "domain", "vm1", 1, "define", "ok", "first"), 0);
-        assert_int_equal(state_event_append(s, "domain", "vm1", 2, "define", "ok", "second"), 0);
+        assert_int_equal(append_event(s, "domain", "vm1", 1, "define", true, "first"), 0);
+        assert_int_equal(state_intent_begin(s, "domain", "vm1", 2, "define", &id), 0);
+        assert_int_equal(state_intent_end(s, id, true, "second"), 0);
+        assert_int_equal(state_intent_end(s, id, false, "again"), -ENOENT);
 
         sqlite3 *db = raw_open(path);
         assert_int_not_equal(sqlite3_exec(db, "UPDATE events SET message = 'rewritten'", NULL, NULL, NULL), SQLITE_OK);
-        assert_int_not_equal(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL), SQLITE_OK);
-        assert_int_not_equal(sqlite3_exec(db, "DELETE FROM events WHERE id = 1", NULL, NULL, NULL), SQLITE_OK);
-        assert_int_equal(raw_int(db, "SELECT count(*) FROM events"), 2);
         assert_int_equal(raw_int(db, "SELECT count(*) FROM events WHERE message = 'rewritten'"), 0);
         assert_int_equal(sqlite3_close(db), SQLITE_OK);
 
-        /* Still appendable after the refusals. */
-        assert_int_equal(state_event_append(s, "domain", "vm1", 3, "start", "ok", NULL), 0);
+        assert_int_equal(append_event(s, "domain", "vm1", 3, "start", true, NULL), 0);
+        state_close(s);
+}
+
+/* What a crash in the middle of a batch leaves: the intent, and the batch's writes before it. */
+static void test_intent_outlives_the_batch(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        state_record *got = NULL;
+        state_event *events = NULL;
+        size_t n = 0;
+        int64_t id;
+
+        assert_int_equal(state_begin(s), 0);
+        put_simple(s, "domain", "before", NULL);
+        assert_int_equal(state_intent_begin(s, "domain", "vm1", 1, "start", &id), 0);
+        put_simple(s, "domain", "after", NULL);
+        /* The batch is still open around the intent: this is what a kill would throw away. */
+        assert_int_equal(state_rollback(s), 0);
+
+        assert_int_equal(state_get(s, "domain", "before", &got), 0);
+        state_record_free(got);
+        assert_int_equal(state_get(s, "domain", "after", &got), -ENOENT);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(events[0].outcome, "intended");
+        assert_int_equal(events[0].finished_usec, 0);
+        state_event_list_free(events, n);
+
+        /* Its outcome too, from inside the next batch. */
+        assert_int_equal(state_begin(s), 0);
+        assert_int_equal(state_intent_end(s, id, true, NULL), 0);
+        assert_int_equal(state_rollback(s), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_string_equal(events[0].outcome, "ok");
+        state_event_list_free(events, n);
+        state_close(s);
+}
+
+static void assert_event(const state_event *ev, const char *action, const char *outcome, const char *message) {
+        assert_string_equal(ev->action, action);
+        assert_string_equal(ev->outcome, outcome);
+        if (message)
+                assert_string_equal(ev->message, message);
+}
+
+/* A killed run's intents: redone later means not done, left alone means the reconcile found it done. */
+static void test_intents_resolved(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        state_event *events = NULL;
+        size_t n = 0;
+        int64_t id;
+
+        assert_int_equal(state_intent_begin(s, "domain", "vm1", 1, "define", &id), 0);
+        assert_int_equal(state_intent_begin(s, "domain", "vm1", 1, "start", &id), 0);
+        assert_int_equal(state_intent_begin(s, "domain", "vm2", 1, "start", &id), 0);
+        state_close(s);
+
+        s = open_store(path, 0);
+        assert_int_equal(append_event(s, "domain", "vm1", 1, "start", true, NULL), 0);
+        assert_int_equal(state_intent_resolve(s, "domain", "vm1"), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_int_equal(n, 4);
+        assert_event(&events[0], "define", "unknown", "interrupted; found done");
+        assert_event(&events[1], "start", "unknown", "interrupted; not done");
+        assert_true(events[1].finished_usec > 0);
+        assert_event(&events[2], "start", "intended", NULL); /* vm2: not resolved yet */
+        assert_event(&events[3], "start", "ok", NULL);
+        state_event_list_free(events, n);
+        state_close(s);
+}
+
+static void test_trim_keeps_open_intents(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        state_event *events = NULL;
+        size_t n = 0;
+        int64_t id;
+
+        assert_int_equal(state_intent_begin(s, "domain", "open", 1, "start", &id), 0);
+        for (int i = 0; i < 10; i++)
+                assert_int_equal(append_event(s, "domain", "vm", i, "define", true, NULL), 0);
+        /* By count: the 4 newest ids stay, and the open intent whatever its place. */
+        assert_int_equal(state_event_trim(s, 0, 4), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_int_equal(n, 5);
+        assert_string_equal(events[0].name, "open");
+        assert_int_equal(events[1].generation, 6);
+        state_event_list_free(events, n);
+
+        /* By age: everything closed is older than the future. */
+        assert_int_equal(state_event_trim(s, vf_now_realtime_usec() + 1000000, 1000), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(events[0].outcome, "intended");
+        state_event_list_free(events, n);
         state_close(s);
 }
 
@@ -632,10 +744,10 @@ static void test_readonly_missing_file(void **state) {
         assert_uuid_v4(state_instance_id(s));
         assert_int_equal(state_list(s, &recs, &n), 0);
         assert_int_equal(n, 0);
-        assert_int_equal(state_event_list(s, NULL, NULL, &events, &n), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
         assert_int_equal(n, 0);
         assert_int_equal(state_put(s, rec), -EROFS);
-        assert_int_equal(state_event_append(s, "domain", "vm1", 1, "define", "ok", NULL), -EROFS);
+        assert_int_equal(append_event(s, "domain", "vm1", 1, "define", true, NULL), -EROFS);
         state_close(s);
 
         assert_int_equal(stat(path, &st), -1);
@@ -651,7 +763,7 @@ static void test_readonly_never_writes(void **state) {
 
         state_store *s = open_store(path, 0);
         assert_int_equal(state_put(s, rec), 0);
-        assert_int_equal(state_event_append(s, "domain", "vm1", 1, "define", "ok", NULL), 0);
+        assert_int_equal(append_event(s, "domain", "vm1", 1, "define", true, NULL), 0);
         _cleanup_free_ char *id = strdup(state_instance_id(s));
         state_close(s);
 
@@ -662,7 +774,7 @@ static void test_readonly_never_writes(void **state) {
         assert_records_equal(got, rec);
         assert_int_equal(state_put(s, rec), -EROFS);
         assert_int_equal(state_delete(s, "domain", "vm1"), -EROFS);
-        assert_int_equal(state_event_append(s, "domain", "vm1", 2, "start", "ok", NULL), -EROFS);
+        assert_int_equal(append_event(s, "domain", "vm1", 2, "start", true, NULL), -EROFS);
         assert_int_equal(state_list(s, &recs, &n), 0);
         assert_int_equal(n, 1);
         state_record_list_free(recs, n);
@@ -1162,11 +1274,14 @@ static void test_migrates_golden_version_1(void **state) {
         assert_int_equal(broken->attempts, 1);
         state_record_free(broken);
         state_event *events = NULL;
-        assert_int_equal(state_event_list(s, NULL, NULL, &events, &n), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
         assert_int_equal(n, 26);
         assert_string_equal(events[25].action, "start");
+        /* Written after their writes, the old events come closed: finished when they were written. */
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(events[i].finished_usec, events[i].time_usec);
         state_event_list_free(events, n);
-        /* The new table works, and the event log is still append-only. */
+        /* The new table works, and a closed event is never rewritten. */
         _cleanup_(state_device_freep) state_device *dev = state_device_new("0000:00:01.0");
         assert_int_equal(state_device_put(s, dev), 0);
         state_close(s);
@@ -1175,7 +1290,7 @@ static void test_migrates_golden_version_1(void **state) {
         _cleanup_free_ char *after = dump_v1_tables(path);
         assert_string_equal(after, before);
         db = raw_open(path);
-        assert_int_equal(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+        assert_int_equal(sqlite3_exec(db, "UPDATE events SET outcome = 'failed'", NULL, NULL, NULL), SQLITE_CONSTRAINT);
         assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
@@ -1283,7 +1398,10 @@ int main(void) {
                 T(test_failed_put_leaves_previous_state),
                 T(test_many_records_in_one_transaction),
                 T(test_events_order_and_filter),
-                T(test_events_are_append_only),
+                T(test_events_closed_once),
+                T(test_intent_outlives_the_batch),
+                T(test_intents_resolved),
+                T(test_trim_keeps_open_intents),
                 T(test_readonly_missing_file),
                 T(test_readonly_never_writes),
                 T(test_readonly_reads_while_writer_is_open),

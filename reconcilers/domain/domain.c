@@ -172,9 +172,10 @@ static int shutdown_gracefully(rc_context *ctx, const rc_request *req, void *obj
         int64_t now = vf_now_realtime_usec();
 
         if (!requested || !requested->status) {
-                if (!rc_step_begin(ctx, res, RC_CALL_SHUTDOWN, "shutdown"))
-                        return 0;
-                int r = rc_step_end(ctx, req, res, "shutdown", virDomainShutdown(obj) == 0, "ShutdownFailed");
+                int r = rc_step_begin(ctx, req, res, RC_CALL_SHUTDOWN, "shutdown");
+                if (r <= 0)
+                        return r;
+                r = rc_step_end(ctx, req, res, "shutdown", virDomainShutdown(obj) == 0, "ShutdownFailed");
                 if (r < 0)
                         return r;
                 /* Some guests (and the test driver) are down by the time the request returns. */
@@ -184,8 +185,9 @@ static int shutdown_gracefully(rc_context *ctx, const rc_request *req, void *obj
         if (now < requested->last_transition_usec + (int64_t) ctx->shutdown_timeout_sec * 1000000)
                 return wait_for_shutdown(ctx, req, requested->last_transition_usec, res);
         /* The guest ignored the request for the whole timeout: stop it hard, as virsh destroy would. */
-        if (!rc_step_begin(ctx, res, RC_CALL_DESTROY, "destroy"))
-                return 0;
+        int r = rc_step_begin(ctx, req, res, RC_CALL_DESTROY, "destroy");
+        if (r <= 0)
+                return r;
         return rc_step_end(ctx, req, res, "destroy", virDomainDestroy(obj) == 0, "DestroyFailed");
 }
 
@@ -211,3 +213,27 @@ static const rc_kind_hooks domain_hooks = {
 };
 
 RC_DEFINE_OBJECT_OPS(rc_domain_ops, VF_KIND_DOMAIN, domain_hooks);
+
+/*
+ * A driver starting up in this process reconnects to the guests an earlier
+ * process left running, each in a thread of its own that holds the domain's
+ * job until it is done. Until then libvirt reports the guest as it was saved
+ * (running), and may find it dead and mark it shut off a moment later; a
+ * process that exits meanwhile crashes in that thread. libvirt has no call
+ * to wait for it, but a query that takes a job of its own waits behind it.
+ */
+int rc_domain_wait_reconnected(virConnectPtr conn) {
+        virDomainPtr *doms = NULL;
+        int n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+
+        if (n < 0)
+                return -EIO;
+        for (int i = 0; i < n; i++) {
+                virDomainMemoryStatStruct stat;
+                /* What it says does not matter, nor whether the guest turned out dead. */
+                (void) virDomainMemoryStats(doms[i], &stat, 1, 0);
+                virDomainFree(doms[i]);
+        }
+        free(doms);
+        return 0;
+}

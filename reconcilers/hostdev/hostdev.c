@@ -264,7 +264,7 @@ static int save_originals(hostdev_run *run, const hd_vf_config *cur) {
 
         if (dev->saved)
                 return 0;
-        if (!rc_host_step_begin(run->ctx, run->res, "save VF config"))
+        if (!rc_state_step(run->ctx, run->res, "save VF config"))
                 return 0;
         snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", cur->mac[0], cur->mac[1], cur->mac[2], cur->mac[3],
                  cur->mac[4], cur->mac[5]);
@@ -296,13 +296,17 @@ static int set_vf_config(hostdev_run *run, hd_netlink *nl) {
         if (r < 0)
                 return r;
         rc_fault_point(run->ctx, "hostdev-after-save");
-        if (!rc_host_step_begin(run->ctx, run->res, "set VF mac/vlan"))
-                return 0;
+        r = rc_host_step_begin(run->ctx, run->req, run->res, "set VF mac/vlan");
+        if (r <= 0)
+                return r;
         r = hd_vf_set(nl, run->resolution.pf_netdev, run->resolution.vf_index,
                       spec->mac ? want.ether_addr_octet : NULL, spec->vlan);
-        rc_record_event(run->ctx, run->req, "set VF mac/vlan", r >= 0, r < 0 ? strerror(-r) : NULL);
+        int recorded = rc_host_step_end(run->ctx, run->req, run->res, "set VF mac/vlan", r >= 0,
+                                        r < 0 ? strerror(-r) : NULL);
         if (r < 0)
                 return vf_config_failed(run, "cannot set the MAC/VLAN of", "RTM_SETLINK (IFLA_VF_MAC/IFLA_VF_VLAN)", r);
+        if (recorded < 0)
+                return recorded;
         rc_fault_point(run->ctx, "hostdev-after-set");
         return 0;
 }
@@ -328,10 +332,14 @@ static int restore_vf_config(hostdev_run *run) {
         if (r >= 0)
                 r = hd_vf_get(nl, dev->saved_pf_netdev, (int) dev->saved_vf_index, &cur);
         if (r >= 0 && !holds_saved(dev, saved_mac, &cur)) {
-                if (!rc_host_step_begin(run->ctx, run->res, "restore VF config"))
-                        return 0;
+                r = rc_host_step_begin(run->ctx, run->req, run->res, "restore VF config");
+                if (r <= 0)
+                        return r;
                 r = hd_vf_set(nl, dev->saved_pf_netdev, (int) dev->saved_vf_index, saved_mac, (int) dev->saved_vlan);
-                rc_record_event(run->ctx, run->req, "restore VF config", r >= 0, r < 0 ? strerror(-r) : NULL);
+                int recorded = rc_host_step_end(run->ctx, run->req, run->res, "restore VF config", r >= 0,
+                                                r < 0 ? strerror(-r) : NULL);
+                if (r >= 0 && recorded < 0)
+                        return recorded;
         }
         if (r < 0) {
                 /* The saved values stay: the next run tries again, nothing is lost. */
@@ -414,7 +422,8 @@ static int move_device(hostdev_run *run, move *m) {
 static int move_failed(hostdev_run *run, const char *step, const move *m, int r, const char *hint) {
         const char *root = run->ctx->sysfs_root;
 
-        rc_record_event(run->ctx, run->req, step, false, r < 0 ? strerror(-r) : "wrong driver after probe");
+        (void) rc_host_step_end(run->ctx, run->req, run->res, step, false,
+                                r < 0 ? strerror(-r) : "wrong driver after probe");
         if (r < 0) {
                 _cleanup_free_ char *file = strcmp(m->failed, "drivers_probe") == 0
                                                     ? vf_printf("%s/bus/pci/drivers_probe", root)
@@ -440,8 +449,9 @@ static int give_back(hostdev_run *run) {
         int r = journal_bind_phase(run, "releasing");
         if (r < 0)
                 return r;
-        if (!rc_host_step_begin(run->ctx, run->res, step))
-                return 0;
+        r = rc_host_step_begin(run->ctx, run->req, run->res, step);
+        if (r <= 0)
+                return r;
         m.driver = dev->original_driver && dev->original_driver[0] ? dev->original_driver : NULL;
         r = move_device(run, &m);
         _cleanup_free_ char *now = m.now;
@@ -449,8 +459,8 @@ static int give_back(hostdev_run *run) {
                 return move_failed(run, step, &m, r,
                                    "; the binding journal is kept and the next run tries again; is its driver "
                                    "module loaded?");
-        rc_record_event(run->ctx, run->req, step, true, now);
-        return journal_bind_phase(run, NULL);
+        r = rc_host_step_end(run->ctx, run->req, run->res, step, true, now);
+        return r < 0 ? r : journal_bind_phase(run, NULL);
 }
 
 /*
@@ -472,12 +482,14 @@ static int restore_own_mac(hostdev_run *run, bool *pending) {
         }
         _cleanup_free_ char *current = read_own_mac(run, now.vf_netdev);
         if (!vf_streq_ptr(current, dev->saved_own_mac) && ether_aton_r(dev->saved_own_mac, &mac)) {
-                if (!rc_host_step_begin(run->ctx, run->res, "restore VF own MAC"))
-                        return 0;
-                int r = netlink(run->ctx, &nl);
+                int r = rc_host_step_begin(run->ctx, run->req, run->res, "restore VF own MAC");
+                if (r <= 0)
+                        return r;
+                r = netlink(run->ctx, &nl);
                 if (r >= 0)
                         r = hd_link_set_address(nl, now.vf_netdev, mac.ether_addr_octet);
-                rc_record_event(run->ctx, run->req, "restore VF own MAC", r >= 0, r < 0 ? strerror(-r) : NULL);
+                int recorded = rc_host_step_end(run->ctx, run->req, run->res, "restore VF own MAC", r >= 0,
+                                                r < 0 ? strerror(-r) : NULL);
                 if (r < 0) {
                         rc_result_set(run->res, RC_FAILED, false, "RestoreFailed",
                                       "cannot restore the own MAC %s of VF %s: RTM_SETLINK (IFLA_ADDRESS) on %s: %s; "
@@ -485,6 +497,8 @@ static int restore_own_mac(hostdev_run *run, bool *pending) {
                                       dev->saved_own_mac, run->bdf, now.vf_netdev, strerror(-r));
                         return r;
                 }
+                if (recorded < 0)
+                        return recorded;
                 rc_fault_point(run->ctx, "hostdev-after-own-mac");
         }
         free(TAKE_PTR(dev->saved_own_mac));
@@ -524,13 +538,14 @@ static int bind_to_vfio(hostdev_run *run) {
                         return r;
                 rc_fault_point(run->ctx, "hostdev-after-journal");
         }
-        if (!rc_host_step_begin(run->ctx, run->res, step))
-                return 0;
+        r = rc_host_step_begin(run->ctx, run->req, run->res, step);
+        if (r <= 0)
+                return r;
         r = move_device(run, &m);
         _cleanup_free_ char *now = m.now;
         if (r >= 0 && vf_streq_ptr(now, VFIO_DRIVER)) {
-                rc_record_event(run->ctx, run->req, step, true, NULL);
-                return journal_bind_phase(run, "bound");
+                r = rc_host_step_end(run->ctx, run->req, run->res, step, true, NULL);
+                return r < 0 ? r : journal_bind_phase(run, "bound");
         }
         r = move_failed(run, step, &m, r,
                         "; check that the vfio-pci module is loaded ('modprobe vfio-pci') and the IOMMU is on; the "

@@ -91,8 +91,9 @@ static int active_users(rc_context *ctx, const char *network, char **joined, cha
 }
 
 static int network_destroy(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
-        if (!rc_step_begin(ctx, res, RC_CALL_DESTROY, "destroy"))
-                return 0;
+        int r = rc_step_begin(ctx, req, res, RC_CALL_DESTROY, "destroy");
+        if (r <= 0)
+                return r;
         return rc_step_end(ctx, req, res, "destroy", virNetworkDestroy(obj) == 0, "DestroyFailed");
 }
 
