@@ -200,12 +200,16 @@ static char *virsh(const char *root, const char *commands) {
         }
 }
 
-/* The lines of virsh's output up to an "@@" marker, from *p on; moves *p past them. */
+/* The lines of virsh's output up to an "@@" marker (virsh's echo ends no line), from *p on; moves *p past it. */
 static char **section(char **p) {
-        char **lines = NULL;
+        char *end = *p ? strstr(*p, "@@") : NULL;
+        char *chunk = *p, **lines = NULL;
 
-        for (char *line = strsep(p, "\n"); line && strcmp(line, "@@") != 0; line = strsep(p, "\n"))
-                if (line[0])
+        if (end)
+                *end = 0;
+        *p = end ? end + 2 : NULL;
+        for (char *line = chunk ? strsep(&chunk, "\n") : NULL; line; line = strsep(&chunk, "\n"))
+                if (line[strspn(line, " ")])
                         assert_int_equal(vf_strv_push(&lines, line + strspn(line, " ")), 0);
         return lines;
 }
