@@ -82,24 +82,18 @@ static int usage_error(const char *cmd, const char *fmt, ...) {
         return EXIT_ERROR;
 }
 
-static int parse_uint(const char *s, unsigned *ret) {
+static int parse_uint_max(const char *s, unsigned long max, unsigned *ret) {
         char *end;
         errno = 0;
         unsigned long v = strtoul(s, &end, 10);
-        if (errno || end == s || *end || v > 86400 || *s == '-')
+        if (errno || end == s || *end || v > max || *s == '-')
                 return -EINVAL;
         *ret = (unsigned) v;
         return 0;
 }
 
-static int parse_rows(const char *s, unsigned *ret) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(s, &end, 10);
-        if (errno || end == s || *end || v == 0 || v > 1000000000 || *s == '-')
-                return -EINVAL;
-        *ret = (unsigned) v;
-        return 0;
+static int parse_uint(const char *s, unsigned *ret) {
+        return parse_uint_max(s, 86400, ret);
 }
 
 static int parse_log_level(const char *s, vf_log_level *ret) {
@@ -184,7 +178,8 @@ static int parse_options(const command *cmd, vf_options *opts, const char **outp
                                 return usage_error(cmd->name, "invalid --log-retention-days '%s': give days, 1..86400", optarg);
                         break;
                 case OPT_LOG_RETENTION_ROWS:
-                        if (parse_rows(optarg, &opts->log_retention_rows) < 0)
+                        if (parse_uint_max(optarg, 1000000000, &opts->log_retention_rows) < 0 ||
+                            opts->log_retention_rows == 0)
                                 return usage_error(cmd->name, "invalid --log-retention-rows '%s': give a count, 1..1000000000", optarg);
                         break;
                 case 'o':

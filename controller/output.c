@@ -206,6 +206,16 @@ static void json_field(vf_buf *b, const char *key, const char *value) {
         vf_buf_put_json_string(b, value);
 }
 
+/* Closes the JSON array in b and prints it whole: never half a document. */
+static int print_json_array_end(FILE *f, vf_buf *b) {
+        vf_buf_puts(b, "]\n");
+        _cleanup_free_ char *text = vf_buf_steal(b);
+        if (!text)
+                return -ENOMEM;
+        fputs(text, f);
+        return 0;
+}
+
 static void json_record(vf_buf *b, const state_record *rec) {
         char next[32];
 
@@ -238,12 +248,7 @@ int output_status_json(FILE *f, state_record *const *recs, size_t n) {
                 vf_buf_puts(&b, i ? ",\n " : "");
                 json_record(&b, recs[i]);
         }
-        vf_buf_puts(&b, "]\n");
-        _cleanup_free_ char *text = vf_buf_steal(&b);
-        if (!text)
-                return -ENOMEM;
-        fputs(text, f);
-        return 0;
+        return print_json_array_end(f, &b);
 }
 
 /* ---- log ----------------------------------------------------------------- */
@@ -282,10 +287,5 @@ int output_log_json(FILE *f, const state_event *events, size_t n) {
                 json_field(&b, "message", ev->message);
                 vf_buf_puts(&b, "}");
         }
-        vf_buf_puts(&b, "]\n");
-        _cleanup_free_ char *text = vf_buf_steal(&b);
-        if (!text)
-                return -ENOMEM;
-        fputs(text, f);
-        return 0;
+        return print_json_array_end(f, &b);
 }
