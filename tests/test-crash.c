@@ -15,12 +15,15 @@
  * After each crash and rerun, compared with a clean run's:
  * - libvirt's end state, read by virsh through its own embedded driver:
  *   domains, memory, active state, autostart; UUIDs kept across the apply;
+ * - the writes libvirt made (defines, undefines, autostart links), seen in
+ *   its files by an inotify watch the test holds across the runs;
  * - the records in the state file;
  * - the event log: the actions it shows done (ok, or interrupted and found
  *   done) are the clean run's, each once, and no intent is left open.
  */
 #include <dirent.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -36,6 +39,7 @@ typedef struct outcome {
         char *uuids; /* one line per domain: name and UUID */
         char *records;
         char *journal; /* the actions done, sorted */
+        char *writes; /* the writes libvirt made, as its files show them, sorted */
 } outcome;
 
 typedef struct fixture {
@@ -50,6 +54,7 @@ static void outcome_done(outcome *o) {
         free(o->uuids);
         free(o->records);
         free(o->journal);
+        free(o->writes);
         *o = (outcome) {};
 }
 
@@ -180,7 +185,8 @@ static int compare_strings_after_id(const void *a, const void *b) {
 /*
  * libvirt's embedded driver may crash as its process exits while its thread
  * reconnecting to a running guest is still inside libvirt (SIGSEGV in
- * exit()); virsh shows it too. Such a run's output is lost: run it again.
+ * exit()), which a query that takes the guest's job first makes rare. Such a
+ * run's output is lost: run it again.
  */
 static char *virsh(const char *root, const char *commands) {
         _cleanup_free_ char *uri = vf_printf("qemu:///embed?root=%s/hv", root);
@@ -193,7 +199,7 @@ static char *virsh(const char *root, const char *commands) {
                         th_run_done(&r);
                         return out;
                 }
-                if (!r.killed || attempt == 3)
+                if (!r.killed || attempt == 5)
                         fail_msg("virsh '%s' exited %d: %s", commands, r.status, r.err);
                 print_message("virsh '%s' died of signal %d; running it again\n", commands, r.status - 128);
                 th_run_done(&r);
@@ -220,11 +226,13 @@ static char **section(char **p) {
  * memory (the second apply changes it).
  */
 static void observe_libvirt(const char *root, outcome *o) {
-        _cleanup_free_ char *out = virsh(root, "list --all; echo @@; list --all --autostart --name; echo @@; "
-                                               "list --all --uuid --name; echo @@; "
-                                               "dumpxml --inactive --xpath /domain/memory vm1");
+        /* domstats first waits for virsh's driver to reconnect to running guests (see virsh()). */
+        _cleanup_free_ char *out = virsh(root, "domstats --list-active --balloon; echo @@; list --all; echo @@; "
+                                               "list --all --autostart --name; echo @@; list --all --uuid --name; "
+                                               "echo @@; dumpxml --inactive --xpath /domain/memory vm1");
         char *p = out;
-        _cleanup_strv_free_ char **domains = section(&p), **autostart = section(&p), **uuids = section(&p);
+        _cleanup_strv_free_ char **reconnected = section(&p), **domains = section(&p), **autostart = section(&p),
+                                 **uuids = section(&p);
         vf_buf state = {}, ids = {};
 
         qsort(domains, vf_strv_length(domains), sizeof(char *), compare_strings_after_id);
@@ -244,6 +252,67 @@ static void observe_libvirt(const char *root, outcome *o) {
         o->uuids = vf_buf_steal(&ids);
         assert_non_null(o->libvirt);
         assert_non_null(o->uuids);
+}
+
+/*
+ * libvirt's own trace of its writes, seen by an inotify watch the test holds
+ * across every run of a trial: a define renames the domain's new config file
+ * into place, an undefine deletes it, autostart is a link in autostart/.
+ */
+typedef struct writes_watch {
+        int fd;
+        int autostart_wd;
+} writes_watch;
+
+static writes_watch watch_writes(const char *root) {
+        _cleanup_free_ char *config = vf_printf("%s/hv/etc/qemu", root);
+        _cleanup_free_ char *autostart = vf_printf("%s/autostart", config);
+        _cleanup_free_ char *cmd = vf_printf("mkdir -p '%s'", autostart);
+        writes_watch w = { .fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC) };
+
+        assert_int_equal(system(cmd), 0);
+        assert_true(w.fd >= 0);
+        /*
+         * IN_MOVED_FROM (of the temporary file) too, between two renames into place: the kernel
+         * merges an event with an identical one still unread, so two defines in a row would count once.
+         */
+        assert_true(inotify_add_watch(w.fd, config, IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE) >= 0);
+        w.autostart_wd = inotify_add_watch(w.fd, autostart, IN_CREATE | IN_DELETE);
+        assert_true(w.autostart_wd >= 0);
+        return w;
+}
+
+static const char *write_seen(const writes_watch *w, const struct inotify_event *ev) {
+        if (ev->wd == w->autostart_wd)
+                return ev->mask & IN_CREATE ? "autostart on" : "autostart off";
+        return ev->mask & IN_MOVED_TO ? "define" : "undefine";
+}
+
+/* What the watch saw, one write per line, sorted; closes it. */
+static char *read_writes(writes_watch *w) {
+        _cleanup_strv_free_ char **seen = NULL;
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        ssize_t len;
+        vf_buf b = {};
+
+        while ((len = read(w->fd, buf, sizeof buf)) > 0)
+                for (char *p = buf; p < buf + len;) {
+                        const struct inotify_event *ev = (const struct inotify_event *) p;
+                        size_t name_len = ev->len ? strlen(ev->name) : 0;
+                        assert_false(ev->mask & IN_Q_OVERFLOW);
+                        /* Domain files only: not the temporary file a define writes first. */
+                        if (name_len > 4 && strcmp(ev->name + name_len - 4, ".xml") == 0)
+                                assert_int_equal(vf_strv_consume(&seen, vf_printf("%s %.*s", write_seen(w, ev),
+                                                                                  (int) name_len - 4, ev->name)),
+                                                 0);
+                        p += sizeof(struct inotify_event) + ev->len;
+                }
+        assert_true(len < 0 && errno == EAGAIN);
+        assert_int_equal(close(w->fd), 0);
+        qsort(seen, vf_strv_length(seen), sizeof(char *), compare_strings);
+        for (size_t i = 0; seen && seen[i]; i++)
+                vf_buf_printf(&b, "%s\n", seen[i]);
+        return vf_buf_steal(&b) ?: strdup("");
 }
 
 static state_store *open_state(const char *root) {
@@ -322,6 +391,7 @@ static void assert_same(const char *what, const char *how, const char *got, cons
 }
 
 static void assert_outcome(const outcome *got, const outcome *want, const char *how) {
+        assert_same("what libvirt wrote", how, got->writes, want->writes);
         assert_same("libvirt's state", how, got->libvirt, want->libvirt);
         assert_same("the state file's records", how, got->records, want->records);
         assert_same("the event log", how, got->journal, want->journal);
@@ -372,10 +442,12 @@ static char *uuid_of(const char *uuids, const char *name) {
         return strndup(line, (size_t) (at - line));
 }
 
-static void check_trial(const fixture *f, const char *root, int phase, const char *before_uuids, const char *how) {
+static void check_trial(const fixture *f, const char *root, int phase, const char *before_uuids, writes_watch *w,
+                        const char *how) {
         _cleanup_(outcome_done) outcome after = {};
 
         rerun_until_done(root, f->conf[phase], how);
+        after.writes = read_writes(w);
         observe(root, &after);
         assert_outcome(&after, &f->clean[phase], how);
         /* What the second apply keeps, it keeps as the same object: never undefined and made again. */
@@ -407,15 +479,17 @@ static void crash_at_every_point(fixture *f, int phase, const char *kind, unsign
                 _cleanup_free_ char *how = vf_printf("apply %d killed at %s", phase + 1, fault);
                 prepare(f, root, phase);
                 _cleanup_free_ char *before = uuids_before(root, phase);
+                writes_watch w = watch_writes(root);
 
                 th_run crashed = apply(root, f->conf[phase], fault);
                 bool died = crashed.killed;
                 th_run_done(&crashed);
                 if (!died) {
+                        free(read_writes(&w));
                         kill_guests(root);
                         break;
                 }
-                check_trial(f, root, phase, before, how);
+                check_trial(f, root, phase, before, &w, how);
                 th_rmtree(root);
                 assert_true(n < 400);
         }
@@ -441,9 +515,11 @@ static void clean_runs(fixture *f) {
 
         new_root(f, root);
         for (int phase = 0; phase < 2; phase++) {
+                writes_watch w = watch_writes(root);
                 int64_t start = vf_now_monotonic_usec();
                 apply_ok(root, f->conf[phase], "a clean apply");
                 f->clean_usec[phase] = vf_now_monotonic_usec() - start;
+                f->clean[phase].writes = read_writes(&w);
                 observe(root, &f->clean[phase]);
         }
         kill_guests(root);
@@ -488,10 +564,11 @@ static void test_kill_at_random(void **state) {
                                                      phase + 1, delay / 1000, seed, trial);
                 prepare(f, root, phase);
                 _cleanup_free_ char *before = uuids_before(root, phase);
+                writes_watch w = watch_writes(root);
 
                 th_run crashed = apply_killed_after(root, f->conf[phase], delay);
                 th_run_done(&crashed);
-                check_trial(f, root, phase, before, how);
+                check_trial(f, root, phase, before, &w, how);
                 th_rmtree(root);
         }
 }
