@@ -35,6 +35,7 @@ enum {
         OPT_SINCE,
         OPT_LOG_RETENTION_DAYS,
         OPT_LOG_RETENTION_ROWS,
+        OPT_INSTANCE,
 };
 
 typedef struct command {
@@ -62,6 +63,7 @@ static const struct option converge_options[] = {
         { "wait-lock", required_argument, NULL, OPT_WAIT_LOCK },
         { "log-retention-days", required_argument, NULL, OPT_LOG_RETENTION_DAYS },
         { "log-retention-rows", required_argument, NULL, OPT_LOG_RETENTION_ROWS },
+        { "instance", required_argument, NULL, OPT_INSTANCE },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -181,6 +183,9 @@ static int parse_options(const command *cmd, vf_options *opts, const char **outp
                         if (parse_uint_max(optarg, 1000000000, &opts->log_retention_rows) < 0 ||
                             opts->log_retention_rows == 0)
                                 return usage_error(cmd->name, "invalid --log-retention-rows '%s': give a count, 1..1000000000", optarg);
+                        break;
+                case OPT_INSTANCE:
+                        opts->instance = optarg;
                         break;
                 case 'o':
                         if (!output || (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0))
@@ -443,8 +448,7 @@ static int cmd_hostdev(vf_options *opts, int argc, char **argv) {
 }
 
 /* The check a writer makes after a crash, on demand: it also accepts what is left after a lost -wal. */
-static int cmd_state(vf_options *opts, int argc, char **argv) {
-        const command *cmd = find_command("state");
+static int state_check(const command *cmd, vf_options *opts, int argc, char **argv) {
         _cleanup_(state_closep) state_store *store = NULL;
         _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
         const char *path;
@@ -560,6 +564,29 @@ static int cmd_log(vf_options *opts, int argc, char **argv) {
         return EXIT_CONVERGED;
 }
 
+static int state_recover(const command *cmd, vf_options *opts, int argc, char **argv) {
+        _cleanup_free_ char *errmsg = NULL;
+        vf_controller c = {};
+        int r;
+
+        if (!parse_subcommand(cmd, "recover", opts, NULL, argc, &argv, 0, &r))
+                return r;
+        opts->recover = true;
+        r = vf_controller_open(&c, opts, &errmsg);
+        if (r >= 0)
+                r = vf_controller_recover(&c, opts->instance, stdout, &errmsg);
+        vf_controller_close(&c);
+        return r < 0 ? fail_run(errmsg, r) : EXIT_CONVERGED;
+}
+
+static int cmd_state(vf_options *opts, int argc, char **argv) {
+        const command *cmd = find_command("state");
+
+        if (argc > 1 && strcmp(argv[1], "recover") == 0)
+                return state_recover(cmd, opts, argc, argv);
+        return state_check(cmd, opts, argc, argv);
+}
+
 static const char converge_help[] =
         "Options:\n"
         "  -c, --connect URI          libvirt URI (default: $LIBVIRT_DEFAULT_URI, else libvirt's default)\n"
@@ -628,13 +655,19 @@ static const command commands[] = {
           "      --state PATH           state file with recorded resolutions\n"
           "  -o, --output FORMAT        table (default) or json\n",
           false, cmd_hostdev },
-        { "state", "check [--state PATH]",
-          "Check the whole state file with SQLite's integrity_check, as apply and run do by themselves with\n"
-          "quick_check after a crash. It takes the lock as they do. When the file's write-ahead log was lost\n"
-          "after a crash, and apply and run refuse it, a check that passes accepts what is left.\n"
-          "Exit status: 0 the file is sound, 1 otherwise.\n\n"
+        { "state", "check|recover [-c URI] [--state PATH] [--instance ID]",
+          "check: check the whole state file with SQLite's integrity_check, as apply and run do by themselves\n"
+          "with quick_check after a crash. When the file's write-ahead log was lost after a crash, and apply\n"
+          "and run refuse it, a check that passes accepts what is left.\n"
+          "recover: rebuild a lost (missing or emptied) state file from the ownership markers of libvirt's\n"
+          "domains and networks, and the vfio-pci bindings of the devices they pass through. It refuses a\n"
+          "state file that holds records. Both take the lock as apply does.\n"
+          "Exit status: 0 the file is sound (recovered), 1 otherwise.\n\n"
           "Options:\n"
-          "      --state PATH           state file\n",
+          "  -c, --connect URI          recover: libvirt URI\n"
+          "      --state PATH           state file\n"
+          "      --instance ID          recover: the instance id to take when markers of several are found\n"
+          "      --sysfs-root DIR       recover: read sysfs under DIR instead of /sys\n",
           false, cmd_state },
 };
 

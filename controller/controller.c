@@ -131,7 +131,7 @@ static int open_hypervisor(vf_controller *c, char **errmsg) {
 static int open_store(vf_controller *c, char **errmsg) {
         _cleanup_free_ char *fallback = NULL;
         const char *path = c->opts.state_path;
-        state_open_flags flags = c->opts.dry_run ? STATE_OPEN_READONLY : 0;
+        state_open_flags flags = c->opts.dry_run ? STATE_OPEN_READONLY : c->opts.recover ? STATE_OPEN_RECOVER : 0;
         int64_t deadline = vf_now_monotonic_usec() + (int64_t) c->opts.wait_lock_sec * 1000000;
 
         if (!path) {

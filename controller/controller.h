@@ -44,6 +44,8 @@ typedef struct vf_options {
         unsigned wait_lock_sec; /* how long to wait for another writer to release the state file; 0: refuse */
         unsigned log_retention_days; /* the event log keeps this many days of history... */
         unsigned log_retention_rows; /* ...and at most this many events */
+        bool recover; /* state recover: an empty state file is made anew, to be filled from libvirt */
+        const char *instance; /* state recover --instance: the lost store's id, when markers of several are found */
 } vf_options;
 
 void vf_options_init(vf_options *o);
@@ -124,6 +126,17 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg);
  * on them, against the already loaded set and graph. For the daemon.
  */
 int vf_controller_pass_keys(vf_controller *c, char *const *keys, vf_report *report, char **errmsg);
+
+/*
+ * `state recover` on a controller opened with opts.recover: fills its empty
+ * store from the ownership markers libvirt shows, adopting their instance id
+ * (instance: which one, when several stores' markers are found; NULL: the one
+ * there is), and the binding journal of the devices those domains pass
+ * through that sysfs shows bound to vfio-pci. One line per record on out.
+ * -ENOTEMPTY when the store holds records, -ENOTUNIQ for several instances
+ * and none chosen, -ENOENT when no marker is found; *errmsg says what to do.
+ */
+int vf_controller_recover(vf_controller *c, const char *instance, FILE *out, char **errmsg);
 
 /* ---- the daemon ---------------------------------------------------------- */
 

@@ -581,6 +581,23 @@ typedef struct owned_scan {
         char **names;
 } owned_scan;
 
+/* The marker in an object's definition; -ENOENT without one (or without a readable definition). */
+static int read_marker(rc_context *ctx, const rc_object_class *cls, void *obj, rc_owner *owner, char **ret_xml,
+                       xmlDoc **ret_doc) {
+        rc_count_read(ctx, RC_CALL_GET_XML);
+        _cleanup_free_ char *xml = cls->get_xml(obj, true);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
+        int r = doc ? rc_owner_read(doc, owner) : -ENOENT;
+
+        if (r < 0)
+                return r;
+        if (ret_xml)
+                *ret_xml = TAKE_PTR(xml);
+        if (ret_doc)
+                *ret_doc = TAKE_PTR(doc);
+        return 0;
+}
+
 static int scan_one(void *obj, void *userdata) {
         owned_scan *scan = userdata;
         const char *name = scan->k->cls->get_name(obj);
@@ -591,10 +608,8 @@ static int scan_one(void *obj, void *userdata) {
                 return -ENOMEM;
         if (vf_map_get(scan->known_keys, key))
                 return 0;
-        rc_count_read(scan->ctx, RC_CALL_GET_XML);
-        _cleanup_free_ char *xml = scan->k->cls->get_xml(obj, true);
-        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
-        if (!doc || rc_owner_read(doc, &owner) < 0 || strcmp(owner.instance, scan->ctx->instance_id) != 0)
+        if (read_marker(scan->ctx, scan->k->cls, obj, &owner, NULL, NULL) < 0 ||
+            strcmp(owner.instance, scan->ctx->instance_id) != 0)
                 return 0;
         return vf_strv_push(&scan->names, name);
 }
@@ -609,6 +624,91 @@ int rc_converge_owned_names(rc_context *ctx, const rc_kind_hooks *k, const vf_ma
         }
         *ret = scan.names;
         return 0;
+}
+
+typedef struct marked_scan {
+        rc_context *ctx;
+        const rc_object_class *cls;
+        rc_marked_object *objs;
+        size_t n;
+} marked_scan;
+
+/* The PCI addresses an object passes through, as "DDDD:BB:SS.F". */
+static int hostdev_addresses(xmlDoc *doc, char ***ret) {
+        static const char *const fields[] = { "domain", "bus", "slot", "function" };
+        char **parts[ELEMENTSOF(fields)] = {};
+        char **addrs = NULL;
+        int r = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(fields) && r >= 0; i++) {
+                _cleanup_free_ char *e = vf_printf("/domain/devices/*[self::hostdev[@type='pci'] or "
+                                                   "self::interface[@type='hostdev']]/source/address/@%s",
+                                                   fields[i]);
+                r = e ? rc_xml_xpath_strings(doc, e, &parts[i]) : -ENOMEM;
+        }
+        /* An address missing a part names no device we could have bound. */
+        for (size_t j = 0; r >= 0 && j < vf_strv_length(parts[0]) && j < vf_strv_length(parts[1]) &&
+                           j < vf_strv_length(parts[2]) && j < vf_strv_length(parts[3]);
+             j++) {
+                _cleanup_free_ char *bdf = vf_printf("%04lx:%02lx:%02lx.%lx", strtoul(parts[0][j], NULL, 16),
+                                                     strtoul(parts[1][j], NULL, 16), strtoul(parts[2][j], NULL, 16),
+                                                     strtoul(parts[3][j], NULL, 16));
+                r = bdf ? vf_strv_push(&addrs, bdf) : -ENOMEM;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                vf_strv_free(parts[i]);
+        if (r < 0) {
+                vf_strv_free(addrs);
+                return r;
+        }
+        *ret = addrs;
+        return 0;
+}
+
+/*
+ * The baseline is libvirt's whole XML alone, the form a record kept before
+ * projections: with no desired document at hand there is nothing to project
+ * onto, and the next pass takes the projection as it finds it, redefining
+ * nothing.
+ */
+static int mark_one(void *obj, void *userdata) {
+        marked_scan *scan = userdata;
+        _cleanup_(rc_owner_done) rc_owner owner = {};
+        _cleanup_free_ char *xml = NULL;
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = NULL;
+        char uuid[VIR_UUID_STRING_BUFLEN], hash[VF_HASH_HEX_LEN + 1];
+
+        if (read_marker(scan->ctx, scan->cls, obj, &owner, &xml, &doc) < 0)
+                return 0;
+        rc_count_read(scan->ctx, RC_CALL_GET_INFO);
+        if (scan->cls->get_uuid_string(obj, uuid) < 0)
+                return -EIO;
+        vf_sha256_hex(xml, strlen(xml), hash);
+        rc_marked_object *grown = reallocarray(scan->objs, scan->n + 1, sizeof *grown);
+        if (!grown)
+                return -ENOMEM;
+        scan->objs = grown;
+        rc_marked_object *m = &scan->objs[scan->n++];
+        *m = (rc_marked_object) {
+                .kind = scan->cls->kind,
+                .name = strdup(scan->cls->get_name(obj)),
+                .owner = owner,
+                .uuid = strdup(uuid),
+                .baseline = strdup(hash),
+        };
+        owner = (rc_owner) {};
+        if (!m->name || !m->uuid || !m->baseline)
+                return -ENOMEM;
+        return hostdev_addresses(doc, &m->hostdevs);
+}
+
+int rc_converge_marked(rc_context *ctx, const rc_object_class *cls, rc_marked_object **objs, size_t *n) {
+        marked_scan scan = { ctx, cls, *objs, *n };
+        int r = rc_inventory_foreach(ctx, cls->kind, mark_one, &scan);
+
+        *objs = scan.objs;
+        *n = scan.n;
+        return r;
 }
 
 int rc_converge_probe(rc_context *ctx, const rc_kind_hooks *k, const char *name, bool *ready, char **why) {

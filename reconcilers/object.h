@@ -43,15 +43,6 @@ void rc_inventory_forget(rc_context *ctx, vf_kind kind, const char *name);
 /* Calls fn for every listed object of a kind; stops at the first negative return. */
 int rc_inventory_foreach(rc_context *ctx, vf_kind kind, int (*fn)(void *obj, void *userdata), void *userdata);
 
-/* The ownership marker found in an object's XML. */
-typedef struct rc_owner {
-        char *instance;
-        char *resource; /* "kind/name" */
-        int64_t generation;
-        char *hash;
-} rc_owner;
-
-void rc_owner_done(rc_owner *o);
 /* Reads the marker from a parsed document; -ENOENT when there is none. */
 int rc_owner_read(xmlDoc *doc, rc_owner *ret);
 /* Replaces any marker in doc with one for this request, at that generation. */
@@ -146,6 +137,8 @@ typedef struct rc_kind_hooks {
 int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res);
 int rc_converge_remove(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res);
 int rc_converge_owned_names(rc_context *ctx, const rc_kind_hooks *k, const vf_map *known_keys, char ***ret);
+/* Appends every object of the class that carries a marker, whichever store's, to *objs. */
+int rc_converge_marked(rc_context *ctx, const rc_object_class *cls, rc_marked_object **objs, size_t *n);
 int rc_converge_probe(rc_context *ctx, const rc_kind_hooks *k, const char *name, bool *ready, char **why);
 
 /* Defines the rc_ops of a libvirt object kind from its hooks. */
@@ -162,10 +155,14 @@ int rc_converge_probe(rc_context *ctx, const rc_kind_hooks *k, const char *name,
         static int ops_name##_owned(rc_context *ctx, const vf_map *known_keys, char ***ret) {         \
                 return rc_converge_owned_names(ctx, &hooks, known_keys, ret);                         \
         }                                                                                             \
+        static int ops_name##_marked(rc_context *ctx, rc_marked_object **objs, size_t *n) {           \
+                return rc_converge_marked(ctx, hooks.cls, objs, n);                                   \
+        }                                                                                             \
         const rc_ops ops_name = {                                                                     \
                 .kind = vf_kind_value,                                                                \
                 .apply = ops_name##_apply,                                                            \
                 .remove = ops_name##_remove,                                                          \
                 .probe = ops_name##_probe,                                                            \
                 .owned_names = ops_name##_owned,                                                      \
+                .marked_objects = ops_name##_marked,                                                  \
         }

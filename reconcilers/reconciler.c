@@ -99,6 +99,17 @@ int rc_result_wait(rc_result *res, rc_wait_kind kind, const char *target, int64_
         return 0;
 }
 
+void rc_marked_object_list_free(rc_marked_object *objs, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(objs[i].name);
+                rc_owner_done(&objs[i].owner);
+                free(objs[i].uuid);
+                free(objs[i].baseline);
+                vf_strv_free(objs[i].hostdevs);
+        }
+        free(objs);
+}
+
 const rc_ops *rc_ops_for_kind(vf_kind kind) {
         switch (kind) {
         case VF_KIND_NETWORK:

@@ -170,6 +170,28 @@ int rc_result_wait(rc_result *res, rc_wait_kind kind, const char *target, int64_
 void rc_result_set(rc_result *res, rc_outcome outcome, bool ready, const char *reason, const char *fmt, ...)
         _printf_(5, 6);
 
+/* The ownership marker found in an object's definition. */
+typedef struct rc_owner {
+        char *instance;
+        char *resource; /* "kind/name" */
+        int64_t generation;
+        char *hash;
+} rc_owner;
+
+void rc_owner_done(rc_owner *o);
+
+/* An object that carries a virtform marker, whichever store's: what `state recover` rebuilds a record from. */
+typedef struct rc_marked_object {
+        vf_kind kind;
+        char *name;
+        rc_owner owner;
+        char *uuid;
+        char *baseline; /* the drift baseline a pass takes when it has no desired document to project onto */
+        char **hostdevs; /* the PCI addresses ("DDDD:BB:SS.F") it passes through */
+} rc_marked_object;
+
+void rc_marked_object_list_free(rc_marked_object *objs, size_t n);
+
 typedef struct rc_ops {
         vf_kind kind;
         /* Creates or updates toward req->desired. */
@@ -183,6 +205,8 @@ typedef struct rc_ops {
          * marker, looking only at those whose "kind/name" is not in known_keys.
          */
         int (*owned_names)(rc_context *ctx, const vf_map *known_keys, char ***ret);
+        /* Appends to *objs every object of this kind that carries any store's marker; NULL: none can. */
+        int (*marked_objects)(rc_context *ctx, rc_marked_object **objs, size_t *n);
         /* Frees ctx->kind_state[kind]; NULL for a kind that keeps none. */
         void (*context_free)(void *state);
 } rc_ops;
@@ -219,6 +243,14 @@ void rc_hostdev_explanation_done(rc_hostdev_explanation *e);
  * is settled before a pass reads it and no reconnect is still running at exit.
  */
 int rc_domain_wait_reconnected(virConnectPtr conn);
+
+/*
+ * The binding journal row `state recover` can honestly rebuild for a device a
+ * recovered domain passes through: one that sysfs shows on vfio-pci with
+ * driver_override=vfio-pci, bind phase "bound", original driver unknown ("")
+ * and nothing saved of its VF config. *ret is NULL for any other device.
+ */
+int rc_hostdev_recovered_device(const char *sysfs_root, const char *bdf, state_device **ret);
 
 /* libvirt's last error message in this thread, or a fallback. */
 const char *rc_libvirt_error(void);

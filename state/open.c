@@ -180,7 +180,7 @@ static int check_directory(const char *path, char **errmsg) {
  * journal beside /dev/null. A writer also wants it private and its own.
  * *ret_exists is false when there is nothing.
  */
-static int check_file(const char *path, bool writer, bool *ret_exists, char **errmsg) {
+static int check_file(const char *path, bool writer, bool empty_is_missing, bool *ret_exists, char **errmsg) {
         struct stat st;
 
         _cleanup_close_ int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -197,9 +197,15 @@ static int check_file(const char *path, bool writer, bool *ret_exists, char **er
                                 "such as %s/state.db", path, path);
         if (!S_ISREG(st.st_mode))
                 return vf_error(errmsg, -EINVAL, "%s is not a regular file: point --state at the state file", path);
+        /* Only `state recover` makes a store in place of a lost one, which it fills from libvirt's markers. */
+        if (st.st_size == 0 && empty_is_missing) {
+                *ret_exists = false;
+                return 0;
+        }
         if (st.st_size == 0)
                 return vf_error(errmsg, -EBADMSG, "%s is empty: the state was lost or truncated; restore it from a "
-                                "backup, or move it away to start over", path);
+                                "backup, or run 'virtform state recover --state %s' to rebuild it from what libvirt "
+                                "shows", path, path);
         if (!writer)
                 return 0;
         if (st.st_uid != geteuid())
@@ -553,7 +559,16 @@ static int create_store(const char *path, char **errmsg) {
         return fsync_directory_of(path, errmsg);
 }
 
-static int open_readwrite(state_store *s, const char *path, bool check, char **errmsg) {
+/* A -wal beside a lost (empty) file holds the lost state's last commits: a new store must not replay them. */
+static int refuse_stale_wal(const char *path, const char *wal, char **errmsg) {
+        if (access(wal, F_OK) < 0)
+                return 0;
+        return vf_error(errmsg, -EEXIST, "%s is empty but its write-ahead log %s is still there; keep both as a "
+                        "backup elsewhere, remove them, and run recover again", path, wal);
+}
+
+static int open_readwrite(state_store *s, const char *path, state_open_flags flags, char **errmsg) {
+        bool check = flags & STATE_OPEN_CHECK, recover = flags & STATE_OPEN_RECOVER;
         _cleanup_(sqlite3_closep) sqlite3 *probe = NULL;
         _cleanup_free_ char *wal = vf_printf("%s-wal", path);
         int64_t version;
@@ -562,7 +577,7 @@ static int open_readwrite(state_store *s, const char *path, bool check, char **e
         if (!wal)
                 return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
         /* First what --state names, which says more than its directory's mode when it is no file. */
-        int r = check_file(path, true, &exists, errmsg);
+        int r = check_file(path, true, recover, &exists, errmsg);
         if (r < 0)
                 return r;
         if (!exists && check)
@@ -578,7 +593,9 @@ static int open_readwrite(state_store *s, const char *path, bool check, char **e
         if (r < 0)
                 return r;
         /* Again under the lock: another writer may have made the store meanwhile. */
-        r = check_file(path, true, &exists, errmsg);
+        r = check_file(path, true, recover, &exists, errmsg);
+        if (r >= 0 && !exists && recover)
+                r = refuse_stale_wal(path, wal, errmsg);
         if (r >= 0 && !exists) {
                 r = create_store(path, errmsg);
                 /* What a writer that died making it left is gone now: made whole under our lock. */
@@ -641,7 +658,7 @@ static int open_readonly(state_store *s, const char *path, bool must_exist, char
         int64_t version;
         bool exists;
 
-        int r = check_file(path, false, &exists, errmsg);
+        int r = check_file(path, false, false, &exists, errmsg);
         if (r < 0)
                 return r;
         if (!exists && must_exist)
@@ -685,7 +702,7 @@ int state_open(const char *path, state_open_flags flags, state_store **ret, char
 
         s->lock_fd = -1;
         int r = readonly ? open_readonly(s, path, flags & STATE_OPEN_EXISTING, errmsg)
-                         : open_readwrite(s, path, flags & STATE_OPEN_CHECK, errmsg);
+                         : open_readwrite(s, path, flags, errmsg);
         if (r < 0)
                 return r;
         r = load_instance_id(s, path, errmsg);

@@ -37,6 +37,8 @@ typedef enum state_stmt {
         STMT_GET_DEVICE,
         STMT_UPSERT_DEVICE,
         STMT_DELETE_DEVICE,
+        STMT_COUNT_OWNED,
+        STMT_SET_INSTANCE_ID,
         _STMT_MAX,
 } state_stmt;
 

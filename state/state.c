@@ -110,6 +110,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_UPSERT_DEVICE] = "INSERT OR REPLACE INTO devices (" DEVICE_COLUMNS ") "
                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         [STMT_DELETE_DEVICE] = "DELETE FROM devices WHERE bdf = ?1",
+        [STMT_COUNT_OWNED] = "SELECT (SELECT count(*) FROM resources) + (SELECT count(*) FROM devices)",
+        [STMT_SET_INSTANCE_ID] = "UPDATE meta SET value = ?1 WHERE key = 'instance_id'",
 };
 
 int state_errno_from_sqlite(sqlite3 *db, int rc) {
@@ -251,6 +253,42 @@ int state_flush(state_store *s) {
                 return 0; /* no transaction open: every write is already committed */
         int r = state_commit(s);
         return r < 0 ? r : state_begin(s);
+}
+
+static bool is_uuid(const char *s) {
+        static const char form[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+        if (strlen(s) != sizeof form - 1)
+                return false;
+        for (size_t i = 0; form[i]; i++)
+                if (form[i] == '-' ? s[i] != '-' : !strchr("0123456789abcdef", s[i]) || !s[i])
+                        return false;
+        return true;
+}
+
+static int adopt_in_savepoint(state_store *s, const char *instance_id) {
+        _cleanup_stmt_release_ sqlite3_stmt *count = s->stmts[STMT_COUNT_OWNED];
+        _cleanup_stmt_release_ sqlite3_stmt *set = s->stmts[STMT_SET_INSTANCE_ID];
+
+        int rc = sqlite3_step(count);
+        if (rc != SQLITE_ROW)
+                return state_store_error(s, rc);
+        if (sqlite3_column_int64(count, 0) > 0)
+                return -ENOTEMPTY;
+        return state_exec_bound(s, set, sqlite3_bind_text(set, 1, instance_id, -1, SQLITE_STATIC));
+}
+
+int state_adopt_instance_id(state_store *s, const char *instance_id) {
+        if (!is_uuid(instance_id))
+                return -EINVAL;
+        int r = exec_stmt(s, STMT_SAVEPOINT);
+        if (r < 0)
+                return r;
+        r = savepoint_end(s, adopt_in_savepoint(s, instance_id));
+        if (r < 0)
+                return r;
+        memcpy(s->instance_id, instance_id, sizeof s->instance_id);
+        return 0;
 }
 
 /* ---- reading ----------------------------------------------------------- */

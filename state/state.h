@@ -64,6 +64,11 @@ typedef enum state_open_flags {
         STATE_OPEN_EXISTING = 1 << 1, /* with READONLY: a missing file is an error (-ENOENT), not an empty store */
         /* A writer that runs integrity_check, and goes on after a lost -wal if it passes; -ENOENT when missing. */
         STATE_OPEN_CHECK = 1 << 2,
+        /*
+         * A writer that takes an empty file for a missing one and makes a new store in its place (-EEXIST
+         * while the lost store's -wal is beside it): for `state recover`, which fills it again.
+         */
+        STATE_OPEN_RECOVER = 1 << 3,
 } state_open_flags;
 
 /*
@@ -112,6 +117,13 @@ void state_fault_after_writes(state_store *s, unsigned n);
 
 /* A random UUID made when the store was created; it marks the libvirt objects this store owns. */
 const char *state_instance_id(const state_store *s);
+
+/*
+ * Makes the store take over an instance id (a lost store's, read from its markers) so that it owns what
+ * that store owned. Only while it holds no record and no device: -ENOTEMPTY otherwise, -EINVAL for an id
+ * that is not a UUID.
+ */
+int state_adopt_instance_id(state_store *s, const char *instance_id);
 
 /*
  * SQLite's words for the last call that failed inside SQLite ("" if none has), for the log line next to

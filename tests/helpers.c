@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700
 #include "tests/helpers.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -437,4 +438,25 @@ th_run th_spawn_wait(th_child *c) {
 th_run th_spawn(const char *const *argv, const char *const *extra_env) {
         th_child c = th_spawn_start(argv, extra_env);
         return th_spawn_wait(&c);
+}
+
+char *th_copy_examples(void) {
+        const char *from = getenv("VIRTFORM_EXAMPLES");
+        char *to = th_mkdtemp();
+        DIR *d = opendir(from);
+        struct dirent *e;
+
+        assert_non_null(d);
+        assert_int_equal(chmod(to, 0755), 0);
+        while ((e = readdir(d))) {
+                _cleanup_free_ char *path = vf_printf("%s/%s", from, e->d_name);
+                struct stat st;
+                if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                _cleanup_free_ char *content = th_slurp(path), *copy = vf_printf("%s/%s", to, e->d_name);
+                th_write(to, e->d_name, "%s", content);
+                assert_int_equal(chmod(copy, 0644), 0);
+        }
+        closedir(d);
+        return to;
 }

@@ -35,6 +35,13 @@ void th_rmtree(const char *path);
 /* Writes dir/name (printf-formatted contents), replacing it. */
 void th_write(const char *dir, const char *name, const char *fmt, ...) _printf_(3, 4);
 void th_remove(const char *dir, const char *name);
+/*
+ * The examples' files ($VIRTFORM_EXAMPLES, not its subdirectories), copied
+ * into a fresh directory with the modes root trusts: a checkout made with
+ * umask 002 has them writable by its group, and root refuses to read them
+ * there. The caller removes it with th_rmtree().
+ */
+char *th_copy_examples(void);
 
 /*
  * test:///default keeps its objects for the life of the process, whatever

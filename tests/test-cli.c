@@ -7,7 +7,6 @@
 
 #include "tests/helpers.h"
 
-#include <dirent.h>
 
 typedef th_run run;
 #define run_done th_run_done
@@ -51,37 +50,11 @@ typedef struct fixture {
         char *examples;
 } fixture;
 
-/*
- * The examples' files, copied into a directory of the test's own with the
- * modes root trusts: a checkout made with umask 002 has them writable by its
- * group, and root refuses to read them there.
- */
-static char *copy_examples(void) {
-        const char *from = getenv("VIRTFORM_EXAMPLES");
-        char *to = th_mkdtemp();
-        DIR *d = opendir(from);
-        struct dirent *e;
-
-        assert_non_null(d);
-        assert_int_equal(chmod(to, 0755), 0);
-        while ((e = readdir(d))) {
-                _cleanup_free_ char *path = vf_printf("%s/%s", from, e->d_name);
-                struct stat st;
-                if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-                        continue;
-                _cleanup_free_ char *content = th_slurp(path), *copy = vf_printf("%s/%s", to, e->d_name);
-                th_write(to, e->d_name, "%s", content);
-                assert_int_equal(chmod(copy, 0644), 0);
-        }
-        closedir(d);
-        return to;
-}
-
 static int setup(void **state) {
         fixture *f = calloc(1, sizeof *f);
         f->dir = th_mkdtemp();
         f->state = vf_printf("%s/state.db", f->dir);
-        f->examples = copy_examples();
+        f->examples = th_copy_examples();
         *state = f;
         return 0;
 }

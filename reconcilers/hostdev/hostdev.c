@@ -823,3 +823,30 @@ const rc_ops rc_hostdev_ops = {
         .remove = hostdev_remove,
         .context_free = hostdev_host_free,
 };
+
+int rc_hostdev_recovered_device(const char *sysfs_root, const char *bdf, state_device **ret) {
+        _cleanup_free_ char *driver = NULL, *override = NULL;
+
+        *ret = NULL;
+        int r = hd_device_driver(sysfs_root, bdf, &driver);
+        if (r >= 0)
+                r = hd_read_driver_override(sysfs_root, bdf, &override);
+        if (r == -ENODEV)
+                return 0;
+        if (r < 0)
+                return r;
+        /* Only both say that a bind like ours happened: libvirt's managed mode leaves no override. */
+        if (!vf_streq_ptr(driver, VFIO_DRIVER) || !vf_streq_ptr(override, VFIO_DRIVER))
+                return 0;
+        _cleanup_(state_device_freep) state_device *dev = state_device_new(bdf);
+        if (!dev)
+                return -ENOMEM;
+        /* Unknown: the release then lets the kernel pick the driver (drivers_probe). */
+        r = vf_free_and_strdup(&dev->original_driver, "");
+        if (r >= 0)
+                r = vf_free_and_strdup(&dev->bind_phase, "bound");
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(dev);
+        return 0;
+}
