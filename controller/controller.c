@@ -189,23 +189,33 @@ int vf_controller_reconnect(vf_controller *c, char **errmsg) {
         return r;
 }
 
+int vf_controller_open_store(vf_controller *c, char **errmsg) {
+        int r = open_store(c, errmsg);
+        if (r < 0)
+                return r;
+        c->rc.store = c->store;
+        c->rc.instance_id = state_instance_id(c->store);
+        return 0;
+}
+
 int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) {
         int r;
 
         *c = (vf_controller) { .opts = *opts, .log = stderr };
-        r = open_store(c, errmsg);
+        /* recover opens the store once it knows what to fill it with: a failed recovery leaves none made. */
+        r = opts->recover ? 0 : open_store(c, errmsg);
         if (r < 0)
                 return r;
         r = open_hypervisor(c, errmsg);
         if (r < 0)
                 return r;
-        r = arm_fault(c);
+        r = c->store ? arm_fault(c) : 0;
         if (r < 0)
                 return vf_error(errmsg, r, "invalid VIRTFORM_FAULT_POINT '%s'", opts->fault_point);
         c->rc = (rc_context) {
                 .conn = c->conn,
                 .store = c->store,
-                .instance_id = state_instance_id(c->store),
+                .instance_id = c->store ? state_instance_id(c->store) : NULL,
                 .dry_run = opts->dry_run,
                 .shutdown_timeout_sec = opts->shutdown_timeout_sec,
                 .sysfs_root = opts->sysfs_root,

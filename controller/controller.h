@@ -107,8 +107,10 @@ typedef struct vf_controller {
         void *should_stop_userdata;
 } vf_controller;
 
-/* Connects to libvirt and opens the store. On failure *errmsg says why. */
+/* Connects to libvirt and opens the store (with opts.recover, not yet). On failure *errmsg says why. */
 int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg);
+/* Opens the store of a controller opened without it (opts.recover), as vf_controller_open() would. */
+int vf_controller_open_store(vf_controller *c, char **errmsg);
 void vf_controller_close(vf_controller *c);
 /* Drops the hypervisor connection and opens a new one (after libvirtd went away). */
 int vf_controller_reconnect(vf_controller *c, char **errmsg);
@@ -128,11 +130,14 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg);
 int vf_controller_pass_keys(vf_controller *c, char *const *keys, vf_report *report, char **errmsg);
 
 /*
- * `state recover` on a controller opened with opts.recover: fills its empty
- * store from the ownership markers libvirt shows, adopting their instance id
+ * `state recover` on a controller opened with opts.recover: reads the
+ * ownership markers libvirt shows, then opens the store and fills it,
+ * adopting their instance id
  * (instance: which one, when several stores' markers are found; NULL: the one
  * there is), and the binding journal of the devices those domains pass
  * through that sysfs shows bound to vfio-pci. One line per record on out.
+ * Refused before the store is opened (several instances, none found), it
+ * leaves a lost state file as it found it.
  * -ENOTEMPTY when the store holds records, -ENOTUNIQ for several instances
  * and none chosen, -ENOENT when no marker is found; *errmsg says what to do.
  */

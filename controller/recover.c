@@ -174,11 +174,13 @@ int vf_controller_recover(vf_controller *c, const char *instance, FILE *out, cha
         _cleanup_(recovery_done) recovery rec = { .c = c };
         const char *chosen = NULL;
 
-        int r = refuse_records(c, errmsg);
-        if (r >= 0)
-                r = list_marked(&rec, errmsg);
+        int r = list_marked(&rec, errmsg);
         if (r >= 0)
                 r = pick_instance(&rec, instance, &chosen, errmsg);
+        if (r >= 0)
+                r = vf_controller_open_store(c, errmsg);
+        if (r >= 0)
+                r = refuse_records(c, errmsg);
         if (r >= 0)
                 r = write_records(c, &rec, chosen, out, errmsg);
         rc_context_end_pass(&c->rc);

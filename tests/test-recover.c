@@ -8,6 +8,7 @@
 #include <fcntl.h>
 
 #include "tests/env.h"
+#include "tests/sysfs-fixture.h"
 
 typedef struct fixture {
         th_env *env;
@@ -192,6 +193,20 @@ static void test_truncated_state_refused_by_apply(void **state) {
         assert_non_null(strstr(err, "state recover"));
 }
 
+/* Nothing to recover from (another hypervisor, say): the emptied file stays empty, still refused by apply. */
+static void test_nothing_found_leaves_the_file(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        struct stat st;
+
+        th_write(f->env->dir, "state.db", "%s", "");
+        assert_int_equal(chmod(f->env->state, 0600), 0);
+        assert_int_equal(recover(&f->env->opts, NULL, &out, &err), -ENOENT);
+        assert_non_null(strstr(err, "nothing to recover"));
+        assert_int_equal(stat(f->env->state, &st), 0);
+        assert_int_equal(st.st_size, 0);
+}
+
 static void test_records_refused(void **state) {
         fixture *f = *state;
         state_record **before = NULL;
@@ -234,8 +249,8 @@ static char *apply_beside(fixture *f, const char *dir) {
 /* Two stores' objects on one host: recover takes neither unless told which, then only that one's. */
 static void test_two_instances_need_a_choice(void **state) {
         fixture *f = *state;
-        state_record **before = NULL, **recovered = NULL;
-        size_t n_before = 0, n_recovered = 0;
+        state_record **before = NULL;
+        size_t n_before = 0;
         _cleanup_free_ char *out = NULL, *err = NULL, *instance = NULL, *other = NULL;
         _cleanup_free_ char *other_conf = vf_printf("%s/other", f->env->dir);
 
@@ -256,12 +271,75 @@ static void test_two_instances_need_a_choice(void **state) {
         assert_non_null(strstr(err, other));
         assert_non_null(strstr(err, "network/a"));
         assert_non_null(strstr(err, "network/b"));
-        list_records(f->env, &recovered, &n_recovered, NULL);
-        assert_int_equal(n_recovered, 0);
+        /* Refused, it made no store: a later apply must still find the state lost, not started over. */
+        assert_int_equal(access(f->env->state, F_OK), -1);
+        assert_int_equal(errno, ENOENT);
 
         recover_ok(&f->env->opts, instance);
         apply_changes_nothing(f, before, n_before);
         state_record_list_free(before, n_before);
+}
+
+#define LOST_INSTANCE "5a0e7c1e-0d7b-4a51-9c3e-2f4d6b8a9e10"
+
+/* A domain as a lost store left it: its marker, and two passed-through devices. */
+static const char passthrough_domain[] =
+        "<domain type='test'><name>vm</name><memory>65536</memory><os><type>hvm</type></os>"
+        "<metadata><virtform:owner xmlns:virtform='" RC_OWNER_NS "' instance='" LOST_INSTANCE "' "
+        "resource='domain/vm' generation='3' hash='0123abcd'/></metadata>"
+        "<devices>"
+        "<hostdev mode='subsystem' type='pci' managed='no'><source>"
+        "<address domain='0x0000' bus='0x03' slot='0x10' function='0x0'/></source></hostdev>"
+        "<interface type='hostdev' managed='yes'><source>"
+        "<address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source></interface>"
+        "</devices></domain>";
+
+static void assert_no_device(state_store *s, const char *bdf) {
+        _cleanup_(state_device_freep) state_device *dev = NULL;
+        assert_int_equal(state_device_get(s, bdf, &dev), -ENOENT);
+}
+
+/*
+ * Only a device sysfs shows bound as virtform binds (vfio-pci, with the
+ * override) gets a binding journal row, and with nothing invented in it.
+ */
+static void test_bound_device_journal_recovered(void **state) {
+        fixture *f = *state;
+        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
+        _cleanup_(state_closep) state_store *s = NULL;
+        _cleanup_(state_device_freep) state_device *dev = NULL;
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        _cleanup_free_ char *err = NULL;
+        vf_options o = f->env->opts;
+
+        th_sysfs_add_device(sysfs, "0000:03:10.0", "vfio-pci");
+        th_write(sysfs->root, "devices/pci0000:00/0000:03:10.0/driver_override", "vfio-pci\n");
+        /* libvirt's managed mode binds without an override: not ours to give back. */
+        th_sysfs_add_device(sysfs, "0000:03:10.1", "vfio-pci");
+        /* On vfio-pci but not used by the domain. */
+        th_sysfs_add_device(sysfs, "0000:03:10.2", "vfio-pci");
+        th_write(sysfs->root, "devices/pci0000:00/0000:03:10.2/driver_override", "vfio-pci\n");
+        virDomainPtr d = virDomainDefineXML(f->env->other, passthrough_domain);
+        assert_non_null(d);
+        virDomainFree(d);
+
+        o.sysfs_root = sysfs->root;
+        recover_ok(&o, NULL);
+        assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY | STATE_OPEN_EXISTING, &s, &err), 0);
+        assert_string_equal(state_instance_id(s), LOST_INSTANCE);
+        assert_int_equal(state_get(s, "domain", "vm", &rec), 0);
+        assert_int_equal(rec->generation, 3);
+        assert_string_equal(rec->desired_hash, "0123abcd");
+
+        assert_int_equal(state_device_get(s, "0000:03:10.0", &dev), 0);
+        assert_string_equal(dev->bind_phase, "bound");
+        assert_string_equal(dev->original_driver, "");
+        assert_false(dev->saved);
+        assert_null(dev->saved_admin_mac);
+        assert_null(dev->saved_own_mac);
+        assert_null(dev->pf);
+        assert_no_device(s, "0000:03:10.1");
+        assert_no_device(s, "0000:03:10.2");
 }
 
 int main(void) {
@@ -270,7 +348,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_deleted_state_recovered, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_truncated_state_refused_by_apply, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_nothing_found_leaves_the_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_instances_need_a_choice, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bound_device_journal_recovered, setup, teardown),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);
