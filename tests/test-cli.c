@@ -442,6 +442,30 @@ static void test_lost_wal_needs_state_check(void **state) {
                 fail_msg("apply after the check exited %d:\n%s\n%s", applied.status, applied.out, applied.err);
 }
 
+/*
+ * state recover as the operator runs it: on a hypervisor with no virtform
+ * marker (a new process's test:///default) it exits 1 saying so, and the
+ * emptied state file is still refused by apply, naming recover.
+ */
+static void test_state_recover_finds_nothing(void **state) {
+        fixture *f = *state;
+
+        th_write(f->dir, "state.db", "%s", "");
+        assert_int_equal(chmod(f->state, 0600), 0);
+        _cleanup_(run_done) run refused = virtform("apply", "-c", "test:///default", "--state", f->state, f->dir, NULL);
+        assert_int_equal(refused.status, 1);
+        _cleanup_free_ char *hint = vf_printf("virtform state recover --state %s", f->state);
+        assert_non_null(strstr(refused.err, hint));
+        _cleanup_(run_done) run nothing = virtform("state", "recover", "-c", "test:///default", "--state", f->state,
+                                                  NULL);
+        assert_int_equal(nothing.status, 1);
+        assert_non_null(strstr(nothing.err, "nothing to recover"));
+        _cleanup_(run_done) run still = virtform("apply", "-c", "test:///default", "--state", f->state, f->dir, NULL);
+        assert_int_equal(still.status, 1);
+        _cleanup_(run_done) run bad = virtform("state", "recover", "extra", NULL);
+        assert_int_equal(bad.status, 1);
+}
+
 /* Two writers making a new store at once: one makes it whole, the other uses it or refuses; no half-made file. */
 static void test_two_writers_create_one_store(void **state) {
         fixture *f = *state;
@@ -489,6 +513,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_state_not_a_file_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lost_wal_needs_state_check, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_writers_create_one_store, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_state_recover_finds_nothing, setup, teardown),
         };
         /* What the tests write is theirs to trust, whatever umask the caller has. */
         umask(022);
