@@ -122,6 +122,11 @@ static int put_record(vf_controller *c, const rc_marked_object *m, FILE *out) {
                 r = state_record_set_condition(rec, "Ready", false, "Recovered",
                                                "rebuilt from libvirt's ownership marker; the next apply confirms it",
                                                now);
+        if (r >= 0 && m->restart_pending)
+                r = state_record_set_condition(rec, "RestartPending", true, "ConfigChanged",
+                                               "it runs an older definition than the one it has (recovered); "
+                                               "restart it to apply the change",
+                                               now);
         if (r >= 0)
                 r = state_put(c->store, rec);
         if (r >= 0)

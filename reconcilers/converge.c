@@ -370,15 +370,32 @@ static bool record_says(const state_record *rec, const char *condition_type) {
         return c && c->status;
 }
 
+/*
+ * The marker in an object's definition (inactive) or in what runs; -ENOENT
+ * without one, or without a readable document.
+ */
+static int read_marker(rc_context *ctx, const rc_object_class *cls, void *obj, bool inactive, rc_owner *owner,
+                       char **ret_xml, xmlDoc **ret_doc) {
+        rc_count_read(ctx, RC_CALL_GET_XML);
+        _cleanup_free_ char *xml = cls->get_xml(obj, inactive);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
+        int r = doc ? rc_owner_read(doc, owner) : -ENOENT;
+
+        if (r < 0)
+                return r;
+        if (ret_xml)
+                *ret_xml = TAKE_PTR(xml);
+        if (ret_doc)
+                *ret_doc = TAKE_PTR(doc);
+        return 0;
+}
+
 /* The running instance carries the marker it was started with: pending until it matches the desired hash. */
 static int restart_still_pending(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
                                  rc_result *res) {
         _cleanup_(rc_owner_done) rc_owner live = {};
 
-        rc_count_read(ctx, RC_CALL_GET_XML);
-        _cleanup_free_ char *xml = k->cls->get_xml(obj, false);
-        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
-        if (doc && rc_owner_read(doc, &live) >= 0 && vf_streq_ptr(live.hash, req->hash))
+        if (read_marker(ctx, k->cls, obj, false, &live, NULL, NULL) >= 0 && vf_streq_ptr(live.hash, req->hash))
                 return 0;
         const state_condition *c = state_record_condition(req->record, "RestartPending");
         res->restart_pending = strdup(c->message ? c->message : "a restart is pending");
@@ -581,23 +598,6 @@ typedef struct owned_scan {
         char **names;
 } owned_scan;
 
-/* The marker in an object's definition; -ENOENT without one (or without a readable definition). */
-static int read_marker(rc_context *ctx, const rc_object_class *cls, void *obj, rc_owner *owner, char **ret_xml,
-                       xmlDoc **ret_doc) {
-        rc_count_read(ctx, RC_CALL_GET_XML);
-        _cleanup_free_ char *xml = cls->get_xml(obj, true);
-        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
-        int r = doc ? rc_owner_read(doc, owner) : -ENOENT;
-
-        if (r < 0)
-                return r;
-        if (ret_xml)
-                *ret_xml = TAKE_PTR(xml);
-        if (ret_doc)
-                *ret_doc = TAKE_PTR(doc);
-        return 0;
-}
-
 static int scan_one(void *obj, void *userdata) {
         owned_scan *scan = userdata;
         const char *name = scan->k->cls->get_name(obj);
@@ -608,7 +608,7 @@ static int scan_one(void *obj, void *userdata) {
                 return -ENOMEM;
         if (vf_map_get(scan->known_keys, key))
                 return 0;
-        if (read_marker(scan->ctx, scan->k->cls, obj, &owner, NULL, NULL) < 0 ||
+        if (read_marker(scan->ctx, scan->k->cls, obj, true, &owner, NULL, NULL) < 0 ||
             strcmp(owner.instance, scan->ctx->instance_id) != 0)
                 return 0;
         return vf_strv_push(&scan->names, name);
@@ -678,7 +678,7 @@ static int mark_one(void *obj, void *userdata) {
         _cleanup_(xmlFreeDocp) xmlDoc *doc = NULL;
         char uuid[VIR_UUID_STRING_BUFLEN], hash[VF_HASH_HEX_LEN + 1];
 
-        if (read_marker(scan->ctx, scan->cls, obj, &owner, &xml, &doc) < 0)
+        if (read_marker(scan->ctx, scan->cls, obj, true, &owner, &xml, &doc) < 0)
                 return 0;
         rc_count_read(scan->ctx, RC_CALL_GET_INFO);
         if (scan->cls->get_uuid_string(obj, uuid) < 0)
@@ -699,6 +699,12 @@ static int mark_one(void *obj, void *userdata) {
         owner = (rc_owner) {};
         if (!m->name || !m->uuid || !m->baseline)
                 return -ENOMEM;
+        rc_count_read(scan->ctx, RC_CALL_GET_INFO);
+        if (scan->cls->is_active(obj) == 1) {
+                _cleanup_(rc_owner_done) rc_owner live = {};
+                m->restart_pending = read_marker(scan->ctx, scan->cls, obj, false, &live, NULL, NULL) >= 0 &&
+                                     !vf_streq_ptr(live.hash, m->owner.hash);
+        }
         return hostdev_addresses(doc, &m->hostdevs);
 }
 

@@ -188,6 +188,7 @@ typedef struct rc_marked_object {
         char *uuid;
         char *baseline; /* the drift baseline a pass takes when it has no desired document to project onto */
         char **hostdevs; /* the PCI addresses ("DDDD:BB:SS.F") it passes through */
+        bool restart_pending; /* it runs with another marked definition than the one it has */
 } rc_marked_object;
 
 void rc_marked_object_list_free(rc_marked_object *objs, size_t n);
