@@ -1032,6 +1032,48 @@ static void test_empty_file_refused(void **state) {
         assert_int_equal(st.st_size, 0);
 }
 
+/* Only recover makes a store in place of an empty file, and not while the lost store's -wal is beside it. */
+static void test_recover_replaces_empty_file(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db"), *wal = path_in(state, "state.db-wal");
+        struct stat st;
+
+        write_file(path, "", 0);
+        write_file(wal, "frames", 6);
+        assert_open_refused(path, STATE_OPEN_RECOVER, -EEXIST, "is empty but its write-ahead log");
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, 0);
+        assert_int_equal(unlink(wal), 0);
+        state_store *s = open_store(path, STATE_OPEN_RECOVER);
+        state_close(s);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(st.st_size > 0);
+}
+
+/* A lost store's instance id is taken over only by a store that owns nothing yet, and kept across opens. */
+static void test_adopt_instance_id(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        static const char lost[] = "5a0e7c1e-0d7b-4a51-9c3e-2f4d6b8a9e10";
+        _cleanup_(state_record_freep) state_record *rec = state_record_new("network", "lan");
+        _cleanup_(state_device_freep) state_device *dev = state_device_new("0000:03:10.0");
+        state_store *s = open_store(path, 0);
+
+        assert_int_equal(state_adopt_instance_id(s, "not-a-uuid"), -EINVAL);
+        assert_int_equal(state_adopt_instance_id(s, "5A0E7C1E-0D7B-4A51-9C3E-2F4D6B8A9E10"), -EINVAL);
+        assert_int_equal(state_adopt_instance_id(s, lost), 0);
+        assert_string_equal(state_instance_id(s), lost);
+        state_close(s);
+        s = open_store(path, 0);
+        assert_string_equal(state_instance_id(s), lost);
+
+        assert_int_equal(state_device_put(s, dev), 0);
+        assert_int_equal(state_adopt_instance_id(s, "6b1f8d2f-1e8c-4b62-8d4f-3a5e7c9bafe1"), -ENOTEMPTY);
+        assert_int_equal(state_device_delete(s, dev->bdf), 0);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_adopt_instance_id(s, "6b1f8d2f-1e8c-4b62-8d4f-3a5e7c9bafe1"), -ENOTEMPTY);
+        assert_string_equal(state_instance_id(s), lost);
+        state_close(s);
+}
+
 /* ---- the single-instance lock ------------------------------------------ */
 
 /* flock(2) locks belong to an open file description: a second open in this process stands for another process. */
@@ -1414,6 +1456,8 @@ int main(void) {
                 T(test_check_on_demand),
                 T(test_lost_wal_refused),
                 T(test_empty_file_refused),
+                T(test_recover_replaces_empty_file),
+                T(test_adopt_instance_id),
                 T(test_second_writer_refused),
                 T(test_second_writer_refused_on_a_new_store),
                 T(test_not_a_file_refused),
