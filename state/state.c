@@ -523,23 +523,15 @@ int state_delete(state_store *s, const char *kind, const char *name) {
 /* ---- events ------------------------------------------------------------ */
 
 /*
- * Intents and their outcomes are each their own committed transaction, so
- * that they outlive a crash whatever becomes of the caller's batch: an open
- * batch is committed first and a new one opened after. Returns whether a
- * batch was open, or a negative errno when its commit failed.
+ * Intents and their outcomes are durable when their function returns,
+ * whatever becomes of the caller's batch: written inside an open batch, they
+ * are committed with it at once and a new batch is opened (one commit, not
+ * two); outside one, the write is its own transaction.
  */
-static int batch_suspend(state_store *s) {
-        if (sqlite3_get_autocommit(s->db))
-                return 0;
-        int r = state_commit(s);
-        return r < 0 ? r : 1;
-}
-
-static int batch_resume(state_store *s, int suspended, int r) {
-        if (suspended <= 0)
+static int make_durable(state_store *s, int r) {
+        if (r < 0 || sqlite3_get_autocommit(s->db))
                 return r;
-        int k = state_begin(s);
-        return r < 0 ? r : k;
+        return state_flush(s);
 }
 
 static int append_intent(state_store *s, const char *kind, const char *name, int64_t generation, const char *action,
@@ -557,10 +549,7 @@ static int append_intent(state_store *s, const char *kind, const char *name, int
 
 int state_intent_begin(state_store *s, const char *kind, const char *name, int64_t generation, const char *action,
                        int64_t *ret_id) {
-        int suspended = batch_suspend(s);
-        if (suspended < 0)
-                return suspended;
-        return batch_resume(s, suspended, append_intent(s, kind, name, generation, action, ret_id));
+        return make_durable(s, append_intent(s, kind, name, generation, action, ret_id));
 }
 
 static int close_intent(state_store *s, int64_t id, const char *outcome, const char *message) {
@@ -575,10 +564,7 @@ static int close_intent(state_store *s, int64_t id, const char *outcome, const c
 }
 
 int state_intent_end(state_store *s, int64_t id, bool ok, const char *message) {
-        int suspended = batch_suspend(s);
-        if (suspended < 0)
-                return suspended;
-        return batch_resume(s, suspended, close_intent(s, id, ok ? "ok" : "failed", message));
+        return make_durable(s, close_intent(s, id, ok ? "ok" : "failed", message));
 }
 
 int state_intent_resolve(state_store *s, const char *kind, const char *name) {
