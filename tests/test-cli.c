@@ -80,7 +80,7 @@ static void test_help_and_version(void **state) {
         assert_int_equal(version.status, 0);
         assert_non_null(strstr(version.out, "virtform "));
 
-        const char *commands[] = { "apply", "plan", "validate", "status", "run", "hostdev", "state" };
+        const char *commands[] = { "apply", "plan", "validate", "status", "log", "run", "hostdev", "state" };
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
                 _cleanup_(run_done) run sub = virtform(commands[i], "--help", NULL);
                 assert_int_equal(sub.status, 0);
@@ -117,6 +117,38 @@ static void test_examples_apply_ready(void **state) {
         assert_int_equal(status.out[0], '[');
         assert_non_null(strstr(status.out, "\"name\":\"web1\""));
         assert_non_null(strstr(status.out, "\"type\":\"Ready\",\"status\":\"True\""));
+}
+
+/* The event log as an operator reads it: every write of the apply, filtered by resource and time. */
+static void test_log_shows_the_writes(void **state) {
+        fixture *f = *state;
+        _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state,
+                                             f->examples, NULL);
+        assert_int_equal(r.status, 0);
+
+        _cleanup_(run_done) run all = virtform("log", "--state", f->state, NULL);
+        assert_int_equal(all.status, 0);
+        assert_non_null(strstr(all.out, "network/lan"));
+        assert_non_null(strstr(all.out, "domain/web1"));
+        assert_null(strstr(all.out, "intended"));
+
+        _cleanup_(run_done) run one = virtform("log", "--state", f->state, "--since", "1h", "domain/web1", "-o",
+                                               "json", NULL);
+        assert_int_equal(one.status, 0);
+        assert_int_equal(one.out[0], '[');
+        assert_non_null(strstr(one.out, "\"name\":\"web1\",\"generation\":1,\"action\":\"define\",\"outcome\":\"ok\""));
+        assert_null(strstr(one.out, "\"name\":\"lan\""));
+
+        /* Nothing is intended in the future; a header and no line. */
+        _cleanup_(run_done) run later = virtform("log", "--state", f->state, "--since", "2999-01-01", NULL);
+        assert_int_equal(later.status, 0);
+        assert_null(strchr(strchr(later.out, '\n') + 1, '\n'));
+
+        _cleanup_(run_done) run bad = virtform("log", "--state", f->state, "--since", "soon", NULL);
+        assert_int_equal(bad.status, 1);
+        assert_non_null(strstr(bad.err, "invalid --since"));
+        _cleanup_(run_done) run missing = virtform("log", "--state", "/nonexistent/state.db", NULL);
+        assert_int_equal(missing.status, 1);
 }
 
 static void test_waiting_exits_2(void **state) {
@@ -498,6 +530,7 @@ int main(void) {
                 cmocka_unit_test(test_help_and_version),
                 cmocka_unit_test(test_bad_usage_exits_1),
                 cmocka_unit_test_setup_teardown(test_examples_apply_ready, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_log_shows_the_writes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_waiting_exits_2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_wait_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_json_logs, setup, teardown),
