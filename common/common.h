@@ -151,3 +151,26 @@ void vf_format_time(int64_t realtime_usec, char out[32]);
 
 /* Reads a whole regular file of at most max_size bytes (-EFBIG beyond). */
 int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len);
+
+/* ---- trust ------------------------------------------------------------- */
+
+/*
+ * sshd's StrictModes: whether only root and owner (root again, or the user
+ * virtform runs as) can change what st describes: one of them owns it, and
+ * neither group nor others may write it.
+ */
+struct stat;
+bool vf_trust_owner_mode(const struct stat *st, uid_t owner);
+/*
+ * 0 when vf_trust_owner_mode(st, owner); else 1 and in *ret why not and the
+ * command that changes that: "SUBJECT is owned by uid N, not root; run
+ * 'chown root PATH'". subject is taken, even on failure. -ENOMEM.
+ */
+int vf_trust_stat(const struct stat *st, const char *path, uid_t owner, char *subject_taken, char **ret);
+/*
+ * The directories above real (a resolved path, which is not checked
+ * itself), each as vf_trust_stat() asks, or owned by root and sticky (like
+ * /tmp, whose entries only their owners may rename). 0 when they are; 1 with
+ * *ret saying which is not ("WHAT PATH is ...") and what to do; or -ENOMEM.
+ */
+int vf_trust_ancestors(const char *real, uid_t owner, const char *what, char **ret);

@@ -57,7 +57,7 @@ static int check_directory(schema_layer *layer) {
                 return r;
         /* Whoever can rename a directory above it can put another directory in its place. */
         if (r >= 0 && !layer->distrust)
-                r = schema_trust_ancestors(layer->real, &layer->distrust);
+                r = vf_trust_ancestors(layer->real, 0, "its parent directory", &layer->distrust);
         return r == -ENOMEM ? r : 0;
 }
 
@@ -191,7 +191,7 @@ static bool is_trusted_mask(const schema_layers *l, const schema_layer *layer, i
         if (S_ISCHR(st->st_mode))
                 return true;
         return fstatat(dir_fd, entry, &lst, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISREG(lst.st_mode) &&
-               schema_trust_owner_mode(&lst);
+               vf_trust_owner_mode(&lst, 0);
 }
 
 /* Dangling symlinks and subdirectories are not entries, as they were never loadable files. */

@@ -108,21 +108,12 @@ int schema_path_name_cmp(const char *path, const char *name);
 static inline bool schema_trust_strict(const schema_load_options *o) {
         return o->check_trust && !o->insecure_permissions;
 }
-/* Whether root alone can change what st describes: root owns it, and neither group nor others may write. */
-bool schema_trust_owner_mode(const struct stat *st);
 /*
- * 0 when schema_trust_owner_mode(st); else 1 and in *ret why not and the
- * command that changes that: "the file is ...; run '...'", or for a directory
- * "its directory PATH is ...". -ENOMEM.
+ * 0 when root alone can change what st describes (vf_trust_owner_mode());
+ * else 1 and in *ret why not and the command that changes that: "the file
+ * is ...; run '...'", or for a directory "its directory PATH is ...". -ENOMEM.
  */
 int schema_trust_stat(const struct stat *st, const char *path, bool directory, char **ret);
-/*
- * The directories above a trusted directory (real: its resolved path): each
- * owned by root and writable by no one else, or sticky (another user cannot
- * replace what root put there), as sshd's StrictModes asks. 0 when they are;
- * 1 with *ret saying which is not and what to do; or -ENOMEM.
- */
-int schema_trust_ancestors(const char *real, char **ret);
 /* The path the open fd stands for, resolved (from /proc/self/fd). */
 int schema_fd_path(int fd, char **ret);
 /* 0 when the file open at fd is directly in a trusted directory of l; else 1 and why in *ret. -ENOMEM. */

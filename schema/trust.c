@@ -10,57 +10,8 @@
 
 #include "schema/schema-internal.h"
 
-bool schema_trust_owner_mode(const struct stat *st) {
-        return st->st_uid == 0 && (st->st_mode & (S_IWGRP | S_IWOTH)) == 0;
-}
-
-/* subject: what the message calls it ("the file", "its directory PATH"); taken, even on failure. */
-static int trust_stat_as(const struct stat *st, const char *path, char *subject_taken, char **ret) {
-        _cleanup_free_ char *subject = subject_taken;
-        bool foreign = st->st_uid != 0, writable = (st->st_mode & (S_IWGRP | S_IWOTH)) != 0;
-        char owner[48] = "", mode[64] = "";
-
-        *ret = NULL;
-        if (schema_trust_owner_mode(st))
-                return 0;
-        if (foreign)
-                snprintf(owner, sizeof owner, "owned by uid %u, not root", (unsigned) st->st_uid);
-        if (writable)
-                snprintf(mode, sizeof mode, "writable by group or others (mode %04o)", (unsigned) st->st_mode & 07777);
-        _cleanup_free_ char *chown = foreign ? vf_printf("chown root %s", path) : strdup("");
-        _cleanup_free_ char *chmod = writable ? vf_printf("chmod go-w %s", path) : strdup("");
-        if (!subject || !chown || !chmod)
-                return -ENOMEM;
-        *ret = vf_printf("%s is %s%s%s; run '%s%s%s'", subject, owner, foreign && writable ? ", and " : "", mode,
-                         chown, foreign && writable ? " && " : "", chmod);
-        return *ret ? 1 : -ENOMEM;
-}
-
 int schema_trust_stat(const struct stat *st, const char *path, bool directory, char **ret) {
-        return trust_stat_as(st, path, directory ? vf_printf("its directory %s", path) : strdup("the file"), ret);
-}
-
-int schema_trust_ancestors(const char *real, char **ret) {
-        _cleanup_free_ char *path = strdup(real);
-        struct stat st;
-
-        *ret = NULL;
-        if (!path)
-                return -ENOMEM;
-        for (char *slash = strrchr(path, '/'); slash; slash = strrchr(path, '/')) {
-                slash[slash == path] = 0; /* "/a/b" -> "/a" -> "/" */
-                if (stat(path, &st) < 0)
-                        return 0; /* gone meanwhile: the directory's own open says so */
-                bool sticky_root = st.st_uid == 0 && (st.st_mode & S_ISVTX);
-                if (!sticky_root) {
-                        int r = trust_stat_as(&st, path, vf_printf("its parent directory %s", path), ret);
-                        if (r != 0)
-                                return r;
-                }
-                if (slash == path)
-                        break;
-        }
-        return 0;
+        return vf_trust_stat(st, path, 0, directory ? vf_printf("its directory %s", path) : strdup("the file"), ret);
 }
 
 int schema_fd_path(int fd, char **ret) {

@@ -152,25 +152,28 @@ static char *directory_of(const char *path) {
 }
 
 /*
- * Only its owner (or root) may write the directory a writer keeps its state
- * in: anyone else could swap the file for a symlink, or create it first.
+ * Only root and the user virtform runs as may write the directory a writer
+ * keeps its state in, or any directory above it (sshd's StrictModes, as the
+ * loader asks of watched directories): anyone else could swap the file, or a
+ * directory on the way to it, for one of their own, or create it first.
  */
 static int check_directory(const char *path, char **errmsg) {
-        _cleanup_free_ char *dir = directory_of(path);
+        _cleanup_free_ char *dir = directory_of(path), *real = NULL, *why = NULL;
         struct stat st;
 
         if (!dir)
                 return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
-        if (stat(dir, &st) < 0)
+        real = realpath(dir, NULL);
+        if (!real || stat(real, &st) < 0)
                 return vf_error(errmsg, -errno, "%s: %s", dir, strerror(errno));
-        if (st.st_uid != geteuid() && st.st_uid != 0)
-                return vf_error(errmsg, -EPERM, "the directory of the state file, %s, belongs to uid %u; keep the "
-                                "state in a directory of your own (uid %u), such as the default",
-                                dir, (unsigned) st.st_uid, (unsigned) geteuid());
-        if (st.st_mode & (S_IWGRP | S_IWOTH))
-                return vf_error(errmsg, -EPERM, "the directory of the state file, %s, is writable by group or "
-                                "others (mode %04o); run 'chmod go-w %s', or keep the state elsewhere",
-                                dir, (unsigned) st.st_mode & 07777, dir);
+        int r = vf_trust_stat(&st, real, geteuid(), vf_printf("its directory %s", real), &why);
+        if (r == 0)
+                r = vf_trust_ancestors(real, geteuid(), "its ancestor directory", &why);
+        if (r < 0)
+                return vf_error(errmsg, r, "%s: out of memory", path);
+        if (r > 0)
+                return vf_error(errmsg, -EPERM, "the state file %s is not safe from other users: %s, or keep the "
+                                "state elsewhere", path, why);
         return 0;
 }
 

@@ -1156,6 +1156,47 @@ static void test_unsafe_file_refused(void **state) {
         assert_int_equal(access(in_shared, F_OK), -1);
 }
 
+/*
+ * A directory anywhere above the state file that another user can change
+ * lets them rename the path away and put their own in its place.
+ */
+static void test_unsafe_ancestor_refused(void **state) {
+        if (geteuid() != 0)
+                th_skip("only root can give a directory away");
+        _cleanup_free_ char *shared = path_in(state, "shared"), *mine = path_in(state, "shared/mine"),
+                            *path = path_in(state, "shared/mine/state.db"), *alias = path_in(state, "alias"),
+                            *via_alias = path_in(state, "alias/state.db");
+
+        assert_int_equal(mkdir(shared, 0700), 0);
+        assert_int_equal(mkdir(mine, 0700), 0);
+        assert_int_equal(chown(shared, 65534, 65534), 0);
+        assert_int_equal(chmod(shared, 0775), 0);
+        _cleanup_free_ char *hint = vf_printf("its ancestor directory %s is owned by uid 65534, not root, and writable "
+                                              "by group or others (mode 0775); run 'chown root %s && chmod go-w %s'",
+                                              shared, shared, shared);
+        assert_open_refused(path, 0, -EPERM, hint);
+        assert_int_equal(access(path, F_OK), -1);
+        /* The directories checked are the real ones, not the names on the way. */
+        assert_int_equal(symlink(mine, alias), 0);
+        assert_open_refused(via_alias, 0, -EPERM, hint);
+
+        /* Its owner can rename what is in it, whatever the mode. */
+        assert_int_equal(chmod(shared, 0755), 0);
+        assert_open_refused(path, 0, -EPERM, "is owned by uid 65534, not root; run");
+        /* The sticky bit protects an entry from other users only in a directory of root's, as /tmp. */
+        assert_int_equal(chmod(shared, 01777), 0);
+        assert_open_refused(path, 0, -EPERM, "is owned by uid 65534, not root, and writable by group or others "
+                                             "(mode 1777)");
+        assert_int_equal(access(path, F_OK), -1);
+
+        assert_int_equal(chown(shared, 0, 0), 0);
+        assert_int_equal(chmod(shared, 01777), 0); /* chown cleared the sticky bit */
+        state_close(open_store(path, 0));
+        /* Reading is harmless: the checks are a writer's. */
+        assert_int_equal(chown(shared, 65534, 65534), 0);
+        state_close(open_store(path, STATE_OPEN_READONLY));
+}
+
 /* Another user's store, even a valid one, is not adopted. */
 static void test_other_users_store_refused(void **state) {
         if (geteuid() != 0)
@@ -1462,6 +1503,7 @@ int main(void) {
                 T(test_second_writer_refused_on_a_new_store),
                 T(test_not_a_file_refused),
                 T(test_unsafe_file_refused),
+                T(test_unsafe_ancestor_refused),
                 T(test_other_users_store_refused),
                 cmocka_unit_test(test_default_path),
                 T(test_device_roundtrip_and_delete),
