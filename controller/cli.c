@@ -3,6 +3,10 @@
  * The command line: parses options, runs one subcommand, maps the outcome to
  * an exit status. Exit statuses: 0 converged (or valid), 1 an error stopped
  * the run, 2 the run completed but something is waiting or failed.
+ *
+ * One table describes every option and names the commands that take it, so
+ * that a command's --help lists exactly what it accepts, and an option given
+ * to a command that does not take it is refused, naming those that do.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -16,6 +20,28 @@ enum {
         EXIT_CONVERGED = 0,
         EXIT_ERROR = 1,
         EXIT_NOT_CONVERGED = 2,
+};
+
+/* Each command (with hostdev's and state's verbs) is a bit, so that an option can name the commands that take it. */
+enum {
+        CMD_APPLY = 1 << 0,
+        CMD_PLAN = 1 << 1,
+        CMD_VALIDATE = 1 << 2,
+        CMD_STATUS = 1 << 3,
+        CMD_RUN = 1 << 4,
+        CMD_LOG = 1 << 5,
+        CMD_HOSTDEV_RESOLVE = 1 << 6,
+        CMD_STATE_CHECK = 1 << 7,
+        CMD_STATE_RECOVER = 1 << 8,
+        CMD_ALL = (1 << 9) - 1,
+        /* Those that converge libvirt to the files, or show how they would. */
+        CMD_CONVERGE = CMD_APPLY | CMD_PLAN | CMD_RUN,
+        /* Those that write the state file through the controller, holding its lock. */
+        CMD_WRITER = CMD_APPLY | CMD_RUN | CMD_STATE_RECOVER,
+        /* Those that log through the controller. */
+        CMD_LOGGING = CMD_CONVERGE | CMD_STATE_RECOVER,
+        /* Those that print every resource on stdout: stderr gets what went wrong, unless asked for more. */
+        CMD_PRINTS_RESOURCES = CMD_APPLY | CMD_PLAN,
 };
 
 enum {
@@ -38,49 +64,97 @@ enum {
         OPT_INSTANCE,
 };
 
-typedef struct command {
+typedef struct option_spec {
         const char *name;
-        const char *usage;
-        const char *help;
-        bool takes_converge_options;
-        int (*run)(vf_options *opts, int argc, char **argv);
-} command;
+        int id; /* getopt_long's value: the short option's letter, or an OPT_ */
+        const char *arg; /* the value's name in the help; NULL for a flag */
+        unsigned commands; /* the CMD_ bits of the commands that take it */
+        /* An option that must be given too, where the command takes it (--timeout needs --wait); 0: none. */
+        int needs;
+        const char *help; /* lines after the first are indented under it */
+} option_spec;
 
-static const struct option converge_options[] = {
-        { "connect", required_argument, NULL, 'c' },
-        { "state", required_argument, NULL, OPT_STATE },
-        { "no-prune", no_argument, NULL, OPT_NO_PRUNE },
-        { "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
-        { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-        { "sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT },
-        { "wait", no_argument, NULL, OPT_WAIT },
-        { "timeout", required_argument, NULL, OPT_TIMEOUT },
-        { "debounce", required_argument, NULL, OPT_DEBOUNCE },
-        { "retry-base", required_argument, NULL, OPT_RETRY_BASE },
-        { "retry-max", required_argument, NULL, OPT_RETRY_MAX },
-        { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
-        { "insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS },
-        { "wait-lock", required_argument, NULL, OPT_WAIT_LOCK },
-        { "log-retention-days", required_argument, NULL, OPT_LOG_RETENTION_DAYS },
-        { "log-retention-rows", required_argument, NULL, OPT_LOG_RETENTION_ROWS },
-        { "instance", required_argument, NULL, OPT_INSTANCE },
-        { "output", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },
-        {},
+/* In the order --help lists them. */
+static const option_spec option_specs[] = {
+        { "connect", 'c', "URI", CMD_CONVERGE | CMD_STATE_RECOVER, 0,
+          "libvirt URI (default: $LIBVIRT_DEFAULT_URI, else libvirt's default)" },
+        { "state", OPT_STATE, "PATH", CMD_ALL & ~CMD_VALIDATE, 0,
+          "state file (default: /var/lib/virtform/state.db as root,\n"
+          "$XDG_STATE_HOME/virtform/state.db otherwise)" },
+        { "wait-lock", OPT_WAIT_LOCK, "SEC", CMD_WRITER, 0,
+          "wait up to SEC seconds for another virtform writing the state\n"
+          "file to finish, instead of refusing at once" },
+        { "no-prune", OPT_NO_PRUNE, NULL, CMD_CONVERGE, 0, "keep owned objects whose declaration is gone" },
+        { "shutdown-timeout", OPT_SHUTDOWN_TIMEOUT, "SEC", CMD_CONVERGE, 0,
+          "graceful shutdown before destroy (default 60)" },
+        { "wait", OPT_WAIT, NULL, CMD_APPLY, 0, "retry and follow events until every resource is Ready" },
+        { "timeout", OPT_TIMEOUT, "SEC", CMD_APPLY, OPT_WAIT,
+          "with --wait: give up after SEC seconds, exit 2 (default 600; 0: never)" },
+        { "debounce", OPT_DEBOUNCE, "MSEC", CMD_RUN, 0,
+          "let file changes settle this long before reading them (default 200)" },
+        { "retry-base", OPT_RETRY_BASE, "SEC", CMD_APPLY | CMD_RUN, OPT_WAIT,
+          "first retry delay; doubles per attempt, with jitter (default 1;\n"
+          "apply: with --wait)" },
+        { "retry-max", OPT_RETRY_MAX, "SEC", CMD_APPLY | CMD_RUN, OPT_WAIT,
+          "longest retry delay (default 300; apply: with --wait)" },
+        { "sysfs-root", OPT_SYSFS_ROOT, "DIR", CMD_CONVERGE | CMD_HOSTDEV_RESOLVE | CMD_STATE_RECOVER, 0,
+          "read sysfs under DIR instead of /sys" },
+        { "insecure-permissions", OPT_INSECURE_PERMISSIONS, NULL, CMD_CONVERGE | CMD_VALIDATE, 0,
+          "as root, read files anyone but root could change (with a warning)" },
+        { "log-level", OPT_LOG_LEVEL, "LEVEL", CMD_LOGGING, 0,
+          "error, warning, notice, info or debug\n"
+          "(default: warning for apply and plan, notice otherwise)" },
+        { "log-format", OPT_LOG_FORMAT, "FORMAT", CMD_LOGGING, 0, "text (default) or json" },
+        { "log-retention-days", OPT_LOG_RETENTION_DAYS, "N", CMD_APPLY | CMD_RUN, 0,
+          "keep N days of the event log (default 90)" },
+        { "log-retention-rows", OPT_LOG_RETENTION_ROWS, "N", CMD_APPLY | CMD_RUN, 0,
+          "and at most N events (default 100000)" },
+        { "instance", OPT_INSTANCE, "ID", CMD_STATE_RECOVER, 0,
+          "the instance id to take when markers of several are found" },
+        { "since", OPT_SINCE, "TIME|DURATION", CMD_LOG, 0,
+          "only what was intended since then: 2026-12-03T10:00:00Z (UTC),\n"
+          "or 30m, 12h, 7d back from now" },
+        { "output", 'o', "FORMAT", CMD_STATUS | CMD_LOG | CMD_HOSTDEV_RESOLVE, 0, "one of:" },
+        { "help", 'h', NULL, CMD_ALL, 0, "show this help" },
 };
 
-static const command *find_command(const char *name);
+/* What the command line asked for, parsed. */
+typedef struct cli_args {
+        vf_options opts;
+        const char *output; /* -o, or the command's default */
+        int64_t since_usec; /* log --since; 0: from the start */
+        uint64_t given; /* bit i: option_specs[i] was given */
+        char **args; /* positional arguments, NULL-terminated */
+        size_t n_args;
+} cli_args;
 
-static int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+typedef struct command command;
+struct command {
+        const char *name;
+        const char *verb; /* the word that follows name (hostdev resolve, state check), or NULL */
+        unsigned id; /* its CMD_ bit */
+        const char *args; /* positional arguments, for the usage line */
+        size_t min_args, max_args;
+        const char *const *outputs; /* what -o takes, the default first (NULL: table, json) */
+        const char *summary;
+        const char *help;
+        int (*run)(const command *cmd, cli_args *a);
+};
 
-static int usage_error(const char *cmd, const char *fmt, ...) {
+static const char *const default_outputs[] = { "table", "json", NULL };
+
+static int usage_error(const command *cmd, const char *fmt, ...) _printf_(2, 3);
+
+static int usage_error(const command *cmd, const char *fmt, ...) {
         va_list ap;
 
-        fprintf(stderr, "virtform%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+        fprintf(stderr, "virtform%s%s%s%s: ", cmd ? " " : "", cmd ? cmd->name : "", cmd && cmd->verb ? " " : "",
+                cmd && cmd->verb ? cmd->verb : "");
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "\nTry 'virtform %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+        fprintf(stderr, "\nTry 'virtform %s%s%s%s--help'.\n", cmd ? cmd->name : "", cmd && cmd->verb ? " " : "",
+                cmd && cmd->verb ? cmd->verb : "", cmd ? " " : "");
         return EXIT_ERROR;
 }
 
@@ -108,123 +182,162 @@ static int parse_log_level(const char *s, vf_log_level *ret) {
         return -EINVAL;
 }
 
-static const char converge_help[];
+/* --since: a duration back from now (90s, 30m, 12h, 7d) or a UTC time (2026-12-03, 2026-12-03T10:00:00Z). */
+static int parse_since(const char *s, int64_t now_usec, int64_t *ret) {
+        static const char *const formats[] = { "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+                                               "%Y-%m-%d %H:%M", "%Y-%m-%d" };
+        static const struct {
+                char unit;
+                int64_t usec;
+        } units[] = { { 's', 1000000 }, { 'm', 60 * 1000000LL }, { 'h', 3600 * 1000000LL }, { 'd', 86400 * 1000000LL } };
+        char *end;
 
-static void print_command_help(const command *cmd) {
-        printf("Usage: virtform %s %s\n\n%s%s", cmd->name, cmd->usage, cmd->help,
-               cmd->takes_converge_options ? converge_help : "");
-}
-
-/* Parses the options every subcommand shares; leaves positional arguments at argv[optind...]. */
-static int parse_options(const command *cmd, vf_options *opts, const char **output, int argc, char **argv,
-                         bool *help) {
-        int c;
-
-        optind = 1;
-        *help = false;
-        while ((c = getopt_long(argc, argv, "+c:o:h", converge_options, NULL)) >= 0) {
-                switch (c) {
-                case 'c':
-                        opts->uri = optarg;
-                        break;
-                case OPT_STATE:
-                        opts->state_path = optarg;
-                        break;
-                case OPT_NO_PRUNE:
-                        opts->prune = false;
-                        break;
-                case OPT_SHUTDOWN_TIMEOUT:
-                        if (parse_uint(optarg, &opts->shutdown_timeout_sec) < 0)
-                                return usage_error(cmd->name, "invalid --shutdown-timeout '%s': give seconds, 0..86400", optarg);
-                        break;
-                case OPT_LOG_LEVEL:
-                        if (parse_log_level(optarg, &opts->log_level) < 0)
-                                return usage_error(cmd->name, "invalid --log-level '%s': use error, warning, notice, info or debug", optarg);
-                        break;
-                case OPT_SYSFS_ROOT:
-                        opts->sysfs_root = optarg;
-                        break;
-                case OPT_WAIT:
-                        opts->wait = true;
-                        break;
-                case OPT_TIMEOUT:
-                        if (parse_uint(optarg, &opts->wait_timeout_sec) < 0)
-                                return usage_error(cmd->name, "invalid --timeout '%s': give seconds, 0..86400", optarg);
-                        break;
-                case OPT_DEBOUNCE:
-                        if (parse_uint(optarg, &opts->debounce_msec) < 0)
-                                return usage_error(cmd->name, "invalid --debounce '%s': give milliseconds", optarg);
-                        break;
-                case OPT_RETRY_BASE:
-                        if (parse_uint(optarg, &opts->retry_base_sec) < 0 || opts->retry_base_sec == 0)
-                                return usage_error(cmd->name, "invalid --retry-base '%s': give seconds, 1..86400", optarg);
-                        break;
-                case OPT_RETRY_MAX:
-                        if (parse_uint(optarg, &opts->retry_max_sec) < 0 || opts->retry_max_sec == 0)
-                                return usage_error(cmd->name, "invalid --retry-max '%s': give seconds, 1..86400", optarg);
-                        break;
-                case OPT_LOG_FORMAT:
-                        if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
-                                return usage_error(cmd->name, "invalid --log-format '%s': use text or json", optarg);
-                        opts->log_json = strcmp(optarg, "json") == 0;
-                        break;
-                case OPT_INSECURE_PERMISSIONS:
-                        opts->insecure_permissions = true;
-                        break;
-                case OPT_WAIT_LOCK:
-                        if (parse_uint(optarg, &opts->wait_lock_sec) < 0)
-                                return usage_error(cmd->name, "invalid --wait-lock '%s': give seconds, 0..86400", optarg);
-                        break;
-                case OPT_LOG_RETENTION_DAYS:
-                        if (parse_uint(optarg, &opts->log_retention_days) < 0 || opts->log_retention_days == 0)
-                                return usage_error(cmd->name, "invalid --log-retention-days '%s': give days, 1..86400", optarg);
-                        break;
-                case OPT_LOG_RETENTION_ROWS:
-                        if (parse_uint_max(optarg, 1000000000, &opts->log_retention_rows) < 0 ||
-                            opts->log_retention_rows == 0)
-                                return usage_error(cmd->name, "invalid --log-retention-rows '%s': give a count, 1..1000000000", optarg);
-                        break;
-                case OPT_INSTANCE:
-                        opts->instance = optarg;
-                        break;
-                case 'o':
-                        if (!output || (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0))
-                                return usage_error(cmd->name, "invalid --output '%s'", optarg);
-                        *output = optarg;
-                        break;
-                case 'h':
-                        *help = true;
+        errno = 0;
+        long long n = strtoll(s, &end, 10);
+        for (size_t i = 0; errno == 0 && end != s && n >= 0 && n < 100000 && i < ELEMENTSOF(units); i++)
+                if (end[0] == units[i].unit && end[1] == 0) {
+                        *ret = now_usec - n * units[i].usec;
                         return 0;
-                default:
-                        return usage_error(cmd->name, "%s", "invalid option");
+                }
+        for (size_t i = 0; i < ELEMENTSOF(formats); i++) {
+                struct tm tm = {};
+                end = strptime(s, formats[i], &tm);
+                if (end && *end == 0) {
+                        *ret = (int64_t) timegm(&tm) * 1000000;
+                        return 0;
                 }
         }
-        return 0;
+        return -EINVAL;
 }
 
-/*
- * Parses a command's options and handles --help. Returns true when the
- * command goes on; false when it is done, with *status its exit status.
- */
-static bool parse_command_line(const command *cmd, vf_options *opts, const char **output, int argc, char **argv,
-                               int *status) {
-        bool help;
+static int print_log(state_store *store, const char *resource, int64_t since_usec, bool json) {
+        _cleanup_free_ char *kind = resource ? strndup(resource, strcspn(resource, "/")) : NULL;
+        const char *slash = resource ? strchr(resource, '/') : NULL;
+        state_event *events = NULL;
+        size_t n = 0;
 
-        *status = parse_options(cmd, opts, output, argc, argv, &help);
-        if (help)
-                print_command_help(cmd);
-        return *status == 0 && !help;
+        if (resource && !kind)
+                return -ENOMEM;
+        int r = state_event_list(store, kind, slash ? slash + 1 : NULL, since_usec, &events, &n);
+        if (r < 0)
+                return r;
+        if (json)
+                r = output_log_json(stdout, events, n);
+        else
+                output_log_table(stdout, events, n);
+        state_event_list_free(events, n);
+        return r;
 }
 
-/* parse_command_line() for commands that take DIR... (by default the drop-in directories). */
-static bool parse_command_line_with_paths(const command *cmd, vf_options *opts, int argc, char **argv, int *status) {
-        /* apply and plan print every resource on stdout: stderr gets what went wrong, unless asked for more. */
-        opts->log_level = strcmp(cmd->name, "run") == 0 ? VF_LOG_NOTICE : VF_LOG_WARNING;
-        if (!parse_command_line(cmd, opts, NULL, argc, argv, status))
-                return false;
-        opts->default_paths = optind >= argc;
-        opts->paths = opts->default_paths ? (char **) schema_default_dirs : argv + optind;
-        return true;
+static const char *const *command_outputs(const command *cmd) {
+        return cmd->outputs ? cmd->outputs : default_outputs;
+}
+
+/* "table|json": what -o takes, for messages. */
+static char *command_outputs_list(const command *cmd) {
+        vf_buf b = {};
+
+        for (const char *const *o = command_outputs(cmd); *o; o++)
+                vf_buf_printf(&b, "%s%s", b.len ? "|" : "", *o);
+        return vf_buf_steal(&b);
+}
+
+static int parse_output(const command *cmd, const char *value, cli_args *a) {
+        for (const char *const *o = command_outputs(cmd); *o; o++)
+                if (strcmp(value, *o) == 0) {
+                        a->output = *o;
+                        return 0;
+                }
+        _cleanup_free_ char *known = command_outputs_list(cmd);
+        return usage_error(cmd, "invalid --output '%s': use %s", value, known ? known : "another format");
+}
+
+/* Parses one option's value into a; returns 0, or EXIT_ERROR after saying what is wrong. */
+static int parse_option_value(const command *cmd, int id, const char *value, cli_args *a) {
+        vf_options *opts = &a->opts;
+
+        switch (id) {
+        case 'c':
+                opts->uri = value;
+                return 0;
+        case OPT_STATE:
+                opts->state_path = value;
+                return 0;
+        case OPT_NO_PRUNE:
+                opts->prune = false;
+                return 0;
+        case OPT_SHUTDOWN_TIMEOUT:
+                if (parse_uint(value, &opts->shutdown_timeout_sec) < 0)
+                        return usage_error(cmd, "invalid --shutdown-timeout '%s': give seconds, 0..86400", value);
+                return 0;
+        case OPT_LOG_LEVEL:
+                if (parse_log_level(value, &opts->log_level) < 0)
+                        return usage_error(cmd, "invalid --log-level '%s': use error, warning, notice, info or debug",
+                                           value);
+                return 0;
+        case OPT_SYSFS_ROOT:
+                opts->sysfs_root = value;
+                return 0;
+        case OPT_WAIT:
+                opts->wait = true;
+                return 0;
+        case OPT_TIMEOUT:
+                if (parse_uint(value, &opts->wait_timeout_sec) < 0)
+                        return usage_error(cmd, "invalid --timeout '%s': give seconds, 0..86400", value);
+                return 0;
+        case OPT_DEBOUNCE:
+                if (parse_uint(value, &opts->debounce_msec) < 0)
+                        return usage_error(cmd, "invalid --debounce '%s': give milliseconds", value);
+                return 0;
+        case OPT_RETRY_BASE:
+                if (parse_uint(value, &opts->retry_base_sec) < 0 || opts->retry_base_sec == 0)
+                        return usage_error(cmd, "invalid --retry-base '%s': give seconds, 1..86400", value);
+                return 0;
+        case OPT_RETRY_MAX:
+                if (parse_uint(value, &opts->retry_max_sec) < 0 || opts->retry_max_sec == 0)
+                        return usage_error(cmd, "invalid --retry-max '%s': give seconds, 1..86400", value);
+                return 0;
+        case OPT_LOG_FORMAT:
+                if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
+                        return usage_error(cmd, "invalid --log-format '%s': use text or json", value);
+                opts->log_json = strcmp(value, "json") == 0;
+                return 0;
+        case OPT_INSECURE_PERMISSIONS:
+                opts->insecure_permissions = true;
+                return 0;
+        case OPT_WAIT_LOCK:
+                if (parse_uint(value, &opts->wait_lock_sec) < 0)
+                        return usage_error(cmd, "invalid --wait-lock '%s': give seconds, 0..86400", value);
+                return 0;
+        case OPT_LOG_RETENTION_DAYS:
+                if (parse_uint(value, &opts->log_retention_days) < 0 || opts->log_retention_days == 0)
+                        return usage_error(cmd, "invalid --log-retention-days '%s': give days, 1..86400", value);
+                return 0;
+        case OPT_LOG_RETENTION_ROWS:
+                if (parse_uint_max(value, 1000000000, &opts->log_retention_rows) < 0 || opts->log_retention_rows == 0)
+                        return usage_error(cmd, "invalid --log-retention-rows '%s': give a count, 1..1000000000",
+                                           value);
+                return 0;
+        case OPT_INSTANCE:
+                opts->instance = value;
+                return 0;
+        case OPT_SINCE:
+                if (parse_since(value, vf_now_realtime_usec(), &a->since_usec) < 0)
+                        return usage_error(cmd,
+                                           "invalid --since '%s': give a duration (30m, 12h, 7d) or a UTC time "
+                                           "(2026-12-03T10:00:00Z)",
+                                           value);
+                return 0;
+        case 'o':
+                return parse_output(cmd, value, a);
+        }
+        return usage_error(cmd, "%s", "invalid option");
+}
+
+/* DIR...: those given, or the drop-in directories. */
+static void use_paths(cli_args *a) {
+        a->opts.default_paths = a->n_args == 0;
+        a->opts.paths = a->opts.default_paths ? (char **) schema_default_dirs : a->args;
 }
 
 static int fail_run(const char *errmsg, int r) {
@@ -257,8 +370,7 @@ static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) 
         return status;
 }
 
-static int cmd_run(vf_options *opts, int argc, char **argv) {
-        const command *cmd = find_command("run");
+static int cmd_run(const command *cmd, cli_args *a) {
         _cleanup_free_ char *errmsg = NULL;
         _cleanup_(vf_daemon_freep) vf_daemon *d = NULL;
         vf_daemon_options dopts = {};
@@ -266,12 +378,11 @@ static int cmd_run(vf_options *opts, int argc, char **argv) {
         bool converged;
         int r;
 
-        if (!parse_command_line_with_paths(cmd, opts, argc, argv, &r))
-                return r;
-        opts->daemon = true;
+        use_paths(a);
+        a->opts.daemon = true;
         r = vf_daemon_new(&dopts, &d);
         if (r >= 0)
-                r = vf_controller_open(&c, opts, &errmsg);
+                r = vf_controller_open(&c, &a->opts, &errmsg);
         if (r >= 0)
                 r = vf_daemon_run(d, &c, &converged, &errmsg);
         vf_daemon_free(TAKE_PTR(d));
@@ -279,33 +390,24 @@ static int cmd_run(vf_options *opts, int argc, char **argv) {
         return r < 0 ? fail_run(errmsg, r) : EXIT_CONVERGED;
 }
 
-static int cmd_converge(const command *cmd, vf_options *opts, int argc, char **argv,
-                        void (*print)(FILE *, const vf_report *)) {
-        int r;
-
-        if (!parse_command_line_with_paths(cmd, opts, argc, argv, &r))
-                return r;
-        return run_pass(opts, print);
+static int cmd_apply(const command *cmd, cli_args *a) {
+        use_paths(a);
+        return run_pass(&a->opts, output_apply);
 }
 
-static int cmd_apply(vf_options *opts, int argc, char **argv) {
-        return cmd_converge(find_command("apply"), opts, argc, argv, output_apply);
+static int cmd_plan(const command *cmd, cli_args *a) {
+        use_paths(a);
+        a->opts.dry_run = true;
+        return run_pass(&a->opts, output_plan);
 }
 
-static int cmd_plan(vf_options *opts, int argc, char **argv) {
-        opts->dry_run = true;
-        return cmd_converge(find_command("plan"), opts, argc, argv, output_plan);
-}
-
-static int cmd_validate(vf_options *opts, int argc, char **argv) {
-        const command *cmd = find_command("validate");
+static int cmd_validate(const command *cmd, cli_args *a) {
         _cleanup_(schema_set_freep) schema_set *set = NULL;
         int r;
 
-        if (!parse_command_line_with_paths(cmd, opts, argc, argv, &r))
-                return r;
-        schema_load_options options = vf_options_schema(opts);
-        r = schema_load_with_options(opts->paths, vf_strv_length(opts->paths), &options, &set);
+        use_paths(a);
+        schema_load_options options = vf_options_schema(&a->opts);
+        r = schema_load_with_options(a->opts.paths, vf_strv_length(a->opts.paths), &options, &set);
         if (r < 0) {
                 fprintf(stderr, "virtform: error: %s\n", strerror(-r));
                 return EXIT_ERROR;
@@ -317,20 +419,15 @@ static int cmd_validate(vf_options *opts, int argc, char **argv) {
         return EXIT_CONVERGED;
 }
 
-static int cmd_status(vf_options *opts, int argc, char **argv) {
-        const command *cmd = find_command("status");
+static int cmd_status(const command *cmd, cli_args *a) {
         _cleanup_(state_closep) state_store *store = NULL;
         _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
-        const char *output = "table", *path;
+        const char *path;
         state_record **recs = NULL;
         size_t n = 0;
         int r;
 
-        if (!parse_command_line(cmd, opts, &output, argc, argv, &r))
-                return r;
-        if (optind < argc)
-                return usage_error(cmd->name, "unexpected argument '%s'", argv[optind]);
-        path = opts->state_path ? opts->state_path : (fallback = state_default_path());
+        path = a->opts.state_path ? a->opts.state_path : (fallback = state_default_path());
         r = path ? state_open(path, STATE_OPEN_READONLY | STATE_OPEN_EXISTING, &store, &errmsg) : -ENOMEM;
         if (r >= 0)
                 r = state_list(store, &recs, &n);
@@ -338,7 +435,7 @@ static int cmd_status(vf_options *opts, int argc, char **argv) {
                 fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
                 return EXIT_ERROR;
         }
-        if (strcmp(output, "json") == 0)
+        if (strcmp(a->output, "json") == 0)
                 r = output_status_json(stdout, recs, n);
         else
                 output_status_table(stdout, recs, n);
@@ -393,52 +490,23 @@ static int print_explanation_json(const rc_hostdev_explanation *e) {
         return 0;
 }
 
-/*
- * parse_command_line() for COMMAND SUBCOMMAND [OPTIONS] and n_args
- * arguments, where cmd->usage says what is expected. Returns true when the
- * command goes on, with its arguments at (*argv)[optind...].
- */
-static bool parse_subcommand(const command *cmd, const char *sub, vf_options *opts, const char **output, int argc,
-                             char ***argv, int n_args, int *status) {
-        if (argc > 1 && (strcmp((*argv)[1], "--help") == 0 || strcmp((*argv)[1], "-h") == 0)) {
-                print_command_help(cmd);
-                *status = EXIT_CONVERGED;
-                return false;
-        }
-        if (argc < 2 || strcmp((*argv)[1], sub) != 0) {
-                *status = usage_error(cmd->name, "expected: %s", cmd->usage);
-                return false;
-        }
-        if (!parse_command_line(cmd, opts, output, argc - 1, *argv + 1, status))
-                return false;
-        (*argv)++;
-        if (argc - 1 - optind != n_args) {
-                *status = usage_error(cmd->name, "expected: %s", cmd->usage);
-                return false;
-        }
-        return true;
-}
-
-static int cmd_hostdev(vf_options *opts, int argc, char **argv) {
-        const command *cmd = find_command("hostdev");
+static int cmd_hostdev_resolve(const command *cmd, cli_args *a) {
         _cleanup_(state_closep) state_store *store = NULL;
         _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
         rc_hostdev_explanation e = {};
-        const char *output = "table", *path;
+        const char *path;
         int r;
 
-        if (!parse_subcommand(cmd, "resolve", opts, &output, argc, &argv, 1, &r))
-                return r;
         /* The store only helps (a recorded resolution): without one, resolve from sysfs alone. */
-        path = opts->state_path ? opts->state_path : (fallback = state_default_path());
+        path = a->opts.state_path ? a->opts.state_path : (fallback = state_default_path());
         if (path && state_open(path, STATE_OPEN_READONLY, &store, &errmsg) < 0)
                 fprintf(stderr, "virtform: warning: %s; resolving without recorded resolutions\n", errmsg);
-        r = rc_hostdev_explain(opts->sysfs_root, store, argv[optind], &e);
+        r = rc_hostdev_explain(a->opts.sysfs_root, store, a->args[0], &e);
         if (r < 0) {
                 fprintf(stderr, "virtform: error: %s\n", strerror(-r));
                 return EXIT_ERROR;
         }
-        if (strcmp(output, "json") == 0)
+        if (strcmp(a->output, "json") == 0)
                 r = print_explanation_json(&e);
         else
                 print_explanation_table(&e);
@@ -448,15 +516,13 @@ static int cmd_hostdev(vf_options *opts, int argc, char **argv) {
 }
 
 /* The check a writer makes after a crash, on demand: it also accepts what is left after a lost -wal. */
-static int state_check(const command *cmd, vf_options *opts, int argc, char **argv) {
+static int cmd_state_check(const command *cmd, cli_args *a) {
         _cleanup_(state_closep) state_store *store = NULL;
         _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
         const char *path;
         int r;
 
-        if (!parse_subcommand(cmd, "check", opts, NULL, argc, &argv, 0, &r))
-                return r;
-        path = opts->state_path ? opts->state_path : (fallback = state_default_path());
+        path = a->opts.state_path ? a->opts.state_path : (fallback = state_default_path());
         r = path ? state_open(path, STATE_OPEN_CHECK, &store, &errmsg) : -ENOMEM;
         if (r < 0)
                 return fail_run(errmsg, r);
@@ -464,99 +530,17 @@ static int state_check(const command *cmd, vf_options *opts, int argc, char **ar
         return EXIT_CONVERGED;
 }
 
-/* --since: a duration back from now (90s, 30m, 12h, 7d) or a UTC time (2026-12-03, 2026-12-03T10:00:00Z). */
-static int parse_since(const char *s, int64_t now_usec, int64_t *ret) {
-        static const char *const formats[] = { "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
-                                               "%Y-%m-%d %H:%M", "%Y-%m-%d" };
-        static const struct {
-                char unit;
-                int64_t usec;
-        } units[] = { { 's', 1000000 }, { 'm', 60 * 1000000LL }, { 'h', 3600 * 1000000LL }, { 'd', 86400 * 1000000LL } };
-        char *end;
-
-        errno = 0;
-        long long n = strtoll(s, &end, 10);
-        for (size_t i = 0; errno == 0 && end != s && n >= 0 && n < 100000 && i < ELEMENTSOF(units); i++)
-                if (end[0] == units[i].unit && end[1] == 0) {
-                        *ret = now_usec - n * units[i].usec;
-                        return 0;
-                }
-        for (size_t i = 0; i < ELEMENTSOF(formats); i++) {
-                struct tm tm = {};
-                end = strptime(s, formats[i], &tm);
-                if (end && *end == 0) {
-                        *ret = (int64_t) timegm(&tm) * 1000000;
-                        return 0;
-                }
-        }
-        return -EINVAL;
-}
-
-static int print_log(state_store *store, const char *resource, int64_t since_usec, bool json) {
-        _cleanup_free_ char *kind = resource ? strndup(resource, strcspn(resource, "/")) : NULL;
-        const char *slash = resource ? strchr(resource, '/') : NULL;
-        state_event *events = NULL;
-        size_t n = 0;
-
-        if (resource && !kind)
-                return -ENOMEM;
-        int r = state_event_list(store, kind, slash ? slash + 1 : NULL, since_usec, &events, &n);
-        if (r < 0)
-                return r;
-        if (json)
-                r = output_log_json(stdout, events, n);
-        else
-                output_log_table(stdout, events, n);
-        state_event_list_free(events, n);
-        return r;
-}
-
-static int cmd_log(vf_options *opts, int argc, char **argv) {
-        static const struct option options[] = {
-                { "state", required_argument, NULL, OPT_STATE },
-                { "since", required_argument, NULL, OPT_SINCE },
-                { "output", required_argument, NULL, 'o' },
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        const command *cmd = find_command("log");
+static int cmd_log(const command *cmd, cli_args *a) {
         _cleanup_(state_closep) state_store *store = NULL;
         _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
-        const char *output = "table", *path;
-        int64_t since = 0;
-        int c, r;
+        const char *path;
+        int r;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "o:h", options, NULL)) >= 0)
-                switch (c) {
-                case OPT_STATE:
-                        opts->state_path = optarg;
-                        break;
-                case OPT_SINCE:
-                        if (parse_since(optarg, vf_now_realtime_usec(), &since) < 0)
-                                return usage_error(cmd->name,
-                                                   "invalid --since '%s': give a duration (30m, 12h, 7d) or a UTC "
-                                                   "time (2026-12-03T10:00:00Z)",
-                                                   optarg);
-                        break;
-                case 'o':
-                        if (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0)
-                                return usage_error(cmd->name, "invalid --output '%s'", optarg);
-                        output = optarg;
-                        break;
-                case 'h':
-                        print_command_help(cmd);
-                        return EXIT_CONVERGED;
-                default:
-                        return usage_error(cmd->name, "%s", "invalid option");
-                }
-        if (argc - optind > 1)
-                return usage_error(cmd->name, "unexpected argument '%s'", argv[optind + 1]);
         /* A reader: never locks, never writes, and works on a read-only file. */
-        path = opts->state_path ? opts->state_path : (fallback = state_default_path());
+        path = a->opts.state_path ? a->opts.state_path : (fallback = state_default_path());
         r = path ? state_open(path, STATE_OPEN_READONLY | STATE_OPEN_EXISTING, &store, &errmsg) : -ENOMEM;
         if (r >= 0)
-                r = print_log(store, optind < argc ? argv[optind] : NULL, since, strcmp(output, "json") == 0);
+                r = print_log(store, a->n_args ? a->args[0] : NULL, a->since_usec, strcmp(a->output, "json") == 0);
         if (r < 0) {
                 fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
                 return EXIT_ERROR;
@@ -564,136 +548,258 @@ static int cmd_log(vf_options *opts, int argc, char **argv) {
         return EXIT_CONVERGED;
 }
 
-static int state_recover(const command *cmd, vf_options *opts, int argc, char **argv) {
+static int cmd_state_recover(const command *cmd, cli_args *a) {
         _cleanup_free_ char *errmsg = NULL;
         vf_controller c = {};
         int r;
 
-        if (!parse_subcommand(cmd, "recover", opts, NULL, argc, &argv, 0, &r))
-                return r;
-        opts->recover = true;
-        r = vf_controller_open(&c, opts, &errmsg);
+        a->opts.recover = true;
+        r = vf_controller_open(&c, &a->opts, &errmsg);
         if (r >= 0)
-                r = vf_controller_recover(&c, opts->instance, stdout, &errmsg);
+                r = vf_controller_recover(&c, a->opts.instance, stdout, &errmsg);
         vf_controller_close(&c);
         return r < 0 ? fail_run(errmsg, r) : EXIT_CONVERGED;
 }
 
-static int cmd_state(vf_options *opts, int argc, char **argv) {
-        const command *cmd = find_command("state");
-
-        if (argc > 1 && strcmp(argv[1], "recover") == 0)
-                return state_recover(cmd, opts, argc, argv);
-        return state_check(cmd, opts, argc, argv);
-}
-
-static const char converge_help[] =
-        "Options:\n"
-        "  -c, --connect URI          libvirt URI (default: $LIBVIRT_DEFAULT_URI, else libvirt's default)\n"
-        "      --state PATH           state file (default: /var/lib/virtform/state.db as root,\n"
-        "                             $XDG_STATE_HOME/virtform/state.db otherwise)\n"
-        "      --no-prune             keep owned objects whose declaration is gone\n"
-        "      --shutdown-timeout SEC graceful shutdown before destroy (default 60)\n"
-        "      --log-level LEVEL      error, warning, notice (default), info, debug\n"
-        "      --sysfs-root DIR       read sysfs under DIR instead of /sys\n"
-        "      --wait                 apply: follow events until every resource is Ready\n"
-        "      --timeout SEC          with --wait: give up after SEC seconds, exit 2 (default 600; 0: never)\n"
-        "      --log-format FORMAT    text (default) or json\n"
-        "      --insecure-permissions as root, read files anyone but root could change (with a warning)\n"
-        "      --wait-lock SEC        apply, run: wait up to SEC seconds for another virtform using the\n"
-        "                             state file to finish, instead of refusing at once\n"
-        "      --log-retention-days N keep N days of the event log (default 90)\n"
-        "      --log-retention-rows N and at most N events (default 100000)\n"
-        "  -h, --help                 show this help\n";
-
 static const command commands[] = {
-        { "apply", "[-c URI] [--state PATH] [--wait-lock SEC] [--no-prune] [--wait [--timeout SEC]] [DIR...]",
+        { "apply", NULL, CMD_APPLY, "[DIR...]", 0, SIZE_MAX, NULL, "converge libvirt once to the files",
           "Converge libvirt once to the resources declared in DIR (YAML and XML files) and print one line per\n"
           "resource: created, updated, unchanged, deleted, kept, waiting or failed.\n"
-          "Exit status: 0 every resource Ready, 2 something waiting or failed, 1 an error stopped the run.\n\n",
-          true, cmd_apply },
-        { "plan", "[-c URI] [--state PATH] [--no-prune] [DIR...]",
+          "Exit status: 0 every resource Ready, 2 something waiting or failed, 1 an error stopped the run.\n",
+          cmd_apply },
+        { "plan", NULL, CMD_PLAN, "[DIR...]", 0, SIZE_MAX, NULL, "show what apply would do; changes nothing",
           "Print what apply would do, with a diff per changed definition. Changes neither libvirt nor the\n"
-          "state file. Exit status as for apply.\n\n",
-          true, cmd_plan },
-        { "validate", "[--insecure-permissions] [PATH...]",
+          "state file. Exit status as for apply.\n",
+          cmd_plan },
+        { "validate", NULL, CMD_VALIDATE, "[PATH...]", 0, SIZE_MAX, NULL, "check files without a hypervisor",
           "Validate desired-state files or directories without a hypervisor. Errors are printed as\n"
           "FILE:LINE:COLUMN: error: MESSAGE. Exit status: 0 valid, 1 any error.\n"
           "As root, files and directories that anyone but root could change are errors, unless\n"
-          "--insecure-permissions makes them warnings.\n\n",
-          false, cmd_validate },
-        { "status", "[--state PATH] [-o table|json]",
-          "List every recorded resource with its conditions, generation, last error and next retry.\n\n"
-          "Options:\n"
-          "      --state PATH           state file\n"
-          "  -o, --output FORMAT        table (default) or json\n",
-          false, cmd_status },
-        { "run", "[-c URI] [--state PATH] [--wait-lock SEC] [--debounce MSEC] [--retry-base SEC] [--retry-max SEC] [DIR...]",
+          "--insecure-permissions makes them warnings.\n",
+          cmd_validate },
+        { "status", NULL, CMD_STATUS, NULL, 0, 0, NULL, "what was recorded, with conditions",
+          "List every recorded resource with its conditions, generation, last error and next retry.\n",
+          cmd_status },
+        { "run", NULL, CMD_RUN, "[DIR...]", 0, SIZE_MAX, NULL, "the daemon: converge, then follow every change",
           "Run the controller: converge, then follow file changes (inotify), libvirt's events, link and device\n"
           "events, and retry what failed with exponential backoff. With no DIR it reads /etc/virtform.d,\n"
-          "/run/virtform.d and /usr/lib/virtform.d. SIGHUP reloads every file; SIGTERM and SIGINT stop it.\n\n"
-          "      --debounce MSEC        let file changes settle this long before reading them (default 200)\n"
-          "      --retry-base SEC       first retry delay; doubles per attempt, with jitter (default 1)\n"
-          "      --retry-max SEC        longest retry delay (default 300)\n\n",
-          true, cmd_run },
-        { "log", "[--state PATH] [--since TIME|DURATION] [-o table|json] [KIND[/NAME]]",
+          "/run/virtform.d and /usr/lib/virtform.d. SIGHUP reloads every file; SIGTERM and SIGINT stop it.\n",
+          cmd_run },
+        { "log", NULL, CMD_LOG, "[KIND[/NAME]]", 0, 1, NULL, "every write made to libvirt or the host",
           "Show the event log: every write virtform made to libvirt or the host, oldest first, with the\n"
           "resource, its generation, the action and its outcome: ok, failed (with libvirt's or the kernel's\n"
           "message), intended (in progress, or a run was killed before it knew), or unknown (a killed run's\n"
-          "intent, resolved later: \"interrupted; found done\" or \"interrupted; not done\").\n\n"
-          "Options:\n"
-          "      --state PATH           state file\n"
-          "      --since TIME|DURATION  only what was intended since then: 2026-12-03T10:00:00Z (UTC), or\n"
-          "                             30m, 12h, 7d back from now\n"
-          "  -o, --output FORMAT        table (default) or json\n",
-          false, cmd_log },
-        { "hostdev", "resolve [--sysfs-root DIR] [--state PATH] [-o table|json] BDF",
+          "intent, resolved later: \"interrupted; found done\" or \"interrupted; not done\").\n",
+          cmd_log },
+        { "hostdev", "resolve", CMD_HOSTDEV_RESOLVE, "BDF", 1, 1, NULL, "explain how a PCI device resolves",
           "Explain how a PCI device resolves: for an SR-IOV VF its PF, PF netdev, VF index, the method that\n"
-          "chose the PF netdev, and the PF's admin state and carrier. Exit status: 0 resolved, 1 otherwise.\n\n"
-          "Options:\n"
-          "      --sysfs-root DIR       read sysfs under DIR instead of /sys\n"
-          "      --state PATH           state file with recorded resolutions\n"
-          "  -o, --output FORMAT        table (default) or json\n",
-          false, cmd_hostdev },
-        { "state", "check|recover [-c URI] [--state PATH] [--instance ID]",
-          "check: check the whole state file with SQLite's integrity_check, as apply and run do by themselves\n"
-          "with quick_check after a crash. When the file's write-ahead log was lost after a crash, and apply\n"
-          "and run refuse it, a check that passes accepts what is left.\n"
-          "recover: rebuild a lost (missing or emptied) state file from the ownership markers of libvirt's\n"
-          "domains and networks, and the vfio-pci bindings of the devices they pass through. It refuses a\n"
-          "state file that holds records. Both take the lock as apply does.\n"
-          "Exit status: 0 the file is sound (recovered), 1 otherwise.\n\n"
-          "Options:\n"
-          "  -c, --connect URI          recover: libvirt URI\n"
-          "      --state PATH           state file\n"
-          "      --instance ID          recover: the instance id to take when markers of several are found\n"
-          "      --sysfs-root DIR       recover: read sysfs under DIR instead of /sys\n",
-          false, cmd_state },
+          "chose the PF netdev, and the PF's admin state and carrier. Resolutions recorded in the state file\n"
+          "are used when it can be read. Exit status: 0 resolved, 1 otherwise.\n",
+          cmd_hostdev_resolve },
+        { "state", "check", CMD_STATE_CHECK, NULL, 0, 0, NULL, "check the whole state file (after a crash)",
+          "Check the whole state file with SQLite's integrity_check, as apply and run do by themselves with\n"
+          "quick_check after a crash. When the file's write-ahead log was lost after a crash, and apply and\n"
+          "run refuse it, a check that passes accepts what is left. It takes the lock as apply does.\n"
+          "Exit status: 0 the file is sound, 1 otherwise.\n",
+          cmd_state_check },
+        { "state", "recover", CMD_STATE_RECOVER, NULL, 0, 0, NULL, "rebuild a lost state file from libvirt's markers",
+          "Rebuild a lost (missing or emptied) state file from the ownership markers of libvirt's domains and\n"
+          "networks, and the vfio-pci bindings of the devices they pass through. It refuses a state file\n"
+          "that holds records, and takes the lock as apply does.\n"
+          "Exit status: 0 the file was recovered, 1 otherwise.\n",
+          cmd_state_recover },
 };
 
-static const command *find_command(const char *name) {
+static size_t option_index(int id) {
+        for (size_t i = 0; i < ELEMENTSOF(option_specs); i++)
+                if (option_specs[i].id == id)
+                        return i;
+        return SIZE_MAX;
+}
+
+/* "apply, plan, run": the commands whose bits are in mask, for messages. */
+static char *command_names(unsigned mask) {
+        vf_buf b = {};
+
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (strcmp(commands[i].name, name) == 0)
-                        return &commands[i];
-        return NULL;
+                if (commands[i].id & mask)
+                        vf_buf_printf(&b, "%s%s%s%s", b.len ? ", " : "", commands[i].name, commands[i].verb ? " " : "",
+                                      commands[i].verb ? commands[i].verb : "");
+        return vf_buf_steal(&b);
+}
+
+static void print_option_help(const command *cmd, const option_spec *o) {
+        enum { HELP_COLUMN = 29 };
+        bool short_name = o->id < 0x100;
+        int n = printf("  %c%c%c --%s%s%s", short_name ? '-' : ' ', short_name ? o->id : ' ', short_name ? ',' : ' ',
+                       o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+
+        printf("%*s", n < HELP_COLUMN ? HELP_COLUMN - n : 1, "");
+        for (const char *p = o->help; *p; p++)
+                if (*p == '\n')
+                        printf("\n%*s", HELP_COLUMN, "");
+                else
+                        putchar(*p);
+        if (o->id == 'o')
+                for (const char *const *f = command_outputs(cmd); *f; f++)
+                        printf("%s %s%s", f == command_outputs(cmd) ? "" : ",", *f, f == command_outputs(cmd) ? " (default)" : "");
+        putchar('\n');
+}
+
+static void print_command_help(const command *cmd) {
+        printf("Usage: virtform %s%s%s [OPTIONS]%s%s\n\n%s\nOptions:\n", cmd->name, cmd->verb ? " " : "",
+               cmd->verb ? cmd->verb : "", cmd->args ? " " : "", cmd->args ? cmd->args : "", cmd->help);
+        for (size_t i = 0; i < ELEMENTSOF(option_specs); i++)
+                if (option_specs[i].commands & cmd->id)
+                        print_option_help(cmd, &option_specs[i]);
+}
+
+/* getopt_long()'s view of option_specs, into caller-provided arrays sized for them. */
+static void getopt_tables(struct option *longopts, char *shortopts) {
+        size_t n = 0;
+
+        /* A leading ':' makes a missing value ':' rather than '?', so that the message can say which. */
+        shortopts[n++] = ':';
+        for (size_t i = 0; i < ELEMENTSOF(option_specs); i++) {
+                const option_spec *o = &option_specs[i];
+                longopts[i] = (struct option) { o->name, o->arg ? required_argument : no_argument, NULL, o->id };
+                if (o->id < 0x100) {
+                        shortopts[n++] = (char) o->id;
+                        if (o->arg)
+                                shortopts[n++] = ':';
+                }
+        }
+        longopts[ELEMENTSOF(option_specs)] = (struct option) {};
+        shortopts[n] = 0;
+}
+
+/* An option given to a command that does not take it: a usage error that names the commands that do. */
+static int refuse_option(const command *cmd, const option_spec *o) {
+        _cleanup_free_ char *takers = command_names(o->commands);
+        return usage_error(cmd, "--%s does not apply to %s%s%s; it is an option of %s", o->name, cmd->name,
+                           cmd->verb ? " " : "", cmd->verb ? cmd->verb : "", takers ? takers : "other commands");
+}
+
+/* Each option given whose effect depends on another needs that one too, where the command takes it. */
+static int check_needs(const command *cmd, const cli_args *a) {
+        for (size_t i = 0; i < ELEMENTSOF(option_specs); i++) {
+                const option_spec *o = &option_specs[i];
+                size_t needed = o->needs ? option_index(o->needs) : SIZE_MAX;
+
+                if (!(a->given & (UINT64_C(1) << i)) || needed == SIZE_MAX ||
+                    !(option_specs[needed].commands & cmd->id) || (a->given & (UINT64_C(1) << needed)))
+                        continue;
+                return usage_error(cmd, "--%s has no effect without --%s", o->name, option_specs[needed].name);
+        }
+        return 0;
+}
+
+static int check_args(const command *cmd, const cli_args *a) {
+        if (a->n_args < cmd->min_args)
+                return usage_error(cmd, "expected: virtform %s%s%s %s", cmd->name, cmd->verb ? " " : "",
+                                   cmd->verb ? cmd->verb : "", cmd->args);
+        if (a->n_args > cmd->max_args)
+                return usage_error(cmd, "unexpected argument '%s'", a->args[cmd->max_args]);
+        return 0;
+}
+
+/*
+ * Parses argv (argv[0] the command's last word) into a. Returns true when the
+ * command goes on; false when it is done (--help, a usage error), with
+ * *status its exit status.
+ */
+static bool parse_command_line(const command *cmd, int argc, char **argv, cli_args *a, int *status) {
+        struct option longopts[ELEMENTSOF(option_specs) + 1];
+        char shortopts[2 * ELEMENTSOF(option_specs) + 2];
+        int c;
+
+        if (cmd->id & CMD_PRINTS_RESOURCES)
+                a->opts.log_level = VF_LOG_WARNING;
+        a->output = command_outputs(cmd)[0];
+        getopt_tables(longopts, shortopts);
+        optind = 1;
+        opterr = 0;
+        *status = EXIT_CONVERGED;
+        while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) >= 0) {
+                size_t i = option_index(c);
+
+                if (c == ':')
+                        *status = usage_error(cmd, "%s needs a value", argv[optind - 1]);
+                else if (i == SIZE_MAX)
+                        *status = usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+                else if (!(option_specs[i].commands & cmd->id))
+                        *status = refuse_option(cmd, &option_specs[i]);
+                else if (c == 'h') {
+                        print_command_help(cmd);
+                        return false;
+                } else {
+                        a->given |= UINT64_C(1) << i;
+                        *status = parse_option_value(cmd, c, optarg, a);
+                }
+                if (*status != EXIT_CONVERGED)
+                        return false;
+        }
+        a->args = argv + optind;
+        a->n_args = (size_t) (argc - optind);
+        *status = check_needs(cmd, a);
+        if (*status == EXIT_CONVERGED)
+                *status = check_args(cmd, a);
+        return *status == EXIT_CONVERGED;
 }
 
 static void print_main_help(void) {
         printf("Usage: virtform COMMAND [OPTIONS] [ARGS]\n\n"
                "Converge a libvirt host to desired-state files: networks, domains, host devices.\n\n"
                "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                const command *cmd = &commands[i];
+                _cleanup_free_ char *name = vf_printf("%s%s%s", cmd->name, cmd->verb ? " " : "",
+                                                      cmd->verb ? cmd->verb : "");
+                printf("  %-16s %s\n", name ? name : cmd->name, cmd->summary);
+        }
+        printf("\nRun 'virtform COMMAND --help' for a command's options.\n");
+}
+
+/*
+ * The command argv names: argv[1], and argv[2] too for a command with verbs.
+ * NULL after a usage error or the help of a command's verbs, with *status set.
+ */
+static const command *find_command(int argc, char **argv, int *status) {
+        const command *named = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                if (strcmp(commands[i].name, argv[1]) != 0)
+                        continue;
+                named = &commands[i];
+                if (!named->verb || (argc > 2 && strcmp(named->verb, argv[2]) == 0))
+                        return named;
+        }
+        if (!named) {
+                *status = usage_error(NULL, "unknown command '%s'", argv[1]);
+                return NULL;
+        }
+        /* "state --help": the help of each of its verbs. */
+        bool help = argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+        vf_buf verbs = {};
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                printf("  %-9s %s\n", commands[i].name, commands[i].usage);
-        printf("\nOptions shared by apply and plan:\n%s\n"
-               "Run 'virtform COMMAND --help' for more about a command.\n",
-               converge_help);
+                if (strcmp(commands[i].name, named->name) == 0) {
+                        if (help)
+                                print_command_help(&commands[i]);
+                        vf_buf_printf(&verbs, "%s%s", verbs.len ? "|" : "", commands[i].verb);
+                }
+        _cleanup_free_ char *list = vf_buf_steal(&verbs);
+        const command bare = { .name = named->name };
+        *status = help ? EXIT_CONVERGED
+                       : usage_error(&bare, "expected: virtform %s %s", named->name, list ? list : "VERB");
+        return NULL;
 }
 
 int vf_main(int argc, char **argv) {
-        vf_options opts;
+        cli_args a = {};
+        int status;
 
-        vf_options_init(&opts);
-        opts.fault_point = getenv("VIRTFORM_FAULT_POINT");
+        vf_options_init(&a.opts);
+        a.opts.fault_point = getenv("VIRTFORM_FAULT_POINT");
         if (argc < 2)
                 return usage_error(NULL, "%s", "no command given");
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
@@ -704,8 +810,11 @@ int vf_main(int argc, char **argv) {
                 printf("virtform %s\n", VIRTFORM_VERSION);
                 return EXIT_CONVERGED;
         }
-        const command *cmd = find_command(argv[1]);
+        const command *cmd = find_command(argc, argv, &status);
         if (!cmd)
-                return usage_error(NULL, "unknown command '%s'", argv[1]);
-        return cmd->run(&opts, argc - 1, argv + 1);
+                return status;
+        int skip = cmd->verb ? 2 : 1;
+        if (!parse_command_line(cmd, argc - skip, argv + skip, &a, &status))
+                return status;
+        return cmd->run(cmd, &a);
 }

@@ -70,22 +70,41 @@ static int teardown(void **state) {
         return 0;
 }
 
-static void test_help_and_version(void **state) {
-        _cleanup_(run_done) run help = virtform("--help", NULL);
-        assert_int_equal(help.status, 0);
-        assert_non_null(strstr(help.out, "apply"));
-        assert_non_null(strstr(help.out, "status"));
+/* Runs argv and compares its stdout with the golden file tests/data/help/NAME.txt. */
+static void assert_help_golden(const char *name, const char *const *argv) {
+        _cleanup_free_ char *path = vf_printf("%s/help/%s.txt", getenv("VIRTFORM_TEST_DATA"), name);
+        _cleanup_free_ char *golden = th_slurp(path);
+        _cleanup_(run_done) run r = th_spawn(argv, NULL);
 
+        assert_int_equal(r.status, 0);
+        if (strcmp(r.out, golden) != 0)
+                fail_msg("'%s' differs from %s; if the change is meant, write this into it:\n%s", name, path, r.out);
+}
+
+/* Each command's --help lists its own options, and no other (golden files). */
+static void test_help_and_version(void **state) {
+        static const char *const commands[][2] = { { "apply" }, { "plan" }, { "validate" }, { "status" },
+                                                   { "run" }, { "log" }, { "hostdev", "resolve" },
+                                                   { "state", "check" }, { "state", "recover" } };
+        const char *virtform_help[] = { getenv("VIRTFORM"), "--help", NULL };
+
+        assert_help_golden("virtform", virtform_help);
         _cleanup_(run_done) run version = virtform("--version", NULL);
         assert_int_equal(version.status, 0);
         assert_non_null(strstr(version.out, "virtform "));
 
-        const char *commands[] = { "apply", "plan", "validate", "status", "log", "run", "hostdev", "state" };
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
-                _cleanup_(run_done) run sub = virtform(commands[i], "--help", NULL);
-                assert_int_equal(sub.status, 0);
-                assert_non_null(strstr(sub.out, commands[i]));
+                const char *argv[] = { getenv("VIRTFORM"), commands[i][0], commands[i][1] ? commands[i][1] : "--help",
+                                       commands[i][1] ? "--help" : NULL, NULL };
+                _cleanup_free_ char *name = vf_printf("%s%s%s", commands[i][0], commands[i][1] ? "-" : "",
+                                                      commands[i][1] ? commands[i][1] : "");
+                assert_help_golden(name, argv);
         }
+        /* A command with verbs shows the help of each. */
+        _cleanup_(run_done) run state_help = virtform("state", "--help", NULL);
+        assert_int_equal(state_help.status, 0);
+        assert_non_null(strstr(state_help.out, "Usage: virtform state check"));
+        assert_non_null(strstr(state_help.out, "Usage: virtform state recover"));
 }
 
 static void test_bad_usage_exits_1(void **state) {
@@ -98,6 +117,64 @@ static void test_bad_usage_exits_1(void **state) {
         assert_int_equal(extra.status, 1);
         _cleanup_(run_done) run badopt = virtform("apply", "--shutdown-timeout", "soon", ".", NULL);
         assert_int_equal(badopt.status, 1);
+        _cleanup_(run_done) run no_verb = virtform("state", NULL);
+        assert_int_equal(no_verb.status, 1);
+        assert_non_null(strstr(no_verb.err, "expected: virtform state check|recover"));
+        _cleanup_(run_done) run no_value = virtform("status", "--state", NULL);
+        assert_int_equal(no_value.status, 1);
+        assert_non_null(strstr(no_value.err, "--state needs a value"));
+        _cleanup_(run_done) run bad_output = virtform("log", "-o", "yaml", NULL);
+        assert_int_equal(bad_output.status, 1);
+        assert_non_null(strstr(bad_output.err, "invalid --output 'yaml': use table|json"));
+}
+
+/* An option a command does not take is a usage error naming the commands that take it; nothing runs. */
+static void test_option_of_another_command_exits_1(void **state) {
+        static const struct {
+                const char *argv[5];
+                const char *message;
+        } cases[] = {
+                { { "run", "--wait" }, "virtform run: --wait does not apply to run; it is an option of apply\n" },
+                { { "status", "--no-prune" }, "--no-prune does not apply to status; it is an option of apply, plan, run\n" },
+                { { "apply", "--instance", "x" }, "--instance does not apply to apply; it is an option of state recover\n" },
+                { { "plan", "--wait-lock", "5" }, "--wait-lock does not apply to plan; it is an option of apply, run, state recover\n" },
+                { { "validate", "--state", "x" }, "--state does not apply to validate" },
+                { { "state", "check", "-c", "test:///default" },
+                  "virtform state check: --connect does not apply to state check; it is an option of apply, plan, run, state recover\n" },
+                { { "apply", "--since", "1h" }, "--since does not apply to apply; it is an option of log\n" },
+                { { "apply", "-o", "json" }, "--output does not apply to apply" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                const char *const *a = cases[i].argv;
+                _cleanup_(run_done) run r = virtform(a[0], a[1], a[2], a[3], a[4]);
+                assert_int_equal(r.status, 1);
+                if (!strstr(r.err, cases[i].message))
+                        fail_msg("%s %s: '%s' lacks '%s'", a[0], a[1], r.err, cases[i].message);
+                assert_string_equal(r.out, "");
+        }
+}
+
+/* An option that only matters with another is refused without it, where the command takes that other. */
+static void test_option_without_the_one_it_needs_exits_1(void **state) {
+        fixture *f = *state;
+        const char *needs_wait[] = { "--timeout", "--retry-base", "--retry-max" };
+
+        for (size_t i = 0; i < ELEMENTSOF(needs_wait); i++) {
+                _cleanup_free_ char *message = vf_printf("virtform apply: %s has no effect without --wait\n",
+                                                         needs_wait[i]);
+                _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state,
+                                                     needs_wait[i], "5", f->examples, NULL);
+                assert_int_equal(r.status, 1);
+                if (!strstr(r.err, message))
+                        fail_msg("'%s' lacks '%s'", r.err, message);
+                assert_int_equal(access(f->state, F_OK), -1);
+        }
+        /* run retries without being asked to wait: it takes --retry-base alone, and goes on to what it names. */
+        _cleanup_(run_done) run daemon = virtform("run", "-c", "nosuchdriver:///system", "--state", f->state,
+                                                  "--retry-base", "5", f->examples, NULL);
+        assert_int_equal(daemon.status, 1);
+        assert_non_null(strstr(daemon.err, "cannot connect to the hypervisor"));
 }
 
 static void test_examples_apply_ready(void **state) {
@@ -529,6 +606,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_help_and_version),
                 cmocka_unit_test(test_bad_usage_exits_1),
+                cmocka_unit_test(test_option_of_another_command_exits_1),
+                cmocka_unit_test_setup_teardown(test_option_without_the_one_it_needs_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_examples_apply_ready, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_shows_the_writes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_waiting_exits_2, setup, teardown),
