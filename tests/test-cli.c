@@ -107,6 +107,60 @@ static void test_help_and_version(void **state) {
         assert_non_null(strstr(state_help.out, "Usage: virtform state recover"));
 }
 
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* The options a --help text lists ("-c", "--connect", ...), sorted, one a line. */
+static char *help_options(const char *help) {
+        _cleanup_strv_free_ char **names = NULL;
+        vf_buf b = {};
+
+        for (const char *line = help; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+                if (strncmp(line, "  -", 3) != 0 && strncmp(line, "      --", 8) != 0)
+                        continue;
+                const char *p = line + strspn(line, " ");
+                if (p[1] != '-') {
+                        assert_int_equal(vf_strv_consume(&names, strndup(p, 2)), 0);
+                        p += 4;
+                }
+                assert_int_equal(vf_strv_consume(&names, strndup(p, strcspn(p, " \n"))), 0);
+        }
+        qsort(names, vf_strv_length(names), sizeof(char *), compare_strings);
+        for (size_t i = 0; names && names[i]; i++)
+                vf_buf_printf(&b, "%s\n", names[i]);
+        return vf_buf_steal(&b);
+}
+
+/* What bash completes after "virtform WORDS... -", sorted, one a line. */
+static run complete_options(const char *words) {
+        _cleanup_free_ char *script = vf_printf(
+                "source \"$VIRTFORM_COMPLETION\"; COMP_WORDS=(virtform %s -); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
+                "_virtform; printf '%%s\\n' \"${COMPREPLY[@]}\" | LC_ALL=C sort",
+                words);
+        const char *argv[] = { "/bin/bash", "-c", script, NULL };
+        return th_spawn(argv, NULL);
+}
+
+/* Bash completes exactly the options each command's --help lists. */
+static void test_completion_offers_the_help_options(void **state) {
+        static const char *const commands[] = { "apply", "plan", "validate", "status", "run", "log",
+                                                "hostdev resolve", "state check", "state recover" };
+
+        setenv("LC_ALL", "C", 1);
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                _cleanup_free_ char *verb = strchr(commands[i], ' ') ? strdup(strchr(commands[i], ' ') + 1) : NULL;
+                _cleanup_free_ char *name = strndup(commands[i], strcspn(commands[i], " "));
+                _cleanup_(run_done) run help = virtform(name, verb ? verb : "--help", verb ? "--help" : NULL, NULL);
+                _cleanup_(run_done) run completed = complete_options(commands[i]);
+                _cleanup_free_ char *expected = help_options(help.out);
+
+                assert_int_equal(completed.status, 0);
+                if (strcmp(completed.out, expected) != 0)
+                        fail_msg("%s: bash completes\n%sbut --help lists\n%s", commands[i], completed.out, expected);
+        }
+}
+
 static void test_bad_usage_exits_1(void **state) {
         _cleanup_(run_done) run none = virtform(NULL);
         assert_int_equal(none.status, 1);
@@ -607,6 +661,7 @@ int main(void) {
                 cmocka_unit_test(test_help_and_version),
                 cmocka_unit_test(test_bad_usage_exits_1),
                 cmocka_unit_test(test_option_of_another_command_exits_1),
+                cmocka_unit_test(test_completion_offers_the_help_options),
                 cmocka_unit_test_setup_teardown(test_option_without_the_one_it_needs_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_examples_apply_ready, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_shows_the_writes, setup, teardown),
