@@ -405,6 +405,21 @@ void vf_format_time(int64_t realtime_usec, char out[32]) {
         strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+void vf_format_duration(int64_t usec, char out[16]) {
+        static const struct {
+                int64_t usec;
+                char unit;
+        } units[] = { { 86400000000, 'd' }, { 3600000000, 'h' }, { 60000000, 'm' } };
+        int64_t abs_usec = usec < 0 ? -usec : usec;
+
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (abs_usec >= units[i].usec) {
+                        snprintf(out, 16, "%" PRId64 "%c", abs_usec / units[i].usec, units[i].unit);
+                        return;
+                }
+        snprintf(out, 16, "%" PRId64 "s", abs_usec / 1000000);
+}
+
 /* ---- files ------------------------------------------------------------- */
 
 int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len) {

@@ -146,6 +146,8 @@ int64_t vf_now_monotonic_usec(void);
 int vf_random_bytes(void *buf, size_t n);
 /* RFC 3339 UTC with seconds, e.g. 2026-11-26T01:32:40Z; "-" for 0. */
 void vf_format_time(int64_t realtime_usec, char out[32]);
+/* A length of time as people glance at it, in its largest whole unit: "12s", "3m", "2h", "5d" (sign dropped). */
+void vf_format_duration(int64_t usec, char out[16]);
 
 /* ---- files ------------------------------------------------------------- */
 

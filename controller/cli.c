@@ -352,13 +352,20 @@ static int plan_pass(vf_controller *c, vf_report *report, char **errmsg) {
 
 static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) {
         _cleanup_free_ char *errmsg = NULL;
+        _cleanup_(output_stream_freep) output_stream *stream = NULL;
         vf_controller c = {};
         vf_report report = {};
         int r, status = EXIT_ERROR;
 
         r = vf_controller_open(&c, opts, &errmsg);
-        if (r >= 0)
+        if (r >= 0 && !opts->dry_run)
+                /* Each resource's line as it is decided; on a terminal, what is being done meanwhile. */
+                r = output_stream_new(stdout, isatty(STDOUT_FILENO) && !opts->log_json, &stream);
+        if (r >= 0) {
+                c.observer = stream ? output_stream_observer(stream) : NULL;
                 r = (opts->dry_run ? plan_pass : vf_daemon_apply)(&c, &report, &errmsg);
+        }
+        output_stream_free(TAKE_PTR(stream));
         if (r < 0)
                 status = fail_run(errmsg, r);
         else {

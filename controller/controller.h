@@ -83,8 +83,23 @@ void vf_report_done(vf_report *r);
  * all the steps the run took. For `apply`, which may take several passes.
  */
 int vf_report_absorb(vf_report *r, vf_report *from);
+/* What the run did stays said: an action is not undone by a later pass that found nothing to do. */
+rc_outcome vf_report_run_outcome(rc_outcome earlier, rc_outcome later);
 /* True when every resource is Ready, every file was valid and the pass was not interrupted. */
 bool vf_report_converged(const vf_report *r);
+
+/*
+ * Told of each resource as its turn in a pass comes and once it is decided,
+ * and, between events, of what waits on an operation it started: how apply
+ * streams its lines. Every callback may be NULL.
+ */
+typedef struct vf_observer {
+        void (*begin)(void *userdata, const char *key, size_t index, size_t total);
+        void (*decided)(void *userdata, const vf_report_entry *e);
+        /* About once a second while key waits; reason is its CamelCase Ready reason, deadline realtime. */
+        void (*in_flight)(void *userdata, const char *key, const char *reason, int64_t deadline_usec);
+        void *userdata;
+} vf_observer;
 
 struct graph;
 
@@ -105,6 +120,7 @@ typedef struct vf_controller {
         /* Asked between two resources of a pass: true stops it there (SIGTERM, apply's deadline). */
         bool (*should_stop)(void *userdata);
         void *should_stop_userdata;
+        const vf_observer *observer; /* optional: apply's streamed output */
 } vf_controller;
 
 /* Connects to libvirt and opens the store (with opts.recover, not yet). On failure *errmsg says why. */

@@ -533,6 +533,21 @@ static int on_signal(int fd, void *userdata) {
         return 0;
 }
 
+/* What waits on an operation it started, for an observer that shows it (apply's progress line). */
+static bool wants_in_flight(const vf_daemon *d) {
+        return d->c->observer && d->c->observer->in_flight && !d->settled;
+}
+
+static void tell_in_flight(const vf_daemon *d) {
+        const vf_observer *o = d->c->observer;
+
+        for (size_t i = 0; wants_in_flight(d) && i < d->c->graph->n_nodes; i++) {
+                const graph_node *n = d->c->graph->nodes[i];
+                if (n->wait.kind == RC_WAIT_OPERATION)
+                        o->in_flight(o->userdata, n->key, n->reason, n->wait.deadline_usec);
+        }
+}
+
 static int on_timer(int fd, void *userdata) {
         vf_daemon *d = userdata;
         _cleanup_strv_free_ char **due = NULL;
@@ -541,6 +556,7 @@ static int on_timer(int fd, void *userdata) {
         int r = 0;
 
         timer_ack(fd);
+        tell_in_flight(d);
         if (now >= d->give_up_at)
                 d->stop = true;
         if (d->disconnected)
@@ -563,9 +579,15 @@ static int64_t min3(int64_t a, int64_t b, int64_t c) {
         return m < c ? m : c;
 }
 
+/* An observer shown what is in flight is told again within a second. */
+#define IN_FLIGHT_TICK_USEC 1000000
+
 static int arm_timer(vf_daemon *d) {
         int64_t next = d->disconnected ? (d->reconnect_at < d->give_up_at ? d->reconnect_at : d->give_up_at)
                                        : min3(d->debounce_deadline, queue_next_due(d->queue), d->give_up_at);
+
+        if (wants_in_flight(d) && next > vf_now_monotonic_usec() + IN_FLIGHT_TICK_USEC)
+                next = vf_now_monotonic_usec() + IN_FLIGHT_TICK_USEC;
 
         if (d->opts.stats)
                 atomic_store(&d->opts.stats->armed, next != INT64_MAX);

@@ -4,6 +4,9 @@
  */
 #include "controller/output.h"
 
+#include <ctype.h>
+#include <stdarg.h>
+
 #define DIFF_MAX_LINES 4000
 
 static const char *plan_verb(rc_outcome o) {
@@ -65,13 +68,149 @@ static void print_summary(FILE *f, const char *verb, const vf_report *r) {
 }
 
 void output_apply(FILE *f, const vf_report *r) {
-        for (size_t i = 0; i < r->n_entries; i++) {
-                const vf_report_entry *e = &r->entries[i];
-                fprintf(f, "%-9s %s/%s", rc_outcome_to_string(e->result.outcome), vf_kind_to_string(e->kind), e->name);
-                print_reason(f, &e->result, true);
-                fputc('\n', f);
-        }
         print_summary(f, "apply", r);
+}
+
+/* ---- apply's stream ---------------------------------------------------------- */
+
+/* What was last printed of a resource. */
+typedef struct shown_result {
+        rc_outcome outcome;
+        char *reason;
+} shown_result;
+
+struct output_stream {
+        FILE *f;
+        bool progress; /* f is a terminal: one line is rewritten in place */
+        bool progress_shown; /* that line is on the screen now, to be cleared before the next line */
+        int64_t started_usec; /* monotonic */
+        vf_map *shown; /* "kind/name" -> shown_result */
+        vf_observer observer;
+};
+
+static void clear_progress(output_stream *s) {
+        if (s->progress_shown)
+                fputs("\r\033[K", s->f);
+        s->progress_shown = false;
+}
+
+static void _printf_(2, 3) show_progress(output_stream *s, const char *fmt, ...) {
+        char elapsed[16];
+        va_list ap;
+
+        if (!s->progress)
+                return;
+        vf_format_duration(vf_now_monotonic_usec() - s->started_usec, elapsed);
+        fputs("\r\033[K", s->f);
+        va_start(ap, fmt);
+        vfprintf(s->f, fmt, ap);
+        va_end(ap);
+        fprintf(s->f, " (%s elapsed)", elapsed);
+        fflush(s->f);
+        s->progress_shown = true;
+}
+
+static void stream_begin(void *userdata, const char *key, size_t index, size_t total) {
+        show_progress(userdata, "[%zu/%zu] %s", index + 1, total, key);
+}
+
+/* "ShuttingDown" -> "shutting down": a condition's reason said as words. */
+static void reason_words(const char *reason, char *out, size_t size) {
+        size_t n = 0;
+
+        for (const char *p = reason; *p && n + 2 < size; p++) {
+                if (isupper((unsigned char) *p) && p != reason)
+                        out[n++] = ' ';
+                out[n++] = (char) tolower((unsigned char) *p);
+        }
+        out[n] = '\0';
+}
+
+static void stream_in_flight(void *userdata, const char *key, const char *reason, int64_t deadline_usec) {
+        int64_t left = deadline_usec - vf_now_realtime_usec();
+        char words[64];
+
+        reason_words(reason ? reason : "Waiting", words, sizeof words);
+        show_progress(userdata, "still %s %s (%" PRId64 " s left)", words, key, left > 0 ? left / 1000000 : 0);
+}
+
+/* Whether e says something not yet printed: its outcome, folded as the run's, or its reason changed. */
+static bool worth_a_line(const shown_result *before, const vf_report_entry *e) {
+        if (!before)
+                return true;
+        if (vf_report_run_outcome(before->outcome, e->result.outcome) != e->result.outcome)
+                return false;
+        return before->outcome != e->result.outcome || !vf_streq_ptr(before->reason, e->result.reason);
+}
+
+static int remember_shown(output_stream *s, const char *key, const vf_report_entry *e) {
+        shown_result *shown = vf_map_get(s->shown, key);
+
+        if (!shown) {
+                shown = calloc(1, sizeof *shown);
+                if (!shown || vf_map_put(s->shown, key, shown) < 0) {
+                        free(shown);
+                        return -ENOMEM;
+                }
+        }
+        shown->outcome = e->result.outcome;
+        return vf_free_and_strdup(&shown->reason, e->result.reason);
+}
+
+static void stream_decided(void *userdata, const vf_report_entry *e) {
+        output_stream *s = userdata;
+        _cleanup_free_ char *key = schema_key(e->kind, e->name);
+
+        if (!key || !worth_a_line(vf_map_get(s->shown, key), e))
+                return;
+        clear_progress(s);
+        fprintf(s->f, "%-9s %s", rc_outcome_to_string(e->result.outcome), key);
+        print_reason(s->f, &e->result, true);
+        fputc('\n', s->f);
+        fflush(s->f);
+        /* Out of memory, a line may be printed twice: better than one missing. */
+        (void) remember_shown(s, key, e);
+}
+
+int output_stream_new(FILE *f, bool progress, output_stream **ret) {
+        output_stream *s = calloc(1, sizeof *s);
+
+        if (!s || !(s->shown = vf_map_new())) {
+                free(s);
+                return -ENOMEM;
+        }
+        s->f = f;
+        s->progress = progress;
+        s->started_usec = vf_now_monotonic_usec();
+        s->observer = (vf_observer) {
+                .begin = stream_begin,
+                .decided = stream_decided,
+                .in_flight = progress ? stream_in_flight : NULL,
+                .userdata = s,
+        };
+        *ret = s;
+        return 0;
+}
+
+const vf_observer *output_stream_observer(output_stream *s) {
+        return &s->observer;
+}
+
+void output_stream_free(output_stream *s) {
+        const char *key;
+        void *value;
+
+        if (!s)
+                return;
+        clear_progress(s);
+        fflush(s->f);
+        for (size_t it = 0; vf_map_next(s->shown, &it, &key, &value);) {
+                shown_result *shown = value;
+                free(shown->reason);
+                free(shown);
+        }
+        vf_map_free(s->shown);
+        free(s);
 }
 
 /* ---- plan's diff ------------------------------------------------------- */

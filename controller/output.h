@@ -5,7 +5,18 @@
 #include "controller/controller.h"
 
 void output_diags(FILE *f, const schema_set *set);
+/* apply's closing summary: the resources' lines were streamed (output_stream) as they were decided. */
 void output_apply(FILE *f, const vf_report *r);
+
+/*
+ * apply's lines on f, one per resource as soon as it is decided, and again only when its outcome or reason
+ * changes. With progress (f is a terminal), a line rewritten in place says what is being done.
+ */
+typedef struct output_stream output_stream;
+int output_stream_new(FILE *f, bool progress, output_stream **ret);
+void output_stream_free(output_stream *s);
+DEFINE_POINTER_CLEANUP(output_stream, output_stream_free);
+const vf_observer *output_stream_observer(output_stream *s);
 void output_plan(FILE *f, const vf_report *r);
 void output_status_table(FILE *f, state_record *const *recs, size_t n);
 int output_status_json(FILE *f, state_record *const *recs, size_t n);

@@ -371,10 +371,14 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res, char *old
 }
 
 static void log_result(const vf_controller *c, const graph_node *n, const rc_result *res) {
-        /* An action or a failure is worth a line by default; a settled resource is not. */
-        vf_log_level level = res->outcome == RC_FAILED    ? VF_LOG_WARNING
-                             : res->outcome == RC_UNCHANGED ? VF_LOG_DEBUG
-                                                            : VF_LOG_NOTICE;
+        /*
+         * An action or a failure is worth a line by default; a settled resource is not. A failure an observer
+         * already shows the operator (apply's stdout) is not said a second time on stderr.
+         */
+        bool shown = c->observer && c->observer->decided;
+        vf_log_level level = res->outcome == RC_FAILED && !shown ? VF_LOG_WARNING
+                             : res->outcome == RC_UNCHANGED       ? VF_LOG_DEBUG
+                                                                  : VF_LOG_NOTICE;
         vf_log_resource(c, level, n->key, "%s: %s%s%s", rc_outcome_to_string(res->outcome),
                         res->reason ? res->reason : "", res->message ? ": " : "", res->message ? res->message : "");
 }
@@ -399,7 +403,21 @@ static int remember_result(graph *g, graph_node *n, const rc_result *res) {
         return res->ready || n->not_ready_reason ? 0 : -ENOMEM;
 }
 
-static int process_node(pass *p, graph_node *n, char **errmsg) {
+static void observe_begin(const pass *p, const graph_node *n, size_t index) {
+        const vf_observer *o = p->c->observer;
+
+        if (o && o->begin)
+                o->begin(o->userdata, n->key, index, p->n_batch);
+}
+
+static void observe_decided(const pass *p, const graph_node *n) {
+        const vf_observer *o = p->c->observer;
+
+        if (o && o->decided)
+                o->decided(o->userdata, &p->report->entries[n->entry - 1]);
+}
+
+static int process_node(pass *p, graph_node *n, size_t index, char **errmsg) {
         _cleanup_(rc_result_done) rc_result res = {};
         _cleanup_(node_context_done) node_context nc = {};
         _cleanup_free_ char *old_xml = n->record && n->record->applied_desired_xml
@@ -410,6 +428,7 @@ static int process_node(pass *p, graph_node *n, char **errmsg) {
                 return r;
         int64_t generation = n->desired ? next_generation(n, &nc) : n->record ? n->record->generation : 0;
 
+        observe_begin(p, n, index);
         r = reconcile_node(p, n, &nc, generation, &res);
         if (res.generation > generation)
                 generation = res.generation;
@@ -428,7 +447,10 @@ static int process_node(pass *p, graph_node *n, char **errmsg) {
                         return r;
                 }
         }
-        return set_entry(p->report, n, &res, TAKE_PTR(old_xml));
+        r = set_entry(p->report, n, &res, TAKE_PTR(old_xml));
+        if (r >= 0)
+                observe_decided(p, n);
+        return r;
 }
 
 /* ---- the batch ------------------------------------------------------------------- */
@@ -487,7 +509,7 @@ int pass_run(pass *p, char **errmsg) {
         if (r >= 0)
                 r = begin_batch(p);
         for (size_t i = 0; r >= 0 && i < p->n_batch && !stop_requested(p); i++) {
-                r = process_node(p, p->batch[i], errmsg);
+                r = process_node(p, p->batch[i], i, errmsg);
                 if (r >= 0 && (i + 1) % COMMIT_BATCH == 0) {
                         r = end_batch(p, errmsg);
                         if (r >= 0)
@@ -496,7 +518,7 @@ int pass_run(pass *p, char **errmsg) {
         }
         for (size_t i = 0; r >= 0 && i < p->n_batch && !stop_requested(p); i++)
                 if (worth_second_round(p->batch[i]))
-                        r = process_node(p, p->batch[i], errmsg);
+                        r = process_node(p, p->batch[i], i, errmsg);
         if (r < 0) {
                 if (!p->c->opts.dry_run)
                         (void) state_rollback(p->c->store);
@@ -513,8 +535,7 @@ void vf_report_done(vf_report *r) {
         *r = (vf_report) {};
 }
 
-/* What the run did stays said: an action is not undone by a later pass that found nothing to do. */
-static rc_outcome run_outcome(rc_outcome earlier, rc_outcome later) {
+rc_outcome vf_report_run_outcome(rc_outcome earlier, rc_outcome later) {
         if (earlier == RC_CREATED && (later == RC_UNCHANGED || later == RC_UPDATED))
                 return RC_CREATED;
         if (earlier == RC_UPDATED && later == RC_UNCHANGED)
@@ -540,7 +561,7 @@ static int fold_entry(vf_report_entry *e, vf_report_entry *later) {
                 vf_strv_free(steps);
                 return r;
         }
-        later->result.outcome = run_outcome(e->result.outcome, later->result.outcome);
+        later->result.outcome = vf_report_run_outcome(e->result.outcome, later->result.outcome);
         vf_strv_free(later->result.steps);
         later->result.steps = steps;
         free(later->old_xml);

@@ -414,20 +414,27 @@ th_child th_spawn_start(const char *const *argv, const char *const *extra_env) {
         return c;
 }
 
+static char *child_output(const th_child *c, const char *name) {
+        _cleanup_free_ char *path = vf_printf("%s/%s", c->dir, name);
+        return th_slurp(path);
+}
+
+char *th_child_stdout(const th_child *c) {
+        return child_output(c, "out");
+}
+
 char *th_child_stderr(const th_child *c) {
-        _cleanup_free_ char *err = vf_printf("%s/err", c->dir);
-        return th_slurp(err);
+        return child_output(c, "err");
 }
 
 th_run th_spawn_wait(th_child *c) {
-        _cleanup_free_ char *out = vf_printf("%s/out", c->dir);
         int status;
         th_run r = {};
 
         assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
         r.killed = WIFSIGNALED(status);
         r.status = r.killed ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-        r.out = th_slurp(out);
+        r.out = th_child_stdout(c);
         r.err = th_child_stderr(c);
         th_rmtree(c->dir);
         free(c->dir);

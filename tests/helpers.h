@@ -113,6 +113,7 @@ typedef struct th_child {
 } th_child;
 
 th_child th_spawn_start(const char *const *argv, const char *const *extra_env);
-/* What the running child wrote to stderr so far. */
+/* What the running child wrote to stdout, or stderr, so far. */
+char *th_child_stdout(const th_child *c);
 char *th_child_stderr(const th_child *c);
 th_run th_spawn_wait(th_child *c);

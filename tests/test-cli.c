@@ -3,7 +3,9 @@
  * The virtform binary as users run it: every exit status, the compiler-style
  * error format, and the README's main job on the examples.
  */
+#include <pty.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include "tests/helpers.h"
 
@@ -481,15 +483,114 @@ static bool wait_for_file_prefix(const char *path, const char *prefix) {
         return false;
 }
 
-/* Polls until the running child has written needle to stderr; false at the deadline. */
-static bool wait_for_stderr(const th_child *c, const char *needle) {
+static size_t count_of(const char *text, const char *needle) {
+        size_t n = 0;
+
+        for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* Polls until the running child has written needle times times to what read reads; false at the deadline. */
+static bool wait_for_output(const th_child *c, char *(*read)(const th_child *), const char *needle, size_t times) {
         for (int64_t deadline = vf_now_monotonic_usec() + DEADLINE_USEC; vf_now_monotonic_usec() < deadline;
              usleep(POLL_USEC)) {
-                _cleanup_free_ char *err = th_child_stderr(c);
-                if (strstr(err, needle))
+                _cleanup_free_ char *text = read(c);
+                if (count_of(text, needle) >= times)
                         return true;
         }
         return false;
+}
+
+static bool wait_for_stderr(const th_child *c, const char *needle) {
+        return wait_for_output(c, th_child_stderr, needle, 1);
+}
+
+/* ---- apply's streamed lines ---------------------------------------------------------- */
+
+#define LAN_NETWORK "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec: {}\n"
+/* The test driver's own domain: not ours, so a Conflict, retried with backoff. */
+#define CONFLICTING_DOMAIN "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: test}\nspec:\n  memory: 1GiB\n"
+
+/*
+ * apply --wait prints each resource's line as it is decided: both are out while the process still retries
+ * the conflicting domain, whose retries (its log says they ran) do not repeat its line.
+ */
+static void test_apply_streams_lines(void **state) {
+        fixture *f = *state;
+
+        th_write(f->dir, "10-lan.yaml", LAN_NETWORK);
+        th_write(f->dir, "20-test.yaml", CONFLICTING_DOMAIN);
+        th_child c = virtform_start("apply", "-c", "test:///default", "--state", f->state, "--wait", "--timeout",
+                                    "60", "--log-level", "notice", f->dir, NULL);
+        assert_true(wait_for_output(&c, th_child_stderr, "domain/test: failed: Conflict", 2));
+        /* Still waiting: what it wrote so far is what an operator watching it sees now. */
+        assert_int_equal(waitpid(c.pid, NULL, WNOHANG), 0);
+        assert_int_equal(kill(c.pid, SIGKILL), 0);
+        _cleanup_(run_done) run r = th_spawn_wait(&c);
+
+        assert_int_equal(count_of(r.out, "created   network/lan"), 1);
+        assert_int_equal(count_of(r.out, "failed    domain/test: Conflict"), 1);
+        assert_true(strstr(r.out, "network/lan") < strstr(r.out, "domain/test"));
+        assert_null(strchr(r.out, '\r'));
+}
+
+/* A failure is said once, on stdout with the other resources, not again on stderr. */
+static void test_apply_failure_said_once(void **state) {
+        fixture *f = *state;
+
+        th_write(f->dir, "20-test.yaml", CONFLICTING_DOMAIN);
+        _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state, f->dir, NULL);
+        assert_int_equal(r.status, 2);
+        assert_int_equal(count_of(r.out, "Conflict"), 1);
+        if (strstr(r.err, "Conflict"))
+                fail_msg("the failure is on stderr too:\n%s", r.err);
+}
+
+/* Runs $VIRTFORM with args on a pseudo-terminal; returns all it wrote there. */
+static char *virtform_on_pty(const char *const *args) {
+        const char *argv[16] = { getenv("VIRTFORM") };
+        vf_buf out = {};
+        char chunk[4096];
+        ssize_t n;
+        int master, status;
+
+        for (size_t i = 0; args[i] && i + 2 < ELEMENTSOF(argv); i++)
+                argv[i + 1] = args[i];
+        pid_t pid = forkpty(&master, NULL, NULL, NULL);
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        /* The terminal's end reads EIO once the child and every copy of its side are gone. */
+        while ((n = read(master, chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
+                if (n > 0)
+                        vf_buf_append(&out, chunk, (size_t) n);
+        close(master);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        return vf_buf_steal(&out);
+}
+
+/* On a terminal, a progress line rewritten in place before each resource's line; never with JSON logs. */
+static void test_apply_progress_on_a_terminal(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *state2 = vf_printf("%s/state2.db", f->dir);
+
+        th_write(f->dir, "10-lan.yaml", LAN_NETWORK);
+        th_write(f->dir, "20-test.yaml", CONFLICTING_DOMAIN);
+        _cleanup_free_ char *tty = virtform_on_pty(
+                (const char *[]) { "apply", "-c", "test:///default", "--state", f->state, f->dir, NULL });
+        if (!strstr(tty, "\r\033[K[1/2] network/lan ("))
+                fail_msg("no progress line for the first resource:\n%s", tty);
+        assert_non_null(strstr(tty, "elapsed)\r\033[Kcreated   network/lan"));
+        assert_non_null(strstr(tty, "\r\033[K[2/2] domain/test ("));
+
+        _cleanup_free_ char *json = virtform_on_pty((const char *[]) {
+                "apply", "-c", "test:///default", "--state", state2, "--log-format", "json", f->dir, NULL });
+        assert_non_null(strstr(json, "created   network/lan"));
+        assert_null(strstr(json, "\033[K"));
 }
 
 /* A writer beside a running daemon refuses at once, naming it; readers go on; --wait-lock waits for it. */
@@ -667,6 +768,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_log_shows_the_writes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_waiting_exits_2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_wait_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_streams_lines, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_failure_said_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_progress_on_a_terminal, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_json_logs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unreachable_hypervisor_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unusable_state_exits_1, setup, teardown),

@@ -100,6 +100,24 @@ static void test_random_bytes(void **state) {
         assert_true(a != b);
 }
 
+/* Relative times as status shows them: the largest whole unit, the sign left to the words around it. */
+static void test_format_duration(void **state) {
+        static const struct {
+                int64_t usec;
+                const char *text;
+        } cases[] = {
+                { 0, "0s" }, { 999999, "0s" }, { 12 * 1000000LL, "12s" }, { -12 * 1000000LL, "12s" },
+                { 59 * 1000000LL, "59s" }, { 60 * 1000000LL, "1m" }, { 3599 * 1000000LL, "59m" },
+                { 3600 * 1000000LL, "1h" }, { 86399 * 1000000LL, "23h" }, { 3 * 86400 * 1000000LL, "3d" },
+        };
+        char out[16];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                vf_format_duration(cases[i].usec, out);
+                assert_string_equal(out, cases[i].text);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
@@ -109,6 +127,7 @@ int main(void) {
                 cmocka_unit_test(test_strv),
                 cmocka_unit_test(test_read_file_limits),
                 cmocka_unit_test(test_random_bytes),
+                cmocka_unit_test(test_format_duration),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
