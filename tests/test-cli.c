@@ -163,6 +163,55 @@ static void test_completion_offers_the_help_options(void **state) {
         }
 }
 
+/*
+ * The options the man page's synopsis line of command lists, as help_options() lists them: a short
+ * option with its long name (from help), and -h, --help, which have a synopsis line of their own.
+ */
+static char *synopsis_options(const char *man, const char *command, const char *help) {
+        _cleanup_free_ char *start = vf_printf("\n*virtform %s* ", command);
+        _cleanup_strv_free_ char **names = NULL;
+        const char *line = strstr(man, start);
+        vf_buf b = {};
+
+        assert_non_null(line);
+        line += strlen(start);
+        assert_int_equal(vf_strv_push(&names, "-h"), 0);
+        assert_int_equal(vf_strv_push(&names, "--help"), 0);
+        for (const char *p = strstr(line, "*-"); p && p < strchr(line, '\n'); p = strstr(p + 1, "*-")) {
+                _cleanup_free_ char *name = strndup(p + 1, strcspn(p + 1, "*"));
+                if (name[1] != '-') {
+                        _cleanup_free_ char *in_help = vf_printf("  %s, ", name);
+                        const char *long_name = strstr(help, in_help);
+                        assert_non_null(long_name);
+                        long_name += strlen(in_help);
+                        assert_int_equal(vf_strv_consume(&names, strndup(long_name, strcspn(long_name, " "))), 0);
+                }
+                assert_int_equal(vf_strv_consume(&names, TAKE_PTR(name)), 0);
+        }
+        qsort(names, vf_strv_length(names), sizeof(char *), compare_strings);
+        for (size_t i = 0; names[i]; i++)
+                vf_buf_printf(&b, "%s\n", names[i]);
+        return vf_buf_steal(&b);
+}
+
+/* The man page's synopsis of each command lists exactly the options its --help lists. */
+static void test_man_synopsis_lists_the_help_options(void **state) {
+        static const char *const commands[] = { "apply", "plan", "validate", "status", "run", "log",
+                                                "hostdev resolve", "state check", "state recover" };
+        _cleanup_free_ char *man = th_slurp(getenv("VIRTFORM_MAN"));
+
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                _cleanup_free_ char *verb = strchr(commands[i], ' ') ? strdup(strchr(commands[i], ' ') + 1) : NULL;
+                _cleanup_free_ char *name = strndup(commands[i], strcspn(commands[i], " "));
+                _cleanup_(run_done) run help = virtform(name, verb ? verb : "--help", verb ? "--help" : NULL, NULL);
+                _cleanup_free_ char *expected = help_options(help.out);
+                _cleanup_free_ char *listed = synopsis_options(man, commands[i], help.out);
+
+                if (strcmp(listed, expected) != 0)
+                        fail_msg("%s: the man page lists\n%sbut --help lists\n%s", commands[i], listed, expected);
+        }
+}
+
 static void test_bad_usage_exits_1(void **state) {
         _cleanup_(run_done) run none = virtform(NULL);
         assert_int_equal(none.status, 1);
@@ -763,6 +812,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_usage_exits_1),
                 cmocka_unit_test(test_option_of_another_command_exits_1),
                 cmocka_unit_test(test_completion_offers_the_help_options),
+                cmocka_unit_test(test_man_synopsis_lists_the_help_options),
                 cmocka_unit_test_setup_teardown(test_option_without_the_one_it_needs_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_examples_apply_ready, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_shows_the_writes, setup, teardown),
