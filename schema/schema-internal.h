@@ -257,9 +257,7 @@ int schema_native_parse(schema_file *f, const char *data, size_t len);
 int schema_yaml_parse(schema_file *f, const char *data, size_t len);
 
 /* The rule schema_name_is_valid() enforces, for messages. */
-#define SCHEMA_NAME_RULE                                                                  \
-        "a name is 1 to 64 characters: a letter or digit, then letters, digits, '.', '_', " \
-        "'+' or '-', and not only digits"
+#define SCHEMA_NAME_RULE "a name is 1 to 64 bytes without '/' or control characters"
 
 static inline void xml_freep(xmlChar **p) {
         xmlFree(*p);

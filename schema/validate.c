@@ -58,6 +58,28 @@ static void on_invalid(void *userdata, xmlError *e) {
         xml_report_error(v->origin, e, v->prefix);
 }
 
+/* libvirt takes the memory from <memory>, or when that is absent, adds up the NUMA cells' memory. */
+static bool domain_has_memory(xmlNode *root) {
+        if (xml_child(root, "memory"))
+                return true;
+        xmlNode *cpu = xml_child(root, "cpu");
+        xmlNode *numa = cpu ? xml_child(cpu, "numa") : NULL;
+        for (xmlNode *n = numa ? numa->children : NULL; n; n = n->next)
+                if (xml_is_element(n, "cell") && xmlHasProp(n, BAD_CAST "memory"))
+                        return true;
+        return false;
+}
+
+static int check_domain_memory(const xml_origin *o, xmlDoc *doc) {
+        xmlNode *root = xmlDocGetRootElement(doc);
+        if (domain_has_memory(root))
+                return 0;
+        xml_origin_error(o, xml_line(root), 1,
+                         "<domain> has no memory; add <memory unit='MiB'>N</memory>, or give each NUMA cell "
+                         "its memory in <cpu><numa><cell memory='N' .../>");
+        return -EINVAL;
+}
+
 int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         const char *root = vf_kind_to_string(kind);
         xmlRelaxNG *rng = validator_for(o->file->set, kind);
@@ -72,7 +94,7 @@ int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         xmlRelaxNGSetValidStructuredErrors(ctxt, on_invalid, &v);
         int r = xmlRelaxNGValidateDoc(ctxt, doc);
         if (r == 0)
-                return 0;
+                return kind == VF_KIND_DOMAIN ? check_domain_memory(o, doc) : 0;
         if (!v.reported)
                 xml_origin_error(o, 0, 0, "%sthe document does not validate", prefix);
         return -EINVAL;

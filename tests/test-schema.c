@@ -176,18 +176,22 @@ static void test_candidates(void **state) {
                         fail_msg("%s should not be a candidate", no[i]);
 }
 
+/* libvirt's rule (no '/', no newline) and no other control character either. */
 static void test_names(void **state) {
         char long_name[SCHEMA_MAX_NAME_LEN + 2];
 
         assert_true(schema_name_is_valid("web1"));
         assert_true(schema_name_is_valid("a.b_c+d-e"));
-        assert_true(schema_name_is_valid("1a"));
-        assert_false(schema_name_is_valid("123"));
+        assert_true(schema_name_is_valid("foo=1,bar=2"));
+        assert_true(schema_name_is_valid("8675309"));
+        assert_true(schema_name_is_valid("-a"));
+        assert_true(schema_name_is_valid("web 1"));
+        assert_true(schema_name_is_valid("h\xc3\xb4te"));
         assert_false(schema_name_is_valid("a/b"));
-        assert_false(schema_name_is_valid("-a"));
-        assert_false(schema_name_is_valid(".a"));
+        assert_false(schema_name_is_valid("a\nb"));
+        assert_false(schema_name_is_valid("a\tb"));
+        assert_false(schema_name_is_valid("a\x7f"));
         assert_false(schema_name_is_valid(""));
-        assert_false(schema_name_is_valid("a b"));
         memset(long_name, 'a', sizeof long_name - 1);
         long_name[SCHEMA_MAX_NAME_LEN] = 0;
         assert_true(schema_name_is_valid(long_name));
@@ -197,7 +201,7 @@ static void test_names(void **state) {
 }
 
 static void test_bad_names_in_yaml(void **state) {
-        static const char *const bad[] = { "\"123\"", "a/b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+        static const char *const bad[] = { "a/b", "\"a\\tb\"", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *path = NULL;
@@ -206,8 +210,17 @@ static void test_bad_names_in_yaml(void **state) {
                 _cleanup_(schema_set_freep) schema_set *set = load_text("n.yaml", text, &path);
                 assert_failed(set);
                 assert_diag_at(set, path, 4, 9, "invalid name");
-                assert_diag(set, "not only digits");
+                assert_diag(set, "without '/' or control characters");
         }
+}
+
+/* A YAML integer is a name too: libvirt's LXC tests name a container 8675309. */
+static void test_numeric_name_in_yaml(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set =
+                load_text("n.yaml", "apiVersion: virtform/v1\nkind: Network\nmetadata:\n  name: 8675309\nspec: {}\n", NULL);
+
+        assert_clean(set);
+        assert_xpath(find(set, VF_KIND_NETWORK, "8675309")->xml, "string(/network/name)", "8675309");
 }
 
 static void test_diag_format(void **state) {
@@ -604,7 +617,7 @@ static void test_interfaces(void **state) {
                 { "[{network: a, mac: '52:54:00:00:01'}]", "invalid MAC address" },
                 { "[{hostdev: vf, mac: '52:54:00:00:00:01'}]", "not allowed on a hostdev interface" },
                 { "[{hostdev: vf}, {hostdev: vf}]", "hostdev \"vf\" is given twice" },
-                { "[{network: \"12\"}]", "invalid name \"12\" in \"network\"" },
+                { "[{network: \"a/b\"}]", "invalid name \"a/b\" in \"network\"" },
                 { "[{network: a, model: 'x y'}]", "invalid model" },
         };
 
@@ -1023,6 +1036,33 @@ static void test_native_network(void **state) {
         assert_xpath(r->xml, "string(/network/ip[1]/dhcp/range/@start)", "192.168.122.2");
 }
 
+/* Files libvirt's schema accepts (tests/data/schema/libvirt/README.md): each is valid, its extension kept. */
+static void test_libvirt_test_xml(void **state) {
+        static const struct {
+                const char *file, *name, *expr, *expected;
+                vf_kind kind;
+        } cases[] = {
+                { "qemu-ns.xml", "QEMUGuest1", "count(/domain/*[local-name()='commandline']/*)", "4", VF_KIND_DOMAIN },
+                { "lxc-sharenet.xml", "jessie", "count(/domain/*[local-name()='namespace']/*)", "3", VF_KIND_DOMAIN },
+                { "dnsmasq-options.xml", "default", "count(/network/*[local-name()='options']/*)", "2",
+                  VF_KIND_NETWORK },
+                { "iothreads-ids-pool-sizes.xml", "QEMUGuest1", "string(/domain/defaultiothread/@thread_pool_max)",
+                  "16", VF_KIND_DOMAIN },
+                { "sparc-minimal.xml", "redhat62sparc", "string(/domain/memory/@unit)", "mib", VF_KIND_DOMAIN },
+                { "cpu-numa-no-memory-element.xml", "QEMUGuest1", "count(/domain/memory)", "0", VF_KIND_DOMAIN },
+                { "name-escape.xml", "foo=1,bar=2", "string(/domain/name)", "foo=1,bar=2", VF_KIND_DOMAIN },
+                { "lxc-ethernet.xml", "8675309", "string(/domain/name)", "8675309", VF_KIND_DOMAIN },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *path = vf_printf("data/schema/libvirt/%s", cases[i].file);
+                _cleanup_(schema_set_freep) schema_set *set = load_path(path);
+                print_message("%s\n", cases[i].file);
+                assert_clean(set);
+                assert_xpath(find(set, cases[i].kind, cases[i].name)->xml, cases[i].expr, cases[i].expected);
+        }
+}
+
 static void test_native_defaults_and_owner(void **state) {
         _cleanup_(schema_set_freep) schema_set *set = load_text("d.xml",
                 "<domain>\n"
@@ -1075,7 +1115,17 @@ static void test_native_rejects(void **state) {
                 { "<network>\n  <name>x</name>\n  <frobnicate/>\n</network>\n", "invalid <network>", 3 },
                 { "<domain>\n  <name>x</name>\n  <memory unit='parsecs'>1024</memory>\n</domain>\n",
                   "invalid <domain>", 3 },
-                { "<domain>\n  <name>123</name>\n  <memory>1024</memory>\n</domain>\n", "invalid name \"123\"", 2 },
+                { "<domain>\n  <name>a/b</name>\n  <memory>1024</memory>\n</domain>\n", "invalid name \"a/b\"", 2 },
+                /* Only the extensions libvirt defines, in its namespaces. */
+                { "<domain xmlns:q='http://example.org/qemu'>\n  <name>x</name>\n  <memory>1024</memory>\n"
+                  "  <q:commandline/>\n</domain>\n",
+                  "invalid <domain>", 4 },
+                { "<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n  <name>x</name>\n"
+                  "  <memory>1024</memory>\n  <qemu:frobnicate/>\n</domain>\n",
+                  "invalid <domain>", 4 },
+                /* libvirt refuses it too: "Memory size must be specified via <memory> or in the <numa> configuration". */
+                { "<domain>\n  <name>x</name>\n  <cpu><numa><cell id='0' cpus='0'/></numa></cpu>\n</domain>\n",
+                  "<domain> has no memory", 1 },
                 { "<domain>\n  <name>x</name>\n  <memory>1024</memory>\n", "XML:", 4 },
                 { "<network>\n  <name>x</name>\n  <ip address='10.0.0.300'/>\n</network>\n", "invalid <network>", 3 },
                 { "<domain>\n<name>x</name><memory>1</memory>\n<metadata>\n"
@@ -1921,6 +1971,7 @@ int main(void) {
                 cmocka_unit_test(test_candidates),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_bad_names_in_yaml),
+                cmocka_unit_test(test_numeric_name_in_yaml),
                 cmocka_unit_test(test_diag_format),
                 cmocka_unit_test(test_diag_one_line),
                 cmocka_unit_test(test_directory_filtering),
@@ -1960,6 +2011,7 @@ int main(void) {
                 cmocka_unit_test(test_error_cap),
                 cmocka_unit_test(test_native_domain),
                 cmocka_unit_test(test_native_network),
+                cmocka_unit_test(test_libvirt_test_xml),
                 cmocka_unit_test(test_native_defaults_and_owner),
                 cmocka_unit_test(test_native_rejects),
                 cmocka_unit_test(test_native_encoding_error),
