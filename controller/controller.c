@@ -153,24 +153,29 @@ static int open_store(vf_controller *c, char **errmsg) {
 /*
  * VIRTFORM_FAULT_POINT for crash tests: "libvirt-write:N" or "state-write:N"
  * kill the process after the Nth write of that kind, "intent-write:N" once the
- * Nth intent is durable, before its write; any other value names a point
- * (rc_fault_point()).
+ * Nth intent is durable, before its write; "state-fail:N" makes the Nth state
+ * write fail instead; any other value names a point (rc_fault_point()).
  */
 static int arm_fault(vf_controller *c) {
         const char *spec = c->opts.fault_point;
         unsigned n;
-        char kind[16];
+        char kind[16], what[8];
 
-        if (!spec || sscanf(spec, "%15[a-z]-write:%u", kind, &n) != 2)
+        if (!spec || sscanf(spec, "%15[a-z]-%7[a-z]:%u", kind, what, &n) != 3)
                 return 0;
         if (n == 0)
                 return -EINVAL;
-        if (strcmp(kind, "libvirt") == 0)
-                c->rc.fault_after_libvirt_writes = n;
-        else if (strcmp(kind, "intent") == 0)
-                c->rc.fault_after_intents = n;
+        bool fail = strcmp(what, "fail") == 0;
+        if (!fail && strcmp(what, "write") != 0)
+                return -EINVAL;
+        if (strcmp(kind, "state") == 0 && fail)
+                state_fault_failing_write(c->store, n);
         else if (strcmp(kind, "state") == 0)
                 state_fault_after_writes(c->store, n);
+        else if (strcmp(kind, "libvirt") == 0 && !fail)
+                c->rc.fault_after_libvirt_writes = n;
+        else if (strcmp(kind, "intent") == 0 && !fail)
+                c->rc.fault_after_intents = n;
         else
                 return -EINVAL;
         return 0;
@@ -193,6 +198,9 @@ int vf_controller_open_store(vf_controller *c, char **errmsg) {
         int r = open_store(c, errmsg);
         if (r < 0)
                 return r;
+        r = arm_fault(c);
+        if (r < 0)
+                return vf_error(errmsg, r, "invalid VIRTFORM_FAULT_POINT '%s'", c->opts.fault_point);
         c->rc.store = c->store;
         c->rc.instance_id = state_instance_id(c->store);
         return 0;

@@ -170,9 +170,10 @@ static int write_records(vf_controller *c, const recovery *rec, const char *inst
         if (r < 0) {
                 const char *why = r == -ENOTEMPTY ? "another process wrote to it" : state_last_error(c->store);
                 (void) state_rollback(c->store);
-                return vf_error(errmsg, r, "cannot write the recovered state: %s (%s)", strerror(-r), why);
+                return vf_error(errmsg, r, "cannot write the recovered state: %s (%s); the state file is left "
+                                "as it was", strerror(-r), why);
         }
-        return 0;
+        return state_publish(c->store, errmsg);
 }
 
 int vf_controller_recover(vf_controller *c, const char *instance, FILE *out, char **errmsg) {

@@ -533,33 +533,61 @@ static int fsync_directory_of(const char *path, char **errmsg) {
         return 0;
 }
 
+static const char *const sqlite_files[] = { "", "-journal", "-wal", "-shm" };
+
+/* Removes a store that is being built at tmp, with its SQLite side files. */
+static int remove_build(const char *tmp, char **errmsg) {
+        for (size_t i = 0; i < ELEMENTSOF(sqlite_files); i++) {
+                _cleanup_free_ char *file = vf_printf("%s%s", tmp, sqlite_files[i]);
+                if (!file)
+                        return vf_error(errmsg, -ENOMEM, "%s: out of memory", tmp);
+                if (unlink(file) < 0 && errno != ENOENT)
+                        return vf_error(errmsg, -errno, "%s: cannot remove: %s", file, strerror(errno));
+        }
+        return 0;
+}
+
 /*
- * A new store is built beside its path and renamed into place, so that
- * nobody ever sees it half made, and an empty file at path can only mean a
- * lost state. Called under the lock: what a build that died left is ours.
+ * A new store is built beside its path, as PATH.new, and renamed into place
+ * whole (put_in_place()), so that nobody ever sees it half made, and an
+ * empty file at path can only mean a lost state. Called under the lock: what
+ * a build that died left is ours.
  */
-static int create_store(const char *path, char **errmsg) {
-        static const char *const sqlite_files[] = { "", "-journal", "-wal", "-shm" };
+static int build_beside(const char *path, char **ret_tmp, char **errmsg) {
         _cleanup_free_ char *tmp = vf_printf("%s.new", path);
 
         if (!tmp)
                 return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
-        for (size_t i = 0; i < ELEMENTSOF(sqlite_files); i++) {
-                _cleanup_free_ char *leftover = vf_printf("%s%s", tmp, sqlite_files[i]);
-                if (!leftover)
-                        return vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
-                if (unlink(leftover) < 0 && errno != ENOENT)
-                        return vf_error(errmsg, -errno, "%s: cannot remove: %s", leftover, strerror(errno));
-        }
-
-        int r = build_store(tmp, errmsg);
+        int r = remove_build(tmp, errmsg);
+        if (r < 0)
+                return r;
+        r = build_store(tmp, errmsg);
         if (r < 0) {
-                (void) unlink(tmp);
+                (void) remove_build(tmp, NULL);
                 return r;
         }
+        *ret_tmp = TAKE_PTR(tmp);
+        return 0;
+}
+
+/* tmp is a closed store: its -wal was checkpointed into it when the last connection closed. */
+static int put_in_place(const char *tmp, const char *path, char **errmsg) {
+        _cleanup_close_ int fd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return vf_error(errmsg, -errno, "%s: cannot sync: %s", tmp, strerror(errno));
         if (rename(tmp, path) < 0)
                 return vf_error(errmsg, -errno, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
         return fsync_directory_of(path, errmsg);
+}
+
+static int create_store(const char *path, char **errmsg) {
+        _cleanup_free_ char *tmp = NULL;
+
+        int r = build_beside(path, &tmp, errmsg);
+        if (r >= 0)
+                r = put_in_place(tmp, path, errmsg);
+        return r;
 }
 
 /* A -wal beside a lost (empty) file holds the lost state's last commits: a new store must not replay them. */
@@ -597,15 +625,22 @@ static int open_readwrite(state_store *s, const char *path, state_open_flags fla
                 return r;
         /* Again under the lock: another writer may have made the store meanwhile. */
         r = check_file(path, true, recover, &exists, errmsg);
-        if (r >= 0 && !exists && recover)
+        if (r >= 0 && !exists && recover) {
                 r = refuse_stale_wal(path, wal, errmsg);
-        if (r >= 0 && !exists) {
+                /* Filled beside the lost file, which stays as it is until state_publish(). */
+                if (r >= 0)
+                        r = build_beside(path, &s->building, errmsg);
+                if (r >= 0 && !(s->target = strdup(path)))
+                        r = vf_error(errmsg, -ENOMEM, "%s: out of memory", path);
+        } else if (r >= 0 && !exists)
                 r = create_store(path, errmsg);
-                /* What a writer that died making it left is gone now: made whole under our lock. */
-                s->last_writer = STATE_LAST_WRITER_CLEAN;
-        }
         if (r < 0)
                 return r;
+        if (!exists) {
+                /* What a writer that died making it left is gone now: made whole under our lock. */
+                s->last_writer = STATE_LAST_WRITER_CLEAN;
+                path = s->building ? s->building : path;
+        }
         /* Without a -wal, we hold the lock, and readers do not write: the file is all there is, and stays so. */
         bool had_wal = access(wal, F_OK) >= 0;
         r = open_checked(path, !had_wal, &probe, &version, errmsg);
@@ -727,12 +762,41 @@ int state_open(const char *path, state_open_flags flags, state_store **ret, char
         return 0;
 }
 
+/* Finalizes every statement first: sqlite3_close() refuses a connection that still has some. */
+static int close_database(state_store *s) {
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(TAKE_PTR(s->stmts[i]));
+        int rc = sqlite3_close(s->db);
+        if (rc == SQLITE_OK)
+                s->db = NULL;
+        return rc;
+}
+
+int state_publish(state_store *s, char **errmsg) {
+        if (!s->building)
+                return 0;
+        if (!sqlite3_get_autocommit(s->db))
+                return vf_error(errmsg, -EBUSY, "%s: a transaction is still open", s->building);
+        int rc = close_database(s);
+        if (rc != SQLITE_OK)
+                return fail_sqlite(errmsg, s->db, rc, s->building, "cannot close");
+        int r = put_in_place(s->building, s->target, errmsg);
+        if (r < 0)
+                return r;
+        free(s->building);
+        s->building = NULL;
+        return 0;
+}
+
 void state_close(state_store *s) {
         if (!s)
                 return;
-        for (size_t i = 0; i < _STMT_MAX; i++)
-                sqlite3_finalize(s->stmts[i]);
-        sqlite3_close(s->db);
+        (void) close_database(s);
+        /* Never published: the file it was to replace is left as it was. */
+        if (s->building)
+                (void) remove_build(s->building, NULL);
+        free(s->building);
+        free(s->target);
         /* Only once the database is closed, so that the next writer finds it at rest. */
         /* A failed open changes nothing about how the last writer left the store. */
         state_lock_release(s->lock_fd, s->open ? STATE_LAST_WRITER_CLEAN : s->last_writer);

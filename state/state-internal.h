@@ -58,8 +58,13 @@ struct state_store {
         char instance_id[STATE_UUID_STRING_MAX];
         /* Copied on failure: the rollback that usually follows would replace sqlite3_errmsg(). */
         char last_error[256];
+        /* Recovery: the store is being built at building, to be renamed onto target by state_publish(). */
+        char *building;
+        char *target;
         /* Crash tests: the process kills itself after this many more writes; 0: never. */
         unsigned fault_after_writes;
+        /* Failure tests: the write this many writes from now fails without being made; 0: never. */
+        unsigned fault_failing_write;
 };
 
 /*

@@ -194,6 +194,10 @@ static int bind_key(sqlite3_stmt *st, const char *kind, const char *name) {
 int state_exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc) {
         if (bind_rc != SQLITE_OK)
                 return state_store_error(s, bind_rc);
+        if (s->fault_failing_write > 0 && --s->fault_failing_write == 0) {
+                snprintf(s->last_error, sizeof s->last_error, "a failure injected by VIRTFORM_FAULT_POINT");
+                return -EIO;
+        }
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return state_store_error(s, rc);
@@ -237,6 +241,10 @@ int state_commit(state_store *s) {
 
 void state_fault_after_writes(state_store *s, unsigned n) {
         s->fault_after_writes = n;
+}
+
+void state_fault_failing_write(state_store *s, unsigned n) {
+        s->fault_failing_write = n;
 }
 
 void state_count_write(state_store *s) {

@@ -65,8 +65,9 @@ typedef enum state_open_flags {
         /* A writer that runs integrity_check, and goes on after a lost -wal if it passes; -ENOENT when missing. */
         STATE_OPEN_CHECK = 1 << 2,
         /*
-         * A writer that takes an empty file for a missing one and makes a new store in its place (-EEXIST
-         * while the lost store's -wal is beside it): for `state recover`, which fills it again.
+         * A writer that takes an empty file for a missing one (-EEXIST while the lost store's -wal is
+         * beside it) and builds a new store beside it, as PATH.new, which state_publish() puts in its
+         * place: for `state recover`, which fills it first.
          */
         STATE_OPEN_RECOVER = 1 << 3,
 } state_open_flags;
@@ -99,6 +100,14 @@ typedef enum state_open_flags {
  * without a -wal as immutable.
  */
 int state_open(const char *path, state_open_flags flags, state_store **ret, char **errmsg);
+/*
+ * Puts a store built by STATE_OPEN_RECOVER in place of the lost file: closes
+ * its database (no transaction may be open), syncs it, renames it over PATH
+ * and syncs the directory. Only state_close() may follow. Until it succeeds,
+ * PATH is as it was, and state_close() removes what was built. 0 for any
+ * other store.
+ */
+int state_publish(state_store *s, char **errmsg);
 void state_close(state_store *s);
 DEFINE_POINTER_CLEANUP(state_store, state_close);
 
@@ -114,6 +123,8 @@ char *state_default_path(void);
  * begin, savepoint or commit around them).
  */
 void state_fault_after_writes(state_store *s, unsigned n);
+/* For failure tests: the nth write statement from now fails with -EIO, as on a failing disk, and is not made. */
+void state_fault_failing_write(state_store *s, unsigned n);
 
 /* A random UUID made when the store was created; it marks the libvirt objects this store owns. */
 const char *state_instance_id(const state_store *s);

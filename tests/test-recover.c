@@ -210,6 +210,50 @@ static void test_nothing_found_leaves_the_file(void **state) {
         assert_int_equal(st.st_size, 0);
 }
 
+/*
+ * A write that fails in the middle of recover leaves the lost file as it
+ * was (so apply still refuses it), and nothing beside it; recover then works.
+ */
+static void test_failed_recovery_leaves_the_file(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *out = NULL, *err = NULL, *building = vf_printf("%s.new", f->env->state);
+        state_record **before = NULL;
+        size_t n_before = 0;
+        vf_options o = f->env->opts;
+        struct stat lost, after;
+
+        apply_examples_twice(f);
+        list_records(f->env, &before, &n_before, NULL);
+        truncate_state(f->env);
+        assert_int_equal(stat(f->env->state, &lost), 0);
+
+        /*
+         * The begin, the instance id (savepoint, update, release), the first record (savepoint, row,
+         * conditions deleted, one or two put, release): the second record's row fails.
+         */
+        o.fault_point = "state-fail:12";
+        assert_int_equal(recover(&o, NULL, &out, &err), -EIO);
+        assert_non_null(strstr(err, "the state file is left as it was"));
+        assert_non_null(strstr(out, "recovered ")); /* it failed in the middle, not before the first record */
+        assert_int_equal(stat(f->env->state, &after), 0);
+        assert_int_equal(after.st_ino, lost.st_ino);
+        assert_int_equal(after.st_size, 0);
+        assert_int_equal(after.st_mtim.tv_sec, lost.st_mtim.tv_sec);
+        assert_int_equal(after.st_mtim.tv_nsec, lost.st_mtim.tv_nsec);
+        static const char *const sqlite_files[] = { "-journal", "-wal", "-shm" };
+        for (size_t i = 0; i < ELEMENTSOF(sqlite_files); i++) {
+                _cleanup_free_ char *side = vf_printf("%s%s", f->env->state, sqlite_files[i]),
+                                    *building_side = vf_printf("%s%s", building, sqlite_files[i]);
+                assert_int_equal(access(side, F_OK), -1);
+                assert_int_equal(access(building_side, F_OK), -1);
+        }
+        assert_int_equal(access(building, F_OK), -1);
+
+        recover_ok(&f->env->opts, NULL);
+        apply_changes_nothing(f, before, n_before);
+        state_record_list_free(before, n_before);
+}
+
 static void test_records_refused(void **state) {
         fixture *f = *state;
         state_record **before = NULL;
@@ -351,6 +395,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_deleted_state_recovered, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_truncated_state_refused_by_apply, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failed_recovery_leaves_the_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nothing_found_leaves_the_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_instances_need_a_choice, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bound_device_journal_recovered, setup, teardown),

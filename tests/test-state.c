@@ -148,6 +148,17 @@ static void assert_file_unchanged(const char *path, file_snapshot *before) {
         free(before->data);
 }
 
+/* Asserts that neither path nor any of SQLite's files beside it exists. */
+static void assert_no_sqlite_files(const char *path) {
+        static const char *const suffixes[] = { "", "-journal", "-wal", "-shm" };
+
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *file = vf_printf("%s%s", path, suffixes[i]);
+                if (access(file, F_OK) == 0 || errno != ENOENT)
+                        fail_msg("%s is there", file);
+        }
+}
+
 static void write_file(const char *path, const void *data, size_t len) {
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -1032,9 +1043,15 @@ static void test_empty_file_refused(void **state) {
         assert_int_equal(st.st_size, 0);
 }
 
-/* Only recover makes a store in place of an empty file, and not while the lost store's -wal is beside it. */
+/*
+ * Only recover makes a store in place of an empty file, not while the lost
+ * store's -wal is beside it, and only once the new store is published.
+ */
 static void test_recover_replaces_empty_file(void **state) {
-        _cleanup_free_ char *path = path_in(state, "state.db"), *wal = path_in(state, "state.db-wal");
+        _cleanup_free_ char *path = path_in(state, "state.db"), *wal = path_in(state, "state.db-wal"),
+                            *building = path_in(state, "state.db.new"), *err = NULL;
+        _cleanup_(state_record_freep) state_record *rec = state_record_new("network", "lan"), *got = NULL;
+        file_snapshot before;
         struct stat st;
 
         write_file(path, "", 0);
@@ -1043,10 +1060,23 @@ static void test_recover_replaces_empty_file(void **state) {
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_size, 0);
         assert_int_equal(unlink(wal), 0);
+
+        /* Filled beside the lost file, which stays as it was until the new store is published. */
+        before = snapshot_file(path);
         state_store *s = open_store(path, STATE_OPEN_RECOVER);
+        assert_int_equal(state_put(s, rec), 0);
         state_close(s);
-        assert_int_equal(stat(path, &st), 0);
-        assert_true(st.st_size > 0);
+        assert_file_unchanged(path, &before);
+        assert_no_sqlite_files(building);
+
+        s = open_store(path, STATE_OPEN_RECOVER);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_publish(s, &err), 0);
+        state_close(s);
+        assert_no_sqlite_files(building);
+        s = open_store(path, STATE_OPEN_READONLY | STATE_OPEN_EXISTING);
+        assert_int_equal(state_get(s, "network", "lan", &got), 0);
+        state_close(s);
 }
 
 /* A lost store's instance id is taken over only by a store that owns nothing yet, and kept across opens. */
