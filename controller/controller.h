@@ -62,7 +62,6 @@ typedef struct vf_report_entry {
         char *name;
         char *source_file;
         rc_result result;
-        char *old_xml; /* what we defined last time, for plan's diff */
 } vf_report_entry;
 
 typedef struct vf_report {

@@ -7,7 +7,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 
-#define DIFF_MAX_LINES 4000
+#include "controller/diff.h"
 
 static const char *plan_verb(rc_outcome o) {
         switch (o) {
@@ -213,60 +213,17 @@ void output_stream_free(output_stream *s) {
         free(s);
 }
 
-/* ---- plan's diff ------------------------------------------------------- */
+/* ---- plan ------------------------------------------------------------- */
 
-static int split_lines(const char *text, char ***ret) {
-        char **v = NULL;
+#define DIFF_CONTEXT 3
 
-        for (const char *p = text; p && *p;) {
-                const char *nl = strchr(p, '\n');
-                size_t len = nl ? (size_t) (nl - p) : strlen(p);
-                int r = vf_strv_consume(&v, strndup(p, len));
-                if (r < 0) {
-                        vf_strv_free(v);
-                        return r;
-                }
-                p += len + (nl ? 1 : 0);
-        }
-        *ret = v;
-        return 0;
-}
-
-/* A longest-common-subsequence line diff: definitions are small, so O(n*m) is fine below the cap. */
-static void print_line_diff(FILE *f, char **a, size_t na, char **b, size_t nb) {
-        _cleanup_free_ unsigned *lcs = calloc((na + 1) * (nb + 1), sizeof(unsigned));
-        size_t i = 0, j = 0;
-
-        if (!lcs || na > DIFF_MAX_LINES || nb > DIFF_MAX_LINES) {
-                fprintf(f, "      (definition too large to diff: %zu -> %zu lines)\n", na, nb);
-                return;
-        }
-#define LCS(x, y) lcs[(x) * (nb + 1) + (y)]
-        for (size_t x = na; x-- > 0;)
-                for (size_t y = nb; y-- > 0;)
-                        LCS(x, y) = strcmp(a[x], b[y]) == 0 ? LCS(x + 1, y + 1) + 1
-                                    : LCS(x + 1, y) >= LCS(x, y + 1) ? LCS(x + 1, y)
-                                                                     : LCS(x, y + 1);
-        while (i < na || j < nb) {
-                if (i < na && j < nb && strcmp(a[i], b[j]) == 0) {
-                        i++, j++;
-                } else if (j < nb && (i == na || LCS(i, j + 1) >= LCS(i + 1, j))) {
-                        fprintf(f, "      + %s\n", b[j++]);
-                } else {
-                        fprintf(f, "      - %s\n", a[i++]);
-                }
-        }
-#undef LCS
-}
-
+/* The define's diff, or for a removal what goes: libvirt's side, as drift projects it, against the files'. */
 static void print_plan_diff(FILE *f, const vf_report_entry *e) {
-        _cleanup_strv_free_ char **old_lines = NULL, **new_lines = NULL;
+        vf_buf b = {};
 
-        if (!e->result.config_changed)
-                return;
-        if (split_lines(e->old_xml, &old_lines) < 0 || split_lines(e->result.applied_desired_xml, &new_lines) < 0)
-                return;
-        print_line_diff(f, old_lines, vf_strv_length(old_lines), new_lines, vf_strv_length(new_lines));
+        diff_unified(&e->result.plan_current, &e->result.plan_desired, DIFF_CONTEXT, "    ", &b);
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        fputs(text ? text : "    (no diff: out of memory)\n", f);
 }
 
 /* Which file declared it, and which files of the same name in lower-precedence directories it overrides. */

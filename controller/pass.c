@@ -334,12 +334,11 @@ static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t g
 static void entry_done(vf_report_entry *e) {
         free(e->name);
         free(e->source_file);
-        free(e->old_xml);
         rc_result_done(&e->result);
 }
 
 /* Fills the node's report entry, replacing what an earlier round of this pass put there. */
-static int set_entry(vf_report *report, graph_node *n, rc_result *res, char *old_xml) {
+static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
         vf_report_entry *e;
 
         if (n->entry) {
@@ -348,10 +347,8 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res, char *old
                 entry_done(e);
         } else {
                 e = realloc(report->entries, (report->n_entries + 1) * sizeof *e);
-                if (!e) {
-                        free(old_xml);
+                if (!e)
                         return -ENOMEM;
-                }
                 report->entries = e;
                 e = &report->entries[report->n_entries++];
                 n->entry = report->n_entries;
@@ -363,7 +360,6 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res, char *old
                                : n->record && n->record->source_file ? strdup(n->record->source_file)
                                                                       : NULL,
                 .result = *res,
-                .old_xml = old_xml,
         };
         *res = (rc_result) {};
         report->by_outcome[e->result.outcome]++;
@@ -420,9 +416,6 @@ static void observe_decided(const pass *p, const graph_node *n) {
 static int process_node(pass *p, graph_node *n, size_t index, char **errmsg) {
         _cleanup_(rc_result_done) rc_result res = {};
         _cleanup_(node_context_done) node_context nc = {};
-        _cleanup_free_ char *old_xml = n->record && n->record->applied_desired_xml
-                                               ? strdup(n->record->applied_desired_xml)
-                                               : NULL;
         int r = make_node_context(p->c->graph, n, &nc);
         if (r < 0)
                 return r;
@@ -447,7 +440,7 @@ static int process_node(pass *p, graph_node *n, size_t index, char **errmsg) {
                         return r;
                 }
         }
-        r = set_entry(p->report, n, &res, TAKE_PTR(old_xml));
+        r = set_entry(p->report, n, &res);
         if (r >= 0)
                 observe_decided(p, n);
         return r;
@@ -564,8 +557,6 @@ static int fold_entry(vf_report_entry *e, vf_report_entry *later) {
         later->result.outcome = vf_report_run_outcome(e->result.outcome, later->result.outcome);
         vf_strv_free(later->result.steps);
         later->result.steps = steps;
-        free(later->old_xml);
-        later->old_xml = TAKE_PTR(e->old_xml); /* what was defined before the run, for a diff */
         entry_done(e);
         *e = *later;
         *later = (vf_report_entry) {};

@@ -282,6 +282,12 @@ static int render(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req
                 r = complete_doc(ctx, k, req, current, res, &doc);
         if (r != 0)
                 return r;
+        /* plan shows what the define changes, judged as drift is: what libvirt adds or reorders is no change. */
+        if (ctx->dry_run) {
+                r = rc_drift_lines(doc, current, &res->plan_desired, &res->plan_current);
+                if (r < 0)
+                        return r;
+        }
         r = rc_owner_write(doc, ctx, req, res->generation ? res->generation : req->generation);
         if (r < 0)
                 return r;
@@ -550,6 +556,21 @@ static int undefine(rc_context *ctx, const rc_kind_hooks *k, const rc_request *r
         return 0;
 }
 
+/*
+ * What goes, for plan: libvirt's definition as far as the file declared it when last applied, or whole
+ * when the record does not say (one recovered from libvirt).
+ */
+static int plan_removal(const rc_request *req, observed *o, rc_result *res) {
+        const char *declared = req->record ? req->record->applied_desired_xml : NULL;
+        _cleanup_(xmlFreeDocp) xmlDoc *want = declared ? rc_xml_parse(declared) : NULL;
+        xmlDoc *have;
+        int r = observed_doc(o, &have);
+
+        if (r < 0)
+                return r;
+        return rc_drift_lines(want ? want : have, have, NULL, &res->plan_current);
+}
+
 int rc_converge_remove(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res) {
         _cleanup_(observed_done) observed o = {};
         _cleanup_(rc_owner_done) rc_owner owner = {};
@@ -576,6 +597,11 @@ int rc_converge_remove(rc_context *ctx, const rc_kind_hooks *k, const rc_request
         if (k->removable) {
                 r = k->removable(ctx, req, o.obj, res, &ok);
                 if (r < 0 || !ok)
+                        return r;
+        }
+        if (ctx->dry_run) {
+                r = plan_removal(req, &o, res);
+                if (r < 0)
                         return r;
         }
         rc_count_read(ctx, RC_CALL_GET_INFO);

@@ -157,21 +157,31 @@ static bool has_text(xmlNode *n) {
         return false;
 }
 
-/* libvirt's text of the element, without the blanks around it. */
-static void put_text(vf_buf *b, xmlNode *have) {
+/* The element's text without the blanks around it; NULL on OOM. */
+static char *trimmed_text(xmlNode *n) {
         vf_buf text = {};
 
-        for (xmlNode *c = have->children; c; c = c->next)
+        for (xmlNode *c = n->children; c; c = c->next)
                 if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
                         vf_buf_puts(&text, (const char *) c->content);
-        if (text.oom)
-                b->oom = true;
-        const char *s = text.data ? text.data : "";
+        char *s = vf_buf_steal(&text);
+        if (!s)
+                return NULL;
         size_t start = strspn(s, " \t\r\n"), end = strlen(s);
         while (end > start && strchr(" \t\r\n", s[end - 1]))
                 end--;
-        vf_buf_printf(b, " text=%zu:%.*s", end - start, (int) (end - start), s + start);
-        vf_buf_done(&text);
+        memmove(s, s + start, end - start);
+        s[end - start] = 0;
+        return s;
+}
+
+static void put_text(vf_buf *b, xmlNode *have) {
+        _cleanup_free_ char *text = trimmed_text(have);
+
+        if (!text)
+                b->oom = true;
+        else
+                vf_buf_printf(b, " text=%zu:%s", strlen(text), text);
 }
 
 static size_t count_elements(xmlNode *parent) {
@@ -179,6 +189,32 @@ static size_t count_elements(xmlNode *parent) {
         for (xmlNode *c = parent ? parent->children : NULL; c; c = c->next)
                 n += is_element(c);
         return n;
+}
+
+/* Calls fn for each child element of want's that is projected, with libvirt's element for it (or NULL). */
+static int foreach_projected(xmlNode *want, xmlNode *have, int (*fn)(xmlNode *w, xmlNode *h, void *userdata),
+                             void *userdata) {
+        size_t n = count_elements(have);
+        _cleanup_free_ bool *taken = calloc(n ? n : 1, sizeof(bool));
+        bool devices = xmlStrcmp(want->name, BAD_CAST "devices") == 0;
+
+        if (!taken)
+                return -ENOMEM;
+        for (xmlNode *w = want->children; w; w = w->next) {
+                if (!is_element(w) || is_owner_marker(w))
+                        continue;
+                int r = fn(w, find_match(w, have, devices, taken), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void project(vf_buf *b, xmlNode *want, xmlNode *have);
+
+static int project_child(xmlNode *want, xmlNode *have, void *userdata) {
+        project(userdata, want, have);
+        return 0;
 }
 
 static void project(vf_buf *b, xmlNode *want, xmlNode *have) {
@@ -195,17 +231,8 @@ static void project(vf_buf *b, xmlNode *want, xmlNode *have) {
         }
         if (has_text(want))
                 put_text(b, have);
-
-        size_t n = count_elements(have);
-        _cleanup_free_ bool *taken = calloc(n ? n : 1, sizeof(bool));
-        if (!taken) {
+        if (foreach_projected(want, have, project_child, b) < 0)
                 b->oom = true;
-                return;
-        }
-        bool devices = xmlStrcmp(want->name, BAD_CAST "devices") == 0;
-        for (xmlNode *w = want->children; w; w = w->next)
-                if (is_element(w) && !is_owner_marker(w))
-                        project(b, w, find_match(w, have, devices, taken));
         vf_buf_puts(b, ")");
 }
 
@@ -226,4 +253,126 @@ int rc_drift_hash(xmlDoc *want, xmlDoc *have, char ret[VF_HASH_HEX_LEN + 1]) {
                 return -ENOMEM;
         vf_sha256_hex(p, strlen(p), ret);
         return 0;
+}
+
+/* ---- the projection as lines, for plan's diff ----------------------------------- */
+
+/* Escapes what would end the value or the line: a definition shows one element per line. */
+static void put_escaped(vf_buf *b, const char *s) {
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+                if (c == '&')
+                        vf_buf_puts(b, "&amp;");
+                else if (c == '<')
+                        vf_buf_puts(b, "&lt;");
+                else if (c == '>')
+                        vf_buf_puts(b, "&gt;");
+                else if (c == '"')
+                        vf_buf_puts(b, "&quot;");
+                else if (c < 0x20)
+                        vf_buf_printf(b, "&#x%x;", c);
+                else
+                        vf_buf_append(b, s, 1);
+        }
+}
+
+static bool has_projected_children(xmlNode *n) {
+        for (xmlNode *c = n->children; c; c = c->next)
+                if (is_element(c) && !is_owner_marker(c))
+                        return true;
+        return false;
+}
+
+static void put_name(vf_buf *b, xmlNode *n) {
+        if (n->ns && n->ns->prefix)
+                vf_buf_printf(b, "%s:", (const char *) n->ns->prefix);
+        vf_buf_puts(b, (const char *) n->name);
+}
+
+/* want's element with the values of values (want itself, or libvirt's match): its start, or all of it. */
+static char *element_line(xmlNode *want, xmlNode *values, bool start_only) {
+        vf_buf b = {};
+
+        vf_buf_puts(&b, "<");
+        put_name(&b, want);
+        for (xmlAttr *a = want->properties; a; a = a->next) {
+                xmlChar *v = xmlGetProp(values, a->name);
+                if (v) {
+                        vf_buf_printf(&b, " %s=\"", (const char *) a->name);
+                        put_escaped(&b, (const char *) v);
+                        vf_buf_puts(&b, "\"");
+                }
+                xmlFree(v);
+        }
+        _cleanup_free_ char *text = !start_only && has_text(want) ? trimmed_text(values) : NULL;
+        if (text && *text) {
+                vf_buf_puts(&b, ">");
+                put_escaped(&b, text);
+                vf_buf_puts(&b, "</");
+                put_name(&b, want);
+                vf_buf_puts(&b, ">");
+        } else
+                vf_buf_puts(&b, start_only ? ">" : "/>");
+        return vf_buf_steal(&b);
+}
+
+static char *end_line(xmlNode *want) {
+        vf_buf b = {};
+
+        vf_buf_puts(&b, "</");
+        put_name(&b, want);
+        vf_buf_puts(&b, ">");
+        return vf_buf_steal(&b);
+}
+
+static int push_line(rc_xml_lines *l, unsigned depth, char *line, const xmlChar *path) {
+        _cleanup_free_ char *owned = line;
+
+        if (!l)
+                return 0;
+        if (!line || !path)
+                return -ENOMEM;
+        _cleanup_free_ char *indented = vf_printf("%*s%s", (int) (2 * depth), "", line);
+        int r = indented ? vf_strv_push(&l->lines, indented) : -ENOMEM;
+        return r < 0 ? r : vf_strv_push(&l->paths, (const char *) path);
+}
+
+typedef struct lines_walk {
+        unsigned depth;
+        rc_xml_lines *want, *have; /* have: NULL below an element libvirt does not have */
+} lines_walk;
+
+static int element_lines(xmlNode *want, xmlNode *have, void *userdata) {
+        const lines_walk *up = userdata;
+        lines_walk walk = { up->depth + 1, up->want, have ? up->have : NULL };
+        xmlChar *path = xmlGetNodePath(want);
+        bool parent = has_projected_children(want);
+        int r = push_line(walk.want, up->depth, element_line(want, want, parent), path);
+
+        if (r >= 0 && walk.have)
+                r = push_line(walk.have, up->depth, element_line(want, have, parent), path);
+        if (r >= 0 && parent)
+                r = foreach_projected(want, have, element_lines, &walk);
+        if (r >= 0 && parent)
+                r = push_line(walk.want, up->depth, end_line(want), path);
+        if (r >= 0 && parent && walk.have)
+                r = push_line(walk.have, up->depth, end_line(want), path);
+        xmlFree(path);
+        return r;
+}
+
+int rc_drift_lines(xmlDoc *want, xmlDoc *have, rc_xml_lines *ret_want, rc_xml_lines *ret_have) {
+        xmlNode *w = xmlDocGetRootElement(want), *h = have ? xmlDocGetRootElement(have) : NULL;
+        lines_walk top = { 0, ret_want, ret_have };
+
+        if (!w)
+                return 0;
+        int r = element_lines(w, h && same_name(w, h) ? h : NULL, &top);
+        if (r < 0) {
+                if (ret_want)
+                        rc_xml_lines_done(ret_want);
+                if (ret_have)
+                        rc_xml_lines_done(ret_have);
+        }
+        return r;
 }

@@ -72,6 +72,12 @@ DEFINE_POINTER_CLEANUP(xmlDoc, xmlFreeDoc);
 char *rc_drift_projection(xmlDoc *want, xmlDoc *have);
 /* The SHA-256 (hex) of rc_drift_projection(): the baseline drift is judged by. */
 int rc_drift_hash(xmlDoc *want, xmlDoc *have, char ret[VF_HASH_HEX_LEN + 1]);
+/*
+ * The same projection as lines of XML, for plan: want's elements with want's values (into ret_want)
+ * and with have's (into ret_have), each line with the element's path in want, so that a line diff shows
+ * only what a define would change. have may be NULL (nothing yet), either ret NULL (not wanted).
+ */
+int rc_drift_lines(xmlDoc *want, xmlDoc *have, rc_xml_lines *ret_want, rc_xml_lines *ret_have);
 
 /*
  * Step bookkeeping shared by every reconciler: the only way a reconciler

@@ -59,6 +59,12 @@ const char *rc_outcome_to_string(rc_outcome outcome) {
         return outcome_names[outcome];
 }
 
+void rc_xml_lines_done(rc_xml_lines *l) {
+        vf_strv_free(l->lines);
+        vf_strv_free(l->paths);
+        *l = (rc_xml_lines) {};
+}
+
 void rc_result_done(rc_result *res) {
         free(res->reason);
         free(res->message);
@@ -68,6 +74,8 @@ void rc_result_done(rc_result *res) {
         free(res->applied_xml_hash);
         free(res->applied_desired_xml);
         vf_strv_free(res->steps);
+        rc_xml_lines_done(&res->plan_desired);
+        rc_xml_lines_done(&res->plan_current);
         free(res->shutting_down);
         free(res->wait.target);
         *res = (rc_result) {};

@@ -141,6 +141,14 @@ typedef struct rc_wait {
         int64_t deadline_usec; /* realtime; RC_WAIT_OPERATION: come back by then even without an event */
 } rc_wait;
 
+/* A definition as plan shows it: one element per line (its start, its end, or all of it), indented. */
+typedef struct rc_xml_lines {
+        char **lines;
+        char **paths; /* of each line, its element's XPath: /domain/devices/interface[2] */
+} rc_xml_lines;
+
+void rc_xml_lines_done(rc_xml_lines *l);
+
 typedef struct rc_result {
         rc_outcome outcome;
         bool ready;
@@ -153,6 +161,11 @@ typedef struct rc_result {
         char *applied_desired_xml;
         char **steps; /* what was (or, in a dry run, would be) done, in order */
         bool config_changed; /* the definition changed: plan shows a diff */
+        /*
+         * Dry runs only, for plan's diff: what a define would write (NULL lines for a removal) and,
+         * line for line, what libvirt has of it now, projected as drift is (empty for a new object).
+         */
+        rc_xml_lines plan_desired, plan_current;
         bool forget; /* nothing of this store's is left (removed, or never ours): the record goes */
         int64_t generation; /* when not 0: the generation actually applied, past the request's (see converge.c) */
         char *shutting_down; /* a graceful shutdown is in flight: what and until when, or NULL */

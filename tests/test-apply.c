@@ -4,6 +4,7 @@
  * driver (test:///default, in-process), with real state files in temp dirs.
  * A second connection plays the operator who changes things behind our back.
  */
+#include "controller/output.h"
 #include "tests/env.h"
 
 #define NETWORK_LAN                                                                                    \
@@ -566,6 +567,115 @@ static void test_plan_changes_nothing(void **state) {
         th_env_assert(f, VF_KIND_DOMAIN, "other", RC_CREATED, NULL);
 }
 
+/* What `virtform plan` prints, from a plan pass in a controller of its own; the caller frees it. */
+static char *plan_text(th_env *f) {
+        char *text = NULL;
+        size_t size = 0;
+
+        th_env_close(f);
+        f->opts.dry_run = true;
+        pass_changing_nothing(f);
+        FILE *out = open_memstream(&text, &size);
+        assert_non_null(out);
+        output_plan(out, &f->report);
+        assert_int_equal(fclose(out), 0);
+        th_env_close(f);
+        f->opts.dry_run = false;
+        return text;
+}
+
+#define DOMAIN_APP(nics)                                                                                \
+        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: app}\nspec:\n  memory: 256MiB\n"           \
+        "  interfaces: [" nics "]\n"
+
+#define NETWORK_ISOLATED "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: iso}\nspec: {bridge: virbr12}\n"
+
+/*
+ * A change shows as a unified diff of what was asked for, projected as drift
+ * is: libvirt's additions (controllers, addresses) and its order are no change.
+ */
+static void test_plan_diff_of_a_change(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        _cleanup_free_ char *uuid = th_domain_uuid(f->other, "web1");
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", ""));
+        _cleanup_free_ char *text = plan_text(f);
+        _cleanup_free_ char *expected = vf_printf(
+                "~ update domain/web1 (%s/20-web.yaml) [RestartPending: the new definition takes effect at the "
+                "next restart of the domain; set spec.restart: on-change to restart automatically]\n"
+                "    steps: define\n"
+                "    @@ -1,7 +1,7 @@ /domain/memory\n"
+                "     <domain type=\"test\">\n"
+                "       <name>web1</name>\n"
+                "       <uuid>%s</uuid>\n"
+                "    -  <memory unit=\"KiB\">1048576</memory>\n"
+                "    +  <memory unit=\"KiB\">2097152</memory>\n"
+                "       <vcpu>2</vcpu>\n"
+                "       <os>\n"
+                "         <type>hvm</type>\n"
+                "plan: 2 resources:",
+                f->conf, uuid);
+        if (!strstr(text, expected))
+                fail_msg("expected\n%s\nin\n%s", expected, text);
+
+        /* Two lines of the second interface: the hunk names the element that holds both. */
+        th_write(f->conf, "30-app.yaml", DOMAIN_APP("{network: lan}, {network: lan}"));
+        th_env_pass(f);
+        th_write(f->conf, "30-app.yaml", DOMAIN_APP("{network: lan}, {bridge: br0, model: e1000e}"));
+        _cleanup_free_ char *two = plan_text(f);
+        const char *hunk = strstr(two, "    @@ -12,10 +12,10 @@ /domain/devices/interface[2]\n");
+        if (!hunk)
+                fail_msg("no hunk for the second interface in\n%s", two);
+        assert_non_null(strstr(hunk, "    -    <interface type=\"network\">\n    +    <interface type=\"bridge\">\n"));
+        assert_non_null(strstr(hunk, "    -      <source/>\n    -      <model type=\"virtio\"/>\n"
+                                     "    +      <source bridge=\"br0\"/>\n    +      <model type=\"e1000e\"/>\n"
+                                     "         </interface>\n       </devices>\n     </domain>\n= unchanged domain/web1"));
+
+        /* Lines of both interfaces: their parent, a whole element (interface[1] and [2] share no more). */
+        th_write(f->conf, "30-app.yaml", DOMAIN_APP("{network: lan, model: e1000e}, {network: lan, model: e1000e}"));
+        _cleanup_free_ char *both = plan_text(f);
+        if (!strstr(both, "    @@ -10,12 +10,12 @@ /domain/devices\n"))
+                fail_msg("no hunk for both interfaces in\n%s", both);
+}
+
+/*
+ * A delete shows what goes, as the files declared it, and the steps apply
+ * takes: a running domain is asked to shut down, and destroyed at the timeout.
+ */
+static void test_plan_delete_steps(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "15-iso.yaml", NETWORK_ISOLATED);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        assert_true(th_domain_active(f->other, "web1"));
+        th_remove(f->conf, "15-iso.yaml");
+        th_remove(f->conf, "20-web.yaml");
+        _cleanup_free_ char *text = plan_text(f);
+        _cleanup_free_ char *web = vf_printf("- delete domain/web1 (%s/20-web.yaml)\n"
+                                             "    steps: shutdown (timeout %u s), destroy if still running, undefine\n"
+                                             "    @@ -1,19 +0,0 @@ /domain\n"
+                                             "    -<domain>\n"
+                                             "    -  <name>web1</name>\n"
+                                             "    -  <memory unit=\"KiB\">1048576</memory>\n",
+                                             f->conf, f->opts.shutdown_timeout_sec);
+        _cleanup_free_ char *iso = vf_printf("- delete network/iso (%s/15-iso.yaml)\n"
+                                             "    steps: destroy, undefine\n"
+                                             "    @@ -1,4 +0,0 @@ /network\n"
+                                             "    -<network>\n"
+                                             "    -  <name>iso</name>\n"
+                                             "    -  <bridge name=\"virbr12\"/>\n"
+                                             "    -</network>\n"
+                                             "plan: 3 resources:",
+                                             f->conf);
+        if (!strstr(text, web) || !strstr(text, iso))
+                fail_msg("expected\n%s\nand\n%s\nin\n%s", web, iso, text);
+}
+
 /*
  * A custom test-driver node: a host that already has objects of the same
  * names, none of them ours. Each connection to it is a fresh hypervisor.
@@ -622,6 +732,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_generation_never_reused_after_a_lost_commit, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_file_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_changes_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_plan_diff_of_a_change, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_plan_delete_steps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */

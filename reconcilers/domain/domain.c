@@ -167,10 +167,23 @@ static int wait_for_shutdown(rc_context *ctx, const rc_request *req, int64_t req
         return rc_result_wait(res, RC_WAIT_OPERATION, NULL, deadline);
 }
 
+/* plan: what apply does to a guest that ignores the request, with the time it is given. */
+static int plan_shutdown(rc_context *ctx, const rc_request *req, rc_result *res) {
+        _cleanup_free_ char *shutdown = vf_printf("shutdown (timeout %u s)", ctx->shutdown_timeout_sec);
+
+        if (!shutdown)
+                return -ENOMEM;
+        (void) rc_step_begin(ctx, req, res, RC_CALL_SHUTDOWN, shutdown);
+        (void) rc_step_begin(ctx, req, res, RC_CALL_DESTROY, "destroy if still running");
+        return 0;
+}
+
 static int shutdown_gracefully(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
         const state_condition *requested = req->record ? state_record_condition(req->record, "ShuttingDown") : NULL;
         int64_t now = vf_now_realtime_usec();
 
+        if ((!requested || !requested->status) && ctx->dry_run)
+                return plan_shutdown(ctx, req, res);
         if (!requested || !requested->status) {
                 int r = rc_step_begin(ctx, req, res, RC_CALL_SHUTDOWN, "shutdown");
                 if (r <= 0)

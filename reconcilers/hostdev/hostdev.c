@@ -332,11 +332,11 @@ static int restore_vf_config(hostdev_run *run) {
         if (r >= 0)
                 r = hd_vf_get(nl, dev->saved_pf_netdev, (int) dev->saved_vf_index, &cur);
         if (r >= 0 && !holds_saved(dev, saved_mac, &cur)) {
-                r = rc_host_step_begin(run->ctx, run->req, run->res, "restore VF config");
+                r = rc_host_step_begin(run->ctx, run->req, run->res, "restore VF mac/vlan");
                 if (r <= 0)
                         return r;
                 r = hd_vf_set(nl, dev->saved_pf_netdev, (int) dev->saved_vf_index, saved_mac, (int) dev->saved_vlan);
-                int recorded = rc_host_step_end(run->ctx, run->req, run->res, "restore VF config", r >= 0,
+                int recorded = rc_host_step_end(run->ctx, run->req, run->res, "restore VF mac/vlan", r >= 0,
                                                 r < 0 ? strerror(-r) : NULL);
                 if (r >= 0 && recorded < 0)
                         return recorded;
@@ -441,18 +441,21 @@ static int move_failed(hostdev_run *run, const char *step, const move *m, int r,
 /* Back to the driver recorded before the bind; verified to have left vfio-pci. */
 static int give_back(hostdev_run *run) {
         state_device *dev = run->dev;
-        const char *step = "give back to its driver";
         move m = { .override = "", .fault_point = "hostdev-mid-release" };
 
         if (!dev->bind_phase)
                 return 0;
+        m.driver = dev->original_driver && dev->original_driver[0] ? dev->original_driver : NULL;
+        /* The step names the driver: plan says where the device goes. */
+        _cleanup_free_ char *step = vf_printf("give back to %s", m.driver ? m.driver : "the driver the kernel picks");
+        if (!step)
+                return -ENOMEM;
         int r = journal_bind_phase(run, "releasing");
         if (r < 0)
                 return r;
         r = rc_host_step_begin(run->ctx, run->req, run->res, step);
         if (r <= 0)
                 return r;
-        m.driver = dev->original_driver && dev->original_driver[0] ? dev->original_driver : NULL;
         r = move_device(run, &m);
         _cleanup_free_ char *now = m.now;
         if (r < 0 || vf_streq_ptr(now, VFIO_DRIVER) || !vf_streq_ptr(now, m.driver))
