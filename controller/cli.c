@@ -10,6 +10,7 @@
  */
 #include <getopt.h>
 #include <stdarg.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "config.h"
@@ -142,6 +143,7 @@ struct command {
 };
 
 static const char *const default_outputs[] = { "table", "json", NULL };
+static const char *const status_outputs[] = { "table", "wide", "json", "yaml", NULL };
 
 static int usage_error(const command *cmd, const char *fmt, ...) _printf_(2, 3);
 
@@ -426,6 +428,61 @@ static int cmd_validate(const command *cmd, cli_args *a) {
         return EXIT_CONVERGED;
 }
 
+/* What the default status table fits in: $COLUMNS, else the terminal's width, else 100. */
+static int status_width(void) {
+        const char *columns = getenv("COLUMNS");
+        struct winsize ws;
+        unsigned w;
+
+        if (columns && parse_uint_max(columns, 10000, &w) >= 0 && w > 0)
+                return (int) w;
+        if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) >= 0 && ws.ws_col > 0)
+                return ws.ws_col;
+        return 100;
+}
+
+static int print_status(const char *output, state_record *const *recs, size_t n) {
+        if (strcmp(output, "json") == 0)
+                return output_status_json(stdout, recs, n);
+        if (strcmp(output, "yaml") == 0)
+                return output_status_yaml(stdout, recs, n);
+        output_status_table(stdout, recs, n, strcmp(output, "wide") == 0 ? 0 : status_width());
+        return 0;
+}
+
+/* How many of a resource's latest writes its own status shows. */
+#define STATUS_RECENT_EVENTS 10
+
+/* status KIND/NAME: one resource; as a table, with its conditions and its latest writes. Returns an exit status. */
+static int print_status_of(state_store *store, const command *cmd, const char *output, const char *key) {
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        _cleanup_free_ char *kind = strndup(key, strcspn(key, "/"));
+        const char *slash = strchr(key, '/');
+        state_event *events = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!slash || slash == key || !slash[1])
+                return usage_error(cmd, "invalid resource '%s': give KIND/NAME, as status lists them", key);
+        r = kind ? state_get(store, kind, slash + 1, &rec) : -ENOMEM;
+        if (r == -ENOENT) {
+                fprintf(stderr, "virtform: error: %s is not recorded; 'virtform status' lists what is\n", key);
+                return EXIT_ERROR;
+        }
+        if (r >= 0 && strcmp(output, "table") != 0)
+                r = print_status(output, &rec, 1);
+        else if (r >= 0)
+                r = state_event_list(store, kind, slash + 1, 0, &events, &n);
+        if (r < 0)
+                return fail_run(r == -ENOMEM ? NULL : state_last_error(store), r);
+        if (strcmp(output, "table") == 0) {
+                size_t from = n > STATUS_RECENT_EVENTS ? n - STATUS_RECENT_EVENTS : 0;
+                output_status_one(stdout, rec, events + from, n - from);
+        }
+        state_event_list_free(events, n);
+        return EXIT_CONVERGED;
+}
+
 static int cmd_status(const command *cmd, cli_args *a) {
         _cleanup_(state_closep) state_store *store = NULL;
         _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
@@ -436,16 +493,15 @@ static int cmd_status(const command *cmd, cli_args *a) {
 
         path = a->opts.state_path ? a->opts.state_path : (fallback = state_default_path());
         r = path ? state_open(path, STATE_OPEN_READONLY | STATE_OPEN_EXISTING, &store, &errmsg) : -ENOMEM;
+        if (r >= 0 && a->n_args > 0)
+                return print_status_of(store, cmd, a->output, a->args[0]);
         if (r >= 0)
                 r = state_list(store, &recs, &n);
         if (r < 0) {
                 fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
                 return EXIT_ERROR;
         }
-        if (strcmp(a->output, "json") == 0)
-                r = output_status_json(stdout, recs, n);
-        else
-                output_status_table(stdout, recs, n);
+        r = print_status(a->output, recs, n);
         state_record_list_free(recs, n);
         return r < 0 ? EXIT_ERROR : EXIT_CONVERGED;
 }
@@ -584,8 +640,11 @@ static const command commands[] = {
           "As root, files and directories that anyone but root could change are errors, unless\n"
           "--insecure-permissions makes them warnings.\n",
           cmd_validate },
-        { "status", NULL, CMD_STATUS, NULL, 0, 0, NULL, "what was recorded, with conditions",
-          "List every recorded resource with its conditions, generation, last error and next retry.\n",
+        { "status", NULL, CMD_STATUS, "[KIND/NAME]", 0, 1, status_outputs, "what was recorded, with conditions",
+          "List every recorded resource: KIND/NAME, READY, REASON, AGE (since Ready last changed) and the\n"
+          "message, cut to the terminal's width ($COLUMNS, else 100 columns off a terminal). -o wide shows\n"
+          "every column whole; -o json and -o yaml everything recorded. With KIND/NAME, that resource with\n"
+          "every condition and its latest writes.\n",
           cmd_status },
         { "run", NULL, CMD_RUN, "[DIR...]", 0, SIZE_MAX, NULL, "the daemon: converge, then follow every change",
           "Run the controller: converge, then follow file changes (inotify), libvirt's events, link and device\n"

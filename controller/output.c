@@ -6,6 +6,8 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <strings.h>
+#include <yaml.h>
 
 #include "controller/diff.h"
 
@@ -262,24 +264,148 @@ static const state_condition *ready_condition(const state_record *rec) {
         return state_record_condition(rec, "Ready");
 }
 
-void output_status_table(FILE *f, state_record *const *recs, size_t n) {
-        fprintf(f, "%-8s %-24s %-6s %-20s %-9s %-8s %-20s %-32s %s\n", "KIND", "NAME", "READY", "REASON", "GEN/OBS",
-                "ATTEMPTS", "NEXT RETRY", "FILE", "MESSAGE");
+/* "3m" ago, or "in 12s": "-" for a time never set. */
+static void format_relative(int64_t when_usec, int64_t now_usec, char out[24]) {
+        char d[16];
+
+        if (when_usec <= 0) {
+                strcpy(out, "-");
+                return;
+        }
+        vf_format_duration(when_usec - now_usec, d);
+        snprintf(out, 24, when_usec > now_usec ? "in %s" : "%s", d);
+}
+
+/* Everything recorded, one line each: -o wide. */
+static void print_status_wide(FILE *f, state_record *const *recs, size_t n, int64_t now_usec) {
+        fprintf(f, "%-8s %-24s %-6s %-20s %-5s %-9s %-8s %-8s %-32s %s\n", "KIND", "NAME", "READY", "REASON", "AGE",
+                "GEN/OBS", "ATTEMPTS", "RETRY", "FILE", "MESSAGE");
         for (size_t i = 0; i < n; i++) {
                 const state_record *rec = recs[i];
                 const state_condition *ready = ready_condition(rec);
                 const state_condition *restart = state_record_condition(rec, "RestartPending");
-                char gen[48], next[32];
+                char gen[48], next[24], age[24];
 
                 snprintf(gen, sizeof gen, "%" PRId64 "/%" PRId64, rec->generation, rec->observed_generation);
-                vf_format_time(rec->next_retry_usec, next);
-                fprintf(f, "%-8s %-24s %-6s %-20s %-9s %-8" PRId64 " %-20s %-32s %s%s%s\n", rec->kind, rec->name,
+                format_relative(rec->next_retry_usec, now_usec, next);
+                format_relative(ready ? ready->last_transition_usec : 0, now_usec, age);
+                fprintf(f, "%-8s %-24s %-6s %-20s %-5s %-9s %-8" PRId64 " %-8s %-32s %s%s%s\n", rec->kind, rec->name,
                         ready ? (ready->status ? "True" : "False") : "-", ready && ready->reason ? ready->reason : "-",
-                        gen, rec->attempts, next, rec->source_file ? rec->source_file : "-",
+                        age, gen, rec->attempts, next, rec->source_file ? rec->source_file : "-",
                         ready && ready->message ? ready->message : "",
                         restart && restart->status ? " [RestartPending] " : "",
                         restart && restart->status && restart->message ? restart->message : "");
         }
+}
+
+/* The columns that always show whole, however narrow the terminal: the message takes what is left. */
+#define STATUS_NAME_MAX 40
+#define STATUS_REASON_MAX 24
+#define STATUS_AGE_WIDTH 5
+
+static int max_int(int a, int b) {
+        return a > b ? a : b;
+}
+
+/* At most width bytes of text, never half a UTF-8 character; "..." marks a cut. */
+static void print_cut(FILE *f, const char *text, int width) {
+        size_t len = strlen(text);
+
+        if (width <= 0)
+                return;
+        if (len <= (size_t) width) {
+                fputs(text, f);
+                return;
+        }
+        size_t keep = width > 3 ? (size_t) width - 3 : 0;
+        while (keep > 0 && ((unsigned char) text[keep] & 0xC0) == 0x80)
+                keep--;
+        fprintf(f, "%.*s%s", (int) keep, text, width > 3 ? "..." : "");
+}
+
+/* What a row says after its reason: why it is not Ready, when it is retried, what waits for a restart. */
+static char *status_message(const state_record *rec, int64_t now_usec) {
+        const state_condition *ready = ready_condition(rec);
+        const state_condition *restart = state_record_condition(rec, "RestartPending");
+        char next[24] = "";
+
+        /* Past its time, a retry waits for the next apply or a daemon: "due", not an age. */
+        if (rec->next_retry_usec > now_usec)
+                format_relative(rec->next_retry_usec, now_usec, next);
+        else if (rec->next_retry_usec > 0)
+                strcpy(next, "due");
+        return vf_printf("%s%s%s%s%s", next[0] ? "retry " : "", next, next[0] ? ": " : "",
+                         ready && ready->message ? ready->message : "",
+                         restart && restart->status ? " [RestartPending]" : "");
+}
+
+static void print_status_row(FILE *f, const char *name, int name_width, const char *ready, const char *reason,
+                             int reason_width, const char *age, const char *message, int width) {
+        int used = fprintf(f, "%-*.*s %-5s %-*.*s %-*s ", name_width, name_width, name, ready, reason_width,
+                           reason_width, reason, STATUS_AGE_WIDTH, age);
+        print_cut(f, message, width - used);
+        fputc('\n', f);
+}
+
+static void print_status_fitted(FILE *f, state_record *const *recs, size_t n, int64_t now_usec, int width) {
+        int name_width = (int) strlen("KIND/NAME"), reason_width = (int) strlen("REASON");
+
+        for (size_t i = 0; i < n; i++) {
+                const state_condition *ready = ready_condition(recs[i]);
+                name_width = max_int(name_width, (int) (strlen(recs[i]->kind) + 1 + strlen(recs[i]->name)));
+                if (ready && ready->reason)
+                        reason_width = max_int(reason_width, (int) strlen(ready->reason));
+        }
+        name_width = name_width > STATUS_NAME_MAX ? STATUS_NAME_MAX : name_width;
+        reason_width = reason_width > STATUS_REASON_MAX ? STATUS_REASON_MAX : reason_width;
+        print_status_row(f, "KIND/NAME", name_width, "READY", "REASON", reason_width, "AGE", "MESSAGE", width);
+        for (size_t i = 0; i < n; i++) {
+                const state_condition *ready = ready_condition(recs[i]);
+                _cleanup_free_ char *name = vf_printf("%s/%s", recs[i]->kind, recs[i]->name);
+                _cleanup_free_ char *message = status_message(recs[i], now_usec);
+                char age[24];
+
+                format_relative(ready ? ready->last_transition_usec : 0, now_usec, age);
+                print_status_row(f, name ? name : recs[i]->name, name_width,
+                                 ready ? (ready->status ? "True" : "False") : "-",
+                                 ready && ready->reason ? ready->reason : "-", reason_width, age,
+                                 message ? message : "", width);
+        }
+}
+
+void output_status_table(FILE *f, state_record *const *recs, size_t n, int width) {
+        int64_t now = vf_now_realtime_usec();
+
+        if (width > 0)
+                print_status_fitted(f, recs, n, now, width);
+        else
+                print_status_wide(f, recs, n, now);
+}
+
+/* One resource, as systemctl status shows a unit: what is recorded, every condition, and its latest writes. */
+void output_status_one(FILE *f, const state_record *rec, const state_event *events, size_t n_events) {
+        int64_t now = vf_now_realtime_usec();
+        char next[24];
+
+        format_relative(rec->next_retry_usec, now, next);
+        fprintf(f, "%s/%s\n", rec->kind, rec->name);
+        fprintf(f, "  File:        %s\n", rec->source_file ? rec->source_file : "-");
+        fprintf(f, "  Generation:  %" PRId64 " (observed %" PRId64 ")\n", rec->generation, rec->observed_generation);
+        fprintf(f, "  UUID:        %s\n", rec->uuid ? rec->uuid : "-");
+        fprintf(f, "  Attempts:    %" PRId64 " (next retry %s)\n", rec->attempts, next);
+        if (rec->last_error)
+                fprintf(f, "  Last error:  %s\n", rec->last_error);
+        fprintf(f, "\n%-16s %-6s %-20s %-5s %s\n", "CONDITION", "STATUS", "REASON", "AGE", "MESSAGE");
+        for (size_t i = 0; i < rec->n_conditions; i++) {
+                const state_condition *c = &rec->conditions[i];
+                char age[24];
+
+                format_relative(c->last_transition_usec, now, age);
+                fprintf(f, "%-16s %-6s %-20s %-5s %s\n", c->type, c->status ? "True" : "False",
+                        c->reason ? c->reason : "-", age, c->message ? c->message : "");
+        }
+        fputc('\n', f);
+        output_log_table(f, events, n_events);
 }
 
 static void json_condition(vf_buf *b, const state_condition *c) {
@@ -336,15 +462,87 @@ static void json_record(vf_buf *b, const state_record *rec) {
         vf_buf_puts(b, "]}");
 }
 
+static void status_json(vf_buf *b, state_record *const *recs, size_t n) {
+        vf_buf_puts(b, "[");
+        for (size_t i = 0; i < n; i++) {
+                vf_buf_puts(b, i ? ",\n " : "");
+                json_record(b, recs[i]);
+        }
+}
+
 int output_status_json(FILE *f, state_record *const *recs, size_t n) {
         vf_buf b = {};
 
-        vf_buf_puts(&b, "[");
-        for (size_t i = 0; i < n; i++) {
-                vf_buf_puts(&b, i ? ",\n " : "");
-                json_record(&b, recs[i]);
-        }
+        status_json(&b, recs, n);
         return print_json_array_end(f, &b);
+}
+
+/* ---- YAML, from the JSON: one document, two spellings ----------------------- */
+
+static int yaml_write(void *data, unsigned char *buffer, size_t size) {
+        vf_buf_append(data, (const char *) buffer, size);
+        return 1;
+}
+
+/* A string that, unquoted, YAML would read as something else (a bool, a null, a number). */
+static bool yaml_needs_quotes(const char *value) {
+        static const char *const typed[] = { "", "~", "null", "true", "false", "yes", "no", "on", "off", "y", "n" };
+        char *end;
+
+        for (size_t i = 0; i < ELEMENTSOF(typed); i++)
+                if (strcasecmp(value, typed[i]) == 0)
+                        return true;
+        (void) strtod(value, &end);
+        return *end == '\0';
+}
+
+/* Block style throughout; strings unquoted where that reads back as the same string. */
+static void yaml_restyle(yaml_event_t *e) {
+        if (e->type == YAML_MAPPING_START_EVENT)
+                e->data.mapping_start.style = YAML_BLOCK_MAPPING_STYLE;
+        else if (e->type == YAML_SEQUENCE_START_EVENT)
+                e->data.sequence_start.style = YAML_BLOCK_SEQUENCE_STYLE;
+        else if (e->type == YAML_SCALAR_EVENT && e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+                e->data.scalar.plain_implicit = !yaml_needs_quotes((const char *) e->data.scalar.value);
+                e->data.scalar.style = YAML_ANY_SCALAR_STYLE;
+        }
+}
+
+static int json_to_yaml(const char *json, vf_buf *out) {
+        yaml_parser_t parser;
+        yaml_emitter_t emitter;
+        bool ok = yaml_parser_initialize(&parser) && yaml_emitter_initialize(&emitter);
+
+        yaml_parser_set_input_string(&parser, (const unsigned char *) json, strlen(json));
+        yaml_emitter_set_output(&emitter, yaml_write, out);
+        yaml_emitter_set_unicode(&emitter, 1);
+        yaml_emitter_set_width(&emitter, -1);
+        for (bool end = false; ok && !end;) {
+                yaml_event_t e;
+                ok = yaml_parser_parse(&parser, &e);
+                if (!ok)
+                        break;
+                end = e.type == YAML_STREAM_END_EVENT;
+                yaml_restyle(&e);
+                ok = yaml_emitter_emit(&emitter, &e); /* takes e, even when it fails */
+        }
+        yaml_parser_delete(&parser);
+        yaml_emitter_delete(&emitter);
+        return ok && !out->oom ? 0 : -ENOMEM;
+}
+
+int output_status_yaml(FILE *f, state_record *const *recs, size_t n) {
+        _cleanup_(vf_buf_done) vf_buf json = {}, yaml = {};
+
+        status_json(&json, recs, n);
+        vf_buf_puts(&json, "]");
+        if (json.oom)
+                return -ENOMEM;
+        int r = json_to_yaml(json.data, &yaml);
+        if (r < 0)
+                return r;
+        fputs(yaml.data, f);
+        return 0;
 }
 
 /* ---- log ----------------------------------------------------------------- */

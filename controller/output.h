@@ -18,7 +18,10 @@ void output_stream_free(output_stream *s);
 DEFINE_POINTER_CLEANUP(output_stream, output_stream_free);
 const vf_observer *output_stream_observer(output_stream *s);
 void output_plan(FILE *f, const vf_report *r);
-void output_status_table(FILE *f, state_record *const *recs, size_t n);
+/* KIND/NAME, READY, REASON, AGE and the message cut to width columns; width 0: every column, whole (-o wide). */
+void output_status_table(FILE *f, state_record *const *recs, size_t n, int width);
+void output_status_one(FILE *f, const state_record *rec, const state_event *events, size_t n_events);
 int output_status_json(FILE *f, state_record *const *recs, size_t n);
+int output_status_yaml(FILE *f, state_record *const *recs, size_t n);
 void output_log_table(FILE *f, const state_event *events, size_t n);
 int output_log_json(FILE *f, const state_event *events, size_t n);

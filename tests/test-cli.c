@@ -688,6 +688,112 @@ static void test_second_writer_refused(void **state) {
         assert_non_null(strstr(waited.out, "network/lan"));
 }
 
+/* ---- status ---------------------------------------------------------------------------- */
+
+/* $VIRTFORM status --state STATE [ARG] with $COLUMNS set to columns (NULL: unset). */
+static run status_with_columns(const char *state_path, const char *columns, const char *arg) {
+        _cleanup_free_ char *env = columns ? vf_printf("COLUMNS=%s", columns) : NULL;
+        const char *argv[] = { getenv("VIRTFORM"), "status", "--state", state_path, arg, NULL };
+        const char *extra_env[] = { env, NULL };
+
+        return th_spawn(argv, extra_env);
+}
+
+static size_t longest_line(const char *text) {
+        size_t longest = 0;
+
+        for (const char *line = text; *line;) {
+                size_t len = strcspn(line, "\n");
+                longest = len > longest ? len : longest;
+                line += len + (line[len] ? 1 : 0);
+        }
+        return longest;
+}
+
+/* The examples and a conflicting domain, whose message is long, retried in ten minutes. */
+static void apply_with_a_long_message(const fixture *f) {
+        th_write(f->examples, "90-test.yaml", CONFLICTING_DOMAIN);
+        _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state, "--wait",
+                                             "--timeout", "1", "--retry-base", "600", "--retry-max", "600", f->examples, NULL);
+        assert_int_equal(r.status, 2);
+}
+
+/* The default table fits the width it is given, or 100 columns; -o wide and -o yaml keep the whole message. */
+static void test_status_fits(void **state) {
+        fixture *f = *state;
+        const char *whole = "rename the resource, remove the existing object, or set metadata.adopt: true";
+        static const struct {
+                const char *columns;
+                size_t width;
+        } widths[] = { { NULL, 100 }, { "80", 80 }, { "100", 100 }, { "200", 200 } };
+
+        apply_with_a_long_message(f);
+        for (size_t i = 0; i < ELEMENTSOF(widths); i++) {
+                _cleanup_(run_done) run r = status_with_columns(f->state, widths[i].columns, NULL);
+                assert_int_equal(r.status, 0);
+                if (longest_line(r.out) > widths[i].width)
+                        fail_msg("wider than %zu columns:\n%s", widths[i].width, r.out);
+                assert_true(strncmp(r.out, "KIND/NAME", 9) == 0);
+                assert_non_null(strstr(r.out, "\nnetwork/lan "));
+                /* Cut on a narrow terminal, whole on a wide one. */
+                assert_true((strstr(r.out, whole) != NULL) == (widths[i].width == 200));
+        }
+
+        _cleanup_(run_done) run wide = status_with_columns(f->state, "80", "-owide");
+        assert_int_equal(wide.status, 0);
+        assert_non_null(strstr(wide.out, whole));
+        assert_non_null(strstr(wide.out, "GEN/OBS"));
+        _cleanup_(run_done) run yaml = status_with_columns(f->state, "80", "-oyaml");
+        assert_int_equal(yaml.status, 0);
+        assert_non_null(strstr(yaml.out, "- kind: domain\n  name: test\n"));
+        assert_non_null(strstr(yaml.out, whole));
+        assert_non_null(strstr(yaml.out, "    status: 'True'\n"));
+}
+
+/* Relative times: the age of Ready's last change, and when the failed resource is retried. */
+static void test_status_relative_times(void **state) {
+        fixture *f = *state;
+
+        apply_with_a_long_message(f);
+        _cleanup_(run_done) run r = status_with_columns(f->state, "200", NULL);
+        assert_int_equal(r.status, 0);
+        const char *row = strstr(r.out, "\ndomain/test ");
+        assert_non_null(row);
+        int age = -1, retry = -1;
+        char unit = 0;
+        if (sscanf(row, " domain/test False Conflict %ds retry in %d%c: ", &age, &retry, &unit) != 3)
+                fail_msg("no relative age and retry in:\n%s", row);
+        assert_true(age >= 0 && age < 600);
+        /* 300 to 600 s of backoff (its jitter), less what passed since: minutes, not a timestamp. */
+        if (unit != 'm' || retry < 4 || retry > 10)
+                fail_msg("retry in %d%c, not in 4 to 10 minutes:\n%s", retry, unit, row);
+}
+
+/* status KIND/NAME: its conditions and its recent writes; an unknown one or a bad name is an error. */
+static void test_status_of_one_resource(void **state) {
+        fixture *f = *state;
+
+        apply_with_a_long_message(f);
+        _cleanup_(run_done) run one = status_with_columns(f->state, NULL, "domain/web1");
+        assert_int_equal(one.status, 0);
+        assert_true(strncmp(one.out, "domain/web1\n", 12) == 0);
+        assert_non_null(strstr(one.out, "\nReady            True   Applied "));
+        assert_non_null(strstr(one.out, " domain/web1                      1     define "));
+        assert_null(strstr(one.out, "network/lan"));
+
+        _cleanup_(run_done) run json = virtform("status", "--state", f->state, "-o", "json", "domain/web1", NULL);
+        assert_int_equal(json.status, 0);
+        assert_non_null(strstr(json.out, "\"name\":\"web1\""));
+        assert_null(strstr(json.out, "\"name\":\"lan\""));
+
+        _cleanup_(run_done) run missing = status_with_columns(f->state, NULL, "domain/nowhere");
+        assert_int_equal(missing.status, 1);
+        assert_non_null(strstr(missing.err, "domain/nowhere is not recorded"));
+        _cleanup_(run_done) run bad = status_with_columns(f->state, NULL, "web1");
+        assert_int_equal(bad.status, 1);
+        assert_non_null(strstr(bad.err, "give KIND/NAME"));
+}
+
 static void test_status_missing_state_exits_1(void **state) {
         fixture *f = *state;
         _cleanup_(run_done) run r = virtform("status", "--state", f->state, NULL);
@@ -830,6 +936,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_plan_shows_override, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_untrusted_file_as_root, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_status_fits, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_status_relative_times, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_status_of_one_resource, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_status_missing_state_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_not_a_file_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lost_wal_needs_state_check, setup, teardown),
