@@ -31,7 +31,7 @@ static int read_policy_attr(const xml_origin *o, xmlAttr *a, policy_attr which, 
         int v = schema_lookup(values[which], value);
         if (v < 0) {
                 _cleanup_free_ char *list = schema_join(values[which]);
-                xml_origin_error(o, xml_line(a->parent), 1, "vf:policy %s=\"%s\" is not valid; use one of %s",
+                xml_origin_error(o, xml_line(a->parent), xml_column(a->parent), "vf:policy %s=\"%s\" is not valid; use one of %s",
                                  (const char *) a->name, value, list ? list : "");
                 return -EINVAL;
         }
@@ -63,7 +63,7 @@ static int read_policy(const xml_origin *o, xmlNode *node, vf_kind kind, policy 
                 int i = a->ns ? -EINVAL : schema_lookup(allowed, (const char *) a->name);
                 if (i < 0) {
                         _cleanup_free_ char *list = schema_join(allowed);
-                        xml_origin_error(o, xml_line(node), 1, "unknown vf:policy attribute \"%s\" for a %s; allowed: %s",
+                        xml_origin_error(o, xml_line(node), xml_column(node), "unknown vf:policy attribute \"%s\" for a %s; allowed: %s",
                                          (const char *) a->name, vf_kind_to_string(kind), list ? list : "");
                         ret = -EINVAL;
                         continue;
@@ -87,7 +87,7 @@ static int strip_metadata(const xml_origin *o, xmlNode *root, vf_kind kind, poli
                 next = n->next;
                 if (xml_in_namespace(n, SCHEMA_POLICY_NS)) {
                         if (!xmlStrEqual(n->name, BAD_CAST "policy") || seen_policy) {
-                                xml_origin_error(o, xml_line(n), 1,
+                                xml_origin_error(o, xml_line(n), xml_column(n),
                                                  "only one <vf:policy/> element is allowed in the virtform policy "
                                                  "namespace; remove <%s>",
                                                  (const char *) n->name);
@@ -124,7 +124,7 @@ static int read_name(const xml_origin *o, xmlNode *root, xmlChar **ret, unsigned
                 return -ENOMEM;
         *ret_line = xml_line(name);
         if (!schema_name_is_valid((const char *) text)) {
-                xml_origin_error(o, *ret_line, 1, "invalid name \"%s\": " SCHEMA_NAME_RULE, (const char *) text);
+                xml_origin_error(o, *ret_line, xml_column(name), "invalid name \"%s\": " SCHEMA_NAME_RULE, (const char *) text);
                 return -EINVAL;
         }
         *ret = TAKE_PTR(text);

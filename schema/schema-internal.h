@@ -181,12 +181,15 @@ void schema_resource_hash(schema_resource *r);
 
 /*
  * Where a piece of XML came from. A native file reports XML positions as they
- * are; XML embedded in a YAML scalar (spec.xml) reports the scalar's position,
- * since the XML's own lines mean nothing in the YAML file.
+ * are. XML embedded in a YAML literal block scalar (spec.xml: |) reports
+ * where it stands in the YAML file; in any other scalar, whose lines do not
+ * map to the file's, at the scalar, naming the line within the XML.
  */
 typedef struct xml_origin {
         schema_file *file;
         unsigned line, column; /* the YAML scalar; 0 for a native XML file */
+        /* A literal block scalar's indentation: then XML line N is at the file's line + N, shifted by it. */
+        unsigned indent;
 } xml_origin;
 
 void xml_origin_error(const xml_origin *o, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
@@ -213,6 +216,9 @@ void xml_unlink_free(xmlNode *node);
 bool xml_is_element(const xmlNode *node, const char *name);
 bool xml_in_namespace(const xmlNode *node, const char *href);
 unsigned xml_line(const xmlNode *node);
+/* Where an element's start tag begins; 1 when unknown (an element virtform made). */
+unsigned xml_column(const xmlNode *node);
+void xml_set_position(xmlNode *node, unsigned line, unsigned column);
 
 /* RelaxNG validation against virtform's schema for the kind. */
 int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc);

@@ -25,7 +25,8 @@ int spec_xml_base(schema_file *f, const ynode *spec, const ynode *xml, const cha
                   xmlDoc **ret) {
         const ynode *at = xml ? xml : spec;
 
-        *ret_origin = (xml_origin) { .file = f, .line = at->line, .column = at->column };
+        *ret_origin = (xml_origin) { .file = f, .line = at->line, .column = at->column,
+                                     .indent = xml ? xml->literal_indent : 0 };
         if (!xml) {
                 *ret = new_document(root);
                 return *ret ? 0 : -ENOMEM;

@@ -48,14 +48,36 @@ static xmlRelaxNG *validator_for(schema_set *set, vf_kind kind) {
 typedef struct validation {
         const xml_origin *origin;
         const char *prefix;
+        xmlNode *root;
+        /* A message libxml2 gave no place, as its interleave errors: it gets the next one's. */
+        xmlError unplaced;
+        bool has_unplaced;
         bool reported;
 } validation;
 
+static void report_unplaced(validation *v, xmlNode *at) {
+        v->unplaced.node = at;
+        xml_report_error(v->origin, &v->unplaced, v->prefix);
+        xmlResetError(&v->unplaced);
+        v->has_unplaced = false;
+}
+
 static void on_invalid(void *userdata, xmlError *e) {
         validation *v = userdata;
+        xmlNode *node = e->node;
+        bool placed = node && node->type == XML_ELEMENT_NODE;
 
         v->reported = true;
-        xml_report_error(v->origin, e, v->prefix);
+        if (v->has_unplaced)
+                report_unplaced(v, placed ? node : v->root);
+        if (placed)
+                xml_report_error(v->origin, e, v->prefix);
+        else if (xmlCopyError(e, &v->unplaced) == 0)
+                v->has_unplaced = true;
+        else { /* out of memory: said without a place rather than not at all */
+                xmlResetError(&v->unplaced);
+                xml_report_error(v->origin, e, v->prefix);
+        }
 }
 
 /* libvirt takes the memory from <memory>, or when that is absent, adds up the NUMA cells' memory. */
@@ -74,7 +96,7 @@ static int check_domain_memory(const xml_origin *o, xmlDoc *doc) {
         xmlNode *root = xmlDocGetRootElement(doc);
         if (domain_has_memory(root))
                 return 0;
-        xml_origin_error(o, xml_line(root), 1,
+        xml_origin_error(o, xml_line(root), xml_column(root),
                          "<domain> has no memory; add <memory unit='MiB'>N</memory>, or give each NUMA cell "
                          "its memory in <cpu><numa><cell memory='N' .../>");
         return -EINVAL;
@@ -90,9 +112,11 @@ int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         _cleanup_(xmlRelaxNGFreeValidCtxtp) xmlRelaxNGValidCtxt *ctxt = xmlRelaxNGNewValidCtxt(rng);
         if (!prefix || !ctxt)
                 return -ENOMEM;
-        validation v = { .origin = o, .prefix = prefix };
+        validation v = { .origin = o, .prefix = prefix, .root = xmlDocGetRootElement(doc) };
         xmlRelaxNGSetValidStructuredErrors(ctxt, on_invalid, &v);
         int r = xmlRelaxNGValidateDoc(ctxt, doc);
+        if (v.has_unplaced)
+                report_unplaced(&v, v.root);
         if (r == 0)
                 return kind == VF_KIND_DOMAIN ? check_domain_memory(o, doc) : 0;
         if (!v.reported)

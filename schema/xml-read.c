@@ -5,8 +5,10 @@
  * cap, and a depth cap of our own. Errors come through the parser context,
  * never through global handlers.
  */
+#include <libxml/SAX2.h>
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "schema/schema-internal.h"
@@ -17,6 +19,12 @@ typedef struct xml_reader {
         const xml_origin *origin;
         bool doctype;
         unsigned doctype_line;
+        const char *data;
+        size_t len;
+        /* Where the last element started: data[pos] is at line, column (1-based, in characters). */
+        size_t pos;
+        unsigned line, column;
+        bool seen;
 } xml_reader;
 
 _printf_(4, 0) static void xml_origin_errorv(const xml_origin *o, unsigned line, unsigned column, const char *fmt,
@@ -30,7 +38,10 @@ _printf_(4, 0) static void xml_origin_errorv(const xml_origin *o, unsigned line,
                 o->file->oom = true;
                 return;
         }
-        if (line > 0)
+        if (line > 0 && o->indent > 0)
+                schema_file_error(o->file, o->line + line, o->indent + (column > 0 ? column : 1), "in spec.xml: %s",
+                                  msg);
+        else if (line > 0)
                 schema_file_error(o->file, o->line, o->column, "in spec.xml, line %u: %s", line, msg);
         else
                 schema_file_error(o->file, o->line, o->column, "in spec.xml: %s", msg);
@@ -49,9 +60,13 @@ void xml_report_error(const xml_origin *o, const xmlError *e, const char *prefix
         const xmlNode *node = e->node;
         const char *msg = e->message ? e->message : "unknown error";
         int len = (int) strcspn(msg, "\n");
-        unsigned line = node && node->type == XML_ELEMENT_NODE ? xml_line(node) : e->line > 0 ? (unsigned) e->line : 0;
+        bool at_element = node && node->type == XML_ELEMENT_NODE;
+        unsigned line = at_element ? xml_line(node) : e->line > 0 ? (unsigned) e->line : 0;
         /* Only the parser puts a column into int2. */
-        unsigned column = line == 0 ? 0 : e->domain == XML_FROM_PARSER && e->int2 > 0 ? (unsigned) e->int2 : 1;
+        unsigned column = line == 0                                 ? 0
+                          : at_element                              ? xml_column(node)
+                          : e->domain == XML_FROM_PARSER && e->int2 > 0 ? (unsigned) e->int2
+                                                                    : 1;
 
         xml_origin_error(o, line, column, "%s%.*s", prefix, len, msg);
 }
@@ -62,6 +77,48 @@ static void on_parse_error(void *userdata, xmlError *e) {
 
         if (e->level >= XML_ERR_ERROR && !reader->doctype)
                 xml_report_error(reader->origin, e, "XML: ");
+}
+
+static void reader_advance(xml_reader *reader, size_t to) {
+        for (; reader->pos < to; reader->pos++) {
+                unsigned char c = (unsigned char) reader->data[reader->pos];
+                if (c == '\n') {
+                        reader->line++;
+                        reader->column = 1;
+                } else if ((c & 0xc0) != 0x80) /* UTF-8 continuation bytes share their character's column */
+                        reader->column++;
+        }
+}
+
+/*
+ * libxml2 keeps an element's line, taken where its start tag ends, and no
+ * column. Diagnostics point at the '<' instead: the parser stands at the
+ * tag's end when it calls this, and an attribute value cannot hold a '<', so
+ * the last '<' before it starts the tag. Tags come in document order, so
+ * both scans together read the document once.
+ */
+static void on_start_element(void *userdata, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri,
+                             int nb_namespaces, const xmlChar **namespaces, int nb_attributes, int nb_defaulted,
+                             const xmlChar **attributes) {
+        xmlParserCtxt *ctxt = userdata;
+        xml_reader *reader = ctxt->_private;
+
+        xmlSAX2StartElementNs(ctxt, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes, nb_defaulted,
+                              attributes);
+        long end = xmlByteConsumed(ctxt);
+        /* Offsets into the input bytes mean characters only when libxml2 converts nothing. */
+        if (!ctxt->node || end < 0 || reader->len == 0 || (ctxt->input->buf && ctxt->input->buf->encoder))
+                return;
+        /* Not back to the previous element's '<'. */
+        size_t floor = reader->seen ? reader->pos + 1 : 0;
+        size_t lt = (size_t) end < reader->len ? (size_t) end : reader->len - 1;
+        while (lt > floor && reader->data[lt] != '<')
+                lt--;
+        if (lt < floor || reader->data[lt] != '<')
+                return;
+        reader_advance(reader, lt);
+        reader->seen = true;
+        xml_set_position(ctxt->node, reader->line, reader->column);
 }
 
 /* Entities live in the DTD: refusing the DOCTYPE before its subset is read refuses them all. */
@@ -89,13 +146,14 @@ static int check_tree(const xml_origin *o, xmlNode *node, unsigned depth) {
                 if (n->type != XML_ELEMENT_NODE)
                         continue;
                 if (depth > SCHEMA_MAX_DEPTH) {
-                        xml_origin_error(o, xml_line(n), 1,
+                        xml_origin_error(o, xml_line(n), xml_column(n),
                                          "XML nesting is deeper than %d levels (SCHEMA_MAX_DEPTH); flatten the document",
                                          SCHEMA_MAX_DEPTH);
                         return -EINVAL;
                 }
                 if (is_xinclude(n)) {
-                        xml_origin_error(o, xml_line(n), 1, "XInclude is not allowed; put the included content here");
+                        xml_origin_error(o, xml_line(n), xml_column(n),
+                                         "XInclude is not allowed; put the included content here");
                         return -EINVAL;
                 }
                 int r = check_tree(o, n->children, depth + 1);
@@ -133,6 +191,7 @@ static xmlDoc *parse(xml_reader *reader, const char *data, size_t len) {
         ctxt->_private = reader;
         ctxt->sax->serror = on_parse_error;
         ctxt->sax->internalSubset = on_doctype;
+        ctxt->sax->startElementNs = on_start_element;
         /* Encoding errors bypass the context for libxml2's global handler, stderr by default: take them too. */
         xmlStructuredErrorFunc saved = xmlStructuredError;
         void *saved_data = xmlStructuredErrorContext;
@@ -147,7 +206,7 @@ static xmlDoc *parse(xml_reader *reader, const char *data, size_t len) {
 }
 
 int xml_read(const xml_origin *o, const char *data, size_t len, const char *expected_root, xmlDoc **ret) {
-        xml_reader reader = { .origin = o };
+        xml_reader reader = { .origin = o, .data = data, .len = len, .line = 1, .column = 1 };
         unsigned errors = o->file->n_errors;
 
         _cleanup_(xmlFreeDocp) xmlDoc *doc = parse(&reader, data, len);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Small libxml2 tree helpers used when rendering and editing documents. */
+#include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "schema/schema-internal.h"
@@ -15,6 +17,22 @@ bool xml_in_namespace(const xmlNode *node, const char *href) {
 unsigned xml_line(const xmlNode *node) {
         long line = xmlGetLineNo(node);
         return line > 0 ? (unsigned) line : 0;
+}
+
+/*
+ * An element parsed from text knows the column of its '<' (xml_read()). It
+ * lives in _private, the one field libxml2 leaves to applications (RelaxNG
+ * validation writes psvi).
+ */
+void xml_set_position(xmlNode *node, unsigned line, unsigned column) {
+        if (line < USHRT_MAX)
+                node->line = (unsigned short) line;
+        node->_private = (void *) (uintptr_t) column;
+}
+
+unsigned xml_column(const xmlNode *node) {
+        unsigned column = node->type == XML_ELEMENT_NODE ? (unsigned) (uintptr_t) node->_private : 0;
+        return column > 0 ? column : 1;
 }
 
 xmlNode *xml_child(xmlNode *parent, const char *name) {

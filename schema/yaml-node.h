@@ -20,6 +20,8 @@ typedef struct ynode {
         unsigned line, column; /* 1-based */
         char *scalar;
         bool plain; /* unquoted, so it may be a bool, an integer or null */
+        /* A literal block scalar ('|'): how far its lines, from line + 1 on, are indented; else 0. */
+        unsigned literal_indent;
         struct ynode **children; /* a sequence's items; a mapping's keys and values, alternating */
         size_t n_children, cap_children;
         size_t weight; /* nodes it stands for, aliases expanded */

@@ -26,6 +26,10 @@ typedef struct ybuilder {
         size_t open_weight[SCHEMA_MAX_DEPTH]; /* doc.weight when each was opened */
         size_t depth;
         unsigned n_documents, n_aliases;
+        const char *data;
+        size_t len;
+        size_t line_start; /* where line `line` (0-based) starts in data: scalars come in order */
+        unsigned line;
 } ybuilder;
 
 static void ydoc_done(ydoc *d) {
@@ -117,6 +121,35 @@ static int ybuilder_anchor(ybuilder *b, const yaml_char_t *anchor, ynode *n) {
         return vf_map_put(b->doc.anchors, (const char *) anchor, n);
 }
 
+/* The offset of line (0-based), or len when the data has fewer lines. */
+static size_t ybuilder_seek_line(ybuilder *b, unsigned line) {
+        for (; b->line < line && b->line_start < b->len; b->line++) {
+                const char *nl = memchr(b->data + b->line_start, '\n', b->len - b->line_start);
+                b->line_start = nl ? (size_t) (nl - b->data) + 1 : b->len;
+        }
+        return b->line < line ? b->len : b->line_start;
+}
+
+/*
+ * The indentation of a literal block scalar: that of its first line that is
+ * not blank. (An explicit indentation indicator, rare, may make it less.)
+ * Its lines start on the line after the '|', so a line in the value maps to
+ * a line of the file, and an error in embedded XML to where it was written.
+ */
+static unsigned literal_indent(ybuilder *b, const yaml_mark_t *start) {
+        if (start->line + 1 < b->line)
+                return 0;
+        size_t p = ybuilder_seek_line(b, (unsigned) start->line + 1);
+        for (unsigned indent = 0; p < b->len; p++)
+                if (b->data[p] == ' ')
+                        indent++;
+                else if (b->data[p] == '\n')
+                        indent = 0;
+                else
+                        return indent;
+        return 0;
+}
+
 static int on_scalar(ybuilder *b, const yaml_event_t *e) {
         if (memchr(e->data.scalar.value, 0, e->data.scalar.length))
                 return ybuilder_error(b, &e->start_mark, "the value contains a NUL character; remove it");
@@ -124,6 +157,8 @@ static int on_scalar(ybuilder *b, const yaml_event_t *e) {
         if (!n || !(n->scalar = strndup((const char *) e->data.scalar.value, e->data.scalar.length)))
                 return -ENOMEM;
         n->plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        if (e->data.scalar.style == YAML_LITERAL_SCALAR_STYLE)
+                n->literal_indent = literal_indent(b, &e->start_mark);
         int r = ybuilder_anchor(b, e->data.scalar.anchor, n);
         return r < 0 ? r : ybuilder_attach(b, n, &e->start_mark, NULL);
 }
@@ -230,7 +265,7 @@ static int report_syntax_error(schema_file *f, const yaml_parser_t *p) {
 DEFINE_POINTER_CLEANUP(yaml_parser_t, yaml_parser_delete);
 
 int ytree_parse(schema_file *f, const char *data, size_t len, ydocument_handler on_document) {
-        _cleanup_(ybuilder_done) ybuilder b = { .file = f, .on_document = on_document };
+        _cleanup_(ybuilder_done) ybuilder b = { .file = f, .on_document = on_document, .data = data, .len = len };
         yaml_parser_t parser;
 
         if (!yaml_parser_initialize(&parser))

@@ -109,6 +109,18 @@ static void assert_diag_at(const schema_set *set, const char *path, unsigned lin
         assert_diag(set, prefix);
 }
 
+/* Each diagnostic is an error at path:at ("LINE:COLUMN"). */
+static void assert_every_diag_at(const schema_set *set, const char *path, const char *at) {
+        _cleanup_free_ char *prefix = vf_printf("%s:%s: error: ", path, at);
+
+        assert_int_not_equal(set->n_diags, 0);
+        for (size_t i = 0; i < set->n_diags; i++) {
+                _cleanup_free_ char *d = schema_diag_format(&set->diags[i]);
+                if (strncmp(d, prefix, strlen(prefix)) != 0)
+                        fail_msg("%s: not at %s", d, at);
+        }
+}
+
 static void assert_clean(const schema_set *set) {
         if (set->n_diags + set->n_path_errors > 0)
                 print_diags(set);
@@ -1188,7 +1200,11 @@ static void test_native_deep(void **state) {
         assert_diag_at(set, path, SCHEMA_MAX_DEPTH + 1, 1, "XML nesting is deeper than 64 levels (SCHEMA_MAX_DEPTH)");
 }
 
-/* spec.xml is parsed as carefully as an XML file, and reported at its YAML scalar with the XML's own line. */
+/*
+ * spec.xml is parsed as carefully as an XML file. Errors in a literal block
+ * (xml: |) are reported where they stand in the YAML file; in a quoted
+ * scalar, at the scalar with the XML's own line.
+ */
 static void test_escape_hatch_hostile(void **state) {
         _cleanup_free_ char *xml = deep_xml(100, ""), *deep_path = NULL, *xi_path = NULL, *dtd_path = NULL;
         _cleanup_free_ char *deep = vf_printf(HEADER("Domain", "web1") "spec:\n  xml: \"%.*s\"\n",
@@ -1202,12 +1218,57 @@ static void test_escape_hatch_hostile(void **state) {
                 "  xml: |\n    <domain xmlns:xi='http://www.w3.org/2001/XInclude'>\n"
                 "      <xi:include href='http://example.org/evil.xml'/>\n    </domain>\n", &xi_path);
         assert_failed(xi);
-        assert_diag_at(xi, xi_path, 5, 8, "in spec.xml, line 2: XInclude is not allowed");
+        assert_diag_at(xi, xi_path, 7, 7, "in spec.xml: XInclude is not allowed");
 
         _cleanup_(schema_set_freep) schema_set *dtd = load_domain_spec(
                 "  xml: \"<!DOCTYPE domain SYSTEM 'file:///etc/shadow'><domain/>\"\n", &dtd_path);
         assert_failed(dtd);
         assert_diag_at(dtd, dtd_path, 5, 8, "in spec.xml, line 1: DOCTYPE and entities are not allowed");
+}
+
+/* RelaxNG errors carry the line and column of the element's '<', counted in characters. */
+static void test_native_rng_positions(void **state) {
+        static const struct {
+                const char *xml, *at, *message;
+        } cases[] = {
+                { "<domain>\n  <name>x</name>\n  <memory>1</memory>\n  <devices/>  <bogus/>\n</domain>\n", "4:15",
+                  "has extra content: bogus" },
+                /* A start tag over two lines: where it begins, not where libxml2 has read it. */
+                { "<domain>\n<name>x</name>\n<memory>1</memory> <!-- <x> --> <bogus\n  a='>'/>\n</domain>\n", "3:33",
+                  "has extra content: bogus" },
+                { "<domain><name>h\xc3\xb4te</name><memory>1</memory><b\xc3\xb4gus/></domain>", "1:44",
+                  "has extra content: b\xc3\xb4gus" },
+                /* libxml2 gives its interleave errors no node: they take the next error's place. */
+                { "<domain>\n  <name>x</name>\n  <memory unit='parsecs'>1</memory>\n  <devices/>\n</domain>\n", "3:3",
+                  "invalid <domain> (checked against virtform's domain.rng): Extra element memory in interleave" },
+                { "<domain>\n  <name>a/b</name>\n  <memory>1</memory>\n</domain>\n", "2:3", "invalid name \"a/b\"" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", cases[i].xml, &path);
+                assert_diag(set, cases[i].message);
+                assert_every_diag_at(set, path, cases[i].at);
+        }
+}
+
+/* RelaxNG errors in spec.xml (xml: |) point into the YAML file, at the element's '<'. */
+static void test_escape_hatch_rng_positions(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec("  memory: 1GiB\n"
+                                                                       "  xml: |\n"
+                                                                       "    <domain>\n"
+                                                                       "\n"
+                                                                       "      <devices/>\n"
+                                                                       "      <h\xc3\xb4te/> <bogus/>\n"
+                                                                       "    </domain>\n"
+                                                                       "  vcpus: 2\n",
+                                                                       &path);
+
+        assert_failed(set);
+        assert_diag_at(set, path, 10, 7, "in spec.xml: invalid <domain> (checked against virtform's domain.rng)");
+        for (size_t i = 0; i < set->n_diags; i++)
+                assert_null(strstr(set->diags[i].message, "spec.xml, line"));
 }
 
 /* ---- hashing ------------------------------------------------------------------- */
@@ -2018,6 +2079,8 @@ int main(void) {
                 cmocka_unit_test(test_native_interface_needs_source),
                 cmocka_unit_test(test_native_deep),
                 cmocka_unit_test(test_escape_hatch_hostile),
+                cmocka_unit_test(test_native_rng_positions),
+                cmocka_unit_test(test_escape_hatch_rng_positions),
                 cmocka_unit_test(test_hash),
                 cmocka_unit_test(test_dropin_precedence),
                 cmocka_unit_test(test_dropin_masking),
