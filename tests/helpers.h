@@ -60,37 +60,33 @@ char *th_domain_uuid(virConnectPtr conn, const char *name);
 bool th_domain_persistent(virConnectPtr conn, const char *name);
 
 /*
- * libvirt as seen from outside virtform, through a connection of the test's
- * own: every domain's and network's UUID, XML, autostart and active state,
- * and the lifecycle events libvirt sent since the view was taken. Needs
- * virEventRegisterDefaultImpl() before any connection is opened.
+ * libvirt as seen from outside virtform (tests/libvirt-view.c), through a
+ * connection of the test's own: the lifecycle events of every domain and
+ * network that libvirt sends it, recorded as "domain NAME Event" and
+ * "network NAME Event" (Defined, Undefined, Started, Stopped, Shutdown, ...),
+ * and every object's UUID, XML, autostart and active state as when the view
+ * was taken. Events are delivered on whichever thread runs libvirt's event
+ * loop (the controller starts one); without one, the view turns the loop
+ * itself. Needs virEventRegisterDefaultImpl() before any connection is
+ * opened, or remote connections deliver no events.
+ *
+ * A barrier defines and undefines a throwaway domain of domain_type ("test",
+ * "qemu") and waits for its events: once they are delivered, so is every
+ * event caused before. The view starts with one, forgetting what came before.
  */
 typedef struct th_libvirt_view th_libvirt_view;
-th_libvirt_view *th_libvirt_view_new(virConnectPtr conn);
-/* Fails, listing them, when libvirt sent any event or any object differs from when the view was taken. */
+th_libvirt_view *th_libvirt_view_new(virConnectPtr conn, const char *domain_type);
+/* Returns once every event caused before it has been delivered (and, with forget, forgets them). */
+void th_libvirt_view_barrier(th_libvirt_view *view, bool forget);
+/* After a barrier, fails when libvirt reported any of events (NULL-terminated) for the domain. */
+void th_libvirt_view_assert_no_domain_event(th_libvirt_view *view, const char *domain, const char *const *events);
+/* After a barrier, fails, listing them, when libvirt sent any event or any object differs from the view's. */
 void th_libvirt_view_assert_untouched(th_libvirt_view *view);
+/* Deregisters; libvirt frees the view once no callback can run any more. */
 void th_libvirt_view_free(th_libvirt_view *view);
 static inline void th_libvirt_view_freep(th_libvirt_view **view) {
         th_libvirt_view_free(*view);
 }
-
-/*
- * libvirt's domain lifecycle events as a connection of the test's own
- * receives them, on libvirt's event thread (which the code under test runs:
- * vf_daemon_new() starts it). Each is recorded as "NAME EVENT" (Defined,
- * Undefined, Started, Stopped, Shutdown, ...). The barrier defines and
- * undefines a throwaway domain of domain_type ("test", "qemu"). Starts with a
- * barrier, forgetting what came before.
- */
-typedef struct th_lifecycle th_lifecycle;
-th_lifecycle *th_lifecycle_new(virConnectPtr conn, const char *domain_type);
-/* Returns once every event caused before it has been delivered (and, with forget, forgets them). */
-void th_lifecycle_barrier(th_lifecycle *l, bool forget);
-bool th_lifecycle_logged(th_lifecycle *l, const char *line);
-/* After a barrier, fails when libvirt reported any of events (NULL-terminated) for the domain. */
-void th_lifecycle_assert_none(th_lifecycle *l, const char *domain, const char *const *events);
-/* Deregisters; libvirt frees the log once no callback can run any more. */
-void th_lifecycle_free(th_lifecycle *l);
 
 /* A finished child: its exit status (or 128 + signal) and what it wrote. */
 typedef struct th_run {

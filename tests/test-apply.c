@@ -39,7 +39,7 @@ static state_record *record(th_env *f, vf_kind kind, const char *name) {
  * own counters say.
  */
 static void pass_changing_nothing(th_env *f) {
-        _cleanup_(th_libvirt_view_freep) th_libvirt_view *view = th_libvirt_view_new(f->other);
+        _cleanup_(th_libvirt_view_freep) th_libvirt_view *view = th_libvirt_view_new(f->other, "test");
         th_env_pass(f);
         th_libvirt_view_assert_untouched(view);
         assert_int_equal(th_env_writes(f), 0);

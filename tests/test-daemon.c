@@ -34,7 +34,7 @@
 
 typedef struct fixture {
         th_env *env;
-        th_lifecycle *events; /* what libvirt itself reports, through the second connection */
+        th_libvirt_view *events; /* what libvirt itself reports, through the second connection */
         char *dirs[4]; /* etc, run, usr: the three drop-in layers */
         vf_daemon *daemon;
         vf_daemon_stats stats;
@@ -268,13 +268,13 @@ static bool domain_gone(fixture *f, const void *arg) {
 /* Starts recording libvirt's events anew, those of what happened before delivered and forgotten. */
 static void events_start(fixture *f) {
         if (f->events)
-                th_lifecycle_barrier(f->events, true);
+                th_libvirt_view_barrier(f->events, true);
         else
-                f->events = th_lifecycle_new(f->env->other, "test");
+                f->events = th_libvirt_view_new(f->env->other, "test");
 }
 
 static void events_stop(fixture *f) {
-        th_lifecycle_free(TAKE_PTR(f->events));
+        th_libvirt_view_free(TAKE_PTR(f->events));
 }
 
 static const char *const destructive[] = { "Undefined", "Stopped", "Shutdown", NULL };
@@ -457,7 +457,7 @@ static void assert_rename_is_an_update(fixture *f, const char *from_dir, const c
         start_running_web1(f, from_dir, &uuid);
         assert_int_equal(rename(from, to), 0);
         wait_for(f, source_is, to, to);
-        th_lifecycle_assert_none(f->events, "web1", any_write);
+        th_libvirt_view_assert_no_domain_event(f->events, "web1", any_write);
         assert_same_web1(f, uuid);
 }
 
@@ -478,7 +478,7 @@ static void test_git_mv_with_edit_is_an_update(void **state) {
         drop_in(f->dirs[0], "30-web.yaml", DOMAIN_WEB("2GiB"));
         wait_for(f, source_is, to, "web1 recorded from 30-web.yaml");
         wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
-        th_lifecycle_assert_none(f->events, "web1", destructive);
+        th_libvirt_view_assert_no_domain_event(f->events, "web1", destructive);
         assert_same_web1(f, uuid);
 }
 
@@ -509,7 +509,7 @@ static void test_half_written_file_prunes_nothing(void **state) {
         assert_int_equal(write(fd, content, strlen(content)), (ssize_t) strlen(content));
         assert_int_equal(close(fd), 0);
         wait_for(f, memory_is, "<memory unit='KiB'>3145728</memory>", "web1 with 3 GiB");
-        th_lifecycle_assert_none(f->events, "web1", destructive);
+        th_libvirt_view_assert_no_domain_event(f->events, "web1", destructive);
         assert_same_web1(f, uuid);
 }
 
@@ -551,7 +551,7 @@ static void test_undefine_while_running_is_defined_again(void **state) {
         assert_int_equal(virDomainUndefine(d), 0);
         virDomainFree(d);
         wait_for(f, domain_persistent, "web1", "web1 defined again while it runs");
-        th_lifecycle_assert_none(f->events, "web1", restarted);
+        th_libvirt_view_assert_no_domain_event(f->events, "web1", restarted);
         assert_same_web1(f, uuid);
 }
 

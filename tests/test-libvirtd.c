@@ -432,18 +432,18 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
         virConnectPtr conn = virConnectOpen(f->env->opts.uri);
         assert_non_null(conn);
         _cleanup_free_ char *uuid = th_domain_uuid(conn, f->guest);
-        th_lifecycle *events = th_lifecycle_new(conn, "qemu");
+        th_libvirt_view *events = th_libvirt_view_new(conn, "qemu");
 
         assert_int_equal(system(mv), 0);
         wait_until(source_is, f, to, "the guest recorded from 30-guest.yaml");
         /* And a plain mv in the clone, whose events say the old name is gone before the new one is there. */
         assert_int_equal(rename(to, moved), 0);
         wait_until(source_is, f, moved, "the guest recorded from 40-guest.yaml");
-        th_lifecycle_assert_none(events, f->guest, any_write);
+        th_libvirt_view_assert_no_domain_event(events, f->guest, any_write);
         _cleanup_free_ char *now = th_domain_uuid(conn, f->guest);
         assert_string_equal(now, uuid);
         assert_int_equal(guest_pid(f->guest), qemu);
-        th_lifecycle_free(events);
+        th_libvirt_view_free(events);
         virConnectClose(conn);
 }
 

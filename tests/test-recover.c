@@ -136,7 +136,7 @@ static void assert_same_records(state_record **a, size_t na, state_record **b, s
 static void apply_changes_nothing(fixture *f, state_record **before, size_t n_before) {
         state_record **after = NULL;
         size_t n_after = 0;
-        _cleanup_(th_libvirt_view_freep) th_libvirt_view *view = th_libvirt_view_new(f->env->other);
+        _cleanup_(th_libvirt_view_freep) th_libvirt_view *view = th_libvirt_view_new(f->env->other, "test");
 
         th_env_pass(f->env);
         th_libvirt_view_assert_untouched(view);
