@@ -174,6 +174,33 @@ void vf_buf_printf(vf_buf *b, const char *fmt, ...) {
         b->len += (size_t) n;
 }
 
+/*
+ * The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no surrogates,
+ * nothing past U+10FFFF), or 0 for a byte that starts none: JSON must be UTF-8, and file names,
+ * file contents and libvirt's messages need not be.
+ */
+static size_t utf8_sequence_length(const unsigned char *p) {
+        size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : 2;
+        unsigned char lo = 0x80, hi = 0xbf;
+
+        if (p[0] < 0xc2 || p[0] > 0xf4)
+                return 0;
+        if (p[0] == 0xe0)
+                lo = 0xa0;
+        else if (p[0] == 0xed)
+                hi = 0x9f;
+        else if (p[0] == 0xf0)
+                lo = 0x90;
+        else if (p[0] == 0xf4)
+                hi = 0x8f;
+        if (p[1] < lo || p[1] > hi)
+                return 0;
+        for (size_t i = 2; i < n; i++)
+                if (p[i] < 0x80 || p[i] > 0xbf)
+                        return 0;
+        return n;
+}
+
 void vf_buf_put_json_string(vf_buf *b, const char *s) {
         if (!s) {
                 vf_buf_puts(b, "null");
@@ -200,8 +227,16 @@ void vf_buf_put_json_string(vf_buf *b, const char *s) {
                 default:
                         if (*p < 0x20)
                                 vf_buf_printf(b, "\\u%04x", *p);
-                        else
+                        else if (*p < 0x80)
                                 vf_buf_append(b, (const char *) p, 1);
+                        else {
+                                size_t n = utf8_sequence_length(p);
+                                if (n == 0)
+                                        vf_buf_puts(b, "\\ufffd");
+                                else
+                                        vf_buf_append(b, (const char *) p, n);
+                                p += n ? n - 1 : 0;
+                        }
                 }
         }
         vf_buf_puts(b, "\"");

@@ -109,7 +109,7 @@ typedef struct vf_buf {
 void vf_buf_append(vf_buf *b, const char *s, size_t len);
 void vf_buf_puts(vf_buf *b, const char *s);
 void vf_buf_printf(vf_buf *b, const char *fmt, ...) _printf_(2, 3);
-/* Appends s as a JSON string literal, quotes included; NULL becomes null. */
+/* Appends s as a JSON string literal, quotes included; NULL becomes null, a byte not valid UTF-8 U+FFFD. */
 void vf_buf_put_json_string(vf_buf *b, const char *s);
 /* Hands the contents to the caller, or returns NULL (and frees) after an OOM. */
 char *vf_buf_steal(vf_buf *b);

@@ -63,6 +63,7 @@ enum {
         OPT_LOG_RETENTION_DAYS,
         OPT_LOG_RETENTION_ROWS,
         OPT_INSTANCE,
+        OPT_DETAILED_EXITCODE,
 };
 
 typedef struct option_spec {
@@ -115,7 +116,9 @@ static const option_spec option_specs[] = {
         { "since", OPT_SINCE, "TIME|DURATION", CMD_LOG, 0,
           "only what was intended since then: 2026-12-03T10:00:00Z (UTC),\n"
           "or 30m, 12h, 7d back from now" },
-        { "output", 'o', "FORMAT", CMD_STATUS | CMD_LOG | CMD_HOSTDEV_RESOLVE, 0, "one of:" },
+        { "detailed-exitcode", OPT_DETAILED_EXITCODE, NULL, CMD_PLAN, 0,
+          "exit 0 nothing to do, 2 changes pending, 1 an error (as terraform)" },
+        { "output", 'o', "FORMAT", CMD_PLAN | CMD_STATUS | CMD_LOG | CMD_HOSTDEV_RESOLVE, 0, "one of:" },
         { "help", 'h', NULL, CMD_ALL, 0, "show this help" },
 };
 
@@ -124,6 +127,7 @@ typedef struct cli_args {
         vf_options opts;
         const char *output; /* -o, or the command's default */
         int64_t since_usec; /* log --since; 0: from the start */
+        bool detailed_exitcode; /* plan: 2 when apply would do anything */
         uint64_t given; /* bit i: option_specs[i] was given */
         char **args; /* positional arguments, NULL-terminated */
         size_t n_args;
@@ -144,6 +148,7 @@ struct command {
 
 static const char *const default_outputs[] = { "table", "json", NULL };
 static const char *const status_outputs[] = { "table", "wide", "json", "yaml", NULL };
+static const char *const plan_outputs[] = { "text", "json", NULL };
 
 static int usage_error(const command *cmd, const char *fmt, ...) _printf_(2, 3);
 
@@ -323,6 +328,9 @@ static int parse_option_value(const command *cmd, int id, const char *value, cli
         case OPT_INSTANCE:
                 opts->instance = value;
                 return 0;
+        case OPT_DETAILED_EXITCODE:
+                a->detailed_exitcode = true;
+                return 0;
         case OPT_SINCE:
                 if (parse_since(value, vf_now_realtime_usec(), &a->since_usec) < 0)
                         return usage_error(cmd,
@@ -347,11 +355,6 @@ static int fail_run(const char *errmsg, int r) {
         return EXIT_ERROR;
 }
 
-/* plan: one pass with writes suppressed; there is nothing in flight to follow. */
-static int plan_pass(vf_controller *c, vf_report *report, char **errmsg) {
-        return vf_controller_pass(c, report, errmsg);
-}
-
 static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) {
         _cleanup_free_ char *errmsg = NULL;
         _cleanup_(output_stream_freep) output_stream *stream = NULL;
@@ -360,12 +363,12 @@ static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) 
         int r, status = EXIT_ERROR;
 
         r = vf_controller_open(&c, opts, &errmsg);
-        if (r >= 0 && !opts->dry_run)
+        if (r >= 0)
                 /* Each resource's line as it is decided; on a terminal, what is being done meanwhile. */
                 r = output_stream_new(stdout, isatty(STDOUT_FILENO) && !opts->log_json, &stream);
         if (r >= 0) {
-                c.observer = stream ? output_stream_observer(stream) : NULL;
-                r = (opts->dry_run ? plan_pass : vf_daemon_apply)(&c, &report, &errmsg);
+                c.observer = output_stream_observer(stream);
+                r = vf_daemon_apply(&c, &report, &errmsg);
         }
         output_stream_free(TAKE_PTR(stream));
         if (r < 0)
@@ -404,10 +407,49 @@ static int cmd_apply(const command *cmd, cli_args *a) {
         return run_pass(&a->opts, output_apply);
 }
 
+/* Whether apply would do anything: write to libvirt, the host or the state file, or wait for something. */
+static bool plan_pending(const vf_report *r) {
+        for (rc_outcome o = 0; o < _RC_OUTCOME_MAX; o++)
+                if (o != RC_UNCHANGED && o != RC_KEPT && r->by_outcome[o] > 0)
+                        return true;
+        return false;
+}
+
+/*
+ * As terraform's plan: 1 when the plan shows an error (a file, or a resource apply would fail on),
+ * else 0; with --detailed-exitcode, 2 when apply would do anything.
+ */
+static int plan_status(const vf_report *r, bool detailed) {
+        if (r->n_file_errors > 0 || r->by_outcome[RC_FAILED] > 0)
+                return EXIT_ERROR;
+        return detailed && plan_pending(r) ? EXIT_NOT_CONVERGED : EXIT_CONVERGED;
+}
+
+/* plan: one pass with writes suppressed; there is nothing in flight to follow. */
 static int cmd_plan(const command *cmd, cli_args *a) {
+        _cleanup_free_ char *errmsg = NULL;
+        bool json = strcmp(a->output, "json") == 0;
+        vf_controller c = {};
+        vf_report report = {};
+        int r, status;
+
         use_paths(a);
         a->opts.dry_run = true;
-        return run_pass(&a->opts, output_plan);
+        r = vf_controller_open(&c, &a->opts, &errmsg);
+        if (r >= 0)
+                r = vf_controller_pass(&c, &report, &errmsg);
+        if (r < 0)
+                status = fail_run(errmsg, r);
+        else
+                status = plan_status(&report, a->detailed_exitcode);
+        /* A CI gate that parses stdout gets a document even when the run could not be made. */
+        if (json && output_plan_json(stdout, &report, r < 0 ? (errmsg ? errmsg : strerror(-r)) : NULL) < 0)
+                status = fail_run("out of memory", -ENOMEM);
+        else if (!json && r >= 0)
+                output_plan(stdout, &report);
+        vf_report_done(&report);
+        vf_controller_close(&c);
+        return status;
 }
 
 static int cmd_validate(const command *cmd, cli_args *a) {
@@ -630,9 +672,12 @@ static const command commands[] = {
           "resource: created, updated, unchanged, deleted, kept, waiting or failed.\n"
           "Exit status: 0 every resource Ready, 2 something waiting or failed, 1 an error stopped the run.\n",
           cmd_apply },
-        { "plan", NULL, CMD_PLAN, "[DIR...]", 0, SIZE_MAX, NULL, "show what apply would do; changes nothing",
-          "Print what apply would do, with a diff per changed definition. Changes neither libvirt nor the\n"
-          "state file. Exit status as for apply.\n",
+        { "plan", NULL, CMD_PLAN, "[DIR...]", 0, SIZE_MAX, plan_outputs, "show what apply would do; changes nothing",
+          "Print what apply would do: a line per resource with its steps, and a unified diff of each definition\n"
+          "it would change (what the files set, against libvirt's values for it), or that a delete removes.\n"
+          "Changes neither libvirt nor the state file. -o json prints the same as one JSON document.\n"
+          "Exit status: 0 the plan was made, 1 an error (a run that could not be made, a file with errors,\n"
+          "a resource apply would fail on); with --detailed-exitcode, 2 when apply would do anything.\n",
           cmd_plan },
         { "validate", NULL, CMD_VALIDATE, "[PATH...]", 0, SIZE_MAX, NULL, "check files without a hypervisor",
           "Validate desired-state files or directories without a hypervisor. Errors are printed as\n"

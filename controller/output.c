@@ -11,24 +11,15 @@
 
 #include "controller/diff.h"
 
-static const char *plan_verb(rc_outcome o) {
-        switch (o) {
-        case RC_CREATED:
-                return "+ create";
-        case RC_UPDATED:
-                return "~ update";
-        case RC_DELETED:
-                return "- delete";
-        case RC_UNCHANGED:
-                return "= unchanged";
-        case RC_KEPT:
-                return "  keep";
-        case RC_WAITING:
-                return "! waiting";
-        default:
-                return "! failed";
-        }
-}
+/* What plan calls each outcome: a sign to scan by, and the word (-o json's "action"). */
+static const struct {
+        const char *sign;
+        const char *action;
+} plan_actions[_RC_OUTCOME_MAX] = {
+        [RC_UNCHANGED] = { "=", "unchanged" }, [RC_CREATED] = { "+", "create" }, [RC_UPDATED] = { "~", "update" },
+        [RC_DELETED] = { "-", "delete" },      [RC_KEPT] = { " ", "keep" },      [RC_WAITING] = { "!", "waiting" },
+        [RC_FAILED] = { "!", "failed" },
+};
 
 /* Why, for what did not converge; what was done, for what did (plan lists its steps on their own line). */
 static void print_reason(FILE *f, const rc_result *res, bool with_message) {
@@ -243,7 +234,8 @@ static void print_provenance(FILE *f, const schema_set *set, const char *file) {
 void output_plan(FILE *f, const vf_report *r) {
         for (size_t i = 0; i < r->n_entries; i++) {
                 const vf_report_entry *e = &r->entries[i];
-                fprintf(f, "%s %s/%s", plan_verb(e->result.outcome), vf_kind_to_string(e->kind), e->name);
+                fprintf(f, "%s %s %s/%s", plan_actions[e->result.outcome].sign, plan_actions[e->result.outcome].action,
+                        vf_kind_to_string(e->kind), e->name);
                 print_provenance(f, r->desired, e->source_file);
                 print_reason(f, &e->result, false);
                 fputc('\n', f);
@@ -256,6 +248,87 @@ void output_plan(FILE *f, const vf_report *r) {
                 print_plan_diff(f, e);
         }
         print_summary(f, "plan", r);
+}
+
+static void json_field(vf_buf *b, const char *key, const char *value);
+
+static void json_plan_change(vf_buf *b, const vf_report_entry *e) {
+        const rc_result *res = &e->result;
+
+        vf_buf_puts(b, "{\"kind\":");
+        vf_buf_put_json_string(b, vf_kind_to_string(e->kind));
+        json_field(b, "name", e->name);
+        json_field(b, "file", e->source_file);
+        json_field(b, "action", plan_actions[res->outcome].action);
+        json_field(b, "reason", res->reason);
+        json_field(b, "message", res->message);
+        vf_buf_puts(b, ",\"diff\":");
+        if (res->plan_current.lines || res->plan_desired.lines) {
+                vf_buf diff = {};
+                diff_unified(&res->plan_current, &res->plan_desired, DIFF_CONTEXT, "", &diff);
+                _cleanup_free_ char *text = vf_buf_steal(&diff);
+                if (!text)
+                        b->oom = true;
+                vf_buf_put_json_string(b, text ? text : "");
+        } else
+                vf_buf_puts(b, "null");
+        vf_buf_puts(b, ",\"steps\":[");
+        for (size_t i = 0; res->steps && res->steps[i]; i++) {
+                vf_buf_puts(b, i ? "," : "");
+                vf_buf_put_json_string(b, res->steps[i]);
+        }
+        vf_buf_puts(b, "]}");
+}
+
+/* Errors only: a warning fails nothing, and a CI gate reads this array as "the files are not right". */
+static void json_plan_errors(vf_buf *b, const schema_diag *diags, size_t n, bool *first) {
+        for (size_t i = 0; i < n; i++) {
+                const schema_diag *d = &diags[i];
+                if (d->warning)
+                        continue;
+                vf_buf_puts(b, *first ? "\n  {\"file\":" : ",\n  {\"file\":");
+                vf_buf_put_json_string(b, d->file);
+                /* 0 is "no position" (an unreadable file): null says so to a parser. */
+                vf_buf_printf(b, d->line ? ",\"line\":%u" : ",\"line\":null", d->line);
+                vf_buf_printf(b, d->column ? ",\"column\":%u" : ",\"column\":null", d->column);
+                json_field(b, "message", d->message);
+                vf_buf_puts(b, "}");
+                *first = false;
+        }
+}
+
+int output_plan_json(FILE *f, const vf_report *r, const char *errmsg) {
+        const schema_set *set = r->desired;
+        bool first = true;
+        vf_buf b = {};
+
+        vf_buf_puts(&b, "{\"changes\":[");
+        for (size_t i = 0; i < r->n_entries; i++) {
+                if (r->entries[i].result.outcome == RC_UNCHANGED)
+                        continue;
+                vf_buf_puts(&b, first ? "\n  " : ",\n  ");
+                json_plan_change(&b, &r->entries[i]);
+                first = false;
+        }
+        vf_buf_printf(&b, "],\n \"summary\":{\"resources\":%zu", r->n_entries);
+        for (rc_outcome o = 0; o < _RC_OUTCOME_MAX; o++)
+                vf_buf_printf(&b, ",\"%s\":%u", plan_actions[o].action, r->by_outcome[o]);
+        vf_buf_printf(&b, ",\"fileErrors\":%u},\n \"errors\":[", r->n_file_errors);
+        first = true;
+        if (set) {
+                json_plan_errors(&b, set->path_errors, set->n_path_errors, &first);
+                json_plan_errors(&b, set->diags, set->n_diags, &first);
+        }
+        if (errmsg) {
+                const schema_diag run = { .message = (char *) errmsg };
+                json_plan_errors(&b, &run, 1, &first);
+        }
+        vf_buf_puts(&b, "]}\n");
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        if (!text)
+                return -ENOMEM;
+        fputs(text, f);
+        return 0;
 }
 
 /* ---- status ------------------------------------------------------------ */

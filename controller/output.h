@@ -17,7 +17,14 @@ int output_stream_new(FILE *f, bool progress, output_stream **ret);
 void output_stream_free(output_stream *s);
 DEFINE_POINTER_CLEANUP(output_stream, output_stream_free);
 const vf_observer *output_stream_observer(output_stream *s);
+/* plan for people: a line per resource, its steps, and a unified diff of each definition it changes. */
 void output_plan(FILE *f, const vf_report *r);
+/*
+ * plan for machines: {"changes":[...],"summary":{...},"errors":[...]}, keys in a fixed order, every
+ * resource apply would act on with its action, reason, diff and steps; the files' errors, and errmsg
+ * (a run that could not be made: r may then be empty).
+ */
+int output_plan_json(FILE *f, const vf_report *r, const char *errmsg);
 /* KIND/NAME, READY, REASON, AGE and the message cut to width columns; width 0: every column, whole (-o wide). */
 void output_status_table(FILE *f, state_record *const *recs, size_t n, int width);
 void output_status_one(FILE *f, const state_record *rec, const state_event *events, size_t n_events);

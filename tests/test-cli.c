@@ -3,6 +3,7 @@
  * The virtform binary as users run it: every exit status, the compiler-style
  * error format, and the README's main job on the examples.
  */
+#include <ctype.h>
 #include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -460,6 +461,196 @@ static void test_plan_exit_and_no_state_written(void **state) {
         assert_non_null(strstr(r.out, "+ create domain/web1"));
         assert_non_null(strstr(r.out, "0 writes"));
         assert_int_equal(access(f->state, F_OK), -1);
+}
+
+/* ---- a strict JSON reader, to check that -o json parses (RFC 8259) ---- */
+
+static void json_ws(const char **p) {
+        while (**p == ' ' || **p == '\n' || **p == '\t' || **p == '\r')
+                (*p)++;
+}
+
+static bool json_utf8(const char **p) {
+        const unsigned char *u = (const unsigned char *) *p;
+        size_t n = u[0] >= 0xf0 ? 4 : u[0] >= 0xe0 ? 3 : 2;
+
+        if (u[0] < 0xc2 || u[0] > 0xf4)
+                return false;
+        for (size_t i = 1; i < n; i++)
+                if (u[i] < 0x80 || u[i] > 0xbf)
+                        return false;
+        *p += n;
+        return true;
+}
+
+static bool json_string(const char **p) {
+        if (*(*p)++ != '"')
+                return false;
+        while (**p != '"') {
+                unsigned char c = (unsigned char) **p;
+                if (c < 0x20)
+                        return false;
+                if (c >= 0x80) {
+                        if (!json_utf8(p))
+                                return false;
+                        continue;
+                }
+                (*p)++;
+                if (c != '\\')
+                        continue;
+                if (**p == 'u') {
+                        for (int i = 1; i <= 4; i++)
+                                if (!isxdigit((unsigned char) (*p)[i]))
+                                        return false;
+                        *p += 5;
+                } else if (**p && strchr("\"\\/bfnrt", **p))
+                        (*p)++;
+                else
+                        return false;
+        }
+        (*p)++;
+        return true;
+}
+
+static bool json_value(const char **p);
+
+/* An object's members or an array's items, after the opening bracket. */
+static bool json_members(const char **p, char close, bool keys) {
+        json_ws(p);
+        if (**p == close) {
+                (*p)++;
+                return true;
+        }
+        for (;;) {
+                json_ws(p);
+                if (keys) {
+                        if (!json_string(p))
+                                return false;
+                        json_ws(p);
+                        if (*(*p)++ != ':')
+                                return false;
+                }
+                if (!json_value(p))
+                        return false;
+                json_ws(p);
+                char c = *(*p)++;
+                if (c == close)
+                        return true;
+                if (c != ',')
+                        return false;
+        }
+}
+
+static bool json_value(const char **p) {
+        json_ws(p);
+        if (**p == '{' || **p == '[') {
+                char open = *(*p)++;
+                return json_members(p, open == '{' ? '}' : ']', open == '{');
+        }
+        if (**p == '"')
+                return json_string(p);
+        for (const char *const *lit = (const char *const[]) { "true", "false", "null", NULL }; *lit; lit++)
+                if (strncmp(*p, *lit, strlen(*lit)) == 0) {
+                        *p += strlen(*lit);
+                        return true;
+                }
+        const char *start = *p;
+        if (**p == '-')
+                (*p)++;
+        if (!isdigit((unsigned char) **p) || (**p == '0' && isdigit((unsigned char) (*p)[1])))
+                return false;
+        *p += strspn(*p, "0123456789");
+        if (**p == '.' && isdigit((unsigned char) (*p)[1]))
+                *p += 1 + strspn(*p + 1, "0123456789");
+        if ((**p == 'e' || **p == 'E')) {
+                (*p)++;
+                *p += **p == '+' || **p == '-';
+                if (!isdigit((unsigned char) **p))
+                        return false;
+                *p += strspn(*p, "0123456789");
+        }
+        return *p > start;
+}
+
+static void assert_json(const char *text) {
+        const char *p = text;
+        bool ok = json_value(&p);
+
+        json_ws(&p);
+        if (!ok || *p)
+                fail_msg("not JSON at offset %td:\n%s", p - text, text);
+}
+
+/* plan's exit status, as terraform's: 0 nothing to do, 2 changes pending, 1 an error; 0 or 1 without the flag. */
+static void test_plan_detailed_exitcode(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *empty = vf_printf("%s/empty", f->dir), *bad = vf_printf("%s/bad", f->dir);
+        _cleanup_free_ char *node = vf_printf("test://%s/node.xml", f->dir);
+
+        assert_int_equal(mkdir(empty, 0755), 0);
+        assert_int_equal(mkdir(bad, 0755), 0);
+        th_write(bad, "web.yaml", "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web}\nspec:\n  memroy: 1\n");
+        /* A host with a network of the examples' name that is not ours: apply would fail on it. */
+        th_write(f->dir, "node.xml", "<node><network><name>lan</name><bridge name='virbr10'/></network></node>\n");
+        static const struct {
+                const char *uri;
+                int dir; /* 0: empty, 1: the examples, 2: a file with an error */
+                bool detailed;
+                int status;
+        } cases[] = {
+                { "test:///default", 0, true, 0 },  { "test:///default", 1, true, 2 },
+                { "test:///default", 2, true, 1 },  { NULL, 1, true, 1 },
+                { "test:///default", 0, false, 0 }, { "test:///default", 1, false, 0 },
+                { "test:///default", 2, false, 1 }, { NULL, 1, false, 1 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                const char *dirs[] = { empty, f->examples, bad };
+                _cleanup_(run_done) run r = virtform("plan", "-c", cases[i].uri ? cases[i].uri : node, "--state",
+                                                     f->state, dirs[cases[i].dir],
+                                                     cases[i].detailed ? "--detailed-exitcode" : NULL, NULL);
+                if (r.status != cases[i].status)
+                        fail_msg("case %zu: plan exited %d, not %d:\n%s\n%s", i, r.status, cases[i].status, r.out,
+                                 r.err);
+        }
+        assert_int_equal(access(f->state, F_OK), -1);
+        _cleanup_(run_done) run apply = virtform("apply", "--detailed-exitcode", f->examples, NULL);
+        assert_int_equal(apply.status, 1);
+        assert_non_null(strstr(apply.err, "--detailed-exitcode does not apply to apply; it is an option of plan"));
+}
+
+/* plan -o json: one document, keys in a fixed order, valid whatever the files' names and contents hold. */
+static void test_plan_json(void **state) {
+        fixture *f = *state;
+        const char *nasty = "bad \"quote\" back\\slash \x01\t\xff.yaml";
+
+        th_write(f->examples, nasty, "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: \"x\xfe\"}\n");
+        _cleanup_(run_done) run r = virtform("plan", "-c", "test:///default", "--state", f->state, "-o", "json",
+                                         f->examples, NULL);
+        assert_int_equal(r.status, 1);
+        assert_json(r.out);
+        _cleanup_free_ char *web1 = vf_printf(
+                "{\"kind\":\"domain\",\"name\":\"web1\",\"file\":\"%s/20-web.yaml\",\"action\":\"create\","
+                "\"reason\":\"Applied\",\"message\":\"define, autostart on, start\",\"diff\":\"@@ -0,0 +1,20 @@ "
+                "/domain\\n+<domain type=\\\"test\\\">\\n+  <name>web1</name>\\n",
+                f->examples);
+        assert_ptr_equal(strstr(r.out, "{\"changes\":[\n  {\"kind\":\"network\",\"name\":\"lan\","), r.out);
+        if (!strstr(r.out, web1))
+                fail_msg("no\n%s\nin\n%s", web1, r.out);
+        assert_non_null(strstr(r.out, "</domain>\\n\",\"steps\":[\"define\",\"autostart on\",\"start\"]}"));
+        assert_non_null(strstr(r.out, "\n \"summary\":{\"resources\":5,\"unchanged\":0,\"create\":5,\"update\":0,"
+                                      "\"delete\":0,\"keep\":0,\"waiting\":0,\"failed\":0,\"fileErrors\":1},\n"
+                                      " \"errors\":[\n  {\"file\":\""));
+        assert_non_null(strstr(r.out, "bad \\\"quote\\\" back\\\\slash \\u0001\\t\\ufffd.yaml\",\"line\":"));
+
+        /* A run that cannot be made still prints a document, with its error. */
+        _cleanup_free_ char *typo = vf_printf("%s-typo", f->examples);
+        _cleanup_(run_done) run failed = virtform("plan", "-c", "test:///default", "--state", f->state, "-o",
+                                                  "json", typo, NULL);
+        assert_int_equal(failed.status, 1);
+        assert_json(failed.out);
+        assert_non_null(strstr(failed.out, "\"changes\":[]"));
+        assert_non_null(strstr(failed.out, "cannot be read\"}]}\n"));
 }
 
 /* Drop-in precedence as plan shows it: the file that won, and the one it overrode. */
@@ -934,6 +1125,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_validate_unknown_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_exit_and_no_state_written, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_shows_override, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_plan_detailed_exitcode, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_plan_json, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_untrusted_file_as_root, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_status_fits, setup, teardown),

@@ -60,6 +60,27 @@ static void test_buf_and_json(void **state) {
         assert_string_equal(s, "42-\"a\\\"b\\\\c\\n\\u0001\" null");
 }
 
+/* JSON is UTF-8: what is not (a stray byte, an overlong form, a surrogate, a cut sequence) becomes U+FFFD. */
+static void test_json_string_any_bytes(void **state) {
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"" },
+                { "a\xff" "b", "\"a\\ufffd" "b\"" },
+                { "\xc0\xaf", "\"\\ufffd\\ufffd\"" },
+                { "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" },
+                { "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" },
+                { "end\xe2\x82", "\"end\\ufffd\\ufffd\"" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                vf_buf b = {};
+                vf_buf_put_json_string(&b, cases[i].in);
+                _cleanup_free_ char *s = vf_buf_steal(&b);
+                assert_string_equal(s, cases[i].out);
+        }
+}
+
 static void test_strv(void **state) {
         _cleanup_strv_free_ char **v = NULL;
         assert_int_equal(vf_strv_push(&v, "a"), 0);
@@ -124,6 +145,7 @@ int main(void) {
                 cmocka_unit_test(test_sha256),
                 cmocka_unit_test(test_map_put_get_remove_grow),
                 cmocka_unit_test(test_buf_and_json),
+                cmocka_unit_test(test_json_string_any_bytes),
                 cmocka_unit_test(test_strv),
                 cmocka_unit_test(test_read_file_limits),
                 cmocka_unit_test(test_random_bytes),
