@@ -515,6 +515,41 @@ static void vf_on_net_driver(fixture *f) {
         th_sysfs_add_netdev(f->sysfs, VF, VF_NETDEV, NULL, NULL);
 }
 
+/* plan of a Hostdev no longer declared, its domain stopped: the release's steps, the driver named, nothing done. */
+static void test_plan_shows_release_steps(void **state) {
+        fixture *f = *state;
+
+        use_fake_kernel(f);
+        vf_on_net_driver(f);
+        th_write(f->env->conf, "10-vf.yaml", HOSTDEV("  mac: \"52:54:00:12:34:56\"\n  vlan: 42\n"));
+        th_write(f->env->conf, "20-db.yaml", DOMAIN_DB);
+        run_pass(f);
+        assert_result(f, VF_KIND_HOSTDEV, "db-vf", RC_CREATED, "Assigned");
+        virDomainPtr db = virDomainLookupByName(f->env->other, "db");
+        assert_non_null(db);
+        assert_int_equal(virDomainDestroy(db), 0);
+        virDomainFree(db);
+
+        th_remove(f->env->conf, "10-vf.yaml");
+        th_remove(f->env->conf, "20-db.yaml");
+        unsigned setlinks = f->kernel->setlinks;
+        th_env_close(f->env);
+        f->env->opts.dry_run = true;
+        run_pass(f);
+        const rc_result *res = result(f, VF_KIND_HOSTDEV, "db-vf");
+        assert_int_equal(res->outcome, RC_DELETED);
+        assert_int_equal(vf_strv_length(res->steps), 2);
+        assert_string_equal(res->steps[0], "restore VF mac/vlan");
+        assert_string_equal(res->steps[1], "give back to iavf");
+        /* Only planned: the VF keeps its config and its driver. */
+        assert_int_equal(f->kernel->setlinks, setlinks);
+        assert_int_equal(f->kernel->vf.vlan, 42);
+        _cleanup_free_ char *driver = th_sysfs_driver(f->sysfs, VF);
+        assert_string_equal(driver, "vfio-pci");
+        th_env_close(f->env);
+        f->env->opts.dry_run = false;
+}
+
 static void assert_host(fixture *f, const char *driver, const char *sysfs_writes, const char *netlink_log) {
         _cleanup_free_ char *now = th_sysfs_driver(f->sysfs, VF);
         _cleanup_free_ char *writes = th_sysfs_write_log(f->sysfs);
@@ -874,6 +909,7 @@ int main(void) {
                 T(test_second_claimant_conflicts),
                 T(test_vf_config_unsupported_on_real_link),
                 T(test_vf_config_saved_set_and_restored),
+                T(test_plan_shows_release_steps),
                 T(test_failed_restore_keeps_originals),
                 T(test_vf_in_reset_is_retried_not_failed),
                 T(test_clean_assign_and_release),
