@@ -128,6 +128,17 @@ bool vf_strv_contains(char *const *v, const char *s) {
         return false;
 }
 
+char *vf_strv_join(const char *const *v, const char *separator) {
+        vf_buf b = {};
+
+        for (size_t i = 0; v && v[i]; i++) {
+                if (i > 0)
+                        vf_buf_puts(&b, separator);
+                vf_buf_puts(&b, v[i]);
+        }
+        return vf_buf_steal(&b);
+}
+
 /* ---- vf_buf ------------------------------------------------------------ */
 
 static bool buf_reserve(vf_buf *b, size_t extra) {
@@ -429,7 +440,7 @@ int64_t vf_now_monotonic_usec(void) {
         return now_usec(CLOCK_MONOTONIC);
 }
 
-void vf_format_time(int64_t realtime_usec, char out[32]) {
+static void format_time(int64_t realtime_usec, bool msec, char out[32]) {
         if (realtime_usec <= 0) {
                 strcpy(out, "-");
                 return;
@@ -437,7 +448,19 @@ void vf_format_time(int64_t realtime_usec, char out[32]) {
         time_t t = (time_t) (realtime_usec / 1000000);
         struct tm tm;
         gmtime_r(&t, &tm);
-        strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (msec)
+                snprintf(out + n, 32 - n, ".%03dZ", (int) (realtime_usec % 1000000 / 1000));
+        else
+                snprintf(out + n, 32 - n, "Z");
+}
+
+void vf_format_time(int64_t realtime_usec, char out[32]) {
+        format_time(realtime_usec, false, out);
+}
+
+void vf_format_time_msec(int64_t realtime_usec, char out[32]) {
+        format_time(realtime_usec, true, out);
 }
 
 void vf_format_duration(int64_t usec, char out[16]) {
@@ -456,6 +479,17 @@ void vf_format_duration(int64_t usec, char out[16]) {
 }
 
 /* ---- files ------------------------------------------------------------- */
+
+bool vf_fd_is_journal_stream(int fd) {
+        const char *stream = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        int n = 0;
+
+        if (!stream || sscanf(stream, "%llu:%llu%n", &dev, &ino, &n) != 2 || stream[n] != 0)
+                return false;
+        return fstat(fd, &st) >= 0 && (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
 
 int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);

@@ -93,6 +93,8 @@ int vf_strv_push(char ***v, const char *s);
 /* Appends s itself, taking ownership (s is freed on failure). */
 int vf_strv_consume(char ***v, char *s);
 bool vf_strv_contains(char *const *v, const char *s);
+/* The strings of v with separator between them ("" for none); NULL on OOM. */
+char *vf_strv_join(const char *const *v, const char *separator);
 static inline void vf_strv_freep(char ***v) {
         vf_strv_free(*v);
 }
@@ -146,10 +148,19 @@ int64_t vf_now_monotonic_usec(void);
 int vf_random_bytes(void *buf, size_t n);
 /* RFC 3339 UTC with seconds, e.g. 2026-11-26T01:32:40Z; "-" for 0. */
 void vf_format_time(int64_t realtime_usec, char out[32]);
+/* The same with milliseconds, e.g. 2026-11-26T01:32:40.123Z: for log lines. */
+void vf_format_time_msec(int64_t realtime_usec, char out[32]);
 /* A length of time as people glance at it, in its largest whole unit: "12s", "3m", "2h", "5d" (sign dropped). */
 void vf_format_duration(int64_t usec, char out[16]);
 
 /* ---- files ------------------------------------------------------------- */
+
+/*
+ * Whether fd is the stream systemd connected to the journal: $JOURNAL_STREAM
+ * names its device and inode ("DEV:INO"), as systemd.exec(5) documents. Such
+ * a stream's lines get their time from journald.
+ */
+bool vf_fd_is_journal_stream(int fd);
 
 /* Reads a whole regular file of at most max_size bytes (-EFBIG beyond). */
 int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len);

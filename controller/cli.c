@@ -240,22 +240,13 @@ static const char *const *command_outputs(const command *cmd) {
         return cmd->outputs ? cmd->outputs : default_outputs;
 }
 
-/* "table|json": what -o takes, for messages. */
-static char *command_outputs_list(const command *cmd) {
-        vf_buf b = {};
-
-        for (const char *const *o = command_outputs(cmd); *o; o++)
-                vf_buf_printf(&b, "%s%s", b.len ? "|" : "", *o);
-        return vf_buf_steal(&b);
-}
-
 static int parse_output(const command *cmd, const char *value, cli_args *a) {
         for (const char *const *o = command_outputs(cmd); *o; o++)
                 if (strcmp(value, *o) == 0) {
                         a->output = *o;
                         return 0;
                 }
-        _cleanup_free_ char *known = command_outputs_list(cmd);
+        _cleanup_free_ char *known = vf_strv_join(command_outputs(cmd), "|");
         return usage_error(cmd, "invalid --output '%s': use %s", value, known ? known : "another format");
 }
 

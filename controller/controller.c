@@ -22,6 +22,7 @@ void vf_options_init(vf_options *o) {
                 .wait_timeout_sec = DEFAULT_WAIT_TIMEOUT_SEC,
                 .log_retention_days = 90,
                 .log_retention_rows = 100000,
+                .log_time = !vf_fd_is_journal_stream(STDERR_FILENO),
         };
 }
 
@@ -34,14 +35,19 @@ static const char *const level_names[] = {
 };
 
 static void log_text(const vf_controller *c, vf_log_level level, const char *key, const char *message) {
-        fprintf(c->log, "virtform: %s: %s%s%s\n", level_names[level], key ? key : "", key ? ": " : "", message);
+        char when[32];
+
+        if (c->opts.log_time)
+                vf_format_time_msec(vf_now_realtime_usec(), when);
+        fprintf(c->log, "%s%svirtform: %s: %s%s%s\n", c->opts.log_time ? when : "", c->opts.log_time ? " " : "",
+                level_names[level], key ? key : "", key ? ": " : "", message);
 }
 
 static void log_json(const vf_controller *c, vf_log_level level, const char *key, const char *message) {
         char when[32];
         vf_buf b = {};
 
-        vf_format_time(vf_now_realtime_usec(), when);
+        vf_format_time_msec(vf_now_realtime_usec(), when);
         vf_buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\"", when, level_names[level]);
         if (key) {
                 vf_buf_puts(&b, ",\"resource\":");

@@ -37,6 +37,7 @@ typedef struct vf_options {
         unsigned retry_max_sec;
         unsigned debounce_msec; /* how long file events settle before a reload */
         bool log_json; /* one JSON object per log line */
+        bool log_time; /* text log lines start with the time: not on journald's stream, which adds its own */
         bool wait; /* apply --wait: follow events until converged */
         unsigned wait_timeout_sec; /* with wait: give up after this long (default 600); 0: never */
         const char *fault_point; /* $VIRTFORM_FAULT_POINT: see rc_fault_point() */

@@ -6,6 +6,7 @@
  * those, and what depends on them, are reconciled. With nothing to do, no
  * timer is armed and the loop sleeps.
  */
+#include "config.h"
 #include "controller/graph.h"
 #include "controller/loop.h"
 
@@ -184,7 +185,19 @@ static int64_t retry_base_from_now(const vf_daemon *d) {
         return vf_now_monotonic_usec() + (int64_t) d->c->opts.retry_base_sec * 1000000;
 }
 
-static int full_pass(vf_daemon *d, char **errmsg) {
+/* A reload is done: what the files hold now, and how long reading and reconciling them took. */
+static void log_loaded(const vf_daemon *d, const char *why, int64_t started_usec) {
+        const schema_set *set = d->c->desired;
+        size_t failed = vf_strv_length(set->files_failed);
+
+        vf_log(d->c, VF_LOG_NOTICE, "%s: %zu resources from %zu files (%zu with errors) loaded and reconciled in %" PRId64
+               " ms", why, set->n_resources, vf_strv_length(set->files_ok) + failed, failed,
+               (vf_now_monotonic_usec() - started_usec) / 1000);
+}
+
+/* Reads every file again and reconciles everything; why says what asked for it, in the log. */
+static int full_pass(vf_daemon *d, const char *why, char **errmsg) {
+        int64_t started = vf_now_monotonic_usec();
         vf_report report = {};
         int r = vf_controller_pass(d->c, &report, errmsg);
         if (r < 0) {
@@ -197,6 +210,7 @@ static int full_pass(vf_daemon *d, char **errmsg) {
                 return r;
         }
         d->set_stale = false;
+        log_loaded(d, why, started);
         forget_removed(d, &report);
         return after_pass(d, &report);
 }
@@ -305,6 +319,8 @@ static int reload_name(vf_daemon *d, const char *name, char ***keys) {
  */
 static int reload_batch(vf_daemon *d, char *const *names, char **errmsg) {
         _cleanup_strv_free_ char **keys = NULL;
+        int64_t started = vf_now_monotonic_usec();
+        size_t reloaded = 0;
 
         for (size_t i = 0; names && names[i]; i++) {
                 if (!schema_file_is_candidate(names[i]))
@@ -313,8 +329,9 @@ static int reload_batch(vf_daemon *d, char *const *names, char **errmsg) {
                 if (r == -ENOMEM) {
                         vf_log(d->c, VF_LOG_ERR, "out of memory while reloading %s: reloading every file", names[i]);
                         d->set_stale = true;
-                        return full_pass(d, errmsg);
+                        return full_pass(d, "out of memory while reloading", errmsg);
                 }
+                reloaded += r >= 0;
                 if (r < 0) {
                         vf_log(d->c, VF_LOG_WARNING, "cannot reload %s (%s); it keeps its last state and is read again "
                                "in %u s", names[i], strerror(-r), d->c->opts.retry_base_sec);
@@ -324,7 +341,12 @@ static int reload_batch(vf_daemon *d, char *const *names, char **errmsg) {
                         d->debounce_deadline = retry_base_from_now(d);
                 }
         }
-        return keys_pass(d, keys);
+        int r = keys_pass(d, keys);
+        if (r >= 0 && reloaded > 0) {
+                _cleanup_free_ char *why = vf_printf("%zu files changed", reloaded);
+                log_loaded(d, why ? why : "files changed", started);
+        }
+        return r;
 }
 
 static int reload_pending(vf_daemon *d, char **errmsg) {
@@ -335,7 +357,7 @@ static int reload_pending(vf_daemon *d, char **errmsg) {
         d->debounce_deadline = INT64_MAX;
         if (rescan) {
                 vf_log(d->c, VF_LOG_INFO, "a directory appeared or vanished: reloading all files");
-                return full_pass(d, errmsg);
+                return full_pass(d, "a directory appeared or vanished", errmsg);
         }
         return reload_batch(d, names, errmsg);
 }
@@ -430,7 +452,7 @@ static int try_reconnect(vf_daemon *d) {
         d->disconnected = false;
         d->reconnect_attempts = 0;
         d->reconnect_at = INT64_MAX;
-        r = full_pass(d, &errmsg);
+        r = full_pass(d, "reconnected", &errmsg);
         if (r < 0)
                 vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
         return 0;
@@ -522,7 +544,7 @@ static int on_signal(int fd, void *userdata) {
         else if (sig == SIGHUP) {
                 vf_log(d->c, VF_LOG_NOTICE, "SIGHUP: reloading every file");
                 (void) notify_systemd("RELOADING=1");
-                int r = full_pass(d, &errmsg);
+                int r = full_pass(d, "SIGHUP", &errmsg);
                 (void) notify_systemd("READY=1");
                 if (r < 0)
                         vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
@@ -664,6 +686,17 @@ static bool done(const vf_daemon *d) {
                (d->opts.exit_when_settled && d->settled);
 }
 
+/* What it runs against, said once, so that a log read later shows which build read which files. */
+static void log_start(const vf_daemon *d) {
+        const vf_controller *c = d->c;
+        _cleanup_free_ char *uri = virConnectGetURI(c->conn), *fallback = NULL;
+        _cleanup_free_ char *dirs = vf_strv_join((const char *const *) c->opts.paths, ", ");
+        const char *state = c->opts.state_path ? c->opts.state_path : (fallback = state_default_path());
+
+        vf_log(c, VF_LOG_NOTICE, "virtform %s starting: hypervisor %s, state file %s, directories %s",
+               VIRTFORM_VERSION, uri ? uri : "unknown", state ? state : "unknown", dirs ? dirs : "unknown");
+}
+
 int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg) {
         int r;
 
@@ -676,7 +709,8 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
         r = add_sources(d);
         if (r < 0)
                 return vf_error(errmsg, r, "cannot set up the event sources: %s", strerror(-r));
-        r = full_pass(d, errmsg);
+        log_start(d);
+        r = full_pass(d, "started", errmsg);
         if (r < 0)
                 return r;
         (void) notify_systemd("READY=1");

@@ -20,14 +20,7 @@ int schema_lookup(const char *const *names, const char *s) {
 }
 
 char *schema_join(const char *const *names) {
-        vf_buf b = {};
-
-        for (size_t i = 0; names[i]; i++) {
-                if (i > 0)
-                        vf_buf_puts(&b, ", ");
-                vf_buf_puts(&b, names[i]);
-        }
-        return vf_buf_steal(&b);
+        return vf_strv_join(names, ", ");
 }
 
 /* What the kernel accepts as an interface name (IFNAMSIZ, dev_valid_name()). */

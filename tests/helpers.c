@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <ftw.h>
+#include <regex.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <libvirt/virterror.h>
@@ -263,4 +264,21 @@ char *th_copy_examples(void) {
         }
         closedir(d);
         return to;
+}
+
+void th_assert_lines_match(const char *text, const char *ere) {
+        regex_t re;
+
+        assert_int_equal(regcomp(&re, ere, REG_EXTENDED | REG_NOSUB), 0);
+        assert_true(text[0] != 0);
+        for (const char *line = text; *line;) {
+                size_t len = strcspn(line, "\n");
+                _cleanup_free_ char *copy = strndup(line, len);
+                if (regexec(&re, copy, 0, NULL, 0) != 0) {
+                        regfree(&re);
+                        fail_msg("'%s' does not match '%s'", copy, ere);
+                }
+                line += len + (line[len] == '\n');
+        }
+        regfree(&re);
 }

@@ -97,6 +97,11 @@ typedef struct th_run {
 } th_run;
 
 void th_run_done(th_run *r);
+
+/* A log line's time: RFC 3339 in UTC with milliseconds. */
+#define TH_LOG_TIME_ERE "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z"
+/* Fails the test unless text has lines, and each matches the POSIX extended regex ere (anchor it with ^ and $). */
+void th_assert_lines_match(const char *text, const char *ere);
 /* A whole file, which must exist; the caller frees it. */
 char *th_slurp(const char *path);
 /* Runs argv (NULL-terminated) with extra environment entries (NAME=VALUE, NULL-terminated, may be NULL). */

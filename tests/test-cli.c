@@ -381,11 +381,50 @@ static void test_json_logs(void **state) {
                                              "json", "--log-level", "info", f->dir, NULL);
         assert_int_equal(r.status, 0);
         assert_non_null(strstr(r.err, "\"level\":\"notice\",\"resource\":\"domain/web\",\"message\":\"created: "));
-        for (char *line = r.err; *line; line = strchr(line, '\n') + 1) {
-                assert_int_equal(line[0], '{');
-                assert_non_null(strchr(line, '\n'));
-                assert_int_equal(*(strchr(line, '\n') - 1), '}');
-        }
+        assert_int_equal(r.err[strlen(r.err) - 1], '\n');
+        /* Each line an object, its time with milliseconds, under journald too. */
+        th_assert_lines_match(r.err, "^\\{\"time\":\"" TH_LOG_TIME_ERE "\",\"level\":.*\\}$");
+}
+
+/*
+ * apply's stderr, to the file err, when systemd says its journal stream is the file named: as systemd does,
+ * JOURNAL_STREAM gives that file's device and inode.
+ */
+static char *apply_logs_beside_journal(const char *conf, const char *state, const char *err, const char *named) {
+        const char *argv[] = { "/bin/sh", "-c",
+                               "exec 2>\"$1\"; export JOURNAL_STREAM=\"$(stat -c %d:%i \"$2\")\"; "
+                               "exec \"$VIRTFORM\" apply -c test:///default --state \"$3\" --log-level info \"$4\"",
+                               "sh", err, named, state, conf, NULL };
+        _cleanup_(run_done) run r = th_spawn(argv, NULL);
+
+        assert_int_equal(r.status, 0);
+        return th_slurp(err);
+}
+
+/* Text logs start with the time, in UTC with milliseconds; not on journald's stream, which adds its own. */
+static void test_text_logs_carry_time(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *conf = vf_printf("%s/conf", f->dir), *err = vf_printf("%s/err", f->dir),
+                            *other = vf_printf("%s/other", f->dir), *state2 = vf_printf("%s/state2.db", f->dir),
+                            *state3 = vf_printf("%s/state3.db", f->dir);
+
+        assert_int_equal(mkdir(conf, 0700), 0);
+        th_write(conf, "lan.yaml", "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec: {}\n");
+        th_write(f->dir, "other", "%s", "");
+        _cleanup_(run_done) run plain = virtform("apply", "-c", "test:///default", "--state", f->state, "--log-level",
+                                                 "info", conf, NULL);
+        assert_int_equal(plain.status, 0);
+        assert_non_null(strstr(plain.err, "network/lan: created"));
+        th_assert_lines_match(plain.err, "^" TH_LOG_TIME_ERE " virtform: (notice|info): ");
+
+        _cleanup_free_ char *journal = apply_logs_beside_journal(conf, state2, err, err);
+        assert_non_null(strstr(journal, "network/lan: created"));
+        th_assert_lines_match(journal, "^virtform: (notice|info): ");
+
+        /* JOURNAL_STREAM inherited from elsewhere (a shell started by a unit) names another file: time it. */
+        _cleanup_free_ char *elsewhere = apply_logs_beside_journal(conf, state3, err, other);
+        assert_non_null(strstr(elsewhere, "network/lan: created"));
+        th_assert_lines_match(elsewhere, "^" TH_LOG_TIME_ERE " virtform: (notice|info): ");
 }
 
 static void test_unreachable_hypervisor_exits_1(void **state) {
@@ -1119,6 +1158,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_apply_failure_said_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_progress_on_a_terminal, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_json_logs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_text_logs_carry_time, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unreachable_hypervisor_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unusable_state_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_path_exits_1, setup, teardown),

@@ -6,6 +6,8 @@
 
 #include "common/common.h"
 
+#include <sys/stat.h>
+
 static void test_kind_names(void **state) {
         for (vf_kind k = 0; k < _VF_KIND_MAX; k++) {
                 assert_int_equal(vf_kind_from_string(vf_kind_to_string(k)), k);
@@ -90,6 +92,11 @@ static void test_strv(void **state) {
         assert_false(vf_strv_contains(v, "c"));
         assert_int_equal(vf_strv_consume(&v, NULL), -ENOMEM);
         assert_int_equal(vf_strv_length(v), 2);
+
+        _cleanup_free_ char *joined = vf_strv_join((const char *const *) v, ", ");
+        assert_string_equal(joined, "a, b");
+        _cleanup_free_ char *none = vf_strv_join(NULL, "|");
+        assert_string_equal(none, "");
 }
 
 static void test_read_file_limits(void **state) {
@@ -139,6 +146,43 @@ static void test_format_duration(void **state) {
         }
 }
 
+/* Log times: UTC, milliseconds truncated, not rounded (a line never claims a later time than it had). */
+static void test_format_time_msec(void **state) {
+        char out[32];
+
+        vf_format_time_msec(1764815523123999LL, out);
+        assert_string_equal(out, "2025-12-04T02:32:03.123Z");
+        vf_format_time_msec(1764815523000001LL, out);
+        assert_string_equal(out, "2025-12-04T02:32:03.000Z");
+        vf_format_time(1764815523999999LL, out);
+        assert_string_equal(out, "2025-12-04T02:32:03Z");
+}
+
+/* JOURNAL_STREAM names the journal's stream by device and inode; any other fd, or a garbled value, is not it. */
+static void test_journal_stream(void **state) {
+        char path[] = "/tmp/virtform-journal-XXXXXX", other[] = "/tmp/virtform-other-XXXXXX";
+        int fd = mkstemp(path), fd_other = mkstemp(other);
+        struct stat st;
+        char value[64];
+
+        assert_true(fd >= 0 && fd_other >= 0);
+        assert_int_equal(fstat(fd, &st), 0);
+        unsetenv("JOURNAL_STREAM");
+        assert_false(vf_fd_is_journal_stream(fd));
+        snprintf(value, sizeof value, "%llu:%llu", (unsigned long long) st.st_dev, (unsigned long long) st.st_ino);
+        setenv("JOURNAL_STREAM", value, 1);
+        assert_true(vf_fd_is_journal_stream(fd));
+        assert_false(vf_fd_is_journal_stream(fd_other));
+        snprintf(value, sizeof value, "%llu:%llux", (unsigned long long) st.st_dev, (unsigned long long) st.st_ino);
+        setenv("JOURNAL_STREAM", value, 1);
+        assert_false(vf_fd_is_journal_stream(fd));
+        unsetenv("JOURNAL_STREAM");
+        close(fd);
+        close(fd_other);
+        unlink(path);
+        unlink(other);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
@@ -150,6 +194,8 @@ int main(void) {
                 cmocka_unit_test(test_read_file_limits),
                 cmocka_unit_test(test_random_bytes),
                 cmocka_unit_test(test_format_duration),
+                cmocka_unit_test(test_format_time_msec),
+                cmocka_unit_test(test_journal_stream),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

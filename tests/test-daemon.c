@@ -414,6 +414,44 @@ static void test_sighup_rescans(void **state) {
         wait_record(f, "network", "lan", true, "Applied");
 }
 
+static bool log_has(fixture *f, const void *needle) {
+        return log_count(f, needle) > 0;
+}
+
+/*
+ * The operator's view in the log: the start with what it runs against, each reload's counts and cost,
+ * SIGTERM when it comes; every line starting with the time, in UTC with milliseconds.
+ */
+static void test_logs_start_reloads_and_stop_with_time(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *start = vf_printf(" starting: hypervisor test:///default, state file %s, directories %s, "
+                                               "%s, %s\n", f->env->state, f->dirs[0], f->dirs[1], f->dirs[2]);
+        _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir);
+
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        start_daemon(f);
+        wait_for(f, log_has, "notice: started: 1 resources from 1 files (0 with errors) loaded and reconciled in ",
+                 "the first load logged");
+        assert_int_equal(log_count(f, start), 1);
+        drop_in(f->dirs[0], "20-bad.yaml", "kind: [\n");
+        wait_for(f, log_has,
+                 "notice: 1 files changed: 1 resources from 2 files (1 with errors) loaded and reconciled in ",
+                 "the reload of a changed file logged");
+        assert_int_equal(kill(getpid(), SIGHUP), 0);
+        wait_for(f, log_has, "notice: SIGHUP: 1 resources from 2 files (1 with errors) loaded and reconciled in ",
+                 "the reload on SIGHUP logged");
+        stop_daemon(f);
+        assert_int_equal(log_count(f, "notice: Terminated: stopping\n"), 1);
+
+        _cleanup_free_ char *log = th_slurp(path);
+        th_assert_lines_match(log, "^" TH_LOG_TIME_ERE " virtform: (error|warning|notice|info): ");
+        struct tm tm = {};
+        assert_non_null(strptime(log, "%Y-%m-%dT%H:%M:%S", &tm));
+        int64_t logged = (int64_t) timegm(&tm), now = vf_now_realtime_usec() / 1000000;
+        /* UTC, as the Z says: a local time elsewhere than UTC would be hours off. */
+        assert_true(logged <= now && logged > now - 600);
+}
+
 static void test_bad_file_is_terminal_until_fixed(void **state) {
         fixture *f = *state;
 
@@ -865,6 +903,7 @@ int main(void) {
                 T(test_directory_inside_another_that_appears_later),
                 T(test_directory_that_vanishes_holds),
                 T(test_sighup_rescans),
+                T(test_logs_start_reloads_and_stop_with_time),
                 T(test_bad_file_is_terminal_until_fixed),
                 T(test_rename_is_an_update),
                 T(test_git_mv_with_edit_is_an_update),
