@@ -9,6 +9,7 @@
  * to a command that does not take it is refused, naming those that do.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -474,13 +475,36 @@ static int status_width(void) {
         return 100;
 }
 
-static int print_status(const char *output, state_record *const *recs, size_t n) {
+static int print_status(const char *output, const output_status *st) {
         if (strcmp(output, "json") == 0)
-                return output_status_json(stdout, recs, n);
+                return output_status_json(stdout, st);
         if (strcmp(output, "yaml") == 0)
-                return output_status_yaml(stdout, recs, n);
-        output_status_table(stdout, recs, n, strcmp(output, "wide") == 0 ? 0 : status_width());
+                return output_status_yaml(stdout, st);
+        output_status_table(stdout, st, strcmp(output, "wide") == 0 ? 0 : status_width());
         return 0;
+}
+
+/*
+ * The daemon's connection as it recorded it ("PID connected" or "PID reconnecting REALTIME_USEC"),
+ * said for people, while that process lives: "PID 1234, reconnecting in 12s". NULL when none runs.
+ */
+static char *daemon_connection(state_store *store) {
+        _cleanup_free_ char *value = NULL;
+        long long at = 0;
+        char state[16];
+        int pid;
+
+        if (state_meta_get(store, STATE_META_DAEMON, &value) < 0 || !value ||
+            sscanf(value, "%d %15s %lld", &pid, state, &at) < 2 || pid <= 0)
+                return NULL;
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+                return NULL; /* killed without a word: what it recorded is stale */
+        if (strcmp(state, "reconnecting") != 0)
+                return vf_printf("PID %d, %s", pid, state);
+        char in[16];
+        int64_t left = (int64_t) at - vf_now_realtime_usec();
+        vf_format_duration(left > 0 ? left : 0, in);
+        return vf_printf("PID %d, reconnecting in %s", pid, in);
 }
 
 /* How many of a resource's latest writes its own status shows. */
@@ -503,7 +527,7 @@ static int print_status_of(state_store *store, const command *cmd, const char *o
                 return EXIT_ERROR;
         }
         if (r >= 0 && strcmp(output, "table") != 0)
-                r = print_status(output, &rec, 1);
+                r = print_status(output, &(output_status) { .recs = &rec, .n_recs = 1 });
         else if (r >= 0)
                 r = state_event_list(store, kind, slash + 1, 0, &events, &n);
         if (r < 0)
@@ -521,7 +545,8 @@ static int cmd_status(const command *cmd, cli_args *a) {
         _cleanup_free_ char *errmsg = NULL, *fallback = NULL;
         const char *path;
         state_record **recs = NULL;
-        size_t n = 0;
+        state_file_error *file_errors = NULL;
+        size_t n = 0, n_file_errors = 0;
         int r;
 
         path = a->opts.state_path ? a->opts.state_path : (fallback = state_default_path());
@@ -530,12 +555,18 @@ static int cmd_status(const command *cmd, cli_args *a) {
                 return print_status_of(store, cmd, a->output, a->args[0]);
         if (r >= 0)
                 r = state_list(store, &recs, &n);
+        if (r >= 0)
+                r = state_file_errors_list(store, &file_errors, &n_file_errors);
         if (r < 0) {
+                state_record_list_free(recs, n);
                 fprintf(stderr, "virtform: error: %s\n", errmsg ? errmsg : strerror(-r));
                 return EXIT_ERROR;
         }
-        r = print_status(a->output, recs, n);
+        _cleanup_free_ char *daemon = daemon_connection(store);
+        r = print_status(a->output, &(output_status) { .recs = recs, .n_recs = n, .file_errors = file_errors,
+                                                       .n_file_errors = n_file_errors, .daemon = daemon });
         state_record_list_free(recs, n);
+        state_file_error_list_free(file_errors, n_file_errors);
         return r < 0 ? EXIT_ERROR : EXIT_CONVERGED;
 }
 

@@ -425,12 +425,33 @@ static int64_t reconnect_delay_usec(const vf_daemon *d) {
         return delay < cap ? delay : cap;
 }
 
+/*
+ * The daemon's connection as `status` shows it, kept in the store it holds the lock of, so that status
+ * stays a lock-free reader: "PID connected", or "PID reconnecting REALTIME_USEC". Only `run` says so:
+ * apply is over before anyone could look. A store that cannot say it is worth a warning, not a stop.
+ */
+static void record_connection(vf_daemon *d, bool stopping) {
+        _cleanup_free_ char *value = NULL;
+        int64_t wait_usec = d->reconnect_at - vf_now_monotonic_usec();
+
+        if (d->opts.files_read_once || d->c->opts.dry_run)
+                return;
+        if (!stopping)
+                value = d->disconnected ? vf_printf("%d reconnecting %" PRId64, (int) getpid(),
+                                                    vf_now_realtime_usec() + (wait_usec > 0 ? wait_usec : 0))
+                                        : vf_printf("%d connected", (int) getpid());
+        if ((!stopping && !value) || state_meta_set(d->c->store, STATE_META_DAEMON, value) < 0)
+                vf_log(d->c, VF_LOG_WARNING, "cannot record the connection's state for status: %s",
+                       value ? state_last_error(d->c->store) : strerror(ENOMEM));
+}
+
 static void disconnected(vf_daemon *d) {
         vf_log(d->c, VF_LOG_WARNING, "the connection to the hypervisor closed; reconnecting with backoff");
         (void) notify_systemd("STATUS=reconnecting to the hypervisor");
         libvirt_events_detach(d->libvirt);
         d->disconnected = true;
         d->reconnect_at = vf_now_monotonic_usec() + reconnect_delay_usec(d);
+        record_connection(d, false);
 }
 
 /* Back on a (new) connection: events first, then a full pass, since anything may have changed meanwhile. */
@@ -445,6 +466,7 @@ static int try_reconnect(vf_daemon *d) {
                 d->reconnect_at = vf_now_monotonic_usec() + reconnect_delay_usec(d);
                 vf_log(d->c, VF_LOG_WARNING, "reconnect attempt %u failed (%s); next in %" PRId64 " s",
                        d->reconnect_attempts, errmsg ? errmsg : strerror(-r), reconnect_delay_usec(d) / 1000000);
+                record_connection(d, false);
                 return 0;
         }
         vf_log(d->c, VF_LOG_NOTICE, "reconnected to the hypervisor after %u attempts; resyncing",
@@ -452,6 +474,7 @@ static int try_reconnect(vf_daemon *d) {
         d->disconnected = false;
         d->reconnect_attempts = 0;
         d->reconnect_at = INT64_MAX;
+        record_connection(d, false);
         r = full_pass(d, "reconnected", &errmsg);
         if (r < 0)
                 vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
@@ -714,6 +737,7 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
         if (r < 0)
                 return r;
         (void) notify_systemd("READY=1");
+        record_connection(d, false);
         while (!done(d)) {
                 r = arm_timer(d);
                 if (r >= 0)
@@ -724,6 +748,7 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
                         atomic_store(&d->opts.stats->wakeups, loop_wakeups(d->loop));
         }
         (void) notify_systemd("STOPPING=1");
+        record_connection(d, true);
         c->should_stop = NULL;
         *converged = d->converged;
         if (d->opts.exit_when_converged && !d->converged)

@@ -5,6 +5,7 @@
 #include "controller/output.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <strings.h>
 #include <yaml.h>
@@ -420,39 +421,65 @@ static void print_status_row(FILE *f, const char *name, int name_width, const ch
         fputc('\n', f);
 }
 
-static void print_status_fitted(FILE *f, state_record *const *recs, size_t n, int64_t now_usec, int width) {
+/* A file the last pass could not use: a row of its own, "file/NAME", with its first error where it is. */
+static void print_file_error_row(FILE *f, const state_file_error *e, int name_width, int reason_width, int width) {
+        const char *slash = strrchr(e->file, '/');
+        _cleanup_free_ char *name = vf_printf("file/%s", slash ? slash + 1 : e->file);
+        _cleanup_free_ char *message = e->n_errors > 1
+                ? vf_printf("%s:%" PRId64 ":%" PRId64 ": %s (and %" PRId64 " more)", e->file, e->line, e->column,
+                            e->message, e->n_errors - 1)
+                : vf_printf("%s:%" PRId64 ":%" PRId64 ": %s", e->file, e->line, e->column, e->message);
+
+        print_status_row(f, name ? name : e->file, name_width, "False", "InvalidFile", reason_width, "-",
+                         message ? message : e->message, width);
+}
+
+static void print_status_fitted(FILE *f, const output_status *st, int64_t now_usec, int width) {
         int name_width = (int) strlen("KIND/NAME"), reason_width = (int) strlen("REASON");
 
-        for (size_t i = 0; i < n; i++) {
-                const state_condition *ready = ready_condition(recs[i]);
-                name_width = max_int(name_width, (int) (strlen(recs[i]->kind) + 1 + strlen(recs[i]->name)));
+        for (size_t i = 0; i < st->n_recs; i++) {
+                const state_condition *ready = ready_condition(st->recs[i]);
+                name_width = max_int(name_width, (int) (strlen(st->recs[i]->kind) + 1 + strlen(st->recs[i]->name)));
                 if (ready && ready->reason)
                         reason_width = max_int(reason_width, (int) strlen(ready->reason));
+        }
+        for (size_t i = 0; i < st->n_file_errors; i++) {
+                const char *slash = strrchr(st->file_errors[i].file, '/');
+                name_width = max_int(name_width, (int) strlen("file/") + (int) strlen(slash ? slash + 1 : ""));
+                reason_width = max_int(reason_width, (int) strlen("InvalidFile"));
         }
         name_width = name_width > STATUS_NAME_MAX ? STATUS_NAME_MAX : name_width;
         reason_width = reason_width > STATUS_REASON_MAX ? STATUS_REASON_MAX : reason_width;
         print_status_row(f, "KIND/NAME", name_width, "READY", "REASON", reason_width, "AGE", "MESSAGE", width);
-        for (size_t i = 0; i < n; i++) {
-                const state_condition *ready = ready_condition(recs[i]);
-                _cleanup_free_ char *name = vf_printf("%s/%s", recs[i]->kind, recs[i]->name);
-                _cleanup_free_ char *message = status_message(recs[i], now_usec);
+        for (size_t i = 0; i < st->n_recs; i++) {
+                const state_record *rec = st->recs[i];
+                const state_condition *ready = ready_condition(rec);
+                _cleanup_free_ char *name = vf_printf("%s/%s", rec->kind, rec->name);
+                _cleanup_free_ char *message = status_message(rec, now_usec);
                 char age[24];
 
                 format_relative(ready ? ready->last_transition_usec : 0, now_usec, age);
-                print_status_row(f, name ? name : recs[i]->name, name_width,
+                print_status_row(f, name ? name : rec->name, name_width,
                                  ready ? (ready->status ? "True" : "False") : "-",
                                  ready && ready->reason ? ready->reason : "-", reason_width, age,
                                  message ? message : "", width);
         }
+        for (size_t i = 0; i < st->n_file_errors; i++)
+                print_file_error_row(f, &st->file_errors[i], name_width, reason_width, width);
 }
 
-void output_status_table(FILE *f, state_record *const *recs, size_t n, int width) {
+void output_status_table(FILE *f, const output_status *st, int width) {
         int64_t now = vf_now_realtime_usec();
 
         if (width > 0)
-                print_status_fitted(f, recs, n, now, width);
-        else
-                print_status_wide(f, recs, n, now);
+                print_status_fitted(f, st, now, width);
+        else {
+                print_status_wide(f, st->recs, st->n_recs, now);
+                for (size_t i = 0; i < st->n_file_errors; i++)
+                        print_file_error_row(f, &st->file_errors[i], STATUS_NAME_MAX, STATUS_REASON_MAX, INT_MAX);
+        }
+        if (st->daemon)
+                fprintf(f, "\ndaemon: %s\n", st->daemon);
 }
 
 /* One resource, as systemctl status shows a unit: what is recorded, every condition, and its latest writes. */
@@ -535,18 +562,31 @@ static void json_record(vf_buf *b, const state_record *rec) {
         vf_buf_puts(b, "]}");
 }
 
-static void status_json(vf_buf *b, state_record *const *recs, size_t n) {
+static void json_file_error(vf_buf *b, const state_file_error *e) {
+        vf_buf_puts(b, "{\"kind\":\"file\"");
+        json_field(b, "name", e->file);
+        vf_buf_printf(b, ",\"line\":%" PRId64 ",\"column\":%" PRId64, e->line, e->column);
+        json_field(b, "message", e->message);
+        vf_buf_printf(b, ",\"errors\":%" PRId64 "}", e->n_errors);
+}
+
+/* The records, then one entry of kind "file" per file the last pass could not use. */
+static void status_json(vf_buf *b, const output_status *st) {
         vf_buf_puts(b, "[");
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < st->n_recs; i++) {
                 vf_buf_puts(b, i ? ",\n " : "");
-                json_record(b, recs[i]);
+                json_record(b, st->recs[i]);
+        }
+        for (size_t i = 0; i < st->n_file_errors; i++) {
+                vf_buf_puts(b, i + st->n_recs ? ",\n " : "");
+                json_file_error(b, &st->file_errors[i]);
         }
 }
 
-int output_status_json(FILE *f, state_record *const *recs, size_t n) {
+int output_status_json(FILE *f, const output_status *st) {
         vf_buf b = {};
 
-        status_json(&b, recs, n);
+        status_json(&b, st);
         return print_json_array_end(f, &b);
 }
 
@@ -604,10 +644,10 @@ static int json_to_yaml(const char *json, vf_buf *out) {
         return ok && !out->oom ? 0 : -ENOMEM;
 }
 
-int output_status_yaml(FILE *f, state_record *const *recs, size_t n) {
+int output_status_yaml(FILE *f, const output_status *st) {
         _cleanup_(vf_buf_done) vf_buf json = {}, yaml = {};
 
-        status_json(&json, recs, n);
+        status_json(&json, st);
         vf_buf_puts(&json, "]");
         if (json.oom)
                 return -ENOMEM;

@@ -25,10 +25,19 @@ void output_plan(FILE *f, const vf_report *r);
  * (a run that could not be made: r may then be empty).
  */
 int output_plan_json(FILE *f, const vf_report *r, const char *errmsg);
+/* What status shows: the records, the files the last pass could not use, and a running daemon's connection. */
+typedef struct output_status {
+        state_record *const *recs;
+        size_t n_recs;
+        const state_file_error *file_errors;
+        size_t n_file_errors;
+        const char *daemon; /* "PID 1234, connected", while a daemon runs; else NULL */
+} output_status;
+
 /* KIND/NAME, READY, REASON, AGE and the message cut to width columns; width 0: every column, whole (-o wide). */
-void output_status_table(FILE *f, state_record *const *recs, size_t n, int width);
+void output_status_table(FILE *f, const output_status *st, int width);
 void output_status_one(FILE *f, const state_record *rec, const state_event *events, size_t n_events);
-int output_status_json(FILE *f, state_record *const *recs, size_t n);
-int output_status_yaml(FILE *f, state_record *const *recs, size_t n);
+int output_status_json(FILE *f, const output_status *st);
+int output_status_yaml(FILE *f, const output_status *st);
 void output_log_table(FILE *f, const state_event *events, size_t n);
 int output_log_json(FILE *f, const state_event *events, size_t n);

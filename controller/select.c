@@ -151,9 +151,86 @@ static void report_counters(const vf_controller *c, const rc_counters *before, v
                 report->counters.calls[i] = c->rc.counters.calls[i] - before->calls[i];
 }
 
+/* ---- the files' errors, for status ------------------------------------------------ */
+
+/* Adds diag to its file's entry, or starts one with it: each file keeps its first error and a count. */
+static int add_file_error(state_file_error **errors, size_t *n, const schema_diag *diag) {
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp((*errors)[i].file, diag->file) == 0) {
+                        (*errors)[i].n_errors++;
+                        return 0;
+                }
+        state_file_error *more = reallocarray(*errors, *n + 1, sizeof *more);
+        if (!more)
+                return -ENOMEM;
+        *errors = more;
+        more[*n] = (state_file_error) { .file = strdup(diag->file), .line = diag->line, .column = diag->column,
+                                        .message = strdup(diag->message), .n_errors = 1 };
+        (*n)++;
+        return more[*n - 1].file && more[*n - 1].message ? 0 : -ENOMEM;
+}
+
+static int collect_file_errors(const schema_set *set, state_file_error **errors, size_t *n) {
+        const schema_diag *lists[] = { set->path_errors, set->diags };
+        const size_t counts[] = { set->n_path_errors, set->n_diags };
+
+        for (size_t l = 0; l < ELEMENTSOF(lists); l++)
+                for (size_t i = 0; i < counts[l]; i++) {
+                        int r = lists[l][i].warning ? 0 : add_file_error(errors, n, &lists[l][i]);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
+static bool same_file_errors(const state_file_error *a, size_t na, const state_file_error *b, size_t nb) {
+        if (na != nb)
+                return false;
+        for (size_t i = 0; i < na; i++)
+                if (!vf_streq_ptr(a[i].file, b[i].file) || a[i].line != b[i].line || a[i].column != b[i].column ||
+                    !vf_streq_ptr(a[i].message, b[i].message) || a[i].n_errors != b[i].n_errors)
+                        return false;
+        return true;
+}
+
+static int compare_file_errors(const void *a, const void *b) {
+        return strcmp(((const state_file_error *) a)->file, ((const state_file_error *) b)->file);
+}
+
+/* What status shows of the files: written only when it changed, so that a clean set costs no write. */
+static int record_file_errors(vf_controller *c, char **errmsg) {
+        state_file_error *now = NULL, *recorded = NULL;
+        size_t n_now = 0, n_recorded = 0;
+
+        if (c->opts.dry_run)
+                return 0;
+        int r = collect_file_errors(c->desired, &now, &n_now);
+        if (r >= 0)
+                r = state_file_errors_list(c->store, &recorded, &n_recorded);
+        if (r >= 0 && n_now > 1)
+                qsort(now, n_now, sizeof *now, compare_file_errors);
+        if (r >= 0 && !same_file_errors(now, n_now, recorded, n_recorded)) {
+                r = state_begin(c->store);
+                if (r >= 0) {
+                        r = state_file_errors_set(c->store, now, n_now);
+                        r = r >= 0 ? state_commit(c->store) : r;
+                        if (r < 0)
+                                (void) state_rollback(c->store);
+                }
+        }
+        if (r < 0)
+                *errmsg = vf_printf("cannot record the files' errors in the state file: %s",
+                                    r == -ENOMEM ? strerror(-r) : state_last_error(c->store));
+        state_file_error_list_free(now, n_now);
+        state_file_error_list_free(recorded, n_recorded);
+        return r;
+}
+
 static int run(vf_controller *c, graph_node **batch, size_t n, vf_report *report, char **errmsg) {
         pass p = { .c = c, .report = report, .batch = batch, .n_batch = n };
-        return pass_run(&p, errmsg);
+        int r = record_file_errors(c, errmsg);
+
+        return r < 0 ? r : pass_run(&p, errmsg);
 }
 
 int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {

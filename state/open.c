@@ -102,6 +102,14 @@ static const char *const migrations[] = {
         "CREATE INDEX events_by_time ON events (time_usec);"
         "CREATE INDEX events_by_resource ON events (kind, name, action);"
         "CREATE INDEX events_open ON events (kind, name) WHERE outcome = 'intended';",
+        /* Each file the last pass could not use, with its first error, for status: rewritten by every pass. */
+        "CREATE TABLE file_errors ("
+        "        file TEXT PRIMARY KEY NOT NULL,"
+        "        line INTEGER NOT NULL,"
+        "        col INTEGER NOT NULL,"
+        "        message TEXT NOT NULL,"
+        "        n_errors INTEGER NOT NULL"
+        ") WITHOUT ROWID;",
 };
 
 static int fail_sqlite(char **errmsg, sqlite3 *db, int rc, const char *path, const char *what) {

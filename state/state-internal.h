@@ -39,6 +39,12 @@ typedef enum state_stmt {
         STMT_DELETE_DEVICE,
         STMT_COUNT_OWNED,
         STMT_SET_INSTANCE_ID,
+        STMT_GET_META,
+        STMT_SET_META,
+        STMT_DELETE_META,
+        STMT_LIST_FILE_ERRORS,
+        STMT_CLEAR_FILE_ERRORS,
+        STMT_INSERT_FILE_ERROR,
         _STMT_MAX,
 } state_stmt;
 

@@ -54,6 +54,15 @@ enum {
 };
 #define EVENT_COLUMNS "id, time_usec, kind, name, generation, action, outcome, message, finished_usec"
 
+enum {
+        FE_FILE,
+        FE_LINE,
+        FE_COLUMN,
+        FE_MESSAGE,
+        FE_N_ERRORS,
+};
+#define FILE_ERROR_COLUMNS "file, line, col, message, n_errors"
+
 static const char *const stmt_sql[_STMT_MAX] = {
         /* IMMEDIATE takes the write lock up front, where the busy timeout can wait for it,
          * instead of failing with SQLITE_BUSY at the first write halfway through a pass. */
@@ -112,6 +121,12 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_DELETE_DEVICE] = "DELETE FROM devices WHERE bdf = ?1",
         [STMT_COUNT_OWNED] = "SELECT (SELECT count(*) FROM resources) + (SELECT count(*) FROM devices)",
         [STMT_SET_INSTANCE_ID] = "UPDATE meta SET value = ?1 WHERE key = 'instance_id'",
+        [STMT_GET_META] = "SELECT value FROM meta WHERE key = ?1",
+        [STMT_SET_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        [STMT_DELETE_META] = "DELETE FROM meta WHERE key = ?1",
+        [STMT_LIST_FILE_ERRORS] = "SELECT " FILE_ERROR_COLUMNS " FROM file_errors ORDER BY file",
+        [STMT_CLEAR_FILE_ERRORS] = "DELETE FROM file_errors",
+        [STMT_INSERT_FILE_ERROR] = "INSERT INTO file_errors (" FILE_ERROR_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
 int state_errno_from_sqlite(sqlite3 *db, int rc) {
@@ -653,4 +668,92 @@ int state_event_list(state_store *s, const char *kind, const char *name, int64_t
         *n = l.n;
         l.n = 0;
         return 0;
+}
+
+/* ---- the store's own values ---------------------------------------------- */
+
+int state_meta_get(state_store *s, const char *key, char **ret) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_GET_META];
+
+        *ret = NULL;
+        int rc = bind_text(st, 0, key);
+        if (rc != SQLITE_OK)
+                return state_store_error(s, rc);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return 0;
+        if (rc != SQLITE_ROW)
+                return state_store_error(s, rc);
+        return state_column_strdup(st, 0, ret);
+}
+
+int state_meta_set(state_store *s, const char *key, const char *value) {
+        if (!value) {
+                _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_META];
+                return state_exec_bound(s, st, bind_text(st, 0, key));
+        }
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_SET_META];
+        return state_exec_bound(s, st, bind_text(st, 0, key) ?: bind_text(st, 1, value));
+}
+
+/* ---- what the files' last reading found wrong ------------------------------ */
+
+void state_file_error_list_free(state_file_error *errors, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(errors[i].file);
+                free(errors[i].message);
+        }
+        free(errors);
+}
+
+typedef struct file_error_list {
+        state_file_error *items;
+        size_t n, cap;
+} file_error_list;
+
+static void file_error_list_done(file_error_list *l) {
+        state_file_error_list_free(l->items, l->n);
+}
+
+int state_file_errors_list(state_store *s, state_file_error **ret, size_t *n) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_LIST_FILE_ERRORS];
+        _cleanup_(file_error_list_done) file_error_list l = {};
+        int rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                state_file_error *items = array_reserve(l.items, &l.cap, l.n + 1, sizeof *items);
+                if (!items)
+                        return -ENOMEM;
+                l.items = items;
+                state_file_error *e = &l.items[l.n++];
+                *e = (state_file_error) { .line = sqlite3_column_int64(st, FE_LINE),
+                                          .column = sqlite3_column_int64(st, FE_COLUMN),
+                                          .n_errors = sqlite3_column_int64(st, FE_N_ERRORS) };
+                int r = state_column_strdup(st, FE_FILE, &e->file) ?: state_column_strdup(st, FE_MESSAGE, &e->message);
+                if (r < 0)
+                        return r;
+        }
+        if (rc != SQLITE_DONE)
+                return state_store_error(s, rc);
+        *ret = TAKE_PTR(l.items);
+        *n = l.n;
+        l.n = 0;
+        return 0;
+}
+
+static int insert_file_error(state_store *s, const state_file_error *e) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_INSERT_FILE_ERROR];
+
+        return state_exec_bound(s, st,
+                                bind_text(st, FE_FILE, e->file) ?: bind_int64(st, FE_LINE, e->line) ?:
+                                bind_int64(st, FE_COLUMN, e->column) ?: bind_text(st, FE_MESSAGE, e->message) ?:
+                                bind_int64(st, FE_N_ERRORS, e->n_errors));
+}
+
+int state_file_errors_set(state_store *s, const state_file_error *errors, size_t n) {
+        int r = exec_stmt(s, STMT_CLEAR_FILE_ERRORS);
+
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = insert_file_error(s, &errors[i]);
+        return r;
 }

@@ -202,6 +202,24 @@ int state_event_list(state_store *s, const char *kind, const char *name, int64_t
 void state_event_list_free(state_event *events, size_t n);
 
 
+/* A file the last pass could not use, with its first error: what status shows of the files. */
+typedef struct state_file_error {
+        char *file;
+        int64_t line, column; /* 0 when the error has no position */
+        char *message;
+        int64_t n_errors; /* in that file */
+} state_file_error;
+
+/* Replaces what is recorded of the files' errors (call it inside state_begin() for one transaction). */
+int state_file_errors_set(state_store *s, const state_file_error *errors, size_t n);
+int state_file_errors_list(state_store *s, state_file_error **ret, size_t *n);
+void state_file_error_list_free(state_file_error *errors, size_t n);
+
+/* A value the store keeps for readers, such as the daemon's connection; NULL removes it, *ret NULL if absent. */
+#define STATE_META_DAEMON "daemon"
+int state_meta_set(state_store *s, const char *key, const char *value);
+int state_meta_get(state_store *s, const char *key, char **ret);
+
 /* What virtform knows about one host PCI device, keyed by its address. */
 typedef struct state_device {
         char *bdf;

@@ -1024,6 +1024,56 @@ static void test_status_of_one_resource(void **state) {
         assert_non_null(strstr(bad.err, "give KIND/NAME"));
 }
 
+/* A file the pass could not use is a row with its first error where it is, until the file is fixed. */
+static void test_status_shows_file_errors(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *bad = vf_printf("%s/50-bad.yaml", f->examples);
+        _cleanup_free_ char *where = vf_printf("%s:6:12: \"forward\" must be one of", bad);
+
+        th_write(f->examples, "50-bad.yaml",
+                 "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: bad}\nspec:\n  bridge: {name: x}\n"
+                 "  forward: nowhere\n");
+        _cleanup_(run_done) run applied = virtform("apply", "-c", "test:///default", "--state", f->state,
+                                                   f->examples, NULL);
+        assert_int_equal(applied.status, 2);
+        _cleanup_(run_done) run r = status_with_columns(f->state, "300", NULL);
+        assert_int_equal(r.status, 0);
+        const char *row = strstr(r.out, "\nfile/50-bad.yaml ");
+        if (!row || !strstr(row, " False InvalidFile ") || !strstr(row, where) || !strstr(row, "(and 1 more)"))
+                fail_msg("no row for the file's first error at %s:\n%s", where, r.out);
+        _cleanup_(run_done) run json = status_with_columns(f->state, NULL, "-ojson");
+        assert_non_null(strstr(json.out, "{\"kind\":\"file\",\"name\":"));
+
+        th_remove(f->examples, "50-bad.yaml");
+        _cleanup_(run_done) run fixed = virtform("apply", "-c", "test:///default", "--state", f->state,
+                                                 f->examples, NULL);
+        assert_int_equal(fixed.status, 0);
+        _cleanup_(run_done) run after = status_with_columns(f->state, NULL, NULL);
+        assert_null(strstr(after.out, "file/"));
+}
+
+/* While a daemon runs, status says it is connected; once it stopped, nothing. */
+static void test_status_shows_the_daemon(void **state) {
+        fixture *f = *state;
+        th_child daemon = virtform_start("run", "-c", "test:///default", "--state", f->state, f->examples, NULL);
+        _cleanup_free_ char *connected = vf_printf("\ndaemon: PID %d, connected\n", (int) daemon.pid);
+        bool seen = false;
+
+        for (int64_t deadline = vf_now_monotonic_usec() + DEADLINE_USEC; !seen && vf_now_monotonic_usec() < deadline;
+             usleep(POLL_USEC)) {
+                run r = status_with_columns(f->state, NULL, NULL);
+                seen = r.status == 0 && strstr(r.out, connected);
+                run_done(&r);
+        }
+        assert_int_equal(kill(daemon.pid, SIGTERM), 0);
+        _cleanup_(run_done) run stopped = th_spawn_wait(&daemon);
+        assert_true(seen);
+        assert_int_equal(stopped.status, 0);
+        _cleanup_(run_done) run after = status_with_columns(f->state, NULL, NULL);
+        assert_int_equal(after.status, 0);
+        assert_null(strstr(after.out, "daemon:"));
+}
+
 static void test_status_missing_state_exits_1(void **state) {
         fixture *f = *state;
         _cleanup_(run_done) run r = virtform("status", "--state", f->state, NULL);
@@ -1172,6 +1222,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_status_fits, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_status_relative_times, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_status_of_one_resource, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_status_shows_file_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_status_shows_the_daemon, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_status_missing_state_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_not_a_file_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lost_wal_needs_state_check, setup, teardown),

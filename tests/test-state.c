@@ -19,7 +19,7 @@
 
 /* The on-disk identity of our files: a change here would orphan every existing store. */
 #define APPLICATION_ID 0x76667331
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 typedef struct fixture {
         char dir[64];
@@ -265,6 +265,48 @@ static void test_create_sets_modes(void **state) {
                 assert_int_equal(stat(side, &st), 0);
                 assert_int_equal(st.st_mode & 07777, 0600);
         }
+        state_close(s);
+}
+
+/* What status reads without the lock: the files' first errors, replaced whole, and the daemon's word. */
+static void test_file_errors_and_meta(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        const state_file_error errors[] = {
+                { .file = "/etc/a.yaml", .line = 3, .column = 7, .message = "first", .n_errors = 2 },
+                { .file = "/etc/b.xml", .line = 0, .column = 0, .message = "unreadable", .n_errors = 1 },
+        };
+        state_file_error *got = NULL;
+        char *value = NULL;
+        size_t n = 99;
+
+        assert_int_equal(state_file_errors_set(s, errors, ELEMENTSOF(errors)), 0);
+        assert_int_equal(state_meta_set(s, STATE_META_DAEMON, "42 connected"), 0);
+        state_close(s);
+
+        s = open_store(path, STATE_OPEN_READONLY);
+        assert_int_equal(state_file_errors_list(s, &got, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(got[0].file, "/etc/a.yaml");
+        assert_int_equal(got[0].line, 3);
+        assert_int_equal(got[0].column, 7);
+        assert_string_equal(got[0].message, "first");
+        assert_int_equal(got[0].n_errors, 2);
+        assert_string_equal(got[1].message, "unreadable");
+        state_file_error_list_free(got, n);
+        assert_int_equal(state_meta_get(s, STATE_META_DAEMON, &value), 0);
+        assert_string_equal(value, "42 connected");
+        free(value);
+        state_close(s);
+
+        s = open_store(path, 0);
+        assert_int_equal(state_file_errors_set(s, NULL, 0), 0);
+        assert_int_equal(state_meta_set(s, STATE_META_DAEMON, NULL), 0);
+        assert_int_equal(state_file_errors_list(s, &got, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(state_meta_get(s, STATE_META_DAEMON, &value), 0);
+        assert_null(value);
+        state_file_error_list_free(got, n);
         state_close(s);
 }
 
@@ -1397,6 +1439,8 @@ static void test_migrates_golden_version_1(void **state) {
         /* The new table works, and a closed event is never rewritten. */
         _cleanup_(state_device_freep) state_device *dev = state_device_new("0000:00:01.0");
         assert_int_equal(state_device_put(s, dev), 0);
+        const state_file_error error = { .file = "/etc/a.yaml", .line = 1, .column = 1, .message = "m", .n_errors = 1 };
+        assert_int_equal(state_file_errors_set(s, &error, 1), 0);
         state_close(s);
 
         assert_int_equal(file_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
@@ -1500,6 +1544,7 @@ int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
                 T(test_create_sets_modes),
                 T(test_create_sets_pragmas),
+                T(test_file_errors_and_meta),
                 T(test_reopen_keeps_data_and_instance_id),
                 T(test_put_get_roundtrip),
                 T(test_put_replaces_record_and_conditions),
