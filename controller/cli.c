@@ -75,7 +75,15 @@ typedef struct option_spec {
         /* An option that must be given too, where the command takes it (--timeout needs --wait); 0: none. */
         int needs;
         const char *help; /* lines after the first are indented under it */
+        struct {
+                size_t offset; /* of its unsigned field in vf_options */
+                unsigned long min, max;
+                const char *unit; /* what it counts, for messages; NULL: not a number */
+        } number;
 } option_spec;
+
+/* An option whose value is a whole number from min to max, into that field of vf_options. */
+#define NUMBER(field, min, max, unit) .number = { offsetof(vf_options, field), min, max, unit }
 
 /* In the order --help lists them. */
 static const option_spec option_specs[] = {
@@ -86,20 +94,22 @@ static const option_spec option_specs[] = {
           "$XDG_STATE_HOME/virtform/state.db otherwise)" },
         { "wait-lock", OPT_WAIT_LOCK, "SEC", CMD_WRITER, 0,
           "wait up to SEC seconds for another virtform writing the state\n"
-          "file to finish, instead of refusing at once" },
+          "file to finish, instead of refusing at once", NUMBER(wait_lock_sec, 0, 86400, "seconds") },
         { "no-prune", OPT_NO_PRUNE, NULL, CMD_CONVERGE, 0, "keep owned objects whose declaration is gone" },
         { "shutdown-timeout", OPT_SHUTDOWN_TIMEOUT, "SEC", CMD_CONVERGE, 0,
-          "graceful shutdown before destroy (default 60)" },
+          "graceful shutdown before destroy (default 60)", NUMBER(shutdown_timeout_sec, 0, 86400, "seconds") },
         { "wait", OPT_WAIT, NULL, CMD_APPLY, 0, "retry and follow events until every resource is Ready" },
         { "timeout", OPT_TIMEOUT, "SEC", CMD_APPLY, OPT_WAIT,
-          "with --wait: give up after SEC seconds, exit 2 (default 600; 0: never)" },
+          "with --wait: give up after SEC seconds, exit 2 (default 600; 0: never)",
+          NUMBER(wait_timeout_sec, 0, 86400, "seconds") },
         { "debounce", OPT_DEBOUNCE, "MSEC", CMD_RUN, 0,
-          "let file changes settle this long before reading them (default 200)" },
+          "let file changes settle this long before reading them (default 200)",
+          NUMBER(debounce_msec, 0, 86400, "milliseconds") },
         { "retry-base", OPT_RETRY_BASE, "SEC", CMD_APPLY | CMD_RUN, OPT_WAIT,
           "first retry delay; doubles per attempt, with jitter (default 1;\n"
-          "apply: with --wait)" },
+          "apply: with --wait)", NUMBER(retry_base_sec, 1, 86400, "seconds") },
         { "retry-max", OPT_RETRY_MAX, "SEC", CMD_APPLY | CMD_RUN, OPT_WAIT,
-          "longest retry delay (default 300; apply: with --wait)" },
+          "longest retry delay (default 300; apply: with --wait)", NUMBER(retry_max_sec, 1, 86400, "seconds") },
         { "sysfs-root", OPT_SYSFS_ROOT, "DIR", CMD_CONVERGE | CMD_HOSTDEV_RESOLVE | CMD_STATE_RECOVER, 0,
           "read sysfs under DIR instead of /sys" },
         { "insecure-permissions", OPT_INSECURE_PERMISSIONS, NULL, CMD_CONVERGE | CMD_VALIDATE, 0,
@@ -109,9 +119,9 @@ static const option_spec option_specs[] = {
           "(default: warning for apply and plan, notice otherwise)" },
         { "log-format", OPT_LOG_FORMAT, "FORMAT", CMD_LOGGING, 0, "text (default) or json" },
         { "log-retention-days", OPT_LOG_RETENTION_DAYS, "N", CMD_APPLY | CMD_RUN, 0,
-          "keep N days of the event log (default 90)" },
+          "keep N days of the event log (default 90)", NUMBER(log_retention_days, 1, 86400, "days") },
         { "log-retention-rows", OPT_LOG_RETENTION_ROWS, "N", CMD_APPLY | CMD_RUN, 0,
-          "and at most N events (default 100000)" },
+          "and at most N events (default 100000)", NUMBER(log_retention_rows, 1, 1000000000, "a count") },
         { "instance", OPT_INSTANCE, "ID", CMD_STATE_RECOVER, 0,
           "the instance id to take when markers of several are found" },
         { "since", OPT_SINCE, "TIME|DURATION", CMD_LOG, 0,
@@ -176,8 +186,14 @@ static int parse_uint_max(const char *s, unsigned long max, unsigned *ret) {
         return 0;
 }
 
-static int parse_uint(const char *s, unsigned *ret) {
-        return parse_uint_max(s, 86400, ret);
+static int parse_number(const command *cmd, const option_spec *o, const char *value, vf_options *opts) {
+        unsigned v;
+
+        if (parse_uint_max(value, o->number.max, &v) < 0 || v < o->number.min)
+                return usage_error(cmd, "invalid --%s '%s': give %s, %lu..%lu", o->name, value, o->number.unit,
+                                   o->number.min, o->number.max);
+        *(unsigned *) ((char *) opts + o->number.offset) = v;
+        return 0;
 }
 
 static int parse_log_level(const char *s, vf_log_level *ret) {
@@ -252,10 +268,12 @@ static int parse_output(const command *cmd, const char *value, cli_args *a) {
 }
 
 /* Parses one option's value into a; returns 0, or EXIT_ERROR after saying what is wrong. */
-static int parse_option_value(const command *cmd, int id, const char *value, cli_args *a) {
+static int parse_option_value(const command *cmd, const option_spec *o, const char *value, cli_args *a) {
         vf_options *opts = &a->opts;
 
-        switch (id) {
+        if (o->number.unit)
+                return parse_number(cmd, o, value, opts);
+        switch (o->id) {
         case 'c':
                 opts->uri = value;
                 return 0;
@@ -264,10 +282,6 @@ static int parse_option_value(const command *cmd, int id, const char *value, cli
                 return 0;
         case OPT_NO_PRUNE:
                 opts->prune = false;
-                return 0;
-        case OPT_SHUTDOWN_TIMEOUT:
-                if (parse_uint(value, &opts->shutdown_timeout_sec) < 0)
-                        return usage_error(cmd, "invalid --shutdown-timeout '%s': give seconds, 0..86400", value);
                 return 0;
         case OPT_LOG_LEVEL:
                 if (parse_log_level(value, &opts->log_level) < 0)
@@ -280,22 +294,6 @@ static int parse_option_value(const command *cmd, int id, const char *value, cli
         case OPT_WAIT:
                 opts->wait = true;
                 return 0;
-        case OPT_TIMEOUT:
-                if (parse_uint(value, &opts->wait_timeout_sec) < 0)
-                        return usage_error(cmd, "invalid --timeout '%s': give seconds, 0..86400", value);
-                return 0;
-        case OPT_DEBOUNCE:
-                if (parse_uint(value, &opts->debounce_msec) < 0)
-                        return usage_error(cmd, "invalid --debounce '%s': give milliseconds", value);
-                return 0;
-        case OPT_RETRY_BASE:
-                if (parse_uint(value, &opts->retry_base_sec) < 0 || opts->retry_base_sec == 0)
-                        return usage_error(cmd, "invalid --retry-base '%s': give seconds, 1..86400", value);
-                return 0;
-        case OPT_RETRY_MAX:
-                if (parse_uint(value, &opts->retry_max_sec) < 0 || opts->retry_max_sec == 0)
-                        return usage_error(cmd, "invalid --retry-max '%s': give seconds, 1..86400", value);
-                return 0;
         case OPT_LOG_FORMAT:
                 if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
                         return usage_error(cmd, "invalid --log-format '%s': use text or json", value);
@@ -303,19 +301,6 @@ static int parse_option_value(const command *cmd, int id, const char *value, cli
                 return 0;
         case OPT_INSECURE_PERMISSIONS:
                 opts->insecure_permissions = true;
-                return 0;
-        case OPT_WAIT_LOCK:
-                if (parse_uint(value, &opts->wait_lock_sec) < 0)
-                        return usage_error(cmd, "invalid --wait-lock '%s': give seconds, 0..86400", value);
-                return 0;
-        case OPT_LOG_RETENTION_DAYS:
-                if (parse_uint(value, &opts->log_retention_days) < 0 || opts->log_retention_days == 0)
-                        return usage_error(cmd, "invalid --log-retention-days '%s': give days, 1..86400", value);
-                return 0;
-        case OPT_LOG_RETENTION_ROWS:
-                if (parse_uint_max(value, 1000000000, &opts->log_retention_rows) < 0 || opts->log_retention_rows == 0)
-                        return usage_error(cmd, "invalid --log-retention-rows '%s': give a count, 1..1000000000",
-                                           value);
                 return 0;
         case OPT_INSTANCE:
                 opts->instance = value;
@@ -867,7 +852,7 @@ static bool parse_command_line(const command *cmd, int argc, char **argv, cli_ar
                         return false;
                 } else {
                         a->given |= UINT64_C(1) << i;
-                        *status = parse_option_value(cmd, c, optarg, a);
+                        *status = parse_option_value(cmd, &option_specs[i], optarg, a);
                 }
                 if (*status != EXIT_CONVERGED)
                         return false;

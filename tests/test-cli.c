@@ -223,6 +223,21 @@ static void test_bad_usage_exits_1(void **state) {
         assert_int_equal(extra.status, 1);
         _cleanup_(run_done) run badopt = virtform("apply", "--shutdown-timeout", "soon", ".", NULL);
         assert_int_equal(badopt.status, 1);
+        assert_non_null(strstr(badopt.err, "invalid --shutdown-timeout 'soon': give seconds, 0..86400\n"));
+        /* Each number within its range, both ends said. */
+        static const char *const out_of_range[][4] = {
+                { "run", "--retry-base", "0", "invalid --retry-base '0': give seconds, 1..86400\n" },
+                { "run", "--debounce", "86401", "invalid --debounce '86401': give milliseconds, 0..86400\n" },
+                { "apply", "--log-retention-rows", "1000000001",
+                  "invalid --log-retention-rows '1000000001': give a count, 1..1000000000\n" },
+                { "apply", "--wait-lock", "-1", "invalid --wait-lock '-1': give seconds, 0..86400\n" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(out_of_range); i++) {
+                _cleanup_(run_done) run r = virtform(out_of_range[i][0], out_of_range[i][1], out_of_range[i][2], NULL);
+                assert_int_equal(r.status, 1);
+                if (!strstr(r.err, out_of_range[i][3]))
+                        fail_msg("'%s' lacks '%s'", r.err, out_of_range[i][3]);
+        }
         _cleanup_(run_done) run no_verb = virtform("state", NULL);
         assert_int_equal(no_verb.status, 1);
         assert_non_null(strstr(no_verb.err, "expected: virtform state check|recover"));
