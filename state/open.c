@@ -788,6 +788,13 @@ int state_publish(state_store *s, char **errmsg) {
         int rc = close_database(s);
         if (rc != SQLITE_OK)
                 return fail_sqlite(errmsg, s->db, rc, s->building, "cannot close");
+        /* The last connection checkpoints its -wal and removes it; a failed checkpoint leaves it, and the commits. */
+        _cleanup_free_ char *wal = vf_printf("%s-wal", s->building);
+        if (!wal)
+                return vf_error(errmsg, -ENOMEM, "%s: out of memory", s->building);
+        if (access(wal, F_OK) >= 0)
+                return vf_error(errmsg, -EIO, "%s was not written back into %s when it was closed; check the disk "
+                                "and run recover again", wal, s->building);
         int r = put_in_place(s->building, s->target, errmsg);
         if (r < 0)
                 return r;
