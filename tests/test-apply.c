@@ -641,6 +641,43 @@ static void test_plan_diff_of_a_change(void **state) {
                 fail_msg("no hunk for both interfaces in\n%s", both);
 }
 
+/* Moves the first <interface> of a domain's XML before its first <disk>: an order libvirt may write devices in. */
+static void move_interface_first(char *xml) {
+        char *disk = strstr(xml, "<disk "), *iface = strstr(xml, "<interface "),
+             *end = iface ? strstr(iface, "</interface>") : NULL;
+
+        assert_true(disk && iface && end && disk < iface);
+        size_t n = (size_t) (end + strlen("</interface>") - iface);
+        _cleanup_free_ char *block = strndup(iface, n);
+        memmove(disk + n, disk, (size_t) (iface - disk));
+        memcpy(disk, block, n);
+}
+
+/* A drift shows as what apply corrects; devices written in another order are no change. */
+static void test_plan_diff_of_drift(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        char *mem = xml ? strstr(xml, "<memory unit='KiB'>1048576</memory>") : NULL;
+        assert_non_null(mem);
+        memcpy(mem, "<memory unit='KiB'>1048575</memory>", strlen("<memory unit='KiB'>1048576</memory>"));
+        move_interface_first(xml);
+        virDomainPtr d = virDomainDefineXML(f->other, xml);
+        assert_non_null(d);
+        virDomainFree(d);
+
+        _cleanup_free_ char *text = plan_text(f);
+        const char *web1 = strstr(text, "~ update domain/web1");
+        if (!web1 || !strstr(web1, "    @@ -1,7 +1,7 @@ /domain/memory\n") ||
+            !strstr(web1, "    -  <memory unit=\"KiB\">1048575</memory>\n    +  <memory unit=\"KiB\">1048576</memory>\n"))
+                fail_msg("no diff of the memory in\n%s", text);
+        /* One hunk: the interface libvirt now writes first is no change. */
+        assert_null(strstr(strstr(web1, "    @@ -") + 1, "    @@ -"));
+}
+
 /*
  * A delete shows what goes, as the files declared it, and the steps apply
  * takes: a running domain is asked to shut down, and destroyed at the timeout.
@@ -733,6 +770,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_bad_file_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_diff_of_a_change, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_plan_diff_of_drift, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_delete_steps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
         };
