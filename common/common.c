@@ -470,12 +470,13 @@ void vf_format_duration(int64_t usec, char out[16]) {
         } units[] = { { 86400000000, 'd' }, { 3600000000, 'h' }, { 60000000, 'm' } };
         int64_t abs_usec = usec < 0 ? -usec : usec;
 
+        /* Each count fits an int: at most INT64_MAX microseconds in days, and below 60 in seconds. */
         for (size_t i = 0; i < ELEMENTSOF(units); i++)
                 if (abs_usec >= units[i].usec) {
-                        snprintf(out, 16, "%" PRId64 "%c", abs_usec / units[i].usec, units[i].unit);
+                        snprintf(out, 16, "%d%c", (int) (abs_usec / units[i].usec), units[i].unit);
                         return;
                 }
-        snprintf(out, 16, "%" PRId64 "s", abs_usec / 1000000);
+        snprintf(out, 16, "%ds", (int) (abs_usec / 1000000));
 }
 
 /* ---- files ------------------------------------------------------------- */
