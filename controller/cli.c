@@ -435,6 +435,8 @@ static int cmd_validate(const command *cmd, cli_args *a) {
 
         use_paths(a);
         schema_load_options options = vf_options_schema(&a->opts);
+        /* Agree with the host's libvirt where it is installed; apply keeps to the compact schemas. */
+        options.libvirt_schemas = SCHEMA_LIBVIRT_SCHEMAS;
         r = schema_load_with_options(a->opts.paths, vf_strv_length(a->opts.paths), &options, &set);
         if (r < 0) {
                 fprintf(stderr, "virtform: error: %s\n", strerror(-r));

@@ -117,7 +117,18 @@ typedef struct schema_load_options {
          * exist: a missing one is an empty layer, not an error.
          */
         bool default_dirs;
+        /*
+         * A directory of libvirt's own RelaxNG schemas (domain.rng,
+         * network.rng, as libvirt installs them in SCHEMA_LIBVIRT_SCHEMAS):
+         * documents valid by virtform's compact schemas are checked against
+         * these too, so that they agree with the host's libvirt. A schema
+         * missing there is skipped; one that does not compile is a warning.
+         * NULL: the compact schemas only, the fast path. Must outlive the set.
+         */
+        const char *libvirt_schemas;
 } schema_load_options;
+
+#define SCHEMA_LIBVIRT_SCHEMAS "/usr/share/libvirt/schemas"
 
 /*
  * Drop-in directories read when no path is given, highest precedence first:

@@ -1,13 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* RelaxNG validation of <domain> and <network> documents against rng/, embedded at build time. */
+/*
+ * RelaxNG validation of <domain> and <network> documents against rng/,
+ * embedded at build time, and on request against libvirt's own schemas too.
+ */
 #include <libxml/relaxng.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "schema/schema-internal.h"
 
 /* Compiled once per set: compiling costs far more than validating. */
 struct schema_validators {
         xmlRelaxNG *rng[_VF_KIND_MAX];
+        /* From schema_load_options.libvirt_schemas; NULL with why in libvirt_error when unusable. */
+        xmlRelaxNG *libvirt[_VF_KIND_MAX];
+        char *libvirt_error[_VF_KIND_MAX];
+        bool libvirt_tried[_VF_KIND_MAX];
 };
 
 DEFINE_POINTER_CLEANUP(xmlRelaxNGParserCtxt, xmlRelaxNGFreeParserCtxt);
@@ -16,9 +24,13 @@ DEFINE_POINTER_CLEANUP(xmlRelaxNGValidCtxt, xmlRelaxNGFreeValidCtxt);
 void schema_validators_free(struct schema_validators *v) {
         if (!v)
                 return;
-        for (size_t i = 0; i < ELEMENTSOF(v->rng); i++)
+        for (size_t i = 0; i < ELEMENTSOF(v->rng); i++) {
                 if (v->rng[i])
                         xmlRelaxNGFree(v->rng[i]);
+                if (v->libvirt[i])
+                        xmlRelaxNGFree(v->libvirt[i]);
+                free(v->libvirt_error[i]);
+        }
         free(v);
 }
 
@@ -35,14 +47,70 @@ static xmlRelaxNG *compile(const char *text) {
         return xmlRelaxNGParse(ctxt);
 }
 
+static struct schema_validators *validators_of(schema_set *set) {
+        if (!set->validators)
+                set->validators = calloc(1, sizeof(struct schema_validators));
+        return set->validators;
+}
+
 /* NULL means out of memory: the embedded schemas compile, as the tests show. */
 static xmlRelaxNG *validator_for(schema_set *set, vf_kind kind) {
-        if (!set->validators && !(set->validators = calloc(1, sizeof(struct schema_validators))))
+        struct schema_validators *v = validators_of(set);
+        if (!v)
                 return NULL;
-        xmlRelaxNG **rng = &set->validators->rng[kind];
+        xmlRelaxNG **rng = &v->rng[kind];
         if (!*rng)
                 *rng = compile(kind == VF_KIND_DOMAIN ? schema_rng_domain : schema_rng_network);
         return *rng;
+}
+
+/* Keeps the first error of a schema that does not compile, for the warning. */
+static void keep_first_error(void *userdata, xmlError *e) {
+        char **first = userdata;
+        if (!*first && e->message)
+                *first = vf_printf("%.*s", (int) strcspn(e->message, "\n"), e->message);
+}
+
+static int compile_file(const char *path, xmlRelaxNG **ret, char **ret_error) {
+        _cleanup_(xmlRelaxNGFreeParserCtxtp) xmlRelaxNGParserCtxt *ctxt = xmlRelaxNGNewParserCtxt(path);
+        _cleanup_free_ char *first = NULL;
+        if (!ctxt)
+                return -ENOMEM;
+        xmlRelaxNGSetParserStructuredErrors(ctxt, keep_first_error, &first);
+        *ret = xmlRelaxNGParse(ctxt);
+        if (!*ret)
+                *ret_error = vf_printf("%s does not compile: %s", path, first ? first : "unknown error");
+        return *ret || *ret_error ? 0 : -ENOMEM;
+}
+
+/*
+ * libvirt's schema for the kind: 0 and *ret NULL when none is asked for or
+ * the directory has none (libvirt is not installed); 0 and *ret_error when it
+ * is there but unusable.
+ */
+static int libvirt_validator_for(schema_set *set, vf_kind kind, xmlRelaxNG **ret, const char **ret_error) {
+        const char *dir = set->options.libvirt_schemas;
+        struct schema_validators *v = validators_of(set);
+
+        *ret = NULL;
+        *ret_error = NULL;
+        if (!dir)
+                return 0;
+        if (!v)
+                return -ENOMEM;
+        if (!v->libvirt_tried[kind]) {
+                _cleanup_free_ char *path = vf_printf("%s/%s.rng", dir, vf_kind_to_string(kind));
+                if (!path)
+                        return -ENOMEM;
+                int r = access(path, R_OK) < 0 && errno == ENOENT ? 0
+                                                                   : compile_file(path, &v->libvirt[kind], &v->libvirt_error[kind]);
+                if (r < 0)
+                        return r;
+                v->libvirt_tried[kind] = true;
+        }
+        *ret = v->libvirt[kind];
+        *ret_error = v->libvirt_error[kind];
+        return 0;
 }
 
 typedef struct validation {
@@ -102,15 +170,9 @@ static int check_domain_memory(const xml_origin *o, xmlDoc *doc) {
         return -EINVAL;
 }
 
-int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
-        const char *root = vf_kind_to_string(kind);
-        xmlRelaxNG *rng = validator_for(o->file->set, kind);
-        if (!rng)
-                return -ENOMEM;
-
-        _cleanup_free_ char *prefix = vf_printf("invalid <%s> (checked against virtform's %s.rng): ", root, root);
+static int check(const xml_origin *o, xmlRelaxNG *rng, xmlDoc *doc, const char *prefix) {
         _cleanup_(xmlRelaxNGFreeValidCtxtp) xmlRelaxNGValidCtxt *ctxt = xmlRelaxNGNewValidCtxt(rng);
-        if (!prefix || !ctxt)
+        if (!ctxt)
                 return -ENOMEM;
         validation v = { .origin = o, .prefix = prefix, .root = xmlDocGetRootElement(doc) };
         xmlRelaxNGSetValidStructuredErrors(ctxt, on_invalid, &v);
@@ -118,8 +180,50 @@ int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         if (v.has_unplaced)
                 report_unplaced(&v, v.root);
         if (r == 0)
-                return kind == VF_KIND_DOMAIN ? check_domain_memory(o, doc) : 0;
+                return 0;
         if (!v.reported)
                 xml_origin_error(o, 0, 0, "%sthe document does not validate", prefix);
         return -EINVAL;
+}
+
+static int check_libvirt(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
+        const char *root_name = vf_kind_to_string(kind), *error;
+        xmlRelaxNG *rng;
+
+        int k = libvirt_validator_for(o->file->set, kind, &rng, &error);
+        if (k < 0 || (!rng && !error))
+                return k;
+        if (!rng) {
+                schema_file_warning(o->file, 0, 0, "libvirt's schema is not used: %s; checked against virtform's only",
+                                    error);
+                return 0;
+        }
+        _cleanup_free_ char *prefix = vf_printf("invalid <%s> (checked against libvirt's %s/%s.rng): ", root_name,
+                                                o->file->set->options.libvirt_schemas, root_name);
+        if (!prefix)
+                return -ENOMEM;
+        /* virtform gives a domain without a type the hypervisor's only when it defines it; libvirt's schema wants one. */
+        xmlNode *root = xmlDocGetRootElement(doc);
+        bool typeless = kind == VF_KIND_DOMAIN && !xmlHasProp(root, BAD_CAST "type");
+        if (typeless && !xmlSetProp(root, BAD_CAST "type", BAD_CAST "kvm"))
+                return -ENOMEM;
+        k = check(o, rng, doc, prefix);
+        if (typeless)
+                xmlUnsetProp(root, BAD_CAST "type");
+        return k;
+}
+
+int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
+        const char *root = vf_kind_to_string(kind);
+        xmlRelaxNG *rng = validator_for(o->file->set, kind);
+        if (!rng)
+                return -ENOMEM;
+
+        _cleanup_free_ char *prefix = vf_printf("invalid <%s> (checked against virtform's %s.rng): ", root, root);
+        if (!prefix)
+                return -ENOMEM;
+        int k = check(o, rng, doc, prefix);
+        if (k == 0 && kind == VF_KIND_DOMAIN)
+                k = check_domain_memory(o, doc);
+        return k < 0 ? k : check_libvirt(o, kind, doc);
 }

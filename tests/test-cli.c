@@ -507,6 +507,21 @@ static void test_validate_unknown_key(void **state) {
         assert_int_equal(ok.status, 0);
 }
 
+/* validate checks against libvirt's installed schemas too: a device only they know to be wrong is an error. */
+static void test_validate_libvirt_schemas(void **state) {
+        fixture *f = *state;
+        if (access("/usr/share/libvirt/schemas/domain.rng", R_OK) < 0)
+                th_skip("libvirt's schemas are not installed in /usr/share/libvirt/schemas");
+        th_write(f->dir, "x.xml", "<domain>\n  <name>x</name>\n  <memory>1024</memory>\n  <os><type>hvm</type></os>\n"
+                                  "  <devices><frobnicator/></devices>\n</domain>\n");
+        _cleanup_free_ char *file = vf_printf("%s/x.xml", f->dir);
+        _cleanup_free_ char *expected = vf_printf("%s:5:3: error: invalid <domain> (checked against libvirt's "
+                                                  "/usr/share/libvirt/schemas/domain.rng)", file);
+        _cleanup_(run_done) run r = virtform("validate", file, NULL);
+        assert_int_equal(r.status, 1);
+        assert_ptr_equal(strstr(r.err, expected), r.err);
+}
+
 static void test_plan_exit_and_no_state_written(void **state) {
         fixture *f = *state;
         _cleanup_(run_done) run r = virtform("plan", "-c", "test:///default", "--state", f->state,
@@ -1228,6 +1243,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unusable_state_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_path_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_validate_unknown_key, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_validate_libvirt_schemas, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_exit_and_no_state_written, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_shows_override, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_detailed_exitcode, setup, teardown),

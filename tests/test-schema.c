@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "schema/schema.h"
@@ -1075,6 +1076,58 @@ static void test_libvirt_test_xml(void **state) {
         }
 }
 
+static schema_set *load_with_libvirt_schemas(const char *path, const char *schemas) {
+        char *paths[] = { (char *) path };
+        schema_load_options options = { .libvirt_schemas = schemas };
+        schema_set *set = NULL;
+
+        assert_int_equal(schema_load_with_options(paths, 1, &options, &set), 0);
+        return set;
+}
+
+/* Beside the compact schemas, libvirt's installed ones: then validate agrees with the host's libvirt. */
+static void test_libvirt_schemas(void **state) {
+        static const char *const valid[] = {
+                "data/schema/domain-dumpxml.xml", "data/schema/network-dumpxml.xml", "data/schema/lab.yaml",
+                "data/schema/libvirt/qemu-ns.xml", "data/schema/libvirt/dnsmasq-options.xml",
+                "data/schema/libvirt/cpu-numa-no-memory-element.xml", "data/schema/libvirt/lxc-sharenet.xml",
+        };
+        static const char frobnicator[] = "<domain>\n  <name>x</name>\n  <memory>1024</memory>\n"
+                                          "  <os><type>hvm</type></os>\n  <devices><frobnicator/></devices>\n</domain>\n";
+
+        if (access(SCHEMA_LIBVIRT_SCHEMAS "/domain.rng", R_OK) < 0)
+                th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
+        for (size_t i = 0; i < ELEMENTSOF(valid); i++) {
+                _cleanup_(schema_set_freep) schema_set *set = load_with_libvirt_schemas(valid[i], SCHEMA_LIBVIRT_SCHEMAS);
+                print_message("%s\n", valid[i]);
+                assert_clean(set);
+        }
+
+        char *dir = make_dir();
+        _cleanup_free_ char *path = put_file(dir, "x.xml", frobnicator);
+        _cleanup_(schema_set_freep) schema_set *compact = load_path(path);
+        _cleanup_(schema_set_freep) schema_set *libvirt = load_with_libvirt_schemas(path, SCHEMA_LIBVIRT_SCHEMAS);
+        /* The type libvirt's schema asks for is lent for the check, not kept: the hypervisor's comes at define. */
+        _cleanup_(schema_set_freep) schema_set *typeless = load_with_libvirt_schemas("data/schema/lab.yaml",
+                                                                                     SCHEMA_LIBVIRT_SCHEMAS);
+        /* A directory without them is the compact schemas alone; one whose schema does not compile, a warning. */
+        _cleanup_(schema_set_freep) schema_set *absent = load_with_libvirt_schemas(path, dir);
+        _cleanup_free_ char *broken_rng = put_file(dir, "domain.rng", "<grammar/>\n");
+        _cleanup_(schema_set_freep) schema_set *broken = load_with_libvirt_schemas(path, dir);
+        remove_dir(dir);
+
+        assert_clean(compact);
+        assert_failed(libvirt);
+        assert_every_diag_at(libvirt, path, "5:3");
+        assert_diag(libvirt, "invalid <domain> (checked against libvirt's " SCHEMA_LIBVIRT_SCHEMAS "/domain.rng)");
+        assert_xpath(find(typeless, VF_KIND_DOMAIN, "web1")->xml, "count(/domain/@type)", "0");
+        assert_clean(absent);
+        assert_int_equal(schema_set_n_errors(broken), 0);
+        assert_int_equal(broken->n_resources, 1);
+        assert_diag(broken, "libvirt's schema is not used: ");
+        assert_diag(broken, "/domain.rng does not compile");
+}
+
 static void test_native_defaults_and_owner(void **state) {
         _cleanup_(schema_set_freep) schema_set *set = load_text("d.xml",
                 "<domain>\n"
@@ -2073,6 +2126,7 @@ int main(void) {
                 cmocka_unit_test(test_native_domain),
                 cmocka_unit_test(test_native_network),
                 cmocka_unit_test(test_libvirt_test_xml),
+                cmocka_unit_test(test_libvirt_schemas),
                 cmocka_unit_test(test_native_defaults_and_owner),
                 cmocka_unit_test(test_native_rejects),
                 cmocka_unit_test(test_native_encoding_error),
