@@ -619,16 +619,9 @@ void state_event_list_free(state_event *events, size_t n) {
         free(events);
 }
 
-typedef struct event_list {
-        state_event *items;
-        size_t n, cap;
-} event_list;
+static int event_from_row(sqlite3_stmt *st, void *item) {
+        state_event *ev = item;
 
-static void event_list_done(event_list *l) {
-        state_event_list_free(l->items, l->n);
-}
-
-static int event_from_row(sqlite3_stmt *st, state_event *ev) {
         *ev = (state_event) {
                 .id = sqlite3_column_int64(st, EV_ID),
                 .time_usec = sqlite3_column_int64(st, EV_TIME_USEC),
@@ -640,33 +633,46 @@ static int event_from_row(sqlite3_stmt *st, state_event *ev) {
                state_column_strdup(st, EV_MESSAGE, &ev->message);
 }
 
+/*
+ * Steps st to its end, each row made an item of size bytes by from_row, appended to *items (*n of them).
+ * On failure the caller frees what *items holds: an item is counted before it is filled, so that a
+ * half-copied one is freed too.
+ */
+static int read_rows(state_store *s, sqlite3_stmt *st, size_t size, int (*from_row)(sqlite3_stmt *, void *),
+                     void **items, size_t *n) {
+        size_t cap = 0;
+        int rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                char *more = array_reserve(*items, &cap, *n + 1, size);
+                if (!more)
+                        return -ENOMEM;
+                *items = more;
+                memset(more + *n * size, 0, size);
+                int r = from_row(st, more + (*n)++ * size);
+                if (r < 0)
+                        return r;
+        }
+        return rc == SQLITE_DONE ? 0 : state_store_error(s, rc);
+}
+
 int state_event_list(state_store *s, const char *kind, const char *name, int64_t since_usec, state_event **ret,
                      size_t *n) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_LIST_EVENTS];
-        _cleanup_(event_list_done) event_list l = {};
+        void *events = NULL;
+        size_t count = 0;
 
         int rc = bind_int64(st, EV_TIME_USEC, since_usec) ?: bind_text(st, EV_KIND, kind) ?:
                  bind_text(st, EV_NAME, name);
         if (rc != SQLITE_OK)
                 return state_store_error(s, rc);
-
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                state_event *items = array_reserve(l.items, &l.cap, l.n + 1, sizeof *items);
-                if (!items)
-                        return -ENOMEM;
-                l.items = items;
-
-                /* Counted before it is filled, so that a half-copied event is freed too. */
-                int r = event_from_row(st, &l.items[l.n++]);
-                if (r < 0)
-                        return r;
+        int r = read_rows(s, st, sizeof(state_event), event_from_row, &events, &count);
+        if (r < 0) {
+                state_event_list_free(events, count);
+                return r;
         }
-        if (rc != SQLITE_DONE)
-                return state_store_error(s, rc);
-
-        *ret = TAKE_PTR(l.items);
-        *n = l.n;
-        l.n = 0;
+        *ret = events;
+        *n = count;
         return 0;
 }
 
@@ -706,38 +712,27 @@ void state_file_error_list_free(state_file_error *errors, size_t n) {
         free(errors);
 }
 
-typedef struct file_error_list {
-        state_file_error *items;
-        size_t n, cap;
-} file_error_list;
+static int file_error_from_row(sqlite3_stmt *st, void *item) {
+        state_file_error *e = item;
 
-static void file_error_list_done(file_error_list *l) {
-        state_file_error_list_free(l->items, l->n);
+        *e = (state_file_error) { .line = sqlite3_column_int64(st, FE_LINE),
+                                  .column = sqlite3_column_int64(st, FE_COLUMN),
+                                  .n_errors = sqlite3_column_int64(st, FE_N_ERRORS) };
+        return state_column_strdup(st, FE_FILE, &e->file) ?: state_column_strdup(st, FE_MESSAGE, &e->message);
 }
 
 int state_file_errors_list(state_store *s, state_file_error **ret, size_t *n) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_LIST_FILE_ERRORS];
-        _cleanup_(file_error_list_done) file_error_list l = {};
-        int rc;
+        void *errors = NULL;
+        size_t count = 0;
 
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                state_file_error *items = array_reserve(l.items, &l.cap, l.n + 1, sizeof *items);
-                if (!items)
-                        return -ENOMEM;
-                l.items = items;
-                state_file_error *e = &l.items[l.n++];
-                *e = (state_file_error) { .line = sqlite3_column_int64(st, FE_LINE),
-                                          .column = sqlite3_column_int64(st, FE_COLUMN),
-                                          .n_errors = sqlite3_column_int64(st, FE_N_ERRORS) };
-                int r = state_column_strdup(st, FE_FILE, &e->file) ?: state_column_strdup(st, FE_MESSAGE, &e->message);
-                if (r < 0)
-                        return r;
+        int r = read_rows(s, st, sizeof(state_file_error), file_error_from_row, &errors, &count);
+        if (r < 0) {
+                state_file_error_list_free(errors, count);
+                return r;
         }
-        if (rc != SQLITE_DONE)
-                return state_store_error(s, rc);
-        *ret = TAKE_PTR(l.items);
-        *n = l.n;
-        l.n = 0;
+        *ret = errors;
+        *n = count;
         return 0;
 }
 
