@@ -88,24 +88,30 @@ static void clear_progress(output_stream *s) {
         s->progress_shown = false;
 }
 
+/* The progress line, replaced: what is being done, and since when the run started, as "(12s elapsed)". */
 static void _printf_(2, 3) show_progress(output_stream *s, const char *fmt, ...) {
-        char elapsed[16];
         va_list ap;
 
         if (!s->progress)
                 return;
-        vf_format_duration(vf_now_monotonic_usec() - s->started_usec, elapsed);
         fputs("\r\033[K", s->f);
         va_start(ap, fmt);
         vfprintf(s->f, fmt, ap);
         va_end(ap);
-        fprintf(s->f, " (%s elapsed)", elapsed);
         fflush(s->f);
         s->progress_shown = true;
 }
 
+static void format_elapsed(const output_stream *s, char out[16]) {
+        vf_format_duration(vf_now_monotonic_usec() - s->started_usec, out);
+}
+
 static void stream_begin(void *userdata, const char *key, size_t index, size_t total) {
-        show_progress(userdata, "[%zu/%zu] %s", index + 1, total, key);
+        output_stream *s = userdata;
+        char elapsed[16];
+
+        format_elapsed(s, elapsed);
+        show_progress(s, "[%zu/%zu] %s (%s elapsed)", index + 1, total, key, elapsed);
 }
 
 /* "ShuttingDown" -> "shutting down": a condition's reason said as words. */
@@ -121,11 +127,14 @@ static void reason_words(const char *reason, char *out, size_t size) {
 }
 
 static void stream_in_flight(void *userdata, const char *key, const char *reason, int64_t deadline_usec) {
+        output_stream *s = userdata;
         int64_t left = deadline_usec - vf_now_realtime_usec();
-        char words[64];
+        char words[64], elapsed[16];
 
         reason_words(reason ? reason : "Waiting", words, sizeof words);
-        show_progress(userdata, "still %s %s (%" PRId64 " s left)", words, key, left > 0 ? left / 1000000 : 0);
+        format_elapsed(s, elapsed);
+        show_progress(s, "still %s %s (%" PRId64 " s left, %s elapsed)", words, key, left > 0 ? left / 1000000 : 0,
+                      elapsed);
 }
 
 /* Whether e says something not yet printed: its outcome, folded as the run's, or its reason changed. */
