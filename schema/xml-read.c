@@ -110,7 +110,7 @@ static void on_start_element(void *userdata, const xmlChar *localname, const xml
         if (!ctxt->node || end < 0 || reader->len == 0 || (ctxt->input->buf && ctxt->input->buf->encoder))
                 return;
         /* Not back to the previous element's '<'. */
-        size_t floor = reader->seen ? reader->pos + 1 : 0;
+        size_t floor = reader->seen ? reader->pos + 1 : reader->pos;
         size_t lt = (size_t) end < reader->len ? (size_t) end : reader->len - 1;
         while (lt > floor && reader->data[lt] != '<')
                 lt--;
@@ -206,7 +206,9 @@ static xmlDoc *parse(xml_reader *reader, const char *data, size_t len) {
 }
 
 int xml_read(const xml_origin *o, const char *data, size_t len, const char *expected_root, xmlDoc **ret) {
-        xml_reader reader = { .origin = o, .data = data, .len = len, .line = 1, .column = 1 };
+        /* A byte order mark takes no column. */
+        size_t bom = len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+        xml_reader reader = { .origin = o, .data = data, .len = len, .pos = bom, .line = 1, .column = 1 };
         unsigned errors = o->file->n_errors;
 
         _cleanup_(xmlFreeDocp) xmlDoc *doc = parse(&reader, data, len);

@@ -1291,6 +1291,8 @@ static void test_native_rng_positions(void **state) {
                   "has extra content: bogus" },
                 { "<domain><name>h\xc3\xb4te</name><memory>1</memory><b\xc3\xb4gus/></domain>", "1:44",
                   "has extra content: b\xc3\xb4gus" },
+                { "\xef\xbb\xbf<domain><name>x</name><memory>1</memory>  <bogus/></domain>", "1:43",
+                  "has extra content: bogus" },
                 /* libxml2 gives its interleave errors no node: they take the next error's place. */
                 { "<domain>\n  <name>x</name>\n  <memory unit='parsecs'>1</memory>\n  <devices/>\n</domain>\n", "3:3",
                   "invalid <domain> (checked against virtform's domain.rng): Extra element memory in interleave" },
