@@ -335,18 +335,24 @@ static int fail_run(const char *errmsg, int r) {
 static int run_pass(vf_options *opts, void (*print)(FILE *, const vf_report *)) {
         _cleanup_free_ char *errmsg = NULL;
         _cleanup_(output_stream_freep) output_stream *stream = NULL;
+        _cleanup_(vf_daemon_freep) vf_daemon *d = NULL;
         vf_controller c = {};
         vf_report report = {};
         int r, status = EXIT_ERROR;
 
-        r = vf_controller_open(&c, opts, &errmsg);
+        r = vf_daemon_new_apply(opts, &report, &d);
+        if (r < 0)
+                errmsg = vf_printf("cannot set up the event loop: %s", strerror(-r));
+        if (r >= 0)
+                r = vf_controller_open(&c, opts, &errmsg);
         if (r >= 0)
                 /* Each resource's line as it is decided; on a terminal, what is being done meanwhile. */
                 r = output_stream_new(stdout, isatty(STDOUT_FILENO) && !opts->log_json, &stream);
         if (r >= 0) {
                 c.observer = output_stream_observer(stream);
-                r = vf_daemon_apply(&c, &report, &errmsg);
+                r = vf_daemon_apply(d, &c, &errmsg);
         }
+        vf_daemon_free(TAKE_PTR(d));
         output_stream_free(TAKE_PTR(stream));
         if (r < 0)
                 status = fail_run(errmsg, r);

@@ -196,13 +196,15 @@ DEFINE_POINTER_CLEANUP(vf_daemon, vf_daemon_free);
 int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg);
 
 /*
- * apply on an open controller: converges, then follows what it started (a
- * graceful shutdown) to its end; with opts.wait it retries and follows events
- * as the daemon does, without the files, until every resource is Ready or
- * opts.wait_timeout_sec passes (not an error: report says what is not Ready).
- * report covers the whole run. Blocks the signals the daemon reads.
+ * apply: the daemon without the files. vf_daemon_new_apply() makes it, before vf_controller_open() as
+ * vf_daemon_new() says, so that SIGTERM stops it between two resources instead of killing it; report is
+ * to cover the whole run. vf_daemon_apply() then converges on the open controller and follows what it
+ * started (a graceful shutdown) to its end; with opts.wait it retries and follows events as the daemon
+ * does until every resource is Ready or opts.wait_timeout_sec passes (not an error: report says what is
+ * not Ready).
  */
-int vf_daemon_apply(vf_controller *c, vf_report *report, char **errmsg);
+int vf_daemon_new_apply(const vf_options *opts, vf_report *report, vf_daemon **ret);
+int vf_daemon_apply(vf_daemon *d, vf_controller *c, char **errmsg);
 
 /* One log line to stderr, as text or JSON; the _resource variant names the resource it is about. */
 void vf_log(const vf_controller *c, vf_log_level level, const char *fmt, ...) _printf_(3, 4);

@@ -761,21 +761,21 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
  * started (a graceful shutdown) to its end; with --wait, it also retries and
  * follows events until every resource is Ready or the timeout passes.
  */
-int vf_daemon_apply(vf_controller *c, vf_report *report, char **errmsg) {
+int vf_daemon_new_apply(const vf_options *opts, vf_report *report, vf_daemon **ret) {
         vf_daemon_options o = {
                 .files_read_once = true,
-                .exit_when_converged = c->opts.wait,
-                .exit_when_settled = !c->opts.wait,
-                .timeout_usec = c->opts.wait ? (int64_t) c->opts.wait_timeout_sec * 1000000 : 0,
+                .exit_when_converged = opts->wait,
+                .exit_when_settled = !opts->wait,
+                .timeout_usec = opts->wait ? (int64_t) opts->wait_timeout_sec * 1000000 : 0,
                 .report = report,
         };
-        _cleanup_(vf_daemon_freep) vf_daemon *d = NULL;
-        bool converged;
-        int r = vf_daemon_new(&o, &d);
+        return vf_daemon_new(&o, ret);
+}
 
-        if (r < 0)
-                return vf_error(errmsg, r, "cannot set up the event loop: %s", strerror(-r));
-        r = vf_daemon_run(d, c, &converged, errmsg);
+int vf_daemon_apply(vf_daemon *d, vf_controller *c, char **errmsg) {
+        bool converged;
+        int r = vf_daemon_run(d, c, &converged, errmsg);
+
         if (r == -ETIMEDOUT) {
                 vf_log(c, VF_LOG_WARNING, "gave up after %u s: not every resource is Ready", c->opts.wait_timeout_sec);
                 return 0;

@@ -844,6 +844,25 @@ static void test_apply_streams_lines(void **state) {
         assert_null(strchr(r.out, '\r'));
 }
 
+/* SIGTERM stops apply --wait between two resources: exit 2 with its lines and summary, not killed. */
+static void test_apply_sigterm_stops_with_a_summary(void **state) {
+        fixture *f = *state;
+
+        th_write(f->dir, "10-lan.yaml", LAN_NETWORK);
+        th_write(f->dir, "20-test.yaml", CONFLICTING_DOMAIN);
+        th_child c = virtform_start("apply", "-c", "test:///default", "--state", f->state, "--wait", "--timeout",
+                                    "60", "--log-level", "notice", f->dir, NULL);
+        assert_true(wait_for_output(&c, th_child_stderr, "domain/test: failed: Conflict", 1));
+        assert_int_equal(kill(c.pid, SIGTERM), 0);
+        _cleanup_(run_done) run r = th_spawn_wait(&c);
+
+        if (r.killed || r.status != 2)
+                fail_msg("apply %s %d on SIGTERM:\n%s%s", r.killed ? "died of signal" : "exited", r.status, r.out,
+                         r.err);
+        assert_non_null(strstr(r.out, "created   network/lan"));
+        assert_non_null(strstr(r.out, "\napply: 2 resources"));
+}
+
 /* A failure is said once, on stdout with the other resources, not again on stderr. */
 static void test_apply_failure_said_once(void **state) {
         fixture *f = *state;
@@ -1235,6 +1254,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_waiting_exits_2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_wait_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_streams_lines, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_sigterm_stops_with_a_summary, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_failure_said_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_apply_progress_on_a_terminal, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_json_logs, setup, teardown),

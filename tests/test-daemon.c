@@ -625,7 +625,11 @@ static void *run_apply(void *userdata) {
         apply_run *a = userdata;
         _cleanup_free_ char *errmsg = NULL;
 
-        a->result = vf_daemon_apply(&a->f->env->c, &a->report, &errmsg);
+        _cleanup_(vf_daemon_freep) vf_daemon *d = NULL;
+
+        a->result = vf_daemon_new_apply(&a->f->env->c.opts, &a->report, &d);
+        if (a->result >= 0)
+                a->result = vf_daemon_apply(d, &a->f->env->c, &errmsg);
         if (a->result < 0)
                 fprintf(stderr, "apply: %s\n", errmsg ? errmsg : strerror(-a->result));
         atomic_store(&a->done, true);
