@@ -437,6 +437,7 @@ static int cmd_plan(const command *cmd, cli_args *a) {
 
 static int cmd_validate(const command *cmd, cli_args *a) {
         _cleanup_(schema_set_freep) schema_set *set = NULL;
+        _cleanup_strv_free_ char **undeclared = NULL;
         int r;
 
         use_paths(a);
@@ -449,6 +450,13 @@ static int cmd_validate(const command *cmd, cli_args *a) {
                 return EXIT_ERROR;
         }
         output_diags(stderr, set);
+        /* The set as a whole, as CI checks it before a file lands: what it refers to and does not declare. */
+        if (schema_set_undeclared_warnings(set, &undeclared) < 0) {
+                fprintf(stderr, "virtform: error: %s\n", strerror(ENOMEM));
+                return EXIT_ERROR;
+        }
+        for (size_t i = 0; undeclared && undeclared[i]; i++)
+                fprintf(stderr, "%s\n", undeclared[i]);
         if (schema_set_n_errors(set) > 0)
                 return EXIT_ERROR;
         printf("%zu resources in %zu files are valid\n", set->n_resources, vf_strv_length(set->files_ok));

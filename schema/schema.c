@@ -90,3 +90,37 @@ bool schema_name_is_valid(const char *name) {
                         return false;
         return true;
 }
+
+static char *undeclared_warning(const schema_resource *r, const char *ref) {
+        _cleanup_free_ char *key = schema_key(r->kind, r->name);
+        _cleanup_free_ char *msg =
+                !key                             ? NULL
+                : strncmp(ref, "network/", 8) == 0 ? vf_printf("%s refers to %s, which no file declares: libvirt must "
+                                                               "have that network already, or %s waits "
+                                                               "(DependencyNotReady)", key, ref, key)
+                                                   : vf_printf("%s refers to %s, which no file declares: declare it, or "
+                                                               "%s waits (DependencyNotReady)", key, ref, key);
+        if (!msg)
+                return NULL;
+        schema_diag d = { .file = r->file, .line = r->line, .column = r->column, .message = msg, .warning = true };
+        return schema_diag_format(&d);
+}
+
+int schema_set_undeclared_warnings(const schema_set *set, char ***ret) {
+        _cleanup_strv_free_ char **warnings = NULL;
+
+        for (size_t i = 0; i < set->n_resources; i++) {
+                const schema_resource *r = set->resources[i];
+                for (size_t j = 0; r->depends && r->depends[j]; j++) {
+                        const char *ref = r->depends[j];
+                        /* A failed file that declares it has said why already. */
+                        if (vf_map_get(set->by_key, ref) || schema_index_claimants(set, ref))
+                                continue;
+                        _cleanup_free_ char *w = undeclared_warning(r, ref);
+                        if (!w || vf_strv_push(&warnings, w) < 0)
+                                return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(warnings);
+        return 0;
+}

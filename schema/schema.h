@@ -250,5 +250,14 @@ size_t schema_set_n_errors(const schema_set *set);
 /* "FILE:LINE:COLUMN: error: MESSAGE" (or "FILE: error: MESSAGE" without a position); "warning" for warnings. */
 char *schema_diag_format(const schema_diag *d);
 
+/*
+ * validate's check of a set as a whole: a warning, formatted as by
+ * schema_diag_format() and at the resource, for each reference to a kind/name
+ * no file of the set declares (a network libvirt has without virtform, a
+ * Hostdev forgotten). *ret is NULL when there is none. A pass has no use for
+ * them: such a resource waits as DependencyNotReady, and says why.
+ */
+int schema_set_undeclared_warnings(const schema_set *set, char ***ret);
+
 /* Valid libvirt object name as virtform accepts it. */
 bool schema_name_is_valid(const char *name);

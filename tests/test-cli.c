@@ -522,6 +522,20 @@ static void test_validate_libvirt_schemas(void **state) {
         assert_ptr_equal(strstr(r.err, expected), r.err);
 }
 
+/* validate names what a set refers to and does not declare, as a warning: the set is still valid. */
+static void test_validate_undeclared_reference(void **state) {
+        fixture *f = *state;
+        th_write(f->dir, "web.yaml", "apiVersion: virtform/v1\nkind: Domain\nmetadata:\n  name: web\nspec:\n"
+                                     "  memory: 1GiB\n  interfaces: [{network: wan}]\n");
+        _cleanup_free_ char *file = vf_printf("%s/web.yaml", f->dir);
+        _cleanup_free_ char *expected = vf_printf("%s:4:9: warning: domain/web refers to network/wan, which no file "
+                                                  "declares", file);
+        _cleanup_(run_done) run r = virtform("validate", file, NULL);
+        assert_int_equal(r.status, 0);
+        assert_ptr_equal(strstr(r.err, expected), r.err);
+        assert_non_null(strstr(r.out, "1 resources in 1 files are valid"));
+}
+
 static void test_plan_exit_and_no_state_written(void **state) {
         fixture *f = *state;
         _cleanup_(run_done) run r = virtform("plan", "-c", "test:///default", "--state", f->state,
@@ -1264,6 +1278,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_missing_path_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_validate_unknown_key, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_validate_libvirt_schemas, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_validate_undeclared_reference, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_exit_and_no_state_written, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_shows_override, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_detailed_exitcode, setup, teardown),

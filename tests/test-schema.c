@@ -1015,6 +1015,31 @@ static void test_error_cap(void **state) {
         assert_diag(set, "more than 100 errors");
 }
 
+/* validate's check of the set as a whole: each reference no file declares is named, once, at its resource. */
+static void test_undeclared_warnings(void **state) {
+        char *dir = make_dir();
+        free(put_file(dir, "10-web.yaml",
+                      HEADER("Domain", "web") "spec:\n  memory: 1GiB\n  interfaces: [{network: lan}, {network: wan}]\n"
+                                              "  hostdevs: [vf0, vf1]\n"));
+        free(put_file(dir, "20-lan.xml", "<network><name>lan</name></network>\n"));
+        /* vf1's file declares it, and fails for another reason: its errors speak for it. */
+        free(put_file(dir, "30-vf1.yaml", HEADER("Hostdev", "vf1") "spec: {pci: '0000:3b:02.1'}\n---\n"
+                                          HEADER("Network", "x") "spec: {colour: red}\n"));
+        _cleanup_free_ char *web = vf_printf("%s/10-web.yaml", dir);
+        _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
+        _cleanup_strv_free_ char **warnings = NULL;
+        remove_dir(dir);
+
+        assert_int_equal(schema_set_undeclared_warnings(set, &warnings), 0);
+        assert_int_equal(vf_strv_length(warnings), 2);
+        _cleanup_free_ char *wan = vf_printf("%s:3:18: warning: domain/web refers to network/wan, which no file "
+                                             "declares: libvirt must have that network already", web);
+        _cleanup_free_ char *vf0 = vf_printf("%s:3:18: warning: domain/web refers to hostdev/vf0, which no file "
+                                             "declares: declare it", web);
+        assert_ptr_equal(strstr(warnings[0], wan), warnings[0]);
+        assert_ptr_equal(strstr(warnings[1], vf0), warnings[1]);
+}
+
 /* ---- native XML ---------------------------------------------------------------- */
 
 static void test_native_domain(void **state) {
@@ -2127,6 +2152,7 @@ int main(void) {
                 cmocka_unit_test(test_error_cap),
                 cmocka_unit_test(test_native_domain),
                 cmocka_unit_test(test_native_network),
+                cmocka_unit_test(test_undeclared_warnings),
                 cmocka_unit_test(test_libvirt_test_xml),
                 cmocka_unit_test(test_libvirt_schemas),
                 cmocka_unit_test(test_native_defaults_and_owner),
