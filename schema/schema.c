@@ -93,13 +93,12 @@ bool schema_name_is_valid(const char *name) {
 
 static char *undeclared_warning(const schema_resource *r, const char *ref) {
         _cleanup_free_ char *key = schema_key(r->kind, r->name);
-        _cleanup_free_ char *msg =
-                !key                             ? NULL
-                : strncmp(ref, "network/", 8) == 0 ? vf_printf("%s refers to %s, which no file declares: libvirt must "
-                                                               "have that network already, or %s waits "
-                                                               "(DependencyNotReady)", key, ref, key)
-                                                   : vf_printf("%s refers to %s, which no file declares: declare it, or "
-                                                               "%s waits (DependencyNotReady)", key, ref, key);
+        if (!key)
+                return NULL;
+        /* A network may be libvirt's own (its default) or one made with virsh; a Hostdev is virtform's alone. */
+        const char *remedy = strncmp(ref, "network/", 8) == 0 ? "libvirt must have that network already" : "declare it";
+        _cleanup_free_ char *msg = vf_printf("%s refers to %s, which no file declares: %s, or %s waits "
+                                             "(DependencyNotReady)", key, ref, remedy, key);
         if (!msg)
                 return NULL;
         schema_diag d = { .file = r->file, .line = r->line, .column = r->column, .message = msg, .warning = true };

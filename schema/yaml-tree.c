@@ -143,7 +143,7 @@ static unsigned literal_indent(ybuilder *b, const yaml_mark_t *start) {
         for (unsigned indent = 0; p < b->len; p++)
                 if (b->data[p] == ' ')
                         indent++;
-                else if (b->data[p] == '\n')
+                else if (b->data[p] == '\n' || b->data[p] == '\r')
                         indent = 0;
                 else
                         return indent;
