@@ -95,6 +95,8 @@ bool vf_report_converged(const vf_report *r);
  */
 typedef struct vf_observer {
         void (*begin)(void *userdata, const char *key, size_t index, size_t total);
+        /* Each write the resource begun makes, as its step is named ("define", "shutdown"). */
+        void (*step)(void *userdata, vf_kind kind, const char *name, const char *what);
         void (*decided)(void *userdata, const vf_report_entry *e);
         /* About once a second while key waits; reason is its CamelCase Ready reason, deadline realtime. */
         void (*in_flight)(void *userdata, const char *key, const char *reason, int64_t deadline_usec);

@@ -78,6 +78,7 @@ struct output_stream {
         bool progress; /* f is a terminal: one line is rewritten in place */
         bool progress_shown; /* that line is on the screen now, to be cleared before the next line */
         int64_t started_usec; /* monotonic */
+        size_t index, total; /* the resource begun last, in its pass */
         vf_map *shown; /* "kind/name" -> shown_result */
         vf_observer observer;
 };
@@ -110,8 +111,19 @@ static void stream_begin(void *userdata, const char *key, size_t index, size_t t
         output_stream *s = userdata;
         char elapsed[16];
 
+        s->index = index;
+        s->total = total;
         format_elapsed(s, elapsed);
         show_progress(s, "[%zu/%zu] %s (%s elapsed)", index + 1, total, key, elapsed);
+}
+
+static void stream_step(void *userdata, vf_kind kind, const char *name, const char *what) {
+        output_stream *s = userdata;
+        char elapsed[16];
+
+        format_elapsed(s, elapsed);
+        show_progress(s, "[%zu/%zu] %s/%s: %s (%s elapsed)", s->index + 1, s->total, vf_kind_to_string(kind), name,
+                      what, elapsed);
 }
 
 /* "ShuttingDown" -> "shutting down": a condition's reason said as words. */
@@ -187,6 +199,7 @@ int output_stream_new(FILE *f, bool progress, output_stream **ret) {
         s->started_usec = vf_now_monotonic_usec();
         s->observer = (vf_observer) {
                 .begin = stream_begin,
+                .step = progress ? stream_step : NULL,
                 .decided = stream_decided,
                 .in_flight = progress ? stream_in_flight : NULL,
                 .userdata = s,

@@ -493,7 +493,11 @@ static bool stop_requested(pass *p) {
 }
 
 int pass_run(pass *p, char **errmsg) {
+        const vf_observer *o = p->c->observer;
         int r;
+
+        p->c->rc.on_step = o ? o->step : NULL;
+        p->c->rc.on_step_userdata = o ? o->userdata : NULL;
 
         graph_sort(p->batch, p->n_batch);
         for (size_t i = 0; i < p->n_batch; i++)

@@ -448,6 +448,8 @@ void rc_count_read(rc_context *ctx, rc_call call) {
 static int intend(rc_context *ctx, const rc_request *req, rc_result *res, const char *what) {
         /* A failed push only loses the step's description, never the step. */
         (void) vf_strv_push(&res->steps, what);
+        if (ctx->on_step)
+                ctx->on_step(ctx->on_step_userdata, req->kind, req->name, what);
         if (ctx->dry_run)
                 return 0;
         int r = state_intent_begin(ctx->store, vf_kind_to_string(req->kind), req->name, req->generation, what,

@@ -74,6 +74,9 @@ typedef struct rc_context {
         /* Likewise right after this many more intents are durable, before their writes. */
         unsigned fault_after_intents;
         int64_t open_intent; /* the intent of the write in progress (rc_step_begin()), in the store's log */
+        /* Told of each step as it begins, dry run or not (apply's progress line); NULL: nobody listens. */
+        void (*on_step)(void *userdata, vf_kind kind, const char *name, const char *what);
+        void *on_step_userdata;
 } rc_context;
 
 /* Dies with SIGKILL when point is ctx->fault_point: a crash at a chosen step. */

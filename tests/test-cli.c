@@ -924,8 +924,8 @@ static void test_apply_progress_on_a_terminal(void **state) {
         th_write(f->dir, "20-test.yaml", CONFLICTING_DOMAIN);
         _cleanup_free_ char *tty = virtform_on_pty(
                 (const char *[]) { "apply", "-c", "test:///default", "--state", f->state, f->dir, NULL });
-        if (!strstr(tty, "\r\033[K[1/2] network/lan ("))
-                fail_msg("no progress line for the first resource:\n%s", tty);
+        if (!strstr(tty, "\r\033[K[1/2] network/lan (") || !strstr(tty, "\r\033[K[1/2] network/lan: define ("))
+                fail_msg("no progress line for the first resource and its step:\n%s", tty);
         assert_non_null(strstr(tty, "elapsed)\r\033[Kcreated   network/lan"));
         assert_non_null(strstr(tty, "\r\033[K[2/2] domain/test ("));
 
