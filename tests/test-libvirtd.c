@@ -263,6 +263,12 @@ static bool ready_since(fixture *f, const void *arg) {
         return ready && ready->status && rec->updated_usec > since;
 }
 
+/* What the daemon recorded of its connection, as `virtform status` reads it: arg is in it. */
+static bool connection_is(fixture *f, const void *arg) {
+        _cleanup_free_ char *value = NULL;
+        return state_meta_get(f->reader, STATE_META_DAEMON, &value) >= 0 && value && strstr(value, arg);
+}
+
 static void start_hypervisor(fixture *f) {
         _cleanup_free_ char *virtlogd_pidfile = vf_printf("%s/virtlogd.pid", f->sockdir);
         const char *virtlogd[] = { "/usr/sbin/virtlogd", "-f", f->virtlogd_conf, "-p", virtlogd_pidfile, NULL };
@@ -282,11 +288,14 @@ static void test_libvirtd_restart_and_killed_guest(void **state) {
 
         /* libvirtd dies and comes back: virtform reconnects, resyncs, and the guest keeps running. */
         int64_t before_restart = vf_now_realtime_usec();
+        wait_until(connection_is, f, " connected", "the daemon saying it is connected");
         kill(f->libvirtd, SIGKILL);
         waitpid(f->libvirtd, NULL, 0);
         f->libvirtd = 0;
+        wait_until(connection_is, f, " reconnecting ", "the daemon saying it is reconnecting");
         start_libvirtd(f);
         wait_until(ready_since, f, &before_restart, "a resync after libvirtd's restart");
+        wait_until(connection_is, f, " connected", "the daemon saying it is connected again");
         wait_until(guest_runs_other_than, f, &none, "the guest running after the resync");
 
         /* The guest's QEMU is killed out of band: spec.state is running, so it is started again. */
