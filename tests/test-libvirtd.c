@@ -5,23 +5,15 @@
  * their socket, with a TCG guest, and then kills libvirtd and the guest's QEMU
  * behind its back. Every daemon and guest it started is stopped by PID.
  *
- * Nothing of the host's libvirt is touched. A privileged libvirtd has its
- * directories compiled in, so the test runs in a mount namespace of its own
- * where /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/cache/libvirt and
- * /var/log/libvirt are empty directories of its temp tree; the daemons get
- * their configuration by --config and their PID files by --pid-file there too.
- * The guest's name is the test's own (its PID in it), and the private tree
- * goes with the temp tree.
+ * Nothing of the host's libvirt is touched: the daemons are private, in
+ * namespaces of the test's own (tests/libvirtd.h). The guests' names are the
+ * test's own (its PID in them), and the private tree goes with the temp tree.
  */
 #include "tests/env.h"
+#include "tests/libvirtd.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sched.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 
 #define DEADLINE_USEC (120 * 1000000LL)
 /* A watchdog for the whole run: a hung hypervisor must fail the test, not hang the suite. */
@@ -33,58 +25,16 @@
 /* A guest without an operating system: nothing in it answers an ACPI shutdown request. */
 #define GUEST GUEST_STATE("running")
 
-/* Where a privileged libvirtd keeps things, each replaced by a directory of the test's own. */
-static const char *const libvirt_dirs[] = {
-        "/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/cache/libvirt", "/var/log/libvirt",
-};
-
 typedef struct fixture {
         th_env *env;
         char *guest;
         char *second_guest;
-        char *sockdir;
-        char *libvirtd_conf;
-        char *virtlogd_conf;
-        char *log;
-        size_t n_mounted;
-        pid_t libvirtd, virtlogd;
+        th_libvirtd *libvirtd;
         vf_daemon *daemon;
         pthread_t thread;
         bool running;
         state_store *reader;
 } fixture;
-
-/* Daemons the test starts die with it (PDEATHSIG), and write to its log, not to its stdout. */
-static pid_t start_process(const char *const *argv, const char *log) {
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-                        _exit(127);
-                execv(argv[0], (char **) argv);
-                _exit(127);
-        }
-        return pid;
-}
-
-/* SIGTERM, then SIGKILL if it is still there after ten seconds. */
-static void stop_process(pid_t *pid) {
-        if (*pid <= 0)
-                return;
-        kill(*pid, SIGTERM);
-        for (int i = 0; i < 1000 && waitpid(*pid, NULL, WNOHANG) == 0; i++)
-                usleep(10 * 1000);
-        if (waitpid(*pid, NULL, WNOHANG) == 0) {
-                kill(*pid, SIGKILL);
-                waitpid(*pid, NULL, 0);
-        }
-        *pid = 0;
-}
-
-static bool socket_exists(const char *path) {
-        return access(path, F_OK) == 0;
-}
 
 static void wait_until(bool (*p)(fixture *f, const void *arg), fixture *f, const void *arg, const char *what) {
         int64_t deadline = vf_now_monotonic_usec() + DEADLINE_USEC;
@@ -93,45 +43,6 @@ static void wait_until(bool (*p)(fixture *f, const void *arg), fixture *f, const
                         fail_msg("timed out waiting for %s", what);
                 usleep(20 * 1000); /* polling the condition, not waiting for a time */
         }
-}
-
-static bool libvirtd_listening(fixture *f, const void *arg) {
-        _cleanup_free_ char *sock = vf_printf("%s/libvirt-sock", f->sockdir);
-        return socket_exists(sock);
-}
-
-static void start_libvirtd(fixture *f) {
-        _cleanup_free_ char *sock = vf_printf("%s/libvirt-sock", f->sockdir);
-        _cleanup_free_ char *pidfile = vf_printf("%s/libvirtd.pid", f->sockdir);
-        const char *argv[] = { "/usr/sbin/libvirtd", "-f", f->libvirtd_conf, "-p", pidfile, NULL };
-
-        (void) unlink(sock);
-        f->libvirtd = start_process(argv, f->log);
-        wait_until(libvirtd_listening, f, NULL, "libvirtd's socket");
-}
-
-static bool have_libvirtd(void) {
-        return access("/usr/sbin/libvirtd", X_OK) == 0 && access("/usr/sbin/virtlogd", X_OK) == 0 &&
-               access("/usr/bin/qemu-system-x86_64", X_OK) == 0;
-}
-
-/* Binds an empty directory of the temp tree over each of libvirt's, in this process's mount namespace. */
-static void mount_private_libvirt_dirs(fixture *f) {
-        for (size_t i = 0; i < ELEMENTSOF(libvirt_dirs); i++) {
-                _cleanup_free_ char *own = vf_printf("%s/root%s", f->env->dir, libvirt_dirs[i]);
-                _cleanup_free_ char *mkdir_p = vf_printf("mkdir -p -m 0755 '%s'", own);
-                assert_int_equal(system(mkdir_p), 0);
-                if (mount(own, libvirt_dirs[i], NULL, MS_BIND, NULL) < 0)
-                        fail_msg("cannot bind %s over %s: %s (does %s exist?)", own, libvirt_dirs[i], strerror(errno),
-                                 libvirt_dirs[i]);
-                f->n_mounted++;
-        }
-}
-
-static void unmount_private_libvirt_dirs(fixture *f) {
-        while (f->n_mounted > 0)
-                if (umount2(libvirt_dirs[--f->n_mounted], MNT_DETACH) < 0)
-                        fail_msg("cannot unmount %s: %s", libvirt_dirs[f->n_mounted], strerror(errno));
 }
 
 static int setup(void **state) {
@@ -147,17 +58,8 @@ static int setup(void **state) {
         f->env = th_env_new();
         f->guest = vf_printf("vf-guest-%d", (int) getpid());
         f->second_guest = vf_printf("vf-guest-%d-b", (int) getpid());
-        mount_private_libvirt_dirs(f);
-        f->sockdir = strdup("/run/libvirt");
-        f->libvirtd_conf = strdup("/etc/libvirt/libvirtd.conf");
-        f->virtlogd_conf = strdup("/etc/libvirt/virtlogd.conf");
-        f->log = vf_printf("%s/daemons.log", f->env->dir);
-        th_write("/etc/libvirt", "libvirtd.conf",
-                 "unix_sock_dir = \"%s\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\n"
-                 "listen_tls = 0\nlisten_tcp = 0\nlog_outputs = \"3:file:/var/log/libvirt/libvirtd.log\"\n",
-                 f->sockdir);
-        th_write("/etc/libvirt", "virtlogd.conf", "log_outputs = \"3:file:/var/log/libvirt/virtlogd.log\"\n");
-        f->env->opts.uri = vf_printf("qemu:///system?socket=%s/libvirt-sock", f->sockdir);
+        f->libvirtd = th_libvirtd_new(f->env->dir);
+        f->env->opts.uri = f->libvirtd->uri;
         f->env->opts.retry_base_sec = 1;
         f->env->opts.retry_max_sec = 2;
         *state = f;
@@ -166,7 +68,7 @@ static int setup(void **state) {
 
 /* The test's own guests, in the test's own libvirtd. */
 static void remove_guests(fixture *f) {
-        virConnectPtr conn = f->libvirtd > 0 ? virConnectOpen(f->env->opts.uri) : NULL;
+        virConnectPtr conn = f->libvirtd->libvirtd > 0 ? virConnectOpen(f->env->opts.uri) : NULL;
         const char *names[] = { f->guest, f->second_guest };
 
         for (size_t i = 0; conn && i < ELEMENTSOF(names); i++) {
@@ -181,8 +83,6 @@ static void remove_guests(fixture *f) {
                 virConnectClose(conn);
 }
 
-static pid_t guest_pid(const char *name);
-
 static int teardown(void **state) {
         fixture *f = *state;
 
@@ -194,24 +94,11 @@ static int teardown(void **state) {
         state_close(f->reader);
         th_env_close(f->env);
         remove_guests(f);
-        const char *names[] = { f->guest, f->second_guest };
-        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
-                pid_t guest = guest_pid(names[i]);
-                if (guest > 0)
-                        kill(guest, SIGKILL); /* libvirtd did not take it down: the test does, by PID */
-        }
-        stop_process(&f->libvirtd);
-        stop_process(&f->virtlogd);
-        unmount_private_libvirt_dirs(f);
-        free((char *) f->env->opts.uri);
+        th_libvirtd_free(f->libvirtd);
         f->env->opts.uri = "test:///default";
         th_env_free(f->env);
         free(f->guest);
         free(f->second_guest);
-        free(f->sockdir);
-        free(f->libvirtd_conf);
-        free(f->virtlogd_conf);
-        free(f->log);
         free(f);
         return 0;
 }
@@ -239,18 +126,9 @@ static void start_daemon(fixture *f) {
         assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
 }
 
-/* A guest's QEMU, by the pid file the test's libvirtd keeps; 0 when it does not run. */
-static pid_t guest_pid(const char *name) {
-        _cleanup_free_ char *text = NULL, *path = vf_printf("/run/libvirt/qemu/%s.pid", name);
-        if (vf_read_file(path, 64, &text, NULL) < 0)
-                return 0;
-        pid_t pid = (pid_t) strtol(text, NULL, 10);
-        return pid > 0 && kill(pid, 0) == 0 ? pid : 0;
-}
-
 static bool guest_runs_other_than(fixture *f, const void *arg) {
         pid_t old = *(const pid_t *) arg;
-        pid_t now = guest_pid(f->guest);
+        pid_t now = th_libvirtd_guest_pid(f->guest);
         return now > 0 && now != old;
 }
 
@@ -269,19 +147,11 @@ static bool connection_is(fixture *f, const void *arg) {
         return state_meta_get(f->reader, STATE_META_DAEMON, &value) >= 0 && value && strstr(value, arg);
 }
 
-static void start_hypervisor(fixture *f) {
-        _cleanup_free_ char *virtlogd_pidfile = vf_printf("%s/virtlogd.pid", f->sockdir);
-        const char *virtlogd[] = { "/usr/sbin/virtlogd", "-f", f->virtlogd_conf, "-p", virtlogd_pidfile, NULL };
-
-        f->virtlogd = start_process(virtlogd, f->log);
-        start_libvirtd(f);
-}
-
 static void test_libvirtd_restart_and_killed_guest(void **state) {
         fixture *f = *state;
         pid_t none = 0;
 
-        start_hypervisor(f);
+        th_libvirtd_start(f->libvirtd);
         th_write(f->env->conf, "10-guest.yaml", GUEST, f->guest, "64MiB");
         start_daemon(f);
         wait_until(guest_runs_other_than, f, &none, "the guest's QEMU");
@@ -289,17 +159,15 @@ static void test_libvirtd_restart_and_killed_guest(void **state) {
         /* libvirtd dies and comes back: virtform reconnects, resyncs, and the guest keeps running. */
         int64_t before_restart = vf_now_realtime_usec();
         wait_until(connection_is, f, " connected", "the daemon saying it is connected");
-        kill(f->libvirtd, SIGKILL);
-        waitpid(f->libvirtd, NULL, 0);
-        f->libvirtd = 0;
+        th_libvirtd_kill(f->libvirtd);
         wait_until(connection_is, f, " reconnecting ", "the daemon saying it is reconnecting");
-        start_libvirtd(f);
+        th_libvirtd_start(f->libvirtd);
         wait_until(ready_since, f, &before_restart, "a resync after libvirtd's restart");
         wait_until(connection_is, f, " connected", "the daemon saying it is connected again");
         wait_until(guest_runs_other_than, f, &none, "the guest running after the resync");
 
         /* The guest's QEMU is killed out of band: spec.state is running, so it is started again. */
-        pid_t running = guest_pid(f->guest);
+        pid_t running = th_libvirtd_guest_pid(f->guest);
         kill(running, SIGKILL);
         wait_until(guest_runs_other_than, f, &running, "the guest started again");
 }
@@ -332,7 +200,7 @@ static bool defined_with(fixture *f, const void *arg) {
 }
 
 static bool both_running(fixture *f, const void *arg) {
-        return guest_pid(f->guest) > 0 && guest_pid(f->second_guest) > 0;
+        return th_libvirtd_guest_pid(f->guest) > 0 && th_libvirtd_guest_pid(f->second_guest) > 0;
 }
 
 static bool first_guest_stopped(fixture *f, const void *arg) {
@@ -368,7 +236,7 @@ static void test_edit_applies_during_a_graceful_shutdown(void **state) {
         fixture *f = *state;
         vf_daemon_options o = {};
 
-        start_hypervisor(f);
+        th_libvirtd_start(f->libvirtd);
         th_write(f->env->conf, "10-guest.yaml", GUEST, f->guest, "64MiB");
         th_write(f->env->conf, "20-guest.yaml", GUEST, f->second_guest, "64MiB");
         f->env->opts.shutdown_timeout_sec = 60;
@@ -429,7 +297,7 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
         static const char *const any_write[] = { "Defined", "Undefined", "Started", "Stopped", "Shutdown", NULL };
         pid_t none = 0;
 
-        start_hypervisor(f);
+        th_libvirtd_start(f->libvirtd);
         assert_int_equal(mkdir(origin, 0755), 0);
         th_write(origin, "10-guest.yaml", GUEST, f->guest, "64MiB");
         assert_int_equal(system(init), 0);
@@ -437,7 +305,7 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
         wait_until(guest_runs_other_than, f, &none, "the guest's QEMU");
         /* Started, as libvirt said before the record: its event comes before the observer's barrier. */
         wait_until(record_reason, f, "Applied", "the guest applied");
-        pid_t qemu = guest_pid(f->guest);
+        pid_t qemu = th_libvirtd_guest_pid(f->guest);
         virConnectPtr conn = virConnectOpen(f->env->opts.uri);
         assert_non_null(conn);
         _cleanup_free_ char *uuid = th_domain_uuid(conn, f->guest);
@@ -451,7 +319,7 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
         th_libvirt_view_assert_no_domain_event(events, f->guest, any_write);
         _cleanup_free_ char *now = th_domain_uuid(conn, f->guest);
         assert_string_equal(now, uuid);
-        assert_int_equal(guest_pid(f->guest), qemu);
+        assert_int_equal(th_libvirtd_guest_pid(f->guest), qemu);
         th_libvirt_view_free(events);
         virConnectClose(conn);
 }
@@ -463,12 +331,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_git_mv_pulled_changes_nothing_in_libvirt, setup, teardown),
         };
 
-        /* Before any thread exists: unshare(CLONE_NEWNS) refuses a process with more than one. */
-        const char *missing = NULL;
-        if (!have_libvirtd())
-                missing = "needs libvirtd, virtlogd and qemu-system-x86_64";
-        else if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                missing = "needs a mount namespace of its own (CAP_SYS_ADMIN) for libvirt's directories";
-        alarm(WATCHDOG_SEC);
+        /* Before any thread exists. */
+        const char *missing = th_libvirtd_isolate(WATCHDOG_SEC);
         return th_run_group(tests, missing);
 }
