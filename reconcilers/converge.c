@@ -21,6 +21,7 @@ typedef struct observed {
         char hash[VF_HASH_HEX_LEN + 1];
         xmlDoc *doc; /* parsed only when the fast path does not settle it */
         char projection[VF_HASH_HEX_LEN + 1]; /* rc_drift_hash() onto the desired document; "" until needed */
+        bool define_unrecorded; /* defined by a run killed before its record: what runs may be older */
 } observed;
 
 static void observed_done(observed *o) {
@@ -265,9 +266,10 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
         }
         else if (o->transient)
                 *ret = DEFINE_PERSIST;
-        else if (!recorded_this_define(req, &owner))
+        else if (!recorded_this_define(req, &owner)) {
                 *ret = DEFINE_NONE; /* what libvirt has now becomes the baseline */
-        else
+                o->define_unrecorded = true;
+        } else
                 return judge_drift(ctx, k, req, o, res, ret);
         return 0;
 }
@@ -396,20 +398,29 @@ static int read_marker(rc_context *ctx, const rc_object_class *cls, void *obj, b
         return 0;
 }
 
-/* The running instance carries the marker it was started with: pending until it matches the desired hash. */
-static int restart_still_pending(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
-                                 rc_result *res) {
+/* The running instance carries the marker it was started with. */
+static bool runs_older_definition(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj) {
         _cleanup_(rc_owner_done) rc_owner live = {};
 
-        if (read_marker(ctx, k->cls, obj, false, &live, NULL, NULL) >= 0 && vf_streq_ptr(live.hash, req->hash))
+        return read_marker(ctx, k->cls, obj, false, &live, NULL, NULL) < 0 || !vf_streq_ptr(live.hash, req->hash);
+}
+
+/* Pending until what runs carries the desired hash. */
+static int restart_still_pending(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
+                                 rc_result *res) {
+        if (!runs_older_definition(ctx, k, req, obj))
                 return 0;
         const state_condition *c = state_record_condition(req->record, "RestartPending");
         res->restart_pending = strdup(c->message ? c->message : "a restart is pending");
         return res->restart_pending ? 0 : -ENOMEM;
 }
 
+/*
+ * redefined: this pass changed the definition; define_unrecorded: a killed
+ * run did, and may have been killed before it restarted what runs.
+ */
 static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
-                           bool redefined, rc_result *res) {
+                           bool redefined, bool define_unrecorded, rc_result *res) {
         bool want = k->want_active(req);
         int active = 0;
 
@@ -437,7 +448,7 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
                 return k->deactivate(ctx, req, obj, res);
         if (!active)
                 return 0;
-        if (redefined)
+        if (redefined || (define_unrecorded && runs_older_definition(ctx, k, req, obj)))
                 return k->changed_while_active(ctx, req, obj, res);
         if (record_says(req->record, "RestartPending"))
                 return restart_still_pending(ctx, k, req, obj, res);
@@ -536,7 +547,7 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
                 return r;
         /* Defined again as it runs, it runs what it was asked to: no change to restart for. */
         bool redefined = why == DEFINE_CHANGED || why == DEFINE_DRIFT || why == DEFINE_ADOPT;
-        r = converge_active(ctx, k, req, o.obj, redefined, res);
+        r = converge_active(ctx, k, req, o.obj, redefined, o.define_unrecorded, res);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (res->outcome == RC_WAITING)
