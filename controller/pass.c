@@ -18,6 +18,7 @@
 /* What one node's request needs beyond the node itself, derived from the graph. */
 typedef struct node_context {
         char hash[VF_HASH_HEX_LEN + 1];
+        char definition_hash[VF_HASH_HEX_LEN + 1];
         const schema_resource **hostdevs;
         size_t n_hostdevs;
         const char *claim_conflict; /* a hostdev another domain claims */
@@ -33,15 +34,15 @@ static bool file_failed(const schema_set *desired, const char *file) {
         return file && vf_strv_contains(desired->files_failed, file);
 }
 
-/* A domain that names hostdevs must change when one of their addresses does. */
-static void fold_hostdev_hash(node_context *nc, const schema_resource *desired) {
+/* A domain that names hostdevs must change, and be defined anew, when one of their addresses does. */
+static void fold_hostdev_addresses(const node_context *nc, const char *hash, char out[VF_HASH_HEX_LEN + 1]) {
         vf_buf b = {};
 
-        vf_buf_puts(&b, desired->hash);
+        vf_buf_puts(&b, hash);
         for (size_t i = 0; i < nc->n_hostdevs; i++)
                 vf_buf_printf(&b, "\n%s", nc->hostdevs[i]->hostdev.pci);
         if (!b.oom)
-                vf_sha256_hex(b.data, b.len, nc->hash);
+                vf_sha256_hex(b.data, b.len, out);
         vf_buf_done(&b);
 }
 
@@ -67,8 +68,10 @@ static int link_domain_hostdevs(const graph *g, const graph_node *n, node_contex
                 }
                 nc->hostdevs[nc->n_hostdevs++] = hostdev->desired;
         }
-        if (nc->n_hostdevs > 0)
-                fold_hostdev_hash(nc, n->desired);
+        if (nc->n_hostdevs > 0) {
+                fold_hostdev_addresses(nc, n->desired->hash, nc->hash);
+                fold_hostdev_addresses(nc, n->desired->definition_hash, nc->definition_hash);
+        }
         return 0;
 }
 
@@ -77,6 +80,7 @@ static int make_node_context(const graph *g, const graph_node *n, node_context *
         if (!n->desired)
                 return 0;
         memcpy(nc->hash, n->desired->hash, sizeof nc->hash);
+        memcpy(nc->definition_hash, n->desired->definition_hash, sizeof nc->definition_hash);
         if (n->kind == VF_KIND_HOSTDEV)
                 nc->claimant = graph_hostdev_claimant(g, n->name);
         if (n->kind == VF_KIND_DOMAIN)
@@ -161,6 +165,7 @@ static int reconcile_node(pass *p, graph_node *n, const node_context *nc, int64_
                 .record = n->record,
                 .generation = generation,
                 .hash = nc->hash,
+                .definition_hash = nc->definition_hash,
                 .hostdevs = nc->hostdevs,
                 .n_hostdevs = nc->n_hostdevs,
                 .claimant = nc->claimant ? nc->claimant->name : NULL,

@@ -398,11 +398,20 @@ static int read_marker(rc_context *ctx, const rc_object_class *cls, void *obj, b
         return 0;
 }
 
-/* The running instance carries the marker it was started with. */
+/*
+ * The running instance carries the marker it was started with. Its
+ * definition hash says whether what runs differs from what is asked; a
+ * change of autostart, state or restart policy alone is no reason to restart.
+ * Markers from before that hash was recorded only have the whole hash.
+ */
 static bool runs_older_definition(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj) {
         _cleanup_(rc_owner_done) rc_owner live = {};
 
-        return read_marker(ctx, k->cls, obj, false, &live, NULL, NULL) < 0 || !vf_streq_ptr(live.hash, req->hash);
+        if (read_marker(ctx, k->cls, obj, false, &live, NULL, NULL) < 0)
+                return true;
+        if (live.definition_hash && req->definition_hash)
+                return strcmp(live.definition_hash, req->definition_hash) != 0;
+        return !vf_streq_ptr(live.hash, req->hash);
 }
 
 /* Pending until what runs carries the desired hash. */
@@ -416,11 +425,14 @@ static int restart_still_pending(rc_context *ctx, const rc_kind_hooks *k, const 
 }
 
 /*
- * redefined: this pass changed the definition; define_unrecorded: a killed
- * run did, and may have been killed before it restarted what runs.
+ * redefined: this pass changed the definition outside virtform's spec (drift
+ * corrected, adopted): what runs may differ in anything. changed: this pass
+ * defined a changed spec, or a killed run did and may have been killed
+ * before it restarted what runs: what runs is restarted if its marker says it
+ * runs another definition.
  */
 static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
-                           bool redefined, bool define_unrecorded, rc_result *res) {
+                           bool redefined, bool changed, rc_result *res) {
         bool want = k->want_active(req);
         int active = 0;
 
@@ -448,7 +460,7 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
                 return k->deactivate(ctx, req, obj, res);
         if (!active)
                 return 0;
-        if (redefined || (define_unrecorded && runs_older_definition(ctx, k, req, obj)))
+        if (redefined || (changed && runs_older_definition(ctx, k, req, obj)))
                 return k->changed_while_active(ctx, req, obj, res);
         if (record_says(req->record, "RestartPending"))
                 return restart_still_pending(ctx, k, req, obj, res);
@@ -545,9 +557,9 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
         r = converge_autostart(ctx, k, req, o.obj, res);
         if (r < 0)
                 return r;
-        /* Defined again as it runs, it runs what it was asked to: no change to restart for. */
-        bool redefined = why == DEFINE_CHANGED || why == DEFINE_DRIFT || why == DEFINE_ADOPT;
-        r = converge_active(ctx, k, req, o.obj, redefined, o.define_unrecorded, res);
+        /* Defined again as it runs (DEFINE_PERSIST), it runs what it was asked to: no change to restart for. */
+        bool redefined = why == DEFINE_DRIFT || why == DEFINE_ADOPT;
+        r = converge_active(ctx, k, req, o.obj, redefined, why == DEFINE_CHANGED || o.define_unrecorded, res);
         if (r != 0)
                 return r < 0 ? r : 0;
         if (res->outcome == RC_WAITING)

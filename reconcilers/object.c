@@ -359,6 +359,7 @@ void rc_owner_done(rc_owner *o) {
         free(o->instance);
         free(o->resource);
         free(o->hash);
+        free(o->definition_hash);
         *o = (rc_owner) {};
 }
 
@@ -388,6 +389,7 @@ int rc_owner_read(xmlDoc *doc, rc_owner *ret) {
         ret->instance = node_attr(n, "instance");
         ret->resource = node_attr(n, "resource");
         ret->hash = node_attr(n, "hash");
+        ret->definition_hash = node_attr(n, "definition");
         generation = node_attr(n, "generation");
         ret->generation = generation ? strtoll(generation, NULL, 10) : 0;
         if (!ret->instance) {
@@ -430,6 +432,8 @@ int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req, in
         xmlNewProp(owner, BAD_CAST "resource", BAD_CAST resource);
         xmlNewProp(owner, BAD_CAST "generation", BAD_CAST generation);
         xmlNewProp(owner, BAD_CAST "hash", BAD_CAST req->hash);
+        if (req->definition_hash)
+                xmlNewProp(owner, BAD_CAST "definition", BAD_CAST req->definition_hash);
         return 0;
 }
 

@@ -115,6 +115,8 @@ typedef struct rc_request {
          * resource takes from its dependencies (a domain: its hostdevs' addresses).
          */
         const char *hash;
+        /* The same for what goes into the libvirt definition only: what decides a restart. */
+        const char *definition_hash;
         /* Domains: the Hostdevs named by spec.hostdevs and hostdev interfaces, in that order. */
         const schema_resource *const *hostdevs;
         size_t n_hostdevs;
@@ -192,6 +194,7 @@ typedef struct rc_owner {
         char *resource; /* "kind/name" */
         int64_t generation;
         char *hash;
+        char *definition_hash; /* NULL in markers written before it was recorded */
 } rc_owner;
 
 void rc_owner_done(rc_owner *o);

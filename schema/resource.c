@@ -50,6 +50,12 @@ static void hash_number(vf_buf *b, long n) {
         vf_buf_printf(b, "%ld;", n);
 }
 
+static void hash_domain_hostdevs(vf_buf *b, const schema_resource *r) {
+        hash_number(b, (long) vf_strv_length(r->domain.hostdevs));
+        for (size_t i = 0; r->domain.hostdevs && r->domain.hostdevs[i]; i++)
+                hash_field(b, r->domain.hostdevs[i]);
+}
+
 static void hash_spec(vf_buf *b, const schema_resource *r) {
         switch (r->kind) {
         case VF_KIND_NETWORK:
@@ -59,9 +65,7 @@ static void hash_spec(vf_buf *b, const schema_resource *r) {
                 hash_number(b, r->domain.state);
                 hash_number(b, r->domain.autostart);
                 hash_number(b, r->domain.restart);
-                hash_number(b, (long) vf_strv_length(r->domain.hostdevs));
-                for (size_t i = 0; r->domain.hostdevs && r->domain.hostdevs[i]; i++)
-                        hash_field(b, r->domain.hostdevs[i]);
+                hash_domain_hostdevs(b, r);
                 break;
         case VF_KIND_HOSTDEV:
                 hash_field(b, r->hostdev.pci);
@@ -74,15 +78,30 @@ static void hash_spec(vf_buf *b, const schema_resource *r) {
         }
 }
 
-/* Covers what is desired only: where it was declared and metadata.adopt are left out. */
+static void hash_identity(vf_buf *b, const schema_resource *r) {
+        hash_field(b, vf_kind_to_string(r->kind));
+        hash_field(b, r->name);
+        hash_field(b, r->xml);
+}
+
+/*
+ * Covers what is desired only: where it was declared and metadata.adopt are
+ * left out. The layout of hash is what markers in libvirt carry: changing it
+ * would redefine every object on upgrade.
+ */
 void schema_resource_hash(schema_resource *r) {
         vf_buf b = {};
 
-        hash_field(&b, vf_kind_to_string(r->kind));
-        hash_field(&b, r->name);
-        hash_field(&b, r->xml);
+        hash_identity(&b, r);
         hash_spec(&b, r);
         vf_sha256_hex(b.data ? b.data : "", b.len, r->hash);
+        vf_buf_done(&b);
+
+        b = (vf_buf) {};
+        hash_identity(&b, r);
+        if (r->kind == VF_KIND_DOMAIN)
+                hash_domain_hostdevs(&b, r);
+        vf_sha256_hex(b.data ? b.data : "", b.len, r->definition_hash);
         vf_buf_done(&b);
 }
 

@@ -81,6 +81,12 @@ typedef struct schema_resource {
          * fields. metadata.adopt and the file's position are not part of it.
          */
         char hash[VF_HASH_HEX_LEN + 1];
+        /*
+         * SHA-256 over what goes into the libvirt definition only: the XML and,
+         * for a domain, the hostdevs it names. A change of state, autostart or
+         * restart policy changes hash but not this, and restarts nothing.
+         */
+        char definition_hash[VF_HASH_HEX_LEN + 1];
 
         union {
                 schema_network_spec network;

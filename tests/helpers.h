@@ -78,8 +78,9 @@ typedef struct th_libvirt_view th_libvirt_view;
 th_libvirt_view *th_libvirt_view_new(virConnectPtr conn, const char *domain_type);
 /* Returns once every event caused before it has been delivered (and, with forget, forgets them). */
 void th_libvirt_view_barrier(th_libvirt_view *view, bool forget);
-/* After a barrier, fails when libvirt reported any of events (NULL-terminated) for the domain. */
-void th_libvirt_view_assert_no_domain_event(th_libvirt_view *view, const char *domain, const char *const *events);
+/* After a barrier, fails when libvirt reported any of events (NULL-terminated) for kind ("domain", "network") name. */
+void th_libvirt_view_assert_no_event(th_libvirt_view *view, const char *kind, const char *name,
+                                     const char *const *events);
 /* After a barrier, fails, listing them, when libvirt sent any event or any object differs from the view's. */
 void th_libvirt_view_assert_untouched(th_libvirt_view *view);
 /* Deregisters; libvirt frees the view once no callback can run any more. */

@@ -168,10 +168,11 @@ void th_libvirt_view_barrier(th_libvirt_view *v, bool forget) {
         pthread_mutex_unlock(&v->lock);
 }
 
-void th_libvirt_view_assert_no_domain_event(th_libvirt_view *v, const char *domain, const char *const *events) {
+void th_libvirt_view_assert_no_event(th_libvirt_view *v, const char *kind, const char *name,
+                                     const char *const *events) {
         th_libvirt_view_barrier(v, false);
         for (size_t i = 0; events[i]; i++) {
-                _cleanup_free_ char *line = vf_printf("domain %s %s", domain, events[i]);
+                _cleanup_free_ char *line = vf_printf("%s %s %s", kind, name, events[i]);
                 if (logged(v, line))
                         fail_msg("libvirt reported \"%s\", which virtform should not have caused", line);
         }

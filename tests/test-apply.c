@@ -146,6 +146,54 @@ static void test_update_restart_on_change(void **state) {
         assert_non_null(strstr(live, "<memory unit='KiB'>2097152</memory>"));
 }
 
+#define NETWORK_LAN_AUTOSTART(autostart)                                                                 \
+        "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec:\n  forward: nat\n"         \
+        "  bridge: virbr10\n  ipv4: {address: 192.168.110.1/24}\n  autostart: " autostart "\n"
+#define DOMAIN_WEB_AUTOSTART(autostart)                                                                  \
+        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1}\nspec:\n  memory: 1GiB\n"           \
+        "  autostart: " autostart "\n  restart: on-change\n  interfaces: [{network: lan}]\n"
+
+/*
+ * autostart is no part of what runs: changing it alone restarts neither a
+ * running domain (even with restart: on-change) nor a network domains use,
+ * as libvirt's own events say; libvirt's autostart flags follow the files.
+ */
+static void test_autostart_change_restarts_nothing(void **state) {
+        th_env *f = *state;
+        static const char *const restarted[] = { "Stopped", "Shutdown", "Started", NULL };
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN_AUTOSTART("true"));
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB_AUTOSTART("true"));
+        th_env_pass(f);
+        assert_true(th_domain_active(f->other, "web1"));
+
+        th_libvirt_view *view = th_libvirt_view_new(f->other, "test");
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN_AUTOSTART("false"));
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB_AUTOSTART("false"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
+        assert_null(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.restart_pending);
+        th_libvirt_view_assert_no_event(view, "domain", "web1", restarted);
+        th_libvirt_view_assert_no_event(view, "network", "lan", restarted);
+        th_libvirt_view_free(view);
+
+        int autostart = -1;
+        virDomainPtr dom = virDomainLookupByName(f->other, "web1");
+        assert_non_null(dom);
+        assert_int_equal(virDomainGetAutostart(dom, &autostart), 0);
+        virDomainFree(dom);
+        assert_int_equal(autostart, 0);
+        virNetworkPtr net = virNetworkLookupByName(f->other, "lan");
+        assert_non_null(net);
+        assert_int_equal(virNetworkGetAutostart(net, &autostart), 0);
+        virNetworkFree(net);
+        assert_int_equal(autostart, 0);
+
+        /* Nothing is left pending: the next pass changes nothing. */
+        pass_changing_nothing(f);
+        assert_null(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.restart_pending);
+}
+
 static void test_prune_and_no_prune(void **state) {
         th_env *f = *state;
 
@@ -756,6 +804,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_noop_across_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_running_domain_restart_pending, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_restart_on_change, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_autostart_change_restarts_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_and_no_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_path_prunes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_not_pulled_from_running_domain, setup, teardown),

@@ -495,7 +495,7 @@ static void assert_rename_is_an_update(fixture *f, const char *from_dir, const c
         start_running_web1(f, from_dir, &uuid);
         assert_int_equal(rename(from, to), 0);
         wait_for(f, source_is, to, to);
-        th_libvirt_view_assert_no_domain_event(f->events, "web1", any_write);
+        th_libvirt_view_assert_no_event(f->events, "domain", "web1", any_write);
         assert_same_web1(f, uuid);
 }
 
@@ -516,7 +516,7 @@ static void test_git_mv_with_edit_is_an_update(void **state) {
         drop_in(f->dirs[0], "30-web.yaml", DOMAIN_WEB("2GiB"));
         wait_for(f, source_is, to, "web1 recorded from 30-web.yaml");
         wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
-        th_libvirt_view_assert_no_domain_event(f->events, "web1", destructive);
+        th_libvirt_view_assert_no_event(f->events, "domain", "web1", destructive);
         assert_same_web1(f, uuid);
 }
 
@@ -547,7 +547,7 @@ static void test_half_written_file_prunes_nothing(void **state) {
         assert_int_equal(write(fd, content, strlen(content)), (ssize_t) strlen(content));
         assert_int_equal(close(fd), 0);
         wait_for(f, memory_is, "<memory unit='KiB'>3145728</memory>", "web1 with 3 GiB");
-        th_libvirt_view_assert_no_domain_event(f->events, "web1", destructive);
+        th_libvirt_view_assert_no_event(f->events, "domain", "web1", destructive);
         assert_same_web1(f, uuid);
 }
 
@@ -589,7 +589,7 @@ static void test_undefine_while_running_is_defined_again(void **state) {
         assert_int_equal(virDomainUndefine(d), 0);
         virDomainFree(d);
         wait_for(f, domain_persistent, "web1", "web1 defined again while it runs");
-        th_libvirt_view_assert_no_domain_event(f->events, "web1", restarted);
+        th_libvirt_view_assert_no_event(f->events, "domain", "web1", restarted);
         assert_same_web1(f, uuid);
 }
 

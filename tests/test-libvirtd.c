@@ -316,7 +316,7 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
         /* And a plain mv in the clone, whose events say the old name is gone before the new one is there. */
         assert_int_equal(rename(to, moved), 0);
         wait_until(source_is, f, moved, "the guest recorded from 40-guest.yaml");
-        th_libvirt_view_assert_no_domain_event(events, f->guest, any_write);
+        th_libvirt_view_assert_no_event(events, "domain", f->guest, any_write);
         _cleanup_free_ char *now = th_domain_uuid(conn, f->guest);
         assert_string_equal(now, uuid);
         assert_int_equal(th_libvirtd_guest_pid(f->guest), qemu);
