@@ -38,6 +38,9 @@ static void mount_private_dirs(th_libvirtd *d, const char *dir) {
                 _cleanup_free_ char *own = vf_printf("%s/root%s", dir, libvirt_dirs[i]);
                 _cleanup_free_ char *mkdir_p = vf_printf("mkdir -p -m 0755 '%s'", own);
                 assert_int_equal(system(mkdir_p), 0);
+                /* Without systemd, nothing ran libvirt's tmpfiles.d: the mount point itself may be missing. */
+                if (mkdir(libvirt_dirs[i], 0755) < 0 && errno != EEXIST)
+                        fail_msg("cannot create %s: %s", libvirt_dirs[i], strerror(errno));
                 if (mount(own, libvirt_dirs[i], NULL, MS_BIND, NULL) < 0)
                         fail_msg("cannot bind %s over %s: %s (does %s exist?)", own, libvirt_dirs[i], strerror(errno),
                                  libvirt_dirs[i]);
