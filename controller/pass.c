@@ -480,12 +480,13 @@ static int end_batch(pass *p, char **errmsg) {
 }
 
 /*
- * A device or network still in use when its turn came may be free once the
- * domains after it in the order have stopped or gone: one more look, in the
- * same pass, so that apply does not need a second run for it.
+ * A device or network still in use when its turn came (to be released, or
+ * restarted with a new definition) may be free once the domains after it in
+ * the order have stopped or gone: one more look, in the same pass, so that
+ * apply does not need a second run for it.
  */
 static bool worth_second_round(const graph_node *n) {
-        return n->entry && n->outcome == RC_WAITING && n->wait.kind == RC_WAIT_USER;
+        return n->entry && n->wait.kind == RC_WAIT_USER;
 }
 
 /* Between two resources, never inside one: what is in flight finishes and is recorded. */

@@ -414,16 +414,6 @@ static bool runs_older_definition(rc_context *ctx, const rc_kind_hooks *k, const
         return !vf_streq_ptr(live.hash, req->hash);
 }
 
-/* Pending until what runs carries the desired hash. */
-static int restart_still_pending(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
-                                 rc_result *res) {
-        if (!runs_older_definition(ctx, k, req, obj))
-                return 0;
-        const state_condition *c = state_record_condition(req->record, "RestartPending");
-        res->restart_pending = strdup(c->message ? c->message : "a restart is pending");
-        return res->restart_pending ? 0 : -ENOMEM;
-}
-
 /*
  * redefined: this pass changed the definition outside virtform's spec (drift
  * corrected, adopted): what runs may differ in anything. changed: this pass
@@ -462,8 +452,9 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
                 return 0;
         if (redefined || (changed && runs_older_definition(ctx, k, req, obj)))
                 return k->changed_while_active(ctx, req, obj, res);
-        if (record_says(req->record, "RestartPending"))
-                return restart_still_pending(ctx, k, req, obj, res);
+        /* Asked again while what runs is older: a network whose users have stopped is restarted now. */
+        if (record_says(req->record, "RestartPending") && runs_older_definition(ctx, k, req, obj))
+                return k->changed_while_active(ctx, req, obj, res);
         return 0;
 }
 

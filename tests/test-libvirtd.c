@@ -270,6 +270,77 @@ static void test_edit_applies_during_a_graceful_shutdown(void **state) {
         assert_int_equal(domain_active(f, f->second_guest), 1);
 }
 
+/* ---- a network changed under a running guest ------------------------------------ */
+
+#define NETWORK_LAN(mtu)                                                                                     \
+        "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: vflan}\nspec:\n  forward: isolated\n"    \
+        "  bridge: vflan\n  mtu: " mtu "\n"
+#define GUEST_ON_LAN(state) GUEST_STATE(state) "  interfaces: [{network: vflan}]\n"
+
+/* What runs of the network, read by a connection of the test's own: arg is in its live XML. */
+static bool network_runs_with(fixture *f, const void *arg) {
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        virNetworkPtr n = conn ? virNetworkLookupByName(conn, "vflan") : NULL;
+        _cleanup_free_ char *xml = n && virNetworkIsActive(n) == 1 ? virNetworkGetXMLDesc(n, 0) : NULL;
+
+        if (n)
+                virNetworkFree(n);
+        if (conn)
+                virConnectClose(conn);
+        return xml && strstr(xml, arg);
+}
+
+static bool network_restart_pending(fixture *f, const void *arg) {
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        if (state_get(f->reader, "network", "vflan", &rec) < 0)
+                return false;
+        const state_condition *c = state_record_condition(rec, "RestartPending");
+        return c && c->status;
+}
+
+static void remove_network(fixture *f) {
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        virNetworkPtr n = conn ? virNetworkLookupByName(conn, "vflan") : NULL;
+
+        if (n) {
+                (void) virNetworkDestroy(n);
+                (void) virNetworkUndefine(n);
+                virNetworkFree(n);
+        }
+        if (conn)
+                virConnectClose(conn);
+}
+
+/*
+ * A network changed while a guest runs on it is not restarted under the
+ * guest; once the guest stops, the daemon restarts it with the new
+ * definition by itself: the guest's stop brings it back.
+ */
+static void test_network_restarted_once_its_guest_stops(void **state) {
+        fixture *f = *state;
+
+        th_libvirtd_start(f->libvirtd);
+        th_write(f->env->conf, "10-lan.yaml", NETWORK_LAN("1500"));
+        th_write(f->env->conf, "20-guest.yaml", GUEST_ON_LAN("running"), f->guest, "64MiB");
+        f->env->opts.shutdown_timeout_sec = 1;
+        f->env->opts.debounce_msec = 50;
+        start_daemon(f);
+        pid_t none = 0;
+        wait_until(guest_runs_other_than, f, &none, "the guest's QEMU");
+        wait_until(network_runs_with, f, "<mtu size='1500'/>", "the network");
+
+        th_write(f->env->conf, "10-lan.yaml", NETWORK_LAN("1400"));
+        wait_until(network_restart_pending, f, NULL, "the network's RestartPending");
+        assert_true(network_runs_with(f, "<mtu size='1500'/>"));
+        assert_int_equal(domain_active(f, f->guest), 1);
+
+        th_write(f->env->conf, "20-guest.yaml", GUEST_ON_LAN("shutoff"), f->guest, "64MiB");
+        wait_until(network_runs_with, f, "<mtu size='1400'/>", "the network restarted with its new MTU");
+        assert_int_equal(domain_active(f, f->guest), 0);
+        stop_daemon(f);
+        remove_network(f);
+}
+
 /* ---- a git mv pulled into the watched directory ------------------------------------ */
 
 static bool source_is(fixture *f, const void *path) {
@@ -326,9 +397,11 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+        
                 cmocka_unit_test_setup_teardown(test_libvirtd_restart_and_killed_guest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_edit_applies_during_a_graceful_shutdown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_git_mv_pulled_changes_nothing_in_libvirt, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_network_restarted_once_its_guest_stops, setup, teardown),
         };
 
         /* Before any thread exists. */

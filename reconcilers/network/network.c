@@ -98,16 +98,17 @@ static int network_destroy(rc_context *ctx, const rc_request *req, void *obj, rc
 }
 
 static int network_changed_while_active(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
-        _cleanup_free_ char *users = NULL;
-        int r = active_users(ctx, req->name, &users, NULL);
+        _cleanup_free_ char *users = NULL, *first = NULL;
+        int r = active_users(ctx, req->name, &users, &first);
 
         if (r < 0)
                 return r;
         if (users) {
                 res->restart_pending = vf_printf("the new definition takes effect when the network restarts; "
-                                                 "it is not restarted while running domains use it (%s)",
+                                                 "it is restarted once no running domain uses it (%s)",
                                                  users);
-                return res->restart_pending ? 0 : -ENOMEM;
+                /* The first user's stop brings it back, to restart or to wait for the next. */
+                return res->restart_pending ? rc_result_wait(res, RC_WAIT_USER, first, 0) : -ENOMEM;
         }
         r = network_destroy(ctx, req, obj, res);
         if (r < 0)
