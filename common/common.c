@@ -12,12 +12,18 @@
 static const char *const kind_names[_VF_KIND_MAX] = {
         [VF_KIND_NETWORK] = "network",
         [VF_KIND_HOSTDEV] = "hostdev",
+        [VF_KIND_POOL] = "pool",
+        [VF_KIND_VOLUME] = "volume",
+        [VF_KIND_CLOUDINIT] = "cloudinit",
         [VF_KIND_DOMAIN] = "domain",
 };
 
 static const char *const kind_yaml_names[_VF_KIND_MAX] = {
         [VF_KIND_NETWORK] = "Network",
         [VF_KIND_HOSTDEV] = "Hostdev",
+        [VF_KIND_POOL] = "StoragePool",
+        [VF_KIND_VOLUME] = "Volume",
+        [VF_KIND_CLOUDINIT] = "CloudInit",
         [VF_KIND_DOMAIN] = "Domain",
 };
 

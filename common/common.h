@@ -60,16 +60,19 @@ static inline void closep(int *fd) {
 typedef enum vf_kind {
         VF_KIND_NETWORK,
         VF_KIND_HOSTDEV,
+        VF_KIND_POOL,
+        VF_KIND_VOLUME,
+        VF_KIND_CLOUDINIT,
         VF_KIND_DOMAIN,
         _VF_KIND_MAX,
         _VF_KIND_INVALID = -EINVAL,
 } vf_kind;
 
-/* "network", "hostdev", "domain": the lower-case spelling used in keys and output. */
+/* "network", "hostdev", "pool", "volume", "cloudinit", "domain": the lower-case spelling used in keys and output. */
 const char *vf_kind_to_string(vf_kind kind);
 /* Accepts the lower-case spelling; returns -EINVAL for anything else. */
 vf_kind vf_kind_from_string(const char *s);
-/* "Network", "Hostdev", "Domain": the spelling of the YAML `kind:` field. */
+/* "Network", "Hostdev", "StoragePool", "Volume", "CloudInit", "Domain": the spelling of the YAML `kind:` field. */
 const char *vf_kind_to_yaml(vf_kind kind);
 vf_kind vf_kind_from_yaml(const char *s);
 

@@ -34,6 +34,11 @@ typedef enum rc_call {
         RC_CALL_SHUTDOWN,
         RC_CALL_DESTROY,
         RC_CALL_SET_AUTOSTART,
+        RC_CALL_BUILD, /* a pool's target: virStoragePoolBuild */
+        RC_CALL_CREATE_VOLUME, /* empty, or cloned from another volume */
+        RC_CALL_UPLOAD, /* a volume's content streamed in */
+        RC_CALL_RESIZE,
+        RC_CALL_DELETE_VOLUME,
         _RC_CALL_MAX,
 } rc_call;
 
@@ -234,6 +239,9 @@ typedef struct rc_ops {
 extern const rc_ops rc_network_ops;
 extern const rc_ops rc_domain_ops;
 extern const rc_ops rc_hostdev_ops;
+extern const rc_ops rc_pool_ops;
+extern const rc_ops rc_volume_ops;
+extern const rc_ops rc_cloudinit_ops;
 
 /* What `virtform hostdev resolve` explains about one PCI device. */
 typedef struct rc_hostdev_explanation {

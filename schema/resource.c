@@ -36,6 +36,21 @@ void schema_resource_free(schema_resource *r) {
                 free(r->hostdev.pci);
                 free(r->hostdev.mac);
         }
+        if (r->kind == VF_KIND_POOL)
+                free(r->pool.path);
+        if (r->kind == VF_KIND_VOLUME) {
+                free(r->volume.pool);
+                free(r->volume.volume);
+                free(r->volume.from);
+                free(r->volume.sha256);
+        }
+        if (r->kind == VF_KIND_CLOUDINIT) {
+                free(r->cloudinit.pool);
+                free(r->cloudinit.user_data);
+                free(r->cloudinit.instance_id);
+                free(r->cloudinit.hostname);
+                free(r->cloudinit.network_config);
+        }
         free(r);
 }
 

@@ -58,6 +58,55 @@ typedef struct schema_hostdev_spec {
         bool managed;
 } schema_hostdev_spec;
 
+typedef struct schema_pool_spec {
+        bool autostart;
+        char *path; /* target path of a dir pool; NULL for types that have none (logical takes its VG's) */
+} schema_pool_spec;
+
+typedef enum schema_volume_format {
+        SCHEMA_VOLUME_QCOW2,
+        SCHEMA_VOLUME_RAW,
+} schema_volume_format;
+
+/* Where a volume's first content comes from (spec.from); only read when the volume is created. */
+typedef enum schema_volume_source {
+        SCHEMA_SOURCE_NONE, /* empty, of spec.capacity */
+        SCHEMA_SOURCE_VOLUME, /* from.volume: POOL/NAME, copy-on-write or (clone: copy) a full copy */
+        SCHEMA_SOURCE_FILE, /* from.file: an absolute path on the host, uploaded */
+        SCHEMA_SOURCE_URL, /* from.url with from.sha256: downloaded, uploaded, verified */
+} schema_volume_source;
+
+/* What becomes of a volume's data once nothing declares it. */
+typedef enum schema_deletion_policy {
+        SCHEMA_DELETION_RETAIN, /* forgotten, the data stays: the default */
+        SCHEMA_DELETION_DELETE, /* deleted with its data */
+} schema_deletion_policy;
+
+/*
+ * A Volume's name is "POOL/NAME" (its pool and its name in that pool), as
+ * libvirt identifies a volume and as disks and from.volume refer to it.
+ */
+typedef struct schema_volume_spec {
+        char *pool; /* POOL */
+        char *volume; /* NAME, the volume's name in the pool */
+        uint64_t capacity; /* bytes; 0: not given, the source's size */
+        schema_volume_format format;
+        schema_volume_source source;
+        char *from; /* "POOL/NAME", the path or the URL, as source says; NULL for SCHEMA_SOURCE_NONE */
+        char *sha256; /* with SCHEMA_SOURCE_URL: 64 lower-case hex digits */
+        bool full_copy; /* with SCHEMA_SOURCE_VOLUME: clone: copy */
+        schema_deletion_policy deletion;
+} schema_volume_spec;
+
+/* A NoCloud seed, uploaded as a raw ISO volume named "NAME.cidata.iso" into pool. */
+typedef struct schema_cloudinit_spec {
+        char *pool;
+        char *user_data; /* the user-data file, verbatim; NULL: none */
+        char *instance_id; /* meta-data instance-id; NULL: derived from the content, so a change gets a new one */
+        char *hostname; /* meta-data local-hostname, or NULL */
+        char *network_config; /* network-config, verbatim, or NULL */
+} schema_cloudinit_spec;
+
 typedef struct schema_resource {
         vf_kind kind;
         char *name;
@@ -67,7 +116,8 @@ typedef struct schema_resource {
         schema_drift_policy drift; /* spec.drift; not part of the hash: changing it redefines nothing */
 
         /*
-         * libvirt XML for networks and domains; NULL for hostdevs. For domains the
+         * libvirt XML for networks, domains, pools and volumes (the <volume> a
+         * create is given); NULL for hostdevs and cloud-init seeds. For domains the
          * root <domain> carries no type attribute unless the file gave one: the
          * reconciler picks it from the hypervisor.
          */
@@ -92,6 +142,9 @@ typedef struct schema_resource {
                 schema_network_spec network;
                 schema_domain_spec domain;
                 schema_hostdev_spec hostdev;
+                schema_pool_spec pool;
+                schema_volume_spec volume;
+                schema_cloudinit_spec cloudinit;
         };
 } schema_resource;
 
