@@ -229,8 +229,14 @@ void rc_context_done(rc_context *ctx) {
                         ops->context_free(ctx->kind_state[k]);
                 ctx->kind_state[k] = NULL;
         }
+        rc_context_forget_hypervisor(ctx);
+}
+
+void rc_context_forget_hypervisor(rc_context *ctx) {
         free(ctx->domain_type);
-        ctx->domain_type = NULL;
+        free(ctx->machine_arch);
+        free(ctx->default_machine);
+        ctx->domain_type = ctx->machine_arch = ctx->default_machine = NULL;
 }
 
 void *rc_inventory_lookup(rc_context *ctx, vf_kind kind, const char *name) {
@@ -307,11 +313,15 @@ char *rc_xml_format(xmlDoc *doc) {
         return s;
 }
 
-xmlNode *rc_xml_child(xmlNode *parent, const char *name) {
-        for (xmlNode *n = parent ? parent->children : NULL; n; n = n->next)
+xmlNode *rc_xml_next(xmlNode *n, const char *name) {
+        for (; n; n = n->next)
                 if (n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST name) == 0)
                         return n;
         return NULL;
+}
+
+xmlNode *rc_xml_child(xmlNode *parent, const char *name) {
+        return rc_xml_next(parent ? parent->children : NULL, name);
 }
 
 int rc_xml_xpath_strings(xmlDoc *doc, const char *expr, char ***ret) {

@@ -54,6 +54,8 @@ xmlDoc *rc_xml_parse(const char *xml);
 char *rc_xml_format(xmlDoc *doc);
 /* The first child element of parent with that name, or NULL. */
 xmlNode *rc_xml_child(xmlNode *parent, const char *name);
+/* n itself or the first element after it among its siblings with that name, or NULL. */
+xmlNode *rc_xml_next(xmlNode *n, const char *name);
 /* Text of an attribute on the first element matching an XPath expression; the caller frees. */
 char *rc_xml_xpath_string(xmlDoc *doc, const char *expr);
 /* Every match of an XPath expression yielding strings, as a string vector. */

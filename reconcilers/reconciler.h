@@ -20,6 +20,12 @@
 
 /* The XML namespace of the ownership marker in every object virtform creates. */
 #define RC_OWNER_NS "https://virtform.org/xmlns/owner/1"
+/*
+ * The namespace of virtform's policy in files. A domain's desired XML carries
+ * one thing in it for the reconciler to resolve, which libvirt never sees: the
+ * vf:cloudinit='NAME' of a seed's cdrom source, whose pool the seed decides.
+ */
+#define RC_POLICY_NS "https://virtform.org/xmlns/policy/1"
 
 /* Every libvirt call a reconciler makes, so that tests and operators can count them. */
 typedef enum rc_call {
@@ -65,6 +71,8 @@ typedef struct rc_context {
         unsigned shutdown_timeout_sec; /* graceful shutdown before destroy */
         rc_counters counters;
         char *domain_type; /* picked from the hypervisor on first need */
+        /* The hypervisor's default machine for an arch ("" for the host's), asked on first need; "" when it names none. */
+        char *machine_arch, *default_machine;
         rc_inventory *inventory; /* one listing of libvirt's objects per pass */
         const char *sysfs_root; /* "/sys", or a fixture tree in tests */
         /* What each kind's reconciler keeps between passes, opaque here; freed by its rc_ops.context_free. */
@@ -94,6 +102,8 @@ void rc_fault_point(const rc_context *ctx, const char *point);
  */
 int rc_context_begin_pass(rc_context *ctx, bool list_all, char **errmsg);
 void rc_context_end_pass(rc_context *ctx);
+/* Forgets what was asked of the hypervisor (domain type, default machine): another one may answer next. */
+void rc_context_forget_hypervisor(rc_context *ctx);
 void rc_context_done(rc_context *ctx);
 
 typedef enum rc_outcome {
@@ -125,6 +135,9 @@ typedef struct rc_request {
         /* Domains: the Hostdevs named by spec.hostdevs and hostdev interfaces, in that order. */
         const schema_resource *const *hostdevs;
         size_t n_hostdevs;
+        /* Domains: the declared CloudInit seeds its disks name, in file order (their pools place the cdroms). */
+        const schema_resource *const *cloudinits;
+        size_t n_cloudinits;
         /* Hostdevs: the domain that claims the device (NULL: none), and whether it is to run. */
         const char *claimant;
         bool claimant_running;
