@@ -761,6 +761,110 @@ static void test_plan_delete_steps(void **state) {
                 fail_msg("expected\n%s\nand\n%s\nin\n%s", web, iso, text);
 }
 
+/* ---- disks the file leaves to the host ------------------------------------------------- */
+
+#define DISK_VOLUME "vf-apply-disk.qcow2"
+#define MISSING_VOLUME "vf-apply-missing.qcow2"
+
+/* A native domain whose volume disk names no format and whose cdrom has no target. */
+#define DOMAIN_VOLUME_DISK(volume)                                                                            \
+        "<domain><name>vm1</name><memory unit='KiB'>131072</memory><os><type>hvm</type></os><devices>"     \
+        "<disk type='volume' device='disk'><source pool='default-pool' volume='" volume "'/>"               \
+        "<target dev='vda' bus='virtio'/></disk>"                                                             \
+        "<disk type='file' device='cdrom'><source file='/var/lib/libvirt/images/vm1.iso'/><readonly/></disk>" \
+        "</devices></domain>"
+
+/* A volume made behind virtform's back, in the test driver's own pool. */
+static void create_volume(virConnectPtr conn, const char *name, const char *format) {
+        virStoragePoolPtr pool = virStoragePoolLookupByName(conn, "default-pool");
+        _cleanup_free_ char *xml = vf_printf("<volume><name>%s</name><capacity>1048576</capacity>"
+                                             "<target><format type='%s'/></target></volume>", name, format);
+        assert_non_null(pool);
+        virStorageVolPtr vol = virStorageVolCreateXML(pool, xml, 0);
+        assert_non_null(vol);
+        virStorageVolFree(vol);
+        virStoragePoolFree(pool);
+}
+
+/* The test driver keeps volumes for the life of the process: the tests that make them delete them. */
+static int teardown_volumes(void **state) {
+        th_env *f = *state;
+        virStoragePoolPtr pool = virStoragePoolLookupByName(f->other, "default-pool");
+        const char *names[] = { DISK_VOLUME, MISSING_VOLUME };
+
+        for (size_t i = 0; pool && i < ELEMENTSOF(names); i++) {
+                virStorageVolPtr vol = virStorageVolLookupByName(pool, names[i]);
+                if (vol) {
+                        virStorageVolDelete(vol, 0);
+                        virStorageVolFree(vol);
+                }
+        }
+        if (pool)
+                virStoragePoolFree(pool);
+        return teardown(state);
+}
+
+/*
+ * A qcow2 volume the file gives no format is defined as qcow2, as libvirt
+ * reports it, and a cdrom without a target gets one (ide: the test driver
+ * names no machine). Neither is drift: not on the next pass, nor when the
+ * definition changes out of band in what the file does not say, so that
+ * drift is judged on the completed document, read again from the host.
+ */
+static void test_volume_disk_takes_its_format(void **state) {
+        th_env *f = *state;
+
+        create_volume(f->other, DISK_VOLUME, "qcow2");
+        th_write(f->conf, "20-vm.xml", DOMAIN_VOLUME_DISK(DISK_VOLUME));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "vm1", true);
+        const char *disk = strstr(xml, "<disk type='volume' device='disk'>");
+        assert_non_null(disk);
+        const char *driver = strstr(disk, "<driver"), *end = strstr(disk, "</disk>");
+        assert_true(driver && driver < end && strstr(driver, "type='qcow2'") < end);
+        assert_non_null(strstr(disk, "<source pool='default-pool' volume='" DISK_VOLUME "'/>"));
+        assert_non_null(strstr(xml, "<target dev='hda' bus='ide'/>"));
+        assert_null(strstr(xml, "type='raw'"));
+
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_UNCHANGED, NULL);
+
+        /* libvirt's document changes where the file says nothing: the projection is read anew, and agrees. */
+        char *at = strstr(xml, "</name>");
+        _cleanup_free_ char *described = vf_printf("%.*s<description>noted</description>%s",
+                                                   (int) (at - xml + strlen("</name>")), xml, at + strlen("</name>"));
+        virDomainPtr dom = virDomainDefineXML(f->other, described);
+        assert_non_null(dom);
+        virDomainFree(dom);
+        th_env_close(f);
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_UNCHANGED, NULL);
+        assert_null(th_env_entry(f, VF_KIND_DOMAIN, "vm1")->result.drifted);
+}
+
+/* A volume that neither a file nor libvirt has: the domain waits for it, by name, and follows it. */
+static void test_volume_disk_waits_for_its_volume(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "20-vm.xml", DOMAIN_VOLUME_DISK(MISSING_VOLUME));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_WAITING, "DependencyNotReady");
+        const vf_report_entry *e = th_env_entry(f, VF_KIND_DOMAIN, "vm1");
+        assert_non_null(strstr(e->result.message, "volume default-pool/" MISSING_VOLUME));
+        assert_int_equal(e->result.wait.kind, RC_WAIT_DEPENDENCY);
+        assert_string_equal(e->result.wait.target, "volume/default-pool/" MISSING_VOLUME);
+        _cleanup_free_ char *none = th_domain_xml(f->other, "vm1", true);
+        assert_null(none);
+        assert_int_equal(th_env_writes(f), 0);
+
+        create_volume(f->other, MISSING_VOLUME, "raw");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "vm1", true);
+        assert_non_null(strstr(xml, "type='raw'"));
+}
+
 /*
  * A custom test-driver node: a host that already has objects of the same
  * names, none of them ours. Each connection to it is a fresh hypervisor.
@@ -821,6 +925,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_plan_diff_of_a_change, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_diff_of_drift, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_delete_steps, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_volume_disk_takes_its_format, setup, teardown_volumes),
+                cmocka_unit_test_setup_teardown(test_volume_disk_waits_for_its_volume, setup, teardown_volumes),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
