@@ -542,3 +542,39 @@ int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len)
                 *ret_len = len;
         return 0;
 }
+
+static int write_all(int fd, const void *data, size_t len) {
+        for (size_t at = 0; at < len;) {
+                ssize_t n = write(fd, (const char *) data + at, len - at);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                at += (size_t) n;
+        }
+        return 0;
+}
+
+int vf_write_file_atomic(const char *path, const void *data, size_t len) {
+        const char *slash = strrchr(path, '/');
+        _cleanup_free_ char *tmp = slash ? vf_printf("%.*s/.%s.XXXXXX", (int) (slash - path), path, slash + 1)
+                                         : vf_printf(".%s.XXXXXX", path);
+        mode_t mask = umask(0);
+        int r;
+
+        umask(mask);
+        if (!tmp)
+                return -ENOMEM;
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        /* mkostemp() makes it 0600: give it the mode any new file gets. */
+        r = fchmod(fd, 0666 & ~mask) < 0 ? -errno : write_all(fd, data, len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
+}

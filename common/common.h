@@ -167,6 +167,11 @@ bool vf_fd_is_journal_stream(int fd);
 
 /* Reads a whole regular file of at most max_size bytes (-EFBIG beyond). */
 int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len);
+/*
+ * Writes a whole file under a temporary name beside it, then renames it into place: a reader
+ * sees the old file or the new one, never a part. The mode is 0666 less the umask.
+ */
+int vf_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* ---- trust ------------------------------------------------------------- */
 

@@ -293,6 +293,12 @@ int rc_domain_wait_reconnected(virConnectPtr conn);
  */
 int rc_hostdev_recovered_device(const char *sysfs_root, const char *bdf, state_device **ret);
 
+/*
+ * The seed a CloudInit's volume gets, as `virtform cloud-init render` writes it: an ISO 9660 image
+ * (volume id cidata) in *ret, *ret_size bytes, the same for the same resource. Needs no hypervisor.
+ */
+int rc_cloudinit_render(const schema_resource *r, uint8_t **ret, size_t *ret_size, char **errmsg);
+
 /* libvirt's last error message in this thread, or a fallback. */
 const char *rc_libvirt_error(void);
 
