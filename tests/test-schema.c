@@ -575,7 +575,8 @@ static void test_wrong_types(void **state) {
                 { "  memory: 1GiB\n  state: paused\n", "\"state\" must be one of running, shutoff, not \"paused\"" },
                 { "  memory: 1GiB\n  type: xen\n", "\"type\" must be one of kvm, qemu, test" },
                 { "  memory: 1GiB\n  disks: [{file: relative.qcow2}]\n", "is not an absolute path" },
-                { "  memory: 1GiB\n  disks: [{bus: virtio}]\n", "disk file is missing" },
+                { "  memory: 1GiB\n  disks: [{bus: virtio}]\n",
+                  "a disk needs exactly one of file: /absolute/path, volume: POOL/NAME or cloudInit: NAME; it has 0" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -905,6 +906,124 @@ static void test_cloudinit(void **state) {
         assert_string_equal(empty->cloudinit.user_data, "");
         /* A seed has no XML: its content is its definition. */
         assert_string_not_equal(bare->definition_hash, empty->definition_hash);
+}
+
+/* Disks on volumes and seeds, in the form the domain reconciler resolves (spec-domain.c). */
+static const char storage_disks[] =
+        "  memory: 1GiB\n"
+        "  disks:\n"
+        "    - {volume: images/web1.qcow2}\n"
+        "    - {volume: fast/data, format: raw, bus: scsi}\n"
+        "    - {cloudInit: web1-seed}\n"
+        "    - {file: /img/a.qcow2}\n"
+        "    - {cloudInit: other-seed, bus: sata}\n"
+        "    - {volume: images/iso, device: cdrom, bus: ide, readonly: true}\n"
+        "  interfaces: [{network: lan}]\n";
+
+#define SEED_MARKER "/source/@*[local-name()='cloudinit' and namespace-uri()='https://virtform.org/xmlns/policy/1']"
+
+static void test_domain_storage_disks(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(storage_disks, NULL);
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "web1");
+        const char *x = r->xml;
+
+        assert_xpath(x, "count(/domain/devices/disk)", "6");
+        assert_xpath(x, "string(/domain/devices/disk[1]/@type)", "volume");
+        assert_xpath(x, "string(/domain/devices/disk[1]/@device)", "disk");
+        assert_xpath(x, "string(/domain/devices/disk[1]/source/@pool)", "images");
+        assert_xpath(x, "string(/domain/devices/disk[1]/source/@volume)", "web1.qcow2");
+        assert_xpath(x, "count(/domain/devices/disk[1]/driver)", "0");
+        assert_xpath(x, "string(/domain/devices/disk[1]/target/@dev)", "vda");
+        assert_xpath(x, "string(/domain/devices/disk[1]/target/@bus)", "virtio");
+        assert_xpath(x, "string(/domain/devices/disk[2]/driver/@type)", "raw");
+        assert_xpath(x, "string(/domain/devices/disk[2]/driver/@name)", "qemu");
+        assert_xpath(x, "string(/domain/devices/disk[2]/target/@dev)", "sda");
+
+        assert_xpath(x, "string(/domain/devices/disk[3]/@type)", "volume");
+        assert_xpath(x, "string(/domain/devices/disk[3]/@device)", "cdrom");
+        assert_xpath(x, "string(/domain/devices/disk[3]/driver/@type)", "raw");
+        assert_xpath(x, "count(/domain/devices/disk[3]/source/@pool)", "1");
+        assert_xpath(x, "string(/domain/devices/disk[3]/source/@pool)", "");
+        assert_xpath(x, "string(/domain/devices/disk[3]/source/@volume)", "web1-seed.cidata.iso");
+        assert_xpath(x, "string(/domain/devices/disk[3]" SEED_MARKER ")", "web1-seed");
+        assert_xpath(x, "count(/domain/devices/disk[3]/target)", "0");
+        assert_xpath(x, "count(/domain/devices/disk[3]/readonly)", "1");
+
+        assert_xpath(x, "string(/domain/devices/disk[4]/target/@dev)", "vdb");
+        assert_xpath(x, "string(/domain/devices/disk[4]/driver/@type)", "qcow2");
+        assert_xpath(x, "string(/domain/devices/disk[5]/target/@dev)", "sdb");
+        assert_xpath(x, "string(/domain/devices/disk[5]/target/@bus)", "sata");
+        assert_xpath(x, "string(/domain/devices/disk[5]" SEED_MARKER ")", "other-seed");
+        assert_xpath(x, "string(/domain/devices/disk[6]/@device)", "cdrom");
+        assert_xpath(x, "string(/domain/devices/disk[6]/target/@dev)", "hda");
+        assert_xpath(x, "count(/domain/devices/disk[6]/driver)", "0");
+        assert_xpath(x, "count(/domain/devices/disk[6]/readonly)", "1");
+
+        assert_int_equal(vf_strv_length(r->domain.cloudinits), 2);
+        assert_string_equal(r->domain.cloudinits[0], "web1-seed");
+        assert_string_equal(r->domain.cloudinits[1], "other-seed");
+        static const char *const depends[] = {
+                "volume/images/web1.qcow2", "volume/fast/data", "cloudinit/web1-seed", "cloudinit/other-seed",
+                "volume/images/iso", "network/lan",
+        };
+        assert_int_equal(vf_strv_length(r->depends), ELEMENTSOF(depends));
+        for (size_t i = 0; i < ELEMENTSOF(depends); i++)
+                assert_string_equal(r->depends[i], depends[i]);
+}
+
+/* libvirt's schema judges a seed's disk as the reconciler defines it; the stored XML keeps the marker. */
+static void test_domain_seed_libvirt_schema(void **state) {
+        if (access(SCHEMA_LIBVIRT_SCHEMAS "/domain.rng", R_OK) < 0)
+                th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
+        char *dir = make_dir();
+        _cleanup_free_ char *text = vf_printf(HEADER("Domain", "web1") "spec:\n%s", storage_disks);
+        free(put_file(dir, "d.yaml", text));
+        char *paths[] = { dir };
+        schema_load_options options = { .libvirt_schemas = SCHEMA_LIBVIRT_SCHEMAS };
+        _cleanup_(schema_set_freep) schema_set *set = NULL;
+        assert_int_equal(schema_load_with_options(paths, 1, &options, &set), 0);
+        remove_dir(dir);
+
+        assert_clean(set);
+        const char *x = find(set, VF_KIND_DOMAIN, "web1")->xml;
+        assert_xpath(x, "string(/domain/devices/disk[3]" SEED_MARKER ")", "web1-seed");
+        assert_xpath(x, "string(/domain/devices/disk[3]/source/@pool)", "");
+        assert_xpath(x, "count(/domain/devices/disk[3]/target)", "0");
+}
+
+static void test_domain_storage_disk_errors(void **state) {
+        static const struct {
+                const char *disk, *at, *message;
+        } cases[] = {
+                { "{file: /a.img, volume: p/v}", "7:7",
+                  "a disk needs exactly one of file: /absolute/path, volume: POOL/NAME or cloudInit: NAME; it has 2" },
+                { "{volume: p/v, cloudInit: s}", "7:7", "a disk needs exactly one of file" },
+                { "{volume: v}", "7:16", "invalid disk volume \"v\"; write POOL/NAME, where a name is" },
+                { "{volume: p/a/b}", "7:16", "invalid disk volume \"p/a/b\"" },
+                { "{volume: /v}", "7:16", "invalid disk volume \"/v\"" },
+                { "{cloudInit: a/b}", "7:19", "invalid name \"a/b\" in \"cloudInit\"" },
+                { "{cloudInit: s, format: qcow2}", "7:30",
+                  "format is not allowed on a cloudInit disk, which is always a read-only raw CD-ROM; remove it" },
+                { "{cloudInit: s, device: disk}", "7:30", "device is not allowed on a cloudInit disk" },
+                { "{cloudInit: s, readonly: true}", "7:32", "readonly is not allowed on a cloudInit disk" },
+                { "{volume: p/v, format: vmdk}", "7:29", "\"format\" must be one of qcow2, raw, not \"vmdk\"" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *spec = vf_printf("  memory: 1GiB\n  disks:\n    - %s\n", cases[i].disk);
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(spec, &path);
+                assert_failed(set);
+                _cleanup_free_ char *at = vf_printf("%s:%s: error: %s", path, cases[i].at, cases[i].message);
+                assert_diag(set, at);
+        }
+
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *twice = load_domain_spec(
+                "  memory: 1GiB\n  disks:\n    - {cloudInit: s}\n    - {cloudInit: s, bus: sata}\n", &path);
+        assert_failed(twice);
+        assert_diag_at(twice, path, 8, 19, "cloudInit \"s\" is given twice for this domain; attach a seed once");
 }
 
 /* ---- duplicates, multi-document files, failing files --------------------------- */
@@ -2272,6 +2391,9 @@ int main(void) {
                 cmocka_unit_test(test_pool_escape_hatch),
                 cmocka_unit_test(test_volume),
                 cmocka_unit_test(test_cloudinit),
+                cmocka_unit_test(test_domain_storage_disks),
+                cmocka_unit_test(test_domain_seed_libvirt_schema),
+                cmocka_unit_test(test_domain_storage_disk_errors),
                 cmocka_unit_test(test_duplicate_across_files),
                 cmocka_unit_test(test_duplicate_in_file),
                 cmocka_unit_test(test_same_name_different_kinds),
