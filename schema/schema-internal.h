@@ -225,8 +225,9 @@ int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc);
 void schema_validators_free(struct schema_validators *v);
 
 /*
- * The last step for valid networks and domains from either source: take the
- * dependencies from <interface type='network'> and keep the serialized XML.
+ * The last step for valid XML kinds from either source: for a domain, take
+ * the dependencies from <interface type='network'> and <disk type='volume'>
+ * (and its seeds, into domain.cloudinits), and keep the serialized XML.
  */
 int schema_resource_take_xml(schema_resource *r, xmlDoc *doc);
 

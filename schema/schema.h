@@ -49,6 +49,12 @@ typedef struct schema_domain_spec {
         schema_restart_policy restart;
         /* Hostdev names from spec.hostdevs and interfaces {hostdev: NAME}, in file order. */
         char **hostdevs;
+        /*
+         * CloudInit names of the disks {cloudInit: NAME}, in document order:
+         * their <disk> carries the name in vf:cloudinit on <source> and an
+         * empty pool, for the reconciler to resolve (spec-domain.c).
+         */
+        char **cloudinits;
 } schema_domain_spec;
 
 typedef struct schema_hostdev_spec {
@@ -97,6 +103,9 @@ typedef struct schema_volume_spec {
         bool full_copy; /* with SCHEMA_SOURCE_VOLUME: clone: copy */
         schema_deletion_policy deletion;
 } schema_volume_spec;
+
+/* A seed's volume is its name with this suffix, in the seed's pool. */
+#define SCHEMA_CLOUDINIT_SUFFIX ".cidata.iso"
 
 /* A NoCloud seed, uploaded as a raw ISO volume named "NAME.cidata.iso" into pool. */
 typedef struct schema_cloudinit_spec {

@@ -575,7 +575,8 @@ static void test_wrong_types(void **state) {
                 { "  memory: 1GiB\n  state: paused\n", "\"state\" must be one of running, shutoff, not \"paused\"" },
                 { "  memory: 1GiB\n  type: xen\n", "\"type\" must be one of kvm, qemu, test" },
                 { "  memory: 1GiB\n  disks: [{file: relative.qcow2}]\n", "is not an absolute path" },
-                { "  memory: 1GiB\n  disks: [{bus: virtio}]\n", "disk file is missing" },
+                { "  memory: 1GiB\n  disks: [{bus: virtio}]\n",
+                  "a disk needs exactly one of file: /absolute/path, volume: POOL/NAME or cloudInit: NAME; it has 0" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -905,6 +906,229 @@ static void test_cloudinit(void **state) {
         assert_string_equal(empty->cloudinit.user_data, "");
         /* A seed has no XML: its content is its definition. */
         assert_string_not_equal(bare->definition_hash, empty->definition_hash);
+}
+
+#define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* Each bad spec fails its file with the message at the node `at` names (its first occurrence), or at spec: {...}. */
+static void test_storage_errors(void **state) {
+        static const struct {
+                const char *kind, *spec, *at, *message;
+        } cases[] = {
+                { "StoragePool", "{path: var/lib/images}", "var/lib",
+                  "pool path \"var/lib/images\" is not an absolute path; start it with /" },
+                { "StoragePool", "{}", NULL, "a dir pool needs path: the absolute directory that holds its volumes" },
+                { "StoragePool", "{type: dir, autostart: true}", NULL, "a dir pool needs path" },
+                { "StoragePool", "{type: logical}", NULL,
+                  "type: logical needs volumeGroup: the name of an existing LVM volume group" },
+                { "StoragePool", "{type: logical, volumeGroup: vg0, path: /x}", "/x",
+                  "path is not allowed with type: logical, whose volumes are in /dev/VOLUMEGROUP; remove it" },
+                { "StoragePool", "{path: /x, volumeGroup: vg0}", "vg0",
+                  "volumeGroup is only allowed with type: logical; remove it" },
+                { "StoragePool", "{type: logical, volumeGroup: -vg}", "-vg", "invalid volumeGroup \"-vg\"" },
+                { "StoragePool", "{type: netfs, path: /x}", "netfs", "\"type\" must be one of dir, logical, not \"netfs\"" },
+                { "StoragePool", "{path: /x, size: 1}", "size",
+                  "unknown key \"size\" in StoragePool spec; allowed keys: type, path, volumeGroup, autostart, xml" },
+                { "StoragePool", "{xml: '<pool type=\"dir\"><target><path>rel</path></target></pool>'}",
+                  "'<pool", "in spec.xml, line 1: invalid <pool> (checked against virtform's pool.rng)" },
+                { "StoragePool", "{path: /x, xml: '<network/>'}", "'<network",
+                  "in spec.xml, line 1: root element <network> is not supported; this xml must hold a <pool> document" },
+
+                { "Volume", "{capacity: 1GiB}", NULL, "pool is missing; add pool: NAME, the StoragePool that holds the volume" },
+                { "Volume", "{pool: a/b, capacity: 1GiB}", "a/b", "invalid name \"a/b\" in \"pool\"" },
+                { "Volume", "{pool: p}", NULL, "capacity is missing; add capacity: SIZE, e.g. 20GiB, or from:" },
+                { "Volume", "{pool: p, capacity: 20G}", "20G",
+                  "invalid capacity \"20G\"; write an integer and a unit (KiB, MiB, GiB or TiB), e.g. 20GiB" },
+                { "Volume", "{pool: p, capacity: 0GiB}", "0GiB", "capacity 0GiB is out of range; give 1MiB to 1024TiB" },
+                { "Volume", "{pool: p, capacity: 2048TiB}", "2048TiB", "capacity 2048TiB is out of range" },
+                { "Volume", "{pool: p, capacity: 1GiB, format: vmdk}", "vmdk",
+                  "\"format\" must be one of qcow2, raw, not \"vmdk\"" },
+                { "Volume", "{pool: p, capacity: 1GiB, deletionPolicy: keep}", "keep",
+                  "\"deletionPolicy\" must be one of retain, delete, not \"keep\"" },
+                { "Volume", "{pool: p, capacity: 1GiB, size: 1}", "size", "unknown key \"size\" in Volume spec" },
+                { "Volume", "{pool: p, from: {volume: p/a, size: 1}}", "size",
+                  "unknown key \"size\" in from; allowed keys: volume, clone, file, url, sha256" },
+                { "Volume", "{pool: p, from: {file: /a.img, clone: copy}}", "copy",
+                  "clone is only for from.volume, a copy of another volume; remove it" },
+                { "Volume", "{pool: p, from: {volume: p/a, clone: deep}}", "deep",
+                  "\"clone\" must be one of cow, copy, not \"deep\"" },
+                { "Volume", "{pool: p, from: {file: /a.img, url: 'https://h/a'}}", "{file",
+                  "from needs exactly one of volume, file or url; it has 2" },
+                { "Volume", "{pool: p, from: {}}", "{}", "from needs exactly one of volume, file or url; it has 0" },
+                { "Volume", "{pool: p, from: /a.img}", "/a.img", "\"from\" must be a mapping, not a scalar" },
+                { "Volume", "{pool: p, from: {file: images/a.img}}", "images/",
+                  "from.file \"images/a.img\" is not an absolute path; start it with /" },
+                { "Volume", "{pool: p, from: {url: 'ftp://h/a.img', sha256: " SHA "}}", "'ftp",
+                  "from.url \"ftp://h/a.img\" is not an http:// or https:// URL" },
+                { "Volume", "{pool: p, from: {url: 'https://h/a.img'}}", "'https",
+                  "from.url needs sha256: the image's SHA-256 digest in 64 hex digits" },
+                { "Volume", "{pool: p, from: {url: 'https://h/a.img', sha256: abc}}", "abc",
+                  "invalid sha256 \"abc\"; give the image's SHA-256 digest in 64 hex digits" },
+                { "Volume", "{pool: p, from: {url: 'https://h/a.img', sha256: " SHA "0}}", SHA "0", "invalid sha256" },
+                { "Volume", "{pool: p, from: {url: 'https://h/a.img', sha256: g" SHA "}}", "g" SHA, "invalid sha256" },
+                { "Volume", "{pool: p, from: {file: /a.img, sha256: " SHA "}}", SHA, "sha256 is only for from.url; remove it" },
+                { "Volume", "{pool: p, from: {volume: p/v}}", "p/v}",
+                  "volume p/v is made from itself; name another volume in from.volume" },
+                { "Volume", "{pool: p, from: {volume: base}}", "base", "invalid from.volume \"base\"; write POOL/NAME" },
+                { "Volume", "{pool: p, format: raw, from: {volume: p/a}}", "raw",
+                  "a copy-on-write clone (clone: cow, the default) is a qcow2 overlay; use format: qcow2, or clone: copy" },
+
+                { "CloudInit", "{userData: x}", NULL, "pool is missing; add pool: NAME, the StoragePool that receives the seed" },
+                { "CloudInit", "{pool: p, userData: [a]}", "[a]", "\"userData\" must be a single value, not a list" },
+                { "CloudInit", "{pool: p, networkConfig: {version: 2}}", "{version",
+                  "\"networkConfig\" must be a single value, not a mapping" },
+                { "CloudInit", "{pool: p, metaData: {instance-id: i, hostname: h}}", "hostname",
+                  "unknown key \"hostname\" in metaData; allowed keys: instance-id, local-hostname" },
+                { "CloudInit", "{pool: p, metaData: {local-hostname: 'web 1'}}", "'web",
+                  "invalid local-hostname \"web 1\"; use labels of letters, digits and '-' separated by dots" },
+                { "CloudInit", "{pool: p, metaData: {instance-id: 'a/b'}}", "'a/b",
+                  "invalid instance-id \"a/b\"; use 1 to 255 printable characters without spaces or '/'" },
+                { "CloudInit", "{pool: p, vendorData: x}", "vendorData",
+                  "unknown key \"vendorData\" in CloudInit spec; allowed keys: pool, userData, metaData, networkConfig" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *text = vf_printf("apiVersion: virtform/v1\nkind: %s\nmetadata: {name: v}\nspec: %s\n",
+                                                      cases[i].kind, cases[i].spec);
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_text("s.yaml", text, &path);
+                const char *at = cases[i].at ? strstr(cases[i].spec, cases[i].at) : cases[i].spec;
+                assert_non_null(at);
+                print_message("%s\n", cases[i].spec);
+                assert_failed(set);
+                assert_diag_at(set, path, 4, 7 + (unsigned) (at - cases[i].spec), cases[i].message);
+        }
+}
+
+/* userData and networkConfig are kept verbatim, however large, up to the file's own limit. */
+static void test_cloudinit_large_user_data(void **state) {
+        vf_buf b = {};
+        vf_buf_puts(&b, HEADER("CloudInit", "big") "spec:\n  pool: p\n  userData: |\n");
+        for (size_t i = 0; b.len < SCHEMA_MAX_FILE_SIZE - 4096; i++)
+                vf_buf_printf(&b, "    # line %zu of a long comment that cloud-init will skip\n", i);
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        _cleanup_(schema_set_freep) schema_set *set = load_text("big.yaml", text, NULL);
+
+        assert_clean(set);
+        assert_true(strlen(find(set, VF_KIND_CLOUDINIT, "big")->cloudinit.user_data) > 3 * 1024 * 1024);
+}
+
+/* Disks on volumes and seeds, in the form the domain reconciler resolves (spec-domain.c). */
+static const char storage_disks[] =
+        "  memory: 1GiB\n"
+        "  disks:\n"
+        "    - {volume: images/web1.qcow2}\n"
+        "    - {volume: fast/data, format: raw, bus: scsi}\n"
+        "    - {cloudInit: web1-seed}\n"
+        "    - {file: /img/a.qcow2}\n"
+        "    - {cloudInit: other-seed, bus: sata}\n"
+        "    - {volume: images/iso, device: cdrom, bus: ide, readonly: true}\n"
+        "  interfaces: [{network: lan}]\n";
+
+#define SEED_MARKER "/source/@*[local-name()='cloudinit' and namespace-uri()='https://virtform.org/xmlns/policy/1']"
+
+static void test_domain_storage_disks(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(storage_disks, NULL);
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "web1");
+        const char *x = r->xml;
+
+        assert_xpath(x, "count(/domain/devices/disk)", "6");
+        assert_xpath(x, "string(/domain/devices/disk[1]/@type)", "volume");
+        assert_xpath(x, "string(/domain/devices/disk[1]/@device)", "disk");
+        assert_xpath(x, "string(/domain/devices/disk[1]/source/@pool)", "images");
+        assert_xpath(x, "string(/domain/devices/disk[1]/source/@volume)", "web1.qcow2");
+        assert_xpath(x, "count(/domain/devices/disk[1]/driver)", "0");
+        assert_xpath(x, "string(/domain/devices/disk[1]/target/@dev)", "vda");
+        assert_xpath(x, "string(/domain/devices/disk[1]/target/@bus)", "virtio");
+        assert_xpath(x, "string(/domain/devices/disk[2]/driver/@type)", "raw");
+        assert_xpath(x, "string(/domain/devices/disk[2]/driver/@name)", "qemu");
+        assert_xpath(x, "string(/domain/devices/disk[2]/target/@dev)", "sda");
+
+        assert_xpath(x, "string(/domain/devices/disk[3]/@type)", "volume");
+        assert_xpath(x, "string(/domain/devices/disk[3]/@device)", "cdrom");
+        assert_xpath(x, "string(/domain/devices/disk[3]/driver/@type)", "raw");
+        assert_xpath(x, "count(/domain/devices/disk[3]/source/@pool)", "1");
+        assert_xpath(x, "string(/domain/devices/disk[3]/source/@pool)", "");
+        assert_xpath(x, "string(/domain/devices/disk[3]/source/@volume)", "web1-seed.cidata.iso");
+        assert_xpath(x, "string(/domain/devices/disk[3]" SEED_MARKER ")", "web1-seed");
+        assert_xpath(x, "count(/domain/devices/disk[3]/target)", "0");
+        assert_xpath(x, "count(/domain/devices/disk[3]/readonly)", "1");
+
+        assert_xpath(x, "string(/domain/devices/disk[4]/target/@dev)", "vdb");
+        assert_xpath(x, "string(/domain/devices/disk[4]/driver/@type)", "qcow2");
+        assert_xpath(x, "string(/domain/devices/disk[5]/target/@dev)", "sdb");
+        assert_xpath(x, "string(/domain/devices/disk[5]/target/@bus)", "sata");
+        assert_xpath(x, "string(/domain/devices/disk[5]" SEED_MARKER ")", "other-seed");
+        assert_xpath(x, "string(/domain/devices/disk[6]/@device)", "cdrom");
+        assert_xpath(x, "string(/domain/devices/disk[6]/target/@dev)", "hda");
+        assert_xpath(x, "count(/domain/devices/disk[6]/driver)", "0");
+        assert_xpath(x, "count(/domain/devices/disk[6]/readonly)", "1");
+
+        assert_int_equal(vf_strv_length(r->domain.cloudinits), 2);
+        assert_string_equal(r->domain.cloudinits[0], "web1-seed");
+        assert_string_equal(r->domain.cloudinits[1], "other-seed");
+        static const char *const depends[] = {
+                "volume/images/web1.qcow2", "volume/fast/data", "cloudinit/web1-seed", "cloudinit/other-seed",
+                "volume/images/iso", "network/lan",
+        };
+        assert_int_equal(vf_strv_length(r->depends), ELEMENTSOF(depends));
+        for (size_t i = 0; i < ELEMENTSOF(depends); i++)
+                assert_string_equal(r->depends[i], depends[i]);
+}
+
+/* libvirt's schema judges a seed's disk as the reconciler defines it; the stored XML keeps the marker. */
+static void test_domain_seed_libvirt_schema(void **state) {
+        if (access(SCHEMA_LIBVIRT_SCHEMAS "/domain.rng", R_OK) < 0)
+                th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
+        char *dir = make_dir();
+        _cleanup_free_ char *text = vf_printf(HEADER("Domain", "web1") "spec:\n%s", storage_disks);
+        free(put_file(dir, "d.yaml", text));
+        char *paths[] = { dir };
+        schema_load_options options = { .libvirt_schemas = SCHEMA_LIBVIRT_SCHEMAS };
+        _cleanup_(schema_set_freep) schema_set *set = NULL;
+        assert_int_equal(schema_load_with_options(paths, 1, &options, &set), 0);
+        remove_dir(dir);
+
+        assert_clean(set);
+        const char *x = find(set, VF_KIND_DOMAIN, "web1")->xml;
+        assert_xpath(x, "string(/domain/devices/disk[3]" SEED_MARKER ")", "web1-seed");
+        assert_xpath(x, "string(/domain/devices/disk[3]/source/@pool)", "");
+        assert_xpath(x, "count(/domain/devices/disk[3]/target)", "0");
+}
+
+static void test_domain_storage_disk_errors(void **state) {
+        static const struct {
+                const char *disk, *at, *message;
+        } cases[] = {
+                { "{file: /a.img, volume: p/v}", "7:7",
+                  "a disk needs exactly one of file: /absolute/path, volume: POOL/NAME or cloudInit: NAME; it has 2" },
+                { "{volume: p/v, cloudInit: s}", "7:7", "a disk needs exactly one of file" },
+                { "{volume: v}", "7:16", "invalid disk volume \"v\"; write POOL/NAME, where a name is" },
+                { "{volume: p/a/b}", "7:16", "invalid disk volume \"p/a/b\"" },
+                { "{volume: /v}", "7:16", "invalid disk volume \"/v\"" },
+                { "{cloudInit: a/b}", "7:19", "invalid name \"a/b\" in \"cloudInit\"" },
+                { "{cloudInit: s, format: qcow2}", "7:30",
+                  "format is not allowed on a cloudInit disk, which is always a read-only raw CD-ROM; remove it" },
+                { "{cloudInit: s, device: disk}", "7:30", "device is not allowed on a cloudInit disk" },
+                { "{cloudInit: s, readonly: true}", "7:32", "readonly is not allowed on a cloudInit disk" },
+                { "{volume: p/v, format: vmdk}", "7:29", "\"format\" must be one of qcow2, raw, not \"vmdk\"" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *spec = vf_printf("  memory: 1GiB\n  disks:\n    - %s\n", cases[i].disk);
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(spec, &path);
+                assert_failed(set);
+                _cleanup_free_ char *at = vf_printf("%s:%s: error: %s", path, cases[i].at, cases[i].message);
+                assert_diag(set, at);
+        }
+
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *twice = load_domain_spec(
+                "  memory: 1GiB\n  disks:\n    - {cloudInit: s}\n    - {cloudInit: s, bus: sata}\n", &path);
+        assert_failed(twice);
+        assert_diag_at(twice, path, 8, 19, "cloudInit \"s\" is given twice for this domain; attach a seed once");
 }
 
 /* ---- duplicates, multi-document files, failing files --------------------------- */
@@ -2272,6 +2496,11 @@ int main(void) {
                 cmocka_unit_test(test_pool_escape_hatch),
                 cmocka_unit_test(test_volume),
                 cmocka_unit_test(test_cloudinit),
+                cmocka_unit_test(test_storage_errors),
+                cmocka_unit_test(test_cloudinit_large_user_data),
+                cmocka_unit_test(test_domain_storage_disks),
+                cmocka_unit_test(test_domain_seed_libvirt_schema),
+                cmocka_unit_test(test_domain_storage_disk_errors),
                 cmocka_unit_test(test_duplicate_across_files),
                 cmocka_unit_test(test_duplicate_in_file),
                 cmocka_unit_test(test_same_name_different_kinds),
