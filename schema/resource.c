@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* schema_resource: allocation, the desired-state hash, and the shared XML finish. */
+#include <inttypes.h>
 #include <libxml/tree.h>
 #include <string.h>
 
@@ -20,6 +21,8 @@ schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *n
                 r->hostdev.vlan = -1;
                 r->hostdev.managed = true;
         }
+        if (kind == VF_KIND_POOL)
+                r->pool.autostart = true;
         return TAKE_PTR(r);
 }
 
@@ -65,6 +68,33 @@ static void hash_number(vf_buf *b, long n) {
         vf_buf_printf(b, "%ld;", n);
 }
 
+/* An absent text and an empty one are different seeds. */
+static void hash_optional(vf_buf *b, const char *s) {
+        hash_number(b, !!s);
+        hash_field(b, s);
+}
+
+static void hash_volume(vf_buf *b, const schema_resource *r) {
+        hash_field(b, r->volume.pool);
+        hash_field(b, r->volume.volume);
+        vf_buf_printf(b, "%" PRIu64 ";", r->volume.capacity);
+        hash_number(b, r->volume.format);
+        hash_number(b, r->volume.source);
+        hash_field(b, r->volume.from);
+        hash_field(b, r->volume.sha256);
+        hash_number(b, r->volume.full_copy);
+        hash_number(b, r->volume.deletion);
+}
+
+/* All of a seed is its content: a change of any field is a new seed. */
+static void hash_cloudinit(vf_buf *b, const schema_resource *r) {
+        hash_field(b, r->cloudinit.pool);
+        hash_optional(b, r->cloudinit.user_data);
+        hash_optional(b, r->cloudinit.instance_id);
+        hash_optional(b, r->cloudinit.hostname);
+        hash_optional(b, r->cloudinit.network_config);
+}
+
 static void hash_domain_hostdevs(vf_buf *b, const schema_resource *r) {
         hash_number(b, (long) vf_strv_length(r->domain.hostdevs));
         for (size_t i = 0; r->domain.hostdevs && r->domain.hostdevs[i]; i++)
@@ -87,6 +117,15 @@ static void hash_spec(vf_buf *b, const schema_resource *r) {
                 hash_field(b, r->hostdev.mac);
                 hash_number(b, r->hostdev.vlan);
                 hash_number(b, r->hostdev.managed);
+                break;
+        case VF_KIND_POOL:
+                hash_number(b, r->pool.autostart);
+                break;
+        case VF_KIND_VOLUME:
+                hash_volume(b, r);
+                break;
+        case VF_KIND_CLOUDINIT:
+                hash_cloudinit(b, r);
                 break;
         default:
                 break;
@@ -116,6 +155,8 @@ void schema_resource_hash(schema_resource *r) {
         hash_identity(&b, r);
         if (r->kind == VF_KIND_DOMAIN)
                 hash_domain_hostdevs(&b, r);
+        if (r->kind == VF_KIND_CLOUDINIT)
+                hash_cloudinit(&b, r);
         vf_sha256_hex(b.data ? b.data : "", b.len, r->definition_hash);
         vf_buf_done(&b);
 }

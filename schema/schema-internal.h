@@ -233,6 +233,11 @@ int schema_resource_take_xml(schema_resource *r, xmlDoc *doc);
 /* Embedded RelaxNG texts (generated from rng/ by rng-embed). */
 extern const char schema_rng_domain[];
 extern const char schema_rng_network[];
+extern const char schema_rng_pool[];
+extern const char schema_rng_volume[];
+
+/* "pool/POOL", and with from.volume that volume's key, appended to a volume's depends (spec-volume.c). */
+int schema_volume_depends(schema_resource *r);
 
 /* ---- values (values.c) ------------------------------------------------- */
 
@@ -240,6 +245,9 @@ extern const char *const schema_state_names[];   /* indexed by schema_domain_sta
 extern const char *const schema_restart_names[]; /* indexed by schema_restart_policy */
 extern const char *const schema_drift_names[]; /* indexed by schema_drift_policy */
 extern const char *const schema_yes_no_names[];  /* "no", "yes": indexed by bool */
+extern const char *const schema_volume_format_names[]; /* indexed by schema_volume_format */
+extern const char *const schema_clone_names[]; /* "cow", "copy": indexed by schema_volume_spec.full_copy */
+extern const char *const schema_deletion_names[]; /* indexed by schema_deletion_policy */
 
 /* Index of s in a NULL-terminated table, or -EINVAL. */
 int schema_lookup(const char *const *names, const char *s);
@@ -256,6 +264,14 @@ int schema_parse_mac(const char *s, char out[18]);
 int schema_parse_pci(const char *s, char out[13]);
 /* "<integer><unit>" in KiB; -EINVAL: syntax or unit, -ERANGE: outside 1 MiB..16 TiB. */
 int schema_parse_memory(const char *s, uint64_t *ret_kib);
+/* A volume's capacity, in the units of schema_parse_memory(); -ERANGE: outside 1 MiB..1 PiB (zero included). */
+int schema_parse_capacity(const char *s, uint64_t *ret_bytes);
+/* "POOL/NAME", both valid names: how disks and from.volume name a volume. */
+bool schema_volume_ref_is_valid(const char *s);
+/* 64 hex digits, normalised to lower case. */
+int schema_parse_sha256(const char *s, char out[VF_HASH_HEX_LEN + 1]);
+/* An http:// or https:// URL with a host and no spaces or control characters. */
+bool schema_url_is_http(const char *s);
 
 /* ---- native XML files (native.c) and YAML files (yaml.c) ---------------- */
 

@@ -133,8 +133,9 @@ typedef struct schema_resource {
         char hash[VF_HASH_HEX_LEN + 1];
         /*
          * SHA-256 over what goes into the libvirt definition only: the XML and,
-         * for a domain, the hostdevs it names. A change of state, autostart or
-         * restart policy changes hash but not this, and restarts nothing.
+         * for a domain, the hostdevs it names; for a cloud-init seed, which has
+         * no XML, its content. A change of state, autostart or restart policy
+         * changes hash but not this, and restarts nothing.
          */
         char definition_hash[VF_HASH_HEX_LEN + 1];
 
@@ -178,7 +179,8 @@ typedef struct schema_load_options {
         bool default_dirs;
         /*
          * A directory of libvirt's own RelaxNG schemas (domain.rng,
-         * network.rng, as libvirt installs them in SCHEMA_LIBVIRT_SCHEMAS):
+         * network.rng, storagepool.rng, storagevol.rng, as libvirt installs
+         * them in SCHEMA_LIBVIRT_SCHEMAS):
          * documents valid by virtform's compact schemas are checked against
          * these too, so that they agree with the host's libvirt. A schema
          * missing there is skipped; one that does not compile is a warning.

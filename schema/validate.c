@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * RelaxNG validation of <domain> and <network> documents against rng/,
+ * RelaxNG validation of <domain>, <network>, <pool> and <volume> documents against rng/,
  * embedded at build time, and on request against libvirt's own schemas too.
  */
 #include <libxml/relaxng.h>
@@ -53,6 +53,17 @@ static struct schema_validators *validators_of(schema_set *set) {
         return set->validators;
 }
 
+/* The kinds that are libvirt XML: virtform's schema, and the file libvirt installs its own in. */
+static const struct {
+        const char *embedded;
+        const char *libvirt;
+} schemas[_VF_KIND_MAX] = {
+        [VF_KIND_NETWORK] = { schema_rng_network, "network.rng" },
+        [VF_KIND_DOMAIN] = { schema_rng_domain, "domain.rng" },
+        [VF_KIND_POOL] = { schema_rng_pool, "storagepool.rng" },
+        [VF_KIND_VOLUME] = { schema_rng_volume, "storagevol.rng" },
+};
+
 /* NULL means out of memory: the embedded schemas compile, as the tests show. */
 static xmlRelaxNG *validator_for(schema_set *set, vf_kind kind) {
         struct schema_validators *v = validators_of(set);
@@ -60,7 +71,7 @@ static xmlRelaxNG *validator_for(schema_set *set, vf_kind kind) {
                 return NULL;
         xmlRelaxNG **rng = &v->rng[kind];
         if (!*rng)
-                *rng = compile(kind == VF_KIND_DOMAIN ? schema_rng_domain : schema_rng_network);
+                *rng = compile(schemas[kind].embedded);
         return *rng;
 }
 
@@ -99,7 +110,7 @@ static int libvirt_validator_for(schema_set *set, vf_kind kind, xmlRelaxNG **ret
         if (!v)
                 return -ENOMEM;
         if (!v->libvirt_tried[kind]) {
-                _cleanup_free_ char *path = vf_printf("%s/%s.rng", dir, vf_kind_to_string(kind));
+                _cleanup_free_ char *path = vf_printf("%s/%s", dir, schemas[kind].libvirt);
                 if (!path)
                         return -ENOMEM;
                 int r = access(path, R_OK) < 0 && errno == ENOENT ? 0
@@ -198,8 +209,8 @@ static int check_libvirt(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
                                     error);
                 return 0;
         }
-        _cleanup_free_ char *prefix = vf_printf("invalid <%s> (checked against libvirt's %s/%s.rng): ", root_name,
-                                                o->file->set->options.libvirt_schemas, root_name);
+        _cleanup_free_ char *prefix = vf_printf("invalid <%s> (checked against libvirt's %s/%s): ", root_name,
+                                                o->file->set->options.libvirt_schemas, schemas[kind].libvirt);
         if (!prefix)
                 return -ENOMEM;
         /* virtform gives a domain without a type the hypervisor's only when it defines it; libvirt's schema wants one. */

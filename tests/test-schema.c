@@ -592,7 +592,8 @@ static void test_document_header(void **state) {
                 { "kind: Network\nmetadata: {name: n}\nspec: {}\n", "apiVersion is missing" },
                 { "apiVersion: virtform/v2\nkind: Network\nmetadata: {name: n}\nspec: {}\n",
                   "apiVersion \"virtform/v2\" is not supported; use virtform/v1" },
-                { "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: n}\nspec: {}\n", "unknown kind \"Volume\"" },
+                { "apiVersion: virtform/v1\nkind: Snapshot\nmetadata: {name: n}\nspec: {}\n",
+                  "unknown kind \"Snapshot\"; use Network, Domain, Hostdev, StoragePool, Volume or CloudInit" },
                 { "apiVersion: virtform/v1\nkind: Network\nspec: {}\n", "metadata is missing" },
                 { "apiVersion: virtform/v1\nkind: Network\nmetadata: {adopt: true}\nspec: {}\n", "metadata.name is missing" },
                 { "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: n}\n", "spec is missing" },
@@ -773,6 +774,137 @@ static void test_duplicate_pci(void **state) {
         assert_diag(set, msg);
         assert_int_equal(set->n_resources, 1);
         assert_string_equal(set->files_failed[0], b);
+}
+
+/* ---- storage: pools, volumes, cloud-init seeds ---------------------------------- */
+
+static void test_pool_dir_and_logical(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("p.yaml",
+                HEADER("StoragePool", "images") "spec: {path: /var/lib/virtform/images}\n---\n"
+                HEADER("StoragePool", "lvm") "spec: {type: logical, volumeGroup: vg0, autostart: false}\n", NULL);
+        assert_clean(set);
+        const schema_resource *images = find(set, VF_KIND_POOL, "images");
+        const schema_resource *lvm = find(set, VF_KIND_POOL, "lvm");
+
+        assert_true(images->pool.autostart);
+        assert_string_equal(images->pool.path, "/var/lib/virtform/images");
+        assert_null(images->depends);
+        assert_xpath(images->xml, "string(/pool/@type)", "dir");
+        assert_xpath(images->xml, "string(/pool/name)", "images");
+        assert_xpath(images->xml, "string(/pool/target/path)", "/var/lib/virtform/images");
+        assert_xpath(images->xml, "count(/pool/source)", "0");
+
+        assert_false(lvm->pool.autostart);
+        assert_null(lvm->pool.path);
+        assert_xpath(lvm->xml, "string(/pool/@type)", "logical");
+        assert_xpath(lvm->xml, "string(/pool/source/name)", "vg0");
+        assert_xpath(lvm->xml, "string(/pool/source/format/@type)", "lvm2");
+        assert_xpath(lvm->xml, "string(/pool/target/path)", "/dev/vg0");
+}
+
+static void test_pool_escape_hatch(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("p.yaml",
+                HEADER("StoragePool", "nfs") "spec:\n  autostart: false\n  xml: |\n"
+                "    <pool type='netfs'>\n      <name>ignored</name>\n"
+                "      <source><host name='nas'/><dir path='/export'/><format type='nfs'/></source>\n"
+                "      <target><path>/mnt/nas</path></target>\n    </pool>\n---\n"
+                HEADER("StoragePool", "dir2") "spec:\n  path: /srv/b\n  xml: \"<pool type='dir'><target><path>/srv/a</path>"
+                "<permissions><mode>0711</mode></permissions></target></pool>\"\n", NULL);
+        assert_clean(set);
+        const schema_resource *nfs = find(set, VF_KIND_POOL, "nfs");
+        const schema_resource *dir2 = find(set, VF_KIND_POOL, "dir2");
+
+        assert_xpath(nfs->xml, "string(/pool/@type)", "netfs");
+        assert_xpath(nfs->xml, "string(/pool/name)", "nfs");
+        assert_xpath(nfs->xml, "string(/pool/source/host/@name)", "nas");
+        assert_null(nfs->pool.path);
+        assert_false(nfs->pool.autostart);
+        /* Typed fields win over the base document, which keeps what they do not say. */
+        assert_xpath(dir2->xml, "string(/pool/target/path)", "/srv/b");
+        assert_xpath(dir2->xml, "count(/pool/target/path)", "1");
+        assert_xpath(dir2->xml, "string(/pool/target/permissions/mode)", "0711");
+        assert_string_equal(dir2->pool.path, "/srv/b");
+}
+
+static void test_volume(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("v.yaml",
+                HEADER("Volume", "base.qcow2") "spec:\n  pool: images\n  from: {url: 'https://example.org/base.img', "
+                "sha256: ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789}\n---\n"
+                HEADER("Volume", "web1.qcow2") "spec:\n  pool: images\n  capacity: 20GiB\n"
+                "  from: {volume: images/base.qcow2}\n  deletionPolicy: delete\n---\n"
+                HEADER("Volume", "copy.raw") "spec: {pool: fast, format: raw, from: {volume: images/base.qcow2, clone: copy}}\n---\n"
+                HEADER("Volume", "import") "spec: {pool: fast, capacity: 1TiB, from: {file: /srv/img/a.img}}\n---\n"
+                HEADER("Volume", "empty") "spec: {pool: fast, capacity: 512MiB}\n", NULL);
+        assert_clean(set);
+        const schema_resource *base = find(set, VF_KIND_VOLUME, "images/base.qcow2");
+        const schema_resource *web1 = find(set, VF_KIND_VOLUME, "images/web1.qcow2");
+        const schema_resource *copy = find(set, VF_KIND_VOLUME, "fast/copy.raw");
+        const schema_resource *import = find(set, VF_KIND_VOLUME, "fast/import");
+        const schema_resource *empty = find(set, VF_KIND_VOLUME, "fast/empty");
+
+        assert_string_equal(base->volume.pool, "images");
+        assert_string_equal(base->volume.volume, "base.qcow2");
+        assert_int_equal(base->volume.capacity, 0);
+        assert_int_equal(base->volume.format, SCHEMA_VOLUME_QCOW2);
+        assert_int_equal(base->volume.source, SCHEMA_SOURCE_URL);
+        assert_string_equal(base->volume.from, "https://example.org/base.img");
+        assert_string_equal(base->volume.sha256, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+        assert_int_equal(base->volume.deletion, SCHEMA_DELETION_RETAIN);
+        assert_xpath(base->xml, "string(/volume/name)", "base.qcow2");
+        assert_xpath(base->xml, "count(/volume/capacity)", "0");
+        assert_xpath(base->xml, "string(/volume/target/format/@type)", "qcow2");
+        assert_int_equal(vf_strv_length(base->depends), 1);
+        assert_string_equal(base->depends[0], "pool/images");
+
+        assert_int_equal(web1->volume.capacity, UINT64_C(20) << 30);
+        assert_int_equal(web1->volume.source, SCHEMA_SOURCE_VOLUME);
+        assert_string_equal(web1->volume.from, "images/base.qcow2");
+        assert_false(web1->volume.full_copy);
+        assert_null(web1->volume.sha256);
+        assert_int_equal(web1->volume.deletion, SCHEMA_DELETION_DELETE);
+        assert_xpath(web1->xml, "string(/volume/capacity)", "21474836480");
+        assert_xpath(web1->xml, "string(/volume/capacity/@unit)", "bytes");
+        assert_int_equal(vf_strv_length(web1->depends), 2);
+        assert_string_equal(web1->depends[0], "pool/images");
+        assert_string_equal(web1->depends[1], "volume/images/base.qcow2");
+
+        assert_int_equal(copy->volume.format, SCHEMA_VOLUME_RAW);
+        assert_true(copy->volume.full_copy);
+        assert_xpath(copy->xml, "string(/volume/target/format/@type)", "raw");
+        assert_int_equal(import->volume.source, SCHEMA_SOURCE_FILE);
+        assert_string_equal(import->volume.from, "/srv/img/a.img");
+        assert_int_equal(import->volume.capacity, UINT64_C(1) << 40);
+        assert_int_equal(empty->volume.source, SCHEMA_SOURCE_NONE);
+        assert_null(empty->volume.from);
+        assert_int_equal(empty->volume.capacity, UINT64_C(512) << 20);
+}
+
+static void test_cloudinit(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("c.yaml",
+                HEADER("CloudInit", "web1-seed") "spec:\n  pool: images\n  userData: |\n    #cloud-config\n    packages: [nginx]\n"
+                "  metaData: {instance-id: i-1, local-hostname: web1.example.org}\n  networkConfig: |\n    version: 2\n---\n"
+                HEADER("CloudInit", "bare") "spec: {pool: images}\n---\n"
+                HEADER("CloudInit", "empty-user") "spec: {pool: images, userData: ''}\n", NULL);
+        assert_clean(set);
+        const schema_resource *seed = find(set, VF_KIND_CLOUDINIT, "web1-seed");
+        const schema_resource *bare = find(set, VF_KIND_CLOUDINIT, "bare");
+        const schema_resource *empty = find(set, VF_KIND_CLOUDINIT, "empty-user");
+
+        assert_string_equal(seed->cloudinit.pool, "images");
+        assert_string_equal(seed->cloudinit.user_data, "#cloud-config\npackages: [nginx]\n");
+        assert_string_equal(seed->cloudinit.instance_id, "i-1");
+        assert_string_equal(seed->cloudinit.hostname, "web1.example.org");
+        assert_string_equal(seed->cloudinit.network_config, "version: 2\n");
+        assert_null(seed->xml);
+        assert_int_equal(vf_strv_length(seed->depends), 1);
+        assert_string_equal(seed->depends[0], "pool/images");
+        assert_null(bare->cloudinit.user_data);
+        assert_null(bare->cloudinit.instance_id);
+        assert_null(bare->cloudinit.hostname);
+        assert_null(bare->cloudinit.network_config);
+        assert_string_equal(empty->cloudinit.user_data, "");
+        /* A seed has no XML: its content is its definition. */
+        assert_string_not_equal(bare->definition_hash, empty->definition_hash);
 }
 
 /* ---- duplicates, multi-document files, failing files --------------------------- */
@@ -2136,6 +2268,10 @@ int main(void) {
                 cmocka_unit_test(test_hostdev),
                 cmocka_unit_test(test_hostdev_errors),
                 cmocka_unit_test(test_duplicate_pci),
+                cmocka_unit_test(test_pool_dir_and_logical),
+                cmocka_unit_test(test_pool_escape_hatch),
+                cmocka_unit_test(test_volume),
+                cmocka_unit_test(test_cloudinit),
                 cmocka_unit_test(test_duplicate_across_files),
                 cmocka_unit_test(test_duplicate_in_file),
                 cmocka_unit_test(test_same_name_different_kinds),
