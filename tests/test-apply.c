@@ -953,6 +953,34 @@ static void test_pool_conflict_and_adoption(void **state) {
         th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
 }
 
+/*
+ * A run killed after it defined a pool and before its record was committed left no record, and a
+ * pool has no marker: the intent log says the define was this store's, so it is ours, not a Conflict.
+ */
+static void test_pool_defined_by_a_killed_run_is_ours(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
+                                             "</pool>",
+                                             path);
+        int64_t intent;
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_env_pass(f); /* opens the store */
+        assert_int_equal(state_intent_begin(f->c.store, "pool", "images", 1, "define", &intent), 0);
+        virStoragePoolPtr p = virStoragePoolDefineXML(f->other, xml, 0);
+        assert_non_null(p);
+        virStoragePoolFree(p);
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_pool_running(f, "images", path);
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        assert_string_equal(rec->uuid, uuid);
+}
+
 /* A pool that still holds a volume virtform manages waits for it, and goes once the volume is gone. */
 static void test_pool_with_recorded_volume_is_in_use(void **state) {
         th_env *f = *state;
@@ -1118,6 +1146,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_pool_defined_built_started, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_pruned_keeps_its_directory, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_defined_by_a_killed_run_is_ours, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_with_recorded_volume_is_in_use, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_volumes_ordered_by_their_sources, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pass_of_a_key_brings_its_chain, setup, teardown),
