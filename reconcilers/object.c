@@ -146,7 +146,11 @@ static void *pool_define(virConnectPtr conn, const char *xml) {
 }
 
 static char *pool_get_xml(void *obj, bool inactive) {
-        return virStoragePoolGetXMLDesc(obj, inactive ? VIR_STORAGE_XML_INACTIVE : 0);
+        char *xml = virStoragePoolGetXMLDesc(obj, inactive ? VIR_STORAGE_XML_INACTIVE : 0);
+        /* As for networks: the test driver refuses the flag, and has no definition pending apart from what runs. */
+        if (!xml && inactive && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+                xml = virStoragePoolGetXMLDesc(obj, 0);
+        return xml;
 }
 
 /* Undefining keeps the target: only virStoragePoolDelete removes a directory, and nothing calls it. */

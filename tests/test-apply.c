@@ -4,6 +4,7 @@
  * driver (test:///default, in-process), with real state files in temp dirs.
  * A second connection plays the operator who changes things behind our back.
  */
+#include "controller/graph.h"
 #include "controller/output.h"
 #include "tests/env.h"
 
@@ -902,6 +903,326 @@ static void test_custom_node_with_foreign_objects(void **state) {
         pass_changing_nothing(f);
 }
 
+/* ---- storage pools --------------------------------------------------------------- */
+
+#define POOL_IMAGES(path, extra)                                                                       \
+        "apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: images" extra "}\nspec:\n"       \
+        "  type: dir\n  path: %s\n  autostart: true\n", path
+
+#define VOLUME(name, extra)                                                                            \
+        "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: " name "}\nspec:\n  pool: images\n"   \
+        "  capacity: 1GiB\n" extra
+
+static virStoragePoolPtr pool_lookup(th_env *f, const char *name) {
+        return virStoragePoolLookupByName(f->other, name);
+}
+
+static void assert_pool_absent(th_env *f, const char *name) {
+        virStoragePoolPtr p = pool_lookup(f, name);
+        if (p) {
+                virStoragePoolFree(p);
+                fail_msg("pool %s is still defined", name);
+        }
+}
+
+/* The pool as the operator sees it: defined, active, autostart as asked, on the path asked. */
+static void assert_pool_running(th_env *f, const char *name, const char *path) {
+        virStoragePoolPtr p = pool_lookup(f, name);
+        int autostart = -1;
+
+        assert_non_null(p);
+        assert_int_equal(virStoragePoolIsActive(p), 1);
+        assert_int_equal(virStoragePoolIsPersistent(p), 1);
+        assert_int_equal(virStoragePoolGetAutostart(p, &autostart), 0);
+        assert_int_equal(autostart, 1);
+        _cleanup_free_ char *xml = virStoragePoolGetXMLDesc(p, 0), *want = vf_printf("<path>%s</path>", path);
+        assert_non_null(strstr(xml, want));
+        virStoragePoolFree(p);
+}
+
+static char *pool_uuid(th_env *f, const char *name) {
+        virStoragePoolPtr p = pool_lookup(f, name);
+        char uuid[VIR_UUID_STRING_BUFLEN];
+
+        assert_non_null(p);
+        assert_int_equal(virStoragePoolGetUUIDString(p, uuid), 0);
+        virStoragePoolFree(p);
+        return strdup(uuid);
+}
+
+/* The writes the intent log holds for a resource, in order, "action:outcome" each. */
+static char *logged_writes(th_env *f, vf_kind kind, const char *name) {
+        state_event *events = NULL;
+        size_t n = 0;
+        vf_buf b = {};
+
+        assert_int_equal(state_event_list(f->c.store, vf_kind_to_string(kind), name, 0, &events, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                vf_buf_printf(&b, "%s%s:%s", i ? ", " : "", events[i].action, events[i].outcome);
+        state_event_list_free(events, n);
+        char *joined = vf_buf_steal(&b);
+        return joined ? joined : strdup("");
+}
+
+static void test_pool_defined_built_started(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_true(vf_report_converged(&f->report));
+        assert_pool_running(f, "images", path);
+        /* Its target was missing: built before it started. */
+        _cleanup_free_ char *writes = logged_writes(f, VF_KIND_POOL, "images");
+        assert_string_equal(writes, "define:ok, autostart on:ok, build:ok, start:ok");
+
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+        assert_string_equal(rec->uuid, uuid);
+        assert_true(state_record_condition(rec, "Ready")->status);
+
+        /* Nothing to do, in the same process and in the next one. */
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+        th_env_close(f);
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+
+        /* Stopped and undefined behind virtform's back: a recorded pool is defined and started again. */
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        assert_int_equal(virStoragePoolDestroy(p), 0);
+        assert_int_equal(virStoragePoolUndefine(p), 0);
+        virStoragePoolFree(p);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_POOL, "images")->result.message, "recreated"));
+        assert_pool_running(f, "images", path);
+}
+
+/* Pruned: stopped and undefined, and its directory and the files in it stay. */
+static void test_pool_pruned_keeps_its_directory(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir), *kept = vf_printf("%s/kept.qcow2", path);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(path, "kept.qcow2", "data");
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_int_equal(f->report.counters.calls[RC_CALL_BUILD], 0); /* the directory was there */
+        assert_pool_running(f, "images", path);
+
+        th_remove(f->conf, "10-pool.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, "Removed");
+        assert_int_equal(f->report.counters.calls[RC_CALL_DESTROY], 1);
+        assert_int_equal(f->report.counters.calls[RC_CALL_UNDEFINE], 1);
+        assert_int_equal(th_env_writes(f), 2);
+        assert_pool_absent(f, "images");
+        _cleanup_free_ char *data = th_slurp(kept);
+        assert_string_equal(data, "data");
+        state_record *rec = NULL;
+        assert_int_equal(state_get(f->c.store, "pool", "images", &rec), -ENOENT);
+}
+
+/*
+ * A pool of that name that this state did not make is someone else's, left as it is, until the file
+ * adopts it: then it is defined as declared, keeping its UUID, and started.
+ */
+static void test_pool_conflict_and_adoption(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir), *theirs = vf_printf("%s/theirs", f->dir);
+        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
+                                             "</pool>",
+                                             theirs);
+        virStoragePoolPtr p = virStoragePoolDefineXML(f->other, xml, 0);
+
+        assert_non_null(p);
+        virStoragePoolFree(p);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_FAILED, "Conflict");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_POOL, "images")->result.message, "adopt"));
+
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ", adopt: true"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_POOL, "images")->result.message, "adopted"));
+        assert_pool_running(f, "images", path);
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        assert_string_equal(rec->uuid, uuid);
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+}
+
+/*
+ * A run killed after it defined a pool and before its record was committed left no record, and a
+ * pool has no marker: the intent log says the define was this store's, so it is ours, not a Conflict.
+ */
+static void test_pool_defined_by_a_killed_run_is_ours(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
+                                             "</pool>",
+                                             path);
+        int64_t intent;
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_env_pass(f); /* opens the store */
+        assert_int_equal(state_intent_begin(f->c.store, "pool", "images", 1, "define", &intent), 0);
+        virStoragePoolPtr p = virStoragePoolDefineXML(f->other, xml, 0);
+        assert_non_null(p);
+        virStoragePoolFree(p);
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_pool_running(f, "images", path);
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        assert_string_equal(rec->uuid, uuid);
+}
+
+/* A pool that still holds a volume virtform manages waits for it, and goes once the volume is gone. */
+static void test_pool_with_recorded_volume_is_in_use(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-disk.yaml", VOLUME("disk.qcow2", ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        _cleanup_(state_record_freep) state_record *volume = record(f, VF_KIND_VOLUME, "images/disk.qcow2");
+
+        th_remove(f->conf, "10-pool.yaml");
+        th_env_pass(f);
+        const rc_result *res = &th_env_entry(f, VF_KIND_POOL, "images")->result;
+        th_env_assert(f, VF_KIND_POOL, "images", RC_WAITING, "InUse");
+        assert_non_null(strstr(res->message, "volume/images/disk.qcow2"));
+        assert_int_equal(res->wait.kind, RC_WAIT_USER);
+        assert_string_equal(res->wait.target, "volume/images/disk.qcow2");
+        assert_int_equal(f->report.counters.calls[RC_CALL_DESTROY] + f->report.counters.calls[RC_CALL_UNDEFINE], 0);
+        assert_pool_running(f, "images", path);
+
+        th_remove(f->conf, "20-disk.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, "Removed");
+        assert_pool_absent(f, "images");
+}
+
+static size_t entry_index(th_env *f, vf_kind kind, const char *name) {
+        return (size_t) (th_env_entry(f, kind, name) - f->report.entries);
+}
+
+/*
+ * Within a kind, a volume made from another comes after it, and is removed before it, whatever
+ * their names say.
+ */
+static void test_volumes_ordered_by_their_sources(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-base.yaml", VOLUME("base.qcow2", ""));
+        th_write(f->conf, "30-clones.yaml",
+                 VOLUME("a-clone.qcow2", "  from: {volume: images/base.qcow2}\n") "---\n"
+                 VOLUME("z-clone.qcow2", "  from: {volume: images/base.qcow2}\n"));
+        th_env_pass(f);
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/base.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/a-clone.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/a-clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/z-clone.qcow2"));
+
+        th_remove(f->conf, "20-base.yaml");
+        th_remove(f->conf, "30-clones.yaml");
+        th_env_pass(f);
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/a-clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/z-clone.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/z-clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/base.qcow2"));
+}
+
+/* A pass for one key brings along what depends on it, and what depends on that: a chain of volumes. */
+static void test_pass_of_a_key_brings_its_chain(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir), *errmsg = NULL;
+        char *keys[] = { (char *) "volume/images/base.qcow2", NULL };
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-volumes.yaml",
+                 VOLUME("base.qcow2", "") "---\n" VOLUME("clone.qcow2", "  from: {volume: images/base.qcow2}\n")
+                 "---\n" VOLUME("clone2.qcow2", "  from: {volume: images/clone.qcow2}\n"));
+        th_env_pass(f);
+        vf_report_done(&f->report);
+        assert_int_equal(vf_controller_pass_keys(&f->c, keys, &f->report, &errmsg), 0);
+        assert_int_equal(f->report.n_entries, 3);
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/base.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/clone.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/clone2.qcow2"));
+}
+
+static graph_node *declared_node(graph *g, schema_resource *r, const char *key, const char *depends) {
+        graph_node *n;
+
+        assert_int_equal(graph_ensure(g, key, &n), 0);
+        *r = (schema_resource) { .kind = n->kind };
+        if (depends)
+                assert_int_equal(vf_strv_push(&r->depends, depends), 0);
+        assert_int_equal(graph_set_desired(g, n, r), 0);
+        return n;
+}
+
+static graph_node *removed_node(graph *g, const char *key, const char *depended) {
+        graph_node *n;
+
+        assert_int_equal(graph_ensure(g, key, &n), 0);
+        state_record *rec = state_record_new(vf_kind_to_string(n->kind), n->name);
+        assert_non_null(rec);
+        if (depended)
+                assert_int_equal(vf_strv_push(&rec->depends, depended), 0);
+        graph_set_record(n, rec);
+        return n;
+}
+
+/*
+ * The order of a pass, sorted directly: a cycle within a kind (which the schema refuses) still sorts,
+ * each node once; removals go before what their records say they depended on.
+ */
+static void test_graph_sort_within_a_kind(void **state) {
+        schema_resource res[4] = {};
+        graph g;
+
+        assert_int_equal(graph_init(&g), 0);
+        declared_node(&g, &res[0], "domain/web", "volume/p/b");
+        declared_node(&g, &res[1], "volume/p/b", "volume/p/a");
+        declared_node(&g, &res[2], "volume/p/a", "volume/p/b");
+        declared_node(&g, &res[3], "network/lan", NULL);
+        removed_node(&g, "volume/p/base", NULL);
+        removed_node(&g, "volume/p/clone", "volume/p/base");
+        removed_node(&g, "volume/p/other", NULL);
+        removed_node(&g, "pool/p", NULL);
+        _cleanup_free_ graph_node **nodes = malloc(g.n_nodes * sizeof *nodes);
+        assert_non_null(nodes);
+        memcpy(nodes, g.nodes, g.n_nodes * sizeof *nodes);
+
+        assert_int_equal(graph_sort(nodes, g.n_nodes), 0);
+        vf_buf b = {};
+        for (size_t i = 0; i < g.n_nodes; i++)
+                vf_buf_printf(&b, "%s%s", i ? " " : "", nodes[i]->key);
+        _cleanup_free_ char *order = vf_buf_steal(&b);
+        assert_string_equal(order, "network/lan volume/p/a volume/p/b domain/web "
+                                   "volume/p/clone volume/p/base volume/p/other pool/p");
+        graph_done(&g);
+        for (size_t i = 0; i < ELEMENTSOF(res); i++)
+                vf_strv_free(res[i].depends);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -928,6 +1249,14 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_volume_disk_takes_its_format, setup, teardown_volumes),
                 cmocka_unit_test_setup_teardown(test_volume_disk_waits_for_its_volume, setup, teardown_volumes),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_defined_built_started, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_pruned_keeps_its_directory, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_defined_by_a_killed_run_is_ours, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_with_recorded_volume_is_in_use, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_volumes_ordered_by_their_sources, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pass_of_a_key_brings_its_chain, setup, teardown),
+                cmocka_unit_test(test_graph_sort_within_a_kind),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);
