@@ -327,11 +327,12 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
 /* ---- a cloud-init seed on a guest's cdrom ------------------------------------------- */
 
 #define SEED_POOL                                                                                      \
-        "apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: vf-seeds}\nspec:\n  type: dir\n"  \
-        "  path: /var/lib/libvirt/images/vf-seeds\n"
+        "apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: %s}\nspec:\n  type: dir\n"         \
+        "  path: /var/lib/libvirt/images/%s\n"
+/* A seed: its name, its pool, and the host name its user-data gives. */
 #define SEED                                                                                           \
-        "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: %s}\nspec:\n  pool: vf-seeds\n"     \
-        "  userData: |\n    #cloud-config\n    hostname: seeded-%s\n"
+        "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: %s}\nspec:\n  pool: %s\n"           \
+        "  userData: |\n    #cloud-config\n    hostname: %s\n"
 /* A guest booting from its seed alone, on the machine its base document names (none: the default). */
 #define SEEDED_GUEST(machine)                                                                          \
         GUEST "  disks: [{cloudInit: %s}]\n  xml: \"<domain><os><type" machine ">hvm</type></os></domain>\"\n"
@@ -349,14 +350,15 @@ static char *live_cdrom(virConnectPtr conn, const char *guest) {
         return strndup(disk, end - disk);
 }
 
-/* What the seed volume holds, as an ISO reader sees it: its volume id, and user-data extracted. */
-static void assert_seed_reads_back(fixture *f, virConnectPtr conn, const char *seed) {
-        virStoragePoolPtr pool = virStoragePoolLookupByName(conn, "vf-seeds");
+/* What the seed volume holds, as an ISO reader sees it: its volume id, and user-data with that host name. */
+static void assert_seed_reads_back(fixture *f, virConnectPtr conn, const char *pool_name, const char *seed,
+                                   const char *hostname) {
+        virStoragePoolPtr pool = virStoragePoolLookupByName(conn, pool_name);
         _cleanup_free_ char *name = vf_printf("%s.cidata.iso", seed);
         virStorageVolPtr vol = pool ? virStorageVolLookupByName(pool, name) : NULL;
         _cleanup_free_ char *path = vol ? virStorageVolGetPath(vol) : NULL;
         _cleanup_free_ char *out = vf_printf("%s/%s.user-data", f->env->dir, seed);
-        _cleanup_free_ char *want = vf_printf("hostname: seeded-%s", seed);
+        _cleanup_free_ char *want = vf_printf("hostname: %s", hostname);
 
         assert_non_null(path);
         const char *pvd[] = { "/usr/bin/xorriso", "-indev", path, "-pvd_info", NULL };
@@ -365,6 +367,7 @@ static void assert_seed_reads_back(fixture *f, virConnectPtr conn, const char *s
                 fail_msg("xorriso -pvd_info %s exited %d:\n%s%s", path, info.status, info.out, info.err);
         const char *extract[] = { "/usr/bin/xorriso", "-osirrox", "on", "-indev", path, "-extract", "/user-data",
                                   out, NULL };
+        (void) unlink(out);
         _cleanup_(th_run_done) th_run extracted = th_spawn(extract, NULL);
         if (extracted.status != 0)
                 fail_msg("xorriso -extract exited %d:\n%s", extracted.status, extracted.err);
@@ -380,18 +383,21 @@ static void assert_seed_reads_back(fixture *f, virConnectPtr conn, const char *s
  * (i440fx) puts it on IDE, q35 on SATA. libvirt runs them with the seed's
  * volume, read-only, in the seed's pool, and never sees virtform's own
  * attribute; the seeds read back as NoCloud expects. A second pass writes
- * nothing.
+ * nothing, a rebuilt seed restarts nothing, and a seed moved to another pool
+ * is a new definition.
  */
 static void test_guests_boot_with_their_seeds(void **state) {
         fixture *f = *state;
 
         th_libvirtd_start(f->libvirtd);
-        /* A host prepared for images has the directory: the pool is defined and started over it. */
+        /* A host prepared for images has the directories: the pools are defined and started over them. */
         assert_int_equal(mkdir("/var/lib/libvirt/images", 0755), 0);
         assert_int_equal(mkdir("/var/lib/libvirt/images/vf-seeds", 0755), 0);
-        th_write(f->env->conf, "10-pool.yaml", SEED_POOL);
-        th_write(f->env->conf, "20-seed.yaml", SEED, f->guest, f->guest);
-        th_write(f->env->conf, "21-seed.yaml", SEED, f->second_guest, f->second_guest);
+        assert_int_equal(mkdir("/var/lib/libvirt/images/vf-seeds-2", 0755), 0);
+        th_write(f->env->conf, "10-pool.yaml", SEED_POOL, "vf-seeds", "vf-seeds");
+        th_write(f->env->conf, "11-pool.yaml", SEED_POOL, "vf-seeds-2", "vf-seeds-2");
+        th_write(f->env->conf, "20-seed.yaml", SEED, f->guest, "vf-seeds", "first");
+        th_write(f->env->conf, "21-seed.yaml", SEED, f->second_guest, "vf-seeds", "second");
         th_write(f->env->conf, "30-guest.yaml", SEEDED_GUEST(""), f->guest, "64MiB", f->guest);
         th_write(f->env->conf, "31-guest.yaml", SEEDED_GUEST(" machine='q35'"), f->second_guest, "64MiB",
                  f->second_guest);
@@ -405,6 +411,7 @@ static void test_guests_boot_with_their_seeds(void **state) {
         virConnectPtr conn = virConnectOpen(f->env->opts.uri);
         assert_non_null(conn);
         const char *const guests[] = { f->guest, f->second_guest }, *const targets[] = { "hda' bus='ide", "sda' bus='sata" };
+        const char *const hostnames[] = { "first", "second" };
         for (size_t i = 0; i < ELEMENTSOF(guests); i++) {
                 _cleanup_free_ char *cdrom = live_cdrom(conn, guests[i]);
                 _cleanup_free_ char *source = vf_printf("<source pool='vf-seeds' volume='%s.cidata.iso'", guests[i]);
@@ -412,14 +419,36 @@ static void test_guests_boot_with_their_seeds(void **state) {
                 if (!strstr(cdrom, source) || !strstr(cdrom, "<readonly/>") || !strstr(cdrom, target) ||
                     !strstr(cdrom, "type='raw'"))
                         fail_msg("expected %s, %s, read-only and raw in:\n%s", source, target, cdrom);
-                assert_seed_reads_back(f, conn, guests[i]);
+                assert_seed_reads_back(f, conn, "vf-seeds", guests[i], hostnames[i]);
         }
-        virConnectClose(conn);
 
         th_env_pass(f->env);
         assert_int_equal(th_env_writes(f->env), 0);
         th_env_assert(f->env, VF_KIND_DOMAIN, f->guest, RC_UNCHANGED, NULL);
         th_env_assert(f->env, VF_KIND_DOMAIN, f->second_guest, RC_UNCHANGED, NULL);
+
+        /* A rebuilt seed is read at the next boot: the guest is neither redefined nor restarted for it. */
+        pid_t qemu = th_libvirtd_guest_pid(f->guest);
+        th_write(f->env->conf, "20-seed.yaml", SEED, f->guest, "vf-seeds", "rebuilt");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, f->guest, RC_UPDATED, NULL);
+        th_env_assert(f->env, VF_KIND_DOMAIN, f->guest, RC_UNCHANGED, NULL);
+        assert_int_equal(f->env->report.counters.calls[RC_CALL_DEFINE], 0);
+        assert_int_equal(th_libvirtd_guest_pid(f->guest), qemu);
+        assert_seed_reads_back(f, conn, "vf-seeds", f->guest, "rebuilt");
+
+        /* A seed moved to another pool changes the guest's definition: its next boot reads it there. */
+        th_write(f->env->conf, "20-seed.yaml", SEED, f->guest, "vf-seeds-2", "moved");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_DOMAIN, f->guest, RC_UPDATED, NULL);
+        assert_non_null(th_env_entry(f->env, VF_KIND_DOMAIN, f->guest)->result.restart_pending);
+        assert_int_equal(th_libvirtd_guest_pid(f->guest), qemu);
+        _cleanup_free_ char *defined = th_domain_xml(conn, f->guest, true);
+        _cleanup_free_ char *moved = vf_printf("<source pool='vf-seeds-2' volume='%s.cidata.iso'/>", f->guest);
+        if (!strstr(defined, moved))
+                fail_msg("expected %s in:\n%s", moved, defined);
+        assert_seed_reads_back(f, conn, "vf-seeds-2", f->guest, "moved");
+        virConnectClose(conn);
 }
 
 int main(void) {
