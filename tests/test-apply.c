@@ -1146,6 +1146,69 @@ static void test_volumes_ordered_by_their_sources(void **state) {
                     entry_index(f, VF_KIND_VOLUME, "images/base.qcow2"));
 }
 
+/*
+ * A domain on a declared volume comes after its pool and its volume, and is defined in the format the
+ * volume has. Pruned, it goes first: the volume it used is deleted after it, and the pool last, in
+ * the same pass.
+ */
+static void test_domain_on_a_declared_volume(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-disk.yaml", VOLUME("vm1.qcow2", "  format: qcow2\n  deletionPolicy: delete\n"));
+        th_write(f->conf, "30-vm.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vm1}\nspec:\n  memory: 128MiB\n"
+                 "  disks: [{volume: images/vm1.qcow2}]\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
+        assert_true(entry_index(f, VF_KIND_POOL, "images") < entry_index(f, VF_KIND_VOLUME, "images/vm1.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/vm1.qcow2") < entry_index(f, VF_KIND_DOMAIN, "vm1"));
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "vm1", true);
+        const char *disk = strstr(xml, "<disk type='volume' device='disk'>");
+        assert_non_null(disk);
+        assert_non_null(strstr(disk, "type='qcow2'"));
+        assert_non_null(strstr(disk, "<source pool='images' volume='vm1.qcow2'/>"));
+        assert_non_null(strstr(disk, "<target dev='vda' bus='virtio'/>"));
+        pass_changing_nothing(f);
+
+        th_remove(f->conf, "30-vm.yaml");
+        th_remove(f->conf, "20-disk.yaml");
+        th_remove(f->conf, "10-pool.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_DELETED, NULL);
+        th_env_assert(f, VF_KIND_VOLUME, "images/vm1.qcow2", RC_DELETED, NULL);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, NULL);
+        assert_true(entry_index(f, VF_KIND_DOMAIN, "vm1") < entry_index(f, VF_KIND_VOLUME, "images/vm1.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/vm1.qcow2") < entry_index(f, VF_KIND_POOL, "images"));
+        assert_pool_absent(f, "images");
+}
+
+/* A seed that is not Ready (the test driver cannot upload one) holds its domain back, by name. */
+static void test_domain_waits_for_its_seed(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-seed.yaml",
+                 "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: vm1}\nspec:\n  pool: images\n"
+                 "  userData: \"#cloud-config\\n\"\n");
+        th_write(f->conf, "30-vm.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vm1}\nspec:\n  memory: 128MiB\n"
+                 "  disks: [{cloudInit: vm1}]\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "vm1", RC_FAILED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_WAITING, "DependencyNotReady");
+        const rc_result *res = &th_env_entry(f, VF_KIND_DOMAIN, "vm1")->result;
+        assert_non_null(strstr(res->message, "cloudinit vm1"));
+        assert_int_equal(res->wait.kind, RC_WAIT_DEPENDENCY);
+        assert_string_equal(res->wait.target, "cloudinit/vm1");
+        _cleanup_free_ char *none = th_domain_xml(f->other, "vm1", true);
+        assert_null(none);
+}
+
 /* A pass for one key brings along what depends on it, and what depends on that: a chain of volumes. */
 static void test_pass_of_a_key_brings_its_chain(void **state) {
         th_env *f = *state;
@@ -1255,6 +1318,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_pool_defined_by_a_killed_run_is_ours, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_with_recorded_volume_is_in_use, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_volumes_ordered_by_their_sources, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_domain_on_a_declared_volume, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_domain_waits_for_its_seed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pass_of_a_key_brings_its_chain, setup, teardown),
                 cmocka_unit_test(test_graph_sort_within_a_kind),
         };
