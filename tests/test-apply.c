@@ -766,6 +766,7 @@ static void test_plan_delete_steps(void **state) {
 
 #define DISK_VOLUME "vf-apply-disk.qcow2"
 #define MISSING_VOLUME "vf-apply-missing.qcow2"
+#define GHOST_SEED_VOLUME "vf-ghost.cidata.iso"
 
 /* A native domain whose volume disk names no format and whose cdrom has no target. */
 #define DOMAIN_VOLUME_DISK(volume)                                                                            \
@@ -791,7 +792,7 @@ static void create_volume(virConnectPtr conn, const char *name, const char *form
 static int teardown_volumes(void **state) {
         th_env *f = *state;
         virStoragePoolPtr pool = virStoragePoolLookupByName(f->other, "default-pool");
-        const char *names[] = { DISK_VOLUME, MISSING_VOLUME };
+        const char *names[] = { DISK_VOLUME, MISSING_VOLUME, GHOST_SEED_VOLUME };
 
         for (size_t i = 0; pool && i < ELEMENTSOF(names); i++) {
                 virStorageVolPtr vol = virStorageVolLookupByName(pool, names[i]);
@@ -864,6 +865,28 @@ static void test_volume_disk_waits_for_its_volume(void **state) {
         th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
         _cleanup_free_ char *xml = th_domain_xml(f->other, "vm1", true);
         assert_non_null(strstr(xml, "type='raw'"));
+}
+
+/*
+ * A seed no file declares has no pool to place its cdrom in, even when a
+ * volume of its name lies in some pool: the domain waits for it, undefined.
+ */
+static void test_undeclared_seed_holds_its_domain(void **state) {
+        th_env *f = *state;
+
+        create_volume(f->other, GHOST_SEED_VOLUME, "raw");
+        th_write(f->conf, "30-vm.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vm1}\nspec:\n  memory: 128MiB\n"
+                 "  disks: [{cloudInit: vf-ghost}]\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_WAITING, "DependencyNotReady");
+        const rc_result *res = &th_env_entry(f, VF_KIND_DOMAIN, "vm1")->result;
+        assert_non_null(strstr(res->message, "cloudinit vf-ghost"));
+        assert_int_equal(res->wait.kind, RC_WAIT_DEPENDENCY);
+        assert_string_equal(res->wait.target, "cloudinit/vf-ghost");
+        _cleanup_free_ char *none = th_domain_xml(f->other, "vm1", true);
+        assert_null(none);
+        assert_int_equal(th_env_writes(f), 0);
 }
 
 /*
@@ -1311,6 +1334,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_plan_delete_steps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_volume_disk_takes_its_format, setup, teardown_volumes),
                 cmocka_unit_test_setup_teardown(test_volume_disk_waits_for_its_volume, setup, teardown_volumes),
+                cmocka_unit_test_setup_teardown(test_undeclared_seed_holds_its_domain, setup, teardown_volumes),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_defined_built_started, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_pruned_keeps_its_directory, setup, teardown),
