@@ -127,6 +127,13 @@ static int take_target(disk_targets *t, const char *prefix, char ret[8]) {
         return -ENOSPC;
 }
 
+/* "" for a machine the hypervisor does not name: its cdroms take the bus of an unknown machine. */
+static int machine_or_unknown(char **machine) {
+        if (!*machine)
+                *machine = strdup("");
+        return *machine ? 0 : -ENOMEM;
+}
+
 /* The machine the hypervisor gives a domain that names none: domain capabilities say it for an arch. */
 static int read_default_machine(rc_context *ctx, const char *arch, const char *type, char **ret) {
         rc_count_read(ctx, RC_CALL_GET_INFO);
@@ -135,7 +142,7 @@ static int read_default_machine(rc_context *ctx, const char *arch, const char *t
         if (domcaps) {
                 _cleanup_(xmlFreeDocp) xmlDoc *doc = rc_xml_parse(domcaps);
                 *ret = doc ? rc_xml_xpath_string(doc, "/domainCapabilities/machine") : NULL;
-                return *ret || (*ret = strdup("")) ? 0 : -ENOMEM;
+                return machine_or_unknown(ret);
         }
         if (virGetLastErrorCode() != VIR_ERR_NO_SUPPORT)
                 return -EIO;
@@ -151,7 +158,7 @@ static int read_default_machine(rc_context *ctx, const char *arch, const char *t
                                                         host_arch)
                                             : NULL;
         *ret = expr ? rc_xml_xpath_string(doc, expr) : NULL;
-        return *ret || (*ret = strdup("")) ? 0 : -ENOMEM;
+        return machine_or_unknown(ret);
 }
 
 /* The default machine for the document's arch, asked once per arch and hypervisor connection. */
