@@ -51,6 +51,18 @@ void schema_file_warning(schema_file *f, unsigned line, unsigned column, const c
 /* Takes ownership of r, hashes it and reports duplicates; -EINVAL when r was a duplicate. */
 int schema_file_add(schema_file *f, schema_resource *r);
 void schema_file_done(schema_file *f);
+/* The checks of a parsed file against the set before it: volumes made from themselves. */
+int schema_file_check_set(schema_file *f);
+
+/* The volume or other resource under key as some judgement sees the set, or NULL. */
+typedef const schema_resource *(*schema_volume_lookup)(const void *userdata, const char *key);
+/*
+ * 1 when v's from.volume leads, through the volumes lookup finds, back to v;
+ * then *ret (may be NULL) gets the volumes on the way, v first, and *ret_n
+ * their number. 0 when it does not; -ENOMEM.
+ */
+int schema_volume_cycle(const schema_resource *v, schema_volume_lookup lookup, const void *userdata,
+                        const schema_resource ***ret, size_t *ret_n);
 /* Frees what n diagnostics hold, not the array. */
 void schema_diags_clear(schema_diag *diags, size_t n);
 

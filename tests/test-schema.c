@@ -2189,6 +2189,69 @@ static void test_reload_duplicate_pci(void **state) {
         tree_done(&t);
 }
 
+#define VOL(name, from) HEADER("Volume", name) "spec: {pool: p, from: {volume: " from "}}\n"
+#define VOL_EMPTY(name) HEADER("Volume", name) "spec: {pool: p, capacity: 1GiB}\n"
+
+/* In one file, each volume of a cycle is an error; one leading into it is not on it. */
+static void test_volume_cycle_in_file(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("v.yaml",
+                VOL("a", "p/b") "---\n" VOL("b", "p/c") "---\n" VOL("c", "p/a") "---\n" VOL("d", "p/a") "---\n"
+                VOL_EMPTY("e"), &path);
+
+        assert_failed(set);
+        assert_int_equal(set->n_diags, 3);
+        assert_diag_at(set, path, 3, 18, "volume p/a is made from itself: p/a, made from p/b, made from p/c, made "
+                       "from p/a; make one of them from another volume, a file or a URL");
+        assert_diag_at(set, path, 8, 18, "volume p/b is made from itself: p/b, made from p/c, made from p/a, made from p/b");
+        assert_diag_at(set, path, 13, 18, "volume p/c is made from itself: p/c, made from p/a, made from p/b, made from p/c");
+}
+
+/* Across files the one that closes the cycle fails, naming where the others are; reloads agree with a full load. */
+static void test_volume_cycle_across_files(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "10-a.yaml", VOL("a", "p/b"));
+        put(&t, USR, "20-b.yaml", VOL("b", "p/c"));
+        put(&t, USR, "30-c.yaml", VOL_EMPTY("c"));
+        _cleanup_free_ char *a = tree_path(&t, USR, "10-a.yaml"), *b = tree_path(&t, USR, "20-b.yaml"),
+                            *c = tree_path(&t, USR, "30-c.yaml");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+        assert_clean(set);
+        char *b_failed[] = { b, NULL }, *c_failed[] = { c, NULL };
+
+        /* The last file to be judged closes it: c, made from a, which is made from b, made from c. */
+        put(&t, USR, "30-c.yaml", VOL("c", "p/a"));
+        reload_expect(set, "30-c.yaml", "volume/p/c", NULL);
+        assert_strv_equal(set->files_failed, c_failed);
+        _cleanup_free_ char *msg = vf_printf("volume p/c is made from itself: p/c, made from p/a (%s:3:18), made from "
+                                             "p/b (%s:3:18), made from p/c;", a, b);
+        assert_diag_at(set, c, 3, 18, msg);
+        assert_int_equal(set->n_diags, 1);
+
+        /* An earlier file breaking the cycle lets c in; closing it again there fails c again. */
+        put(&t, USR, "20-b.yaml", VOL_EMPTY("b"));
+        reload_expect(set, "20-b.yaml", "volume/p/b", "volume/p/c", NULL);
+        assert_clean(set);
+        put(&t, USR, "20-b.yaml", VOL("b", "p/c"));
+        reload_expect(set, "20-b.yaml", "volume/p/b", "volume/p/c", NULL);
+        assert_strv_equal(set->files_failed, c_failed);
+
+        /* Moving c before b: b now closes the cycle and fails instead. */
+        del(&t, USR, "30-c.yaml");
+        reload_expect(set, "30-c.yaml", NULL);
+        put(&t, USR, "15-c.yaml", VOL("c", "p/a"));
+        reload_expect(set, "15-c.yaml", "volume/p/b", "volume/p/c", NULL);
+        assert_strv_equal(set->files_failed, b_failed);
+
+        /* The closing file made clean by a change of its own. */
+        put(&t, USR, "20-b.yaml", HEADER("Volume", "b") "spec: {pool: p, from: {file: /srv/b.img}}\n");
+        reload_expect(set, "20-b.yaml", "volume/p/b", NULL);
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 3);
+        tree_done(&t);
+}
+
 /* ---- trust: what root believes ------------------------------------------------- */
 
 /* Ownership takes root; without it there is nothing these tests can set up. */
@@ -2539,6 +2602,8 @@ int main(void) {
                 cmocka_unit_test(test_reload_valid_invalid),
                 cmocka_unit_test(test_reload_duplicates),
                 cmocka_unit_test(test_reload_duplicate_pci),
+                cmocka_unit_test(test_volume_cycle_in_file),
+                cmocka_unit_test(test_volume_cycle_across_files),
                 cmocka_unit_test(test_diag_warning_format),
                 cmocka_unit_test(test_trust_files),
                 cmocka_unit_test(test_trust_directory),
