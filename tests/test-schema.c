@@ -917,10 +917,11 @@ static void test_storage_errors(void **state) {
         } cases[] = {
                 { "StoragePool", "{path: var/lib/images}", "var/lib",
                   "pool path \"var/lib/images\" is not an absolute path; start it with /" },
-                { "StoragePool", "{}", NULL, "a dir pool needs path: the absolute directory that holds its volumes" },
+                { "StoragePool", "{}", NULL,
+                  "a dir pool needs path (<target><path> in XML): the absolute directory that holds its volumes" },
                 { "StoragePool", "{type: dir, autostart: true}", NULL, "a dir pool needs path" },
                 { "StoragePool", "{type: logical}", NULL,
-                  "type: logical needs volumeGroup: the name of an existing LVM volume group" },
+                  "type: logical needs volumeGroup (<source><name> in XML): the name of an existing LVM volume group" },
                 { "StoragePool", "{type: logical, volumeGroup: vg0, path: /x}", "/x",
                   "path is not allowed with type: logical, whose volumes are in /dev/VOLUMEGROUP; remove it" },
                 { "StoragePool", "{path: /x, volumeGroup: vg0}", "vg0",
@@ -1593,6 +1594,220 @@ static void test_native_rejects(void **state) {
                 assert_diag(set, cases[i].message);
                 assert_diag(set, msg);
         }
+}
+
+#define VF_NS "xmlns:vf='https://virtform.org/xmlns/policy/1'"
+
+/* Inserts policy as the first child of the root of xml, as a native file carries it. */
+static char *with_policy(const char *xml, const char *policy) {
+        const char *close = strchr(xml, '>');
+        assert_non_null(close);
+        return vf_printf("%.*s\n  %s%s", (int) (close - xml + 1), xml, policy, close + 1);
+}
+
+static void assert_same_volume(const schema_resource *a, const schema_resource *b) {
+        assert_string_equal(a->name, b->name);
+        assert_string_equal(a->volume.pool, b->volume.pool);
+        assert_string_equal(a->volume.volume, b->volume.volume);
+        assert_int_equal(a->volume.capacity, b->volume.capacity);
+        assert_int_equal(a->volume.format, b->volume.format);
+        assert_int_equal(a->volume.source, b->volume.source);
+        assert_true(vf_streq_ptr(a->volume.from, b->volume.from));
+        assert_true(vf_streq_ptr(a->volume.sha256, b->volume.sha256));
+        assert_int_equal(a->volume.full_copy, b->volume.full_copy);
+        assert_int_equal(a->volume.deletion, b->volume.deletion);
+        assert_int_equal(vf_strv_length(a->depends), vf_strv_length(b->depends));
+        for (size_t i = 0; a->depends && a->depends[i]; i++)
+                assert_string_equal(a->depends[i], b->depends[i]);
+        assert_string_equal(a->xml, b->xml);
+        assert_string_equal(a->hash, b->hash);
+        assert_string_equal(a->definition_hash, b->definition_hash);
+}
+
+/* A pool or volume written as native XML, its policy in vf:policy, is the same desired state as from YAML. */
+static void test_native_storage_round_trip(void **state) {
+        static const struct {
+                const char *yaml, *name, *policy;
+        } volumes[] = {
+                { HEADER("Volume", "web1.qcow2") "spec: {pool: images, capacity: 20GiB, deletionPolicy: delete, "
+                  "from: {volume: images/base.qcow2}}\n", "images/web1.qcow2",
+                  "<vf:policy " VF_NS " pool='images' deletionPolicy='delete'><vf:from volume='images/base.qcow2'/>"
+                  "</vf:policy>" },
+                { HEADER("Volume", "base.qcow2") "spec: {pool: images, from: {url: 'https://h/base.img', sha256: "
+                  "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789}}\n", "images/base.qcow2",
+                  "<vf:policy " VF_NS " pool='images'><vf:from url='https://h/base.img' "
+                  "sha256='ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789'/></vf:policy>" },
+                { HEADER("Volume", "copy") "spec: {pool: fast, format: raw, from: {volume: images/base.qcow2, "
+                  "clone: copy}}\n", "fast/copy",
+                  "<vf:policy " VF_NS " pool='fast'><vf:from volume='images/base.qcow2' clone='copy'/></vf:policy>"
+                  "<o:owner xmlns:o='https://virtform.org/xmlns/owner/1' generation='3'/>" },
+                { HEADER("Volume", "import") "spec: {pool: fast, capacity: 1GiB, from: {file: /srv/a.img}}\n",
+                  "fast/import", "<vf:policy " VF_NS " pool='fast' adopt='no'><vf:from file='/srv/a.img'/></vf:policy>" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(volumes); i++) {
+                _cleanup_(schema_set_freep) schema_set *yaml = load_text("v.yaml", volumes[i].yaml, NULL);
+                const schema_resource *y = find(yaml, VF_KIND_VOLUME, volumes[i].name);
+                _cleanup_free_ char *native = with_policy(y->xml, volumes[i].policy);
+                _cleanup_(schema_set_freep) schema_set *xml = load_text("v.xml", native, NULL);
+                print_message("%s\n", native);
+                assert_clean(xml);
+                assert_same_volume(find(xml, VF_KIND_VOLUME, volumes[i].name), y);
+        }
+
+        _cleanup_(schema_set_freep) schema_set *yaml = load_text("p.yaml",
+                HEADER("StoragePool", "images") "spec: {path: /srv/images, autostart: false}\n", NULL);
+        const schema_resource *y = find(yaml, VF_KIND_POOL, "images");
+        _cleanup_free_ char *native = with_policy(y->xml, "<vf:policy " VF_NS " autostart='no' adopt='yes'/>");
+        _cleanup_(schema_set_freep) schema_set *xml = load_text("p.xml", native, NULL);
+        assert_clean(xml);
+        const schema_resource *x = find(xml, VF_KIND_POOL, "images");
+        assert_string_equal(x->xml, y->xml);
+        assert_string_equal(x->hash, y->hash);
+        assert_string_equal(x->pool.path, "/srv/images");
+        assert_false(x->pool.autostart);
+        assert_true(x->adopt);
+}
+
+/* What virsh pool-dumpxml and vol-dumpxml write reads as such; a pool starts itself by default, as in YAML. */
+static void test_native_storage_dumps(void **state) {
+        _cleanup_(schema_set_freep) schema_set *pools = load_text("p.xml",
+                "<pool type='logical'>\n  <name>vg</name>\n  <uuid>9a5e6a5e-4b6b-4d7e-9a5e-6a5e4b6b4d7e</uuid>\n"
+                "  <capacity unit='bytes'>0</capacity>\n  <source>\n    <name>vg0</name>\n"
+                "    <format type='lvm2'/>\n  </source>\n  <target>\n    <path>/dev/vg0</path>\n  </target>\n</pool>\n",
+                NULL);
+        assert_clean(pools);
+        const schema_resource *pool = find(pools, VF_KIND_POOL, "vg");
+        assert_true(pool->pool.autostart);
+        assert_null(pool->pool.path);
+        assert_null(pool->depends);
+
+        _cleanup_(schema_set_freep) schema_set *volumes = load_text("v.xml",
+                "<volume type='file'>\n  <vf:policy " VF_NS " pool='images'/>\n  <name>d.img</name>\n"
+                "  <key>/srv/images/d.img</key>\n  <capacity unit='G'>2</capacity>\n  <allocation unit='bytes'>0</allocation>\n"
+                "  <target>\n    <path>/srv/images/d.img</path>\n    <format type='raw'/>\n  </target>\n</volume>\n",
+                NULL);
+        assert_clean(volumes);
+        const schema_resource *v = find(volumes, VF_KIND_VOLUME, "images/d.img");
+        assert_int_equal(v->volume.capacity, UINT64_C(2) << 30);
+        assert_int_equal(v->volume.format, SCHEMA_VOLUME_RAW);
+        assert_int_equal(v->volume.source, SCHEMA_SOURCE_NONE);
+        assert_int_equal(v->volume.deletion, SCHEMA_DELETION_RETAIN);
+        assert_int_equal(vf_strv_length(v->depends), 1);
+        assert_string_equal(v->depends[0], "pool/images");
+        assert_xpath(v->xml, "count(//*[namespace-uri()='https://virtform.org/xmlns/policy/1'])", "0");
+
+        /* Without a format, the volume is qcow2, and its XML says so. */
+        _cleanup_(schema_set_freep) schema_set *bare = load_text("v.xml",
+                "<volume>\n  <vf:policy " VF_NS " pool='images'/>\n  <name>e</name>\n  <capacity>1048576</capacity>\n"
+                "</volume>\n", NULL);
+        assert_clean(bare);
+        assert_xpath(find(bare, VF_KIND_VOLUME, "images/e")->xml, "string(/volume/target/format/@type)", "qcow2");
+}
+
+static void test_native_storage_rejects(void **state) {
+        static const struct {
+                const char *xml, *at, *message;
+        } cases[] = {
+                { "<volume>\n  <name>v</name>\n  <capacity>1</capacity>\n</volume>\n", "1:1",
+                  "a <volume> names its pool: add <vf:policy xmlns:vf='https://virtform.org/xmlns/policy/1' "
+                  "pool='POOL'/> as its first child" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'/>\n  <name>v</name>\n</volume>\n", "1:1",
+                  "a <volume> needs <capacity unit='GiB'>N</capacity>, or a <vf:from/> in its <vf:policy>" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='a/b'/>\n  <name>v</name>\n  <capacity>1</capacity>\n</volume>\n",
+                  "2:3", "vf:policy pool=\"a/b\" is not valid: a name is" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p' state='running'/>\n  <name>v</name>\n"
+                  "  <capacity>1</capacity>\n</volume>\n",
+                  "2:3", "unknown vf:policy attribute \"state\" for a volume; allowed: pool, deletionPolicy, adopt" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p' deletionPolicy='keep'/>\n  <name>v</name>\n"
+                  "  <capacity>1</capacity>\n</volume>\n",
+                  "2:3", "vf:policy deletionPolicy=\"keep\" is not valid; use one of retain, delete" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from file='/a' url='https://h/a'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "<vf:from> needs exactly one of volume, file or url; it has 2" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from file='/a' size='1'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "unknown vf:from attribute \"size\"; allowed: volume, file, url, clone, sha256" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from url='https://h/a'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "from.url needs sha256" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from file='a.img'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "from.file \"a.img\" is not an absolute path; start it with /" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from file='/a' clone='copy'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "clone is only for from.volume" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from volume='p/v'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "volume p/v is made from itself" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from volume='p/a' clone='deep'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "vf:from clone=\"deep\" is not valid; use cow or copy" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from url='https://h/a' sha256='abc'/>\n"
+                  "  </vf:policy>\n  <name>v</name>\n</volume>\n",
+                  "3:5", "invalid sha256 \"abc\"" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:copy/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n  <capacity>1</capacity>\n</volume>\n",
+                  "3:5", "a volume's <vf:policy> holds one <vf:from volume='POOL/NAME'/>" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'/>\n  <name>v</name>\n  <capacity>0</capacity>\n</volume>\n",
+                  "4:3", "<capacity> 0 bytes is no size a volume can have" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'/>\n  <name>v</name>\n  <capacity>1</capacity>\n"
+                  "  <target><format type='vmdk'/></target>\n</volume>\n",
+                  "5:11", "virtform makes qcow2 and raw volumes" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from volume='p/a'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n  <target><format type='raw'/></target>\n</volume>\n",
+                  "1:1", "a copy-on-write clone (clone: cow, the default) is a qcow2 overlay" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'/>\n  <name>v</name>\n  <capacity>1</capacity>\n  <bogus/>\n"
+                  "</volume>\n",
+                  "5:3", "invalid <volume> (checked against virtform's volume.rng)" },
+                { "<pool type='dir'>\n  <name>p</name>\n</pool>\n", "1:1", "a dir pool needs path" },
+                { "<pool type='dir'>\n  <name>p</name>\n  <target><path>rel</path></target>\n</pool>\n", "3:3",
+                  "invalid <pool> (checked against virtform's pool.rng)" },
+                /* libxml2 places an attribute's error at the element after it. */
+                { "<pool type='floppy'>\n  <name>p</name>\n</pool>\n", "2:3",
+                  "invalid <pool> (checked against virtform's pool.rng): Element pool failed to validate attributes" },
+                { "<pool type='dir'>\n  <vf:policy " VF_NS " autostart='no' pool='x'/>\n  <name>p</name>\n"
+                  "  <target><path>/p</path></target>\n</pool>\n",
+                  "2:3", "unknown vf:policy attribute \"pool\" for a pool; allowed: autostart, adopt" },
+                { "<pool type='dir'>\n  <vf:colour " VF_NS "/>\n  <name>p</name>\n  <target><path>/p</path></target>\n</pool>\n",
+                  "2:3", "only one <vf:policy/> element is allowed in the virtform policy namespace; remove <colour>" },
+                { "<cloudinit>\n  <name>s</name>\n</cloudinit>\n", "1:1",
+                  "root element <cloudinit> is not supported; a native XML file holds one <domain>, <network>, "
+                  "<pool> or <volume>" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", cases[i].xml, &path);
+                _cleanup_free_ char *msg = vf_printf("%s:%s: error: %s", path, cases[i].at, cases[i].message);
+                print_message("%s\n", cases[i].xml);
+                assert_failed(set);
+                assert_diag(set, msg);
+        }
+}
+
+/* A native domain's volume disks and seeds are dependencies, as the YAML ones are. */
+static void test_native_domain_storage(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("d.xml",
+                "<domain " VF_NS ">\n  <name>d</name>\n  <memory>1048576</memory>\n  <devices>\n"
+                "    <disk type='volume' device='disk'><source pool='images' volume='d.qcow2'/>"
+                "<target dev='vda' bus='virtio'/></disk>\n"
+                "    <disk type='volume' device='cdrom'><source pool='' volume='s.cidata.iso' vf:cloudinit='s'/>"
+                "<readonly/></disk>\n  </devices>\n</domain>\n", NULL);
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "d");
+        assert_int_equal(vf_strv_length(r->depends), 2);
+        assert_string_equal(r->depends[0], "volume/images/d.qcow2");
+        assert_string_equal(r->depends[1], "cloudinit/s");
+        assert_int_equal(vf_strv_length(r->domain.cloudinits), 1);
+
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *bad = load_text("d.xml",
+                "<domain " VF_NS ">\n  <name>d</name>\n  <memory>1048576</memory>\n  <devices>\n"
+                "    <disk type='volume' device='cdrom'>\n      <source pool='' volume='x' vf:cloudinit='a/b'/>\n"
+                "    </disk>\n  </devices>\n</domain>\n", &path);
+        assert_failed(bad);
+        assert_diag_at(bad, path, 6, 7, "invalid vf:cloudinit \"a/b\": a name is");
 }
 
 /* Found by fuzz-xml (tests/fuzz-corpus/fuzz-xml/crash-encoding-error-to-stderr.xml). */
@@ -2585,6 +2800,10 @@ int main(void) {
                 cmocka_unit_test(test_libvirt_schemas),
                 cmocka_unit_test(test_native_defaults_and_owner),
                 cmocka_unit_test(test_native_rejects),
+                cmocka_unit_test(test_native_storage_round_trip),
+                cmocka_unit_test(test_native_storage_dumps),
+                cmocka_unit_test(test_native_storage_rejects),
+                cmocka_unit_test(test_native_domain_storage),
                 cmocka_unit_test(test_native_encoding_error),
                 cmocka_unit_test(test_native_interface_needs_source),
                 cmocka_unit_test(test_native_deep),
