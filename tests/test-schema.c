@@ -1098,6 +1098,33 @@ static void test_domain_seed_libvirt_schema(void **state) {
         assert_xpath(x, "count(/domain/devices/disk[3]/target)", "0");
 }
 
+/* What the storage kinds render, libvirt's storagepool.rng and storagevol.rng accept; what they refuse is said. */
+static void test_storage_libvirt_schemas(void **state) {
+        if (access(SCHEMA_LIBVIRT_SCHEMAS "/storagepool.rng", R_OK) < 0)
+                th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
+        char *dir = make_dir();
+        free(put_file(dir, "s.yaml",
+                HEADER("StoragePool", "images") "spec: {path: /var/lib/virtform/images}\n---\n"
+                HEADER("StoragePool", "lvm") "spec: {type: logical, volumeGroup: vg0}\n---\n"
+                HEADER("Volume", "base.qcow2") "spec: {pool: images, from: {url: 'https://h/b.img', sha256: " SHA "}}\n---\n"
+                HEADER("Volume", "web1.qcow2") "spec: {pool: images, capacity: 20GiB, from: {volume: images/base.qcow2}}\n---\n"
+                HEADER("Volume", "data") "spec: {pool: lvm, capacity: 1TiB, format: raw}\n"));
+        /* Valid by virtform's compact schema, refused by libvirt's: a mode is octal. */
+        _cleanup_free_ char *bad = put_file(dir, "t.xml",
+                "<pool type='dir'>\n  <name>t</name>\n  <target>\n    <path>/t</path>\n"
+                "    <permissions><mode>rwx</mode></permissions>\n  </target>\n</pool>\n");
+        char *paths[] = { dir };
+        schema_load_options options = { .libvirt_schemas = SCHEMA_LIBVIRT_SCHEMAS };
+        _cleanup_(schema_set_freep) schema_set *set = NULL;
+        assert_int_equal(schema_load_with_options(paths, 1, &options, &set), 0);
+        remove_dir(dir);
+
+        assert_int_equal(set->n_resources, 5);
+        assert_int_equal(vf_strv_length(set->files_failed), 1);
+        assert_string_equal(set->files_failed[0], bad);
+        assert_diag(set, "invalid <pool> (checked against libvirt's " SCHEMA_LIBVIRT_SCHEMAS "/storagepool.rng)");
+}
+
 static void test_domain_storage_disk_errors(void **state) {
         static const struct {
                 const char *disk, *at, *message;
@@ -1953,6 +1980,66 @@ static void test_hash(void **state) {
         assert_string_equal(e, f);
 }
 
+/* Every field desired counts in hash; what goes into libvirt's definition (or a seed's content) in definition_hash. */
+static void test_storage_hash(void **state) {
+        static const struct {
+                const char *kind, *spec;
+                bool definition; /* the change is also one of definition_hash */
+        } variants[] = {
+                { "StoragePool", "{path: /a}", true },
+                { "StoragePool", "{path: /b}", true },
+                { "StoragePool", "{path: /a, autostart: false}", false },
+                { "StoragePool", "{type: logical, volumeGroup: vg}", true },
+                { "Volume", "{pool: p, capacity: 1GiB}", true },
+                { "Volume", "{pool: q, capacity: 1GiB}", true },
+                { "Volume", "{pool: p, capacity: 2GiB}", true },
+                { "Volume", "{pool: p, capacity: 1GiB, format: raw}", true },
+                { "Volume", "{pool: p, capacity: 1GiB, deletionPolicy: delete}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {volume: p/a}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {volume: p/b}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {volume: p/a, clone: copy}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {file: /p/a}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {url: 'http://h/p/a', sha256: " SHA "}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {url: 'http://h/p/a', sha256: "
+                  "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210}}", false },
+                { "CloudInit", "{pool: p}", true },
+                { "CloudInit", "{pool: q}", true },
+                { "CloudInit", "{pool: p, userData: ''}", true },
+                { "CloudInit", "{pool: p, userData: x}", true },
+                { "CloudInit", "{pool: p, networkConfig: x}", true },
+                { "CloudInit", "{pool: p, metaData: {instance-id: x}}", true },
+                { "CloudInit", "{pool: p, metaData: {local-hostname: x}}", true },
+        };
+        char hashes[ELEMENTSOF(variants)][2][VF_HASH_HEX_LEN + 1];
+
+        for (size_t i = 0; i < ELEMENTSOF(variants); i++) {
+                _cleanup_free_ char *text = vf_printf("apiVersion: virtform/v1\nkind: %s\nmetadata: {name: v}\nspec: %s\n",
+                                                      variants[i].kind, variants[i].spec);
+                _cleanup_(schema_set_freep) schema_set *set = load_text("s.yaml", text, NULL);
+                assert_clean(set);
+                strcpy(hashes[i][0], set->resources[0]->hash);
+                strcpy(hashes[i][1], set->resources[0]->definition_hash);
+                for (size_t j = 0; j < i; j++)
+                        assert_string_not_equal(hashes[i][0], hashes[j][0]);
+        }
+        /* Each variant against the first of its kind. */
+        for (size_t i = 1, first = 0; i < ELEMENTSOF(variants); i++) {
+                if (strcmp(variants[i].kind, variants[i - 1].kind) != 0) {
+                        first = i;
+                        continue;
+                }
+                print_message("%s\n", variants[i].spec);
+                assert_int_equal(strcmp(hashes[i][1], hashes[first][1]) != 0, variants[i].definition);
+        }
+
+        /* Where a resource is declared and metadata.adopt are not desired state. */
+        char a[VF_HASH_HEX_LEN + 1], b[VF_HASH_HEX_LEN + 1];
+        hash_of("a.yaml", HEADER("Volume", "v") "spec: {pool: p, capacity: 1GiB}\n", a);
+        hash_of("b.yaml", "\n" "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: v, adopt: true}\n"
+                          "spec: {capacity: 1024MiB, pool: p}\n", b);
+        assert_string_equal(a, b);
+}
+
 /* ---- drop-in layers ------------------------------------------------------------ */
 
 /* Three layers in one temporary tree, highest precedence first, like /etc, /run and /usr/lib. */
@@ -2467,6 +2554,37 @@ static void test_volume_cycle_across_files(void **state) {
         tree_done(&t);
 }
 
+/* Pools, volumes, seeds and the domains using them reload as a full load gives them. */
+static void test_reload_storage(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "10-pool.yaml", HEADER("StoragePool", "p") "spec: {path: /srv/p}\n");
+        put(&t, USR, "20-vol.yaml", VOL_EMPTY("base") "---\n" VOL("web1", "p/base"));
+        put(&t, USR, "30-seed.yaml", HEADER("CloudInit", "s") "spec: {pool: p, userData: '#cloud-config'}\n");
+        put(&t, USR, "40-web1.yaml", HEADER("Domain", "web1") "spec:\n  memory: 1GiB\n"
+                                     "  disks: [{volume: p/web1}, {cloudInit: s}]\n");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 5);
+
+        put(&t, USR, "30-seed.yaml", HEADER("CloudInit", "s") "spec: {pool: p, userData: '#cloud-config\n'}\n");
+        reload_expect(set, "30-seed.yaml", "cloudinit/s", NULL);
+        put(&t, USR, "20-vol.yaml", VOL_EMPTY("base") "---\n" VOL("web1", "p/base") "---\n" VOL("web2", "p/base"));
+        reload_expect(set, "20-vol.yaml", "volume/p/web2", NULL);
+        put(&t, USR, "10-pool.yaml", HEADER("StoragePool", "p") "spec: {path: /srv/p, autostart: false}\n");
+        reload_expect(set, "10-pool.yaml", "pool/p", NULL);
+        put(&t, USR, "40-web1.yaml", HEADER("Domain", "web1") "spec:\n  memory: 1GiB\n"
+                                     "  disks: [{volume: p/web2}, {cloudInit: s, bus: sata}]\n");
+        reload_expect(set, "40-web1.yaml", "domain/web1", NULL);
+        put(&t, USR, "20-vol.yaml", VOL_EMPTY("base") "---\n" VOL("web1", "p/nope") "---\n" "kind: Volume\n");
+        reload_expect(set, "20-vol.yaml", "volume/p/base", "volume/p/web1", "volume/p/web2", NULL);
+        assert_int_equal(vf_strv_length(set->files_failed), 1);
+        del(&t, USR, "20-vol.yaml");
+        reload_expect(set, "20-vol.yaml", NULL);
+        assert_clean(set);
+        tree_done(&t);
+}
+
 /* ---- trust: what root believes ------------------------------------------------- */
 
 /* Ownership takes root; without it there is nothing these tests can set up. */
@@ -2779,6 +2897,7 @@ int main(void) {
                 cmocka_unit_test(test_domain_storage_disks),
                 cmocka_unit_test(test_domain_seed_libvirt_schema),
                 cmocka_unit_test(test_domain_storage_disk_errors),
+                cmocka_unit_test(test_storage_libvirt_schemas),
                 cmocka_unit_test(test_duplicate_across_files),
                 cmocka_unit_test(test_duplicate_in_file),
                 cmocka_unit_test(test_same_name_different_kinds),
@@ -2811,6 +2930,7 @@ int main(void) {
                 cmocka_unit_test(test_native_rng_positions),
                 cmocka_unit_test(test_escape_hatch_rng_positions),
                 cmocka_unit_test(test_hash),
+                cmocka_unit_test(test_storage_hash),
                 cmocka_unit_test(test_dropin_precedence),
                 cmocka_unit_test(test_dropin_masking),
                 cmocka_unit_test(test_dropin_non_candidates),
@@ -2823,6 +2943,7 @@ int main(void) {
                 cmocka_unit_test(test_reload_duplicate_pci),
                 cmocka_unit_test(test_volume_cycle_in_file),
                 cmocka_unit_test(test_volume_cycle_across_files),
+                cmocka_unit_test(test_reload_storage),
                 cmocka_unit_test(test_diag_warning_format),
                 cmocka_unit_test(test_trust_files),
                 cmocka_unit_test(test_trust_directory),
