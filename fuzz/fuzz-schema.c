@@ -83,7 +83,8 @@ static void check_volume(const schema_resource *r) {
         fuzz_check((v->source == SCHEMA_SOURCE_NONE) == !v->from);
         fuzz_check((v->source == SCHEMA_SOURCE_URL) == !!v->sha256);
         fuzz_check(!v->sha256 || is_hex64(v->sha256));
-        fuzz_check(v->source != SCHEMA_SOURCE_VOLUME || (schema_volume_ref_is_valid(v->from) && !streq(v->from, r->name)));
+        fuzz_check(v->source != SCHEMA_SOURCE_VOLUME ||
+                   (schema_volume_ref_is_valid(v->from) && !streq(v->from, r->name)));
         fuzz_check(v->source != SCHEMA_SOURCE_FILE || v->from[0] == '/');
         fuzz_check(!v->full_copy || v->source == SCHEMA_SOURCE_VOLUME);
 }
