@@ -66,7 +66,7 @@ typedef struct schema_hostdev_spec {
 
 typedef struct schema_pool_spec {
         bool autostart;
-        char *path; /* target path of a dir pool; NULL for types that have none (logical takes its VG's) */
+        char *path; /* the directory of a dir pool (<target><path>); NULL for other types */
 } schema_pool_spec;
 
 typedef enum schema_volume_format {
@@ -262,7 +262,9 @@ bool schema_file_is_candidate(const char *filename);
  * (candidate) name: nothing is read for it, and that is not an error.
  *
  * Files are then read in name order; a key declared twice fails the file
- * whose name sorts later. Returns 0 when loading ran (problems are in
+ * whose name sorts later, and volumes made from one another (from.volume)
+ * in a cycle fail the file whose name sorts last among theirs, at each of
+ * its volumes on the cycle. Returns 0 when loading ran (problems are in
  * set->diags), or a negative errno when out of memory or a directory cannot
  * be listed.
  *
@@ -286,8 +288,9 @@ int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
  * ones; files_ok, files_failed and sources are updated.
  *
  * When the name takes or gives up a key or PCI address that a later file also
- * declares, that file is reloaded too, as a full load would have judged it.
- * Only files that declare such a key are read again.
+ * declares, that file is reloaded too, as a full load would have judged it;
+ * so is a later file whose volumes a change of the name's volumes closes
+ * into a cycle, or whose cycle it opens. Only such files are read again.
  *
  * *changed (may be NULL) gets the sorted "kind/name" keys that appeared,
  * disappeared, changed hash or moved to another file, or NULL when none did.
