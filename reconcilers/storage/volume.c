@@ -481,20 +481,23 @@ static int import_end(import *im) {
 /* Undoes a failed import: the upload abandoned, the volume deleted. Then res says why. */
 static int import_undo(import *im, int error) {
         volume *v = im->v;
-        const char *reason = im->reason;
-        _cleanup_free_ char *message = TAKE_PTR(im->message);
+        _cleanup_free_ char *reason = im->reason ? strdup(im->reason) : NULL, *message = TAKE_PTR(im->message);
 
         if (error == -EINTR) {
-                reason = "Interrupted";
+                free(reason);
+                free(message);
+                reason = strdup("Interrupted");
                 message = vf_printf("the import from %s was stopped before it finished; it starts again at the next "
                                     "run", im->source);
-        } else if (error == -ENOSPC || (!reason && v->res->reason)) {
+        } else if (!reason && v->res->reason) {
                 /* The step or the space check said why already. */
-                reason = v->res->reason;
+                reason = strdup(v->res->reason);
+                free(message);
                 message = v->res->message ? strdup(v->res->message) : NULL;
-        }
-        if (!reason)
+        } else if (!im->reason)
                 return error;
+        if (!reason || !message)
+                return -ENOMEM;
         if (im->uploading) {
                 rc_upload_done(&im->upload);
                 im->uploading = false;
@@ -502,7 +505,7 @@ static int import_undo(import *im, int error) {
         }
         bool deleted = !im->made || !v->vol || delete_step(v) >= 0;
         _cleanup_free_ char *why_kept = deleted ? NULL : strdup(v->res->message ? v->res->message : "");
-        rc_result_set(v->res, RC_FAILED, false, reason, "%s%s%s%s", message ? message : reason,
+        rc_result_set(v->res, RC_FAILED, false, reason, "%s%s%s%s", message,
                       im->made ? (deleted ? "; the half-made volume was deleted" : "; the half-made volume could "
                                                                                   "not be deleted (")
                                : "",
