@@ -45,6 +45,7 @@ typedef struct http_server {
         pthread_t thread;
         const char *path; /* what every GET gets */
         uint64_t stall_after; /* 0: send it all; else send this much, then hold the connection until stopped */
+        bool no_length; /* no Content-Length: the body ends when the connection does */
         atomic_bool stalled;
         atomic_bool stopping;
 } http_server;
@@ -65,8 +66,8 @@ static void serve_one(http_server *s, int c) {
         _cleanup_close_ int fd = open(s->path, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || fstat(fd, &st) < 0)
                 return;
-        _cleanup_free_ char *header = vf_printf("HTTP/1.1 200 OK\r\nContent-Length: %lld\r\nConnection: close\r\n\r\n",
-                                                (long long) st.st_size);
+        _cleanup_free_ char *length = s->no_length ? strdup("") : vf_printf("Content-Length: %lld\r\n", (long long) st.st_size);
+        _cleanup_free_ char *header = vf_printf("HTTP/1.1 200 OK\r\n%sConnection: close\r\n\r\n", length);
         if (write(c, header, strlen(header)) != (ssize_t) strlen(header))
                 return;
         off_t offset = 0, end = s->stall_after ? (off_t) s->stall_after : st.st_size;
@@ -91,7 +92,7 @@ static void *serve(void *userdata) {
         }
 }
 
-static http_server *http_start(const char *path, uint64_t stall_after) {
+static http_server *http_start(const char *path, uint64_t stall_after, bool no_length) {
         http_server *s = calloc(1, sizeof *s);
         struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t len = sizeof a;
@@ -99,6 +100,7 @@ static http_server *http_start(const char *path, uint64_t stall_after) {
         assert_non_null(s);
         s->path = path;
         s->stall_after = stall_after;
+        s->no_length = no_length;
         s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         assert_true(s->fd >= 0);
         assert_int_equal(bind(s->fd, (struct sockaddr *) &a, sizeof a), 0);
@@ -348,7 +350,7 @@ static void test_url_import_and_checksum_mismatch(void **state) {
         fixture *f = *state;
         _cleanup_free_ char *image = random_file(f, "served.img", 5 * MiB + 7);
         _cleanup_free_ char *digest = sha256_of(image);
-        http_server *http = http_start(image, 0);
+        http_server *http = http_start(image, 0, false);
         _cleanup_free_ char *good = vf_printf("format: raw, from: {url: 'http://127.0.0.1:%d/served.img', sha256: %s}",
                                               http->port, digest);
         _cleanup_free_ char *bad = vf_printf("format: raw, from: {url: 'http://127.0.0.1:%d/served.img', sha256: %064d}",
@@ -481,6 +483,51 @@ static void test_full_pool(void **state) {
 }
 
 /*
+ * The same pool filling up while the bytes stream in: the server gives no
+ * length, so nothing could be refused up front; the write fails with ENOSPC
+ * and the half-written volume is deleted.
+ */
+static void test_pool_full_during_import(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *image = random_file(f, "unsized.raw", 4 * MiB);
+        _cleanup_free_ char *digest = sha256_of(image);
+        http_server *http = http_start(image, 0, true);
+        _cleanup_free_ char *ref = vf_printf("format: raw, capacity: 1MiB, from: {url: 'http://127.0.0.1:%d/x', sha256: %s}",
+                                             http->port, digest);
+
+        if (mount("tmpfs", f->pool_dir, "tmpfs", 0, "size=1m,mode=0755") < 0)
+                fail_msg("cannot mount a tmpfs on %s: %s", f->pool_dir, strerror(errno));
+        f->mounted = true;
+        declare(f, (const char *const[]) { "unsized.raw", ref, NULL });
+        th_env_pass(f->env);
+        http_stop(http);
+        assert_volume(f, "unsized.raw", RC_FAILED, "NoSpace");
+        assert_non_null(strstr(message_of(f, "unsized.raw"), "half-made volume was deleted"));
+        assert_int_equal(volume_count(f), 0);
+}
+
+/*
+ * Bytes that are not what the format says are refused, and nothing is left:
+ * random bytes for a qcow2 volume, and a qcow2 image for a raw one (whose
+ * backing file a guest could point at host files).
+ */
+static void test_format_mismatch(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *noise = random_file(f, "noise.bin", MiB);
+        _cleanup_free_ char *qcow2 = vf_printf("%s/image.qcow2", f->env->dir);
+        _cleanup_free_ char *mk = vf_printf("qemu-img create -q -f qcow2 -b /etc/shadow -F raw '%s' 1M", qcow2);
+        _cleanup_free_ char *as_qcow2 = vf_printf("from: {file: %s}", noise);
+        _cleanup_free_ char *as_raw = vf_printf("format: raw, from: {file: %s}", qcow2);
+
+        run(mk);
+        declare(f, (const char *const[]) { "noise.qcow2", as_qcow2, "sneaky.raw", as_raw, NULL });
+        th_env_pass(f->env);
+        assert_volume(f, "noise.qcow2", RC_FAILED, "FormatMismatch");
+        assert_volume(f, "sneaky.raw", RC_FAILED, "FormatMismatch");
+        assert_int_equal(volume_count(f), 0);
+}
+
+/*
  * A run killed while it made a volume left it unrecorded, with its create the
  * newest step in the event log: the next run deletes it and makes it again.
  * The same volume with no such step is someone else's: Conflict, untouched.
@@ -539,7 +586,7 @@ static void test_interrupted_import_leaves_nothing(void **state) {
         fixture *f = *state;
         _cleanup_free_ char *image = random_file(f, "slow.img", 8 * MiB);
         _cleanup_free_ char *digest = sha256_of(image);
-        http_server *http = http_start(image, 2 * MiB);
+        http_server *http = http_start(image, 2 * MiB, false);
         _cleanup_free_ char *ref = vf_printf("format: raw, from: {url: 'http://127.0.0.1:%d/slow.img', sha256: %s}",
                                              http->port, digest);
 
@@ -566,6 +613,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_prune_retain_and_delete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_in_use_by_a_defined_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_full_pool, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_full_during_import, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_format_mismatch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_half_made_volume_is_made_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_interrupted_import_leaves_nothing, setup, teardown),
         };
