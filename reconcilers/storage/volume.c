@@ -378,7 +378,6 @@ static int import_begin(void *userdata, int64_t length) {
         import *im = userdata;
         volume *v = im->v;
         const schema_volume_spec *spec = &v->req->desired->volume;
-        uint64_t capacity = spec->capacity > (uint64_t) (length > 0 ? length : 0) ? spec->capacity : (uint64_t) length;
         _cleanup_free_ char *xml = NULL;
         bool room;
         int r;
@@ -388,6 +387,8 @@ static int import_begin(void *userdata, int64_t length) {
                                    "%s announced no length, and spec.capacity is not given: the volume's size is "
                                    "not known; give spec.capacity",
                                    im->source);
+        /* A raw volume keeps the capacity asked for when the image is smaller; a qcow2 image brings its own. */
+        uint64_t capacity = length > 0 && (uint64_t) length > spec->capacity ? (uint64_t) length : spec->capacity;
         /* What is about to be written: the image, whatever the capacity it will have. */
         r = check_space(v, length >= 0 ? (uint64_t) length : spec->capacity, &room);
         if (r < 0 || !room)
