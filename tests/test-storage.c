@@ -470,6 +470,38 @@ static void test_in_use_by_a_defined_domain(void **state) {
         assert_int_equal(access(data, F_OK), -1);
 }
 
+/* A base that a retained copy-on-write clone is made on is not deleted: the clone would lose its data. */
+static void test_base_of_a_kept_clone_is_kept(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *base = pool_path(f, "base.qcow2"), *clone = pool_path(f, "clone.qcow2");
+        _cleanup_free_ char *clone_ref = vf_printf("from: {volume: %s/base.qcow2}", f->pool);
+        _cleanup_free_ char *clone_key = vf_printf("volume/%s/clone.qcow2", f->pool);
+
+        declare(f, (const char *const[]) { "base.qcow2", "capacity: 4MiB, deletionPolicy: delete", "clone.qcow2",
+                                           clone_ref, NULL });
+        th_env_pass(f->env);
+        assert_volume(f, "clone.qcow2", RC_CREATED, "Applied");
+
+        declare(f, NULL);
+        th_env_pass(f->env);
+        assert_volume(f, "clone.qcow2", RC_KEPT, "Retained");
+        assert_volume(f, "base.qcow2", RC_WAITING, "InUse");
+        _cleanup_free_ char *base_name = vf_printf("%s/base.qcow2", f->pool);
+        const rc_result *res = &th_env_entry(f->env, VF_KIND_VOLUME, base_name)->result;
+        assert_string_equal(res->wait.target, clone_key);
+        assert_int_equal(access(base, F_OK), 0);
+        assert_int_equal(access(clone, F_OK), 0);
+
+        /* Once the clone is gone, the base goes too. */
+        virStorageVolPtr vol = observe_volume(f, "clone.qcow2");
+        assert_non_null(vol);
+        assert_int_equal(virStorageVolDelete(vol, 0), 0);
+        virStorageVolFree(vol);
+        th_env_pass(f->env);
+        assert_volume(f, "base.qcow2", RC_DELETED, "Removed");
+        assert_int_equal(access(base, F_OK), -1);
+}
+
 /* A pool on a 1 MiB tmpfs: a 4 MiB import is refused before anything is written, and nothing is left. */
 static void test_full_pool(void **state) {
         fixture *f = *state;
@@ -624,6 +656,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_grow_and_refused_shrink, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_retain_and_delete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_in_use_by_a_defined_domain, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_base_of_a_kept_clone_is_kept, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_full_pool, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_full_during_import, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_format_mismatch, setup, teardown),
