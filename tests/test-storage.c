@@ -47,6 +47,7 @@ typedef struct http_server {
         const char *path; /* what every GET gets */
         uint64_t stall_after; /* 0: send it all; else send this much, then hold the connection until stopped */
         bool no_length; /* no Content-Length: the body ends when the connection does */
+        atomic_bool hang_up; /* with stall_after: close the connection there instead, short of the length announced */
         atomic_bool stalled;
         atomic_bool stopping;
 } http_server;
@@ -74,7 +75,7 @@ static void serve_one(http_server *s, int c) {
         off_t offset = 0, end = s->stall_after ? (off_t) s->stall_after : st.st_size;
         while (offset < end && sendfile(c, fd, &offset, (size_t) (end - offset)) > 0)
                 ;
-        if (!s->stall_after)
+        if (!s->stall_after || atomic_load(&s->hang_up))
                 return;
         atomic_store(&s->stalled, true);
         while (!atomic_load(&s->stopping))
@@ -522,6 +523,24 @@ static void test_full_pool(void **state) {
         assert_int_equal(volume_count(f), 0);
 }
 
+/* A download cut short: the half-made volume is deleted, and the download's error said. */
+static void test_download_cut_short(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *image = random_file(f, "cut.img", 4 * MiB);
+        _cleanup_free_ char *digest = sha256_of(image);
+        http_server *http = http_start(image, MiB, false);
+        atomic_store(&http->hang_up, true);
+        _cleanup_free_ char *ref = vf_printf("format: raw, from: {url: 'http://127.0.0.1:%d/cut.img', sha256: %s}",
+                                             http->port, digest);
+
+        declare(f, (const char *const[]) { "cut.raw", ref, NULL });
+        th_env_pass(f->env);
+        http_stop(http);
+        assert_volume(f, "cut.raw", RC_FAILED, "ImportFailed");
+        assert_non_null(strstr(message_of(f, "cut.raw"), "half-made volume was deleted"));
+        assert_int_equal(volume_count(f), 0);
+}
+
 /*
  * The same pool filling up while the bytes stream in: the server gives no
  * length, so nothing could be refused up front; the write fails with ENOSPC
@@ -658,6 +677,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_in_use_by_a_defined_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_base_of_a_kept_clone_is_kept, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_full_pool, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_download_cut_short, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_full_during_import, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_format_mismatch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_half_made_volume_is_made_again, setup, teardown),
