@@ -29,8 +29,10 @@
 #define STEP_DELETE "delete-volume"
 #define STEP_FORGET "forget"
 
-/* The first bytes of every qcow2 image. */
+/* The first bytes of every qcow2 image; its header then gives where its backing file's name is (0: none). */
 static const uint8_t qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
+#define QCOW2_BACKING_OFFSET 8
+#define QCOW2_HEAD_SIZE 16
 
 /* One volume as this pass sees it. */
 typedef struct volume {
@@ -349,7 +351,7 @@ typedef struct import {
         bool uploading; /* the upload step is open */
         bool made; /* the volume was created: undone on failure */
         struct sha256_ctx sha256;
-        uint8_t head[sizeof qcow2_magic];
+        uint8_t head[QCOW2_HEAD_SIZE];
         uint64_t received;
         const char *reason; /* why it failed, when it was not libvirt's own step that said so */
         char *message;
@@ -376,7 +378,6 @@ static int import_begin(void *userdata, int64_t length) {
         import *im = userdata;
         volume *v = im->v;
         const schema_volume_spec *spec = &v->req->desired->volume;
-        uint64_t capacity = spec->capacity > (uint64_t) (length > 0 ? length : 0) ? spec->capacity : (uint64_t) length;
         _cleanup_free_ char *xml = NULL;
         bool room;
         int r;
@@ -386,6 +387,8 @@ static int import_begin(void *userdata, int64_t length) {
                                    "%s announced no length, and spec.capacity is not given: the volume's size is "
                                    "not known; give spec.capacity",
                                    im->source);
+        /* A raw volume keeps the capacity asked for when the image is smaller; a qcow2 image brings its own. */
+        uint64_t capacity = length > 0 && (uint64_t) length > spec->capacity ? (uint64_t) length : spec->capacity;
         /* What is about to be written: the image, whatever the capacity it will have. */
         r = check_space(v, length >= 0 ? (uint64_t) length : spec->capacity, &room);
         if (r < 0 || !room)
@@ -409,19 +412,33 @@ static int import_begin(void *userdata, int64_t length) {
         return 0;
 }
 
-/* A raw volume that holds a qcow2 image would let a guest name host files as its backing file. */
+/*
+ * What a guest could do with the bytes decides: a raw volume holding a qcow2
+ * image, or a qcow2 image with a backing file, would let a guest's disk name
+ * host files (its backing file) and read them.
+ */
 static int check_format(import *im, size_t have) {
-        bool qcow2 = have == sizeof qcow2_magic && memcmp(im->head, qcow2_magic, sizeof qcow2_magic) == 0;
-        schema_volume_format want = im->v->req->desired->volume.format;
+        bool magic = have >= sizeof qcow2_magic && memcmp(im->head, qcow2_magic, sizeof qcow2_magic) == 0;
+        uint64_t backing = 0;
 
-        if (qcow2 == (want == SCHEMA_VOLUME_QCOW2))
+        if (im->v->req->desired->volume.format == SCHEMA_VOLUME_RAW)
+                return !magic ? 0
+                              : import_fail(im, "FormatMismatch",
+                                            "%s is a qcow2 image, refused for a raw volume: a guest could then "
+                                            "reach host files through its backing file; declare format: qcow2",
+                                            im->source);
+        if (!magic || have < QCOW2_HEAD_SIZE)
+                return import_fail(im, "FormatMismatch",
+                                   "%s is not a qcow2 image (it lacks the qcow2 magic); declare format: raw, or "
+                                   "import the image it should be",
+                                   im->source);
+        for (size_t i = QCOW2_BACKING_OFFSET; i < QCOW2_BACKING_OFFSET + sizeof backing; i++)
+                backing = backing << 8 | im->head[i];
+        if (backing == 0)
                 return 0;
         return import_fail(im, "FormatMismatch",
-                           want == SCHEMA_VOLUME_QCOW2 ? "%s is not a qcow2 image (it lacks the qcow2 magic); "
-                                                         "declare format: raw, or import the image it should be"
-                                                       : "%s is a qcow2 image, refused for a raw volume: a guest "
-                                                         "could then reach host files through its backing file; "
-                                                         "declare format: qcow2",
+                           "%s is a qcow2 image with a backing file, which would name a file of this host; import a "
+                           "standalone image (qemu-img convert -O qcow2 makes one)",
                            im->source);
 }
 
@@ -481,20 +498,23 @@ static int import_end(import *im) {
 /* Undoes a failed import: the upload abandoned, the volume deleted. Then res says why. */
 static int import_undo(import *im, int error) {
         volume *v = im->v;
-        const char *reason = im->reason;
-        _cleanup_free_ char *message = TAKE_PTR(im->message);
+        _cleanup_free_ char *reason = im->reason ? strdup(im->reason) : NULL, *message = TAKE_PTR(im->message);
 
         if (error == -EINTR) {
-                reason = "Interrupted";
+                free(reason);
+                free(message);
+                reason = strdup("Interrupted");
                 message = vf_printf("the import from %s was stopped before it finished; it starts again at the next "
                                     "run", im->source);
-        } else if (error == -ENOSPC || (!reason && v->res->reason)) {
+        } else if (!reason && v->res->reason) {
                 /* The step or the space check said why already. */
-                reason = v->res->reason;
+                reason = strdup(v->res->reason);
+                free(message);
                 message = v->res->message ? strdup(v->res->message) : NULL;
-        }
-        if (!reason)
+        } else if (!im->reason)
                 return error;
+        if (!reason || !message)
+                return -ENOMEM;
         if (im->uploading) {
                 rc_upload_done(&im->upload);
                 im->uploading = false;
@@ -502,7 +522,7 @@ static int import_undo(import *im, int error) {
         }
         bool deleted = !im->made || !v->vol || delete_step(v) >= 0;
         _cleanup_free_ char *why_kept = deleted ? NULL : strdup(v->res->message ? v->res->message : "");
-        rc_result_set(v->res, RC_FAILED, false, reason, "%s%s%s%s", message ? message : reason,
+        rc_result_set(v->res, RC_FAILED, false, reason, "%s%s%s%s", message,
                       im->made ? (deleted ? "; the half-made volume was deleted" : "; the half-made volume could "
                                                                                   "not be deleted (")
                                : "",
@@ -753,6 +773,9 @@ static int volume_apply(rc_context *ctx, const rc_request *req, rc_result *res) 
                 what = "adopted: the state file now records it";
         created = !v.vol;
         r = created ? create(&v) : check_existing_format(&v);
+        /* Made, or ours already: recorded whatever follows, so that a refusal later is no half-made volume. */
+        if (r >= 0 && v.vol && (created || ours))
+                r = vf_free_and_strdup(&res->uuid, v.key);
         if (r < 0 || res->outcome == RC_FAILED)
                 return r;
         r = converge_capacity(&v);
@@ -791,20 +814,90 @@ static int disk_uses_volume(xmlDoc *doc, const void *what, bool *ret) {
         return 0;
 }
 
+/* Whether vol (in pool) is a copy-on-write volume on top of path; adds it to *users when it is. */
+static int collect_overlay(volume *v, virStoragePoolPtr pool, virStorageVolPtr vol, const char *path, char ***users) {
+        rc_count_read(v->ctx, RC_CALL_GET_XML);
+        _cleanup_free_ char *xml = virStorageVolGetXMLDesc(vol, 0);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
+        _cleanup_free_ char *backing = doc ? rc_xml_xpath_string(doc, "/volume/backingStore/path") : NULL;
+
+        if (!vf_streq_ptr(backing, path))
+                return 0;
+        return vf_strv_consume(users, vf_printf("%s/%s", virStoragePoolGetName(pool), virStorageVolGetName(vol)));
+}
+
+static int collect_overlays(volume *v, virStoragePoolPtr pool, const char *path, char ***users) {
+        virStorageVolPtr *vols = NULL;
+        int r = 0;
+
+        rc_count_read(v->ctx, RC_CALL_LIST);
+        int n = virStoragePoolListAllVolumes(pool, &vols, 0);
+        for (int i = 0; i < n; i++) {
+                if (r >= 0)
+                        r = collect_overlay(v, pool, vols[i], path, users);
+                virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        return r;
+}
+
+/* The volumes, in every active pool, made copy-on-write on top of path: deleting it would break each of them. */
+static int overlays(volume *v, const char *path, char ***ret) {
+        virStoragePoolPtr *pools = NULL;
+        char **users = NULL;
+        int r = 0;
+
+        rc_count_read(v->ctx, RC_CALL_LIST);
+        int n = virConnectListAllStoragePools(v->ctx->conn, &pools, VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
+        if (n < 0) {
+                rc_result_set(v->res, RC_FAILED, false, "ReadFailed",
+                              "cannot list the pools to find the volumes made on top of %s: %s", v->req->name,
+                              rc_libvirt_error());
+                return -EIO;
+        }
+        for (int i = 0; i < n; i++) {
+                if (r >= 0)
+                        r = collect_overlays(v, pools[i], path, &users);
+                virStoragePoolFree(pools[i]);
+        }
+        free(pools);
+        if (r < 0)
+                vf_strv_free(users);
+        else
+                *ret = users;
+        return r;
+}
+
+/* In use: a domain's disk names it, or a volume is made on top of it (its backing store). */
 static int removable(volume *v, bool *ok) {
         _cleanup_free_ char *users = NULL, *first = NULL;
+        _cleanup_strv_free_ char **above = NULL;
         rc_count_read(v->ctx, RC_CALL_GET_INFO);
         _cleanup_free_ char *path = virStorageVolGetPath(v->vol);
         volume_use use = { v->pool_name, v->name, path ? path : v->key };
         int r = rc_domain_users(v->ctx, false, disk_uses_volume, &use, &users, &first);
 
-        *ok = r >= 0 && !users;
-        if (r < 0 || !users)
+        if (r >= 0 && !users)
+                r = overlays(v, use.path, &above);
+        *ok = r >= 0 && !users && !above;
+        if (r < 0 || *ok)
                 return r;
+        if (users) {
+                rc_result_set(v->res, RC_WAITING, false, "InUse",
+                              "no longer declared, but domains use it (%s); it is deleted once no domain's disk "
+                              "names it",
+                              users);
+                return rc_result_wait(v->res, RC_WAIT_USER, first, 0);
+        }
+        _cleanup_free_ char *joined = vf_strv_join((const char *const *) above, ", ");
+        _cleanup_free_ char *key = schema_key(VF_KIND_VOLUME, above[0]);
+        if (!joined || !key)
+                return -ENOMEM;
         rc_result_set(v->res, RC_WAITING, false, "InUse",
-                      "no longer declared, but domains use it (%s); it is deleted once no domain's disk names it",
-                      users);
-        return rc_result_wait(v->res, RC_WAIT_USER, first, 0);
+                      "no longer declared, but volumes are made on top of it (%s, their backing store); it is "
+                      "deleted once none is",
+                      joined);
+        return rc_result_wait(v->res, RC_WAIT_USER, key, 0);
 }
 
 static int forget(volume *v) {
