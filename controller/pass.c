@@ -260,6 +260,22 @@ static int set_conditions(state_record *rec, const rc_result *res, int64_t now) 
         return r;
 }
 
+/* What the declaration depends on, kept for when nothing declares it: its removal goes before theirs. */
+static int record_depends(state_record *rec, char *const *depends) {
+        char **copy = NULL;
+
+        for (size_t i = 0; depends && depends[i]; i++) {
+                int r = vf_strv_push(&copy, depends[i]);
+                if (r < 0) {
+                        vf_strv_free(copy);
+                        return r;
+                }
+        }
+        vf_strv_free(rec->depends);
+        rec->depends = copy;
+        return 0;
+}
+
 static int update_record(const vf_controller *c, state_record *rec, const graph_node *n, const node_context *nc,
                          int64_t generation, const rc_result *res) {
         int r = 0;
@@ -268,6 +284,8 @@ static int update_record(const vf_controller *c, state_record *rec, const graph_
                 r = vf_free_and_strdup(&rec->source_file, n->desired->file);
                 if (r >= 0)
                         r = vf_free_and_strdup(&rec->desired_hash, nc->hash);
+                if (r >= 0)
+                        r = record_depends(rec, n->desired->depends);
                 rec->generation = generation;
         }
         if (r >= 0 && res->uuid)
@@ -504,7 +522,9 @@ int pass_run(pass *p, char **errmsg) {
         p->c->rc.on_step = o ? o->step : NULL;
         p->c->rc.on_step_userdata = o ? o->userdata : NULL;
 
-        graph_sort(p->batch, p->n_batch);
+        r = graph_sort(p->batch, p->n_batch);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < p->n_batch; i++)
                 p->batch[i]->entry = 0;
         r = trim_log(p, errmsg);

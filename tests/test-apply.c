@@ -798,6 +798,221 @@ static void test_custom_node_with_foreign_objects(void **state) {
         pass_changing_nothing(f);
 }
 
+/* ---- storage pools --------------------------------------------------------------- */
+
+#define POOL_IMAGES(path, extra)                                                                       \
+        "apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: images" extra "}\nspec:\n"       \
+        "  type: dir\n  path: %s\n  autostart: true\n", path
+
+#define VOLUME(name, extra)                                                                            \
+        "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: " name "}\nspec:\n  pool: images\n"   \
+        "  capacity: 1GiB\n" extra
+
+static virStoragePoolPtr pool_lookup(th_env *f, const char *name) {
+        return virStoragePoolLookupByName(f->other, name);
+}
+
+static void assert_pool_absent(th_env *f, const char *name) {
+        virStoragePoolPtr p = pool_lookup(f, name);
+        if (p) {
+                virStoragePoolFree(p);
+                fail_msg("pool %s is still defined", name);
+        }
+}
+
+/* The pool as the operator sees it: defined, active, autostart as asked, on the path asked. */
+static void assert_pool_running(th_env *f, const char *name, const char *path) {
+        virStoragePoolPtr p = pool_lookup(f, name);
+        int autostart = -1;
+
+        assert_non_null(p);
+        assert_int_equal(virStoragePoolIsActive(p), 1);
+        assert_int_equal(virStoragePoolIsPersistent(p), 1);
+        assert_int_equal(virStoragePoolGetAutostart(p, &autostart), 0);
+        assert_int_equal(autostart, 1);
+        _cleanup_free_ char *xml = virStoragePoolGetXMLDesc(p, 0), *want = vf_printf("<path>%s</path>", path);
+        assert_non_null(strstr(xml, want));
+        virStoragePoolFree(p);
+}
+
+static char *pool_uuid(th_env *f, const char *name) {
+        virStoragePoolPtr p = pool_lookup(f, name);
+        char uuid[VIR_UUID_STRING_BUFLEN];
+
+        assert_non_null(p);
+        assert_int_equal(virStoragePoolGetUUIDString(p, uuid), 0);
+        virStoragePoolFree(p);
+        return strdup(uuid);
+}
+
+/* The writes the intent log holds for a resource, in order, "action:outcome" each. */
+static char *logged_writes(th_env *f, vf_kind kind, const char *name) {
+        state_event *events = NULL;
+        size_t n = 0;
+        vf_buf b = {};
+
+        assert_int_equal(state_event_list(f->c.store, vf_kind_to_string(kind), name, 0, &events, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                vf_buf_printf(&b, "%s%s:%s", i ? ", " : "", events[i].action, events[i].outcome);
+        state_event_list_free(events, n);
+        char *joined = vf_buf_steal(&b);
+        return joined ? joined : strdup("");
+}
+
+static void test_pool_defined_built_started(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_true(vf_report_converged(&f->report));
+        assert_pool_running(f, "images", path);
+        /* Its target was missing: built before it started. */
+        _cleanup_free_ char *writes = logged_writes(f, VF_KIND_POOL, "images");
+        assert_string_equal(writes, "define:ok, autostart on:ok, build:ok, start:ok");
+
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+        assert_string_equal(rec->uuid, uuid);
+        assert_true(state_record_condition(rec, "Ready")->status);
+
+        /* Nothing to do, in the same process and in the next one. */
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+        th_env_close(f);
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+
+        /* Stopped and undefined behind virtform's back: a recorded pool is defined and started again. */
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        assert_int_equal(virStoragePoolDestroy(p), 0);
+        assert_int_equal(virStoragePoolUndefine(p), 0);
+        virStoragePoolFree(p);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_POOL, "images")->result.message, "recreated"));
+        assert_pool_running(f, "images", path);
+}
+
+/* Pruned: stopped and undefined, and its directory and the files in it stay. */
+static void test_pool_pruned_keeps_its_directory(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir), *kept = vf_printf("%s/kept.qcow2", path);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(path, "kept.qcow2", "data");
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_int_equal(f->report.counters.calls[RC_CALL_BUILD], 0); /* the directory was there */
+        assert_pool_running(f, "images", path);
+
+        th_remove(f->conf, "10-pool.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, "Removed");
+        assert_int_equal(f->report.counters.calls[RC_CALL_DESTROY], 1);
+        assert_int_equal(f->report.counters.calls[RC_CALL_UNDEFINE], 1);
+        assert_int_equal(th_env_writes(f), 2);
+        assert_pool_absent(f, "images");
+        _cleanup_free_ char *data = th_slurp(kept);
+        assert_string_equal(data, "data");
+        state_record *rec = NULL;
+        assert_int_equal(state_get(f->c.store, "pool", "images", &rec), -ENOENT);
+}
+
+/*
+ * A pool of that name that this state did not make is someone else's, left as it is, until the file
+ * adopts it: then it is defined as declared, keeping its UUID, and started.
+ */
+static void test_pool_conflict_and_adoption(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir), *theirs = vf_printf("%s/theirs", f->dir);
+        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
+                                             "</pool>",
+                                             theirs);
+        virStoragePoolPtr p = virStoragePoolDefineXML(f->other, xml, 0);
+
+        assert_non_null(p);
+        virStoragePoolFree(p);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_FAILED, "Conflict");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_POOL, "images")->result.message, "adopt"));
+
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ", adopt: true"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_POOL, "images")->result.message, "adopted"));
+        assert_pool_running(f, "images", path);
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        assert_string_equal(rec->uuid, uuid);
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+}
+
+/* A pool that still holds a volume virtform manages waits for it, and goes once the volume is gone. */
+static void test_pool_with_recorded_volume_is_in_use(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-disk.yaml", VOLUME("disk.qcow2", ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        _cleanup_(state_record_freep) state_record *volume = record(f, VF_KIND_VOLUME, "images/disk.qcow2");
+
+        th_remove(f->conf, "10-pool.yaml");
+        th_env_pass(f);
+        const rc_result *res = &th_env_entry(f, VF_KIND_POOL, "images")->result;
+        th_env_assert(f, VF_KIND_POOL, "images", RC_WAITING, "InUse");
+        assert_non_null(strstr(res->message, "volume/images/disk.qcow2"));
+        assert_int_equal(res->wait.kind, RC_WAIT_USER);
+        assert_string_equal(res->wait.target, "volume/images/disk.qcow2");
+        assert_int_equal(f->report.counters.calls[RC_CALL_DESTROY] + f->report.counters.calls[RC_CALL_UNDEFINE], 0);
+        assert_pool_running(f, "images", path);
+
+        th_remove(f->conf, "20-disk.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, "Removed");
+        assert_pool_absent(f, "images");
+}
+
+static size_t entry_index(th_env *f, vf_kind kind, const char *name) {
+        return (size_t) (th_env_entry(f, kind, name) - f->report.entries);
+}
+
+/*
+ * Within a kind, a volume made from another comes after it, and is removed before it, whatever
+ * their names say.
+ */
+static void test_volumes_ordered_by_their_sources(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-base.yaml", VOLUME("base.qcow2", ""));
+        th_write(f->conf, "30-clones.yaml",
+                 VOLUME("a-clone.qcow2", "  from: {volume: images/base.qcow2}\n") "---\n"
+                 VOLUME("z-clone.qcow2", "  from: {volume: images/base.qcow2}\n"));
+        th_env_pass(f);
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/base.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/a-clone.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/a-clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/z-clone.qcow2"));
+
+        th_remove(f->conf, "20-base.yaml");
+        th_remove(f->conf, "30-clones.yaml");
+        th_env_pass(f);
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/a-clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/z-clone.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/z-clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/base.qcow2"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -822,6 +1037,11 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_plan_diff_of_drift, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_delete_steps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_defined_built_started, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_pruned_keeps_its_directory, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_with_recorded_volume_is_in_use, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_volumes_ordered_by_their_sources, setup, teardown),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);

@@ -91,10 +91,7 @@ static int active_users(rc_context *ctx, const char *network, char **joined, cha
 }
 
 static int network_destroy(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
-        int r = rc_step_begin(ctx, req, res, RC_CALL_DESTROY, "destroy");
-        if (r <= 0)
-                return r;
-        return rc_step_end(ctx, req, res, "destroy", virNetworkDestroy(obj) == 0, "DestroyFailed");
+        return rc_object_destroy(ctx, &rc_network_class, req, obj, res);
 }
 
 static int network_changed_while_active(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
