@@ -1013,6 +1013,180 @@ static void test_volumes_ordered_by_their_sources(void **state) {
                     entry_index(f, VF_KIND_VOLUME, "images/base.qcow2"));
 }
 
+/* ---- cloud-init seeds ------------------------------------------------------------- */
+
+#define CLOUDINIT_WEB1(host)                                                                           \
+        "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: web1}\nspec:\n  pool: images\n"    \
+        "  userData: |\n    #cloud-config\n    packages: [nginx]\n  metaData: {local-hostname: " host "}\n"
+
+static virStorageVolPtr seed_lookup(th_env *f) {
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        virStorageVolPtr v;
+
+        assert_non_null(p);
+        v = virStorageVolLookupByName(p, "web1.cidata.iso");
+        virStoragePoolFree(p);
+        return v;
+}
+
+static bool seed_exists(th_env *f) {
+        virStorageVolPtr v = seed_lookup(f);
+        if (v)
+                virStorageVolFree(v);
+        return v;
+}
+
+static void declare_pool(th_env *f) {
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+}
+
+/* The test driver uploads nothing: the step fails naming the connection, and no empty seed is left. */
+static void test_cloudinit_upload_not_supported(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        const char *message = th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result.message;
+        if (!strstr(message, "upload of volume web1.cidata.iso is not supported by the connection test:///default"))
+                fail_msg("'%s' does not say what the connection cannot do", message);
+        _cleanup_free_ char *writes = logged_writes(f, VF_KIND_CLOUDINIT, "web1");
+        assert_string_equal(writes, "create-volume:ok, upload:failed, delete-volume:ok");
+        assert_false(seed_exists(f));
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_CLOUDINIT, "web1");
+        assert_false(state_record_condition(rec, "Ready")->status);
+}
+
+static void create_volume(th_env *f, const char *name, const char *capacity) {
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        _cleanup_free_ char *xml = vf_printf("<volume><name>%s</name><capacity>%s</capacity>"
+                                             "<target><format type='raw'/></target></volume>",
+                                             name, capacity);
+        virStorageVolPtr v = virStorageVolCreateXML(p, xml, 0);
+
+        assert_non_null(v);
+        virStorageVolFree(v);
+        virStoragePoolFree(p);
+}
+
+/* A volume of the seed's name that this state did not make is left alone, unless the file adopts it. */
+static void test_cloudinit_conflict_and_adoption(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        create_volume(f, "web1.cidata.iso", "1048576");
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "Conflict");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result.message, "adopt"));
+
+        /* Adopted: uploaded into as it is, big enough; and, not made by this pass, not deleted when that fails. */
+        th_write(f->conf, "20-seed.yaml",
+                 "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: web1, adopt: true}\nspec:\n"
+                 "  pool: images\n  userData: |\n    #cloud-config\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        _cleanup_free_ char *writes = logged_writes(f, VF_KIND_CLOUDINIT, "web1");
+        assert_string_equal(writes, "upload:failed");
+        assert_true(seed_exists(f));
+}
+
+/* The SHA-256 of the seed `virtform cloud-init render` writes for a file. */
+static void render_hash(th_env *f, const char *yaml, char hash[VF_HASH_HEX_LEN + 1]) {
+        _cleanup_free_ char *file = vf_printf("%s/seed.yaml", f->dir), *iso = vf_printf("%s/seed.iso", f->dir);
+        const char *argv[] = { getenv("VIRTFORM"), "cloud-init", "render", file, "-o", iso, NULL };
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+
+        th_write(f->dir, "seed.yaml", "%s", yaml);
+        _cleanup_(th_run_done) th_run r = th_spawn(argv, NULL);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(vf_read_file(iso, SIZE_MAX, &data, &len), 0);
+        vf_sha256_hex(data, len, hash);
+}
+
+/*
+ * What a pass on a hypervisor that uploads leaves behind, which the test driver cannot: the seed
+ * volume, recorded with its key and the hash of the seed `cloud-init render` makes of the file.
+ */
+static void record_uploaded_seed(th_env *f, const char *yaml) {
+        _cleanup_(state_closep) state_store *store = NULL;
+        _cleanup_(state_record_freep) state_record *rec = state_record_new("cloudinit", "web1");
+        _cleanup_free_ char *errmsg = NULL;
+        char hash[VF_HASH_HEX_LEN + 1];
+
+        create_volume(f, "web1.cidata.iso", "1048576");
+        virStorageVolPtr v = seed_lookup(f);
+        assert_non_null(v);
+        rec->uuid = strdup(virStorageVolGetKey(v));
+        virStorageVolFree(v);
+        render_hash(f, yaml, hash);
+        rec->applied_xml_hash = strdup(hash);
+        th_env_close(f);
+        assert_int_equal(state_open(f->state, 0, &store, &errmsg), 0);
+        assert_int_equal(state_put(store, rec), 0);
+}
+
+/* A seed whose hash is the one recorded is in sync: no write; a changed one is uploaded again. */
+static void test_cloudinit_noop_then_changed(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        record_uploaded_seed(f, CLOUDINIT_WEB1("web1"));
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_UNCHANGED, "Applied");
+        assert_true(vf_report_converged(&f->report));
+
+        /* Another hostname, another seed: uploaded into the same volume, which is big enough. */
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web2"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        assert_int_equal(th_env_writes(f), 1);
+        assert_int_equal(f->report.counters.calls[RC_CALL_UPLOAD], 1);
+        assert_true(seed_exists(f));
+
+        /* The failed upload may have left anything in it: the old file is no longer in sync either. */
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        th_env_pass(f);
+        assert_int_equal(f->report.counters.calls[RC_CALL_UPLOAD], 1);
+}
+
+/* A seed a domain's disk uses is not deleted while it does, whoever owns the domain. */
+static void test_cloudinit_in_use_then_removed(void **state) {
+        th_env *f = *state;
+        static const char vm[] = "<domain type='test'><name>vm</name><memory>1048576</memory>"
+                                 "<os><type>hvm</type></os><devices><disk type='volume' device='cdrom'>"
+                                 "<source pool='images' volume='web1.cidata.iso'/><target dev='hdc' bus='ide'/>"
+                                 "<readonly/></disk></devices></domain>";
+
+        declare_pool(f);
+        record_uploaded_seed(f, CLOUDINIT_WEB1("web1"));
+        virDomainPtr d = virDomainDefineXML(f->other, vm);
+        assert_non_null(d);
+
+        pass_changing_nothing(f); /* nothing declares the seed: it goes, but the domain uses it */
+        const rc_result *res = &th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result;
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_WAITING, "InUse");
+        assert_non_null(strstr(res->message, "domain vm"));
+        assert_int_equal(res->wait.kind, RC_WAIT_USER);
+        assert_string_equal(res->wait.target, "domain/vm");
+        assert_true(seed_exists(f));
+
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_DELETED, "Removed");
+        assert_false(seed_exists(f));
+        state_record *rec = NULL;
+        assert_int_equal(state_get(f->c.store, "cloudinit", "web1", &rec), -ENOENT);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -1042,6 +1216,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_pool_conflict_and_adoption, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_with_recorded_volume_is_in_use, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_volumes_ordered_by_their_sources, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_upload_not_supported, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_noop_then_changed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_in_use_then_removed, setup, teardown),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);

@@ -135,8 +135,11 @@ static int make_room(seed_run *run) {
 
 static int upload(seed_run *run) {
         _cleanup_free_ char *why = NULL;
-        int r = rc_step_begin(run->ctx, run->req, run->res, RC_CALL_UPLOAD, "upload");
+        /* Whatever the volume held is gone once an upload starts: until one succeeds, no hash is its. */
+        int r = vf_free_and_strdup(&run->res->applied_xml_hash, "");
 
+        if (r >= 0)
+                r = rc_step_begin(run->ctx, run->req, run->res, RC_CALL_UPLOAD, "upload");
         if (r <= 0)
                 return r;
         int k = rc_storage_upload_buffer(run->ctx->conn, run->vol, run->seed.data, run->seed.size, &why);
