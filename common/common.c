@@ -276,6 +276,12 @@ void vf_buf_done(vf_buf *b) {
 
 /* ---- hashing ----------------------------------------------------------- */
 
+void vf_hex(const uint8_t *bytes, size_t n, char *out) {
+        for (size_t i = 0; i < n; i++)
+                sprintf(out + 2 * i, "%02x", bytes[i]);
+        out[2 * n] = 0;
+}
+
 void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]) {
         struct sha256_ctx ctx;
         uint8_t digest[SHA256_DIGEST_SIZE];
@@ -283,8 +289,7 @@ void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]) 
         sha256_init(&ctx);
         sha256_update(&ctx, len, data);
         sha256_digest(&ctx, sizeof digest, digest);
-        for (size_t i = 0; i < sizeof digest; i++)
-                sprintf(out + 2 * i, "%02x", digest[i]);
+        vf_hex(digest, sizeof digest, out);
 }
 
 /* Open addressing with linear probing; tombstones keep probe chains intact. */

@@ -124,6 +124,8 @@ void vf_buf_done(vf_buf *b);
 
 #define VF_HASH_HEX_LEN 64
 
+/* n bytes as 2n lower-case hex digits and a NUL. */
+void vf_hex(const uint8_t *bytes, size_t n, char *out);
 /* SHA-256 of data, as lower-case hex. */
 void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]);
 

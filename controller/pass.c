@@ -521,6 +521,9 @@ int pass_run(pass *p, char **errmsg) {
 
         p->c->rc.on_step = o ? o->step : NULL;
         p->c->rc.on_step_userdata = o ? o->userdata : NULL;
+        /* What stops a pass between two resources also stops a long write (an import) inside one. */
+        p->c->rc.interrupted = p->c->should_stop;
+        p->c->rc.interrupted_userdata = p->c->should_stop_userdata;
 
         r = graph_sort(p->batch, p->n_batch);
         if (r < 0)

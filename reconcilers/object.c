@@ -331,6 +331,59 @@ int rc_inventory_foreach(rc_context *ctx, vf_kind kind, int (*fn)(void *obj, voi
         return 0;
 }
 
+/* ---- users ------------------------------------------------------------- */
+
+typedef struct user_scan {
+        rc_context *ctx;
+        bool running_only;
+        int (*uses)(xmlDoc *doc, const void *what, bool *ret);
+        const void *what;
+        char **users;
+} user_scan;
+
+static int collect_user(void *obj, void *userdata) {
+        user_scan *scan = userdata;
+        bool used = false;
+
+        if (scan->running_only) {
+                rc_count_read(scan->ctx, RC_CALL_GET_INFO);
+                if (virDomainIsActive(obj) != 1)
+                        return 0;
+        }
+        rc_count_read(scan->ctx, RC_CALL_GET_XML);
+        _cleanup_free_ char *xml = virDomainGetXMLDesc(obj, scan->running_only ? 0 : VIR_DOMAIN_XML_INACTIVE);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
+        if (!doc)
+                return 0; /* gone since the listing */
+        int r = scan->uses(doc, scan->what, &used);
+        if (r < 0 || !used)
+                return r;
+        return vf_strv_push(&scan->users, virDomainGetName(obj));
+}
+
+int rc_domain_users(rc_context *ctx, bool running_only, int (*uses)(xmlDoc *doc, const void *what, bool *ret),
+                    const void *what, char **joined, char **first_key) {
+        user_scan scan = { ctx, running_only, uses, what, NULL };
+        _cleanup_strv_free_ char **users = NULL;
+        int r = rc_inventory_foreach(ctx, VF_KIND_DOMAIN, collect_user, &scan);
+
+        users = scan.users;
+        if (r < 0)
+                return r;
+        *joined = NULL;
+        if (!users)
+                return 0;
+        _cleanup_free_ char *key = first_key ? schema_key(VF_KIND_DOMAIN, users[0]) : NULL;
+        if (first_key && !key)
+                return -ENOMEM;
+        *joined = vf_strv_join((const char *const *) users, ", ");
+        if (!*joined)
+                return -ENOMEM;
+        if (first_key)
+                *first_key = TAKE_PTR(key);
+        return 0;
+}
+
 /* ---- XML helpers ------------------------------------------------------- */
 
 xmlDoc *rc_xml_parse(const char *xml) {

@@ -50,6 +50,14 @@ void rc_inventory_forget(rc_context *ctx, vf_kind kind, const char *name);
 /* Calls fn for every listed object of a kind; stops at the first negative return. */
 int rc_inventory_foreach(rc_context *ctx, vf_kind kind, int (*fn)(void *obj, void *userdata), void *userdata);
 
+/*
+ * The domains that use something, as uses() judges from a definition: with running_only the live
+ * definitions of running domains, otherwise the inactive definitions of them all. Their names joined
+ * by ", " into *joined (NULL for none), and the first one's key into *first_key (may be NULL).
+ */
+int rc_domain_users(rc_context *ctx, bool running_only, int (*uses)(xmlDoc *doc, const void *what, bool *ret),
+                    const void *what, char **joined, char **first_key);
+
 /* Reads the marker from a parsed document; -ENOENT when there is none. */
 int rc_owner_read(xmlDoc *doc, rc_owner *ret);
 /* Replaces any marker in doc with one for this request, at that generation. */

@@ -123,6 +123,10 @@ void rc_marked_object_list_free(rc_marked_object *objs, size_t n) {
         free(objs);
 }
 
+bool rc_interrupted(const rc_context *ctx) {
+        return ctx->interrupted && ctx->interrupted(ctx->interrupted_userdata);
+}
+
 const rc_ops *rc_ops_for_kind(vf_kind kind) {
         switch (kind) {
         case VF_KIND_NETWORK:

@@ -82,7 +82,16 @@ typedef struct rc_context {
         /* Told of each step as it begins, dry run or not (apply's progress line); NULL: nobody listens. */
         void (*on_step)(void *userdata, vf_kind kind, const char *name, const char *what);
         void *on_step_userdata;
+        /*
+         * Asked again and again during a write that takes long and can be undone (an import): true
+         * abandons it and undoes what it made, so that SIGTERM stops a pass promptly. NULL: never.
+         */
+        bool (*interrupted)(void *userdata);
+        void *interrupted_userdata;
 } rc_context;
+
+/* Whether the write in progress is to be abandoned (rc_context.interrupted). */
+bool rc_interrupted(const rc_context *ctx);
 
 /* Dies with SIGKILL when point is ctx->fault_point: a crash at a chosen step. */
 void rc_fault_point(const rc_context *ctx, const char *point);

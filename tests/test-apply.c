@@ -1053,7 +1053,7 @@ static void test_cloudinit_upload_not_supported(void **state) {
         th_env_pass(f);
         th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
         const char *message = th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result.message;
-        if (!strstr(message, "upload of volume web1.cidata.iso is not supported by the connection test:///default"))
+        if (!strstr(message, "upload web1.cidata.iso: the hypervisor test:///default cannot upload volumes"))
                 fail_msg("'%s' does not say what the connection cannot do", message);
         _cleanup_free_ char *writes = logged_writes(f, VF_KIND_CLOUDINIT, "web1");
         assert_string_equal(writes, "create-volume:ok, upload:failed, delete-volume:ok");
@@ -1173,7 +1173,7 @@ static void test_cloudinit_in_use_then_removed(void **state) {
         pass_changing_nothing(f); /* nothing declares the seed: it goes, but the domain uses it */
         const rc_result *res = &th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result;
         th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_WAITING, "InUse");
-        assert_non_null(strstr(res->message, "domain vm"));
+        assert_non_null(strstr(res->message, "(vm)"));
         assert_int_equal(res->wait.kind, RC_WAIT_USER);
         assert_string_equal(res->wait.target, "domain/vm");
         assert_true(seed_exists(f));

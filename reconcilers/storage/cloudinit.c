@@ -48,24 +48,22 @@ static uint64_t seed_capacity(size_t size) {
         return (size + SEED_CAPACITY_STEP - 1) / SEED_CAPACITY_STEP * SEED_CAPACITY_STEP;
 }
 
-/* A write the connection's driver cannot make (the test driver uploads nothing): says which connection. */
-/* A write the connection's driver cannot make at all (the test driver uploads nothing): says which connection. */
-static void set_not_supported(seed_run *run, const char *what, const char *why) {
+/* A write the hypervisor cannot make at all (the test driver uploads nothing): named, and not retried. */
+static void set_not_supported(seed_run *run, const char *what) {
         _cleanup_free_ char *uri = virConnectGetURI(run->ctx->conn);
 
         rc_result_set(run->res, RC_FAILED, false, "NotSupported",
-                      "%s of volume %s is not supported by the connection %s (%s); use one whose storage driver "
-                      "can, such as qemu:///system",
-                      what, run->volume, uri ? uri : "(unknown)", why ? why : "out of memory");
+                      "%s %s: the hypervisor %s cannot %s volumes; use one that can (qemu:///system)", what,
+                      run->volume, uri ? uri : "in use", what);
+        (void) rc_result_wait(run->res, RC_WAIT_CHANGE, NULL, 0);
 }
 
 static int step_end(seed_run *run, const char *what, bool ok, const char *fail_reason) {
-        bool unsupported = !ok && virGetLastErrorCode() == VIR_ERR_NO_SUPPORT;
-        _cleanup_free_ char *why = unsupported ? strdup(rc_libvirt_error()) : NULL;
+        bool unsupported = !ok && rc_libvirt_unsupported();
         int r = rc_step_end(run->ctx, run->req, run->res, what, ok, fail_reason);
 
         if (r < 0 && unsupported)
-                set_not_supported(run, what, why);
+                set_not_supported(run, what);
         return r;
 }
 
@@ -125,16 +123,27 @@ static int make_room(seed_run *run) {
         if (r <= 0)
                 return r;
         bool ok = virStorageVolResize(run->vol, seed_capacity(run->seed.size), 0) == 0;
-        int code = ok ? VIR_ERR_OK : virGetLastErrorCode();
+        bool unsupported = !ok && rc_libvirt_unsupported();
         r = rc_step_end(run->ctx, run->req, run->res, "resize", ok, "ResizeFailed");
-        if (r >= 0 || code != VIR_ERR_NO_SUPPORT)
+        if (r >= 0 || !unsupported)
                 return r;
         r = delete_volume(run, "DeleteFailed");
         return r < 0 ? r : create_volume(run);
 }
 
+/* The stream stays open until its step is recorded: closing it clears libvirt's word on a failure. */
+static int send_seed(seed_run *run, rc_upload *u) {
+        int r = rc_upload_begin(run->ctx->conn, run->vol, run->seed.size, u);
+
+        if (r >= 0)
+                r = rc_upload_send(u, run->seed.data, run->seed.size);
+        if (r >= 0)
+                r = rc_upload_finish(u);
+        return r;
+}
+
 static int upload(seed_run *run) {
-        _cleanup_free_ char *why = NULL;
+        _cleanup_(rc_upload_done) rc_upload u = {};
         /* Whatever the volume held is gone once an upload starts: until one succeeds, no hash is its. */
         int r = vf_free_and_strdup(&run->res->applied_xml_hash, "");
 
@@ -142,19 +151,12 @@ static int upload(seed_run *run) {
                 r = rc_step_begin(run->ctx, run->req, run->res, RC_CALL_UPLOAD, "upload");
         if (r <= 0)
                 return r;
-        int k = rc_storage_upload_buffer(run->ctx->conn, run->vol, run->seed.data, run->seed.size, &why);
-        r = rc_host_step_end(run->ctx, run->req, run->res, "upload", k >= 0, why);
-        if (r < 0 || k >= 0)
-                return r;
-        if (k == -EOPNOTSUPP)
-                set_not_supported(run, "upload", why);
-        else
-                rc_result_set(run->res, RC_FAILED, false, "UploadFailed", "upload into volume %s: %s", run->volume,
-                              why ? why : strerror(-k));
+        r = step_end(run, "upload", send_seed(run, &u) >= 0, "UploadFailed");
+        rc_upload_done(&u);
         /* A volume made for this seed and left without it would look like one: it goes; the result says why. */
-        if (run->created)
+        if (r < 0 && run->created)
                 (void) delete_volume(run, "DeleteFailed");
-        return -EIO;
+        return r;
 }
 
 /* The volume's name is taken, and not by this store's seed. */
@@ -243,7 +245,7 @@ static int cloudinit_apply(rc_context *ctx, const rc_request *req, rc_result *re
 
 static int cloudinit_remove(rc_context *ctx, const rc_request *req, rc_result *res) {
         _cleanup_(seed_run_done) seed_run run = { .ctx = ctx, .req = req, .res = res };
-        _cleanup_free_ char *user = NULL, *path = NULL;
+        _cleanup_free_ char *users = NULL, *first = NULL, *path = NULL;
         const char *key = req->record ? req->record->uuid : NULL;
 
         if (!key) {
@@ -261,16 +263,16 @@ static int cloudinit_remove(rc_context *ctx, const rc_request *req, rc_result *r
         path = virStorageVolGetPath(run.vol);
         if (!run.volume || !run.pool || !path)
                 return -ENOMEM;
-        int r = rc_storage_volume_user(ctx, virStoragePoolGetName(run.pool), run.volume, path, &user);
+        rc_volume_use use = { virStoragePoolGetName(run.pool), run.volume, path };
+        int r = rc_domain_users(ctx, false, rc_disk_uses_volume, &use, &users, &first);
         if (r < 0)
                 return r;
-        if (user) {
-                _cleanup_free_ char *user_key = schema_key(VF_KIND_DOMAIN, user);
+        if (users) {
                 rc_result_set(res, RC_WAITING, false, "InUse",
-                              "no longer declared, but domain %s uses its seed volume %s; it is deleted once no "
-                              "domain does",
-                              user, run.volume);
-                return user_key ? rc_result_wait(res, RC_WAIT_USER, user_key, 0) : -ENOMEM;
+                              "no longer declared, but domains use its seed volume %s (%s); it is deleted once no "
+                              "domain's disk names it",
+                              run.volume, users);
+                return rc_result_wait(res, RC_WAIT_USER, first, 0);
         }
         r = delete_volume(&run, "DeleteFailed");
         if (r < 0)

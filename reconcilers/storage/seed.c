@@ -35,7 +35,8 @@ static void put_field(vf_buf *b, const char *s) {
         vf_buf_puts(b, s);
 }
 
-int rc_seed_instance_id(const schema_cloudinit_spec *spec, char **ret) {
+/* spec's instance-id, or "iid-" and 16 hex digits of the content's hash: a changed seed gets a new one. */
+static int seed_instance_id(const schema_cloudinit_spec *spec, char **ret) {
         char digest[VF_HASH_HEX_LEN + 1];
         vf_buf b = {};
 
@@ -69,10 +70,11 @@ static void put_yaml_scalar(vf_buf *b, const char *s) {
                 vf_buf_put_json_string(b, s); /* JSON's strings are YAML's double-quoted scalars */
 }
 
-int rc_seed_meta_data(const schema_cloudinit_spec *spec, char **ret) {
+/* The meta-data file: instance-id and, when given, local-hostname. */
+static int seed_meta_data(const schema_cloudinit_spec *spec, char **ret) {
         _cleanup_free_ char *instance_id = NULL;
         vf_buf b = {};
-        int r = rc_seed_instance_id(spec, &instance_id);
+        int r = seed_instance_id(spec, &instance_id);
 
         if (r < 0)
                 return r;
@@ -129,7 +131,7 @@ static int add_file(IsoImage *image, const char *name, const char *content, char
 
 static int build_tree(IsoImage *image, const schema_cloudinit_spec *spec, char **errmsg) {
         _cleanup_free_ char *meta_data = NULL;
-        int r = rc_seed_meta_data(spec, &meta_data);
+        int r = seed_meta_data(spec, &meta_data);
 
         if (r < 0)
                 return r;
