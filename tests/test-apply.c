@@ -1096,6 +1096,25 @@ static void test_cloudinit_conflict_and_adoption(void **state) {
         assert_true(seed_exists(f));
 }
 
+/*
+ * A run killed right after it made the seed's volume, before it recorded it, left only its intent in
+ * the event log: the next run takes the volume for its own, not for someone else's.
+ */
+static void test_cloudinit_made_by_a_killed_run(void **state) {
+        th_env *f = *state;
+        int64_t intent;
+
+        declare_pool(f);
+        create_volume(f, "web1.cidata.iso", "1048576");
+        assert_int_equal(state_intent_begin(f->c.store, "cloudinit", "web1", 1, "create-volume", &intent), 0);
+        th_env_close(f);
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        assert_int_equal(f->report.counters.calls[RC_CALL_UPLOAD], 1);
+        assert_int_equal(th_env_writes(f), 1);
+}
+
 /* The SHA-256 of the seed `virtform cloud-init render` writes for a file. */
 static void render_hash(th_env *f, const char *yaml, char hash[VF_HASH_HEX_LEN + 1]) {
         _cleanup_free_ char *file = vf_printf("%s/seed.yaml", f->dir), *iso = vf_printf("%s/seed.iso", f->dir);
@@ -1218,6 +1237,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_volumes_ordered_by_their_sources, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_upload_not_supported, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_made_by_a_killed_run, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_noop_then_changed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_in_use_then_removed, setup, teardown),
         };

@@ -80,12 +80,13 @@ static int create_volume(seed_run *run) {
         _cleanup_free_ char *xml = vf_printf("<volume><name>%s</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
                                              "<target><format type='raw'/></target></volume>",
                                              run->volume, seed_capacity(run->seed.size));
-        int r = xml ? rc_step_begin(run->ctx, run->req, run->res, RC_CALL_CREATE_VOLUME, "create-volume") : -ENOMEM;
+        int r = xml ? rc_step_begin(run->ctx, run->req, run->res, RC_CALL_CREATE_VOLUME, RC_STEP_CREATE_VOLUME)
+                    : -ENOMEM;
 
         if (r <= 0)
                 return r;
         run->vol = virStorageVolCreateXML(run->pool, xml, 0);
-        r = step_end(run, "create-volume", run->vol != NULL, "CreateFailed");
+        r = step_end(run, RC_STEP_CREATE_VOLUME, run->vol != NULL, "CreateFailed");
         if (r < 0)
                 return r;
         run->created = true;
@@ -95,11 +96,11 @@ static int create_volume(seed_run *run) {
 }
 
 static int delete_volume(seed_run *run, const char *fail_reason) {
-        int r = rc_step_begin(run->ctx, run->req, run->res, RC_CALL_DELETE_VOLUME, "delete-volume");
+        int r = rc_step_begin(run->ctx, run->req, run->res, RC_CALL_DELETE_VOLUME, RC_STEP_DELETE_VOLUME);
 
         if (r <= 0)
                 return r;
-        r = step_end(run, "delete-volume", virStorageVolDelete(run->vol, 0) == 0, fail_reason);
+        r = step_end(run, RC_STEP_DELETE_VOLUME, virStorageVolDelete(run->vol, 0) == 0, fail_reason);
         if (r >= 0) {
                 virStorageVolFree(TAKE_PTR(run->vol));
                 free(TAKE_PTR(run->key));
@@ -159,10 +160,18 @@ static int upload(seed_run *run) {
         return r;
 }
 
-/* The volume's name is taken, and not by this store's seed. */
-static bool conflicts(const seed_run *run) {
+/* The volume's name is taken, and not by this store's seed (nor by one a killed run of it made). */
+static int conflicts(const seed_run *run, bool *ret) {
         const state_record *rec = run->req->record;
-        return !(rec && vf_streq_ptr(rec->uuid, run->key)) && !run->req->desired->adopt;
+
+        *ret = !(rec && vf_streq_ptr(rec->uuid, run->key)) && !run->req->desired->adopt;
+        if (!*ret)
+                return 0;
+        bool ours;
+        int r = rc_storage_made_unrecorded(run->ctx, run->req, &ours);
+        if (r >= 0)
+                *ret = !ours;
+        return r;
 }
 
 static int set_applied(seed_run *run, rc_outcome outcome) {
@@ -203,7 +212,11 @@ static int converge(seed_run *run) {
                               run->volume, run->spec->pool, rc_libvirt_error());
                 return r;
         }
-        if (run->vol && conflicts(run)) {
+        bool conflict = false;
+        r = run->vol ? conflicts(run, &conflict) : 0;
+        if (r < 0)
+                return r;
+        if (conflict) {
                 rc_result_set(run->res, RC_FAILED, false, "Conflict",
                               "volume %s already exists in pool %s and is not managed by this virtform state; "
                               "remove it, or set metadata.adopt: true to take it over",

@@ -78,3 +78,16 @@ typedef struct rc_volume_use {
 
 /* For rc_domain_users(): whether a domain's definition has a disk that is the volume (an rc_volume_use). */
 int rc_disk_uses_volume(xmlDoc *doc, const void *what, bool *ret);
+
+/* Step names, as the event log keeps them: how a volume made by a killed run is told from another's. */
+#define RC_STEP_CREATE_VOLUME "create-volume"
+#define RC_STEP_DELETE_VOLUME "delete-volume"
+#define RC_STEP_FORGET "forget"
+
+/*
+ * Whether the volume of an unrecorded resource is one this store made: a run killed between its
+ * create and its record. The event log tells: of the resource's steps that make, delete or forget
+ * its volume, the newest is a create that was not refused, or a delete that did not happen. *ret is
+ * false for a recorded resource.
+ */
+int rc_storage_made_unrecorded(rc_context *ctx, const rc_request *req, bool *ret);
