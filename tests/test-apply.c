@@ -1206,6 +1206,54 @@ static void test_cloudinit_in_use_then_removed(void **state) {
         assert_int_equal(state_get(f->c.store, "cloudinit", "web1", &rec), -ENOENT);
 }
 
+#define DEFAULT_POOL_VOLUME(name, spec)                                                                              \
+        "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: " name "}\nspec: {pool: default-pool, " spec "}\n"
+
+static bool test_volume_exists(th_env *f, const char *name) {
+        virStoragePoolPtr pool = virStoragePoolLookupByName(f->other, "default-pool");
+        virStorageVolPtr vol = pool ? virStorageVolLookupByName(pool, name) : NULL;
+
+        if (vol)
+                virStorageVolFree(vol);
+        if (pool)
+                virStoragePoolFree(pool);
+        return vol != NULL;
+}
+
+/*
+ * The test driver makes volumes but cannot upload into them or resize them:
+ * those steps fail NotSupported, naming the hypervisor, and an import leaves
+ * no volume behind.
+ */
+static void test_volume_upload_and_resize_not_supported(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *image = vf_printf("%s/image.raw", f->dir);
+
+        th_write(f->dir, "image.raw", "some raw bytes");
+        th_write(f->conf, "10-import.yaml", DEFAULT_POOL_VOLUME("imported", "format: raw, from: {file: %s}"), image);
+        th_write(f->conf, "20-disk.yaml", DEFAULT_POOL_VOLUME("disk", "capacity: 4MiB"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/imported", RC_FAILED, "NotSupported");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_VOLUME, "default-pool/imported")->result.message,
+                               "test:///default"));
+        assert_false(test_volume_exists(f, "imported"));
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/disk", RC_CREATED, "Applied");
+
+        th_write(f->conf, "20-disk.yaml", DEFAULT_POOL_VOLUME("disk", "capacity: 8MiB"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/disk", RC_FAILED, "NotSupported");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_VOLUME, "default-pool/disk")->result.message,
+                               "test:///default"));
+
+        th_remove(f->conf, "10-import.yaml");
+        th_write(f->conf, "20-disk.yaml", DEFAULT_POOL_VOLUME("disk", "capacity: 4MiB, deletionPolicy: delete"));
+        th_env_pass(f);
+        th_remove(f->conf, "20-disk.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/disk", RC_DELETED, "Removed");
+        assert_false(test_volume_exists(f, "disk"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -1240,6 +1288,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cloudinit_made_by_a_killed_run, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_noop_then_changed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_in_use_then_removed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_volume_upload_and_resize_not_supported, setup, teardown),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);

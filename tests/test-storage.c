@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/mount.h>
 #include <sys/sendfile.h>
@@ -430,6 +431,13 @@ static void test_prune_retain_and_delete(void **state) {
         declare(f, (const char *const[]) { "kept.qcow2", "capacity: 4MiB", NULL });
         th_env_pass(f->env);
         assert_volume(f, "kept.qcow2", RC_FAILED, "Conflict");
+
+        /* Adopted, it is this state's again: grown as the file says. */
+        declare(f, (const char *const[]) { "kept.qcow2, adopt: true", "capacity: 8MiB", NULL });
+        th_env_pass(f->env);
+        assert_volume(f, "kept.qcow2", RC_UPDATED, "Applied");
+        assert_non_null(strstr(message_of(f, "kept.qcow2"), "adopted"));
+        assert_int_equal(volume_capacity(f, "kept.qcow2"), 8 * MiB);
 }
 
 /* A volume a defined domain's disk names is not deleted: it waits, naming the domain, until it is free. */
@@ -508,8 +516,8 @@ static void test_pool_full_during_import(void **state) {
 
 /*
  * Bytes that are not what the format says are refused, and nothing is left:
- * random bytes for a qcow2 volume, and a qcow2 image for a raw one (whose
- * backing file a guest could point at host files).
+ * random bytes for a qcow2 volume, a qcow2 image for a raw one, and a qcow2
+ * image with a backing file (either would let a guest's disk name a host file).
  */
 static void test_format_mismatch(void **state) {
         fixture *f = *state;
@@ -520,10 +528,14 @@ static void test_format_mismatch(void **state) {
         _cleanup_free_ char *as_raw = vf_printf("format: raw, from: {file: %s}", qcow2);
 
         run(mk);
-        declare(f, (const char *const[]) { "noise.qcow2", as_qcow2, "sneaky.raw", as_raw, NULL });
+        _cleanup_free_ char *backed = vf_printf("from: {file: %s}", qcow2);
+
+        declare(f, (const char *const[]) { "noise.qcow2", as_qcow2, "sneaky.raw", as_raw, "backed.qcow2", backed,
+                                           NULL });
         th_env_pass(f->env);
         assert_volume(f, "noise.qcow2", RC_FAILED, "FormatMismatch");
         assert_volume(f, "sneaky.raw", RC_FAILED, "FormatMismatch");
+        assert_volume(f, "backed.qcow2", RC_FAILED, "FormatMismatch");
         assert_int_equal(volume_count(f), 0);
 }
 
@@ -705,6 +717,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cloudinit_seed, setup, teardown),
         };
 
+        /* The test's HTTP server writes to clients that may hang up (an import refused halfway). */
+        signal(SIGPIPE, SIG_IGN);
         /* Before any thread exists. */
         const char *missing = th_libvirtd_isolate(WATCHDOG_SEC);
         if (missing)

@@ -29,8 +29,10 @@
 #define STEP_DELETE "delete-volume"
 #define STEP_FORGET "forget"
 
-/* The first bytes of every qcow2 image. */
+/* The first bytes of every qcow2 image; its header then gives where its backing file's name is (0: none). */
 static const uint8_t qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
+#define QCOW2_BACKING_OFFSET 8
+#define QCOW2_HEAD_SIZE 16
 
 /* One volume as this pass sees it. */
 typedef struct volume {
@@ -349,7 +351,7 @@ typedef struct import {
         bool uploading; /* the upload step is open */
         bool made; /* the volume was created: undone on failure */
         struct sha256_ctx sha256;
-        uint8_t head[sizeof qcow2_magic];
+        uint8_t head[QCOW2_HEAD_SIZE];
         uint64_t received;
         const char *reason; /* why it failed, when it was not libvirt's own step that said so */
         char *message;
@@ -409,19 +411,33 @@ static int import_begin(void *userdata, int64_t length) {
         return 0;
 }
 
-/* A raw volume that holds a qcow2 image would let a guest name host files as its backing file. */
+/*
+ * What a guest could do with the bytes decides: a raw volume holding a qcow2
+ * image, or a qcow2 image with a backing file, would let a guest's disk name
+ * host files (its backing file) and read them.
+ */
 static int check_format(import *im, size_t have) {
-        bool qcow2 = have == sizeof qcow2_magic && memcmp(im->head, qcow2_magic, sizeof qcow2_magic) == 0;
-        schema_volume_format want = im->v->req->desired->volume.format;
+        bool magic = have >= sizeof qcow2_magic && memcmp(im->head, qcow2_magic, sizeof qcow2_magic) == 0;
+        uint64_t backing = 0;
 
-        if (qcow2 == (want == SCHEMA_VOLUME_QCOW2))
+        if (im->v->req->desired->volume.format == SCHEMA_VOLUME_RAW)
+                return !magic ? 0
+                              : import_fail(im, "FormatMismatch",
+                                            "%s is a qcow2 image, refused for a raw volume: a guest could then "
+                                            "reach host files through its backing file; declare format: qcow2",
+                                            im->source);
+        if (!magic || have < QCOW2_HEAD_SIZE)
+                return import_fail(im, "FormatMismatch",
+                                   "%s is not a qcow2 image (it lacks the qcow2 magic); declare format: raw, or "
+                                   "import the image it should be",
+                                   im->source);
+        for (size_t i = QCOW2_BACKING_OFFSET; i < QCOW2_BACKING_OFFSET + sizeof backing; i++)
+                backing = backing << 8 | im->head[i];
+        if (backing == 0)
                 return 0;
         return import_fail(im, "FormatMismatch",
-                           want == SCHEMA_VOLUME_QCOW2 ? "%s is not a qcow2 image (it lacks the qcow2 magic); "
-                                                         "declare format: raw, or import the image it should be"
-                                                       : "%s is a qcow2 image, refused for a raw volume: a guest "
-                                                         "could then reach host files through its backing file; "
-                                                         "declare format: qcow2",
+                           "%s is a qcow2 image with a backing file, which would name a file of this host; import a "
+                           "standalone image (qemu-img convert -O qcow2 makes one)",
                            im->source);
 }
 
@@ -756,6 +772,9 @@ static int volume_apply(rc_context *ctx, const rc_request *req, rc_result *res) 
                 what = "adopted: the state file now records it";
         created = !v.vol;
         r = created ? create(&v) : check_existing_format(&v);
+        /* Made, or ours already: recorded whatever follows, so that a refusal later is no half-made volume. */
+        if (r >= 0 && v.vol && (created || ours))
+                r = vf_free_and_strdup(&res->uuid, v.key);
         if (r < 0 || res->outcome == RC_FAILED)
                 return r;
         r = converge_capacity(&v);
