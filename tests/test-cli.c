@@ -619,7 +619,8 @@ static void test_cloudinit_render_refused(void **state) {
                 const char *message;
         } cases[] = {
                 { { "cloud-init", "render", web, "-o", iso }, "20-web.yaml declares no CloudInit\n" },
-                { { "cloud-init", "render", two, "-o", iso }, "two.yaml declares 2 CloudInits (a, b); pick one with --name\n" },
+                { { "cloud-init", "render", two, "-o", iso },
+                  "two.yaml declares 2 CloudInits (a, b); pick one with --name\n" },
                 { { "cloud-init", "render", two, "--name", "c" }, "give the file to write with -o FILE" },
                 { { "cloud-init", "render", bad, "-o", iso }, "bad.yaml:4:7: error: pool is missing" },
                 { { "cloud-init", "render", two, "-o", unwritable }, "cannot write the seed to" },

@@ -67,13 +67,22 @@ static int step_end(seed_run *run, const char *what, bool ok, const char *fail_r
         return r;
 }
 
+/* run->key from run->vol; -EIO when libvirt cannot say it. */
+static int read_key(seed_run *run) {
+        const char *key = virStorageVolGetKey(run->vol);
+
+        if (!key)
+                return -EIO;
+        run->key = strdup(key);
+        return run->key ? 0 : -ENOMEM;
+}
+
 static int lookup_volume(seed_run *run) {
         rc_count_read(run->ctx, RC_CALL_GET_INFO);
         run->vol = virStorageVolLookupByName(run->pool, run->volume);
         if (!run->vol)
                 return virGetLastErrorCode() == VIR_ERR_NO_STORAGE_VOL ? 0 : -EIO;
-        run->key = strdup(virStorageVolGetKey(run->vol));
-        return run->key ? 0 : -ENOMEM;
+        return read_key(run);
 }
 
 static int create_volume(seed_run *run) {
@@ -90,9 +99,12 @@ static int create_volume(seed_run *run) {
         if (r < 0)
                 return r;
         run->created = true;
-        run->key = strdup(virStorageVolGetKey(run->vol));
+        r = read_key(run);
+        if (r == -EIO)
+                rc_result_set(run->res, RC_FAILED, false, "ReadFailed", "cannot read the key of volume %s: %s",
+                              run->volume, rc_libvirt_error());
         /* Ours from now on, whatever follows: a failed upload must not leave it someone else's. */
-        return run->key ? vf_free_and_strdup(&run->res->uuid, run->key) : -ENOMEM;
+        return r < 0 ? r : vf_free_and_strdup(&run->res->uuid, run->key);
 }
 
 static int delete_volume(seed_run *run, const char *fail_reason) {
@@ -144,7 +156,7 @@ static int send_seed(seed_run *run, rc_upload *u) {
 }
 
 static int upload(seed_run *run) {
-        _cleanup_(rc_upload_done) rc_upload u = {};
+        rc_upload u = {};
         /* Whatever the volume held is gone once an upload starts: until one succeeds, no hash is its. */
         int r = vf_free_and_strdup(&run->res->applied_xml_hash, "");
 
@@ -153,6 +165,7 @@ static int upload(seed_run *run) {
         if (r <= 0)
                 return r;
         r = step_end(run, "upload", send_seed(run, &u) >= 0, "UploadFailed");
+        /* Before a delete: libvirt may hold the volume open for it. */
         rc_upload_done(&u);
         /* A volume made for this seed and left without it would look like one: it goes; the result says why. */
         if (r < 0 && run->created)
@@ -207,13 +220,14 @@ static int converge(seed_run *run) {
         if (r <= 0)
                 return r;
         r = lookup_volume(run);
-        if (r < 0) {
+        if (r == -EIO) {
                 rc_result_set(run->res, RC_FAILED, false, "ReadFailed", "cannot look up volume %s in pool %s: %s",
                               run->volume, run->spec->pool, rc_libvirt_error());
                 return r;
         }
         bool conflict = false;
-        r = run->vol ? conflicts(run, &conflict) : 0;
+        if (r >= 0 && run->vol)
+                r = conflicts(run, &conflict);
         if (r < 0)
                 return r;
         if (conflict) {
@@ -271,10 +285,15 @@ static int cloudinit_remove(rc_context *ctx, const rc_request *req, rc_result *r
                 rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; its seed volume was already gone");
                 return 0;
         }
-        run.volume = strdup(virStorageVolGetName(run.vol));
         run.pool = virStoragePoolLookupByVolume(run.vol);
-        path = virStorageVolGetPath(run.vol);
-        if (!run.volume || !run.pool || !path)
+        path = run.pool ? virStorageVolGetPath(run.vol) : NULL;
+        if (!path) {
+                rc_result_set(res, RC_FAILED, false, "ReadFailed",
+                              "cannot read the pool and path of seed volume %s: %s", key, rc_libvirt_error());
+                return -EIO;
+        }
+        run.volume = strdup(virStorageVolGetName(run.vol));
+        if (!run.volume)
                 return -ENOMEM;
         rc_volume_use use = { virStoragePoolGetName(run.pool), run.volume, path };
         int r = rc_domain_users(ctx, false, rc_disk_uses_volume, &use, &users, &first);

@@ -91,8 +91,8 @@ static int seed_meta_data(const schema_cloudinit_spec *spec, char **ret) {
 
 /* libisofs's own words for what failed. */
 static int iso_failed(char **errmsg, int code, const char *what) {
-        return vf_error(errmsg, code == (int) ISO_OUT_OF_MEM ? -ENOMEM : -EIO, "cannot build the cloud-init seed: %s: %s",
-                        what, iso_error_to_msg(code));
+        return vf_error(errmsg, code == (int) ISO_OUT_OF_MEM ? -ENOMEM : -EIO,
+                        "cannot build the cloud-init seed: %s: %s", what, iso_error_to_msg(code));
 }
 
 static void fix_node(IsoNode *node, mode_t mode) {
@@ -159,7 +159,8 @@ static int make_write_opts(IsoWriteOpts **ret, char **errmsg) {
                 iso_write_opts_set_rockridge(opts, 1),
                 iso_write_opts_set_joliet(opts, 1),
                 iso_write_opts_set_always_gmt(opts, 1),
-                iso_write_opts_set_relaxed_vol_atts(opts, 1), /* the volume id in lower case, as cloud-localds writes it */
+                /* The volume id in lower case, as cloud-localds writes it. */
+                iso_write_opts_set_relaxed_vol_atts(opts, 1),
                 iso_write_opts_set_replace_mode(opts, 0, 0, 0, 0),
                 iso_write_opts_set_replace_timestamps(opts, 2),
                 iso_write_opts_set_default_timestamp(opts, SEED_TIME),
