@@ -602,6 +602,20 @@ static void test_cloudinit_render(void **state) {
         _cleanup_free_ char *meta_data2 = slurp_in(out, "meta-data");
         assert_non_null(strstr(meta_data2, "local-hostname: web2.example.org\n"));
         assert_memory_not_equal(meta_data, meta_data2, strlen("instance-id: iid-0123456789abcdef"));
+
+        /* An instance-id YAML would read as something else than a string is quoted. */
+        th_write(f->dir, "seed.yaml", "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: web1}\n"
+                                      "spec: {pool: images, metaData: {instance-id: 'no'}}\n");
+        _cleanup_(run_done) run r3 = virtform("cloud-init", "render", file, "-o", iso, NULL);
+        assert_int_equal(r3.status, 0);
+        th_rmtree(out);
+        _cleanup_(run_done) run extract3 = xorriso(iso, "-extract", "/", out, NULL);
+        assert_int_equal(extract3.status, 0);
+        _cleanup_free_ char *meta_data3 = slurp_in(out, "meta-data"), *user_data3 = slurp_in(out, "user-data");
+        assert_string_equal(meta_data3, "instance-id: \"no\"\n");
+        assert_string_equal(user_data3, "");
+        _cleanup_free_ char *network_config3 = vf_printf("%s/network-config", out);
+        assert_int_equal(access(network_config3, F_OK), -1);
 }
 
 /* What cannot be rendered exits 1, says why, and leaves no file behind. */

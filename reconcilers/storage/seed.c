@@ -8,6 +8,7 @@
 #define VF_STORAGE_INTERNAL
 #include "reconcilers/storage/storage-internal.h"
 
+#include <strings.h>
 #include <sys/stat.h>
 /* burn_source, which libisofs's reader of the image is, without libburn. */
 #define LIBISOFS_WITHOUT_LIBBURN
@@ -57,13 +58,19 @@ static int seed_instance_id(const schema_cloudinit_spec *spec, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-/* A YAML scalar that reads back as s: plain when nothing in it means anything to YAML, else double-quoted. */
+/*
+ * A YAML scalar that reads back as the string s: plain when it is a word YAML takes for nothing but a
+ * string (a letter first, no number, no YAML 1.1 boolean or null), else double-quoted.
+ */
 static void put_yaml_scalar(vf_buf *b, const char *s) {
-        bool plain = *s && strchr("-?:,[]{}#&*!|>'\"%@` ", *s) == NULL;
+        static const char *const words[] = { "y", "n", "yes", "no", "on", "off", "true", "false", "null" };
+        bool plain = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z');
 
         for (const char *p = s; plain && *p; p++)
                 plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
                         strchr("-._", *p);
+        for (size_t i = 0; plain && i < ELEMENTSOF(words); i++)
+                plain = strcasecmp(s, words[i]) != 0;
         if (plain)
                 vf_buf_puts(b, s);
         else
