@@ -33,8 +33,10 @@ void schema_resource_free(schema_resource *r) {
         free(r->file);
         free(r->xml);
         vf_strv_free(r->depends);
-        if (r->kind == VF_KIND_DOMAIN)
+        if (r->kind == VF_KIND_DOMAIN) {
                 vf_strv_free(r->domain.hostdevs);
+                vf_strv_free(r->domain.cloudinits);
+        }
         if (r->kind == VF_KIND_HOSTDEV) {
                 free(r->hostdev.pci);
                 free(r->hostdev.mac);
@@ -99,6 +101,12 @@ static void hash_domain_hostdevs(vf_buf *b, const schema_resource *r) {
         hash_number(b, (long) vf_strv_length(r->domain.hostdevs));
         for (size_t i = 0; r->domain.hostdevs && r->domain.hostdevs[i]; i++)
                 hash_field(b, r->domain.hostdevs[i]);
+        /* Only when there are any: the hash of a domain without seeds stays what markers already carry. */
+        if (!r->domain.cloudinits)
+                return;
+        hash_number(b, (long) vf_strv_length(r->domain.cloudinits));
+        for (size_t i = 0; r->domain.cloudinits[i]; i++)
+                hash_field(b, r->domain.cloudinits[i]);
 }
 
 static void hash_spec(vf_buf *b, const schema_resource *r) {
@@ -161,22 +169,54 @@ void schema_resource_hash(schema_resource *r) {
         vf_buf_done(&b);
 }
 
-static int add_network_depends(schema_resource *r, xmlNode *devices) {
+static int add_depend(schema_resource *r, vf_kind kind, const char *name) {
+        _cleanup_free_ char *key = schema_key(kind, name);
+        if (!key)
+                return -ENOMEM;
+        return vf_strv_contains(r->depends, key) ? 0 : vf_strv_push(&r->depends, key);
+}
+
+/* The <source> of a device element called name whose type attribute is type, or NULL. */
+static xmlNode *typed_source(xmlNode *n, const char *name, const char *type) {
+        if (!xml_is_element(n, name))
+                return NULL;
+        _cleanup_(xml_freep) xmlChar *t = xmlGetNoNsProp(n, BAD_CAST "type");
+        return t && xmlStrEqual(t, BAD_CAST type) ? xml_child(n, "source") : NULL;
+}
+
+static int add_network_depend(schema_resource *r, xmlNode *n) {
+        xmlNode *source = typed_source(n, "interface", "network");
+        _cleanup_(xml_freep) xmlChar *network = source ? xmlGetNoNsProp(source, BAD_CAST "network") : NULL;
+        return network ? add_depend(r, VF_KIND_NETWORK, (const char *) network) : 0;
+}
+
+/* A volume disk depends on its volume; one with virtform's marker on its seed (spec-domain.c has the form). */
+static int add_disk_depend(schema_resource *r, xmlNode *n) {
+        xmlNode *source = typed_source(n, "disk", "volume");
+        if (!source)
+                return 0;
+        _cleanup_(xml_freep) xmlChar *seed = xmlGetNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS);
+        if (seed) {
+                const char *name = (const char *) seed;
+                if (!vf_strv_contains(r->domain.cloudinits, name) && vf_strv_push(&r->domain.cloudinits, name) < 0)
+                        return -ENOMEM;
+                return add_depend(r, VF_KIND_CLOUDINIT, name);
+        }
+        _cleanup_(xml_freep) xmlChar *pool = xmlGetNoNsProp(source, BAD_CAST "pool");
+        _cleanup_(xml_freep) xmlChar *volume = xmlGetNoNsProp(source, BAD_CAST "volume");
+        if (!pool || !volume || !*pool || !*volume)
+                return 0;
+        _cleanup_free_ char *name = vf_printf("%s/%s", (const char *) pool, (const char *) volume);
+        return name ? add_depend(r, VF_KIND_VOLUME, name) : -ENOMEM;
+}
+
+static int add_device_depends(schema_resource *r, xmlNode *devices) {
         for (xmlNode *n = devices ? devices->children : NULL; n; n = n->next) {
-                if (!xml_is_element(n, "interface"))
-                        continue;
-                _cleanup_(xml_freep) xmlChar *type = xmlGetNoNsProp(n, BAD_CAST "type");
-                xmlNode *source = xml_child(n, "source");
-                if (!type || !xmlStrEqual(type, BAD_CAST "network") || !source)
-                        continue;
-                _cleanup_(xml_freep) xmlChar *network = xmlGetNoNsProp(source, BAD_CAST "network");
-                if (!network)
-                        continue;
-                _cleanup_free_ char *key = schema_key(VF_KIND_NETWORK, (const char *) network);
-                if (!key)
-                        return -ENOMEM;
-                if (!vf_strv_contains(r->depends, key) && vf_strv_push(&r->depends, key) < 0)
-                        return -ENOMEM;
+                int k = add_network_depend(r, n);
+                if (k >= 0)
+                        k = add_disk_depend(r, n);
+                if (k < 0)
+                        return k;
         }
         return 0;
 }
@@ -193,7 +233,7 @@ static int serialize(xmlDoc *doc, char **ret) {
 
 int schema_resource_take_xml(schema_resource *r, xmlDoc *doc) {
         if (r->kind == VF_KIND_DOMAIN) {
-                int k = add_network_depends(r, xml_child(xmlDocGetRootElement(doc), "devices"));
+                int k = add_device_depends(r, xml_child(xmlDocGetRootElement(doc), "devices"));
                 if (k < 0)
                         return k;
         }

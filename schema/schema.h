@@ -49,6 +49,12 @@ typedef struct schema_domain_spec {
         schema_restart_policy restart;
         /* Hostdev names from spec.hostdevs and interfaces {hostdev: NAME}, in file order. */
         char **hostdevs;
+        /*
+         * CloudInit names of the disks {cloudInit: NAME}, in document order:
+         * their <disk> carries the name in vf:cloudinit on <source> and an
+         * empty pool, for the reconciler to resolve (spec-domain.c).
+         */
+        char **cloudinits;
 } schema_domain_spec;
 
 typedef struct schema_hostdev_spec {
@@ -97,6 +103,9 @@ typedef struct schema_volume_spec {
         bool full_copy; /* with SCHEMA_SOURCE_VOLUME: clone: copy */
         schema_deletion_policy deletion;
 } schema_volume_spec;
+
+/* A seed's volume is its name with this suffix, in the seed's pool. */
+#define SCHEMA_CLOUDINIT_SUFFIX ".cidata.iso"
 
 /* A NoCloud seed, uploaded as a raw ISO volume named "NAME.cidata.iso" into pool. */
 typedef struct schema_cloudinit_spec {
@@ -253,7 +262,9 @@ bool schema_file_is_candidate(const char *filename);
  * (candidate) name: nothing is read for it, and that is not an error.
  *
  * Files are then read in name order; a key declared twice fails the file
- * whose name sorts later. Returns 0 when loading ran (problems are in
+ * whose name sorts later, and volumes made from one another (from.volume)
+ * in a cycle fail the file whose name sorts last among theirs, at each of
+ * its volumes on the cycle. Returns 0 when loading ran (problems are in
  * set->diags), or a negative errno when out of memory or a directory cannot
  * be listed.
  *
@@ -277,8 +288,9 @@ int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
  * ones; files_ok, files_failed and sources are updated.
  *
  * When the name takes or gives up a key or PCI address that a later file also
- * declares, that file is reloaded too, as a full load would have judged it.
- * Only files that declare such a key are read again.
+ * declares, that file is reloaded too, as a full load would have judged it;
+ * so is a later file whose volumes a change of the name's volumes closes
+ * into a cycle, or whose cycle it opens. Only such files are read again.
  *
  * *changed (may be NULL) gets the sorted "kind/name" keys that appeared,
  * disappeared, changed hash or moved to another file, or NULL when none did.

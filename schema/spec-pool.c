@@ -87,17 +87,18 @@ static xmlNode *child_path(xmlNode *root, const char *parent, const char *name) 
         return n ? xml_child(n, name) : NULL;
 }
 
-/* What dir and logical pools cannot do without, whether it came from typed fields or spec.xml. */
-static void check_required(schema_file *f, const ynode *spec, xmlNode *root, const char *type) {
-        if (strcmp(type, "dir") == 0 && !child_path(root, "target", "path"))
-                ynode_error(f, spec, "a dir pool needs path: the absolute directory that holds its volumes");
-        if (strcmp(type, "logical") == 0 && !child_path(root, "source", "name"))
-                ynode_error(f, spec, "type: logical needs volumeGroup: the name of an existing LVM volume group");
-}
+int schema_pool_finish(xmlNode *root, schema_resource *r, const char **ret_problem) {
+        _cleanup_(xml_freep) xmlChar *type = xmlGetNoNsProp(root, BAD_CAST "type");
+        bool dir = type && xmlStrEqual(type, BAD_CAST "dir");
 
-/* The directory of a dir pool, which the reconciler makes sure exists. */
-static int keep_path(xmlNode *root, const char *type, schema_resource *r) {
-        if (strcmp(type, "dir") != 0)
+        *ret_problem = NULL;
+        if (dir && !child_path(root, "target", "path"))
+                *ret_problem = "a dir pool needs path (<target><path> in XML): the absolute directory that holds its "
+                               "volumes";
+        else if (type && xmlStrEqual(type, BAD_CAST "logical") && !child_path(root, "source", "name"))
+                *ret_problem = "type: logical needs volumeGroup (<source><name> in XML): the name of an existing LVM "
+                               "volume group";
+        if (*ret_problem || !dir)
                 return 0;
         _cleanup_(xml_freep) xmlChar *path = xmlNodeGetContent(child_path(root, "target", "path"));
         r->pool.path = path ? strdup((const char *) path) : NULL;
@@ -129,8 +130,9 @@ int spec_pool_parse(schema_file *f, const ynode *spec, schema_resource *r) {
         k = spec_xml_finish(&origin, r, doc);
         if (k < 0)
                 return k;
-        check_required(f, spec, root, (const char *) type);
-        if (f->n_errors != errors)
-                return -EINVAL;
-        return keep_path(root, (const char *) type, r);
+        const char *problem;
+        k = schema_pool_finish(root, r, &problem);
+        if (problem)
+                ynode_error(f, spec, "%s", problem);
+        return k < 0 ? k : problem ? -EINVAL : 0;
 }

@@ -12,6 +12,7 @@
  */
 #include <inttypes.h>
 #include <libxml/tree.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "schema/yaml-node.h"
@@ -19,12 +20,7 @@
 static const char *const volume_keys[] = { "pool", "capacity", "format", "from", "deletionPolicy", NULL };
 static const char *const from_keys[] = { "volume", "clone", "file", "url", "sha256", NULL };
 
-/* The from keys that choose a source, indexed by schema_volume_source. */
-static const char *const source_keys[] = {
-        [SCHEMA_SOURCE_VOLUME] = "volume",
-        [SCHEMA_SOURCE_FILE] = "file",
-        [SCHEMA_SOURCE_URL] = "url",
-};
+#define source_keys schema_volume_source_keys
 
 static int read_capacity(schema_file *f, const ynode *spec, schema_resource *r) {
         const char *s;
@@ -56,58 +52,96 @@ static int source_of(schema_file *f, const ynode *from, schema_volume_source *re
         return -EINVAL;
 }
 
-/* clone goes with volume, sha256 with url. */
-static void check_from_extras(schema_file *f, const ynode *from, schema_volume_source source) {
-        const ynode *clone = ymap_get(from, "clone"), *sha256 = ymap_get(from, "sha256");
+const char *const schema_volume_source_keys[] = {
+        [SCHEMA_SOURCE_VOLUME] = "volume",
+        [SCHEMA_SOURCE_FILE] = "file",
+        [SCHEMA_SOURCE_URL] = "url",
+};
 
-        if (clone && source != SCHEMA_SOURCE_VOLUME)
-                ynode_error(f, clone, "clone is only for from.volume, a copy of another volume; remove it");
-        if (sha256 && source != SCHEMA_SOURCE_URL)
-                ynode_error(f, sha256, "sha256 is only for from.url; remove it");
-        if (!sha256 && source == SCHEMA_SOURCE_URL)
-                ynode_error(f, ymap_get(from, "url"),
-                            "from.url needs sha256: the image's SHA-256 digest in 64 hex digits; a download is "
-                            "trusted only once it matches");
+/* 1 with the message in *ret, or -ENOMEM. */
+_printf_(2, 3) static int problem(char **ret, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        int k = vasprintf(ret, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 1;
 }
 
-static void check_source_value(schema_file *f, const ynode *at, schema_volume_source source, const char *value,
-                               const char *self) {
-        switch (source) {
-        case SCHEMA_SOURCE_VOLUME:
-                if (!schema_volume_ref_is_valid(value))
-                        ynode_error(f, at, "invalid from.volume \"%s\"; write POOL/NAME, where " SCHEMA_NAME_RULE,
-                                    value);
-                else if (strcmp(value, self) == 0)
-                        ynode_error(f, at, "volume %s is made from itself; name another volume in from.volume",
-                                    value);
-                break;
-        case SCHEMA_SOURCE_FILE:
-                if (value[0] != '/')
-                        ynode_error(f, at, "from.file \"%s\" is not an absolute path; start it with /", value);
-                break;
-        case SCHEMA_SOURCE_URL:
-                if (!schema_url_is_http(value))
-                        ynode_error(f, at, "from.url \"%s\" is not an http:// or https:// URL; give one, or import "
-                                    "a local image with from.file", value);
-                break;
-        default:
-                break;
+int schema_volume_from_problem(schema_volume_source source, bool has_clone, bool has_sha256, const char **ret_key,
+                               char **ret) {
+        *ret_key = NULL;
+        if (has_clone && source != SCHEMA_SOURCE_VOLUME) {
+                *ret_key = "clone";
+                return problem(ret, "clone is only for from.volume, a copy of another volume; remove it");
         }
+        if (has_sha256 && source != SCHEMA_SOURCE_URL) {
+                *ret_key = "sha256";
+                return problem(ret, "sha256 is only for from.url; remove it");
+        }
+        if (!has_sha256 && source == SCHEMA_SOURCE_URL)
+                return problem(ret, "from.url needs sha256: the image's SHA-256 digest in 64 hex digits; a download "
+                               "is trusted only once it matches");
+        return 0;
+}
+
+int schema_volume_source_problem(schema_volume_source source, const char *value, const char *self, char **ret) {
+        if (source == SCHEMA_SOURCE_VOLUME && !schema_volume_ref_is_valid(value))
+                return problem(ret, "invalid from.volume \"%s\"; write POOL/NAME, where " SCHEMA_NAME_RULE, value);
+        if (source == SCHEMA_SOURCE_VOLUME && strcmp(value, self) == 0)
+                return problem(ret, "volume %s is made from itself; name another volume in from.volume", value);
+        if (source == SCHEMA_SOURCE_FILE && value[0] != '/')
+                return problem(ret, "from.file \"%s\" is not an absolute path; start it with /", value);
+        if (source == SCHEMA_SOURCE_URL && !schema_url_is_http(value))
+                return problem(ret, "from.url \"%s\" is not an http:// or https:// URL; give one, or import a local "
+                               "image with from.file", value);
+        return 0;
+}
+
+int schema_volume_sha256_problem(const char *value, char **ret_digest, char **ret) {
+        char digest[VF_HASH_HEX_LEN + 1];
+
+        if (schema_parse_sha256(value, digest) < 0)
+                return problem(ret, "invalid sha256 \"%s\"; give the image's SHA-256 digest in 64 hex digits", value);
+        *ret_digest = strdup(digest);
+        return *ret_digest ? 0 : -ENOMEM;
+}
+
+int schema_volume_format_problem(const schema_resource *r, char **ret) {
+        if (r->volume.source != SCHEMA_SOURCE_VOLUME || r->volume.full_copy || r->volume.format == SCHEMA_VOLUME_QCOW2)
+                return 0;
+        return problem(ret, "a copy-on-write clone (clone: cow, the default) is a qcow2 overlay; use format: qcow2, "
+                       "or clone: copy for a raw copy");
+}
+
+/* A check's outcome k: a problem is reported at n. */
+static int report(schema_file *f, const ynode *n, int k, char *problem) {
+        _cleanup_free_ char *p = problem;
+        if (k > 0)
+                ynode_error(f, n, "%s", p);
+        return k;
+}
+
+/* clone goes with volume, sha256 with url. */
+static int check_from_extras(schema_file *f, const ynode *from, schema_volume_source source) {
+        const char *key;
+        char *p = NULL;
+        int k = schema_volume_from_problem(source, ymap_get(from, "clone"), ymap_get(from, "sha256"), &key, &p);
+        return report(f, ymap_get(from, key ? key : source_keys[source]), k, p);
 }
 
 static int read_sha256(schema_file *f, const ynode *from, schema_resource *r) {
-        char digest[VF_HASH_HEX_LEN + 1];
         const char *s;
+        char *p = NULL;
 
         if (yget_string(f, from, "sha256", &s) <= 0)
                 return 0;
-        if (schema_parse_sha256(s, digest) < 0) {
-                ynode_error(f, ymap_get(from, "sha256"),
-                            "invalid sha256 \"%s\"; give the image's SHA-256 digest in 64 hex digits", s);
-                return -EINVAL;
-        }
-        r->volume.sha256 = strdup(digest);
-        return r->volume.sha256 ? 0 : -ENOMEM;
+        int k = schema_volume_sha256_problem(s, &r->volume.sha256, &p);
+        return report(f, ymap_get(from, "sha256"), k, p);
 }
 
 static int read_from(schema_file *f, const ynode *spec, const char *self, schema_resource *r) {
@@ -124,27 +158,21 @@ static int read_from(schema_file *f, const ynode *spec, const char *self, schema
                 return k;
         if (source_of(f, from, &source) < 0)
                 return -EINVAL;
-        check_from_extras(f, from, source);
-        if (yget_enum(f, from, "clone", schema_clone_names, &clone) == -ENOMEM)
+        if (check_from_extras(f, from, source) == -ENOMEM ||
+            yget_enum(f, from, "clone", schema_clone_names, &clone) == -ENOMEM)
                 return -ENOMEM;
         if (yget_string(f, from, source_keys[source], &value) <= 0)
                 return -EINVAL;
-        check_source_value(f, ymap_get(from, source_keys[source]), source, value, self);
+        char *p = NULL;
+        k = schema_volume_source_problem(source, value, self, &p);
+        if (report(f, ymap_get(from, source_keys[source]), k, p) == -ENOMEM)
+                return -ENOMEM;
         r->volume.source = source;
         r->volume.full_copy = clone;
         r->volume.from = strdup(value);
         if (!r->volume.from)
                 return -ENOMEM;
         return read_sha256(f, from, r);
-}
-
-/* A copy-on-write clone is a qcow2 overlay on its source. */
-static void check_format(schema_file *f, const ynode *spec, const schema_resource *r) {
-        if (r->volume.source != SCHEMA_SOURCE_VOLUME || r->volume.full_copy || r->volume.format == SCHEMA_VOLUME_QCOW2)
-                return;
-        ynode_error(f, ymap_get(spec, "format"),
-                    "a copy-on-write clone (clone: cow, the default) is a qcow2 overlay; use format: qcow2, or "
-                    "clone: copy for a raw copy");
 }
 
 static int set_identity(schema_resource *r, const char *pool) {
@@ -174,8 +202,9 @@ static int read_spec(schema_file *f, const ynode *spec, schema_resource *r) {
         if (!ymap_get(spec, "capacity") && !ymap_get(spec, "from"))
                 ynode_error(f, spec, "capacity is missing; add capacity: SIZE, e.g. 20GiB, or from: the volume, "
                             "file or URL to take the content and size from");
-        check_format(f, spec, r);
-        return 0;
+        char *p = NULL;
+        k = schema_volume_format_problem(r, &p);
+        return report(f, ymap_get(spec, "format"), k, p) == -ENOMEM ? -ENOMEM : 0;
 }
 
 static int render(xmlNode *root, const schema_resource *r) {

@@ -181,6 +181,33 @@ static int check_domain_memory(const xml_origin *o, xmlDoc *doc) {
         return -EINVAL;
 }
 
+/* The <source> elements of a domain's disks that carry virtform's cloud-init marker (spec-domain.c), one per call. */
+static xmlNode *next_seed_source(xmlNode *root, xmlNode *after) {
+        xmlNode *devices = xml_child(root, "devices");
+        xmlNode *n = after ? after->parent->next : devices ? devices->children : NULL;
+        for (; n; n = n->next) {
+                xmlNode *source = xml_is_element(n, "disk") ? xml_child(n, "source") : NULL;
+                if (source && xmlHasNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS))
+                        return source;
+        }
+        return NULL;
+}
+
+static int check_domain_seeds(const xml_origin *o, xmlDoc *doc) {
+        xmlNode *root = xmlDocGetRootElement(doc);
+        int ret = 0;
+
+        for (xmlNode *source = next_seed_source(root, NULL); source; source = next_seed_source(root, source)) {
+                _cleanup_(xml_freep) xmlChar *name = xmlGetNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS);
+                if (name && schema_name_is_valid((const char *) name))
+                        continue;
+                xml_origin_error(o, xml_line(source), xml_column(source),
+                                 "invalid vf:cloudinit \"%s\": " SCHEMA_NAME_RULE, name ? (const char *) name : "");
+                ret = -EINVAL;
+        }
+        return ret;
+}
+
 static int check(const xml_origin *o, xmlRelaxNG *rng, xmlDoc *doc, const char *prefix) {
         _cleanup_(xmlRelaxNGFreeValidCtxtp) xmlRelaxNGValidCtxt *ctxt = xmlRelaxNGNewValidCtxt(rng);
         if (!ctxt)
@@ -195,6 +222,41 @@ static int check(const xml_origin *o, xmlRelaxNG *rng, xmlDoc *doc, const char *
         if (!v.reported)
                 xml_origin_error(o, 0, 0, "%sthe document does not validate", prefix);
         return -EINVAL;
+}
+
+/* Parsed elements know their column (xml_set_position()); a copy has to be told. */
+static void copy_positions(const xmlNode *from, xmlNode *to) {
+        for (; from && to; from = from->next, to = to->next)
+                if (from->type == XML_ELEMENT_NODE) {
+                        to->_private = from->_private;
+                        copy_positions(from->children, to->children);
+                }
+}
+
+/*
+ * A seed's disk as the domain reconciler defines it: with the seed's pool, a
+ * target and no marker. On a copy, so the stored document keeps them as they are.
+ */
+static int resolve_seeds_for_libvirt(xmlDoc *doc, xmlDoc **ret) {
+        xmlNode *root = xmlDocGetRootElement(doc);
+
+        *ret = NULL;
+        if (!next_seed_source(root, NULL))
+                return 0;
+        _cleanup_(xmlFreeDocp) xmlDoc *copy = xmlCopyDoc(doc, 1);
+        if (!copy)
+                return -ENOMEM;
+        root = xmlDocGetRootElement(copy);
+        copy_positions(xmlDocGetRootElement(doc), root);
+        for (xmlNode *source = next_seed_source(root, NULL); source; source = next_seed_source(root, source)) {
+                xmlRemoveProp(xmlHasNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS));
+                if (!xmlSetProp(source, BAD_CAST "pool", BAD_CAST "seeds") ||
+                    (!xml_child(source->parent, "target") &&
+                     !xml_element(source->parent, "target", "dev", "sda", "bus", "sata", NULL)))
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(copy);
+        return 0;
 }
 
 static int check_libvirt(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
@@ -213,6 +275,11 @@ static int check_libvirt(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
                                                 o->file->set->options.libvirt_schemas, schemas[kind].libvirt);
         if (!prefix)
                 return -ENOMEM;
+        _cleanup_(xmlFreeDocp) xmlDoc *resolved = NULL;
+        if (kind == VF_KIND_DOMAIN && resolve_seeds_for_libvirt(doc, &resolved) < 0)
+                return -ENOMEM;
+        if (resolved)
+                doc = resolved;
         /* virtform gives a domain without a type the hypervisor's only when it defines it; libvirt's schema wants one. */
         xmlNode *root = xmlDocGetRootElement(doc);
         bool typeless = kind == VF_KIND_DOMAIN && !xmlHasProp(root, BAD_CAST "type");
@@ -236,5 +303,7 @@ int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         int k = check(o, rng, doc, prefix);
         if (k == 0 && kind == VF_KIND_DOMAIN)
                 k = check_domain_memory(o, doc);
+        if (k == 0 && kind == VF_KIND_DOMAIN)
+                k = check_domain_seeds(o, doc);
         return k < 0 ? k : check_libvirt(o, kind, doc);
 }

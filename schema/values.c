@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <string.h>
+#include <strings.h>
 
 #include "schema/schema-internal.h"
 
@@ -195,6 +196,31 @@ int schema_parse_capacity(const char *s, uint64_t *ret_bytes) {
         if (r < 0)
                 return r;
         *ret_bytes = kib * 1024;
+        return 0;
+}
+
+/* libvirt's scaled integers (virScaleInteger()): b and bytes, k, KiB and KB up to e, EiB and EB, in any case. */
+int schema_parse_scaled(const char *number, const char *unit, uint64_t *ret_bytes) {
+        static const char prefixes[] = "kmgtpe";
+        uint64_t value, scale = 1;
+
+        if (parse_decimal(number, UINT64_MAX, &value) < 0)
+                return -EINVAL;
+        if (unit && *unit && strcasecmp(unit, "b") != 0 && strcasecmp(unit, "byte") != 0 &&
+            strcasecmp(unit, "bytes") != 0) {
+                const char *p = strchr(prefixes, tolower((unsigned char) unit[0]));
+                const char *rest = unit + 1;
+                if (!p)
+                        return -EINVAL;
+                uint64_t base = strcasecmp(rest, "b") == 0 ? 1000 : (!*rest || strcasecmp(rest, "ib") == 0) ? 1024 : 0;
+                if (!base)
+                        return -EINVAL;
+                for (const char *q = prefixes; q <= p; q++)
+                        scale *= base;
+        }
+        if (value > UINT64_MAX / scale)
+                return -ERANGE;
+        *ret_bytes = value * scale;
         return 0;
 }
 
