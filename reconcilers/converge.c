@@ -63,8 +63,35 @@ static int observed_doc(observed *o, xmlDoc **ret) {
 }
 
 /*
+ * Records are committed in batches, after the writes their intents log. An unmarked object a killed
+ * run defined has no record, then, and no marker to say whose it is: it is ours when this store's
+ * intent log ends, for it, with a define that was made or may have been. Anything else of that name
+ * (never defined here, or undefined here since) is someone else's.
+ */
+static int defined_by_killed_run(rc_context *ctx, const rc_request *req, bool *ret) {
+        state_event *events = NULL;
+        size_t n = 0;
+        int r = state_event_list(ctx->store, vf_kind_to_string(req->kind), req->name, 0, &events, &n);
+
+        if (r < 0)
+                return r;
+        *ret = false;
+        for (size_t i = n; i > 0; i--) {
+                const state_event *e = &events[i - 1];
+                if (strcmp(e->action, "undefine") == 0)
+                        break;
+                if (strcmp(e->action, "define") == 0) {
+                        *ret = strcmp(e->outcome, "failed") != 0;
+                        break;
+                }
+        }
+        state_event_list_free(events, n);
+        return 0;
+}
+
+/*
  * Ours when it carries our marker, or when it is the very object we recorded (marker lost to an
- * out-of-band redefine; for an unmarked class, always so).
+ * out-of-band redefine; for an unmarked class, always so), or an unmarked one a killed run defined.
  */
 static int classify_owner(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_owner *owner,
                           bool *owned) {
@@ -79,6 +106,8 @@ static int classify_owner(rc_context *ctx, const rc_kind_hooks *k, const rc_requ
                 *owned = true;
                 return 0;
         }
+        if (k->cls->unmarked && !req->record)
+                return defined_by_killed_run(ctx, req, owned);
         if (!req->record || !req->record->uuid)
                 return 0;
         rc_count_read(ctx, RC_CALL_GET_INFO);

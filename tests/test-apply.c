@@ -4,6 +4,7 @@
  * driver (test:///default, in-process), with real state files in temp dirs.
  * A second connection plays the operator who changes things behind our back.
  */
+#include "controller/graph.h"
 #include "controller/output.h"
 #include "tests/env.h"
 
@@ -952,6 +953,34 @@ static void test_pool_conflict_and_adoption(void **state) {
         th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
 }
 
+/*
+ * A run killed after it defined a pool and before its record was committed left no record, and a
+ * pool has no marker: the intent log says the define was this store's, so it is ours, not a Conflict.
+ */
+static void test_pool_defined_by_a_killed_run_is_ours(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
+                                             "</pool>",
+                                             path);
+        int64_t intent;
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_env_pass(f); /* opens the store */
+        assert_int_equal(state_intent_begin(f->c.store, "pool", "images", 1, "define", &intent), 0);
+        virStoragePoolPtr p = virStoragePoolDefineXML(f->other, xml, 0);
+        assert_non_null(p);
+        virStoragePoolFree(p);
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_pool_running(f, "images", path);
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        assert_string_equal(rec->uuid, uuid);
+}
+
 /* A pool that still holds a volume virtform manages waits for it, and goes once the volume is gone. */
 static void test_pool_with_recorded_volume_is_in_use(void **state) {
         th_env *f = *state;
@@ -1254,6 +1283,83 @@ static void test_volume_upload_and_resize_not_supported(void **state) {
         assert_false(test_volume_exists(f, "disk"));
 }
 
+/* A pass for one key brings along what depends on it, and what depends on that: a chain of volumes. */
+static void test_pass_of_a_key_brings_its_chain(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir), *errmsg = NULL;
+        char *keys[] = { (char *) "volume/images/base.qcow2", NULL };
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-volumes.yaml",
+                 VOLUME("base.qcow2", "") "---\n" VOLUME("clone.qcow2", "  from: {volume: images/base.qcow2}\n")
+                 "---\n" VOLUME("clone2.qcow2", "  from: {volume: images/clone.qcow2}\n"));
+        th_env_pass(f);
+        vf_report_done(&f->report);
+        assert_int_equal(vf_controller_pass_keys(&f->c, keys, &f->report, &errmsg), 0);
+        assert_int_equal(f->report.n_entries, 3);
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/base.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/clone.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/clone2.qcow2"));
+}
+
+static graph_node *declared_node(graph *g, schema_resource *r, const char *key, const char *depends) {
+        graph_node *n;
+
+        assert_int_equal(graph_ensure(g, key, &n), 0);
+        *r = (schema_resource) { .kind = n->kind };
+        if (depends)
+                assert_int_equal(vf_strv_push(&r->depends, depends), 0);
+        assert_int_equal(graph_set_desired(g, n, r), 0);
+        return n;
+}
+
+static graph_node *removed_node(graph *g, const char *key, const char *depended) {
+        graph_node *n;
+
+        assert_int_equal(graph_ensure(g, key, &n), 0);
+        state_record *rec = state_record_new(vf_kind_to_string(n->kind), n->name);
+        assert_non_null(rec);
+        if (depended)
+                assert_int_equal(vf_strv_push(&rec->depends, depended), 0);
+        graph_set_record(n, rec);
+        return n;
+}
+
+/*
+ * The order of a pass, sorted directly: a cycle within a kind (which the schema refuses) still sorts,
+ * each node once; removals go before what their records say they depended on.
+ */
+static void test_graph_sort_within_a_kind(void **state) {
+        schema_resource res[4] = {};
+        graph g;
+
+        assert_int_equal(graph_init(&g), 0);
+        declared_node(&g, &res[0], "domain/web", "volume/p/b");
+        declared_node(&g, &res[1], "volume/p/b", "volume/p/a");
+        declared_node(&g, &res[2], "volume/p/a", "volume/p/b");
+        declared_node(&g, &res[3], "network/lan", NULL);
+        removed_node(&g, "volume/p/base", NULL);
+        removed_node(&g, "volume/p/clone", "volume/p/base");
+        removed_node(&g, "volume/p/other", NULL);
+        removed_node(&g, "pool/p", NULL);
+        _cleanup_free_ graph_node **nodes = malloc(g.n_nodes * sizeof *nodes);
+        assert_non_null(nodes);
+        memcpy(nodes, g.nodes, g.n_nodes * sizeof *nodes);
+
+        assert_int_equal(graph_sort(nodes, g.n_nodes), 0);
+        vf_buf b = {};
+        for (size_t i = 0; i < g.n_nodes; i++)
+                vf_buf_printf(&b, "%s%s", i ? " " : "", nodes[i]->key);
+        _cleanup_free_ char *order = vf_buf_steal(&b);
+        assert_string_equal(order, "network/lan volume/p/a volume/p/b domain/web "
+                                   "volume/p/clone volume/p/base volume/p/other pool/p");
+        graph_done(&g);
+        for (size_t i = 0; i < ELEMENTSOF(res); i++)
+                vf_strv_free(res[i].depends);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -1281,6 +1387,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_pool_defined_built_started, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_pruned_keeps_its_directory, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_defined_by_a_killed_run_is_ours, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_with_recorded_volume_is_in_use, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_volumes_ordered_by_their_sources, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_upload_not_supported, setup, teardown),
@@ -1289,6 +1396,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cloudinit_noop_then_changed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_in_use_then_removed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_volume_upload_and_resize_not_supported, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pass_of_a_key_brings_its_chain, setup, teardown),
+                cmocka_unit_test(test_graph_sort_within_a_kind),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);

@@ -573,6 +573,36 @@ static void test_out_of_band_changes_are_put_back(void **state) {
         wait_for(f, domain_running, "web1", "web1 recreated after an out-of-band undefine");
 }
 
+static bool pool_running(fixture *f, const void *arg) {
+        virStoragePoolPtr p = virStoragePoolLookupByName(f->env->other, arg);
+        bool active = p && virStoragePoolIsActive(p) == 1;
+        if (p)
+                virStoragePoolFree(p);
+        return active;
+}
+
+/* A pool's events are the daemon's cue as a domain's are: stopped or undefined out of band, it is put back. */
+static void test_out_of_band_pool_changes_are_put_back(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->env->dir);
+        _cleanup_free_ char *pool = vf_printf("apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: images}\n"
+                                              "spec: {type: dir, path: %s}\n",
+                                              path);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        drop_in(f->dirs[0], "10-pool.yaml", pool);
+        start_daemon(f);
+        wait_for(f, pool_running, "images", "pool images running");
+
+        virStoragePoolPtr p = virStoragePoolLookupByName(f->env->other, "images");
+        assert_int_equal(virStoragePoolDestroy(p), 0);
+        wait_for(f, pool_running, "images", "pool images started again after an out-of-band destroy");
+        assert_int_equal(virStoragePoolDestroy(p), 0);
+        assert_int_equal(virStoragePoolUndefine(p), 0);
+        virStoragePoolFree(p);
+        wait_for(f, pool_running, "images", "pool images defined again after an out-of-band undefine");
+}
+
 static bool domain_persistent(fixture *f, const void *arg) {
         return th_domain_persistent(f->env->other, arg);
 }
@@ -914,6 +944,7 @@ int main(void) {
                 T(test_move_between_layers_is_an_update),
                 T(test_half_written_file_prunes_nothing),
                 T(test_out_of_band_changes_are_put_back),
+                T(test_out_of_band_pool_changes_are_put_back),
                 T(test_undefine_while_running_is_defined_again),
                 T(test_undeclared_dependency_wakes_its_dependents),
                 T(test_apply_wait_follows_events_and_reports_the_run),
