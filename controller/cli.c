@@ -820,7 +820,8 @@ static const command commands[] = {
           "that holds records, and takes the lock as apply does.\n"
           "Exit status: 0 the file was recovered, 1 otherwise.\n",
           cmd_state_recover },
-        { "cloud-init", "render", CMD_CLOUDINIT_RENDER, "FILE", 1, 1, NULL, "write the seed a CloudInit gets, as an ISO",
+        { "cloud-init", "render", CMD_CLOUDINIT_RENDER, "FILE", 1, 1, NULL,
+          "write the seed a CloudInit gets, as an ISO",
           "Write the NoCloud seed the CloudInit declared in FILE gets: an ISO 9660 image with the volume id\n"
           "cidata and the files user-data, meta-data and network-config, byte for byte what apply uploads.\n"
           "Needs no hypervisor and no state file. FILE is checked as validate checks it.\n"

@@ -777,7 +777,7 @@ static void test_plan_delete_steps(void **state) {
         "</devices></domain>"
 
 /* A volume made behind virtform's back, in the test driver's own pool. */
-static void create_volume(virConnectPtr conn, const char *name, const char *format) {
+static void create_default_pool_volume(virConnectPtr conn, const char *name, const char *format) {
         virStoragePoolPtr pool = virStoragePoolLookupByName(conn, "default-pool");
         _cleanup_free_ char *xml = vf_printf("<volume><name>%s</name><capacity>1048576</capacity>"
                                              "<target><format type='%s'/></target></volume>", name, format);
@@ -816,7 +816,7 @@ static int teardown_volumes(void **state) {
 static void test_volume_disk_takes_its_format(void **state) {
         th_env *f = *state;
 
-        create_volume(f->other, DISK_VOLUME, "qcow2");
+        create_default_pool_volume(f->other, DISK_VOLUME, "qcow2");
         th_write(f->conf, "20-vm.xml", DOMAIN_VOLUME_DISK(DISK_VOLUME));
         th_env_pass(f);
         th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
@@ -860,7 +860,7 @@ static void test_volume_disk_waits_for_its_volume(void **state) {
         assert_null(none);
         assert_int_equal(th_env_writes(f), 0);
 
-        create_volume(f->other, MISSING_VOLUME, "raw");
+        create_default_pool_volume(f->other, MISSING_VOLUME, "raw");
         th_env_pass(f);
         th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
         _cleanup_free_ char *xml = th_domain_xml(f->other, "vm1", true);
@@ -874,7 +874,7 @@ static void test_volume_disk_waits_for_its_volume(void **state) {
 static void test_undeclared_seed_holds_its_domain(void **state) {
         th_env *f = *state;
 
-        create_volume(f->other, GHOST_SEED_VOLUME, "raw");
+        create_default_pool_volume(f->other, GHOST_SEED_VOLUME, "raw");
         th_write(f->conf, "30-vm.yaml",
                  "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vm1}\nspec:\n  memory: 128MiB\n"
                  "  disks: [{cloudInit: vf-ghost}]\n");
@@ -1169,6 +1169,199 @@ static void test_volumes_ordered_by_their_sources(void **state) {
                     entry_index(f, VF_KIND_VOLUME, "images/base.qcow2"));
 }
 
+/* ---- cloud-init seeds ------------------------------------------------------------- */
+
+#define CLOUDINIT_WEB1(host)                                                                           \
+        "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: web1}\nspec:\n  pool: images\n"    \
+        "  userData: |\n    #cloud-config\n    packages: [nginx]\n  metaData: {local-hostname: " host "}\n"
+
+static virStorageVolPtr seed_lookup(th_env *f) {
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        virStorageVolPtr v;
+
+        assert_non_null(p);
+        v = virStorageVolLookupByName(p, "web1.cidata.iso");
+        virStoragePoolFree(p);
+        return v;
+}
+
+static bool seed_exists(th_env *f) {
+        virStorageVolPtr v = seed_lookup(f);
+        if (v)
+                virStorageVolFree(v);
+        return v;
+}
+
+static void declare_pool(th_env *f) {
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+}
+
+/* The test driver uploads nothing: the step fails naming the connection, and no empty seed is left. */
+static void test_cloudinit_upload_not_supported(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        const char *message = th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result.message;
+        if (!strstr(message, "upload web1.cidata.iso: the hypervisor test:///default cannot upload volumes"))
+                fail_msg("'%s' does not say what the connection cannot do", message);
+        _cleanup_free_ char *writes = logged_writes(f, VF_KIND_CLOUDINIT, "web1");
+        assert_string_equal(writes, "create-volume:ok, upload:failed, delete-volume:ok");
+        assert_false(seed_exists(f));
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_CLOUDINIT, "web1");
+        assert_false(state_record_condition(rec, "Ready")->status);
+}
+
+static void create_volume(th_env *f, const char *name, const char *capacity) {
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        _cleanup_free_ char *xml = vf_printf("<volume><name>%s</name><capacity>%s</capacity>"
+                                             "<target><format type='raw'/></target></volume>",
+                                             name, capacity);
+        virStorageVolPtr v = virStorageVolCreateXML(p, xml, 0);
+
+        assert_non_null(v);
+        virStorageVolFree(v);
+        virStoragePoolFree(p);
+}
+
+/* A volume of the seed's name that this state did not make is left alone, unless the file adopts it. */
+static void test_cloudinit_conflict_and_adoption(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        create_volume(f, "web1.cidata.iso", "1048576");
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "Conflict");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result.message, "adopt"));
+
+        /* Adopted: uploaded into as it is, big enough; and, not made by this pass, not deleted when that fails. */
+        th_write(f->conf, "20-seed.yaml",
+                 "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: web1, adopt: true}\nspec:\n"
+                 "  pool: images\n  userData: |\n    #cloud-config\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        _cleanup_free_ char *writes = logged_writes(f, VF_KIND_CLOUDINIT, "web1");
+        assert_string_equal(writes, "upload:failed");
+        assert_true(seed_exists(f));
+}
+
+/*
+ * A run killed right after it made the seed's volume, before it recorded it, left only its intent in
+ * the event log: the next run takes the volume for its own, not for someone else's.
+ */
+static void test_cloudinit_made_by_a_killed_run(void **state) {
+        th_env *f = *state;
+        int64_t intent;
+
+        declare_pool(f);
+        create_volume(f, "web1.cidata.iso", "1048576");
+        assert_int_equal(state_intent_begin(f->c.store, "cloudinit", "web1", 1, "create-volume", &intent), 0);
+        th_env_close(f);
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        assert_int_equal(f->report.counters.calls[RC_CALL_UPLOAD], 1);
+        assert_int_equal(th_env_writes(f), 1);
+}
+
+/* The SHA-256 of the seed `virtform cloud-init render` writes for a file. */
+static void render_hash(th_env *f, const char *yaml, char hash[VF_HASH_HEX_LEN + 1]) {
+        _cleanup_free_ char *file = vf_printf("%s/seed.yaml", f->dir), *iso = vf_printf("%s/seed.iso", f->dir);
+        const char *argv[] = { getenv("VIRTFORM"), "cloud-init", "render", file, "-o", iso, NULL };
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+
+        th_write(f->dir, "seed.yaml", "%s", yaml);
+        _cleanup_(th_run_done) th_run r = th_spawn(argv, NULL);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(vf_read_file(iso, SIZE_MAX, &data, &len), 0);
+        vf_sha256_hex(data, len, hash);
+}
+
+/*
+ * What a pass on a hypervisor that uploads leaves behind, which the test driver cannot: the seed
+ * volume, recorded with its key and the hash of the seed `cloud-init render` makes of the file.
+ */
+static void record_uploaded_seed(th_env *f, const char *yaml) {
+        _cleanup_(state_closep) state_store *store = NULL;
+        _cleanup_(state_record_freep) state_record *rec = state_record_new("cloudinit", "web1");
+        _cleanup_free_ char *errmsg = NULL;
+        char hash[VF_HASH_HEX_LEN + 1];
+
+        create_volume(f, "web1.cidata.iso", "1048576");
+        virStorageVolPtr v = seed_lookup(f);
+        assert_non_null(v);
+        rec->uuid = strdup(virStorageVolGetKey(v));
+        virStorageVolFree(v);
+        render_hash(f, yaml, hash);
+        rec->applied_xml_hash = strdup(hash);
+        th_env_close(f);
+        assert_int_equal(state_open(f->state, 0, &store, &errmsg), 0);
+        assert_int_equal(state_put(store, rec), 0);
+}
+
+/* A seed whose hash is the one recorded is in sync: no write; a changed one is uploaded again. */
+static void test_cloudinit_noop_then_changed(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        record_uploaded_seed(f, CLOUDINIT_WEB1("web1"));
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_UNCHANGED, "Applied");
+        assert_true(vf_report_converged(&f->report));
+
+        /* Another hostname, another seed: uploaded into the same volume, which is big enough. */
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web2"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        assert_int_equal(th_env_writes(f), 1);
+        assert_int_equal(f->report.counters.calls[RC_CALL_UPLOAD], 1);
+        assert_true(seed_exists(f));
+
+        /* The failed upload may have left anything in it: the old file is no longer in sync either. */
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        th_env_pass(f);
+        assert_int_equal(f->report.counters.calls[RC_CALL_UPLOAD], 1);
+}
+
+/* A seed a domain's disk uses is not deleted while it does, whoever owns the domain. */
+static void test_cloudinit_in_use_then_removed(void **state) {
+        th_env *f = *state;
+        static const char vm[] = "<domain type='test'><name>vm</name><memory>1048576</memory>"
+                                 "<os><type>hvm</type></os><devices><disk type='volume' device='cdrom'>"
+                                 "<source pool='images' volume='web1.cidata.iso'/><target dev='hdc' bus='ide'/>"
+                                 "<readonly/></disk></devices></domain>";
+
+        declare_pool(f);
+        record_uploaded_seed(f, CLOUDINIT_WEB1("web1"));
+        virDomainPtr d = virDomainDefineXML(f->other, vm);
+        assert_non_null(d);
+
+        pass_changing_nothing(f); /* nothing declares the seed: it goes, but the domain uses it */
+        const rc_result *res = &th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result;
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_WAITING, "InUse");
+        assert_non_null(strstr(res->message, "(vm)"));
+        assert_int_equal(res->wait.kind, RC_WAIT_USER);
+        assert_string_equal(res->wait.target, "domain/vm");
+        assert_true(seed_exists(f));
+
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_DELETED, "Removed");
+        assert_false(seed_exists(f));
+        state_record *rec = NULL;
+        assert_int_equal(state_get(f->c.store, "cloudinit", "web1", &rec), -ENOENT);
+}
+
 /*
  * A domain on a declared volume comes after its pool and its volume, and is defined in the format the
  * volume has. Pruned, it goes first: the volume it used is deleted after it, and the pool last, in
@@ -1415,6 +1608,11 @@ int main(void) {
                 cmocka_unit_test(test_graph_sort_within_a_kind),
                 cmocka_unit_test_setup_teardown(test_volume_upload_and_resize_not_supported, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_volume_plan, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_upload_not_supported, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_made_by_a_killed_run, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_noop_then_changed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_in_use_then_removed, setup, teardown),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);

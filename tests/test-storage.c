@@ -668,6 +668,91 @@ static void test_interrupted_import_leaves_nothing(void **state) {
         assert_int_equal(access(path, F_OK), -1);
 }
 
+/* ---- cloud-init seeds ------------------------------------------------------------------ */
+
+/* A CloudInit in the test's pool, in a file of its own; user_data is indented as a block of its. */
+static void declare_seed(fixture *f, const char *hostname, const char *user_data) {
+        th_write(f->env->conf, "20-seed.yaml",
+                 "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: vf-seed}\nspec:\n  pool: %s\n"
+                 "  userData: |\n    #cloud-config\n%s  metaData: {local-hostname: %s}\n",
+                 f->pool, user_data, hostname);
+}
+
+/* What `virtform cloud-init render` makes of the declared seed, as a file; its size in *size. */
+static char *render(fixture *f, off_t *size) {
+        _cleanup_free_ char *file = vf_printf("%s/20-seed.yaml", f->env->conf);
+        char *iso = vf_printf("%s/seed.iso", f->env->dir);
+        const char *argv[] = { getenv("VIRTFORM"), "cloud-init", "render", file, "-o", iso, NULL };
+        _cleanup_(th_run_done) th_run r = th_spawn(argv, NULL);
+        struct stat st;
+
+        assert_int_equal(r.status, 0);
+        assert_int_equal(stat(iso, &st), 0);
+        *size = st.st_size;
+        return iso;
+}
+
+/* The volume's file begins with the rendered seed, byte for byte. */
+static void assert_seed_holds(fixture *f, const char *volume) {
+        off_t size;
+        _cleanup_free_ char *iso = render(f, &size);
+        _cleanup_free_ char *cmd = vf_printf("cmp -s -n %lld '%s' '%s'", (long long) size, iso, volume);
+
+        if (system(cmd) != 0)
+                fail_msg("%s does not hold the seed %s renders", volume, iso);
+}
+
+/*
+ * The seed uploaded into a raw volume of a dir pool, as cloud-init render makes it; nothing
+ * written while it is in sync; uploaded again when it changes, its volume grown when it must;
+ * deleted once nothing declares it.
+ */
+static void test_cloudinit_seed(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *volume = pool_path(f, "vf-seed.cidata.iso");
+        const char *seed = "vf-seed.cidata.iso";
+
+        declare(f, NULL);
+        declare_seed(f, "web1", "");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_CREATED, "Applied");
+        assert_true(vf_report_converged(&f->env->report));
+        assert_seed_holds(f, volume);
+        assert_int_equal(volume_capacity(f, seed), 1 * MiB);
+        _cleanup_free_ char *xml = volume_xml(f, seed);
+        assert_non_null(strstr(xml, "<format type='iso'/>")); /* libvirt's probe knows an ISO 9660 image */
+
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_UNCHANGED, "Applied");
+        assert_int_equal(th_env_writes(f->env), 0);
+
+        declare_seed(f, "web2", "");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_UPDATED, "Applied");
+        assert_int_equal(th_env_writes(f->env), 1);
+        assert_int_equal(f->env->report.counters.calls[RC_CALL_UPLOAD], 1);
+        assert_seed_holds(f, volume);
+
+        /* A seed larger than its volume: grown first, then uploaded. */
+        vf_buf big = {};
+        for (int i = 0; i < 16 * 1024; i++)
+                vf_buf_printf(&big, "    # %094d\n", i);
+        assert_false(big.oom);
+        declare_seed(f, "web2", big.data);
+        vf_buf_done(&big);
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_UPDATED, "Applied");
+        assert_int_equal(f->env->report.counters.calls[RC_CALL_RESIZE], 1);
+        assert_int_equal(volume_capacity(f, seed), 2 * MiB);
+        assert_seed_holds(f, volume);
+
+        th_remove(f->env->conf, "20-seed.yaml");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_DELETED, "Removed");
+        assert_false(volume_exists(f, seed));
+        assert_int_equal(access(volume, F_OK), -1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_clone_copy_and_file_import, setup, teardown),
@@ -682,6 +767,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_format_mismatch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_half_made_volume_is_made_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_interrupted_import_leaves_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_seed, setup, teardown),
         };
 
         /* The test's HTTP server writes to clients that may hang up (an import refused halfway). */

@@ -48,25 +48,33 @@ static uint64_t seed_capacity(size_t size) {
         return (size + SEED_CAPACITY_STEP - 1) / SEED_CAPACITY_STEP * SEED_CAPACITY_STEP;
 }
 
-/* A write the connection's driver cannot make (the test driver uploads nothing): says which connection. */
-/* A write the connection's driver cannot make at all (the test driver uploads nothing): says which connection. */
-static void set_not_supported(seed_run *run, const char *what, const char *why) {
+/* A write the hypervisor cannot make at all (the test driver uploads nothing): named, and not retried. */
+static void set_not_supported(seed_run *run, const char *what) {
         _cleanup_free_ char *uri = virConnectGetURI(run->ctx->conn);
 
         rc_result_set(run->res, RC_FAILED, false, "NotSupported",
-                      "%s of volume %s is not supported by the connection %s (%s); use one whose storage driver "
-                      "can, such as qemu:///system",
-                      what, run->volume, uri ? uri : "(unknown)", why ? why : "out of memory");
+                      "%s %s: the hypervisor %s cannot %s volumes; use one that can (qemu:///system)", what,
+                      run->volume, uri ? uri : "in use", what);
+        (void) rc_result_wait(run->res, RC_WAIT_CHANGE, NULL, 0);
 }
 
 static int step_end(seed_run *run, const char *what, bool ok, const char *fail_reason) {
-        bool unsupported = !ok && virGetLastErrorCode() == VIR_ERR_NO_SUPPORT;
-        _cleanup_free_ char *why = unsupported ? strdup(rc_libvirt_error()) : NULL;
+        bool unsupported = !ok && rc_libvirt_unsupported();
         int r = rc_step_end(run->ctx, run->req, run->res, what, ok, fail_reason);
 
         if (r < 0 && unsupported)
-                set_not_supported(run, what, why);
+                set_not_supported(run, what);
         return r;
+}
+
+/* run->key from run->vol; -EIO when libvirt cannot say it. */
+static int read_key(seed_run *run) {
+        const char *key = virStorageVolGetKey(run->vol);
+
+        if (!key)
+                return -EIO;
+        run->key = strdup(key);
+        return run->key ? 0 : -ENOMEM;
 }
 
 static int lookup_volume(seed_run *run) {
@@ -74,34 +82,37 @@ static int lookup_volume(seed_run *run) {
         run->vol = virStorageVolLookupByName(run->pool, run->volume);
         if (!run->vol)
                 return virGetLastErrorCode() == VIR_ERR_NO_STORAGE_VOL ? 0 : -EIO;
-        run->key = strdup(virStorageVolGetKey(run->vol));
-        return run->key ? 0 : -ENOMEM;
+        return read_key(run);
 }
 
 static int create_volume(seed_run *run) {
         _cleanup_free_ char *xml = vf_printf("<volume><name>%s</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
                                              "<target><format type='raw'/></target></volume>",
                                              run->volume, seed_capacity(run->seed.size));
-        int r = xml ? rc_step_begin(run->ctx, run->req, run->res, RC_CALL_CREATE_VOLUME, "create-volume") : -ENOMEM;
+        int r = xml ? rc_step_begin(run->ctx, run->req, run->res, RC_CALL_CREATE_VOLUME, RC_STEP_CREATE_VOLUME)
+                    : -ENOMEM;
 
         if (r <= 0)
                 return r;
         run->vol = virStorageVolCreateXML(run->pool, xml, 0);
-        r = step_end(run, "create-volume", run->vol != NULL, "CreateFailed");
+        r = step_end(run, RC_STEP_CREATE_VOLUME, run->vol != NULL, "CreateFailed");
         if (r < 0)
                 return r;
         run->created = true;
-        run->key = strdup(virStorageVolGetKey(run->vol));
+        r = read_key(run);
+        if (r == -EIO)
+                rc_result_set(run->res, RC_FAILED, false, "ReadFailed", "cannot read the key of volume %s: %s",
+                              run->volume, rc_libvirt_error());
         /* Ours from now on, whatever follows: a failed upload must not leave it someone else's. */
-        return run->key ? vf_free_and_strdup(&run->res->uuid, run->key) : -ENOMEM;
+        return r < 0 ? r : vf_free_and_strdup(&run->res->uuid, run->key);
 }
 
 static int delete_volume(seed_run *run, const char *fail_reason) {
-        int r = rc_step_begin(run->ctx, run->req, run->res, RC_CALL_DELETE_VOLUME, "delete-volume");
+        int r = rc_step_begin(run->ctx, run->req, run->res, RC_CALL_DELETE_VOLUME, RC_STEP_DELETE_VOLUME);
 
         if (r <= 0)
                 return r;
-        r = step_end(run, "delete-volume", virStorageVolDelete(run->vol, 0) == 0, fail_reason);
+        r = step_end(run, RC_STEP_DELETE_VOLUME, virStorageVolDelete(run->vol, 0) == 0, fail_reason);
         if (r >= 0) {
                 virStorageVolFree(TAKE_PTR(run->vol));
                 free(TAKE_PTR(run->key));
@@ -125,39 +136,55 @@ static int make_room(seed_run *run) {
         if (r <= 0)
                 return r;
         bool ok = virStorageVolResize(run->vol, seed_capacity(run->seed.size), 0) == 0;
-        int code = ok ? VIR_ERR_OK : virGetLastErrorCode();
+        bool unsupported = !ok && rc_libvirt_unsupported();
         r = rc_step_end(run->ctx, run->req, run->res, "resize", ok, "ResizeFailed");
-        if (r >= 0 || code != VIR_ERR_NO_SUPPORT)
+        if (r >= 0 || !unsupported)
                 return r;
         r = delete_volume(run, "DeleteFailed");
         return r < 0 ? r : create_volume(run);
 }
 
-static int upload(seed_run *run) {
-        _cleanup_free_ char *why = NULL;
-        int r = rc_step_begin(run->ctx, run->req, run->res, RC_CALL_UPLOAD, "upload");
+/* The stream stays open until its step is recorded: closing it clears libvirt's word on a failure. */
+static int send_seed(seed_run *run, rc_upload *u) {
+        int r = rc_upload_begin(run->ctx->conn, run->vol, run->seed.size, u);
 
-        if (r <= 0)
-                return r;
-        int k = rc_storage_upload_buffer(run->ctx->conn, run->vol, run->seed.data, run->seed.size, &why);
-        r = rc_host_step_end(run->ctx, run->req, run->res, "upload", k >= 0, why);
-        if (r < 0 || k >= 0)
-                return r;
-        if (k == -EOPNOTSUPP)
-                set_not_supported(run, "upload", why);
-        else
-                rc_result_set(run->res, RC_FAILED, false, "UploadFailed", "upload into volume %s: %s", run->volume,
-                              why ? why : strerror(-k));
-        /* A volume made for this seed and left without it would look like one: it goes; the result says why. */
-        if (run->created)
-                (void) delete_volume(run, "DeleteFailed");
-        return -EIO;
+        if (r >= 0)
+                r = rc_upload_send(u, run->seed.data, run->seed.size);
+        if (r >= 0)
+                r = rc_upload_finish(u);
+        return r;
 }
 
-/* The volume's name is taken, and not by this store's seed. */
-static bool conflicts(const seed_run *run) {
+static int upload(seed_run *run) {
+        rc_upload u = {};
+        /* Whatever the volume held is gone once an upload starts: until one succeeds, no hash is its. */
+        int r = vf_free_and_strdup(&run->res->applied_xml_hash, "");
+
+        if (r >= 0)
+                r = rc_step_begin(run->ctx, run->req, run->res, RC_CALL_UPLOAD, "upload");
+        if (r <= 0)
+                return r;
+        r = step_end(run, "upload", send_seed(run, &u) >= 0, "UploadFailed");
+        /* Before a delete: libvirt may hold the volume open for it. */
+        rc_upload_done(&u);
+        /* A volume made for this seed and left without it would look like one: it goes; the result says why. */
+        if (r < 0 && run->created)
+                (void) delete_volume(run, "DeleteFailed");
+        return r;
+}
+
+/* The volume's name is taken, and not by this store's seed (nor by one a killed run of it made). */
+static int conflicts(const seed_run *run, bool *ret) {
         const state_record *rec = run->req->record;
-        return !(rec && vf_streq_ptr(rec->uuid, run->key)) && !run->req->desired->adopt;
+
+        *ret = !(rec && vf_streq_ptr(rec->uuid, run->key)) && !run->req->desired->adopt;
+        if (!*ret)
+                return 0;
+        bool ours;
+        int r = rc_storage_made_unrecorded(run->ctx, run->req, &ours);
+        if (r >= 0)
+                *ret = !ours;
+        return r;
 }
 
 static int set_applied(seed_run *run, rc_outcome outcome) {
@@ -193,12 +220,17 @@ static int converge(seed_run *run) {
         if (r <= 0)
                 return r;
         r = lookup_volume(run);
-        if (r < 0) {
+        if (r == -EIO) {
                 rc_result_set(run->res, RC_FAILED, false, "ReadFailed", "cannot look up volume %s in pool %s: %s",
                               run->volume, run->spec->pool, rc_libvirt_error());
                 return r;
         }
-        if (run->vol && conflicts(run)) {
+        bool conflict = false;
+        if (r >= 0 && run->vol)
+                r = conflicts(run, &conflict);
+        if (r < 0)
+                return r;
+        if (conflict) {
                 rc_result_set(run->res, RC_FAILED, false, "Conflict",
                               "volume %s already exists in pool %s and is not managed by this virtform state; "
                               "remove it, or set metadata.adopt: true to take it over",
@@ -240,7 +272,7 @@ static int cloudinit_apply(rc_context *ctx, const rc_request *req, rc_result *re
 
 static int cloudinit_remove(rc_context *ctx, const rc_request *req, rc_result *res) {
         _cleanup_(seed_run_done) seed_run run = { .ctx = ctx, .req = req, .res = res };
-        _cleanup_free_ char *user = NULL, *path = NULL;
+        _cleanup_free_ char *users = NULL, *first = NULL, *path = NULL;
         const char *key = req->record ? req->record->uuid : NULL;
 
         if (!key) {
@@ -253,21 +285,26 @@ static int cloudinit_remove(rc_context *ctx, const rc_request *req, rc_result *r
                 rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; its seed volume was already gone");
                 return 0;
         }
-        run.volume = strdup(virStorageVolGetName(run.vol));
         run.pool = virStoragePoolLookupByVolume(run.vol);
-        path = virStorageVolGetPath(run.vol);
-        if (!run.volume || !run.pool || !path)
+        path = run.pool ? virStorageVolGetPath(run.vol) : NULL;
+        if (!path) {
+                rc_result_set(res, RC_FAILED, false, "ReadFailed",
+                              "cannot read the pool and path of seed volume %s: %s", key, rc_libvirt_error());
+                return -EIO;
+        }
+        run.volume = strdup(virStorageVolGetName(run.vol));
+        if (!run.volume)
                 return -ENOMEM;
-        int r = rc_storage_volume_user(ctx, virStoragePoolGetName(run.pool), run.volume, path, &user);
+        rc_volume_use use = { virStoragePoolGetName(run.pool), run.volume, path };
+        int r = rc_domain_users(ctx, false, rc_disk_uses_volume, &use, &users, &first);
         if (r < 0)
                 return r;
-        if (user) {
-                _cleanup_free_ char *user_key = schema_key(VF_KIND_DOMAIN, user);
+        if (users) {
                 rc_result_set(res, RC_WAITING, false, "InUse",
-                              "no longer declared, but domain %s uses its seed volume %s; it is deleted once no "
-                              "domain does",
-                              user, run.volume);
-                return user_key ? rc_result_wait(res, RC_WAIT_USER, user_key, 0) : -ENOMEM;
+                              "no longer declared, but domains use its seed volume %s (%s); it is deleted once no "
+                              "domain's disk names it",
+                              run.volume, users);
+                return rc_result_wait(res, RC_WAIT_USER, first, 0);
         }
         r = delete_volume(&run, "DeleteFailed");
         if (r < 0)

@@ -8,6 +8,7 @@
 #define VF_STORAGE_INTERNAL
 #include "reconcilers/storage/storage-internal.h"
 
+#include <strings.h>
 #include <sys/stat.h>
 /* burn_source, which libisofs's reader of the image is, without libburn. */
 #define LIBISOFS_WITHOUT_LIBBURN
@@ -35,7 +36,8 @@ static void put_field(vf_buf *b, const char *s) {
         vf_buf_puts(b, s);
 }
 
-int rc_seed_instance_id(const schema_cloudinit_spec *spec, char **ret) {
+/* spec's instance-id, or "iid-" and 16 hex digits of the content's hash: a changed seed gets a new one. */
+static int seed_instance_id(const schema_cloudinit_spec *spec, char **ret) {
         char digest[VF_HASH_HEX_LEN + 1];
         vf_buf b = {};
 
@@ -56,23 +58,30 @@ int rc_seed_instance_id(const schema_cloudinit_spec *spec, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-/* A YAML scalar that reads back as s: plain when nothing in it means anything to YAML, else double-quoted. */
+/*
+ * A YAML scalar that reads back as the string s: plain when it is a word YAML takes for nothing but a
+ * string (a letter first, no number, no YAML 1.1 boolean or null), else double-quoted.
+ */
 static void put_yaml_scalar(vf_buf *b, const char *s) {
-        bool plain = *s && strchr("-?:,[]{}#&*!|>'\"%@` ", *s) == NULL;
+        static const char *const words[] = { "y", "n", "yes", "no", "on", "off", "true", "false", "null" };
+        bool plain = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z');
 
         for (const char *p = s; plain && *p; p++)
                 plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
                         strchr("-._", *p);
+        for (size_t i = 0; plain && i < ELEMENTSOF(words); i++)
+                plain = strcasecmp(s, words[i]) != 0;
         if (plain)
                 vf_buf_puts(b, s);
         else
                 vf_buf_put_json_string(b, s); /* JSON's strings are YAML's double-quoted scalars */
 }
 
-int rc_seed_meta_data(const schema_cloudinit_spec *spec, char **ret) {
+/* The meta-data file: instance-id and, when given, local-hostname. */
+static int seed_meta_data(const schema_cloudinit_spec *spec, char **ret) {
         _cleanup_free_ char *instance_id = NULL;
         vf_buf b = {};
-        int r = rc_seed_instance_id(spec, &instance_id);
+        int r = seed_instance_id(spec, &instance_id);
 
         if (r < 0)
                 return r;
@@ -89,8 +98,8 @@ int rc_seed_meta_data(const schema_cloudinit_spec *spec, char **ret) {
 
 /* libisofs's own words for what failed. */
 static int iso_failed(char **errmsg, int code, const char *what) {
-        return vf_error(errmsg, code == (int) ISO_OUT_OF_MEM ? -ENOMEM : -EIO, "cannot build the cloud-init seed: %s: %s",
-                        what, iso_error_to_msg(code));
+        return vf_error(errmsg, code == (int) ISO_OUT_OF_MEM ? -ENOMEM : -EIO,
+                        "cannot build the cloud-init seed: %s: %s", what, iso_error_to_msg(code));
 }
 
 static void fix_node(IsoNode *node, mode_t mode) {
@@ -129,7 +138,7 @@ static int add_file(IsoImage *image, const char *name, const char *content, char
 
 static int build_tree(IsoImage *image, const schema_cloudinit_spec *spec, char **errmsg) {
         _cleanup_free_ char *meta_data = NULL;
-        int r = rc_seed_meta_data(spec, &meta_data);
+        int r = seed_meta_data(spec, &meta_data);
 
         if (r < 0)
                 return r;
@@ -157,7 +166,8 @@ static int make_write_opts(IsoWriteOpts **ret, char **errmsg) {
                 iso_write_opts_set_rockridge(opts, 1),
                 iso_write_opts_set_joliet(opts, 1),
                 iso_write_opts_set_always_gmt(opts, 1),
-                iso_write_opts_set_relaxed_vol_atts(opts, 1), /* the volume id in lower case, as cloud-localds writes it */
+                /* The volume id in lower case, as cloud-localds writes it. */
+                iso_write_opts_set_relaxed_vol_atts(opts, 1),
                 iso_write_opts_set_replace_mode(opts, 0, 0, 0, 0),
                 iso_write_opts_set_replace_timestamps(opts, 2),
                 iso_write_opts_set_default_timestamp(opts, SEED_TIME),

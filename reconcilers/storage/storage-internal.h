@@ -11,35 +11,6 @@
 
 #include "reconcilers/object.h"
 
-/* A CloudInit's seed (seed.c): the ISO image its volume holds. */
-typedef struct rc_seed {
-        uint8_t *data;
-        size_t size; /* a whole number of 2 KiB blocks */
-        char hash[VF_HASH_HEX_LEN + 1]; /* SHA-256 of data */
-} rc_seed;
-
-void rc_seed_done(rc_seed *s);
-/* The same bytes for the same spec; errmsg says what libisofs could not do. */
-int rc_seed_build(const schema_cloudinit_spec *spec, rc_seed *ret, char **errmsg);
-/* spec.instanceId, or "iid-" and 16 hex digits of the content's hash: a changed seed gets a new one. */
-int rc_seed_instance_id(const schema_cloudinit_spec *spec, char **ret);
-/* The meta-data file: instance-id and, when given, local-hostname, as YAML. */
-int rc_seed_meta_data(const schema_cloudinit_spec *spec, char **ret);
-
-/* What the storage reconcilers share (storage.c). */
-
-/*
- * Streams size bytes into vol from its start (virStorageVolUpload). On failure *errmsg has libvirt's
- * words: -EOPNOTSUPP when the connection's driver cannot upload at all, -EIO otherwise.
- */
-int rc_storage_upload_buffer(virConnectPtr conn, virStorageVolPtr vol, const uint8_t *data, size_t size,
-                             char **errmsg);
-/*
- * The first domain (defined or running, whoever owns it) with a disk that is the volume: by pool and
- * name, or by path. *ret is NULL when none is.
- */
-int rc_storage_volume_user(rc_context *ctx, const char *pool, const char *volume, const char *path, char **ret);
-
 /* How much of a volume's content is in memory at once while it streams in: the whole cost of an import. */
 #define RC_UPLOAD_CHUNK_SIZE (256 * 1024)
 
@@ -86,3 +57,37 @@ typedef struct rc_fetch_sink {
  * error, a connection that failed or stalled, an empty body).
  */
 int rc_fetch(const rc_context *ctx, const char *url, const rc_fetch_sink *sink, char **errmsg);
+
+/* A CloudInit's seed (seed.c): the ISO image its volume holds. */
+typedef struct rc_seed {
+        uint8_t *data;
+        size_t size; /* a whole number of 2 KiB blocks */
+        char hash[VF_HASH_HEX_LEN + 1]; /* SHA-256 of data */
+} rc_seed;
+
+void rc_seed_done(rc_seed *s);
+/* The same bytes for the same spec; errmsg says what libisofs could not do. */
+int rc_seed_build(const schema_cloudinit_spec *spec, rc_seed *ret, char **errmsg);
+
+/* A volume as domains' disks name it: by pool and name, or by its path as a file or a block device. */
+typedef struct rc_volume_use {
+        const char *pool;
+        const char *name;
+        const char *path;
+} rc_volume_use;
+
+/* For rc_domain_users(): whether a domain's definition has a disk that is the volume (an rc_volume_use). */
+int rc_disk_uses_volume(xmlDoc *doc, const void *what, bool *ret);
+
+/* Step names, as the event log keeps them: how a volume made by a killed run is told from another's. */
+#define RC_STEP_CREATE_VOLUME "create-volume"
+#define RC_STEP_DELETE_VOLUME "delete-volume"
+#define RC_STEP_FORGET "forget"
+
+/*
+ * Whether the volume of an unrecorded resource is one this store made: a run killed between its
+ * create and its record. The event log tells: of the resource's steps that make, delete or forget
+ * its volume, the newest is a create that was not refused, or a delete that did not happen. *ret is
+ * false for a recorded resource.
+ */
+int rc_storage_made_unrecorded(rc_context *ctx, const rc_request *req, bool *ret);

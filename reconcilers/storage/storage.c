@@ -1,92 +1,53 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What the pool, volume and cloud-init reconcilers share. */
+/* What the volume and cloud-init reconcilers share: whose a volume is, and which domains use it. */
 #define VF_STORAGE_INTERNAL
 #include "reconcilers/storage/storage-internal.h"
 
-#include <libvirt/virterror.h>
+static bool attr_is(xmlNode *n, const char *name, const char *value) {
+        xmlChar *v = n && value ? xmlGetProp(n, BAD_CAST name) : NULL;
+        bool same = v && strcmp((const char *) v, value) == 0;
 
-/* Bytes per virStreamSend(): libvirt's own message limit is 256 KiB. */
-#define UPLOAD_CHUNK (256u * 1024)
-
-/* Keeps what libvirt said of a failure before the next call (an abort, a free) clears it. */
-static int upload_failed(virStreamPtr st, char **errmsg) {
-        int r = virGetLastErrorCode() == VIR_ERR_NO_SUPPORT ? -EOPNOTSUPP : -EIO;
-
-        *errmsg = strdup(rc_libvirt_error());
-        if (st) {
-                (void) virStreamAbort(st);
-                virStreamFree(st);
-        }
-        return *errmsg ? r : -ENOMEM;
+        xmlFree(v);
+        return same;
 }
 
-int rc_storage_upload_buffer(virConnectPtr conn, virStorageVolPtr vol, const uint8_t *data, size_t size,
-                             char **errmsg) {
-        virStreamPtr st = virStreamNew(conn, 0);
-        size_t at = 0;
+int rc_disk_uses_volume(xmlDoc *doc, const void *what, bool *ret) {
+        const rc_volume_use *u = what;
+        xmlNode *devices = rc_xml_child(xmlDocGetRootElement(doc), "devices");
 
-        if (!st)
-                return upload_failed(NULL, errmsg);
-        if (virStorageVolUpload(vol, st, 0, size, 0) < 0) {
-                int r = upload_failed(NULL, errmsg);
-                virStreamFree(st);
-                return r;
+        *ret = false;
+        for (xmlNode *disk = devices ? devices->children : NULL; disk && !*ret; disk = disk->next) {
+                if (disk->type != XML_ELEMENT_NODE || xmlStrcmp(disk->name, BAD_CAST "disk") != 0)
+                        continue;
+                xmlNode *source = rc_xml_child(disk, "source");
+                *ret = (attr_is(source, "pool", u->pool) && attr_is(source, "volume", u->name)) ||
+                       attr_is(source, "file", u->path) || attr_is(source, "dev", u->path);
         }
-        while (at < size) {
-                size_t n = size - at < UPLOAD_CHUNK ? size - at : UPLOAD_CHUNK;
-                int sent = virStreamSend(st, (const char *) data + at, n);
-                if (sent <= 0)
-                        return upload_failed(st, errmsg);
-                at += (size_t) sent;
-        }
-        if (virStreamFinish(st) < 0)
-                return upload_failed(st, errmsg);
-        virStreamFree(st);
         return 0;
 }
 
-typedef struct user_scan {
-        rc_context *ctx;
-        const char *pool, *volume, *path;
-        char *user;
-} user_scan;
+int rc_storage_made_unrecorded(rc_context *ctx, const rc_request *req, bool *ret) {
+        state_event *events = NULL;
+        size_t n = 0;
+        int r;
 
-static bool disk_is_volume(xmlDoc *doc, const user_scan *scan) {
-        _cleanup_strv_free_ char **pools = NULL, **volumes = NULL, **files = NULL;
-
-        /* libvirt requires both attributes of a volume disk's source: the two lists pair up. */
-        if (rc_xml_xpath_strings(doc, "//devices/disk[@type='volume']/source[@pool and @volume]/@pool", &pools) < 0 ||
-            rc_xml_xpath_strings(doc, "//devices/disk[@type='volume']/source[@pool and @volume]/@volume", &volumes) < 0 ||
-            rc_xml_xpath_strings(doc, "//devices/disk/source/@file | //devices/disk/source/@dev", &files) < 0)
-                return false;
-        for (size_t i = 0; pools && volumes && pools[i] && volumes[i]; i++)
-                if (strcmp(pools[i], scan->pool) == 0 && strcmp(volumes[i], scan->volume) == 0)
-                        return true;
-        return scan->path && vf_strv_contains(files, scan->path);
-}
-
-static int check_user(void *obj, void *userdata) {
-        user_scan *scan = userdata;
-
-        if (scan->user)
+        *ret = false;
+        if (req->record && req->record->uuid)
                 return 0;
-        rc_count_read(scan->ctx, RC_CALL_GET_XML);
-        _cleanup_free_ char *xml = virDomainGetXMLDesc(obj, 0);
-        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
-        if (!doc || !disk_is_volume(doc, scan))
-                return 0;
-        scan->user = strdup(virDomainGetName(obj));
-        return scan->user ? 0 : -ENOMEM;
-}
-
-int rc_storage_volume_user(rc_context *ctx, const char *pool, const char *volume, const char *path, char **ret) {
-        user_scan scan = { ctx, pool, volume, path, NULL };
-        int r = rc_inventory_foreach(ctx, VF_KIND_DOMAIN, check_user, &scan);
-
-        if (r < 0) {
-                free(scan.user);
+        r = state_event_list(ctx->store, vf_kind_to_string(req->kind), req->name, 0, &events, &n);
+        if (r < 0)
                 return r;
+        for (size_t i = n; i > 0; i--) {
+                const state_event *e = &events[i - 1];
+                bool failed = vf_streq_ptr(e->outcome, "failed"), done = vf_streq_ptr(e->outcome, "ok");
+                if (vf_streq_ptr(e->action, RC_STEP_CREATE_VOLUME))
+                        *ret = !failed;
+                else if (vf_streq_ptr(e->action, RC_STEP_DELETE_VOLUME))
+                        *ret = !done;
+                else if (!vf_streq_ptr(e->action, RC_STEP_FORGET))
+                        continue;
+                break;
         }
-        *ret = scan.user;
+        state_event_list_free(events, n);
         return 0;
 }
