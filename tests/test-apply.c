@@ -768,11 +768,16 @@ static void test_plan_delete_steps(void **state) {
 #define MISSING_VOLUME "vf-apply-missing.qcow2"
 #define GHOST_SEED_VOLUME "vf-ghost.cidata.iso"
 
-/* A native domain whose volume disk names no format and whose cdrom has no target. */
+/*
+ * A native domain whose volume disks name no format, one with a driver and one without, and whose cdrom
+ * has no target.
+ */
 #define DOMAIN_VOLUME_DISK(volume)                                                                            \
         "<domain><name>vm1</name><memory unit='KiB'>131072</memory><os><type>hvm</type></os><devices>"     \
         "<disk type='volume' device='disk'><source pool='default-pool' volume='" volume "'/>"               \
         "<target dev='vda' bus='virtio'/></disk>"                                                             \
+        "<disk type='volume' device='disk'><driver name='qemu' cache='none'/>"                                \
+        "<source pool='default-pool' volume='" volume "'/><target dev='vdb' bus='virtio'/><readonly/></disk>" \
         "<disk type='file' device='cdrom'><source file='/var/lib/libvirt/images/vm1.iso'/><readonly/></disk>" \
         "</devices></domain>"
 
@@ -821,11 +826,15 @@ static void test_volume_disk_takes_its_format(void **state) {
         th_env_pass(f);
         th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
         _cleanup_free_ char *xml = th_domain_xml(f->other, "vm1", true);
-        const char *disk = strstr(xml, "<disk type='volume' device='disk'>");
-        assert_non_null(disk);
-        const char *driver = strstr(disk, "<driver"), *end = strstr(disk, "</disk>");
-        assert_true(driver && driver < end && strstr(driver, "type='qcow2'") < end);
-        assert_non_null(strstr(disk, "<source pool='default-pool' volume='" DISK_VOLUME "'/>"));
+        assert_non_null(strstr(xml, "<disk type='volume'"));
+        for (const char *disk = strstr(xml, "<disk type='volume'"); disk; disk = strstr(disk + 1, "<disk type='volume'")) {
+                const char *driver = strstr(disk, "<driver"), *format = strstr(disk, "type='qcow2'");
+                const char *end = strstr(disk, "</disk>");
+                if (!driver || driver > end || !format || format > end)
+                        fail_msg("expected a driver of type qcow2 in:\n%s", xml);
+                assert_non_null(strstr(disk, "<source pool='default-pool' volume='" DISK_VOLUME "'/>"));
+        }
+        assert_non_null(strstr(xml, "cache='none'"));
         assert_non_null(strstr(xml, "<target dev='hda' bus='ide'/>"));
         assert_null(strstr(xml, "type='raw'"));
 
