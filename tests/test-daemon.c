@@ -581,7 +581,7 @@ static bool pool_running(fixture *f, const void *arg) {
         return active;
 }
 
-/* A pool's events are the daemon's cue as a domain's are: stopped or undefined out of band, it is put back. */
+/* A pool's events are the daemon's cue as a domain's are: stopped out of band, it is started again. */
 static void test_out_of_band_pool_changes_are_put_back(void **state) {
         fixture *f = *state;
         _cleanup_free_ char *path = vf_printf("%s/images", f->env->dir);
@@ -594,13 +594,14 @@ static void test_out_of_band_pool_changes_are_put_back(void **state) {
         start_daemon(f);
         wait_for(f, pool_running, "images", "pool images running");
 
+        /*
+         * Stopped only: an undefine needs the pool stopped first, and the daemon may start it again in
+         * between. The same event brings an undefined pool back, as test-apply shows of a pass.
+         */
         virStoragePoolPtr p = virStoragePoolLookupByName(f->env->other, "images");
         assert_int_equal(virStoragePoolDestroy(p), 0);
-        wait_for(f, pool_running, "images", "pool images started again after an out-of-band destroy");
-        assert_int_equal(virStoragePoolDestroy(p), 0);
-        assert_int_equal(virStoragePoolUndefine(p), 0);
         virStoragePoolFree(p);
-        wait_for(f, pool_running, "images", "pool images defined again after an out-of-band undefine");
+        wait_for(f, pool_running, "images", "pool images started again after an out-of-band destroy");
 }
 
 static bool pool_gone(fixture *f, const void *arg) {
