@@ -633,15 +633,22 @@ static void test_half_made_volume_is_made_again(void **state) {
         assert_true(same_content(image, half));
 }
 
-static bool stalled(void *userdata) {
-        return atomic_load(&((http_server *) userdata)->stalled);
+/* What SIGTERM is to the daemon: asked for once the server stalls with the volume half written. */
+typedef struct stop_request {
+        http_server *http;
+        char *volume_path;
+} stop_request;
+
+static stop_request stopping;
+
+static bool stop_requested(void *userdata) {
+        const stop_request *s = userdata;
+        return atomic_load(&s->http->stalled) && access(s->volume_path, F_OK) == 0;
 }
 
-static http_server *stalling;
-
 static void stop_when_stalled(th_env *env) {
-        env->c.should_stop = stalled;
-        env->c.should_stop_userdata = stalling;
+        env->c.should_stop = stop_requested;
+        env->c.should_stop_userdata = &stopping;
 }
 
 /* SIGTERM during a download (here: the controller's stop request) stops it promptly and leaves nothing. */
@@ -654,7 +661,8 @@ static void test_interrupted_import_leaves_nothing(void **state) {
                                              http->port, digest);
 
         declare(f, (const char *const[]) { "slow.raw", ref, NULL });
-        stalling = http;
+        _cleanup_free_ char *path = pool_path(f, "slow.raw");
+        stopping = (stop_request) { http, path };
         f->env->on_open = stop_when_stalled;
         int64_t started = vf_now_monotonic_usec();
         th_env_pass(f->env);
@@ -663,8 +671,8 @@ static void test_interrupted_import_leaves_nothing(void **state) {
 
         assert_volume(f, "slow.raw", RC_FAILED, "Interrupted");
         assert_true(took < 10 * 1000000LL);
+        assert_non_null(strstr(message_of(f, "slow.raw"), "half-made volume was deleted"));
         assert_false(volume_exists(f, "slow.raw"));
-        _cleanup_free_ char *path = pool_path(f, "slow.raw");
         assert_int_equal(access(path, F_OK), -1);
 }
 
