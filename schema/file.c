@@ -149,7 +149,8 @@ int schema_volume_cycle(const schema_resource *v, schema_volume_lookup lookup, c
         _cleanup_free_ const schema_resource **chain = NULL;
         size_t n = 0;
 
-        for (const schema_resource *at = v; at && at->kind == VF_KIND_VOLUME && at->volume.source == SCHEMA_SOURCE_VOLUME;) {
+        for (const schema_resource *at = v;
+             at && at->kind == VF_KIND_VOLUME && at->volume.source == SCHEMA_SOURCE_VOLUME;) {
                 _cleanup_free_ char *key = schema_key(VF_KIND_VOLUME, at->volume.from);
                 const schema_resource **c = reallocarray(chain, n + 1, sizeof *chain);
                 if (!key || !c)

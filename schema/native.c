@@ -317,7 +317,8 @@ static int read_format(const xml_origin *o, xmlNode *root, schema_resource *r) {
         int i = type ? schema_lookup(schema_volume_format_names, (const char *) type) : -EINVAL;
         if (i < 0) {
                 xml_origin_error(o, xml_line(format), xml_column(format),
-                                 "virtform makes qcow2 and raw volumes; use <format type='qcow2'/> or <format type='raw'/>");
+                                 "virtform makes qcow2 and raw volumes; use <format type='qcow2'/> or "
+                                 "<format type='raw'/>");
                 return -EINVAL;
         }
         r->volume.format = i;

@@ -97,7 +97,8 @@ static void hash_cloudinit(vf_buf *b, const schema_resource *r) {
         hash_optional(b, r->cloudinit.network_config);
 }
 
-static void hash_domain_hostdevs(vf_buf *b, const schema_resource *r) {
+/* The devices the domain reconciler resolves: Hostdevs, and the seeds' pools. */
+static void hash_domain_devices(vf_buf *b, const schema_resource *r) {
         hash_number(b, (long) vf_strv_length(r->domain.hostdevs));
         for (size_t i = 0; r->domain.hostdevs && r->domain.hostdevs[i]; i++)
                 hash_field(b, r->domain.hostdevs[i]);
@@ -118,7 +119,7 @@ static void hash_spec(vf_buf *b, const schema_resource *r) {
                 hash_number(b, r->domain.state);
                 hash_number(b, r->domain.autostart);
                 hash_number(b, r->domain.restart);
-                hash_domain_hostdevs(b, r);
+                hash_domain_devices(b, r);
                 break;
         case VF_KIND_HOSTDEV:
                 hash_field(b, r->hostdev.pci);
@@ -162,7 +163,7 @@ void schema_resource_hash(schema_resource *r) {
         b = (vf_buf) {};
         hash_identity(&b, r);
         if (r->kind == VF_KIND_DOMAIN)
-                hash_domain_hostdevs(&b, r);
+                hash_domain_devices(&b, r);
         if (r->kind == VF_KIND_CLOUDINIT)
                 hash_cloudinit(&b, r);
         vf_sha256_hex(b.data ? b.data : "", b.len, r->definition_hash);

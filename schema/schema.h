@@ -66,7 +66,7 @@ typedef struct schema_hostdev_spec {
 
 typedef struct schema_pool_spec {
         bool autostart;
-        char *path; /* target path of a dir pool; NULL for types that have none (logical takes its VG's) */
+        char *path; /* the directory of a dir pool (<target><path>); NULL for other types */
 } schema_pool_spec;
 
 typedef enum schema_volume_format {

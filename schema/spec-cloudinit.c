@@ -62,8 +62,8 @@ static int read_meta_data(schema_file *f, const ynode *spec, schema_resource *r)
         if (yget_string(f, meta, "instance-id", &s) > 0) {
                 if (!instance_id_is_valid(s))
                         ynode_error(f, ymap_get(meta, "instance-id"),
-                                    "invalid instance-id \"%s\"; use 1 to 255 printable characters without spaces or '/'",
-                                    s);
+                                    "invalid instance-id \"%s\"; use 1 to 255 printable characters without spaces "
+                                    "or '/'", s);
                 else if (!(r->cloudinit.instance_id = strdup(s)))
                         return -ENOMEM;
         }

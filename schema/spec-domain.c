@@ -166,7 +166,10 @@ static int read_disk(schema_file *f, const ynode *item, domain_decl *d) {
         (void) yget_enum(f, item, "format", schema_volume_format_names, &disk->format);
         (void) yget_enum(f, item, "device", device_names, &disk->device);
         (void) yget_bool(f, item, "readonly", &disk->readonly);
-        /* A file needs a format and a bus; a volume's format is libvirt's to tell. Images for CD-ROMs are ISO files. */
+        /*
+         * A volume's format is libvirt's to tell, and a seed's bus the machine type's: the reconciler fills
+         * them in. CD-ROM images are ISO files.
+         */
         if (disk->format < 0 && disk->type != DISK_VOLUME)
                 disk->format = disk->device == DEVICE_CDROM || disk->type == DISK_CLOUDINIT ? SCHEMA_VOLUME_RAW
                                                                                            : SCHEMA_VOLUME_QCOW2;

@@ -51,7 +51,8 @@ static void check_type_fields(schema_file *f, const ynode *spec, const pool_decl
                 ynode_error(f, ymap_get(spec, "path"),
                             "path is not allowed with type: logical, whose volumes are in /dev/VOLUMEGROUP; remove it");
         if (!logical && d->volume_group)
-                ynode_error(f, ymap_get(spec, "volumeGroup"), "volumeGroup is only allowed with type: logical; remove it");
+                ynode_error(f, ymap_get(spec, "volumeGroup"),
+                            "volumeGroup is only allowed with type: logical; remove it");
 }
 
 static int render_text_child(xmlNode *parent, const char *name, const char *text) {

@@ -31,7 +31,8 @@ static int read_capacity(schema_file *f, const ynode *spec, schema_resource *r) 
         k = schema_parse_capacity(s, &r->volume.capacity);
         if (k == -EINVAL)
                 ynode_error(f, ymap_get(spec, "capacity"),
-                            "invalid capacity \"%s\"; write an integer and a unit (KiB, MiB, GiB or TiB), e.g. 20GiB", s);
+                            "invalid capacity \"%s\"; write an integer and a unit (KiB, MiB, GiB or TiB), e.g. 20GiB",
+                            s);
         else if (k == -ERANGE)
                 ynode_error(f, ymap_get(spec, "capacity"), "capacity %s is out of range; give 1MiB to 1024TiB", s);
         return k;

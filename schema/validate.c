@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * RelaxNG validation of <domain>, <network>, <pool> and <volume> documents against rng/,
- * embedded at build time, and on request against libvirt's own schemas too.
+ * RelaxNG validation of <domain>, <network>, <pool> and <volume> documents
+ * against rng/, embedded at build time, and on request against libvirt's own
+ * schemas too.
  */
 #include <libxml/relaxng.h>
 #include <string.h>
@@ -198,7 +199,8 @@ static int check_domain_seeds(const xml_origin *o, xmlDoc *doc) {
         int ret = 0;
 
         for (xmlNode *source = next_seed_source(root, NULL); source; source = next_seed_source(root, source)) {
-                _cleanup_(xml_freep) xmlChar *name = xmlGetNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS);
+                _cleanup_(xml_freep) xmlChar *name =
+                        xmlGetNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS);
                 if (name && schema_name_is_valid((const char *) name))
                         continue;
                 xml_origin_error(o, xml_line(source), xml_column(source),

@@ -179,8 +179,8 @@ static int check_root(const xml_origin *o, xmlDoc *doc, const char *expected) {
                                  expected);
         else
                 xml_origin_error(o, root ? xml_line(root) : 0, 1,
-                                 "root element <%s> is not supported; a native XML file holds one <domain>, <network>, <pool> "
-                                 "or <volume>",
+                                 "root element <%s> is not supported; a native XML file holds one <domain>, "
+                                 "<network>, <pool> or <volume>",
                                  name);
         return -EINVAL;
 }

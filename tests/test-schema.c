@@ -1424,6 +1424,29 @@ static void test_undeclared_warnings(void **state) {
         assert_ptr_equal(strstr(warnings[1], vf0), warnings[1]);
 }
 
+/* A pool or volume may be one libvirt has without virtform; a seed is virtform's to declare. */
+static void test_undeclared_storage_warnings(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("s.yaml",
+                HEADER("Volume", "v") "spec: {pool: p, capacity: 1GiB}\n---\n"
+                HEADER("Domain", "web") "spec:\n  memory: 1GiB\n  disks: [{volume: p/v}, {volume: q/w}, {cloudInit: s}]\n",
+                &path);
+        _cleanup_strv_free_ char **warnings = NULL;
+
+        assert_int_equal(schema_set_undeclared_warnings(set, &warnings), 0);
+        static const char *const expected[] = {
+                "3:18: warning: volume/p/v refers to pool/p, which no file declares: libvirt must have that pool already",
+                "8:18: warning: domain/web refers to volume/q/w, which no file declares: libvirt must have that volume "
+                "already",
+                "8:18: warning: domain/web refers to cloudinit/s, which no file declares: declare it",
+        };
+        assert_int_equal(vf_strv_length(warnings), ELEMENTSOF(expected));
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++) {
+                _cleanup_free_ char *w = vf_printf("%s:%s", path, expected[i]);
+                assert_ptr_equal(strstr(warnings[i], w), warnings[i]);
+        }
+}
+
 /* ---- native XML ---------------------------------------------------------------- */
 
 static void test_native_domain(void **state) {
@@ -2915,6 +2938,7 @@ int main(void) {
                 cmocka_unit_test(test_native_domain),
                 cmocka_unit_test(test_native_network),
                 cmocka_unit_test(test_undeclared_warnings),
+                cmocka_unit_test(test_undeclared_storage_warnings),
                 cmocka_unit_test(test_libvirt_test_xml),
                 cmocka_unit_test(test_libvirt_schemas),
                 cmocka_unit_test(test_native_defaults_and_owner),
