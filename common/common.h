@@ -56,7 +56,10 @@ static inline void closep(int *fd) {
 
 /* ---- resource kinds ---------------------------------------------------- */
 
-/* Declaration order is dependency order: a kind only depends on earlier kinds. */
+/*
+ * Declaration order is dependency order: a kind depends on earlier kinds, and within a kind only
+ * volumes depend on one another (one made from another); controller/graph.c orders those.
+ */
 typedef enum vf_kind {
         VF_KIND_NETWORK,
         VF_KIND_HOSTDEV,
