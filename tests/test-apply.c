@@ -1360,6 +1360,26 @@ static void test_graph_sort_within_a_kind(void **state) {
                 vf_strv_free(res[i].depends);
 }
 
+/* plan lists what an import would do, and does none of it. */
+static void test_volume_plan(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-import.yaml",
+                 DEFAULT_POOL_VOLUME("planned", "format: raw, from: {file: /nonexistent/image.raw}"));
+        th_write(f->conf, "20-disk.yaml", DEFAULT_POOL_VOLUME("planned-disk", "capacity: 4MiB"));
+        f->opts.dry_run = true;
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/planned", RC_CREATED, "Applied");
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/planned-disk", RC_CREATED, "Applied");
+        const rc_result *res = &th_env_entry(f, VF_KIND_VOLUME, "default-pool/planned")->result;
+        assert_int_equal(vf_strv_length(res->steps), 2);
+        assert_string_equal(res->steps[0], "create-volume");
+        assert_string_equal(res->steps[1], "upload");
+        assert_int_equal(th_env_writes(f), 0);
+        assert_false(test_volume_exists(f, "planned"));
+        assert_false(test_volume_exists(f, "planned-disk"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -1398,6 +1418,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_volume_upload_and_resize_not_supported, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pass_of_a_key_brings_its_chain, setup, teardown),
                 cmocka_unit_test(test_graph_sort_within_a_kind),
+                cmocka_unit_test_setup_teardown(test_volume_plan, setup, teardown),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);

@@ -47,6 +47,7 @@ typedef struct http_server {
         const char *path; /* what every GET gets */
         uint64_t stall_after; /* 0: send it all; else send this much, then hold the connection until stopped */
         bool no_length; /* no Content-Length: the body ends when the connection does */
+        atomic_bool hang_up; /* with stall_after: close the connection there instead, short of the length announced */
         atomic_bool stalled;
         atomic_bool stopping;
 } http_server;
@@ -74,7 +75,7 @@ static void serve_one(http_server *s, int c) {
         off_t offset = 0, end = s->stall_after ? (off_t) s->stall_after : st.st_size;
         while (offset < end && sendfile(c, fd, &offset, (size_t) (end - offset)) > 0)
                 ;
-        if (!s->stall_after)
+        if (!s->stall_after || atomic_load(&s->hang_up))
                 return;
         atomic_store(&s->stalled, true);
         while (!atomic_load(&s->stopping))
@@ -470,6 +471,38 @@ static void test_in_use_by_a_defined_domain(void **state) {
         assert_int_equal(access(data, F_OK), -1);
 }
 
+/* A base that a retained copy-on-write clone is made on is not deleted: the clone would lose its data. */
+static void test_base_of_a_kept_clone_is_kept(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *base = pool_path(f, "base.qcow2"), *clone = pool_path(f, "clone.qcow2");
+        _cleanup_free_ char *clone_ref = vf_printf("from: {volume: %s/base.qcow2}", f->pool);
+        _cleanup_free_ char *clone_key = vf_printf("volume/%s/clone.qcow2", f->pool);
+
+        declare(f, (const char *const[]) { "base.qcow2", "capacity: 4MiB, deletionPolicy: delete", "clone.qcow2",
+                                           clone_ref, NULL });
+        th_env_pass(f->env);
+        assert_volume(f, "clone.qcow2", RC_CREATED, "Applied");
+
+        declare(f, NULL);
+        th_env_pass(f->env);
+        assert_volume(f, "clone.qcow2", RC_KEPT, "Retained");
+        assert_volume(f, "base.qcow2", RC_WAITING, "InUse");
+        _cleanup_free_ char *base_name = vf_printf("%s/base.qcow2", f->pool);
+        const rc_result *res = &th_env_entry(f->env, VF_KIND_VOLUME, base_name)->result;
+        assert_string_equal(res->wait.target, clone_key);
+        assert_int_equal(access(base, F_OK), 0);
+        assert_int_equal(access(clone, F_OK), 0);
+
+        /* Once the clone is gone, the base goes too. */
+        virStorageVolPtr vol = observe_volume(f, "clone.qcow2");
+        assert_non_null(vol);
+        assert_int_equal(virStorageVolDelete(vol, 0), 0);
+        virStorageVolFree(vol);
+        th_env_pass(f->env);
+        assert_volume(f, "base.qcow2", RC_DELETED, "Removed");
+        assert_int_equal(access(base, F_OK), -1);
+}
+
 /* A pool on a 1 MiB tmpfs: a 4 MiB import is refused before anything is written, and nothing is left. */
 static void test_full_pool(void **state) {
         fixture *f = *state;
@@ -487,6 +520,24 @@ static void test_full_pool(void **state) {
         if (!vf_streq_ptr(res->reason, "InsufficientSpace") && !vf_streq_ptr(res->reason, "NoSpace"))
                 fail_msg("%s: %s", res->reason, res->message);
         assert_int_equal(res->outcome, RC_FAILED);
+        assert_int_equal(volume_count(f), 0);
+}
+
+/* A download cut short: the half-made volume is deleted, and the download's error said. */
+static void test_download_cut_short(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *image = random_file(f, "cut.img", 4 * MiB);
+        _cleanup_free_ char *digest = sha256_of(image);
+        http_server *http = http_start(image, MiB, false);
+        atomic_store(&http->hang_up, true);
+        _cleanup_free_ char *ref = vf_printf("format: raw, from: {url: 'http://127.0.0.1:%d/cut.img', sha256: %s}",
+                                             http->port, digest);
+
+        declare(f, (const char *const[]) { "cut.raw", ref, NULL });
+        th_env_pass(f->env);
+        http_stop(http);
+        assert_volume(f, "cut.raw", RC_FAILED, "ImportFailed");
+        assert_non_null(strstr(message_of(f, "cut.raw"), "half-made volume was deleted"));
         assert_int_equal(volume_count(f), 0);
 }
 
@@ -582,15 +633,22 @@ static void test_half_made_volume_is_made_again(void **state) {
         assert_true(same_content(image, half));
 }
 
-static bool stalled(void *userdata) {
-        return atomic_load(&((http_server *) userdata)->stalled);
+/* What SIGTERM is to the daemon: asked for once the server stalls with the volume half written. */
+typedef struct stop_request {
+        http_server *http;
+        char *volume_path;
+} stop_request;
+
+static stop_request stopping;
+
+static bool stop_requested(void *userdata) {
+        const stop_request *s = userdata;
+        return atomic_load(&s->http->stalled) && access(s->volume_path, F_OK) == 0;
 }
 
-static http_server *stalling;
-
 static void stop_when_stalled(th_env *env) {
-        env->c.should_stop = stalled;
-        env->c.should_stop_userdata = stalling;
+        env->c.should_stop = stop_requested;
+        env->c.should_stop_userdata = &stopping;
 }
 
 /* SIGTERM during a download (here: the controller's stop request) stops it promptly and leaves nothing. */
@@ -603,7 +661,8 @@ static void test_interrupted_import_leaves_nothing(void **state) {
                                              http->port, digest);
 
         declare(f, (const char *const[]) { "slow.raw", ref, NULL });
-        stalling = http;
+        _cleanup_free_ char *path = pool_path(f, "slow.raw");
+        stopping = (stop_request) { http, path };
         f->env->on_open = stop_when_stalled;
         int64_t started = vf_now_monotonic_usec();
         th_env_pass(f->env);
@@ -612,8 +671,8 @@ static void test_interrupted_import_leaves_nothing(void **state) {
 
         assert_volume(f, "slow.raw", RC_FAILED, "Interrupted");
         assert_true(took < 10 * 1000000LL);
+        assert_non_null(strstr(message_of(f, "slow.raw"), "half-made volume was deleted"));
         assert_false(volume_exists(f, "slow.raw"));
-        _cleanup_free_ char *path = pool_path(f, "slow.raw");
         assert_int_equal(access(path, F_OK), -1);
 }
 
@@ -767,7 +826,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_grow_and_refused_shrink, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_retain_and_delete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_in_use_by_a_defined_domain, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_base_of_a_kept_clone_is_kept, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_full_pool, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_download_cut_short, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_full_during_import, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_format_mismatch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_half_made_volume_is_made_again, setup, teardown),

@@ -378,7 +378,6 @@ static int import_begin(void *userdata, int64_t length) {
         import *im = userdata;
         volume *v = im->v;
         const schema_volume_spec *spec = &v->req->desired->volume;
-        uint64_t capacity = spec->capacity > (uint64_t) (length > 0 ? length : 0) ? spec->capacity : (uint64_t) length;
         _cleanup_free_ char *xml = NULL;
         bool room;
         int r;
@@ -388,6 +387,8 @@ static int import_begin(void *userdata, int64_t length) {
                                    "%s announced no length, and spec.capacity is not given: the volume's size is "
                                    "not known; give spec.capacity",
                                    im->source);
+        /* A raw volume keeps the capacity asked for when the image is smaller; a qcow2 image brings its own. */
+        uint64_t capacity = length > 0 && (uint64_t) length > spec->capacity ? (uint64_t) length : spec->capacity;
         /* What is about to be written: the image, whatever the capacity it will have. */
         r = check_space(v, length >= 0 ? (uint64_t) length : spec->capacity, &room);
         if (r < 0 || !room)
@@ -813,20 +814,90 @@ static int disk_uses_volume(xmlDoc *doc, const void *what, bool *ret) {
         return 0;
 }
 
+/* Whether vol (in pool) is a copy-on-write volume on top of path; adds it to *users when it is. */
+static int collect_overlay(volume *v, virStoragePoolPtr pool, virStorageVolPtr vol, const char *path, char ***users) {
+        rc_count_read(v->ctx, RC_CALL_GET_XML);
+        _cleanup_free_ char *xml = virStorageVolGetXMLDesc(vol, 0);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
+        _cleanup_free_ char *backing = doc ? rc_xml_xpath_string(doc, "/volume/backingStore/path") : NULL;
+
+        if (!vf_streq_ptr(backing, path))
+                return 0;
+        return vf_strv_consume(users, vf_printf("%s/%s", virStoragePoolGetName(pool), virStorageVolGetName(vol)));
+}
+
+static int collect_overlays(volume *v, virStoragePoolPtr pool, const char *path, char ***users) {
+        virStorageVolPtr *vols = NULL;
+        int r = 0;
+
+        rc_count_read(v->ctx, RC_CALL_LIST);
+        int n = virStoragePoolListAllVolumes(pool, &vols, 0);
+        for (int i = 0; i < n; i++) {
+                if (r >= 0)
+                        r = collect_overlay(v, pool, vols[i], path, users);
+                virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        return r;
+}
+
+/* The volumes, in every active pool, made copy-on-write on top of path: deleting it would break each of them. */
+static int overlays(volume *v, const char *path, char ***ret) {
+        virStoragePoolPtr *pools = NULL;
+        char **users = NULL;
+        int r = 0;
+
+        rc_count_read(v->ctx, RC_CALL_LIST);
+        int n = virConnectListAllStoragePools(v->ctx->conn, &pools, VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
+        if (n < 0) {
+                rc_result_set(v->res, RC_FAILED, false, "ReadFailed",
+                              "cannot list the pools to find the volumes made on top of %s: %s", v->req->name,
+                              rc_libvirt_error());
+                return -EIO;
+        }
+        for (int i = 0; i < n; i++) {
+                if (r >= 0)
+                        r = collect_overlays(v, pools[i], path, &users);
+                virStoragePoolFree(pools[i]);
+        }
+        free(pools);
+        if (r < 0)
+                vf_strv_free(users);
+        else
+                *ret = users;
+        return r;
+}
+
+/* In use: a domain's disk names it, or a volume is made on top of it (its backing store). */
 static int removable(volume *v, bool *ok) {
         _cleanup_free_ char *users = NULL, *first = NULL;
+        _cleanup_strv_free_ char **above = NULL;
         rc_count_read(v->ctx, RC_CALL_GET_INFO);
         _cleanup_free_ char *path = virStorageVolGetPath(v->vol);
         volume_use use = { v->pool_name, v->name, path ? path : v->key };
         int r = rc_domain_users(v->ctx, false, disk_uses_volume, &use, &users, &first);
 
-        *ok = r >= 0 && !users;
-        if (r < 0 || !users)
+        if (r >= 0 && !users)
+                r = overlays(v, use.path, &above);
+        *ok = r >= 0 && !users && !above;
+        if (r < 0 || *ok)
                 return r;
+        if (users) {
+                rc_result_set(v->res, RC_WAITING, false, "InUse",
+                              "no longer declared, but domains use it (%s); it is deleted once no domain's disk "
+                              "names it",
+                              users);
+                return rc_result_wait(v->res, RC_WAIT_USER, first, 0);
+        }
+        _cleanup_free_ char *joined = vf_strv_join((const char *const *) above, ", ");
+        _cleanup_free_ char *key = schema_key(VF_KIND_VOLUME, above[0]);
+        if (!joined || !key)
+                return -ENOMEM;
         rc_result_set(v->res, RC_WAITING, false, "InUse",
-                      "no longer declared, but domains use it (%s); it is deleted once no domain's disk names it",
-                      users);
-        return rc_result_wait(v->res, RC_WAIT_USER, first, 0);
+                      "no longer declared, but volumes are made on top of it (%s, their backing store); it is "
+                      "deleted once none is",
+                      joined);
+        return rc_result_wait(v->res, RC_WAIT_USER, key, 0);
 }
 
 static int forget(volume *v) {
