@@ -114,7 +114,8 @@ static const option_spec option_specs[] = {
           "longest retry delay (default 300; apply: with --wait)", NUMBER(retry_max_sec, 1, 86400, "seconds") },
         { "sysfs-root", OPT_SYSFS_ROOT, "DIR", CMD_CONVERGE | CMD_HOSTDEV_RESOLVE | CMD_STATE_RECOVER, 0,
           "read sysfs under DIR instead of /sys" },
-        { "insecure-permissions", OPT_INSECURE_PERMISSIONS, NULL, CMD_CONVERGE | CMD_VALIDATE | CMD_CLOUDINIT_RENDER, 0,
+        { "insecure-permissions", OPT_INSECURE_PERMISSIONS, NULL,
+          CMD_CONVERGE | CMD_VALIDATE | CMD_CLOUDINIT_RENDER, 0,
           "as root, read files anyone but root could change (with a warning)" },
         { "log-level", OPT_LOG_LEVEL, "LEVEL", CMD_LOGGING, 0,
           "error, warning, notice, info or debug\n"
@@ -700,10 +701,12 @@ static const schema_resource *pick_cloudinit(const schema_set *set, const char *
                 if (r->kind != VF_KIND_CLOUDINIT || (name && strcmp(r->name, name) != 0))
                         continue;
                 found = r;
-                if (vf_strv_push(&names, r->name) < 0)
+                if (vf_strv_push(&names, r->name) < 0) {
+                        fail_run(NULL, -ENOMEM);
                         return NULL;
+                }
         }
-        if (found && vf_strv_length(names) == 1)
+        if (vf_strv_length(names) == 1)
                 return found;
         _cleanup_free_ char *list = names ? vf_strv_join((const char *const *) names, ", ") : NULL;
         if (names)
@@ -824,7 +827,8 @@ static const command commands[] = {
           "write the seed a CloudInit gets, as an ISO",
           "Write the NoCloud seed the CloudInit declared in FILE gets: an ISO 9660 image with the volume id\n"
           "cidata and the files user-data, meta-data and network-config, byte for byte what apply uploads.\n"
-          "Needs no hypervisor and no state file. FILE is checked as validate checks it.\n"
+          "Needs no hypervisor and no state file. FILE is read as apply reads it; its errors are said as\n"
+          "validate says them.\n"
           "Exit status: 0 the seed was written, 1 otherwise (an error in FILE, no such CloudInit in it).\n",
           cmd_cloudinit_render },
 };

@@ -1563,7 +1563,8 @@ static void test_volume_upload_and_resize_not_supported(void **state) {
 static void test_volume_plan(void **state) {
         th_env *f = *state;
 
-        th_write(f->conf, "10-import.yaml", DEFAULT_POOL_VOLUME("planned", "format: raw, from: {file: /nonexistent/image.raw}"));
+        th_write(f->conf, "10-import.yaml",
+                 DEFAULT_POOL_VOLUME("planned", "format: raw, from: {file: /nonexistent/image.raw}"));
         th_write(f->conf, "20-disk.yaml", DEFAULT_POOL_VOLUME("planned-disk", "capacity: 4MiB"));
         f->opts.dry_run = true;
         th_env_pass(f);

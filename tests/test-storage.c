@@ -678,12 +678,16 @@ static void test_interrupted_import_leaves_nothing(void **state) {
 
 /* ---- cloud-init seeds ------------------------------------------------------------------ */
 
-/* A CloudInit in the test's pool, in a file of its own; user_data is indented as a block of its. */
-static void declare_seed(fixture *f, const char *hostname, const char *user_data) {
+/* A CloudInit in a pool, in a file of its own; user_data is indented as a block of its. */
+static void declare_seed_in(fixture *f, const char *pool, const char *hostname, const char *user_data) {
         th_write(f->env->conf, "20-seed.yaml",
                  "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: vf-seed}\nspec:\n  pool: %s\n"
                  "  userData: |\n    #cloud-config\n%s  metaData: {local-hostname: %s}\n",
-                 f->pool, user_data, hostname);
+                 pool, user_data, hostname);
+}
+
+static void declare_seed(fixture *f, const char *hostname, const char *user_data) {
+        declare_seed_in(f, f->pool, hostname, user_data);
 }
 
 /* What `virtform cloud-init render` makes of the declared seed, as a file; its size in *size. */
@@ -761,6 +765,60 @@ static void test_cloudinit_seed(void **state) {
         assert_int_equal(access(volume, F_OK), -1);
 }
 
+/*
+ * A seed moved to another pool is made there; the volume it had is deleted, unless a domain still
+ * uses it, which leaves it where it is and says so.
+ */
+static void test_cloudinit_seed_moved(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *other = vf_printf("%s-2", f->pool), *other_dir = vf_printf("%s/pool-2", f->env->dir);
+        _cleanup_free_ char *here = pool_path(f, "vf-seed.cidata.iso");
+        _cleanup_free_ char *there = vf_printf("%s/vf-seed.cidata.iso", other_dir);
+        _cleanup_free_ char *domain = vf_printf("vf-user-%d", (int) getpid());
+        _cleanup_free_ char *xml = vf_printf(
+                "<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory>"
+                "<os><type arch='x86_64'>hvm</type></os><devices><disk type='volume' device='cdrom'>"
+                "<driver name='qemu' type='raw'/><source pool='%s' volume='vf-seed.cidata.iso'/>"
+                "<target dev='hdc' bus='ide'/><readonly/></disk></devices></domain>",
+                domain, other);
+
+        assert_int_equal(mkdir(other_dir, 0755), 0);
+        declare(f, NULL);
+        th_write(f->env->conf, "11-pool.yaml",
+                 "apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: %s}\nspec: {path: %s}\n", other,
+                 other_dir);
+        declare_seed(f, "web1", "");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_CREATED, "Applied");
+        assert_int_equal(access(here, F_OK), 0);
+
+        /* Nothing uses it: the seed is made in the other pool, and its old volume goes. */
+        declare_seed_in(f, other, "web1", "");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_CREATED, "Applied");
+        assert_seed_holds(f, there);
+        assert_int_equal(access(here, F_OK), -1);
+
+        /* A domain's disk names it: moved back, the seed is made again here, and the one there is left. */
+        virDomainPtr dom = virDomainDefineXML(f->conn, xml);
+        assert_non_null(dom);
+        virDomainFree(dom);
+        declare_seed(f, "web1", "");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_CREATED, "Applied");
+        assert_non_null(strstr(th_env_entry(f->env, VF_KIND_CLOUDINIT, "vf-seed")->result.message, domain));
+        assert_seed_holds(f, here);
+        assert_int_equal(access(there, F_OK), 0);
+
+        /* What the test made: the seed and the other pool, removed by virtform; the volume left, by hand. */
+        th_remove(f->env->conf, "20-seed.yaml");
+        th_remove(f->env->conf, "11-pool.yaml");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_DELETED, "Removed");
+        th_env_assert(f->env, VF_KIND_POOL, other, RC_DELETED, "Removed");
+        assert_int_equal(unlink(there), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_clone_copy_and_file_import, setup, teardown),
@@ -776,6 +834,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_half_made_volume_is_made_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_interrupted_import_leaves_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_seed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_seed_moved, setup, teardown),
         };
 
         /* The test's HTTP server writes to clients that may hang up (an import refused halfway). */

@@ -202,6 +202,59 @@ static int set_applied(seed_run *run, rc_outcome outcome) {
         return r;
 }
 
+/*
+ * The domains that use a volume, by their definitions or, running, by what they run with. -EIO with
+ * *why set when libvirt cannot say the volume's pool or path.
+ */
+static int volume_users(rc_context *ctx, virStorageVolPtr vol, const char *name, char **users, char **first,
+                        char **why) {
+        virStoragePoolPtr pool = virStoragePoolLookupByVolume(vol);
+        _cleanup_free_ char *path = pool ? virStorageVolGetPath(vol) : NULL;
+        int r;
+
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        if (!path)
+                r = vf_error(why, -EIO, "cannot read the pool and path of volume %s: %s", name, rc_libvirt_error());
+        else {
+                rc_volume_use use = { virStoragePoolGetName(pool), name, path };
+                r = rc_domain_users(ctx, false, rc_disk_uses_volume, &use, users, first);
+                if (r >= 0 && !*users)
+                        r = rc_domain_users(ctx, true, rc_disk_uses_volume, &use, users, first);
+        }
+        if (pool)
+                virStoragePoolFree(pool);
+        return r;
+}
+
+/*
+ * The seed moved to another pool: the volume it had there is derived data, deleted unless a domain
+ * still uses it (one whose definition follows the move later in this pass, or that runs with it),
+ * and then left, as *left says.
+ */
+static int delete_moved(seed_run *run, char **left) {
+        const char *old = run->req->record ? run->req->record->uuid : NULL;
+        _cleanup_free_ char *users = NULL, *why = NULL;
+        _cleanup_(seed_run_done) seed_run moved = { .ctx = run->ctx, .req = run->req, .res = run->res };
+
+        if (!old || vf_streq_ptr(old, run->key))
+                return 0;
+        rc_count_read(run->ctx, RC_CALL_GET_INFO);
+        moved.vol = virStorageVolLookupByKey(run->ctx->conn, old);
+        if (!moved.vol)
+                return 0;
+        moved.volume = strdup(virStorageVolGetName(moved.vol));
+        if (!moved.volume)
+                return -ENOMEM;
+        int r = volume_users(run->ctx, moved.vol, moved.volume, &users, NULL, &why);
+        if (r == -EIO)
+                *left = vf_printf("its volume before the move, %s, is left: %s", old, why);
+        else if (r >= 0 && users)
+                *left = vf_printf("its volume before the move, %s, is left: domains use it (%s)", old, users);
+        else
+                return r < 0 ? r : delete_volume(&moved, "DeleteFailed");
+        return *left ? 0 : -ENOMEM;
+}
+
 static int open_pool(seed_run *run) {
         rc_count_read(run->ctx, RC_CALL_GET_INFO);
         run->pool = virStoragePoolLookupByName(run->ctx->conn, run->spec->pool);
@@ -240,13 +293,19 @@ static int converge(seed_run *run) {
         if (run->vol && rec && vf_streq_ptr(rec->applied_xml_hash, run->seed.hash))
                 return set_applied(run, RC_UNCHANGED);
         bool existed = run->vol;
+        _cleanup_free_ char *left = NULL;
         r = existed ? make_room(run) : create_volume(run);
         /* In a dry run nothing was made: the upload is listed all the same. */
         if (r >= 0 && (run->vol || run->ctx->dry_run))
                 r = upload(run);
-        if (r < 0)
+        if (r >= 0)
+                r = delete_moved(run, &left);
+        if (r >= 0)
+                r = set_applied(run, existed ? RC_UPDATED : RC_CREATED);
+        if (r < 0 || !left)
                 return r;
-        return set_applied(run, existed ? RC_UPDATED : RC_CREATED);
+        _cleanup_free_ char *message = vf_printf("%s; %s", run->res->message, left);
+        return message ? vf_free_and_strdup(&run->res->message, message) : -ENOMEM;
 }
 
 static int cloudinit_apply(rc_context *ctx, const rc_request *req, rc_result *res) {
@@ -272,7 +331,7 @@ static int cloudinit_apply(rc_context *ctx, const rc_request *req, rc_result *re
 
 static int cloudinit_remove(rc_context *ctx, const rc_request *req, rc_result *res) {
         _cleanup_(seed_run_done) seed_run run = { .ctx = ctx, .req = req, .res = res };
-        _cleanup_free_ char *users = NULL, *first = NULL, *path = NULL;
+        _cleanup_free_ char *users = NULL, *first = NULL, *why = NULL;
         const char *key = req->record ? req->record->uuid : NULL;
 
         if (!key) {
@@ -285,18 +344,12 @@ static int cloudinit_remove(rc_context *ctx, const rc_request *req, rc_result *r
                 rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; its seed volume was already gone");
                 return 0;
         }
-        run.pool = virStoragePoolLookupByVolume(run.vol);
-        path = run.pool ? virStorageVolGetPath(run.vol) : NULL;
-        if (!path) {
-                rc_result_set(res, RC_FAILED, false, "ReadFailed",
-                              "cannot read the pool and path of seed volume %s: %s", key, rc_libvirt_error());
-                return -EIO;
-        }
         run.volume = strdup(virStorageVolGetName(run.vol));
         if (!run.volume)
                 return -ENOMEM;
-        rc_volume_use use = { virStoragePoolGetName(run.pool), run.volume, path };
-        int r = rc_domain_users(ctx, false, rc_disk_uses_volume, &use, &users, &first);
+        int r = volume_users(ctx, run.vol, run.volume, &users, &first, &why);
+        if (r == -EIO)
+                rc_result_set(res, RC_FAILED, false, "ReadFailed", "%s", why);
         if (r < 0)
                 return r;
         if (users) {
