@@ -12,12 +12,18 @@
 static const char *const kind_names[_VF_KIND_MAX] = {
         [VF_KIND_NETWORK] = "network",
         [VF_KIND_HOSTDEV] = "hostdev",
+        [VF_KIND_POOL] = "pool",
+        [VF_KIND_VOLUME] = "volume",
+        [VF_KIND_CLOUDINIT] = "cloudinit",
         [VF_KIND_DOMAIN] = "domain",
 };
 
 static const char *const kind_yaml_names[_VF_KIND_MAX] = {
         [VF_KIND_NETWORK] = "Network",
         [VF_KIND_HOSTDEV] = "Hostdev",
+        [VF_KIND_POOL] = "StoragePool",
+        [VF_KIND_VOLUME] = "Volume",
+        [VF_KIND_CLOUDINIT] = "CloudInit",
         [VF_KIND_DOMAIN] = "Domain",
 };
 
@@ -270,6 +276,12 @@ void vf_buf_done(vf_buf *b) {
 
 /* ---- hashing ----------------------------------------------------------- */
 
+void vf_hex(const uint8_t *bytes, size_t n, char *out) {
+        for (size_t i = 0; i < n; i++)
+                sprintf(out + 2 * i, "%02x", bytes[i]);
+        out[2 * n] = 0;
+}
+
 void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]) {
         struct sha256_ctx ctx;
         uint8_t digest[SHA256_DIGEST_SIZE];
@@ -277,8 +289,7 @@ void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]) 
         sha256_init(&ctx);
         sha256_update(&ctx, len, data);
         sha256_digest(&ctx, sizeof digest, digest);
-        for (size_t i = 0; i < sizeof digest; i++)
-                sprintf(out + 2 * i, "%02x", digest[i]);
+        vf_hex(digest, sizeof digest, out);
 }
 
 /* Open addressing with linear probing; tombstones keep probe chains intact. */
@@ -535,4 +546,40 @@ int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len)
         if (ret_len)
                 *ret_len = len;
         return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len) {
+        for (size_t at = 0; at < len;) {
+                ssize_t n = write(fd, (const char *) data + at, len - at);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                at += (size_t) n;
+        }
+        return 0;
+}
+
+int vf_write_file_atomic(const char *path, const void *data, size_t len) {
+        const char *slash = strrchr(path, '/');
+        _cleanup_free_ char *tmp = slash ? vf_printf("%.*s/.%s.XXXXXX", (int) (slash - path), path, slash + 1)
+                                         : vf_printf(".%s.XXXXXX", path);
+        mode_t mask = umask(0);
+        int r;
+
+        umask(mask);
+        if (!tmp)
+                return -ENOMEM;
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        /* mkostemp() makes it 0600: give it the mode any new file gets. */
+        r = fchmod(fd, 0666 & ~mask) < 0 ? -errno : write_all(fd, data, len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
 }

@@ -56,20 +56,26 @@ static inline void closep(int *fd) {
 
 /* ---- resource kinds ---------------------------------------------------- */
 
-/* Declaration order is dependency order: a kind only depends on earlier kinds. */
+/*
+ * Declaration order is dependency order: a kind depends on earlier kinds, and within a kind only
+ * volumes depend on one another (one made from another); controller/graph.c orders those.
+ */
 typedef enum vf_kind {
         VF_KIND_NETWORK,
         VF_KIND_HOSTDEV,
+        VF_KIND_POOL,
+        VF_KIND_VOLUME,
+        VF_KIND_CLOUDINIT,
         VF_KIND_DOMAIN,
         _VF_KIND_MAX,
         _VF_KIND_INVALID = -EINVAL,
 } vf_kind;
 
-/* "network", "hostdev", "domain": the lower-case spelling used in keys and output. */
+/* "network", "hostdev", "pool", "volume", "cloudinit", "domain": the lower-case spelling used in keys and output. */
 const char *vf_kind_to_string(vf_kind kind);
 /* Accepts the lower-case spelling; returns -EINVAL for anything else. */
 vf_kind vf_kind_from_string(const char *s);
-/* "Network", "Hostdev", "Domain": the spelling of the YAML `kind:` field. */
+/* "Network", "Hostdev", "StoragePool", "Volume", "CloudInit", "Domain": the spelling of the YAML `kind:` field. */
 const char *vf_kind_to_yaml(vf_kind kind);
 vf_kind vf_kind_from_yaml(const char *s);
 
@@ -121,6 +127,8 @@ void vf_buf_done(vf_buf *b);
 
 #define VF_HASH_HEX_LEN 64
 
+/* n bytes as 2n lower-case hex digits and a NUL. */
+void vf_hex(const uint8_t *bytes, size_t n, char *out);
 /* SHA-256 of data, as lower-case hex. */
 void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]);
 
@@ -164,6 +172,11 @@ bool vf_fd_is_journal_stream(int fd);
 
 /* Reads a whole regular file of at most max_size bytes (-EFBIG beyond). */
 int vf_read_file(const char *path, size_t max_size, char **ret, size_t *ret_len);
+/*
+ * Writes a whole file under a temporary name beside it, then renames it into place: a reader
+ * sees the old file or the new one, never a part. The mode is 0666 less the umask.
+ */
+int vf_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* ---- trust ------------------------------------------------------------- */
 

@@ -35,7 +35,8 @@ enum {
         CMD_HOSTDEV_RESOLVE = 1 << 6,
         CMD_STATE_CHECK = 1 << 7,
         CMD_STATE_RECOVER = 1 << 8,
-        CMD_ALL = (1 << 9) - 1,
+        CMD_CLOUDINIT_RENDER = 1 << 9,
+        CMD_ALL = (1 << 10) - 1,
         /* Those that converge libvirt to the files, or show how they would. */
         CMD_CONVERGE = CMD_APPLY | CMD_PLAN | CMD_RUN,
         /* Those that write the state file through the controller, holding its lock. */
@@ -65,6 +66,7 @@ enum {
         OPT_LOG_RETENTION_ROWS,
         OPT_INSTANCE,
         OPT_DETAILED_EXITCODE,
+        OPT_NAME,
 };
 
 typedef struct option_spec {
@@ -89,7 +91,7 @@ typedef struct option_spec {
 static const option_spec option_specs[] = {
         { "connect", 'c', "URI", CMD_CONVERGE | CMD_STATE_RECOVER, 0,
           "libvirt URI (default: $LIBVIRT_DEFAULT_URI, else libvirt's default)" },
-        { "state", OPT_STATE, "PATH", CMD_ALL & ~CMD_VALIDATE, 0,
+        { "state", OPT_STATE, "PATH", CMD_ALL & ~(CMD_VALIDATE | CMD_CLOUDINIT_RENDER), 0,
           "state file (default: /var/lib/virtform/state.db as root,\n"
           "$XDG_STATE_HOME/virtform/state.db otherwise)" },
         { "wait-lock", OPT_WAIT_LOCK, "SEC", CMD_WRITER, 0,
@@ -112,7 +114,8 @@ static const option_spec option_specs[] = {
           "longest retry delay (default 300; apply: with --wait)", NUMBER(retry_max_sec, 1, 86400, "seconds") },
         { "sysfs-root", OPT_SYSFS_ROOT, "DIR", CMD_CONVERGE | CMD_HOSTDEV_RESOLVE | CMD_STATE_RECOVER, 0,
           "read sysfs under DIR instead of /sys" },
-        { "insecure-permissions", OPT_INSECURE_PERMISSIONS, NULL, CMD_CONVERGE | CMD_VALIDATE, 0,
+        { "insecure-permissions", OPT_INSECURE_PERMISSIONS, NULL,
+          CMD_CONVERGE | CMD_VALIDATE | CMD_CLOUDINIT_RENDER, 0,
           "as root, read files anyone but root could change (with a warning)" },
         { "log-level", OPT_LOG_LEVEL, "LEVEL", CMD_LOGGING, 0,
           "error, warning, notice, info or debug\n"
@@ -129,7 +132,10 @@ static const option_spec option_specs[] = {
           "or 30m, 12h, 7d back from now" },
         { "detailed-exitcode", OPT_DETAILED_EXITCODE, NULL, CMD_PLAN, 0,
           "exit 0 nothing to do, 2 changes pending, 1 an error (as terraform)" },
+        { "name", OPT_NAME, "NAME", CMD_CLOUDINIT_RENDER, 0, "the CloudInit to render, when FILE declares several" },
         { "output", 'o', "FORMAT", CMD_PLAN | CMD_STATUS | CMD_LOG | CMD_HOSTDEV_RESOLVE, 0, "one of:" },
+        /* The same letter, where what a command writes is a file rather than a report. */
+        { "output", 'o', "FILE", CMD_CLOUDINIT_RENDER, 0, "write the seed to FILE (required; - for stdout)" },
         { "help", 'h', NULL, CMD_ALL, 0, "show this help" },
 };
 
@@ -139,6 +145,8 @@ typedef struct cli_args {
         const char *output; /* -o, or the command's default */
         int64_t since_usec; /* log --since; 0: from the start */
         bool detailed_exitcode; /* plan: 2 when apply would do anything */
+        const char *output_file; /* cloud-init render -o */
+        const char *name; /* cloud-init render --name */
         uint64_t given; /* bit i: option_specs[i] was given */
         char **args; /* positional arguments, NULL-terminated */
         size_t n_args;
@@ -315,7 +323,14 @@ static int parse_option_value(const command *cmd, const option_spec *o, const ch
                                            "(2026-12-03T10:00:00Z)",
                                            value);
                 return 0;
+        case OPT_NAME:
+                a->name = value;
+                return 0;
         case 'o':
+                if (strcmp(o->arg, "FILE") == 0) {
+                        a->output_file = value;
+                        return 0;
+                }
                 return parse_output(cmd, value, a);
         }
         return usage_error(cmd, "%s", "invalid option");
@@ -676,6 +691,72 @@ static int cmd_log(const command *cmd, cli_args *a) {
         return EXIT_CONVERGED;
 }
 
+/* The CloudInit to render: the one FILE declares, or the one --name names. NULL after saying why not. */
+static const schema_resource *pick_cloudinit(const schema_set *set, const char *file, const char *name) {
+        const schema_resource *found = NULL;
+        _cleanup_strv_free_ char **names = NULL;
+
+        for (size_t i = 0; i < set->n_resources; i++) {
+                const schema_resource *r = set->resources[i];
+                if (r->kind != VF_KIND_CLOUDINIT || (name && strcmp(r->name, name) != 0))
+                        continue;
+                found = r;
+                if (vf_strv_push(&names, r->name) < 0) {
+                        fail_run(NULL, -ENOMEM);
+                        return NULL;
+                }
+        }
+        if (vf_strv_length(names) == 1)
+                return found;
+        _cleanup_free_ char *list = names ? vf_strv_join((const char *const *) names, ", ") : NULL;
+        if (names)
+                fprintf(stderr, "virtform: error: %s declares %zu CloudInits (%s); pick one with --name\n", file,
+                        vf_strv_length(names), list ? list : "");
+        else if (name)
+                fprintf(stderr, "virtform: error: %s declares no CloudInit named %s\n", file, name);
+        else
+                fprintf(stderr, "virtform: error: %s declares no CloudInit\n", file);
+        return NULL;
+}
+
+static int write_seed(const char *path, const uint8_t *data, size_t size) {
+        int r;
+
+        if (strcmp(path, "-") == 0)
+                r = fwrite(data, 1, size, stdout) == size && fflush(stdout) == 0 ? 0 : -(errno ? errno : EIO);
+        else
+                r = vf_write_file_atomic(path, data, size);
+        if (r < 0)
+                fprintf(stderr, "virtform: error: cannot write the seed to %s: %s\n",
+                        strcmp(path, "-") == 0 ? "stdout" : path, strerror(-r));
+        return r;
+}
+
+static int cmd_cloudinit_render(const command *cmd, cli_args *a) {
+        _cleanup_(schema_set_freep) schema_set *set = NULL;
+        _cleanup_free_ char *errmsg = NULL;
+        _cleanup_free_ uint8_t *seed = NULL;
+        schema_load_options options = vf_options_schema(&a->opts);
+        size_t size;
+        int r;
+
+        if (!a->output_file)
+                return usage_error(cmd, "%s", "give the file to write with -o FILE (- for stdout)");
+        r = schema_load_with_options(a->args, 1, &options, &set);
+        if (r < 0)
+                return fail_run(NULL, r);
+        output_diags(stderr, set);
+        if (schema_set_n_errors(set) > 0)
+                return EXIT_ERROR;
+        const schema_resource *res = pick_cloudinit(set, a->args[0], a->name);
+        if (!res)
+                return EXIT_ERROR;
+        r = rc_cloudinit_render(res, &seed, &size, &errmsg);
+        if (r < 0)
+                return fail_run(errmsg, r);
+        return write_seed(a->output_file, seed, size) < 0 ? EXIT_ERROR : EXIT_CONVERGED;
+}
+
 static int cmd_state_recover(const command *cmd, cli_args *a) {
         _cleanup_free_ char *errmsg = NULL;
         vf_controller c = {};
@@ -742,13 +823,28 @@ static const command commands[] = {
           "that holds records, and takes the lock as apply does.\n"
           "Exit status: 0 the file was recovered, 1 otherwise.\n",
           cmd_state_recover },
+        { "cloud-init", "render", CMD_CLOUDINIT_RENDER, "FILE", 1, 1, NULL,
+          "write the seed a CloudInit gets, as an ISO",
+          "Write the NoCloud seed the CloudInit declared in FILE gets: an ISO 9660 image with the volume id\n"
+          "cidata and the files user-data, meta-data and network-config, byte for byte what apply uploads.\n"
+          "Needs no hypervisor and no state file. FILE is read as apply reads it; its errors are said as\n"
+          "validate says them.\n"
+          "Exit status: 0 the seed was written, 1 otherwise (an error in FILE, no such CloudInit in it).\n",
+          cmd_cloudinit_render },
 };
 
-static size_t option_index(int id) {
+/* The option with that getopt value: the one the command takes, where two share a letter (-o). */
+static size_t option_index(const command *cmd, int id) {
+        size_t found = SIZE_MAX;
+
         for (size_t i = 0; i < ELEMENTSOF(option_specs); i++)
-                if (option_specs[i].id == id)
-                        return i;
-        return SIZE_MAX;
+                if (option_specs[i].id == id) {
+                        if (option_specs[i].commands & cmd->id)
+                                return i;
+                        if (found == SIZE_MAX)
+                                found = i;
+                }
+        return found;
 }
 
 /* "apply, plan, run": the commands whose bits are in mask, for messages. */
@@ -774,7 +870,7 @@ static void print_option_help(const command *cmd, const option_spec *o) {
                         printf("\n%*s", HELP_COLUMN, "");
                 else
                         putchar(*p);
-        if (o->id == 'o')
+        if (o->id == 'o' && strcmp(o->arg, "FORMAT") == 0)
                 for (const char *const *f = command_outputs(cmd); *f; f++)
                         printf("%s %s%s", f == command_outputs(cmd) ? "" : ",", *f, f == command_outputs(cmd) ? " (default)" : "");
         putchar('\n');
@@ -788,28 +884,38 @@ static void print_command_help(const command *cmd) {
                         print_option_help(cmd, &option_specs[i]);
 }
 
-/* getopt_long()'s view of option_specs, into caller-provided arrays sized for them. */
+/* getopt_long()'s view of option_specs (each letter once), into caller-provided arrays sized for them. */
 static void getopt_tables(struct option *longopts, char *shortopts) {
-        size_t n = 0;
+        size_t n = 0, l = 0;
 
         /* A leading ':' makes a missing value ':' rather than '?', so that the message can say which. */
         shortopts[n++] = ':';
         for (size_t i = 0; i < ELEMENTSOF(option_specs); i++) {
                 const option_spec *o = &option_specs[i];
-                longopts[i] = (struct option) { o->name, o->arg ? required_argument : no_argument, NULL, o->id };
+                bool seen = false;
+                for (size_t j = 0; j < i; j++)
+                        seen = seen || option_specs[j].id == o->id;
+                if (seen)
+                        continue;
+                longopts[l++] = (struct option) { o->name, o->arg ? required_argument : no_argument, NULL, o->id };
                 if (o->id < 0x100) {
                         shortopts[n++] = (char) o->id;
                         if (o->arg)
                                 shortopts[n++] = ':';
                 }
         }
-        longopts[ELEMENTSOF(option_specs)] = (struct option) {};
+        longopts[l] = (struct option) {};
         shortopts[n] = 0;
 }
 
 /* An option given to a command that does not take it: a usage error that names the commands that do. */
 static int refuse_option(const command *cmd, const option_spec *o) {
-        _cleanup_free_ char *takers = command_names(o->commands);
+        unsigned mask = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(option_specs); i++)
+                if (option_specs[i].id == o->id)
+                        mask |= option_specs[i].commands;
+        _cleanup_free_ char *takers = command_names(mask);
         return usage_error(cmd, "--%s does not apply to %s%s%s; it is an option of %s", o->name, cmd->name,
                            cmd->verb ? " " : "", cmd->verb ? cmd->verb : "", takers ? takers : "other commands");
 }
@@ -818,7 +924,7 @@ static int refuse_option(const command *cmd, const option_spec *o) {
 static int check_needs(const command *cmd, const cli_args *a) {
         for (size_t i = 0; i < ELEMENTSOF(option_specs); i++) {
                 const option_spec *o = &option_specs[i];
-                size_t needed = o->needs ? option_index(o->needs) : SIZE_MAX;
+                size_t needed = o->needs ? option_index(cmd, o->needs) : SIZE_MAX;
 
                 if (!(a->given & (UINT64_C(1) << i)) || needed == SIZE_MAX ||
                     !(option_specs[needed].commands & cmd->id) || (a->given & (UINT64_C(1) << needed)))
@@ -855,7 +961,7 @@ static bool parse_command_line(const command *cmd, int argc, char **argv, cli_ar
         opterr = 0;
         *status = EXIT_CONVERGED;
         while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) >= 0) {
-                size_t i = option_index(c);
+                size_t i = option_index(cmd, c);
 
                 if (c == ':')
                         *status = usage_error(cmd, "%s needs a value", argv[optind - 1]);
@@ -889,7 +995,7 @@ static void print_main_help(void) {
                 const command *cmd = &commands[i];
                 _cleanup_free_ char *name = vf_printf("%s%s%s", cmd->name, cmd->verb ? " " : "",
                                                       cmd->verb ? cmd->verb : "");
-                printf("  %-16s %s\n", name ? name : cmd->name, cmd->summary);
+                printf("  %-18s %s\n", name ? name : cmd->name, cmd->summary);
         }
         printf("\nRun 'virtform COMMAND --help' for a command's options.\n");
 }

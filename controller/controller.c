@@ -191,9 +191,8 @@ int vf_controller_reconnect(vf_controller *c, char **errmsg) {
         if (c->conn)
                 virConnectClose(c->conn);
         c->conn = c->rc.conn = NULL;
-        /* The new daemon may run another hypervisor build: ask again what domain type it runs. */
-        free(c->rc.domain_type);
-        c->rc.domain_type = NULL;
+        /* The new daemon may run another hypervisor build: ask again what domain type and machines it runs. */
+        rc_context_forget_hypervisor(&c->rc);
         int r = open_hypervisor(c, errmsg);
         if (r >= 0)
                 c->rc.conn = c->conn;

@@ -160,8 +160,115 @@ static int compare_nodes(const void *a, const void *b) {
         return strcmp(x->name, y->name);
 }
 
-void graph_sort(graph_node **nodes, size_t n) {
+/* A run: the nodes of one kind that are all declared, or all to be removed. */
+static bool same_run(const graph_node *x, const graph_node *y) {
+        return !x->desired == !y->desired && x->kind == y->kind;
+}
+
+/* What a node depended on: its declaration's dependencies, or for a removal what its record kept of them. */
+static char *const *node_depends(const graph_node *n) {
+        return n->desired ? n->depends : n->record ? n->record->depends : NULL;
+}
+
+/* Whether any node of a run depends on another node of its kind: most runs (domains) have none. */
+static bool run_has_inner_edges(graph_node **run, size_t n) {
+        const char *kind = vf_kind_to_string(run[0]->kind);
+        size_t len = strlen(kind);
+
+        for (size_t i = 0; i < n; i++) {
+                char *const *depends = node_depends(run[i]);
+                for (size_t d = 0; depends && depends[d]; d++)
+                        if (strncmp(depends[d], kind, len) == 0 && depends[d][len] == '/')
+                                return true;
+        }
+        return false;
+}
+
+typedef struct run_edge {
+        size_t waiter, awaited; /* indexes into the run */
+} run_edge;
+
+/*
+ * The edges of a run: a declared node waits for the nodes of the run it depends on, and a removal is
+ * waited for by them (what is made from another goes first).
+ */
+static int run_edges(graph_node **run, size_t n, run_edge **ret, size_t *n_ret) {
+        _cleanup_(vf_map_freep) vf_map *index = vf_map_new();
+        run_edge *edges = NULL;
+        size_t n_edges = 0;
+        int r = index ? 0 : -ENOMEM;
+
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = vf_map_put(index, run[i]->key, (void *) (uintptr_t) (i + 1));
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                for (char *const *d = node_depends(run[i]); r >= 0 && d && *d; d++) {
+                        uintptr_t j = (uintptr_t) vf_map_get(index, *d);
+                        if (!j || j - 1 == i)
+                                continue;
+                        run_edge *more = reallocarray(edges, n_edges + 1, sizeof *more);
+                        if (!more) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        edges = more;
+                        edges[n_edges++] = run[i]->desired ? (run_edge) { i, j - 1 } : (run_edge) { j - 1, i };
+                }
+        if (r < 0) {
+                free(edges);
+                return r;
+        }
+        *ret = edges;
+        *n_ret = n_edges;
+        return 0;
+}
+
+/*
+ * Orders one run (nodes of one kind, all declared or all removals, in name order) so that no node
+ * comes before one it waits for: each step takes the first node, by name, whose waits are over. A
+ * cycle (which the schema refuses) cannot stall it: then the first node left goes next.
+ */
+static int order_run(graph_node **run, size_t n) {
+        _cleanup_free_ run_edge *edges = NULL;
+        _cleanup_free_ size_t *waits = calloc(n, sizeof *waits);
+        _cleanup_free_ bool *placed = calloc(n, sizeof *placed);
+        _cleanup_free_ graph_node **sorted = malloc(n * sizeof *sorted);
+        size_t n_edges = 0;
+        int r = waits && placed && sorted ? run_edges(run, n, &edges, &n_edges) : -ENOMEM;
+
+        if (r < 0)
+                return r;
+        for (size_t e = 0; e < n_edges; e++)
+                waits[edges[e].waiter]++;
+        for (size_t k = 0; k < n; k++) {
+                size_t pick = n;
+                for (size_t i = 0; i < n && pick == n; i++)
+                        if (!placed[i] && waits[i] == 0)
+                                pick = i;
+                for (size_t i = 0; i < n && pick == n; i++)
+                        if (!placed[i])
+                                pick = i; /* a cycle */
+                placed[pick] = true;
+                sorted[k] = run[pick];
+                for (size_t e = 0; e < n_edges; e++)
+                        if (edges[e].awaited == pick && waits[edges[e].waiter] > 0)
+                                waits[edges[e].waiter]--;
+        }
+        memcpy(run, sorted, n * sizeof *run);
+        return 0;
+}
+
+int graph_sort(graph_node **nodes, size_t n) {
         qsort(nodes, n, sizeof *nodes, compare_nodes);
+        for (size_t start = 0, end; start < n; start = end) {
+                for (end = start + 1; end < n && same_run(nodes[start], nodes[end]); end++)
+                        ;
+                if (!run_has_inner_edges(nodes + start, end - start))
+                        continue;
+                int r = order_run(nodes + start, end - start);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 const graph_node *graph_hostdev_claimant(const graph *g, const char *hostdev_name) {

@@ -4,10 +4,12 @@
  *
  * Nodes are every resource that is declared, recorded, or owned in libvirt.
  * It lives as long as the controller: a full pass rebuilds it, an incremental
- * one updates the nodes it touches. Dependencies only point from later kinds
- * to earlier ones (a domain on a network or hostdev), so kind order is a
- * topological order: declared resources are applied in it and removed ones in
- * its reverse.
+ * one updates the nodes it touches. Dependencies point from later kinds to
+ * earlier ones (a domain on a network, a hostdev or a volume) and, within a
+ * kind, from one node to another (a volume made from another volume), so the
+ * processing order is kind order, each kind ordered by its own dependencies,
+ * then by name: declared resources are applied in it and removed ones in its
+ * reverse.
  */
 #pragma once
 
@@ -61,8 +63,12 @@ int graph_set_desired(graph *g, graph_node *n, const schema_resource *desired);
 void graph_set_record(graph_node *n, state_record *rec);
 /* The keys that depend on key. */
 char *const *graph_dependents(const graph *g, const char *key);
-/* Sorts nodes into processing order: declared in kind order, then removals in reverse. */
-void graph_sort(graph_node **nodes, size_t n);
+/*
+ * Sorts nodes into processing order: declared ones in kind order, after the nodes of their kind they
+ * depend on; then removals in reverse kind order, before the nodes of their kind they depended on.
+ * Names order the rest. Returns 0 or -ENOMEM.
+ */
+int graph_sort(graph_node **nodes, size_t n);
 
 /*
  * The domain that claims a hostdev: the first, by name, of the declared

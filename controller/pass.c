@@ -21,6 +21,8 @@ typedef struct node_context {
         char definition_hash[VF_HASH_HEX_LEN + 1];
         const schema_resource **hostdevs;
         size_t n_hostdevs;
+        const schema_resource **cloudinits;
+        size_t n_cloudinits;
         const char *claim_conflict; /* a hostdev another domain claims */
         const char *conflict_claimant;
         const graph_node *claimant; /* for a hostdev: the domain that claims it */
@@ -28,50 +30,82 @@ typedef struct node_context {
 
 static void node_context_done(node_context *nc) {
         free(nc->hostdevs);
+        free(nc->cloudinits);
 }
 
 static bool file_failed(const schema_set *desired, const char *file) {
         return file && vf_strv_contains(desired->files_failed, file);
 }
 
-/* A domain that names hostdevs must change, and be defined anew, when one of their addresses does. */
-static void fold_hostdev_addresses(const node_context *nc, const char *hash, char out[VF_HASH_HEX_LEN + 1]) {
+/*
+ * A domain is defined anew when what it takes from its dependencies changes: a hostdev's address, the pool
+ * and volume of a seed. Not a seed's content: a rebuilt seed is read at the guest's next boot and must not
+ * restart it. A domain that takes nothing keeps its own hash.
+ */
+static void fold_dependencies(const node_context *nc, const char *hash, char out[VF_HASH_HEX_LEN + 1]) {
         vf_buf b = {};
 
+        if (nc->n_hostdevs == 0 && nc->n_cloudinits == 0)
+                return;
         vf_buf_puts(&b, hash);
         for (size_t i = 0; i < nc->n_hostdevs; i++)
                 vf_buf_printf(&b, "\n%s", nc->hostdevs[i]->hostdev.pci);
+        for (size_t i = 0; i < nc->n_cloudinits; i++)
+                vf_buf_printf(&b, "\ncloudinit %s/%s" SCHEMA_CLOUDINIT_SUFFIX, nc->cloudinits[i]->cloudinit.pool,
+                              nc->cloudinits[i]->name);
         if (!b.oom)
                 vf_sha256_hex(b.data, b.len, out);
         vf_buf_done(&b);
 }
 
-static int link_domain_hostdevs(const graph *g, const graph_node *n, node_context *nc) {
-        char **names = n->desired->domain.hostdevs;
+/* A hostdev serves the one domain that claims it: another that names it is in conflict. */
+static bool claims_hostdev(const graph *g, const graph_node *n, const char *name, node_context *nc) {
+        const graph_node *claimant = graph_hostdev_claimant(g, name);
+
+        if (claimant == n)
+                return true;
+        nc->claim_conflict = name;
+        nc->conflict_claimant = claimant ? claimant->name : "?";
+        return false;
+}
+
+/*
+ * The declared resources of a kind that a domain names, in its order, for its request; admit (may be NULL)
+ * turns one away. A name no file declares is left to the dependency check, which reports it.
+ */
+static int link_declared(const graph *g, const graph_node *n, vf_kind kind, char **names, node_context *nc,
+                         bool (*admit)(const graph *g, const graph_node *n, const char *name, node_context *nc),
+                         const schema_resource ***ret, size_t *n_ret) {
         size_t count = vf_strv_length(names);
 
-        nc->hostdevs = calloc(count ? count : 1, sizeof(schema_resource *));
-        if (!nc->hostdevs)
+        *n_ret = 0;
+        *ret = calloc(count ? count : 1, sizeof(schema_resource *));
+        if (!*ret)
                 return -ENOMEM;
         for (size_t i = 0; i < count; i++) {
-                _cleanup_free_ char *key = schema_key(VF_KIND_HOSTDEV, names[i]);
-                const graph_node *hostdev = key ? graph_lookup(g, key) : NULL;
-                const graph_node *claimant = graph_hostdev_claimant(g, names[i]);
+                _cleanup_free_ char *key = schema_key(kind, names[i]);
+                const graph_node *dep = key ? graph_lookup(g, key) : NULL;
                 if (!key)
                         return -ENOMEM;
-                if (!hostdev || !hostdev->desired)
-                        continue; /* the dependency check reports it */
-                if (claimant != n) {
-                        nc->claim_conflict = names[i];
-                        nc->conflict_claimant = claimant ? claimant->name : "?";
+                if (!dep || !dep->desired || (admit && !admit(g, n, names[i], nc)))
                         continue;
-                }
-                nc->hostdevs[nc->n_hostdevs++] = hostdev->desired;
+                (*ret)[(*n_ret)++] = dep->desired;
         }
-        if (nc->n_hostdevs > 0) {
-                fold_hostdev_addresses(nc, n->desired->hash, nc->hash);
-                fold_hostdev_addresses(nc, n->desired->definition_hash, nc->definition_hash);
-        }
+        return 0;
+}
+
+static int link_domain_dependencies(const graph *g, const graph_node *n, node_context *nc) {
+        const schema_domain_spec *spec = &n->desired->domain;
+        int r = link_declared(g, n, VF_KIND_HOSTDEV, spec->hostdevs, nc, claims_hostdev, &nc->hostdevs,
+                              &nc->n_hostdevs);
+
+        if (r >= 0)
+                r = link_declared(g, n, VF_KIND_CLOUDINIT, spec->cloudinits, nc, NULL, &nc->cloudinits,
+                                  &nc->n_cloudinits);
+        if (r < 0)
+                return r;
+        fold_dependencies(nc, n->desired->hash, nc->hash);
+        fold_dependencies(nc, n->desired->definition_hash, nc->definition_hash);
         return 0;
 }
 
@@ -84,7 +118,7 @@ static int make_node_context(const graph *g, const graph_node *n, node_context *
         if (n->kind == VF_KIND_HOSTDEV)
                 nc->claimant = graph_hostdev_claimant(g, n->name);
         if (n->kind == VF_KIND_DOMAIN)
-                return link_domain_hostdevs(g, n, nc);
+                return link_domain_dependencies(g, n, nc);
         return 0;
 }
 
@@ -168,6 +202,8 @@ static int reconcile_node(pass *p, graph_node *n, const node_context *nc, int64_
                 .definition_hash = nc->definition_hash,
                 .hostdevs = nc->hostdevs,
                 .n_hostdevs = nc->n_hostdevs,
+                .cloudinits = nc->cloudinits,
+                .n_cloudinits = nc->n_cloudinits,
                 .claimant = nc->claimant ? nc->claimant->name : NULL,
                 .claimant_running = nc->claimant &&
                                     nc->claimant->desired->domain.state == SCHEMA_DOMAIN_RUNNING,
@@ -260,6 +296,22 @@ static int set_conditions(state_record *rec, const rc_result *res, int64_t now) 
         return r;
 }
 
+/* What the declaration depends on, kept for when nothing declares it: its removal goes before theirs. */
+static int record_depends(state_record *rec, char *const *depends) {
+        char **copy = NULL;
+
+        for (size_t i = 0; depends && depends[i]; i++) {
+                int r = vf_strv_push(&copy, depends[i]);
+                if (r < 0) {
+                        vf_strv_free(copy);
+                        return r;
+                }
+        }
+        vf_strv_free(rec->depends);
+        rec->depends = copy;
+        return 0;
+}
+
 static int update_record(const vf_controller *c, state_record *rec, const graph_node *n, const node_context *nc,
                          int64_t generation, const rc_result *res) {
         int r = 0;
@@ -268,6 +320,8 @@ static int update_record(const vf_controller *c, state_record *rec, const graph_
                 r = vf_free_and_strdup(&rec->source_file, n->desired->file);
                 if (r >= 0)
                         r = vf_free_and_strdup(&rec->desired_hash, nc->hash);
+                if (r >= 0)
+                        r = record_depends(rec, n->desired->depends);
                 rec->generation = generation;
         }
         if (r >= 0 && res->uuid)
@@ -504,8 +558,13 @@ int pass_run(pass *p, char **errmsg) {
 
         p->c->rc.on_step = o ? o->step : NULL;
         p->c->rc.on_step_userdata = o ? o->userdata : NULL;
+        /* What stops a pass between two resources also stops a long write (an import) inside one. */
+        p->c->rc.interrupted = p->c->should_stop;
+        p->c->rc.interrupted_userdata = p->c->should_stop_userdata;
 
-        graph_sort(p->batch, p->n_batch);
+        r = graph_sort(p->batch, p->n_batch);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < p->n_batch; i++)
                 p->batch[i]->entry = 0;
         r = trim_log(p, errmsg);

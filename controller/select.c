@@ -317,19 +317,61 @@ static int refresh_node(vf_controller *c, const char *key, graph_node **ret) {
         return 0;
 }
 
-/* What a changed node brings along: its dependents, and for a domain the hostdevs whose claim may move. */
-static int choose_related(vf_controller *c, selection *s, graph_node *node, char *const *old_depends) {
-        char *const *lists[] = { graph_dependents(c->graph, node->key), node->depends, old_depends };
+/*
+ * What depends on a key, and what depends on those in turn: a chain runs
+ * through kinds (a pool, its volume, the domain using it) and within one (a
+ * volume made from another). The selection stops at a node chosen already.
+ */
+static int choose_dependents(vf_controller *c, selection *s, const char *key) {
+        char *const *dependents = graph_dependents(c->graph, key);
 
-        for (size_t l = 0; l < ELEMENTSOF(lists); l++)
-                for (size_t i = 0; lists[l] && lists[l][i]; i++) {
-                        graph_node *related = graph_lookup(c->graph, lists[l][i]);
-                        bool wanted = l == 0 || (related && related->kind == VF_KIND_HOSTDEV);
-                        int r = related && wanted ? choose(s, related) : 0;
-                        if (r < 0)
-                                return r;
-                }
+        for (size_t i = 0; dependents && dependents[i]; i++) {
+                graph_node *d = graph_lookup(c->graph, dependents[i]);
+                if (!d || vf_map_get(s->chosen, d->key))
+                        continue;
+                int r = choose(s, d);
+                if (r >= 0)
+                        r = choose_dependents(c, s, d->key);
+                if (r < 0)
+                        return r;
+        }
         return 0;
+}
+
+/*
+ * What waits for a node to let go of it (a pool for the volumes this store
+ * records in it): the node's own pass may free it, and nothing in libvirt
+ * tells of a record that went. It comes after the node in the pass.
+ */
+static int choose_waiters(vf_controller *c, selection *s, const char *key) {
+        const graph *g = c->graph;
+
+        for (size_t i = 0; g->n_waiting_on_users > 0 && i < g->n_nodes; i++) {
+                graph_node *n = g->nodes[i];
+                int r = n->wait.kind == RC_WAIT_USER && vf_streq_ptr(n->wait.target, key) ? choose(s, n) : 0;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/*
+ * What a changed node brings along: its dependents, what waits for it to let go, and for a domain the
+ * hostdevs whose claim may move.
+ */
+static int choose_related(vf_controller *c, selection *s, graph_node *node, char *const *old_depends) {
+        char *const *lists[] = { node->depends, old_depends };
+        int r = choose_dependents(c, s, node->key);
+
+        if (r >= 0)
+                r = choose_waiters(c, s, node->key);
+
+        for (size_t l = 0; r >= 0 && l < ELEMENTSOF(lists); l++)
+                for (size_t i = 0; r >= 0 && lists[l] && lists[l][i]; i++) {
+                        graph_node *related = graph_lookup(c->graph, lists[l][i]);
+                        r = related && related->kind == VF_KIND_HOSTDEV ? choose(s, related) : 0;
+                }
+        return r;
 }
 
 static int select_keys(vf_controller *c, char *const *keys, selection *s) {

@@ -49,7 +49,7 @@ int signals_read(int fd) {
 struct libvirt_events {
         atomic_uint refs;
         virConnectPtr conn; /* attached to; NULL while detached */
-        int domain_callback, network_callback;
+        int domain_callback, network_callback, pool_callback;
         int wake_fd;
         pthread_mutex_t lock; /* guards keys and closed: the callbacks run on libvirt's thread */
         char **keys;
@@ -107,6 +107,10 @@ static void on_network_event(virConnectPtr conn, virNetworkPtr net, int event, i
         record_key(opaque, VF_KIND_NETWORK, virNetworkGetName(net));
 }
 
+static void on_pool_event(virConnectPtr conn, virStoragePoolPtr pool, int event, int detail, void *opaque) {
+        record_key(opaque, VF_KIND_POOL, virStoragePoolGetName(pool));
+}
+
 static void on_close(virConnectPtr conn, int reason, void *opaque) {
         libvirt_events *e = opaque;
 
@@ -133,7 +137,7 @@ int libvirt_events_new(libvirt_events **ret) {
 
         if (!e)
                 return -ENOMEM;
-        *e = (libvirt_events) { .refs = 1, .domain_callback = -1, .network_callback = -1 };
+        *e = (libvirt_events) { .refs = 1, .domain_callback = -1, .network_callback = -1, .pool_callback = -1 };
         pthread_mutex_init(&e->lock, NULL);
         e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (e->wake_fd < 0) {
@@ -151,17 +155,21 @@ int libvirt_events_attach(libvirt_events *e, virConnectPtr conn) {
         e->conn = conn;
         e->closed = false;
         /* The reference is taken before libvirt can call the free function, which it does only on success. */
-        atomic_fetch_add(&e->refs, 2);
+        atomic_fetch_add(&e->refs, 3);
         e->domain_callback = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                                               VIR_DOMAIN_EVENT_CALLBACK(on_domain_event), e,
                                                               events_unref);
         e->network_callback = virConnectNetworkEventRegisterAny(conn, NULL, VIR_NETWORK_EVENT_ID_LIFECYCLE,
                                                                 VIR_NETWORK_EVENT_CALLBACK(on_network_event), e,
                                                                 events_unref);
-        atomic_fetch_sub(&e->refs, (e->domain_callback < 0) + (e->network_callback < 0));
-        /* A driver without networks (qemu:///embed) has no network events to give. */
+        /* A driver without networks or pools (qemu:///embed) has no events of theirs to give. */
         bool no_networks = e->network_callback < 0 && virGetLastErrorCode() == VIR_ERR_NO_SUPPORT;
-        if (e->domain_callback < 0 || (e->network_callback < 0 && !no_networks)) {
+        e->pool_callback = virConnectStoragePoolEventRegisterAny(conn, NULL, VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE,
+                                                                 VIR_STORAGE_POOL_EVENT_CALLBACK(on_pool_event), e,
+                                                                 events_unref);
+        bool no_pools = e->pool_callback < 0 && virGetLastErrorCode() == VIR_ERR_NO_SUPPORT;
+        atomic_fetch_sub(&e->refs, (e->domain_callback < 0) + (e->network_callback < 0) + (e->pool_callback < 0));
+        if (e->domain_callback < 0 || (e->network_callback < 0 && !no_networks) || (e->pool_callback < 0 && !no_pools)) {
                 libvirt_events_detach(e);
                 return -EIO;
         }
@@ -181,8 +189,10 @@ void libvirt_events_detach(libvirt_events *e) {
                 virConnectDomainEventDeregisterAny(e->conn, e->domain_callback);
         if (e->network_callback >= 0)
                 virConnectNetworkEventDeregisterAny(e->conn, e->network_callback);
+        if (e->pool_callback >= 0)
+                virConnectStoragePoolEventDeregisterAny(e->conn, e->pool_callback);
         (void) virConnectUnregisterCloseCallback(e->conn, on_close);
-        e->domain_callback = e->network_callback = -1;
+        e->domain_callback = e->network_callback = e->pool_callback = -1;
         e->conn = NULL;
 }
 

@@ -14,9 +14,13 @@
  */
 static schema_set *shared;
 
-static const char warm_network[] = "<network><name>warm</name></network>";
-static const char warm_domain[] = "<domain><name>warm</name><memory>1024</memory><vcpu>1</vcpu>"
-                                  "<os><type>hvm</type></os></domain>";
+static const char *const warm[] = {
+        "<network><name>warm</name></network>",
+        "<domain><name>warm</name><memory>1024</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>",
+        "<pool type='dir'><name>warm</name><target><path>/warm</path></target></pool>",
+        "<volume><vf:policy xmlns:vf='https://virtform.org/xmlns/policy/1' pool='warm'/><name>warm</name>"
+        "<capacity>1</capacity></volume>",
+};
 
 /* schema/xml-read.c: "Errors come through the parser context, never through global handlers." */
 _printf_(2, 3) static void on_stray_error(void *userdata, const char *fmt, ...) {
@@ -43,9 +47,9 @@ void fuzz_schema_init(void) {
                 fuzz_fail("out of memory");
         atexit(free_shared);
 
-        /* Compiles both validators now, so every input runs the same code. */
-        for (size_t i = 0; i < 2; i++) {
-                const char *text = i == 0 ? warm_network : warm_domain;
+        /* Compiles every validator now, so every input runs the same code. */
+        for (size_t i = 0; i < ELEMENTSOF(warm); i++) {
+                const char *text = warm[i];
                 _cleanup_(schema_file_done) schema_file f = { .set = shared, .path = "warm.xml" };
 
                 if (schema_native_parse(&f, text, strlen(text)) < 0 || f.n_errors > 0 || f.n_resources != 1)
@@ -67,9 +71,28 @@ static void check_diag(const schema_diag *d) {
         fuzz_check(text);
 }
 
+/* A volume's parts make its name, and its source is whole: what the volume reconciler relies on. */
+static void check_volume(const schema_resource *r) {
+        const schema_volume_spec *v = &r->volume;
+        _cleanup_free_ char *name = vf_printf("%s/%s", v->pool, v->volume);
+
+        fuzz_check(r->xml && r->xml[0] == '<');
+        fuzz_check(name && streq(name, r->name));
+        fuzz_check(v->format == SCHEMA_VOLUME_QCOW2 || v->format == SCHEMA_VOLUME_RAW);
+        fuzz_check(v->capacity > 0 || v->source != SCHEMA_SOURCE_NONE);
+        fuzz_check((v->source == SCHEMA_SOURCE_NONE) == !v->from);
+        fuzz_check((v->source == SCHEMA_SOURCE_URL) == !!v->sha256);
+        fuzz_check(!v->sha256 || is_hex64(v->sha256));
+        fuzz_check(v->source != SCHEMA_SOURCE_VOLUME ||
+                   (schema_volume_ref_is_valid(v->from) && !streq(v->from, r->name)));
+        fuzz_check(v->source != SCHEMA_SOURCE_FILE || v->from[0] == '/');
+        fuzz_check(!v->full_copy || v->source == SCHEMA_SOURCE_VOLUME);
+}
+
 static void check_resource(const schema_resource *r) {
         fuzz_check(r->kind >= 0 && r->kind < _VF_KIND_MAX);
-        if (!schema_name_is_valid(r->name))
+        /* A volume is named POOL/NAME. */
+        if (r->kind == VF_KIND_VOLUME ? !schema_volume_ref_is_valid(r->name) : !schema_name_is_valid(r->name))
                 fuzz_fail("resource with an invalid name: \"%s\"", r->name);
         fuzz_check(r->file && r->line > 0);
         fuzz_check(is_hex64(r->hash));
@@ -88,7 +111,20 @@ static void check_resource(const schema_resource *r) {
         case VF_KIND_DOMAIN:
                 for (size_t i = 0; r->domain.hostdevs && r->domain.hostdevs[i]; i++)
                         fuzz_check(schema_name_is_valid(r->domain.hostdevs[i]));
+                for (size_t i = 0; r->domain.cloudinits && r->domain.cloudinits[i]; i++)
+                        fuzz_check(schema_name_is_valid(r->domain.cloudinits[i]));
                 fuzz_check(r->xml && r->xml[0] == '<');
+                break;
+        case VF_KIND_POOL:
+                fuzz_check(r->xml && r->xml[0] == '<');
+                fuzz_check(!r->pool.path || r->pool.path[0] == '/');
+                break;
+        case VF_KIND_VOLUME:
+                check_volume(r);
+                break;
+        case VF_KIND_CLOUDINIT:
+                fuzz_check(!r->xml && schema_name_is_valid(r->cloudinit.pool));
+                fuzz_check(r->depends && !r->depends[1] && streq(r->depends[0] + strlen("pool/"), r->cloudinit.pool));
                 break;
         default:
                 fuzz_check(r->xml && r->xml[0] == '<');
@@ -156,6 +192,9 @@ void fuzz_schema_run(fuzz_schema_format format, const uint8_t *data, size_t size
                 return;
         int r = format == FUZZ_SCHEMA_XML ? schema_native_parse(&f, (const char *) data, size)
                                           : schema_yaml_parse(&f, (const char *) data, size);
+        /* As schema_file_load() judges a clean file: its volumes must not come round to themselves. */
+        if (r != -ENOMEM && f.n_errors == 0)
+                r = schema_file_check_set(&f);
         /* Only a failed allocation may say -ENOMEM, and libFuzzer reports those itself. */
         if (r == -ENOMEM)
                 fuzz_fail("-ENOMEM without running out of memory");

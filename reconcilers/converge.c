@@ -9,6 +9,12 @@
  * drift is libvirt's XML now, projected onto what we asked for (drift.c),
  * against the same projection right after our define: what libvirt adds or
  * reorders is no drift.
+ *
+ * Storage pools carry no marker (libvirt keeps no metadata on them), yet
+ * converge the same way: ownership is the record's UUID, and what was last
+ * defined is the record's applied_desired_xml rather than the marker's hash.
+ * The rest (drift by projection, define, autostart, start, removal) holds
+ * as it is, so they share this code instead of a pool-shaped copy of it.
  */
 #include "reconcilers/object.h"
 
@@ -56,7 +62,37 @@ static int observed_doc(observed *o, xmlDoc **ret) {
         return o->doc ? 0 : -EBADMSG;
 }
 
-/* Ours when it carries our marker, or when it is the very object we recorded (marker lost to an out-of-band redefine). */
+/*
+ * Records are committed in batches, after the writes their intents log. An unmarked object a killed
+ * run defined has no record, then, and no marker to say whose it is: it is ours when this store's
+ * intent log ends, for it, with a define that was made or may have been. Anything else of that name
+ * (never defined here, or undefined here since) is someone else's.
+ */
+static int defined_by_killed_run(rc_context *ctx, const rc_request *req, bool *ret) {
+        state_event *events = NULL;
+        size_t n = 0;
+        int r = state_event_list(ctx->store, vf_kind_to_string(req->kind), req->name, 0, &events, &n);
+
+        if (r < 0)
+                return r;
+        *ret = false;
+        for (size_t i = n; i > 0; i--) {
+                const state_event *e = &events[i - 1];
+                if (strcmp(e->action, "undefine") == 0)
+                        break;
+                if (strcmp(e->action, "define") == 0) {
+                        *ret = strcmp(e->outcome, "failed") != 0;
+                        break;
+                }
+        }
+        state_event_list_free(events, n);
+        return 0;
+}
+
+/*
+ * Ours when it carries our marker, or when it is the very object we recorded (marker lost to an
+ * out-of-band redefine; for an unmarked class, always so), or an unmarked one a killed run defined.
+ */
 static int classify_owner(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_owner *owner,
                           bool *owned) {
         char uuid[VIR_UUID_STRING_BUFLEN];
@@ -66,10 +102,12 @@ static int classify_owner(rc_context *ctx, const rc_kind_hooks *k, const rc_requ
         if (r < 0)
                 return r;
         *owned = false;
-        if (rc_owner_read(doc, owner) >= 0 && strcmp(owner->instance, ctx->instance_id) == 0) {
+        if (!k->cls->unmarked && rc_owner_read(doc, owner) >= 0 && strcmp(owner->instance, ctx->instance_id) == 0) {
                 *owned = true;
                 return 0;
         }
+        if (k->cls->unmarked && !req->record)
+                return defined_by_killed_run(ctx, req, owned);
         if (!req->record || !req->record->uuid)
                 return 0;
         rc_count_read(ctx, RC_CALL_GET_INFO);
@@ -229,6 +267,16 @@ static bool recorded_this_define(const rc_request *req, const rc_owner *owner) {
         return req->record && vf_streq_ptr(req->record->desired_hash, owner->hash);
 }
 
+/*
+ * The spec changed since the define of what libvirt has: the marker's hash says so, or for an unmarked
+ * class the definition this store last applied. An autostart change alone redefines no unmarked object.
+ */
+static bool definition_changed(const rc_kind_hooks *k, const rc_request *req, const rc_owner *owner) {
+        if (k->cls->unmarked)
+                return !req->record || !vf_streq_ptr(req->record->applied_desired_xml, req->desired->xml);
+        return !vf_streq_ptr(owner->hash, req->hash);
+}
+
 static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res, define_reason *ret) {
         _cleanup_(rc_owner_done) rc_owner owner = {};
         bool owned;
@@ -255,7 +303,7 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
         }
         if (!owned)
                 *ret = DEFINE_ADOPT;
-        else if (!vf_streq_ptr(owner.hash, req->hash)) {
+        else if (definition_changed(k, req, &owner)) {
                 *ret = DEFINE_CHANGED;
                 /*
                  * A run killed after its define and before its record committed left a generation the
@@ -266,7 +314,7 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
         }
         else if (o->transient)
                 *ret = DEFINE_PERSIST;
-        else if (!recorded_this_define(req, &owner)) {
+        else if (!k->cls->unmarked && !recorded_this_define(req, &owner)) {
                 *ret = DEFINE_NONE; /* what libvirt has now becomes the baseline */
                 o->define_unrecorded = true;
         } else
@@ -290,9 +338,11 @@ static int render(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req
                 if (r < 0)
                         return r;
         }
-        r = rc_owner_write(doc, ctx, req, res->generation ? res->generation : req->generation);
-        if (r < 0)
-                return r;
+        if (!k->cls->unmarked) {
+                r = rc_owner_write(doc, ctx, req, res->generation ? res->generation : req->generation);
+                if (r < 0)
+                        return r;
+        }
         *ret = rc_xml_format(doc);
         return *ret ? 0 : -ENOMEM;
 }
@@ -366,6 +416,22 @@ int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_reques
         if (r <= 0)
                 return r;
         return rc_step_end(ctx, req, res, "start", cls->start(obj) == 0, "StartFailed");
+}
+
+int rc_object_destroy(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res) {
+        int r = rc_step_begin(ctx, req, res, RC_CALL_DESTROY, "destroy");
+        if (r <= 0)
+                return r;
+        return rc_step_end(ctx, req, res, "destroy", cls->destroy(obj) == 0, "DestroyFailed");
+}
+
+static int start(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj, rc_result *res) {
+        if (k->prepare_start) {
+                int r = k->prepare_start(ctx, req, obj, res);
+                if (r != 0)
+                        return r;
+        }
+        return rc_object_start(ctx, k->cls, req, obj, res);
 }
 
 /* The generation asked for was applied before: an inactive object now is an out-of-band stop. */
@@ -445,7 +511,7 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
         if (want && !active && reports_drift(req) && was_settled(req))
                 return report_drift(res, "stopped outside virtform; drift: report leaves it stopped");
         if (want && !active)
-                return rc_object_start(ctx, k->cls, req, obj, res);
+                return start(ctx, k, req, obj, res);
         if (!want && active)
                 return k->deactivate(ctx, req, obj, res);
         if (!active)
@@ -458,7 +524,7 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
         return 0;
 }
 
-static const char *define_message(define_reason why) {
+static const char *define_message(const rc_kind_hooks *k, define_reason why) {
         switch (why) {
         case DEFINE_RECREATE:
                 return "recreated: it had been removed outside virtform";
@@ -469,13 +535,14 @@ static const char *define_message(define_reason why) {
         case DEFINE_PERSIST:
                 return "defined again: it had been undefined outside virtform while running (drift corrected)";
         case DEFINE_ADOPT:
-                return "adopted: the existing object now carries virtform's ownership marker";
+                return k->cls->unmarked ? "adopted: the existing object is now recorded as this virtform state's"
+                                        : "adopted: the existing object now carries virtform's ownership marker";
         default:
                 return "applied";
         }
 }
 
-static void set_final_outcome(define_reason why, size_t steps_before, rc_result *res) {
+static void set_final_outcome(const rc_kind_hooks *k, define_reason why, size_t steps_before, rc_result *res) {
         bool acted = vf_strv_length(res->steps) > steps_before;
         rc_outcome outcome = why == DEFINE_CREATE || why == DEFINE_RECREATE ? RC_CREATED
                              : acted                                        ? RC_UPDATED
@@ -491,7 +558,7 @@ static void set_final_outcome(define_reason why, size_t steps_before, rc_result 
         if (why == DEFINE_CREATE)
                 rc_result_set(res, outcome, true, "Applied", "%s", steps ? steps : "");
         else if (why != DEFINE_NONE)
-                rc_result_set(res, outcome, true, "Applied", "%s (%s)", define_message(why), steps ? steps : "");
+                rc_result_set(res, outcome, true, "Applied", "%s (%s)", define_message(k, why), steps ? steps : "");
         else if (acted)
                 rc_result_set(res, outcome, true, "Applied", "%s", steps ? steps : "");
         else
@@ -555,7 +622,7 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
                 return r < 0 ? r : 0;
         if (res->outcome == RC_WAITING)
                 return 0;
-        set_final_outcome(why, steps_before, res);
+        set_final_outcome(k, why, steps_before, res);
         return 0;
 }
 

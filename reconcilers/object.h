@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Internal to reconcilers/: what domains and networks have in common.
+ * Internal to reconcilers/: what domains, networks and storage pools have in
+ * common.
  *
- * libvirt gives domains and networks parallel APIs (define, get XML, start,
- * autostart, undefine). rc_object_class puts one face on both, so that the
- * convergence logic (ownership, drift, define, autostart, activity) is written
- * once in converge.c and the kind-specific parts stay in their own directory.
+ * libvirt gives them parallel APIs (define, get XML, start, autostart,
+ * undefine). rc_object_class puts one face on all, so that the convergence
+ * logic (ownership, drift, define, autostart, activity) is written once in
+ * converge.c and the kind-specific parts stay in their own directory.
  */
 #pragma once
 
@@ -15,6 +16,11 @@
 
 typedef struct rc_object_class {
         vf_kind kind;
+        /*
+         * libvirt keeps no metadata on objects of this kind (storage pools): they carry no ownership
+         * marker, and what this store owns, and what it last defined, is what its records say.
+         */
+        bool unmarked;
         int (*list_all)(virConnectPtr conn, void ***objs); /* count, or -1 */
         void *(*lookup_by_name)(virConnectPtr conn, const char *name);
         const char *(*get_name)(void *obj);
@@ -33,6 +39,7 @@ typedef struct rc_object_class {
 
 extern const rc_object_class rc_domain_class;
 extern const rc_object_class rc_network_class;
+extern const rc_object_class rc_pool_class;
 
 /* The object of that kind and name from this pass's listing, or NULL. */
 void *rc_inventory_lookup(rc_context *ctx, vf_kind kind, const char *name);
@@ -42,6 +49,14 @@ int rc_inventory_replace(rc_context *ctx, vf_kind kind, const char *name, void *
 void rc_inventory_forget(rc_context *ctx, vf_kind kind, const char *name);
 /* Calls fn for every listed object of a kind; stops at the first negative return. */
 int rc_inventory_foreach(rc_context *ctx, vf_kind kind, int (*fn)(void *obj, void *userdata), void *userdata);
+
+/*
+ * The domains that use something, as uses() judges from a definition: with running_only the live
+ * definitions of running domains, otherwise the inactive definitions of them all. Their names joined
+ * by ", " into *joined (NULL for none), and the first one's key into *first_key (may be NULL).
+ */
+int rc_domain_users(rc_context *ctx, bool running_only, int (*uses)(xmlDoc *doc, const void *what, bool *ret),
+                    const void *what, char **joined, char **first_key);
 
 /* Reads the marker from a parsed document; -ENOENT when there is none. */
 int rc_owner_read(xmlDoc *doc, rc_owner *ret);
@@ -54,6 +69,8 @@ xmlDoc *rc_xml_parse(const char *xml);
 char *rc_xml_format(xmlDoc *doc);
 /* The first child element of parent with that name, or NULL. */
 xmlNode *rc_xml_child(xmlNode *parent, const char *name);
+/* n itself or the first element after it among its siblings with that name, or NULL. */
+xmlNode *rc_xml_next(xmlNode *n, const char *name);
 /* Text of an attribute on the first element matching an XPath expression; the caller frees. */
 char *rc_xml_xpath_string(xmlDoc *doc, const char *expr);
 /* Every match of an XPath expression yielding strings, as a string vector. */
@@ -113,6 +130,8 @@ int rc_host_step_end(rc_context *ctx, const rc_request *req, rc_result *res, con
 bool rc_state_step(const rc_context *ctx, rc_result *res, const char *what);
 /* Starts an object as a recorded step. */
 int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res);
+/* Stops an active object at once (libvirt's destroy: a pool is deactivated, its target kept) as a recorded step. */
+int rc_object_destroy(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res);
 /* Counts a read call. */
 void rc_count_read(rc_context *ctx, rc_call call);
 
@@ -129,6 +148,8 @@ typedef struct rc_kind_hooks {
          * current is NULL when the object does not exist yet.
          */
         int (*complete)(rc_context *ctx, const rc_request *req, xmlDoc *current, xmlDoc *desired, rc_result *res);
+        /* What an inactive object needs before it starts (a pool: its target built); NULL: nothing. */
+        int (*prepare_start)(rc_context *ctx, const rc_request *req, void *obj, rc_result *res);
         /* The definition changed while the object is active: restart it, or say a restart is pending. */
         int (*changed_while_active)(rc_context *ctx, const rc_request *req, void *obj, rc_result *res);
         /*

@@ -13,6 +13,11 @@ static const char *const call_names[_RC_CALL_MAX] = {
         [RC_CALL_SHUTDOWN] = "shutdown",
         [RC_CALL_DESTROY] = "destroy",
         [RC_CALL_SET_AUTOSTART] = "set-autostart",
+        [RC_CALL_BUILD] = "build",
+        [RC_CALL_CREATE_VOLUME] = "create-volume",
+        [RC_CALL_UPLOAD] = "upload",
+        [RC_CALL_RESIZE] = "resize",
+        [RC_CALL_DELETE_VOLUME] = "delete-volume",
 };
 
 const char *rc_call_to_string(rc_call call) {
@@ -118,6 +123,10 @@ void rc_marked_object_list_free(rc_marked_object *objs, size_t n) {
         free(objs);
 }
 
+bool rc_interrupted(const rc_context *ctx) {
+        return ctx->interrupted && ctx->interrupted(ctx->interrupted_userdata);
+}
+
 const rc_ops *rc_ops_for_kind(vf_kind kind) {
         switch (kind) {
         case VF_KIND_NETWORK:
@@ -126,6 +135,12 @@ const rc_ops *rc_ops_for_kind(vf_kind kind) {
                 return &rc_domain_ops;
         case VF_KIND_HOSTDEV:
                 return &rc_hostdev_ops;
+        case VF_KIND_POOL:
+                return &rc_pool_ops;
+        case VF_KIND_VOLUME:
+                return &rc_volume_ops;
+        case VF_KIND_CLOUDINIT:
+                return &rc_cloudinit_ops;
         default:
                 return NULL;
         }

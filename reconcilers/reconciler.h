@@ -20,6 +20,12 @@
 
 /* The XML namespace of the ownership marker in every object virtform creates. */
 #define RC_OWNER_NS "https://virtform.org/xmlns/owner/1"
+/*
+ * The namespace of virtform's policy in files. A domain's desired XML carries
+ * one thing in it for the reconciler to resolve, which libvirt never sees: the
+ * vf:cloudinit='NAME' of a seed's cdrom source, whose pool the seed decides.
+ */
+#define RC_POLICY_NS "https://virtform.org/xmlns/policy/1"
 
 /* Every libvirt call a reconciler makes, so that tests and operators can count them. */
 typedef enum rc_call {
@@ -34,6 +40,11 @@ typedef enum rc_call {
         RC_CALL_SHUTDOWN,
         RC_CALL_DESTROY,
         RC_CALL_SET_AUTOSTART,
+        RC_CALL_BUILD, /* a pool's target: virStoragePoolBuild */
+        RC_CALL_CREATE_VOLUME, /* empty, or cloned from another volume */
+        RC_CALL_UPLOAD, /* a volume's content streamed in */
+        RC_CALL_RESIZE,
+        RC_CALL_DELETE_VOLUME,
         _RC_CALL_MAX,
 } rc_call;
 
@@ -60,6 +71,8 @@ typedef struct rc_context {
         unsigned shutdown_timeout_sec; /* graceful shutdown before destroy */
         rc_counters counters;
         char *domain_type; /* picked from the hypervisor on first need */
+        /* The hypervisor's default machine for an arch ("" for the host's), asked on first need; "" when it names none. */
+        char *machine_arch, *default_machine;
         rc_inventory *inventory; /* one listing of libvirt's objects per pass */
         const char *sysfs_root; /* "/sys", or a fixture tree in tests */
         /* What each kind's reconciler keeps between passes, opaque here; freed by its rc_ops.context_free. */
@@ -77,7 +90,16 @@ typedef struct rc_context {
         /* Told of each step as it begins, dry run or not (apply's progress line); NULL: nobody listens. */
         void (*on_step)(void *userdata, vf_kind kind, const char *name, const char *what);
         void *on_step_userdata;
+        /*
+         * Asked again and again during a write that takes long and can be undone (an import): true
+         * abandons it and undoes what it made, so that SIGTERM stops a pass promptly. NULL: never.
+         */
+        bool (*interrupted)(void *userdata);
+        void *interrupted_userdata;
 } rc_context;
+
+/* Whether the write in progress is to be abandoned (rc_context.interrupted). */
+bool rc_interrupted(const rc_context *ctx);
 
 /* Dies with SIGKILL when point is ctx->fault_point: a crash at a chosen step. */
 void rc_fault_point(const rc_context *ctx, const char *point);
@@ -89,6 +111,8 @@ void rc_fault_point(const rc_context *ctx, const char *point);
  */
 int rc_context_begin_pass(rc_context *ctx, bool list_all, char **errmsg);
 void rc_context_end_pass(rc_context *ctx);
+/* Forgets what was asked of the hypervisor (domain type, default machine): another one may answer next. */
+void rc_context_forget_hypervisor(rc_context *ctx);
 void rc_context_done(rc_context *ctx);
 
 typedef enum rc_outcome {
@@ -120,6 +144,9 @@ typedef struct rc_request {
         /* Domains: the Hostdevs named by spec.hostdevs and hostdev interfaces, in that order. */
         const schema_resource *const *hostdevs;
         size_t n_hostdevs;
+        /* Domains: the declared CloudInit seeds its disks name, in file order (their pools place the cdroms). */
+        const schema_resource *const *cloudinits;
+        size_t n_cloudinits;
         /* Hostdevs: the domain that claims the device (NULL: none), and whether it is to run. */
         const char *claimant;
         bool claimant_running;
@@ -234,6 +261,9 @@ typedef struct rc_ops {
 extern const rc_ops rc_network_ops;
 extern const rc_ops rc_domain_ops;
 extern const rc_ops rc_hostdev_ops;
+extern const rc_ops rc_pool_ops;
+extern const rc_ops rc_volume_ops;
+extern const rc_ops rc_cloudinit_ops;
 
 /* What `virtform hostdev resolve` explains about one PCI device. */
 typedef struct rc_hostdev_explanation {
@@ -271,6 +301,12 @@ int rc_domain_wait_reconnected(virConnectPtr conn);
  * and nothing saved of its VF config. *ret is NULL for any other device.
  */
 int rc_hostdev_recovered_device(const char *sysfs_root, const char *bdf, state_device **ret);
+
+/*
+ * The seed a CloudInit's volume gets, as `virtform cloud-init render` writes it: an ISO 9660 image
+ * (volume id cidata) in *ret, *ret_size bytes, the same for the same resource. Needs no hypervisor.
+ */
+int rc_cloudinit_render(const schema_resource *r, uint8_t **ret, size_t *ret_size, char **errmsg);
 
 /* libvirt's last error message in this thread, or a fallback. */
 const char *rc_libvirt_error(void);

@@ -144,6 +144,89 @@ static bool check_unique_key(schema_file *f, const schema_resource *r, const cha
         return false;
 }
 
+int schema_volume_cycle(const schema_resource *v, schema_volume_lookup lookup, const void *userdata,
+                        const schema_resource ***ret, size_t *ret_n) {
+        _cleanup_free_ const schema_resource **chain = NULL;
+        size_t n = 0;
+
+        for (const schema_resource *at = v;
+             at && at->kind == VF_KIND_VOLUME && at->volume.source == SCHEMA_SOURCE_VOLUME;) {
+                _cleanup_free_ char *key = schema_key(VF_KIND_VOLUME, at->volume.from);
+                const schema_resource **c = reallocarray(chain, n + 1, sizeof *chain);
+                if (!key || !c)
+                        return -ENOMEM;
+                chain = c;
+                chain[n++] = at;
+                at = lookup(userdata, key);
+                if (at == v) {
+                        if (ret) {
+                                *ret = TAKE_PTR(chain);
+                                *ret_n = n;
+                        }
+                        return 1;
+                }
+                /* Into a cycle that v is not on: someone else's to report. */
+                for (size_t i = 1; i < n; i++)
+                        if (chain[i] == at)
+                                return 0;
+        }
+        return 0;
+}
+
+static const schema_resource *lookup_declared(const void *userdata, const char *key) {
+        return find_declared(userdata, key);
+}
+
+/* "p/a, made from p/b (FILE:LINE:COLUMN), made from p/a": where each step is declared, when not in this file. */
+static char *describe_cycle(const schema_file *f, const schema_resource *const *chain, size_t n) {
+        vf_buf b = {};
+
+        vf_buf_puts(&b, chain[0]->name);
+        for (size_t i = 1; i <= n; i++) {
+                const schema_resource *m = chain[i % n];
+                vf_buf_printf(&b, ", made from %s", m->name);
+                if (i < n && strcmp(m->file, f->path) != 0)
+                        vf_buf_printf(&b, " (%s:%u:%u)", m->file, m->line, m->column);
+        }
+        return vf_buf_steal(&b);
+}
+
+/*
+ * A volume made, through from.volume, from itself can never be created.
+ * Like a duplicate key, a cycle fails the file that closes it, judged
+ * against the files before it: at each of its volumes on the cycle. It
+ * claims the keys of the others (schema_index_claim()), so that a change to
+ * them judges it again.
+ */
+static int check_cycles(schema_file *f) {
+        for (size_t i = 0; i < f->n_resources; i++) {
+                _cleanup_free_ const schema_resource **chain = NULL;
+                size_t n;
+
+                int k = schema_volume_cycle(f->resources[i], lookup_declared, f, &chain, &n);
+                if (k <= 0) {
+                        if (k < 0)
+                                return k;
+                        continue;
+                }
+                _cleanup_free_ char *cycle = describe_cycle(f, chain, n);
+                if (!cycle)
+                        return -ENOMEM;
+                schema_file_error(f, chain[0]->line, chain[0]->column,
+                                  "volume %s is made from itself: %s; make one of them from another volume, a file "
+                                  "or a URL", chain[0]->name, cycle);
+                for (size_t j = 1; j < n; j++)
+                        if (strcmp(chain[j]->file, f->path) != 0 &&
+                            vf_strv_consume(&f->tokens, schema_key(VF_KIND_VOLUME, chain[j]->name)) < 0)
+                                return -ENOMEM;
+        }
+        return 0;
+}
+
+int schema_file_check_set(schema_file *f) {
+        return check_cycles(f);
+}
+
 int schema_file_add(schema_file *f, schema_resource *resource) {
         _cleanup_(schema_resource_freep) schema_resource *r = resource;
 

@@ -211,6 +211,8 @@ int schema_file_load(schema_set *set, const schema_layers *layers, const schema_
         };
 
         int r = parse_file(&f);
+        if (r != -ENOMEM && f.n_errors == 0)
+                r = schema_file_check_set(&f);
         if (r == -ENOMEM || f.oom)
                 return -ENOMEM;
         slot at = find_slot(&f);

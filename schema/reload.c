@@ -4,7 +4,8 @@
  *
  * A full load judges files in name order, each against the keys and PCI
  * addresses of the files before it. So a change to one name can only affect
- * later files that declare what it held before or holds now; they are judged
+ * later files that declare what it held before or holds now, and later files
+ * whose volumes a change to its volumes closes into a cycle; they are judged
  * again, in name order, until nothing else changes hands.
  */
 #include <string.h>
@@ -111,6 +112,43 @@ static int schedule_claimants(reload *w, const char *name, char *const *touched)
         return 0;
 }
 
+/* The set as a full load shows it to the file called name: the files up to that name. */
+typedef struct upto {
+        const schema_set *set;
+        const char *name;
+} upto;
+
+static const schema_resource *lookup_upto(const void *userdata, const char *key) {
+        const upto *u = userdata;
+        const schema_resource *r = vf_map_get(u->set->by_key, key);
+        return r && schema_path_name_cmp(r->file, u->name) <= 0 ? r : NULL;
+}
+
+static bool touches_volumes(char *const *touched) {
+        for (size_t i = 0; touched && touched[i]; i++)
+                if (strncmp(touched[i], "volume/", strlen("volume/")) == 0)
+                        return true;
+        return false;
+}
+
+/* Later files whose volumes now come round to themselves through what this name declares: they fail now. */
+static int schedule_cycles(reload *w, const char *name, char *const *touched) {
+        if (!touches_volumes(touched))
+                return 0;
+        for (size_t i = schema_set_resources_of(w->set, name).end; i < w->set->n_resources; i++) {
+                const schema_resource *r = w->set->resources[i];
+                _cleanup_free_ char *later = schema_path_name(r->file);
+                if (!later)
+                        return -ENOMEM;
+                int k = schema_volume_cycle(r, lookup_upto, &(upto) { w->set, later }, NULL, NULL);
+                if (k > 0)
+                        k = schedule(w, later);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
 static int judge(reload *w, const char *name) {
         _cleanup_(schema_source_done) schema_source src = {};
         _cleanup_strv_free_ char **touched = NULL, **displaced = NULL;
@@ -128,6 +166,8 @@ static int judge(reload *w, const char *name) {
                 r = attached_tokens(w->set, name, &touched);
         if (r >= 0)
                 r = schedule_claimants(w, name, touched);
+        if (r >= 0)
+                r = schedule_cycles(w, name, touched);
         for (size_t i = 0; r >= 0 && displaced && displaced[i]; i++)
                 r = schedule(w, displaced[i]);
         return r;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* schema_resource: allocation, the desired-state hash, and the shared XML finish. */
+#include <inttypes.h>
 #include <libxml/tree.h>
 #include <string.h>
 
@@ -20,6 +21,8 @@ schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *n
                 r->hostdev.vlan = -1;
                 r->hostdev.managed = true;
         }
+        if (kind == VF_KIND_POOL)
+                r->pool.autostart = true;
         return TAKE_PTR(r);
 }
 
@@ -30,11 +33,28 @@ void schema_resource_free(schema_resource *r) {
         free(r->file);
         free(r->xml);
         vf_strv_free(r->depends);
-        if (r->kind == VF_KIND_DOMAIN)
+        if (r->kind == VF_KIND_DOMAIN) {
                 vf_strv_free(r->domain.hostdevs);
+                vf_strv_free(r->domain.cloudinits);
+        }
         if (r->kind == VF_KIND_HOSTDEV) {
                 free(r->hostdev.pci);
                 free(r->hostdev.mac);
+        }
+        if (r->kind == VF_KIND_POOL)
+                free(r->pool.path);
+        if (r->kind == VF_KIND_VOLUME) {
+                free(r->volume.pool);
+                free(r->volume.volume);
+                free(r->volume.from);
+                free(r->volume.sha256);
+        }
+        if (r->kind == VF_KIND_CLOUDINIT) {
+                free(r->cloudinit.pool);
+                free(r->cloudinit.user_data);
+                free(r->cloudinit.instance_id);
+                free(r->cloudinit.hostname);
+                free(r->cloudinit.network_config);
         }
         free(r);
 }
@@ -50,10 +70,44 @@ static void hash_number(vf_buf *b, long n) {
         vf_buf_printf(b, "%ld;", n);
 }
 
-static void hash_domain_hostdevs(vf_buf *b, const schema_resource *r) {
+/* An absent text and an empty one are different seeds. */
+static void hash_optional(vf_buf *b, const char *s) {
+        hash_number(b, !!s);
+        hash_field(b, s);
+}
+
+static void hash_volume(vf_buf *b, const schema_resource *r) {
+        hash_field(b, r->volume.pool);
+        hash_field(b, r->volume.volume);
+        vf_buf_printf(b, "%" PRIu64 ";", r->volume.capacity);
+        hash_number(b, r->volume.format);
+        hash_number(b, r->volume.source);
+        hash_field(b, r->volume.from);
+        hash_field(b, r->volume.sha256);
+        hash_number(b, r->volume.full_copy);
+        hash_number(b, r->volume.deletion);
+}
+
+/* All of a seed is its content: a change of any field is a new seed. */
+static void hash_cloudinit(vf_buf *b, const schema_resource *r) {
+        hash_field(b, r->cloudinit.pool);
+        hash_optional(b, r->cloudinit.user_data);
+        hash_optional(b, r->cloudinit.instance_id);
+        hash_optional(b, r->cloudinit.hostname);
+        hash_optional(b, r->cloudinit.network_config);
+}
+
+/* The devices the domain reconciler resolves: Hostdevs, and the seeds' pools. */
+static void hash_domain_devices(vf_buf *b, const schema_resource *r) {
         hash_number(b, (long) vf_strv_length(r->domain.hostdevs));
         for (size_t i = 0; r->domain.hostdevs && r->domain.hostdevs[i]; i++)
                 hash_field(b, r->domain.hostdevs[i]);
+        /* Only when there are any: the hash of a domain without seeds stays what markers already carry. */
+        if (!r->domain.cloudinits)
+                return;
+        hash_number(b, (long) vf_strv_length(r->domain.cloudinits));
+        for (size_t i = 0; r->domain.cloudinits[i]; i++)
+                hash_field(b, r->domain.cloudinits[i]);
 }
 
 static void hash_spec(vf_buf *b, const schema_resource *r) {
@@ -65,13 +119,22 @@ static void hash_spec(vf_buf *b, const schema_resource *r) {
                 hash_number(b, r->domain.state);
                 hash_number(b, r->domain.autostart);
                 hash_number(b, r->domain.restart);
-                hash_domain_hostdevs(b, r);
+                hash_domain_devices(b, r);
                 break;
         case VF_KIND_HOSTDEV:
                 hash_field(b, r->hostdev.pci);
                 hash_field(b, r->hostdev.mac);
                 hash_number(b, r->hostdev.vlan);
                 hash_number(b, r->hostdev.managed);
+                break;
+        case VF_KIND_POOL:
+                hash_number(b, r->pool.autostart);
+                break;
+        case VF_KIND_VOLUME:
+                hash_volume(b, r);
+                break;
+        case VF_KIND_CLOUDINIT:
+                hash_cloudinit(b, r);
                 break;
         default:
                 break;
@@ -100,27 +163,61 @@ void schema_resource_hash(schema_resource *r) {
         b = (vf_buf) {};
         hash_identity(&b, r);
         if (r->kind == VF_KIND_DOMAIN)
-                hash_domain_hostdevs(&b, r);
+                hash_domain_devices(&b, r);
+        if (r->kind == VF_KIND_CLOUDINIT)
+                hash_cloudinit(&b, r);
         vf_sha256_hex(b.data ? b.data : "", b.len, r->definition_hash);
         vf_buf_done(&b);
 }
 
-static int add_network_depends(schema_resource *r, xmlNode *devices) {
+static int add_depend(schema_resource *r, vf_kind kind, const char *name) {
+        _cleanup_free_ char *key = schema_key(kind, name);
+        if (!key)
+                return -ENOMEM;
+        return vf_strv_contains(r->depends, key) ? 0 : vf_strv_push(&r->depends, key);
+}
+
+/* The <source> of a device element called name whose type attribute is type, or NULL. */
+static xmlNode *typed_source(xmlNode *n, const char *name, const char *type) {
+        if (!xml_is_element(n, name))
+                return NULL;
+        _cleanup_(xml_freep) xmlChar *t = xmlGetNoNsProp(n, BAD_CAST "type");
+        return t && xmlStrEqual(t, BAD_CAST type) ? xml_child(n, "source") : NULL;
+}
+
+static int add_network_depend(schema_resource *r, xmlNode *n) {
+        xmlNode *source = typed_source(n, "interface", "network");
+        _cleanup_(xml_freep) xmlChar *network = source ? xmlGetNoNsProp(source, BAD_CAST "network") : NULL;
+        return network ? add_depend(r, VF_KIND_NETWORK, (const char *) network) : 0;
+}
+
+/* A volume disk depends on its volume; one with virtform's marker on its seed (spec-domain.c has the form). */
+static int add_disk_depend(schema_resource *r, xmlNode *n) {
+        xmlNode *source = typed_source(n, "disk", "volume");
+        if (!source)
+                return 0;
+        _cleanup_(xml_freep) xmlChar *seed = xmlGetNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS);
+        if (seed) {
+                const char *name = (const char *) seed;
+                if (!vf_strv_contains(r->domain.cloudinits, name) && vf_strv_push(&r->domain.cloudinits, name) < 0)
+                        return -ENOMEM;
+                return add_depend(r, VF_KIND_CLOUDINIT, name);
+        }
+        _cleanup_(xml_freep) xmlChar *pool = xmlGetNoNsProp(source, BAD_CAST "pool");
+        _cleanup_(xml_freep) xmlChar *volume = xmlGetNoNsProp(source, BAD_CAST "volume");
+        if (!pool || !volume || !*pool || !*volume)
+                return 0;
+        _cleanup_free_ char *name = vf_printf("%s/%s", (const char *) pool, (const char *) volume);
+        return name ? add_depend(r, VF_KIND_VOLUME, name) : -ENOMEM;
+}
+
+static int add_device_depends(schema_resource *r, xmlNode *devices) {
         for (xmlNode *n = devices ? devices->children : NULL; n; n = n->next) {
-                if (!xml_is_element(n, "interface"))
-                        continue;
-                _cleanup_(xml_freep) xmlChar *type = xmlGetNoNsProp(n, BAD_CAST "type");
-                xmlNode *source = xml_child(n, "source");
-                if (!type || !xmlStrEqual(type, BAD_CAST "network") || !source)
-                        continue;
-                _cleanup_(xml_freep) xmlChar *network = xmlGetNoNsProp(source, BAD_CAST "network");
-                if (!network)
-                        continue;
-                _cleanup_free_ char *key = schema_key(VF_KIND_NETWORK, (const char *) network);
-                if (!key)
-                        return -ENOMEM;
-                if (!vf_strv_contains(r->depends, key) && vf_strv_push(&r->depends, key) < 0)
-                        return -ENOMEM;
+                int k = add_network_depend(r, n);
+                if (k >= 0)
+                        k = add_disk_depend(r, n);
+                if (k < 0)
+                        return k;
         }
         return 0;
 }
@@ -137,7 +234,7 @@ static int serialize(xmlDoc *doc, char **ret) {
 
 int schema_resource_take_xml(schema_resource *r, xmlDoc *doc) {
         if (r->kind == VF_KIND_DOMAIN) {
-                int k = add_network_depends(r, xml_child(xmlDocGetRootElement(doc), "devices"));
+                int k = add_device_depends(r, xml_child(xmlDocGetRootElement(doc), "devices"));
                 if (k < 0)
                         return k;
         }

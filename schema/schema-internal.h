@@ -51,6 +51,18 @@ void schema_file_warning(schema_file *f, unsigned line, unsigned column, const c
 /* Takes ownership of r, hashes it and reports duplicates; -EINVAL when r was a duplicate. */
 int schema_file_add(schema_file *f, schema_resource *r);
 void schema_file_done(schema_file *f);
+/* The checks of a parsed file against the set before it: volumes made from themselves. */
+int schema_file_check_set(schema_file *f);
+
+/* The volume or other resource under key as some judgement sees the set, or NULL. */
+typedef const schema_resource *(*schema_volume_lookup)(const void *userdata, const char *key);
+/*
+ * 1 when v's from.volume leads, through the volumes lookup finds, back to v;
+ * then *ret (may be NULL) gets the volumes on the way, v first, and *ret_n
+ * their number. 0 when it does not; -ENOMEM.
+ */
+int schema_volume_cycle(const schema_resource *v, schema_volume_lookup lookup, const void *userdata,
+                        const schema_resource ***ret, size_t *ret_n);
 /* Frees what n diagnostics hold, not the array. */
 void schema_diags_clear(schema_diag *diags, size_t n);
 
@@ -225,14 +237,45 @@ int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc);
 void schema_validators_free(struct schema_validators *v);
 
 /*
- * The last step for valid networks and domains from either source: take the
- * dependencies from <interface type='network'> and keep the serialized XML.
+ * The last step for valid XML kinds from either source: for a domain, take
+ * the dependencies from <interface type='network'> and <disk type='volume'>
+ * (and its seeds, into domain.cloudinits), and keep the serialized XML.
  */
 int schema_resource_take_xml(schema_resource *r, xmlDoc *doc);
 
 /* Embedded RelaxNG texts (generated from rng/ by rng-embed). */
 extern const char schema_rng_domain[];
 extern const char schema_rng_network[];
+extern const char schema_rng_pool[];
+extern const char schema_rng_volume[];
+
+/* ---- pools and volumes, whether from YAML or native XML (spec-pool.c, spec-volume.c) ---- */
+
+/*
+ * A valid <pool>'s last check and r->pool.path: what dir and logical pools
+ * cannot do without, as *ret_problem (a static message) when it is missing.
+ */
+int schema_pool_finish(xmlNode *root, schema_resource *r, const char **ret_problem);
+
+
+/* "pool/POOL", and with from.volume that volume's key, appended to a volume's depends. */
+int schema_volume_depends(schema_resource *r);
+/* The from keys (and vf:from attributes) that choose a source, indexed by schema_volume_source. */
+extern const char *const schema_volume_source_keys[];
+/*
+ * The checks of a volume's source, for YAML and native XML alike: 0 when
+ * there is nothing wrong, 1 with a message for the operator in *ret (the
+ * caller places and frees it), or -ENOMEM.
+ */
+/* clone and sha256 belong to one source each; *ret_key: the one at fault, NULL for the source's own. */
+int schema_volume_from_problem(schema_volume_source source, bool has_clone, bool has_sha256, const char **ret_key,
+                               char **ret);
+/* The value of from.volume, from.file or from.url, for the volume called self ("POOL/NAME"). */
+int schema_volume_source_problem(schema_volume_source source, const char *value, const char *self, char **ret);
+/* A digest; when valid, *ret_digest gets it in lower case. */
+int schema_volume_sha256_problem(const char *value, char **ret_digest, char **ret);
+/* A copy-on-write clone has to be qcow2. */
+int schema_volume_format_problem(const schema_resource *r, char **ret);
 
 /* ---- values (values.c) ------------------------------------------------- */
 
@@ -240,6 +283,9 @@ extern const char *const schema_state_names[];   /* indexed by schema_domain_sta
 extern const char *const schema_restart_names[]; /* indexed by schema_restart_policy */
 extern const char *const schema_drift_names[]; /* indexed by schema_drift_policy */
 extern const char *const schema_yes_no_names[];  /* "no", "yes": indexed by bool */
+extern const char *const schema_volume_format_names[]; /* indexed by schema_volume_format */
+extern const char *const schema_clone_names[]; /* "cow", "copy": indexed by schema_volume_spec.full_copy */
+extern const char *const schema_deletion_names[]; /* indexed by schema_deletion_policy */
 
 /* Index of s in a NULL-terminated table, or -EINVAL. */
 int schema_lookup(const char *const *names, const char *s);
@@ -256,6 +302,16 @@ int schema_parse_mac(const char *s, char out[18]);
 int schema_parse_pci(const char *s, char out[13]);
 /* "<integer><unit>" in KiB; -EINVAL: syntax or unit, -ERANGE: outside 1 MiB..16 TiB. */
 int schema_parse_memory(const char *s, uint64_t *ret_kib);
+/* A volume's capacity, in the units of schema_parse_memory(); -ERANGE: outside 1 MiB..1 PiB (zero included). */
+int schema_parse_capacity(const char *s, uint64_t *ret_bytes);
+/* A libvirt scaled integer (<capacity unit='GiB'>20</capacity>) in bytes; unit NULL or empty: bytes. */
+int schema_parse_scaled(const char *number, const char *unit, uint64_t *ret_bytes);
+/* "POOL/NAME", both valid names: how disks and from.volume name a volume. */
+bool schema_volume_ref_is_valid(const char *s);
+/* 64 hex digits, normalised to lower case. */
+int schema_parse_sha256(const char *s, char out[VF_HASH_HEX_LEN + 1]);
+/* An http:// or https:// URL with a host and no spaces or control characters. */
+bool schema_url_is_http(const char *s);
 
 /* ---- native XML files (native.c) and YAML files (yaml.c) ---------------- */
 

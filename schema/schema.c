@@ -91,12 +91,27 @@ bool schema_name_is_valid(const char *name) {
         return true;
 }
 
+/* A network, pool or volume may be libvirt's own (its default) or one made with virsh. */
+static bool may_be_libvirts(const char *ref) {
+        static const vf_kind kinds[] = { VF_KIND_NETWORK, VF_KIND_POOL, VF_KIND_VOLUME };
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+                const char *kind = vf_kind_to_string(kinds[i]);
+                if (strncmp(ref, kind, strlen(kind)) == 0 && ref[strlen(kind)] == '/')
+                        return true;
+        }
+        return false;
+}
+
 static char *undeclared_warning(const schema_resource *r, const char *ref) {
         _cleanup_free_ char *key = schema_key(r->kind, r->name);
         if (!key)
                 return NULL;
-        /* A network may be libvirt's own (its default) or one made with virsh; a Hostdev is virtform's alone. */
-        const char *remedy = strncmp(ref, "network/", 8) == 0 ? "libvirt must have that network already" : "declare it";
+        /* A Hostdev or a cloud-init seed is virtform's alone. */
+        _cleanup_free_ char *remedy = may_be_libvirts(ref) ? vf_printf("libvirt must have that %.*s already",
+                                                                       (int) strcspn(ref, "/"), ref)
+                                                           : strdup("declare it");
+        if (!remedy)
+                return NULL;
         _cleanup_free_ char *msg = vf_printf("%s refers to %s, which no file declares: %s, or %s waits "
                                              "(DependencyNotReady)", key, ref, remedy, key);
         if (!msg)

@@ -49,6 +49,12 @@ typedef struct schema_domain_spec {
         schema_restart_policy restart;
         /* Hostdev names from spec.hostdevs and interfaces {hostdev: NAME}, in file order. */
         char **hostdevs;
+        /*
+         * CloudInit names of the disks {cloudInit: NAME}, in document order:
+         * their <disk> carries the name in vf:cloudinit on <source> and an
+         * empty pool, for the reconciler to resolve (spec-domain.c).
+         */
+        char **cloudinits;
 } schema_domain_spec;
 
 typedef struct schema_hostdev_spec {
@@ -57,6 +63,58 @@ typedef struct schema_hostdev_spec {
         int vlan; /* 0..4095, or -1 when not set */
         bool managed;
 } schema_hostdev_spec;
+
+typedef struct schema_pool_spec {
+        bool autostart;
+        char *path; /* the directory of a dir pool (<target><path>); NULL for other types */
+} schema_pool_spec;
+
+typedef enum schema_volume_format {
+        SCHEMA_VOLUME_QCOW2,
+        SCHEMA_VOLUME_RAW,
+} schema_volume_format;
+
+/* Where a volume's first content comes from (spec.from); only read when the volume is created. */
+typedef enum schema_volume_source {
+        SCHEMA_SOURCE_NONE, /* empty, of spec.capacity */
+        SCHEMA_SOURCE_VOLUME, /* from.volume: POOL/NAME, copy-on-write or (clone: copy) a full copy */
+        SCHEMA_SOURCE_FILE, /* from.file: an absolute path on the host, uploaded */
+        SCHEMA_SOURCE_URL, /* from.url with from.sha256: downloaded, uploaded, verified */
+} schema_volume_source;
+
+/* What becomes of a volume's data once nothing declares it. */
+typedef enum schema_deletion_policy {
+        SCHEMA_DELETION_RETAIN, /* forgotten, the data stays: the default */
+        SCHEMA_DELETION_DELETE, /* deleted with its data */
+} schema_deletion_policy;
+
+/*
+ * A Volume's name is "POOL/NAME" (its pool and its name in that pool), as
+ * libvirt identifies a volume and as disks and from.volume refer to it.
+ */
+typedef struct schema_volume_spec {
+        char *pool; /* POOL */
+        char *volume; /* NAME, the volume's name in the pool */
+        uint64_t capacity; /* bytes; 0: not given, the source's size */
+        schema_volume_format format;
+        schema_volume_source source;
+        char *from; /* "POOL/NAME", the path or the URL, as source says; NULL for SCHEMA_SOURCE_NONE */
+        char *sha256; /* with SCHEMA_SOURCE_URL: 64 lower-case hex digits */
+        bool full_copy; /* with SCHEMA_SOURCE_VOLUME: clone: copy */
+        schema_deletion_policy deletion;
+} schema_volume_spec;
+
+/* A seed's volume is its name with this suffix, in the seed's pool. */
+#define SCHEMA_CLOUDINIT_SUFFIX ".cidata.iso"
+
+/* A NoCloud seed, uploaded as a raw ISO volume named "NAME.cidata.iso" into pool. */
+typedef struct schema_cloudinit_spec {
+        char *pool;
+        char *user_data; /* the user-data file, verbatim; NULL: none */
+        char *instance_id; /* meta-data instance-id; NULL: derived from the content, so a change gets a new one */
+        char *hostname; /* meta-data local-hostname, or NULL */
+        char *network_config; /* network-config, verbatim, or NULL */
+} schema_cloudinit_spec;
 
 typedef struct schema_resource {
         vf_kind kind;
@@ -67,7 +125,8 @@ typedef struct schema_resource {
         schema_drift_policy drift; /* spec.drift; not part of the hash: changing it redefines nothing */
 
         /*
-         * libvirt XML for networks and domains; NULL for hostdevs. For domains the
+         * libvirt XML for networks, domains, pools and volumes (the <volume> a
+         * create is given); NULL for hostdevs and cloud-init seeds. For domains the
          * root <domain> carries no type attribute unless the file gave one: the
          * reconciler picks it from the hypervisor.
          */
@@ -83,8 +142,9 @@ typedef struct schema_resource {
         char hash[VF_HASH_HEX_LEN + 1];
         /*
          * SHA-256 over what goes into the libvirt definition only: the XML and,
-         * for a domain, the hostdevs it names. A change of state, autostart or
-         * restart policy changes hash but not this, and restarts nothing.
+         * for a domain, the hostdevs it names; for a cloud-init seed, which has
+         * no XML, its content. A change of state, autostart or restart policy
+         * changes hash but not this, and restarts nothing.
          */
         char definition_hash[VF_HASH_HEX_LEN + 1];
 
@@ -92,6 +152,9 @@ typedef struct schema_resource {
                 schema_network_spec network;
                 schema_domain_spec domain;
                 schema_hostdev_spec hostdev;
+                schema_pool_spec pool;
+                schema_volume_spec volume;
+                schema_cloudinit_spec cloudinit;
         };
 } schema_resource;
 
@@ -125,7 +188,8 @@ typedef struct schema_load_options {
         bool default_dirs;
         /*
          * A directory of libvirt's own RelaxNG schemas (domain.rng,
-         * network.rng, as libvirt installs them in SCHEMA_LIBVIRT_SCHEMAS):
+         * network.rng, storagepool.rng, storagevol.rng, as libvirt installs
+         * them in SCHEMA_LIBVIRT_SCHEMAS):
          * documents valid by virtform's compact schemas are checked against
          * these too, so that they agree with the host's libvirt. A schema
          * missing there is skipped; one that does not compile is a warning.
@@ -198,7 +262,9 @@ bool schema_file_is_candidate(const char *filename);
  * (candidate) name: nothing is read for it, and that is not an error.
  *
  * Files are then read in name order; a key declared twice fails the file
- * whose name sorts later. Returns 0 when loading ran (problems are in
+ * whose name sorts later, and volumes made from one another (from.volume)
+ * in a cycle fail the file whose name sorts last among theirs, at each of
+ * its volumes on the cycle. Returns 0 when loading ran (problems are in
  * set->diags), or a negative errno when out of memory or a directory cannot
  * be listed.
  *
@@ -222,8 +288,9 @@ int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
  * ones; files_ok, files_failed and sources are updated.
  *
  * When the name takes or gives up a key or PCI address that a later file also
- * declares, that file is reloaded too, as a full load would have judged it.
- * Only files that declare such a key are read again.
+ * declares, that file is reloaded too, as a full load would have judged it;
+ * so is a later file whose volumes a change of the name's volumes closes
+ * into a cycle, or whose cycle it opens. Only such files are read again.
  *
  * *changed (may be NULL) gets the sorted "kind/name" keys that appeared,
  * disappeared, changed hash or moved to another file, or NULL when none did.

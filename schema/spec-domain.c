@@ -1,5 +1,30 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* kind: Domain — the typed spec, its checks, and its rendering to libvirt <domain> XML. */
+/*
+ * kind: Domain — the typed spec, its checks, and its rendering to libvirt <domain> XML.
+ *
+ * A disk is a file, a volume or a cloud-init seed. {volume: POOL/NAME} renders
+ *
+ *   <disk type='volume' device='disk'>
+ *     <driver name='qemu' type='FORMAT'/>        only when the item gives format
+ *     <source pool='POOL' volume='NAME'/>
+ *     <target dev='vda' bus='virtio'/>
+ *   </disk>
+ *
+ * and the domain reconciler fills in the driver type from libvirt's volume.
+ * {cloudInit: NAME} renders a read-only CD-ROM whose pool the domain does not
+ * know (the seed's spec.pool does):
+ *
+ *   <disk type='volume' device='cdrom'>
+ *     <driver name='qemu' type='raw'/>
+ *     <source pool='' volume='NAME.cidata.iso'
+ *             xmlns:vf='https://virtform.org/xmlns/policy/1' vf:cloudinit='NAME'/>
+ *     <target dev='sda' bus='sata'/>             only when the item gives bus
+ *     <readonly/>
+ *   </disk>
+ *
+ * The reconciler sets pool to the seed's, removes vf:cloudinit, and without a
+ * <target> adds one: bus sata on q35 machines, ide otherwise, and a free dev.
+ */
 #include <libxml/tree.h>
 #include <inttypes.h>
 #include <string.h>
@@ -9,15 +34,17 @@
 static const char *const domain_keys[] = {
         "memory", "vcpus", "state", "autostart", "restart", "drift", "type", "arch", "disks", "interfaces", "hostdevs", "xml", NULL,
 };
-static const char *const disk_keys[] = { "file", "bus", "format", "readonly", "device", NULL };
+static const char *const disk_keys[] = { "file", "volume", "cloudInit", "bus", "format", "readonly", "device", NULL };
 static const char *const interface_keys[] = { "network", "bridge", "hostdev", "mac", "model", NULL };
 static const char *const type_names[] = { "kvm", "qemu", "test", NULL };
 static const char *const bus_names[] = { "virtio", "sata", "scsi", "ide", NULL };
-static const char *const format_names[] = { "qcow2", "raw", NULL };
 static const char *const device_names[] = { "disk", "cdrom", NULL };
 
 typedef enum disk_device { DEVICE_DISK, DEVICE_CDROM } disk_device;
-typedef enum disk_format { FORMAT_QCOW2, FORMAT_RAW } disk_format;
+
+/* Where a disk's data is; also the item keys that select it. */
+typedef enum disk_type { DISK_FILE, DISK_VOLUME, DISK_CLOUDINIT, _DISK_TYPE_MAX } disk_type;
+static const char *const disk_types[] = { "file", "volume", "cloudInit", NULL };
 
 /* Target names come per family: vda… for virtio, sda… shared by sata and scsi, hda… for ide. */
 static const unsigned bus_family[] = { 0, 1, 1, 2 };
@@ -29,8 +56,9 @@ static const char *const interface_types[] = { "network", "bridge", "hostdev", N
 
 typedef struct disk_decl {
         const ynode *node;
-        const char *file;
-        int bus, format, device;
+        disk_type type;
+        const char *source; /* the path, POOL/NAME or the CloudInit's name */
+        int bus, format, device; /* bus -1: not given; format -1: not given (volume and cloud-init disks) */
         bool readonly;
 } disk_decl;
 
@@ -75,26 +103,78 @@ static int read_memory(schema_file *f, const ynode *spec, domain_decl *d) {
         return k;
 }
 
+/* Which one of file, volume or cloudInit the disk names; exactly one is allowed. */
+static int disk_type_of(schema_file *f, const ynode *item, disk_type *ret) {
+        unsigned n = 0;
+
+        for (disk_type t = 0; t < _DISK_TYPE_MAX; t++)
+                if (ymap_get(item, disk_types[t])) {
+                        *ret = t;
+                        n++;
+                }
+        if (n == 1)
+                return 0;
+        ynode_error(f, item, "a disk needs exactly one of file: /absolute/path, volume: POOL/NAME or cloudInit: NAME; "
+                    "it has %u", n);
+        return -EINVAL;
+}
+
+static void check_disk_source(schema_file *f, const ynode *item, const disk_decl *disk) {
+        const ynode *at = ymap_get(item, disk_types[disk->type]);
+
+        if (disk->type == DISK_FILE && disk->source[0] != '/')
+                ynode_error(f, at, "disk file \"%s\" is not an absolute path; start it with /", disk->source);
+        if (disk->type == DISK_VOLUME && !schema_volume_ref_is_valid(disk->source))
+                ynode_error(f, at, "invalid disk volume \"%s\"; write POOL/NAME, where " SCHEMA_NAME_RULE,
+                            disk->source);
+        if (disk->type != DISK_CLOUDINIT)
+                return;
+        /* A seed is a read-only raw CD-ROM, whatever the item would make of it. */
+        for (const char *const *key = (const char *const[]) { "format", "device", "readonly", NULL }; *key; key++)
+                if (ymap_get(item, *key))
+                        ynode_error(f, ymap_get(item, *key),
+                                    "%s is not allowed on a cloudInit disk, which is always a read-only raw CD-ROM; "
+                                    "remove it", *key);
+}
+
+/* The seeds' names are taken from the rendered XML (schema_resource_take_xml()); here they only have to be unique. */
+static void check_seed_unique(schema_file *f, const ynode *item, const domain_decl *d, const disk_decl *disk) {
+        for (const disk_decl *other = d->disks; other < disk; other++)
+                if (other->type == DISK_CLOUDINIT && other->source && strcmp(other->source, disk->source) == 0) {
+                        ynode_error(f, ymap_get(item, "cloudInit"),
+                                    "cloudInit \"%s\" is given twice for this domain; attach a seed once",
+                                    disk->source);
+                        return;
+                }
+}
+
 static int read_disk(schema_file *f, const ynode *item, domain_decl *d) {
         disk_decl *disk = &d->disks[d->n_disks++];
         unsigned errors = f->n_errors;
 
-        *disk = (disk_decl) { .node = item, .format = -1 };
-        if (ymap_check(f, item, "disk", disk_keys) < 0)
+        *disk = (disk_decl) { .node = item, .bus = -1, .format = -1 };
+        if (ymap_check(f, item, "disk", disk_keys) < 0 || disk_type_of(f, item, &disk->type) < 0)
                 return -EINVAL;
-        int k = yget_string(f, item, "file", &disk->file);
-        if (k == 0)
-                ynode_error(f, item, "disk file is missing; add file: /absolute/path/to/image");
-        else if (k > 0 && disk->file[0] != '/')
-                ynode_error(f, ymap_get(item, "file"), "disk file \"%s\" is not an absolute path; start it with /",
-                            disk->file);
+        const char *key = disk_types[disk->type];
+        int k = disk->type == DISK_CLOUDINIT ? yget_name(f, item, key, &disk->source)
+                                             : yget_string(f, item, key, &disk->source);
+        if (k > 0)
+                check_disk_source(f, item, disk);
+        if (k > 0 && disk->type == DISK_CLOUDINIT)
+                check_seed_unique(f, item, d, disk);
         (void) yget_enum(f, item, "bus", bus_names, &disk->bus);
-        (void) yget_enum(f, item, "format", format_names, &disk->format);
+        (void) yget_enum(f, item, "format", schema_volume_format_names, &disk->format);
         (void) yget_enum(f, item, "device", device_names, &disk->device);
         (void) yget_bool(f, item, "readonly", &disk->readonly);
-        /* Images for CD-ROMs are ISO files, never qcow2. */
-        if (disk->format < 0)
-                disk->format = disk->device == DEVICE_CDROM ? FORMAT_RAW : FORMAT_QCOW2;
+        /*
+         * A volume's format is libvirt's to tell, and a seed's bus the machine type's: the reconciler fills
+         * them in. CD-ROM images are ISO files.
+         */
+        if (disk->format < 0 && disk->type != DISK_VOLUME)
+                disk->format = disk->device == DEVICE_CDROM || disk->type == DISK_CLOUDINIT ? SCHEMA_VOLUME_RAW
+                                                                                           : SCHEMA_VOLUME_QCOW2;
+        if (disk->bus < 0 && disk->type != DISK_CLOUDINIT)
+                disk->bus = 0;
         return f->n_errors == errors ? 0 : -EINVAL;
 }
 
@@ -268,20 +348,45 @@ static int targets_take(target_names *t, unsigned family, char ret[4]) {
         return -ENOSPC;
 }
 
+/* <source> of a volume or seed disk; a seed's carries the marker the domain reconciler resolves. */
+static xmlNode *render_volume_source(xmlNode *disk, const disk_decl *d) {
+        if (d->type == DISK_VOLUME) {
+                const char *slash = strchr(d->source, '/');
+                _cleanup_free_ char *pool = strndup(d->source, (size_t) (slash - d->source));
+                return pool ? xml_element(disk, "source", "pool", pool, "volume", slash + 1, NULL) : NULL;
+        }
+        _cleanup_free_ char *volume = vf_printf("%s" SCHEMA_CLOUDINIT_SUFFIX, d->source);
+        xmlNode *source = volume ? xml_element(disk, "source", "pool", "", "volume", volume, NULL) : NULL;
+        xmlNs *ns = source ? xmlNewNs(source, BAD_CAST SCHEMA_POLICY_NS, BAD_CAST "vf") : NULL;
+        return ns && xmlNewNsProp(source, ns, BAD_CAST "cloudinit", BAD_CAST d->source) ? source : NULL;
+}
+
+static int render_source(xmlNode *n, const disk_decl *disk) {
+        if (disk->format >= 0 &&
+            !xml_element(n, "driver", "name", "qemu", "type", schema_volume_format_names[disk->format], NULL))
+                return -ENOMEM;
+        if (disk->type == DISK_FILE)
+                return xml_element(n, "source", "file", disk->source, NULL) ? 0 : -ENOMEM;
+        return render_volume_source(n, disk) ? 0 : -ENOMEM;
+}
+
 static int render_disk(schema_file *f, xmlNode *devices, const disk_decl *disk, target_names *t) {
+        bool seed = disk->type == DISK_CLOUDINIT;
+        const char *device = seed ? "cdrom" : device_names[disk->device];
         char dev[4];
 
-        if (targets_take(t, bus_family[disk->bus], dev) < 0) {
+        if (disk->bus >= 0 && targets_take(t, bus_family[disk->bus], dev) < 0) {
                 ynode_error(f, disk->node, "more than 26 disks named %s*; move some to another bus",
                             family_prefix[bus_family[disk->bus]]);
                 return -EINVAL;
         }
-        xmlNode *n = xml_element(devices, "disk", "type", "file", "device", device_names[disk->device], NULL);
-        if (!n || !xml_element(n, "driver", "name", "qemu", "type", format_names[disk->format], NULL) ||
-            !xml_element(n, "source", "file", disk->file, NULL) ||
-            !xml_element(n, "target", "dev", dev, "bus", bus_names[disk->bus], NULL))
+        xmlNode *n = xml_element(devices, "disk", "type", disk->type == DISK_FILE ? "file" : "volume", "device",
+                                 device, NULL);
+        if (!n || render_source(n, disk) < 0)
                 return -ENOMEM;
-        return disk->readonly && !xml_element(n, "readonly", NULL) ? -ENOMEM : 0;
+        if (disk->bus >= 0 && !xml_element(n, "target", "dev", dev, "bus", bus_names[disk->bus], NULL))
+                return -ENOMEM;
+        return (disk->readonly || seed) && !xml_element(n, "readonly", NULL) ? -ENOMEM : 0;
 }
 
 /* Hostdev interfaces are not rendered: the reconciler does that once it has resolved the device. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * RelaxNG validation of <domain> and <network> documents against rng/,
- * embedded at build time, and on request against libvirt's own schemas too.
+ * RelaxNG validation of <domain>, <network>, <pool> and <volume> documents
+ * against rng/, embedded at build time, and on request against libvirt's own
+ * schemas too.
  */
 #include <libxml/relaxng.h>
 #include <string.h>
@@ -53,6 +54,17 @@ static struct schema_validators *validators_of(schema_set *set) {
         return set->validators;
 }
 
+/* The kinds that are libvirt XML: virtform's schema, and the file libvirt installs its own in. */
+static const struct {
+        const char *embedded;
+        const char *libvirt;
+} schemas[_VF_KIND_MAX] = {
+        [VF_KIND_NETWORK] = { schema_rng_network, "network.rng" },
+        [VF_KIND_DOMAIN] = { schema_rng_domain, "domain.rng" },
+        [VF_KIND_POOL] = { schema_rng_pool, "storagepool.rng" },
+        [VF_KIND_VOLUME] = { schema_rng_volume, "storagevol.rng" },
+};
+
 /* NULL means out of memory: the embedded schemas compile, as the tests show. */
 static xmlRelaxNG *validator_for(schema_set *set, vf_kind kind) {
         struct schema_validators *v = validators_of(set);
@@ -60,7 +72,7 @@ static xmlRelaxNG *validator_for(schema_set *set, vf_kind kind) {
                 return NULL;
         xmlRelaxNG **rng = &v->rng[kind];
         if (!*rng)
-                *rng = compile(kind == VF_KIND_DOMAIN ? schema_rng_domain : schema_rng_network);
+                *rng = compile(schemas[kind].embedded);
         return *rng;
 }
 
@@ -99,7 +111,7 @@ static int libvirt_validator_for(schema_set *set, vf_kind kind, xmlRelaxNG **ret
         if (!v)
                 return -ENOMEM;
         if (!v->libvirt_tried[kind]) {
-                _cleanup_free_ char *path = vf_printf("%s/%s.rng", dir, vf_kind_to_string(kind));
+                _cleanup_free_ char *path = vf_printf("%s/%s", dir, schemas[kind].libvirt);
                 if (!path)
                         return -ENOMEM;
                 int r = access(path, R_OK) < 0 && errno == ENOENT ? 0
@@ -170,6 +182,34 @@ static int check_domain_memory(const xml_origin *o, xmlDoc *doc) {
         return -EINVAL;
 }
 
+/* The <source> elements of a domain's disks that carry virtform's cloud-init marker (spec-domain.c), one per call. */
+static xmlNode *next_seed_source(xmlNode *root, xmlNode *after) {
+        xmlNode *devices = xml_child(root, "devices");
+        xmlNode *n = after ? after->parent->next : devices ? devices->children : NULL;
+        for (; n; n = n->next) {
+                xmlNode *source = xml_is_element(n, "disk") ? xml_child(n, "source") : NULL;
+                if (source && xmlHasNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS))
+                        return source;
+        }
+        return NULL;
+}
+
+static int check_domain_seeds(const xml_origin *o, xmlDoc *doc) {
+        xmlNode *root = xmlDocGetRootElement(doc);
+        int ret = 0;
+
+        for (xmlNode *source = next_seed_source(root, NULL); source; source = next_seed_source(root, source)) {
+                _cleanup_(xml_freep) xmlChar *name =
+                        xmlGetNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS);
+                if (name && schema_name_is_valid((const char *) name))
+                        continue;
+                xml_origin_error(o, xml_line(source), xml_column(source),
+                                 "invalid vf:cloudinit \"%s\": " SCHEMA_NAME_RULE, name ? (const char *) name : "");
+                ret = -EINVAL;
+        }
+        return ret;
+}
+
 static int check(const xml_origin *o, xmlRelaxNG *rng, xmlDoc *doc, const char *prefix) {
         _cleanup_(xmlRelaxNGFreeValidCtxtp) xmlRelaxNGValidCtxt *ctxt = xmlRelaxNGNewValidCtxt(rng);
         if (!ctxt)
@@ -186,6 +226,41 @@ static int check(const xml_origin *o, xmlRelaxNG *rng, xmlDoc *doc, const char *
         return -EINVAL;
 }
 
+/* Parsed elements know their column (xml_set_position()); a copy has to be told. */
+static void copy_positions(const xmlNode *from, xmlNode *to) {
+        for (; from && to; from = from->next, to = to->next)
+                if (from->type == XML_ELEMENT_NODE) {
+                        to->_private = from->_private;
+                        copy_positions(from->children, to->children);
+                }
+}
+
+/*
+ * A seed's disk as the domain reconciler defines it: with the seed's pool, a
+ * target and no marker. On a copy, so the stored document keeps them as they are.
+ */
+static int resolve_seeds_for_libvirt(xmlDoc *doc, xmlDoc **ret) {
+        xmlNode *root = xmlDocGetRootElement(doc);
+
+        *ret = NULL;
+        if (!next_seed_source(root, NULL))
+                return 0;
+        _cleanup_(xmlFreeDocp) xmlDoc *copy = xmlCopyDoc(doc, 1);
+        if (!copy)
+                return -ENOMEM;
+        root = xmlDocGetRootElement(copy);
+        copy_positions(xmlDocGetRootElement(doc), root);
+        for (xmlNode *source = next_seed_source(root, NULL); source; source = next_seed_source(root, source)) {
+                xmlRemoveProp(xmlHasNsProp(source, BAD_CAST "cloudinit", BAD_CAST SCHEMA_POLICY_NS));
+                if (!xmlSetProp(source, BAD_CAST "pool", BAD_CAST "seeds") ||
+                    (!xml_child(source->parent, "target") &&
+                     !xml_element(source->parent, "target", "dev", "sda", "bus", "sata", NULL)))
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
 static int check_libvirt(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         const char *root_name = vf_kind_to_string(kind), *error;
         xmlRelaxNG *rng;
@@ -198,10 +273,15 @@ static int check_libvirt(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
                                     error);
                 return 0;
         }
-        _cleanup_free_ char *prefix = vf_printf("invalid <%s> (checked against libvirt's %s/%s.rng): ", root_name,
-                                                o->file->set->options.libvirt_schemas, root_name);
+        _cleanup_free_ char *prefix = vf_printf("invalid <%s> (checked against libvirt's %s/%s): ", root_name,
+                                                o->file->set->options.libvirt_schemas, schemas[kind].libvirt);
         if (!prefix)
                 return -ENOMEM;
+        _cleanup_(xmlFreeDocp) xmlDoc *resolved = NULL;
+        if (kind == VF_KIND_DOMAIN && resolve_seeds_for_libvirt(doc, &resolved) < 0)
+                return -ENOMEM;
+        if (resolved)
+                doc = resolved;
         /* virtform gives a domain without a type the hypervisor's only when it defines it; libvirt's schema wants one. */
         xmlNode *root = xmlDocGetRootElement(doc);
         bool typeless = kind == VF_KIND_DOMAIN && !xmlHasProp(root, BAD_CAST "type");
@@ -225,5 +305,7 @@ int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         int k = check(o, rng, doc, prefix);
         if (k == 0 && kind == VF_KIND_DOMAIN)
                 k = check_domain_memory(o, doc);
+        if (k == 0 && kind == VF_KIND_DOMAIN)
+                k = check_domain_seeds(o, doc);
         return k < 0 ? k : check_libvirt(o, kind, doc);
 }

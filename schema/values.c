@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <string.h>
+#include <strings.h>
 
 #include "schema/schema-internal.h"
 
@@ -11,6 +12,9 @@ const char *const schema_state_names[] = { "running", "shutoff", NULL };
 const char *const schema_restart_names[] = { "never", "on-change", NULL };
 const char *const schema_drift_names[] = { "correct", "report", NULL };
 const char *const schema_yes_no_names[] = { "no", "yes", NULL };
+const char *const schema_volume_format_names[] = { "qcow2", "raw", NULL };
+const char *const schema_clone_names[] = { "cow", "copy", NULL };
+const char *const schema_deletion_names[] = { "retain", "delete", NULL };
 
 int schema_lookup(const char *const *names, const char *s) {
         for (int i = 0; names[i]; i++)
@@ -154,8 +158,11 @@ static const struct {
 
 #define MEMORY_MIN_KIB (UINT64_C(1) << 10)
 #define MEMORY_MAX_KIB (UINT64_C(16) << 30)
+#define CAPACITY_MIN_KIB (UINT64_C(1) << 10)
+#define CAPACITY_MAX_KIB (UINT64_C(1) << 40)
 
-int schema_parse_memory(const char *s, uint64_t *ret_kib) {
+/* "<integer><unit>" in KiB, from min_kib to max_kib. */
+static int parse_size_kib(const char *s, uint64_t min_kib, uint64_t max_kib, uint64_t *ret_kib) {
         size_t digits = strspn(s, "0123456789");
         uint64_t amount;
 
@@ -167,13 +174,84 @@ int schema_parse_memory(const char *s, uint64_t *ret_kib) {
                 _cleanup_free_ char *number = strndup(s, digits);
                 if (!number)
                         return -ENOMEM;
-                if (parse_decimal(number, MEMORY_MAX_KIB, &amount) < 0 || amount > MEMORY_MAX_KIB / memory_units[i].kib)
+                if (parse_decimal(number, max_kib, &amount) < 0 || amount > max_kib / memory_units[i].kib)
                         return -ERANGE;
                 amount *= memory_units[i].kib;
-                if (amount < MEMORY_MIN_KIB)
+                if (amount < min_kib)
                         return -ERANGE;
                 *ret_kib = amount;
                 return 0;
         }
         return -EINVAL;
+}
+
+int schema_parse_memory(const char *s, uint64_t *ret_kib) {
+        return parse_size_kib(s, MEMORY_MIN_KIB, MEMORY_MAX_KIB, ret_kib);
+}
+
+int schema_parse_capacity(const char *s, uint64_t *ret_bytes) {
+        uint64_t kib;
+
+        int r = parse_size_kib(s, CAPACITY_MIN_KIB, CAPACITY_MAX_KIB, &kib);
+        if (r < 0)
+                return r;
+        *ret_bytes = kib * 1024;
+        return 0;
+}
+
+/* libvirt's scaled integers (virScaleInteger()): b and bytes, k, KiB and KB up to e, EiB and EB, in any case. */
+int schema_parse_scaled(const char *number, const char *unit, uint64_t *ret_bytes) {
+        static const char prefixes[] = "kmgtpe";
+        uint64_t value, scale = 1;
+
+        if (parse_decimal(number, UINT64_MAX, &value) < 0)
+                return -EINVAL;
+        if (unit && *unit && strcasecmp(unit, "b") != 0 && strcasecmp(unit, "byte") != 0 &&
+            strcasecmp(unit, "bytes") != 0) {
+                const char *p = strchr(prefixes, tolower((unsigned char) unit[0]));
+                const char *rest = unit + 1;
+                if (!p)
+                        return -EINVAL;
+                uint64_t base = strcasecmp(rest, "b") == 0 ? 1000 : (!*rest || strcasecmp(rest, "ib") == 0) ? 1024 : 0;
+                if (!base)
+                        return -EINVAL;
+                for (const char *q = prefixes; q <= p; q++)
+                        scale *= base;
+        }
+        if (value > UINT64_MAX / scale)
+                return -ERANGE;
+        *ret_bytes = value * scale;
+        return 0;
+}
+
+bool schema_volume_ref_is_valid(const char *s) {
+        const char *slash = strchr(s, '/');
+        if (!slash || slash == s || (size_t) (slash - s) > SCHEMA_MAX_NAME_LEN)
+                return false;
+        char pool[SCHEMA_MAX_NAME_LEN + 1];
+        memcpy(pool, s, (size_t) (slash - s));
+        pool[slash - s] = 0;
+        return schema_name_is_valid(pool) && schema_name_is_valid(slash + 1);
+}
+
+int schema_parse_sha256(const char *s, char out[VF_HASH_HEX_LEN + 1]) {
+        if (strlen(s) != VF_HASH_HEX_LEN)
+                return -EINVAL;
+        for (size_t i = 0; i < VF_HASH_HEX_LEN; i++) {
+                if (hex_digit(s[i]) < 0)
+                        return -EINVAL;
+                out[i] = (char) tolower((unsigned char) s[i]);
+        }
+        out[VF_HASH_HEX_LEN] = 0;
+        return 0;
+}
+
+bool schema_url_is_http(const char *s) {
+        const char *rest = strncmp(s, "https://", 8) == 0 ? s + 8 : strncmp(s, "http://", 7) == 0 ? s + 7 : NULL;
+        if (!rest || !*rest || *rest == '/')
+                return false;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char) *p <= ' ' || *p == 0x7f)
+                        return false;
+        return true;
 }

@@ -169,7 +169,9 @@ static int check_root(const xml_origin *o, xmlDoc *doc, const char *expected) {
 
         if (expected && root && xml_is_element(root, expected))
                 return 0;
-        if (!expected && root && (xml_is_element(root, "domain") || xml_is_element(root, "network")))
+        if (!expected && root &&
+            (xml_is_element(root, "domain") || xml_is_element(root, "network") || xml_is_element(root, "pool") ||
+             xml_is_element(root, "volume")))
                 return 0;
         if (expected)
                 xml_origin_error(o, root ? xml_line(root) : 0, 1,
@@ -177,7 +179,8 @@ static int check_root(const xml_origin *o, xmlDoc *doc, const char *expected) {
                                  expected);
         else
                 xml_origin_error(o, root ? xml_line(root) : 0, 1,
-                                 "root element <%s> is not supported; a native XML file holds one <domain> or <network>",
+                                 "root element <%s> is not supported; a native XML file holds one <domain>, "
+                                 "<network>, <pool> or <volume>",
                                  name);
         return -EINVAL;
 }

@@ -76,3 +76,6 @@ int spec_xml_finish(const xml_origin *o, schema_resource *r, xmlDoc *doc);
 int spec_network_parse(schema_file *f, const ynode *spec, schema_resource *r);
 int spec_domain_parse(schema_file *f, const ynode *spec, schema_resource *r);
 int spec_hostdev_parse(schema_file *f, const ynode *spec, schema_resource *r);
+int spec_pool_parse(schema_file *f, const ynode *spec, schema_resource *r);
+int spec_volume_parse(schema_file *f, const ynode *spec, schema_resource *r);
+int spec_cloudinit_parse(schema_file *f, const ynode *spec, schema_resource *r);

@@ -15,7 +15,12 @@ static const spec_parser spec_parsers[_VF_KIND_MAX] = {
         [VF_KIND_NETWORK] = spec_network_parse,
         [VF_KIND_HOSTDEV] = spec_hostdev_parse,
         [VF_KIND_DOMAIN] = spec_domain_parse,
+        [VF_KIND_POOL] = spec_pool_parse,
+        [VF_KIND_VOLUME] = spec_volume_parse,
+        [VF_KIND_CLOUDINIT] = spec_cloudinit_parse,
 };
+
+#define KIND_CHOICES "Network, Domain, Hostdev, StoragePool, Volume or CloudInit"
 
 static void missing(schema_file *f, const ynode *n, const char *what, const char *hint) {
         ynode_error(f, n, "%s is missing; %s", what, hint);
@@ -40,12 +45,12 @@ static int read_kind(schema_file *f, const ynode *root, vf_kind *ret) {
         const char *kind;
         int r = yget_string(f, root, "kind", &kind);
         if (r == 0)
-                missing(f, root, "kind", "add kind: Network, Domain or Hostdev");
+                missing(f, root, "kind", "add kind: " KIND_CHOICES);
         if (r <= 0)
                 return -EINVAL;
         *ret = vf_kind_from_yaml(kind);
         if (*ret < 0) {
-                ynode_error(f, ymap_get(root, "kind"), "unknown kind \"%s\"; use Network, Domain or Hostdev", kind);
+                ynode_error(f, ymap_get(root, "kind"), "unknown kind \"%s\"; use " KIND_CHOICES, kind);
                 return -EINVAL;
         }
         return 0;

@@ -3,13 +3,14 @@
 
 # The Debian packages virtform builds and runs with.
 BUILD_PACKAGES="gcc meson ninja-build pkg-config libyaml-dev libxml2-dev libnl-3-dev libnl-route-3-dev
-  libudev-dev libsqlite3-dev libvirt-dev nettle-dev scdoc"
+  libudev-dev libsqlite3-dev libvirt-dev nettle-dev libisofs-dev libcurl4-openssl-dev scdoc"
 # What the test suite needs beyond that: cmocka, ip(8) for network namespaces,
 # valgrind, and a real hypervisor: libvirtd (which also creates the libvirt-qemu
 # user the embedded QEMU driver needs) and QEMU, run under TCG. libvirtd's
 # network driver (in libvirt-daemon on Debian 12) needs iptables to start a
-# network; the tests' networks have no address, so no dnsmasq.
-TEST_PACKAGES="libcmocka-dev iproute2 valgrind libvirt-daemon-system iptables qemu-system-x86"
+# network; the tests' networks have no address, so no dnsmasq. qemu-img
+# (qemu-utils) makes base images, xorriso reads cloud-init seeds back.
+TEST_PACKAGES="libcmocka-dev iproute2 valgrind libvirt-daemon-system iptables qemu-system-x86 qemu-utils xorriso"
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 

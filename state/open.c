@@ -110,6 +110,8 @@ static const char *const migrations[] = {
         "        message TEXT NOT NULL,"
         "        n_errors INTEGER NOT NULL"
         ") WITHOUT ROWID;",
+        /* The keys a resource's last applied declaration depended on, one a line: its removal goes before theirs. */
+        "ALTER TABLE resources ADD COLUMN depends TEXT;",
 };
 
 static int fail_sqlite(char **errmsg, sqlite3 *db, int rc, const char *path, const char *what) {

@@ -40,6 +40,7 @@ void state_record_free(state_record *rec) {
         free(rec->applied_xml_hash);
         free(rec->applied_desired_xml);
         free(rec->last_error);
+        vf_strv_free(rec->depends);
         for (size_t i = 0; i < rec->n_conditions; i++)
                 condition_done(&rec->conditions[i]);
         free(rec->conditions);

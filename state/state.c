@@ -24,11 +24,12 @@ enum {
         RES_ATTEMPTS,
         RES_NEXT_RETRY_USEC,
         RES_UPDATED_USEC,
+        RES_DEPENDS,
 };
 #define RESOURCE_COLUMNS                                                                      \
         "kind, name, source_file, desired_hash, generation, observed_generation, uuid, "      \
         "applied_xml_hash, applied_desired_xml, last_error, attempts, next_retry_usec, "       \
-        "updated_usec"
+        "updated_usec, depends"
 
 enum {
         COND_KIND,
@@ -82,14 +83,14 @@ static const char *const stmt_sql[_STMT_MAX] = {
          * cascade to the conditions behind our back. */
         [STMT_UPSERT_RESOURCE] =
                 "INSERT INTO resources (" RESOURCE_COLUMNS ") "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
                 "ON CONFLICT (kind, name) DO UPDATE SET "
                 "source_file = excluded.source_file, desired_hash = excluded.desired_hash, "
                 "generation = excluded.generation, observed_generation = excluded.observed_generation, "
                 "uuid = excluded.uuid, applied_xml_hash = excluded.applied_xml_hash, "
                 "applied_desired_xml = excluded.applied_desired_xml, last_error = excluded.last_error, "
                 "attempts = excluded.attempts, next_retry_usec = excluded.next_retry_usec, "
-                "updated_usec = excluded.updated_usec",
+                "updated_usec = excluded.updated_usec, depends = excluded.depends",
         [STMT_DELETE_CONDITIONS] = "DELETE FROM conditions WHERE kind = ?1 AND name = ?2",
         [STMT_INSERT_CONDITION] = "INSERT INTO conditions (" CONDITION_COLUMNS ") "
                                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -353,6 +354,21 @@ static void record_list_done(record_list *l) {
         state_record_list_free(l->items, l->n);
 }
 
+/* A column of lines as a string vector; NULL or "" is none. */
+static int column_strv(sqlite3_stmt *st, int col, char ***ret) {
+        const char *text = (const char *) sqlite3_column_text(st, col);
+
+        for (const char *p = text; p && *p;) {
+                size_t len = strcspn(p, "\n");
+                char *line = strndup(p, len);
+                int r = line ? vf_strv_consume(ret, line) : -ENOMEM;
+                if (r < 0)
+                        return r;
+                p += len + (p[len] == '\n');
+        }
+        return 0;
+}
+
 static int record_from_row(sqlite3_stmt *st, state_record **ret) {
         _cleanup_(state_record_freep) state_record *rec = calloc(1, sizeof *rec);
         if (!rec)
@@ -364,7 +380,8 @@ static int record_from_row(sqlite3_stmt *st, state_record **ret) {
                 state_column_strdup(st, RES_UUID, &rec->uuid) ?:
                 state_column_strdup(st, RES_APPLIED_XML_HASH, &rec->applied_xml_hash) ?:
                 state_column_strdup(st, RES_APPLIED_DESIRED_XML, &rec->applied_desired_xml) ?:
-                state_column_strdup(st, RES_LAST_ERROR, &rec->last_error);
+                state_column_strdup(st, RES_LAST_ERROR, &rec->last_error) ?:
+                column_strv(st, RES_DEPENDS, &rec->depends);
         if (r < 0)
                 return r;
         rec->generation = sqlite3_column_int64(st, RES_GENERATION);
@@ -485,6 +502,10 @@ int state_list(state_store *s, state_record ***ret, size_t *n) {
 
 static int upsert_resource(state_store *s, const state_record *rec) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_UPSERT_RESOURCE];
+        _cleanup_free_ char *depends = rec->depends ? vf_strv_join((const char *const *) rec->depends, "\n") : NULL;
+
+        if (rec->depends && !depends)
+                return -ENOMEM;
 
         int rc = bind_key(st, rec->kind, rec->name) ?: bind_text(st, RES_SOURCE_FILE, rec->source_file) ?:
                  bind_text(st, RES_DESIRED_HASH, rec->desired_hash) ?:
@@ -496,7 +517,8 @@ static int upsert_resource(state_store *s, const state_record *rec) {
                  bind_text(st, RES_LAST_ERROR, rec->last_error) ?:
                  bind_int64(st, RES_ATTEMPTS, rec->attempts) ?:
                  bind_int64(st, RES_NEXT_RETRY_USEC, rec->next_retry_usec) ?:
-                 bind_int64(st, RES_UPDATED_USEC, rec->updated_usec);
+                 bind_int64(st, RES_UPDATED_USEC, rec->updated_usec) ?:
+                 bind_text(st, RES_DEPENDS, depends);
         return state_exec_bound(s, st, rc);
 }
 

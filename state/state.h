@@ -34,6 +34,7 @@ typedef struct state_record {
         int64_t attempts; /* consecutive failed attempts */
         int64_t next_retry_usec; /* realtime; 0 when no retry is scheduled */
         int64_t updated_usec;
+        char **depends; /* the "kind/name" keys its last applied declaration depended on; NULL: none */
         state_condition *conditions;
         size_t n_conditions;
 } state_record;

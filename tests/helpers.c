@@ -100,6 +100,7 @@ void th_reset_test_driver(void) {
         virConnectPtr conn = th_connect();
         virDomainPtr *doms = NULL;
         virNetworkPtr *nets = NULL;
+        virStoragePoolPtr *pools = NULL;
         int n = virConnectListAllDomains(conn, &doms, 0);
 
         for (int i = 0; i < n; i++) {
@@ -121,6 +122,16 @@ void th_reset_test_driver(void) {
                 virNetworkFree(nets[i]);
         }
         free(nets);
+        n = virConnectListAllStoragePools(conn, &pools, 0);
+        for (int i = 0; i < n; i++) {
+                if (strcmp(virStoragePoolGetName(pools[i]), "default-pool") != 0) {
+                        if (virStoragePoolIsActive(pools[i]) == 1)
+                                virStoragePoolDestroy(pools[i]);
+                        virStoragePoolUndefine(pools[i]);
+                }
+                virStoragePoolFree(pools[i]);
+        }
+        free(pools);
         virConnectClose(conn);
 }
 

@@ -5,6 +5,7 @@
  */
 #include "tests/helpers.h"
 
+#include <libvirt/virterror.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -83,6 +84,27 @@ static int by_name(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
+/* Storage pools, on a driver that has them (an embedded QEMU driver has none). */
+static void describe_pools(virConnectPtr conn, char ***lines) {
+        virStoragePoolPtr *pools = NULL;
+        int n = virConnectListAllStoragePools(conn, &pools, 0);
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        int autostart;
+
+        assert_true(n >= 0 || virGetLastErrorCode() == VIR_ERR_NO_SUPPORT);
+        for (int i = 0; i < n; i++) {
+                _cleanup_free_ char *xml = virStoragePoolGetXMLDesc(pools[i], 0);
+                assert_int_equal(virStoragePoolGetUUIDString(pools[i], uuid), 0);
+                assert_int_equal(virStoragePoolGetAutostart(pools[i], &autostart), 0);
+                assert_int_equal(vf_strv_consume(lines, vf_printf("pool %s uuid=%s autostart=%d active=%d\n%s",
+                                                                virStoragePoolGetName(pools[i]), uuid, autostart,
+                                                                virStoragePoolIsActive(pools[i]), xml)),
+                                 0);
+                virStoragePoolFree(pools[i]);
+        }
+        free(pools);
+}
+
 /* Each object as "KIND NAME uuid=U autostart=A active=B" and its XML, in name order. */
 static char *describe_objects(virConnectPtr conn) {
         virDomainPtr *doms = NULL;
@@ -115,6 +137,7 @@ static char *describe_objects(virConnectPtr conn) {
         }
         free(doms);
         free(nets);
+        describe_pools(conn, &lines);
         qsort(lines, vf_strv_length(lines), sizeof *lines, by_name);
         vf_buf b = {};
         for (size_t i = 0; lines && lines[i]; i++)

@@ -4,6 +4,7 @@
  * driver (test:///default, in-process), with real state files in temp dirs.
  * A second connection plays the operator who changes things behind our back.
  */
+#include "controller/graph.h"
 #include "controller/output.h"
 #include "tests/env.h"
 
@@ -761,6 +762,142 @@ static void test_plan_delete_steps(void **state) {
                 fail_msg("expected\n%s\nand\n%s\nin\n%s", web, iso, text);
 }
 
+/* ---- disks the file leaves to the host ------------------------------------------------- */
+
+#define DISK_VOLUME "vf-apply-disk.qcow2"
+#define MISSING_VOLUME "vf-apply-missing.qcow2"
+#define GHOST_SEED_VOLUME "vf-ghost.cidata.iso"
+
+/*
+ * A native domain whose volume disks name no format, one with a driver and one without, and whose cdrom
+ * has no target.
+ */
+#define DOMAIN_VOLUME_DISK(volume)                                                                            \
+        "<domain><name>vm1</name><memory unit='KiB'>131072</memory><os><type>hvm</type></os><devices>"     \
+        "<disk type='volume' device='disk'><source pool='default-pool' volume='" volume "'/>"               \
+        "<target dev='vda' bus='virtio'/></disk>"                                                             \
+        "<disk type='volume' device='disk'><driver name='qemu' cache='none'/>"                                \
+        "<source pool='default-pool' volume='" volume "'/><target dev='vdb' bus='virtio'/><readonly/></disk>" \
+        "<disk type='file' device='cdrom'><source file='/var/lib/libvirt/images/vm1.iso'/><readonly/></disk>" \
+        "</devices></domain>"
+
+/* A volume made behind virtform's back, in the test driver's own pool. */
+static void create_default_pool_volume(virConnectPtr conn, const char *name, const char *format) {
+        virStoragePoolPtr pool = virStoragePoolLookupByName(conn, "default-pool");
+        _cleanup_free_ char *xml = vf_printf("<volume><name>%s</name><capacity>1048576</capacity>"
+                                             "<target><format type='%s'/></target></volume>", name, format);
+        assert_non_null(pool);
+        virStorageVolPtr vol = virStorageVolCreateXML(pool, xml, 0);
+        assert_non_null(vol);
+        virStorageVolFree(vol);
+        virStoragePoolFree(pool);
+}
+
+/* The test driver keeps volumes for the life of the process: the tests that make them delete them. */
+static int teardown_volumes(void **state) {
+        th_env *f = *state;
+        virStoragePoolPtr pool = virStoragePoolLookupByName(f->other, "default-pool");
+        const char *names[] = { DISK_VOLUME, MISSING_VOLUME, GHOST_SEED_VOLUME };
+
+        for (size_t i = 0; pool && i < ELEMENTSOF(names); i++) {
+                virStorageVolPtr vol = virStorageVolLookupByName(pool, names[i]);
+                if (vol) {
+                        virStorageVolDelete(vol, 0);
+                        virStorageVolFree(vol);
+                }
+        }
+        if (pool)
+                virStoragePoolFree(pool);
+        return teardown(state);
+}
+
+/*
+ * A qcow2 volume the file gives no format is defined as qcow2, as libvirt
+ * reports it, and a cdrom without a target gets one (ide: the test driver
+ * names no machine). Neither is drift: not on the next pass, nor when the
+ * definition changes out of band in what the file does not say, so that
+ * drift is judged on the completed document, read again from the host.
+ */
+static void test_volume_disk_takes_its_format(void **state) {
+        th_env *f = *state;
+
+        create_default_pool_volume(f->other, DISK_VOLUME, "qcow2");
+        th_write(f->conf, "20-vm.xml", DOMAIN_VOLUME_DISK(DISK_VOLUME));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "vm1", true);
+        assert_non_null(strstr(xml, "<disk type='volume'"));
+        for (const char *disk = strstr(xml, "<disk type='volume'"); disk; disk = strstr(disk + 1, "<disk type='volume'")) {
+                const char *driver = strstr(disk, "<driver"), *format = strstr(disk, "type='qcow2'");
+                const char *end = strstr(disk, "</disk>");
+                if (!driver || driver > end || !format || format > end)
+                        fail_msg("expected a driver of type qcow2 in:\n%s", xml);
+                assert_non_null(strstr(disk, "<source pool='default-pool' volume='" DISK_VOLUME "'/>"));
+        }
+        assert_non_null(strstr(xml, "cache='none'"));
+        assert_non_null(strstr(xml, "<target dev='hda' bus='ide'/>"));
+        assert_null(strstr(xml, "type='raw'"));
+
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_UNCHANGED, NULL);
+
+        /* libvirt's document changes where the file says nothing: the projection is read anew, and agrees. */
+        char *at = strstr(xml, "</name>");
+        _cleanup_free_ char *described = vf_printf("%.*s<description>noted</description>%s",
+                                                   (int) (at - xml + strlen("</name>")), xml, at + strlen("</name>"));
+        virDomainPtr dom = virDomainDefineXML(f->other, described);
+        assert_non_null(dom);
+        virDomainFree(dom);
+        th_env_close(f);
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_UNCHANGED, NULL);
+        assert_null(th_env_entry(f, VF_KIND_DOMAIN, "vm1")->result.drifted);
+}
+
+/* A volume that neither a file nor libvirt has: the domain waits for it, by name, and follows it. */
+static void test_volume_disk_waits_for_its_volume(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "20-vm.xml", DOMAIN_VOLUME_DISK(MISSING_VOLUME));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_WAITING, "DependencyNotReady");
+        const vf_report_entry *e = th_env_entry(f, VF_KIND_DOMAIN, "vm1");
+        assert_non_null(strstr(e->result.message, "volume default-pool/" MISSING_VOLUME));
+        assert_int_equal(e->result.wait.kind, RC_WAIT_DEPENDENCY);
+        assert_string_equal(e->result.wait.target, "volume/default-pool/" MISSING_VOLUME);
+        _cleanup_free_ char *none = th_domain_xml(f->other, "vm1", true);
+        assert_null(none);
+        assert_int_equal(th_env_writes(f), 0);
+
+        create_default_pool_volume(f->other, MISSING_VOLUME, "raw");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "vm1", true);
+        assert_non_null(strstr(xml, "type='raw'"));
+}
+
+/*
+ * A seed no file declares has no pool to place its cdrom in, even when a
+ * volume of its name lies in some pool: the domain waits for it, undefined.
+ */
+static void test_undeclared_seed_holds_its_domain(void **state) {
+        th_env *f = *state;
+
+        create_default_pool_volume(f->other, GHOST_SEED_VOLUME, "raw");
+        th_write(f->conf, "30-vm.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vm1}\nspec:\n  memory: 128MiB\n"
+                 "  disks: [{cloudInit: vf-ghost}]\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_WAITING, "DependencyNotReady");
+        const rc_result *res = &th_env_entry(f, VF_KIND_DOMAIN, "vm1")->result;
+        assert_non_null(strstr(res->message, "cloudinit vf-ghost"));
+        assert_int_equal(res->wait.kind, RC_WAIT_DEPENDENCY);
+        assert_string_equal(res->wait.target, "cloudinit/vf-ghost");
+        _cleanup_free_ char *none = th_domain_xml(f->other, "vm1", true);
+        assert_null(none);
+        assert_int_equal(th_env_writes(f), 0);
+}
+
 /*
  * A custom test-driver node: a host that already has objects of the same
  * names, none of them ours. Each connection to it is a fresh hypervisor.
@@ -798,6 +935,650 @@ static void test_custom_node_with_foreign_objects(void **state) {
         pass_changing_nothing(f);
 }
 
+/* ---- storage pools --------------------------------------------------------------- */
+
+#define POOL_IMAGES(path, extra)                                                                       \
+        "apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: images" extra "}\nspec:\n"       \
+        "  type: dir\n  path: %s\n  autostart: true\n", path
+
+#define VOLUME(name, extra)                                                                            \
+        "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: " name "}\nspec:\n  pool: images\n"   \
+        "  capacity: 1GiB\n" extra
+
+static virStoragePoolPtr pool_lookup(th_env *f, const char *name) {
+        return virStoragePoolLookupByName(f->other, name);
+}
+
+static void assert_pool_absent(th_env *f, const char *name) {
+        virStoragePoolPtr p = pool_lookup(f, name);
+        if (p) {
+                virStoragePoolFree(p);
+                fail_msg("pool %s is still defined", name);
+        }
+}
+
+/* The pool as the operator sees it: defined, active, autostart as asked, on the path asked. */
+static void assert_pool_running(th_env *f, const char *name, const char *path) {
+        virStoragePoolPtr p = pool_lookup(f, name);
+        int autostart = -1;
+
+        assert_non_null(p);
+        assert_int_equal(virStoragePoolIsActive(p), 1);
+        assert_int_equal(virStoragePoolIsPersistent(p), 1);
+        assert_int_equal(virStoragePoolGetAutostart(p, &autostart), 0);
+        assert_int_equal(autostart, 1);
+        _cleanup_free_ char *xml = virStoragePoolGetXMLDesc(p, 0), *want = vf_printf("<path>%s</path>", path);
+        assert_non_null(strstr(xml, want));
+        virStoragePoolFree(p);
+}
+
+static char *pool_uuid(th_env *f, const char *name) {
+        virStoragePoolPtr p = pool_lookup(f, name);
+        char uuid[VIR_UUID_STRING_BUFLEN];
+
+        assert_non_null(p);
+        assert_int_equal(virStoragePoolGetUUIDString(p, uuid), 0);
+        virStoragePoolFree(p);
+        return strdup(uuid);
+}
+
+/* The writes the intent log holds for a resource, in order, "action:outcome" each. */
+static char *logged_writes(th_env *f, vf_kind kind, const char *name) {
+        state_event *events = NULL;
+        size_t n = 0;
+        vf_buf b = {};
+
+        assert_int_equal(state_event_list(f->c.store, vf_kind_to_string(kind), name, 0, &events, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                vf_buf_printf(&b, "%s%s:%s", i ? ", " : "", events[i].action, events[i].outcome);
+        state_event_list_free(events, n);
+        char *joined = vf_buf_steal(&b);
+        return joined ? joined : strdup("");
+}
+
+static void test_pool_defined_built_started(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_true(vf_report_converged(&f->report));
+        assert_pool_running(f, "images", path);
+        /* Its target was missing: built before it started. */
+        _cleanup_free_ char *writes = logged_writes(f, VF_KIND_POOL, "images");
+        assert_string_equal(writes, "define:ok, autostart on:ok, build:ok, start:ok");
+
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+        assert_string_equal(rec->uuid, uuid);
+        assert_true(state_record_condition(rec, "Ready")->status);
+
+        /* Nothing to do, in the same process and in the next one. */
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+        th_env_close(f);
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+
+        /* Stopped and undefined behind virtform's back: a recorded pool is defined and started again. */
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        assert_int_equal(virStoragePoolDestroy(p), 0);
+        assert_int_equal(virStoragePoolUndefine(p), 0);
+        virStoragePoolFree(p);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_POOL, "images")->result.message, "recreated"));
+        assert_pool_running(f, "images", path);
+}
+
+/* Pruned: stopped and undefined, and its directory and the files in it stay. */
+static void test_pool_pruned_keeps_its_directory(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir), *kept = vf_printf("%s/kept.qcow2", path);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(path, "kept.qcow2", "data");
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_int_equal(f->report.counters.calls[RC_CALL_BUILD], 0); /* the directory was there */
+        assert_pool_running(f, "images", path);
+
+        th_remove(f->conf, "10-pool.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, "Removed");
+        assert_int_equal(f->report.counters.calls[RC_CALL_DESTROY], 1);
+        assert_int_equal(f->report.counters.calls[RC_CALL_UNDEFINE], 1);
+        assert_int_equal(th_env_writes(f), 2);
+        assert_pool_absent(f, "images");
+        _cleanup_free_ char *data = th_slurp(kept);
+        assert_string_equal(data, "data");
+        state_record *rec = NULL;
+        assert_int_equal(state_get(f->c.store, "pool", "images", &rec), -ENOENT);
+}
+
+/*
+ * A pool of that name that this state did not make is someone else's, left as it is, until the file
+ * adopts it: then it is defined as declared, keeping its UUID, and started.
+ */
+static void test_pool_conflict_and_adoption(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir), *theirs = vf_printf("%s/theirs", f->dir);
+        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
+                                             "</pool>",
+                                             theirs);
+        virStoragePoolPtr p = virStoragePoolDefineXML(f->other, xml, 0);
+
+        assert_non_null(p);
+        virStoragePoolFree(p);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_FAILED, "Conflict");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_POOL, "images")->result.message, "adopt"));
+
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ", adopt: true"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_POOL, "images")->result.message, "adopted"));
+        assert_pool_running(f, "images", path);
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        assert_string_equal(rec->uuid, uuid);
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+}
+
+/*
+ * A run killed after it defined a pool and before its record was committed left no record, and a
+ * pool has no marker: the intent log says the define was this store's, so it is ours, not a Conflict.
+ */
+static void test_pool_defined_by_a_killed_run_is_ours(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
+                                             "</pool>",
+                                             path);
+        int64_t intent;
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_env_pass(f); /* opens the store */
+        assert_int_equal(state_intent_begin(f->c.store, "pool", "images", 1, "define", &intent), 0);
+        virStoragePoolPtr p = virStoragePoolDefineXML(f->other, xml, 0);
+        assert_non_null(p);
+        virStoragePoolFree(p);
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_pool_running(f, "images", path);
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        assert_string_equal(rec->uuid, uuid);
+}
+
+/* A pool that still holds a volume virtform manages waits for it, and goes once the volume is gone. */
+static void test_pool_with_recorded_volume_is_in_use(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-disk.yaml", VOLUME("disk.qcow2", ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        _cleanup_(state_record_freep) state_record *volume = record(f, VF_KIND_VOLUME, "images/disk.qcow2");
+
+        th_remove(f->conf, "10-pool.yaml");
+        th_env_pass(f);
+        const rc_result *res = &th_env_entry(f, VF_KIND_POOL, "images")->result;
+        th_env_assert(f, VF_KIND_POOL, "images", RC_WAITING, "InUse");
+        assert_non_null(strstr(res->message, "volume/images/disk.qcow2"));
+        assert_int_equal(res->wait.kind, RC_WAIT_USER);
+        assert_string_equal(res->wait.target, "volume/images/disk.qcow2");
+        assert_int_equal(f->report.counters.calls[RC_CALL_DESTROY] + f->report.counters.calls[RC_CALL_UNDEFINE], 0);
+        assert_pool_running(f, "images", path);
+
+        th_remove(f->conf, "20-disk.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, "Removed");
+        assert_pool_absent(f, "images");
+}
+
+static size_t entry_index(th_env *f, vf_kind kind, const char *name) {
+        return (size_t) (th_env_entry(f, kind, name) - f->report.entries);
+}
+
+/*
+ * Within a kind, a volume made from another comes after it, and is removed before it, whatever
+ * their names say.
+ */
+static void test_volumes_ordered_by_their_sources(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-base.yaml", VOLUME("base.qcow2", ""));
+        th_write(f->conf, "30-clones.yaml",
+                 VOLUME("a-clone.qcow2", "  from: {volume: images/base.qcow2}\n") "---\n"
+                 VOLUME("z-clone.qcow2", "  from: {volume: images/base.qcow2}\n"));
+        th_env_pass(f);
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/base.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/a-clone.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/a-clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/z-clone.qcow2"));
+
+        th_remove(f->conf, "20-base.yaml");
+        th_remove(f->conf, "30-clones.yaml");
+        th_env_pass(f);
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/a-clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/z-clone.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/z-clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/base.qcow2"));
+}
+
+/* ---- cloud-init seeds ------------------------------------------------------------- */
+
+#define CLOUDINIT_WEB1(host)                                                                           \
+        "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: web1}\nspec:\n  pool: images\n"    \
+        "  userData: |\n    #cloud-config\n    packages: [nginx]\n  metaData: {local-hostname: " host "}\n"
+
+static virStorageVolPtr seed_lookup(th_env *f) {
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        virStorageVolPtr v;
+
+        assert_non_null(p);
+        v = virStorageVolLookupByName(p, "web1.cidata.iso");
+        virStoragePoolFree(p);
+        return v;
+}
+
+static bool seed_exists(th_env *f) {
+        virStorageVolPtr v = seed_lookup(f);
+        if (v)
+                virStorageVolFree(v);
+        return v;
+}
+
+static void declare_pool(th_env *f) {
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+}
+
+/* The test driver uploads nothing: the step fails naming the connection, and no empty seed is left. */
+static void test_cloudinit_upload_not_supported(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        const char *message = th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result.message;
+        if (!strstr(message, "upload web1.cidata.iso: the hypervisor test:///default cannot upload volumes"))
+                fail_msg("'%s' does not say what the connection cannot do", message);
+        _cleanup_free_ char *writes = logged_writes(f, VF_KIND_CLOUDINIT, "web1");
+        assert_string_equal(writes, "create-volume:ok, upload:failed, delete-volume:ok");
+        assert_false(seed_exists(f));
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_CLOUDINIT, "web1");
+        assert_false(state_record_condition(rec, "Ready")->status);
+}
+
+static void create_volume(th_env *f, const char *name, const char *capacity) {
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        _cleanup_free_ char *xml = vf_printf("<volume><name>%s</name><capacity>%s</capacity>"
+                                             "<target><format type='raw'/></target></volume>",
+                                             name, capacity);
+        virStorageVolPtr v = virStorageVolCreateXML(p, xml, 0);
+
+        assert_non_null(v);
+        virStorageVolFree(v);
+        virStoragePoolFree(p);
+}
+
+/* A volume of the seed's name that this state did not make is left alone, unless the file adopts it. */
+static void test_cloudinit_conflict_and_adoption(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        create_volume(f, "web1.cidata.iso", "1048576");
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "Conflict");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result.message, "adopt"));
+
+        /* Adopted: uploaded into as it is, big enough; and, not made by this pass, not deleted when that fails. */
+        th_write(f->conf, "20-seed.yaml",
+                 "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: web1, adopt: true}\nspec:\n"
+                 "  pool: images\n  userData: |\n    #cloud-config\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        _cleanup_free_ char *writes = logged_writes(f, VF_KIND_CLOUDINIT, "web1");
+        assert_string_equal(writes, "upload:failed");
+        assert_true(seed_exists(f));
+}
+
+/*
+ * A run killed right after it made the seed's volume, before it recorded it, left only its intent in
+ * the event log: the next run takes the volume for its own, not for someone else's.
+ */
+static void test_cloudinit_made_by_a_killed_run(void **state) {
+        th_env *f = *state;
+        int64_t intent;
+
+        declare_pool(f);
+        create_volume(f, "web1.cidata.iso", "1048576");
+        assert_int_equal(state_intent_begin(f->c.store, "cloudinit", "web1", 1, "create-volume", &intent), 0);
+        th_env_close(f);
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        assert_int_equal(f->report.counters.calls[RC_CALL_UPLOAD], 1);
+        assert_int_equal(th_env_writes(f), 1);
+}
+
+/* The SHA-256 of the seed `virtform cloud-init render` writes for a file. */
+static void render_hash(th_env *f, const char *yaml, char hash[VF_HASH_HEX_LEN + 1]) {
+        _cleanup_free_ char *file = vf_printf("%s/seed.yaml", f->dir), *iso = vf_printf("%s/seed.iso", f->dir);
+        const char *argv[] = { getenv("VIRTFORM"), "cloud-init", "render", file, "-o", iso, NULL };
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+
+        th_write(f->dir, "seed.yaml", "%s", yaml);
+        _cleanup_(th_run_done) th_run r = th_spawn(argv, NULL);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(vf_read_file(iso, SIZE_MAX, &data, &len), 0);
+        vf_sha256_hex(data, len, hash);
+}
+
+/*
+ * What a pass on a hypervisor that uploads leaves behind, which the test driver cannot: the seed
+ * volume, recorded with its key and the hash of the seed `cloud-init render` makes of the file.
+ */
+static void record_uploaded_seed(th_env *f, const char *yaml) {
+        _cleanup_(state_closep) state_store *store = NULL;
+        _cleanup_(state_record_freep) state_record *rec = state_record_new("cloudinit", "web1");
+        _cleanup_free_ char *errmsg = NULL;
+        char hash[VF_HASH_HEX_LEN + 1];
+
+        create_volume(f, "web1.cidata.iso", "1048576");
+        virStorageVolPtr v = seed_lookup(f);
+        assert_non_null(v);
+        rec->uuid = strdup(virStorageVolGetKey(v));
+        virStorageVolFree(v);
+        render_hash(f, yaml, hash);
+        rec->applied_xml_hash = strdup(hash);
+        th_env_close(f);
+        assert_int_equal(state_open(f->state, 0, &store, &errmsg), 0);
+        assert_int_equal(state_put(store, rec), 0);
+}
+
+/* A seed whose hash is the one recorded is in sync: no write; a changed one is uploaded again. */
+static void test_cloudinit_noop_then_changed(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        record_uploaded_seed(f, CLOUDINIT_WEB1("web1"));
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_UNCHANGED, "Applied");
+        assert_true(vf_report_converged(&f->report));
+
+        /* Another hostname, another seed: uploaded into the same volume, which is big enough. */
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web2"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_FAILED, "NotSupported");
+        assert_int_equal(th_env_writes(f), 1);
+        assert_int_equal(f->report.counters.calls[RC_CALL_UPLOAD], 1);
+        assert_true(seed_exists(f));
+
+        /* The failed upload may have left anything in it: the old file is no longer in sync either. */
+        th_write(f->conf, "20-seed.yaml", CLOUDINIT_WEB1("web1"));
+        th_env_pass(f);
+        assert_int_equal(f->report.counters.calls[RC_CALL_UPLOAD], 1);
+}
+
+/* A seed a domain's disk uses is not deleted while it does, whoever owns the domain. */
+static void test_cloudinit_in_use_then_removed(void **state) {
+        th_env *f = *state;
+        static const char vm[] = "<domain type='test'><name>vm</name><memory>1048576</memory>"
+                                 "<os><type>hvm</type></os><devices><disk type='volume' device='cdrom'>"
+                                 "<source pool='images' volume='web1.cidata.iso'/><target dev='hdc' bus='ide'/>"
+                                 "<readonly/></disk></devices></domain>";
+
+        declare_pool(f);
+        record_uploaded_seed(f, CLOUDINIT_WEB1("web1"));
+        virDomainPtr d = virDomainDefineXML(f->other, vm);
+        assert_non_null(d);
+
+        pass_changing_nothing(f); /* nothing declares the seed: it goes, but the domain uses it */
+        const rc_result *res = &th_env_entry(f, VF_KIND_CLOUDINIT, "web1")->result;
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_WAITING, "InUse");
+        assert_non_null(strstr(res->message, "(vm)"));
+        assert_int_equal(res->wait.kind, RC_WAIT_USER);
+        assert_string_equal(res->wait.target, "domain/vm");
+        assert_true(seed_exists(f));
+
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "web1", RC_DELETED, "Removed");
+        assert_false(seed_exists(f));
+        state_record *rec = NULL;
+        assert_int_equal(state_get(f->c.store, "cloudinit", "web1", &rec), -ENOENT);
+}
+
+/*
+ * A domain on a declared volume comes after its pool and its volume, and is defined in the format the
+ * volume has. Pruned, it goes first: the volume it used is deleted after it, and the pool last, in
+ * the same pass.
+ */
+static void test_domain_on_a_declared_volume(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-disk.yaml", VOLUME("vm1.qcow2", "  format: qcow2\n  deletionPolicy: delete\n"));
+        th_write(f->conf, "30-vm.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vm1}\nspec:\n  memory: 128MiB\n"
+                 "  disks: [{volume: images/vm1.qcow2}]\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_CREATED, NULL);
+        assert_true(entry_index(f, VF_KIND_POOL, "images") < entry_index(f, VF_KIND_VOLUME, "images/vm1.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/vm1.qcow2") < entry_index(f, VF_KIND_DOMAIN, "vm1"));
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "vm1", true);
+        const char *disk = strstr(xml, "<disk type='volume' device='disk'>");
+        assert_non_null(disk);
+        assert_non_null(strstr(disk, "type='qcow2'"));
+        assert_non_null(strstr(disk, "<source pool='images' volume='vm1.qcow2'/>"));
+        assert_non_null(strstr(disk, "<target dev='vda' bus='virtio'/>"));
+        pass_changing_nothing(f);
+
+        th_remove(f->conf, "30-vm.yaml");
+        th_remove(f->conf, "20-disk.yaml");
+        th_remove(f->conf, "10-pool.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_DELETED, NULL);
+        th_env_assert(f, VF_KIND_VOLUME, "images/vm1.qcow2", RC_DELETED, NULL);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, NULL);
+        assert_true(entry_index(f, VF_KIND_DOMAIN, "vm1") < entry_index(f, VF_KIND_VOLUME, "images/vm1.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/vm1.qcow2") < entry_index(f, VF_KIND_POOL, "images"));
+        assert_pool_absent(f, "images");
+}
+
+/* A seed that is not Ready (the test driver cannot upload one) holds its domain back, by name. */
+static void test_domain_waits_for_its_seed(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-seed.yaml",
+                 "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: vm1}\nspec:\n  pool: images\n"
+                 "  userData: \"#cloud-config\\n\"\n");
+        th_write(f->conf, "30-vm.yaml",
+                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vm1}\nspec:\n  memory: 128MiB\n"
+                 "  disks: [{cloudInit: vm1}]\n");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_CLOUDINIT, "vm1", RC_FAILED, NULL);
+        th_env_assert(f, VF_KIND_DOMAIN, "vm1", RC_WAITING, "DependencyNotReady");
+        const rc_result *res = &th_env_entry(f, VF_KIND_DOMAIN, "vm1")->result;
+        assert_non_null(strstr(res->message, "cloudinit vm1"));
+        assert_int_equal(res->wait.kind, RC_WAIT_DEPENDENCY);
+        assert_string_equal(res->wait.target, "cloudinit/vm1");
+        _cleanup_free_ char *none = th_domain_xml(f->other, "vm1", true);
+        assert_null(none);
+}
+
+/* A pass for one key brings along what depends on it, and what depends on that: a chain of volumes. */
+static void test_pass_of_a_key_brings_its_chain(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir), *errmsg = NULL;
+        char *keys[] = { (char *) "volume/images/base.qcow2", NULL };
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_write(f->conf, "20-volumes.yaml",
+                 VOLUME("base.qcow2", "") "---\n" VOLUME("clone.qcow2", "  from: {volume: images/base.qcow2}\n")
+                 "---\n" VOLUME("clone2.qcow2", "  from: {volume: images/clone.qcow2}\n"));
+        th_env_pass(f);
+        vf_report_done(&f->report);
+        assert_int_equal(vf_controller_pass_keys(&f->c, keys, &f->report, &errmsg), 0);
+        assert_int_equal(f->report.n_entries, 3);
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/base.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/clone.qcow2"));
+        assert_true(entry_index(f, VF_KIND_VOLUME, "images/clone.qcow2") <
+                    entry_index(f, VF_KIND_VOLUME, "images/clone2.qcow2"));
+}
+
+static graph_node *declared_node(graph *g, schema_resource *r, const char *key, const char *depends) {
+        graph_node *n;
+
+        assert_int_equal(graph_ensure(g, key, &n), 0);
+        *r = (schema_resource) { .kind = n->kind };
+        if (depends)
+                assert_int_equal(vf_strv_push(&r->depends, depends), 0);
+        assert_int_equal(graph_set_desired(g, n, r), 0);
+        return n;
+}
+
+static graph_node *removed_node(graph *g, const char *key, const char *depended) {
+        graph_node *n;
+
+        assert_int_equal(graph_ensure(g, key, &n), 0);
+        state_record *rec = state_record_new(vf_kind_to_string(n->kind), n->name);
+        assert_non_null(rec);
+        if (depended)
+                assert_int_equal(vf_strv_push(&rec->depends, depended), 0);
+        graph_set_record(n, rec);
+        return n;
+}
+
+/*
+ * The order of a pass, sorted directly: a cycle within a kind (which the schema refuses) still sorts,
+ * each node once; removals go before what their records say they depended on.
+ */
+static void test_graph_sort_within_a_kind(void **state) {
+        schema_resource res[4] = {};
+        graph g;
+
+        assert_int_equal(graph_init(&g), 0);
+        declared_node(&g, &res[0], "domain/web", "volume/p/b");
+        declared_node(&g, &res[1], "volume/p/b", "volume/p/a");
+        declared_node(&g, &res[2], "volume/p/a", "volume/p/b");
+        declared_node(&g, &res[3], "network/lan", NULL);
+        removed_node(&g, "volume/p/base", NULL);
+        removed_node(&g, "volume/p/clone", "volume/p/base");
+        removed_node(&g, "volume/p/other", NULL);
+        removed_node(&g, "pool/p", NULL);
+        _cleanup_free_ graph_node **nodes = malloc(g.n_nodes * sizeof *nodes);
+        assert_non_null(nodes);
+        memcpy(nodes, g.nodes, g.n_nodes * sizeof *nodes);
+
+        assert_int_equal(graph_sort(nodes, g.n_nodes), 0);
+        vf_buf b = {};
+        for (size_t i = 0; i < g.n_nodes; i++)
+                vf_buf_printf(&b, "%s%s", i ? " " : "", nodes[i]->key);
+        _cleanup_free_ char *order = vf_buf_steal(&b);
+        assert_string_equal(order, "network/lan volume/p/a volume/p/b domain/web "
+                                   "volume/p/clone volume/p/base volume/p/other pool/p");
+        graph_done(&g);
+        for (size_t i = 0; i < ELEMENTSOF(res); i++)
+                vf_strv_free(res[i].depends);
+}
+
+#define DEFAULT_POOL_VOLUME(name, spec)                                                                           \
+        "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: " name "}\nspec: {pool: default-pool, " spec "}\n"
+
+static bool test_volume_exists(th_env *f, const char *name) {
+        virStoragePoolPtr pool = virStoragePoolLookupByName(f->other, "default-pool");
+        virStorageVolPtr vol = pool ? virStorageVolLookupByName(pool, name) : NULL;
+
+        if (vol)
+                virStorageVolFree(vol);
+        if (pool)
+                virStoragePoolFree(pool);
+        return vol != NULL;
+}
+
+/*
+ * The test driver makes volumes but cannot upload into them or resize them:
+ * those steps fail NotSupported, naming the hypervisor, and an import leaves
+ * no volume behind.
+ */
+static void test_volume_upload_and_resize_not_supported(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *image = vf_printf("%s/image.raw", f->dir);
+
+        th_write(f->dir, "image.raw", "some raw bytes");
+        th_write(f->conf, "10-import.yaml", DEFAULT_POOL_VOLUME("imported", "format: raw, from: {file: %s}"), image);
+        th_write(f->conf, "20-disk.yaml", DEFAULT_POOL_VOLUME("disk", "capacity: 4MiB"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/imported", RC_FAILED, "NotSupported");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_VOLUME, "default-pool/imported")->result.message,
+                               "test:///default"));
+        assert_false(test_volume_exists(f, "imported"));
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/disk", RC_CREATED, "Applied");
+
+        th_write(f->conf, "20-disk.yaml", DEFAULT_POOL_VOLUME("disk", "capacity: 8MiB"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/disk", RC_FAILED, "NotSupported");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_VOLUME, "default-pool/disk")->result.message,
+                               "test:///default"));
+
+        th_remove(f->conf, "10-import.yaml");
+        th_write(f->conf, "20-disk.yaml", DEFAULT_POOL_VOLUME("disk", "capacity: 4MiB, deletionPolicy: delete"));
+        th_env_pass(f);
+        th_remove(f->conf, "20-disk.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/disk", RC_DELETED, "Removed");
+        assert_false(test_volume_exists(f, "disk"));
+}
+
+/* plan lists what an import would do, and does none of it. */
+static void test_volume_plan(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-import.yaml",
+                 DEFAULT_POOL_VOLUME("planned", "format: raw, from: {file: /nonexistent/image.raw}"));
+        th_write(f->conf, "20-disk.yaml", DEFAULT_POOL_VOLUME("planned-disk", "capacity: 4MiB"));
+        f->opts.dry_run = true;
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/planned", RC_CREATED, "Applied");
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/planned-disk", RC_CREATED, "Applied");
+        const rc_result *res = &th_env_entry(f, VF_KIND_VOLUME, "default-pool/planned")->result;
+        assert_int_equal(vf_strv_length(res->steps), 2);
+        assert_string_equal(res->steps[0], "create-volume");
+        assert_string_equal(res->steps[1], "upload");
+        assert_int_equal(th_env_writes(f), 0);
+        assert_false(test_volume_exists(f, "planned"));
+        assert_false(test_volume_exists(f, "planned-disk"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
@@ -821,7 +1602,27 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_plan_diff_of_a_change, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_diff_of_drift, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_delete_steps, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_volume_disk_takes_its_format, setup, teardown_volumes),
+                cmocka_unit_test_setup_teardown(test_volume_disk_waits_for_its_volume, setup, teardown_volumes),
+                cmocka_unit_test_setup_teardown(test_undeclared_seed_holds_its_domain, setup, teardown_volumes),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_defined_built_started, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_pruned_keeps_its_directory, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_defined_by_a_killed_run_is_ours, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_with_recorded_volume_is_in_use, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_volumes_ordered_by_their_sources, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_domain_on_a_declared_volume, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_domain_waits_for_its_seed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pass_of_a_key_brings_its_chain, setup, teardown),
+                cmocka_unit_test(test_graph_sort_within_a_kind),
+                cmocka_unit_test_setup_teardown(test_volume_upload_and_resize_not_supported, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_volume_plan, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_upload_not_supported, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_made_by_a_killed_run, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_noop_then_changed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_in_use_then_removed, setup, teardown),
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);

@@ -88,7 +88,8 @@ static void assert_help_golden(const char *name, const char *const *argv) {
 static void test_help_and_version(void **state) {
         static const char *const commands[][2] = { { "apply" }, { "plan" }, { "validate" }, { "status" },
                                                    { "run" }, { "log" }, { "hostdev", "resolve" },
-                                                   { "state", "check" }, { "state", "recover" } };
+                                                   { "state", "check" }, { "state", "recover" },
+                                                   { "cloud-init", "render" } };
         const char *virtform_help[] = { getenv("VIRTFORM"), "--help", NULL };
 
         assert_help_golden("virtform", virtform_help);
@@ -148,7 +149,8 @@ static run complete_options(const char *words) {
 /* Bash completes exactly the options each command's --help lists. */
 static void test_completion_offers_the_help_options(void **state) {
         static const char *const commands[] = { "apply", "plan", "validate", "status", "run", "log",
-                                                "hostdev resolve", "state check", "state recover" };
+                                                "hostdev resolve", "state check", "state recover",
+                                                "cloud-init render" };
 
         setenv("LC_ALL", "C", 1);
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
@@ -198,7 +200,8 @@ static char *synopsis_options(const char *man, const char *command, const char *
 /* The man page's synopsis of each command lists exactly the options its --help lists. */
 static void test_man_synopsis_lists_the_help_options(void **state) {
         static const char *const commands[] = { "apply", "plan", "validate", "status", "run", "log",
-                                                "hostdev resolve", "state check", "state recover" };
+                                                "hostdev resolve", "state check", "state recover",
+                                                "cloud-init render" };
         _cleanup_free_ char *man = th_slurp(getenv("VIRTFORM_MAN"));
 
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
@@ -534,6 +537,127 @@ static void test_validate_undeclared_reference(void **state) {
         assert_int_equal(r.status, 0);
         assert_ptr_equal(strstr(r.err, expected), r.err);
         assert_non_null(strstr(r.out, "1 resources in 1 files are valid"));
+}
+
+#define CLOUDINIT_YAML(name)                                                                                   \
+        "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: " name "}\nspec:\n  pool: images\n"         \
+        "  userData: |\n    #cloud-config\n    packages: [nginx]\n"                                                 \
+        "  metaData: {local-hostname: web1.example.org}\n  networkConfig: |\n    version: 2\n"
+
+/* Runs xorriso on an image. */
+static run xorriso(const char *iso, const char *a, const char *b, const char *c, const char *d) {
+        const char *argv[] = { "/usr/bin/xorriso", "-osirrox", "on", "-indev", iso, a, b, c, d, NULL };
+        return th_spawn(argv, NULL);
+}
+
+static char *slurp_in(const char *dir, const char *name) {
+        _cleanup_free_ char *path = vf_printf("%s/%s", dir, name);
+        return th_slurp(path);
+}
+
+/* The seed as cloud-init reads it: read back with xorriso, file by file, and its volume id. */
+static void test_cloudinit_render(void **state) {
+        fixture *f = *state;
+        if (access("/usr/bin/xorriso", X_OK) < 0)
+                th_skip("xorriso is not installed: it reads the seed back");
+        th_write(f->dir, "seed.yaml", CLOUDINIT_YAML("web1"));
+        _cleanup_free_ char *file = vf_printf("%s/seed.yaml", f->dir);
+        _cleanup_free_ char *iso = vf_printf("%s/seed.iso", f->dir);
+        _cleanup_free_ char *out = vf_printf("%s/out", f->dir);
+
+        _cleanup_(run_done) run r = virtform("cloud-init", "render", file, "-o", iso, NULL);
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.out, "");
+        assert_string_equal(r.err, "");
+        _cleanup_(run_done) run pvd = xorriso(iso, "-pvd_info", NULL, NULL, NULL);
+        assert_int_equal(pvd.status, 0);
+        assert_non_null(strstr(pvd.out, "\nVolume Id    : cidata\n"));
+        _cleanup_(run_done) run extract = xorriso(iso, "-extract", "/", out, NULL);
+        assert_int_equal(extract.status, 0);
+        _cleanup_free_ char *user_data = slurp_in(out, "user-data");
+        _cleanup_free_ char *meta_data = slurp_in(out, "meta-data");
+        _cleanup_free_ char *network_config = slurp_in(out, "network-config");
+        assert_string_equal(user_data, "#cloud-config\npackages: [nginx]\n");
+        assert_string_equal(network_config, "version: 2\n");
+        th_assert_lines_match(meta_data, "^(instance-id: iid-[0-9a-f]{16}|local-hostname: web1.example.org)$");
+        assert_non_null(strstr(meta_data, "local-hostname: web1.example.org\n"));
+
+        /* The same file, the same bytes, to stdout as to a file; no state file is made anywhere. */
+        _cleanup_free_ char *script = vf_printf("\"$VIRTFORM\" cloud-init render '%s' -o - >'%s/again.iso' && "
+                                                "cmp '%s' '%s/again.iso'", file, f->dir, iso, f->dir);
+        const char *sh[] = { "/bin/sh", "-c", script, NULL };
+        _cleanup_(run_done) run again = th_spawn(sh, NULL);
+        assert_int_equal(again.status, 0);
+        assert_int_equal(access(f->state, F_OK), -1);
+
+        /* Another hostname: another instance-id, so that cloud-init runs again. */
+        _cleanup_free_ char *changed = strdup(CLOUDINIT_YAML("web1"));
+        memcpy(strstr(changed, "web1.example"), "web2", 4);
+        th_write(f->dir, "seed.yaml", "%s", changed);
+        _cleanup_(run_done) run r2 = virtform("cloud-init", "render", file, "-o", iso, NULL);
+        assert_int_equal(r2.status, 0);
+        th_rmtree(out);
+        _cleanup_(run_done) run extract2 = xorriso(iso, "-extract", "/", out, NULL);
+        assert_int_equal(extract2.status, 0);
+        _cleanup_free_ char *meta_data2 = slurp_in(out, "meta-data");
+        assert_non_null(strstr(meta_data2, "local-hostname: web2.example.org\n"));
+        assert_memory_not_equal(meta_data, meta_data2, strlen("instance-id: iid-0123456789abcdef"));
+
+        /* An instance-id YAML would read as something else than a string is quoted. */
+        th_write(f->dir, "seed.yaml", "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: web1}\n"
+                                      "spec: {pool: images, metaData: {instance-id: 'no'}}\n");
+        _cleanup_(run_done) run r3 = virtform("cloud-init", "render", file, "-o", iso, NULL);
+        assert_int_equal(r3.status, 0);
+        th_rmtree(out);
+        _cleanup_(run_done) run extract3 = xorriso(iso, "-extract", "/", out, NULL);
+        assert_int_equal(extract3.status, 0);
+        _cleanup_free_ char *meta_data3 = slurp_in(out, "meta-data"), *user_data3 = slurp_in(out, "user-data");
+        assert_string_equal(meta_data3, "instance-id: \"no\"\n");
+        assert_string_equal(user_data3, "");
+        _cleanup_free_ char *network_config3 = vf_printf("%s/network-config", out);
+        assert_int_equal(access(network_config3, F_OK), -1);
+}
+
+/* What cannot be rendered exits 1, says why, and leaves no file behind. */
+static void test_cloudinit_render_refused(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *web = vf_printf("%s/20-web.yaml", f->examples);
+        _cleanup_free_ char *two = vf_printf("%s/two.yaml", f->dir);
+        _cleanup_free_ char *iso = vf_printf("%s/seed.iso", f->dir);
+        _cleanup_free_ char *unwritable = vf_printf("%s/missing/seed.iso", f->dir);
+        th_write(f->dir, "two.yaml", CLOUDINIT_YAML("a") "---\n" CLOUDINIT_YAML("b"));
+        th_write(f->dir, "bad.yaml", "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: x}\nspec: {}\n");
+        _cleanup_free_ char *bad = vf_printf("%s/bad.yaml", f->dir);
+        struct {
+                const char *argv[6];
+                const char *message;
+        } cases[] = {
+                { { "cloud-init", "render", web, "-o", iso }, "20-web.yaml declares no CloudInit\n" },
+                { { "cloud-init", "render", two, "-o", iso },
+                  "two.yaml declares 2 CloudInits (a, b); pick one with --name\n" },
+                { { "cloud-init", "render", two, "--name", "c" }, "give the file to write with -o FILE" },
+                { { "cloud-init", "render", bad, "-o", iso }, "bad.yaml:4:7: error: pool is missing" },
+                { { "cloud-init", "render", two, "-o", unwritable }, "cannot write the seed to" },
+                /* A directory in the way: the rename fails, and the temporary file goes. */
+                { { "cloud-init", "render", two, "-o", f->dir }, "cannot write the seed to" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                const char *const *a = cases[i].argv;
+                const char *name = i >= 4 ? "--name" : NULL;
+                _cleanup_(run_done) run r = name ? virtform(a[0], a[1], a[2], a[3], a[4], name, "a", NULL)
+                                                 : virtform(a[0], a[1], a[2], a[3], a[4], NULL);
+                assert_int_equal(r.status, 1);
+                if (!strstr(r.err, cases[i].message))
+                        fail_msg("case %zu: '%s' lacks '%s'", i, r.err, cases[i].message);
+                assert_string_equal(r.out, "");
+        }
+        assert_int_equal(access(iso, F_OK), -1);
+        _cleanup_(run_done) run ls = th_spawn((const char *[]) { "/bin/sh", "-c", "ls -A \"$0\"", f->dir, NULL }, NULL);
+        assert_string_equal(ls.out, "bad.yaml\ntwo.yaml\n");
+        _cleanup_(run_done) run picked = virtform("cloud-init", "render", two, "--name", "b", "-o", iso, NULL);
+        assert_int_equal(picked.status, 0);
+        assert_int_equal(access(iso, R_OK), 0);
 }
 
 static void test_plan_exit_and_no_state_written(void **state) {
@@ -1262,6 +1386,8 @@ int main(void) {
                 cmocka_unit_test(test_option_of_another_command_exits_1),
                 cmocka_unit_test(test_completion_offers_the_help_options),
                 cmocka_unit_test(test_man_synopsis_lists_the_help_options),
+                cmocka_unit_test_setup_teardown(test_cloudinit_render, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cloudinit_render_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_option_without_the_one_it_needs_exits_1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_examples_apply_ready, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_shows_the_writes, setup, teardown),

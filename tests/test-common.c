@@ -119,6 +119,44 @@ static void test_read_file_limits(void **state) {
         assert_int_equal(vf_read_file(path, 100, &data, &len), -ENOENT);
 }
 
+/* A whole file or none: written beside, renamed into place, with the umask's mode; a failure leaves nothing. */
+static void test_write_file_atomic(void **state) {
+        char dir[] = "/tmp/virtform-common-XXXXXX";
+        struct stat st;
+        char *data = NULL;
+        size_t len;
+        mode_t old = umask(027);
+
+        assert_non_null(mkdtemp(dir));
+        char *path = vf_printf("%s/seed.iso", dir), *ls = vf_printf("ls -A '%s' | wc -l", dir);
+        assert_int_equal(vf_write_file_atomic(path, "a\0b", 3), 0);
+        assert_int_equal(vf_write_file_atomic(path, "new\0", 4), 0);
+        assert_int_equal(vf_read_file(path, 100, &data, &len), 0);
+        assert_int_equal(len, 4);
+        assert_memory_equal(data, "new\0", 4);
+        free(data);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0640);
+
+        /* A directory in the way: the rename fails, and the temporary file goes with it. */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkdir(path, 0755), 0);
+        assert_int_equal(vf_write_file_atomic(path, "x", 1), -EISDIR);
+        FILE *p = popen(ls, "r");
+        int n = -1;
+        assert_non_null(p);
+        assert_int_equal(fscanf(p, "%d", &n), 1);
+        pclose(p);
+        assert_int_equal(n, 1);
+        assert_int_equal(vf_write_file_atomic("/nonexistent/seed.iso", "x", 1), -ENOENT);
+
+        assert_int_equal(rmdir(path), 0);
+        assert_int_equal(rmdir(dir), 0);
+        umask(old);
+        free(path);
+        free(ls);
+}
+
 /* The retries' jitter comes from the kernel, not from an unseeded random(): two processes never draw alike. */
 static void test_random_bytes(void **state) {
         uint64_t a = 0, b = 0;
@@ -192,6 +230,7 @@ int main(void) {
                 cmocka_unit_test(test_json_string_any_bytes),
                 cmocka_unit_test(test_strv),
                 cmocka_unit_test(test_read_file_limits),
+                cmocka_unit_test(test_write_file_atomic),
                 cmocka_unit_test(test_random_bytes),
                 cmocka_unit_test(test_format_duration),
                 cmocka_unit_test(test_format_time_msec),

@@ -573,6 +573,70 @@ static void test_out_of_band_changes_are_put_back(void **state) {
         wait_for(f, domain_running, "web1", "web1 recreated after an out-of-band undefine");
 }
 
+static bool pool_running(fixture *f, const void *arg) {
+        virStoragePoolPtr p = virStoragePoolLookupByName(f->env->other, arg);
+        bool active = p && virStoragePoolIsActive(p) == 1;
+        if (p)
+                virStoragePoolFree(p);
+        return active;
+}
+
+/* A pool's events are the daemon's cue as a domain's are: stopped out of band, it is started again. */
+static void test_out_of_band_pool_changes_are_put_back(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->env->dir);
+        _cleanup_free_ char *pool = vf_printf("apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: images}\n"
+                                              "spec: {type: dir, path: %s}\n",
+                                              path);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        drop_in(f->dirs[0], "10-pool.yaml", pool);
+        start_daemon(f);
+        wait_for(f, pool_running, "images", "pool images running");
+
+        /*
+         * Stopped only: an undefine needs the pool stopped first, and the daemon may start it again in
+         * between. The same event brings an undefined pool back, as test-apply shows of a pass.
+         */
+        virStoragePoolPtr p = virStoragePoolLookupByName(f->env->other, "images");
+        assert_int_equal(virStoragePoolDestroy(p), 0);
+        virStoragePoolFree(p);
+        wait_for(f, pool_running, "images", "pool images started again after an out-of-band destroy");
+}
+
+static bool pool_gone(fixture *f, const void *arg) {
+        virStoragePoolPtr p = virStoragePoolLookupByName(f->env->other, arg);
+        if (p)
+                virStoragePoolFree(p);
+        return !p;
+}
+
+/*
+ * A pool no longer declared waits while the store records a volume in it; the volume's own removal,
+ * which libvirt tells nothing of, is what lets it go.
+ */
+static void test_pool_waiting_for_its_volume_goes_with_it(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->env->dir);
+        _cleanup_free_ char *pool = vf_printf("apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: images}\n"
+                                              "spec: {type: dir, path: %s}\n",
+                                              path);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        drop_in(f->dirs[0], "10-pool.yaml", pool);
+        drop_in(f->dirs[0], "20-disk.yaml",
+                "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: disk.qcow2}\n"
+                "spec: {pool: images, capacity: 1GiB}\n");
+        start_daemon(f);
+        wait_for(f, pool_running, "images", "pool images running");
+        th_remove(f->dirs[0], "10-pool.yaml");
+        wait_record(f, "pool", "images", false, "InUse");
+        assert_true(pool_running(f, "images"));
+        th_remove(f->dirs[0], "20-disk.yaml");
+        wait_for(f, pool_gone, "images", "pool images removed once its volume is no longer declared");
+        wait_record(f, "pool", "images", false, NULL);
+}
+
 static bool domain_persistent(fixture *f, const void *arg) {
         return th_domain_persistent(f->env->other, arg);
 }
@@ -914,6 +978,8 @@ int main(void) {
                 T(test_move_between_layers_is_an_update),
                 T(test_half_written_file_prunes_nothing),
                 T(test_out_of_band_changes_are_put_back),
+                T(test_out_of_band_pool_changes_are_put_back),
+                T(test_pool_waiting_for_its_volume_goes_with_it),
                 T(test_undefine_while_running_is_defined_again),
                 T(test_undeclared_dependency_wakes_its_dependents),
                 T(test_apply_wait_follows_events_and_reports_the_run),

@@ -112,6 +112,7 @@ static const char q35_domain[] =
         "<target dev='vda' bus='virtio'/></disk>\n"
         "    <disk type='file' device='cdrom'><source file='/var/lib/libvirt/images/q35.iso'/>"
         "<target dev='sda' bus='sata'/><readonly/></disk>\n"
+        "    <disk type='file' device='cdrom'><source file='/var/lib/libvirt/images/seed.iso'/><readonly/></disk>\n"
         "    <interface type='user'><model type='virtio'/></interface>\n"
         "    <interface type='user'><model type='e1000e'/></interface>\n"
         "    <serial type='pty'/>\n"
@@ -125,12 +126,28 @@ static const char q35_domain[] =
         "  </devices>\n"
         "</domain>\n";
 
+/* A machine the file does not name is the hypervisor's default for the arch: i440fx, whose cdroms are IDE. */
+static const char pc_domain[] =
+        "<domain type='qemu'>\n"
+        "  <name>pc</name>\n"
+        "  <metadata>\n"
+        "    <vf:policy xmlns:vf='https://virtform.org/xmlns/policy/1' state='shutoff' autostart='no'/>\n"
+        "  </metadata>\n"
+        "  <memory unit='KiB'>131072</memory>\n"
+        "  <os><type arch='x86_64'>hvm</type></os>\n"
+        "  <devices>\n"
+        "    <disk type='file' device='cdrom'><source file='/var/lib/libvirt/images/pc.iso'/><readonly/></disk>\n"
+        "    <disk type='file' device='disk'><source file='/var/lib/libvirt/images/pc.qcow2'/></disk>\n"
+        "  </devices>\n"
+        "</domain>\n";
+
 typedef struct fixture {
         char *dir;
         char *conf;
         char *uri;
         char *state;
         char *config; /* libvirt's own file for the domain */
+        char *pc_config;
 } fixture;
 
 static int setup(void **state) {
@@ -141,8 +158,10 @@ static int setup(void **state) {
         f->uri = vf_printf("qemu:///embed?root=%s/hv", f->dir);
         f->state = vf_printf("%s/state.db", f->dir);
         f->config = vf_printf("%s/hv/etc/qemu/q35.xml", f->dir);
+        f->pc_config = vf_printf("%s/hv/etc/qemu/pc.xml", f->dir);
         assert_int_equal(mkdir(f->conf, 0755), 0);
         th_write(f->conf, "10-q35.xml", "%s", q35_domain);
+        th_write(f->conf, "20-pc.xml", "%s", pc_domain);
         *state = f;
         return 0;
 }
@@ -156,6 +175,7 @@ static int teardown(void **state) {
         free(f->uri);
         free(f->state);
         free(f->config);
+        free(f->pc_config);
         free(f);
         return 0;
 }
@@ -170,20 +190,20 @@ static th_run virtform(const fixture *f, const char *command) {
 }
 
 /* libvirt rewrites a definition through a new file renamed into place: a define changes inode and mtime. */
-static void assert_config_untouched(const fixture *f, const struct stat *before, const char *xml_before) {
+static void assert_config_untouched(const char *config, const struct stat *before, const char *xml_before) {
         struct stat now;
 
-        assert_int_equal(stat(f->config, &now), 0);
+        assert_int_equal(stat(config, &now), 0);
         assert_int_equal(now.st_ino, before->st_ino);
         assert_int_equal(now.st_mtim.tv_sec, before->st_mtim.tv_sec);
         assert_int_equal(now.st_mtim.tv_nsec, before->st_mtim.tv_nsec);
-        _cleanup_free_ char *xml = th_slurp(f->config);
+        _cleanup_free_ char *xml = th_slurp(config);
         assert_string_equal(xml, xml_before);
 }
 
 static void test_reload_redefines_nothing(void **state) {
         fixture *f = *state;
-        struct stat before;
+        struct stat before, pc_before;
 
         th_run created = virtform(f, "apply");
         if (strstr(created.err, "cannot connect to the hypervisor")) {
@@ -194,21 +214,29 @@ static void test_reload_redefines_nothing(void **state) {
         if (created.status != 0)
                 fail_msg("apply exited %d:\n%s%s", created.status, created.out, created.err);
         assert_non_null(strstr(created.out, "created   domain/q35"));
+        assert_non_null(strstr(created.out, "created   domain/pc"));
         th_run_done(&created);
         assert_int_equal(stat(f->config, &before), 0);
-        _cleanup_free_ char *xml = th_slurp(f->config);
+        assert_int_equal(stat(f->pc_config, &pc_before), 0);
+        _cleanup_free_ char *xml = th_slurp(f->config), *pc_xml = th_slurp(f->pc_config);
+        /* Targets the files leave open: the next free name on the machine's cdrom bus, and virtio for a disk. */
+        assert_non_null(strstr(xml, "<target dev='sdb' bus='sata'/>"));
+        assert_non_null(strstr(pc_xml, "<target dev='hda' bus='ide'/>"));
+        assert_non_null(strstr(pc_xml, "<target dev='vda' bus='virtio'/>"));
 
         /* Loaded again by each new process: plan sees nothing to do, and apply writes nothing, twice over. */
         _cleanup_(th_run_done) th_run plan = virtform(f, "plan");
         if (plan.status != 0)
                 fail_msg("plan exited %d:\n%s%s", plan.status, plan.out, plan.err);
         assert_non_null(strstr(plan.out, "= unchanged domain/q35"));
+        assert_non_null(strstr(plan.out, "= unchanged domain/pc"));
         for (int round = 0; round < 2; round++) {
                 th_run again = virtform(f, "apply");
                 if (again.status != 0 || !strstr(again.out, "unchanged domain/q35"))
                         fail_msg("apply exited %d:\n%s%s", again.status, again.out, again.err);
                 th_run_done(&again);
-                assert_config_untouched(f, &before, xml);
+                assert_config_untouched(f->config, &before, xml);
+                assert_config_untouched(f->pc_config, &pc_before, pc_xml);
         }
 }
 

@@ -395,13 +395,140 @@ static void test_git_mv_pulled_changes_nothing_in_libvirt(void **state) {
         virConnectClose(conn);
 }
 
+/* ---- a cloud-init seed on a guest's cdrom ------------------------------------------- */
+
+#define SEED_POOL                                                                                      \
+        "apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: %s}\nspec:\n  type: dir\n"         \
+        "  path: /var/lib/libvirt/images/%s\n"
+/* A seed: its name, its pool, and the host name its user-data gives. */
+#define SEED                                                                                           \
+        "apiVersion: virtform/v1\nkind: CloudInit\nmetadata: {name: %s}\nspec:\n  pool: %s\n"           \
+        "  userData: |\n    #cloud-config\n    hostname: %s\n"
+/* A guest booting from its seed alone, on the machine its base document names (none: the default). */
+#define SEEDED_GUEST(machine)                                                                          \
+        GUEST "  disks: [{cloudInit: %s}]\n  xml: \"<domain><os><type" machine ">hvm</type></os></domain>\"\n"
+
+/* The seed's cdrom as the running guest has it: one <disk> of libvirt's live XML, whole. */
+static char *live_cdrom(virConnectPtr conn, const char *guest) {
+        _cleanup_free_ char *xml = th_domain_xml(conn, guest, false);
+        assert_non_null(xml);
+        assert_null(strstr(xml, "cloudinit"));
+        assert_null(strstr(xml, "https://virtform.org/xmlns/policy/1"));
+        const char *disk = strstr(xml, "<disk type='volume' device='cdrom'>");
+        assert_non_null(disk);
+        const char *end = strstr(disk, "</disk>");
+        assert_non_null(end);
+        return strndup(disk, end - disk);
+}
+
+/* What the seed volume holds, as an ISO reader sees it: its volume id, and user-data with that host name. */
+static void assert_seed_reads_back(fixture *f, virConnectPtr conn, const char *pool_name, const char *seed,
+                                   const char *hostname) {
+        virStoragePoolPtr pool = virStoragePoolLookupByName(conn, pool_name);
+        _cleanup_free_ char *name = vf_printf("%s.cidata.iso", seed);
+        virStorageVolPtr vol = pool ? virStorageVolLookupByName(pool, name) : NULL;
+        _cleanup_free_ char *path = vol ? virStorageVolGetPath(vol) : NULL;
+        _cleanup_free_ char *out = vf_printf("%s/%s.user-data", f->env->dir, seed);
+        _cleanup_free_ char *want = vf_printf("hostname: %s", hostname);
+
+        assert_non_null(path);
+        const char *pvd[] = { "/usr/bin/xorriso", "-indev", path, "-pvd_info", NULL };
+        _cleanup_(th_run_done) th_run info = th_spawn(pvd, NULL);
+        if (info.status != 0 || !strstr(info.out, "Volume Id    : cidata"))
+                fail_msg("xorriso -pvd_info %s exited %d:\n%s%s", path, info.status, info.out, info.err);
+        const char *extract[] = { "/usr/bin/xorriso", "-osirrox", "on", "-indev", path, "-extract", "/user-data",
+                                  out, NULL };
+        (void) unlink(out);
+        _cleanup_(th_run_done) th_run extracted = th_spawn(extract, NULL);
+        if (extracted.status != 0)
+                fail_msg("xorriso -extract exited %d:\n%s", extracted.status, extracted.err);
+        _cleanup_free_ char *user_data = th_slurp(out);
+        assert_non_null(strstr(user_data, "#cloud-config"));
+        assert_non_null(strstr(user_data, want));
+        virStorageVolFree(vol);
+        virStoragePoolFree(pool);
+}
+
+/*
+ * Two TCG guests boot with a seed each on a cdrom: the default machine
+ * (i440fx) puts it on IDE, q35 on SATA. libvirt runs them with the seed's
+ * volume, read-only, in the seed's pool, and never sees virtform's own
+ * attribute; the seeds read back as NoCloud expects. A second pass writes
+ * nothing, a rebuilt seed restarts nothing, and a seed moved to another pool
+ * is a new definition.
+ */
+static void test_guests_boot_with_their_seeds(void **state) {
+        fixture *f = *state;
+
+        th_libvirtd_start(f->libvirtd);
+        /* A host prepared for images has the directories: the pools are defined and started over them. */
+        assert_int_equal(mkdir("/var/lib/libvirt/images", 0755), 0);
+        assert_int_equal(mkdir("/var/lib/libvirt/images/vf-seeds", 0755), 0);
+        assert_int_equal(mkdir("/var/lib/libvirt/images/vf-seeds-2", 0755), 0);
+        th_write(f->env->conf, "10-pool.yaml", SEED_POOL, "vf-seeds", "vf-seeds");
+        th_write(f->env->conf, "11-pool.yaml", SEED_POOL, "vf-seeds-2", "vf-seeds-2");
+        th_write(f->env->conf, "20-seed.yaml", SEED, f->guest, "vf-seeds", "first");
+        th_write(f->env->conf, "21-seed.yaml", SEED, f->second_guest, "vf-seeds", "second");
+        th_write(f->env->conf, "30-guest.yaml", SEEDED_GUEST(""), f->guest, "64MiB", f->guest);
+        th_write(f->env->conf, "31-guest.yaml", SEEDED_GUEST(" machine='q35'"), f->second_guest, "64MiB",
+                 f->second_guest);
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_DOMAIN, f->guest, RC_CREATED, NULL);
+        th_env_assert(f->env, VF_KIND_DOMAIN, f->second_guest, RC_CREATED, NULL);
+        assert_true(vf_report_converged(&f->env->report));
+        assert_true(th_libvirtd_guest_pid(f->guest) > 0);
+        assert_true(th_libvirtd_guest_pid(f->second_guest) > 0);
+
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        assert_non_null(conn);
+        const char *const guests[] = { f->guest, f->second_guest }, *const targets[] = { "hda' bus='ide", "sda' bus='sata" };
+        const char *const hostnames[] = { "first", "second" };
+        for (size_t i = 0; i < ELEMENTSOF(guests); i++) {
+                _cleanup_free_ char *cdrom = live_cdrom(conn, guests[i]);
+                _cleanup_free_ char *source = vf_printf("<source pool='vf-seeds' volume='%s.cidata.iso'", guests[i]);
+                _cleanup_free_ char *target = vf_printf("<target dev='%s'/>", targets[i]);
+                if (!strstr(cdrom, source) || !strstr(cdrom, "<readonly/>") || !strstr(cdrom, target) ||
+                    !strstr(cdrom, "type='raw'"))
+                        fail_msg("expected %s, %s, read-only and raw in:\n%s", source, target, cdrom);
+                assert_seed_reads_back(f, conn, "vf-seeds", guests[i], hostnames[i]);
+        }
+
+        th_env_pass(f->env);
+        assert_int_equal(th_env_writes(f->env), 0);
+        th_env_assert(f->env, VF_KIND_DOMAIN, f->guest, RC_UNCHANGED, NULL);
+        th_env_assert(f->env, VF_KIND_DOMAIN, f->second_guest, RC_UNCHANGED, NULL);
+
+        /* A rebuilt seed is read at the next boot: the guest is neither redefined nor restarted for it. */
+        pid_t qemu = th_libvirtd_guest_pid(f->guest);
+        th_write(f->env->conf, "20-seed.yaml", SEED, f->guest, "vf-seeds", "rebuilt");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, f->guest, RC_UPDATED, NULL);
+        th_env_assert(f->env, VF_KIND_DOMAIN, f->guest, RC_UNCHANGED, NULL);
+        assert_int_equal(f->env->report.counters.calls[RC_CALL_DEFINE], 0);
+        assert_int_equal(th_libvirtd_guest_pid(f->guest), qemu);
+        assert_seed_reads_back(f, conn, "vf-seeds", f->guest, "rebuilt");
+
+        /* A seed moved to another pool changes the guest's definition: its next boot reads it there. */
+        th_write(f->env->conf, "20-seed.yaml", SEED, f->guest, "vf-seeds-2", "moved");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_DOMAIN, f->guest, RC_UPDATED, NULL);
+        assert_non_null(th_env_entry(f->env, VF_KIND_DOMAIN, f->guest)->result.restart_pending);
+        assert_int_equal(th_libvirtd_guest_pid(f->guest), qemu);
+        _cleanup_free_ char *defined = th_domain_xml(conn, f->guest, true);
+        _cleanup_free_ char *moved = vf_printf("<source pool='vf-seeds-2' volume='%s.cidata.iso'/>", f->guest);
+        if (!strstr(defined, moved))
+                fail_msg("expected %s in:\n%s", moved, defined);
+        assert_seed_reads_back(f, conn, "vf-seeds-2", f->guest, "moved");
+        virConnectClose(conn);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-        
                 cmocka_unit_test_setup_teardown(test_libvirtd_restart_and_killed_guest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_edit_applies_during_a_graceful_shutdown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_git_mv_pulled_changes_nothing_in_libvirt, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_restarted_once_its_guest_stops, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_guests_boot_with_their_seeds, setup, teardown),
         };
 
         /* Before any thread exists. */

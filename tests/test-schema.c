@@ -575,7 +575,8 @@ static void test_wrong_types(void **state) {
                 { "  memory: 1GiB\n  state: paused\n", "\"state\" must be one of running, shutoff, not \"paused\"" },
                 { "  memory: 1GiB\n  type: xen\n", "\"type\" must be one of kvm, qemu, test" },
                 { "  memory: 1GiB\n  disks: [{file: relative.qcow2}]\n", "is not an absolute path" },
-                { "  memory: 1GiB\n  disks: [{bus: virtio}]\n", "disk file is missing" },
+                { "  memory: 1GiB\n  disks: [{bus: virtio}]\n",
+                  "a disk needs exactly one of file: /absolute/path, volume: POOL/NAME or cloudInit: NAME; it has 0" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -592,7 +593,8 @@ static void test_document_header(void **state) {
                 { "kind: Network\nmetadata: {name: n}\nspec: {}\n", "apiVersion is missing" },
                 { "apiVersion: virtform/v2\nkind: Network\nmetadata: {name: n}\nspec: {}\n",
                   "apiVersion \"virtform/v2\" is not supported; use virtform/v1" },
-                { "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: n}\nspec: {}\n", "unknown kind \"Volume\"" },
+                { "apiVersion: virtform/v1\nkind: Snapshot\nmetadata: {name: n}\nspec: {}\n",
+                  "unknown kind \"Snapshot\"; use Network, Domain, Hostdev, StoragePool, Volume or CloudInit" },
                 { "apiVersion: virtform/v1\nkind: Network\nspec: {}\n", "metadata is missing" },
                 { "apiVersion: virtform/v1\nkind: Network\nmetadata: {adopt: true}\nspec: {}\n", "metadata.name is missing" },
                 { "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: n}\n", "spec is missing" },
@@ -773,6 +775,388 @@ static void test_duplicate_pci(void **state) {
         assert_diag(set, msg);
         assert_int_equal(set->n_resources, 1);
         assert_string_equal(set->files_failed[0], b);
+}
+
+/* ---- storage: pools, volumes, cloud-init seeds ---------------------------------- */
+
+static void test_pool_dir_and_logical(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("p.yaml",
+                HEADER("StoragePool", "images") "spec: {path: /var/lib/virtform/images}\n---\n"
+                HEADER("StoragePool", "lvm") "spec: {type: logical, volumeGroup: vg0, autostart: false}\n", NULL);
+        assert_clean(set);
+        const schema_resource *images = find(set, VF_KIND_POOL, "images");
+        const schema_resource *lvm = find(set, VF_KIND_POOL, "lvm");
+
+        assert_true(images->pool.autostart);
+        assert_string_equal(images->pool.path, "/var/lib/virtform/images");
+        assert_null(images->depends);
+        assert_xpath(images->xml, "string(/pool/@type)", "dir");
+        assert_xpath(images->xml, "string(/pool/name)", "images");
+        assert_xpath(images->xml, "string(/pool/target/path)", "/var/lib/virtform/images");
+        assert_xpath(images->xml, "count(/pool/source)", "0");
+
+        assert_false(lvm->pool.autostart);
+        assert_null(lvm->pool.path);
+        assert_xpath(lvm->xml, "string(/pool/@type)", "logical");
+        assert_xpath(lvm->xml, "string(/pool/source/name)", "vg0");
+        assert_xpath(lvm->xml, "string(/pool/source/format/@type)", "lvm2");
+        assert_xpath(lvm->xml, "string(/pool/target/path)", "/dev/vg0");
+}
+
+static void test_pool_escape_hatch(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("p.yaml",
+                HEADER("StoragePool", "nfs") "spec:\n  autostart: false\n  xml: |\n"
+                "    <pool type='netfs'>\n      <name>ignored</name>\n"
+                "      <source><host name='nas'/><dir path='/export'/><format type='nfs'/></source>\n"
+                "      <target><path>/mnt/nas</path></target>\n    </pool>\n---\n"
+                HEADER("StoragePool", "dir2") "spec:\n  path: /srv/b\n  xml: \"<pool type='dir'><target><path>/srv/a</path>"
+                "<permissions><mode>0711</mode></permissions></target></pool>\"\n", NULL);
+        assert_clean(set);
+        const schema_resource *nfs = find(set, VF_KIND_POOL, "nfs");
+        const schema_resource *dir2 = find(set, VF_KIND_POOL, "dir2");
+
+        assert_xpath(nfs->xml, "string(/pool/@type)", "netfs");
+        assert_xpath(nfs->xml, "string(/pool/name)", "nfs");
+        assert_xpath(nfs->xml, "string(/pool/source/host/@name)", "nas");
+        assert_null(nfs->pool.path);
+        assert_false(nfs->pool.autostart);
+        /* Typed fields win over the base document, which keeps what they do not say. */
+        assert_xpath(dir2->xml, "string(/pool/target/path)", "/srv/b");
+        assert_xpath(dir2->xml, "count(/pool/target/path)", "1");
+        assert_xpath(dir2->xml, "string(/pool/target/permissions/mode)", "0711");
+        assert_string_equal(dir2->pool.path, "/srv/b");
+}
+
+static void test_volume(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("v.yaml",
+                HEADER("Volume", "base.qcow2") "spec:\n  pool: images\n  from: {url: 'https://example.org/base.img', "
+                "sha256: ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789}\n---\n"
+                HEADER("Volume", "web1.qcow2") "spec:\n  pool: images\n  capacity: 20GiB\n"
+                "  from: {volume: images/base.qcow2}\n  deletionPolicy: delete\n---\n"
+                HEADER("Volume", "copy.raw") "spec: {pool: fast, format: raw, from: {volume: images/base.qcow2, clone: copy}}\n---\n"
+                HEADER("Volume", "import") "spec: {pool: fast, capacity: 1TiB, from: {file: /srv/img/a.img}}\n---\n"
+                HEADER("Volume", "empty") "spec: {pool: fast, capacity: 512MiB}\n", NULL);
+        assert_clean(set);
+        const schema_resource *base = find(set, VF_KIND_VOLUME, "images/base.qcow2");
+        const schema_resource *web1 = find(set, VF_KIND_VOLUME, "images/web1.qcow2");
+        const schema_resource *copy = find(set, VF_KIND_VOLUME, "fast/copy.raw");
+        const schema_resource *import = find(set, VF_KIND_VOLUME, "fast/import");
+        const schema_resource *empty = find(set, VF_KIND_VOLUME, "fast/empty");
+
+        assert_string_equal(base->volume.pool, "images");
+        assert_string_equal(base->volume.volume, "base.qcow2");
+        assert_int_equal(base->volume.capacity, 0);
+        assert_int_equal(base->volume.format, SCHEMA_VOLUME_QCOW2);
+        assert_int_equal(base->volume.source, SCHEMA_SOURCE_URL);
+        assert_string_equal(base->volume.from, "https://example.org/base.img");
+        assert_string_equal(base->volume.sha256, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+        assert_int_equal(base->volume.deletion, SCHEMA_DELETION_RETAIN);
+        assert_xpath(base->xml, "string(/volume/name)", "base.qcow2");
+        assert_xpath(base->xml, "count(/volume/capacity)", "0");
+        assert_xpath(base->xml, "string(/volume/target/format/@type)", "qcow2");
+        assert_int_equal(vf_strv_length(base->depends), 1);
+        assert_string_equal(base->depends[0], "pool/images");
+
+        assert_int_equal(web1->volume.capacity, UINT64_C(20) << 30);
+        assert_int_equal(web1->volume.source, SCHEMA_SOURCE_VOLUME);
+        assert_string_equal(web1->volume.from, "images/base.qcow2");
+        assert_false(web1->volume.full_copy);
+        assert_null(web1->volume.sha256);
+        assert_int_equal(web1->volume.deletion, SCHEMA_DELETION_DELETE);
+        assert_xpath(web1->xml, "string(/volume/capacity)", "21474836480");
+        assert_xpath(web1->xml, "string(/volume/capacity/@unit)", "bytes");
+        assert_int_equal(vf_strv_length(web1->depends), 2);
+        assert_string_equal(web1->depends[0], "pool/images");
+        assert_string_equal(web1->depends[1], "volume/images/base.qcow2");
+
+        assert_int_equal(copy->volume.format, SCHEMA_VOLUME_RAW);
+        assert_true(copy->volume.full_copy);
+        assert_xpath(copy->xml, "string(/volume/target/format/@type)", "raw");
+        assert_int_equal(import->volume.source, SCHEMA_SOURCE_FILE);
+        assert_string_equal(import->volume.from, "/srv/img/a.img");
+        assert_int_equal(import->volume.capacity, UINT64_C(1) << 40);
+        assert_int_equal(empty->volume.source, SCHEMA_SOURCE_NONE);
+        assert_null(empty->volume.from);
+        assert_int_equal(empty->volume.capacity, UINT64_C(512) << 20);
+}
+
+static void test_cloudinit(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("c.yaml",
+                HEADER("CloudInit", "web1-seed") "spec:\n  pool: images\n  userData: |\n    #cloud-config\n    packages: [nginx]\n"
+                "  metaData: {instance-id: i-1, local-hostname: web1.example.org}\n  networkConfig: |\n    version: 2\n---\n"
+                HEADER("CloudInit", "bare") "spec: {pool: images}\n---\n"
+                HEADER("CloudInit", "empty-user") "spec: {pool: images, userData: ''}\n", NULL);
+        assert_clean(set);
+        const schema_resource *seed = find(set, VF_KIND_CLOUDINIT, "web1-seed");
+        const schema_resource *bare = find(set, VF_KIND_CLOUDINIT, "bare");
+        const schema_resource *empty = find(set, VF_KIND_CLOUDINIT, "empty-user");
+
+        assert_string_equal(seed->cloudinit.pool, "images");
+        assert_string_equal(seed->cloudinit.user_data, "#cloud-config\npackages: [nginx]\n");
+        assert_string_equal(seed->cloudinit.instance_id, "i-1");
+        assert_string_equal(seed->cloudinit.hostname, "web1.example.org");
+        assert_string_equal(seed->cloudinit.network_config, "version: 2\n");
+        assert_null(seed->xml);
+        assert_int_equal(vf_strv_length(seed->depends), 1);
+        assert_string_equal(seed->depends[0], "pool/images");
+        assert_null(bare->cloudinit.user_data);
+        assert_null(bare->cloudinit.instance_id);
+        assert_null(bare->cloudinit.hostname);
+        assert_null(bare->cloudinit.network_config);
+        assert_string_equal(empty->cloudinit.user_data, "");
+        /* A seed has no XML: its content is its definition. */
+        assert_string_not_equal(bare->definition_hash, empty->definition_hash);
+}
+
+#define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* Each bad spec fails its file with the message at the node `at` names (its first occurrence), or at spec: {...}. */
+static void test_storage_errors(void **state) {
+        static const struct {
+                const char *kind, *spec, *at, *message;
+        } cases[] = {
+                { "StoragePool", "{path: var/lib/images}", "var/lib",
+                  "pool path \"var/lib/images\" is not an absolute path; start it with /" },
+                { "StoragePool", "{}", NULL,
+                  "a dir pool needs path (<target><path> in XML): the absolute directory that holds its volumes" },
+                { "StoragePool", "{type: dir, autostart: true}", NULL, "a dir pool needs path" },
+                { "StoragePool", "{type: logical}", NULL,
+                  "type: logical needs volumeGroup (<source><name> in XML): the name of an existing LVM volume group" },
+                { "StoragePool", "{type: logical, volumeGroup: vg0, path: /x}", "/x",
+                  "path is not allowed with type: logical, whose volumes are in /dev/VOLUMEGROUP; remove it" },
+                { "StoragePool", "{path: /x, volumeGroup: vg0}", "vg0",
+                  "volumeGroup is only allowed with type: logical; remove it" },
+                { "StoragePool", "{type: logical, volumeGroup: -vg}", "-vg", "invalid volumeGroup \"-vg\"" },
+                { "StoragePool", "{type: netfs, path: /x}", "netfs", "\"type\" must be one of dir, logical, not \"netfs\"" },
+                { "StoragePool", "{path: /x, size: 1}", "size",
+                  "unknown key \"size\" in StoragePool spec; allowed keys: type, path, volumeGroup, autostart, xml" },
+                { "StoragePool", "{xml: '<pool type=\"dir\"><target><path>rel</path></target></pool>'}",
+                  "'<pool", "in spec.xml, line 1: invalid <pool> (checked against virtform's pool.rng)" },
+                { "StoragePool", "{path: /x, xml: '<network/>'}", "'<network",
+                  "in spec.xml, line 1: root element <network> is not supported; this xml must hold a <pool> document" },
+
+                { "Volume", "{capacity: 1GiB}", NULL, "pool is missing; add pool: NAME, the StoragePool that holds the volume" },
+                { "Volume", "{pool: a/b, capacity: 1GiB}", "a/b", "invalid name \"a/b\" in \"pool\"" },
+                { "Volume", "{pool: p}", NULL, "capacity is missing; add capacity: SIZE, e.g. 20GiB, or from:" },
+                { "Volume", "{pool: p, capacity: 20G}", "20G",
+                  "invalid capacity \"20G\"; write an integer and a unit (KiB, MiB, GiB or TiB), e.g. 20GiB" },
+                { "Volume", "{pool: p, capacity: 0GiB}", "0GiB", "capacity 0GiB is out of range; give 1MiB to 1024TiB" },
+                { "Volume", "{pool: p, capacity: 2048TiB}", "2048TiB", "capacity 2048TiB is out of range" },
+                { "Volume", "{pool: p, capacity: 1GiB, format: vmdk}", "vmdk",
+                  "\"format\" must be one of qcow2, raw, not \"vmdk\"" },
+                { "Volume", "{pool: p, capacity: 1GiB, deletionPolicy: keep}", "keep",
+                  "\"deletionPolicy\" must be one of retain, delete, not \"keep\"" },
+                { "Volume", "{pool: p, capacity: 1GiB, size: 1}", "size", "unknown key \"size\" in Volume spec" },
+                { "Volume", "{pool: p, from: {volume: p/a, size: 1}}", "size",
+                  "unknown key \"size\" in from; allowed keys: volume, clone, file, url, sha256" },
+                { "Volume", "{pool: p, from: {file: /a.img, clone: copy}}", "copy",
+                  "clone is only for from.volume, a copy of another volume; remove it" },
+                { "Volume", "{pool: p, from: {volume: p/a, clone: deep}}", "deep",
+                  "\"clone\" must be one of cow, copy, not \"deep\"" },
+                { "Volume", "{pool: p, from: {file: /a.img, url: 'https://h/a'}}", "{file",
+                  "from needs exactly one of volume, file or url; it has 2" },
+                { "Volume", "{pool: p, from: {}}", "{}", "from needs exactly one of volume, file or url; it has 0" },
+                { "Volume", "{pool: p, from: /a.img}", "/a.img", "\"from\" must be a mapping, not a scalar" },
+                { "Volume", "{pool: p, from: {file: images/a.img}}", "images/",
+                  "from.file \"images/a.img\" is not an absolute path; start it with /" },
+                { "Volume", "{pool: p, from: {url: 'ftp://h/a.img', sha256: " SHA "}}", "'ftp",
+                  "from.url \"ftp://h/a.img\" is not an http:// or https:// URL" },
+                { "Volume", "{pool: p, from: {url: 'https://h/a.img'}}", "'https",
+                  "from.url needs sha256: the image's SHA-256 digest in 64 hex digits" },
+                { "Volume", "{pool: p, from: {url: 'https://h/a.img', sha256: abc}}", "abc",
+                  "invalid sha256 \"abc\"; give the image's SHA-256 digest in 64 hex digits" },
+                { "Volume", "{pool: p, from: {url: 'https://h/a.img', sha256: " SHA "0}}", SHA "0", "invalid sha256" },
+                { "Volume", "{pool: p, from: {url: 'https://h/a.img', sha256: g" SHA "}}", "g" SHA, "invalid sha256" },
+                { "Volume", "{pool: p, from: {file: /a.img, sha256: " SHA "}}", SHA, "sha256 is only for from.url; remove it" },
+                { "Volume", "{pool: p, from: {volume: p/v}}", "p/v}",
+                  "volume p/v is made from itself; name another volume in from.volume" },
+                { "Volume", "{pool: p, from: {volume: base}}", "base", "invalid from.volume \"base\"; write POOL/NAME" },
+                { "Volume", "{pool: p, format: raw, from: {volume: p/a}}", "raw",
+                  "a copy-on-write clone (clone: cow, the default) is a qcow2 overlay; use format: qcow2, or clone: copy" },
+
+                { "CloudInit", "{userData: x}", NULL, "pool is missing; add pool: NAME, the StoragePool that receives the seed" },
+                { "CloudInit", "{pool: p, userData: [a]}", "[a]", "\"userData\" must be a single value, not a list" },
+                { "CloudInit", "{pool: p, networkConfig: {version: 2}}", "{version",
+                  "\"networkConfig\" must be a single value, not a mapping" },
+                { "CloudInit", "{pool: p, metaData: {instance-id: i, hostname: h}}", "hostname",
+                  "unknown key \"hostname\" in metaData; allowed keys: instance-id, local-hostname" },
+                { "CloudInit", "{pool: p, metaData: {local-hostname: 'web 1'}}", "'web",
+                  "invalid local-hostname \"web 1\"; use labels of letters, digits and '-' separated by dots" },
+                { "CloudInit", "{pool: p, metaData: {instance-id: 'a/b'}}", "'a/b",
+                  "invalid instance-id \"a/b\"; use 1 to 255 printable characters without spaces or '/'" },
+                { "CloudInit", "{pool: p, vendorData: x}", "vendorData",
+                  "unknown key \"vendorData\" in CloudInit spec; allowed keys: pool, userData, metaData, networkConfig" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *text = vf_printf("apiVersion: virtform/v1\nkind: %s\nmetadata: {name: v}\nspec: %s\n",
+                                                      cases[i].kind, cases[i].spec);
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_text("s.yaml", text, &path);
+                const char *at = cases[i].at ? strstr(cases[i].spec, cases[i].at) : cases[i].spec;
+                assert_non_null(at);
+                print_message("%s\n", cases[i].spec);
+                assert_failed(set);
+                assert_diag_at(set, path, 4, 7 + (unsigned) (at - cases[i].spec), cases[i].message);
+        }
+}
+
+/* userData and networkConfig are kept verbatim, however large, up to the file's own limit. */
+static void test_cloudinit_large_user_data(void **state) {
+        vf_buf b = {};
+        vf_buf_puts(&b, HEADER("CloudInit", "big") "spec:\n  pool: p\n  userData: |\n");
+        for (size_t i = 0; b.len < SCHEMA_MAX_FILE_SIZE - 4096; i++)
+                vf_buf_printf(&b, "    # line %zu of a long comment that cloud-init will skip\n", i);
+        _cleanup_free_ char *text = vf_buf_steal(&b);
+        _cleanup_(schema_set_freep) schema_set *set = load_text("big.yaml", text, NULL);
+
+        assert_clean(set);
+        assert_true(strlen(find(set, VF_KIND_CLOUDINIT, "big")->cloudinit.user_data) > 3 * 1024 * 1024);
+}
+
+/* Disks on volumes and seeds, in the form the domain reconciler resolves (spec-domain.c). */
+static const char storage_disks[] =
+        "  memory: 1GiB\n"
+        "  disks:\n"
+        "    - {volume: images/web1.qcow2}\n"
+        "    - {volume: fast/data, format: raw, bus: scsi}\n"
+        "    - {cloudInit: web1-seed}\n"
+        "    - {file: /img/a.qcow2}\n"
+        "    - {cloudInit: other-seed, bus: sata}\n"
+        "    - {volume: images/iso, device: cdrom, bus: ide, readonly: true}\n"
+        "  interfaces: [{network: lan}]\n";
+
+#define SEED_MARKER "/source/@*[local-name()='cloudinit' and namespace-uri()='https://virtform.org/xmlns/policy/1']"
+
+static void test_domain_storage_disks(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(storage_disks, NULL);
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "web1");
+        const char *x = r->xml;
+
+        assert_xpath(x, "count(/domain/devices/disk)", "6");
+        assert_xpath(x, "string(/domain/devices/disk[1]/@type)", "volume");
+        assert_xpath(x, "string(/domain/devices/disk[1]/@device)", "disk");
+        assert_xpath(x, "string(/domain/devices/disk[1]/source/@pool)", "images");
+        assert_xpath(x, "string(/domain/devices/disk[1]/source/@volume)", "web1.qcow2");
+        assert_xpath(x, "count(/domain/devices/disk[1]/driver)", "0");
+        assert_xpath(x, "string(/domain/devices/disk[1]/target/@dev)", "vda");
+        assert_xpath(x, "string(/domain/devices/disk[1]/target/@bus)", "virtio");
+        assert_xpath(x, "string(/domain/devices/disk[2]/driver/@type)", "raw");
+        assert_xpath(x, "string(/domain/devices/disk[2]/driver/@name)", "qemu");
+        assert_xpath(x, "string(/domain/devices/disk[2]/target/@dev)", "sda");
+
+        assert_xpath(x, "string(/domain/devices/disk[3]/@type)", "volume");
+        assert_xpath(x, "string(/domain/devices/disk[3]/@device)", "cdrom");
+        assert_xpath(x, "string(/domain/devices/disk[3]/driver/@type)", "raw");
+        assert_xpath(x, "count(/domain/devices/disk[3]/source/@pool)", "1");
+        assert_xpath(x, "string(/domain/devices/disk[3]/source/@pool)", "");
+        assert_xpath(x, "string(/domain/devices/disk[3]/source/@volume)", "web1-seed.cidata.iso");
+        assert_xpath(x, "string(/domain/devices/disk[3]" SEED_MARKER ")", "web1-seed");
+        assert_xpath(x, "count(/domain/devices/disk[3]/target)", "0");
+        assert_xpath(x, "count(/domain/devices/disk[3]/readonly)", "1");
+
+        assert_xpath(x, "string(/domain/devices/disk[4]/target/@dev)", "vdb");
+        assert_xpath(x, "string(/domain/devices/disk[4]/driver/@type)", "qcow2");
+        assert_xpath(x, "string(/domain/devices/disk[5]/target/@dev)", "sdb");
+        assert_xpath(x, "string(/domain/devices/disk[5]/target/@bus)", "sata");
+        assert_xpath(x, "string(/domain/devices/disk[5]" SEED_MARKER ")", "other-seed");
+        assert_xpath(x, "string(/domain/devices/disk[6]/@device)", "cdrom");
+        assert_xpath(x, "string(/domain/devices/disk[6]/target/@dev)", "hda");
+        assert_xpath(x, "count(/domain/devices/disk[6]/driver)", "0");
+        assert_xpath(x, "count(/domain/devices/disk[6]/readonly)", "1");
+
+        assert_int_equal(vf_strv_length(r->domain.cloudinits), 2);
+        assert_string_equal(r->domain.cloudinits[0], "web1-seed");
+        assert_string_equal(r->domain.cloudinits[1], "other-seed");
+        static const char *const depends[] = {
+                "volume/images/web1.qcow2", "volume/fast/data", "cloudinit/web1-seed", "cloudinit/other-seed",
+                "volume/images/iso", "network/lan",
+        };
+        assert_int_equal(vf_strv_length(r->depends), ELEMENTSOF(depends));
+        for (size_t i = 0; i < ELEMENTSOF(depends); i++)
+                assert_string_equal(r->depends[i], depends[i]);
+}
+
+/* libvirt's schema judges a seed's disk as the reconciler defines it; the stored XML keeps the marker. */
+static void test_domain_seed_libvirt_schema(void **state) {
+        if (access(SCHEMA_LIBVIRT_SCHEMAS "/domain.rng", R_OK) < 0)
+                th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
+        char *dir = make_dir();
+        _cleanup_free_ char *text = vf_printf(HEADER("Domain", "web1") "spec:\n%s", storage_disks);
+        free(put_file(dir, "d.yaml", text));
+        char *paths[] = { dir };
+        schema_load_options options = { .libvirt_schemas = SCHEMA_LIBVIRT_SCHEMAS };
+        _cleanup_(schema_set_freep) schema_set *set = NULL;
+        assert_int_equal(schema_load_with_options(paths, 1, &options, &set), 0);
+        remove_dir(dir);
+
+        assert_clean(set);
+        const char *x = find(set, VF_KIND_DOMAIN, "web1")->xml;
+        assert_xpath(x, "string(/domain/devices/disk[3]" SEED_MARKER ")", "web1-seed");
+        assert_xpath(x, "string(/domain/devices/disk[3]/source/@pool)", "");
+        assert_xpath(x, "count(/domain/devices/disk[3]/target)", "0");
+}
+
+/* What the storage kinds render, libvirt's storagepool.rng and storagevol.rng accept; what they refuse is said. */
+static void test_storage_libvirt_schemas(void **state) {
+        if (access(SCHEMA_LIBVIRT_SCHEMAS "/storagepool.rng", R_OK) < 0)
+                th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
+        char *dir = make_dir();
+        free(put_file(dir, "s.yaml",
+                HEADER("StoragePool", "images") "spec: {path: /var/lib/virtform/images}\n---\n"
+                HEADER("StoragePool", "lvm") "spec: {type: logical, volumeGroup: vg0}\n---\n"
+                HEADER("Volume", "base.qcow2") "spec: {pool: images, from: {url: 'https://h/b.img', sha256: " SHA "}}\n---\n"
+                HEADER("Volume", "web1.qcow2") "spec: {pool: images, capacity: 20GiB, from: {volume: images/base.qcow2}}\n---\n"
+                HEADER("Volume", "data") "spec: {pool: lvm, capacity: 1TiB, format: raw}\n"));
+        /* Valid by virtform's compact schema, refused by libvirt's: a mode is octal. */
+        _cleanup_free_ char *bad = put_file(dir, "t.xml",
+                "<pool type='dir'>\n  <name>t</name>\n  <target>\n    <path>/t</path>\n"
+                "    <permissions><mode>rwx</mode></permissions>\n  </target>\n</pool>\n");
+        char *paths[] = { dir };
+        schema_load_options options = { .libvirt_schemas = SCHEMA_LIBVIRT_SCHEMAS };
+        _cleanup_(schema_set_freep) schema_set *set = NULL;
+        assert_int_equal(schema_load_with_options(paths, 1, &options, &set), 0);
+        remove_dir(dir);
+
+        assert_int_equal(set->n_resources, 5);
+        assert_int_equal(vf_strv_length(set->files_failed), 1);
+        assert_string_equal(set->files_failed[0], bad);
+        assert_diag(set, "invalid <pool> (checked against libvirt's " SCHEMA_LIBVIRT_SCHEMAS "/storagepool.rng)");
+}
+
+static void test_domain_storage_disk_errors(void **state) {
+        static const struct {
+                const char *disk, *at, *message;
+        } cases[] = {
+                { "{file: /a.img, volume: p/v}", "7:7",
+                  "a disk needs exactly one of file: /absolute/path, volume: POOL/NAME or cloudInit: NAME; it has 2" },
+                { "{volume: p/v, cloudInit: s}", "7:7", "a disk needs exactly one of file" },
+                { "{volume: v}", "7:16", "invalid disk volume \"v\"; write POOL/NAME, where a name is" },
+                { "{volume: p/a/b}", "7:16", "invalid disk volume \"p/a/b\"" },
+                { "{volume: /v}", "7:16", "invalid disk volume \"/v\"" },
+                { "{cloudInit: a/b}", "7:19", "invalid name \"a/b\" in \"cloudInit\"" },
+                { "{cloudInit: s, format: qcow2}", "7:30",
+                  "format is not allowed on a cloudInit disk, which is always a read-only raw CD-ROM; remove it" },
+                { "{cloudInit: s, device: disk}", "7:30", "device is not allowed on a cloudInit disk" },
+                { "{cloudInit: s, readonly: true}", "7:32", "readonly is not allowed on a cloudInit disk" },
+                { "{volume: p/v, format: vmdk}", "7:29", "\"format\" must be one of qcow2, raw, not \"vmdk\"" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *spec = vf_printf("  memory: 1GiB\n  disks:\n    - %s\n", cases[i].disk);
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_domain_spec(spec, &path);
+                assert_failed(set);
+                _cleanup_free_ char *at = vf_printf("%s:%s: error: %s", path, cases[i].at, cases[i].message);
+                assert_diag(set, at);
+        }
+
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *twice = load_domain_spec(
+                "  memory: 1GiB\n  disks:\n    - {cloudInit: s}\n    - {cloudInit: s, bus: sata}\n", &path);
+        assert_failed(twice);
+        assert_diag_at(twice, path, 8, 19, "cloudInit \"s\" is given twice for this domain; attach a seed once");
 }
 
 /* ---- duplicates, multi-document files, failing files --------------------------- */
@@ -1040,6 +1424,29 @@ static void test_undeclared_warnings(void **state) {
         assert_ptr_equal(strstr(warnings[1], vf0), warnings[1]);
 }
 
+/* A pool or volume may be one libvirt has without virtform; a seed is virtform's to declare. */
+static void test_undeclared_storage_warnings(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("s.yaml",
+                HEADER("Volume", "v") "spec: {pool: p, capacity: 1GiB}\n---\n"
+                HEADER("Domain", "web") "spec:\n  memory: 1GiB\n  disks: [{volume: p/v}, {volume: q/w}, {cloudInit: s}]\n",
+                &path);
+        _cleanup_strv_free_ char **warnings = NULL;
+
+        assert_int_equal(schema_set_undeclared_warnings(set, &warnings), 0);
+        static const char *const expected[] = {
+                "3:18: warning: volume/p/v refers to pool/p, which no file declares: libvirt must have that pool already",
+                "8:18: warning: domain/web refers to volume/q/w, which no file declares: libvirt must have that volume "
+                "already",
+                "8:18: warning: domain/web refers to cloudinit/s, which no file declares: declare it",
+        };
+        assert_int_equal(vf_strv_length(warnings), ELEMENTSOF(expected));
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++) {
+                _cleanup_free_ char *w = vf_printf("%s:%s", path, expected[i]);
+                assert_ptr_equal(strstr(warnings[i], w), warnings[i]);
+        }
+}
+
 /* ---- native XML ---------------------------------------------------------------- */
 
 static void test_native_domain(void **state) {
@@ -1239,6 +1646,220 @@ static void test_native_rejects(void **state) {
         }
 }
 
+#define VF_NS "xmlns:vf='https://virtform.org/xmlns/policy/1'"
+
+/* Inserts policy as the first child of the root of xml, as a native file carries it. */
+static char *with_policy(const char *xml, const char *policy) {
+        const char *close = strchr(xml, '>');
+        assert_non_null(close);
+        return vf_printf("%.*s\n  %s%s", (int) (close - xml + 1), xml, policy, close + 1);
+}
+
+static void assert_same_volume(const schema_resource *a, const schema_resource *b) {
+        assert_string_equal(a->name, b->name);
+        assert_string_equal(a->volume.pool, b->volume.pool);
+        assert_string_equal(a->volume.volume, b->volume.volume);
+        assert_int_equal(a->volume.capacity, b->volume.capacity);
+        assert_int_equal(a->volume.format, b->volume.format);
+        assert_int_equal(a->volume.source, b->volume.source);
+        assert_true(vf_streq_ptr(a->volume.from, b->volume.from));
+        assert_true(vf_streq_ptr(a->volume.sha256, b->volume.sha256));
+        assert_int_equal(a->volume.full_copy, b->volume.full_copy);
+        assert_int_equal(a->volume.deletion, b->volume.deletion);
+        assert_int_equal(vf_strv_length(a->depends), vf_strv_length(b->depends));
+        for (size_t i = 0; a->depends && a->depends[i]; i++)
+                assert_string_equal(a->depends[i], b->depends[i]);
+        assert_string_equal(a->xml, b->xml);
+        assert_string_equal(a->hash, b->hash);
+        assert_string_equal(a->definition_hash, b->definition_hash);
+}
+
+/* A pool or volume written as native XML, its policy in vf:policy, is the same desired state as from YAML. */
+static void test_native_storage_round_trip(void **state) {
+        static const struct {
+                const char *yaml, *name, *policy;
+        } volumes[] = {
+                { HEADER("Volume", "web1.qcow2") "spec: {pool: images, capacity: 20GiB, deletionPolicy: delete, "
+                  "from: {volume: images/base.qcow2}}\n", "images/web1.qcow2",
+                  "<vf:policy " VF_NS " pool='images' deletionPolicy='delete'><vf:from volume='images/base.qcow2'/>"
+                  "</vf:policy>" },
+                { HEADER("Volume", "base.qcow2") "spec: {pool: images, from: {url: 'https://h/base.img', sha256: "
+                  "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789}}\n", "images/base.qcow2",
+                  "<vf:policy " VF_NS " pool='images'><vf:from url='https://h/base.img' "
+                  "sha256='ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789'/></vf:policy>" },
+                { HEADER("Volume", "copy") "spec: {pool: fast, format: raw, from: {volume: images/base.qcow2, "
+                  "clone: copy}}\n", "fast/copy",
+                  "<vf:policy " VF_NS " pool='fast'><vf:from volume='images/base.qcow2' clone='copy'/></vf:policy>"
+                  "<o:owner xmlns:o='https://virtform.org/xmlns/owner/1' generation='3'/>" },
+                { HEADER("Volume", "import") "spec: {pool: fast, capacity: 1GiB, from: {file: /srv/a.img}}\n",
+                  "fast/import", "<vf:policy " VF_NS " pool='fast' adopt='no'><vf:from file='/srv/a.img'/></vf:policy>" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(volumes); i++) {
+                _cleanup_(schema_set_freep) schema_set *yaml = load_text("v.yaml", volumes[i].yaml, NULL);
+                const schema_resource *y = find(yaml, VF_KIND_VOLUME, volumes[i].name);
+                _cleanup_free_ char *native = with_policy(y->xml, volumes[i].policy);
+                _cleanup_(schema_set_freep) schema_set *xml = load_text("v.xml", native, NULL);
+                print_message("%s\n", native);
+                assert_clean(xml);
+                assert_same_volume(find(xml, VF_KIND_VOLUME, volumes[i].name), y);
+        }
+
+        _cleanup_(schema_set_freep) schema_set *yaml = load_text("p.yaml",
+                HEADER("StoragePool", "images") "spec: {path: /srv/images, autostart: false}\n", NULL);
+        const schema_resource *y = find(yaml, VF_KIND_POOL, "images");
+        _cleanup_free_ char *native = with_policy(y->xml, "<vf:policy " VF_NS " autostart='no' adopt='yes'/>");
+        _cleanup_(schema_set_freep) schema_set *xml = load_text("p.xml", native, NULL);
+        assert_clean(xml);
+        const schema_resource *x = find(xml, VF_KIND_POOL, "images");
+        assert_string_equal(x->xml, y->xml);
+        assert_string_equal(x->hash, y->hash);
+        assert_string_equal(x->pool.path, "/srv/images");
+        assert_false(x->pool.autostart);
+        assert_true(x->adopt);
+}
+
+/* What virsh pool-dumpxml and vol-dumpxml write reads as such; a pool starts itself by default, as in YAML. */
+static void test_native_storage_dumps(void **state) {
+        _cleanup_(schema_set_freep) schema_set *pools = load_text("p.xml",
+                "<pool type='logical'>\n  <name>vg</name>\n  <uuid>9a5e6a5e-4b6b-4d7e-9a5e-6a5e4b6b4d7e</uuid>\n"
+                "  <capacity unit='bytes'>0</capacity>\n  <source>\n    <name>vg0</name>\n"
+                "    <format type='lvm2'/>\n  </source>\n  <target>\n    <path>/dev/vg0</path>\n  </target>\n</pool>\n",
+                NULL);
+        assert_clean(pools);
+        const schema_resource *pool = find(pools, VF_KIND_POOL, "vg");
+        assert_true(pool->pool.autostart);
+        assert_null(pool->pool.path);
+        assert_null(pool->depends);
+
+        _cleanup_(schema_set_freep) schema_set *volumes = load_text("v.xml",
+                "<volume type='file'>\n  <vf:policy " VF_NS " pool='images'/>\n  <name>d.img</name>\n"
+                "  <key>/srv/images/d.img</key>\n  <capacity unit='G'>2</capacity>\n  <allocation unit='bytes'>0</allocation>\n"
+                "  <target>\n    <path>/srv/images/d.img</path>\n    <format type='raw'/>\n  </target>\n</volume>\n",
+                NULL);
+        assert_clean(volumes);
+        const schema_resource *v = find(volumes, VF_KIND_VOLUME, "images/d.img");
+        assert_int_equal(v->volume.capacity, UINT64_C(2) << 30);
+        assert_int_equal(v->volume.format, SCHEMA_VOLUME_RAW);
+        assert_int_equal(v->volume.source, SCHEMA_SOURCE_NONE);
+        assert_int_equal(v->volume.deletion, SCHEMA_DELETION_RETAIN);
+        assert_int_equal(vf_strv_length(v->depends), 1);
+        assert_string_equal(v->depends[0], "pool/images");
+        assert_xpath(v->xml, "count(//*[namespace-uri()='https://virtform.org/xmlns/policy/1'])", "0");
+
+        /* Without a format, the volume is qcow2, and its XML says so. */
+        _cleanup_(schema_set_freep) schema_set *bare = load_text("v.xml",
+                "<volume>\n  <vf:policy " VF_NS " pool='images'/>\n  <name>e</name>\n  <capacity>1048576</capacity>\n"
+                "</volume>\n", NULL);
+        assert_clean(bare);
+        assert_xpath(find(bare, VF_KIND_VOLUME, "images/e")->xml, "string(/volume/target/format/@type)", "qcow2");
+}
+
+static void test_native_storage_rejects(void **state) {
+        static const struct {
+                const char *xml, *at, *message;
+        } cases[] = {
+                { "<volume>\n  <name>v</name>\n  <capacity>1</capacity>\n</volume>\n", "1:1",
+                  "a <volume> names its pool: add <vf:policy xmlns:vf='https://virtform.org/xmlns/policy/1' "
+                  "pool='POOL'/> as its first child" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'/>\n  <name>v</name>\n</volume>\n", "1:1",
+                  "a <volume> needs <capacity unit='GiB'>N</capacity>, or a <vf:from/> in its <vf:policy>" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='a/b'/>\n  <name>v</name>\n  <capacity>1</capacity>\n</volume>\n",
+                  "2:3", "vf:policy pool=\"a/b\" is not valid: a name is" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p' state='running'/>\n  <name>v</name>\n"
+                  "  <capacity>1</capacity>\n</volume>\n",
+                  "2:3", "unknown vf:policy attribute \"state\" for a volume; allowed: pool, deletionPolicy, adopt" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p' deletionPolicy='keep'/>\n  <name>v</name>\n"
+                  "  <capacity>1</capacity>\n</volume>\n",
+                  "2:3", "vf:policy deletionPolicy=\"keep\" is not valid; use one of retain, delete" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from file='/a' url='https://h/a'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "<vf:from> needs exactly one of volume, file or url; it has 2" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from file='/a' size='1'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "unknown vf:from attribute \"size\"; allowed: volume, file, url, clone, sha256" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from url='https://h/a'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "from.url needs sha256" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from file='a.img'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "from.file \"a.img\" is not an absolute path; start it with /" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from file='/a' clone='copy'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "clone is only for from.volume" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from volume='p/v'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "volume p/v is made from itself" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from volume='p/a' clone='deep'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n</volume>\n",
+                  "3:5", "vf:from clone=\"deep\" is not valid; use cow or copy" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from url='https://h/a' sha256='abc'/>\n"
+                  "  </vf:policy>\n  <name>v</name>\n</volume>\n",
+                  "3:5", "invalid sha256 \"abc\"" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:copy/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n  <capacity>1</capacity>\n</volume>\n",
+                  "3:5", "a volume's <vf:policy> holds one <vf:from volume='POOL/NAME'/>" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'/>\n  <name>v</name>\n  <capacity>0</capacity>\n</volume>\n",
+                  "4:3", "<capacity> 0 bytes is no size a volume can have" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'/>\n  <name>v</name>\n  <capacity>1</capacity>\n"
+                  "  <target><format type='vmdk'/></target>\n</volume>\n",
+                  "5:11", "virtform makes qcow2 and raw volumes" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'>\n    <vf:from volume='p/a'/>\n  </vf:policy>\n"
+                  "  <name>v</name>\n  <target><format type='raw'/></target>\n</volume>\n",
+                  "1:1", "a copy-on-write clone (clone: cow, the default) is a qcow2 overlay" },
+                { "<volume>\n  <vf:policy " VF_NS " pool='p'/>\n  <name>v</name>\n  <capacity>1</capacity>\n  <bogus/>\n"
+                  "</volume>\n",
+                  "5:3", "invalid <volume> (checked against virtform's volume.rng)" },
+                { "<pool type='dir'>\n  <name>p</name>\n</pool>\n", "1:1", "a dir pool needs path" },
+                { "<pool type='dir'>\n  <name>p</name>\n  <target><path>rel</path></target>\n</pool>\n", "3:3",
+                  "invalid <pool> (checked against virtform's pool.rng)" },
+                /* libxml2 places an attribute's error at the element after it. */
+                { "<pool type='floppy'>\n  <name>p</name>\n</pool>\n", "2:3",
+                  "invalid <pool> (checked against virtform's pool.rng): Element pool failed to validate attributes" },
+                { "<pool type='dir'>\n  <vf:policy " VF_NS " autostart='no' pool='x'/>\n  <name>p</name>\n"
+                  "  <target><path>/p</path></target>\n</pool>\n",
+                  "2:3", "unknown vf:policy attribute \"pool\" for a pool; allowed: autostart, adopt" },
+                { "<pool type='dir'>\n  <vf:colour " VF_NS "/>\n  <name>p</name>\n  <target><path>/p</path></target>\n</pool>\n",
+                  "2:3", "only one <vf:policy/> element is allowed in the virtform policy namespace; remove <colour>" },
+                { "<cloudinit>\n  <name>s</name>\n</cloudinit>\n", "1:1",
+                  "root element <cloudinit> is not supported; a native XML file holds one <domain>, <network>, "
+                  "<pool> or <volume>" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", cases[i].xml, &path);
+                _cleanup_free_ char *msg = vf_printf("%s:%s: error: %s", path, cases[i].at, cases[i].message);
+                print_message("%s\n", cases[i].xml);
+                assert_failed(set);
+                assert_diag(set, msg);
+        }
+}
+
+/* A native domain's volume disks and seeds are dependencies, as the YAML ones are. */
+static void test_native_domain_storage(void **state) {
+        _cleanup_(schema_set_freep) schema_set *set = load_text("d.xml",
+                "<domain " VF_NS ">\n  <name>d</name>\n  <memory>1048576</memory>\n  <devices>\n"
+                "    <disk type='volume' device='disk'><source pool='images' volume='d.qcow2'/>"
+                "<target dev='vda' bus='virtio'/></disk>\n"
+                "    <disk type='volume' device='cdrom'><source pool='' volume='s.cidata.iso' vf:cloudinit='s'/>"
+                "<readonly/></disk>\n  </devices>\n</domain>\n", NULL);
+        assert_clean(set);
+        const schema_resource *r = find(set, VF_KIND_DOMAIN, "d");
+        assert_int_equal(vf_strv_length(r->depends), 2);
+        assert_string_equal(r->depends[0], "volume/images/d.qcow2");
+        assert_string_equal(r->depends[1], "cloudinit/s");
+        assert_int_equal(vf_strv_length(r->domain.cloudinits), 1);
+
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *bad = load_text("d.xml",
+                "<domain " VF_NS ">\n  <name>d</name>\n  <memory>1048576</memory>\n  <devices>\n"
+                "    <disk type='volume' device='cdrom'>\n      <source pool='' volume='x' vf:cloudinit='a/b'/>\n"
+                "    </disk>\n  </devices>\n</domain>\n", &path);
+        assert_failed(bad);
+        assert_diag_at(bad, path, 6, 7, "invalid vf:cloudinit \"a/b\": a name is");
+}
+
 /* Found by fuzz-xml (tests/fuzz-corpus/fuzz-xml/crash-encoding-error-to-stderr.xml). */
 static void test_native_encoding_error(void **state) {
         _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml",
@@ -1380,6 +2001,66 @@ static void test_hash(void **state) {
         assert_string_not_equal(e, f);
         hash_of("moved.yaml", "\n\n" HEADER("Hostdev", "h") "spec:\n  pci: 0000:3B:02.1\n", f);
         assert_string_equal(e, f);
+}
+
+/* Every field desired counts in hash; what goes into libvirt's definition (or a seed's content) in definition_hash. */
+static void test_storage_hash(void **state) {
+        static const struct {
+                const char *kind, *spec;
+                bool definition; /* the change is also one of definition_hash */
+        } variants[] = {
+                { "StoragePool", "{path: /a}", true },
+                { "StoragePool", "{path: /b}", true },
+                { "StoragePool", "{path: /a, autostart: false}", false },
+                { "StoragePool", "{type: logical, volumeGroup: vg}", true },
+                { "Volume", "{pool: p, capacity: 1GiB}", true },
+                { "Volume", "{pool: q, capacity: 1GiB}", true },
+                { "Volume", "{pool: p, capacity: 2GiB}", true },
+                { "Volume", "{pool: p, capacity: 1GiB, format: raw}", true },
+                { "Volume", "{pool: p, capacity: 1GiB, deletionPolicy: delete}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {volume: p/a}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {volume: p/b}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {volume: p/a, clone: copy}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {file: /p/a}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {url: 'http://h/p/a', sha256: " SHA "}}", false },
+                { "Volume", "{pool: p, capacity: 1GiB, from: {url: 'http://h/p/a', sha256: "
+                  "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210}}", false },
+                { "CloudInit", "{pool: p}", true },
+                { "CloudInit", "{pool: q}", true },
+                { "CloudInit", "{pool: p, userData: ''}", true },
+                { "CloudInit", "{pool: p, userData: x}", true },
+                { "CloudInit", "{pool: p, networkConfig: x}", true },
+                { "CloudInit", "{pool: p, metaData: {instance-id: x}}", true },
+                { "CloudInit", "{pool: p, metaData: {local-hostname: x}}", true },
+        };
+        char hashes[ELEMENTSOF(variants)][2][VF_HASH_HEX_LEN + 1];
+
+        for (size_t i = 0; i < ELEMENTSOF(variants); i++) {
+                _cleanup_free_ char *text = vf_printf("apiVersion: virtform/v1\nkind: %s\nmetadata: {name: v}\nspec: %s\n",
+                                                      variants[i].kind, variants[i].spec);
+                _cleanup_(schema_set_freep) schema_set *set = load_text("s.yaml", text, NULL);
+                assert_clean(set);
+                strcpy(hashes[i][0], set->resources[0]->hash);
+                strcpy(hashes[i][1], set->resources[0]->definition_hash);
+                for (size_t j = 0; j < i; j++)
+                        assert_string_not_equal(hashes[i][0], hashes[j][0]);
+        }
+        /* Each variant against the first of its kind. */
+        for (size_t i = 1, first = 0; i < ELEMENTSOF(variants); i++) {
+                if (strcmp(variants[i].kind, variants[i - 1].kind) != 0) {
+                        first = i;
+                        continue;
+                }
+                print_message("%s\n", variants[i].spec);
+                assert_int_equal(strcmp(hashes[i][1], hashes[first][1]) != 0, variants[i].definition);
+        }
+
+        /* Where a resource is declared and metadata.adopt are not desired state. */
+        char a[VF_HASH_HEX_LEN + 1], b[VF_HASH_HEX_LEN + 1];
+        hash_of("a.yaml", HEADER("Volume", "v") "spec: {pool: p, capacity: 1GiB}\n", a);
+        hash_of("b.yaml", "\n" "apiVersion: virtform/v1\nkind: Volume\nmetadata: {name: v, adopt: true}\n"
+                          "spec: {capacity: 1024MiB, pool: p}\n", b);
+        assert_string_equal(a, b);
 }
 
 /* ---- drop-in layers ------------------------------------------------------------ */
@@ -1833,6 +2514,100 @@ static void test_reload_duplicate_pci(void **state) {
         tree_done(&t);
 }
 
+#define VOL(name, from) HEADER("Volume", name) "spec: {pool: p, from: {volume: " from "}}\n"
+#define VOL_EMPTY(name) HEADER("Volume", name) "spec: {pool: p, capacity: 1GiB}\n"
+
+/* In one file, each volume of a cycle is an error; one leading into it is not on it. */
+static void test_volume_cycle_in_file(void **state) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(schema_set_freep) schema_set *set = load_text("v.yaml",
+                VOL("a", "p/b") "---\n" VOL("b", "p/c") "---\n" VOL("c", "p/a") "---\n" VOL("d", "p/a") "---\n"
+                VOL_EMPTY("e"), &path);
+
+        assert_failed(set);
+        assert_int_equal(set->n_diags, 3);
+        assert_diag_at(set, path, 3, 18, "volume p/a is made from itself: p/a, made from p/b, made from p/c, made "
+                       "from p/a; make one of them from another volume, a file or a URL");
+        assert_diag_at(set, path, 8, 18, "volume p/b is made from itself: p/b, made from p/c, made from p/a, made from p/b");
+        assert_diag_at(set, path, 13, 18, "volume p/c is made from itself: p/c, made from p/a, made from p/b, made from p/c");
+}
+
+/* Across files the one that closes the cycle fails, naming where the others are; reloads agree with a full load. */
+static void test_volume_cycle_across_files(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "10-a.yaml", VOL("a", "p/b"));
+        put(&t, USR, "20-b.yaml", VOL("b", "p/c"));
+        put(&t, USR, "30-c.yaml", VOL_EMPTY("c"));
+        _cleanup_free_ char *a = tree_path(&t, USR, "10-a.yaml"), *b = tree_path(&t, USR, "20-b.yaml"),
+                            *c = tree_path(&t, USR, "30-c.yaml");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+        assert_clean(set);
+        char *b_failed[] = { b, NULL }, *c_failed[] = { c, NULL };
+
+        /* The last file to be judged closes it: c, made from a, which is made from b, made from c. */
+        put(&t, USR, "30-c.yaml", VOL("c", "p/a"));
+        reload_expect(set, "30-c.yaml", "volume/p/c", NULL);
+        assert_strv_equal(set->files_failed, c_failed);
+        _cleanup_free_ char *msg = vf_printf("volume p/c is made from itself: p/c, made from p/a (%s:3:18), made from "
+                                             "p/b (%s:3:18), made from p/c;", a, b);
+        assert_diag_at(set, c, 3, 18, msg);
+        assert_int_equal(set->n_diags, 1);
+
+        /* An earlier file breaking the cycle lets c in; closing it again there fails c again. */
+        put(&t, USR, "20-b.yaml", VOL_EMPTY("b"));
+        reload_expect(set, "20-b.yaml", "volume/p/b", "volume/p/c", NULL);
+        assert_clean(set);
+        put(&t, USR, "20-b.yaml", VOL("b", "p/c"));
+        reload_expect(set, "20-b.yaml", "volume/p/b", "volume/p/c", NULL);
+        assert_strv_equal(set->files_failed, c_failed);
+
+        /* Moving c before b: b now closes the cycle and fails instead. */
+        del(&t, USR, "30-c.yaml");
+        reload_expect(set, "30-c.yaml", NULL);
+        put(&t, USR, "15-c.yaml", VOL("c", "p/a"));
+        reload_expect(set, "15-c.yaml", "volume/p/b", "volume/p/c", NULL);
+        assert_strv_equal(set->files_failed, b_failed);
+
+        /* The closing file made clean by a change of its own. */
+        put(&t, USR, "20-b.yaml", HEADER("Volume", "b") "spec: {pool: p, from: {file: /srv/b.img}}\n");
+        reload_expect(set, "20-b.yaml", "volume/p/b", NULL);
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 3);
+        tree_done(&t);
+}
+
+/* Pools, volumes, seeds and the domains using them reload as a full load gives them. */
+static void test_reload_storage(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "10-pool.yaml", HEADER("StoragePool", "p") "spec: {path: /srv/p}\n");
+        put(&t, USR, "20-vol.yaml", VOL_EMPTY("base") "---\n" VOL("web1", "p/base"));
+        put(&t, USR, "30-seed.yaml", HEADER("CloudInit", "s") "spec: {pool: p, userData: '#cloud-config'}\n");
+        put(&t, USR, "40-web1.yaml", HEADER("Domain", "web1") "spec:\n  memory: 1GiB\n"
+                                     "  disks: [{volume: p/web1}, {cloudInit: s}]\n");
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 5);
+
+        put(&t, USR, "30-seed.yaml", HEADER("CloudInit", "s") "spec: {pool: p, userData: '#cloud-config\n'}\n");
+        reload_expect(set, "30-seed.yaml", "cloudinit/s", NULL);
+        put(&t, USR, "20-vol.yaml", VOL_EMPTY("base") "---\n" VOL("web1", "p/base") "---\n" VOL("web2", "p/base"));
+        reload_expect(set, "20-vol.yaml", "volume/p/web2", NULL);
+        put(&t, USR, "10-pool.yaml", HEADER("StoragePool", "p") "spec: {path: /srv/p, autostart: false}\n");
+        reload_expect(set, "10-pool.yaml", "pool/p", NULL);
+        put(&t, USR, "40-web1.yaml", HEADER("Domain", "web1") "spec:\n  memory: 1GiB\n"
+                                     "  disks: [{volume: p/web2}, {cloudInit: s, bus: sata}]\n");
+        reload_expect(set, "40-web1.yaml", "domain/web1", NULL);
+        put(&t, USR, "20-vol.yaml", VOL_EMPTY("base") "---\n" VOL("web1", "p/nope") "---\n" "kind: Volume\n");
+        reload_expect(set, "20-vol.yaml", "volume/p/base", "volume/p/web1", "volume/p/web2", NULL);
+        assert_int_equal(vf_strv_length(set->files_failed), 1);
+        del(&t, USR, "20-vol.yaml");
+        reload_expect(set, "20-vol.yaml", NULL);
+        assert_clean(set);
+        tree_done(&t);
+}
+
 /* ---- trust: what root believes ------------------------------------------------- */
 
 /* Ownership takes root; without it there is nothing these tests can set up. */
@@ -2136,6 +2911,16 @@ int main(void) {
                 cmocka_unit_test(test_hostdev),
                 cmocka_unit_test(test_hostdev_errors),
                 cmocka_unit_test(test_duplicate_pci),
+                cmocka_unit_test(test_pool_dir_and_logical),
+                cmocka_unit_test(test_pool_escape_hatch),
+                cmocka_unit_test(test_volume),
+                cmocka_unit_test(test_cloudinit),
+                cmocka_unit_test(test_storage_errors),
+                cmocka_unit_test(test_cloudinit_large_user_data),
+                cmocka_unit_test(test_domain_storage_disks),
+                cmocka_unit_test(test_domain_seed_libvirt_schema),
+                cmocka_unit_test(test_domain_storage_disk_errors),
+                cmocka_unit_test(test_storage_libvirt_schemas),
                 cmocka_unit_test(test_duplicate_across_files),
                 cmocka_unit_test(test_duplicate_in_file),
                 cmocka_unit_test(test_same_name_different_kinds),
@@ -2153,10 +2938,15 @@ int main(void) {
                 cmocka_unit_test(test_native_domain),
                 cmocka_unit_test(test_native_network),
                 cmocka_unit_test(test_undeclared_warnings),
+                cmocka_unit_test(test_undeclared_storage_warnings),
                 cmocka_unit_test(test_libvirt_test_xml),
                 cmocka_unit_test(test_libvirt_schemas),
                 cmocka_unit_test(test_native_defaults_and_owner),
                 cmocka_unit_test(test_native_rejects),
+                cmocka_unit_test(test_native_storage_round_trip),
+                cmocka_unit_test(test_native_storage_dumps),
+                cmocka_unit_test(test_native_storage_rejects),
+                cmocka_unit_test(test_native_domain_storage),
                 cmocka_unit_test(test_native_encoding_error),
                 cmocka_unit_test(test_native_interface_needs_source),
                 cmocka_unit_test(test_native_deep),
@@ -2164,6 +2954,7 @@ int main(void) {
                 cmocka_unit_test(test_native_rng_positions),
                 cmocka_unit_test(test_escape_hatch_rng_positions),
                 cmocka_unit_test(test_hash),
+                cmocka_unit_test(test_storage_hash),
                 cmocka_unit_test(test_dropin_precedence),
                 cmocka_unit_test(test_dropin_masking),
                 cmocka_unit_test(test_dropin_non_candidates),
@@ -2174,6 +2965,9 @@ int main(void) {
                 cmocka_unit_test(test_reload_valid_invalid),
                 cmocka_unit_test(test_reload_duplicates),
                 cmocka_unit_test(test_reload_duplicate_pci),
+                cmocka_unit_test(test_volume_cycle_in_file),
+                cmocka_unit_test(test_volume_cycle_across_files),
+                cmocka_unit_test(test_reload_storage),
                 cmocka_unit_test(test_diag_warning_format),
                 cmocka_unit_test(test_trust_files),
                 cmocka_unit_test(test_trust_directory),

@@ -19,7 +19,7 @@
 
 /* The on-disk identity of our files: a change here would orphan every existing store. */
 #define APPLICATION_ID 0x76667331
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 typedef struct fixture {
         char dir[64];
@@ -181,6 +181,8 @@ static state_record *full_record(const char *kind, const char *name) {
         rec->attempts = 3;
         rec->next_retry_usec = INT64_C(1764120000000000);
         rec->updated_usec = INT64_C(1764119999000001);
+        assert_int_equal(vf_strv_push(&rec->depends, "network/lan"), 0);
+        assert_int_equal(vf_strv_push(&rec->depends, "volume/images/base.qcow2"), 0);
         assert_int_equal(state_record_set_condition(rec, "Ready", false, "DefineFailed", "libvirt said no", 100), 0);
         assert_int_equal(state_record_set_condition(rec, "RestartPending", true, NULL, NULL, 200), 0);
         return rec;
@@ -212,6 +214,9 @@ static void assert_records_equal(const state_record *a, const state_record *b) {
         assert_int_equal(a->attempts, b->attempts);
         assert_int_equal(a->next_retry_usec, b->next_retry_usec);
         assert_int_equal(a->updated_usec, b->updated_usec);
+        assert_int_equal(vf_strv_length(a->depends), vf_strv_length(b->depends));
+        for (size_t i = 0; a->depends && a->depends[i]; i++)
+                assert_string_equal(a->depends[i], b->depends[i]);
         assert_int_equal(a->n_conditions, b->n_conditions);
         for (size_t i = 0; i < a->n_conditions; i++) {
                 const state_condition *c = &a->conditions[i];
@@ -367,6 +372,7 @@ static void test_put_get_roundtrip(void **state) {
         assert_records_equal(got_empty, empty);
         assert_null(got_empty->source_file);
         assert_null(got_empty->applied_desired_xml);
+        assert_null(got_empty->depends);
         assert_int_equal(got_empty->n_conditions, 0);
 
         state_record *missing = NULL;

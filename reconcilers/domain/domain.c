@@ -2,9 +2,10 @@
 /*
  * The domain reconciler: what only domains need on top of converge.c —
  * the hypervisor's domain type, MACs that must not change between defines,
- * graceful shutdown, and the restart policy for a changed running domain.
+ * the disks the file leaves to the host (disks.c), graceful shutdown, and
+ * the restart policy for a changed running domain.
  */
-#include "reconcilers/object.h"
+#include "reconcilers/domain/domain-internal.h"
 
 #include <libxml/xpath.h>
 #include <string.h>
@@ -62,13 +63,6 @@ static int set_domain_type(rc_context *ctx, const rc_request *req, xmlDoc *desir
         return xmlSetProp(root, BAD_CAST "type", BAD_CAST ctx->domain_type) ? 0 : -ENOMEM;
 }
 
-static xmlNode *next_interface(xmlNode *n) {
-        for (; n; n = n->next)
-                if (n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST "interface") == 0)
-                        return n;
-        return NULL;
-}
-
 /*
  * An interface the file gives no MAC keeps the one libvirt assigned at the
  * first define: a MAC that changes on every apply breaks guests' networking.
@@ -77,10 +71,10 @@ static xmlNode *next_interface(xmlNode *n) {
 static int inherit_macs(xmlDoc *current, xmlDoc *desired) {
         xmlNode *cur_devices = rc_xml_child(xmlDocGetRootElement(current), "devices");
         xmlNode *want_devices = rc_xml_child(xmlDocGetRootElement(desired), "devices");
-        xmlNode *cur = next_interface(cur_devices ? cur_devices->children : NULL);
-        xmlNode *want = next_interface(want_devices ? want_devices->children : NULL);
+        xmlNode *cur = rc_xml_child(cur_devices, "interface");
+        xmlNode *want = rc_xml_child(want_devices, "interface");
 
-        for (; cur && want; cur = next_interface(cur->next), want = next_interface(want->next)) {
+        for (; cur && want; cur = rc_xml_next(cur->next, "interface"), want = rc_xml_next(want->next, "interface")) {
                 xmlNode *mac = rc_xml_child(cur, "mac");
                 if (!mac || rc_xml_child(want, "mac"))
                         continue;
@@ -143,6 +137,9 @@ static int domain_complete(rc_context *ctx, const rc_request *req, xmlDoc *curre
                 return r;
         r = append_hostdevs(req, desired);
         if (r < 0)
+                return r;
+        r = rc_domain_complete_disks(ctx, req, desired, res);
+        if (r != 0)
                 return r;
         return current ? inherit_macs(current, desired) : 0;
 }

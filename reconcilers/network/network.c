@@ -44,57 +44,22 @@ static int network_complete(rc_context *ctx, const rc_request *req, xmlDoc *curr
         return current ? inherit_assigned(current, desired) : 0;
 }
 
-typedef struct user_scan {
-        rc_context *ctx;
-        const char *network;
-        char **users;
-} user_scan;
-
-static int collect_user(void *obj, void *userdata) {
-        user_scan *scan = userdata;
+static int interface_uses_network(xmlDoc *doc, const void *network, bool *ret) {
         _cleanup_strv_free_ char **networks = NULL;
-
-        rc_count_read(scan->ctx, RC_CALL_GET_INFO);
-        if (virDomainIsActive(obj) != 1)
-                return 0;
-        rc_count_read(scan->ctx, RC_CALL_GET_XML);
-        _cleanup_free_ char *xml = virDomainGetXMLDesc(obj, 0);
-        _cleanup_(xmlFreeDocp) xmlDoc *doc = xml ? rc_xml_parse(xml) : NULL;
-        if (!doc)
-                return 0;
         int r = rc_xml_xpath_strings(doc, "//devices/interface[@type='network']/source/@network", &networks);
-        if (r < 0)
-                return r;
-        if (vf_strv_contains(networks, scan->network))
-                return vf_strv_push(&scan->users, virDomainGetName(obj));
-        return 0;
+
+        if (r >= 0)
+                *ret = vf_strv_contains(networks, network);
+        return r;
 }
 
 /* The active domains whose interfaces use the network, owned by us or not, joined by ", "; NULL for none. */
 static int active_users(rc_context *ctx, const char *network, char **joined, char **first_key) {
-        user_scan scan = { ctx, network, NULL };
-        _cleanup_strv_free_ char **users = NULL;
-        vf_buf b = {};
-
-        int r = rc_inventory_foreach(ctx, VF_KIND_DOMAIN, collect_user, &scan);
-        users = scan.users;
-        if (r < 0)
-                return r;
-        for (size_t i = 0; users && users[i]; i++)
-                vf_buf_printf(&b, "%s%s", i ? ", " : "", users[i]);
-        if (first_key && users && !(*first_key = schema_key(VF_KIND_DOMAIN, users[0]))) {
-                vf_buf_done(&b);
-                return -ENOMEM;
-        }
-        *joined = b.len ? vf_buf_steal(&b) : NULL;
-        return b.oom ? -ENOMEM : 0;
+        return rc_domain_users(ctx, true, interface_uses_network, network, joined, first_key);
 }
 
 static int network_destroy(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
-        int r = rc_step_begin(ctx, req, res, RC_CALL_DESTROY, "destroy");
-        if (r <= 0)
-                return r;
-        return rc_step_end(ctx, req, res, "destroy", virNetworkDestroy(obj) == 0, "DestroyFailed");
+        return rc_object_destroy(ctx, &rc_network_class, req, obj, res);
 }
 
 static int network_changed_while_active(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A volume's content streamed in: the one way a volume's bytes are written, by imports and seeds alike. */
+#define VF_STORAGE_INTERNAL
+#include "reconcilers/storage/storage-internal.h"
+
+#include <libvirt/virterror.h>
+
+/*
+ * On failure the stream stays until rc_upload_done(): every libvirt call,
+ * virStreamFree() too, resets libvirt's last error, which tells the caller why.
+ */
+int rc_upload_begin(virConnectPtr conn, virStorageVolPtr vol, uint64_t length, rc_upload *u) {
+        *u = (rc_upload) { .stream = virStreamNew(conn, 0) };
+        if (!u->stream)
+                return -EIO;
+        return virStorageVolUpload(vol, u->stream, 0, length, 0) < 0 ? -EIO : 0;
+}
+
+int rc_upload_send(rc_upload *u, const void *data, size_t len) {
+        const char *p = data;
+
+        /* A blocking stream may take less than it is given. */
+        while (len > 0) {
+                int n = virStreamSend(u->stream, p, len);
+                if (n < 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t) n;
+                u->sent += (uint64_t) n;
+        }
+        return 0;
+}
+
+int rc_upload_finish(rc_upload *u) {
+        int r = virStreamFinish(u->stream);
+
+        u->finished = r == 0;
+        return r < 0 ? -EIO : 0;
+}
+
+void rc_upload_done(rc_upload *u) {
+        if (!u->stream)
+                return;
+        if (!u->finished)
+                (void) virStreamAbort(u->stream);
+        virStreamFree(u->stream);
+        *u = (rc_upload) {};
+}
+
+bool rc_libvirt_no_space(void) {
+        virErrorPtr e = virGetLastError();
+        /* A system error carries its errno, over the wire too; a stream's may come as words alone. */
+        return e && ((e->code == VIR_ERR_SYSTEM_ERROR && e->int1 == ENOSPC) ||
+                     (e->message && strstr(e->message, strerror(ENOSPC))));
+}
+
+bool rc_libvirt_unsupported(void) {
+        return virGetLastErrorCode() == VIR_ERR_NO_SUPPORT;
+}
