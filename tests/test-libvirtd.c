@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #define DEADLINE_USEC (120 * 1000000LL)
 /* A watchdog for the whole run: a hung hypervisor must fail the test, not hang the suite. */
@@ -522,6 +523,83 @@ static void test_guests_boot_with_their_seeds(void **state) {
         virConnectClose(conn);
 }
 
+/* ---- a storage pool on a real storage driver ------------------------------------------ */
+
+#define POOL(path) "apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: images}\nspec:\n" \
+                   "  type: dir\n  path: %s\n  autostart: true\n", path
+
+/* The pool's live definition, through a connection of the test's own; NULL when there is no such pool. */
+static char *pool_live_xml(const fixture *f, int *active) {
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        virStoragePoolPtr p = conn ? virStoragePoolLookupByName(conn, "images") : NULL;
+        char *xml = p ? virStoragePoolGetXMLDesc(p, 0) : NULL;
+
+        *active = p ? virStoragePoolIsActive(p) : -1;
+        if (p)
+                virStoragePoolFree(p);
+        if (conn)
+                virConnectClose(conn);
+        return xml;
+}
+
+static void assert_pool_runs_on(const fixture *f, const char *path) {
+        _cleanup_free_ char *want = vf_printf("<path>%s</path>", path);
+        int active;
+        _cleanup_free_ char *xml = pool_live_xml(f, &active);
+
+        assert_non_null(xml);
+        assert_int_equal(active, 1);
+        if (!strstr(xml, want))
+                fail_msg("pool images does not run on %s:\n%s", path, xml);
+}
+
+/*
+ * libvirt's storage driver builds the missing directory; a second pass writes
+ * nothing; a new path is defined, built and takes effect by a restart; pruned,
+ * the pool goes and its directories and files stay.
+ */
+static void test_pool_built_moved_and_pruned_keeping_its_files(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *first = vf_printf("%s/images", f->env->dir), *second = vf_printf("%s/images2", f->env->dir);
+        _cleanup_free_ char *kept = vf_printf("%s/kept.raw", first);
+        struct stat st;
+        int active;
+
+        th_libvirtd_start(f->libvirtd);
+        th_write(f->env->conf, "10-pool.yaml", POOL(first));
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        assert_int_equal(stat(first, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_pool_runs_on(f, first);
+        th_write(first, "kept.raw", "data");
+
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+        assert_int_equal(th_env_writes(f->env), 0);
+
+        th_write(f->env->conf, "10-pool.yaml", POOL(second));
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        _cleanup_free_ char *steps = vf_strv_join((const char *const *) th_env_entry(f->env, VF_KIND_POOL, "images")
+                                                          ->result.steps,
+                                                  ", ");
+        assert_string_equal(steps, "define, destroy, build, start");
+        assert_pool_runs_on(f, second);
+        th_env_pass(f->env);
+        assert_int_equal(th_env_writes(f->env), 0);
+
+        th_remove(f->env->conf, "10-pool.yaml");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_POOL, "images", RC_DELETED, "Removed");
+        _cleanup_free_ char *gone = pool_live_xml(f, &active);
+        assert_null(gone);
+        assert_int_equal(stat(second, &st), 0);
+        _cleanup_free_ char *data = th_slurp(kept);
+        assert_string_equal(data, "data");
+>>>>>>> st-pool
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_libvirtd_restart_and_killed_guest, setup, teardown),
@@ -529,6 +607,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_git_mv_pulled_changes_nothing_in_libvirt, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_restarted_once_its_guest_stops, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_guests_boot_with_their_seeds, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_built_moved_and_pruned_keeping_its_files, setup, teardown),
         };
 
         /* Before any thread exists. */

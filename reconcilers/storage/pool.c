@@ -14,7 +14,6 @@
 #define VF_STORAGE_INTERNAL
 #include "reconcilers/storage/storage-internal.h"
 
-#include <libvirt/virterror.h>
 #include <sys/stat.h>
 
 static bool pool_want_active(const rc_request *req) {
@@ -41,25 +40,18 @@ static bool pool_needs_build(const rc_request *req) {
         return path && stat(path, &st) < 0 && errno == ENOENT;
 }
 
-static int pool_build(virStoragePoolPtr pool) {
-        if (virStoragePoolBuild(pool, VIR_STORAGE_POOL_BUILD_NO_OVERWRITE) == 0)
-                return 0;
-        /*
-         * Drivers without build flags (the test driver) refuse the flag. Building a dir pool only makes
-         * its directory, and overwrites nothing with or without it, so the plain build is as safe.
-         */
-        if (virGetLastErrorCode() != VIR_ERR_INVALID_ARG)
-                return -1;
-        return virStoragePoolBuild(pool, 0);
-}
-
+/*
+ * A dir pool's build makes its directory and overwrites nothing. It takes no
+ * flags: libvirt reads NO_OVERWRITE (and OVERWRITE) on a dir pool as a request
+ * to format a source device, which a dir pool has none of, and fails.
+ */
 static int pool_prepare_start(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
         if (!pool_needs_build(req))
                 return 0;
         int r = rc_step_begin(ctx, req, res, RC_CALL_BUILD, "build");
         if (r <= 0)
                 return r;
-        return rc_step_end(ctx, req, res, "build", pool_build(obj) == 0, "BuildFailed");
+        return rc_step_end(ctx, req, res, "build", virStoragePoolBuild(obj, 0) == 0, "BuildFailed");
 }
 
 /*
