@@ -597,7 +597,6 @@ static void test_pool_built_moved_and_pruned_keeping_its_files(void **state) {
         assert_int_equal(stat(second, &st), 0);
         _cleanup_free_ char *data = th_slurp(kept);
         assert_string_equal(data, "data");
->>>>>>> st-pool
 }
 
 int main(void) {
