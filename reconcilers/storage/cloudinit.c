@@ -155,6 +155,28 @@ static int send_seed(seed_run *run, rc_upload *u) {
         return r;
 }
 
+/*
+ * A run killed while it uploaded left the volume half written under a record
+ * that still names the content before: only the event log knows. The newest
+ * upload must have finished for the recorded hash to be the volume's.
+ */
+static int last_upload_finished(seed_run *run, bool *ret) {
+        state_event *events = NULL;
+        size_t n = 0;
+        int r = state_event_list(run->ctx->store, vf_kind_to_string(run->req->kind), run->req->name, 0, &events, &n);
+
+        *ret = true;
+        if (r < 0)
+                return r;
+        for (size_t i = n; i > 0; i--)
+                if (vf_streq_ptr(events[i - 1].action, "upload")) {
+                        *ret = vf_streq_ptr(events[i - 1].outcome, "ok");
+                        break;
+                }
+        state_event_list_free(events, n);
+        return 0;
+}
+
 static int upload(seed_run *run) {
         rc_upload u = {};
         /* Whatever the volume held is gone once an upload starts: until one succeeds, no hash is its. */
@@ -290,7 +312,12 @@ static int converge(seed_run *run) {
                               run->volume, run->spec->pool);
                 return 0;
         }
-        if (run->vol && rec && vf_streq_ptr(rec->applied_xml_hash, run->seed.hash))
+        bool in_sync = run->vol && rec && vf_streq_ptr(rec->applied_xml_hash, run->seed.hash);
+        if (in_sync)
+                r = last_upload_finished(run, &in_sync);
+        if (r < 0)
+                return r;
+        if (in_sync)
                 return set_applied(run, RC_UNCHANGED);
         bool existed = run->vol;
         _cleanup_free_ char *left = NULL;

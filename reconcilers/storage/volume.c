@@ -22,12 +22,9 @@
 #include <nettle/sha2.h>
 #include <sys/stat.h>
 
-/* Step names, as the event log keeps them: how a volume made by a killed run is told from another's. */
-#define STEP_CREATE "create-volume"
+/* Step names of the volume's own writes, as the event log keeps them. */
 #define STEP_UPLOAD "upload"
 #define STEP_RESIZE "resize"
-#define STEP_DELETE "delete-volume"
-#define STEP_FORGET "forget"
 
 /* The first bytes of every qcow2 image; its header then gives where its backing file's name is (0: none). */
 static const uint8_t qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
@@ -113,40 +110,6 @@ static int volume_open(rc_context *ctx, const rc_request *req, rc_result *res, v
 
 static bool recorded_as(const rc_request *req, const char *key) {
         return req->record && req->record->uuid && key && strcmp(req->record->uuid, key) == 0;
-}
-
-/*
- * A volume this store made and never recorded: a run killed between its
- * create and its record (or before it could delete what it half-made). The
- * event log tells: of the steps that make, delete or forget the volume, the
- * newest is a create that was not refused, or a delete that did not happen.
- * One refused (the name was taken by someone else), a delete that
- * succeeded, or a forget, hands the name back to whoever has it.
- */
-static int made_unrecorded(const volume *v, bool *ret) {
-        state_event *events = NULL;
-        size_t n = 0;
-        int r;
-
-        *ret = false;
-        if (v->req->record && v->req->record->uuid)
-                return 0;
-        r = state_event_list(v->ctx->store, "volume", v->req->name, 0, &events, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = n; i > 0; i--) {
-                const state_event *e = &events[i - 1];
-                bool failed = vf_streq_ptr(e->outcome, "failed"), done = vf_streq_ptr(e->outcome, "ok");
-                if (vf_streq_ptr(e->action, STEP_CREATE))
-                        *ret = !failed;
-                else if (vf_streq_ptr(e->action, STEP_DELETE))
-                        *ret = !done;
-                else if (!vf_streq_ptr(e->action, STEP_FORGET))
-                        continue;
-                break;
-        }
-        state_event_list_free(events, n);
-        return 0;
 }
 
 /* Why a libvirt write failed, as one word: a full disk and a driver that cannot are worth telling apart. */
@@ -309,12 +272,12 @@ static bool recorded_delete(const state_record *rec) {
 /* ---- writes ----------------------------------------------------------------------- */
 
 static int create_step(volume *v, const char *xml, virStorageVolPtr clone_of) {
-        int r = rc_step_begin(v->ctx, v->req, v->res, RC_CALL_CREATE_VOLUME, STEP_CREATE);
+        int r = rc_step_begin(v->ctx, v->req, v->res, RC_CALL_CREATE_VOLUME, RC_STEP_CREATE_VOLUME);
         if (r <= 0)
                 return r;
         virStorageVolPtr vol = clone_of ? virStorageVolCreateXMLFrom(v->pool, xml, clone_of, 0)
                                         : virStorageVolCreateXML(v->pool, xml, 0);
-        r = end_step(v, STEP_CREATE, vol != NULL, "CreateFailed");
+        r = end_step(v, RC_STEP_CREATE_VOLUME, vol != NULL, "CreateFailed");
         if (r < 0)
                 return r;
         v->vol = vol;
@@ -325,9 +288,9 @@ static int create_step(volume *v, const char *xml, virStorageVolPtr clone_of) {
 
 /* In a dry run too, the volume is gone from then on, as it would be. */
 static int delete_step(volume *v) {
-        int r = rc_step_begin(v->ctx, v->req, v->res, RC_CALL_DELETE_VOLUME, STEP_DELETE);
+        int r = rc_step_begin(v->ctx, v->req, v->res, RC_CALL_DELETE_VOLUME, RC_STEP_DELETE_VOLUME);
         if (r > 0)
-                r = end_step(v, STEP_DELETE, virStorageVolDelete(v->vol, 0) == 0, "DeleteFailed");
+                r = end_step(v, RC_STEP_DELETE_VOLUME, virStorageVolDelete(v->vol, 0) == 0, "DeleteFailed");
         if (r < 0)
                 return r;
         virStorageVolFree(v->vol);
@@ -584,7 +547,7 @@ static int import_image(volume *v) {
         int r;
 
         if (v->ctx->dry_run) {
-                (void) rc_step_begin(v->ctx, v->req, v->res, RC_CALL_CREATE_VOLUME, STEP_CREATE);
+                (void) rc_step_begin(v->ctx, v->req, v->res, RC_CALL_CREATE_VOLUME, RC_STEP_CREATE_VOLUME);
                 return rc_step_begin(v->ctx, v->req, v->res, RC_CALL_UPLOAD, STEP_UPLOAD);
         }
         sha256_init(&im.sha256);
@@ -755,7 +718,7 @@ static int volume_apply(rc_context *ctx, const rc_request *req, rc_result *res) 
         }
         if (v.vol) {
                 ours = recorded_as(req, v.key);
-                r = ours ? 0 : made_unrecorded(&v, &half_made);
+                r = ours ? 0 : rc_storage_made_unrecorded(ctx, req, &half_made);
                 if (r < 0)
                         return r;
                 if (!ours && !half_made && !req->desired->adopt)
@@ -785,34 +748,6 @@ static int volume_apply(rc_context *ctx, const rc_request *req, rc_result *res) 
 }
 
 /* ---- remove ------------------------------------------------------------------------------- */
-
-typedef struct volume_use {
-        const char *pool, *name, *path;
-} volume_use;
-
-static bool attr_is(xmlNode *n, const char *name, const char *value) {
-        xmlChar *v = n && value ? xmlGetProp(n, BAD_CAST name) : NULL;
-        bool same = v && strcmp((const char *) v, value) == 0;
-
-        xmlFree(v);
-        return same;
-}
-
-/* A disk whose source is the volume: by pool and name, or by its path as a file or a block device. */
-static int disk_uses_volume(xmlDoc *doc, const void *what, bool *ret) {
-        const volume_use *u = what;
-        xmlNode *devices = rc_xml_child(xmlDocGetRootElement(doc), "devices");
-
-        *ret = false;
-        for (xmlNode *disk = devices ? devices->children : NULL; disk && !*ret; disk = disk->next) {
-                if (disk->type != XML_ELEMENT_NODE || xmlStrcmp(disk->name, BAD_CAST "disk") != 0)
-                        continue;
-                xmlNode *source = rc_xml_child(disk, "source");
-                *ret = (attr_is(source, "pool", u->pool) && attr_is(source, "volume", u->name)) ||
-                       attr_is(source, "file", u->path) || attr_is(source, "dev", u->path);
-        }
-        return 0;
-}
 
 /* Whether vol (in pool) is a copy-on-write volume on top of path; adds it to *users when it is. */
 static int collect_overlay(volume *v, virStoragePoolPtr pool, virStorageVolPtr vol, const char *path, char ***users) {
@@ -874,8 +809,8 @@ static int removable(volume *v, bool *ok) {
         _cleanup_strv_free_ char **above = NULL;
         rc_count_read(v->ctx, RC_CALL_GET_INFO);
         _cleanup_free_ char *path = virStorageVolGetPath(v->vol);
-        volume_use use = { v->pool_name, v->name, path ? path : v->key };
-        int r = rc_domain_users(v->ctx, false, disk_uses_volume, &use, &users, &first);
+        rc_volume_use use = { v->pool_name, v->name, path ? path : v->key };
+        int r = rc_domain_users(v->ctx, false, rc_disk_uses_volume, &use, &users, &first);
 
         if (r >= 0 && !users)
                 r = overlays(v, use.path, &above);
@@ -902,9 +837,9 @@ static int removable(volume *v, bool *ok) {
 
 static int forget(volume *v) {
         /* Logged, so that a later run takes a volume of that name for someone else's, not one it made. */
-        int r = rc_host_step_begin(v->ctx, v->req, v->res, STEP_FORGET);
+        int r = rc_host_step_begin(v->ctx, v->req, v->res, RC_STEP_FORGET);
         if (r > 0)
-                r = rc_host_step_end(v->ctx, v->req, v->res, STEP_FORGET, true, NULL);
+                r = rc_host_step_end(v->ctx, v->req, v->res, RC_STEP_FORGET, true, NULL);
         if (r < 0)
                 return r;
         rc_result_set(v->res, RC_KEPT, true, "Retained",
@@ -925,7 +860,7 @@ static int volume_remove(rc_context *ctx, const rc_request *req, rc_result *res)
                 return 0;
         }
         bool ours = recorded_as(req, v.key);
-        r = ours ? 0 : made_unrecorded(&v, &half_made);
+        r = ours ? 0 : rc_storage_made_unrecorded(ctx, req, &half_made);
         if (r < 0)
                 return r;
         if (!ours && !half_made) {
