@@ -214,7 +214,8 @@ static int complete_target(rc_context *ctx, xmlDoc *desired, xmlNode *disk, disk
         if (target && xmlHasProp(target, BAD_CAST "dev"))
                 return 0;
         if (!bus && device && xmlStrcmp(device, BAD_CAST "cdrom") == 0) {
-                if (!t->cdrom_bus && (r = cdrom_bus(ctx, desired, res, &t->cdrom_bus)) < 0)
+                r = t->cdrom_bus ? 0 : cdrom_bus(ctx, desired, res, &t->cdrom_bus);
+                if (r < 0)
                         return r;
                 bus = t->cdrom_bus;
         } else if (!bus && (!device || xmlStrcmp(device, BAD_CAST "disk") == 0))
