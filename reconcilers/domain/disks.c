@@ -144,9 +144,12 @@ static int read_default_machine(rc_context *ctx, const char *arch, const char *t
                 *ret = doc ? rc_xml_xpath_string(doc, "/domainCapabilities/machine") : NULL;
                 return machine_or_unknown(ret);
         }
-        if (virGetLastErrorCode() != VIR_ERR_NO_SUPPORT)
+        if (virGetLastErrorCode() != VIR_ERR_NO_SUPPORT && virGetLastErrorCode() != VIR_ERR_OPERATION_DENIED)
                 return -EIO;
-        /* A driver without them (the test driver) lists its machines in its capabilities, the default first. */
+        /*
+         * A driver without them (the test driver), or a read-only connection (plan), has the machines in
+         * the capabilities, the default first.
+         */
         rc_count_read(ctx, RC_CALL_GET_INFO);
         _cleanup_free_ char *caps = virConnectGetCapabilities(ctx->conn);
         _cleanup_(xmlFreeDocp) xmlDoc *doc = caps ? rc_xml_parse(caps) : NULL;

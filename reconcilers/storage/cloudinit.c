@@ -277,11 +277,14 @@ static int delete_moved(seed_run *run, char **left) {
         return *left ? 0 : -ENOMEM;
 }
 
+/* 1: the pool is there to look in; 2: plan, before the same apply makes the pool; 0: waiting for it. */
 static int open_pool(seed_run *run) {
         rc_count_read(run->ctx, RC_CALL_GET_INFO);
         run->pool = virStoragePoolLookupByName(run->ctx->conn, run->spec->pool);
         if (run->pool && virStoragePoolIsActive(run->pool) == 1)
                 return 1;
+        if (run->ctx->dry_run)
+                return 2;
         _cleanup_free_ char *key = schema_key(VF_KIND_POOL, run->spec->pool);
         rc_result_set(run->res, RC_WAITING, false, "DependencyNotReady", "waiting: pool %s %s", run->spec->pool,
                       run->pool ? "is not active" : "does not exist");
@@ -294,6 +297,12 @@ static int converge(seed_run *run) {
 
         if (r <= 0)
                 return r;
+        if (r == 2) {
+                r = create_volume(run);
+                if (r >= 0)
+                        r = upload(run);
+                return r < 0 ? r : set_applied(run, RC_CREATED);
+        }
         r = lookup_volume(run);
         if (r == -EIO) {
                 rc_result_set(run->res, RC_FAILED, false, "ReadFailed", "cannot look up volume %s in pool %s: %s",
@@ -394,31 +403,14 @@ static int cloudinit_remove(rc_context *ctx, const rc_request *req, rc_result *r
 }
 
 /* An undeclared seed is usable when its volume exists, in whichever pool. */
+/*
+ * A seed no file declares is never usable: the domain's cdrom takes its pool
+ * from the declaration, and a volume of the seed's name in some pool says
+ * nothing of what it holds.
+ */
 static int cloudinit_probe(rc_context *ctx, const char *name, bool *ready, char **why) {
-        _cleanup_free_ char *volume = seed_volume_name(name);
-        virStoragePoolPtr *pools = NULL;
-        int n;
-
-        if (!volume)
-                return -ENOMEM;
-        rc_count_read(ctx, RC_CALL_LIST);
-        n = virConnectListAllStoragePools(ctx->conn, &pools, VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
         *ready = false;
-        if (n < 0) {
-                *why = vf_printf("cannot list the storage pools to find volume %s: %s", volume, rc_libvirt_error());
-                return *why ? 0 : -ENOMEM;
-        }
-        for (int i = 0; i < n; i++) {
-                virStorageVolPtr vol = *ready ? NULL : virStorageVolLookupByName(pools[i], volume);
-                *ready = *ready || vol;
-                if (vol)
-                        virStorageVolFree(vol);
-                virStoragePoolFree(pools[i]);
-        }
-        free(pools);
-        if (*ready)
-                return 0;
-        *why = vf_printf("cloudinit %s is not declared by any file, and no active pool has a volume %s", name, volume);
+        *why = vf_printf("no file declares cloudinit %s; declare it (kind: CloudInit) so that its seed is built", name);
         return *why ? 0 : -ENOMEM;
 }
 

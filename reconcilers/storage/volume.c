@@ -702,6 +702,16 @@ static int set_applied(volume *v, rc_outcome outcome, size_t steps_before, const
         return 0;
 }
 
+/* plan, before the pool is made (by the same apply): the volume is all to make, and nothing can be read of it. */
+static int plan_in_missing_pool(volume *v, size_t steps_before) {
+        schema_volume_source source = v->req->desired->volume.source;
+        int r = rc_step_begin(v->ctx, v->req, v->res, RC_CALL_CREATE_VOLUME, RC_STEP_CREATE_VOLUME);
+
+        if (r >= 0 && (source == SCHEMA_SOURCE_FILE || source == SCHEMA_SOURCE_URL))
+                r = rc_step_begin(v->ctx, v->req, v->res, RC_CALL_UPLOAD, STEP_UPLOAD);
+        return r < 0 ? r : set_applied(v, RC_CREATED, steps_before, NULL);
+}
+
 static int volume_apply(rc_context *ctx, const rc_request *req, rc_result *res) {
         _cleanup_(volume_done) volume v = {};
         size_t steps_before = vf_strv_length(res->steps);
@@ -711,6 +721,8 @@ static int volume_apply(rc_context *ctx, const rc_request *req, rc_result *res) 
 
         if (r < 0)
                 return r;
+        if (!v.pool && ctx->dry_run)
+                return plan_in_missing_pool(&v, steps_before);
         if (!v.pool) {
                 rc_result_set(res, RC_FAILED, false, "PoolNotFound",
                               "pool %s does not exist; declare it in a file or create it", req->desired->volume.pool);
