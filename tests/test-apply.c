@@ -1530,6 +1530,90 @@ static bool test_volume_exists(th_env *f, const char *name) {
  * those steps fail NotSupported, naming the hypervisor, and an import leaves
  * no volume behind.
  */
+#define MANY_VOLUMES 1000
+
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Every volume of a pool as a second connection reads it, definitions and all, in name order. */
+static char *pool_volumes_seen(th_env *f, const char *pool_name) {
+        virStoragePoolPtr pool = pool_lookup(f, pool_name);
+        virStorageVolPtr *vols = NULL;
+        vf_buf b = {};
+
+        assert_non_null(pool);
+        assert_int_equal(virStoragePoolRefresh(pool, 0), 0);
+        int n = virStoragePoolListAllVolumes(pool, &vols, 0);
+        assert_int_equal(n, MANY_VOLUMES);
+        _cleanup_strv_free_ char **xmls = NULL;
+        for (int i = 0; i < n; i++) {
+                char *xml = virStorageVolGetXMLDesc(vols[i], 0);
+                assert_non_null(xml);
+                assert_int_equal(vf_strv_push(&xmls, xml), 0);
+                free(xml);
+                virStorageVolFree(vols[i]);
+        }
+        free(vols);
+        virStoragePoolFree(pool);
+        qsort(xmls, n, sizeof(char *), compare_strings);
+        for (size_t i = 0; xmls && xmls[i]; i++)
+                vf_buf_puts(&b, xmls[i]);
+        return vf_buf_steal(&b);
+}
+
+/* A capacity larger than the whole pool is refused before anything is made, and so is such a growth. */
+static void test_volume_larger_than_its_pool(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-big.yaml", DEFAULT_POOL_VOLUME("big.qcow2", "capacity: 10TiB"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/big.qcow2", RC_FAILED, "InsufficientSpace");
+        assert_non_null(strstr(th_env_entry(f, VF_KIND_VOLUME, "default-pool/big.qcow2")->result.message,
+                               "more than pool default-pool holds in all"));
+        assert_false(test_volume_exists(f, "big.qcow2"));
+
+        th_write(f->conf, "10-big.yaml", DEFAULT_POOL_VOLUME("big.qcow2", "capacity: 1GiB"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/big.qcow2", RC_CREATED, "Applied");
+        th_write(f->conf, "10-big.yaml", DEFAULT_POOL_VOLUME("big.qcow2", "capacity: 10TiB"));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "default-pool/big.qcow2", RC_FAILED, "InsufficientSpace");
+        virStoragePoolPtr pool = virStoragePoolLookupByName(f->other, "default-pool");
+        virStorageVolPtr vol = pool ? virStorageVolLookupByName(pool, "big.qcow2") : NULL;
+        virStorageVolInfo info;
+        assert_non_null(vol);
+        assert_int_equal(virStorageVolGetInfo(vol, &info), 0);
+        assert_int_equal(info.capacity, 1024ULL * 1024 * 1024);
+        virStorageVolFree(vol);
+        virStoragePoolFree(pool);
+}
+
+/* A no-op pass over 1,000 volumes writes nothing: what libvirt has of each is as it was. */
+static void test_noop_over_many_volumes(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+        vf_buf b = {};
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        for (unsigned i = 0; i < MANY_VOLUMES; i++)
+                vf_buf_printf(&b, "%sapiVersion: virtform/v1\nkind: Volume\nmetadata: {name: v%04u.qcow2}\n"
+                              "spec: {pool: images, capacity: 1MiB}\n", i ? "---\n" : "", i);
+        _cleanup_free_ char *volumes = vf_buf_steal(&b);
+        assert_non_null(volumes);
+        th_write(f->conf, "20-volumes.yaml", "%s", volumes);
+        th_env_pass(f);
+        assert_true(vf_report_converged(&f->report));
+        assert_int_equal(f->report.by_outcome[RC_CREATED], MANY_VOLUMES + 1);
+
+        _cleanup_free_ char *before = pool_volumes_seen(f, "images");
+        th_env_close(f);
+        pass_changing_nothing(f);
+        assert_int_equal(f->report.by_outcome[RC_UNCHANGED], MANY_VOLUMES + 1);
+        _cleanup_free_ char *after = pool_volumes_seen(f, "images");
+        assert_string_equal(after, before);
+}
+
 static void test_volume_upload_and_resize_not_supported(void **state) {
         th_env *f = *state;
         _cleanup_free_ char *image = vf_printf("%s/image.raw", f->dir);
@@ -1612,6 +1696,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_pool_defined_by_a_killed_run_is_ours, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_with_recorded_volume_is_in_use, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_volumes_ordered_by_their_sources, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_noop_over_many_volumes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_volume_larger_than_its_pool, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_domain_on_a_declared_volume, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_domain_waits_for_its_seed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pass_of_a_key_brings_its_chain, setup, teardown),

@@ -107,18 +107,21 @@ static int pool_destroy(rc_context *ctx, const rc_request *req, void *obj, rc_re
         return rc_object_destroy(ctx, &rc_pool_class, req, obj, res);
 }
 
-/* The volumes this store records in a pool, as "volume/POOL/NAME" keys, in the store's (name) order. */
-static int recorded_volumes(rc_context *ctx, const char *pool, char ***ret) {
-        _cleanup_free_ char *prefix = vf_printf("%s/", pool);
+/*
+ * What this store records in a pool (volumes and cloud-init seeds), as "kind/name" keys in the store's
+ * order: the records that depended on the pool when they were last applied.
+ */
+static int recorded_in_pool(rc_context *ctx, const char *pool, char ***ret) {
+        _cleanup_free_ char *pool_key = schema_key(VF_KIND_POOL, pool);
         _cleanup_strv_free_ char **keys = NULL;
         state_record **records = NULL;
         size_t n = 0;
-        int r = prefix ? state_list(ctx->store, &records, &n) : -ENOMEM;
+        int r = pool_key ? state_list(ctx->store, &records, &n) : -ENOMEM;
 
         for (size_t i = 0; r >= 0 && i < n; i++)
-                if (strcmp(records[i]->kind, vf_kind_to_string(VF_KIND_VOLUME)) == 0 &&
-                    strncmp(records[i]->name, prefix, strlen(prefix)) == 0)
-                        r = vf_strv_consume(&keys, schema_key(VF_KIND_VOLUME, records[i]->name));
+                if (vf_strv_contains(records[i]->depends, pool_key))
+                        r = vf_strv_consume(&keys, schema_key(vf_kind_from_string(records[i]->kind),
+                                                              records[i]->name));
         state_record_list_free(records, n);
         if (r < 0)
                 return r;
@@ -129,11 +132,11 @@ static int recorded_volumes(rc_context *ctx, const char *pool, char ***ret) {
 /* A pool that holds volumes this store owns stays until they are gone from the store: their data is in it. */
 static int pool_removable(rc_context *ctx, const rc_request *req, void *obj, rc_result *res, bool *ok) {
         _cleanup_strv_free_ char **volumes = NULL;
-        int r = recorded_volumes(ctx, req->name, &volumes);
+        int r = recorded_in_pool(ctx, req->name, &volumes);
 
         if (r < 0) {
                 rc_result_set(res, RC_FAILED, false, "ReadFailed",
-                              "cannot list the volumes recorded in pool %s from the state file: %s", req->name,
+                              "cannot list what is recorded in pool %s from the state file: %s", req->name,
                               state_last_error(ctx->store));
                 return r;
         }
@@ -144,8 +147,8 @@ static int pool_removable(rc_context *ctx, const rc_request *req, void *obj, rc_
         if (!joined)
                 return -ENOMEM;
         rc_result_set(res, RC_WAITING, false, "InUse",
-                      "no longer declared, but virtform still manages volumes in it (%s); the pool is removed "
-                      "once they are no longer declared",
+                      "no longer declared, but virtform still manages volumes or seeds in it (%s); the pool is "
+                      "removed once they are no longer declared",
                       joined);
         return rc_result_wait(res, RC_WAIT_USER, volumes[0], 0);
 }

@@ -157,23 +157,43 @@ static int volume_format(volume *v, virStorageVolPtr vol, char **ret) {
         return 0;
 }
 
-static int pool_available(volume *v, uint64_t *ret) {
-        virStoragePoolInfo info;
-
+static int pool_info(volume *v, virStoragePoolInfo *info) {
         rc_count_read(v->ctx, RC_CALL_GET_INFO);
-        if (virStoragePoolGetInfo(v->pool, &info) == 0) {
-                *ret = info.available;
+        if (virStoragePoolGetInfo(v->pool, info) == 0)
                 return 0;
-        }
-        rc_result_set(v->res, RC_FAILED, false, "ReadFailed", "cannot read the free space of pool %s: %s",
-                      v->pool_name, rc_libvirt_error());
+        rc_result_set(v->res, RC_FAILED, false, "ReadFailed", "cannot read the size of pool %s: %s", v->pool_name,
+                      rc_libvirt_error());
         return -EIO;
+}
+
+/*
+ * A capacity larger than the whole pool is a mistake, not thin provisioning:
+ * refused before anything is made or grown.
+ */
+static int check_fits_pool(volume *v, bool *ok) {
+        uint64_t want = v->req->desired->volume.capacity;
+        virStoragePoolInfo info;
+        int r;
+
+        *ok = true;
+        if (!want)
+                return 0;
+        r = pool_info(v, &info);
+        *ok = r >= 0 && want <= info.capacity;
+        if (r < 0 || *ok)
+                return r;
+        rc_result_set(v->res, RC_FAILED, false, "InsufficientSpace",
+                      "volume %s asks for a capacity of %" PRIu64 " bytes, more than pool %s holds in all (%llu "
+                      "bytes); give a smaller capacity, or a larger pool",
+                      v->req->name, want, v->pool_name, info.capacity);
+        return 0;
 }
 
 /* Refused before anything is written: a pool filled to the brim is worse than a volume not made. */
 static int check_space(volume *v, uint64_t needed, bool *ok) {
-        uint64_t available;
-        int r = pool_available(v, &available);
+        virStoragePoolInfo info;
+        int r = pool_info(v, &info);
+        uint64_t available = r >= 0 ? info.available : 0;
 
         *ok = r >= 0 && needed <= available;
         if (r < 0 || *ok)
@@ -747,6 +767,10 @@ static int volume_apply(rc_context *ctx, const rc_request *req, rc_result *res) 
         else if (v.vol && !ours)
                 what = "adopted: the state file now records it";
         created = !v.vol;
+        bool fits = true;
+        r = check_fits_pool(&v, &fits);
+        if (r < 0 || !fits)
+                return r;
         r = created ? create(&v) : check_existing_format(&v);
         /* Made, or ours already: recorded whatever follows, so that a refusal later is no half-made volume. */
         if (r >= 0 && v.vol && (created || ours))
