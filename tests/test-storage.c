@@ -766,6 +766,48 @@ static void test_cloudinit_seed(void **state) {
 }
 
 /*
+ * A pool with a seed in it that a defined domain still uses: the seed waits for the domain, and the
+ * pool for the seed; once the domain goes, both go in one pass, the pool's directory kept.
+ */
+static void test_pool_kept_for_its_seed(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *domain = vf_printf("vf-seeded-%d", (int) getpid());
+        _cleanup_free_ char *xml = vf_printf(
+                "<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory>"
+                "<os><type arch='x86_64'>hvm</type></os><devices><disk type='volume' device='cdrom'>"
+                "<driver name='qemu' type='raw'/><source pool='%s' volume='vf-seed.cidata.iso'/>"
+                "<target dev='hda' bus='ide'/><readonly/></disk></devices></domain>",
+                domain, f->pool);
+
+        declare(f, NULL);
+        declare_seed(f, "web1", "");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_CREATED, "Applied");
+        virDomainPtr dom = virDomainDefineXML(f->conn, xml);
+        assert_non_null(dom);
+
+        th_remove(f->env->conf, "20-seed.yaml");
+        th_remove(f->env->conf, "10-storage.yaml");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_WAITING, "InUse");
+        th_env_assert(f->env, VF_KIND_POOL, f->pool, RC_WAITING, "InUse");
+        assert_non_null(strstr(th_env_entry(f->env, VF_KIND_POOL, f->pool)->result.message, "cloudinit/vf-seed"));
+        assert_true(volume_exists(f, "vf-seed.cidata.iso"));
+        virStoragePoolPtr pool = virStoragePoolLookupByName(f->conn, f->pool);
+        assert_non_null(pool);
+        assert_int_equal(virStoragePoolIsActive(pool), 1);
+        virStoragePoolFree(pool);
+
+        assert_int_equal(virDomainUndefine(dom), 0);
+        virDomainFree(dom);
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_DELETED, "Removed");
+        th_env_assert(f->env, VF_KIND_POOL, f->pool, RC_DELETED, "Removed");
+        assert_null(virStoragePoolLookupByName(f->conn, f->pool));
+        assert_int_equal(access(f->pool_dir, F_OK), 0);
+}
+
+/*
  * A seed moved to another pool is made there; the volume it had is deleted, unless a domain still
  * uses it, which leaves it where it is and says so.
  */
@@ -835,6 +877,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_interrupted_import_leaves_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_seed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_seed_moved, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_kept_for_its_seed, setup, teardown),
         };
 
         /* The test's HTTP server writes to clients that may hang up (an import refused halfway). */
