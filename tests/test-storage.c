@@ -441,6 +441,32 @@ static void test_prune_retain_and_delete(void **state) {
         assert_int_equal(volume_capacity(f, "kept.qcow2"), 8 * MiB);
 }
 
+/* The file that declares a volume set to be deleted is renamed: nothing is written, the volume keeps its bytes. */
+static void test_renamed_file_touches_no_data(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *path = pool_path(f, "data.qcow2");
+        _cleanup_free_ char *from = vf_printf("%s/10-storage.yaml", f->env->conf),
+                            *to = vf_printf("%s/30-renamed.yaml", f->env->conf);
+        _cleanup_free_ char *cmd = vf_printf("qemu-io -f qcow2 -c 'write -P 0x5a 0 64k' '%s' >/dev/null", path);
+        struct stat before, after;
+
+        declare(f, (const char *const[]) { "data.qcow2", "capacity: 4MiB, deletionPolicy: delete", NULL });
+        th_env_pass(f->env);
+        assert_volume(f, "data.qcow2", RC_CREATED, "Applied");
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(stat(path, &before), 0);
+        _cleanup_free_ char *data = th_slurp(path);
+
+        assert_int_equal(rename(from, to), 0);
+        th_env_pass(f->env);
+        assert_volume(f, "data.qcow2", RC_UNCHANGED, "Applied");
+        assert_int_equal(th_env_writes(f->env), 0);
+        assert_int_equal(stat(path, &after), 0);
+        assert_int_equal(after.st_ino, before.st_ino);
+        _cleanup_free_ char *now = th_slurp(path);
+        assert_memory_equal(now, data, before.st_size);
+}
+
 /* A volume a defined domain's disk names is not deleted: it waits, naming the domain, until it is free. */
 static void test_in_use_by_a_defined_domain(void **state) {
         fixture *f = *state;
@@ -878,6 +904,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cloudinit_seed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_seed_moved, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_kept_for_its_seed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_renamed_file_touches_no_data, setup, teardown),
         };
 
         /* The test's HTTP server writes to clients that may hang up (an import refused halfway). */
