@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 
 #include "tests/sysfs-fixture.h"
 
@@ -131,12 +132,33 @@ static void drop_in(const char *dir, const char *name, const char *content) {
 
 typedef bool (*predicate)(fixture *f, const void *arg);
 
-static void wait_for(fixture *f, predicate p, const void *arg, const char *what) {
+/* What the daemon logged, for a failure to show what it did and did not see. */
+static void print_daemon_log(fixture *f) {
+        _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir), *log = path ? th_slurp(path) : NULL;
+
+        print_error("the daemon's log:\n%s", log ? log : "(none)\n");
+}
+
+/*
+ * what is formatted only on a timeout, on the stack: fail_msg jumps out of
+ * every frame above it, past any cleanup, and a string built on the heap for
+ * it would be reported as lost on top of the failure.
+ */
+static void wait_for(fixture *f, predicate p, const void *arg, const char *what_fmt, ...) _printf_(4, 5);
+
+static void wait_for(fixture *f, predicate p, const void *arg, const char *what_fmt, ...) {
         int64_t deadline = vf_now_monotonic_usec() + DEADLINE_USEC;
+        char what[256];
+        va_list ap;
 
         while (!p(f, arg)) {
-                if (vf_now_monotonic_usec() > deadline)
+                if (vf_now_monotonic_usec() > deadline) {
+                        va_start(ap, what_fmt);
+                        vsnprintf(what, sizeof what, what_fmt, ap);
+                        va_end(ap);
+                        print_daemon_log(f);
                         fail_msg("timed out waiting for %s", what);
+                }
                 usleep(10 * 1000); /* polling the condition, not waiting for a time */
         }
 }
@@ -240,9 +262,8 @@ static bool record_matches(fixture *f, const void *arg) {
 
 static void wait_record(fixture *f, const char *kind, const char *name, bool ready, const char *reason) {
         expect e = { kind, name, reason, ready };
-        _cleanup_free_ char *what = vf_printf("%s/%s %s %s", kind, name, ready ? "Ready" : "not Ready",
-                                              reason ? reason : "gone");
-        wait_for(f, record_matches, &e, what);
+        wait_for(f, record_matches, &e, "%s/%s %s %s", kind, name, ready ? "Ready" : "not Ready",
+                 reason ? reason : "gone");
 }
 
 static bool memory_is(fixture *f, const void *arg) {
@@ -494,7 +515,7 @@ static void assert_rename_is_an_update(fixture *f, const char *from_dir, const c
 
         start_running_web1(f, from_dir, &uuid);
         assert_int_equal(rename(from, to), 0);
-        wait_for(f, source_is, to, to);
+        wait_for(f, source_is, to, "%s", to);
         th_libvirt_view_assert_no_event(f->events, "domain", "web1", any_write);
         assert_same_web1(f, uuid);
 }
