@@ -137,7 +137,8 @@ typedef bool (*predicate)(fixture *f, const void *arg);
 static void print_daemon_log(fixture *f) {
         _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir), *log = path ? th_slurp(path) : NULL;
 
-        print_error("the daemon's log:\n%s", log ? log : "(none)\n");
+        /* Not print_error: its buffer would cut the log short. */
+        fprintf(stderr, "the daemon's log:\n%s", log ? log : "(none)\n");
 }
 
 /*
