@@ -131,6 +131,24 @@ static void drop_in(const char *dir, const char *name, const char *content) {
         assert_int_equal(rename(from, to), 0);
 }
 
+/*
+ * Writes in place, as an editor without atomic saves does, but over content
+ * of the same length, in one write and without truncating: an emptied file
+ * is a mask, and a writer that sat longer than the debounce between
+ * truncating and writing (as valgrind makes a thread sit) would rightly see
+ * its resources pruned. The debounce is what a writer gets: that is
+ * test_half_written_file_prunes_nothing's business, not these tests'.
+ */
+static void overwrite(const char *dir, const char *name, const char *content) {
+        _cleanup_free_ char *path = vf_printf("%s/%s", dir, name), *old = th_slurp(path);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+        assert_int_equal(strlen(old), strlen(content));
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, content, strlen(content)), (ssize_t) strlen(content));
+        assert_int_equal(close(fd), 0);
+}
+
 typedef bool (*predicate)(fixture *f, const void *arg);
 
 /* What the daemon logged, for a failure to show what it did and did not see. */
@@ -321,7 +339,7 @@ static void test_drop_in_applies_and_removal_prunes(void **state) {
         wait_for(f, domain_running, "web1", "web1 running");
 
         /* An in-place edit, as an editor without atomic saves makes it. */
-        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("2GiB"));
+        overwrite(f->dirs[0], "20-web.yaml", DOMAIN_WEB("2GiB"));
         wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
 
         /* Editors' leftovers are ignored: a broken swap file changes nothing. */
@@ -453,13 +471,13 @@ static void test_directory_inside_another_that_appears_later(void **state) {
         start_daemon(f);
         wait_for(f, memory_is, "<memory unit='KiB'>1048576</memory>", "web1 with 1 GiB");
         /* In place: only IN_MODIFY and IN_CLOSE_WRITE tell of it, which the parent watch alone does not ask for. */
-        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("2GiB"));
+        overwrite(f->dirs[0], "20-web.yaml", DOMAIN_WEB("2GiB"));
         wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
         assert_int_equal(mkdir(f->dirs[1], 0755), 0);
         drop_in(f->dirs[1], "30-db.yaml",
                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: db}\nspec: {memory: 256MiB}\n");
         wait_record(f, "domain", "db", true, "Applied");
-        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("4GiB"));
+        overwrite(f->dirs[0], "20-web.yaml", DOMAIN_WEB("4GiB"));
         wait_for(f, memory_is, "<memory unit='KiB'>4194304</memory>", "web1 with 4 GiB");
 }
 
