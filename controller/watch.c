@@ -27,19 +27,49 @@ struct watch {
         size_t n_dirs;
 };
 
+/* Whether a directory other than d still needs the watch descriptor wd. */
+static bool wd_shared(const watch *w, const watched_dir *d, int wd) {
+        for (size_t i = 0; i < w->n_dirs; i++)
+                if (&w->dirs[i] != d && (w->dirs[i].wd == wd || w->dirs[i].parent_wd == wd))
+                        return true;
+        return false;
+}
+
+static void unwatch(watch *w, const watched_dir *d, int wd) {
+        if (wd >= 0 && !wd_shared(w, d, wd))
+                inotify_rm_watch(w->fd, wd);
+}
+
 /*
  * One inode has one watch: a directory that is both watched and the parent
  * of a missing one gets one descriptor for both, whose masks add up
  * (IN_MASK_ADD) rather than replace each other.
  */
+static int add_dir_watch(watch *w, const watched_dir *d) {
+        return inotify_add_watch(w->fd, d->path, FILE_EVENTS | SELF_EVENTS | IN_ONLYDIR | IN_MASK_ADD);
+}
+
+/*
+ * A directory found missing is waited for through its parent, but the
+ * parent is watched only after the directory was found missing: one made in
+ * between sends its IN_CREATE to no one, and would be waited for forever
+ * while files are dropped into it unseen. So it is looked for once more with
+ * the parent watched: made before that second look, it is watched directly
+ * (and read whole by the pass that follows every watch_dir); made after it,
+ * the parent's IN_CREATE tells of it.
+ */
 static void watch_dir(watch *w, watched_dir *d) {
-        d->wd = inotify_add_watch(w->fd, d->path, FILE_EVENTS | SELF_EVENTS | IN_ONLYDIR | IN_MASK_ADD);
-        if (d->wd >= 0) {
-                d->parent_wd = -1;
+        d->parent_wd = -1;
+        d->wd = add_dir_watch(w, d);
+        if (d->wd >= 0)
                 return;
-        }
         _cleanup_free_ char *copy = strdup(d->path);
-        d->parent_wd = copy ? inotify_add_watch(w->fd, dirname(copy), PARENT_EVENTS | IN_MASK_ADD) : -1;
+        int parent_wd = copy ? inotify_add_watch(w->fd, dirname(copy), PARENT_EVENTS | IN_MASK_ADD) : -1;
+        d->wd = parent_wd >= 0 ? add_dir_watch(w, d) : -1;
+        if (d->wd >= 0)
+                unwatch(w, d, parent_wd);
+        else
+                d->parent_wd = parent_wd;
 }
 
 int watch_new(char *const *dirs, watch **ret) {
@@ -81,19 +111,6 @@ void watch_free(watch *w) {
 
 int watch_fd(const watch *w) {
         return w->fd;
-}
-
-/* Whether a directory other than d still needs the watch descriptor wd. */
-static bool wd_shared(const watch *w, const watched_dir *d, int wd) {
-        for (size_t i = 0; i < w->n_dirs; i++)
-                if (&w->dirs[i] != d && (w->dirs[i].wd == wd || w->dirs[i].parent_wd == wd))
-                        return true;
-        return false;
-}
-
-static void unwatch(watch *w, const watched_dir *d, int wd) {
-        if (wd >= 0 && !wd_shared(w, d, wd))
-                inotify_rm_watch(w->fd, wd);
 }
 
 /* A watched directory came or went: watch it (or its parent) anew and reload everything. */

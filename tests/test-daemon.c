@@ -16,9 +16,11 @@
 #include <linux/rtnetlink.h>
 #include <linux/netlink.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/un.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 
 #include "tests/sysfs-fixture.h"
 
@@ -129,14 +131,54 @@ static void drop_in(const char *dir, const char *name, const char *content) {
         assert_int_equal(rename(from, to), 0);
 }
 
+/*
+ * Writes in place, as an editor without atomic saves does, but over content
+ * of the same length, in one write and without truncating: an emptied file
+ * is a mask, and a writer that sat longer than the debounce between
+ * truncating and writing (as valgrind makes a thread sit) would rightly see
+ * its resources pruned. The debounce is what a writer gets: that is
+ * test_half_written_file_prunes_nothing's business, not these tests'.
+ */
+static void overwrite(const char *dir, const char *name, const char *content) {
+        _cleanup_free_ char *path = vf_printf("%s/%s", dir, name), *old = th_slurp(path);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+        assert_int_equal(strlen(old), strlen(content));
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, content, strlen(content)), (ssize_t) strlen(content));
+        assert_int_equal(close(fd), 0);
+}
+
 typedef bool (*predicate)(fixture *f, const void *arg);
 
-static void wait_for(fixture *f, predicate p, const void *arg, const char *what) {
+/* What the daemon logged, for a failure to show what it did and did not see. */
+static void print_daemon_log(fixture *f) {
+        _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir), *log = path ? th_slurp(path) : NULL;
+
+        /* Not print_error: its buffer would cut the log short. */
+        fprintf(stderr, "the daemon's log:\n%s", log ? log : "(none)\n");
+}
+
+/*
+ * what is formatted only on a timeout, on the stack: fail_msg jumps out of
+ * every frame above it, past any cleanup, and a string built on the heap for
+ * it would be reported as lost on top of the failure.
+ */
+static void wait_for(fixture *f, predicate p, const void *arg, const char *what_fmt, ...) _printf_(4, 5);
+
+static void wait_for(fixture *f, predicate p, const void *arg, const char *what_fmt, ...) {
         int64_t deadline = vf_now_monotonic_usec() + DEADLINE_USEC;
+        char what[256];
+        va_list ap;
 
         while (!p(f, arg)) {
-                if (vf_now_monotonic_usec() > deadline)
+                if (vf_now_monotonic_usec() > deadline) {
+                        va_start(ap, what_fmt);
+                        vsnprintf(what, sizeof what, what_fmt, ap);
+                        va_end(ap);
+                        print_daemon_log(f);
                         fail_msg("timed out waiting for %s", what);
+                }
                 usleep(10 * 1000); /* polling the condition, not waiting for a time */
         }
 }
@@ -240,9 +282,8 @@ static bool record_matches(fixture *f, const void *arg) {
 
 static void wait_record(fixture *f, const char *kind, const char *name, bool ready, const char *reason) {
         expect e = { kind, name, reason, ready };
-        _cleanup_free_ char *what = vf_printf("%s/%s %s %s", kind, name, ready ? "Ready" : "not Ready",
-                                              reason ? reason : "gone");
-        wait_for(f, record_matches, &e, what);
+        wait_for(f, record_matches, &e, "%s/%s %s %s", kind, name, ready ? "Ready" : "not Ready",
+                 reason ? reason : "gone");
 }
 
 static bool memory_is(fixture *f, const void *arg) {
@@ -298,7 +339,7 @@ static void test_drop_in_applies_and_removal_prunes(void **state) {
         wait_for(f, domain_running, "web1", "web1 running");
 
         /* An in-place edit, as an editor without atomic saves makes it. */
-        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("2GiB"));
+        overwrite(f->dirs[0], "20-web.yaml", DOMAIN_WEB("2GiB"));
         wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
 
         /* Editors' leftovers are ignored: a broken swap file changes nothing. */
@@ -381,6 +422,43 @@ static void test_directory_that_appears_later(void **state) {
         wait_record(f, "network", "lan", true, "Applied");
 }
 
+/*
+ * The directory to make right after the daemon's inotify_add_watch found it
+ * missing, and before it watches the parent instead: the narrowest of
+ * windows, made certain. The definition here takes the place of libc's for
+ * the daemon linked into this test.
+ */
+static _Atomic(const char *) make_once_missing;
+
+int inotify_add_watch(int fd, const char *path, uint32_t mask) {
+        int wd = (int) syscall(SYS_inotify_add_watch, fd, path, mask);
+        const char *dir = atomic_load(&make_once_missing);
+
+        if (wd < 0 && errno == ENOENT && dir && strcmp(path, dir) == 0 &&
+            atomic_compare_exchange_strong(&make_once_missing, &dir, NULL)) {
+                (void) mkdir(dir, 0755); /* failed, the file dropped into it next says so */
+                errno = ENOENT;
+        }
+        return wd;
+}
+
+static bool first_pass_done(fixture *f, const void *unused) {
+        return atomic_load(&f->stats.passes) > 0 && !atomic_load(&make_once_missing);
+}
+
+/* Made between being found missing and its parent being watched, it is followed all the same. */
+static void test_directory_made_while_found_missing(void **state) {
+        fixture *f = *state;
+
+        assert_int_equal(rmdir(f->dirs[1]), 0);
+        atomic_store(&make_once_missing, f->dirs[1]);
+        start_daemon(f);
+        /* After the first pass: only the directory's watch can tell of the file. */
+        wait_for(f, first_pass_done, NULL, "the first pass, %s made once found missing", f->dirs[1]);
+        drop_in(f->dirs[1], "10-net.yaml", NETWORK_LAN);
+        wait_record(f, "network", "lan", true, "Applied");
+}
+
 /* A directory that waits for another inside it to appear shares its watch: neither loses its events. */
 static void test_directory_inside_another_that_appears_later(void **state) {
         fixture *f = *state;
@@ -393,13 +471,13 @@ static void test_directory_inside_another_that_appears_later(void **state) {
         start_daemon(f);
         wait_for(f, memory_is, "<memory unit='KiB'>1048576</memory>", "web1 with 1 GiB");
         /* In place: only IN_MODIFY and IN_CLOSE_WRITE tell of it, which the parent watch alone does not ask for. */
-        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("2GiB"));
+        overwrite(f->dirs[0], "20-web.yaml", DOMAIN_WEB("2GiB"));
         wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB");
         assert_int_equal(mkdir(f->dirs[1], 0755), 0);
         drop_in(f->dirs[1], "30-db.yaml",
                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: db}\nspec: {memory: 256MiB}\n");
         wait_record(f, "domain", "db", true, "Applied");
-        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("4GiB"));
+        overwrite(f->dirs[0], "20-web.yaml", DOMAIN_WEB("4GiB"));
         wait_for(f, memory_is, "<memory unit='KiB'>4194304</memory>", "web1 with 4 GiB");
 }
 
@@ -494,7 +572,7 @@ static void assert_rename_is_an_update(fixture *f, const char *from_dir, const c
 
         start_running_web1(f, from_dir, &uuid);
         assert_int_equal(rename(from, to), 0);
-        wait_for(f, source_is, to, to);
+        wait_for(f, source_is, to, "%s", to);
         th_libvirt_view_assert_no_event(f->events, "domain", "web1", any_write);
         assert_same_web1(f, uuid);
 }
@@ -968,6 +1046,7 @@ int main(void) {
                 T(test_drop_in_applies_and_removal_prunes),
                 T(test_precedence_override_and_mask),
                 T(test_directory_that_appears_later),
+                T(test_directory_made_while_found_missing),
                 T(test_directory_inside_another_that_appears_later),
                 T(test_directory_that_vanishes_holds),
                 T(test_sighup_rescans),
