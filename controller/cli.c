@@ -105,7 +105,8 @@ static const option_spec option_specs[] = {
           "with --wait: give up after SEC seconds, exit 2 (default 600; 0: never)",
           NUMBER(wait_timeout_sec, 0, 86400, "seconds") },
         { "debounce", OPT_DEBOUNCE, "MSEC", CMD_RUN, 0,
-          "let file changes settle this long before reading them (default 200)",
+          "let file changes settle this long before reading them (default 200);\n"
+          "a file still open for writing waits up to 100 times that",
           NUMBER(debounce_msec, 0, 86400, "milliseconds") },
         { "retry-base", OPT_RETRY_BASE, "SEC", CMD_APPLY | CMD_RUN, OPT_WAIT,
           "first retry delay; doubles per attempt, with jitter (default 1;\n"

@@ -349,7 +349,58 @@ static int reload_batch(vf_daemon *d, char *const *names, char **errmsg) {
         return r;
 }
 
+/* How many debounces a file still open for writing is waited for, at most. */
+#define HOLD_DEBOUNCES 100
+
+static int64_t hold_usec(const vf_daemon *d) {
+        return (int64_t) d->c->opts.debounce_msec * 1000 * HOLD_DEBOUNCES;
+}
+
+/*
+ * The earliest end of a hold on a file of the batch (on any file, for a
+ * batch that reads them all), or INT64_MAX when none is written to. A hold
+ * past its end is let go of first, with a warning: a writer that never
+ * closes its file is read as it is.
+ */
+static int64_t batch_held_until(vf_daemon *d, int64_t now) {
+        int64_t until = INT64_MAX;
+
+        for (size_t i = 0; d->watch && i < watch_n_holds(d->watch);) {
+                watch_hold *h = watch_hold_at(d->watch, i);
+                if (!d->pending_rescan && !vf_strv_contains(d->pending_names, h->name)) {
+                        i++;
+                        continue;
+                }
+                if (now >= h->until_usec) {
+                        vf_log(d->c, VF_LOG_WARNING, "%s is still open for writing after %.1f s: reading it as it is",
+                               h->path, (double) hold_usec(d) / 1e6);
+                        watch_release(d->watch, i);
+                        continue;
+                }
+                if (!h->told)
+                        vf_log(d->c, VF_LOG_NOTICE, "%s is open for writing: it is read, with the rest of its batch, "
+                               "once closed (in %.1f s at the latest)", h->path, (double) (h->until_usec - now) / 1e6);
+                h->told = true;
+                until = h->until_usec < until ? h->until_usec : until;
+                i++;
+        }
+        return until;
+}
+
+/*
+ * A batch waits while a writer still has one of its files open: emptied by
+ * O_TRUNC and not yet written, a file is a mask, and a YAML stream cut
+ * between two documents parses and declares less than the file will. The
+ * whole batch waits, not just that file, so that a resource moving from a
+ * deleted file to one being written is never seen undeclared in between.
+ */
 static int reload_pending(vf_daemon *d, char **errmsg) {
+        int64_t held_until = batch_held_until(d, vf_now_monotonic_usec());
+        if (held_until != INT64_MAX) {
+                d->debounce_deadline = held_until;
+                return 0;
+        }
+
         _cleanup_strv_free_ char **names = TAKE_PTR(d->pending_names);
         bool rescan = d->pending_rescan;
 
@@ -663,7 +714,7 @@ static int add_sources(vf_daemon *d) {
         if (r >= 0)
                 r = queue_new(&d->queue);
         if (r >= 0 && !d->opts.files_read_once)
-                r = watch_new(d->c->opts.paths, &d->watch);
+                r = watch_new(d->c->opts.paths, hold_usec(d), &d->watch);
         if (r >= 0)
                 r = d->timer_fd = timer_new();
         if (r >= 0)

@@ -31,7 +31,15 @@ void timer_ack(int fd);
 
 /* inotify on the desired-state directories, including ones that appear later. */
 typedef struct watch watch;
-int watch_new(char *const *dirs, watch **ret);
+/* A file that a writer still has open: it is read once closed, or at until_usec (monotonic) at the latest. */
+typedef struct watch_hold {
+        char *path;
+        const char *name; /* the file name, within path */
+        int64_t until_usec;
+        bool told; /* the daemon said it waits for it */
+} watch_hold;
+/* hold_usec: how long a file open for writing is waited for (0: it is read as it is). */
+int watch_new(char *const *dirs, int64_t hold_usec, watch **ret);
 void watch_free(watch *w);
 DEFINE_POINTER_CLEANUP(watch, watch_free);
 int watch_fd(const watch *w);
@@ -40,6 +48,10 @@ int watch_fd(const watch *w);
  * directory that appeared or vanished (or an overflow) sets *rescan.
  */
 int watch_read(watch *w, char ***names, bool *rescan);
+/* The files open for writing, in no order; releasing one moves another into its place. */
+size_t watch_n_holds(const watch *w);
+watch_hold *watch_hold_at(watch *w, size_t i);
+void watch_release(watch *w, size_t i);
 
 /* The work queue: keys due at a monotonic time, deduplicated (the earlier time wins). */
 typedef struct work_queue work_queue;

@@ -7,8 +7,10 @@
  */
 #include "controller/loop.h"
 
+#include <fcntl.h>
 #include <libgen.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 
 /* IN_MODIFY too: each write of a file still being written slides the debounce, so it is read once it settles. */
 #define FILE_EVENTS (IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ATTRIB)
@@ -25,6 +27,9 @@ struct watch {
         int fd;
         watched_dir *dirs;
         size_t n_dirs;
+        int64_t hold_usec; /* how long a file open for writing is waited for; 0: not at all */
+        watch_hold *holds;
+        size_t n_holds;
 };
 
 /* Whether a directory other than d still needs the watch descriptor wd. */
@@ -72,12 +77,13 @@ static void watch_dir(watch *w, watched_dir *d) {
                 d->parent_wd = parent_wd;
 }
 
-int watch_new(char *const *dirs, watch **ret) {
+int watch_new(char *const *dirs, int64_t hold_usec, watch **ret) {
         watch *w = calloc(1, sizeof *w);
         size_t n = vf_strv_length(dirs);
 
         if (!w)
                 return -ENOMEM;
+        w->hold_usec = hold_usec;
         w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         w->dirs = calloc(n ? n : 1, sizeof *w->dirs);
         if (w->fd < 0 || !w->dirs) {
@@ -104,6 +110,9 @@ void watch_free(watch *w) {
         for (size_t i = 0; i < w->n_dirs; i++)
                 free(w->dirs[i].path);
         free(w->dirs);
+        while (w->n_holds > 0)
+                watch_release(w, 0);
+        free(w->holds);
         if (w->fd >= 0)
                 close(w->fd);
         free(w);
@@ -113,8 +122,79 @@ int watch_fd(const watch *w) {
         return w->fd;
 }
 
+/* ---- files open for writing ------------------------------------------------------- */
+
+static ssize_t hold_find(const watch *w, const char *path) {
+        for (size_t i = 0; i < w->n_holds; i++)
+                if (vf_streq_ptr(w->holds[i].path, path))
+                        return (ssize_t) i;
+        return -1;
+}
+
+void watch_release(watch *w, size_t i) {
+        free(w->holds[i].path);
+        w->holds[i] = w->holds[--w->n_holds];
+}
+
+/* Only a regular file is written through an open descriptor: a symlink made with symlink(2) is never closed. */
+static bool is_regular_file(const char *path) {
+        struct stat st;
+        return fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+/*
+ * The writer's own events say when it is done: a write (or a file created
+ * empty) starts a hold, and closing the file, renaming it or deleting it
+ * ends it. The hold's end is fixed at its start, so a writer that never
+ * closes is read after hold_usec all the same.
+ */
+static int hold_update(watch *w, const watched_dir *d, const struct inotify_event *ev) {
+        _cleanup_free_ char *path = vf_printf("%s/%s", d->path, ev->name);
+        ssize_t i = path ? hold_find(w, path) : -1;
+
+        if (!path)
+                return -ENOMEM;
+        if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE)) {
+                if (i >= 0)
+                        watch_release(w, (size_t) i);
+                return 0;
+        }
+        bool writing = (ev->mask & IN_MODIFY) || ((ev->mask & IN_CREATE) && is_regular_file(path));
+        if (!writing || i >= 0 || w->hold_usec == 0)
+                return 0;
+        watch_hold *holds = reallocarray(w->holds, w->n_holds + 1, sizeof *holds);
+        if (!holds)
+                return -ENOMEM;
+        w->holds = holds;
+        const char *name = path + strlen(d->path) + 1;
+        w->holds[w->n_holds++] = (watch_hold) { .path = TAKE_PTR(path), .name = name,
+                                                .until_usec = vf_now_monotonic_usec() + w->hold_usec };
+        return 0;
+}
+
+/* A directory that came or went takes its files' holds along: they are read whole again. */
+static void release_dir(watch *w, const watched_dir *d) {
+        size_t len = strlen(d->path);
+
+        for (size_t i = 0; i < w->n_holds;)
+                if (strncmp(w->holds[i].path, d->path, len) == 0 && w->holds[i].path[len] == '/' &&
+                    !strchr(w->holds[i].path + len + 1, '/'))
+                        watch_release(w, i);
+                else
+                        i++;
+}
+
+size_t watch_n_holds(const watch *w) {
+        return w->n_holds;
+}
+
+watch_hold *watch_hold_at(watch *w, size_t i) {
+        return &w->holds[i];
+}
+
 /* A watched directory came or went: watch it (or its parent) anew and reload everything. */
 static void rewatch(watch *w, watched_dir *d, bool *rescan) {
+        release_dir(w, d);
         unwatch(w, d, d->wd);
         unwatch(w, d, d->parent_wd);
         watch_dir(w, d);
@@ -125,6 +205,8 @@ static const char *basename_of(const char *path) {
         const char *slash = strrchr(path, '/');
         return slash ? slash + 1 : path;
 }
+
+/* ---- events ------------------------------------------------------------------------ */
 
 /* A shared descriptor's event may concern several directories: each one looks at it. */
 static int handle_event(watch *w, const struct inotify_event *ev, char ***names, bool *rescan) {
@@ -140,9 +222,10 @@ static int handle_event(watch *w, const struct inotify_event *ev, char ***names,
                         rewatch(w, d, rescan); /* it, or the parent it waits in, went away */
                 else if (ev->wd == d->wd && ev->len == 0 && (ev->mask & IN_ATTRIB))
                         *rescan = true; /* the directory's own owner or mode: its trust, for every file */
-                else if (ev->wd == d->wd && ev->len > 0 && !(ev->mask & IN_ISDIR) &&
-                         !vf_strv_contains(*names, ev->name)) {
-                        int r = vf_strv_push(names, ev->name);
+                else if (ev->wd == d->wd && ev->len > 0 && !(ev->mask & IN_ISDIR)) {
+                        int r = hold_update(w, d, ev);
+                        if (r >= 0 && !vf_strv_contains(*names, ev->name))
+                                r = vf_strv_push(names, ev->name);
                         if (r < 0)
                                 return r;
                 }

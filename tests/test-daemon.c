@@ -132,12 +132,10 @@ static void drop_in(const char *dir, const char *name, const char *content) {
 }
 
 /*
- * Writes in place, as an editor without atomic saves does, but over content
- * of the same length, in one write and without truncating: an emptied file
- * is a mask, and a writer that sat longer than the debounce between
- * truncating and writing (as valgrind makes a thread sit) would rightly see
- * its resources pruned. The debounce is what a writer gets: that is
- * test_half_written_file_prunes_nothing's business, not these tests'.
+ * Writes in place, as an editor without atomic saves does: over content of
+ * the same length, in one write and without truncating, so that these tests
+ * see one change and no empty file. Writers that empty a file first are the
+ * business of the tests of files open for writing.
  */
 static void overwrite(const char *dir, const char *name, const char *content) {
         _cleanup_free_ char *path = vf_printf("%s/%s", dir, name), *old = th_slurp(path);
@@ -605,26 +603,63 @@ static void test_move_between_layers_is_an_update(void **state) {
 }
 
 /*
- * A writer that truncates, pauses, then writes: the file is empty for a while
- * (shorter than the debounce), and an edit just before started the debounce.
- * Read while empty it would be a mask, and web1 would be pruned.
+ * What a writer that pauses does to web1's file, far longer than the debounce
+ * (30 of them) and with the file open: the daemon must wait for the close.
+ * Read before, the file would be empty, a mask, and web1 would be pruned.
  */
-static void test_half_written_file_prunes_nothing(void **state) {
-        fixture *f = *state;
-        _cleanup_free_ char *uuid = NULL, *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
-        const char *content = DOMAIN_WEB("3GiB");
-        const useconds_t pause = 600 * 1000; /* the writer's, shorter than the debounce: not a wait */
+#define WRITER_PAUSE_USEC (30 * 20 * 1000)
 
-        f->env->opts.debounce_msec = 1000;
-        start_running_web1(f, f->dirs[0], &uuid);
-        th_write(f->dirs[0], "20-web.yaml", "%s", DOMAIN_WEB("2GiB"));
-        usleep(pause);
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        assert_true(fd >= 0);
-        usleep(pause);
+static void assert_written_once_closed(fixture *f, const char *uuid, int fd) {
+        const char *content = DOMAIN_WEB("3GiB");
+
+        usleep(WRITER_PAUSE_USEC);
         assert_int_equal(write(fd, content, strlen(content)), (ssize_t) strlen(content));
         assert_int_equal(close(fd), 0);
         wait_for(f, memory_is, "<memory unit='KiB'>3145728</memory>", "web1 with 3 GiB");
+        th_libvirt_view_assert_no_event(f->events, "domain", "web1", destructive);
+        assert_same_web1(f, uuid);
+        assert_int_equal(log_count(f, "20-web.yaml is open for writing"), 1);
+}
+
+/* Emptied by O_TRUNC, then written after a pause. */
+static void test_file_truncated_is_read_once_closed(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
+
+        start_running_web1(f, f->dirs[0], &uuid);
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_written_once_closed(f, uuid, fd);
+}
+
+/*
+ * Replaced in place, as git checkout does: deleted, made again empty, then
+ * written. The deletion waits with the file being written, in one batch.
+ */
+static void test_file_replaced_in_place_is_read_once_closed(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
+
+        start_running_web1(f, f->dirs[0], &uuid);
+        th_remove(f->dirs[0], "20-web.yaml");
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_written_once_closed(f, uuid, fd);
+}
+
+/* A writer that never closes its file: it is read as it is once the hold ends (100 debounces), and said so. */
+static void test_file_never_closed_is_read_after_the_hold(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
+        const char *content = DOMAIN_WEB("3GiB");
+
+        start_running_web1(f, f->dirs[0], &uuid);
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, content, strlen(content)), (ssize_t) strlen(content));
+        wait_for(f, memory_is, "<memory unit='KiB'>3145728</memory>", "web1 with 3 GiB, its file still open");
+        assert_int_equal(log_count(f, "20-web.yaml is still open for writing after 2.0 s: reading it as it is"), 1);
+        assert_int_equal(close(fd), 0);
         th_libvirt_view_assert_no_event(f->events, "domain", "web1", destructive);
         assert_same_web1(f, uuid);
 }
@@ -1055,7 +1090,9 @@ int main(void) {
                 T(test_rename_is_an_update),
                 T(test_git_mv_with_edit_is_an_update),
                 T(test_move_between_layers_is_an_update),
-                T(test_half_written_file_prunes_nothing),
+                T(test_file_truncated_is_read_once_closed),
+                T(test_file_replaced_in_place_is_read_once_closed),
+                T(test_file_never_closed_is_read_after_the_hold),
                 T(test_out_of_band_changes_are_put_back),
                 T(test_out_of_band_pool_changes_are_put_back),
                 T(test_pool_waiting_for_its_volume_goes_with_it),
