@@ -372,6 +372,20 @@ static int record_applied(rc_context *ctx, const rc_kind_hooks *k, const rc_requ
         return record_uuid(ctx, k, obj, res);
 }
 
+/*
+ * Not there when the pass listed objects, and there now that a define of it
+ * failed: most likely a killed run's define still in flight inside libvirtd
+ * when this run listed, which libvirt took first. Put in the inventory, it is
+ * looked at once more as if found at the start: a killed run's is known as
+ * ours by its marker, someone else's is a Conflict.
+ */
+static bool appeared_meanwhile(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req) {
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        void *obj = k->cls->lookup_by_name(ctx->conn, req->name);
+        return obj && rc_inventory_replace(ctx, req->kind, req->name, obj) >= 0;
+}
+
+/* -EEXIST: it failed, and the object appeared meanwhile (see appeared_meanwhile()). */
 static int define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res) {
         _cleanup_free_ char *xml = NULL;
         int r = render(ctx, k, req, o, res, &xml);
@@ -384,6 +398,8 @@ static int define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req
                 return r;
         void *obj = k->cls->define_xml(ctx->conn, xml);
         r = rc_step_end(ctx, req, res, "define", obj != NULL, "DefineFailed");
+        if (r == -EIO && !obj && !o->obj && appeared_meanwhile(ctx, k, req))
+                return -EEXIST;
         if (r < 0)
                 return r;
         r = rc_inventory_replace(ctx, req->kind, req->name, obj);
@@ -565,49 +581,59 @@ static void set_final_outcome(const rc_kind_hooks *k, define_reason why, size_t 
                 rc_result_set(res, outcome, true, "Applied", "in sync");
 }
 
-int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res) {
-        _cleanup_(observed_done) observed o = {};
-        define_reason why = DEFINE_NONE;
-        size_t steps_before = vf_strv_length(res->steps);
-        int r;
-
-        r = observe(ctx, k, req, &o, res);
+/* Brings libvirt's definition to the desired one: *why says what was defined, DEFINE_NONE for nothing. */
+static int converge_definition(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o,
+                               rc_result *res, define_reason *why) {
+        int r = observe(ctx, k, req, o, res);
         if (r < 0)
                 return r;
-        r = decide_define(ctx, k, req, &o, res, &why);
+        r = decide_define(ctx, k, req, o, res, why);
         if (r != 0)
-                return r < 0 ? r : 0;
-        if (why == DEFINE_RECREATE && reports_drift(req)) {
+                return r;
+        if (*why == DEFINE_RECREATE && reports_drift(req)) {
                 rc_result_set(res, RC_FAILED, false, "Drifted",
                               "%s %s was removed outside virtform; with drift: report it stays removed until the "
                               "file changes or drift: correct is set",
                               vf_kind_to_string(req->kind), req->name);
-                return rc_result_wait(res, RC_WAIT_CHANGE, NULL, 0);
+                r = rc_result_wait(res, RC_WAIT_CHANGE, NULL, 0);
+                return r < 0 ? r : 1;
         }
-        bool keep_baseline = (why == DEFINE_DRIFT || why == DEFINE_PERSIST) && reports_drift(req);
+        bool keep_baseline = (*why == DEFINE_DRIFT || *why == DEFINE_PERSIST) && reports_drift(req);
         if (keep_baseline) {
-                r = report_drift(res, why == DEFINE_PERSIST
+                r = report_drift(res, *why == DEFINE_PERSIST
                                               ? "undefined outside virtform while running; drift: report leaves "
                                                 "it so, and it is gone once it stops"
                                               : "its definition was changed outside virtform; drift: report "
                                                 "leaves it so");
                 if (r < 0)
                         return r;
-                why = DEFINE_NONE;
+                *why = DEFINE_NONE;
         }
 
-        res->applied_desired_xml = strdup(req->desired->xml);
-        if (why != DEFINE_NONE)
-                r = define(ctx, k, req, &o, res);
-        else {
-                /* Under drift: report the baseline stays the one after our define, so the drift stays visible. */
-                r = keep_baseline ? vf_free_and_strdup(&res->applied_xml_hash,
-                                                       req->record ? req->record->applied_xml_hash : NULL)
-                                  : baseline_now(ctx, k, req, &o, res);
-                if (r == 0 && req->record && req->record->uuid)
-                        r = vf_free_and_strdup(&res->uuid, req->record->uuid);
-                else if (r == 0)
-                        r = record_uuid(ctx, k, o.obj, res);
+        r = vf_free_and_strdup(&res->applied_desired_xml, req->desired->xml);
+        if (r < 0)
+                return r;
+        if (*why != DEFINE_NONE)
+                return define(ctx, k, req, o, res);
+        /* Under drift: report the baseline stays the one after our define, so the drift stays visible. */
+        r = keep_baseline ? vf_free_and_strdup(&res->applied_xml_hash, req->record ? req->record->applied_xml_hash : NULL)
+                          : baseline_now(ctx, k, req, o, res);
+        if (r == 0 && req->record && req->record->uuid)
+                r = vf_free_and_strdup(&res->uuid, req->record->uuid);
+        else if (r == 0)
+                r = record_uuid(ctx, k, o->obj, res);
+        return r;
+}
+
+int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res) {
+        _cleanup_(observed_done) observed o = {};
+        define_reason why = DEFINE_NONE;
+        size_t steps_before = vf_strv_length(res->steps);
+        int r = converge_definition(ctx, k, req, &o, res, &why);
+
+        if (r == -EEXIST) {
+                observed_done(&o);
+                r = converge_definition(ctx, k, req, &o, res, &why);
         }
         if (r != 0)
                 return r < 0 ? r : 0;

@@ -8,6 +8,8 @@
 #include "controller/output.h"
 #include "tests/env.h"
 
+#include <dlfcn.h>
+
 #define NETWORK_LAN                                                                                    \
         "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec:\n  forward: nat\n"       \
         "  bridge: virbr10\n  ipv4: {address: 192.168.110.1/24, dhcp: {start: 192.168.110.100, end: " \
@@ -471,6 +473,65 @@ static void test_conflict_and_adoption(void **state) {
         assert_non_null(strstr(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.message, "adopted"));
         _cleanup_free_ char *adopted = th_domain_xml(f->other, "web1", true);
         assert_non_null(strstr(adopted, RC_OWNER_NS));
+}
+
+/*
+ * Set, the next define of a domain is preceded by a define through the test's
+ * own connection: of this XML, or (when it is "") of the very XML virtform
+ * defines, as a killed run's define that libvirtd was still making when this
+ * run listed, and finished first.
+ */
+static const char *define_first;
+static virConnectPtr define_first_on;
+
+virDomainPtr virDomainDefineXML(virConnectPtr conn, const char *xml) {
+        virDomainPtr (*real)(virConnectPtr, const char *) = dlsym(RTLD_NEXT, "virDomainDefineXML");
+        const char *first = TAKE_PTR(define_first);
+
+        if (first) {
+                virDomainPtr d = real(define_first_on, *first ? first : xml);
+                assert_non_null(d);
+                virDomainFree(d);
+        }
+        return real(conn, xml);
+}
+
+static void pass_with_define_first(th_env *f, const char *xml) {
+        define_first = xml;
+        define_first_on = f->other;
+        th_env_pass(f);
+        assert_null(define_first);
+}
+
+/* The killed run's domain is known as ours by its marker: taken as found, not a DefineFailed. */
+static void test_define_finished_by_a_killed_run_meanwhile(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        pass_with_define_first(f, "");
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_DOMAIN, "web1");
+        assert_true(state_record_condition(rec, "Ready")->status);
+        assert_true(vf_report_converged(&f->report));
+        assert_true(th_domain_active(f->other, "web1"));
+        _cleanup_free_ char *uuid = th_domain_uuid(f->other, "web1");
+        assert_string_equal(rec->uuid, uuid);
+        th_env_close(f);
+        pass_changing_nothing(f);
+}
+
+/* Someone else's, made between the listing and the define: a Conflict, and left as it is. */
+static void test_foreign_object_made_meanwhile_is_a_conflict(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        pass_with_define_first(f, "<domain type='test'><name>web1</name><memory>1048576</memory>"
+                                  "<os><type>hvm</type></os></domain>");
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_FAILED, NULL);
+        assert_string_equal(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.reason, "Conflict");
+        _cleanup_free_ char *untouched = th_domain_xml(f->other, "web1", true);
+        assert_null(strstr(untouched, RC_OWNER_NS));
 }
 
 static void test_dependency_waiting(void **state) {
@@ -1677,6 +1738,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_undefine_of_running_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drift_report_leaves_changes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_conflict_and_adoption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_define_finished_by_a_killed_run_meanwhile, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_foreign_object_made_meanwhile_is_a_conflict, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_waiting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_change_waiting_on_a_dependency_is_applied_later, setup, teardown),
