@@ -69,23 +69,14 @@ static int observed_doc(observed *o, xmlDoc **ret) {
  * (never defined here, or undefined here since) is someone else's.
  */
 static int defined_by_killed_run(rc_context *ctx, const rc_request *req, bool *ret) {
-        state_event *events = NULL;
-        size_t n = 0;
-        int r = state_event_list(ctx->store, vf_kind_to_string(req->kind), req->name, 0, &events, &n);
+        static const char *const actions[] = { "define", "undefine" };
+        _cleanup_(state_event_freep) state_event *last = NULL;
+        int r = state_event_newest(ctx->store, vf_kind_to_string(req->kind), req->name, actions, ELEMENTSOF(actions),
+                                   &last);
 
-        if (r < 0)
+        if (r < 0 && r != -ENOENT)
                 return r;
-        *ret = false;
-        for (size_t i = n; i > 0; i--) {
-                const state_event *e = &events[i - 1];
-                if (strcmp(e->action, "undefine") == 0)
-                        break;
-                if (strcmp(e->action, "define") == 0) {
-                        *ret = strcmp(e->outcome, "failed") != 0;
-                        break;
-                }
-        }
-        state_event_list_free(events, n);
+        *ret = last && strcmp(last->action, "define") == 0 && strcmp(last->outcome, "failed") != 0;
         return 0;
 }
 

@@ -34,6 +34,7 @@ typedef enum state_stmt {
         STMT_RESOLVE_EVENTS,
         STMT_TRIM_EVENTS,
         STMT_LIST_EVENTS,
+        STMT_NEWEST_EVENT,
         STMT_GET_DEVICE,
         STMT_UPSERT_DEVICE,
         STMT_DELETE_DEVICE,

@@ -116,6 +116,9 @@ static const char *const stmt_sql[_STMT_MAX] = {
                              "(time_usec < ?2 OR id <= (SELECT max(id) FROM events) - ?1)",
         [STMT_LIST_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events WHERE time_usec >= ?2 "
                              "AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR name = ?4) ORDER BY id",
+        /* events_by_resource finds each action's rows; an action left unbound is NULL and matches none. */
+        [STMT_NEWEST_EVENT] = "SELECT " EVENT_COLUMNS " FROM events WHERE kind = ?3 AND name = ?4 "
+                              "AND action IN (?6, ?10, ?11, ?12) ORDER BY id DESC LIMIT 1",
         [STMT_GET_DEVICE] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE bdf = ?1",
         [STMT_UPSERT_DEVICE] = "INSERT OR REPLACE INTO devices (" DEVICE_COLUMNS ") "
                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -678,16 +681,13 @@ static int read_rows(state_store *s, sqlite3_stmt *st, size_t size, int (*from_r
         return rc == SQLITE_DONE ? 0 : state_store_error(s, rc);
 }
 
-int state_event_list(state_store *s, const char *kind, const char *name, int64_t since_usec, state_event **ret,
-                     size_t *n) {
-        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_LIST_EVENTS];
+/* The events st yields, once its parameters are bound with result bind_rc. */
+static int read_events(state_store *s, sqlite3_stmt *st, int bind_rc, state_event **ret, size_t *n) {
         void *events = NULL;
         size_t count = 0;
 
-        int rc = bind_int64(st, EV_TIME_USEC, since_usec) ?: bind_text(st, EV_KIND, kind) ?:
-                 bind_text(st, EV_NAME, name);
-        if (rc != SQLITE_OK)
-                return state_store_error(s, rc);
+        if (bind_rc != SQLITE_OK)
+                return state_store_error(s, bind_rc);
         int r = read_rows(s, st, sizeof(state_event), event_from_row, &events, &count);
         if (r < 0) {
                 state_event_list_free(events, count);
@@ -695,6 +695,47 @@ int state_event_list(state_store *s, const char *kind, const char *name, int64_t
         }
         *ret = events;
         *n = count;
+        return 0;
+}
+
+int state_event_list(state_store *s, const char *kind, const char *name, int64_t since_usec, state_event **ret,
+                     size_t *n) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_LIST_EVENTS];
+
+        int rc = bind_int64(st, EV_TIME_USEC, since_usec) ?: bind_text(st, EV_KIND, kind) ?:
+                 bind_text(st, EV_NAME, name);
+        return read_events(s, st, rc, ret, n);
+}
+
+void state_event_free(state_event *ev) {
+        state_event_list_free(ev, 1);
+}
+
+/* The parameters of STMT_NEWEST_EVENT's actions: the action column's, then those past the columns. */
+static const int newest_event_actions[STATE_EVENT_NEWEST_MAX] = {
+        EV_ACTION,
+        EV_FINISHED_USEC + 1,
+        EV_FINISHED_USEC + 2,
+        EV_FINISHED_USEC + 3,
+};
+
+int state_event_newest(state_store *s, const char *kind, const char *name, const char *const *actions,
+                       size_t n_actions, state_event **ret) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_NEWEST_EVENT];
+        state_event *events;
+        size_t n;
+
+        if (n_actions == 0 || n_actions > STATE_EVENT_NEWEST_MAX)
+                return -EINVAL;
+        int rc = bind_text(st, EV_KIND, kind) ?: bind_text(st, EV_NAME, name);
+        for (size_t i = 0; rc == SQLITE_OK && i < n_actions; i++)
+                rc = bind_text(st, newest_event_actions[i], actions[i]);
+        int r = read_events(s, st, rc, &events, &n);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return -ENOENT;
+        *ret = events;
         return 0;
 }
 

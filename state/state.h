@@ -201,6 +201,15 @@ int state_event_trim(state_store *s, int64_t older_than_usec, int64_t keep_rows)
 int state_event_list(state_store *s, const char *kind, const char *name, int64_t since_usec, state_event **ret,
                      size_t *n);
 void state_event_list_free(state_event *events, size_t n);
+/*
+ * The newest event of one resource whose action is one of actions (1 to STATE_EVENT_NEWEST_MAX of them,
+ * -EINVAL otherwise): what a resource's history says of it without reading the whole log. -ENOENT when none.
+ */
+#define STATE_EVENT_NEWEST_MAX 4
+int state_event_newest(state_store *s, const char *kind, const char *name, const char *const *actions,
+                       size_t n_actions, state_event **ret);
+void state_event_free(state_event *ev);
+DEFINE_POINTER_CLEANUP(state_event, state_event_free);
 
 
 /* A file the last pass could not use, with its first error: what status shows of the files. */

@@ -673,6 +673,54 @@ static void test_events_order_and_filter(void **state) {
         state_close(s);
 }
 
+static void assert_newest(state_store *s, const char *name, const char *const *actions, size_t n_actions,
+                          const char *action, const char *outcome) {
+        _cleanup_(state_event_freep) state_event *ev = NULL;
+
+        assert_int_equal(state_event_newest(s, "volume", name, actions, n_actions, &ev), 0);
+        assert_string_equal(ev->kind, "volume");
+        assert_string_equal(ev->name, name);
+        assert_string_equal(ev->action, action);
+        assert_string_equal(ev->outcome, outcome);
+}
+
+/* The newest event of any of the actions asked about, of that resource alone. */
+static void test_event_newest(void **state) {
+        static const char *const made[] = { "create-volume", "delete-volume", "forget" };
+        static const char *const upload[] = { "upload" };
+        static const char *const too_many[STATE_EVENT_NEWEST_MAX + 1] = { "a", "b", "c", "d", "e" };
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        state_event *ev = NULL;
+        int64_t id;
+
+        assert_int_equal(state_event_newest(s, "volume", "v1", made, ELEMENTSOF(made), &ev), -ENOENT);
+        assert_int_equal(append_event(s, "volume", "v1", 1, "create-volume", true, NULL), 0);
+        assert_int_equal(append_event(s, "volume", "v1", 1, "upload", false, "stream broke"), 0);
+        assert_int_equal(append_event(s, "volume", "v1", 2, "delete-volume", false, "busy"), 0);
+        assert_int_equal(append_event(s, "volume", "v1", 2, "resize", true, NULL), 0);
+        /* Other keys: same name of another kind, another name of the same kind. */
+        assert_int_equal(append_event(s, "domain", "v1", 3, "forget", true, NULL), 0);
+        assert_int_equal(append_event(s, "volume", "v2", 3, "create-volume", true, NULL), 0);
+        assert_int_equal(append_event(s, "volume", "v10", 3, "upload", true, NULL), 0);
+
+        assert_newest(s, "v1", made, ELEMENTSOF(made), "delete-volume", "failed");
+        assert_newest(s, "v1", made, 1, "create-volume", "ok");
+        assert_newest(s, "v1", upload, ELEMENTSOF(upload), "upload", "failed");
+        assert_newest(s, "v2", made, ELEMENTSOF(made), "create-volume", "ok");
+
+        /* An intent still open is the newest too. */
+        assert_int_equal(state_intent_begin(s, "volume", "v1", 4, "forget", &id), 0);
+        assert_newest(s, "v1", made, ELEMENTSOF(made), "forget", "intended");
+
+        assert_int_equal(state_event_newest(s, "volume", "v2", upload, ELEMENTSOF(upload), &ev), -ENOENT);
+        assert_int_equal(state_event_newest(s, "volume", "v3", made, ELEMENTSOF(made), &ev), -ENOENT);
+        assert_int_equal(state_event_newest(s, "volume", "v1", made, 0, &ev), -EINVAL);
+        assert_int_equal(state_event_newest(s, "volume", "v1", too_many, ELEMENTSOF(too_many), &ev), -EINVAL);
+        assert_null(ev);
+        state_close(s);
+}
+
 /* An intent is closed once; a closed event is never rewritten, not even by another SQLite client. */
 static void test_events_closed_once(void **state) {
         _cleanup_free_ char *path = path_in(state, "state.db");
@@ -1563,6 +1611,7 @@ int main(void) {
                 T(test_many_records_in_one_transaction),
                 T(test_events_order_and_filter),
                 T(test_events_closed_once),
+                T(test_event_newest),
                 T(test_intent_outlives_the_batch),
                 T(test_intents_resolved),
                 T(test_trim_keeps_open_intents),

@@ -161,19 +161,17 @@ static int send_seed(seed_run *run, rc_upload *u) {
  * upload must have finished for the recorded hash to be the volume's.
  */
 static int last_upload_finished(seed_run *run, bool *ret) {
-        state_event *events = NULL;
-        size_t n = 0;
-        int r = state_event_list(run->ctx->store, vf_kind_to_string(run->req->kind), run->req->name, 0, &events, &n);
+        static const char *const actions[] = { "upload" };
+        _cleanup_(state_event_freep) state_event *last = NULL;
+        int r = state_event_newest(run->ctx->store, vf_kind_to_string(run->req->kind), run->req->name, actions,
+                                   ELEMENTSOF(actions), &last);
 
         *ret = true;
+        if (r == -ENOENT)
+                return 0;
         if (r < 0)
                 return r;
-        for (size_t i = n; i > 0; i--)
-                if (vf_streq_ptr(events[i - 1].action, "upload")) {
-                        *ret = vf_streq_ptr(events[i - 1].outcome, "ok");
-                        break;
-                }
-        state_event_list_free(events, n);
+        *ret = vf_streq_ptr(last->outcome, "ok");
         return 0;
 }
 

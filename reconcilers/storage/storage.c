@@ -27,27 +27,21 @@ int rc_disk_uses_volume(xmlDoc *doc, const void *what, bool *ret) {
 }
 
 int rc_storage_made_unrecorded(rc_context *ctx, const rc_request *req, bool *ret) {
-        state_event *events = NULL;
-        size_t n = 0;
-        int r;
+        static const char *const actions[] = { RC_STEP_CREATE_VOLUME, RC_STEP_DELETE_VOLUME, RC_STEP_FORGET };
+        _cleanup_(state_event_freep) state_event *last = NULL;
 
         *ret = false;
         if (req->record && req->record->uuid)
                 return 0;
-        r = state_event_list(ctx->store, vf_kind_to_string(req->kind), req->name, 0, &events, &n);
+        int r = state_event_newest(ctx->store, vf_kind_to_string(req->kind), req->name, actions, ELEMENTSOF(actions),
+                                   &last);
+        if (r == -ENOENT)
+                return 0;
         if (r < 0)
                 return r;
-        for (size_t i = n; i > 0; i--) {
-                const state_event *e = &events[i - 1];
-                bool failed = vf_streq_ptr(e->outcome, "failed"), done = vf_streq_ptr(e->outcome, "ok");
-                if (vf_streq_ptr(e->action, RC_STEP_CREATE_VOLUME))
-                        *ret = !failed;
-                else if (vf_streq_ptr(e->action, RC_STEP_DELETE_VOLUME))
-                        *ret = !done;
-                else if (!vf_streq_ptr(e->action, RC_STEP_FORGET))
-                        continue;
-                break;
-        }
-        state_event_list_free(events, n);
+        if (vf_streq_ptr(last->action, RC_STEP_CREATE_VOLUME))
+                *ret = !vf_streq_ptr(last->outcome, "failed");
+        else if (vf_streq_ptr(last->action, RC_STEP_DELETE_VOLUME))
+                *ret = !vf_streq_ptr(last->outcome, "ok");
         return 0;
 }
