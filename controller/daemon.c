@@ -429,17 +429,12 @@ static int on_files(int fd, void *userdata) {
 
 /* The resources waiting for the object key to let go of them (RC_WAIT_USER): a domain that stopped frees its devices. */
 static int queue_waiters(vf_daemon *d, const char *key, int64_t now) {
-        const graph *g = d->c->graph;
+        const graph_node *n;
+        int r = 0;
 
-        for (size_t i = 0; g->n_waiting_on_users > 0 && i < g->n_nodes; i++) {
-                const graph_node *n = g->nodes[i];
-                if (n->wait.kind != RC_WAIT_USER || !vf_streq_ptr(n->wait.target, key))
-                        continue;
-                int r = queue_push(d->queue, n->key, now);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        for (size_t i = 0; r >= 0 && (n = graph_next_waiter(d->c->graph, key, &i));)
+                r = queue_push(d->queue, n->key, now);
+        return r;
 }
 
 /*

@@ -148,6 +148,15 @@ char *const *graph_dependents(const graph *g, const char *key) {
         return vf_map_get(g->dependents, key);
 }
 
+graph_node *graph_next_waiter(const graph *g, const char *key, size_t *i) {
+        while (g->n_waiting_on_users > 0 && *i < g->n_nodes) {
+                graph_node *n = g->nodes[(*i)++];
+                if (n->wait.kind == RC_WAIT_USER && vf_streq_ptr(n->wait.target, key))
+                        return n;
+        }
+        return NULL;
+}
+
 /* Declared first in kind order, then removals in reverse kind order; names break ties. */
 static int compare_nodes(const void *a, const void *b) {
         const graph_node *x = *(graph_node *const *) a, *y = *(graph_node *const *) b;

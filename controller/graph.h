@@ -64,6 +64,11 @@ void graph_set_record(graph_node *n, state_record *rec);
 /* The keys that depend on key. */
 char *const *graph_dependents(const graph *g, const char *key);
 /*
+ * The next node, from index *i on, that waits for key to let go of it (RC_WAIT_USER); NULL after the
+ * last. Start *i at 0: for (size_t i = 0; (n = graph_next_waiter(g, key, &i));).
+ */
+graph_node *graph_next_waiter(const graph *g, const char *key, size_t *i);
+/*
  * Sorts nodes into processing order: declared ones in kind order, after the nodes of their kind they
  * depend on; then removals in reverse kind order, before the nodes of their kind they depended on.
  * Names order the rest. Returns 0 or -ENOMEM.

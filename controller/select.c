@@ -344,15 +344,12 @@ static int choose_dependents(vf_controller *c, selection *s, const char *key) {
  * tells of a record that went. It comes after the node in the pass.
  */
 static int choose_waiters(vf_controller *c, selection *s, const char *key) {
-        const graph *g = c->graph;
+        graph_node *n;
+        int r = 0;
 
-        for (size_t i = 0; g->n_waiting_on_users > 0 && i < g->n_nodes; i++) {
-                graph_node *n = g->nodes[i];
-                int r = n->wait.kind == RC_WAIT_USER && vf_streq_ptr(n->wait.target, key) ? choose(s, n) : 0;
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        for (size_t i = 0; r >= 0 && (n = graph_next_waiter(c->graph, key, &i));)
+                r = choose(s, n);
+        return r;
 }
 
 /*
