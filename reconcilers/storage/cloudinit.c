@@ -48,23 +48,8 @@ static uint64_t seed_capacity(size_t size) {
         return (size + SEED_CAPACITY_STEP - 1) / SEED_CAPACITY_STEP * SEED_CAPACITY_STEP;
 }
 
-/* A write the hypervisor cannot make at all (the test driver uploads nothing): named, and not retried. */
-static void set_not_supported(seed_run *run, const char *what) {
-        _cleanup_free_ char *uri = virConnectGetURI(run->ctx->conn);
-
-        rc_result_set(run->res, RC_FAILED, false, "NotSupported",
-                      "%s %s: the hypervisor %s cannot %s volumes; use one that can (qemu:///system)", what,
-                      run->volume, uri ? uri : "in use", what);
-        (void) rc_result_wait(run->res, RC_WAIT_CHANGE, NULL, 0);
-}
-
 static int step_end(seed_run *run, const char *what, bool ok, const char *fail_reason) {
-        bool unsupported = !ok && rc_libvirt_unsupported();
-        int r = rc_step_end(run->ctx, run->req, run->res, what, ok, fail_reason);
-
-        if (r < 0 && unsupported)
-                set_not_supported(run, what);
-        return r;
+        return rc_storage_step_end(run->ctx, run->req, run->res, run->volume, what, ok, fail_reason);
 }
 
 /* run->key from run->vol; -EIO when libvirt cannot say it. */

@@ -79,6 +79,16 @@ typedef struct rc_volume_use {
 /* For rc_domain_users(): whether a domain's definition has a disk that is the volume (an rc_volume_use). */
 int rc_disk_uses_volume(xmlDoc *doc, const void *what, bool *ret);
 
+/* Why a libvirt write failed, as one word: a full disk and a driver that cannot are worth telling apart. */
+const char *rc_storage_failure_reason(const char *fallback);
+/*
+ * Ends a libvirt step on volume (its name as the operator knows it), a failure's reason told by
+ * rc_storage_failure_reason(). A driver that cannot do it at all is named, and the result waits for a
+ * change, so that nobody waits for a retry.
+ */
+int rc_storage_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *volume, const char *what,
+                        bool ok, const char *fallback_reason);
+
 /* Step names, as the event log keeps them: how a volume made by a killed run is told from another's. */
 #define RC_STEP_CREATE_VOLUME "create-volume"
 #define RC_STEP_DELETE_VOLUME "delete-volume"

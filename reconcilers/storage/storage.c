@@ -26,6 +26,26 @@ int rc_disk_uses_volume(xmlDoc *doc, const void *what, bool *ret) {
         return 0;
 }
 
+const char *rc_storage_failure_reason(const char *fallback) {
+        return rc_libvirt_no_space() ? "NoSpace" : rc_libvirt_unsupported() ? "NotSupported" : fallback;
+}
+
+int rc_storage_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *volume, const char *what,
+                        bool ok, const char *fallback_reason) {
+        const char *reason = ok ? fallback_reason : rc_storage_failure_reason(fallback_reason);
+        bool unsupported = !ok && strcmp(reason, "NotSupported") == 0;
+        int r = rc_step_end(ctx, req, res, what, ok, reason);
+
+        if (r >= 0 || !unsupported)
+                return r;
+        _cleanup_free_ char *uri = virConnectGetURI(ctx->conn);
+        rc_result_set(res, RC_FAILED, false, "NotSupported",
+                      "%s %s: the hypervisor %s cannot %s volumes; use one that can (qemu:///system)", what, volume,
+                      uri ? uri : "in use", what);
+        (void) rc_result_wait(res, RC_WAIT_CHANGE, NULL, 0);
+        return r;
+}
+
 int rc_storage_made_unrecorded(rc_context *ctx, const rc_request *req, bool *ret) {
         static const char *const actions[] = { RC_STEP_CREATE_VOLUME, RC_STEP_DELETE_VOLUME, RC_STEP_FORGET };
         _cleanup_(state_event_freep) state_event *last = NULL;

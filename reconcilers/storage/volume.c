@@ -112,25 +112,8 @@ static bool recorded_as(const rc_request *req, const char *key) {
         return req->record && req->record->uuid && key && strcmp(req->record->uuid, key) == 0;
 }
 
-/* Why a libvirt write failed, as one word: a full disk and a driver that cannot are worth telling apart. */
-static const char *failure_reason(const char *fallback) {
-        return rc_libvirt_no_space() ? "NoSpace" : rc_libvirt_unsupported() ? "NotSupported" : fallback;
-}
-
-/* Ends a libvirt step; a driver that cannot do it at all is named, so that nobody waits for a retry. */
 static int end_step(volume *v, const char *what, bool ok, const char *fallback_reason) {
-        const char *reason = ok ? fallback_reason : failure_reason(fallback_reason);
-        bool unsupported = !ok && strcmp(reason, "NotSupported") == 0;
-        int r = rc_step_end(v->ctx, v->req, v->res, what, ok, reason);
-
-        if (r >= 0 || !unsupported)
-                return r;
-        _cleanup_free_ char *uri = virConnectGetURI(v->ctx->conn);
-        rc_result_set(v->res, RC_FAILED, false, "NotSupported",
-                      "%s %s: the hypervisor %s cannot %s volumes; use one that can (qemu:///system)", what,
-                      v->req->name, uri ? uri : "in use", what);
-        (void) rc_result_wait(v->res, RC_WAIT_CHANGE, NULL, 0);
-        return r;
+        return rc_storage_step_end(v->ctx, v->req, v->res, v->req->name, what, ok, fallback_reason);
 }
 
 static int volume_info(volume *v, virStorageVolPtr vol, virStorageVolInfo *info) {
@@ -441,7 +424,7 @@ static int import_chunk(void *userdata, const void *data, size_t len) {
         if (im->v->req->desired->volume.sha256)
                 sha256_update(&im->sha256, len, data);
         if (rc_upload_send(&im->upload, data, len) < 0)
-                return import_fail(im, failure_reason("ImportFailed"), "writing volume %s failed: %s",
+                return import_fail(im, rc_storage_failure_reason("ImportFailed"), "writing volume %s failed: %s",
                                    im->v->req->name, rc_libvirt_error());
         return 0;
 }
@@ -469,8 +452,8 @@ static int import_end(import *im) {
         if (r >= 0)
                 r = check_digest(im);
         if (r >= 0 && rc_upload_finish(&im->upload) < 0)
-                r = import_fail(im, failure_reason("ImportFailed"), "writing volume %s failed: %s", im->v->req->name,
-                                rc_libvirt_error());
+                r = import_fail(im, rc_storage_failure_reason("ImportFailed"), "writing volume %s failed: %s",
+                                im->v->req->name, rc_libvirt_error());
         if (r < 0)
                 return r;
         im->uploading = false;
