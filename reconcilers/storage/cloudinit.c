@@ -41,7 +41,7 @@ static void seed_run_done(seed_run *run) {
 }
 
 static char *seed_volume_name(const char *name) {
-        return vf_printf("%s.cidata.iso", name);
+        return vf_printf("%s" SCHEMA_CLOUDINIT_SUFFIX, name);
 }
 
 static uint64_t seed_capacity(size_t size) {
