@@ -56,7 +56,10 @@ static const char *format_name(schema_volume_format f) {
         return f == SCHEMA_VOLUME_QCOW2 ? "qcow2" : "raw";
 }
 
-/* Looks up "POOL/NAME": *ret_pool NULL when the pool is missing, *ret_vol NULL when the volume is. */
+/*
+ * Looks up "POOL/NAME", the pool in the pass's inventory: *ret_pool NULL when the pool is missing, *ret_vol
+ * NULL when the volume is.
+ */
 static int lookup(rc_context *ctx, const char *pool_and_name, virStoragePoolPtr *ret_pool, virStorageVolPtr *ret_vol,
                   char **errmsg) {
         const char *slash = strchr(pool_and_name, '/');
@@ -66,12 +69,18 @@ static int lookup(rc_context *ctx, const char *pool_and_name, virStoragePoolPtr 
         *ret_vol = NULL;
         if (!pool_name)
                 return slash ? -ENOMEM : vf_error(errmsg, -EINVAL, "%s names no pool: POOL/NAME", pool_and_name);
-        rc_count_read(ctx, RC_CALL_GET_INFO);
-        *ret_pool = virStoragePoolLookupByName(ctx->conn, pool_name);
-        if (!*ret_pool)
-                return virGetLastErrorCode() == VIR_ERR_NO_STORAGE_POOL
-                               ? 0
-                               : vf_error(errmsg, -EIO, "cannot look up pool %s: %s", pool_name, rc_libvirt_error());
+        /* A pool missing from the pass's listing leaves no error of its own: none may linger from before. */
+        virResetLastError();
+        virStoragePoolPtr pool = rc_inventory_lookup(ctx, VF_KIND_POOL, pool_name);
+        int code = pool ? VIR_ERR_OK : virGetLastErrorCode();
+        if (code != VIR_ERR_OK && code != VIR_ERR_NO_STORAGE_POOL)
+                return vf_error(errmsg, -EIO, "cannot look up pool %s: %s", pool_name, rc_libvirt_error());
+        if (!pool)
+                return 0;
+        /* The inventory's handle goes when a pool is defined again: the volume holds its own. */
+        if (virStoragePoolRef(pool) < 0)
+                return vf_error(errmsg, -EIO, "cannot hold pool %s: %s", pool_name, rc_libvirt_error());
+        *ret_pool = pool;
         rc_count_read(ctx, RC_CALL_GET_INFO);
         *ret_vol = virStorageVolLookupByName(*ret_pool, slash + 1);
         if (!*ret_vol && virGetLastErrorCode() != VIR_ERR_NO_STORAGE_VOL)
@@ -151,7 +160,8 @@ static int pool_info(volume *v, virStoragePoolInfo *info) {
 
 /*
  * A capacity larger than the whole pool is a mistake, not thin provisioning:
- * refused before anything is made or grown.
+ * refused before anything is made or grown. Asked only then: a volume that
+ * stays as it is reads nothing of its pool.
  */
 static int check_fits_pool(volume *v, bool *ok) {
         uint64_t want = v->req->desired->volume.capacity;
@@ -628,6 +638,11 @@ static int create_from_volume(volume *v) {
 }
 
 static int create(volume *v) {
+        bool fits;
+        int r = check_fits_pool(v, &fits);
+
+        if (r < 0 || !fits)
+                return r;
         switch (v->req->desired->volume.source) {
         case SCHEMA_SOURCE_VOLUME:
                 return create_from_volume(v);
@@ -660,7 +675,9 @@ static int converge_capacity(volume *v) {
                               v->req->name, info.capacity, want, info.capacity);
                 return rc_result_wait(v->res, RC_WAIT_CHANGE, NULL, 0);
         }
-        return resize_step(v, want);
+        bool fits;
+        r = check_fits_pool(v, &fits);
+        return r < 0 || !fits ? r : resize_step(v, want);
 }
 
 /* The format is chosen at creation, as the source is: a volume is never converted behind its guest's back. */
@@ -750,10 +767,6 @@ static int volume_apply(rc_context *ctx, const rc_request *req, rc_result *res) 
         else if (v.vol && !ours)
                 what = "adopted: the state file now records it";
         created = !v.vol;
-        bool fits = true;
-        r = check_fits_pool(&v, &fits);
-        if (r < 0 || !fits)
-                return r;
         r = created ? create(&v) : check_existing_format(&v);
         /* Made, or ours already: recorded whatever follows, so that a refusal later is no half-made volume. */
         if (r >= 0 && v.vol && (created || ours))
