@@ -160,8 +160,8 @@ int state_get(state_store *s, const char *kind, const char *name, state_record *
  * a record that says what the store says already (updated_usec aside) writes nothing. Outside a
  * transaction it is all or nothing; inside the caller's (state_begin()), one that fails rolls that
  * transaction back, so that half a record is never committed. Writes fail with -EROFS on a read-only
- * store, -ENOSPC when the disk is full, -EBUSY when another writer holds the lock too long; -EINVAL for
- * two conditions of one type.
+ * store, -ENOSPC when the disk is full, -EBUSY when another writer holds the lock too long. A record
+ * with two conditions of one type is refused with -EINVAL before anything is written.
  */
 int state_put(state_store *s, const state_record *rec);
 /* Removes the record and its conditions; -ENOENT when absent. */
