@@ -90,10 +90,21 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 "uuid = excluded.uuid, applied_xml_hash = excluded.applied_xml_hash, "
                 "applied_desired_xml = excluded.applied_desired_xml, last_error = excluded.last_error, "
                 "attempts = excluded.attempts, next_retry_usec = excluded.next_retry_usec, "
-                "updated_usec = excluded.updated_usec, depends = excluded.depends",
-        [STMT_DELETE_CONDITIONS] = "DELETE FROM conditions WHERE kind = ?1 AND name = ?2",
-        [STMT_INSERT_CONDITION] = "INSERT INTO conditions (" CONDITION_COLUMNS ") "
-                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "updated_usec = excluded.updated_usec, depends = excluded.depends "
+                /* A row that says the same is left alone: a pass that changes nothing writes no page.
+                 * Not updated_usec, which says when the record last changed, not when it was last looked at. */
+                "WHERE (source_file, desired_hash, generation, observed_generation, uuid, applied_xml_hash, "
+                "applied_desired_xml, last_error, attempts, next_retry_usec, depends) IS NOT "
+                "(excluded.source_file, excluded.desired_hash, excluded.generation, excluded.observed_generation, "
+                "excluded.uuid, excluded.applied_xml_hash, excluded.applied_desired_xml, excluded.last_error, "
+                "excluded.attempts, excluded.next_retry_usec, excluded.depends)",
+        [STMT_TOUCH_RESOURCE] = "UPDATE resources SET updated_usec = ?13 WHERE kind = ?1 AND name = ?2",
+        [STMT_UPSERT_CONDITION] = "INSERT INTO conditions (" CONDITION_COLUMNS ") "
+                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                                  "ON CONFLICT (kind, name, type) DO UPDATE SET status = excluded.status, "
+                                  "reason = excluded.reason, message = excluded.message, "
+                                  "last_transition_usec = excluded.last_transition_usec",
+        [STMT_DELETE_CONDITION] = "DELETE FROM conditions WHERE kind = ?1 AND name = ?2 AND type = ?3",
         [STMT_DELETE_RESOURCE] = "DELETE FROM resources WHERE kind = ?1 AND name = ?2",
         /* ?1 is left out so that AUTOINCREMENT picks the id. */
         [STMT_APPEND_EVENT] = "INSERT INTO events (" EVENT_COLUMNS ") "
@@ -525,13 +536,8 @@ static int upsert_resource(state_store *s, const state_record *rec) {
         return state_exec_bound(s, st, rc);
 }
 
-static int delete_conditions(state_store *s, const state_record *rec) {
-        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_CONDITIONS];
-        return state_exec_bound(s, st, bind_key(st, rec->kind, rec->name));
-}
-
-static int insert_condition(state_store *s, const state_record *rec, const state_condition *c) {
-        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_INSERT_CONDITION];
+static int upsert_condition(state_store *s, const state_record *rec, const state_condition *c) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_UPSERT_CONDITION];
 
         int rc = bind_key(st, rec->kind, rec->name) ?: bind_text(st, COND_TYPE, c->type) ?:
                  bind_int64(st, COND_STATUS, c->status) ?: bind_text(st, COND_REASON, c->reason) ?:
@@ -540,22 +546,112 @@ static int insert_condition(state_store *s, const state_record *rec, const state
         return state_exec_bound(s, st, rc);
 }
 
-static int put_in_savepoint(state_store *s, const state_record *rec) {
+static int delete_condition(state_store *s, const state_record *rec, const char *type) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_CONDITION];
+        return state_exec_bound(s, st, bind_key(st, rec->kind, rec->name) ?: bind_text(st, COND_TYPE, type));
+}
+
+static int touch_resource(state_store *s, const state_record *rec) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_TOUCH_RESOURCE];
+        return state_exec_bound(s, st,
+                                bind_key(st, rec->kind, rec->name) ?:
+                                bind_int64(st, RES_UPDATED_USEC, rec->updated_usec));
+}
+
+/* The conditions stored under rec's key, in a record of their own. */
+static int read_stored_conditions(state_store *s, const state_record *rec, state_record **ret) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_GET_CONDITIONS];
+        _cleanup_(state_record_freep) state_record *stored = state_record_new(rec->kind, rec->name);
+        int rc;
+
+        if (!stored)
+                return -ENOMEM;
+        rc = bind_key(st, rec->kind, rec->name);
+        if (rc != SQLITE_OK)
+                return state_store_error(s, rc);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int r = condition_from_row(st, stored);
+                if (r < 0)
+                        return r;
+        }
+        if (rc != SQLITE_DONE)
+                return state_store_error(s, rc);
+        *ret = TAKE_PTR(stored);
+        return 0;
+}
+
+static bool same_condition(const state_condition *a, const state_condition *b) {
+        return a->status == b->status && vf_streq_ptr(a->reason, b->reason) && vf_streq_ptr(a->message, b->message) &&
+               a->last_transition_usec == b->last_transition_usec;
+}
+
+/* Writes the conditions that differ from the stored ones and deletes the ones rec no longer has. */
+static int sync_conditions(state_store *s, const state_record *rec, bool *changed) {
+        _cleanup_(state_record_freep) state_record *stored = NULL;
+        int r = read_stored_conditions(s, rec, &stored);
+
+        for (size_t i = 0; r >= 0 && i < rec->n_conditions; i++) {
+                const state_condition *c = &rec->conditions[i];
+                const state_condition *was = state_record_condition(stored, c->type);
+                if (was && same_condition(was, c))
+                        continue;
+                r = upsert_condition(s, rec, c);
+                *changed = true;
+        }
+        for (size_t i = 0; r >= 0 && i < stored->n_conditions; i++) {
+                const char *type = stored->conditions[i].type;
+                if (state_record_condition(rec, type))
+                        continue;
+                r = delete_condition(s, rec, type);
+                *changed = true;
+        }
+        return r;
+}
+
+/* An upsert would fold two conditions of one type into one, silently: refused before anything is written. */
+static int check_condition_types(state_store *s, const state_record *rec) {
+        for (size_t i = 0; i < rec->n_conditions; i++)
+                if (state_record_condition(rec, rec->conditions[i].type) != &rec->conditions[i]) {
+                        snprintf(s->last_error, sizeof s->last_error, "%s/%s has two conditions of type %s",
+                                 rec->kind, rec->name, rec->conditions[i].type ? rec->conditions[i].type : "(none)");
+                        return -EINVAL;
+                }
+        return 0;
+}
+
+/* Writes what differs from the stored record, and nothing when nothing does. */
+static int put_changes(state_store *s, const state_record *rec) {
         int r = upsert_resource(s, rec);
         if (r < 0)
                 return r;
 
-        r = delete_conditions(s, rec);
-        for (size_t i = 0; r >= 0 && i < rec->n_conditions; i++)
-                r = insert_condition(s, rec, &rec->conditions[i]);
+        bool resource_changed = sqlite3_changes(s->db) > 0, conditions_changed = false;
+        r = sync_conditions(s, rec, &conditions_changed);
+        if (r >= 0 && conditions_changed && !resource_changed)
+                r = touch_resource(s, rec);
         return r;
 }
 
+/*
+ * Outside a transaction the savepoint makes the put one. Inside the caller's,
+ * one per record would cost a statement journal for every page it writes: a
+ * put that fails rolls the whole transaction back instead, so that half a
+ * record is never committed.
+ */
 int state_put(state_store *s, const state_record *rec) {
-        int r = exec_stmt(s, STMT_SAVEPOINT);
+        int r = check_condition_types(s, rec);
         if (r < 0)
                 return r;
-        return savepoint_end(s, put_in_savepoint(s, rec));
+        if (!sqlite3_get_autocommit(s->db)) {
+                r = put_changes(s, rec);
+                if (r < 0)
+                        exec_stmt_quietly(s, STMT_ROLLBACK);
+                return r;
+        }
+        r = exec_stmt(s, STMT_SAVEPOINT);
+        if (r < 0)
+                return r;
+        return savepoint_end(s, put_changes(s, rec));
 }
 
 int state_delete(state_store *s, const char *kind, const char *name) {

@@ -33,7 +33,7 @@ typedef struct state_record {
         char *last_error;
         int64_t attempts; /* consecutive failed attempts */
         int64_t next_retry_usec; /* realtime; 0 when no retry is scheduled */
-        int64_t updated_usec;
+        int64_t updated_usec; /* when the stored record last changed: a put that changes nothing keeps it */
         char **depends; /* the "kind/name" keys its last applied declaration depended on; NULL: none */
         state_condition *conditions;
         size_t n_conditions;
@@ -156,8 +156,12 @@ int state_flush(state_store *s);
 /* -ENOENT when absent. */
 int state_get(state_store *s, const char *kind, const char *name, state_record **ret);
 /*
- * Inserts or replaces the record and its conditions, all or nothing. Writes fail with -EROFS on a
- * read-only store, -ENOSPC when the disk is full, -EBUSY when another writer holds the lock too long.
+ * Inserts or replaces the record and its conditions, writing only what differs from the stored record:
+ * a record that says what the store says already (updated_usec aside) writes nothing. Outside a
+ * transaction it is all or nothing; inside the caller's (state_begin()), one that fails rolls that
+ * transaction back, so that half a record is never committed. Writes fail with -EROFS on a read-only
+ * store, -ENOSPC when the disk is full, -EBUSY when another writer holds the lock too long. A record
+ * with two conditions of one type is refused with -EINVAL before anything is written.
  */
 int state_put(state_store *s, const state_record *rec);
 /* Removes the record and its conditions; -ENOENT when absent. */

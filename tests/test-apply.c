@@ -4,6 +4,9 @@
  * driver (test:///default, in-process), with real state files in temp dirs.
  * A second connection plays the operator who changes things behind our back.
  */
+#include <sqlite3.h>
+#include <sys/stat.h>
+
 #include "controller/graph.h"
 #include "controller/output.h"
 #include "tests/env.h"
@@ -36,6 +39,51 @@ static state_record *record(th_env *f, vf_kind kind, const char *name) {
         return rec;
 }
 
+/* The state file as a connection of the test's own sees it: what others committed, and its files on disk. */
+typedef struct state_file_view {
+        sqlite3 *db;
+        int64_t data_version;
+        struct stat files[2];
+} state_file_view;
+
+static int64_t data_version(sqlite3 *db) {
+        sqlite3_stmt *st = NULL;
+
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        int64_t v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+/* The file and its -wal: a commit appends to the -wal, a checkpoint writes the file. */
+static void stat_state_files(const char *path, struct stat files[2]) {
+        _cleanup_free_ char *wal = vf_printf("%s-wal", path);
+
+        assert_non_null(wal);
+        assert_int_equal(stat(path, &files[0]), 0);
+        assert_int_equal(stat(wal, &files[1]), 0);
+}
+
+static void state_file_view_open(state_file_view *v, const char *path) {
+        assert_int_equal(sqlite3_open_v2(path, &v->db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        v->data_version = data_version(v->db);
+        stat_state_files(path, v->files);
+}
+
+static void state_file_view_assert_untouched(state_file_view *v, const char *path) {
+        struct stat now[2];
+
+        assert_int_equal(data_version(v->db), v->data_version);
+        stat_state_files(path, now);
+        for (size_t i = 0; i < ELEMENTSOF(now); i++) {
+                assert_int_equal(now[i].st_size, v->files[i].st_size);
+                assert_int_equal(now[i].st_mtim.tv_sec, v->files[i].st_mtim.tv_sec);
+                assert_int_equal(now[i].st_mtim.tv_nsec, v->files[i].st_mtim.tv_nsec);
+        }
+        assert_int_equal(sqlite3_close(v->db), SQLITE_OK);
+}
+
 /*
  * A pass that must change nothing: libvirt, watched through the test's own
  * connection, sees no object change and sends no event, whatever virtform's
@@ -46,6 +94,15 @@ static void pass_changing_nothing(th_env *f) {
         th_env_pass(f);
         th_libvirt_view_assert_untouched(view);
         assert_int_equal(th_env_writes(f), 0);
+}
+
+/* A pass that must change nothing, not even the state file: what it records says what the file says. */
+static void pass_writing_nothing(th_env *f) {
+        state_file_view state = {};
+
+        state_file_view_open(&state, f->state);
+        pass_changing_nothing(f);
+        state_file_view_assert_untouched(&state, f->state);
 }
 
 static void test_create_then_noop(void **state) {
@@ -69,11 +126,17 @@ static void test_create_then_noop(void **state) {
         assert_non_null(rec->uuid);
         assert_true(state_record_condition(rec, "Ready")->status);
 
-        /* The second pass in the same process: nothing to do. */
+        /* The second pass in the same process: nothing to do; Ready's message goes from what was done to "in sync". */
         pass_changing_nothing(f);
         th_env_assert(f, VF_KIND_NETWORK, "lan", RC_UNCHANGED, NULL);
         th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
         assert_true(rc_counters_reads(&f->report.counters) > 0);
+        _cleanup_(state_record_freep) state_record *settled = record(f, VF_KIND_DOMAIN, "web1");
+        assert_string_equal(state_record_condition(settled, "Ready")->message, "in sync");
+
+        /* The third: nothing to record either. */
+        pass_writing_nothing(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
 }
 
 static void test_noop_across_restart(void **state) {
@@ -82,8 +145,9 @@ static void test_noop_across_restart(void **state) {
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
         th_env_pass(f);
+        th_env_pass(f);
         th_env_close(f);
-        pass_changing_nothing(f);
+        pass_writing_nothing(f);
         th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
 }
 
@@ -1673,6 +1737,11 @@ static void test_noop_over_many_volumes(void **state) {
         assert_int_equal(f->report.by_outcome[RC_UNCHANGED], MANY_VOLUMES + 1);
         _cleanup_free_ char *after = pool_volumes_seen(f, "images");
         assert_string_equal(after, before);
+
+        /* The pool's Ready message said what the first pass did, and now says "in sync": from here on, nothing. */
+        th_env_close(f);
+        pass_writing_nothing(f);
+        assert_int_equal(f->report.by_outcome[RC_UNCHANGED], MANY_VOLUMES + 1);
 }
 
 static void test_volume_upload_and_resize_not_supported(void **state) {

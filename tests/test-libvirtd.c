@@ -133,13 +133,32 @@ static bool guest_runs_other_than(fixture *f, const void *arg) {
         return now > 0 && now != old;
 }
 
-static bool ready_since(fixture *f, const void *arg) {
-        int64_t since = *(const int64_t *) arg;
+static int64_t guest_generation(fixture *f) {
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        assert_int_equal(state_get(f->reader, "domain", f->guest, &rec), 0);
+        return rec->generation;
+}
+
+/* A generation after arg applied and Ready: a pass that finds nothing to do writes nothing to show it ran. */
+static bool applied_after(fixture *f, const void *arg) {
+        int64_t generation = *(const int64_t *) arg;
         _cleanup_(state_record_freep) state_record *rec = NULL;
         if (state_get(f->reader, "domain", f->guest, &rec) < 0)
                 return false;
         const state_condition *ready = state_record_condition(rec, "Ready");
-        return ready && ready->status && rec->updated_usec > since;
+        return ready && ready->status && rec->generation > generation && rec->observed_generation == rec->generation;
+}
+
+static bool guest_autostarts(fixture *f) {
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        virDomainPtr d = conn ? virDomainLookupByName(conn, f->guest) : NULL;
+        int autostart = 0;
+
+        assert_non_null(d);
+        assert_int_equal(virDomainGetAutostart(d, &autostart), 0);
+        virDomainFree(d);
+        virConnectClose(conn);
+        return autostart;
 }
 
 /* What the daemon recorded of its connection, as `virtform status` reads it: arg is in it. */
@@ -157,15 +176,20 @@ static void test_libvirtd_restart_and_killed_guest(void **state) {
         start_daemon(f);
         wait_until(guest_runs_other_than, f, &none, "the guest's QEMU");
 
-        /* libvirtd dies and comes back: virtform reconnects, resyncs, and the guest keeps running. */
-        int64_t before_restart = vf_now_realtime_usec();
+        /*
+         * libvirtd dies and comes back: virtform reconnects, resyncs, and the guest keeps running. The
+         * resync shows by what it applies: autostart, declared while there was no libvirtd to tell.
+         */
         wait_until(connection_is, f, " connected", "the daemon saying it is connected");
         th_libvirtd_kill(f->libvirtd);
         wait_until(connection_is, f, " reconnecting ", "the daemon saying it is reconnecting");
+        int64_t before_restart = guest_generation(f);
+        th_write(f->env->conf, "10-guest.yaml", GUEST "  autostart: true\n", f->guest, "64MiB");
         th_libvirtd_start(f->libvirtd);
-        wait_until(ready_since, f, &before_restart, "a resync after libvirtd's restart");
+        wait_until(applied_after, f, &before_restart, "a resync after libvirtd's restart");
         wait_until(connection_is, f, " connected", "the daemon saying it is connected again");
         wait_until(guest_runs_other_than, f, &none, "the guest running after the resync");
+        assert_true(guest_autostarts(f));
 
         /* The guest's QEMU is killed out of band: spec.state is running, so it is started again. */
         pid_t running = th_libvirtd_guest_pid(f->guest);

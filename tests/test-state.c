@@ -404,6 +404,84 @@ static void test_put_replaces_record_and_conditions(void **state) {
         state_close(s);
 }
 
+/* Commits by other connections, as a connection of the test's own sees them. */
+static int64_t data_version(sqlite3 *observer) {
+        return raw_int(observer, "PRAGMA data_version");
+}
+
+static off_t wal_size(const char *path) {
+        _cleanup_free_ char *wal = vf_printf("%s-wal", path);
+        struct stat st;
+
+        assert_non_null(wal);
+        assert_int_equal(stat(wal, &st), 0);
+        return st.st_size;
+}
+
+/* Puts rec, alone and in a transaction, and asserts that neither commits anything, as another connection sees it. */
+static void assert_put_writes_nothing(state_store *s, const char *path, sqlite3 *observer, const state_record *rec) {
+        int64_t version = data_version(observer);
+        off_t wal = wal_size(path);
+
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_begin(s), 0);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_commit(s), 0);
+        assert_int_equal(data_version(observer), version);
+        assert_int_equal(wal_size(path), wal);
+}
+
+static void assert_put_writes(state_store *s, const char *path, sqlite3 *observer, const state_record *rec) {
+        int64_t version = data_version(observer);
+        _cleanup_(state_record_freep) state_record *got = NULL;
+
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_not_equal(data_version(observer), version);
+        assert_int_equal(state_get(s, rec->kind, rec->name, &got), 0);
+        assert_records_equal(got, rec);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM conditions"), rec->n_conditions);
+}
+
+static void test_unchanged_put_writes_nothing(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *rec = full_record("domain", "vm1"), *got = NULL;
+        state_store *s = open_store(path, 0);
+        sqlite3 *observer = raw_open(path);
+
+        assert_int_equal(state_put(s, rec), 0);
+        assert_put_writes_nothing(s, path, observer, rec);
+
+        /* When it was last looked at is not a change: the stored time stays that of the last change. */
+        int64_t changed_usec = rec->updated_usec;
+        rec->updated_usec += 1000000;
+        assert_put_writes_nothing(s, path, observer, rec);
+        assert_int_equal(file_int(path, "SELECT updated_usec FROM resources"), changed_usec);
+
+        /* Every other column and every condition's field is a change, and one alone is written. */
+        rec->next_retry_usec++;
+        assert_put_writes(s, path, observer, rec);
+        rec->updated_usec++;
+        assert_int_equal(state_record_set_condition(rec, "Ready", false, "DefineFailed", "libvirt said no again", 300),
+                         0);
+        assert_put_writes(s, path, observer, rec);
+        rec->updated_usec++;
+        rec->conditions[0].last_transition_usec++;
+        assert_put_writes(s, path, observer, rec);
+        rec->updated_usec++;
+        state_record_clear_condition(rec, "RestartPending");
+        assert_put_writes(s, path, observer, rec);
+        rec->updated_usec++;
+        assert_int_equal(state_record_set_condition(rec, "Drifted", true, "ChangedOutOfBand", "memory", 500), 0);
+        assert_put_writes(s, path, observer, rec);
+        rec->updated_usec++;
+        vf_strv_free(TAKE_PTR(rec->depends));
+        assert_put_writes(s, path, observer, rec);
+        assert_put_writes_nothing(s, path, observer, rec);
+
+        assert_int_equal(sqlite3_close(observer), SQLITE_OK);
+        state_close(s);
+}
+
 static void test_set_condition_transition_time(void **state) {
         _cleanup_(state_record_freep) state_record *rec = state_record_new("domain", "vm1");
 
@@ -528,19 +606,22 @@ static void test_rollback_discards_puts(void **state) {
         state_close(s);
 }
 
-/*
- * Two conditions of one type violate the primary key, after the resource row
- * and the first condition are already written.
- */
+/* Appends a condition as it is, where state_record_set_condition() would merge it or refuse it. */
+static void append_raw_condition(state_record *rec, state_condition condition) {
+        state_condition *c = reallocarray(rec->conditions, rec->n_conditions + 1, sizeof *c);
+
+        assert_non_null(c);
+        rec->conditions = c;
+        rec->conditions[rec->n_conditions++] = condition;
+}
+
+/* A condition without a type violates NOT NULL, after the changed resource row is already written. */
 static state_record *record_failing_midway(const char *kind, const char *name) {
         state_record *rec = full_record(kind, name);
 
         free(rec->source_file);
         rec->source_file = strdup("/changed.yaml");
-        state_condition *c = reallocarray(rec->conditions, rec->n_conditions + 1, sizeof *c);
-        assert_non_null(c);
-        rec->conditions = c;
-        rec->conditions[rec->n_conditions++] = (state_condition) { .type = strdup("Ready") };
+        append_raw_condition(rec, (state_condition) { .reason = strdup("Untyped") });
         return rec;
 }
 
@@ -556,26 +637,40 @@ static void test_failed_put_leaves_previous_state(void **state) {
 
         /* On its own: the savepoint is the whole transaction. */
         assert_int_equal(state_put(s, bad), -EINVAL);
-        assert_non_null(strstr(state_last_error(s), "UNIQUE"));
+        assert_non_null(strstr(state_last_error(s), "NOT NULL"));
         assert_int_equal(state_put(s, bad_new), -EINVAL);
-        assert_int_equal(state_get(s, "domain", "new", &got), -ENOENT);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources WHERE name = 'new'"), 0);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources WHERE source_file = '/changed.yaml'"), 0);
         assert_int_equal(state_get(s, "domain", "vm1", &got), 0);
         assert_records_equal(got, good);
         state_record_free(TAKE_PTR(got));
 
-        /* Inside a transaction: only the failed put is undone, the transaction goes on. */
+        /* Inside a transaction: the failed put takes the transaction with it, never half a record. */
         assert_int_equal(state_begin(s), 0);
         put_simple(s, "domain", "before", NULL);
         assert_int_equal(state_put(s, bad), -EINVAL);
+        assert_non_null(strstr(state_last_error(s), "NOT NULL"));
+        assert_int_not_equal(state_commit(s), 0);
         put_simple(s, "domain", "after", NULL);
-        assert_int_equal(state_commit(s), 0);
 
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources WHERE source_file = '/changed.yaml'"), 0);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources WHERE name = 'before'"), 0);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources WHERE name = 'after'"), 1);
         assert_int_equal(state_get(s, "domain", "vm1", &got), 0);
         assert_records_equal(got, good);
-        state_record_free(TAKE_PTR(got));
-        assert_int_equal(state_get(s, "domain", "before", &got), 0);
-        state_record_free(TAKE_PTR(got));
-        assert_int_equal(state_get(s, "domain", "after", &got), 0);
+        state_close(s);
+}
+
+/* An upsert would keep one of two conditions of a type: the put is refused before it writes. */
+static void test_put_refuses_two_conditions_of_a_type(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *rec = full_record("domain", "vm1");
+        state_store *s = open_store(path, 0);
+
+        append_raw_condition(rec, (state_condition) { .type = strdup("Ready"), .status = true });
+        assert_int_equal(state_put(s, rec), -EINVAL);
+        assert_non_null(strstr(state_last_error(s), "two conditions of type Ready"));
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources"), 0);
         state_close(s);
 }
 
@@ -1602,12 +1697,14 @@ int main(void) {
                 T(test_reopen_keeps_data_and_instance_id),
                 T(test_put_get_roundtrip),
                 T(test_put_replaces_record_and_conditions),
+                T(test_unchanged_put_writes_nothing),
                 cmocka_unit_test(test_set_condition_transition_time),
                 cmocka_unit_test(test_clear_condition),
                 T(test_delete_cascades_conditions),
                 T(test_list_order_and_conditions),
                 T(test_rollback_discards_puts),
                 T(test_failed_put_leaves_previous_state),
+                T(test_put_refuses_two_conditions_of_a_type),
                 T(test_many_records_in_one_transaction),
                 T(test_events_order_and_filter),
                 T(test_events_closed_once),
