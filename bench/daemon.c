@@ -16,7 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define DEADLINE_MS (300 * 1000.0) /* for anything but one edit: a 10k first pass included */
+/* For anything but one edit: a first pass over every resource included, 100k of them too. */
+#define DEADLINE_MS(n) fmax(300 * 1000.0, (double) (n) * 10.0)
 #define EDIT_DEADLINE_MS (10 * 1000.0)
 #define POLL_USEC 100 /* the store is polled this often while an edit is in flight */
 #define QUIET_MS 5 /* the daemon is settled after 3 windows this long without CPU time or wakeups */
@@ -29,6 +30,8 @@ typedef struct daemon_ctx {
         bool open;
         vf_daemon *d;
         vf_daemon_stats stats;
+        vf_observer observer;
+        _Atomic unsigned long first_begun, later_begun; /* resources taken up, in the first pass and after it */
         pthread_t thread;
         bool running;
         _Atomic pid_t tid;
@@ -58,6 +61,16 @@ static void *run_daemon(void *userdata) {
         return NULL;
 }
 
+/* The daemon's thread, as each resource's turn comes: counted by the pass it comes in. */
+static void count_begin(void *userdata, const char *key, size_t index, size_t total) {
+        daemon_ctx *x = userdata;
+
+        if (atomic_load(&x->stats.passes) == 0)
+                atomic_fetch_add(&x->first_begun, 1);
+        else
+                atomic_fetch_add(&x->later_begun, 1);
+}
+
 static unsigned writes_so_far(const daemon_ctx *x) {
         /* Read while the daemon is settled: nothing writes the counters then. */
         return rc_counters_writes(&x->c.rc.counters);
@@ -72,7 +85,7 @@ static int64_t thread_cpu_nsec(const daemon_ctx *x) {
 
 /* Waits until the daemon's thread has used no CPU and woken up for nothing, three windows in a row. */
 static int settle(daemon_ctx *x) {
-        double deadline = bench_now_ms() + DEADLINE_MS;
+        double deadline = bench_now_ms() + DEADLINE_MS(x->a->n);
         unsigned quiet = 0;
 
         while (quiet < 3) {
@@ -91,7 +104,7 @@ static int settle(daemon_ctx *x) {
 }
 
 static int wait_passes(daemon_ctx *x, uint64_t passes) {
-        double deadline = bench_now_ms() + DEADLINE_MS;
+        double deadline = bench_now_ms() + DEADLINE_MS(x->a->n);
 
         while (atomic_load(&x->stats.passes) < passes) {
                 if (atomic_load(&x->done))
@@ -127,6 +140,8 @@ static int start(daemon_ctx *x, daemon_result *res) {
         }
         x->open = true;
         x->c.log = NULL;
+        x->observer = (vf_observer) { .begin = count_begin, .userdata = x };
+        x->c.observer = &x->observer;
         r = -pthread_create(&x->thread, NULL, run_daemon, x);
         if (r < 0)
                 return r;
@@ -158,8 +173,11 @@ static void stop(daemon_ctx *x) {
         free(x->samples);
 }
 
-/* The lifecycle events of the first pass's own defines come back, and name their resources once more. */
-static int echo(daemon_ctx *x, measure *m) {
+/*
+ * The lifecycle events of the first pass's own defines come back: how many resources the daemon takes
+ * up again for them, when it should recognise its own writes and take up none.
+ */
+static int echo(daemon_ctx *x, daemon_result *res) {
         unsigned writes = writes_so_far(x);
         double t0 = bench_now_ms();
         int r = settle(x);
@@ -167,8 +185,10 @@ static int echo(daemon_ctx *x, measure *m) {
         if (r < 0)
                 return r;
         /* Minus the quiet windows that tell settled from busy. */
-        *m = (measure) { .ok = true, .wall_ms = bench_now_ms() - t0 - 3 * QUIET_MS, .cpu_ms = NAN,
-                         .rss_kib = bench_proc_status("self", "VmHWM"), .writes = writes_so_far(x) - writes };
+        res->echo = (measure) { .ok = true, .wall_ms = bench_now_ms() - t0 - 3 * QUIET_MS, .cpu_ms = NAN,
+                                .rss_kib = bench_proc_status("self", "VmHWM"), .writes = writes_so_far(x) - writes };
+        res->first_pass_reconciled = atomic_load(&x->first_begun);
+        res->echo_reconciled = atomic_load(&x->later_begun);
         return 0;
 }
 
@@ -488,7 +508,7 @@ int bench_daemon(const daemon_args *a, daemon_result *res, measure *step) {
         *step = (measure) { .ok = true };
         r = start(&x, res);
         if (r >= 0)
-                r = echo(&x, &res->echo);
+                r = echo(&x, res);
         if (r >= 0)
                 r = sighups(&x, &res->sighup);
         if (r >= 0)
