@@ -126,7 +126,7 @@ static long max_rss(const bench_run *run) {
 /* The daemon's own cold start: once its first pass is done, its own define events should change nothing. */
 static void second_pass_row(rows *rs, const bench_run *run) {
         const daemon_result *d = &run->daemon;
-        row *r = add(rs, "daemon_second_pass", "daemon cold start: reconciled again, own writes");
+        row *r = add(rs, "daemon_second_pass", "daemon cold start: reconciled again");
 
         r->ok = d->echo.ok;
         r->note = d->echo.note;
