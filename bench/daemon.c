@@ -219,7 +219,10 @@ static void stop(daemon_ctx *x) {
 static int echo(daemon_ctx *x, daemon_result *res) {
         unsigned writes = writes_so_far(x);
         double t0 = bench_now_ms();
-        /* The bench's own connection is told of each event in the same dispatch as the daemon's. */
+        /*
+         * Every write of this input is a define, and each define one lifecycle event, which the bench's
+         * own connection is told of in the same dispatch as the daemon's.
+         */
         int r = wait_count(x, &x->events_seen, (uint64_t) res->first_pass.writes);
 
         if (r >= 0)
