@@ -4,10 +4,14 @@
  * pays to define N domains in libvirt. Not run by the test suite.
  *
  * Per N: generate N domains as YAML and as native XML; run the floor
- * (virtform-bench-floor); time `virtform apply` cold on each; time a no-op
- * pass in-process, by SIGHUP and (if it works here) across processes on
- * qemu:///embed; time edits through the daemon; count idle wakeups. Every
- * in-process step runs in a forked child, so that its peak RSS is its own.
+ * (virtform-bench-floor) and the peers a user would script instead
+ * (python-libvirt's define loop, a virsh batch); time `virtform apply` cold
+ * on each; time a no-op pass by a new controller on the store the cold one
+ * left, by a second pass of the same one, by SIGHUP and (if it works here)
+ * across processes on qemu:///embed; count what the daemon reconciles again
+ * after its own cold start; time edits through the daemon; count idle
+ * wakeups. Every in-process step runs in a forked child, so that its peak RSS
+ * is its own.
  */
 #pragma once
 
@@ -38,6 +42,8 @@ typedef struct edit_sample {
 typedef struct daemon_result {
         measure first_pass; /* vf_daemon_run's initial full pass */
         measure echo; /* until settled after the libvirt events of that pass's own defines */
+        unsigned long first_pass_reconciled; /* resources the first pass took up */
+        unsigned long echo_reconciled; /* resources taken up again between the first pass and settling */
         measure sighup; /* a SIGHUP rescan with nothing changed */
         measure edits; /* the whole edit phase: its peak RSS and writes */
         unsigned n_edits;
@@ -60,11 +66,13 @@ typedef struct bench_run {
         measure floor;
         double floor_define_ms; /* the floor's define loop alone, without exec and connect */
         double floor_read_ms; /* after it, untimed there: list them all and read each definition back */
+        measure peer_python, peer_virsh; /* the same N defines as a user would script them */
         measure apply_yaml, apply_xml;
-        measure cold_pass; /* the first in-process pass, before the no-op */
-        measure noop_yaml, noop_xml;
+        measure cold_pass; /* the first in-process pass, before the no-ops */
+        measure noop_new_yaml, noop_new_xml; /* a new controller: open, pass, close */
+        measure noop_yaml, noop_xml; /* the same controller's second pass */
         measure embed_floor, embed_noop;
-        double embed_floor_define_ms;
+        double embed_floor_define_ms, embed_floor_read_ms;
         double embed_open_ms; /* the no-op process's connect, which loads N definitions */
         daemon_result daemon;
         measure daemon_step; /* ok false when the daemon child failed; note why */
@@ -83,6 +91,7 @@ typedef struct bench {
         bool keep;
         const char *virtform; /* the binary that `apply` runs */
         const char *floor; /* virtform-bench-floor */
+        const char *python_peer; /* bench/python-define */
         /* state */
         char *workdir;
         bench_run *runs;
@@ -107,8 +116,12 @@ int bench_generate_xml(const char *dir, size_t n, const char *type);
 
 /* spawn.c */
 double bench_now_ms(void);
-/* Runs argv with stdout and stderr to files; fills wall, CPU and the child's own peak RSS. */
-int bench_spawn(char *const *argv, const char *out_path, const char *err_path, int *status, measure *m);
+/*
+ * Runs argv with stdin from in_path (NULL: this one's) and stdout and stderr to files; fills wall, CPU
+ * and the child's own peak RSS.
+ */
+int bench_spawn(char *const *argv, const char *in_path, const char *out_path, const char *err_path, int *status,
+                measure *m);
 /* Runs fn(arg, result) in a forked child and copies its result back; -EIO when the child died. */
 typedef int (*bench_child_fn)(const void *arg, void *result);
 int bench_fork(bench_child_fn fn, const void *arg, void *result, size_t size);
@@ -127,10 +140,12 @@ typedef struct inproc_args {
         const char *state;
         const char *dir;
         bool cold_only; /* one pass: seeds a store for a later process's no-op */
-        unsigned repeat; /* no-op passes; the fastest is kept */
+        unsigned repeat; /* no-op passes of each kind; the fastest is kept */
 } inproc_args;
 typedef struct inproc_result {
-        measure cold, noop;
+        measure cold;
+        measure noop; /* the same controller's next pass */
+        measure noop_new; /* a new controller's first: open, pass, close */
         double open_ms; /* vf_controller_open: the connection and the store */
 } inproc_result;
 int bench_inproc(const inproc_args *a, inproc_result *res);
@@ -147,6 +162,9 @@ typedef struct daemon_args {
         unsigned repeat; /* SIGHUP rescans; the fastest is kept */
 } daemon_args;
 int bench_daemon(const daemon_args *a, daemon_result *res, measure *step);
+
+/* peers.c */
+int bench_peers(const bench *b, const bench_input *in, bench_run *run);
 
 /* report.c */
 void bench_print_table(const bench *b, FILE *f);

@@ -9,6 +9,7 @@
 #include "bench/bench.h"
 
 #include <dirent.h>
+#include <libvirt/virterror.h>
 #include <stddef.h>
 #include <linux/netlink.h>
 #include <pthread.h>
@@ -16,7 +17,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define DEADLINE_MS (300 * 1000.0) /* for anything but one edit: a 10k first pass included */
+/* For anything but one edit: a first pass over every resource included, 100k of them too. */
+#define DEADLINE_MS(n) fmax(300 * 1000.0, (double) (n) * 10.0)
 #define EDIT_DEADLINE_MS (10 * 1000.0)
 #define POLL_USEC 100 /* the store is polled this often while an edit is in flight */
 #define QUIET_MS 5 /* the daemon is settled after 3 windows this long without CPU time or wakeups */
@@ -29,6 +31,11 @@ typedef struct daemon_ctx {
         bool open;
         vf_daemon *d;
         vf_daemon_stats stats;
+        vf_observer observer;
+        _Atomic unsigned long first_begun, later_begun; /* resources taken up, in the first pass and after it */
+        virConnectPtr watcher; /* a connection of the bench's own, told of every domain event */
+        int watch_callback;
+        _Atomic uint64_t events_seen;
         pthread_t thread;
         bool running;
         _Atomic pid_t tid;
@@ -58,6 +65,45 @@ static void *run_daemon(void *userdata) {
         return NULL;
 }
 
+/* The daemon's thread, as each resource's turn comes: counted by the pass it comes in. */
+static void count_begin(void *userdata, const char *key, size_t index, size_t total) {
+        daemon_ctx *x = userdata;
+
+        if (atomic_load(&x->stats.passes) == 0)
+                atomic_fetch_add(&x->first_begun, 1);
+        else
+                atomic_fetch_add(&x->later_begun, 1);
+}
+
+/* libvirt's event thread: the same dispatch that tells the daemon's connection of an event tells this one. */
+static int count_event(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
+        daemon_ctx *x = opaque;
+
+        atomic_fetch_add(&x->events_seen, 1);
+        return 0;
+}
+
+static int watch_events(daemon_ctx *x, measure *m) {
+        x->watcher = virConnectOpen("test:///default");
+        if (x->watcher)
+                x->watch_callback = virConnectDomainEventRegisterAny(x->watcher, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                                     VIR_DOMAIN_EVENT_CALLBACK(count_event), x,
+                                                                     NULL);
+        if (!x->watcher || x->watch_callback < 0) {
+                bench_note(m, "cannot follow libvirt's domain events: %s", virGetLastErrorMessage());
+                return -EIO;
+        }
+        return 0;
+}
+
+static void unwatch_events(daemon_ctx *x) {
+        if (!x->watcher)
+                return;
+        if (x->watch_callback >= 0)
+                virConnectDomainEventDeregisterAny(x->watcher, x->watch_callback);
+        virConnectClose(x->watcher);
+}
+
 static unsigned writes_so_far(const daemon_ctx *x) {
         /* Read while the daemon is settled: nothing writes the counters then. */
         return rc_counters_writes(&x->c.rc.counters);
@@ -72,7 +118,7 @@ static int64_t thread_cpu_nsec(const daemon_ctx *x) {
 
 /* Waits until the daemon's thread has used no CPU and woken up for nothing, three windows in a row. */
 static int settle(daemon_ctx *x) {
-        double deadline = bench_now_ms() + DEADLINE_MS;
+        double deadline = bench_now_ms() + DEADLINE_MS(x->a->n);
         unsigned quiet = 0;
 
         while (quiet < 3) {
@@ -90,10 +136,11 @@ static int settle(daemon_ctx *x) {
         return 0;
 }
 
-static int wait_passes(daemon_ctx *x, uint64_t passes) {
-        double deadline = bench_now_ms() + DEADLINE_MS;
+/* Until a counter the daemon's side raises reaches n: passes run, events delivered. */
+static int wait_count(daemon_ctx *x, _Atomic uint64_t *counter, uint64_t n) {
+        double deadline = bench_now_ms() + DEADLINE_MS(x->a->n);
 
-        while (atomic_load(&x->stats.passes) < passes) {
+        while (atomic_load(counter) < n) {
                 if (atomic_load(&x->done))
                         return -ESRCH;
                 if (bench_now_ms() > deadline)
@@ -127,13 +174,18 @@ static int start(daemon_ctx *x, daemon_result *res) {
         }
         x->open = true;
         x->c.log = NULL;
+        r = watch_events(x, &res->first_pass);
+        if (r < 0)
+                return r;
+        x->observer = (vf_observer) { .begin = count_begin, .userdata = x };
+        x->c.observer = &x->observer;
         r = -pthread_create(&x->thread, NULL, run_daemon, x);
         if (r < 0)
                 return r;
         x->running = true;
         r = -pthread_getcpuclockid(x->thread, &x->cpu_clock);
         if (r >= 0)
-                r = wait_passes(x, 1);
+                r = wait_count(x, &x->stats.passes, 1);
         if (r < 0) {
                 bench_note(&res->first_pass, "the first pass did not finish: %s", strerror(-r));
                 return r;
@@ -147,6 +199,7 @@ static int start(daemon_ctx *x, daemon_result *res) {
 }
 
 static void stop(daemon_ctx *x) {
+        unwatch_events(x);
         if (x->running) {
                 (void) kill(getpid(), SIGTERM);
                 pthread_join(x->thread, NULL);
@@ -158,17 +211,29 @@ static void stop(daemon_ctx *x) {
         free(x->samples);
 }
 
-/* The lifecycle events of the first pass's own defines come back, and name their resources once more. */
-static int echo(daemon_ctx *x, measure *m) {
+/*
+ * The lifecycle events of the first pass's own defines come back: how many resources the daemon takes
+ * up again for them, when it should recognise its own writes and take up none. libvirt delivers them on
+ * its own thread, which may lag behind the pass: the daemon's may be quiet before the last one came.
+ */
+static int echo(daemon_ctx *x, daemon_result *res) {
         unsigned writes = writes_so_far(x);
         double t0 = bench_now_ms();
-        int r = settle(x);
+        /*
+         * Every write of this input is a define, and each define one lifecycle event, which the bench's
+         * own connection is told of in the same dispatch as the daemon's.
+         */
+        int r = wait_count(x, &x->events_seen, (uint64_t) res->first_pass.writes);
 
+        if (r >= 0)
+                r = settle(x);
         if (r < 0)
                 return r;
         /* Minus the quiet windows that tell settled from busy. */
-        *m = (measure) { .ok = true, .wall_ms = bench_now_ms() - t0 - 3 * QUIET_MS, .cpu_ms = NAN,
-                         .rss_kib = bench_proc_status("self", "VmHWM"), .writes = writes_so_far(x) - writes };
+        res->echo = (measure) { .ok = true, .wall_ms = bench_now_ms() - t0 - 3 * QUIET_MS, .cpu_ms = NAN,
+                                .rss_kib = bench_proc_status("self", "VmHWM"), .writes = writes_so_far(x) - writes };
+        res->first_pass_reconciled = atomic_load(&x->first_begun);
+        res->echo_reconciled = atomic_load(&x->later_begun);
         return 0;
 }
 
@@ -183,7 +248,7 @@ static int sighup(daemon_ctx *x, measure *m) {
         double t0 = bench_now_ms();
         if (kill(getpid(), SIGHUP) < 0)
                 return -errno;
-        r = wait_passes(x, passes + 1);
+        r = wait_count(x, &x->stats.passes, passes + 1);
         double t1 = bench_now_ms();
         if (r < 0)
                 return r;
@@ -481,14 +546,14 @@ static int idle(daemon_ctx *x, daemon_result *res) {
 }
 
 int bench_daemon(const daemon_args *a, daemon_result *res, measure *step) {
-        daemon_ctx x = { .a = a };
+        daemon_ctx x = { .a = a, .watch_callback = -1 };
         int r;
 
         *res = (daemon_result) {};
         *step = (measure) { .ok = true };
         r = start(&x, res);
         if (r >= 0)
-                r = echo(&x, &res->echo);
+                r = echo(&x, res);
         if (r >= 0)
                 r = sighups(&x, &res->sighup);
         if (r >= 0)

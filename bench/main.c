@@ -28,7 +28,7 @@ static int floor_once(const bench *b, const bench_input *in, bench_run *run, mea
 
         if (!out || !err)
                 return -ENOMEM;
-        int r = bench_spawn(argv, out, err, &status, m);
+        int r = bench_spawn(argv, NULL, out, err, &status, m);
         if (r < 0)
                 return r;
         f = fopen(out, "re");
@@ -84,7 +84,7 @@ static int apply_once(const bench *b, const bench_input *in, const char *dir, co
 
         if (!state || !out || !err)
                 return -ENOMEM;
-        int r = bench_spawn(argv, out, err, &status, m);
+        int r = bench_spawn(argv, NULL, out, err, &status, m);
         if (r < 0)
                 return r;
         m->writes = parse_apply_writes(out);
@@ -117,8 +117,9 @@ static int inproc_child(const void *arg, void *result) {
         return bench_inproc(arg, result);
 }
 
+/* fresh: a new controller on the store a first one left; same: that first one's next pass. */
 static int run_noop(const bench *b, const bench_input *in, const char *dir, const char *tag, bench_run *run,
-                    measure *m) {
+                    measure *fresh, measure *same) {
         _cleanup_free_ char *state = vf_printf("%s/noop-%s.db", in->dir, tag);
         inproc_args a = { .uri = "test:///default", .state = state, .dir = dir, .repeat = b->repeat };
         inproc_result res = {};
@@ -126,11 +127,14 @@ static int run_noop(const bench *b, const bench_input *in, const char *dir, cons
         if (!state)
                 return -ENOMEM;
         int r = bench_fork(inproc_child, &a, &res, sizeof res);
-        *m = res.noop;
+        *same = res.noop;
+        *fresh = res.noop_new;
         if (!run->cold_pass.ok)
                 run->cold_pass = res.cold;
-        if (r < 0 && !m->note[0])
-                bench_note(m, "failed: %s%s", strerror(-r), res.cold.note);
+        if (r < 0 && !fresh->note[0])
+                bench_note(fresh, "failed: %s%s", strerror(-r), res.cold.note);
+        if (r < 0 && !same->note[0])
+                bench_note(same, "failed: %s%s", strerror(-r), res.cold.note);
         return 0;
 }
 
@@ -174,6 +178,10 @@ static int run_one(bench *b, bench_run *run) {
                 return r;
         progress(run, "floor");
         r = run_floor(b, &in, run);
+        if (r >= 0) {
+                progress(run, "peers: python-libvirt, virsh");
+                r = bench_peers(b, &in, run);
+        }
         if (r < 0)
                 return r;
         progress(run, "cold apply, YAML");
@@ -184,10 +192,10 @@ static int run_one(bench *b, bench_run *run) {
         }
         if (r >= 0) {
                 progress(run, "no-op passes in-process");
-                r = run_noop(b, &in, in.yaml, "yaml", run, &run->noop_yaml);
+                r = run_noop(b, &in, in.yaml, "yaml", run, &run->noop_new_yaml, &run->noop_yaml);
         }
         if (r >= 0)
-                r = run_noop(b, &in, in.xml, "xml", run, &run->noop_xml);
+                r = run_noop(b, &in, in.xml, "xml", run, &run->noop_new_xml, &run->noop_xml);
         if (r >= 0) {
                 progress(run, "daemon: first pass, SIGHUP, edits, idle");
                 r = run_daemon(b, &in, run);
@@ -205,7 +213,9 @@ static int run_one(bench *b, bench_run *run) {
 
 static void help(void) {
         printf("Usage: virtform-bench [OPTIONS]\n\n"
-               "Measures virtform against the floor (N plain virDomainDefineXML calls) for each N.\n\n"
+               "Measures virtform against the floors (N plain virDomainDefineXML calls; a listing and N\n"
+               "virDomainGetXMLDesc calls) and its peers (python-libvirt, virsh) for each N, and says\n"
+               "whether each target is met.\n\n"
                "  --n N             number of domains; repeat for several (default: 1000 and 10000)\n"
                "  --json            print JSON instead of the table\n"
                "  --edits K         edits timed through the daemon (default %d)\n"
@@ -368,6 +378,7 @@ int main(int argc, char **argv) {
                 .repeat = DEFAULT_REPEAT,
                 .virtform = BENCH_VIRTFORM,
                 .floor = BENCH_FLOOR,
+                .python_peer = BENCH_PYTHON_PEER,
         };
         int r = parse_args(&b, argc, argv);
 

@@ -36,13 +36,15 @@ static double timeval_ms(const struct timeval *tv) {
 }
 
 static void redirect(const char *path, int target) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int fd = target == STDIN_FILENO ? open(path, O_RDONLY | O_CLOEXEC)
+                                        : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0 || dup2(fd, target) < 0)
                 _exit(127);
         close(fd);
 }
 
-int bench_spawn(char *const *argv, const char *out_path, const char *err_path, int *status, measure *m) {
+int bench_spawn(char *const *argv, const char *in_path, const char *out_path, const char *err_path, int *status,
+                measure *m) {
         struct rusage ru;
         int wstatus;
 
@@ -52,6 +54,8 @@ int bench_spawn(char *const *argv, const char *out_path, const char *err_path, i
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
+                if (in_path)
+                        redirect(in_path, STDIN_FILENO);
                 redirect(out_path, STDOUT_FILENO);
                 redirect(err_path, STDERR_FILENO);
                 execv(argv[0], argv);
