@@ -475,7 +475,7 @@ static int cmd_validate(const command *cmd, cli_args *a) {
                 fprintf(stderr, "%s\n", undeclared[i]);
         if (schema_set_n_errors(set) > 0)
                 return EXIT_ERROR;
-        printf("%zu resources in %zu files are valid\n", set->n_resources, vf_strv_length(set->files_ok));
+        printf("%zu resources in %zu files are valid\n", set->n_resources, set->n_files_ok);
         return EXIT_CONVERGED;
 }
 

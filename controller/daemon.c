@@ -188,10 +188,10 @@ static int64_t retry_base_from_now(const vf_daemon *d) {
 /* A reload is done: what the files hold now, and how long reading and reconciling them took. */
 static void log_loaded(const vf_daemon *d, const char *why, int64_t started_usec) {
         const schema_set *set = d->c->desired;
-        size_t failed = vf_strv_length(set->files_failed);
+        size_t failed = set->n_files_failed;
 
         vf_log(d->c, VF_LOG_NOTICE, "%s: %zu resources from %zu files (%zu with errors) loaded and reconciled in %" PRId64
-               " ms", why, set->n_resources, vf_strv_length(set->files_ok) + failed, failed,
+               " ms", why, set->n_resources, set->n_files_ok + failed, failed,
                (vf_now_monotonic_usec() - started_usec) / 1000);
 }
 

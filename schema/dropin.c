@@ -130,7 +130,7 @@ void schema_layers_close(schema_layers *l) {
         *l = (schema_layers) {};
 }
 
-static int list_directory(int dir_fd, char ***names) {
+static int list_directory(int dir_fd, char ***names, size_t *n) {
         int fd = dup(dir_fd);
         if (fd < 0)
                 return -errno;
@@ -142,23 +142,24 @@ static int list_directory(int dir_fd, char ***names) {
         int r = 0;
         for (struct dirent *de; r >= 0 && (de = readdir(d));)
                 if (schema_file_is_candidate(de->d_name))
-                        r = vf_strv_push(names, de->d_name);
+                        r = schema_strv_insert(names, n, *n, de->d_name);
         closedir(d);
         return r;
 }
 
-static int list_layer(const schema_layer *l, char ***names) {
+static int list_layer(const schema_layer *l, char ***names, size_t *n) {
         if (l->fd >= 0)
-                return list_directory(l->fd, names);
-        char *name = schema_path_name(l->path);
-        return name ? vf_strv_consume(names, name) : -ENOMEM;
+                return list_directory(l->fd, names, n);
+        _cleanup_free_ char *name = schema_path_name(l->path);
+        return name ? schema_strv_insert(names, n, *n, name) : -ENOMEM;
 }
 
 int schema_layers_list(const schema_layers *l, char ***ret) {
         _cleanup_strv_free_ char **names = NULL;
+        size_t n = 0;
 
         for (size_t i = 0; i < l->n; i++) {
-                int r = list_layer(&l->layers[i], &names);
+                int r = list_layer(&l->layers[i], &names, &n);
                 if (r < 0)
                         return r;
         }

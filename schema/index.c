@@ -117,44 +117,42 @@ size_t schema_set_source_pos(const schema_set *set, const char *name) {
         return lower_bound(set->sources, set->n_sources, source_name, name);
 }
 
-size_t schema_strv_pos(char *const *v, const char *name) {
-        return lower_bound(v, vf_strv_length(v), strv_entry, name);
+size_t schema_strv_pos(char *const *v, size_t n, const char *name) {
+        return lower_bound(v, n, strv_entry, name);
 }
 
-int schema_strv_insert(char ***v, size_t pos, const char *s) {
-        size_t n = vf_strv_length(*v);
+int schema_strv_insert(char ***v, size_t *n, size_t pos, const char *s) {
         char *copy = strdup(s);
         if (!copy)
                 return -ENOMEM;
-        char **nv = realloc(*v, (n + 2) * sizeof(char *));
+        char **nv = realloc(*v, (*n + 2) * sizeof(char *));
         if (!nv) {
                 free(copy);
                 return -ENOMEM;
         }
-        memmove(nv + pos + 1, nv + pos, (n - pos) * sizeof(char *));
+        memmove(nv + pos + 1, nv + pos, (*n - pos) * sizeof(char *));
         nv[pos] = copy;
-        nv[n + 1] = NULL;
+        nv[++*n] = NULL;
         *v = nv;
         return 0;
 }
 
-char *schema_strv_take(char ***v, size_t pos) {
-        size_t n = vf_strv_length(*v);
+char *schema_strv_take(char ***v, size_t *n, size_t pos) {
         char *s = (*v)[pos];
 
-        schema_array_remove(*v, n + 1, sizeof(char *), pos, 1);
+        schema_array_remove(*v, *n + 1, sizeof(char *), pos, 1);
         /* An empty list is NULL, as a fresh load leaves it. */
-        if (n == 1) {
+        if (--*n == 0) {
                 free(*v);
                 *v = NULL;
         }
         return s;
 }
 
-void schema_strv_drop(char ***v, const char *name) {
-        size_t pos = schema_strv_pos(*v, name);
-        if (pos < vf_strv_length(*v) && schema_path_name_cmp((*v)[pos], name) == 0)
-                free(schema_strv_take(v, pos));
+void schema_strv_drop(char ***v, size_t *n, const char *name) {
+        size_t pos = schema_strv_pos(*v, *n, name);
+        if (pos < *n && schema_path_name_cmp((*v)[pos], name) == 0)
+                free(schema_strv_take(v, n, pos));
 }
 
 static int compare_strings(const void *a, const void *b) {

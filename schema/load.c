@@ -151,13 +151,12 @@ static slot find_slot(const schema_file *f) {
         const schema_set *set = f->set;
 
         if (!f->name)
-                return (slot) { set->n_resources, set->n_diags, vf_strv_length(set->files_ok),
-                                vf_strv_length(set->files_failed) };
+                return (slot) { set->n_resources, set->n_diags, set->n_files_ok, set->n_files_failed };
         return (slot) {
                 .resource = schema_set_resources_of(set, f->name).start,
                 .diag = schema_set_diags_of(set, f->name).start,
-                .ok = schema_strv_pos(set->files_ok, f->name),
-                .failed = schema_strv_pos(set->files_failed, f->name),
+                .ok = schema_strv_pos(set->files_ok, set->n_files_ok, f->name),
+                .failed = schema_strv_pos(set->files_failed, set->n_files_failed, f->name),
         };
 }
 
@@ -177,7 +176,7 @@ static int commit(schema_file *f, slot at, char ***displaced) {
                 if (r < 0)
                         return r;
         }
-        return schema_strv_insert(&set->files_ok, at.ok, f->path);
+        return schema_strv_insert(&set->files_ok, &set->n_files_ok, at.ok, f->path);
 }
 
 /* Remembers what a failed file declared, so that it is judged again when one of those changes hands. */
@@ -187,7 +186,7 @@ static int fail(schema_file *f, slot at) {
                 if (r < 0)
                         return r;
         }
-        return schema_strv_insert(&f->set->files_failed, at.failed, f->path);
+        return schema_strv_insert(&f->set->files_failed, &f->set->n_files_failed, at.failed, f->path);
 }
 
 static int insert_diags(schema_file *f, slot at) {

@@ -16,6 +16,7 @@ typedef struct reload {
         schema_set *set;
         const schema_layers *layers;
         char **pending; /* names still to judge, sorted: a name depends only on names before it */
+        size_t n_pending;
         char **judged;
         schema_resource **old; /* what the judged names held before, for the change report (owned) */
         size_t n_old;
@@ -30,10 +31,10 @@ static void reload_done(reload *w) {
 }
 
 static int schedule(reload *w, const char *name) {
-        size_t pos = schema_strv_pos(w->pending, name);
-        if (pos < vf_strv_length(w->pending) && strcmp(w->pending[pos], name) == 0)
+        size_t pos = schema_strv_pos(w->pending, w->n_pending, name);
+        if (pos < w->n_pending && strcmp(w->pending[pos], name) == 0)
                 return 0;
-        return schema_strv_insert(&w->pending, pos, name);
+        return schema_strv_insert(&w->pending, &w->n_pending, pos, name);
 }
 
 /* Takes the name's resources, diagnostics and claims out of the set; their tokens go to *touched. */
@@ -61,8 +62,8 @@ static int detach(reload *w, const char *name, char ***touched) {
         schema_array_remove(set->diags, set->n_diags, sizeof(schema_diag), diags.start, diags.end - diags.start);
         set->n_diags -= diags.end - diags.start;
 
-        schema_strv_drop(&set->files_ok, name);
-        schema_strv_drop(&set->files_failed, name);
+        schema_strv_drop(&set->files_ok, &set->n_files_ok, name);
+        schema_strv_drop(&set->files_failed, &set->n_files_failed, name);
         schema_index_withdraw(set, name);
         return 0;
 }
@@ -226,7 +227,7 @@ int schema_reload_name(schema_set *set, const schema_layers *layers, const char 
 
         int r = schedule(&w, name);
         while (r >= 0 && w.pending) {
-                char *next = schema_strv_take(&w.pending, 0);
+                char *next = schema_strv_take(&w.pending, &w.n_pending, 0);
                 r = judge(&w, next);
                 if (r >= 0)
                         r = vf_strv_consume(&w.judged, next);

@@ -154,13 +154,17 @@ schema_range schema_set_resources_of(const schema_set *set, const char *name);
 schema_range schema_set_diags_of(const schema_set *set, const char *name);
 size_t schema_set_source_pos(const schema_set *set, const char *name);
 
-/* Name-ordered string vectors (paths or names): the place of name, insertion, removal. */
-size_t schema_strv_pos(char *const *v, const char *name);
-int schema_strv_insert(char ***v, size_t pos, const char *s);
+/*
+ * Name-ordered string vectors (paths or names) of n entries: the place of
+ * name, insertion, removal. The count is kept beside the vector, so that a
+ * load of N files costs N binary searches and not N walks to the end.
+ */
+size_t schema_strv_pos(char *const *v, size_t n, const char *name);
+int schema_strv_insert(char ***v, size_t *n, size_t pos, const char *s);
 /* Removes and returns v[pos]; an emptied vector becomes NULL. */
-char *schema_strv_take(char ***v, size_t pos);
+char *schema_strv_take(char ***v, size_t *n, size_t pos);
 /* Removes the entry for name, if there is one. */
-void schema_strv_drop(char ***v, const char *name);
+void schema_strv_drop(char ***v, size_t *n, const char *name);
 void schema_strv_sort_unique(char **v);
 
 /* "kind/name", and "pci/ADDRESS" for a Hostdev: what may be declared only once, appended to *tokens. */

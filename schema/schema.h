@@ -225,7 +225,9 @@ typedef struct schema_set {
         schema_diag *diags; /* errors and warnings */
         size_t n_diags;
         char **files_ok; /* files read with no error (warnings allowed) */
+        size_t n_files_ok;
         char **files_failed; /* files with at least one error: nothing from them is in resources */
+        size_t n_files_failed;
         schema_source *sources; /* one per file name found, masked ones included */
         size_t n_sources;
         char **dirs; /* the paths the set was loaded from, for schema_set_reload() */

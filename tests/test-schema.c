@@ -2174,6 +2174,11 @@ static void assert_same_as_full_load(const schema_set *set) {
         assert_int_equal(vf_map_size(set->by_key), vf_map_size(full->by_key));
         assert_strv_equal(set->files_ok, full->files_ok);
         assert_strv_equal(set->files_failed, full->files_failed);
+        /* The counts kept beside them, after a reload as after a load. */
+        assert_int_equal(set->n_files_ok, vf_strv_length(set->files_ok));
+        assert_int_equal(set->n_files_failed, vf_strv_length(set->files_failed));
+        assert_int_equal(full->n_files_ok, vf_strv_length(full->files_ok));
+        assert_int_equal(full->n_files_failed, vf_strv_length(full->files_failed));
         assert_int_equal(set->n_diags, full->n_diags);
         for (size_t i = 0; i < set->n_diags; i++) {
                 _cleanup_free_ char *a = schema_diag_format(&set->diags[i]);
