@@ -14,6 +14,12 @@
 
 #include "reconcilers/reconciler.h"
 
+/* The lifecycle events one write call that succeeded makes libvirt report of the object, by the kind's numbers. */
+typedef struct rc_call_events {
+        uint8_t n;
+        int events[2];
+} rc_call_events;
+
 typedef struct rc_object_class {
         vf_kind kind;
         /*
@@ -35,6 +41,7 @@ typedef struct rc_object_class {
         int (*destroy)(void *obj);
         int (*undefine)(void *obj);
         int (*free)(void *obj);
+        const rc_call_events *caused; /* by rc_call: what each write is seen as, counted into rc_result.caused */
 } rc_object_class;
 
 extern const rc_object_class rc_domain_class;

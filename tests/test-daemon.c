@@ -735,6 +735,92 @@ static void test_undefine_while_running_is_defined_again(void **state) {
         assert_same_web1(f, uuid);
 }
 
+/* How many times the daemon reconciled key: each reconcile logs one line, at debug when it found the object in sync. */
+static unsigned reconciles_logged(fixture *f, const char *key) {
+        _cleanup_free_ char *needle = vf_printf(": %s: ", key);
+        return log_count(f, needle);
+}
+
+/*
+ * The lifecycle events of its own writes are its own, not news: after a cold start that defines and
+ * starts a network, builds and starts a pool, and defines and starts one domain and only defines
+ * another, each resource has been reconciled once, its events delivered and the daemon asleep.
+ */
+static void test_cold_start_reconciles_each_resource_once(void **state) {
+        fixture *f = *state;
+        static const char *const keys[] = { "network/lan", "pool/images", "domain/web1", "domain/off" };
+        _cleanup_free_ char *pool = vf_printf("apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: images}\n"
+                                              "spec: {type: dir, path: %s/images}\n",
+                                              f->env->dir);
+
+        f->env->opts.log_level = VF_LOG_DEBUG; /* a resource found in sync is logged at debug */
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "10-pool.yaml", pool); /* its directory is missing: built, then started */
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        drop_in(f->dirs[0], "30-off.yaml", "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: off}\n"
+                                           "spec: {memory: 256MiB, state: shutoff}\n");
+        start_daemon(f);
+        wait_for(f, domain_running, "web1", "web1 running");
+        wait_asleep(f);
+        th_libvirt_view_assert_no_event(f->events, "domain", "web1", any_write);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (reconciles_logged(f, keys[i]) != 1) {
+                        print_daemon_log(f);
+                        fail_msg("%s reconciled %u times by the cold start, not once", keys[i],
+                                 reconciles_logged(f, keys[i]));
+                }
+}
+
+/* Someone else defines web1 again with another memory size, keeping all the rest (its marker too). */
+static void redefine_web1_with_2gib(fixture *f) {
+        _cleanup_free_ char *xml = th_domain_xml(f->env->other, "web1", true);
+        char *memory = xml ? strstr(xml, "<memory unit='KiB'>1048576</memory>") : NULL;
+
+        assert_non_null(memory);
+        memcpy(memory + strlen("<memory unit='KiB'>"), "2097152", strlen("2097152"));
+        virDomainPtr d = virDomainDefineXML(f->env->other, xml);
+        assert_non_null(d);
+        virDomainFree(d);
+}
+
+/*
+ * Its own events are taken by count, not by time: what another connection does right after the
+ * daemon's own writes, while their events may still be on their way, is seen and put back. A define
+ * right after its define brings the same event as its own (DEFINED), once more than it expects; a
+ * destroy right after its start, and an undefine, bring others.
+ */
+static void test_changes_right_after_its_own_writes_are_put_back(void **state) {
+        fixture *f = *state;
+        vf_buf later = {};
+
+        /* Domains after web1 keep the first pass busy once web1 runs: the define lands before the daemon reads its own events. */
+        for (unsigned i = 0; i < 100; i++)
+                vf_buf_printf(&later, "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: zz%03u}\n"
+                                      "spec: {memory: 64MiB, state: shutoff}\n---\n", i);
+        assert_false(later.oom);
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        drop_in(f->dirs[0], "30-later.yaml", later.data);
+        vf_buf_done(&later);
+        start_daemon(f);
+        wait_for(f, domain_running, "web1", "web1 running");
+        redefine_web1_with_2gib(f);
+        wait_for(f, memory_is, "<memory unit='KiB'>1048576</memory>",
+                 "web1's memory put back after a define right after its own");
+
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainDestroy(d), 0);
+        virDomainFree(d);
+        wait_for(f, domain_running, "web1", "web1 started again after a destroy right after its own define");
+
+        d = virDomainLookupByName(f->env->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        wait_for(f, domain_persistent, "web1", "web1 defined again after an undefine right after its own start");
+}
+
 /* Someone else makes network lan, which no file declares. */
 static void define_and_start_lan(fixture *f) {
         virNetworkPtr net = virNetworkDefineXML(f->env->other, "<network><name>lan</name><bridge name='virbr10'/>"
@@ -1060,6 +1146,8 @@ int main(void) {
                 T(test_out_of_band_pool_changes_are_put_back),
                 T(test_pool_waiting_for_its_volume_goes_with_it),
                 T(test_undefine_while_running_is_defined_again),
+                T(test_cold_start_reconciles_each_resource_once),
+                T(test_changes_right_after_its_own_writes_are_put_back),
                 T(test_undeclared_dependency_wakes_its_dependents),
                 T(test_apply_wait_follows_events_and_reports_the_run),
                 T(test_failure_retried_with_visible_backoff),
