@@ -253,12 +253,8 @@ static void wait_asleep(fixture *f) {
 }
 
 static unsigned log_count(fixture *f, const char *needle) {
-        _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir), *log = th_slurp(path);
-        unsigned n = 0;
-
-        for (const char *p = log; (p = strstr(p, needle)); p += strlen(needle))
-                n++;
-        return n;
+        _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir);
+        return th_count_in_file(path, needle);
 }
 
 typedef struct expect {
