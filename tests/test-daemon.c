@@ -872,7 +872,7 @@ static void test_apply_wait_follows_events_and_reports_the_run(void **state) {
         pthread_t thread;
 
         drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
-        /* Created in the first pass, then found in sync by the pass its own events bring. */
+        /* Created in the first pass: the run says so, whatever later passes find. */
         drop_in(f->dirs[0], "30-solo.yaml",
                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: solo}\nspec: {memory: 256MiB}\n");
         f->env->opts.wait = true;
