@@ -34,7 +34,10 @@
  */
 #include "controller/loop.h"
 
-/* Events are delivered milliseconds after the write; this is for a loaded host, valgrind included. */
+/*
+ * Events are delivered milliseconds after the write; this is for a loaded host, valgrind included. What
+ * is expected is at most one entry per resource, and goes at the first event or pass after its end.
+ */
 #define OWN_EVENTS_TTL_USEC (30 * 1000000LL)
 
 typedef struct expected {
@@ -126,10 +129,10 @@ int own_events_expect(own_events *o, const char *key, const uint8_t caused[RC_LI
 
 /* Takes from x what it expects of one event number, up to seen of them; returns how many that was. */
 static unsigned take(expected *x, size_t event, unsigned seen) {
-        unsigned own = x && x->left[event] < seen ? x->left[event] : x ? seen : 0;
-
-        if (x)
-                x->left[event] -= (uint8_t) own;
+        if (!x)
+                return 0;
+        unsigned own = x->left[event] < seen ? x->left[event] : seen;
+        x->left[event] -= (uint8_t) own;
         return own;
 }
 
