@@ -165,7 +165,7 @@ static void expect_own_events(vf_daemon *d, const vf_report *report) {
                 const vf_report_entry *e = &report->entries[i];
                 _cleanup_free_ char *key = schema_key(e->kind, e->name);
                 if (key)
-                        (void) own_events_expect(d->own, key, e->result.caused, now);
+                        (void) own_events_expect(d->own, key, &e->result.caused, now);
         }
 }
 

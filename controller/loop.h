@@ -100,7 +100,7 @@ DEFINE_POINTER_CLEANUP(own_events, own_events_free);
  * What key's last reconcile wrote replaces what was expected of it before. Fails only for lack of
  * memory, and then expects nothing of the key: its events are news.
  */
-int own_events_expect(own_events *o, const char *key, const uint8_t caused[RC_LIFECYCLE_EVENTS], int64_t now_usec);
+int own_events_expect(own_events *o, const char *key, const rc_caused *caused, int64_t now_usec);
 /* Takes what was expected of key out of what was seen of it; true when anything is left: news. */
 bool own_events_news(own_events *o, const char *key, const libvirt_seen *seen, int64_t now_usec);
 /* Expects nothing any more: the connection the writes were made on is gone. */

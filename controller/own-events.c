@@ -19,14 +19,16 @@
  * DEFINED events arrive for one expected, in whichever order, and one of
  * them queues it.
  *
+ * What some drivers add (QEMU's RESUMED before STARTED, SHUTDOWN before
+ * STOPPED) is taken as the daemon's own, once, only while what every driver
+ * sends is still expected: it comes before that, or not at all.
+ *
  * What is expected of a resource is replaced when it is reconciled again,
  * since that pass saw the object as it is and says anew what it wrote, and
- * it is forgotten once it is all taken, after OWN_EVENTS_TTL_USEC, or when
- * the connection goes. The time bound also covers an event a driver does
- * not send (the test driver starts a domain without QEMU's RESUMED): what
- * someone else does to the object brings an event outside what is left
- * expected, so it is not hidden meanwhile. A bound that passes too early
- * costs one more reconcile, never a missed change.
+ * it is forgotten once what every driver sends is all taken, after
+ * OWN_EVENTS_TTL_USEC, or when the connection goes. The time bound is for
+ * an event that never comes; one that comes after it costs one more
+ * reconcile, never a missed change.
  *
  * The other way, comparing what an event says with what the last pass left
  * (state, definition), would ask libvirt about each event's object: a call
@@ -36,13 +38,13 @@
 
 /*
  * Events are delivered milliseconds after the write; this is for a loaded host, valgrind included. What
- * is expected is at most one entry per resource, and goes at the first event or pass after its end.
+ * is expected is at most one entry per resource, and one that ended goes at the next event or pass.
  */
 #define OWN_EVENTS_TTL_USEC (30 * 1000000LL)
 
 typedef struct expected {
         int64_t until_usec; /* monotonic */
-        uint8_t left[RC_LIFECYCLE_EVENTS];
+        rc_caused left;
 } expected;
 
 struct own_events {
@@ -98,21 +100,22 @@ static void expire(own_events *o, int64_t now_usec) {
         o->next_expiry_usec = next;
 }
 
+/* What only some drivers send is not waited for: it comes before the rest, or not at all. */
 static bool all_taken(const expected *x) {
         for (size_t i = 0; i < RC_LIFECYCLE_EVENTS; i++)
-                if (x->left[i] > 0)
+                if (x->left.counts[i] > 0)
                         return false;
         return true;
 }
 
-int own_events_expect(own_events *o, const char *key, const uint8_t caused[RC_LIFECYCLE_EVENTS], int64_t now_usec) {
+int own_events_expect(own_events *o, const char *key, const rc_caused *caused, int64_t now_usec) {
         expected *x = vf_map_remove(o->by_key, key);
 
         expire(o, now_usec);
         if (!x && !(x = malloc(sizeof *x)))
                 return -ENOMEM;
         x->until_usec = now_usec + OWN_EVENTS_TTL_USEC;
-        memcpy(x->left, caused, sizeof x->left);
+        x->left = *caused;
         if (all_taken(x)) {
                 free(x);
                 return 0;
@@ -131,8 +134,12 @@ int own_events_expect(own_events *o, const char *key, const uint8_t caused[RC_LI
 static unsigned take(expected *x, size_t event, unsigned seen) {
         if (!x)
                 return 0;
-        unsigned own = x->left[event] < seen ? x->left[event] : seen;
-        x->left[event] -= (uint8_t) own;
+        unsigned own = x->left.counts[event] < seen ? x->left.counts[event] : seen;
+        x->left.counts[event] -= (uint8_t) own;
+        if (own < seen && (x->left.also & RC_EVENT(event))) {
+                x->left.also &= (uint16_t) ~RC_EVENT(event);
+                own++;
+        }
         return own;
 }
 

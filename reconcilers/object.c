@@ -97,18 +97,17 @@ static int domain_undefine(void *obj) {
 }
 
 /*
- * The test driver reports one event per call; QEMU starts a guest paused and lets it run (RESUMED, then
- * STARTED), and says a destroyed guest shut down on the host's signal (SHUTDOWN, then STOPPED). Counting
- * the one the test driver leaves out hides nothing: what someone else does to a domain always brings an
- * event outside these pairs (a stop brings STOPPED, a start STARTED). A graceful shutdown is no write of
- * ours here: the guest decides when it stops, and that event is the cue a resource waiting on it comes
- * back on. Autostart makes no lifecycle event.
+ * Every driver reports a start as STARTED and a destroy as STOPPED. QEMU also starts a guest paused and
+ * lets it run (RESUMED, before STARTED), and says a destroyed guest shut down on the host's signal
+ * (SHUTDOWN, before STOPPED); the test driver does not. A graceful shutdown is no write of ours here:
+ * the guest decides when it stops, and that event is the cue a resource waiting on it comes back on.
+ * Autostart makes no lifecycle event.
  */
 static const rc_call_events domain_caused[_RC_CALL_MAX] = {
-        [RC_CALL_DEFINE] = { 1, { VIR_DOMAIN_EVENT_DEFINED } },
-        [RC_CALL_UNDEFINE] = { 1, { VIR_DOMAIN_EVENT_UNDEFINED } },
-        [RC_CALL_START] = { 2, { VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_RESUMED } },
-        [RC_CALL_DESTROY] = { 2, { VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_SHUTDOWN } },
+        [RC_CALL_DEFINE] = { RC_EVENT(VIR_DOMAIN_EVENT_DEFINED) },
+        [RC_CALL_UNDEFINE] = { RC_EVENT(VIR_DOMAIN_EVENT_UNDEFINED) },
+        [RC_CALL_START] = { RC_EVENT(VIR_DOMAIN_EVENT_STARTED), RC_EVENT(VIR_DOMAIN_EVENT_RESUMED) },
+        [RC_CALL_DESTROY] = { RC_EVENT(VIR_DOMAIN_EVENT_STOPPED), RC_EVENT(VIR_DOMAIN_EVENT_SHUTDOWN) },
 };
 
 const rc_object_class rc_domain_class = {
@@ -145,10 +144,10 @@ static char *network_get_xml(void *obj, bool inactive) {
 }
 
 static const rc_call_events network_caused[_RC_CALL_MAX] = {
-        [RC_CALL_DEFINE] = { 1, { VIR_NETWORK_EVENT_DEFINED } },
-        [RC_CALL_UNDEFINE] = { 1, { VIR_NETWORK_EVENT_UNDEFINED } },
-        [RC_CALL_START] = { 1, { VIR_NETWORK_EVENT_STARTED } },
-        [RC_CALL_DESTROY] = { 1, { VIR_NETWORK_EVENT_STOPPED } },
+        [RC_CALL_DEFINE] = { RC_EVENT(VIR_NETWORK_EVENT_DEFINED) },
+        [RC_CALL_UNDEFINE] = { RC_EVENT(VIR_NETWORK_EVENT_UNDEFINED) },
+        [RC_CALL_START] = { RC_EVENT(VIR_NETWORK_EVENT_STARTED) },
+        [RC_CALL_DESTROY] = { RC_EVENT(VIR_NETWORK_EVENT_STOPPED) },
 };
 
 const rc_object_class rc_network_class = {
@@ -184,11 +183,11 @@ static int pool_undefine(void *obj) {
 
 /* Building a pool's target is a lifecycle event of its own (CREATED); creating its volumes is none. */
 static const rc_call_events pool_caused[_RC_CALL_MAX] = {
-        [RC_CALL_DEFINE] = { 1, { VIR_STORAGE_POOL_EVENT_DEFINED } },
-        [RC_CALL_UNDEFINE] = { 1, { VIR_STORAGE_POOL_EVENT_UNDEFINED } },
-        [RC_CALL_START] = { 1, { VIR_STORAGE_POOL_EVENT_STARTED } },
-        [RC_CALL_DESTROY] = { 1, { VIR_STORAGE_POOL_EVENT_STOPPED } },
-        [RC_CALL_BUILD] = { 1, { VIR_STORAGE_POOL_EVENT_CREATED } },
+        [RC_CALL_DEFINE] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_DEFINED) },
+        [RC_CALL_UNDEFINE] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_UNDEFINED) },
+        [RC_CALL_START] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_STARTED) },
+        [RC_CALL_DESTROY] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_STOPPED) },
+        [RC_CALL_BUILD] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_CREATED) },
 };
 
 const rc_object_class rc_pool_class = {
@@ -638,11 +637,11 @@ static void count_caused(const rc_context *ctx, const rc_request *req, rc_result
         const rc_object_class *cls = class_for_kind(req->kind);
         const rc_call_events *caused = cls ? &cls->caused[ctx->open_call] : NULL;
 
-        for (size_t i = 0; caused && i < caused->n; i++) {
-                int event = caused->events[i];
-                if (event >= 0 && event < RC_LIFECYCLE_EVENTS && res->caused[event] < UINT8_MAX)
-                        res->caused[event]++;
-        }
+        for (size_t i = 0; caused && i < RC_LIFECYCLE_EVENTS; i++)
+                if ((caused->events & RC_EVENT(i)) && res->caused.counts[i] < UINT8_MAX)
+                        res->caused.counts[i]++;
+        if (caused)
+                res->caused.also |= caused->also;
 }
 
 int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,

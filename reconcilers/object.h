@@ -14,10 +14,10 @@
 
 #include "reconcilers/reconciler.h"
 
-/* The lifecycle events one write call that succeeded makes libvirt report of the object, by the kind's numbers. */
+/* What one write call that succeeded makes libvirt report of the object (see rc_caused). */
 typedef struct rc_call_events {
-        uint8_t n;
-        int events[2];
+        uint16_t events; /* one of each, from every driver */
+        uint16_t also; /* one of each, from some drivers only */
 } rc_call_events;
 
 typedef struct rc_object_class {

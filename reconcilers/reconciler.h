@@ -188,6 +188,19 @@ void rc_xml_lines_done(rc_xml_lines *l);
  */
 #define RC_LIFECYCLE_EVENTS 16
 
+/*
+ * The lifecycle events a resource's writes make libvirt report of its object, by libvirt's number for
+ * the kind. The daemon takes them as its own, not as news (see controller/own-events.c).
+ */
+typedef struct rc_caused {
+        uint8_t counts[RC_LIFECYCLE_EVENTS]; /* reported by every driver, this many of each */
+        /* One of each may come with them from some drivers (QEMU's RESUMED before STARTED): RC_EVENT bits. */
+        uint16_t also;
+} rc_caused;
+
+/* A lifecycle event number's bit. */
+#define RC_EVENT(event) (1u << (event))
+
 typedef struct rc_result {
         rc_outcome outcome;
         bool ready;
@@ -213,11 +226,7 @@ typedef struct rc_result {
          * source that can undo that (a VF's PF link), or RC_WAIT_NONE.
          */
         rc_wait wait;
-        /*
-         * The lifecycle events its writes make libvirt report of the object, counted by libvirt's number
-         * for the kind: the daemon takes as many as its own, not as news (see controller/own-events.c).
-         */
-        uint8_t caused[RC_LIFECYCLE_EVENTS];
+        rc_caused caused; /* what its writes make libvirt report of the object */
 } rc_result;
 
 void rc_result_done(rc_result *res);
