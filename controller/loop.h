@@ -67,9 +67,13 @@ int signals_read(int fd);
  * the first connection); its callbacks only count each object's lifecycle
  * events under its "kind/name" key and wake the main loop through an eventfd.
  */
+/*
+ * Small, as there is one per object a cold start touched: a count stops at UINT8_MAX, which is far more
+ * than any pass expects of one object, so it still says there is news.
+ */
 typedef struct libvirt_seen {
-        unsigned counts[RC_LIFECYCLE_EVENTS]; /* by libvirt's event number for the object's kind */
-        unsigned other; /* numbers beyond those, which no write of virtform's is counted as */
+        uint8_t counts[RC_LIFECYCLE_EVENTS]; /* by libvirt's event number for the object's kind */
+        bool other; /* a number beyond those, which no write of virtform's is counted as */
 } libvirt_seen;
 
 /* "kind/name" -> libvirt_seen*: freed with its values. */

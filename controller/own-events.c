@@ -144,7 +144,7 @@ static unsigned take(expected *x, size_t event, unsigned seen) {
 }
 
 bool own_events_news(own_events *o, const char *key, const libvirt_seen *seen, int64_t now_usec) {
-        bool news = seen->other > 0;
+        bool news = seen->other;
 
         expire(o, now_usec);
         expected *x = vf_map_get(o->by_key, key);

@@ -118,10 +118,11 @@ static void record_event(libvirt_events *e, vf_kind kind, const char *name, int 
 
         pthread_mutex_lock(&e->lock);
         libvirt_seen *counts = key ? seen_of(e, key) : NULL;
-        if (counts && event >= 0 && event < RC_LIFECYCLE_EVENTS)
-                counts->counts[event]++;
-        else if (counts)
-                counts->other++;
+        if (counts && event >= 0 && event < RC_LIFECYCLE_EVENTS) {
+                if (counts->counts[event] < UINT8_MAX)
+                        counts->counts[event]++;
+        } else if (counts)
+                counts->other = true;
         pthread_mutex_unlock(&e->lock);
         wake(e);
 }
