@@ -20,6 +20,7 @@ struct vf_daemon {
         watch *watch;
         work_queue *queue;
         libvirt_events *libvirt;
+        own_events *own; /* what its own writes make libvirt report: not news */
         link_monitor *links;
         device_monitor *devices;
         int timer_fd;
@@ -61,6 +62,7 @@ void vf_daemon_free(vf_daemon *d) {
         device_monitor_free(d->devices);
         link_monitor_free(d->links);
         libvirt_events_free(d->libvirt);
+        own_events_free(d->own);
         queue_free(d->queue);
         watch_free(d->watch);
         loop_free(d->loop);
@@ -152,9 +154,25 @@ static void want_host_monitors(vf_daemon *d, const vf_report *report) {
         }
 }
 
+/*
+ * What each resource of the pass wrote, libvirt reports back: those events are its own, not news
+ * (own-events.c). Without memory for that, they are taken as news: one more pass, nothing missed.
+ */
+static void expect_own_events(vf_daemon *d, const vf_report *report) {
+        int64_t now = vf_now_monotonic_usec();
+
+        for (size_t i = 0; i < report->n_entries; i++) {
+                const vf_report_entry *e = &report->entries[i];
+                _cleanup_free_ char *key = schema_key(e->kind, e->name);
+                if (key)
+                        (void) own_events_expect(d->own, key, &e->result.caused, now);
+        }
+}
+
 static int after_pass(vf_daemon *d, vf_report *report) {
         if (d->opts.stats)
                 atomic_fetch_add(&d->opts.stats->passes, 1);
+        expect_own_events(d, report);
         want_host_monitors(d, report);
         int r = schedule_retries(d, report);
         tell_systemd(d);
@@ -441,21 +459,30 @@ static int queue_waiters(vf_daemon *d, const char *key, int64_t now) {
  * What virtform declares, recorded or owns, what depends on an object it
  * does not declare (a network made with virsh, libvirt's "default"), and what
  * waits for an object to let go of it: events are their cue. Events about
- * anything else are none of its business.
+ * anything else are none of its business. A resource is not queued for the
+ * events of its own last writes: the pass that made them saw what they did,
+ * and took its dependents along. What waits for the object to let go is
+ * queued all the same, since the object's stop is what it waits for,
+ * whoever stopped it.
  */
-static int queue_known_now(vf_daemon *d, char *const *keys) {
+static int queue_known_now(vf_daemon *d, const vf_map *seen) {
         int64_t now = vf_now_monotonic_usec();
+        const char *key;
+        size_t it = 0;
+        void *counts;
 
-        for (size_t i = 0; keys && keys[i]; i++) {
-                char *const *dependents = graph_dependents(d->c->graph, keys[i]);
+        while (seen && vf_map_next(seen, &it, &key, &counts)) {
+                char *const *dependents = graph_dependents(d->c->graph, key);
+                bool news = own_events_news(d->own, key, counts, now);
                 int r = 0;
-                if (graph_lookup(d->c->graph, keys[i]))
-                        r = queue_push(d->queue, keys[i], now); /* its pass brings its dependents along */
-                else
+                if (graph_lookup(d->c->graph, key)) {
+                        if (news)
+                                r = queue_push(d->queue, key, now); /* its pass brings its dependents along */
+                } else
                         for (size_t j = 0; dependents && dependents[j] && r >= 0; j++)
                                 r = queue_push(d->queue, dependents[j], now);
                 if (r >= 0)
-                        r = queue_waiters(d, keys[i], now);
+                        r = queue_waiters(d, key, now);
                 if (r < 0)
                         return r;
         }
@@ -495,6 +522,7 @@ static void disconnected(vf_daemon *d) {
         vf_log(d->c, VF_LOG_WARNING, "the connection to the hypervisor closed; reconnecting with backoff");
         (void) notify_systemd("STATUS=reconnecting to the hypervisor");
         libvirt_events_detach(d->libvirt);
+        own_events_clear(d->own);
         d->disconnected = true;
         d->reconnect_at = vf_now_monotonic_usec() + reconnect_delay_usec(d);
         record_connection(d, false);
@@ -529,13 +557,13 @@ static int try_reconnect(vf_daemon *d) {
 
 static int on_libvirt(int fd, void *userdata) {
         vf_daemon *d = userdata;
-        _cleanup_strv_free_ char **keys = NULL;
+        _cleanup_(libvirt_seen_freep) vf_map *seen = NULL;
         bool closed;
-        int r = libvirt_events_take(d->libvirt, &keys, &closed);
+        int r = libvirt_events_take(d->libvirt, &seen, &closed);
 
         if (r >= 0 && closed && !d->disconnected)
                 disconnected(d);
-        return r < 0 ? r : queue_known_now(d, keys);
+        return r < 0 ? r : queue_known_now(d, seen);
 }
 
 /*
@@ -714,6 +742,8 @@ static int add_sources(vf_daemon *d) {
                 r = d->timer_fd = timer_new();
         if (r >= 0)
                 r = libvirt_events_new(&d->libvirt);
+        if (r >= 0)
+                r = own_events_new(&d->own);
         if (r >= 0)
                 r = libvirt_events_attach(d->libvirt, d->c->conn);
         if (r >= 0)

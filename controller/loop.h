@@ -76,9 +76,22 @@ int signals_read(int fd);
 /*
  * libvirt's events. libvirt's default event loop runs on a thread of its own
  * (its event loop is process-wide, so it is started once per process, before
- * the first connection); its callbacks only record "kind/name" keys and wake
- * the main loop through an eventfd.
+ * the first connection); its callbacks only count each object's lifecycle
+ * events under its "kind/name" key and wake the main loop through an eventfd.
  */
+/*
+ * Small, as there is one per object a cold start touched: a count stops at UINT8_MAX, which is far more
+ * than any pass expects of one object, so it still says there is news.
+ */
+typedef struct libvirt_seen {
+        uint8_t counts[RC_LIFECYCLE_EVENTS]; /* by libvirt's event number for the object's kind */
+        bool other; /* a number beyond those, which no write of virtform's is counted as */
+} libvirt_seen;
+
+/* "kind/name" -> libvirt_seen*: freed with its values. */
+void libvirt_seen_free(vf_map *seen);
+DEFINE_POINTER_CLEANUP(vf_map, libvirt_seen_free);
+
 typedef struct libvirt_events libvirt_events;
 int libvirt_events_start_thread(void);
 int libvirt_events_new(libvirt_events **ret);
@@ -88,8 +101,26 @@ DEFINE_POINTER_CLEANUP(libvirt_events, libvirt_events_free);
 int libvirt_events_attach(libvirt_events *e, virConnectPtr conn);
 void libvirt_events_detach(libvirt_events *e);
 int libvirt_events_fd(const libvirt_events *e);
-/* Takes the keys recorded since the last call, and whether the connection closed meanwhile. */
-int libvirt_events_take(libvirt_events *e, char ***keys, bool *closed);
+/* Takes what was seen since the last call (NULL: nothing), and whether the connection closed meanwhile. */
+int libvirt_events_take(libvirt_events *e, vf_map **seen, bool *closed);
+
+/*
+ * The lifecycle events the daemon's own writes make libvirt report (rc_result.caused), expected per key
+ * until the key is reconciled again or OWN_EVENTS_TTL_USEC has passed; see own-events.c.
+ */
+typedef struct own_events own_events;
+int own_events_new(own_events **ret);
+void own_events_free(own_events *o);
+DEFINE_POINTER_CLEANUP(own_events, own_events_free);
+/*
+ * What key's last reconcile wrote replaces what was expected of it before. Fails only for lack of
+ * memory, and then expects nothing of the key: its events are news.
+ */
+int own_events_expect(own_events *o, const char *key, const rc_caused *caused, int64_t now_usec);
+/* Takes what was expected of key out of what was seen of it; true when anything is left: news. */
+bool own_events_news(own_events *o, const char *key, const libvirt_seen *seen, int64_t now_usec);
+/* Expects nothing any more: the connection the writes were made on is gone. */
+void own_events_clear(own_events *o);
 
 /* Link events (RTNLGRP_LINK) in the current network namespace, through libnl. */
 typedef struct link_monitor link_monitor;

@@ -396,6 +396,15 @@ static void entry_done(vf_report_entry *e) {
         rc_result_done(&e->result);
 }
 
+/* Adds what an earlier round's writes make libvirt report to a later round's: both are this pass's own. */
+static void add_caused(rc_caused *later, const rc_caused *earlier) {
+        for (size_t i = 0; i < RC_LIFECYCLE_EVENTS; i++) {
+                unsigned sum = later->counts[i] + earlier->counts[i];
+                later->counts[i] = sum < UINT8_MAX ? (uint8_t) sum : UINT8_MAX;
+        }
+        later->also |= earlier->also;
+}
+
 /* Fills the node's report entry, replacing what an earlier round of this pass put there. */
 static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
         vf_report_entry *e;
@@ -403,6 +412,7 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
         if (n->entry) {
                 e = &report->entries[n->entry - 1];
                 report->by_outcome[e->result.outcome]--;
+                add_caused(&res->caused, &e->result.caused);
                 entry_done(e);
         } else {
                 e = realloc(report->entries, (report->n_entries + 1) * sizeof *e);

@@ -51,8 +51,8 @@ struct libvirt_events {
         virConnectPtr conn; /* attached to; NULL while detached */
         int domain_callback, network_callback, pool_callback;
         int wake_fd;
-        pthread_mutex_t lock; /* guards keys and closed: the callbacks run on libvirt's thread */
-        char **keys;
+        pthread_mutex_t lock; /* guards seen and closed: the callbacks run on libvirt's thread */
+        vf_map *seen; /* "kind/name" -> libvirt_seen*; NULL: nothing since the last take */
         bool closed; /* the connection went away (libvirtd stopped or restarted) */
 };
 
@@ -87,28 +87,57 @@ static void wake(libvirt_events *e) {
         (void) !write(e->wake_fd, &one, sizeof one);
 }
 
-static void record_key(libvirt_events *e, vf_kind kind, const char *name) {
-        char *key = schema_key(kind, name);
+void libvirt_seen_free(vf_map *seen) {
+        size_t it = 0;
+        void *counts;
+
+        while (seen && vf_map_next(seen, &it, NULL, &counts))
+                free(counts);
+        vf_map_free(seen);
+}
+
+/* Counted, not listed: a cold start's thousands of events cost a lookup each. */
+static libvirt_seen *seen_of(libvirt_events *e, const char *key) {
+        libvirt_seen *counts;
+
+        if (!e->seen && !(e->seen = vf_map_new()))
+                return NULL;
+        counts = vf_map_get(e->seen, key);
+        if (counts)
+                return counts;
+        counts = calloc(1, sizeof *counts);
+        if (counts && vf_map_put(e->seen, key, counts) < 0) {
+                free(counts);
+                return NULL;
+        }
+        return counts;
+}
+
+static void record_event(libvirt_events *e, vf_kind kind, const char *name, int event) {
+        _cleanup_free_ char *key = schema_key(kind, name);
 
         pthread_mutex_lock(&e->lock);
-        if (key && !vf_strv_contains(e->keys, key))
-                (void) vf_strv_consume(&e->keys, TAKE_PTR(key));
+        libvirt_seen *counts = key ? seen_of(e, key) : NULL;
+        if (counts && event >= 0 && event < RC_LIFECYCLE_EVENTS) {
+                if (counts->counts[event] < UINT8_MAX)
+                        counts->counts[event]++;
+        } else if (counts)
+                counts->other = true;
         pthread_mutex_unlock(&e->lock);
-        free(key);
         wake(e);
 }
 
 static int on_domain_event(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
-        record_key(opaque, VF_KIND_DOMAIN, virDomainGetName(dom));
+        record_event(opaque, VF_KIND_DOMAIN, virDomainGetName(dom), event);
         return 0;
 }
 
 static void on_network_event(virConnectPtr conn, virNetworkPtr net, int event, int detail, void *opaque) {
-        record_key(opaque, VF_KIND_NETWORK, virNetworkGetName(net));
+        record_event(opaque, VF_KIND_NETWORK, virNetworkGetName(net), event);
 }
 
 static void on_pool_event(virConnectPtr conn, virStoragePoolPtr pool, int event, int detail, void *opaque) {
-        record_key(opaque, VF_KIND_POOL, virStoragePoolGetName(pool));
+        record_event(opaque, VF_KIND_POOL, virStoragePoolGetName(pool), event);
 }
 
 static void on_close(virConnectPtr conn, int reason, void *opaque) {
@@ -127,7 +156,7 @@ static void events_unref(void *opaque) {
                 return;
         if (e->wake_fd >= 0)
                 close(e->wake_fd);
-        vf_strv_free(e->keys);
+        libvirt_seen_free(e->seen);
         pthread_mutex_destroy(&e->lock);
         free(e);
 }
@@ -207,12 +236,12 @@ int libvirt_events_fd(const libvirt_events *e) {
         return e->wake_fd;
 }
 
-int libvirt_events_take(libvirt_events *e, char ***keys, bool *closed) {
+int libvirt_events_take(libvirt_events *e, vf_map **seen, bool *closed) {
         uint64_t count;
 
         (void) !read(e->wake_fd, &count, sizeof count);
         pthread_mutex_lock(&e->lock);
-        *keys = TAKE_PTR(e->keys);
+        *seen = TAKE_PTR(e->seen);
         *closed = e->closed;
         e->closed = false;
         pthread_mutex_unlock(&e->lock);

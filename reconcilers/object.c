@@ -96,8 +96,23 @@ static int domain_undefine(void *obj) {
         return virDomainUndefineFlags(obj, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
 }
 
+/*
+ * Every driver reports a start as STARTED and a destroy as STOPPED. QEMU also starts a guest paused and
+ * lets it run (RESUMED, before STARTED), and says a destroyed guest shut down on the host's signal
+ * (SHUTDOWN, before STOPPED); the test driver does not. A graceful shutdown is no write of ours here:
+ * the guest decides when it stops, and that event is the cue a resource waiting on it comes back on.
+ * Autostart makes no lifecycle event.
+ */
+static const rc_call_events domain_caused[_RC_CALL_MAX] = {
+        [RC_CALL_DEFINE] = { RC_EVENT(VIR_DOMAIN_EVENT_DEFINED) },
+        [RC_CALL_UNDEFINE] = { RC_EVENT(VIR_DOMAIN_EVENT_UNDEFINED) },
+        [RC_CALL_START] = { RC_EVENT(VIR_DOMAIN_EVENT_STARTED), RC_EVENT(VIR_DOMAIN_EVENT_RESUMED) },
+        [RC_CALL_DESTROY] = { RC_EVENT(VIR_DOMAIN_EVENT_STOPPED), RC_EVENT(VIR_DOMAIN_EVENT_SHUTDOWN) },
+};
+
 const rc_object_class rc_domain_class = {
         .kind = VF_KIND_DOMAIN,
+        .caused = domain_caused,
         .list_all = domain_list_all,
         .define_xml = domain_define,
         .get_xml = domain_get_xml,
@@ -128,8 +143,16 @@ static char *network_get_xml(void *obj, bool inactive) {
         return xml;
 }
 
+static const rc_call_events network_caused[_RC_CALL_MAX] = {
+        [RC_CALL_DEFINE] = { RC_EVENT(VIR_NETWORK_EVENT_DEFINED) },
+        [RC_CALL_UNDEFINE] = { RC_EVENT(VIR_NETWORK_EVENT_UNDEFINED) },
+        [RC_CALL_START] = { RC_EVENT(VIR_NETWORK_EVENT_STARTED) },
+        [RC_CALL_DESTROY] = { RC_EVENT(VIR_NETWORK_EVENT_STOPPED) },
+};
+
 const rc_object_class rc_network_class = {
         .kind = VF_KIND_NETWORK,
+        .caused = network_caused,
         .list_all = network_list_all,
         .define_xml = network_define,
         .get_xml = network_get_xml,
@@ -158,8 +181,18 @@ static int pool_undefine(void *obj) {
         return virStoragePoolUndefine(obj);
 }
 
+/* Building a pool's target is a lifecycle event of its own (CREATED); creating its volumes is none. */
+static const rc_call_events pool_caused[_RC_CALL_MAX] = {
+        [RC_CALL_DEFINE] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_DEFINED) },
+        [RC_CALL_UNDEFINE] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_UNDEFINED) },
+        [RC_CALL_START] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_STARTED) },
+        [RC_CALL_DESTROY] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_STOPPED) },
+        [RC_CALL_BUILD] = { RC_EVENT(VIR_STORAGE_POOL_EVENT_CREATED) },
+};
+
 const rc_object_class rc_pool_class = {
         .kind = VF_KIND_POOL,
+        .caused = pool_caused,
         .unmarked = true,
         .list_all = pool_list_all,
         .define_xml = pool_define,
@@ -592,9 +625,23 @@ static int record_outcome(rc_context *ctx, const rc_request *req, rc_result *res
 
 int rc_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, rc_call call, const char *what) {
         int r = intend(ctx, req, res, what);
-        if (r > 0)
+        if (r > 0) {
                 ctx->counters.calls[call]++;
+                ctx->open_call = call;
+        }
         return r;
+}
+
+/* What libvirt will report of the write just made, counted as the result's own (rc_result.caused). */
+static void count_caused(const rc_context *ctx, const rc_request *req, rc_result *res) {
+        const rc_object_class *cls = class_for_kind(req->kind);
+        const rc_call_events *caused = cls ? &cls->caused[ctx->open_call] : NULL;
+
+        for (size_t i = 0; caused && i < RC_LIFECYCLE_EVENTS; i++)
+                if ((caused->events & RC_EVENT(i)) && res->caused.counts[i] < UINT8_MAX)
+                        res->caused.counts[i]++;
+        if (caused)
+                res->caused.also |= caused->also;
 }
 
 int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
@@ -605,8 +652,10 @@ int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const ch
         if (ctx->fault_after_libvirt_writes > 0 && --ctx->fault_after_libvirt_writes == 0)
                 raise(SIGKILL);
         int r = record_outcome(ctx, req, res, what, ok, message);
-        if (ok)
+        if (ok) {
+                count_caused(ctx, req, res);
                 return r;
+        }
         /* The write's own failure says more than a failure to record it. */
         rc_result_set(res, RC_FAILED, false, fail_reason, "%s %s: %s", what, req->name,
                       message ? message : "out of memory");

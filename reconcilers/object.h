@@ -14,6 +14,12 @@
 
 #include "reconcilers/reconciler.h"
 
+/* What one write call that succeeded makes libvirt report of the object (see rc_caused). */
+typedef struct rc_call_events {
+        uint16_t events; /* one of each, from every driver */
+        uint16_t also; /* one of each, from some drivers only */
+} rc_call_events;
+
 typedef struct rc_object_class {
         vf_kind kind;
         /*
@@ -35,6 +41,7 @@ typedef struct rc_object_class {
         int (*destroy)(void *obj);
         int (*undefine)(void *obj);
         int (*free)(void *obj);
+        const rc_call_events *caused; /* by rc_call: what each write is seen as, counted into rc_result.caused */
 } rc_object_class;
 
 extern const rc_object_class rc_domain_class;

@@ -87,6 +87,7 @@ typedef struct rc_context {
         /* Likewise right after this many more intents are durable, before their writes. */
         unsigned fault_after_intents;
         int64_t open_intent; /* the intent of the write in progress (rc_step_begin()), in the store's log */
+        rc_call open_call; /* and its call, whose lifecycle events rc_step_end() counts once it succeeded */
         /* Told of each step as it begins, dry run or not (apply's progress line); NULL: nobody listens. */
         void (*on_step)(void *userdata, vf_kind kind, const char *name, const char *what);
         void *on_step_userdata;
@@ -181,6 +182,25 @@ typedef struct rc_xml_lines {
 
 void rc_xml_lines_done(rc_xml_lines *l);
 
+/*
+ * Room for every lifecycle event number libvirt gives an object of any kind (VIR_DOMAIN_EVENT_*,
+ * VIR_NETWORK_EVENT_*, VIR_STORAGE_POOL_EVENT_*): a domain's go up to VIR_DOMAIN_EVENT_CRASHED (8).
+ */
+#define RC_LIFECYCLE_EVENTS 16
+
+/*
+ * The lifecycle events a resource's writes make libvirt report of its object, by libvirt's number for
+ * the kind. The daemon takes them as its own, not as news (see controller/own-events.c).
+ */
+typedef struct rc_caused {
+        uint8_t counts[RC_LIFECYCLE_EVENTS]; /* reported by every driver, this many of each */
+        /* One of each may come with them from some drivers (QEMU's RESUMED before STARTED): RC_EVENT bits. */
+        uint16_t also;
+} rc_caused;
+
+/* A lifecycle event number's bit. */
+#define RC_EVENT(event) (1u << (event))
+
 typedef struct rc_result {
         rc_outcome outcome;
         bool ready;
@@ -206,6 +226,7 @@ typedef struct rc_result {
          * source that can undo that (a VF's PF link), or RC_WAIT_NONE.
          */
         rc_wait wait;
+        rc_caused caused; /* what its writes make libvirt report of the object */
 } rc_result;
 
 void rc_result_done(rc_result *res);

@@ -191,6 +191,15 @@ char *th_slurp(const char *path) {
         return data;
 }
 
+unsigned th_count_in_file(const char *path, const char *needle) {
+        _cleanup_free_ char *text = th_slurp(path);
+        unsigned n = 0;
+
+        for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
 /* The parent's environment plus the extra entries, which win. */
 static char **child_environment(const char *const *extra) {
         extern char **environ;

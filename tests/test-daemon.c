@@ -46,6 +46,7 @@ typedef struct fixture {
         bool running;
         int result;
         state_store *reader; /* the test's own view of the store */
+        const vf_observer *observer; /* told of the daemon's passes, if a test needs to hold one */
 } fixture;
 
 static void *run_daemon(void *userdata) {
@@ -72,6 +73,7 @@ static void start_daemon(fixture *f) {
         assert_non_null(f->log);
         assert_int_equal(setvbuf(f->log, NULL, _IOLBF, 0), 0);
         f->env->c.log = f->log;
+        f->env->c.observer = f->observer;
         f->env->open = true;
         assert_int_equal(pthread_create(&f->thread, NULL, run_daemon, f), 0);
         f->running = true;
@@ -251,12 +253,8 @@ static void wait_asleep(fixture *f) {
 }
 
 static unsigned log_count(fixture *f, const char *needle) {
-        _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir), *log = th_slurp(path);
-        unsigned n = 0;
-
-        for (const char *p = log; (p = strstr(p, needle)); p += strlen(needle))
-                n++;
-        return n;
+        _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir);
+        return th_count_in_file(path, needle);
 }
 
 typedef struct expect {
@@ -770,6 +768,141 @@ static void test_undefine_while_running_is_defined_again(void **state) {
         assert_same_web1(f, uuid);
 }
 
+/* How many times the daemon reconciled key: each reconcile logs one line, at debug when it found the object in sync. */
+static unsigned reconciles_logged(fixture *f, const char *key) {
+        _cleanup_free_ char *needle = vf_printf(": %s: ", key);
+        return log_count(f, needle);
+}
+
+/*
+ * The lifecycle events of its own writes are its own, not news: after a cold start that defines and
+ * starts a network, builds and starts a pool, and defines and starts one domain and only defines
+ * another, each resource has been reconciled once, its events delivered and the daemon asleep.
+ */
+static void test_cold_start_reconciles_each_resource_once(void **state) {
+        fixture *f = *state;
+        static const char *const keys[] = { "network/lan", "pool/images", "domain/web1", "domain/off" };
+        _cleanup_free_ char *pool = vf_printf("apiVersion: virtform/v1\nkind: StoragePool\nmetadata: {name: images}\n"
+                                              "spec: {type: dir, path: %s/images}\n",
+                                              f->env->dir);
+
+        f->env->opts.log_level = VF_LOG_DEBUG; /* a resource found in sync is logged at debug */
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "10-pool.yaml", pool); /* its directory is missing: built, then started */
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        drop_in(f->dirs[0], "30-off.yaml", "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: off}\n"
+                                           "spec: {memory: 256MiB, state: shutoff}\n");
+        start_daemon(f);
+        wait_for(f, domain_running, "web1", "web1 running");
+        wait_asleep(f);
+        th_libvirt_view_assert_no_event(f->events, "domain", "web1", any_write);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (reconciles_logged(f, keys[i]) != 1) {
+                        print_daemon_log(f);
+                        fail_msg("%s reconciled %u times by the cold start, not once", keys[i],
+                                 reconciles_logged(f, keys[i]));
+                }
+}
+
+/* Someone else defines web1 again with another memory size, keeping all the rest (its marker too). */
+static void redefine_web1_with_2gib(fixture *f) {
+        _cleanup_free_ char *xml = th_domain_xml(f->env->other, "web1", true);
+        char *memory = xml ? strstr(xml, "<memory unit='KiB'>1048576</memory>") : NULL;
+
+        assert_non_null(memory);
+        memcpy(memory + strlen("<memory unit='KiB'>"), "2097152", strlen("2097152"));
+        virDomainPtr d = virDomainDefineXML(f->env->other, xml);
+        assert_non_null(d);
+        virDomainFree(d);
+}
+
+/* The daemon's thread held in a pass, once a resource is decided, while the test acts. */
+typedef struct hold {
+        const char *key; /* held once this one is decided */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool holding, released;
+} hold;
+
+static void hold_after(void *userdata, const vf_report_entry *e) {
+        hold *h = userdata;
+        _cleanup_free_ char *key = schema_key(e->kind, e->name);
+        struct timespec deadline;
+
+        if (!key || strcmp(key, h->key) != 0)
+                return;
+        /* Never for good: a test that failed meanwhile must still be able to stop the daemon. */
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += DEADLINE_USEC / 1000000;
+        pthread_mutex_lock(&h->lock);
+        h->holding = true;
+        pthread_cond_broadcast(&h->cond);
+        while (!h->released && pthread_cond_timedwait(&h->cond, &h->lock, &deadline) == 0)
+                ;
+        h->released = true;
+        pthread_mutex_unlock(&h->lock);
+}
+
+static void wait_held(hold *h) {
+        struct timespec deadline;
+
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += DEADLINE_USEC / 1000000;
+        pthread_mutex_lock(&h->lock);
+        while (!h->holding && pthread_cond_timedwait(&h->cond, &h->lock, &deadline) == 0)
+                ;
+        bool held = h->holding;
+        pthread_mutex_unlock(&h->lock);
+        assert_true(held);
+}
+
+static void release(hold *h) {
+        pthread_mutex_lock(&h->lock);
+        h->released = true;
+        pthread_cond_broadcast(&h->cond);
+        pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * Its own events are taken by count, not by time: what another connection does right after the
+ * daemon's own writes is seen and put back. The cold start is held once web1 is defined and started,
+ * while another connection defines web1 again: that define's event (DEFINED, as its own define's)
+ * reaches the daemon with the events of its own writes, once more than it expects. Then a destroy right
+ * after its own define, and an undefine right after its own start, bring other events.
+ */
+static void test_changes_right_after_its_own_writes_are_put_back(void **state) {
+        fixture *f = *state;
+        /* Static: a failed assertion leaves this frame while the daemon may still tell the observer. */
+        static hold h;
+        static vf_observer observer = { .decided = hold_after, .userdata = &h };
+
+        h = (hold) { .key = "domain/web1", .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        f->observer = &observer;
+        start_daemon(f);
+        wait_held(&h);
+        assert_true(domain_running(f, "web1"));
+        redefine_web1_with_2gib(f);
+        events_start(f); /* its event delivered to every connection, the daemon's too */
+        release(&h);
+        wait_for(f, memory_is, "<memory unit='KiB'>1048576</memory>",
+                 "web1's memory put back after a define right after its own");
+
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainDestroy(d), 0);
+        virDomainFree(d);
+        wait_for(f, domain_running, "web1", "web1 started again after a destroy right after its own define");
+
+        d = virDomainLookupByName(f->env->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainUndefine(d), 0);
+        virDomainFree(d);
+        wait_for(f, domain_persistent, "web1", "web1 defined again after an undefine right after its own start");
+}
+
 /* Someone else makes network lan, which no file declares. */
 static void define_and_start_lan(fixture *f) {
         virNetworkPtr net = virNetworkDefineXML(f->env->other, "<network><name>lan</name><bridge name='virbr10'/>"
@@ -825,7 +958,7 @@ static void test_apply_wait_follows_events_and_reports_the_run(void **state) {
         pthread_t thread;
 
         drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
-        /* Created in the first pass, then found in sync by the pass its own events bring. */
+        /* Created in the first pass: the run says so, whatever later passes find. */
         drop_in(f->dirs[0], "30-solo.yaml",
                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: solo}\nspec: {memory: 256MiB}\n");
         f->env->opts.wait = true;
@@ -1097,6 +1230,8 @@ int main(void) {
                 T(test_out_of_band_pool_changes_are_put_back),
                 T(test_pool_waiting_for_its_volume_goes_with_it),
                 T(test_undefine_while_running_is_defined_again),
+                T(test_cold_start_reconciles_each_resource_once),
+                T(test_changes_right_after_its_own_writes_are_put_back),
                 T(test_undeclared_dependency_wakes_its_dependents),
                 T(test_apply_wait_follows_events_and_reports_the_run),
                 T(test_failure_retried_with_visible_backoff),

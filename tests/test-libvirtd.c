@@ -35,6 +35,7 @@ typedef struct fixture {
         pthread_t thread;
         bool running;
         state_store *reader;
+        FILE *log; /* the daemons' log lines, one per resource reconciled */
 } fixture;
 
 static void wait_until(bool (*p)(fixture *f, const void *arg), fixture *f, const void *arg, const char *what) {
@@ -94,6 +95,8 @@ static int teardown(void **state) {
         vf_daemon_free(f->daemon);
         state_close(f->reader);
         th_env_close(f->env);
+        if (f->log)
+                fclose(f->log);
         remove_guests(f);
         th_libvirtd_free(f->libvirtd);
         f->env->opts.uri = "test:///default";
@@ -120,7 +123,13 @@ static void start_daemon(fixture *f) {
         f->env->opts.daemon = true;
         if (vf_controller_open(&f->env->c, &f->env->opts, &errmsg) < 0)
                 fail_msg("cannot open the controller: %s", errmsg);
-        f->env->c.log = NULL;
+        if (!f->log) {
+                _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir);
+                f->log = fopen(path, "ae");
+                assert_non_null(f->log);
+                assert_int_equal(setvbuf(f->log, NULL, _IOLBF, 0), 0);
+        }
+        f->env->c.log = f->log;
         f->env->open = true;
         assert_int_equal(pthread_create(&f->thread, NULL, run_daemon, f), 0);
         f->running = true;
@@ -293,6 +302,68 @@ static void test_edit_applies_during_a_graceful_shutdown(void **state) {
         wait_until(first_guest_stopped, f, NULL, "the first guest destroyed at its deadline");
         wait_until(record_reason, f, "Applied", "the first guest settled");
         assert_int_equal(domain_active(f, f->second_guest), 1);
+}
+
+/* ---- its own writes -------------------------------------------------------------- */
+
+/* How many times the daemon reconciled domain name: one log line each, at debug when it found it in sync. */
+static unsigned reconciles_logged(fixture *f, const char *name) {
+        _cleanup_free_ char *path = vf_printf("%s/daemon.log", f->env->dir), *needle = vf_printf(": domain/%s: ", name);
+        return th_count_in_file(path, needle);
+}
+
+static bool second_guest_reconciled_twice(fixture *f, const void *unused) {
+        return reconciles_logged(f, f->second_guest) >= 2;
+}
+
+/* Someone else undefines the second guest, which is shut off. */
+static void undefine_second_guest(fixture *f) {
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        virDomainPtr d = conn ? virDomainLookupByName(conn, f->second_guest) : NULL;
+
+        assert_non_null(d);
+        assert_int_equal(virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_KEEP_NVRAM), 0);
+        virDomainFree(d);
+        virConnectClose(conn);
+}
+
+static void destroy_guest(fixture *f) {
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        virDomainPtr d = conn ? virDomainLookupByName(conn, f->guest) : NULL;
+
+        assert_non_null(d);
+        assert_int_equal(virDomainDestroy(d), 0);
+        virDomainFree(d);
+        virConnectClose(conn);
+}
+
+/*
+ * QEMU reports a start as RESUMED and STARTED, a destroy as SHUTDOWN and STOPPED: the daemon takes the
+ * events of its own define and start as its own, so that its cold start reconciles the guest once, and
+ * still sees someone else's destroy. libvirtd tells one connection its events in order: once the daemon
+ * has answered the undefine of the second guest (which sorts after the first in a pass), it has read
+ * every event of its cold start, and a first guest queued by them would have been reconciled by then.
+ */
+static void test_cold_start_reconciles_once_and_sees_a_destroy(void **state) {
+        fixture *f = *state;
+
+        th_libvirtd_start(f->libvirtd);
+        th_write(f->env->conf, "10-guest.yaml", GUEST, f->guest, "64MiB");
+        th_write(f->env->conf, "20-guest.yaml", GUEST_STATE("shutoff"), f->second_guest, "64MiB");
+        f->env->opts.log_level = VF_LOG_DEBUG; /* a resource found in sync is logged at debug */
+        start_daemon(f);
+        wait_until(defined_with, f, "<domain", "the second guest defined");
+        pid_t first = 0;
+        wait_until(guest_runs_other_than, f, &first, "the guest's QEMU");
+        first = th_libvirtd_guest_pid(f->guest);
+
+        undefine_second_guest(f);
+        wait_until(second_guest_reconciled_twice, f, NULL, "the daemon answering the second guest's undefine");
+        wait_until(defined_with, f, "<domain", "the second guest defined again");
+        assert_int_equal(reconciles_logged(f, f->guest), 1);
+
+        destroy_guest(f);
+        wait_until(guest_runs_other_than, f, &first, "the guest started again after someone else's destroy");
 }
 
 /* ---- a network changed under a running guest ------------------------------------ */
@@ -627,6 +698,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_libvirtd_restart_and_killed_guest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_edit_applies_during_a_graceful_shutdown, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cold_start_reconciles_once_and_sees_a_destroy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_git_mv_pulled_changes_nothing_in_libvirt, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_restarted_once_its_guest_stops, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_guests_boot_with_their_seeds, setup, teardown),
