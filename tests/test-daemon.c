@@ -630,6 +630,21 @@ static void test_file_truncated_is_read_once_closed(void **state) {
         assert_written_once_closed(f, uuid, fd);
 }
 
+/* An editor's swap file, open for writing all along, holds back no edit: it is never read. */
+static void test_swap_file_open_for_writing_holds_nothing(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *swap = vf_printf("%s/.20-web.yaml.swp", f->dirs[0]);
+
+        start_running_web1(f, f->dirs[0], &uuid);
+        int fd = open(swap, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "b0VIM", 5), 5);
+        overwrite(f->dirs[0], "20-web.yaml", DOMAIN_WEB("2GiB"));
+        wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB, the swap file still open");
+        assert_int_equal(log_count(f, "open for writing"), 0);
+        assert_int_equal(close(fd), 0);
+}
+
 /*
  * Replaced in place, as git checkout does: deleted, made again empty, then
  * written. The deletion waits with the file being written, in one batch.
@@ -1224,6 +1239,7 @@ int main(void) {
                 T(test_git_mv_with_edit_is_an_update),
                 T(test_move_between_layers_is_an_update),
                 T(test_file_truncated_is_read_once_closed),
+                T(test_swap_file_open_for_writing_holds_nothing),
                 T(test_file_replaced_in_place_is_read_once_closed),
                 T(test_file_never_closed_is_read_after_the_hold),
                 T(test_out_of_band_changes_are_put_back),
