@@ -51,6 +51,12 @@ typedef struct th_crash_hypervisor {
         void (*observe)(const th_crash *c, const char *root, th_crash_outcome *o);
         /* Fills up to TH_CRASH_MAX_DIRS directories to watch; path NULL ends them. */
         void (*watched)(const th_crash *c, const char *root, th_crash_dir *dirs);
+        /*
+         * A hypervisor that runs as a daemon and died by itself during a trial (the test killed
+         * apply, not it) is started again, as systemd would on a host; says how it died. NULL
+         * when it runs. No hook: an in-process hypervisor, which dies with apply.
+         */
+        char *(*revive)(const th_crash *c);
 } th_crash_hypervisor;
 
 struct th_crash {
@@ -81,3 +87,8 @@ void th_crash_clean_runs(th_crash *c);
 void th_crash_at_every_point(th_crash *c, int phase, const char *kind, unsigned stride);
 /* Kills an apply at random moments of its clean run's duration; VIRTFORM_TEST_SEED replays a seed. */
 void th_crash_at_random(th_crash *c, unsigned trials);
+/*
+ * Kills the phase's apply halfway through its clean run's duration, then the hypervisor by
+ * hypervisor_crash (as if the kill had crashed it): the rerun must find it started again (revive).
+ */
+void th_crash_with_hypervisor(th_crash *c, int phase, void (*hypervisor_crash)(const th_crash *c));

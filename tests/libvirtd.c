@@ -122,6 +122,20 @@ void th_libvirtd_start(th_libvirtd *d) {
         start_libvirtd(d);
 }
 
+char *th_libvirtd_revive(th_libvirtd *d) {
+        int status;
+
+        if (waitpid(d->libvirtd, &status, WNOHANG) != d->libvirtd)
+                return NULL;
+        char *how = WIFSIGNALED(status) ? vf_printf("libvirtd (pid %d) was killed by signal %d (%s)", (int) d->libvirtd,
+                                                    WTERMSIG(status), strsignal(WTERMSIG(status)))
+                                        : vf_printf("libvirtd (pid %d) exited %d", (int) d->libvirtd,
+                                                    WEXITSTATUS(status));
+        d->libvirtd = 0;
+        start_libvirtd(d);
+        return how;
+}
+
 void th_libvirtd_kill(th_libvirtd *d) {
         kill(d->libvirtd, SIGKILL);
         waitpid(d->libvirtd, NULL, 0);

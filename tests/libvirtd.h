@@ -34,6 +34,8 @@ const char *th_libvirtd_isolate(unsigned watchdog_sec);
 th_libvirtd *th_libvirtd_new(const char *dir);
 /* Starts virtlogd unless it runs, then libvirtd, and waits for libvirtd's socket. */
 void th_libvirtd_start(th_libvirtd *d);
+/* Starts libvirtd again if it died by itself (a crash, not th_libvirtd_kill): says how it died; NULL when it runs. */
+char *th_libvirtd_revive(th_libvirtd *d);
 /* Kills libvirtd alone with SIGKILL, behind everyone's back. */
 void th_libvirtd_kill(th_libvirtd *d);
 /* A guest's QEMU, by the PID file the private libvirtd keeps; 0 when it does not run. */
