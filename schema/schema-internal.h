@@ -206,6 +206,8 @@ typedef struct xml_origin {
         unsigned line, column; /* the YAML scalar; 0 for a native XML file */
         /* A literal block scalar's indentation: then XML line N is at the file's line + N, shifted by it. */
         unsigned indent;
+        /* No spec.xml: the document is rendered from typed fields alone, each checked as it was read. */
+        bool rendered;
 } xml_origin;
 
 void xml_origin_error(const xml_origin *o, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);

@@ -26,7 +26,7 @@ int spec_xml_base(schema_file *f, const ynode *spec, const ynode *xml, const cha
         const ynode *at = xml ? xml : spec;
 
         *ret_origin = (xml_origin) { .file = f, .line = at->line, .column = at->column,
-                                     .indent = xml ? xml->literal_indent : 0 };
+                                     .indent = xml ? xml->literal_indent : 0, .rendered = !xml };
         if (!xml) {
                 *ret = new_document(root);
                 return *ret ? 0 : -ENOMEM;
