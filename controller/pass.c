@@ -362,7 +362,7 @@ static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t g
         int r;
 
         /* A converged resource is what a killed run's open intents are checked against. */
-        if (res->ready) {
+        if (res->ready && p->intents_open) {
                 r = state_intent_resolve(store, vf_kind_to_string(n->kind), n->name);
                 if (r < 0)
                         return r;
@@ -530,6 +530,13 @@ static int trim_log(pass *p, char **errmsg) {
         return r;
 }
 
+static int find_open_intents(pass *p, char **errmsg) {
+        int r = state_intent_any_open(p->c->store, &p->intents_open);
+        if (r < 0)
+                *errmsg = vf_printf("cannot read the event log in the state file: %s", state_last_error(p->c->store));
+        return r;
+}
+
 static int begin_batch(pass *p) {
         return p->c->opts.dry_run ? 0 : state_begin(p->c->store);
 }
@@ -578,6 +585,8 @@ int pass_run(pass *p, char **errmsg) {
         for (size_t i = 0; i < p->n_batch; i++)
                 p->batch[i]->entry = 0;
         r = trim_log(p, errmsg);
+        if (r >= 0)
+                r = find_open_intents(p, errmsg);
         if (r >= 0)
                 r = begin_batch(p);
         for (size_t i = 0; r >= 0 && i < p->n_batch && !stop_requested(p); i++) {

@@ -14,6 +14,7 @@ typedef struct pass {
         vf_report *report;
         graph_node **batch;
         size_t n_batch;
+        bool intents_open; /* as the pass began: without any, no converged resource has one to resolve */
 } pass;
 
 /* Processes p->batch (sorted here) and commits; fills p->report. */

@@ -36,6 +36,7 @@ typedef enum state_stmt {
         STMT_TRIM_EVENTS,
         STMT_LIST_EVENTS,
         STMT_NEWEST_EVENT,
+        STMT_ANY_OPEN_INTENT,
         STMT_GET_DEVICE,
         STMT_UPSERT_DEVICE,
         STMT_DELETE_DEVICE,

@@ -130,6 +130,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         /* events_by_resource finds each action's rows; an action left unbound is NULL and matches none. */
         [STMT_NEWEST_EVENT] = "SELECT " EVENT_COLUMNS " FROM events WHERE kind = ?3 AND name = ?4 "
                               "AND action IN (?6, ?10, ?11, ?12) ORDER BY id DESC LIMIT 1",
+        /* INDEXED BY: the partial index of open intents answers it, however long the log; SQLite must not scan. */
+        [STMT_ANY_OPEN_INTENT] = "SELECT EXISTS (SELECT 1 FROM events INDEXED BY events_open WHERE outcome = 'intended')",
         [STMT_GET_DEVICE] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE bdf = ?1",
         [STMT_UPSERT_DEVICE] = "INSERT OR REPLACE INTO devices (" DEVICE_COLUMNS ") "
                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -717,6 +719,16 @@ int state_intent_resolve(state_store *s, const char *kind, const char *name) {
         int rc = bind_text(st, EV_KIND, kind) ?: bind_text(st, EV_NAME, name) ?:
                  bind_int64(st, EV_FINISHED_USEC, vf_now_realtime_usec());
         return state_exec_bound(s, st, rc);
+}
+
+int state_intent_any_open(state_store *s, bool *ret) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_ANY_OPEN_INTENT];
+
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return state_store_error(s, rc);
+        *ret = sqlite3_column_int(st, 0) != 0;
+        return 0;
 }
 
 int state_event_trim(state_store *s, int64_t older_than_usec, int64_t keep_rows) {

@@ -199,6 +199,8 @@ int state_intent_end(state_store *s, int64_t id, bool ok, const char *message);
  * "interrupted; found done" when none did.
  */
 int state_intent_resolve(state_store *s, const char *kind, const char *name);
+/* Whether any intent is open, a killed run's or one whose outcome could not be written: else none needs resolving. */
+int state_intent_any_open(state_store *s, bool *ret);
 /* Deletes closed events older than older_than_usec, and those beyond the keep_rows newest ids. */
 int state_event_trim(state_store *s, int64_t older_than_usec, int64_t keep_rows);
 /* Events intended at or after since_usec, oldest first; kind/name NULL for all. */

@@ -878,6 +878,12 @@ static void assert_event(const state_event *ev, const char *action, const char *
                 assert_string_equal(ev->message, message);
 }
 
+static bool any_open_intent(state_store *s) {
+        bool open = false;
+        assert_int_equal(state_intent_any_open(s, &open), 0);
+        return open;
+}
+
 /* A killed run's intents: redone later means not done, left alone means the reconcile found it done. */
 static void test_intents_resolved(void **state) {
         _cleanup_free_ char *path = path_in(state, "state.db");
@@ -892,14 +898,18 @@ static void test_intents_resolved(void **state) {
         state_close(s);
 
         s = open_store(path, 0);
+        assert_true(any_open_intent(s));
         assert_int_equal(append_event(s, "domain", "vm1", 1, "start", true, NULL), 0);
         assert_int_equal(state_intent_resolve(s, "domain", "vm1"), 0);
+        assert_true(any_open_intent(s)); /* vm2's */
+        assert_int_equal(state_intent_resolve(s, "domain", "vm2"), 0);
+        assert_false(any_open_intent(s));
         assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
         assert_int_equal(n, 4);
         assert_event(&events[0], "define", "unknown", "interrupted; found done");
         assert_event(&events[1], "start", "unknown", "interrupted; not done");
         assert_true(events[1].finished_usec > 0);
-        assert_event(&events[2], "start", "intended", NULL); /* vm2: not resolved yet */
+        assert_event(&events[2], "start", "unknown", "interrupted; found done");
         assert_event(&events[3], "start", "ok", NULL);
         state_event_list_free(events, n);
         state_close(s);
