@@ -25,7 +25,8 @@ struct vf_daemon {
         device_monitor *devices;
         int timer_fd;
         char **pending_names; /* files changed since the debounce started */
-        bool pending_rescan; /* a directory came or went: reload them all */
+        const char *rescan_why; /* every file is to be read again (a directory came or went, SIGHUP); NULL: not */
+        bool reloading; /* systemd was told RELOADING=1: READY=1 once the rescan is done */
         bool host_monitors_tried; /* link and device monitors were opened, or failed to be, once */
         bool set_stale; /* a reload ran out of memory: the set is not to be trusted until all is loaded again */
         int64_t debounce_deadline; /* INT64_MAX: nothing pending */
@@ -222,7 +223,7 @@ static int full_pass(vf_daemon *d, const char *why, char **errmsg) {
                 vf_report_done(&report);
                 if (d->set_stale) {
                         /* Only loading every file again repairs the set: try again soon. */
-                        d->pending_rescan = true;
+                        d->rescan_why = why;
                         d->debounce_deadline = retry_base_from_now(d);
                 }
                 return r;
@@ -387,7 +388,7 @@ static int64_t batch_held_until(vf_daemon *d, int64_t now) {
                 watch_hold *h = watch_hold_at(d->watch, i);
                 /* An editor keeps its swap file open for the whole session: only what is read is waited for. */
                 if (!schema_file_is_candidate(h->name) ||
-                    (!d->pending_rescan && !vf_strv_contains(d->pending_names, h->name))) {
+                    (!d->rescan_why && !vf_strv_contains(d->pending_names, h->name))) {
                         i++;
                         continue;
                 }
@@ -422,24 +423,40 @@ static int reload_pending(vf_daemon *d, char **errmsg) {
         }
 
         _cleanup_strv_free_ char **names = TAKE_PTR(d->pending_names);
-        bool rescan = d->pending_rescan;
+        const char *rescan = TAKE_PTR(d->rescan_why);
 
-        d->pending_rescan = false;
         d->debounce_deadline = INT64_MAX;
-        if (rescan) {
-                vf_log(d->c, VF_LOG_INFO, "a directory appeared or vanished: reloading all files");
-                return full_pass(d, "a directory appeared or vanished", errmsg);
+        if (!rescan)
+                return reload_batch(d, names, errmsg);
+        vf_log(d->c, VF_LOG_INFO, "%s: reloading all files", rescan);
+        int r = full_pass(d, rescan, errmsg);
+        if (d->reloading) {
+                (void) notify_systemd("READY=1");
+                d->reloading = false;
         }
-        return reload_batch(d, names, errmsg);
+        return r;
+}
+
+/*
+ * Every file is read again, as a batch of them all: SIGHUP, a reconnect, a
+ * directory that came or went. Through reload_pending(), so that it waits,
+ * as any batch does, while a file is open for writing.
+ */
+static void rescan_now(vf_daemon *d, const char *why) {
+        d->rescan_why = why;
+        d->debounce_deadline = vf_now_monotonic_usec();
 }
 
 static int on_files(int fd, void *userdata) {
         vf_daemon *d = userdata;
-        int r = watch_read(d->watch, &d->pending_names, &d->pending_rescan);
+        bool dirs_changed = false;
+        int r = watch_read(d->watch, &d->pending_names, &dirs_changed);
 
         if (r < 0)
                 return r;
-        if (d->pending_names || d->pending_rescan)
+        if (dirs_changed)
+                d->rescan_why = "a directory appeared or vanished";
+        if (d->pending_names || d->rescan_why)
                 /* Sliding: a burst of writes (an editor, a git checkout) settles before it is read. */
                 d->debounce_deadline = vf_now_monotonic_usec() + (int64_t) d->c->opts.debounce_msec * 1000;
         return 0;
@@ -551,9 +568,7 @@ static int try_reconnect(vf_daemon *d) {
         d->reconnect_attempts = 0;
         d->reconnect_at = INT64_MAX;
         record_connection(d, false);
-        r = full_pass(d, "reconnected", &errmsg);
-        if (r < 0)
-                vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
+        rescan_now(d, "reconnected");
         return 0;
 }
 
@@ -635,7 +650,6 @@ static int on_devices(int fd, void *userdata) {
 
 static int on_signal(int fd, void *userdata) {
         vf_daemon *d = userdata;
-        _cleanup_free_ char *errmsg = NULL;
         int sig = signals_read(fd);
 
         if (sig == SIGHUP && d->disconnected)
@@ -643,10 +657,8 @@ static int on_signal(int fd, void *userdata) {
         else if (sig == SIGHUP) {
                 vf_log(d->c, VF_LOG_NOTICE, "SIGHUP: reloading every file");
                 (void) notify_systemd("RELOADING=1");
-                int r = full_pass(d, "SIGHUP", &errmsg);
-                (void) notify_systemd("READY=1");
-                if (r < 0)
-                        vf_log(d->c, VF_LOG_ERR, "%s", errmsg ? errmsg : strerror(-r));
+                d->reloading = true;
+                rescan_now(d, "SIGHUP");
         } else if ((sig == SIGTERM || sig == SIGINT) && !d->stop) {
                 vf_log(d->c, VF_LOG_NOTICE, "%s: stopping", strsignal(sig));
                 d->stop = true;

@@ -630,6 +630,21 @@ static void test_file_truncated_is_read_once_closed(void **state) {
         assert_written_once_closed(f, uuid, fd);
 }
 
+/* SIGHUP while a file is open for writing: reading every file again waits for it, as a batch does. */
+static void test_sighup_waits_for_a_file_open_for_writing(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
+
+        start_running_web1(f, f->dirs[0], &uuid);
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        assert_true(fd >= 0);
+        wait_for(f, log_has, "20-web.yaml is open for writing", "the daemon waiting for 20-web.yaml");
+        assert_int_equal(kill(getpid(), SIGHUP), 0);
+        assert_written_once_closed(f, uuid, fd);
+        wait_for(f, log_has, "notice: SIGHUP: 2 resources from 2 files (0 with errors) loaded and reconciled in ",
+                 "the reload on SIGHUP, once the file was closed");
+}
+
 /* An editor's swap file, open for writing all along, holds back no edit: it is never read. */
 static void test_swap_file_open_for_writing_holds_nothing(void **state) {
         fixture *f = *state;
@@ -1256,6 +1271,7 @@ int main(void) {
                 T(test_git_mv_with_edit_is_an_update),
                 T(test_move_between_layers_is_an_update),
                 T(test_file_truncated_is_read_once_closed),
+                T(test_sighup_waits_for_a_file_open_for_writing),
                 T(test_swap_file_open_for_writing_holds_nothing),
                 T(test_file_replaced_in_place_is_read_once_closed),
                 T(test_file_never_closed_is_read_after_the_hold),
