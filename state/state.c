@@ -127,9 +127,13 @@ static const char *const stmt_sql[_STMT_MAX] = {
                              "(time_usec < ?2 OR id <= (SELECT max(id) FROM events) - ?1)",
         [STMT_LIST_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events WHERE time_usec >= ?2 "
                              "AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR name = ?4) ORDER BY id",
-        /* events_by_resource finds each action's rows; an action left unbound is NULL and matches none. */
+        /*
+         * events_by_resource finds each action's rows; an action left unbound is NULL and matches none,
+         * and so does an outcome: every event has one.
+         */
         [STMT_NEWEST_EVENT] = "SELECT " EVENT_COLUMNS " FROM events WHERE kind = ?3 AND name = ?4 "
-                              "AND action IN (?6, ?10, ?11, ?12) ORDER BY id DESC LIMIT 1",
+                              "AND action IN (:action0, :action1, :action2, :action3) AND outcome IS NOT :except "
+                              "ORDER BY id DESC LIMIT 1",
         /* INDEXED BY: the partial index of open intents answers it, however long the log; SQLite must not scan. */
         [STMT_ANY_OPEN_INTENT] = "SELECT EXISTS (SELECT 1 FROM events INDEXED BY events_open WHERE outcome = 'intended')",
         [STMT_GET_DEVICE] = "SELECT " DEVICE_COLUMNS " FROM devices WHERE bdf = ?1",
@@ -819,16 +823,17 @@ void state_event_free(state_event *ev) {
         state_event_list_free(ev, 1);
 }
 
-/* The parameters of STMT_NEWEST_EVENT's actions: the action column's, then those past the columns. */
-static const int newest_event_actions[STATE_EVENT_NEWEST_MAX] = {
-        EV_ACTION,
-        EV_FINISHED_USEC + 1,
-        EV_FINISHED_USEC + 2,
-        EV_FINISHED_USEC + 3,
-};
+/* A named parameter of a statement; SQLITE_RANGE when the statement has none of that name. */
+static int bind_named(sqlite3_stmt *st, const char *parameter, const char *s) {
+        int i = sqlite3_bind_parameter_index(st, parameter);
+        return i > 0 ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : SQLITE_RANGE;
+}
 
 int state_event_newest(state_store *s, const char *kind, const char *name, const char *const *actions,
-                       size_t n_actions, state_event **ret) {
+                       size_t n_actions, const char *except_outcome, state_event **ret) {
+        static const char *const action_parameters[STATE_EVENT_NEWEST_MAX] = {
+                ":action0", ":action1", ":action2", ":action3",
+        };
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_NEWEST_EVENT];
         state_event *events;
         size_t n;
@@ -837,7 +842,9 @@ int state_event_newest(state_store *s, const char *kind, const char *name, const
                 return -EINVAL;
         int rc = bind_text(st, EV_KIND, kind) ?: bind_text(st, EV_NAME, name);
         for (size_t i = 0; rc == SQLITE_OK && i < n_actions; i++)
-                rc = bind_text(st, newest_event_actions[i], actions[i]);
+                rc = bind_named(st, action_parameters[i], actions[i]);
+        if (rc == SQLITE_OK && except_outcome)
+                rc = bind_named(st, ":except", except_outcome);
         int r = read_events(s, st, rc, &events, &n);
         if (r < 0)
                 return r;

@@ -209,11 +209,12 @@ int state_event_list(state_store *s, const char *kind, const char *name, int64_t
 void state_event_list_free(state_event *events, size_t n);
 /*
  * The newest event of one resource whose action is one of actions (1 to STATE_EVENT_NEWEST_MAX of them,
- * -EINVAL otherwise): what a resource's history says of it without reading the whole log. -ENOENT when none.
+ * -EINVAL otherwise) and whose outcome is not except_outcome (NULL: any): what a resource's history says
+ * of it without reading the whole log. -ENOENT when none.
  */
 #define STATE_EVENT_NEWEST_MAX 4
 int state_event_newest(state_store *s, const char *kind, const char *name, const char *const *actions,
-                       size_t n_actions, state_event **ret);
+                       size_t n_actions, const char *except_outcome, state_event **ret);
 void state_event_free(state_event *ev);
 DEFINE_POINTER_CLEANUP(state_event, state_event_free);
 

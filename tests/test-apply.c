@@ -540,24 +540,41 @@ static void test_conflict_and_adoption(void **state) {
 }
 
 /*
- * Set, the next define of a domain is preceded by a define through the test's
- * own connection: of this XML, or (when it is "") of the very XML virtform
- * defines, as a killed run's define that libvirtd was still making when this
- * run listed, and finished first.
+ * Set, the next define of a domain or a pool is preceded by a define through
+ * the test's own connection: of this XML, or (when it is "") of the very XML
+ * virtform defines, as a killed run's define that libvirtd was still making
+ * when this run listed, and finished first.
  */
 static const char *define_first;
 static virConnectPtr define_first_on;
 
+/* What to define first, once: NULL when nothing is set. */
+static const char *take_define_first(const char *xml) {
+        const char *first = TAKE_PTR(define_first);
+        return first && !*first ? xml : first;
+}
+
 virDomainPtr virDomainDefineXML(virConnectPtr conn, const char *xml) {
         virDomainPtr (*real)(virConnectPtr, const char *) = dlsym(RTLD_NEXT, "virDomainDefineXML");
-        const char *first = TAKE_PTR(define_first);
+        const char *first = take_define_first(xml);
+        virDomainPtr made = first ? real(define_first_on, first) : NULL;
 
-        if (first) {
-                virDomainPtr d = real(define_first_on, *first ? first : xml);
-                assert_non_null(d);
-                virDomainFree(d);
-        }
+        assert_true(!first || made);
+        if (made)
+                virDomainFree(made);
         return real(conn, xml);
+}
+
+virStoragePoolPtr virStoragePoolDefineXML(virConnectPtr conn, const char *xml, unsigned int flags) {
+        virStoragePoolPtr (*real)(virConnectPtr, const char *, unsigned int) =
+                dlsym(RTLD_NEXT, "virStoragePoolDefineXML");
+        const char *first = take_define_first(xml);
+        virStoragePoolPtr made = first ? real(define_first_on, first, flags) : NULL;
+
+        assert_true(!first || made);
+        if (made)
+                virStoragePoolFree(made);
+        return real(conn, xml, flags);
 }
 
 static void pass_with_define_first(th_env *f, const char *xml) {
@@ -1242,6 +1259,28 @@ static void test_pool_defined_by_a_killed_run_is_ours(void **state) {
         assert_string_equal(rec->uuid, uuid);
 }
 
+/*
+ * The killed run's pool define was still being made when this run listed, and finished first: this
+ * run's define fails, and the pool, unmarked, is known by the killed run's open intent, not taken for
+ * someone else's (a Conflict) because this run's own failed define is now the newest in the log.
+ */
+static void test_pool_defined_meanwhile_by_a_killed_run_is_ours(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+        int64_t intent;
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_env_pass(f); /* opens the store */
+        assert_int_equal(state_intent_begin(f->c.store, "pool", "images", 1, "define", &intent), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        pass_with_define_first(f, "");
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_pool_running(f, "images", path);
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+        assert_string_equal(rec->uuid, uuid);
+}
+
 /* A pool that still holds a volume virtform manages waits for it, and goes once the volume is gone. */
 static void test_pool_with_recorded_volume_is_in_use(void **state) {
         th_env *f = *state;
@@ -1808,6 +1847,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_drift_report_leaves_changes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_conflict_and_adoption, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_define_finished_by_a_killed_run_meanwhile, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_defined_meanwhile_by_a_killed_run_is_ours, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_foreign_object_made_meanwhile_is_a_conflict, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_waiting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),

@@ -149,7 +149,7 @@ static int last_upload_finished(seed_run *run, bool *ret) {
         static const char *const actions[] = { "upload" };
         _cleanup_(state_event_freep) state_event *last = NULL;
         int r = state_event_newest(run->ctx->store, vf_kind_to_string(run->req->kind), run->req->name, actions,
-                                   ELEMENTSOF(actions), &last);
+                                   ELEMENTSOF(actions), NULL, &last);
 
         *ret = true;
         if (r == -ENOENT)

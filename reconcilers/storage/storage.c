@@ -53,7 +53,7 @@ int rc_storage_made_unrecorded(rc_context *ctx, const rc_request *req, bool *ret
         *ret = false;
         if (req->record && req->record->uuid)
                 return 0;
-        int r = state_event_newest(ctx->store, vf_kind_to_string(req->kind), req->name, actions, ELEMENTSOF(actions),
+        int r = state_event_newest(ctx->store, vf_kind_to_string(req->kind), req->name, actions, ELEMENTSOF(actions), NULL,
                                    &last);
         if (r == -ENOENT)
                 return 0;
