@@ -618,6 +618,13 @@ static int converge_definition(rc_context *ctx, const rc_kind_hooks *k, const rc
         return r;
 }
 
+/* A define that failed because the object appeared meanwhile did nothing: the result says nothing of it. */
+static void forget_failed_define(rc_result *res, size_t steps_before) {
+        for (size_t i = steps_before; res->steps && res->steps[i]; i++)
+                free(TAKE_PTR(res->steps[i]));
+        res->config_changed = false;
+}
+
 int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res) {
         _cleanup_(observed_done) observed o = {};
         define_reason why = DEFINE_NONE;
@@ -626,6 +633,7 @@ int rc_converge_apply(rc_context *ctx, const rc_kind_hooks *k, const rc_request 
 
         if (r == -EEXIST) {
                 observed_done(&o);
+                forget_failed_define(res, steps_before);
                 r = converge_definition(ctx, k, req, &o, res, &why);
         }
         if (r != 0)

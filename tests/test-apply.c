@@ -591,6 +591,9 @@ static void test_define_finished_by_a_killed_run_meanwhile(void **state) {
         th_write(f->conf, "10-net.yaml", NETWORK_LAN);
         th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
         pass_with_define_first(f, "");
+        /* This run's define failed: it made web1 autostart and started it, and says no more. */
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, "Applied");
+        assert_string_equal(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.message, "autostart on, start");
         _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_DOMAIN, "web1");
         assert_true(state_record_condition(rec, "Ready")->status);
         assert_true(vf_report_converged(&f->report));
