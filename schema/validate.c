@@ -293,17 +293,23 @@ static int check_libvirt(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         return k;
 }
 
-int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
+/* Against virtform's compact schema: what a user wrote, not what virtform rendered from typed fields. */
+static int check_compact(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         const char *root = vf_kind_to_string(kind);
+
+        if (o->rendered)
+                return 0;
         xmlRelaxNG *rng = validator_for(o->file->set, kind);
         if (!rng)
                 return -ENOMEM;
-
         _cleanup_free_ char *prefix = vf_printf("invalid <%s> (checked against virtform's %s.rng): ", root, root);
         if (!prefix)
                 return -ENOMEM;
-        /* What virtform rendered from typed fields alone needs no check against its own schema. */
-        int k = o->rendered ? 0 : check(o, rng, doc, prefix);
+        return check(o, rng, doc, prefix);
+}
+
+int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
+        int k = check_compact(o, kind, doc);
         if (k == 0 && kind == VF_KIND_DOMAIN)
                 k = check_domain_memory(o, doc);
         if (k == 0 && kind == VF_KIND_DOMAIN)

@@ -1517,6 +1517,42 @@ static schema_set *load_with_libvirt_schemas(const char *path, const char *schem
         return set;
 }
 
+/* r's XML as the one native file of a directory of its own: does it load clean? */
+static void assert_loads_as_native(const schema_resource *r) {
+        char *dir = make_dir();
+        _cleanup_free_ char *path = put_file(dir, "native.xml", r->xml);
+        _cleanup_(schema_set_freep) schema_set *set = load_path(path);
+
+        print_message("%s %s from %s\n", vf_kind_to_string(r->kind), r->name, r->file);
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 1);
+        remove_dir(dir);
+}
+
+/*
+ * What virtform renders from typed YAML fields alone is not checked against its own compact schema
+ * as it loads (validate.c): every document it renders from the examples must pass that schema.
+ */
+static void test_rendered_documents_pass_the_compact_schema(void **state) {
+        static const char *const sources[] = { "data/schema/lab.yaml", "../examples", "../examples/cloud",
+                                                "../examples/sriov" };
+        size_t checked = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(sources); i++) {
+                _cleanup_(schema_set_freep) schema_set *set = load_path(sources[i]);
+                assert_clean(set);
+                for (size_t j = 0; j < set->n_resources; j++) {
+                        const schema_resource *r = set->resources[j];
+                        if ((r->kind == VF_KIND_DOMAIN || r->kind == VF_KIND_NETWORK) &&
+                            vf_str_has_suffix(r->file, ".yaml")) {
+                                assert_loads_as_native(r);
+                                checked++;
+                        }
+                }
+        }
+        assert_true(checked >= 6);
+}
+
 /* Beside the compact schemas, libvirt's installed ones: then validate agrees with the host's libvirt. */
 static void test_libvirt_schemas(void **state) {
         static const char *const valid[] = {
@@ -2945,6 +2981,7 @@ int main(void) {
                 cmocka_unit_test(test_undeclared_warnings),
                 cmocka_unit_test(test_undeclared_storage_warnings),
                 cmocka_unit_test(test_libvirt_test_xml),
+                cmocka_unit_test(test_rendered_documents_pass_the_compact_schema),
                 cmocka_unit_test(test_libvirt_schemas),
                 cmocka_unit_test(test_native_defaults_and_owner),
                 cmocka_unit_test(test_native_rejects),
