@@ -337,16 +337,40 @@ static char *uuid_of(const char *uuids, const char *name) {
 /*
  * A daemon that crashed when apply was killed in the middle of its call (Debian's libvirtd 9.0.0 has
  * been seen to) is started again before the rerun, as systemd would: virtform must then recover
- * against a hypervisor that restarted. What the daemon writes as it starts (its autostarted objects'
- * status) cannot be told from virtform's writes, so that trial compares everything else.
+ * against a hypervisor that restarted.
  */
 static bool revived(const th_crash *c, const char *how) {
         _cleanup_free_ char *died = c->hv->revive ? c->hv->revive(c) : NULL;
 
         if (died)
-                print_message("after %s, %s; started it again. This trial compares all but libvirt's writes.\n",
-                              how, died);
+                print_message("after %s, %s; started it again\n", how, died);
         return died;
+}
+
+static bool written_at_start(const th_crash_dir *dirs, const char *line) {
+        for (size_t i = 0; i < TH_CRASH_MAX_DIRS && dirs[i].path; i++)
+                if (dirs[i].written_at_start && (strncmp(line, dirs[i].added, strlen(dirs[i].added)) == 0 ||
+                                                 strncmp(line, dirs[i].removed, strlen(dirs[i].removed)) == 0))
+                        return true;
+        return false;
+}
+
+/*
+ * What a restarting hypervisor writes as it starts (the status of the networks it autostarts) cannot
+ * be told from virtform's writes there: after a restart, those directories' writes are left out.
+ */
+static char *writes_but_at_start(const th_crash *c, const char *root, const char *writes) {
+        th_crash_dir dirs[TH_CRASH_MAX_DIRS] = {};
+        _cleanup_free_ char *copy = strdup(writes);
+        vf_buf b = {};
+
+        c->hv->watched(c, root, dirs);
+        for (char *p = copy, *line = strsep(&p, "\n"); line; line = strsep(&p, "\n"))
+                if (*line && !written_at_start(dirs, line))
+                        vf_buf_printf(&b, "%s\n", line);
+        for (size_t i = 0; i < TH_CRASH_MAX_DIRS; i++)
+                free(dirs[i].path);
+        return vf_buf_steal(&b) ?: strdup("");
 }
 
 static void check_trial(const th_crash *c, const char *root, int phase, const char *before_uuids, writes_watch *w,
@@ -357,9 +381,15 @@ static void check_trial(const th_crash *c, const char *root, int phase, const ch
         rerun_until_done(c, root, c->conf[phase], how);
         after.writes = read_writes(w);
         observe(c, root, &after);
-        if (restarted)
-                assert_int_equal(vf_free_and_strdup(&after.writes, c->clean[phase].writes), 0);
-        assert_outcome(&after, &c->clean[phase], how);
+        th_crash_outcome want = c->clean[phase];
+        _cleanup_free_ char *want_writes = restarted ? writes_but_at_start(c, root, want.writes) : NULL;
+        if (restarted) {
+                char *writes = writes_but_at_start(c, root, after.writes);
+                free(after.writes);
+                after.writes = writes;
+                want.writes = want_writes;
+        }
+        assert_outcome(&after, &want, how);
         /* What the second apply keeps, it keeps as the same object: never undefined and made again. */
         for (const char *const *name = c->kept; before_uuids && *name; name++) {
                 _cleanup_free_ char *was = uuid_of(before_uuids, *name), *is = uuid_of(after.uuids, *name);

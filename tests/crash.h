@@ -34,6 +34,8 @@ typedef struct th_crash_dir {
         char *path;
         const char *added; /* created or renamed into place */
         const char *removed; /* deleted */
+        /* The hypervisor writes here as it starts (revive): after a restart, these are not compared. */
+        bool written_at_start;
 } th_crash_dir;
 
 #define TH_CRASH_MAX_DIRS 4

@@ -153,7 +153,8 @@ static void libvirtd_observe(const th_crash *c, const char *root, th_crash_outco
 static void libvirtd_watched(const th_crash *c, const char *root, th_crash_dir *dirs) {
         dirs[0] = (th_crash_dir) { strdup("/etc/libvirt/qemu/networks"), "define", "undefine" };
         dirs[1] = (th_crash_dir) { strdup("/etc/libvirt/qemu/networks/autostart"), "autostart on", "autostart off" };
-        dirs[2] = (th_crash_dir) { strdup("/run/libvirt/network"), "status written", "status removed" };
+        /* A starting libvirtd starts the autostarted networks that are not running. */
+        dirs[2] = (th_crash_dir) { strdup("/run/libvirt/network"), "status written", "status removed", true };
 }
 
 static char *libvirtd_revive(const th_crash *c) {
