@@ -288,7 +288,10 @@ void state_count_write(state_store *s) {
                 raise(SIGKILL);
 }
 
+/* A failed put inside a transaction rolled it back already (state_put()): then there is nothing left to undo. */
 int state_rollback(state_store *s) {
+        if (sqlite3_get_autocommit(s->db))
+                return 0;
         return exec_stmt(s, STMT_ROLLBACK);
 }
 
