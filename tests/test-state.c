@@ -458,9 +458,20 @@ static void test_unchanged_put_writes_nothing(void **state) {
         assert_int_equal(file_int(path, "SELECT updated_usec FROM resources"), changed_usec);
 
         /* Every other column and every condition's field is a change, and one alone is written. */
-        rec->next_retry_usec++;
-        assert_put_writes(s, path, observer, rec);
-        rec->updated_usec++;
+        char **strings[] = { &rec->source_file, &rec->desired_hash, &rec->uuid, &rec->applied_xml_hash,
+                             &rec->applied_desired_xml, &rec->last_error };
+        int64_t *numbers[] = { &rec->generation, &rec->observed_generation, &rec->attempts, &rec->next_retry_usec };
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
+                _cleanup_free_ char *changed = vf_printf("%s, changed", *strings[i] ? *strings[i] : "");
+                assert_int_equal(vf_free_and_strdup(strings[i], changed), 0);
+                assert_put_writes(s, path, observer, rec);
+                rec->updated_usec++;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
+                (*numbers[i])++;
+                assert_put_writes(s, path, observer, rec);
+                rec->updated_usec++;
+        }
         assert_int_equal(state_record_set_condition(rec, "Ready", false, "DefineFailed", "libvirt said no again", 300),
                          0);
         assert_put_writes(s, path, observer, rec);
