@@ -61,6 +61,7 @@ static inline schema_load_options vf_options_schema(const vf_options *o) {
 typedef struct vf_report_entry {
         vf_kind kind;
         char *name;
+        char *key; /* "kind/name" */
         char *source_file;
         rc_result result;
 } vf_report_entry;

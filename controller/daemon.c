@@ -101,11 +101,9 @@ static int schedule_retries(vf_daemon *d, const vf_report *report) {
         int64_t now_real = vf_now_realtime_usec(), now_mono = vf_now_monotonic_usec();
 
         for (size_t i = 0; i < report->n_entries; i++) {
-                _cleanup_free_ char *key = schema_key(report->entries[i].kind, report->entries[i].name);
-                const graph_node *n = key ? graph_lookup(d->c->graph, key) : NULL;
+                const char *key = report->entries[i].key;
+                const graph_node *n = graph_lookup(d->c->graph, key);
                 int64_t next = n && n->record ? n->record->next_retry_usec : 0;
-                if (!key)
-                        return -ENOMEM;
                 if (next <= 0) {
                         queue_drop(d->queue, key);
                         continue;
@@ -149,9 +147,8 @@ static void want_host_monitors(vf_daemon *d, const vf_report *report) {
         /* A link that changed between the pass and the monitor's first breath is looked at once more. */
         for (size_t i = 0; d->links && i < report->n_entries; i++) {
                 const vf_report_entry *e = &report->entries[i];
-                _cleanup_free_ char *key = e->kind == VF_KIND_HOSTDEV ? schema_key(e->kind, e->name) : NULL;
-                if (key)
-                        (void) queue_push(d->queue, key, vf_now_monotonic_usec());
+                if (e->kind == VF_KIND_HOSTDEV)
+                        (void) queue_push(d->queue, e->key, vf_now_monotonic_usec());
         }
 }
 
@@ -164,9 +161,7 @@ static void expect_own_events(vf_daemon *d, const vf_report *report) {
 
         for (size_t i = 0; i < report->n_entries; i++) {
                 const vf_report_entry *e = &report->entries[i];
-                _cleanup_free_ char *key = schema_key(e->kind, e->name);
-                if (key)
-                        (void) own_events_expect(d->own, key, &e->result.caused, now);
+                (void) own_events_expect(d->own, e->key, &e->result.caused, now);
         }
 }
 
@@ -193,8 +188,7 @@ static int after_pass(vf_daemon *d, vf_report *report) {
 static void forget_removed(vf_daemon *d, const vf_report *report) {
         for (size_t i = 0; i < report->n_entries; i++) {
                 const vf_report_entry *e = &report->entries[i];
-                _cleanup_free_ char *key = schema_key(e->kind, e->name);
-                graph_node *n = key ? graph_lookup(d->c->graph, key) : NULL;
+                graph_node *n = graph_lookup(d->c->graph, e->key);
                 if (n && !n->desired && !n->record && (e->result.outcome == RC_DELETED || e->result.forget))
                         graph_forget(d->c->graph, n);
         }

@@ -174,17 +174,16 @@ static int remember_shown(output_stream *s, const char *key, const vf_report_ent
 
 static void stream_decided(void *userdata, const vf_report_entry *e) {
         output_stream *s = userdata;
-        _cleanup_free_ char *key = schema_key(e->kind, e->name);
 
-        if (!key || !worth_a_line(vf_map_get(s->shown, key), e))
+        if (!worth_a_line(vf_map_get(s->shown, e->key), e))
                 return;
         clear_progress(s);
-        fprintf(s->f, "%-9s %s", rc_outcome_to_string(e->result.outcome), key);
+        fprintf(s->f, "%-9s %s", rc_outcome_to_string(e->result.outcome), e->key);
         print_reason(s->f, &e->result, true);
         fputc('\n', s->f);
         fflush(s->f);
         /* Out of memory, a line may be printed twice: better than one missing. */
-        (void) remember_shown(s, key, e);
+        (void) remember_shown(s, e->key, e);
 }
 
 int output_stream_new(FILE *f, bool progress, output_stream **ret) {

@@ -393,16 +393,8 @@ static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t g
 static void entry_done(vf_report_entry *e) {
         free(e->name);
         free(e->source_file);
+        free(e->key);
         rc_result_done(&e->result);
-}
-
-/* Adds what an earlier round's writes make libvirt report to a later round's: both are this pass's own. */
-static void add_caused(rc_caused *later, const rc_caused *earlier) {
-        for (size_t i = 0; i < RC_LIFECYCLE_EVENTS; i++) {
-                unsigned sum = later->counts[i] + earlier->counts[i];
-                later->counts[i] = sum < UINT8_MAX ? (uint8_t) sum : UINT8_MAX;
-        }
-        later->also |= earlier->also;
 }
 
 /* Fills the node's report entry, replacing what an earlier round of this pass put there. */
@@ -412,7 +404,8 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
         if (n->entry) {
                 e = &report->entries[n->entry - 1];
                 report->by_outcome[e->result.outcome]--;
-                add_caused(&res->caused, &e->result.caused);
+                /* What an earlier round's writes make libvirt report is this pass's own too. */
+                rc_caused_add(&res->caused, &e->result.caused);
                 entry_done(e);
         } else {
                 e = realloc(report->entries, (report->n_entries + 1) * sizeof *e);
@@ -425,6 +418,7 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
         *e = (vf_report_entry) {
                 .kind = n->kind,
                 .name = strdup(n->name),
+                .key = strdup(n->key),
                 .source_file = n->desired ? strdup(n->desired->file)
                                : n->record && n->record->source_file ? strdup(n->record->source_file)
                                                                       : NULL,
@@ -432,7 +426,7 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
         };
         *res = (rc_result) {};
         report->by_outcome[e->result.outcome]++;
-        return e->name ? 0 : -ENOMEM;
+        return e->name && e->key ? 0 : -ENOMEM;
 }
 
 static void log_result(const vf_controller *c, const graph_node *n, const rc_result *res) {
@@ -656,8 +650,7 @@ static int index_entries(vf_report *r) {
                 return 0;
         r->by_key = vf_map_new();
         for (size_t i = 0; r->by_key && i < r->n_entries; i++) {
-                _cleanup_free_ char *key = schema_key(r->entries[i].kind, r->entries[i].name);
-                int k = key ? vf_map_put(r->by_key, key, (void *) (uintptr_t) (i + 1)) : -ENOMEM;
+                int k = vf_map_put(r->by_key, r->entries[i].key, (void *) (uintptr_t) (i + 1));
                 if (k < 0)
                         return k;
         }
@@ -665,11 +658,8 @@ static int index_entries(vf_report *r) {
 }
 
 static int absorb_entry(vf_report *r, vf_report_entry *later) {
-        _cleanup_free_ char *key = schema_key(later->kind, later->name);
-        uintptr_t at = key ? (uintptr_t) vf_map_get(r->by_key, key) : 0;
+        uintptr_t at = (uintptr_t) vf_map_get(r->by_key, later->key);
 
-        if (!key)
-                return -ENOMEM;
         if (at)
                 return fold_entry(&r->entries[at - 1], later);
         vf_report_entry *e = realloc(r->entries, (r->n_entries + 1) * sizeof *e);
@@ -678,7 +668,7 @@ static int absorb_entry(vf_report *r, vf_report_entry *later) {
         r->entries = e;
         r->entries[r->n_entries++] = *later;
         *later = (vf_report_entry) {};
-        return vf_map_put(r->by_key, key, (void *) (uintptr_t) r->n_entries);
+        return vf_map_put(r->by_key, r->entries[r->n_entries - 1].key, (void *) (uintptr_t) r->n_entries);
 }
 
 int vf_report_absorb(vf_report *r, vf_report *from) {

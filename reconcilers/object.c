@@ -636,12 +636,11 @@ int rc_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, rc_cal
 static void count_caused(const rc_context *ctx, const rc_request *req, rc_result *res) {
         const rc_object_class *cls = class_for_kind(req->kind);
         const rc_call_events *caused = cls ? &cls->caused[ctx->open_call] : NULL;
+        rc_caused one = { .also = caused ? caused->also : 0 };
 
         for (size_t i = 0; caused && i < RC_LIFECYCLE_EVENTS; i++)
-                if ((caused->events & RC_EVENT(i)) && res->caused.counts[i] < UINT8_MAX)
-                        res->caused.counts[i]++;
-        if (caused)
-                res->caused.also |= caused->also;
+                one.counts[i] = (caused->events & RC_EVENT(i)) != 0;
+        rc_caused_add(&res->caused, &one);
 }
 
 int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,

@@ -86,6 +86,14 @@ void rc_result_done(rc_result *res) {
         *res = (rc_result) {};
 }
 
+void rc_caused_add(rc_caused *to, const rc_caused *from) {
+        for (size_t i = 0; i < RC_LIFECYCLE_EVENTS; i++) {
+                unsigned sum = to->counts[i] + from->counts[i];
+                to->counts[i] = sum < UINT8_MAX ? (uint8_t) sum : UINT8_MAX;
+        }
+        to->also |= from->also;
+}
+
 void rc_result_set(rc_result *res, rc_outcome outcome, bool ready, const char *reason, const char *fmt, ...) {
         va_list ap;
         char *message = NULL;

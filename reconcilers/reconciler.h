@@ -197,6 +197,10 @@ typedef struct rc_caused {
         /* One of each may come with them from some drivers (QEMU's RESUMED before STARTED): RC_EVENT bits. */
         uint16_t also;
 } rc_caused;
+_Static_assert(RC_LIFECYCLE_EVENTS <= 16, "rc_caused.also and rc_call_events hold one bit per event in 16");
+
+/* Adds from's counts to to's, each saturating at UINT8_MAX, and its also. */
+void rc_caused_add(rc_caused *to, const rc_caused *from);
 
 /* A lifecycle event number's bit. */
 #define RC_EVENT(event) (1u << (event))

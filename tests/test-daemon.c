@@ -856,10 +856,9 @@ typedef struct hold {
 
 static void hold_after(void *userdata, const vf_report_entry *e) {
         hold *h = userdata;
-        _cleanup_free_ char *key = schema_key(e->kind, e->name);
         struct timespec deadline;
 
-        if (!key || strcmp(key, h->key) != 0)
+        if (strcmp(e->key, h->key) != 0)
                 return;
         /* Never for good: a test that failed meanwhile must still be able to stop the daemon. */
         clock_gettime(CLOCK_REALTIME, &deadline);
