@@ -334,6 +334,13 @@ void vf_map_free(vf_map *m) {
         free(m);
 }
 
+void vf_map_free_with(vf_map *m, void (*free_value)(void *value)) {
+        for (size_t i = 0; m && i < m->cap; i++)
+                if (m->slots[i].key && m->slots[i].key != TOMBSTONE)
+                        free_value(m->slots[i].value);
+        vf_map_free(m);
+}
+
 static map_slot *map_find(const vf_map *m, const char *key) {
         if (m->cap == 0)
                 return NULL;

@@ -136,6 +136,8 @@ void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]);
 typedef struct vf_map vf_map;
 vf_map *vf_map_new(void);
 void vf_map_free(vf_map *m);
+/* Frees each value with free_value, then the map; safe on NULL. */
+void vf_map_free_with(vf_map *m, void (*free_value)(void *value));
 DEFINE_POINTER_CLEANUP(vf_map, vf_map_free);
 /* Inserts or replaces; returns 0 or -ENOMEM. */
 int vf_map_put(vf_map *m, const char *key, void *value);

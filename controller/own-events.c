@@ -76,8 +76,7 @@ void own_events_clear(own_events *o) {
 void own_events_free(own_events *o) {
         if (!o)
                 return;
-        own_events_clear(o);
-        vf_map_free(o->by_key);
+        vf_map_free_with(o->by_key, free);
         free(o);
 }
 

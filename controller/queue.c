@@ -22,14 +22,9 @@ int queue_new(work_queue **ret) {
 }
 
 void queue_free(work_queue *q) {
-        size_t it = 0;
-        void *due;
-
         if (!q)
                 return;
-        while (vf_map_next(q->due, &it, NULL, &due))
-                free(due);
-        vf_map_free(q->due);
+        vf_map_free_with(q->due, free);
         free(q);
 }
 

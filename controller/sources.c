@@ -88,12 +88,7 @@ static void wake(libvirt_events *e) {
 }
 
 void libvirt_seen_free(vf_map *seen) {
-        size_t it = 0;
-        void *counts;
-
-        while (seen && vf_map_next(seen, &it, NULL, &counts))
-                free(counts);
-        vf_map_free(seen);
+        vf_map_free_with(seen, free);
 }
 
 /* Counted, not listed: a cold start's thousands of events cost a lookup each. */

@@ -52,6 +52,28 @@ static void test_map_put_get_remove_grow(void **state) {
         assert_int_equal(seen, 2500);
 }
 
+static unsigned values_freed;
+
+static void free_value(void *value) {
+        values_freed++;
+        free(value);
+}
+
+/* Each live value is freed once, none that was removed (valgrind sees a double free or a leak). */
+static void test_map_free_with(void **state) {
+        vf_map *m = vf_map_new();
+
+        assert_int_equal(vf_map_put(m, "a", strdup("1")), 0);
+        assert_int_equal(vf_map_put(m, "b", strdup("2")), 0);
+        assert_int_equal(vf_map_put(m, "c", strdup("3")), 0);
+        free(vf_map_remove(m, "b"));
+        values_freed = 0;
+        vf_map_free_with(m, free_value);
+        assert_int_equal(values_freed, 2);
+        vf_map_free_with(NULL, free_value);
+        assert_int_equal(values_freed, 2);
+}
+
 static void test_buf_and_json(void **state) {
         vf_buf b = {};
         vf_buf_printf(&b, "%d-", 42);
@@ -226,6 +248,7 @@ int main(void) {
                 cmocka_unit_test(test_kind_names),
                 cmocka_unit_test(test_sha256),
                 cmocka_unit_test(test_map_put_get_remove_grow),
+                cmocka_unit_test(test_map_free_with),
                 cmocka_unit_test(test_buf_and_json),
                 cmocka_unit_test(test_json_string_any_bytes),
                 cmocka_unit_test(test_strv),
