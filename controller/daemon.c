@@ -380,9 +380,7 @@ static int64_t batch_held_until(vf_daemon *d, int64_t now) {
 
         for (size_t i = 0; d->watch && i < watch_n_holds(d->watch);) {
                 watch_hold *h = watch_hold_at(d->watch, i);
-                /* An editor keeps its swap file open for the whole session: only what is read is waited for. */
-                if (!schema_file_is_candidate(h->name) ||
-                    (!d->rescan_why && !vf_strv_contains(d->pending_names, h->name))) {
+                if (!d->rescan_why && !vf_strv_contains(d->pending_names, h->name)) {
                         i++;
                         continue;
                 }

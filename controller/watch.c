@@ -146,9 +146,12 @@ static bool is_regular_file(const char *path) {
  * The writer's own events say when it is done: a write (or a file created
  * empty) starts a hold, and closing the file, renaming it or deleting it
  * ends it. The hold's end is fixed at its start, so a writer that never
- * closes is read after hold_usec all the same.
+ * closes is read after hold_usec all the same. Only files that are read are
+ * held: an editor keeps its swap file open for the whole session.
  */
 static int hold_update(watch *w, const watched_dir *d, const struct inotify_event *ev) {
+        if (!schema_file_is_candidate(ev->name))
+                return 0;
         _cleanup_free_ char *path = vf_printf("%s/%s", d->path, ev->name);
         ssize_t i = path ? hold_find(w, path) : -1;
 
