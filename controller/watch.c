@@ -136,10 +136,14 @@ void watch_release(watch *w, size_t i) {
         w->holds[i] = w->holds[--w->n_holds];
 }
 
-/* Only a regular file is written through an open descriptor: a symlink made with symlink(2) is never closed. */
-static bool is_regular_file(const char *path) {
+/*
+ * A file created to be written: a regular file with no other name. A symlink (symlink(2)) and a
+ * hard link to a file that exists already (link(2): ln, cp -l, rsync --link-dest) are made whole
+ * by one call, and never closed.
+ */
+static bool created_for_writing(const char *path) {
         struct stat st;
-        return fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+        return fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
 }
 
 /*
@@ -162,7 +166,7 @@ static int hold_update(watch *w, const watched_dir *d, const struct inotify_even
                         watch_release(w, (size_t) i);
                 return 0;
         }
-        bool writing = (ev->mask & IN_MODIFY) || ((ev->mask & IN_CREATE) && is_regular_file(path));
+        bool writing = (ev->mask & IN_MODIFY) || ((ev->mask & IN_CREATE) && created_for_writing(path));
         if (!writing || i >= 0 || w->hold_usec == 0)
                 return 0;
         watch_hold *holds = reallocarray(w->holds, w->n_holds + 1, sizeof *holds);

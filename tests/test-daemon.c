@@ -645,6 +645,27 @@ static void test_sighup_waits_for_a_file_open_for_writing(void **state) {
                  "the reload on SIGHUP, once the file was closed");
 }
 
+/*
+ * A hard link (ln, cp -l, rsync --link-dest) is made whole by one call and never closed: it is read
+ * at the debounce, not held as a file being written until the hold runs out.
+ */
+static void test_file_linked_in_is_not_held(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *uuid = NULL, *staged = vf_printf("%s/staged.yaml", f->env->dir),
+                            *linked = vf_printf("%s/30-web.yaml", f->dirs[0]);
+
+        /* Long enough that the removal and the link are one batch even on a busy machine. */
+        f->env->opts.debounce_msec = 500;
+        start_running_web1(f, f->dirs[0], &uuid);
+        th_write(f->env->dir, "staged.yaml", "%s", DOMAIN_WEB("2GiB"));
+        th_remove(f->dirs[0], "20-web.yaml");
+        assert_int_equal(link(staged, linked), 0);
+        wait_for(f, memory_is, "<memory unit='KiB'>2097152</memory>", "web1 with 2 GiB from the linked file");
+        assert_int_equal(log_count(f, "open for writing"), 0);
+        th_libvirt_view_assert_no_event(f->events, "domain", "web1", destructive);
+        assert_same_web1(f, uuid);
+}
+
 /* An editor's swap file, open for writing all along, holds back no edit: it is never read. */
 static void test_swap_file_open_for_writing_holds_nothing(void **state) {
         fixture *f = *state;
@@ -1271,6 +1292,7 @@ int main(void) {
                 T(test_move_between_layers_is_an_update),
                 T(test_file_truncated_is_read_once_closed),
                 T(test_sighup_waits_for_a_file_open_for_writing),
+                T(test_file_linked_in_is_not_held),
                 T(test_swap_file_open_for_writing_holds_nothing),
                 T(test_file_replaced_in_place_is_read_once_closed),
                 T(test_file_never_closed_is_read_after_the_hold),
