@@ -66,12 +66,12 @@ static int observed_doc(observed *o, xmlDoc **ret) {
  * Records are committed in batches, after the writes their intents log. An unmarked object a killed
  * run defined has no record, then, and no marker to say whose it is: it is ours when this store's
  * intent log ends, for it, with a define that was made or may have been. Anything else of that name
- * (never defined here, or undefined here since) is someone else's. A define or undefine that failed
- * changed nothing, and is passed over: this run's own define, failed because the killed run's was
- * still being made when this one listed, must not hide it.
+ * (never defined here, or undefined or forgotten here since: rc_step_forget()) is someone else's.
+ * A define or undefine that failed changed nothing, and is passed over: this run's own define,
+ * failed because the killed run's was still being made when this one listed, must not hide it.
  */
 static int defined_by_killed_run(rc_context *ctx, const rc_request *req, bool *ret) {
-        static const char *const actions[] = { "define", "undefine" };
+        static const char *const actions[] = { "define", "undefine", RC_STEP_FORGET };
         _cleanup_(state_event_freep) state_event *last = NULL;
         int r = state_event_newest(ctx->store, vf_kind_to_string(req->kind), req->name, actions, ELEMENTSOF(actions),
                                    "failed", &last);

@@ -670,6 +670,13 @@ int rc_host_step_end(rc_context *ctx, const rc_request *req, rc_result *res, con
         return record_outcome(ctx, req, res, what, ok, message);
 }
 
+int rc_step_forget(rc_context *ctx, const rc_request *req, rc_result *res) {
+        int r = rc_host_step_begin(ctx, req, res, RC_STEP_FORGET);
+        if (r > 0)
+                r = rc_host_step_end(ctx, req, res, RC_STEP_FORGET, true, NULL);
+        return r < 0 ? r : 0;
+}
+
 bool rc_state_step(const rc_context *ctx, rc_result *res, const char *what) {
         (void) vf_strv_push(&res->steps, what);
         return !ctx->dry_run;

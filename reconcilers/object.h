@@ -131,6 +131,13 @@ int rc_host_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, c
 int rc_host_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
                      const char *message);
 /*
+ * Logs that nothing of this store's is left of the resource (step RC_STEP_FORGET): for what carries
+ * no marker (pools, volumes), the log is what tells a later object of that name for someone else's,
+ * not one a killed run made. 0, or -EIO (the result says why).
+ */
+#define RC_STEP_FORGET "forget"
+int rc_step_forget(rc_context *ctx, const rc_request *req, rc_result *res);
+/*
  * A step that changes only the state file (whose own transaction is its journal): listed for plan,
  * without an intent. Returns whether to perform it.
  */

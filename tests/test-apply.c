@@ -1284,6 +1284,46 @@ static void test_pool_defined_meanwhile_by_a_killed_run_is_ours(void **state) {
         assert_string_equal(rec->uuid, uuid);
 }
 
+/*
+ * Our pool removed out of band, then its file: the record is forgotten without an undefine of ours.
+ * Someone else's pool of that name, declared again later, is theirs: a Conflict, left as it is, not
+ * taken for one a killed run defined because this store's log once defined that name.
+ */
+static void test_pool_of_a_forgotten_name_is_someone_elses(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
+                                             "</pool>",
+                                             path);
+
+        assert_int_equal(mkdir(path, 0755), 0);
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        virStoragePoolPtr p = virStoragePoolLookupByName(f->other, "images");
+        assert_non_null(p);
+        assert_int_equal(virStoragePoolDestroy(p), 0);
+        assert_int_equal(virStoragePoolUndefine(p), 0);
+        virStoragePoolFree(p);
+        th_remove(f->conf, "10-pool.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, "Removed");
+
+        p = virStoragePoolDefineXML(f->other, xml, 0);
+        assert_non_null(p);
+        virStoragePoolFree(p);
+        _cleanup_free_ char *theirs = pool_uuid(f, "images");
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_FAILED, "Conflict");
+        p = virStoragePoolLookupByName(f->other, "images");
+        assert_non_null(p);
+        assert_int_equal(virStoragePoolIsActive(p), 0); /* not started, not made autostart: left as it is */
+        virStoragePoolFree(p);
+        _cleanup_free_ char *still = pool_uuid(f, "images");
+        assert_string_equal(still, theirs);
+}
+
 /* A pool that still holds a volume virtform manages waits for it, and goes once the volume is gone. */
 static void test_pool_with_recorded_volume_is_in_use(void **state) {
         th_env *f = *state;
@@ -1851,6 +1891,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_conflict_and_adoption, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_define_finished_by_a_killed_run_meanwhile, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_defined_meanwhile_by_a_killed_run_is_ours, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_of_a_forgotten_name_is_someone_elses, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_foreign_object_made_meanwhile_is_a_conflict, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_waiting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),

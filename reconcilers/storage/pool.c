@@ -168,12 +168,15 @@ static int pool_apply(rc_context *ctx, const rc_request *req, rc_result *res) {
         return rc_converge_apply(ctx, &pool_hooks, req, res);
 }
 
-/* Once removed (or found not to be ours), nothing of this store's is left: its record goes. */
+/*
+ * Once removed (or found gone already), nothing of this store's is left: its record goes, and the
+ * log says so, since a pool found gone leaves no undefine of ours there (converge.c).
+ */
 static int pool_remove(rc_context *ctx, const rc_request *req, rc_result *res) {
         int r = rc_converge_remove(ctx, &pool_hooks, req, res);
 
         res->forget = r >= 0 && res->outcome == RC_DELETED;
-        return r;
+        return res->forget ? rc_step_forget(ctx, req, res) : r;
 }
 
 /* A pool no file declares (a volume names it) serves when it exists and is active. */

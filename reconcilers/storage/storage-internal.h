@@ -92,7 +92,6 @@ int rc_storage_step_end(rc_context *ctx, const rc_request *req, rc_result *res, 
 /* Step names, as the event log keeps them: how a volume made by a killed run is told from another's. */
 #define RC_STEP_CREATE_VOLUME "create-volume"
 #define RC_STEP_DELETE_VOLUME "delete-volume"
-#define RC_STEP_FORGET "forget"
 
 /*
  * Whether the volume of an unrecorded resource is one this store made: a run killed between its

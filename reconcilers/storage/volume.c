@@ -868,10 +868,7 @@ static int removable(volume *v, bool *ok) {
 }
 
 static int forget(volume *v) {
-        /* Logged, so that a later run takes a volume of that name for someone else's, not one it made. */
-        int r = rc_host_step_begin(v->ctx, v->req, v->res, RC_STEP_FORGET);
-        if (r > 0)
-                r = rc_host_step_end(v->ctx, v->req, v->res, RC_STEP_FORGET, true, NULL);
+        int r = rc_step_forget(v->ctx, v->req, v->res);
         if (r < 0)
                 return r;
         rc_result_set(v->res, RC_KEPT, true, "Retained",
