@@ -1446,6 +1446,40 @@ static void create_volume(th_env *f, const char *name, const char *capacity) {
         virStoragePoolFree(p);
 }
 
+/*
+ * Our volume deleted out of band, then its file: the record goes with no delete of ours in the log.
+ * Someone else's volume made later under that name is theirs, data and all, when it is declared again:
+ * a Conflict, not taken for one a killed run half made, which would go whatever the policy.
+ */
+static void test_volume_of_a_forgotten_name_is_someone_elses(void **state) {
+        th_env *f = *state;
+
+        declare_pool(f);
+        th_write(f->conf, "20-disk.yaml", VOLUME("disk.qcow2", ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "images/disk.qcow2", RC_CREATED, NULL);
+        virStoragePoolPtr p = pool_lookup(f, "images");
+        virStorageVolPtr v = p ? virStorageVolLookupByName(p, "disk.qcow2") : NULL;
+        assert_non_null(v);
+        assert_int_equal(virStorageVolDelete(v, 0), 0);
+        virStorageVolFree(v);
+        th_remove(f->conf, "20-disk.yaml");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "images/disk.qcow2", RC_DELETED, "Removed");
+
+        create_volume(f, "disk.qcow2", "1048576");
+        th_write(f->conf, "20-disk.yaml", VOLUME("disk.qcow2", ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_VOLUME, "images/disk.qcow2", RC_FAILED, "Conflict");
+        virStorageVolInfo info;
+        v = virStorageVolLookupByName(p, "disk.qcow2");
+        assert_non_null(v);
+        assert_int_equal(virStorageVolGetInfo(v, &info), 0);
+        assert_int_equal(info.capacity, 1048576); /* theirs, as they made it */
+        virStorageVolFree(v);
+        virStoragePoolFree(p);
+}
+
 /* A volume of the seed's name that this state did not make is left alone, unless the file adopts it. */
 static void test_cloudinit_conflict_and_adoption(void **state) {
         th_env *f = *state;
@@ -1892,6 +1926,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_define_finished_by_a_killed_run_meanwhile, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_defined_meanwhile_by_a_killed_run_is_ours, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_of_a_forgotten_name_is_someone_elses, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_volume_of_a_forgotten_name_is_someone_elses, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_foreign_object_made_meanwhile_is_a_conflict, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_waiting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),

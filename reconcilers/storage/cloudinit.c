@@ -353,15 +353,16 @@ static int cloudinit_remove(rc_context *ctx, const rc_request *req, rc_result *r
         _cleanup_free_ char *users = NULL, *first = NULL, *why = NULL;
         const char *key = req->record ? req->record->uuid : NULL;
 
+        /* Either way the record goes with no delete of ours in the log: it must say the name is not ours now. */
         if (!key) {
                 rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; it had no seed volume");
-                return 0;
+                return rc_step_forget(ctx, req, res);
         }
         rc_count_read(ctx, RC_CALL_GET_INFO);
         run.vol = virStorageVolLookupByKey(ctx->conn, key);
         if (!run.vol) {
                 rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; its seed volume was already gone");
-                return 0;
+                return rc_step_forget(ctx, req, res);
         }
         run.volume = strdup(virStorageVolGetName(run.vol));
         if (!run.volume)

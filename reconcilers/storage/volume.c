@@ -885,8 +885,9 @@ static int volume_remove(rc_context *ctx, const rc_request *req, rc_result *res)
         if (r < 0)
                 return r;
         if (!v.vol) {
+                /* The record goes with no delete of ours in the log: the log must say the name is not ours now. */
                 rc_result_set(res, RC_DELETED, true, "Removed", "no longer declared; it was already gone");
-                return 0;
+                return rc_step_forget(ctx, req, res);
         }
         bool ours = recorded_as(req, v.key);
         r = ours ? 0 : rc_storage_made_unrecorded(ctx, req, &half_made);
