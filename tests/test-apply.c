@@ -1234,32 +1234,58 @@ static void test_pool_conflict_and_adoption(void **state) {
         th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
 }
 
+/* The directory of the pool images, made. */
+static char *images_dir(th_env *f) {
+        char *path = vf_printf("%s/images", f->dir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        return path;
+}
+
+/* Someone else's define of the pool images, through the test's own connection. */
+static void define_images_elsewhere(th_env *f, const char *path) {
+        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
+                                             "</pool>",
+                                             path);
+        virStoragePoolPtr p = virStoragePoolDefineXML(f->other, xml, 0);
+
+        assert_non_null(p);
+        virStoragePoolFree(p);
+}
+
+/* The open intent a run killed in the middle of its define of the pool images leaves. */
+static void intend_images_define(th_env *f) {
+        int64_t intent;
+
+        th_env_pass(f); /* opens the store */
+        assert_int_equal(state_intent_begin(f->c.store, "pool", "images", 1, "define", &intent), 0);
+}
+
+/* The pool images taken as this store's: running as declared, the very pool (was, if known) recorded. */
+static void assert_images_ours(th_env *f, const char *path, const char *was) {
+        _cleanup_free_ char *uuid = pool_uuid(f, "images");
+        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
+
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_pool_running(f, "images", path);
+        if (was)
+                assert_string_equal(uuid, was);
+        assert_string_equal(rec->uuid, uuid);
+}
+
 /*
  * A run killed after it defined a pool and before its record was committed left no record, and a
  * pool has no marker: the intent log says the define was this store's, so it is ours, not a Conflict.
  */
 static void test_pool_defined_by_a_killed_run_is_ours(void **state) {
         th_env *f = *state;
-        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
-        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
-                                             "</pool>",
-                                             path);
-        int64_t intent;
+        _cleanup_free_ char *path = images_dir(f);
 
-        assert_int_equal(mkdir(path, 0755), 0);
-        th_env_pass(f); /* opens the store */
-        assert_int_equal(state_intent_begin(f->c.store, "pool", "images", 1, "define", &intent), 0);
-        virStoragePoolPtr p = virStoragePoolDefineXML(f->other, xml, 0);
-        assert_non_null(p);
-        virStoragePoolFree(p);
+        intend_images_define(f);
+        define_images_elsewhere(f, path);
         _cleanup_free_ char *uuid = pool_uuid(f, "images");
-
         th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
         th_env_pass(f);
-        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
-        assert_pool_running(f, "images", path);
-        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
-        assert_string_equal(rec->uuid, uuid);
+        assert_images_ours(f, path, uuid);
 }
 
 /*
@@ -1269,19 +1295,12 @@ static void test_pool_defined_by_a_killed_run_is_ours(void **state) {
  */
 static void test_pool_defined_meanwhile_by_a_killed_run_is_ours(void **state) {
         th_env *f = *state;
-        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
-        int64_t intent;
+        _cleanup_free_ char *path = images_dir(f);
 
-        assert_int_equal(mkdir(path, 0755), 0);
-        th_env_pass(f); /* opens the store */
-        assert_int_equal(state_intent_begin(f->c.store, "pool", "images", 1, "define", &intent), 0);
+        intend_images_define(f);
         th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
         pass_with_define_first(f, "");
-        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
-        assert_pool_running(f, "images", path);
-        _cleanup_free_ char *uuid = pool_uuid(f, "images");
-        _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_POOL, "images");
-        assert_string_equal(rec->uuid, uuid);
+        assert_images_ours(f, path, NULL);
 }
 
 /*
@@ -1291,12 +1310,8 @@ static void test_pool_defined_meanwhile_by_a_killed_run_is_ours(void **state) {
  */
 static void test_pool_of_a_forgotten_name_is_someone_elses(void **state) {
         th_env *f = *state;
-        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
-        _cleanup_free_ char *xml = vf_printf("<pool type='dir'><name>images</name><target><path>%s</path></target>"
-                                             "</pool>",
-                                             path);
+        _cleanup_free_ char *path = images_dir(f);
 
-        assert_int_equal(mkdir(path, 0755), 0);
         th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
         th_env_pass(f);
         th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
@@ -1309,9 +1324,7 @@ static void test_pool_of_a_forgotten_name_is_someone_elses(void **state) {
         th_env_pass(f);
         th_env_assert(f, VF_KIND_POOL, "images", RC_DELETED, "Removed");
 
-        p = virStoragePoolDefineXML(f->other, xml, 0);
-        assert_non_null(p);
-        virStoragePoolFree(p);
+        define_images_elsewhere(f, path);
         _cleanup_free_ char *theirs = pool_uuid(f, "images");
         th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
         th_env_pass(f);
