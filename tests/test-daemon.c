@@ -619,25 +619,31 @@ static void assert_written_once_closed(fixture *f, const char *uuid, int fd) {
         assert_int_equal(log_count(f, "20-web.yaml is open for writing"), 1);
 }
 
+/* web1 running, then its file emptied by O_TRUNC and left open: the descriptor to write it with. */
+static int truncate_running_web1(fixture *f, char **uuid) {
+        _cleanup_free_ char *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
+
+        start_running_web1(f, f->dirs[0], uuid);
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        assert_true(fd >= 0);
+        return fd;
+}
+
 /* Emptied by O_TRUNC, then written after a pause. */
 static void test_file_truncated_is_read_once_closed(void **state) {
         fixture *f = *state;
-        _cleanup_free_ char *uuid = NULL, *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
+        _cleanup_free_ char *uuid = NULL;
+        int fd = truncate_running_web1(f, &uuid);
 
-        start_running_web1(f, f->dirs[0], &uuid);
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        assert_true(fd >= 0);
         assert_written_once_closed(f, uuid, fd);
 }
 
 /* SIGHUP while a file is open for writing: reading every file again waits for it, as a batch does. */
 static void test_sighup_waits_for_a_file_open_for_writing(void **state) {
         fixture *f = *state;
-        _cleanup_free_ char *uuid = NULL, *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
+        _cleanup_free_ char *uuid = NULL;
+        int fd = truncate_running_web1(f, &uuid);
 
-        start_running_web1(f, f->dirs[0], &uuid);
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        assert_true(fd >= 0);
         wait_for(f, log_has, "20-web.yaml is open for writing", "the daemon waiting for 20-web.yaml");
         assert_int_equal(kill(getpid(), SIGHUP), 0);
         assert_written_once_closed(f, uuid, fd);
@@ -699,12 +705,10 @@ static void test_file_replaced_in_place_is_read_once_closed(void **state) {
 /* A writer that never closes its file: it is read as it is once the hold ends (100 debounces), and said so. */
 static void test_file_never_closed_is_read_after_the_hold(void **state) {
         fixture *f = *state;
-        _cleanup_free_ char *uuid = NULL, *path = vf_printf("%s/20-web.yaml", f->dirs[0]);
+        _cleanup_free_ char *uuid = NULL;
         const char *content = DOMAIN_WEB("3GiB");
+        int fd = truncate_running_web1(f, &uuid);
 
-        start_running_web1(f, f->dirs[0], &uuid);
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        assert_true(fd >= 0);
         assert_int_equal(write(fd, content, strlen(content)), (ssize_t) strlen(content));
         wait_for(f, memory_is, "<memory unit='KiB'>3145728</memory>", "web1 with 3 GiB, its file still open");
         assert_int_equal(log_count(f, "20-web.yaml is still open for writing after 2.0 s: reading it as it is"), 1);
