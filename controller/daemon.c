@@ -699,6 +699,16 @@ static int on_timer(int fd, void *userdata) {
 
 /* ---- the loop ------------------------------------------------------------------------ */
 
+/* Nothing due: the state file takes its -wal back now, out of the way of the next edit (state/checkpoint.c). */
+static void checkpoint_when_idle(vf_daemon *d) {
+        if (!d->c->store || d->debounce_deadline != INT64_MAX || queue_next_due(d->queue) <= vf_now_monotonic_usec())
+                return;
+        int r = state_checkpoint(d->c->store);
+        if (r < 0)
+                vf_log(d->c, VF_LOG_WARNING, "cannot write the state file's journal back into it: %s (%s); "
+                       "tried again when next idle", strerror(-r), state_last_error(d->c->store));
+}
+
 static int64_t min3(int64_t a, int64_t b, int64_t c) {
         int64_t m = a < b ? a : b;
         return m < c ? m : c;
@@ -821,6 +831,7 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
         (void) notify_systemd("READY=1");
         record_connection(d, false);
         while (!done(d)) {
+                checkpoint_when_idle(d);
                 r = arm_timer(d);
                 if (r >= 0)
                         r = loop_dispatch(d->loop);

@@ -671,6 +671,7 @@ static int open_readwrite(state_store *s, const char *path, state_open_flags fla
                 r = migrate(s->db, path, errmsg);
         if (r < 0)
                 return r;
+        state_wal_watch(s);
         state_lock_mark_open(s->lock_fd);
         return 0;
 }

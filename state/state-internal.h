@@ -74,6 +74,9 @@ struct state_store {
         unsigned fault_after_writes;
         /* Failure tests: the write this many writes from now fails without being made; 0: never. */
         unsigned fault_failing_write;
+        /* A writer's -wal (checkpoint.c): its pages after the last commit, and how many are written back. */
+        int wal_pages;
+        int wal_backfilled;
 };
 
 /*
@@ -118,6 +121,8 @@ enum {
         "saved_admin_mac, saved_vlan, saved_own_mac, original_driver, bind_phase, updated_usec"
 /* Shared by the query files. */
 int state_store_error(state_store *s, int rc);
+/* A writer checkpoints inside a commit only past a cap, and otherwise when state_checkpoint() asks. */
+void state_wal_watch(state_store *s);
 int state_exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc);
 int state_column_strdup(sqlite3_stmt *st, int column, char **ret);
 void state_stmt_release(sqlite3_stmt **st);

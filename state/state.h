@@ -153,6 +153,12 @@ int state_rollback(state_store *s);
  */
 int state_flush(state_store *s);
 
+/*
+ * Writes the -wal back into the state file once enough has gathered, for a writer with nothing else
+ * to do: commits do so only past a cap (checkpoint.c). -EBUSY inside a transaction.
+ */
+int state_checkpoint(state_store *s);
+
 /* -ENOENT when absent. */
 int state_get(state_store *s, const char *kind, const char *name, state_record **ret);
 /*

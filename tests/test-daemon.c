@@ -859,6 +859,46 @@ static void test_cold_start_reconciles_each_resource_once(void **state) {
                 }
 }
 
+/* The records the state file holds without its -wal, as a copy of it alone shows them. */
+static size_t records_without_wal(fixture *f) {
+        _cleanup_free_ char *copy = vf_printf("%s/main-only.db", f->env->dir), *data = NULL, *errmsg = NULL;
+        _cleanup_(state_closep) state_store *s = NULL;
+        state_record **records = NULL;
+        size_t len, n = 0;
+
+        assert_int_equal(vf_read_file(f->env->state, 64 << 20, &data, &len), 0);
+        int fd = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, len), (ssize_t) len);
+        assert_int_equal(close(fd), 0);
+        if (state_open(copy, STATE_OPEN_READONLY | STATE_OPEN_EXISTING, &s, &errmsg) < 0)
+                fail_msg("%s", errmsg);
+        assert_int_equal(state_list(s, &records, &n), 0);
+        state_record_list_free(records, n);
+        assert_int_equal(unlink(copy), 0);
+        return n;
+}
+
+/*
+ * Commits leave the state file to its -wal (state/checkpoint.c); the daemon, once idle, writes it back.
+ * 150 domains make some 1500 pages: past the 1000 a checkpoint waits for, short of the cap at which a
+ * commit makes one itself.
+ */
+static void test_idle_daemon_writes_the_journal_back(void **state) {
+        fixture *f = *state;
+
+        for (unsigned i = 0; i < 150; i++) {
+                _cleanup_free_ char *name = vf_printf("vm%03u.yaml", i);
+                _cleanup_free_ char *yaml = vf_printf("apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vm%03u}\n"
+                                                      "spec: {memory: 64MiB, state: shutoff}\n", i);
+                th_write(f->dirs[0], name, "%s", yaml);
+        }
+        start_daemon(f);
+        wait_record(f, "domain", "vm149", true, "Applied");
+        wait_asleep(f);
+        assert_int_equal(records_without_wal(f), 150);
+}
+
 /* Someone else defines web1 again with another memory size, keeping all the rest (its marker too). */
 static void redefine_web1_with_2gib(fixture *f) {
         _cleanup_free_ char *xml = th_domain_xml(f->env->other, "web1", true);
@@ -1305,6 +1345,7 @@ int main(void) {
                 T(test_pool_waiting_for_its_volume_goes_with_it),
                 T(test_undefine_while_running_is_defined_again),
                 T(test_cold_start_reconciles_each_resource_once),
+                T(test_idle_daemon_writes_the_journal_back),
                 T(test_changes_right_after_its_own_writes_are_put_back),
                 T(test_undeclared_dependency_wakes_its_dependents),
                 T(test_apply_wait_follows_events_and_reports_the_run),

@@ -1531,6 +1531,120 @@ static void test_flush_makes_writes_durable(void **state) {
         state_close(s);
 }
 
+/* ---- checkpoints (state/checkpoint.c) --------------------------------------------------------- */
+
+/* SQLite's page size for a new file, and what each page costs in the -wal. */
+#define PAGE_SIZE 4096
+#define WAL_FRAME_SIZE (24 + PAGE_SIZE)
+
+static long wal_pages(const char *path) {
+        return (long) ((wal_size(path) - 32) / WAL_FRAME_SIZE);
+}
+
+/* When the main file was last written: in WAL mode, only a checkpoint writes it. */
+static struct timespec main_written(const char *path) {
+        struct stat st;
+
+        assert_int_equal(stat(path, &st), 0);
+        return st.st_mtim;
+}
+
+static bool same_time(struct timespec a, struct timespec b) {
+        return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* A record whose XML takes several pages, so that the -wal grows by pages per commit, not bytes. */
+static void put_large(state_store *s, unsigned i) {
+        char name[16];
+        snprintf(name, sizeof name, "vm%05u", i);
+        _cleanup_(state_record_freep) state_record *rec = state_record_new("domain", name);
+
+        assert_non_null(rec);
+        rec->applied_desired_xml = malloc(8 * PAGE_SIZE);
+        assert_non_null(rec->applied_desired_xml);
+        memset(rec->applied_desired_xml, 'x', 8 * PAGE_SIZE - 1);
+        rec->applied_desired_xml[8 * PAGE_SIZE - 1] = 0;
+        assert_int_equal(state_put(s, rec), 0);
+}
+
+/* Puts large records until the -wal holds pages pages; bounded, so that a -wal that starts over fails. */
+static void put_until_wal_holds(state_store *s, const char *path, long pages, unsigned *n) {
+        for (unsigned bound = *n + (unsigned) pages / 8; wal_pages(path) < pages; (*n)++) {
+                assert_true(*n < bound);
+                put_large(s, *n);
+        }
+}
+
+/* The records of the main file alone, as a copy without its -wal shows them. */
+static int64_t records_in_main_file(void **state, const char *path) {
+        _cleanup_free_ char *copy = path_in(state, "main-only.db"), *data = NULL;
+        size_t len;
+
+        assert_int_equal(vf_read_file(path, 64 << 20, &data, &len), 0);
+        write_file(copy, data, len);
+        int64_t n = file_int(copy, "SELECT count(*) FROM resources");
+        assert_int_equal(unlink(copy), 0);
+        return n;
+}
+
+/*
+ * Commits leave the main file alone below the cap; the writer, idle, writes the -wal back once SQLite's
+ * 1000 pages have gathered, and not before: each time the -wal starts over costs a commit one fsync.
+ */
+static void test_checkpoint_waits_for_an_idle_writer(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        struct timespec before = main_written(path);
+        unsigned n = 0;
+
+        put_until_wal_holds(s, path, 500, &n);
+        assert_int_equal(state_checkpoint(s), 0);
+        assert_true(same_time(main_written(path), before));
+        put_until_wal_holds(s, path, 1100, &n);
+        assert_true(same_time(main_written(path), before));
+        assert_int_equal(records_in_main_file(state, path), 0);
+
+        assert_int_equal(state_begin(s), 0);
+        assert_int_equal(state_checkpoint(s), -EBUSY);
+        assert_int_equal(state_rollback(s), 0);
+        assert_int_equal(state_checkpoint(s), 0);
+        assert_int_equal(records_in_main_file(state, path), n);
+
+        /* The -wal starts over at the next commit: as many pages again are written back again. */
+        for (unsigned first = n; n < 2 * first; n++)
+                put_large(s, n);
+        assert_int_equal(state_checkpoint(s), 0);
+        assert_int_equal(records_in_main_file(state, path), n);
+        state_close(s);
+}
+
+/*
+ * A reader reading across each commit keeps the -wal from starting over. Under SQLite's own rule every
+ * commit past 1000 pages then checkpoints, two fsyncs each; here one commit per cap's worth of pages does.
+ */
+static void test_a_busy_reader_costs_no_checkpoint_per_commit(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        sqlite3 *reader = raw_open(path);
+        struct timespec last = main_written(path);
+        unsigned checkpoints = 0, n = 0;
+
+        for (unsigned bound = 10000 / 8; wal_pages(path) < 10000;) {
+                assert_true(n < bound);
+                raw_exec(reader, "BEGIN");
+                assert_int_equal(raw_int(reader, "SELECT count(*) FROM resources"), n);
+                put_large(s, n++);
+                raw_exec(reader, "COMMIT");
+                struct timespec now = main_written(path);
+                checkpoints += !same_time(now, last);
+                last = now;
+        }
+        /* One per 4096 pages (checkpoint.c): two by 10000. */
+        assert_int_equal(checkpoints, 2);
+        assert_int_equal(sqlite3_close(reader), SQLITE_OK);
+        state_close(s);
+}
+
 /*
  * tests/data/state-v1.db was written by the first release (commit c67ed15,
  * schema version 1), never by today's code: its build applied examples/ to
@@ -1761,6 +1875,8 @@ int main(void) {
                 cmocka_unit_test(test_default_path),
                 T(test_device_roundtrip_and_delete),
                 T(test_flush_makes_writes_durable),
+                T(test_checkpoint_waits_for_an_idle_writer),
+                T(test_a_busy_reader_costs_no_checkpoint_per_commit),
                 T(test_migrates_golden_version_1),
                 T(test_disk_full_keeps_committed_state),
 #undef T
