@@ -199,7 +199,10 @@ static bool is_trusted_mask(const schema_layers *l, const schema_layer *layer, i
 static entry_kind directory_entry(const schema_layers *l, const schema_layer *layer, const char *name) {
         struct stat st;
 
-        if (!schema_file_is_candidate(name) || fstatat(layer->fd, name, &st, 0) < 0)
+        if (!schema_file_is_candidate(name) || fstatat(layer->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return ENTRY_NONE;
+        /* Most entries are files, for which that was the whole answer; a symlink's target takes a second look. */
+        if (S_ISLNK(st.st_mode) && fstatat(layer->fd, name, &st, 0) < 0)
                 return ENTRY_NONE;
         if (is_trusted_mask(l, layer, layer->fd, name, &st))
                 return ENTRY_MASK;

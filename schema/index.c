@@ -70,9 +70,15 @@ typedef const char *(*path_at_fn)(const void *array, size_t i);
 static size_t lower_bound(const void *array, size_t n, path_at_fn path_at, const char *name) {
         size_t lo = 0, hi = n;
 
-        /* A full load adds files in name order: one compare, where a search would miss the cache at each probe. */
-        if (n > 0 && schema_path_name_cmp(path_at(array, n - 1), name) < 0)
+        /*
+         * A full load adds files in name order and looks at the name it just added: a compare or two with
+         * the last entries, where a search would miss the cache at each probe.
+         */
+        int last = n > 0 ? schema_path_name_cmp(path_at(array, n - 1), name) : -1;
+        if (last < 0)
                 return n;
+        if (last == 0 && (n == 1 || schema_path_name_cmp(path_at(array, n - 2), name) < 0))
+                return n - 1;
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
                 if (schema_path_name_cmp(path_at(array, mid), name) < 0)
