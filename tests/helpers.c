@@ -191,6 +191,17 @@ char *th_slurp(const char *path) {
         return data;
 }
 
+void th_copy_file(const char *from, const char *to) {
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+
+        assert_int_equal(vf_read_file(from, 64 << 20, &data, &len), 0);
+        int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, len), (ssize_t) len);
+        assert_int_equal(close(fd), 0);
+}
+
 unsigned th_count_in_file(const char *path, const char *needle) {
         _cleanup_free_ char *text = th_slurp(path);
         unsigned n = 0;

@@ -861,16 +861,12 @@ static void test_cold_start_reconciles_each_resource_once(void **state) {
 
 /* The records the state file holds without its -wal, as a copy of it alone shows them. */
 static size_t records_without_wal(fixture *f) {
-        _cleanup_free_ char *copy = vf_printf("%s/main-only.db", f->env->dir), *data = NULL, *errmsg = NULL;
+        _cleanup_free_ char *copy = vf_printf("%s/main-only.db", f->env->dir), *errmsg = NULL;
         _cleanup_(state_closep) state_store *s = NULL;
         state_record **records = NULL;
-        size_t len, n = 0;
+        size_t n = 0;
 
-        assert_int_equal(vf_read_file(f->env->state, 64 << 20, &data, &len), 0);
-        int fd = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, data, len), (ssize_t) len);
-        assert_int_equal(close(fd), 0);
+        th_copy_file(f->env->state, copy);
         if (state_open(copy, STATE_OPEN_READONLY | STATE_OPEN_EXISTING, &s, &errmsg) < 0)
                 fail_msg("%s", errmsg);
         assert_int_equal(state_list(s, &records, &n), 0);
