@@ -1683,14 +1683,9 @@ static char *dump_v1_tables(const char *path) {
 /* A store the first release wrote is migrated with every record, condition and event as it was. */
 static void test_migrates_golden_version_1(void **state) {
         _cleanup_free_ char *golden = vf_printf("%s/state-v1.db", getenv("VIRTFORM_TEST_DATA"));
-        _cleanup_free_ char *path = path_in(state, "state.db"), *bytes = NULL;
-        size_t len;
+        _cleanup_free_ char *path = path_in(state, "state.db");
 
-        assert_int_equal(vf_read_file(golden, 1 << 20, &bytes, &len), 0);
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, bytes, len), (ssize_t) len);
-        assert_int_equal(close(fd), 0);
+        th_copy_file(golden, path);
         assert_int_equal(file_int(path, "PRAGMA user_version"), 1);
         _cleanup_free_ char *before = dump_v1_tables(path);
         sqlite3 *db = raw_open(path);
