@@ -127,6 +127,20 @@ int vf_strv_push(char ***v, const char *s) {
         return vf_strv_consume(v, strdup(s));
 }
 
+int vf_strv_copy(char *const *v, char ***ret) {
+        char **copy = NULL;
+
+        for (size_t i = 0; v && v[i]; i++) {
+                int r = vf_strv_push(&copy, v[i]);
+                if (r < 0) {
+                        vf_strv_free(copy);
+                        return r;
+                }
+        }
+        *ret = copy;
+        return 0;
+}
+
 bool vf_strv_contains(char *const *v, const char *s) {
         for (size_t i = 0; v && v[i]; i++)
                 if (strcmp(v[i], s) == 0)

@@ -98,6 +98,8 @@ void vf_strv_free(char **v);
 int vf_strv_push(char ***v, const char *s);
 /* Appends s itself, taking ownership (s is freed on failure). */
 int vf_strv_consume(char ***v, char *s);
+/* A copy of v in *ret (NULL, or empty, gives NULL); 0 or -ENOMEM. */
+int vf_strv_copy(char *const *v, char ***ret);
 bool vf_strv_contains(char *const *v, const char *s);
 /* The strings of v with separator between them ("" for none); NULL on OOM. */
 char *vf_strv_join(const char *const *v, const char *separator);

@@ -298,15 +298,11 @@ static int set_conditions(state_record *rec, const rc_result *res, int64_t now) 
 
 /* What the declaration depends on, kept for when nothing declares it: its removal goes before theirs. */
 static int record_depends(state_record *rec, char *const *depends) {
-        char **copy = NULL;
+        char **copy;
+        int r = vf_strv_copy(depends, &copy);
 
-        for (size_t i = 0; depends && depends[i]; i++) {
-                int r = vf_strv_push(&copy, depends[i]);
-                if (r < 0) {
-                        vf_strv_free(copy);
-                        return r;
-                }
-        }
+        if (r < 0)
+                return r;
         vf_strv_free(rec->depends);
         rec->depends = copy;
         return 0;

@@ -10,7 +10,8 @@
 
 static int load_desired(vf_controller *c, schema_set **ret) {
         schema_load_options options = vf_options_schema(&c->opts);
-        int r = schema_load_with_options(c->opts.paths, vf_strv_length(c->opts.paths), &options, ret);
+        /* The set of the last pass: the files unchanged since are not read again. */
+        int r = schema_load_reusing(c->opts.paths, vf_strv_length(c->opts.paths), &options, c->desired, ret);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < (*ret)->n_path_errors; i++)

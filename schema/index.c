@@ -12,7 +12,13 @@ struct schema_index {
         vf_map *by_pci; /* "0000:3b:02.1" -> the committed Hostdev (borrowed) */
         vf_map *claims; /* token -> char **: the failed files (by name) that declared it */
         vf_map *claimed; /* failed file name -> char **: its tokens, to withdraw them */
+        vf_map *stamps; /* file name -> stamped: the files read clean, as they were */
 };
+
+typedef struct stamped {
+        schema_stamp stamp;
+        char path[]; /* the file the name was read from */
+} stamped;
 
 static void free_strv_values(vf_map *m) {
         const char *key;
@@ -29,6 +35,7 @@ void schema_index_free(schema_index *x) {
         vf_map_free(x->by_pci);
         free_strv_values(x->claims);
         free_strv_values(x->claimed);
+        vf_map_free_with(x->stamps, free);
         free(x);
 }
 
@@ -39,7 +46,8 @@ schema_index *schema_index_new(void) {
         x->by_pci = vf_map_new();
         x->claims = vf_map_new();
         x->claimed = vf_map_new();
-        if (!x->by_pci || !x->claims || !x->claimed) {
+        x->stamps = vf_map_new();
+        if (!x->by_pci || !x->claims || !x->claimed || !x->stamps) {
                 schema_index_free(x);
                 return NULL;
         }
@@ -293,4 +301,34 @@ void schema_index_withdraw(schema_set *set, const char *name) {
 
 char *const *schema_index_claimants(const schema_set *set, const char *token) {
         return vf_map_get(set->index->claims, token);
+}
+
+/* ---- stamps of files read clean ------------------------------------------------- */
+
+int schema_index_stamp(schema_set *set, const char *name, const char *path, const schema_stamp *stamp) {
+        size_t len = strlen(path) + 1;
+        stamped *s = malloc(sizeof(stamped) + len);
+
+        if (!s)
+                return -ENOMEM;
+        s->stamp = *stamp;
+        memcpy(s->path, path, len);
+        schema_index_unstamp(set, name);
+        int r = vf_map_put(set->index->stamps, name, s);
+        if (r < 0)
+                free(s);
+        return r;
+}
+
+void schema_index_unstamp(schema_set *set, const char *name) {
+        free(vf_map_remove(set->index->stamps, name));
+}
+
+const schema_stamp *schema_index_stamp_of(const schema_set *set, const char *name, const char **ret_path) {
+        const stamped *s = vf_map_get(set->index->stamps, name);
+
+        if (!s)
+                return NULL;
+        *ret_path = s->path;
+        return &s->stamp;
 }

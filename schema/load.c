@@ -64,6 +64,37 @@ static int check_opened(schema_file *f, int fd, const struct stat *st, bool link
         return r;
 }
 
+/* ---- stamps --------------------------------------------------------------------- */
+
+/* Wider than the timestamp granularity of any file system virtform may read from (ext3, NFSv2: 1 s). */
+#define STAMP_SETTLE_USEC (2 * 1000000LL)
+
+static schema_stamp stamp_of(const struct stat *st) {
+        return (schema_stamp) {
+                .dev = st->st_dev, .ino = st->st_ino, .size = st->st_size, .mtime = st->st_mtim, .ctime = st->st_ctim,
+        };
+}
+
+static bool same_time(struct timespec a, struct timespec b) {
+        return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static bool stamp_equal(const schema_stamp *a, const schema_stamp *b) {
+        return a->dev == b->dev && a->ino == b->ino && a->size == b->size && same_time(a->mtime, b->mtime) &&
+               same_time(a->ctime, b->ctime);
+}
+
+/*
+ * A write after the read sets a ctime no earlier than the read, less the
+ * file system's granularity. So when the ctime seen was well before the
+ * read, any later write shows as another ctime; when it was not, a write in
+ * the same tick could leave the stamp as it was, and the stamp is not kept.
+ */
+static bool stamp_settled(const schema_stamp *s, int64_t read_at_usec) {
+        int64_t changed_usec = (int64_t) s->ctime.tv_sec * 1000000 + s->ctime.tv_nsec / 1000;
+        return changed_usec + STAMP_SETTLE_USEC < read_at_usec;
+}
+
 /*
  * What is read is what was checked: the checks look at the fd the file is
  * then read from, and a symlink is followed only if it was one a moment
@@ -95,6 +126,7 @@ static int open_checked(schema_file *f, int dir_fd, const char *entry, int *ret_
         }
         if ((uint64_t) st.st_size > SCHEMA_MAX_FILE_SIZE)
                 return read_error(f, -EFBIG);
+        f->stamp = stamp_of(&st);
         *ret_fd = fd;
         fd = -1;
         return 0;
@@ -128,10 +160,13 @@ static int parse_file(schema_file *f) {
         _cleanup_free_ char *data = NULL;
         size_t len;
 
+        int64_t read_at = vf_now_realtime_usec();
+
         /* A directory's file is opened in the directory that was checked, whatever its path names now. */
         int r = open_checked(f, layer->fd >= 0 ? layer->fd : AT_FDCWD, layer->fd >= 0 ? f->name : layer->path, &fd);
         if (r < 0)
                 return r;
+        f->settled = stamp_settled(&f->stamp, read_at);
         r = read_fd(fd, &data, &len);
         if (r == -ENOMEM)
                 return r;
@@ -140,6 +175,46 @@ static int parse_file(schema_file *f) {
         if (vf_str_has_suffix(f->path, ".xml"))
                 return schema_native_parse(f, data, len);
         return schema_yaml_parse(f, data, len);
+}
+
+/* The regular file itself, trusted as a read would judge it; a symlink is left to the read. */
+static bool stat_unread(schema_file *f, struct stat *ret) {
+        const schema_layer *layer = f->layer;
+        const schema_load_options *o = &f->layers->options;
+        _cleanup_free_ char *why = NULL;
+
+        if (fstatat(layer->fd >= 0 ? layer->fd : AT_FDCWD, layer->fd >= 0 ? f->name : layer->path, ret,
+                    AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(ret->st_mode))
+                return false;
+        return !o->check_trust || (!layer->distrust && schema_trust_stat(ret, f->path, false, &why) == 0);
+}
+
+/*
+ * 1 when the previous set read this very file clean and it has not changed
+ * since: its resources are copied and go through the same checks against
+ * the set as a read's. 0 when the file has to be read.
+ */
+static int reuse_file(schema_file *f) {
+        const schema_set *previous = f->layers->previous;
+        const char *path;
+        struct stat st;
+
+        if (!previous || !f->name)
+                return 0;
+        const schema_stamp *was = schema_index_stamp_of(previous, f->name, &path);
+        if (!was || strcmp(path, f->path) != 0 || !stat_unread(f, &st))
+                return 0;
+        f->stamp = stamp_of(&st);
+        if (!stamp_equal(&f->stamp, was))
+                return 0;
+        f->settled = true;
+        schema_range range = schema_set_resources_of(previous, f->name);
+        for (size_t i = range.start; i < range.end; i++) {
+                schema_resource *copy;
+                if (schema_resource_copy(previous->resources[i], &copy) < 0 || schema_file_add(f, copy) == -ENOMEM)
+                        return -ENOMEM;
+        }
+        return 1;
 }
 
 /* Where a file's entries go in the set's name-ordered arrays. */
@@ -176,6 +251,11 @@ static int commit(schema_file *f, slot at, char ***displaced) {
                 if (r < 0)
                         return r;
         }
+        if (f->name && f->settled && f->n_diags == 0) {
+                int r = schema_index_stamp(set, f->name, f->path, &f->stamp);
+                if (r < 0)
+                        return r;
+        }
         return schema_strv_insert(&set->files_ok, &set->n_files_ok, at.ok, f->path);
 }
 
@@ -209,7 +289,9 @@ int schema_file_load(schema_set *set, const schema_layers *layers, const schema_
                 .set = set, .layers = layers, .layer = layer, .path = path, .name = name,
         };
 
-        int r = parse_file(&f);
+        int r = reuse_file(&f);
+        if (r == 0)
+                r = parse_file(&f);
         if (r != -ENOMEM && f.n_errors == 0)
                 r = schema_file_check_set(&f);
         if (r == -ENOMEM || f.oom)
@@ -253,8 +335,14 @@ static int record_unopened(schema_set *set, const schema_layers *layers) {
         return 0;
 }
 
-int schema_load_with_options(char *const *paths, size_t n_paths, const schema_load_options *options,
-                             schema_set **ret) {
+/* A set loaded with other options may have judged the same file otherwise. */
+static bool same_options(const schema_load_options *a, const schema_load_options *b) {
+        return a->check_trust == b->check_trust && a->insecure_permissions == b->insecure_permissions &&
+               vf_streq_ptr(a->libvirt_schemas, b->libvirt_schemas);
+}
+
+int schema_load_reusing(char *const *paths, size_t n_paths, const schema_load_options *options,
+                        const schema_set *previous, schema_set **ret) {
         _cleanup_(schema_set_freep) schema_set *set = schema_set_new();
         _cleanup_(schema_layers_close) schema_layers layers = {};
         _cleanup_strv_free_ char **names = NULL;
@@ -271,6 +359,8 @@ int schema_load_with_options(char *const *paths, size_t n_paths, const schema_lo
                 r = record_unopened(set, &layers);
         if (r < 0)
                 return r;
+        if (previous && same_options(&previous->options, &set->options))
+                layers.previous = previous;
         r = schema_layers_list(&layers, &names);
         /* Loading in name order leaves nothing for a reload to cascade to: each name is judged once. */
         for (size_t i = 0; r >= 0 && names && names[i]; i++)
@@ -279,6 +369,11 @@ int schema_load_with_options(char *const *paths, size_t n_paths, const schema_lo
                 return r;
         *ret = TAKE_PTR(set);
         return 0;
+}
+
+int schema_load_with_options(char *const *paths, size_t n_paths, const schema_load_options *options,
+                             schema_set **ret) {
+        return schema_load_reusing(paths, n_paths, options, NULL, ret);
 }
 
 int schema_load(char *const *paths, size_t n_paths, schema_set **ret) {

@@ -65,6 +65,7 @@ static int detach(reload *w, const char *name, char ***touched) {
         schema_strv_drop(&set->files_ok, &set->n_files_ok, name);
         schema_strv_drop(&set->files_failed, &set->n_files_failed, name);
         schema_index_withdraw(set, name);
+        schema_index_unstamp(set, name);
         return 0;
 }
 

@@ -2,6 +2,7 @@
 /* schema_resource: allocation, the desired-state hash, and the shared XML finish. */
 #include <inttypes.h>
 #include <libxml/tree.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "schema/schema-internal.h"
@@ -26,37 +27,141 @@ schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *n
         return TAKE_PTR(r);
 }
 
+/*
+ * Every field a resource owns or holds, by kind: what freeing, copying and
+ * the cache's encoding walk, so that a new field is added in one place.
+ * The hashes are left out: they are computed from the rest.
+ */
+#define FIELD(type, member) { type, offsetof(schema_resource, member) }
+
+static const schema_field common_fields[] = {
+        FIELD(SCHEMA_FIELD_INT, kind),   FIELD(SCHEMA_FIELD_STR, name),     FIELD(SCHEMA_FIELD_STR, file),
+        FIELD(SCHEMA_FIELD_UINT, line),  FIELD(SCHEMA_FIELD_UINT, column),  FIELD(SCHEMA_FIELD_BOOL, adopt),
+        FIELD(SCHEMA_FIELD_INT, drift),  FIELD(SCHEMA_FIELD_STR, xml),      FIELD(SCHEMA_FIELD_STRV, depends),
+        {},
+};
+
+static const schema_field network_fields[] = { FIELD(SCHEMA_FIELD_BOOL, network.autostart), {} };
+
+static const schema_field domain_fields[] = {
+        FIELD(SCHEMA_FIELD_INT, domain.state),     FIELD(SCHEMA_FIELD_BOOL, domain.autostart),
+        FIELD(SCHEMA_FIELD_INT, domain.restart),   FIELD(SCHEMA_FIELD_STRV, domain.hostdevs),
+        FIELD(SCHEMA_FIELD_STRV, domain.cloudinits), {},
+};
+
+static const schema_field hostdev_fields[] = {
+        FIELD(SCHEMA_FIELD_STR, hostdev.pci), FIELD(SCHEMA_FIELD_STR, hostdev.mac),
+        FIELD(SCHEMA_FIELD_INT, hostdev.vlan), FIELD(SCHEMA_FIELD_BOOL, hostdev.managed), {},
+};
+
+static const schema_field pool_fields[] = {
+        FIELD(SCHEMA_FIELD_BOOL, pool.autostart), FIELD(SCHEMA_FIELD_STR, pool.path), {},
+};
+
+static const schema_field volume_fields[] = {
+        FIELD(SCHEMA_FIELD_STR, volume.pool),      FIELD(SCHEMA_FIELD_STR, volume.volume),
+        FIELD(SCHEMA_FIELD_U64, volume.capacity),  FIELD(SCHEMA_FIELD_INT, volume.format),
+        FIELD(SCHEMA_FIELD_INT, volume.source),    FIELD(SCHEMA_FIELD_STR, volume.from),
+        FIELD(SCHEMA_FIELD_STR, volume.sha256),    FIELD(SCHEMA_FIELD_BOOL, volume.full_copy),
+        FIELD(SCHEMA_FIELD_INT, volume.deletion),  {},
+};
+
+static const schema_field cloudinit_fields[] = {
+        FIELD(SCHEMA_FIELD_STR, cloudinit.pool),        FIELD(SCHEMA_FIELD_STR, cloudinit.user_data),
+        FIELD(SCHEMA_FIELD_STR, cloudinit.instance_id), FIELD(SCHEMA_FIELD_STR, cloudinit.hostname),
+        FIELD(SCHEMA_FIELD_STR, cloudinit.network_config), {},
+};
+
+/* Enums are stored as int: the table reads them so. */
+_Static_assert(sizeof(vf_kind) == sizeof(int) && sizeof(schema_drift_policy) == sizeof(int) &&
+                       sizeof(schema_domain_state) == sizeof(int) && sizeof(schema_restart_policy) == sizeof(int) &&
+                       sizeof(schema_volume_format) == sizeof(int) && sizeof(schema_volume_source) == sizeof(int) &&
+                       sizeof(schema_deletion_policy) == sizeof(int),
+               "schema_field reads enums as int");
+
+const schema_field *schema_fields_common(void) {
+        return common_fields;
+}
+
+const schema_field *schema_fields_of(vf_kind kind) {
+        switch (kind) {
+        case VF_KIND_NETWORK:
+                return network_fields;
+        case VF_KIND_DOMAIN:
+                return domain_fields;
+        case VF_KIND_HOSTDEV:
+                return hostdev_fields;
+        case VF_KIND_POOL:
+                return pool_fields;
+        case VF_KIND_VOLUME:
+                return volume_fields;
+        case VF_KIND_CLOUDINIT:
+                return cloudinit_fields;
+        default:
+                return NULL;
+        }
+}
+
+static void free_fields(schema_resource *r, const schema_field *fields) {
+        for (const schema_field *f = fields; f && f->type; f++) {
+                void *p = (char *) r + f->offset;
+                if (f->type == SCHEMA_FIELD_STR)
+                        free(*(char **) p);
+                else if (f->type == SCHEMA_FIELD_STRV)
+                        vf_strv_free(*(char ***) p);
+        }
+}
+
 void schema_resource_free(schema_resource *r) {
         if (!r)
                 return;
-        free(r->name);
-        free(r->file);
-        free(r->xml);
-        vf_strv_free(r->depends);
-        if (r->kind == VF_KIND_DOMAIN) {
-                vf_strv_free(r->domain.hostdevs);
-                vf_strv_free(r->domain.cloudinits);
-        }
-        if (r->kind == VF_KIND_HOSTDEV) {
-                free(r->hostdev.pci);
-                free(r->hostdev.mac);
-        }
-        if (r->kind == VF_KIND_POOL)
-                free(r->pool.path);
-        if (r->kind == VF_KIND_VOLUME) {
-                free(r->volume.pool);
-                free(r->volume.volume);
-                free(r->volume.from);
-                free(r->volume.sha256);
-        }
-        if (r->kind == VF_KIND_CLOUDINIT) {
-                free(r->cloudinit.pool);
-                free(r->cloudinit.user_data);
-                free(r->cloudinit.instance_id);
-                free(r->cloudinit.hostname);
-                free(r->cloudinit.network_config);
-        }
+        free_fields(r, common_fields);
+        free_fields(r, schema_fields_of(r->kind));
         free(r);
+}
+
+static size_t field_size(schema_field_type type) {
+        switch (type) {
+        case SCHEMA_FIELD_INT:
+                return sizeof(int);
+        case SCHEMA_FIELD_UINT:
+                return sizeof(unsigned);
+        case SCHEMA_FIELD_U64:
+                return sizeof(uint64_t);
+        case SCHEMA_FIELD_BOOL:
+                return sizeof(bool);
+        default:
+                return 0;
+        }
+}
+
+/* Field by field into a zeroed struct: a field missing from the tables shows as missing, never shared. */
+static int copy_fields(schema_resource *to, const schema_resource *from, const schema_field *fields) {
+        for (const schema_field *f = fields; f && f->type; f++) {
+                const char *src = (const char *) from + f->offset;
+                char *dst = (char *) to + f->offset;
+                if (f->type == SCHEMA_FIELD_STR) {
+                        if (*(char *const *) src && !(*(char **) dst = strdup(*(char *const *) src)))
+                                return -ENOMEM;
+                } else if (f->type == SCHEMA_FIELD_STRV) {
+                        if (vf_strv_copy(*(char **const *) src, (char ***) dst) < 0)
+                                return -ENOMEM;
+                } else
+                        memcpy(dst, src, field_size(f->type));
+        }
+        return 0;
+}
+
+int schema_resource_copy(const schema_resource *from, schema_resource **ret) {
+        _cleanup_(schema_resource_freep) schema_resource *r = calloc(1, sizeof(schema_resource));
+        if (!r)
+                return -ENOMEM;
+        if (copy_fields(r, from, common_fields) < 0 || copy_fields(r, from, schema_fields_of(from->kind)) < 0)
+                return -ENOMEM;
+        memcpy(r->hash, from->hash, sizeof r->hash);
+        memcpy(r->definition_hash, from->definition_hash, sizeof r->definition_hash);
+        *ret = TAKE_PTR(r);
+        return 0;
 }
 
 /* Length-prefixed, so no field's content can be mistaken for a separator. */

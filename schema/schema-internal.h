@@ -24,6 +24,20 @@ typedef struct schema_layers schema_layers;
 /* ---- one file being loaded (file.c) ------------------------------------ */
 
 /*
+ * What tells a file's content without reading it: any write changes the
+ * ctime, and a file replaced is another inode. Only a stamp taken well after
+ * the file's last change is kept (load.c): a write in the
+ * same clock tick as the read would leave the stamp as it was.
+ */
+typedef struct schema_stamp {
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime, ctime;
+} schema_stamp;
+
+
+/*
  * Resources parsed from one file, and its diagnostics, wait here until the
  * whole file is known; only then do they go to the set, at the file's place.
  */
@@ -42,6 +56,8 @@ typedef struct schema_file {
         schema_diag *diags;
         size_t n_diags;
         char **tokens; /* what it declared (schema_resource_tokens()), checked against the set */
+        schema_stamp stamp; /* the file as it was opened */
+        bool settled; /* the stamp can stand for the content read */
 } schema_file;
 
 void schema_file_error(schema_file *f, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
@@ -98,6 +114,8 @@ struct schema_layers {
         schema_unopened *unopened;
         size_t n_unopened;
         schema_load_options options;
+        /* A set loaded before with the same options: a file unchanged since is taken from it unread. */
+        const schema_set *previous;
 };
 
 int schema_layers_open(char *const *paths, const schema_load_options *options, schema_layers *ret);
@@ -186,11 +204,42 @@ void schema_index_withdraw(schema_set *set, const char *name);
 /* The names of the failed files that declared token, or NULL. */
 char *const *schema_index_claimants(const schema_set *set, const char *token);
 
+/*
+ * The stamp of the file read clean (not even a warning) under name, and its
+ * path: a later load may take its resources from this set unread.
+ */
+int schema_index_stamp(schema_set *set, const char *name, const char *path, const schema_stamp *stamp);
+void schema_index_unstamp(schema_set *set, const char *name);
+/* The stamp of name and *ret_path, or NULL when the name was not read clean and settled. */
+const schema_stamp *schema_index_stamp_of(const schema_set *set, const char *name, const char **ret_path);
+
 /* ---- resources (resource.c) -------------------------------------------- */
 
 schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *name, unsigned line, unsigned column);
 void schema_resource_free(schema_resource *r);
 DEFINE_POINTER_CLEANUP(schema_resource, schema_resource_free);
+/* A deep copy, hashes included. */
+int schema_resource_copy(const schema_resource *from, schema_resource **ret);
+
+/* A field of schema_resource, as freeing, copying and the cache's encoding walk them. */
+typedef enum schema_field_type {
+        SCHEMA_FIELD_END,
+        SCHEMA_FIELD_STR, /* char *, may be NULL */
+        SCHEMA_FIELD_STRV, /* char **, NULL-terminated, may be NULL */
+        SCHEMA_FIELD_INT, /* int, enums included */
+        SCHEMA_FIELD_UINT, /* unsigned */
+        SCHEMA_FIELD_U64, /* uint64_t */
+        SCHEMA_FIELD_BOOL,
+} schema_field_type;
+
+typedef struct schema_field {
+        schema_field_type type;
+        size_t offset;
+} schema_field;
+
+/* The fields every resource has, and those of its kind's spec; each table ends with SCHEMA_FIELD_END. */
+const schema_field *schema_fields_common(void);
+const schema_field *schema_fields_of(vf_kind kind);
 void schema_resource_hash(schema_resource *r);
 
 /* ---- XML (xml-read.c, xml-util.c, validate.c) --------------------------- */

@@ -278,6 +278,18 @@ bool schema_file_is_candidate(const char *filename);
  */
 int schema_load_with_options(char *const *paths, size_t n_paths, const schema_load_options *options,
                              schema_set **ret);
+/*
+ * schema_load_with_options(), reading only what changed since previous was
+ * loaded (NULL: read everything). A file previous read without a diagnostic
+ * is taken from it unread when the same path still names the same inode,
+ * with the same size, mtime and ctime, last changed well before previous
+ * read it, and (with trust checks) still trusted; it then goes through the
+ * same checks against the files before it as a read would. The result is
+ * what schema_load_with_options() gives. previous was loaded with the same
+ * options, or it is not used; it is only read, and may be freed afterwards.
+ */
+int schema_load_reusing(char *const *paths, size_t n_paths, const schema_load_options *options,
+                        const schema_set *previous, schema_set **ret);
 /* schema_load_with_options() without trust checks. */
 int schema_load(char *const *paths, size_t n_paths, schema_set **ret);
 

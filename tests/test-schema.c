@@ -2649,6 +2649,230 @@ static void test_reload_storage(void **state) {
         tree_done(&t);
 }
 
+/* ---- loading again: what did not change is not read -------------------------------- */
+
+/* Bytes this process has read with read(2) and its kin (/proc/self/io): what a load read, seen from outside. */
+static uint64_t bytes_read(void) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/io", "re");
+        unsigned long long rchar = 0;
+
+        assert_non_null(f);
+        assert_int_equal(fscanf(f, "rchar: %llu", &rchar), 1);
+        return rchar;
+}
+
+/* Long enough that reading one file shows: the loads compared below read nothing else of this size. */
+#define PADDING "# " "....................................................................................." "\n"
+#define PAD4K PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING \
+        PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING        \
+        PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING        \
+        PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING PADDING
+#define FILE_BYTES 4096 /* about, at least */
+
+/* A file whose last change is older than a load's read by more than the settle time of load.c. */
+static void settle(void) {
+        struct timespec t = { .tv_sec = 2, .tv_nsec = 200 * 1000 * 1000 };
+        assert_int_equal(nanosleep(&t, NULL), 0);
+}
+
+static schema_set *load_tree_reusing(const tree *t, const schema_set *previous, const schema_load_options *options,
+                                     size_t *ret_files_read) {
+        schema_set *set = NULL;
+        uint64_t before = bytes_read();
+
+        assert_int_equal(schema_load_reusing(t->dirs, N_LAYERS, options, previous, &set), 0);
+        *ret_files_read = (bytes_read() - before) / FILE_BYTES;
+        return set;
+}
+
+static void assert_same_strv_field(char *const *a, char *const *b) {
+        assert_int_equal(!a, !b);
+        assert_strv_equal(a, b);
+}
+
+/* Field by field, not by hash: a copy missing a field would leave the hash as it was. */
+static void assert_same_fields(const schema_resource *a, const schema_resource *b) {
+        assert_same_resource(a, b);
+        assert_string_equal(a->definition_hash, b->definition_hash);
+        assert_int_equal(a->adopt, b->adopt);
+        assert_int_equal(a->drift, b->drift);
+        assert_true(vf_streq_ptr(a->xml, b->xml));
+        assert_same_strv_field(a->depends, b->depends);
+        switch (a->kind) {
+        case VF_KIND_NETWORK:
+                assert_int_equal(a->network.autostart, b->network.autostart);
+                break;
+        case VF_KIND_DOMAIN:
+                assert_int_equal(a->domain.state, b->domain.state);
+                assert_int_equal(a->domain.autostart, b->domain.autostart);
+                assert_int_equal(a->domain.restart, b->domain.restart);
+                assert_same_strv_field(a->domain.hostdevs, b->domain.hostdevs);
+                assert_same_strv_field(a->domain.cloudinits, b->domain.cloudinits);
+                break;
+        case VF_KIND_HOSTDEV:
+                assert_string_equal(a->hostdev.pci, b->hostdev.pci);
+                assert_true(vf_streq_ptr(a->hostdev.mac, b->hostdev.mac));
+                assert_int_equal(a->hostdev.vlan, b->hostdev.vlan);
+                assert_int_equal(a->hostdev.managed, b->hostdev.managed);
+                break;
+        case VF_KIND_POOL:
+                assert_int_equal(a->pool.autostart, b->pool.autostart);
+                assert_true(vf_streq_ptr(a->pool.path, b->pool.path));
+                break;
+        case VF_KIND_VOLUME:
+                assert_string_equal(a->volume.pool, b->volume.pool);
+                assert_string_equal(a->volume.volume, b->volume.volume);
+                assert_int_equal(a->volume.capacity, b->volume.capacity);
+                assert_int_equal(a->volume.format, b->volume.format);
+                assert_int_equal(a->volume.source, b->volume.source);
+                assert_true(vf_streq_ptr(a->volume.from, b->volume.from));
+                assert_true(vf_streq_ptr(a->volume.sha256, b->volume.sha256));
+                assert_int_equal(a->volume.full_copy, b->volume.full_copy);
+                assert_int_equal(a->volume.deletion, b->volume.deletion);
+                break;
+        case VF_KIND_CLOUDINIT:
+                assert_string_equal(a->cloudinit.pool, b->cloudinit.pool);
+                assert_true(vf_streq_ptr(a->cloudinit.user_data, b->cloudinit.user_data));
+                assert_true(vf_streq_ptr(a->cloudinit.instance_id, b->cloudinit.instance_id));
+                assert_true(vf_streq_ptr(a->cloudinit.hostname, b->cloudinit.hostname));
+                assert_true(vf_streq_ptr(a->cloudinit.network_config, b->cloudinit.network_config));
+                break;
+        default:
+                fail_msg("unexpected kind %d", a->kind);
+        }
+}
+
+/* A load reusing previous is a full load, to the last field of every resource. */
+static void assert_full_load_to_the_field(const schema_set *set) {
+        _cleanup_(schema_set_freep) schema_set *full = NULL;
+
+        assert_same_as_full_load(set);
+        assert_int_equal(schema_load_with_options(set->dirs, vf_strv_length(set->dirs), &set->options, &full), 0);
+        for (size_t i = 0; i < set->n_resources; i++)
+                assert_same_fields(set->resources[i], full->resources[i]);
+}
+
+#define EVERY_KIND_NET HEADER("Network", "lan") "spec: {autostart: false}\n" PAD4K
+#define EVERY_KIND_SEED(c) HEADER("CloudInit", "s") "spec: {pool: p, userData: '#cloud-config " c "', " \
+        "metaData: {instance-id: i-1, local-hostname: web1}, networkConfig: 'version: 2'}\n" PAD4K
+
+/* Every kind, every field the tests can set, across layers: what a copy has to carry. */
+static void put_every_kind(const tree *t) {
+        put(t, USR, "10-net.yaml", NET("lan", "") PAD4K);
+        put(t, ETC, "10-net.yaml", EVERY_KIND_NET);
+        put(t, USR, "20-pool.yaml", HEADER("StoragePool", "p") "spec: {path: /srv/p, autostart: false}\n" PAD4K);
+        put(t, USR, "30-vol.yaml", VOL_EMPTY("base") "---\n" HEADER("Volume", "web1")
+                                   "spec: {pool: p, from: {volume: p/base}, deletionPolicy: delete}\n" "---\n"
+                                   HEADER("Volume", "img") "spec: {pool: p, format: raw, from: {url: "
+                                   "'https://example.org/i.img', sha256: '" "0123456789abcdef0123456789abcdef"
+                                   "0123456789abcdef0123456789abcdef" "'}}\n" PAD4K);
+        put(t, USR, "40-seed.yaml", EVERY_KIND_SEED("a"));
+        put(t, USR, "50-vf.yaml", HEADER("Hostdev", "vf1") "spec: {pci: '3B:02.1', mac: '52:54:00:AA:BB:CC', "
+                                  "vlan: 100}\n" "---\n" HEADER("Hostdev", "gpu")
+                                  "spec: {pci: 0001:af:1f.7, managed: false}\n" PAD4K);
+        put(t, USR, "60-web1.yaml", "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: web1, adopt: true}\n"
+                                    "spec:\n  memory: 1GiB\n  state: shutoff\n  restart: on-change\n  drift: report\n"
+                                    "  interfaces: [{network: lan}, {hostdev: vf1}]\n"
+                                    "  disks: [{volume: p/web1}, {cloudInit: s}]\n" PAD4K);
+        put(t, USR, "70-db.xml", "<domain type='kvm'><name>db</name><memory>1048576</memory>"
+                                 "<os><type>hvm</type></os></domain>\n<!--\n" PAD4K "-->\n");
+}
+
+/*
+ * A file unchanged since the previous load is taken from it unread, and
+ * the result is a full load's; a file changed, replaced or changed too
+ * recently to be told by its stamp is read again.
+ */
+static void test_load_again_reads_only_what_changed(void **state) {
+        tree t;
+        size_t read;
+        tree_init(&t);
+        put_every_kind(&t);
+        settle();
+        _cleanup_(schema_set_freep) schema_set *first = load_tree_reusing(&t, NULL, NULL, &read);
+        assert_clean(first);
+        assert_int_equal(first->n_resources, 10);
+        assert_int_equal(read, 7);
+
+        _cleanup_(schema_set_freep) schema_set *second = load_tree_reusing(&t, first, NULL, &read);
+        assert_int_equal(read, 0);
+        assert_full_load_to_the_field(second);
+        for (size_t i = 0; i < second->n_resources; i++)
+                assert_same_fields(second->resources[i], first->resources[i]);
+
+        /*
+         * Rewritten in place, the same size, its mtime put back as rsync -t or cp -p would: the ctime
+         * tells, and it is read; and read again while its change is recent.
+         */
+        _cleanup_free_ char *seed = tree_path(&t, USR, "40-seed.yaml");
+        struct stat was;
+        assert_int_equal(stat(seed, &was), 0);
+        put(&t, USR, "40-seed.yaml", EVERY_KIND_SEED("b"));
+        assert_int_equal(utimensat(AT_FDCWD, seed, (struct timespec[]) { was.st_atim, was.st_mtim }, 0), 0);
+        _cleanup_(schema_set_freep) schema_set *third = load_tree_reusing(&t, second, NULL, &read);
+        assert_int_equal(read, 1);
+        assert_full_load_to_the_field(third);
+        assert_string_not_equal(find(third, VF_KIND_CLOUDINIT, "s")->hash, find(second, VF_KIND_CLOUDINIT, "s")->hash);
+        _cleanup_(schema_set_freep) schema_set *fourth = load_tree_reusing(&t, third, NULL, &read);
+        assert_int_equal(read, 1);
+        assert_full_load_to_the_field(fourth);
+
+        /* Replaced by a copy with the same content and times (cp -p, then mv): another inode. */
+        _cleanup_free_ char *db = tree_path(&t, USR, "70-db.xml");
+        _cleanup_free_ char *cmd = vf_printf("cp -p %s %s.cp && mv %s.cp %s", db, db, db, db);
+        assert_int_equal(system(cmd), 0);
+        settle();
+        _cleanup_(schema_set_freep) schema_set *fifth = load_tree_reusing(&t, fourth, NULL, &read);
+        assert_int_equal(read, 2); /* db, and the seed, which was recent when fourth read it */
+        assert_full_load_to_the_field(fifth);
+        _cleanup_(schema_set_freep) schema_set *sixth = load_tree_reusing(&t, fifth, NULL, &read);
+        assert_int_equal(read, 0);
+
+        /* Another layer's file now wins the name: a path the previous set never read. */
+        put(&t, RUN, "20-pool.yaml", HEADER("StoragePool", "p") "spec: {path: /srv/p, autostart: false}\n" PAD4K);
+        _cleanup_(schema_set_freep) schema_set *seventh = load_tree_reusing(&t, sixth, NULL, &read);
+        assert_int_equal(read, 1);
+        assert_full_load_to_the_field(seventh);
+        tree_done(&t);
+}
+
+/*
+ * A file taken unread is judged against the files before it as a read one
+ * is: an earlier file taking its key fails it, and giving the key back lets
+ * it in again. Options that judge files otherwise read everything.
+ */
+static void test_load_again_judges_unchanged_files_anew(void **state) {
+        tree t;
+        size_t read;
+        tree_init(&t);
+        put(&t, USR, "10-a.yaml", NET("a", "") PAD4K);
+        put(&t, USR, "20-b.yaml", NET("b", "") PAD4K);
+        settle();
+        _cleanup_(schema_set_freep) schema_set *first = load_tree_reusing(&t, NULL, NULL, &read);
+        assert_clean(first);
+
+        put(&t, USR, "05-x.yaml", NET("b", "") PAD4K);
+        _cleanup_(schema_set_freep) schema_set *second = load_tree_reusing(&t, first, NULL, &read);
+        assert_int_equal(read, 1);
+        assert_full_load_to_the_field(second);
+        _cleanup_free_ char *b = tree_path(&t, USR, "20-b.yaml");
+        char *b_failed[] = { b, NULL };
+        assert_strv_equal(second->files_failed, b_failed);
+
+        /* A failed file keeps no stamp: once the key is free it is read, and let in. */
+        del(&t, USR, "05-x.yaml");
+        _cleanup_(schema_set_freep) schema_set *third = load_tree_reusing(&t, second, NULL, &read);
+        assert_int_equal(read, 1);
+        assert_full_load_to_the_field(third);
+        assert_clean(third);
+
+        schema_load_options other = { .libvirt_schemas = "/nonexistent" };
+        _cleanup_(schema_set_freep) schema_set *fourth = load_tree_reusing(&t, third, &other, &read);
+        assert_int_equal(read, 2);
+        assert_full_load_to_the_field(fourth);
+        tree_done(&t);
+}
+
 /* ---- trust: what root believes ------------------------------------------------- */
 
 /* Ownership takes root; without it there is nothing these tests can set up. */
@@ -3010,6 +3234,8 @@ int main(void) {
                 cmocka_unit_test(test_volume_cycle_in_file),
                 cmocka_unit_test(test_volume_cycle_across_files),
                 cmocka_unit_test(test_reload_storage),
+                cmocka_unit_test(test_load_again_reads_only_what_changed),
+                cmocka_unit_test(test_load_again_judges_unchanged_files_anew),
                 cmocka_unit_test(test_diag_warning_format),
                 cmocka_unit_test(test_trust_files),
                 cmocka_unit_test(test_trust_directory),
