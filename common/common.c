@@ -315,6 +315,8 @@ void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]) 
 typedef struct map_slot {
         char *key; /* NULL: empty; TOMBSTONE: deleted */
         void *value;
+        /* The key's hash: a probe past another key costs a compare in the slot array, not a strcmp away. */
+        uint64_t hash;
 } map_slot;
 
 static char tombstone_marker;
@@ -355,14 +357,14 @@ void vf_map_free_with(vf_map *m, void (*free_value)(void *value)) {
         vf_map_free(m);
 }
 
-static map_slot *map_find(const vf_map *m, const char *key) {
+static map_slot *map_find(const vf_map *m, const char *key, uint64_t hash) {
         if (m->cap == 0)
                 return NULL;
-        for (size_t i = hash_key(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        for (size_t i = hash & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
                 map_slot *s = &m->slots[i];
                 if (!s->key)
                         return NULL;
-                if (s->key != TOMBSTONE && strcmp(s->key, key) == 0)
+                if (s->hash == hash && s->key != TOMBSTONE && strcmp(s->key, key) == 0)
                         return s;
         }
 }
@@ -376,7 +378,7 @@ static int map_grow(vf_map *m) {
                 map_slot *s = &m->slots[i];
                 if (!s->key || s->key == TOMBSTONE)
                         continue;
-                size_t j = hash_key(s->key) & (cap - 1);
+                size_t j = s->hash & (cap - 1);
                 while (slots[j].key)
                         j = (j + 1) & (cap - 1);
                 slots[j] = *s;
@@ -389,7 +391,8 @@ static int map_grow(vf_map *m) {
 }
 
 int vf_map_put(vf_map *m, const char *key, void *value) {
-        map_slot *s = map_find(m, key);
+        uint64_t hash = hash_key(key);
+        map_slot *s = map_find(m, key, hash);
         if (s) {
                 s->value = value;
                 return 0;
@@ -402,23 +405,23 @@ int vf_map_put(vf_map *m, const char *key, void *value) {
         char *k = strdup(key);
         if (!k)
                 return -ENOMEM;
-        size_t i = hash_key(key) & (m->cap - 1);
+        size_t i = hash & (m->cap - 1);
         while (m->slots[i].key && m->slots[i].key != TOMBSTONE)
                 i = (i + 1) & (m->cap - 1);
         if (!m->slots[i].key)
                 m->used++;
-        m->slots[i] = (map_slot) { k, value };
+        m->slots[i] = (map_slot) { k, value, hash };
         m->live++;
         return 0;
 }
 
 void *vf_map_get(const vf_map *m, const char *key) {
-        map_slot *s = map_find(m, key);
+        map_slot *s = map_find(m, key, hash_key(key));
         return s ? s->value : NULL;
 }
 
 void *vf_map_remove(vf_map *m, const char *key) {
-        map_slot *s = map_find(m, key);
+        map_slot *s = map_find(m, key, hash_key(key));
         if (!s)
                 return NULL;
         void *v = s->value;
