@@ -69,6 +69,9 @@ bool vf_streq_ptr(const char *a, const char *b) {
 }
 
 int vf_free_and_strdup(char **field, const char *value) {
+        /* A record rewritten with what it holds, a desired XML of a kilobyte each pass: no copy for that. */
+        if (vf_streq_ptr(*field, value))
+                return 0;
         char *copy = value ? strdup(value) : NULL;
         if (value && !copy)
                 return -ENOMEM;

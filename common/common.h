@@ -84,7 +84,10 @@ vf_kind vf_kind_from_yaml(const char *s);
 /* asprintf() that returns NULL on failure instead of leaving the pointer undefined. */
 char *vf_printf(const char *fmt, ...) _printf_(1, 2);
 bool vf_streq_ptr(const char *a, const char *b);
-/* Replaces *field with a copy of value (NULL allowed); returns 0 or -ENOMEM, leaving *field as it was. */
+/*
+ * Replaces *field with a copy of value (NULL allowed), unless it already holds the same string; returns 0
+ * or -ENOMEM, leaving *field as it was.
+ */
 int vf_free_and_strdup(char **field, const char *value);
 /* Sets *errmsg (when errmsg is not NULL) to a printf message and returns r: for "return vf_error(...)". */
 int vf_error(char **errmsg, int r, const char *fmt, ...) _printf_(3, 4);

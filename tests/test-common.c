@@ -24,6 +24,23 @@ static void test_sha256(void **state) {
         assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+/* The same text keeps the string it has; another replaces it; NULL clears it; aliasing is safe. */
+static void test_free_and_strdup(void **state) {
+        char *field = NULL;
+
+        assert_int_equal(vf_free_and_strdup(&field, "<domain/>"), 0);
+        assert_string_equal(field, "<domain/>");
+        const char *kept = field;
+        assert_int_equal(vf_free_and_strdup(&field, "<domain/>"), 0);
+        assert_ptr_equal(field, kept);
+        assert_int_equal(vf_free_and_strdup(&field, field), 0);
+        assert_ptr_equal(field, kept);
+        assert_int_equal(vf_free_and_strdup(&field, "<network/>"), 0);
+        assert_string_equal(field, "<network/>");
+        assert_int_equal(vf_free_and_strdup(&field, NULL), 0);
+        assert_null(field);
+}
+
 static void test_map_put_get_remove_grow(void **state) {
         _cleanup_(vf_map_freep) vf_map *m = vf_map_new();
         char key[32];
@@ -247,6 +264,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
                 cmocka_unit_test(test_sha256),
+                cmocka_unit_test(test_free_and_strdup),
                 cmocka_unit_test(test_map_put_get_remove_grow),
                 cmocka_unit_test(test_map_free_with),
                 cmocka_unit_test(test_buf_and_json),
