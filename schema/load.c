@@ -154,16 +154,26 @@ static int read_fd(int fd, char **ret, size_t *ret_len) {
         return *ret ? 0 : -ENOMEM;
 }
 
-static int parse_file(schema_file *f) {
+/*
+ * Where the file is, as a directory fd and the entry in it. A directory's
+ * file is found in the directory that was checked, whatever its path names now.
+ */
+static int file_at(const schema_file *f, const char **ret_entry) {
         const schema_layer *layer = f->layer;
+
+        *ret_entry = layer->fd >= 0 ? f->name : layer->path;
+        return layer->fd >= 0 ? layer->fd : AT_FDCWD;
+}
+
+static int parse_file(schema_file *f) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *data = NULL;
+        const char *entry;
         size_t len;
-
+        int dir_fd = file_at(f, &entry);
         int64_t read_at = vf_now_realtime_usec();
 
-        /* A directory's file is opened in the directory that was checked, whatever its path names now. */
-        int r = open_checked(f, layer->fd >= 0 ? layer->fd : AT_FDCWD, layer->fd >= 0 ? f->name : layer->path, &fd);
+        int r = open_checked(f, dir_fd, entry, &fd);
         if (r < 0)
                 return r;
         f->settled = stamp_settled(&f->stamp, read_at);
@@ -182,9 +192,10 @@ static bool stat_unread(schema_file *f, struct stat *ret) {
         const schema_layer *layer = f->layer;
         const schema_load_options *o = &f->layers->options;
         _cleanup_free_ char *why = NULL;
+        const char *entry;
+        int dir_fd = file_at(f, &entry);
 
-        if (fstatat(layer->fd >= 0 ? layer->fd : AT_FDCWD, layer->fd >= 0 ? f->name : layer->path, ret,
-                    AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(ret->st_mode))
+        if (fstatat(dir_fd, entry, ret, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(ret->st_mode))
                 return false;
         return !o->check_trust || (!layer->distrust && schema_trust_stat(ret, f->path, false, &why) == 0);
 }

@@ -28,48 +28,63 @@ schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *n
 }
 
 /*
- * Every field a resource owns or holds, by kind: what freeing, copying and
- * the cache's encoding walk, so that a new field is added in one place.
- * The hashes are left out: they are computed from the rest.
+ * Every field a resource owns or holds, by kind: what freeing and copying
+ * walk, so that a new field is added in one place. The hashes are left out:
+ * they are computed from the rest.
  */
+typedef enum field_type {
+        FIELD_END,
+        FIELD_STR, /* char *, may be NULL */
+        FIELD_STRV, /* char **, NULL-terminated, may be NULL */
+        FIELD_INT, /* int, enums included */
+        FIELD_UINT, /* unsigned */
+        FIELD_U64, /* uint64_t */
+        FIELD_BOOL,
+} field_type;
+
+typedef struct resource_field {
+        field_type type;
+        size_t offset;
+} resource_field;
+
 #define FIELD(type, member) { type, offsetof(schema_resource, member) }
 
-static const schema_field common_fields[] = {
-        FIELD(SCHEMA_FIELD_INT, kind),   FIELD(SCHEMA_FIELD_STR, name),     FIELD(SCHEMA_FIELD_STR, file),
-        FIELD(SCHEMA_FIELD_UINT, line),  FIELD(SCHEMA_FIELD_UINT, column),  FIELD(SCHEMA_FIELD_BOOL, adopt),
-        FIELD(SCHEMA_FIELD_INT, drift),  FIELD(SCHEMA_FIELD_STR, xml),      FIELD(SCHEMA_FIELD_STRV, depends),
+static const resource_field common_fields[] = {
+        FIELD(FIELD_INT, kind),   FIELD(FIELD_STR, name),     FIELD(FIELD_STR, file),
+        FIELD(FIELD_UINT, line),  FIELD(FIELD_UINT, column),  FIELD(FIELD_BOOL, adopt),
+        FIELD(FIELD_INT, drift),  FIELD(FIELD_STR, xml),      FIELD(FIELD_STRV, depends),
         {},
 };
 
-static const schema_field network_fields[] = { FIELD(SCHEMA_FIELD_BOOL, network.autostart), {} };
+static const resource_field network_fields[] = { FIELD(FIELD_BOOL, network.autostart), {} };
 
-static const schema_field domain_fields[] = {
-        FIELD(SCHEMA_FIELD_INT, domain.state),     FIELD(SCHEMA_FIELD_BOOL, domain.autostart),
-        FIELD(SCHEMA_FIELD_INT, domain.restart),   FIELD(SCHEMA_FIELD_STRV, domain.hostdevs),
-        FIELD(SCHEMA_FIELD_STRV, domain.cloudinits), {},
+static const resource_field domain_fields[] = {
+        FIELD(FIELD_INT, domain.state),     FIELD(FIELD_BOOL, domain.autostart),
+        FIELD(FIELD_INT, domain.restart),   FIELD(FIELD_STRV, domain.hostdevs),
+        FIELD(FIELD_STRV, domain.cloudinits), {},
 };
 
-static const schema_field hostdev_fields[] = {
-        FIELD(SCHEMA_FIELD_STR, hostdev.pci), FIELD(SCHEMA_FIELD_STR, hostdev.mac),
-        FIELD(SCHEMA_FIELD_INT, hostdev.vlan), FIELD(SCHEMA_FIELD_BOOL, hostdev.managed), {},
+static const resource_field hostdev_fields[] = {
+        FIELD(FIELD_STR, hostdev.pci), FIELD(FIELD_STR, hostdev.mac),
+        FIELD(FIELD_INT, hostdev.vlan), FIELD(FIELD_BOOL, hostdev.managed), {},
 };
 
-static const schema_field pool_fields[] = {
-        FIELD(SCHEMA_FIELD_BOOL, pool.autostart), FIELD(SCHEMA_FIELD_STR, pool.path), {},
+static const resource_field pool_fields[] = {
+        FIELD(FIELD_BOOL, pool.autostart), FIELD(FIELD_STR, pool.path), {},
 };
 
-static const schema_field volume_fields[] = {
-        FIELD(SCHEMA_FIELD_STR, volume.pool),      FIELD(SCHEMA_FIELD_STR, volume.volume),
-        FIELD(SCHEMA_FIELD_U64, volume.capacity),  FIELD(SCHEMA_FIELD_INT, volume.format),
-        FIELD(SCHEMA_FIELD_INT, volume.source),    FIELD(SCHEMA_FIELD_STR, volume.from),
-        FIELD(SCHEMA_FIELD_STR, volume.sha256),    FIELD(SCHEMA_FIELD_BOOL, volume.full_copy),
-        FIELD(SCHEMA_FIELD_INT, volume.deletion),  {},
+static const resource_field volume_fields[] = {
+        FIELD(FIELD_STR, volume.pool),      FIELD(FIELD_STR, volume.volume),
+        FIELD(FIELD_U64, volume.capacity),  FIELD(FIELD_INT, volume.format),
+        FIELD(FIELD_INT, volume.source),    FIELD(FIELD_STR, volume.from),
+        FIELD(FIELD_STR, volume.sha256),    FIELD(FIELD_BOOL, volume.full_copy),
+        FIELD(FIELD_INT, volume.deletion),  {},
 };
 
-static const schema_field cloudinit_fields[] = {
-        FIELD(SCHEMA_FIELD_STR, cloudinit.pool),        FIELD(SCHEMA_FIELD_STR, cloudinit.user_data),
-        FIELD(SCHEMA_FIELD_STR, cloudinit.instance_id), FIELD(SCHEMA_FIELD_STR, cloudinit.hostname),
-        FIELD(SCHEMA_FIELD_STR, cloudinit.network_config), {},
+static const resource_field cloudinit_fields[] = {
+        FIELD(FIELD_STR, cloudinit.pool),        FIELD(FIELD_STR, cloudinit.user_data),
+        FIELD(FIELD_STR, cloudinit.instance_id), FIELD(FIELD_STR, cloudinit.hostname),
+        FIELD(FIELD_STR, cloudinit.network_config), {},
 };
 
 /* Enums are stored as int: the table reads them so. */
@@ -77,13 +92,10 @@ _Static_assert(sizeof(vf_kind) == sizeof(int) && sizeof(schema_drift_policy) == 
                        sizeof(schema_domain_state) == sizeof(int) && sizeof(schema_restart_policy) == sizeof(int) &&
                        sizeof(schema_volume_format) == sizeof(int) && sizeof(schema_volume_source) == sizeof(int) &&
                        sizeof(schema_deletion_policy) == sizeof(int),
-               "schema_field reads enums as int");
+               "resource_field reads enums as int");
 
-const schema_field *schema_fields_common(void) {
-        return common_fields;
-}
-
-const schema_field *schema_fields_of(vf_kind kind) {
+/* The fields of the kind's spec; each table ends with FIELD_END. */
+static const resource_field *fields_of(vf_kind kind) {
         switch (kind) {
         case VF_KIND_NETWORK:
                 return network_fields;
@@ -102,12 +114,12 @@ const schema_field *schema_fields_of(vf_kind kind) {
         }
 }
 
-static void free_fields(schema_resource *r, const schema_field *fields) {
-        for (const schema_field *f = fields; f && f->type; f++) {
+static void free_fields(schema_resource *r, const resource_field *fields) {
+        for (const resource_field *f = fields; f && f->type; f++) {
                 void *p = (char *) r + f->offset;
-                if (f->type == SCHEMA_FIELD_STR)
+                if (f->type == FIELD_STR)
                         free(*(char **) p);
-                else if (f->type == SCHEMA_FIELD_STRV)
+                else if (f->type == FIELD_STRV)
                         vf_strv_free(*(char ***) p);
         }
 }
@@ -116,19 +128,19 @@ void schema_resource_free(schema_resource *r) {
         if (!r)
                 return;
         free_fields(r, common_fields);
-        free_fields(r, schema_fields_of(r->kind));
+        free_fields(r, fields_of(r->kind));
         free(r);
 }
 
-static size_t field_size(schema_field_type type) {
+static size_t field_size(field_type type) {
         switch (type) {
-        case SCHEMA_FIELD_INT:
+        case FIELD_INT:
                 return sizeof(int);
-        case SCHEMA_FIELD_UINT:
+        case FIELD_UINT:
                 return sizeof(unsigned);
-        case SCHEMA_FIELD_U64:
+        case FIELD_U64:
                 return sizeof(uint64_t);
-        case SCHEMA_FIELD_BOOL:
+        case FIELD_BOOL:
                 return sizeof(bool);
         default:
                 return 0;
@@ -136,14 +148,14 @@ static size_t field_size(schema_field_type type) {
 }
 
 /* Field by field into a zeroed struct: a field missing from the tables shows as missing, never shared. */
-static int copy_fields(schema_resource *to, const schema_resource *from, const schema_field *fields) {
-        for (const schema_field *f = fields; f && f->type; f++) {
+static int copy_fields(schema_resource *to, const schema_resource *from, const resource_field *fields) {
+        for (const resource_field *f = fields; f && f->type; f++) {
                 const char *src = (const char *) from + f->offset;
                 char *dst = (char *) to + f->offset;
-                if (f->type == SCHEMA_FIELD_STR) {
+                if (f->type == FIELD_STR) {
                         if (*(char *const *) src && !(*(char **) dst = strdup(*(char *const *) src)))
                                 return -ENOMEM;
-                } else if (f->type == SCHEMA_FIELD_STRV) {
+                } else if (f->type == FIELD_STRV) {
                         if (vf_strv_copy(*(char **const *) src, (char ***) dst) < 0)
                                 return -ENOMEM;
                 } else
@@ -156,7 +168,7 @@ int schema_resource_copy(const schema_resource *from, schema_resource **ret) {
         _cleanup_(schema_resource_freep) schema_resource *r = calloc(1, sizeof(schema_resource));
         if (!r)
                 return -ENOMEM;
-        if (copy_fields(r, from, common_fields) < 0 || copy_fields(r, from, schema_fields_of(from->kind)) < 0)
+        if (copy_fields(r, from, common_fields) < 0 || copy_fields(r, from, fields_of(from->kind)) < 0)
                 return -ENOMEM;
         memcpy(r->hash, from->hash, sizeof r->hash);
         memcpy(r->definition_hash, from->definition_hash, sizeof r->definition_hash);

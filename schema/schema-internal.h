@@ -221,25 +221,6 @@ DEFINE_POINTER_CLEANUP(schema_resource, schema_resource_free);
 /* A deep copy, hashes included. */
 int schema_resource_copy(const schema_resource *from, schema_resource **ret);
 
-/* A field of schema_resource, as freeing, copying and the cache's encoding walk them. */
-typedef enum schema_field_type {
-        SCHEMA_FIELD_END,
-        SCHEMA_FIELD_STR, /* char *, may be NULL */
-        SCHEMA_FIELD_STRV, /* char **, NULL-terminated, may be NULL */
-        SCHEMA_FIELD_INT, /* int, enums included */
-        SCHEMA_FIELD_UINT, /* unsigned */
-        SCHEMA_FIELD_U64, /* uint64_t */
-        SCHEMA_FIELD_BOOL,
-} schema_field_type;
-
-typedef struct schema_field {
-        schema_field_type type;
-        size_t offset;
-} schema_field;
-
-/* The fields every resource has, and those of its kind's spec; each table ends with SCHEMA_FIELD_END. */
-const schema_field *schema_fields_common(void);
-const schema_field *schema_fields_of(vf_kind kind);
 void schema_resource_hash(schema_resource *r);
 
 /* ---- XML (xml-read.c, xml-util.c, validate.c) --------------------------- */
