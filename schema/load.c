@@ -187,15 +187,21 @@ static int parse_file(schema_file *f) {
         return schema_yaml_parse(f, data, len);
 }
 
-/* The regular file itself, trusted as a read would judge it; a symlink is left to the read. */
+/*
+ * The regular file itself, trusted as a read would judge it; a symlink is
+ * left to the read. Opened, not stat()ed: on NFS a stat may answer from the
+ * client's attribute cache for up to a minute after another host changed
+ * the file, while an open revalidates (close-to-open consistency).
+ */
 static bool stat_unread(schema_file *f, struct stat *ret) {
         const schema_layer *layer = f->layer;
         const schema_load_options *o = &f->layers->options;
         _cleanup_free_ char *why = NULL;
         const char *entry;
         int dir_fd = file_at(f, &entry);
+        _cleanup_close_ int fd = openat(dir_fd, entry, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
 
-        if (fstatat(dir_fd, entry, ret, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(ret->st_mode))
+        if (fd < 0 || fstat(fd, ret) < 0 || !S_ISREG(ret->st_mode))
                 return false;
         return !o->check_trust || (!layer->distrust && schema_trust_stat(ret, f->path, false, &why) == 0);
 }
