@@ -465,11 +465,6 @@ static int edits(daemon_ctx *x, daemon_result *res) {
 
 /* ---- idle ------------------------------------------------------------------------- */
 
-static void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-
 /* Voluntary context switches of every thread but this one: the daemon's and libvirt's event thread. */
 static long switches_of_others(void) {
         _cleanup_(closedirp) DIR *d = opendir("/proc/self/task");

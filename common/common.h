@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,6 +46,7 @@ static inline void closep(int *fd) {
                 if (*p)                                 \
                         func(*p);                       \
         }
+DEFINE_POINTER_CLEANUP(DIR, closedir);
 
 /* Moves ownership out of a _cleanup_ variable. */
 #define TAKE_PTR(p)                             \

@@ -33,19 +33,95 @@ static void skipped_test(void **state) {
         th_skip("%s", (const char *) *state);
 }
 
-int th_run_tests(const char *group, const struct CMUnitTest *tests, size_t n, const char *skip_reason) {
-        if (!skip_reason)
-                return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+/* A fresh directory for the whole suite, made $TMPDIR for what the suite makes. */
+static char *suite_tmpdir(void) {
+        const char *tmp = getenv("TMPDIR");
+        char *path = vf_printf("%s/%s-XXXXXX", tmp ? tmp : "/tmp", program_invocation_short_name);
 
-        _cleanup_free_ struct CMUnitTest *skipped = calloc(n, sizeof *skipped);
-        assert_non_null(skipped);
-        for (size_t i = 0; i < n; i++)
-                skipped[i] = (struct CMUnitTest) {
-                        .name = tests[i].name,
-                        .test_func = skipped_test,
-                        .initial_state = (void *) skip_reason,
-                };
-        return _cmocka_run_group_tests(group, skipped, n, NULL, NULL);
+        if (!path || !mkdtemp(path) || setenv("TMPDIR", path, 1) < 0) {
+                fprintf(stderr, "cannot make the suite's temporary directory %s: %m\n", path);
+                abort();
+        }
+        return path;
+}
+
+/* The PID of the process whose /proc/PID/stat says stat; 0 when it is not our child. */
+static pid_t child_of_ours(const char *stat_text, char *ret_state) {
+        const char *after_comm = strrchr(stat_text, ')');
+        int ppid;
+
+        if (!after_comm || sscanf(after_comm + 1, " %c %d", ret_state, &ppid) != 2 || ppid != getpid())
+                return 0;
+        return (pid_t) atoi(stat_text);
+}
+
+/*
+ * A test that fails by an assertion longjmps past the code that would stop
+ * what it started: the children still here are killed and reaped, each
+ * named, and count as a failure (a passing suite leaves none either).
+ */
+static int reap_children(void) {
+        _cleanup_(closedirp) DIR *proc = opendir("/proc");
+        int left = 0;
+
+        for (struct dirent *de; proc && (de = readdir(proc));) {
+                _cleanup_free_ char *stat_path = vf_printf("/proc/%s/stat", de->d_name), *text = NULL;
+                _cleanup_free_ char *cmd_path = vf_printf("/proc/%s/cmdline", de->d_name), *cmd = NULL;
+                size_t len;
+                char state;
+
+                if (de->d_name[0] < '1' || de->d_name[0] > '9' || vf_read_file(stat_path, 4096, &text, &len) < 0)
+                        continue;
+                pid_t pid = child_of_ours(text, &state);
+                if (pid <= 0)
+                        continue;
+                if (vf_read_file(cmd_path, 4096, &cmd, &len) == 0)
+                        for (size_t i = 0; i + 1 < len; i++)
+                                cmd[i] = cmd[i] ? cmd[i] : ' ';
+                fprintf(stderr, "%s: a test left child %d (%s) %s; killed\n", program_invocation_short_name, (int) pid,
+                        cmd && len ? cmd : "?", state == 'Z' ? "unreaped" : "running");
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                left++;
+        }
+        return left;
+}
+
+/* The suite's directory goes, with whatever failed tests left; a passing suite must have left nothing. */
+static int sweep(const char *root, bool passed) {
+        _cleanup_(closedirp) DIR *d = opendir(root);
+        int left = 0;
+
+        for (struct dirent *de; d && (de = readdir(d));)
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+                        if (passed)
+                                fprintf(stderr, "%s: a passing test left %s/%s behind\n", program_invocation_short_name,
+                                        root, de->d_name);
+                        left++;
+                }
+        th_rmtree(root);
+        return passed && left > 0;
+}
+
+int th_run_tests(const char *group, const struct CMUnitTest *tests, size_t n, CMFixtureFunction group_setup,
+                 CMFixtureFunction group_teardown, const char *skip_reason) {
+        _cleanup_free_ char *root = suite_tmpdir();
+        _cleanup_free_ struct CMUnitTest *skipped = NULL;
+
+        if (skip_reason) {
+                skipped = calloc(n, sizeof *skipped);
+                assert_non_null(skipped);
+                for (size_t i = 0; i < n; i++)
+                        skipped[i] = (struct CMUnitTest) {
+                                .name = tests[i].name,
+                                .test_func = skipped_test,
+                                .initial_state = (void *) skip_reason,
+                        };
+                tests = skipped;
+                group_setup = group_teardown = NULL;
+        }
+        int failed = _cmocka_run_group_tests(group, tests, n, group_setup, group_teardown);
+        return failed + reap_children() + sweep(root, failed == 0);
 }
 
 bool th_enter_netns(void) {

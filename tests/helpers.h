@@ -19,12 +19,20 @@
  */
 void th_skip(const char *fmt, ...) _printf_(1, 2);
 /*
- * Runs a group of tests; when skip_reason is set, the group needs something
- * this run lacks, and each of its tests is skipped with that reason (and so
- * counted once, and fails under CI).
+ * Runs a group of tests, each suite's main calls it once. When skip_reason
+ * is set, the group needs something this run lacks, and each of its tests is
+ * skipped with that reason (and so counted once, and fails under CI).
+ *
+ * What a failing test leaves is cleaned up here: an assertion longjmps past
+ * _cleanup_ attributes and the end of the test. The suite runs with $TMPDIR
+ * set to a directory of its own (for the rest of the process), removed at
+ * the end; children still alive or unreaped at the end are killed. Both are
+ * failures when the suite passed otherwise: a passing test leaves nothing.
  */
-int th_run_tests(const char *group, const struct CMUnitTest *tests, size_t n, const char *skip_reason);
-#define th_run_group(tests, skip_reason) th_run_tests(#tests, tests, ELEMENTSOF(tests), skip_reason)
+int th_run_tests(const char *group, const struct CMUnitTest *tests, size_t n, CMFixtureFunction group_setup,
+                 CMFixtureFunction group_teardown, const char *skip_reason);
+#define th_run_group(tests, group_setup, group_teardown, skip_reason) \
+        th_run_tests(#tests, tests, ELEMENTSOF(tests), group_setup, group_teardown, skip_reason)
 /* Moves the process into a network namespace of its own, with lo up; false when it may not. */
 bool th_enter_netns(void);
 

@@ -219,8 +219,6 @@ static char *device_of(th_sysfs *s, const char *value) {
         return access(link, F_OK) == 0 ? TAKE_PTR(bdf) : NULL;
 }
 
-DEFINE_POINTER_CLEANUP(DIR, closedir);
-
 /* A net driver that takes a device back makes its netdevs anew, with a fresh MAC, as iavf does. */
 static void renew_addresses(const char *net) {
         _cleanup_(closedirp) DIR *d = opendir(net);

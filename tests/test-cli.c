@@ -1424,5 +1424,5 @@ int main(void) {
         };
         /* What the tests write is theirs to trust, whatever umask the caller has. */
         umask(022);
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, NULL, NULL, NULL);
 }

@@ -5,7 +5,11 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+#include "tests/helpers.h"
 
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 
 static void test_kind_names(void **state) {
@@ -138,9 +142,16 @@ static void test_strv(void **state) {
         assert_string_equal(none, "");
 }
 
+/* A new empty file in a new directory under $TMPDIR, open for writing. */
+static int make_file(char **ret_dir, char **ret_path, const char *name) {
+        *ret_dir = th_mkdtemp();
+        *ret_path = vf_printf("%s/%s", *ret_dir, name);
+        return open(*ret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
 static void test_read_file_limits(void **state) {
-        char path[] = "/tmp/virtform-common-XXXXXX";
-        int fd = mkstemp(path);
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+        int fd = make_file(&dir, &path, "data");
         char *data = NULL;
         size_t len;
 
@@ -156,17 +167,17 @@ static void test_read_file_limits(void **state) {
         assert_int_equal(vf_read_file("/tmp", 100, &data, &len), -EISDIR);
         unlink(path);
         assert_int_equal(vf_read_file(path, 100, &data, &len), -ENOENT);
+        assert_int_equal(rmdir(dir), 0);
 }
 
 /* A whole file or none: written beside, renamed into place, with the umask's mode; a failure leaves nothing. */
 static void test_write_file_atomic(void **state) {
-        char dir[] = "/tmp/virtform-common-XXXXXX";
+        _cleanup_free_ char *dir = th_mkdtemp();
         struct stat st;
         char *data = NULL;
         size_t len;
         mode_t old = umask(027);
 
-        assert_non_null(mkdtemp(dir));
         char *path = vf_printf("%s/seed.iso", dir), *ls = vf_printf("ls -A '%s' | wc -l", dir);
         assert_int_equal(vf_write_file_atomic(path, "a\0b", 3), 0);
         assert_int_equal(vf_write_file_atomic(path, "new\0", 4), 0);
@@ -237,8 +248,8 @@ static void test_format_time_msec(void **state) {
 
 /* JOURNAL_STREAM names the journal's stream by device and inode; any other fd, or a garbled value, is not it. */
 static void test_journal_stream(void **state) {
-        char path[] = "/tmp/virtform-journal-XXXXXX", other[] = "/tmp/virtform-other-XXXXXX";
-        int fd = mkstemp(path), fd_other = mkstemp(other);
+        _cleanup_free_ char *dir = NULL, *path = NULL, *other_dir = NULL, *other = NULL;
+        int fd = make_file(&dir, &path, "journal"), fd_other = make_file(&other_dir, &other, "other");
         struct stat st;
         char value[64];
 
@@ -256,8 +267,64 @@ static void test_journal_stream(void **state) {
         unsetenv("JOURNAL_STREAM");
         close(fd);
         close(fd_other);
-        unlink(path);
-        unlink(other);
+        th_rmtree(dir);
+        th_rmtree(other_dir);
+}
+
+/* ---- the tests' own harness (tests/helpers.c) ---------------------------------------------- */
+
+/* Passes, as a test whose cleanup a failure skipped would: a file under $TMPDIR and a child left running. */
+static void leave_a_file_and_a_child(void **state) {
+        th_write(getenv("TMPDIR"), "left-behind", "x");
+        if (fork() == 0) {
+                pause();
+                _exit(0);
+        }
+}
+
+static int count_entries(const char *dir) {
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        int n = 0;
+
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));)
+                n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+        return n;
+}
+
+/*
+ * A suite run by th_run_group() in a child of ours: what its passing test left
+ * fails it, named, and is gone after it. We are the subreaper, so a child it
+ * left alive would be ours now.
+ */
+static void test_a_suite_that_leaves_things_fails_and_leaves_nothing(void **state) {
+        const char *tmp = getenv("TMPDIR");
+        _cleanup_free_ char *err_path = vf_printf("%s/suite-stderr", tmp), *err = NULL;
+        int before = count_entries(tmp), status;
+        size_t len;
+
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                const struct CMUnitTest leaky[] = { cmocka_unit_test(leave_a_file_and_a_child) };
+                int null = open("/dev/null", O_WRONLY), errfd = open(err_path, O_WRONLY | O_CREAT, 0600);
+                if (null < 0 || errfd < 0 || dup2(null, 1) < 0 || dup2(errfd, 2) < 0)
+                        _exit(100);
+                _exit(th_run_group(leaky, NULL, NULL, NULL));
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 2); /* the child and the file, each a failure */
+        assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+        assert_int_equal(errno, ECHILD);
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+
+        assert_int_equal(vf_read_file(err_path, 4096, &err, &len), 0);
+        assert_non_null(strstr(err, "a test left child"));
+        assert_non_null(strstr(err, "left-behind behind"));
+        assert_int_equal(unlink(err_path), 0);
+        assert_int_equal(count_entries(tmp), before);
 }
 
 int main(void) {
@@ -276,6 +343,7 @@ int main(void) {
                 cmocka_unit_test(test_format_duration),
                 cmocka_unit_test(test_format_time_msec),
                 cmocka_unit_test(test_journal_stream),
+                cmocka_unit_test(test_a_suite_that_leaves_things_fails_and_leaves_nothing),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, NULL, NULL, NULL);
 }

@@ -265,5 +265,5 @@ int main(void) {
 
         /* Before any thread exists. */
         const char *missing = th_libvirtd_isolate(WATCHDOG_SEC);
-        return th_run_group(tests, missing);
+        return th_run_group(tests, NULL, NULL, missing);
 }

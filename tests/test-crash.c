@@ -169,5 +169,5 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_kill_at_every_point, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_kill_at_random, setup, teardown),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, NULL, NULL, NULL);
 }

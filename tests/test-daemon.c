@@ -47,6 +47,7 @@ typedef struct fixture {
         int result;
         state_store *reader; /* the test's own view of the store */
         const vf_observer *observer; /* told of the daemon's passes, if a test needs to hold one */
+        th_sysfs *sysfs; /* a VF's sysfs, for the tests whose PF is a veth */
 } fixture;
 
 static void *run_daemon(void *userdata) {
@@ -117,6 +118,10 @@ static int teardown(void **state) {
 
         events_stop(f);
         stop_daemon(f);
+        if (f->sysfs)
+                (void) system("for l in enp59s0f0 vf-filler vf-u1 vf-u2 vf-u3 vf-u4 vf-u5 vf-u6; do "
+                              "ip link del $l 2>/dev/null; done");
+        th_sysfs_free(f->sysfs);
         state_close(f->reader);
         th_env_free(f->env);
         for (size_t i = 0; f->dirs[i]; i++)
@@ -1162,10 +1167,14 @@ static bool can_make_links(void) {
                system("ip link del vf-probe") == 0;
 }
 
-/* A VF whose PF (a veth in the test's namespace) is down, and the domain that uses it: vf waits on the link. */
-static void start_with_pf_down(fixture *f, th_sysfs *sysfs) {
+/*
+ * A VF whose PF (a veth in the test's namespace) is down, and the domain that
+ * uses it: vf waits on the link. Teardown deletes the links the tests make.
+ */
+static void start_with_pf_down(fixture *f) {
         if (!can_make_links())
                 th_skip("veth links need a network namespace of the test's own (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
+        th_sysfs *sysfs = f->sysfs = th_sysfs_new();
         th_sysfs_add_device(sysfs, "0000:3b:00.0", "ice");
         th_sysfs_add_netdev(sysfs, "0000:3b:00.0", "enp59s0f0", NULL, NULL);
         th_sysfs_add_vf(sysfs, "0000:3b:00.0", 0, "0000:3b:02.0", "vfio-pci");
@@ -1184,9 +1193,8 @@ static void start_with_pf_down(fixture *f, th_sysfs *sysfs) {
 
 static void test_pf_up_requeues_hostdev(void **state) {
         fixture *f = *state;
-        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
 
-        start_with_pf_down(f, sysfs);
+        start_with_pf_down(f);
         assert_int_equal(system("ip link set enp59s0f0 up"), 0);
         wait_record(f, "hostdev", "vf", true, "Assigned");
         wait_for(f, domain_running, "db", "db started once its PF is up");
@@ -1195,8 +1203,6 @@ static void test_pf_up_requeues_hostdev(void **state) {
         assert_int_equal(system("ip link set enp59s0f0 down"), 0);
         wait_record(f, "hostdev", "vf", false, "PFDown");
         assert_true(domain_running(f, "db"));
-        stop_daemon(f);
-        assert_int_equal(system("ip link del enp59s0f0"), 0);
 }
 
 /* The daemon's netlink socket of a protocol subscribed to one of groups, found as any observer would. */
@@ -1275,17 +1281,14 @@ static void overflow_socket(fixture *f, int protocol, uint32_t groups, const cha
 /* A filler link's messages fill the link socket, then the PF comes up: its message is lost, not its effect. */
 static void test_lost_link_events_resync(void **state) {
         fixture *f = *state;
-        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
 
-        start_with_pf_down(f, sysfs);
+        start_with_pf_down(f);
         assert_int_equal(system("ip link add vf-filler type veth peer name vf-fillerp"), 0);
         wait_asleep(f); /* the filler's own events seen to */
         overflow_socket(f, NETLINK_ROUTE, RTMGRP_LINK,
                         "ip link set vf-filler up && ip link set vf-filler down && ip link set vf-filler up && "
                         "ip link set enp59s0f0 up");
         wait_record(f, "hostdev", "vf", true, "Assigned");
-        stop_daemon(f);
-        assert_int_equal(system("ip link del enp59s0f0 && ip link del vf-filler"), 0);
 }
 
 static bool hostdev_looked_at_again(fixture *f, const void *before) {
@@ -1299,10 +1302,9 @@ static bool hostdev_looked_at_again(fixture *f, const void *before) {
  */
 static void test_lost_device_events_resync(void **state) {
         fixture *f = *state;
-        _cleanup_(th_sysfs_freep) th_sysfs *sysfs = th_sysfs_new();
 
         f->env->opts.log_level = VF_LOG_DEBUG; /* a resource found in sync is logged at debug */
-        start_with_pf_down(f, sysfs);
+        start_with_pf_down(f);
         assert_int_equal(system("ip link set enp59s0f0 up"), 0);
         wait_record(f, "hostdev", "vf", true, "Assigned");
         wait_asleep(f);
@@ -1311,8 +1313,6 @@ static void test_lost_device_events_resync(void **state) {
                         "for i in 1 2 3 4 5 6; do ip link add vf-u$i type veth peer name vf-u${i}p || exit 1; done");
         wait_for(f, hostdev_looked_at_again, &before, "hostdev/vf looked at again after the lost device events");
         assert_true(log_count(f, "device events were lost") >= 1);
-        stop_daemon(f);
-        assert_int_equal(system("ip link del enp59s0f0 && for i in 1 2 3 4 5 6; do ip link del vf-u$i; done"), 0);
 }
 
 int main(void) {
@@ -1366,5 +1366,5 @@ int main(void) {
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         /* Links live in a network namespace of this process alone, gone when it exits. */
         (void) th_enter_netns(); /* without it the link test skips */
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, NULL, NULL, NULL);
 }

@@ -246,5 +246,5 @@ int main(void) {
                 cmocka_unit_test(test_changes_are_drift),
                 cmocka_unit_test_setup_teardown(test_reload_redefines_nothing, setup, teardown),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, NULL, NULL, NULL);
 }

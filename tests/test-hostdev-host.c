@@ -806,5 +806,5 @@ int main(void) {
                 cmocka_unit_test(test_link_state_through_transport),
         };
 #undef FIXTURE_TEST
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, NULL, NULL, NULL);
 }

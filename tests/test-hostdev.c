@@ -935,5 +935,5 @@ int main(void) {
         };
 
         /* Links live in a network namespace of this process alone, gone when it exits. */
-        return th_run_group(tests, th_enter_netns() ? NULL : "needs a network namespace of its own (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
+        return th_run_group(tests, NULL, NULL, th_enter_netns() ? NULL : "needs a network namespace of its own (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
 }

@@ -402,5 +402,5 @@ int main(void) {
         };
         /* Before any connection: the view of libvirt from outside counts its events. */
         assert_int_equal(virEventRegisterDefaultImpl(), 0);
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, NULL, NULL, NULL);
 }

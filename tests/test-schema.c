@@ -17,12 +17,6 @@
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static char *make_dir(void) {
-        char *dir = strdup("/tmp/vf-test-schema-XXXXXX");
-        assert_non_null(dir);
-        assert_non_null(mkdtemp(dir));
-        return dir;
-}
 
 /* Removes dir and everything the tests put in it. */
 static void remove_dir(char *dir) {
@@ -65,7 +59,7 @@ static schema_set *load_path(const char *path) {
 
 /* Loads text as the one file `name`; *ret_path (optional) gets its path for diagnostics. */
 static schema_set *load_text(const char *name, const char *text, char **ret_path) {
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         char *path = put_file(dir, name, text);
         schema_set *set = load_path(dir);
         remove_dir(dir);
@@ -266,7 +260,7 @@ static void test_diag_one_line(void **state) {
 
 static void test_directory_filtering(void **state) {
         static const char *const ignored[] = { ".hidden.yaml", "b.yaml~", ".#b.yaml", "b.swp", "b.tmp", "b.txt" };
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
 #define GOOD HEADER("Network", "n%d") "spec: {}\n"
 
         for (size_t i = 0; i < ELEMENTSOF(ignored); i++)
@@ -293,7 +287,7 @@ static void test_directory_filtering(void **state) {
 }
 
 static void test_unreadable_and_oversized(void **state) {
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         _cleanup_free_ char *missing = vf_printf("%s/missing.yaml", dir);
         _cleanup_free_ char *big = vf_printf("%s/big.yaml", dir), *big_xml = vf_printf("%s/big.xml", dir);
         for (size_t i = 0; i < 2; i++) {
@@ -764,7 +758,7 @@ static void test_hostdev_errors(void **state) {
 }
 
 static void test_duplicate_pci(void **state) {
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         _cleanup_free_ char *a = put_file(dir, "a.yaml", HEADER("Hostdev", "x") "spec: {pci: 0000:3b:02.1}\n");
         _cleanup_free_ char *b = put_file(dir, "b.yaml", HEADER("Hostdev", "y") "spec: {pci: '3b:02.1'}\n");
         _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
@@ -1082,7 +1076,7 @@ static void test_domain_storage_disks(void **state) {
 static void test_domain_seed_libvirt_schema(void **state) {
         if (access(SCHEMA_LIBVIRT_SCHEMAS "/domain.rng", R_OK) < 0)
                 th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         _cleanup_free_ char *text = vf_printf(HEADER("Domain", "web1") "spec:\n%s", storage_disks);
         free(put_file(dir, "d.yaml", text));
         char *paths[] = { dir };
@@ -1102,7 +1096,7 @@ static void test_domain_seed_libvirt_schema(void **state) {
 static void test_storage_libvirt_schemas(void **state) {
         if (access(SCHEMA_LIBVIRT_SCHEMAS "/storagepool.rng", R_OK) < 0)
                 th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         free(put_file(dir, "s.yaml",
                 HEADER("StoragePool", "images") "spec: {path: /var/lib/virtform/images}\n---\n"
                 HEADER("StoragePool", "lvm") "spec: {type: logical, volumeGroup: vg0}\n---\n"
@@ -1162,7 +1156,7 @@ static void test_domain_storage_disk_errors(void **state) {
 /* ---- duplicates, multi-document files, failing files --------------------------- */
 
 static void test_duplicate_across_files(void **state) {
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         _cleanup_free_ char *a = put_file(dir, "a.yaml", HEADER("Domain", "web1") "spec: {memory: 1GiB}\n");
         _cleanup_free_ char *b = put_file(dir, "b.yaml",
                 HEADER("Network", "other") "spec: {}\n---\n" HEADER("Domain", "web1") "spec: {memory: 2GiB}\n");
@@ -1229,7 +1223,7 @@ static void test_multi_document_and_empty(void **state) {
 }
 
 static void test_bad_file_among_good(void **state) {
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         free(put_file(dir, "a.yaml", HEADER("Network", "a") "spec: {}\n"));
         _cleanup_free_ char *b = put_file(dir, "b.yaml",
                 HEADER("Network", "b1") "spec: {}\n---\n" HEADER("Network", "b2") "spec: {mtu: 1}\n");
@@ -1250,7 +1244,7 @@ static void test_bad_file_among_good(void **state) {
 
 /* Files named on the command line are layers of their own, with the same duplicate rule. */
 static void test_load_file_into_set(void **state) {
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         _cleanup_free_ char *a = put_file(dir, "a.yaml", HEADER("Network", "a") "spec: {}\n");
         _cleanup_free_ char *b = put_file(dir, "b.yaml", HEADER("Network", "a") "spec: {}\n");
         char *paths[] = { a, b };
@@ -1401,7 +1395,7 @@ static void test_error_cap(void **state) {
 
 /* validate's check of the set as a whole: each reference no file declares is named, once, at its resource. */
 static void test_undeclared_warnings(void **state) {
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         free(put_file(dir, "10-web.yaml",
                       HEADER("Domain", "web") "spec:\n  memory: 1GiB\n  interfaces: [{network: lan}, {network: wan}]\n"
                                               "  hostdevs: [vf0, vf1]\n"));
@@ -1519,7 +1513,7 @@ static schema_set *load_with_libvirt_schemas(const char *path, const char *schem
 
 /* r's XML as the one native file of a directory of its own: does it load clean? */
 static void assert_loads_as_native(const schema_resource *r) {
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         _cleanup_free_ char *path = put_file(dir, "native.xml", r->xml);
         _cleanup_(schema_set_freep) schema_set *set = load_path(path);
 
@@ -1571,7 +1565,7 @@ static void test_libvirt_schemas(void **state) {
                 assert_clean(set);
         }
 
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         _cleanup_free_ char *path = put_file(dir, "x.xml", frobnicator);
         _cleanup_(schema_set_freep) schema_set *compact = load_path(path);
         _cleanup_(schema_set_freep) schema_set *libvirt = load_with_libvirt_schemas(path, SCHEMA_LIBVIRT_SCHEMAS);
@@ -2117,7 +2111,7 @@ typedef struct tree {
 static void tree_init(tree *t) {
         static const char *const names[N_LAYERS] = { "etc", "run", "usr" };
 
-        t->root = make_dir();
+        t->root = th_mkdtemp();
         for (size_t i = 0; i < N_LAYERS; i++) {
                 t->dirs[i] = vf_printf("%s/%s", t->root, names[i]);
                 assert_int_equal(mkdir(t->dirs[i], 0700), 0);
@@ -3106,7 +3100,7 @@ static void test_trust_symlinks(void **state) {
 
 /* A FIFO is never opened for reading in a way that blocks: it is reported, checked or not. */
 static void test_trust_fifo(void **state) {
-        char *dir = make_dir();
+        char *dir = th_mkdtemp();
         _cleanup_free_ char *fifo = vf_printf("%s/fifo.yaml", dir);
         assert_int_equal(mkfifo(fifo, 0600), 0);
         char *paths[] = { fifo };
@@ -3241,5 +3235,5 @@ int main(void) {
                 cmocka_unit_test(test_trust_fifo),
                 cmocka_unit_test(test_trust_reload),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, NULL, NULL, NULL);
 }

@@ -5,7 +5,6 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sched.h>
@@ -30,14 +29,11 @@ static int setup(void **state) {
         fixture *f = calloc(1, sizeof *f);
 
         assert_non_null(f);
-        strcpy(f->dir, "/tmp/test-state-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
+        _cleanup_free_ char *dir = th_mkdtemp();
+        assert_true(strlen(dir) < sizeof f->dir);
+        strcpy(f->dir, dir);
         *state = f;
         return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
 }
 
 static int teardown(void **state) {
@@ -47,7 +43,7 @@ static int teardown(void **state) {
                 _cleanup_free_ char *mnt = vf_printf("%s/tmpfs", f->dir);
                 assert_int_equal(umount2(mnt, MNT_DETACH), 0);
         }
-        assert_int_equal(nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+        th_rmtree(f->dir);
         free(f);
         return 0;
 }
@@ -1875,5 +1871,5 @@ int main(void) {
 #undef T
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return th_run_group(tests, NULL, NULL, NULL);
 }

@@ -911,7 +911,5 @@ int main(void) {
         signal(SIGPIPE, SIG_IGN);
         /* Before any thread exists. */
         const char *missing = th_libvirtd_isolate(WATCHDOG_SEC);
-        if (missing)
-                return th_run_group(tests, missing);
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return th_run_group(tests, group_setup, group_teardown, missing);
 }

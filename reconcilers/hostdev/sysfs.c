@@ -9,8 +9,6 @@
 /* sysfs attributes are at most a page. */
 #define ATTR_MAX_SIZE 4096
 
-DEFINE_POINTER_CLEANUP(DIR, closedir);
-
 static const char *const method_names[_HD_METHOD_MAX] = {
         [HD_METHOD_NONE] = "none",
         [HD_METHOD_PHYS_PORT_ID] = "phys_port_id",
