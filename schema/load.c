@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Files to resources, committing a file only when it is clean, at its name's place in the set. */
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <string.h>
 
 #include "schema/schema-internal.h"
@@ -187,11 +189,31 @@ static int parse_file(schema_file *f) {
         return schema_yaml_parse(f, data, len);
 }
 
+static struct timespec timespec_of(struct statx_timestamp t) {
+        return (struct timespec) { .tv_sec = t.tv_sec, .tv_nsec = t.tv_nsec };
+}
+
+/* What the trust checks and the stamp read of a struct stat, from statx(). */
+static void stat_from_statx(const struct statx *x, struct stat *st) {
+        *st = (struct stat) {
+                .st_dev = makedev(x->stx_dev_major, x->stx_dev_minor),
+                .st_ino = x->stx_ino,
+                .st_mode = x->stx_mode,
+                .st_nlink = x->stx_nlink,
+                .st_uid = x->stx_uid,
+                .st_gid = x->stx_gid,
+                .st_size = (off_t) x->stx_size,
+                .st_mtim = timespec_of(x->stx_mtime),
+                .st_ctim = timespec_of(x->stx_ctime),
+        };
+}
+
 /*
  * The regular file itself, trusted as a read would judge it; a symlink is
- * left to the read. Opened, not stat()ed: on NFS a stat may answer from the
- * client's attribute cache for up to a minute after another host changed
- * the file, while an open revalidates (close-to-open consistency).
+ * left to the read. AT_STATX_FORCE_SYNC: on NFS a plain stat may answer from
+ * the client's attribute cache for up to a minute after another host changed
+ * the file; this asks the server, as an open would (close-to-open). Local
+ * file systems ignore it.
  */
 static bool stat_unread(schema_file *f, struct stat *ret) {
         const schema_layer *layer = f->layer;
@@ -199,9 +221,12 @@ static bool stat_unread(schema_file *f, struct stat *ret) {
         _cleanup_free_ char *why = NULL;
         const char *entry;
         int dir_fd = file_at(f, &entry);
-        _cleanup_close_ int fd = openat(dir_fd, entry, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+        struct statx x;
 
-        if (fd < 0 || fstat(fd, ret) < 0 || !S_ISREG(ret->st_mode))
+        if (statx(dir_fd, entry, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &x) < 0)
+                return false;
+        stat_from_statx(&x, ret);
+        if (!S_ISREG(ret->st_mode))
                 return false;
         return !o->check_trust || (!layer->distrust && schema_trust_stat(ret, f->path, false, &why) == 0);
 }
