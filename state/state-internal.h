@@ -142,5 +142,7 @@ void state_count_write(state_store *s);
 int state_stored_digest(state_store *s, const state_record *rec, uint8_t out[VF_HASH_SIZE]);
 bool state_stored_matches(const state_store *s, const state_record *rec, const uint8_t digest[VF_HASH_SIZE]);
 void state_stored_set(state_store *s, const state_record *rec, const uint8_t digest[VF_HASH_SIZE]);
+/* Digests a record just read, and remembers it. */
+int state_stored_remember(state_store *s, const state_record *rec);
 void state_stored_forget(state_store *s, const char *kind, const char *name);
 void state_stored_forget_all(state_store *s);

@@ -489,12 +489,8 @@ static int read_records(state_store *s, sqlite3_stmt *resources, sqlite3_stmt *c
         if (r >= 0)
                 r = attach_conditions(s, conditions, l);
         r = savepoint_end(s, r);
-        for (size_t i = 0; r >= 0 && i < l->n; i++) {
-                uint8_t digest[VF_HASH_SIZE];
-                r = state_stored_digest(s, l->items[i], digest);
-                if (r >= 0)
-                        state_stored_set(s, l->items[i], digest);
-        }
+        for (size_t i = 0; r >= 0 && i < l->n; i++)
+                r = state_stored_remember(s, l->items[i]);
         return r;
 }
 

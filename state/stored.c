@@ -36,7 +36,8 @@ static void serialize(vf_buf *b, const state_record *rec) {
                 add_text(b, texts[i]);
         for (size_t i = 0; i < ELEMENTSOF(ints); i++)
                 add_int(b, ints[i]);
-        add_int(b, (int64_t) vf_strv_length(rec->depends));
+        /* NULL apart from none: the one is stored as NULL, the other as "". */
+        add_int(b, rec->depends ? (int64_t) vf_strv_length(rec->depends) : -1);
         for (char **d = rec->depends; d && *d; d++)
                 add_text(b, *d);
         /* In the record's order: a put after a read that orders them otherwise is one SQLite compares. */
@@ -63,7 +64,7 @@ int state_stored_digest(state_store *s, const state_record *rec, uint8_t out[VF_
         return 0;
 }
 
-/* The map's key for a record: kind and name, which neither holds a NUL of. */
+/* The map's key for a record: a kind holds no '/', so no two records share one. */
 static char *key_of(const char *kind, const char *name) {
         return vf_printf("%s/%s", kind, name);
 }
@@ -100,6 +101,17 @@ void state_stored_set(state_store *s, const state_record *rec, const uint8_t dig
         }
         free(was);
         copy = NULL;
+}
+
+int state_stored_remember(state_store *s, const state_record *rec) {
+        uint8_t digest[VF_HASH_SIZE];
+
+        if (s->lock_fd < 0)
+                return 0;
+        int r = state_stored_digest(s, rec, digest);
+        if (r >= 0)
+                state_stored_set(s, rec, digest);
+        return r;
 }
 
 void state_stored_forget(state_store *s, const char *kind, const char *name) {
