@@ -304,18 +304,13 @@ void vf_hex(const uint8_t *bytes, size_t n, char *out) {
         out[2 * n] = 0;
 }
 
-void vf_sha256(const void *data, size_t len, uint8_t out[VF_HASH_SIZE]) {
+void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]) {
         struct sha256_ctx ctx;
+        uint8_t digest[SHA256_DIGEST_SIZE];
 
         sha256_init(&ctx);
         sha256_update(&ctx, len, data);
-        sha256_digest(&ctx, VF_HASH_SIZE, out);
-}
-
-void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]) {
-        uint8_t digest[VF_HASH_SIZE];
-
-        vf_sha256(data, len, digest);
+        sha256_digest(&ctx, sizeof digest, digest);
         vf_hex(digest, sizeof digest, out);
 }
 

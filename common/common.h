@@ -132,13 +132,10 @@ void vf_buf_done(vf_buf *b);
 
 /* ---- hashing ----------------------------------------------------------- */
 
-#define VF_HASH_SIZE 32
-#define VF_HASH_HEX_LEN (2 * VF_HASH_SIZE)
+#define VF_HASH_HEX_LEN 64
 
 /* n bytes as 2n lower-case hex digits and a NUL. */
 void vf_hex(const uint8_t *bytes, size_t n, char *out);
-/* SHA-256 of data. */
-void vf_sha256(const void *data, size_t len, uint8_t out[VF_HASH_SIZE]);
 /* SHA-256 of data, as lower-case hex. */
 void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]);
 

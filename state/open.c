@@ -815,8 +815,6 @@ void state_close(state_store *s) {
                 (void) remove_build(s->building, NULL);
         free(s->building);
         free(s->target);
-        state_stored_forget_all(s);
-        vf_buf_done(&s->scratch);
         /* Only once the database is closed, so that the next writer finds it at rest. */
         /* A failed open changes nothing about how the last writer left the store. */
         state_lock_release(s->lock_fd, s->open ? STATE_LAST_WRITER_CLEAN : s->last_writer);

@@ -77,9 +77,6 @@ struct state_store {
         /* A writer's -wal (checkpoint.c): its pages after the last commit, and how many are written back. */
         int wal_pages;
         int wal_backfilled;
-        /* What the store holds, "kind/name" to a digest of the record (stored.c); NULL: nothing known. */
-        vf_map *stored;
-        vf_buf scratch; /* the serialized record being hashed, kept for the next */
 };
 
 /*
@@ -133,16 +130,3 @@ void state_stmt_release(sqlite3_stmt **st);
 
 /* Counts a statement that wrote (or began, or ended a transaction), for state_fault_after_writes(). */
 void state_count_write(state_store *s);
-
-/*
- * What the store holds, remembered per record (stored.c). A put whose record
- * digests as remembered changes nothing and is skipped. Whatever may undo a
- * write (a rollback, a failed statement) must forget all of it.
- */
-int state_stored_digest(state_store *s, const state_record *rec, uint8_t out[VF_HASH_SIZE]);
-bool state_stored_matches(const state_store *s, const state_record *rec, const uint8_t digest[VF_HASH_SIZE]);
-void state_stored_set(state_store *s, const state_record *rec, const uint8_t digest[VF_HASH_SIZE]);
-/* Digests a record just read, and remembers it. */
-int state_stored_remember(state_store *s, const state_record *rec);
-void state_stored_forget(state_store *s, const char *kind, const char *name);
-void state_stored_forget_all(state_store *s);

@@ -185,8 +185,6 @@ int state_errno_from_sqlite(sqlite3 *db, int rc) {
 }
 
 int state_store_error(state_store *s, int rc) {
-        /* SQLite may have rolled back the transaction: a later state_rollback() would find none open. */
-        state_stored_forget_all(s);
         snprintf(s->last_error, sizeof s->last_error, "%s", sqlite3_errmsg(s->db));
         return state_errno_from_sqlite(s->db, rc);
 }
@@ -294,7 +292,6 @@ void state_count_write(state_store *s) {
 int state_rollback(state_store *s) {
         if (sqlite3_get_autocommit(s->db))
                 return 0;
-        state_stored_forget_all(s);
         return exec_stmt(s, STMT_ROLLBACK);
 }
 
@@ -488,10 +485,7 @@ static int read_records(state_store *s, sqlite3_stmt *resources, sqlite3_stmt *c
         r = read_resources(s, resources, l);
         if (r >= 0)
                 r = attach_conditions(s, conditions, l);
-        r = savepoint_end(s, r);
-        for (size_t i = 0; r >= 0 && i < l->n; i++)
-                r = state_stored_remember(s, l->items[i]);
-        return r;
+        return savepoint_end(s, r);
 }
 
 int state_get(state_store *s, const char *kind, const char *name, state_record **ret) {
@@ -653,41 +647,25 @@ static int put_changes(state_store *s, const state_record *rec) {
  * put that fails rolls the whole transaction back instead, so that half a
  * record is never committed.
  */
-static int put_in_transaction(state_store *s, const state_record *rec) {
+int state_put(state_store *s, const state_record *rec) {
+        int r = check_condition_types(s, rec);
+        if (r < 0)
+                return r;
         if (!sqlite3_get_autocommit(s->db)) {
-                int r = put_changes(s, rec);
-                if (r < 0) {
-                        state_stored_forget_all(s); /* what the batch put before goes too */
+                r = put_changes(s, rec);
+                if (r < 0)
                         exec_stmt_quietly(s, STMT_ROLLBACK);
-                }
                 return r;
         }
-        int r = exec_stmt(s, STMT_SAVEPOINT);
+        r = exec_stmt(s, STMT_SAVEPOINT);
         if (r < 0)
                 return r;
         return savepoint_end(s, put_changes(s, rec));
 }
 
-/* A record that says what the store holds already costs no SQL (stored.c). */
-int state_put(state_store *s, const state_record *rec) {
-        uint8_t digest[VF_HASH_SIZE];
-        int r = check_condition_types(s, rec);
-        if (r >= 0)
-                r = state_stored_digest(s, rec, digest);
-        if (r < 0)
-                return r;
-        if (state_stored_matches(s, rec, digest))
-                return 0;
-        r = put_in_transaction(s, rec);
-        if (r >= 0)
-                state_stored_set(s, rec, digest);
-        return r;
-}
-
 int state_delete(state_store *s, const char *kind, const char *name) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_RESOURCE];
 
-        state_stored_forget(s, kind, name);
         /* The conditions go with it through the foreign key's ON DELETE CASCADE. */
         int r = state_exec_bound(s, st, bind_key(st, kind, name));
         if (r < 0)
