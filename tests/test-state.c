@@ -613,6 +613,72 @@ static void test_rollback_discards_puts(void **state) {
         state_close(s);
 }
 
+/* What a second connection reads of a record's last_error: the file's, not the writer's memory. */
+static char *last_error_in_file(const char *path, const char *kind, const char *name) {
+        state_store *reader = open_store(path, STATE_OPEN_READONLY);
+        state_record *got = NULL;
+
+        assert_int_equal(state_get(reader, kind, name, &got), 0);
+        char *error = got->last_error ? strdup(got->last_error) : NULL;
+        state_record_free(got);
+        state_close(reader);
+        return error;
+}
+
+static void assert_file_says(const char *path, const state_record *rec) {
+        _cleanup_free_ char *error = last_error_in_file(path, rec->kind, rec->name);
+        assert_string_equal(error, rec->last_error);
+}
+
+static void set_error(state_record *rec, const char *error) {
+        assert_int_equal(vf_free_and_strdup(&rec->last_error, error), 0);
+}
+
+/*
+ * A record whose last put was undone is written again by its next put,
+ * however it was undone: a batch rolled back, a batch that a failed put
+ * ended, the record deleted. The controller retries a rolled-back batch with
+ * the records it holds, which are then ahead of the file; a store that
+ * remembered what it had written would skip them.
+ */
+static void test_put_undone_is_made_again(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *rec = full_record("domain", "vm1"),
+                                                   *other = full_record("domain", "vm2");
+        state_store *s = open_store(path, 0);
+
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_file_says(path, rec);
+
+        set_error(rec, "rolled back");
+        assert_int_equal(state_begin(s), 0);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_rollback(s), 0);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_file_says(path, rec);
+
+        set_error(rec, "ended by a failed put");
+        assert_int_equal(state_begin(s), 0);
+        assert_int_equal(state_put(s, rec), 0);
+        state_fault_failing_write(s, 1);
+        assert_int_equal(state_put(s, other), -EIO);
+        assert_int_equal(state_rollback(s), 0);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_file_says(path, rec);
+
+        assert_int_equal(state_delete(s, "domain", "vm1"), 0);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_file_says(path, rec);
+
+        /* The same key from another record: what counts is what it says. */
+        _cleanup_(state_record_freep) state_record *copy = full_record("domain", "vm1");
+        set_error(copy, "a copy says otherwise");
+        assert_int_equal(state_put(s, copy), 0);
+        assert_file_says(path, copy);
+        state_close(s);
+}
+
 /* Appends a condition as it is, where state_record_set_condition() would merge it or refuse it. */
 static void append_raw_condition(state_record *rec, state_condition condition) {
         state_condition *c = reallocarray(rec->conditions, rec->n_conditions + 1, sizeof *c);
@@ -1832,6 +1898,7 @@ int main(void) {
                 T(test_delete_cascades_conditions),
                 T(test_list_order_and_conditions),
                 T(test_rollback_discards_puts),
+                T(test_put_undone_is_made_again),
                 T(test_failed_put_leaves_previous_state),
                 T(test_put_refuses_two_conditions_of_a_type),
                 T(test_many_records_in_one_transaction),
