@@ -5,6 +5,7 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sched.h>
@@ -21,7 +22,7 @@
 #define SCHEMA_VERSION 5
 
 typedef struct fixture {
-        char dir[64];
+        char *dir;
         bool mounted; /* a tmpfs at dir/tmpfs, unmounted in teardown */
 } fixture;
 
@@ -29,9 +30,7 @@ static int setup(void **state) {
         fixture *f = calloc(1, sizeof *f);
 
         assert_non_null(f);
-        _cleanup_free_ char *dir = th_mkdtemp();
-        assert_true(strlen(dir) < sizeof f->dir);
-        strcpy(f->dir, dir);
+        f->dir = th_mkdtemp();
         *state = f;
         return 0;
 }
@@ -44,6 +43,7 @@ static int teardown(void **state) {
                 assert_int_equal(umount2(mnt, MNT_DETACH), 0);
         }
         th_rmtree(f->dir);
+        free(f->dir);
         free(f);
         return 0;
 }
@@ -1144,7 +1144,7 @@ static int read_on_readonly_mount(const char *dir, const char *path) {
 /* status on a read-only mount, or a read-only copy: root ignores mode bits, a read-only mount it cannot. */
 static void test_readonly_on_readonly_mount(void **state) {
         fixture *f = *state;
-        char dir[128], path[128]; /* not on the heap, which the child would leave behind when it exits */
+        char dir[PATH_MAX], path[PATH_MAX]; /* not on the heap, which the child would leave behind when it exits */
         int status;
 
         snprintf(dir, sizeof dir, "%s/ro", f->dir);
@@ -1799,7 +1799,7 @@ static void test_migrates_golden_version_1(void **state) {
 /* A small tmpfs of the test's own at dir/tmpfs, so that the disk fills up in a moment; skips when mounting is not allowed. */
 static void mount_small_fs(void **state) {
         fixture *f = *state;
-        char dir[sizeof f->dir + 16]; /* on the stack: the skip longjmps */
+        char dir[PATH_MAX]; /* on the stack: the skip longjmps */
 
         snprintf(dir, sizeof dir, "%s/tmpfs", f->dir);
         assert_int_equal(mkdir(dir, 0700), 0);
