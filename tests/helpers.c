@@ -87,18 +87,24 @@ static int reap_children(void) {
         return left;
 }
 
-/* The suite's directory goes, with whatever failed tests left; a passing suite must have left nothing. */
-static int sweep(const char *root, bool passed) {
-        _cleanup_(closedirp) DIR *d = opendir(root);
-        int left = 0;
+int th_count_entries(const char *dir, const char *name_them_as) {
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        int n = 0;
 
         for (struct dirent *de; d && (de = readdir(d));)
                 if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-                        if (passed)
-                                fprintf(stderr, "%s: a passing test left %s/%s behind\n", program_invocation_short_name,
-                                        root, de->d_name);
-                        left++;
+                        if (name_them_as)
+                                fprintf(stderr, "%s %s/%s\n", name_them_as, dir, de->d_name);
+                        n++;
                 }
+        return n;
+}
+
+/* The suite's directory goes, with whatever failed tests left; a passing suite must have left nothing. */
+static int sweep(const char *root, bool passed) {
+        _cleanup_free_ char *left_as = vf_printf("%s: a passing test left", program_invocation_short_name);
+        int left = th_count_entries(root, passed ? left_as : NULL);
+
         th_rmtree(root);
         return passed && left > 0;
 }

@@ -38,6 +38,11 @@ bool th_enter_netns(void);
 
 /* A fresh directory under $TMPDIR; the caller removes it with th_rmtree(). */
 char *th_mkdtemp(void);
+/*
+ * The entries of dir but "." and ".."; 0 when it cannot be opened. With
+ * name_them_as, each is named on stderr after that text and a space.
+ */
+int th_count_entries(const char *dir, const char *name_them_as);
 /* Removes a tree; safe on NULL. */
 void th_rmtree(const char *path);
 /* Writes dir/name (printf-formatted contents), replacing it. */

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <dirent.h>
 #include <fcntl.h>
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
@@ -16,29 +15,6 @@
 #include "tests/helpers.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-
-
-/* Removes dir and everything the tests put in it. */
-static void remove_dir(char *dir) {
-        DIR *d = opendir(dir);
-        assert_non_null(d);
-        for (struct dirent *de; (de = readdir(d));) {
-                struct stat st;
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                char *path = vf_printf("%s/%s", dir, de->d_name);
-                assert_int_equal(lstat(path, &st), 0);
-                if (S_ISDIR(st.st_mode))
-                        remove_dir(path);
-                else {
-                        assert_int_equal(unlink(path), 0);
-                        free(path);
-                }
-        }
-        closedir(d);
-        assert_int_equal(rmdir(dir), 0);
-        free(dir);
-}
 
 static char *put_file(const char *dir, const char *name, const char *text) {
         char *path = vf_printf("%s/%s", dir, name);
@@ -59,10 +35,10 @@ static schema_set *load_path(const char *path) {
 
 /* Loads text as the one file `name`; *ret_path (optional) gets its path for diagnostics. */
 static schema_set *load_text(const char *name, const char *text, char **ret_path) {
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         char *path = put_file(dir, name, text);
         schema_set *set = load_path(dir);
-        remove_dir(dir);
+        th_rmtree(dir);
         if (ret_path)
                 *ret_path = path;
         else
@@ -260,7 +236,7 @@ static void test_diag_one_line(void **state) {
 
 static void test_directory_filtering(void **state) {
         static const char *const ignored[] = { ".hidden.yaml", "b.yaml~", ".#b.yaml", "b.swp", "b.tmp", "b.txt" };
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
 #define GOOD HEADER("Network", "n%d") "spec: {}\n"
 
         for (size_t i = 0; i < ELEMENTSOF(ignored); i++)
@@ -273,7 +249,7 @@ static void test_directory_filtering(void **state) {
         _cleanup_free_ char *a = put_file(dir, "a.yaml", t1);
         _cleanup_free_ char *b = put_file(dir, "b.yaml", t2);
         _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
-        remove_dir(dir);
+        th_rmtree(dir);
 
         assert_clean(set);
         assert_int_equal(vf_strv_length(set->files_ok), 3);
@@ -287,7 +263,7 @@ static void test_directory_filtering(void **state) {
 }
 
 static void test_unreadable_and_oversized(void **state) {
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         _cleanup_free_ char *missing = vf_printf("%s/missing.yaml", dir);
         _cleanup_free_ char *big = vf_printf("%s/big.yaml", dir), *big_xml = vf_printf("%s/big.xml", dir);
         for (size_t i = 0; i < 2; i++) {
@@ -299,7 +275,7 @@ static void test_unreadable_and_oversized(void **state) {
         char *paths[] = { missing, big, big_xml };
         schema_set *set = NULL;
         assert_int_equal(schema_load(paths, 3, &set), 0);
-        remove_dir(dir);
+        th_rmtree(dir);
 
         _cleanup_free_ char *e1 = vf_printf("%s: error: does not exist; while a path given cannot be read nothing "
                                             "is pruned", missing);
@@ -758,11 +734,11 @@ static void test_hostdev_errors(void **state) {
 }
 
 static void test_duplicate_pci(void **state) {
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         _cleanup_free_ char *a = put_file(dir, "a.yaml", HEADER("Hostdev", "x") "spec: {pci: 0000:3b:02.1}\n");
         _cleanup_free_ char *b = put_file(dir, "b.yaml", HEADER("Hostdev", "y") "spec: {pci: '3b:02.1'}\n");
         _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
-        remove_dir(dir);
+        th_rmtree(dir);
 
         _cleanup_free_ char *msg = vf_printf("%s:3:18: error: PCI device 0000:3b:02.1 is already declared by hostdev "
                                              "\"x\" at %s:3:18", b, a);
@@ -1076,14 +1052,14 @@ static void test_domain_storage_disks(void **state) {
 static void test_domain_seed_libvirt_schema(void **state) {
         if (access(SCHEMA_LIBVIRT_SCHEMAS "/domain.rng", R_OK) < 0)
                 th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         _cleanup_free_ char *text = vf_printf(HEADER("Domain", "web1") "spec:\n%s", storage_disks);
         free(put_file(dir, "d.yaml", text));
         char *paths[] = { dir };
         schema_load_options options = { .libvirt_schemas = SCHEMA_LIBVIRT_SCHEMAS };
         _cleanup_(schema_set_freep) schema_set *set = NULL;
         assert_int_equal(schema_load_with_options(paths, 1, &options, &set), 0);
-        remove_dir(dir);
+        th_rmtree(dir);
 
         assert_clean(set);
         const char *x = find(set, VF_KIND_DOMAIN, "web1")->xml;
@@ -1096,7 +1072,7 @@ static void test_domain_seed_libvirt_schema(void **state) {
 static void test_storage_libvirt_schemas(void **state) {
         if (access(SCHEMA_LIBVIRT_SCHEMAS "/storagepool.rng", R_OK) < 0)
                 th_skip("libvirt's schemas are not installed in " SCHEMA_LIBVIRT_SCHEMAS);
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         free(put_file(dir, "s.yaml",
                 HEADER("StoragePool", "images") "spec: {path: /var/lib/virtform/images}\n---\n"
                 HEADER("StoragePool", "lvm") "spec: {type: logical, volumeGroup: vg0}\n---\n"
@@ -1111,7 +1087,7 @@ static void test_storage_libvirt_schemas(void **state) {
         schema_load_options options = { .libvirt_schemas = SCHEMA_LIBVIRT_SCHEMAS };
         _cleanup_(schema_set_freep) schema_set *set = NULL;
         assert_int_equal(schema_load_with_options(paths, 1, &options, &set), 0);
-        remove_dir(dir);
+        th_rmtree(dir);
 
         assert_int_equal(set->n_resources, 5);
         assert_int_equal(vf_strv_length(set->files_failed), 1);
@@ -1156,12 +1132,12 @@ static void test_domain_storage_disk_errors(void **state) {
 /* ---- duplicates, multi-document files, failing files --------------------------- */
 
 static void test_duplicate_across_files(void **state) {
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         _cleanup_free_ char *a = put_file(dir, "a.yaml", HEADER("Domain", "web1") "spec: {memory: 1GiB}\n");
         _cleanup_free_ char *b = put_file(dir, "b.yaml",
                 HEADER("Network", "other") "spec: {}\n---\n" HEADER("Domain", "web1") "spec: {memory: 2GiB}\n");
         _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
-        remove_dir(dir);
+        th_rmtree(dir);
 
         _cleanup_free_ char *msg = vf_printf("%s:8:18: error: domain \"web1\" is already declared at %s:3:18; "
                                              "rename one of them or remove the duplicate", b, a);
@@ -1223,13 +1199,13 @@ static void test_multi_document_and_empty(void **state) {
 }
 
 static void test_bad_file_among_good(void **state) {
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         free(put_file(dir, "a.yaml", HEADER("Network", "a") "spec: {}\n"));
         _cleanup_free_ char *b = put_file(dir, "b.yaml",
                 HEADER("Network", "b1") "spec: {}\n---\n" HEADER("Network", "b2") "spec: {mtu: 1}\n");
         free(put_file(dir, "c.yaml", HEADER("Network", "c") "spec: {}\n"));
         _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
-        remove_dir(dir);
+        th_rmtree(dir);
 
         assert_int_equal(set->n_resources, 2);
         assert_non_null(schema_set_find(set, VF_KIND_NETWORK, "a"));
@@ -1244,13 +1220,13 @@ static void test_bad_file_among_good(void **state) {
 
 /* Files named on the command line are layers of their own, with the same duplicate rule. */
 static void test_load_file_into_set(void **state) {
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         _cleanup_free_ char *a = put_file(dir, "a.yaml", HEADER("Network", "a") "spec: {}\n");
         _cleanup_free_ char *b = put_file(dir, "b.yaml", HEADER("Network", "a") "spec: {}\n");
         char *paths[] = { a, b };
         _cleanup_(schema_set_freep) schema_set *set = NULL;
         assert_int_equal(schema_load(paths, 2, &set), 0);
-        remove_dir(dir);
+        th_rmtree(dir);
 
         assert_int_equal(set->n_resources, 1);
         assert_string_equal(set->files_failed[0], b);
@@ -1395,7 +1371,7 @@ static void test_error_cap(void **state) {
 
 /* validate's check of the set as a whole: each reference no file declares is named, once, at its resource. */
 static void test_undeclared_warnings(void **state) {
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         free(put_file(dir, "10-web.yaml",
                       HEADER("Domain", "web") "spec:\n  memory: 1GiB\n  interfaces: [{network: lan}, {network: wan}]\n"
                                               "  hostdevs: [vf0, vf1]\n"));
@@ -1406,7 +1382,7 @@ static void test_undeclared_warnings(void **state) {
         _cleanup_free_ char *web = vf_printf("%s/10-web.yaml", dir);
         _cleanup_(schema_set_freep) schema_set *set = load_path(dir);
         _cleanup_strv_free_ char **warnings = NULL;
-        remove_dir(dir);
+        th_rmtree(dir);
 
         assert_int_equal(schema_set_undeclared_warnings(set, &warnings), 0);
         assert_int_equal(vf_strv_length(warnings), 2);
@@ -1513,14 +1489,14 @@ static schema_set *load_with_libvirt_schemas(const char *path, const char *schem
 
 /* r's XML as the one native file of a directory of its own: does it load clean? */
 static void assert_loads_as_native(const schema_resource *r) {
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         _cleanup_free_ char *path = put_file(dir, "native.xml", r->xml);
         _cleanup_(schema_set_freep) schema_set *set = load_path(path);
 
         print_message("%s %s from %s\n", vf_kind_to_string(r->kind), r->name, r->file);
         assert_clean(set);
         assert_int_equal(set->n_resources, 1);
-        remove_dir(dir);
+        th_rmtree(dir);
 }
 
 /*
@@ -1565,7 +1541,7 @@ static void test_libvirt_schemas(void **state) {
                 assert_clean(set);
         }
 
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         _cleanup_free_ char *path = put_file(dir, "x.xml", frobnicator);
         _cleanup_(schema_set_freep) schema_set *compact = load_path(path);
         _cleanup_(schema_set_freep) schema_set *libvirt = load_with_libvirt_schemas(path, SCHEMA_LIBVIRT_SCHEMAS);
@@ -1576,7 +1552,7 @@ static void test_libvirt_schemas(void **state) {
         _cleanup_(schema_set_freep) schema_set *absent = load_with_libvirt_schemas(path, dir);
         _cleanup_free_ char *broken_rng = put_file(dir, "domain.rng", "<grammar/>\n");
         _cleanup_(schema_set_freep) schema_set *broken = load_with_libvirt_schemas(path, dir);
-        remove_dir(dir);
+        th_rmtree(dir);
 
         assert_clean(compact);
         assert_failed(libvirt);
@@ -2121,7 +2097,8 @@ static void tree_init(tree *t) {
 static void tree_done(tree *t) {
         for (size_t i = 0; i < N_LAYERS; i++)
                 free(t->dirs[i]);
-        remove_dir(t->root);
+        th_rmtree(t->root);
+        free(t->root);
 }
 
 static char *tree_path(const tree *t, int layer, const char *name) {
@@ -3100,14 +3077,14 @@ static void test_trust_symlinks(void **state) {
 
 /* A FIFO is never opened for reading in a way that blocks: it is reported, checked or not. */
 static void test_trust_fifo(void **state) {
-        char *dir = th_mkdtemp();
+        _cleanup_free_ char *dir = th_mkdtemp();
         _cleanup_free_ char *fifo = vf_printf("%s/fifo.yaml", dir);
         assert_int_equal(mkfifo(fifo, 0600), 0);
         char *paths[] = { fifo };
 
         _cleanup_(schema_set_freep) schema_set *unchecked = load_path(fifo);
         _cleanup_(schema_set_freep) schema_set *checked = load_trusting(paths, 1, false);
-        remove_dir(dir);
+        th_rmtree(dir);
         _cleanup_free_ char *e = vf_printf("%s: error: not a regular file", fifo);
         assert_diag(unchecked, e);
         assert_diag(checked, e);
