@@ -371,15 +371,23 @@ static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t g
         }
         if (!n->desired && !n->record)
                 return 0; /* an owned extra we kept: nothing of ours to record */
-        if (!n->record) {
-                fresh = state_record_new(vf_kind_to_string(n->kind), n->name);
-                if (!fresh)
-                        return -ENOMEM;
-        }
-        r = update_record(p->c, fresh ? fresh : n->record, n, nc, generation, res);
+        if (n->record)
+                r = state_record_copy(n->record, &fresh);
+        else
+                r = (fresh = state_record_new(vf_kind_to_string(n->kind), n->name)) ? 0 : -ENOMEM;
         if (r >= 0)
-                r = state_put(store, fresh ? fresh : n->record);
-        if (r >= 0 && fresh)
+                r = update_record(p->c, fresh, n, nc, generation, res);
+        if (r < 0)
+                return r;
+        /*
+         * The node's record was read from the store in this pass (build_graph(), refresh_node()) or put
+         * by it since: one that says the same again would write nothing, and is not worth the statements
+         * that find so. The copy keeps a failed put's changes out of the node.
+         */
+        if (n->record && state_record_same(n->record, fresh))
+                return 0;
+        r = state_put(store, fresh);
+        if (r >= 0)
                 graph_set_record(n, TAKE_PTR(fresh));
         return r;
 }

@@ -299,9 +299,8 @@ static int choose(selection *s, graph_node *node) {
         return vf_map_put(s->chosen, node->key, node);
 }
 
-/* Brings a node up to date with the set and the store before it is processed. */
+/* Brings a node up to date with the set before it is chosen. */
 static int refresh_node(vf_controller *c, const char *key, graph_node **ret) {
-        state_record *rec = NULL;
         graph_node *node;
         int r = graph_ensure(c->graph, key, &node);
 
@@ -310,11 +309,24 @@ static int refresh_node(vf_controller *c, const char *key, graph_node **ret) {
         r = graph_set_desired(c->graph, node, vf_map_get(c->desired->by_key, key));
         if (r < 0)
                 return r;
-        r = state_get(c->store, vf_kind_to_string(node->kind), node->name, &rec);
-        if (r < 0 && r != -ENOENT)
-                return r;
-        graph_set_record(node, rec);
         *ret = node;
+        return 0;
+}
+
+/*
+ * Every chosen node's record as the store has it, not as an earlier pass
+ * left it in memory: a pass whose batch was rolled back kept records it had
+ * put, and record_node() trusts a node's record to say what the store says.
+ */
+static int read_records(vf_controller *c, const selection *s) {
+        for (size_t i = 0; i < s->n; i++) {
+                graph_node *node = s->nodes[i];
+                state_record *rec = NULL;
+                int r = state_get(c->store, vf_kind_to_string(node->kind), node->name, &rec);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                graph_set_record(node, rec);
+        }
         return 0;
 }
 
@@ -402,6 +414,8 @@ int vf_controller_pass_keys(vf_controller *c, char *const *keys, vf_report *repo
 
         *report = (vf_report) { .desired = c->desired, .n_file_errors = schema_set_n_errors(c->desired) };
         r = select_keys(c, keys, &s);
+        if (r >= 0)
+                r = read_records(c, &s);
         if (r >= 0)
                 r = rc_context_begin_pass(&c->rc, false, errmsg);
         if (r >= 0)

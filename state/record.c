@@ -47,6 +47,85 @@ void state_record_free(state_record *rec) {
         free(rec);
 }
 
+static int copy_condition(const state_condition *from, state_condition *to) {
+        *to = (state_condition) { .status = from->status, .last_transition_usec = from->last_transition_usec };
+        return strdup_or_null(from->type, &to->type) ?: strdup_or_null(from->reason, &to->reason) ?:
+               strdup_or_null(from->message, &to->message);
+}
+
+static int copy_conditions(const state_record *from, state_record *to) {
+        if (from->n_conditions == 0)
+                return 0;
+        to->conditions = calloc(from->n_conditions, sizeof *to->conditions);
+        if (!to->conditions)
+                return -ENOMEM;
+        for (; to->n_conditions < from->n_conditions; to->n_conditions++)
+                if (copy_condition(&from->conditions[to->n_conditions], &to->conditions[to->n_conditions]) < 0) {
+                        to->n_conditions++; /* freed with the rest, however far it got */
+                        return -ENOMEM;
+                }
+        return 0;
+}
+
+int state_record_copy(const state_record *rec, state_record **ret) {
+        _cleanup_(state_record_freep) state_record *copy = state_record_new(rec->kind, rec->name);
+
+        if (!copy)
+                return -ENOMEM;
+        copy->generation = rec->generation;
+        copy->observed_generation = rec->observed_generation;
+        copy->attempts = rec->attempts;
+        copy->next_retry_usec = rec->next_retry_usec;
+        copy->updated_usec = rec->updated_usec;
+        int r = strdup_or_null(rec->source_file, &copy->source_file) ?:
+                strdup_or_null(rec->desired_hash, &copy->desired_hash) ?: strdup_or_null(rec->uuid, &copy->uuid) ?:
+                strdup_or_null(rec->applied_xml_hash, &copy->applied_xml_hash) ?:
+                strdup_or_null(rec->applied_desired_xml, &copy->applied_desired_xml) ?:
+                strdup_or_null(rec->last_error, &copy->last_error) ?: vf_strv_copy(rec->depends, &copy->depends) ?:
+                copy_conditions(rec, copy);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
+bool state_condition_same(const state_condition *a, const state_condition *b) {
+        return vf_streq_ptr(a->type, b->type) && a->status == b->status && vf_streq_ptr(a->reason, b->reason) &&
+               vf_streq_ptr(a->message, b->message) && a->last_transition_usec == b->last_transition_usec;
+}
+
+static bool same_conditions(const state_record *a, const state_record *b) {
+        if (a->n_conditions != b->n_conditions)
+                return false;
+        for (size_t i = 0; i < a->n_conditions; i++) {
+                const state_condition *other = state_record_condition(b, a->conditions[i].type);
+                if (!other || !state_condition_same(&a->conditions[i], other))
+                        return false;
+        }
+        return true;
+}
+
+/* NULL and an empty list are different to SQL (NULL and ""), so they are here. */
+static bool same_strv(char *const *a, char *const *b) {
+        if (!a != !b)
+                return false;
+        for (; a && *a && b && *b; a++, b++)
+                if (strcmp(*a, *b) != 0)
+                        return false;
+        return (!a || !*a) && (!b || !*b);
+}
+
+bool state_record_same(const state_record *a, const state_record *b) {
+        return vf_streq_ptr(a->kind, b->kind) && vf_streq_ptr(a->name, b->name) &&
+               vf_streq_ptr(a->source_file, b->source_file) && vf_streq_ptr(a->desired_hash, b->desired_hash) &&
+               a->generation == b->generation && a->observed_generation == b->observed_generation &&
+               vf_streq_ptr(a->uuid, b->uuid) && vf_streq_ptr(a->applied_xml_hash, b->applied_xml_hash) &&
+               vf_streq_ptr(a->applied_desired_xml, b->applied_desired_xml) &&
+               vf_streq_ptr(a->last_error, b->last_error) && a->attempts == b->attempts &&
+               a->next_retry_usec == b->next_retry_usec && same_strv(a->depends, b->depends) &&
+               same_conditions(a, b);
+}
+
 void state_record_list_free(state_record **recs, size_t n) {
         for (size_t i = 0; i < n; i++)
                 state_record_free(recs[i]);

@@ -98,6 +98,8 @@ int state_prepare_statements(state_store *s);
 /* Appends a condition without looking for an existing one of the same type. */
 int state_record_add_condition(state_record *rec, const char *type, bool status, const char *reason,
                                const char *message, int64_t last_transition_usec);
+/* Every field a put writes, the type included. */
+bool state_condition_same(const state_condition *a, const state_condition *b);
 
 /* Column positions in DEVICE_COLUMNS; SQL parameter ?N+1 carries column N. */
 enum {

@@ -589,11 +589,6 @@ static int read_stored_conditions(state_store *s, const state_record *rec, state
         return 0;
 }
 
-static bool same_condition(const state_condition *a, const state_condition *b) {
-        return a->status == b->status && vf_streq_ptr(a->reason, b->reason) && vf_streq_ptr(a->message, b->message) &&
-               a->last_transition_usec == b->last_transition_usec;
-}
-
 /* Writes the conditions that differ from the stored ones and deletes the ones rec no longer has. */
 static int sync_conditions(state_store *s, const state_record *rec, bool *changed) {
         _cleanup_(state_record_freep) state_record *stored = NULL;
@@ -602,7 +597,7 @@ static int sync_conditions(state_store *s, const state_record *rec, bool *change
         for (size_t i = 0; r >= 0 && i < rec->n_conditions; i++) {
                 const state_condition *c = &rec->conditions[i];
                 const state_condition *was = state_record_condition(stored, c->type);
-                if (was && same_condition(was, c))
+                if (was && state_condition_same(was, c))
                         continue;
                 r = upsert_condition(s, rec, c);
                 *changed = true;

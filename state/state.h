@@ -179,6 +179,14 @@ state_record *state_record_new(const char *kind, const char *name);
 void state_record_free(state_record *rec);
 DEFINE_POINTER_CLEANUP(state_record, state_record_free);
 void state_record_list_free(state_record **recs, size_t n);
+/* A deep copy; -ENOMEM. */
+int state_record_copy(const state_record *rec, state_record **ret);
+/*
+ * Whether b says what a says in everything state_put() compares (every
+ * column but updated_usec, and the conditions as a set): a put of b over a
+ * stored a would write nothing.
+ */
+bool state_record_same(const state_record *a, const state_record *b);
 
 const state_condition *state_record_condition(const state_record *rec, const char *type);
 /*

@@ -1709,6 +1709,71 @@ static void test_pass_of_a_key_brings_its_chain(void **state) {
                     entry_index(f, VF_KIND_VOLUME, "images/clone2.qcow2"));
 }
 
+/* Changes a record in the state file behind the controller, as a rolled-back batch leaves it behind its memory. */
+static void tamper_with_record(th_env *f, const char *kind, const char *name) {
+        sqlite3 *db = NULL;
+        _cleanup_free_ char *sql = vf_printf(
+                "UPDATE resources SET last_error = 'tampered', attempts = 9 WHERE kind = '%s' AND name = '%s';"
+                "UPDATE conditions SET message = 'tampered' WHERE kind = '%s' AND name = '%s' AND type = 'Ready'",
+                kind, name, kind, name);
+
+        assert_int_equal(sqlite3_open_v2(f->state, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_busy_timeout(db, 5000), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_changes(db), 1);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* What the state file says of a record, read through a connection of the test's own. */
+static void assert_file_record_settled(th_env *f, const char *kind, const char *name) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+
+        assert_int_equal(sqlite3_open_v2(f->state, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "SELECT r.last_error IS NULL, r.attempts, c.message FROM resources r "
+                                            "JOIN conditions c USING (kind, name) "
+                                            "WHERE kind = ?1 AND name = ?2 AND c.type = 'Ready'",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 1);
+        assert_int_equal(sqlite3_column_int(st, 1), 0);
+        assert_string_equal((const char *) sqlite3_column_text(st, 2), "in sync");
+        sqlite3_finalize(st);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/*
+ * A pass skips the put of a record that says what it read from the store: what it read, then, must be the
+ * store's and not what an earlier pass left in memory. A full pass reads every record; a pass of a key
+ * reads those of what it brings along (the domain on the network) too.
+ */
+static void test_a_pass_compares_with_the_store_not_its_memory(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *errmsg = NULL;
+        char *keys[] = { (char *) "network/lan", NULL };
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        th_env_pass(f);
+        assert_file_record_settled(f, "domain", "web1");
+
+        tamper_with_record(f, "domain", "web1");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
+        assert_file_record_settled(f, "domain", "web1");
+
+        tamper_with_record(f, "domain", "web1");
+        vf_report_done(&f->report);
+        assert_int_equal(vf_controller_pass_keys(&f->c, keys, &f->report, &errmsg), 0);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
+        assert_file_record_settled(f, "domain", "web1");
+}
+
 static graph_node *declared_node(graph *g, schema_resource *r, const char *key, const char *depends) {
         graph_node *n;
 
@@ -1965,6 +2030,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_domain_on_a_declared_volume, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_domain_waits_for_its_seed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pass_of_a_key_brings_its_chain, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_pass_compares_with_the_store_not_its_memory, setup, teardown),
                 cmocka_unit_test(test_graph_sort_within_a_kind),
                 cmocka_unit_test_setup_teardown(test_volume_upload_and_resize_not_supported, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_volume_plan, setup, teardown),

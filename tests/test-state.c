@@ -414,11 +414,24 @@ static off_t wal_size(const char *path) {
         return st.st_size;
 }
 
-/* Puts rec, alone and in a transaction, and asserts that neither commits anything, as another connection sees it. */
+/* The stored record, which state_record_same() must judge as the put over it does. */
+static state_record *stored(state_store *s, const state_record *rec) {
+        state_record *got = NULL;
+
+        assert_int_equal(state_get(s, rec->kind, rec->name, &got), 0);
+        return got;
+}
+
+/*
+ * Puts rec, alone and in a transaction, and asserts that neither commits anything, as another connection
+ * sees it, and that state_record_same() said so beforehand.
+ */
 static void assert_put_writes_nothing(state_store *s, const char *path, sqlite3 *observer, const state_record *rec) {
+        _cleanup_(state_record_freep) state_record *was = stored(s, rec);
         int64_t version = data_version(observer);
         off_t wal = wal_size(path);
 
+        assert_true(state_record_same(was, rec));
         assert_int_equal(state_put(s, rec), 0);
         assert_int_equal(state_begin(s), 0);
         assert_int_equal(state_put(s, rec), 0);
@@ -428,13 +441,16 @@ static void assert_put_writes_nothing(state_store *s, const char *path, sqlite3 
 }
 
 static void assert_put_writes(state_store *s, const char *path, sqlite3 *observer, const state_record *rec) {
+        _cleanup_(state_record_freep) state_record *was = stored(s, rec);
         int64_t version = data_version(observer);
         _cleanup_(state_record_freep) state_record *got = NULL;
 
+        assert_false(state_record_same(was, rec));
         assert_int_equal(state_put(s, rec), 0);
         assert_int_not_equal(data_version(observer), version);
         assert_int_equal(state_get(s, rec->kind, rec->name, &got), 0);
         assert_records_equal(got, rec);
+        assert_true(state_record_same(got, rec));
         assert_int_equal(file_int(path, "SELECT count(*) FROM conditions"), rec->n_conditions);
 }
 
@@ -446,6 +462,16 @@ static void test_unchanged_put_writes_nothing(void **state) {
 
         assert_int_equal(state_put(s, rec), 0);
         assert_put_writes_nothing(s, path, observer, rec);
+
+        /* A copy says the same, and the order of the conditions is not a change. */
+        _cleanup_(state_record_freep) state_record *copy = NULL;
+        assert_int_equal(state_record_copy(rec, &copy), 0);
+        assert_records_equal(copy, rec);
+        assert_int_equal(copy->n_conditions, 2);
+        state_condition first = copy->conditions[0];
+        copy->conditions[0] = copy->conditions[1];
+        copy->conditions[1] = first;
+        assert_put_writes_nothing(s, path, observer, copy);
 
         /* When it was last looked at is not a change: the stored time stays that of the last change. */
         int64_t changed_usec = rec->updated_usec;
