@@ -342,6 +342,11 @@ int schema_parse_memory(const char *s, uint64_t *ret_kib);
 int schema_parse_capacity(const char *s, uint64_t *ret_bytes);
 /* A libvirt scaled integer (<capacity unit='GiB'>20</capacity>) in bytes; unit NULL or empty: bytes. */
 int schema_parse_scaled(const char *number, const char *unit, uint64_t *ret_bytes);
+/*
+ * A unit libvirt's schemas take for a scaled integer: b, bytes, k, KiB, KB up to e, EiB, EB, in any
+ * case; not empty.
+ */
+bool schema_unit_is_valid(const char *unit);
 /* "POOL/NAME", both valid names: how disks and from.volume name a volume. */
 bool schema_volume_ref_is_valid(const char *s);
 /* 64 hex digits, normalised to lower case. */

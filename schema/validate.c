@@ -182,6 +182,36 @@ static int check_domain_memory(const xml_origin *o, xmlDoc *doc) {
         return -EINVAL;
 }
 
+/*
+ * The units of <memory>, <currentMemory>, <capacity> and <allocation>. The
+ * compact schemas take any text there: libxml2 compiles a RelaxNG pattern
+ * again for every value it checks, which cost a domain's validation as much
+ * as the rest of it together.
+ */
+static int check_units(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
+        static const char *const domain_amounts[] = { "memory", "currentMemory", NULL };
+        static const char *const volume_amounts[] = { "capacity", "allocation", NULL };
+        const char *const *amounts = kind == VF_KIND_DOMAIN ? domain_amounts
+                                     : kind == VF_KIND_VOLUME ? volume_amounts
+                                                              : NULL;
+        xmlNode *root = xmlDocGetRootElement(doc);
+        int ret = 0;
+
+        for (xmlNode *n = root->children; amounts && n; n = n->next) {
+                if (n->type != XML_ELEMENT_NODE || n->ns || !vf_strv_contains((char *const *) amounts, (const char *) n->name))
+                        continue;
+                _cleanup_(xml_freep) xmlChar *unit = xmlGetNoNsProp(n, BAD_CAST "unit");
+                if (!unit || schema_unit_is_valid((const char *) unit))
+                        continue;
+                xml_origin_error(o, xml_line(n), xml_column(n),
+                                 "<%s unit='%s'>: not a unit libvirt knows; use b, KiB, MiB, GiB or TiB "
+                                 "(k, M, G, T, KB, MB, GB and TB, in any case, also do)",
+                                 (const char *) n->name, (const char *) unit);
+                ret = -EINVAL;
+        }
+        return ret;
+}
+
 /* The <source> elements of a domain's disks that carry virtform's cloud-init marker (spec-domain.c), one per call. */
 static xmlNode *next_seed_source(xmlNode *root, xmlNode *after) {
         xmlNode *devices = xml_child(root, "devices");
@@ -310,6 +340,8 @@ static int check_compact(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
 
 int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         int k = check_compact(o, kind, doc);
+        if (k == 0 && !o->rendered)
+                k = check_units(o, kind, doc);
         if (k == 0 && kind == VF_KIND_DOMAIN)
                 k = check_domain_memory(o, doc);
         if (k == 0 && kind == VF_KIND_DOMAIN)

@@ -199,25 +199,40 @@ int schema_parse_capacity(const char *s, uint64_t *ret_bytes) {
         return 0;
 }
 
-/* libvirt's scaled integers (virScaleInteger()): b and bytes, k, KiB and KB up to e, EiB and EB, in any case. */
-int schema_parse_scaled(const char *number, const char *unit, uint64_t *ret_bytes) {
+/* libvirt's scaled-integer units (virScaleInteger()): b and bytes, k, KiB and KB up to e, EiB and EB, in any case. */
+static int unit_scale(const char *unit, uint64_t *ret) {
         static const char prefixes[] = "kmgtpe";
+        uint64_t scale = 1;
+
+        if (strcasecmp(unit, "b") == 0 || strcasecmp(unit, "byte") == 0 || strcasecmp(unit, "bytes") == 0) {
+                *ret = 1;
+                return 0;
+        }
+        const char *p = unit[0] ? strchr(prefixes, tolower((unsigned char) unit[0])) : NULL;
+        const char *rest = unit + 1;
+        if (!p)
+                return -EINVAL;
+        uint64_t base = strcasecmp(rest, "b") == 0 ? 1000 : (!*rest || strcasecmp(rest, "ib") == 0) ? 1024 : 0;
+        if (!base)
+                return -EINVAL;
+        for (const char *q = prefixes; q <= p; q++)
+                scale *= base;
+        *ret = scale;
+        return 0;
+}
+
+bool schema_unit_is_valid(const char *unit) {
+        uint64_t scale;
+        return unit_scale(unit, &scale) == 0;
+}
+
+int schema_parse_scaled(const char *number, const char *unit, uint64_t *ret_bytes) {
         uint64_t value, scale = 1;
 
         if (parse_decimal(number, UINT64_MAX, &value) < 0)
                 return -EINVAL;
-        if (unit && *unit && strcasecmp(unit, "b") != 0 && strcasecmp(unit, "byte") != 0 &&
-            strcasecmp(unit, "bytes") != 0) {
-                const char *p = strchr(prefixes, tolower((unsigned char) unit[0]));
-                const char *rest = unit + 1;
-                if (!p)
-                        return -EINVAL;
-                uint64_t base = strcasecmp(rest, "b") == 0 ? 1000 : (!*rest || strcasecmp(rest, "ib") == 0) ? 1024 : 0;
-                if (!base)
-                        return -EINVAL;
-                for (const char *q = prefixes; q <= p; q++)
-                        scale *= base;
-        }
+        if (unit && *unit && unit_scale(unit, &scale) < 0)
+                return -EINVAL;
         if (value > UINT64_MAX / scale)
                 return -ERANGE;
         *ret_bytes = value * scale;

@@ -1589,6 +1589,31 @@ static void test_native_defaults_and_owner(void **state) {
         assert_string_equal(find(bare, VF_KIND_DOMAIN, "plain")->hash, r->hash);
 }
 
+/* The units libvirt's schemas take (basictypes.rng's pattern, anchored), and only those. */
+static void test_native_units(void **state) {
+        static const char *const taken[] = { "b", "B", "byte", "Bytes", "BYTES", "k", "K", "KiB", "kib", "KB", "kb",
+                                             "M", "MiB", "mB", "g", "GIB", "GB", "t", "TiB", "Tb", "p", "PiB",
+                                             "PB", "e", "EiB", "eb" };
+        static const char *const refused[] = { "", " KiB", "KiB ", "Ki", "KiBB", "kibs", "x", "iB", "bb",
+                                               "bytess", "byt", "K iB", "Z", "ZiB" };
+
+        for (size_t i = 0; i < ELEMENTSOF(taken) + ELEMENTSOF(refused); i++) {
+                bool ok = i < ELEMENTSOF(taken);
+                const char *unit = ok ? taken[i] : refused[i - ELEMENTSOF(taken)];
+                _cleanup_free_ char *xml = vf_printf("<domain>\n  <name>x</name>\n  <memory unit='%s'>1</memory>\n"
+                                                     "</domain>\n", unit);
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", xml, &path);
+                if (ok) {
+                        assert_clean(set);
+                        continue;
+                }
+                _cleanup_free_ char *message = vf_printf("<memory unit='%s'>: not a unit libvirt knows", unit);
+                assert_failed(set);
+                assert_diag_at(set, path, 3, 3, message);
+        }
+}
+
 static void test_native_rejects(void **state) {
         static const struct {
                 const char *xml, *message;
@@ -1617,7 +1642,15 @@ static void test_native_rejects(void **state) {
                   "invalid <domain>", 4 },
                 { "<network>\n  <name>x</name>\n  <frobnicate/>\n</network>\n", "invalid <network>", 3 },
                 { "<domain>\n  <name>x</name>\n  <memory unit='parsecs'>1024</memory>\n</domain>\n",
-                  "invalid <domain>", 3 },
+                  "<memory unit='parsecs'>: not a unit libvirt knows; use b, KiB, MiB, GiB or TiB", 3 },
+                { "<domain>\n  <name>x</name>\n  <memory unit='MiB'>1024</memory>\n  <currentMemory unit=''>1"
+                  "</currentMemory>\n</domain>\n",
+                  "<currentMemory unit=''>: not a unit libvirt knows", 4 },
+                { "<domain>\n  <name>x</name>\n  <memory unit=' KiB'>1024</memory>\n</domain>\n",
+                  "<memory unit=' KiB'>: not a unit libvirt knows", 3 },
+                { "<volume>\n  <name>v</name>\n  <capacity unit='GiB'>1</capacity>\n  <allocation unit='GiBs'>0"
+                  "</allocation>\n</volume>\n",
+                  "<allocation unit='GiBs'>: not a unit libvirt knows", 4 },
                 { "<domain>\n  <name>a/b</name>\n  <memory>1024</memory>\n</domain>\n", "invalid name \"a/b\"", 2 },
                 /* Only the extensions libvirt defines, in its namespaces. */
                 { "<domain xmlns:q='http://example.org/qemu'>\n  <name>x</name>\n  <memory>1024</memory>\n"
@@ -1951,7 +1984,7 @@ static void test_native_rng_positions(void **state) {
                 { "\xef\xbb\xbf<domain><name>x</name><memory>1</memory>  <bogus/></domain>", "1:43",
                   "has extra content: bogus" },
                 /* libxml2 gives its interleave errors no node: they take the next error's place. */
-                { "<domain>\n  <name>x</name>\n  <memory unit='parsecs'>1</memory>\n  <devices/>\n</domain>\n", "3:3",
+                { "<domain>\n  <name>x</name>\n  <memory>lots</memory>\n  <devices/>\n</domain>\n", "3:3",
                   "invalid <domain> (checked against virtform's domain.rng): Extra element memory in interleave" },
                 { "<domain>\n  <name>a/b</name>\n  <memory>1</memory>\n</domain>\n", "2:3", "invalid name \"a/b\"" },
         };
@@ -3177,6 +3210,7 @@ int main(void) {
                 cmocka_unit_test(test_libvirt_schemas),
                 cmocka_unit_test(test_native_defaults_and_owner),
                 cmocka_unit_test(test_native_rejects),
+                cmocka_unit_test(test_native_units),
                 cmocka_unit_test(test_native_storage_round_trip),
                 cmocka_unit_test(test_native_storage_dumps),
                 cmocka_unit_test(test_native_storage_rejects),
