@@ -603,9 +603,12 @@ static int converge_definition(rc_context *ctx, const rc_kind_hooks *k, const rc
                 *why = DEFINE_NONE;
         }
 
-        r = vf_free_and_strdup(&res->applied_desired_xml, req->desired->xml);
-        if (r < 0)
-                return r;
+        /* Left unset when the record has it already: a pass would copy every declaration twice for nothing. */
+        if (!req->record || !vf_streq_ptr(req->record->applied_desired_xml, req->desired->xml)) {
+                r = vf_free_and_strdup(&res->applied_desired_xml, req->desired->xml);
+                if (r < 0)
+                        return r;
+        }
         if (*why != DEFINE_NONE)
                 return define(ctx, k, req, o, res);
         /* Under drift: report the baseline stays the one after our define, so the drift stays visible. */

@@ -245,7 +245,9 @@ int schema_file_add(schema_file *f, schema_resource *resource) {
         f->resources = list;
         if (vf_map_put(f->by_key, key, r) < 0)
                 return -ENOMEM;
-        schema_resource_hash(r);
+        /* A copy of a resource taken unread (load.c) carries its original's hashes: they hash its fields alone. */
+        if (!r->hash[0])
+                schema_resource_hash(r);
         f->resources[f->n_resources++] = TAKE_PTR(r);
         return 0;
 }

@@ -64,7 +64,7 @@ void schema_file_error(schema_file *f, unsigned line, unsigned column, const cha
 void schema_file_errorv(schema_file *f, unsigned line, unsigned column, const char *fmt, va_list ap) _printf_(4, 0);
 /* A diagnostic that does not fail the file. */
 void schema_file_warning(schema_file *f, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
-/* Takes ownership of r, hashes it and reports duplicates; -EINVAL when r was a duplicate. */
+/* Takes ownership of r, hashes it unless it is hashed, and reports duplicates; -EINVAL when r was a duplicate. */
 int schema_file_add(schema_file *f, schema_resource *r);
 void schema_file_done(schema_file *f);
 /* The checks of a parsed file against the set before it: volumes made from themselves. */
