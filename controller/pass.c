@@ -380,8 +380,8 @@ static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t g
         if (r < 0)
                 return r;
         /*
-         * The node's record was read from the store in this pass (build_graph(), refresh_node()) or put
-         * by it since: one that says the same again would write nothing, and is not worth the statements
+         * The node's record was read from the store in this pass (build_graph(), read_records() in
+         * select.c) or put by it since: one that says the same again would write nothing, and is not worth the statements
          * that find so. The copy keeps a failed put's changes out of the node.
          */
         if (n->record && state_record_same(n->record, fresh))

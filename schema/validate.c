@@ -198,7 +198,9 @@ static int check_units(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         int ret = 0;
 
         for (xmlNode *n = root->children; amounts && n; n = n->next) {
-                if (n->type != XML_ELEMENT_NODE || n->ns || !vf_strv_contains((char *const *) amounts, (const char *) n->name))
+                bool amount = n->type == XML_ELEMENT_NODE && !n->ns &&
+                              vf_strv_contains((char *const *) amounts, (const char *) n->name);
+                if (!amount)
                         continue;
                 _cleanup_(xml_freep) xmlChar *unit = xmlGetNoNsProp(n, BAD_CAST "unit");
                 if (!unit || schema_unit_is_valid((const char *) unit))
