@@ -25,7 +25,10 @@ private_libvirtd_start() {
 # (libvirtd's death would leave their QEMU running), then the daemons, each waited for.
 private_libvirtd_stop() {
     local name pid pids=()
-    for pid in $(jobs -p); do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+    # Every step, whatever the one before it did: under the caller's `set -e`, the wait for a job the
+    # checks had killed already (status 143) ended this trap there, guests and daemons left running.
+    set +e
+    for pid in $(jobs -p); do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
     for name in $(virsh -c qemu:///system list --name 2>/dev/null); do
         virsh -c qemu:///system destroy "$name" >/dev/null 2>&1 || true
     done
