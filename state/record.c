@@ -47,26 +47,6 @@ void state_record_free(state_record *rec) {
         free(rec);
 }
 
-static int copy_condition(const state_condition *from, state_condition *to) {
-        *to = (state_condition) { .status = from->status, .last_transition_usec = from->last_transition_usec };
-        return strdup_or_null(from->type, &to->type) ?: strdup_or_null(from->reason, &to->reason) ?:
-               strdup_or_null(from->message, &to->message);
-}
-
-static int copy_conditions(const state_record *from, state_record *to) {
-        if (from->n_conditions == 0)
-                return 0;
-        to->conditions = calloc(from->n_conditions, sizeof *to->conditions);
-        if (!to->conditions)
-                return -ENOMEM;
-        for (; to->n_conditions < from->n_conditions; to->n_conditions++)
-                if (copy_condition(&from->conditions[to->n_conditions], &to->conditions[to->n_conditions]) < 0) {
-                        to->n_conditions++; /* freed with the rest, however far it got */
-                        return -ENOMEM;
-                }
-        return 0;
-}
-
 int state_record_copy(const state_record *rec, state_record **ret) {
         _cleanup_(state_record_freep) state_record *copy = state_record_new(rec->kind, rec->name);
 
@@ -81,8 +61,12 @@ int state_record_copy(const state_record *rec, state_record **ret) {
                 strdup_or_null(rec->desired_hash, &copy->desired_hash) ?: strdup_or_null(rec->uuid, &copy->uuid) ?:
                 strdup_or_null(rec->applied_xml_hash, &copy->applied_xml_hash) ?:
                 strdup_or_null(rec->applied_desired_xml, &copy->applied_desired_xml) ?:
-                strdup_or_null(rec->last_error, &copy->last_error) ?: vf_strv_copy(rec->depends, &copy->depends) ?:
-                copy_conditions(rec, copy);
+                strdup_or_null(rec->last_error, &copy->last_error) ?: vf_strv_copy(rec->depends, &copy->depends);
+        for (size_t i = 0; r >= 0 && i < rec->n_conditions; i++) {
+                const state_condition *c = &rec->conditions[i];
+                r = state_record_add_condition(copy, c->type, c->status, c->reason, c->message,
+                                               c->last_transition_usec);
+        }
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(copy);
