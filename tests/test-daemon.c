@@ -81,10 +81,8 @@ static void start_daemon(fixture *f) {
         assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
 }
 
-static void stop_daemon(fixture *f) {
-        if (!f->running)
-                return;
-        assert_int_equal(kill(getpid(), SIGTERM), 0);
+/* Waits for the daemon to stop of its own accord, or on a signal already sent. */
+static void join_daemon(fixture *f) {
         assert_int_equal(pthread_join(f->thread, NULL), 0);
         f->running = false;
         assert_int_equal(f->result, 0);
@@ -92,6 +90,13 @@ static void stop_daemon(fixture *f) {
         f->daemon = NULL;
         th_env_close(f->env);
         fclose(f->log);
+}
+
+static void stop_daemon(fixture *f) {
+        if (!f->running)
+                return;
+        assert_int_equal(kill(getpid(), SIGTERM), 0);
+        join_daemon(f);
 }
 
 static int setup(void **state) {
@@ -998,6 +1003,66 @@ static void test_changes_right_after_its_own_writes_are_put_back(void **state) {
         wait_for(f, domain_persistent, "web1", "web1 defined again after an undefine right after its own start");
 }
 
+/* Sends SIGTERM once the pass has begun its fifth resource: from inside the pass, so the pass is surely under way. */
+static void terminate_at_the_fifth(void *userdata, const char *key, size_t index, size_t total) {
+        _Atomic size_t *begun = userdata;
+
+        (void) key, (void) index, (void) total;
+        if (atomic_fetch_add(begun, 1) + 1 == 5)
+                assert_int_equal(kill(getpid(), SIGTERM), 0);
+}
+
+/*
+ * A shutdown must not wait for a long pass: SIGTERM stops it between two
+ * resources, says so, and what it had done stays recorded. The signal is
+ * looked for at most every millisecond, so a few resources more may begin;
+ * nowhere near all of them.
+ */
+static void test_sigterm_stops_a_pass_between_two_resources(void **state) {
+        enum { N = 400 };
+        fixture *f = *state;
+        /* Static: a failed assertion leaves this frame while the daemon may still tell the observer. */
+        static _Atomic size_t begun;
+        static vf_observer observer = { .begin = terminate_at_the_fifth, .userdata = &begun };
+
+        atomic_store(&begun, 0);
+        for (int i = 0; i < N; i++) {
+                _cleanup_free_ char *name = vf_printf("%03d-g.yaml", i);
+                _cleanup_free_ char *yaml = vf_printf("apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: g%03d}\n"
+                                                      "spec:\n  memory: 64MiB\n", i);
+                drop_in(f->dirs[0], name, yaml);
+        }
+        f->observer = &observer;
+        start_daemon(f);
+        join_daemon(f);
+        size_t n = atomic_load(&begun);
+        if (n < 5 || n > N / 2)
+                fail_msg("%zu of %d resources begun after a SIGTERM at the fifth", n, N);
+        assert_int_equal(log_count(f, "Terminated: stopping after the resource in flight; "
+                                      "the rest resumes at the next start"), 1);
+        /* What it defined, as libvirt says (its own domain "test" aside), is what it recorded Applied. */
+        virDomainPtr *domains = NULL;
+        int n_domains = virConnectListAllDomains(f->env->other, &domains, 0);
+        assert_true(n_domains >= 0);
+        size_t defined = 0;
+        for (int i = 0; i < n_domains; i++) {
+                defined += virDomainGetName(domains[i])[0] == 'g';
+                virDomainFree(domains[i]);
+        }
+        free(domains);
+        state_record **recs = NULL;
+        size_t n_recs = 0;
+        assert_int_equal(state_list(f->reader, &recs, &n_recs), 0);
+        size_t applied = 0;
+        for (size_t i = 0; i < n_recs; i++) {
+                const state_condition *ready = state_record_condition(recs[i], "Ready");
+                applied += ready && ready->status;
+        }
+        state_record_list_free(recs, n_recs);
+        assert_true(defined >= 4);
+        assert_int_equal(applied, defined);
+}
+
 /* Someone else makes network lan, which no file declares. */
 static void define_and_start_lan(fixture *f) {
         virNetworkPtr net = virNetworkDefineXML(f->env->other, "<network><name>lan</name><bridge name='virbr10'/>"
@@ -1344,6 +1409,7 @@ int main(void) {
                 T(test_idle_daemon_writes_the_journal_back),
                 T(test_changes_right_after_its_own_writes_are_put_back),
                 T(test_undeclared_dependency_wakes_its_dependents),
+        T(test_sigterm_stops_a_pass_between_two_resources),
                 T(test_apply_wait_follows_events_and_reports_the_run),
                 T(test_failure_retried_with_visible_backoff),
                 T(test_idle_when_converged),
