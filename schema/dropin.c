@@ -195,12 +195,46 @@ static bool is_trusted_mask(const schema_layers *l, const schema_layer *layer, i
                vf_trust_owner_mode(&lst, 0);
 }
 
-/* Dangling symlinks and subdirectories are not entries, as they were never loadable files. */
-static entry_kind directory_entry(const schema_layers *l, const schema_layer *layer, const char *name) {
+static struct timespec timespec_of(struct statx_timestamp t) {
+        return (struct timespec) { .tv_sec = t.tv_sec, .tv_nsec = t.tv_nsec };
+}
+
+/* What the trust checks and the stamp read of a struct stat, from statx(). */
+static void stat_from_statx(const struct statx *x, struct stat *st) {
+        *st = (struct stat) {
+                .st_dev = makedev(x->stx_dev_major, x->stx_dev_minor),
+                .st_ino = x->stx_ino,
+                .st_mode = x->stx_mode,
+                .st_rdev = makedev(x->stx_rdev_major, x->stx_rdev_minor),
+                .st_nlink = x->stx_nlink,
+                .st_uid = x->stx_uid,
+                .st_gid = x->stx_gid,
+                .st_size = (off_t) x->stx_size,
+                .st_mtim = timespec_of(x->stx_mtime),
+                .st_ctim = timespec_of(x->stx_ctime),
+        };
+}
+
+int schema_stat_entry(int dir_fd, const char *entry, struct stat *ret) {
+        struct statx x;
+
+        if (statx(dir_fd, entry, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &x) < 0)
+                return -errno;
+        stat_from_statx(&x, ret);
+        return 0;
+}
+
+/*
+ * Dangling symlinks and subdirectories are not entries, as they were never
+ * loadable files. *ret_st: the entry itself, which the read judges again.
+ */
+static entry_kind directory_entry(const schema_layers *l, const schema_layer *layer, const char *name,
+                                  struct stat *ret_st) {
         struct stat st;
 
-        if (!schema_file_is_candidate(name) || fstatat(layer->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        if (!schema_file_is_candidate(name) || schema_stat_entry(layer->fd, name, &st) < 0)
                 return ENTRY_NONE;
+        *ret_st = st;
         /* Most entries are files, for which that was the whole answer; a symlink's target takes a second look. */
         if (S_ISLNK(st.st_mode) && fstatat(layer->fd, name, &st, 0) < 0)
                 return ENTRY_NONE;
@@ -237,21 +271,21 @@ static int source_add(schema_source *s, entry_kind kind, char *path) {
         return 0;
 }
 
-int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret,
-                          const schema_layer **ret_layer) {
+int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret, schema_entry *ret_entry) {
         _cleanup_(schema_source_done) schema_source s = {};
-        const schema_layer *winner = NULL;
+        schema_entry winner = {};
 
         for (size_t i = 0; i < l->n; i++) {
                 const schema_layer *layer = &l->layers[i];
-                entry_kind kind = layer->fd >= 0 ? directory_entry(l, layer, name) : file_entry(l, layer, name);
+                struct stat st = {};
+                entry_kind kind = layer->fd >= 0 ? directory_entry(l, layer, name, &st) : file_entry(l, layer, name);
                 if (kind == ENTRY_NONE)
                         continue;
                 char *path = entry_path(layer, name);
                 if (!path)
                         return -ENOMEM;
                 if (!s.path && !s.masked_by && kind == ENTRY_FILE)
-                        winner = layer;
+                        winner = (schema_entry) { .layer = layer, .st = st };
                 int r = source_add(&s, kind, path);
                 if (r < 0)
                         return r;
@@ -263,7 +297,7 @@ int schema_layers_resolve(const schema_layers *l, const char *name, schema_sourc
                 return -ENOMEM;
         *ret = s;
         s = (schema_source) {};
-        *ret_layer = winner;
+        *ret_entry = winner;
         return 1;
 }
 

@@ -2,7 +2,6 @@
 /* Files to resources, committing a file only when it is clean, at its name's place in the set. */
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <string.h>
 
 #include "schema/schema-internal.h"
@@ -189,43 +188,19 @@ static int parse_file(schema_file *f) {
         return schema_yaml_parse(f, data, len);
 }
 
-static struct timespec timespec_of(struct statx_timestamp t) {
-        return (struct timespec) { .tv_sec = t.tv_sec, .tv_nsec = t.tv_nsec };
-}
-
-/* What the trust checks and the stamp read of a struct stat, from statx(). */
-static void stat_from_statx(const struct statx *x, struct stat *st) {
-        *st = (struct stat) {
-                .st_dev = makedev(x->stx_dev_major, x->stx_dev_minor),
-                .st_ino = x->stx_ino,
-                .st_mode = x->stx_mode,
-                .st_nlink = x->stx_nlink,
-                .st_uid = x->stx_uid,
-                .st_gid = x->stx_gid,
-                .st_size = (off_t) x->stx_size,
-                .st_mtim = timespec_of(x->stx_mtime),
-                .st_ctim = timespec_of(x->stx_ctime),
-        };
-}
-
-/*
- * The regular file itself, trusted as a read would judge it; a symlink is
- * left to the read. AT_STATX_FORCE_SYNC: on NFS a plain stat may answer from
- * the client's attribute cache for up to a minute after another host changed
- * the file; this asks the server, as an open would (close-to-open). Local
- * file systems ignore it.
- */
+/* The regular file itself, trusted as a read would judge it; a symlink is left to the read. */
 static bool stat_unread(schema_file *f, struct stat *ret) {
         const schema_layer *layer = f->layer;
         const schema_load_options *o = &f->layers->options;
         _cleanup_free_ char *why = NULL;
         const char *entry;
         int dir_fd = file_at(f, &entry);
-        struct statx x;
 
-        if (statx(dir_fd, entry, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &x) < 0)
+        /* The layers were resolved a moment ago with the same call: not asked twice. */
+        if (f->entry_st->st_mode != 0)
+                *ret = *f->entry_st;
+        else if (schema_stat_entry(dir_fd, entry, ret) < 0)
                 return false;
-        stat_from_statx(&x, ret);
         if (!S_ISREG(ret->st_mode))
                 return false;
         return !o->check_trust || (!layer->distrust && schema_trust_stat(ret, f->path, false, &why) == 0);
@@ -325,10 +300,11 @@ static int insert_diags(schema_file *f, slot at) {
         return 0;
 }
 
-int schema_file_load(schema_set *set, const schema_layers *layers, const schema_layer *layer, const char *path,
+int schema_file_load(schema_set *set, const schema_layers *layers, const schema_entry *entry, const char *path,
                      const char *name, char ***displaced) {
         _cleanup_(schema_file_done) schema_file f = {
-                .set = set, .layers = layers, .layer = layer, .path = path, .name = name,
+                .set = set, .layers = layers, .layer = entry->layer, .entry_st = &entry->st, .path = path,
+                .name = name,
         };
 
         int r = reuse_file(&f);

@@ -154,14 +154,14 @@ static int schedule_cycles(reload *w, const char *name, char *const *touched) {
 static int judge(reload *w, const char *name) {
         _cleanup_(schema_source_done) schema_source src = {};
         _cleanup_strv_free_ char **touched = NULL, **displaced = NULL;
-        const schema_layer *layer = NULL;
+        schema_entry entry = {};
 
-        int found = schema_layers_resolve(w->layers, name, &src, &layer);
+        int found = schema_layers_resolve(w->layers, name, &src, &entry);
         if (found < 0)
                 return found;
         int r = detach(w, name, &touched);
         if (r >= 0 && src.path)
-                r = schema_file_load(w->set, w->layers, layer, src.path, name, &displaced);
+                r = schema_file_load(w->set, w->layers, &entry, src.path, name, &displaced);
         if (r >= 0)
                 r = place_source(w->set, name, found ? &src : NULL);
         if (r >= 0)

@@ -41,10 +41,18 @@ typedef struct schema_stamp {
  * Resources parsed from one file, and its diagnostics, wait here until the
  * whole file is known; only then do they go to the set, at the file's place.
  */
+/* Where a name's winning path is. */
+typedef struct schema_entry {
+        const schema_layer *layer; /* NULL when masked */
+        /* The entry itself (a symlink, not its target), as schema_stat_entry() takes it; st_mode 0: not taken. */
+        struct stat st;
+} schema_entry;
+
 typedef struct schema_file {
         schema_set *set;
         const schema_layers *layers; /* all of them: a symlink may point into another */
         const schema_layer *layer; /* the one it is read from */
+        const struct stat *entry_st; /* its entry as the layers were resolved; st_mode 0: not taken */
         const char *path;
         /* Its drop-in name: only files sorting before it count as declared earlier. NULL: the whole set does. */
         const char *name;
@@ -88,7 +96,7 @@ void schema_diags_clear(schema_diag *diags, size_t n);
  * the names of later files whose key or PCI address it took over: they have
  * to be judged again.
  */
-int schema_file_load(schema_set *set, const schema_layers *layers, const schema_layer *layer, const char *path,
+int schema_file_load(schema_set *set, const schema_layers *layers, const schema_entry *entry, const char *path,
                      const char *name, char ***displaced);
 
 /* ---- drop-in layers (dropin.c) ----------------------------------------- */
@@ -122,9 +130,15 @@ int schema_layers_open(char *const *paths, const schema_load_options *options, s
 void schema_layers_close(schema_layers *l);
 /* Every name some layer may hold, sorted and unique. */
 int schema_layers_list(const schema_layers *l, char ***ret);
-/* 1, the name's source and the layer of its path (NULL when masked), or 0 when no layer holds it. */
-int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret,
-                          const schema_layer **ret_layer);
+/* 1, the name's source and its winning entry, or 0 when no layer holds it. */
+int schema_layers_resolve(const schema_layers *l, const char *name, schema_source *ret, schema_entry *ret_entry);
+/*
+ * The entry itself, not a symlink's target. AT_STATX_FORCE_SYNC: on NFS a
+ * plain stat may answer from the client's attribute cache for up to a minute
+ * after another host changed the file; this asks the server, as an open would
+ * (close-to-open). Local file systems ignore it.
+ */
+int schema_stat_entry(int dir_fd, const char *entry, struct stat *ret);
 void schema_source_done(schema_source *s);
 
 /* The drop-in name of a path: its last component, trailing slashes ignored. NULL on OOM. */

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -2312,6 +2313,24 @@ static void test_dropin_masking(void **state) {
         tree_done(&t);
 }
 
+/* /dev/null's own device node under a drop-in name masks it as a symlink to /dev/null does. */
+static void test_dropin_mask_device_node(void **state) {
+        tree t;
+        tree_init(&t);
+        put(&t, USR, "e.yaml", NET("e", ""));
+        _cleanup_free_ char *run_e = tree_path(&t, RUN, "e.yaml"), *usr_e = tree_path(&t, USR, "e.yaml");
+        if (mknod(run_e, S_IFCHR | 0666, makedev(1, 3)) < 0) {
+                tree_done(&t);
+                th_skip("cannot make a device node (%s): CAP_MKNOD is needed", strerror(errno));
+        }
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+
+        assert_clean(set);
+        assert_int_equal(set->n_resources, 0);
+        assert_source(set, "e.yaml", NULL, run_e, usr_e, NULL);
+        tree_done(&t);
+}
+
 static void test_dropin_non_candidates(void **state) {
         tree t;
         tree_init(&t);
@@ -3225,6 +3244,7 @@ int main(void) {
                 cmocka_unit_test(test_storage_hash),
                 cmocka_unit_test(test_dropin_precedence),
                 cmocka_unit_test(test_dropin_masking),
+                cmocka_unit_test(test_dropin_mask_device_node),
                 cmocka_unit_test(test_dropin_non_candidates),
                 cmocka_unit_test(test_dropin_file_layer),
                 cmocka_unit_test(test_dropin_missing),
