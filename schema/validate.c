@@ -214,6 +214,64 @@ static int check_units(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         return ret;
 }
 
+/* An <ip> without family='ipv6' holds IPv4 addresses, as libvirt reads it. */
+static int check_ip(const xml_origin *o, xmlNode *ip) {
+        static const char *const attributes[] = { "address", "netmask" };
+        _cleanup_(xml_freep) xmlChar *family = xmlGetNoNsProp(ip, BAD_CAST "family");
+        int ret = 0;
+
+        if (family && xmlStrEqual(family, BAD_CAST "ipv6"))
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(attributes); i++) {
+                _cleanup_(xml_freep) xmlChar *value = xmlGetNoNsProp(ip, BAD_CAST attributes[i]);
+                uint32_t addr;
+                if (!value || schema_parse_ipv4((const char *) value, &addr) == 0)
+                        continue;
+                xml_origin_error(o, xml_line(ip), xml_column(ip),
+                                 "<ip %s='%s'>: not an IPv4 address; write A.B.C.D, e.g. 192.168.110.1 "
+                                 "(an IPv6 address needs family='ipv6')",
+                                 attributes[i], (const char *) value);
+                ret = -EINVAL;
+        }
+        return ret;
+}
+
+/* A dir pool's <target><path>: libvirt takes a relative one and makes it relative to its own working directory. */
+static int check_pool_path(const xml_origin *o, xmlNode *target) {
+        int ret = 0;
+
+        for (xmlNode *n = target ? target->children : NULL; n; n = n->next) {
+                if (!xml_is_element(n, "path"))
+                        continue;
+                _cleanup_(xml_freep) xmlChar *path = xmlNodeGetContent(n);
+                if (path && path[0] == '/')
+                        continue;
+                xml_origin_error(o, xml_line(n), xml_column(n),
+                                 "<path>%s</path>: not an absolute path; give the pool's directory from the root, "
+                                 "e.g. /var/lib/libvirt/images",
+                                 path ? (const char *) path : "");
+                ret = -EINVAL;
+        }
+        return ret;
+}
+
+/*
+ * What a pattern in the compact schemas would check, checked here instead:
+ * libxml2 compiles a RelaxNG pattern again for every value it checks, and
+ * its error names the element, not what is wrong with the value.
+ */
+static int check_values(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
+        xmlNode *root = xmlDocGetRootElement(doc);
+        int ret = check_units(o, kind, doc);
+
+        for (xmlNode *n = root->children; kind == VF_KIND_NETWORK && n; n = n->next)
+                if (xml_is_element(n, "ip") && check_ip(o, n) < 0)
+                        ret = -EINVAL;
+        if (kind == VF_KIND_POOL && check_pool_path(o, xml_child(root, "target")) < 0)
+                ret = -EINVAL;
+        return ret;
+}
+
 /* The <source> elements of a domain's disks that carry virtform's cloud-init marker (spec-domain.c), one per call. */
 static xmlNode *next_seed_source(xmlNode *root, xmlNode *after) {
         xmlNode *devices = xml_child(root, "devices");
@@ -343,7 +401,7 @@ static int check_compact(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
 int schema_validate(const xml_origin *o, vf_kind kind, xmlDoc *doc) {
         int k = check_compact(o, kind, doc);
         if (k == 0 && !o->rendered)
-                k = check_units(o, kind, doc);
+                k = check_values(o, kind, doc);
         if (k == 0 && kind == VF_KIND_DOMAIN)
                 k = check_domain_memory(o, doc);
         if (k == 0 && kind == VF_KIND_DOMAIN)

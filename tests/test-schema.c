@@ -902,7 +902,7 @@ static void test_storage_errors(void **state) {
                 { "StoragePool", "{path: /x, size: 1}", "size",
                   "unknown key \"size\" in StoragePool spec; allowed keys: type, path, volumeGroup, autostart, xml" },
                 { "StoragePool", "{xml: '<pool type=\"dir\"><target><path>rel</path></target></pool>'}",
-                  "'<pool", "in spec.xml, line 1: invalid <pool> (checked against virtform's pool.rng)" },
+                  "'<pool", "in spec.xml, line 1: <path>rel</path>: not an absolute path; give the pool's directory" },
                 { "StoragePool", "{path: /x, xml: '<network/>'}", "'<network",
                   "in spec.xml, line 1: root element <network> is not supported; this xml must hold a <pool> document" },
 
@@ -1615,6 +1615,30 @@ static void test_native_units(void **state) {
         }
 }
 
+/* The dotted quads the compact schema's pattern took, and no other: now checked in C. */
+static void test_native_ipv4_addresses(void **state) {
+        static const char *const taken[] = { "0.0.0.0", "255.255.255.255", "192.168.110.1", "10.0.0.1", "1.2.3.4" };
+        static const char *const refused[] = { "", "10.0.0.300", "256.1.1.1", "010.0.0.1", "1.2.3", "1.2.3.4.5",
+                                               " 1.2.3.4", "1.2.3.4 ", "1.2.3.4/24", "0x7f.0.0.1", "fe80::1",
+                                               "a.b.c.d", "1..2.3", "127.1" };
+
+        for (size_t i = 0; i < ELEMENTSOF(taken) + ELEMENTSOF(refused); i++) {
+                bool ok = i < ELEMENTSOF(taken);
+                const char *address = ok ? taken[i] : refused[i - ELEMENTSOF(taken)];
+                _cleanup_free_ char *xml = vf_printf("<network>\n  <name>x</name>\n  <ip address='%s' prefix='24'/>\n"
+                                                     "</network>\n", address);
+                _cleanup_free_ char *path = NULL;
+                _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", xml, &path);
+                if (ok) {
+                        assert_clean(set);
+                        continue;
+                }
+                _cleanup_free_ char *message = vf_printf("<ip address='%s'>: not an IPv4 address", address);
+                assert_failed(set);
+                assert_diag_at(set, path, 3, 3, message);
+        }
+}
+
 static void test_native_rejects(void **state) {
         static const struct {
                 const char *xml, *message;
@@ -1664,7 +1688,13 @@ static void test_native_rejects(void **state) {
                 { "<domain>\n  <name>x</name>\n  <cpu><numa><cell id='0' cpus='0'/></numa></cpu>\n</domain>\n",
                   "<domain> has no memory", 1 },
                 { "<domain>\n  <name>x</name>\n  <memory>1024</memory>\n", "XML:", 4 },
-                { "<network>\n  <name>x</name>\n  <ip address='10.0.0.300'/>\n</network>\n", "invalid <network>", 3 },
+                { "<network>\n  <name>x</name>\n  <ip address='10.0.0.300'/>\n</network>\n",
+                  "<ip address='10.0.0.300'>: not an IPv4 address; write A.B.C.D", 3 },
+                { "<network>\n  <name>x</name>\n  <ip address='10.0.0.1' netmask='255.255.0'/>\n</network>\n",
+                  "<ip netmask='255.255.0'>: not an IPv4 address", 3 },
+                { "<network>\n  <name>x</name>\n  <ip address='fd00::1'/>\n</network>\n",
+                  "<ip address='fd00::1'>: not an IPv4 address; write A.B.C.D, e.g. 192.168.110.1 (an IPv6 address "
+                  "needs family='ipv6')", 3 },
                 { "<domain>\n<name>x</name><memory>1</memory>\n<metadata>\n"
                   "<p:policy xmlns:p='https://virtform.org/xmlns/policy/1' colour='red'/></metadata></domain>",
                   "unknown vf:policy attribute \"colour\" for a domain; allowed: state, autostart, restart, adopt", 4 },
@@ -1856,8 +1886,11 @@ static void test_native_storage_rejects(void **state) {
                   "</volume>\n",
                   "5:3", "invalid <volume> (checked against virtform's volume.rng)" },
                 { "<pool type='dir'>\n  <name>p</name>\n</pool>\n", "1:1", "a dir pool needs path" },
-                { "<pool type='dir'>\n  <name>p</name>\n  <target><path>rel</path></target>\n</pool>\n", "3:3",
-                  "invalid <pool> (checked against virtform's pool.rng)" },
+                { "<pool type='dir'>\n  <name>p</name>\n  <target><path>rel</path></target>\n</pool>\n", "3:11",
+                  "<path>rel</path>: not an absolute path; give the pool's directory from the root, e.g. "
+                  "/var/lib/libvirt/images" },
+                { "<pool type='dir'>\n  <name>p</name>\n  <target><path></path></target>\n</pool>\n", "3:11",
+                  "<path></path>: not an absolute path" },
                 /* libxml2 places an attribute's error at the element after it. */
                 { "<pool type='floppy'>\n  <name>p</name>\n</pool>\n", "2:3",
                   "invalid <pool> (checked against virtform's pool.rng): Element pool failed to validate attributes" },
@@ -3230,6 +3263,7 @@ int main(void) {
                 cmocka_unit_test(test_native_defaults_and_owner),
                 cmocka_unit_test(test_native_rejects),
                 cmocka_unit_test(test_native_units),
+                cmocka_unit_test(test_native_ipv4_addresses),
                 cmocka_unit_test(test_native_storage_round_trip),
                 cmocka_unit_test(test_native_storage_dumps),
                 cmocka_unit_test(test_native_storage_rejects),
