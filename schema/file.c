@@ -228,7 +228,7 @@ int schema_file_check_set(schema_file *f) {
 }
 
 int schema_file_add(schema_file *f, schema_resource *resource) {
-        _cleanup_(schema_resource_freep) schema_resource *r = resource;
+        _cleanup_(schema_resource_unrefp) schema_resource *r = resource;
 
         if (!f->by_key && !(f->by_key = vf_map_new()))
                 return -ENOMEM;
@@ -245,7 +245,7 @@ int schema_file_add(schema_file *f, schema_resource *resource) {
         f->resources = list;
         if (vf_map_put(f->by_key, key, r) < 0)
                 return -ENOMEM;
-        /* A copy of a resource taken unread (load.c) carries its original's hashes: they hash its fields alone. */
+        /* A resource taken unread (load.c) was hashed when it was read: a hash covers its fields alone. */
         if (!r->hash[0])
                 schema_resource_hash(r);
         f->resources[f->n_resources++] = TAKE_PTR(r);
@@ -254,7 +254,7 @@ int schema_file_add(schema_file *f, schema_resource *resource) {
 
 void schema_file_done(schema_file *f) {
         for (size_t i = 0; i < f->n_resources; i++)
-                schema_resource_free(f->resources[i]);
+                schema_resource_unref(f->resources[i]);
         free(f->resources);
         vf_map_free(f->by_key);
         schema_diags_clear(f->diags, f->n_diags);

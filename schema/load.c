@@ -208,8 +208,8 @@ static bool stat_unread(schema_file *f, struct stat *ret) {
 
 /*
  * 1 when the previous set read this very file clean and it has not changed
- * since: its resources are copied and go through the same checks against
- * the set as a read's. 0 when the file has to be read.
+ * since: its resources are shared with that set and go through the same
+ * checks against this one as a read's. 0 when the file has to be read.
  */
 static int reuse_file(schema_file *f) {
         const schema_set *previous = f->layers->previous;
@@ -226,11 +226,9 @@ static int reuse_file(schema_file *f) {
                 return 0;
         f->settled = true;
         schema_range range = schema_set_resources_of(previous, f->name);
-        for (size_t i = range.start; i < range.end; i++) {
-                schema_resource *copy;
-                if (schema_resource_copy(previous->resources[i], &copy) < 0 || schema_file_add(f, copy) == -ENOMEM)
+        for (size_t i = range.start; i < range.end; i++)
+                if (schema_file_add(f, schema_resource_ref(previous->resources[i])) == -ENOMEM)
                         return -ENOMEM;
-        }
         return 1;
 }
 

@@ -430,7 +430,7 @@ int schema_native_parse(schema_file *f, const char *data, size_t len) {
         if (k < 0)
                 return k;
 
-        _cleanup_(schema_resource_freep) schema_resource *r = schema_resource_new(f, kind, resource, line, 1);
+        _cleanup_(schema_resource_unrefp) schema_resource *r = schema_resource_new(f, kind, resource, line, 1);
         if (!r)
                 return -ENOMEM;
         apply_policy(r, &p);

@@ -26,7 +26,7 @@ static void reload_done(reload *w) {
         vf_strv_free(w->pending);
         vf_strv_free(w->judged);
         for (size_t i = 0; i < w->n_old; i++)
-                schema_resource_free(w->old[i]);
+                schema_resource_unref(w->old[i]);
         free(w->old);
 }
 

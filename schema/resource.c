@@ -8,9 +8,10 @@
 #include "schema/schema-internal.h"
 
 schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *name, unsigned line, unsigned column) {
-        _cleanup_(schema_resource_freep) schema_resource *r = calloc(1, sizeof(schema_resource));
+        _cleanup_(schema_resource_unrefp) schema_resource *r = calloc(1, sizeof(schema_resource));
         if (!r)
                 return NULL;
+        r->n_ref = 1;
         r->kind = kind;
         r->line = line;
         r->column = column;
@@ -27,19 +28,11 @@ schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *n
         return TAKE_PTR(r);
 }
 
-/*
- * Every field a resource owns or holds, by kind: what freeing and copying
- * walk, so that a new field is added in one place. The hashes are left out:
- * they are computed from the rest.
- */
+/* What a resource owns, by kind: what freeing walks, so that a new field is added in one place. */
 typedef enum field_type {
         FIELD_END,
         FIELD_STR, /* char *, may be NULL */
         FIELD_STRV, /* char **, NULL-terminated, may be NULL */
-        FIELD_INT, /* int, enums included */
-        FIELD_UINT, /* unsigned */
-        FIELD_U64, /* uint64_t */
-        FIELD_BOOL,
 } field_type;
 
 typedef struct resource_field {
@@ -50,35 +43,20 @@ typedef struct resource_field {
 #define FIELD(type, member) { type, offsetof(schema_resource, member) }
 
 static const resource_field common_fields[] = {
-        FIELD(FIELD_INT, kind),   FIELD(FIELD_STR, name),     FIELD(FIELD_STR, file),
-        FIELD(FIELD_UINT, line),  FIELD(FIELD_UINT, column),  FIELD(FIELD_BOOL, adopt),
-        FIELD(FIELD_INT, drift),  FIELD(FIELD_STR, xml),      FIELD(FIELD_STRV, depends),
-        {},
+        FIELD(FIELD_STR, name), FIELD(FIELD_STR, file), FIELD(FIELD_STR, xml), FIELD(FIELD_STRV, depends), {},
 };
-
-static const resource_field network_fields[] = { FIELD(FIELD_BOOL, network.autostart), {} };
 
 static const resource_field domain_fields[] = {
-        FIELD(FIELD_INT, domain.state),     FIELD(FIELD_BOOL, domain.autostart),
-        FIELD(FIELD_INT, domain.restart),   FIELD(FIELD_STRV, domain.hostdevs),
-        FIELD(FIELD_STRV, domain.cloudinits), {},
+        FIELD(FIELD_STRV, domain.hostdevs), FIELD(FIELD_STRV, domain.cloudinits), {},
 };
 
-static const resource_field hostdev_fields[] = {
-        FIELD(FIELD_STR, hostdev.pci), FIELD(FIELD_STR, hostdev.mac),
-        FIELD(FIELD_INT, hostdev.vlan), FIELD(FIELD_BOOL, hostdev.managed), {},
-};
+static const resource_field hostdev_fields[] = { FIELD(FIELD_STR, hostdev.pci), FIELD(FIELD_STR, hostdev.mac), {} };
 
-static const resource_field pool_fields[] = {
-        FIELD(FIELD_BOOL, pool.autostart), FIELD(FIELD_STR, pool.path), {},
-};
+static const resource_field pool_fields[] = { FIELD(FIELD_STR, pool.path), {} };
 
 static const resource_field volume_fields[] = {
-        FIELD(FIELD_STR, volume.pool),      FIELD(FIELD_STR, volume.volume),
-        FIELD(FIELD_U64, volume.capacity),  FIELD(FIELD_INT, volume.format),
-        FIELD(FIELD_INT, volume.source),    FIELD(FIELD_STR, volume.from),
-        FIELD(FIELD_STR, volume.sha256),    FIELD(FIELD_BOOL, volume.full_copy),
-        FIELD(FIELD_INT, volume.deletion),  {},
+        FIELD(FIELD_STR, volume.pool), FIELD(FIELD_STR, volume.volume), FIELD(FIELD_STR, volume.from),
+        FIELD(FIELD_STR, volume.sha256), {},
 };
 
 static const resource_field cloudinit_fields[] = {
@@ -87,18 +65,9 @@ static const resource_field cloudinit_fields[] = {
         FIELD(FIELD_STR, cloudinit.network_config), {},
 };
 
-/* Enums are stored as int: the table reads them so. */
-_Static_assert(sizeof(vf_kind) == sizeof(int) && sizeof(schema_drift_policy) == sizeof(int) &&
-                       sizeof(schema_domain_state) == sizeof(int) && sizeof(schema_restart_policy) == sizeof(int) &&
-                       sizeof(schema_volume_format) == sizeof(int) && sizeof(schema_volume_source) == sizeof(int) &&
-                       sizeof(schema_deletion_policy) == sizeof(int),
-               "resource_field reads enums as int");
-
-/* The fields of the kind's spec; each table ends with FIELD_END. */
+/* What the kind's spec owns; each table ends with FIELD_END; NULL: nothing. */
 static const resource_field *fields_of(vf_kind kind) {
         switch (kind) {
-        case VF_KIND_NETWORK:
-                return network_fields;
         case VF_KIND_DOMAIN:
                 return domain_fields;
         case VF_KIND_HOSTDEV:
@@ -124,56 +93,17 @@ static void free_fields(schema_resource *r, const resource_field *fields) {
         }
 }
 
-void schema_resource_free(schema_resource *r) {
-        if (!r)
+schema_resource *schema_resource_ref(schema_resource *r) {
+        r->n_ref++;
+        return r;
+}
+
+void schema_resource_unref(schema_resource *r) {
+        if (!r || --r->n_ref > 0)
                 return;
         free_fields(r, common_fields);
         free_fields(r, fields_of(r->kind));
         free(r);
-}
-
-static size_t field_size(field_type type) {
-        switch (type) {
-        case FIELD_INT:
-                return sizeof(int);
-        case FIELD_UINT:
-                return sizeof(unsigned);
-        case FIELD_U64:
-                return sizeof(uint64_t);
-        case FIELD_BOOL:
-                return sizeof(bool);
-        default:
-                return 0;
-        }
-}
-
-/* Field by field into a zeroed struct: a field missing from the tables shows as missing, never shared. */
-static int copy_fields(schema_resource *to, const schema_resource *from, const resource_field *fields) {
-        for (const resource_field *f = fields; f && f->type; f++) {
-                const char *src = (const char *) from + f->offset;
-                char *dst = (char *) to + f->offset;
-                if (f->type == FIELD_STR) {
-                        if (*(char *const *) src && !(*(char **) dst = strdup(*(char *const *) src)))
-                                return -ENOMEM;
-                } else if (f->type == FIELD_STRV) {
-                        if (vf_strv_copy(*(char **const *) src, (char ***) dst) < 0)
-                                return -ENOMEM;
-                } else
-                        memcpy(dst, src, field_size(f->type));
-        }
-        return 0;
-}
-
-int schema_resource_copy(const schema_resource *from, schema_resource **ret) {
-        _cleanup_(schema_resource_freep) schema_resource *r = calloc(1, sizeof(schema_resource));
-        if (!r)
-                return -ENOMEM;
-        if (copy_fields(r, from, common_fields) < 0 || copy_fields(r, from, fields_of(from->kind)) < 0)
-                return -ENOMEM;
-        memcpy(r->hash, from->hash, sizeof r->hash);
-        memcpy(r->definition_hash, from->definition_hash, sizeof r->definition_hash);
-        *ret = TAKE_PTR(r);
-        return 0;
 }
 
 /* Length-prefixed, so no field's content can be mistaken for a separator. */

@@ -230,10 +230,13 @@ const schema_stamp *schema_index_stamp_of(const schema_set *set, const char *nam
 /* ---- resources (resource.c) -------------------------------------------- */
 
 schema_resource *schema_resource_new(schema_file *f, vf_kind kind, const char *name, unsigned line, unsigned column);
-void schema_resource_free(schema_resource *r);
-DEFINE_POINTER_CLEANUP(schema_resource, schema_resource_free);
-/* A deep copy, hashes included. */
-int schema_resource_copy(const schema_resource *from, schema_resource **ret);
+/*
+ * A resource is never changed once a file has added it to a set, so the
+ * sets of one controller (one thread) share what a file taken unread holds.
+ */
+schema_resource *schema_resource_ref(schema_resource *r);
+void schema_resource_unref(schema_resource *r);
+DEFINE_POINTER_CLEANUP(schema_resource, schema_resource_unref);
 
 void schema_resource_hash(schema_resource *r);
 

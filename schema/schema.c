@@ -21,7 +21,7 @@ void schema_set_free(schema_set *set) {
         if (!set)
                 return;
         for (size_t i = 0; i < set->n_resources; i++)
-                schema_resource_free(set->resources[i]);
+                schema_resource_unref(set->resources[i]);
         free(set->resources);
         schema_diags_clear(set->diags, set->n_diags);
         free(set->diags);

@@ -156,6 +156,9 @@ typedef struct schema_resource {
                 schema_volume_spec volume;
                 schema_cloudinit_spec cloudinit;
         };
+
+        /* Private to schema/: the sets holding it, as a file taken unread shares its resources with the set before. */
+        unsigned n_ref;
 } schema_resource;
 
 typedef struct schema_diag {

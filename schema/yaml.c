@@ -115,7 +115,7 @@ static int on_document(schema_file *f, const ynode *root) {
                 return -EINVAL;
 
         const ynode *at = name ? name : root;
-        _cleanup_(schema_resource_freep) schema_resource *res =
+        _cleanup_(schema_resource_unrefp) schema_resource *res =
                 schema_resource_new(f, kind, name ? name->scalar : "unnamed", at->line, at->column);
         if (!res)
                 return -ENOMEM;

@@ -2751,7 +2751,7 @@ static void assert_same_strv_field(char *const *a, char *const *b) {
         assert_strv_equal(a, b);
 }
 
-/* Field by field, not by hash: a copy missing a field would leave the hash as it was. */
+/* Field by field, not by hash: a field the hash leaves out would go unseen. */
 static void assert_same_fields(const schema_resource *a, const schema_resource *b) {
         assert_same_resource(a, b);
         assert_string_equal(a->definition_hash, b->definition_hash);
@@ -2809,7 +2809,7 @@ static void assert_full_load_to_the_field(const schema_set *set) {
 #define EVERY_KIND_SEED(c) HEADER("CloudInit", "s") "spec: {pool: p, userData: '#cloud-config " c "', " \
         "metaData: {instance-id: i-1, local-hostname: web1}, networkConfig: 'version: 2'}\n" PAD4K
 
-/* Every kind, every field the tests can set, across layers: what a copy has to carry. */
+/* Every kind, every field the tests can set, across layers: what a set taken unread has to hold. */
 static void put_every_kind(const tree *t) {
         put(t, USR, "10-net.yaml", NET("lan", "") PAD4K);
         put(t, ETC, "10-net.yaml", EVERY_KIND_NET);
