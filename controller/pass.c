@@ -308,8 +308,16 @@ static int record_depends(state_record *rec, char *const *depends) {
         return 0;
 }
 
+/* Moves what only the store keeps out of the result: the report would hold every declaration twice. */
+static void move_string(char **to, char **from) {
+        if (!*from)
+                return;
+        free(*to);
+        *to = TAKE_PTR(*from);
+}
+
 static int update_record(const vf_controller *c, state_record *rec, const graph_node *n, const node_context *nc,
-                         int64_t generation, const rc_result *res) {
+                         int64_t generation, rc_result *res) {
         int r = 0;
 
         if (n->desired) {
@@ -322,12 +330,10 @@ static int update_record(const vf_controller *c, state_record *rec, const graph_
         }
         if (r >= 0 && res->uuid)
                 r = vf_free_and_strdup(&rec->uuid, res->uuid);
-        if (r >= 0 && res->applied_xml_hash)
-                r = vf_free_and_strdup(&rec->applied_xml_hash, res->applied_xml_hash);
-        if (r >= 0 && res->applied_desired_xml)
-                r = vf_free_and_strdup(&rec->applied_desired_xml, res->applied_desired_xml);
         if (r < 0)
                 return r;
+        move_string(&rec->applied_xml_hash, &res->applied_xml_hash);
+        move_string(&rec->applied_desired_xml, &res->applied_desired_xml);
         rec->updated_usec = vf_now_realtime_usec();
         rec->next_retry_usec = 0;
         if (res->ready && n->desired) {
@@ -352,7 +358,7 @@ static bool record_goes_away(const rc_result *res) {
         return res->outcome == RC_DELETED || res->forget;
 }
 
-static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t generation, const rc_result *res) {
+static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t generation, rc_result *res) {
         state_store *store = p->c->store;
         _cleanup_(state_record_freep) state_record *fresh = NULL;
         int r;
@@ -675,9 +681,23 @@ static int absorb_entry(vf_report *r, vf_report_entry *later) {
         return vf_map_put(r->by_key, r->entries[r->n_entries - 1].key, (void *) (uintptr_t) r->n_entries);
 }
 
-int vf_report_absorb(vf_report *r, vf_report *from) {
-        int k = index_entries(r);
+/* The first pass's report is taken whole: the entries are not copied, nor indexed until a later pass's come. */
+static void take_entries(vf_report *r, vf_report *from) {
+        free(r->entries);
+        r->entries = TAKE_PTR(from->entries);
+        r->n_entries = from->n_entries;
+        from->n_entries = 0;
+        vf_map_free(r->by_key);
+        r->by_key = NULL;
+}
 
+int vf_report_absorb(vf_report *r, vf_report *from) {
+        int k = 0;
+
+        if (r->n_entries == 0)
+                take_entries(r, from);
+        else
+                k = index_entries(r);
         for (size_t i = 0; k >= 0 && i < from->n_entries; i++)
                 k = absorb_entry(r, &from->entries[i]);
         for (rc_call c = 0; c < _RC_CALL_MAX; c++)
