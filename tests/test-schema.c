@@ -1590,53 +1590,53 @@ static void test_native_defaults_and_owner(void **state) {
         assert_string_equal(find(bare, VF_KIND_DOMAIN, "plain")->hash, r->hash);
 }
 
+/* A native document's value at line 3, column 3: each taken loads clean, each refused fails there, the diagnostic naming it. */
+typedef struct native_value_case {
+        const char *doc_before, *doc_after; /* the document around the value */
+        const char *diag_before, *diag_after; /* the diagnostic around it */
+        const char *const *taken, *const *refused; /* NULL-terminated */
+} native_value_case;
+
+static void assert_native_values(const native_value_case *c) {
+        for (int refused = 0; refused <= 1; refused++)
+                for (const char *const *v = refused ? c->refused : c->taken; *v; v++) {
+                        _cleanup_free_ char *xml = vf_printf("%s%s%s", c->doc_before, *v, c->doc_after);
+                        _cleanup_free_ char *path = NULL;
+                        _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", xml, &path);
+                        if (!refused) {
+                                assert_clean(set);
+                                continue;
+                        }
+                        _cleanup_free_ char *message = vf_printf("%s%s%s", c->diag_before, *v, c->diag_after);
+                        assert_failed(set);
+                        assert_diag_at(set, path, 3, 3, message);
+                }
+}
+
 /* The units libvirt's schemas take (basictypes.rng's pattern, anchored), and only those. */
 static void test_native_units(void **state) {
         static const char *const taken[] = { "b", "B", "byte", "Bytes", "BYTES", "k", "K", "KiB", "kib", "KB", "kb",
                                              "M", "MiB", "mB", "g", "GIB", "GB", "t", "TiB", "Tb", "p", "PiB",
-                                             "PB", "e", "EiB", "eb" };
+                                             "PB", "e", "EiB", "eb", NULL };
         static const char *const refused[] = { "", " KiB", "KiB ", "Ki", "KiBB", "kibs", "x", "iB", "bb",
-                                               "bytess", "byt", "K iB", "Z", "ZiB" };
+                                               "bytess", "byt", "K iB", "Z", "ZiB", NULL };
 
-        for (size_t i = 0; i < ELEMENTSOF(taken) + ELEMENTSOF(refused); i++) {
-                bool ok = i < ELEMENTSOF(taken);
-                const char *unit = ok ? taken[i] : refused[i - ELEMENTSOF(taken)];
-                _cleanup_free_ char *xml = vf_printf("<domain>\n  <name>x</name>\n  <memory unit='%s'>1</memory>\n"
-                                                     "</domain>\n", unit);
-                _cleanup_free_ char *path = NULL;
-                _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", xml, &path);
-                if (ok) {
-                        assert_clean(set);
-                        continue;
-                }
-                _cleanup_free_ char *message = vf_printf("<memory unit='%s'>: not a unit libvirt knows", unit);
-                assert_failed(set);
-                assert_diag_at(set, path, 3, 3, message);
-        }
+        assert_native_values(&(native_value_case) {
+                "<domain>\n  <name>x</name>\n  <memory unit='", "'>1</memory>\n</domain>\n",
+                "<memory unit='", "'>: not a unit libvirt knows", taken, refused });
 }
 
 /* The dotted quads the compact schema's pattern took, and no other: now checked in C. */
 static void test_native_ipv4_addresses(void **state) {
-        static const char *const taken[] = { "0.0.0.0", "255.255.255.255", "192.168.110.1", "10.0.0.1", "1.2.3.4" };
+        static const char *const taken[] = { "0.0.0.0", "255.255.255.255", "192.168.110.1", "10.0.0.1", "1.2.3.4",
+                                             NULL };
         static const char *const refused[] = { "", "10.0.0.300", "256.1.1.1", "010.0.0.1", "1.2.3", "1.2.3.4.5",
                                                " 1.2.3.4", "1.2.3.4 ", "1.2.3.4/24", "0x7f.0.0.1", "fe80::1",
-                                               "a.b.c.d", "1..2.3", "127.1" };
+                                               "a.b.c.d", "1..2.3", "127.1", NULL };
 
-        for (size_t i = 0; i < ELEMENTSOF(taken) + ELEMENTSOF(refused); i++) {
-                bool ok = i < ELEMENTSOF(taken);
-                const char *address = ok ? taken[i] : refused[i - ELEMENTSOF(taken)];
-                _cleanup_free_ char *xml = vf_printf("<network>\n  <name>x</name>\n  <ip address='%s' prefix='24'/>\n"
-                                                     "</network>\n", address);
-                _cleanup_free_ char *path = NULL;
-                _cleanup_(schema_set_freep) schema_set *set = load_text("x.xml", xml, &path);
-                if (ok) {
-                        assert_clean(set);
-                        continue;
-                }
-                _cleanup_free_ char *message = vf_printf("<ip address='%s'>: not an IPv4 address", address);
-                assert_failed(set);
-                assert_diag_at(set, path, 3, 3, message);
-        }
+        assert_native_values(&(native_value_case) {
+                "<network>\n  <name>x</name>\n  <ip address='", "' prefix='24'/>\n</network>\n",
+                "<ip address='", "'>: not an IPv4 address", taken, refused });
 }
 
 static void test_native_rejects(void **state) {
