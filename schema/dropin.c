@@ -199,7 +199,7 @@ static struct timespec timespec_of(struct statx_timestamp t) {
         return (struct timespec) { .tv_sec = t.tv_sec, .tv_nsec = t.tv_nsec };
 }
 
-/* What the trust checks and the stamp read of a struct stat, from statx(). */
+/* What resolving the layers (a mask is a device), the trust checks and the stamp read of a struct stat. */
 static void stat_from_statx(const struct statx *x, struct stat *st) {
         *st = (struct stat) {
                 .st_dev = makedev(x->stx_dev_major, x->stx_dev_minor),

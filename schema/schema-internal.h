@@ -36,11 +36,6 @@ typedef struct schema_stamp {
         struct timespec mtime, ctime;
 } schema_stamp;
 
-
-/*
- * Resources parsed from one file, and its diagnostics, wait here until the
- * whole file is known; only then do they go to the set, at the file's place.
- */
 /* Where a name's winning path is. */
 typedef struct schema_entry {
         const schema_layer *layer; /* NULL when masked */
@@ -48,6 +43,10 @@ typedef struct schema_entry {
         struct stat st;
 } schema_entry;
 
+/*
+ * Resources parsed from one file, and its diagnostics, wait here until the
+ * whole file is known; only then do they go to the set, at the file's place.
+ */
 typedef struct schema_file {
         schema_set *set;
         const schema_layers *layers; /* all of them: a symlink may point into another */
@@ -91,7 +90,7 @@ int schema_volume_cycle(const schema_resource *v, schema_volume_lookup lookup, c
 void schema_diags_clear(schema_diag *diags, size_t n);
 
 /*
- * Reads the file at path, which layer holds under name, into the set at the
+ * Reads the file at path, which entry holds under name, into the set at the
  * place of its drop-in name (NULL: at the end). *displaced (may be NULL) gets
  * the names of later files whose key or PCI address it took over: they have
  * to be judged again.
