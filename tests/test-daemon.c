@@ -1409,7 +1409,7 @@ int main(void) {
                 T(test_idle_daemon_writes_the_journal_back),
                 T(test_changes_right_after_its_own_writes_are_put_back),
                 T(test_undeclared_dependency_wakes_its_dependents),
-        T(test_sigterm_stops_a_pass_between_two_resources),
+                T(test_sigterm_stops_a_pass_between_two_resources),
                 T(test_apply_wait_follows_events_and_reports_the_run),
                 T(test_failure_retried_with_visible_backoff),
                 T(test_idle_when_converged),
