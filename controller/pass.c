@@ -9,9 +9,9 @@
  * Records are committed in batches: a crash loses at most one batch of
  * bookkeeping, never an action, because each libvirt object carries its
  * ownership marker with the desired hash, and the next pass finds it there.
- * Actions themselves are not in the batch: each step commits its intent and
- * its outcome on its own (state_intent_begin()), committing the batch so far
- * with it, so the event log survives any crash.
+ * Actions themselves are not in the batch: each step commits its intent on
+ * its own (state_intent_begin()), committing the batch so far with it, so the
+ * event log survives any crash; the outcome follows with the next commit.
  */
 #define COMMIT_BATCH 512
 

@@ -108,8 +108,9 @@ int rc_drift_lines(xmlDoc *want, xmlDoc *have, rc_xml_lines *ret_want, rc_xml_li
  * writes to libvirt or the host. Each write is a step: rc_step_begin() lists
  * it (for plan) and records it in the store's write-ahead intent log as
  * intended, durably, before the caller makes it; rc_step_end() records its
- * outcome. A crash between the two leaves the intent open, and the next run
- * that converges the resource resolves it (state_intent_resolve()).
+ * outcome, committed with the next step's intent or the pass's batch (a
+ * failure at once). A crash before that leaves the intent open, and the next
+ * run that converges the resource resolves it (state_intent_resolve()).
  */
 
 /*

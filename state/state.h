@@ -199,9 +199,12 @@ int state_record_set_condition(state_record *rec, const char *type, bool status,
 void state_record_clear_condition(state_record *rec, const char *type);
 
 /*
- * The write-ahead intent log. state_intent_begin() makes the intent durable before it returns, and
- * state_intent_end() the outcome: each is its own committed transaction, so a transaction the caller
- * has open is committed first and a new one opened after. *ret_id names the intent to end.
+ * The write-ahead intent log. state_intent_begin() makes the intent durable before it returns: it is
+ * its own committed transaction, so a transaction the caller has open is committed with it and a new
+ * one opened after. *ret_id names the intent to end. state_intent_end() writes an "ok" into the
+ * caller's transaction, committed with it (by the next intent, or the caller's commit), and commits a
+ * "failed" at once; outside a transaction either is its own. A crash before an "ok" is committed
+ * leaves the intent open, for state_intent_resolve().
  */
 int state_intent_begin(state_store *s, const char *kind, const char *name, int64_t generation, const char *action,
                        int64_t *ret_id);

@@ -964,12 +964,34 @@ static void test_intent_outlives_the_batch(void **state) {
         assert_int_equal(events[0].finished_usec, 0);
         state_event_list_free(events, n);
 
-        /* Its outcome too, from inside the next batch. */
+        /* Its outcome travels with the next batch: a kill before its commit leaves the intent open... */
         assert_int_equal(state_begin(s), 0);
         assert_int_equal(state_intent_end(s, id, true, NULL), 0);
         assert_int_equal(state_rollback(s), 0);
         assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_string_equal(events[0].outcome, "intended");
+        state_event_list_free(events, n);
+        bool open = false;
+        assert_int_equal(state_intent_any_open(s, &open), 0);
+        assert_true(open);
+
+        /* ...and its commit closes it. */
+        assert_int_equal(state_begin(s), 0);
+        assert_int_equal(state_intent_end(s, id, true, NULL), 0);
+        assert_int_equal(state_commit(s), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
         assert_string_equal(events[0].outcome, "ok");
+        state_event_list_free(events, n);
+
+        /* A failure is committed at once: an open intent would say the write may have been made. */
+        assert_int_equal(state_intent_begin(s, "domain", "vm1", 1, "define", &id), 0);
+        assert_int_equal(state_begin(s), 0);
+        assert_int_equal(state_intent_end(s, id, false, "refused"), 0);
+        assert_int_equal(state_rollback(s), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(events[1].action, "define");
+        assert_string_equal(events[1].outcome, "failed");
         state_event_list_free(events, n);
         state_close(s);
 }
