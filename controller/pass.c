@@ -10,8 +10,9 @@
  * bookkeeping, never an action, because each libvirt object carries its
  * ownership marker with the desired hash, and the next pass finds it there.
  * Actions themselves are not in the batch: each step commits its intent on
- * its own (state_intent_begin()), committing the batch so far with it, so the
- * event log survives any crash; the outcome follows with the next commit.
+ * its own (state_intent_begin()), so the event log survives any crash; the
+ * outcome follows with the next commit, and so do the records that remember
+ * a write (put_record()).
  */
 #define COMMIT_BATCH 512
 
@@ -358,7 +359,20 @@ static bool record_goes_away(const rc_result *res) {
         return res->outcome == RC_DELETED || res->forget;
 }
 
-static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t generation, rc_result *res) {
+/*
+ * A record goes into the state file with its batch, at the batch's end, except where it must be in
+ * the commit of the next write's intent: when its resource made a write other than a define. A
+ * define whose record a kill lost is found by its marker (docs/journal.md); a graceful shutdown's
+ * request time, a volume's key or a seed's hash are in the record alone, and a rerun that lost them
+ * would write again.
+ */
+static int put_record(state_store *store, const state_record *rec, bool holds_writes) {
+        int r = state_put(store, rec);
+        return r < 0 || !holds_writes ? r : state_write_puts(store);
+}
+
+static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t generation, rc_result *res,
+                       bool holds_writes) {
         state_store *store = p->c->store;
         _cleanup_(state_record_freep) state_record *fresh = NULL;
         int r;
@@ -392,7 +406,7 @@ static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t g
          */
         if (n->record && state_record_same(n->record, fresh))
                 return 0;
-        r = state_put(store, fresh);
+        r = put_record(store, fresh, holds_writes);
         if (r >= 0)
                 graph_set_record(n, TAKE_PTR(fresh));
         return r;
@@ -494,8 +508,12 @@ static int process_node(pass *p, graph_node *n, size_t index, char **errmsg) {
                 return r;
         int64_t generation = n->desired ? next_generation(n, &nc) : n->record ? n->record->generation : 0;
 
+        const rc_context *rc = &p->c->rc;
+        unsigned steps = rc->steps_begun, defines = rc->counters.calls[RC_CALL_DEFINE];
+
         observe_begin(p, n, index);
         r = reconcile_node(p, n, &nc, generation, &res);
+        bool only_defines = rc->steps_begun - steps == rc->counters.calls[RC_CALL_DEFINE] - defines;
         if (res.generation > generation)
                 generation = res.generation;
         /* A reconciler that failed says why; anything else it did not expect is reported as such. */
@@ -506,7 +524,7 @@ static int process_node(pass *p, graph_node *n, size_t index, char **errmsg) {
                 return r;
         log_result(p->c, n, &res);
         if (!p->c->opts.dry_run) {
-                r = record_node(p, n, &nc, generation, &res);
+                r = record_node(p, n, &nc, generation, &res, !only_defines);
                 if (r < 0) {
                         *errmsg = vf_printf("cannot record %s in the state file: %s", n->key,
                                             state_last_error(p->c->store));

@@ -605,6 +605,7 @@ static int intend(rc_context *ctx, const rc_request *req, rc_result *res, const 
                               what, req->name, strerror(-r), state_last_error(ctx->store));
                 return -EIO;
         }
+        ctx->steps_begun++;
         if (ctx->fault_after_intents > 0 && --ctx->fault_after_intents == 0)
                 raise(SIGKILL);
         return 1;

@@ -86,6 +86,7 @@ typedef struct rc_context {
         unsigned fault_after_libvirt_writes;
         /* Likewise right after this many more intents are durable, before their writes. */
         unsigned fault_after_intents;
+        unsigned steps_begun; /* writes to libvirt and the host whose intents were recorded, ever */
         int64_t open_intent; /* the intent of the write in progress (rc_step_begin()), in the store's log */
         rc_call open_call; /* and its call, whose lifecycle events rc_step_end() counts once it succeeded */
         /* Told of each step as it begins, dry run or not (apply's progress line); NULL: nobody listens. */

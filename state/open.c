@@ -810,6 +810,8 @@ void state_close(state_store *s) {
         if (!s)
                 return;
         (void) close_database(s);
+        state_drop_unwritten(s);
+        free(s->unwritten);
         /* Never published: the file it was to replace is left as it was. */
         if (s->building)
                 (void) remove_build(s->building, NULL);

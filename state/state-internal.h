@@ -74,6 +74,13 @@ struct state_store {
         unsigned fault_after_writes;
         /* Failure tests: the write this many writes from now fails without being made; 0: never. */
         unsigned fault_failing_write;
+        /*
+         * Records put inside a transaction, not yet written (state.c): they go in at its commit or
+         * before anything reads records, so that an intent's commit does not carry them.
+         */
+        state_record **unwritten;
+        size_t n_unwritten;
+        size_t cap_unwritten;
         /* A writer's -wal (checkpoint.c): its pages after the last commit, and how many are written back. */
         int wal_pages;
         int wal_backfilled;
@@ -132,3 +139,6 @@ void state_stmt_release(sqlite3_stmt **st);
 
 /* Counts a statement that wrote (or began, or ended a transaction), for state_fault_after_writes(). */
 void state_count_write(state_store *s);
+
+/* Forgets the records put in the open transaction and not yet written: a rollback's, or a close's. */
+void state_drop_unwritten(state_store *s);

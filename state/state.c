@@ -271,8 +271,11 @@ int state_begin(state_store *s) {
         return exec_stmt(s, STMT_BEGIN);
 }
 
+static int write_unwritten(state_store *s);
+
 int state_commit(state_store *s) {
-        return exec_stmt(s, STMT_COMMIT);
+        int r = write_unwritten(s);
+        return r < 0 ? r : exec_stmt(s, STMT_COMMIT);
 }
 
 void state_fault_after_writes(state_store *s, unsigned n) {
@@ -288,8 +291,9 @@ void state_count_write(state_store *s) {
                 raise(SIGKILL);
 }
 
-/* A failed put inside a transaction rolled it back already (state_put()): then there is nothing left to undo. */
+/* A failed put inside a transaction rolled it back already (state_commit()): then there is nothing left to undo. */
 int state_rollback(state_store *s) {
+        state_drop_unwritten(s);
         if (sqlite3_get_autocommit(s->db))
                 return 0;
         return exec_stmt(s, STMT_ROLLBACK);
@@ -298,7 +302,7 @@ int state_rollback(state_store *s) {
 int state_flush(state_store *s) {
         if (sqlite3_get_autocommit(s->db))
                 return 0; /* no transaction open: every write is already committed */
-        int r = state_commit(s);
+        int r = exec_stmt(s, STMT_COMMIT);
         return r < 0 ? r : state_begin(s);
 }
 
@@ -328,7 +332,9 @@ static int adopt_in_savepoint(state_store *s, const char *instance_id) {
 int state_adopt_instance_id(state_store *s, const char *instance_id) {
         if (!is_uuid(instance_id))
                 return -EINVAL;
-        int r = exec_stmt(s, STMT_SAVEPOINT);
+        int r = write_unwritten(s); /* they count as records it holds */
+        if (r >= 0)
+                r = exec_stmt(s, STMT_SAVEPOINT);
         if (r < 0)
                 return r;
         r = savepoint_end(s, adopt_in_savepoint(s, instance_id));
@@ -493,11 +499,14 @@ int state_get(state_store *s, const char *kind, const char *name, state_record *
         _cleanup_stmt_release_ sqlite3_stmt *conditions = s->stmts[STMT_GET_CONDITIONS];
         _cleanup_(record_list_done) record_list l = {};
 
+        int r = write_unwritten(s);
+        if (r < 0)
+                return r;
         int rc = bind_key(resources, kind, name) ?: bind_key(conditions, kind, name);
         if (rc != SQLITE_OK)
                 return state_store_error(s, rc);
 
-        int r = read_records(s, resources, conditions, &l);
+        r = read_records(s, resources, conditions, &l);
         if (r < 0)
                 return r;
         if (l.n == 0)
@@ -512,7 +521,9 @@ int state_list(state_store *s, state_record ***ret, size_t *n) {
         _cleanup_stmt_release_ sqlite3_stmt *conditions = s->stmts[STMT_LIST_CONDITIONS];
         _cleanup_(record_list_done) record_list l = {};
 
-        int r = read_records(s, resources, conditions, &l);
+        int r = write_unwritten(s);
+        if (r >= 0)
+                r = read_records(s, resources, conditions, &l);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(l.items);
@@ -636,22 +647,65 @@ static int put_changes(state_store *s, const state_record *rec) {
         return r;
 }
 
+/* ---- records put inside a transaction ------------------------------------ */
+
 /*
- * Outside a transaction the savepoint makes the put one. Inside the caller's,
- * one per record would cost a statement journal for every page it writes: a
- * put that fails rolls the whole transaction back instead, so that half a
- * record is never committed.
+ * Inside a transaction a put is kept, as a copy, and written when the
+ * transaction commits (state_commit()) or before anything reads or deletes
+ * records, so that this connection reads what it put. Written at once, every
+ * put would go out with the next intent's commit (state_flush()): the pages
+ * of the records' tables and index in the -wal again for each write to
+ * libvirt, where a batch written at its end writes each page once.
  */
+void state_drop_unwritten(state_store *s) {
+        for (size_t i = 0; i < s->n_unwritten; i++)
+                state_record_free(s->unwritten[i]);
+        s->n_unwritten = 0;
+}
+
+static int keep_unwritten(state_store *s, const state_record *rec) {
+        if (s->n_unwritten == s->cap_unwritten) {
+                size_t cap = s->cap_unwritten ? 2 * s->cap_unwritten : 64;
+                state_record **grown = reallocarray(s->unwritten, cap, sizeof *grown);
+                if (!grown)
+                        return -ENOMEM;
+                s->unwritten = grown;
+                s->cap_unwritten = cap;
+        }
+        int r = state_record_copy(rec, &s->unwritten[s->n_unwritten]);
+        if (r >= 0)
+                s->n_unwritten++;
+        return r;
+}
+
+/*
+ * In the order they were put: a record put twice ends as it was put last. One
+ * that fails rolls the whole transaction back, so that half a record is never
+ * committed; a savepoint per record would cost a statement journal for every
+ * page it writes.
+ */
+static int write_unwritten(state_store *s) {
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < s->n_unwritten; i++)
+                r = put_changes(s, s->unwritten[i]);
+        if (r < 0)
+                exec_stmt_quietly(s, STMT_ROLLBACK);
+        state_drop_unwritten(s);
+        return r;
+}
+
+int state_write_puts(state_store *s) {
+        return write_unwritten(s);
+}
+
+/* Outside a transaction the savepoint makes the put one. */
 int state_put(state_store *s, const state_record *rec) {
         int r = check_condition_types(s, rec);
         if (r < 0)
                 return r;
-        if (!sqlite3_get_autocommit(s->db)) {
-                r = put_changes(s, rec);
-                if (r < 0)
-                        exec_stmt_quietly(s, STMT_ROLLBACK);
-                return r;
-        }
+        if (!sqlite3_get_autocommit(s->db))
+                return keep_unwritten(s, rec);
         r = exec_stmt(s, STMT_SAVEPOINT);
         if (r < 0)
                 return r;
@@ -661,8 +715,12 @@ int state_put(state_store *s, const state_record *rec) {
 int state_delete(state_store *s, const char *kind, const char *name) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_RESOURCE];
 
+        /* A put of it before, in this transaction, goes in first: the delete is the newer. */
+        int r = write_unwritten(s);
+        if (r < 0)
+                return r;
         /* The conditions go with it through the foreign key's ON DELETE CASCADE. */
-        int r = state_exec_bound(s, st, bind_key(st, kind, name));
+        r = state_exec_bound(s, st, bind_key(st, kind, name));
         if (r < 0)
                 return r;
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;

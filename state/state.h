@@ -148,8 +148,9 @@ int state_begin(state_store *s);
 int state_commit(state_store *s);
 int state_rollback(state_store *s);
 /*
- * Makes everything written so far durable before the caller touches the
- * host: commits an open transaction and opens the next one.
+ * Makes what the open transaction wrote durable before the caller touches the
+ * host: commits it and opens the next one. Records put in it (state_put()) are
+ * not written yet, and wait in the next one for state_commit().
  */
 int state_flush(state_store *s);
 
@@ -164,12 +165,19 @@ int state_get(state_store *s, const char *kind, const char *name, state_record *
 /*
  * Inserts or replaces the record and its conditions, writing only what differs from the stored record:
  * a record that says what the store says already (updated_usec aside) writes nothing. Outside a
- * transaction it is all or nothing; inside the caller's (state_begin()), one that fails rolls that
- * transaction back, so that half a record is never committed. Writes fail with -EROFS on a read-only
- * store, -ENOSPC when the disk is full, -EBUSY when another writer holds the lock too long. A record
- * with two conditions of one type is refused with -EINVAL before anything is written.
+ * transaction it is all or nothing. Inside the caller's (state_begin()) the record is copied and
+ * written at state_commit(), or before the store next reads or deletes records, whose calls then
+ * return its failure: one that fails rolls that transaction back, so that half a record is never
+ * committed. Writes fail with -EROFS on a read-only store, -ENOSPC when the disk is full, -EBUSY when
+ * another writer holds the lock too long. A record with two conditions of one type is refused with
+ * -EINVAL before anything is written.
  */
 int state_put(state_store *s, const state_record *rec);
+/*
+ * Writes the records put in the open transaction so far, so that its next commit (an intent's,
+ * state_flush()) carries them.
+ */
+int state_write_puts(state_store *s);
 /* Removes the record and its conditions; -ENOENT when absent. */
 int state_delete(state_store *s, const char *kind, const char *name);
 /* Every record, sorted by kind then name. */

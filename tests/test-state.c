@@ -687,8 +687,9 @@ static void test_put_undone_is_made_again(void **state) {
         set_error(rec, "ended by a failed put");
         assert_int_equal(state_begin(s), 0);
         assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_put(s, other), 0);
         state_fault_failing_write(s, 1);
-        assert_int_equal(state_put(s, other), -EIO);
+        assert_int_equal(state_commit(s), -EIO);
         assert_int_equal(state_rollback(s), 0);
         assert_int_equal(state_put(s, rec), 0);
         assert_file_says(path, rec);
@@ -702,6 +703,52 @@ static void test_put_undone_is_made_again(void **state) {
         set_error(copy, "a copy says otherwise");
         assert_int_equal(state_put(s, copy), 0);
         assert_file_says(path, copy);
+        state_close(s);
+}
+
+/*
+ * Inside a transaction a put is written at the commit, and whatever reads records in the meantime
+ * reads it: state_get(), state_list(), a delete, the count of records an adoption refuses to go on
+ * with. Another connection sees nothing before the commit.
+ */
+static void test_put_in_a_batch_reads_back(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *rec = full_record("domain", "vm1"), *got = NULL;
+        state_store *s = open_store(path, 0);
+        state_record **all = NULL;
+        size_t n = 0;
+
+        assert_int_equal(state_begin(s), 0);
+        set_error(rec, "first");
+        assert_int_equal(state_put(s, rec), 0);
+        set_error(rec, "second");
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_get(s, "domain", "vm1", &got), 0);
+        assert_records_equal(got, rec);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources"), 0);
+
+        put_simple(s, "domain", "vm2", "Ready");
+        assert_int_equal(state_list(s, &all, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(all[1]->name, "vm2");
+        state_record_list_free(all, n);
+
+        put_simple(s, "domain", "vm3", NULL);
+        assert_int_equal(state_delete(s, "domain", "vm3"), 0);
+        put_simple(s, "domain", "vm4", NULL);
+        assert_int_equal(state_adopt_instance_id(s, "0b5e8c1a-3f2d-4c6b-9a7e-1d2c3b4a5f60"), -ENOTEMPTY);
+        assert_int_equal(state_commit(s), 0);
+
+        assert_file_says(path, rec);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources"), 3);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources WHERE name = 'vm3'"), 0);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM conditions WHERE name = 'vm2'"), 1);
+
+        /* A rollback forgets them. */
+        assert_int_equal(state_begin(s), 0);
+        put_simple(s, "domain", "vm5", NULL);
+        assert_int_equal(state_rollback(s), 0);
+        assert_int_equal(state_get(s, "domain", "vm5", &got), -ENOENT);
         state_close(s);
 }
 
@@ -747,9 +794,10 @@ static void test_failed_put_leaves_previous_state(void **state) {
         /* Inside a transaction: the failed put takes the transaction with it, never half a record. */
         assert_int_equal(state_begin(s), 0);
         put_simple(s, "domain", "before", NULL);
-        assert_int_equal(state_put(s, bad), -EINVAL);
+        assert_int_equal(state_put(s, bad), 0); /* written at the commit */
+        assert_int_equal(state_commit(s), -EINVAL);
         assert_non_null(strstr(state_last_error(s), "NOT NULL"));
-        assert_int_not_equal(state_commit(s), 0);
+        assert_int_equal(state_rollback(s), 0);
         put_simple(s, "domain", "after", NULL);
 
         assert_int_equal(file_int(path, "SELECT count(*) FROM resources WHERE source_file = '/changed.yaml'"), 0);
@@ -939,7 +987,10 @@ static void test_events_closed_once(void **state) {
         state_close(s);
 }
 
-/* What a crash in the middle of a batch leaves: the intent, and the batch's writes before it. */
+/*
+ * What a crash in the middle of a batch leaves: the intent, committed on its own. The records put
+ * before it wait for the batch's commit: they are not written again with every intent.
+ */
 static void test_intent_outlives_the_batch(void **state) {
         _cleanup_free_ char *path = path_in(state, "state.db");
         state_store *s = open_store(path, 0);
@@ -951,12 +1002,13 @@ static void test_intent_outlives_the_batch(void **state) {
         assert_int_equal(state_begin(s), 0);
         put_simple(s, "domain", "before", NULL);
         assert_int_equal(state_intent_begin(s, "domain", "vm1", 1, "start", &id), 0);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM events"), 1);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM resources"), 0);
         put_simple(s, "domain", "after", NULL);
         /* The batch is still open around the intent: this is what a kill would throw away. */
         assert_int_equal(state_rollback(s), 0);
 
-        assert_int_equal(state_get(s, "domain", "before", &got), 0);
-        state_record_free(got);
+        assert_int_equal(state_get(s, "domain", "before", &got), -ENOENT);
         assert_int_equal(state_get(s, "domain", "after", &got), -ENOENT);
         assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
         assert_int_equal(n, 1);
@@ -1954,6 +2006,7 @@ int main(void) {
                 T(test_events_closed_once),
                 T(test_event_newest),
                 T(test_intent_outlives_the_batch),
+                T(test_put_in_a_batch_reads_back),
                 T(test_intents_resolved),
                 T(test_trim_keeps_open_intents),
                 T(test_readonly_missing_file),
