@@ -271,10 +271,8 @@ int state_begin(state_store *s) {
         return exec_stmt(s, STMT_BEGIN);
 }
 
-static int write_unwritten(state_store *s);
-
 int state_commit(state_store *s) {
-        int r = write_unwritten(s);
+        int r = state_write_puts(s);
         return r < 0 ? r : exec_stmt(s, STMT_COMMIT);
 }
 
@@ -291,7 +289,7 @@ void state_count_write(state_store *s) {
                 raise(SIGKILL);
 }
 
-/* A failed put inside a transaction rolled it back already (state_commit()): then there is nothing left to undo. */
+/* A put that failed when written rolled the transaction back already (state_write_puts()): nothing left to undo. */
 int state_rollback(state_store *s) {
         state_drop_unwritten(s);
         if (sqlite3_get_autocommit(s->db))
@@ -332,7 +330,7 @@ static int adopt_in_savepoint(state_store *s, const char *instance_id) {
 int state_adopt_instance_id(state_store *s, const char *instance_id) {
         if (!is_uuid(instance_id))
                 return -EINVAL;
-        int r = write_unwritten(s); /* they count as records it holds */
+        int r = state_write_puts(s); /* they count as records it holds */
         if (r >= 0)
                 r = exec_stmt(s, STMT_SAVEPOINT);
         if (r < 0)
@@ -499,7 +497,7 @@ int state_get(state_store *s, const char *kind, const char *name, state_record *
         _cleanup_stmt_release_ sqlite3_stmt *conditions = s->stmts[STMT_GET_CONDITIONS];
         _cleanup_(record_list_done) record_list l = {};
 
-        int r = write_unwritten(s);
+        int r = state_write_puts(s);
         if (r < 0)
                 return r;
         int rc = bind_key(resources, kind, name) ?: bind_key(conditions, kind, name);
@@ -521,7 +519,7 @@ int state_list(state_store *s, state_record ***ret, size_t *n) {
         _cleanup_stmt_release_ sqlite3_stmt *conditions = s->stmts[STMT_LIST_CONDITIONS];
         _cleanup_(record_list_done) record_list l = {};
 
-        int r = write_unwritten(s);
+        int r = state_write_puts(s);
         if (r >= 0)
                 r = read_records(s, resources, conditions, &l);
         if (r < 0)
@@ -684,7 +682,7 @@ static int keep_unwritten(state_store *s, const state_record *rec) {
  * committed; a savepoint per record would cost a statement journal for every
  * page it writes.
  */
-static int write_unwritten(state_store *s) {
+int state_write_puts(state_store *s) {
         int r = 0;
 
         for (size_t i = 0; r >= 0 && i < s->n_unwritten; i++)
@@ -693,10 +691,6 @@ static int write_unwritten(state_store *s) {
                 exec_stmt_quietly(s, STMT_ROLLBACK);
         state_drop_unwritten(s);
         return r;
-}
-
-int state_write_puts(state_store *s) {
-        return write_unwritten(s);
 }
 
 /* Outside a transaction the savepoint makes the put one. */
@@ -716,7 +710,7 @@ int state_delete(state_store *s, const char *kind, const char *name) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_RESOURCE];
 
         /* A put of it before, in this transaction, goes in first: the delete is the newer. */
-        int r = write_unwritten(s);
+        int r = state_write_puts(s);
         if (r < 0)
                 return r;
         /* The conditions go with it through the foreign key's ON DELETE CASCADE. */
