@@ -56,7 +56,7 @@ static const char *const migrations[] = {
         "        PRIMARY KEY (kind, name, type),"
         "        FOREIGN KEY (kind, name) REFERENCES resources (kind, name) ON DELETE CASCADE"
         ") WITHOUT ROWID;"
-        /* AUTOINCREMENT: an id is never handed out twice, so readers can remember where they stopped. */
+        /* AUTOINCREMENT: an id is never handed out twice, so readers can remember where they stopped (kept so by the step to version 6). */
         "CREATE TABLE events ("
         "        id INTEGER PRIMARY KEY AUTOINCREMENT,"
         "        time_usec INTEGER NOT NULL,"
@@ -112,6 +112,37 @@ static const char *const migrations[] = {
         ") WITHOUT ROWID;",
         /* The keys a resource's last applied declaration depended on, one a line: its removal goes before theirs. */
         "ALTER TABLE resources ADD COLUMN depends TEXT;",
+        /*
+         * The log without AUTOINCREMENT and without an index on time: every intent's commit wrote
+         * a page of each, two of five. An id is still never handed out twice: an insert takes the
+         * highest id plus one, and a trim never deletes the newest row (STMT_TRIM_EVENTS). Where a
+         * trim had deleted the newest rows, this step's own event takes the id after the highest
+         * one handed out. Ids grow as events are written, so a trim by age walks them in order.
+         */
+        "CREATE TABLE events_v6 ("
+        "        id INTEGER PRIMARY KEY,"
+        "        time_usec INTEGER NOT NULL,"
+        "        kind TEXT NOT NULL,"
+        "        name TEXT NOT NULL,"
+        "        generation INTEGER NOT NULL,"
+        "        action TEXT NOT NULL,"
+        "        outcome TEXT NOT NULL,"
+        "        message TEXT,"
+        "        finished_usec INTEGER"
+        ");"
+        "INSERT INTO events_v6 SELECT id, time_usec, kind, name, generation, action, outcome, message, finished_usec "
+        "        FROM events;"
+        "INSERT INTO events_v6 (id, time_usec, kind, name, generation, action, outcome, message, finished_usec) "
+        "        SELECT seq + 1, now, 'state', 'events', 0, 'migrate', 'ok', "
+        "               'the event log was rebuilt; ids continue after ' || seq || ', the highest handed out', now "
+        "        FROM sqlite_sequence, (SELECT CAST(strftime('%s', 'now') AS INTEGER) * 1000000 AS now) "
+        "        WHERE name = 'events' AND seq > (SELECT coalesce(max(id), 0) FROM events);"
+        "DROP TABLE events;"
+        "ALTER TABLE events_v6 RENAME TO events;"
+        "CREATE TRIGGER events_closed_once BEFORE UPDATE ON events WHEN OLD.outcome <> 'intended'"
+        "        BEGIN SELECT RAISE(ABORT, 'a closed event is never rewritten'); END;"
+        "CREATE INDEX events_by_resource ON events (kind, name, action);"
+        "CREATE INDEX events_open ON events (kind, name) WHERE outcome = 'intended';",
 };
 
 static int fail_sqlite(char **errmsg, sqlite3 *db, int rc, const char *path, const char *what) {

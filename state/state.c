@@ -106,7 +106,7 @@ static const char *const stmt_sql[_STMT_MAX] = {
                                   "last_transition_usec = excluded.last_transition_usec",
         [STMT_DELETE_CONDITION] = "DELETE FROM conditions WHERE kind = ?1 AND name = ?2 AND type = ?3",
         [STMT_DELETE_RESOURCE] = "DELETE FROM resources WHERE kind = ?1 AND name = ?2",
-        /* ?1 is left out so that AUTOINCREMENT picks the id. */
+        /* ?1 is left out so that SQLite picks the id: the highest plus one. */
         [STMT_APPEND_EVENT] = "INSERT INTO events (" EVENT_COLUMNS ") "
                               "VALUES (NULL, ?2, ?3, ?4, ?5, ?6, 'intended', NULL, NULL)",
         [STMT_CLOSE_EVENT] = "UPDATE events SET outcome = ?7, message = ?8, finished_usec = ?9 "
@@ -122,9 +122,16 @@ static const char *const stmt_sql[_STMT_MAX] = {
                                 "AND later.id > events.id) "
                                 "THEN 'interrupted; not done' ELSE 'interrupted; found done' END "
                                 "WHERE kind = ?3 AND name = ?4 AND outcome = 'intended'",
-        /* Open intents are kept whatever their age: they are resolved, never trimmed. */
-        [STMT_TRIM_EVENTS] = "DELETE FROM events WHERE outcome <> 'intended' AND "
-                             "(time_usec < ?2 OR id <= (SELECT max(id) FROM events) - ?1)",
+        /*
+         * Open intents are kept whatever their age: they are resolved, never trimmed. So is the newest
+         * row, whose id the next one follows: no id is handed out twice. By age, a trim deletes what was
+         * written before the first event young enough to keep, in the order of ids: found from the
+         * oldest, with no index on time to update at every write.
+         */
+        [STMT_TRIM_EVENTS] = "DELETE FROM events WHERE outcome <> 'intended' AND id < "
+                             "(SELECT min(newest, max(coalesce(young, newest + 1), newest - ?1 + 1)) FROM "
+                             "(SELECT (SELECT max(id) FROM events) AS newest, "
+                             "(SELECT id FROM events WHERE time_usec >= ?2 ORDER BY id LIMIT 1) AS young))",
         [STMT_LIST_EVENTS] = "SELECT " EVENT_COLUMNS " FROM events WHERE time_usec >= ?2 "
                              "AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR name = ?4) ORDER BY id",
         /*

@@ -226,7 +226,11 @@ int state_intent_end(state_store *s, int64_t id, bool ok, const char *message);
 int state_intent_resolve(state_store *s, const char *kind, const char *name);
 /* Whether any intent is open, a killed run's or one whose outcome could not be written: else none needs resolving. */
 int state_intent_any_open(state_store *s, bool *ret);
-/* Deletes closed events older than older_than_usec, and those beyond the keep_rows newest ids. */
+/*
+ * Deletes closed events written before the first one at or after older_than_usec (in the order of ids,
+ * which is the order they were written in), and those beyond the keep_rows newest ids; never the newest
+ * event, so that no id is handed out twice.
+ */
 int state_event_trim(state_store *s, int64_t older_than_usec, int64_t keep_rows);
 /* Events intended at or after since_usec, oldest first; kind/name NULL for all. */
 int state_event_list(state_store *s, const char *kind, const char *name, int64_t since_usec, state_event **ret,

@@ -887,22 +887,22 @@ static size_t records_without_wal(fixture *f) {
 
 /*
  * Commits leave the state file to its -wal (state/checkpoint.c); the daemon, once idle, writes it back.
- * 300 domains make some 1700 pages (each define's intent commits about five): past the 1000 a checkpoint
+ * 500 domains make some 1800 pages (each define's intent commits three): past the 1000 a checkpoint
  * waits for, short of the cap at which a commit makes one itself.
  */
 static void test_idle_daemon_writes_the_journal_back(void **state) {
         fixture *f = *state;
 
-        for (unsigned i = 0; i < 300; i++) {
+        for (unsigned i = 0; i < 500; i++) {
                 _cleanup_free_ char *name = vf_printf("vm%03u.yaml", i);
                 _cleanup_free_ char *yaml = vf_printf("apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: vm%03u}\n"
                                                       "spec: {memory: 64MiB, state: shutoff}\n", i);
                 th_write(f->dirs[0], name, "%s", yaml);
         }
         start_daemon(f);
-        wait_record(f, "domain", "vm299", true, "Applied");
+        wait_record(f, "domain", "vm499", true, "Applied");
         wait_asleep(f);
-        assert_int_equal(records_without_wal(f), 300);
+        assert_int_equal(records_without_wal(f), 500);
 }
 
 /* Someone else defines web1 again with another memory size, keeping all the rest (its marker too). */

@@ -19,7 +19,7 @@
 
 /* The on-disk identity of our files: a change here would orphan every existing store. */
 #define APPLICATION_ID 0x76667331
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 typedef struct fixture {
         char *dir;
@@ -1110,11 +1110,57 @@ static void test_trim_keeps_open_intents(void **state) {
         assert_int_equal(events[1].generation, 6);
         state_event_list_free(events, n);
 
-        /* By age: everything closed is older than the future. */
+        /* By age: everything closed is older than the future, but the newest stays, for its id. */
         assert_int_equal(state_event_trim(s, vf_now_realtime_usec() + 1000000, 1000), 0);
         assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
-        assert_int_equal(n, 1);
+        assert_int_equal(n, 2);
         assert_string_equal(events[0].outcome, "intended");
+        assert_int_equal(events[1].generation, 9);
+        int64_t newest = events[1].id;
+        state_event_list_free(events, n);
+
+        /* An id is never handed out twice: the next follows the newest ever written. */
+        assert_int_equal(state_event_trim(s, vf_now_realtime_usec() + 1000000, 0), 0);
+        assert_int_equal(state_intent_begin(s, "domain", "next", 1, "start", &id), 0);
+        assert_int_equal(id, newest + 1);
+        state_close(s);
+}
+
+/*
+ * An intent's commit is paid at every write to libvirt: it writes the event's row and its two
+ * indexes, no more (an index on time and AUTOINCREMENT's counter were a page each).
+ */
+static void test_intent_commit_pages(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        int64_t id;
+
+        for (int i = 0; i < 20; i++)
+                assert_int_equal(append_event(s, "domain", "vm", i, "define", true, NULL), 0);
+        off_t before = wal_size(path);
+        assert_int_equal(state_intent_begin(s, "domain", "vm", 20, "define", &id), 0);
+        /* A frame is a page and its 24-byte header. */
+        assert_int_equal((wal_size(path) - before) % (4096 + 24), 0);
+        assert_int_equal((wal_size(path) - before) / (4096 + 24), 3);
+        state_close(s);
+}
+
+/* By age, a trim keeps what was written from the first event young enough on. */
+static void test_trim_by_age_in_log_order(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_store *s = open_store(path, 0);
+        state_event *events = NULL;
+        size_t n = 0;
+
+        for (int i = 0; i < 6; i++)
+                assert_int_equal(append_event(s, "domain", "vm", i, "define", true, NULL), 0);
+        sqlite3 *db = raw_open(path);
+        raw_exec(db, "DROP TRIGGER events_closed_once; UPDATE events SET time_usec = 1000 * id");
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        assert_int_equal(state_event_trim(s, 3001, 1000), 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(events[0].generation, 3);
         state_event_list_free(events, n);
         state_close(s);
 }
@@ -1894,6 +1940,49 @@ static void test_migrates_golden_version_1(void **state) {
         assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
+/*
+ * A log whose newest events a trim had deleted hands out no id twice once AUTOINCREMENT is gone: the
+ * migration writes its own event after the highest id handed out.
+ */
+static void test_migration_keeps_ids_unique(void **state) {
+        _cleanup_free_ char *golden = vf_printf("%s/state-v1.db", getenv("VIRTFORM_TEST_DATA"));
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        state_event *events = NULL;
+        size_t n = 0;
+        int64_t id;
+
+        th_copy_file(golden, path);
+        sqlite3 *db = raw_open(path);
+        /* What a trim does in a later version, made in the first one's file. */
+        raw_exec(db, "DROP TRIGGER events_no_delete; DELETE FROM events WHERE id > 20;"
+                     "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'no'); END;");
+        assert_int_equal(raw_int(db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'"), 26);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+        state_store *s = open_store(path, 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_int_equal(n, 21);
+        assert_int_equal(events[20].id, 27);
+        assert_string_equal(events[20].action, "migrate");
+        assert_string_equal(events[20].outcome, "ok");
+        assert_true(events[20].time_usec > 0 && events[20].time_usec <= vf_now_realtime_usec());
+        state_event_list_free(events, n);
+        assert_int_equal(state_intent_begin(s, "domain", "vm", 1, "define", &id), 0);
+        assert_int_equal(id, 28);
+        state_close(s);
+
+        /* Without deletions the ids simply go on, and the migration says nothing. */
+        _cleanup_free_ char *untrimmed = path_in(state, "untrimmed.db");
+        th_copy_file(golden, untrimmed);
+        s = open_store(untrimmed, 0);
+        assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
+        assert_int_equal(n, 26);
+        state_event_list_free(events, n);
+        assert_int_equal(state_intent_begin(s, "domain", "vm", 1, "define", &id), 0);
+        assert_int_equal(id, 27);
+        state_close(s);
+}
+
 /* ---- a full disk -------------------------------------------------------- */
 
 /* A small tmpfs of the test's own at dir/tmpfs, so that the disk fills up in a moment; skips when mounting is not allowed. */
@@ -2009,6 +2098,8 @@ int main(void) {
                 T(test_put_in_a_batch_reads_back),
                 T(test_intents_resolved),
                 T(test_trim_keeps_open_intents),
+                T(test_trim_by_age_in_log_order),
+                T(test_intent_commit_pages),
                 T(test_readonly_missing_file),
                 T(test_readonly_never_writes),
                 T(test_readonly_reads_while_writer_is_open),
@@ -2035,6 +2126,7 @@ int main(void) {
                 T(test_checkpoint_waits_for_an_idle_writer),
                 T(test_a_busy_reader_costs_no_checkpoint_per_commit),
                 T(test_migrates_golden_version_1),
+                T(test_migration_keeps_ids_unique),
                 T(test_disk_full_keeps_committed_state),
 #undef T
         };
