@@ -7,6 +7,7 @@ static const char *const call_names[_RC_CALL_MAX] = {
         [RC_CALL_LIST] = "list",
         [RC_CALL_GET_XML] = "get-xml",
         [RC_CALL_GET_INFO] = "get-info",
+        [RC_CALL_DOWNLOAD] = "download",
         [RC_CALL_DEFINE] = "define",
         [RC_CALL_UNDEFINE] = "undefine",
         [RC_CALL_START] = "start",

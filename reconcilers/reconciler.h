@@ -33,6 +33,7 @@ typedef enum rc_call {
         RC_CALL_LIST,
         RC_CALL_GET_XML,
         RC_CALL_GET_INFO, /* is-active, autostart, uuid, capabilities */
+        RC_CALL_DOWNLOAD, /* a volume's content streamed out */
         /* writes */
         RC_CALL_DEFINE,
         RC_CALL_UNDEFINE,

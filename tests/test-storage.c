@@ -791,6 +791,87 @@ static void test_cloudinit_seed(void **state) {
         assert_int_equal(access(volume, F_OK), -1);
 }
 
+/* The volume's file, written by the test as a killed run's upload left it, dated long ago. */
+static void write_volume_as_killed_run_left_it(fixture *f, const char *volume, const char *iso, off_t size) {
+        _cleanup_free_ char *cmd = vf_printf("dd if='%s' of='%s' bs=%lld count=1 conv=notrunc status=none", iso,
+                                             volume, (long long) size);
+        const struct timespec long_ago[2] = { { .tv_sec = 946684800 }, { .tv_sec = 946684800 } };
+
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(utimensat(AT_FDCWD, volume, long_ago, 0), 0);
+}
+
+/* What a run killed during the seed's upload left in the log: the upload intended, never closed. */
+static void intend_upload(fixture *f) {
+        _cleanup_free_ char *errmsg = NULL;
+        state_store *store = NULL;
+        int64_t intent;
+
+        th_env_close(f->env);
+        assert_int_equal(state_open(f->env->state, 0, &store, &errmsg), 0);
+        assert_int_equal(state_intent_begin(store, "cloudinit", "vf-seed", 2, "upload", &intent), 0);
+        state_close(store);
+}
+
+static time_t volume_mtime(const char *volume) {
+        struct stat st;
+        assert_int_equal(stat(volume, &st), 0);
+        return st.st_mtim.tv_sec;
+}
+
+static char *newest_upload_message(fixture *f) {
+        static const char *const actions[] = { "upload" };
+        _cleanup_free_ char *errmsg = NULL;
+        state_store *store = NULL;
+        state_event *ev = NULL;
+
+        assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &store, &errmsg), 0);
+        assert_int_equal(state_event_newest(store, "cloudinit", "vf-seed", actions, 1, NULL, &ev), 0);
+        char *message = vf_printf("%s: %s", ev->outcome, ev->message ? ev->message : "");
+        state_event_free(ev);
+        state_close(store);
+        return message;
+}
+
+/*
+ * A run killed after its upload and before the commit of the upload's outcome and the seed's record
+ * left the intent open and the old hash recorded. The volume already holds the new seed: it is not
+ * written again, and the log says the upload was found done. A half-written one is uploaded again.
+ */
+static void test_interrupted_upload_found_done(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *volume = pool_path(f, "vf-seed.cidata.iso");
+        off_t size;
+
+        declare(f, NULL);
+        declare_seed(f, "web1", "");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_CREATED, "Applied");
+
+        declare_seed(f, "web2", "");
+        _cleanup_free_ char *iso = render(f, &size);
+        intend_upload(f);
+        write_volume_as_killed_run_left_it(f, volume, iso, size);
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_UNCHANGED, "Applied");
+        assert_int_equal(volume_mtime(volume), 946684800);
+        _cleanup_free_ char *found = newest_upload_message(f);
+        assert_string_equal(found, "unknown: interrupted; found done");
+        assert_seed_holds(f, volume);
+
+        /* Killed halfway through web3's upload: the first half is web3's, the rest still web2's. */
+        declare_seed(f, "web3", "");
+        _cleanup_free_ char *iso3 = render(f, &size);
+        intend_upload(f);
+        write_volume_as_killed_run_left_it(f, volume, iso3, size / 2);
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_CLOUDINIT, "vf-seed", RC_UPDATED, "Applied");
+        assert_true(volume_mtime(volume) > 946684800);
+        _cleanup_free_ char *redone = newest_upload_message(f);
+        assert_string_equal(redone, "ok: ");
+        assert_seed_holds(f, volume);
+}
+
 /*
  * A pool with a seed in it that a defined domain still uses: the seed waits for the domain, and the
  * pool for the seed; once the domain goes, both go in one pass, the pool's directory kept.
@@ -902,6 +983,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_half_made_volume_is_made_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_interrupted_import_leaves_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_seed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_interrupted_upload_found_done, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cloudinit_seed_moved, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_kept_for_its_seed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_renamed_file_touches_no_data, setup, teardown),

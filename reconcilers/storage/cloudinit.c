@@ -28,6 +28,7 @@ typedef struct seed_run {
         char *key; /* vol's */
         bool created; /* vol was made by this pass */
         size_t steps_before;
+        char *unread; /* why what an interrupted upload left could not be read back, for the message */
 } seed_run;
 
 static void seed_run_done(seed_run *run) {
@@ -38,6 +39,7 @@ static void seed_run_done(seed_run *run) {
         if (run->pool)
                 virStoragePoolFree(run->pool);
         free(run->key);
+        free(run->unread);
 }
 
 static char *seed_volume_name(const char *name) {
@@ -160,6 +162,33 @@ static int last_upload_finished(seed_run *run, bool *ret) {
         return 0;
 }
 
+/*
+ * A run killed after its upload and before the commit that carried the upload's outcome and the
+ * record's new hash left the upload intended and the old hash recorded. What the volume holds
+ * decides: the seed, byte for byte, is there already, and uploading it again would do the write
+ * twice; anything else (a half-written one) is uploaded. Seeds are a few KiB: reading one back is
+ * cheap, and it is read only after such a kill.
+ */
+static int interrupted_upload_done(seed_run *run, bool *ret) {
+        static const char *const actions[] = { "upload" };
+        _cleanup_(state_event_freep) state_event *last = NULL;
+        int r = state_event_newest(run->ctx->store, vf_kind_to_string(run->req->kind), run->req->name, actions,
+                                   ELEMENTSOF(actions), NULL, &last);
+
+        *ret = false;
+        if (r == -ENOENT || (r >= 0 && !vf_streq_ptr(last->outcome, "intended")))
+                return 0;
+        if (r < 0)
+                return r;
+        rc_count_read(run->ctx, RC_CALL_DOWNLOAD);
+        r = rc_volume_begins_with(run->ctx->conn, run->vol, run->seed.data, run->seed.size, ret);
+        if (r != -EIO)
+                return r;
+        run->unread = vf_printf("an interrupted upload's volume could not be read back (%s), so the seed was "
+                                "uploaded again", rc_libvirt_error());
+        return run->unread ? 0 : -ENOMEM;
+}
+
 static int upload(seed_run *run) {
         rc_upload u = {};
         /* Whatever the volume held is gone once an upload starts: until one succeeds, no hash is its. */
@@ -274,6 +303,13 @@ static int open_pool(seed_run *run) {
         return key ? rc_result_wait(run->res, RC_WAIT_DEPENDENCY, key, 0) : -ENOMEM;
 }
 
+static int append_to_message(rc_result *res, const char *note) {
+        if (!note)
+                return 0;
+        _cleanup_free_ char *message = vf_printf("%s; %s", res->message, note);
+        return message ? vf_free_and_strdup(&res->message, message) : -ENOMEM;
+}
+
 static int converge(seed_run *run) {
         const state_record *rec = run->req->record;
         int r = open_pool(run);
@@ -307,6 +343,8 @@ static int converge(seed_run *run) {
         bool in_sync = run->vol && rec && vf_streq_ptr(rec->applied_xml_hash, run->seed.hash);
         if (in_sync)
                 r = last_upload_finished(run, &in_sync);
+        else if (run->vol)
+                r = interrupted_upload_done(run, &in_sync);
         if (r < 0)
                 return r;
         if (in_sync)
@@ -321,10 +359,9 @@ static int converge(seed_run *run) {
                 r = delete_moved(run, &left);
         if (r >= 0)
                 r = set_applied(run, existed ? RC_UPDATED : RC_CREATED);
-        if (r < 0 || !left)
-                return r;
-        _cleanup_free_ char *message = vf_printf("%s; %s", run->res->message, left);
-        return message ? vf_free_and_strdup(&run->res->message, message) : -ENOMEM;
+        if (r >= 0)
+                r = append_to_message(run->res, run->unread);
+        return r < 0 ? r : append_to_message(run->res, left);
 }
 
 static int cloudinit_apply(rc_context *ctx, const rc_request *req, rc_result *res) {

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* A volume's content streamed in: the one way a volume's bytes are written, by imports and seeds alike. */
+/*
+ * A volume's content streamed in: the one way a volume's bytes are written, by imports and seeds alike;
+ * and the first bytes of one streamed out, to see what an interrupted upload left.
+ */
 #define VF_STORAGE_INTERNAL
 #include "reconcilers/storage/storage-internal.h"
 
@@ -45,6 +48,31 @@ void rc_upload_done(rc_upload *u) {
                 (void) virStreamAbort(u->stream);
         virStreamFree(u->stream);
         *u = (rc_upload) {};
+}
+
+int rc_volume_begins_with(virConnectPtr conn, virStorageVolPtr vol, const void *data, size_t len, bool *ret) {
+        _cleanup_free_ char *buf = malloc(len ? len : 1);
+        virStreamPtr stream = virStreamNew(conn, 0);
+        size_t got = 0;
+        int n = 0;
+
+        if (!buf || !stream) {
+                if (stream)
+                        virStreamFree(stream);
+                return buf ? -EIO : -ENOMEM;
+        }
+        if (virStorageVolDownload(vol, stream, 0, len, 0) < 0) {
+                virStreamFree(stream);
+                return -EIO;
+        }
+        /* 0 is the end of the volume: one shorter than data does not begin with it. */
+        while (got < len && (n = virStreamRecv(stream, buf + got, len - got)) > 0)
+                got += (size_t) n;
+        int r = n < 0 || (got == len ? virStreamFinish(stream) : virStreamAbort(stream)) < 0 ? -EIO : 0;
+        virStreamFree(stream);
+        if (r >= 0)
+                *ret = got == len && memcmp(buf, data, len) == 0;
+        return r;
 }
 
 bool rc_libvirt_no_space(void) {
