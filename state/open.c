@@ -56,7 +56,10 @@ static const char *const migrations[] = {
         "        PRIMARY KEY (kind, name, type),"
         "        FOREIGN KEY (kind, name) REFERENCES resources (kind, name) ON DELETE CASCADE"
         ") WITHOUT ROWID;"
-        /* AUTOINCREMENT: an id is never handed out twice, so readers can remember where they stopped (kept so by the step to version 6). */
+        /*
+         * AUTOINCREMENT: an id is never handed out twice, so readers can remember where they stopped
+         * (kept so without it since the step to version 6).
+         */
         "CREATE TABLE events ("
         "        id INTEGER PRIMARY KEY AUTOINCREMENT,"
         "        time_usec INTEGER NOT NULL,"

@@ -142,24 +142,29 @@ static int send_seed(seed_run *run, rc_upload *u) {
         return r;
 }
 
+/* The newest upload in the log; NULL when there is none. */
+static int newest_upload(seed_run *run, state_event **ret) {
+        static const char *const actions[] = { "upload" };
+        int r = state_event_newest(run->ctx->store, vf_kind_to_string(run->req->kind), run->req->name, actions,
+                                   ELEMENTSOF(actions), NULL, ret);
+
+        if (r != -ENOENT)
+                return r;
+        *ret = NULL;
+        return 0;
+}
+
 /*
  * A run killed while it uploaded left the volume half written under a record
  * that still names the content before: only the event log knows. The newest
  * upload must have finished for the recorded hash to be the volume's.
  */
 static int last_upload_finished(seed_run *run, bool *ret) {
-        static const char *const actions[] = { "upload" };
         _cleanup_(state_event_freep) state_event *last = NULL;
-        int r = state_event_newest(run->ctx->store, vf_kind_to_string(run->req->kind), run->req->name, actions,
-                                   ELEMENTSOF(actions), NULL, &last);
+        int r = newest_upload(run, &last);
 
-        *ret = true;
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        *ret = vf_streq_ptr(last->outcome, "ok");
-        return 0;
+        *ret = !last || vf_streq_ptr(last->outcome, "ok");
+        return r;
 }
 
 /*
@@ -167,25 +172,23 @@ static int last_upload_finished(seed_run *run, bool *ret) {
  * record's new hash left the upload intended and the old hash recorded. What the volume holds
  * decides: the seed, byte for byte, is there already, and uploading it again would do the write
  * twice; anything else (a half-written one) is uploaded. Seeds are a few KiB: reading one back is
- * cheap, and it is read only after such a kill.
+ * cheap, and it is read only after such a kill. A plan reads nothing back (libvirt streams no
+ * volume out to a read-only connection): it lists the upload.
  */
 static int interrupted_upload_done(seed_run *run, bool *ret) {
-        static const char *const actions[] = { "upload" };
         _cleanup_(state_event_freep) state_event *last = NULL;
-        int r = state_event_newest(run->ctx->store, vf_kind_to_string(run->req->kind), run->req->name, actions,
-                                   ELEMENTSOF(actions), NULL, &last);
+        _cleanup_free_ char *why = NULL;
+        int r = newest_upload(run, &last);
 
         *ret = false;
-        if (r == -ENOENT || (r >= 0 && !vf_streq_ptr(last->outcome, "intended")))
-                return 0;
-        if (r < 0)
+        if (r < 0 || !last || !vf_streq_ptr(last->outcome, "intended") || run->ctx->dry_run)
                 return r;
         rc_count_read(run->ctx, RC_CALL_DOWNLOAD);
-        r = rc_volume_begins_with(run->ctx->conn, run->vol, run->seed.data, run->seed.size, ret);
+        r = rc_volume_begins_with(run->ctx->conn, run->vol, run->seed.data, run->seed.size, ret, &why);
         if (r != -EIO)
                 return r;
         run->unread = vf_printf("an interrupted upload's volume could not be read back (%s), so the seed was "
-                                "uploaded again", rc_libvirt_error());
+                                "uploaded again", why);
         return run->unread ? 0 : -ENOMEM;
 }
 

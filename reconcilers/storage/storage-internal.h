@@ -33,8 +33,9 @@ int rc_upload_finish(rc_upload *u);
 /* Frees it, abandoning what was not finished; safe on one never begun. Resets libvirt's last error. */
 void rc_upload_done(rc_upload *u);
 
-/* Whether the volume's first len bytes are data's; -EIO when libvirt cannot stream them out. */
-int rc_volume_begins_with(virConnectPtr conn, virStorageVolPtr vol, const void *data, size_t len, bool *ret);
+/* Whether the volume's first len bytes are data's; -EIO, with libvirt's reason in *why, when it cannot stream them out. */
+int rc_volume_begins_with(virConnectPtr conn, virStorageVolPtr vol, const void *data, size_t len, bool *ret,
+                          char **why);
 
 /* Whether libvirt's last error is a full disk (ENOSPC) on the daemon's side. */
 bool rc_libvirt_no_space(void);

@@ -50,29 +50,36 @@ void rc_upload_done(rc_upload *u) {
         *u = (rc_upload) {};
 }
 
-int rc_volume_begins_with(virConnectPtr conn, virStorageVolPtr vol, const void *data, size_t len, bool *ret) {
+/* libvirt's word on the failure, taken before the stream's abort and free reset it. */
+static int stream_failed(virStreamPtr stream, bool active, char **why) {
+        *why = strdup(rc_libvirt_error());
+        if (active)
+                (void) virStreamAbort(stream);
+        virStreamFree(stream);
+        return *why ? -EIO : -ENOMEM;
+}
+
+int rc_volume_begins_with(virConnectPtr conn, virStorageVolPtr vol, const void *data, size_t len, bool *ret,
+                          char **why) {
         _cleanup_free_ char *buf = malloc(len ? len : 1);
-        virStreamPtr stream = virStreamNew(conn, 0);
+        virStreamPtr stream = buf ? virStreamNew(conn, 0) : NULL;
         size_t got = 0;
         int n = 0;
 
-        if (!buf || !stream) {
-                if (stream)
-                        virStreamFree(stream);
-                return buf ? -EIO : -ENOMEM;
-        }
-        if (virStorageVolDownload(vol, stream, 0, len, 0) < 0) {
-                virStreamFree(stream);
-                return -EIO;
-        }
+        if (!buf)
+                return -ENOMEM;
+        if (!stream)
+                return (*why = strdup(rc_libvirt_error())) ? -EIO : -ENOMEM;
+        if (virStorageVolDownload(vol, stream, 0, len, 0) < 0)
+                return stream_failed(stream, false, why);
         /* 0 is the end of the volume: one shorter than data does not begin with it. */
         while (got < len && (n = virStreamRecv(stream, buf + got, len - got)) > 0)
                 got += (size_t) n;
-        int r = n < 0 || (got == len ? virStreamFinish(stream) : virStreamAbort(stream)) < 0 ? -EIO : 0;
+        if (n < 0 || virStreamFinish(stream) < 0)
+                return stream_failed(stream, true, why);
         virStreamFree(stream);
-        if (r >= 0)
-                *ret = got == len && memcmp(buf, data, len) == 0;
-        return r;
+        *ret = got == len && memcmp(buf, data, len) == 0;
+        return 0;
 }
 
 bool rc_libvirt_no_space(void) {
