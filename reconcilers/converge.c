@@ -37,6 +37,16 @@ static void observed_done(observed *o) {
         *o = (observed) {};
 }
 
+/*
+ * The pass's listings say the object is in that state exactly when it is wanted so: nothing to do, and
+ * no call to libvirt to find so. Anything else (not listed, written since, or listed otherwise, which
+ * calls for a write) is read from libvirt now, so that a write is never decided on the listing alone.
+ */
+static bool listed_as(rc_context *ctx, const rc_request *req, rc_listed state, bool want) {
+        unsigned listed = rc_inventory_listed(ctx, req->kind, req->name);
+        return (listed & RC_LISTED) && !!(listed & state) == want;
+}
+
 static int observe(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res) {
         o->obj = rc_inventory_lookup(ctx, req->kind, req->name);
         if (!o->obj)
@@ -49,6 +59,8 @@ static int observe(rc_context *ctx, const rc_kind_hooks *k, const rc_request *re
                 return -EIO;
         }
         vf_sha256_hex(o->xml, strlen(o->xml), o->hash);
+        if (listed_as(ctx, req, RC_LISTED_TRANSIENT, false))
+                return 0;
         rc_count_read(ctx, RC_CALL_GET_INFO);
         /* Unknown (-1) is taken as persistent: defining again is for what is known to need it. */
         o->transient = k->cls->is_persistent(o->obj) == 0;
@@ -375,7 +387,7 @@ static int record_applied(rc_context *ctx, const rc_kind_hooks *k, const rc_requ
 static bool appeared_meanwhile(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req) {
         rc_count_read(ctx, RC_CALL_GET_INFO);
         void *obj = k->cls->lookup_by_name(ctx->conn, req->name);
-        return obj && rc_inventory_replace(ctx, req->kind, req->name, obj) >= 0;
+        return obj && rc_inventory_replace(ctx, req->kind, req->name, obj, 0) >= 0;
 }
 
 /* -EEXIST: it failed, and the object appeared meanwhile (see appeared_meanwhile()). */
@@ -395,7 +407,8 @@ static int define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req
                 return -EEXIST;
         if (r < 0)
                 return r;
-        r = rc_inventory_replace(ctx, req->kind, req->name, obj);
+        /* A define that made the object made it as libvirt makes every new one: inactive, persistent, no autostart. */
+        r = rc_inventory_replace(ctx, req->kind, req->name, obj, o->obj ? 0 : RC_LISTED);
         if (r < 0)
                 return r;
         o->obj = obj;
@@ -406,7 +419,9 @@ static int converge_autostart(rc_context *ctx, const rc_kind_hooks *k, const rc_
                               rc_result *res) {
         int want = k->want_autostart(req), cur = 0;
 
-        if (obj) {
+        if (obj && listed_as(ctx, req, RC_LISTED_AUTOSTART, want))
+                cur = want;
+        else if (obj) {
                 rc_count_read(ctx, RC_CALL_GET_INFO);
                 if (k->cls->get_autostart(obj, &cur) < 0)
                         cur = !want; /* unknown: setting it is harmless */
@@ -496,11 +511,19 @@ static bool runs_older_definition(rc_context *ctx, const rc_kind_hooks *k, const
  * before it restarted what runs: what runs is restarted if its marker says it
  * runs another definition.
  */
+/* Listed as wanted, with nothing recorded or done in this pass that asks to look at what runs. */
+static bool active_as_listed(rc_context *ctx, const rc_request *req, bool want, bool redefined, bool changed) {
+        return listed_as(ctx, req, RC_LISTED_ACTIVE, want) && !redefined && !changed &&
+               !record_says(req->record, "ShuttingDown") && !record_says(req->record, "RestartPending");
+}
+
 static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
                            bool redefined, bool changed, rc_result *res) {
         bool want = k->want_active(req);
         int active = 0;
 
+        if (obj && active_as_listed(ctx, req, want, redefined, changed))
+                return 0;
         if (obj) {
                 rc_count_read(ctx, RC_CALL_GET_INFO);
                 active = k->cls->is_active(obj);

@@ -68,8 +68,8 @@ static int pool_start(void *obj) {
         return virStoragePoolCreate(obj, 0);
 }
 
-static int domain_list_all(virConnectPtr conn, void ***objs) {
-        return virConnectListAllDomains(conn, (virDomainPtr **) objs, 0);
+static int domain_list_all(virConnectPtr conn, void ***objs, unsigned filter) {
+        return virConnectListAllDomains(conn, (virDomainPtr **) objs, filter);
 }
 
 static void *domain_define(virConnectPtr conn, const char *xml) {
@@ -114,14 +114,17 @@ const rc_object_class rc_domain_class = {
         .kind = VF_KIND_DOMAIN,
         .caused = domain_caused,
         .list_all = domain_list_all,
+        .list_active = VIR_CONNECT_LIST_DOMAINS_ACTIVE,
+        .list_transient = VIR_CONNECT_LIST_DOMAINS_TRANSIENT,
+        .list_autostart = VIR_CONNECT_LIST_DOMAINS_AUTOSTART,
         .define_xml = domain_define,
         .get_xml = domain_get_xml,
         .undefine = domain_undefine,
         OBJECT_ADAPTERS(domain),
 };
 
-static int network_list_all(virConnectPtr conn, void ***objs) {
-        return virConnectListAllNetworks(conn, (virNetworkPtr **) objs, 0);
+static int network_list_all(virConnectPtr conn, void ***objs, unsigned filter) {
+        return virConnectListAllNetworks(conn, (virNetworkPtr **) objs, filter);
 }
 
 static void *network_define(virConnectPtr conn, const char *xml) {
@@ -154,14 +157,17 @@ const rc_object_class rc_network_class = {
         .kind = VF_KIND_NETWORK,
         .caused = network_caused,
         .list_all = network_list_all,
+        .list_active = VIR_CONNECT_LIST_NETWORKS_ACTIVE,
+        .list_transient = VIR_CONNECT_LIST_NETWORKS_TRANSIENT,
+        .list_autostart = VIR_CONNECT_LIST_NETWORKS_AUTOSTART,
         .define_xml = network_define,
         .get_xml = network_get_xml,
         .undefine = network_undefine,
         OBJECT_ADAPTERS(network),
 };
 
-static int pool_list_all(virConnectPtr conn, void ***objs) {
-        return virConnectListAllStoragePools(conn, (virStoragePoolPtr **) objs, 0);
+static int pool_list_all(virConnectPtr conn, void ***objs, unsigned filter) {
+        return virConnectListAllStoragePools(conn, (virStoragePoolPtr **) objs, filter);
 }
 
 static void *pool_define(virConnectPtr conn, const char *xml) {
@@ -195,6 +201,9 @@ const rc_object_class rc_pool_class = {
         .caused = pool_caused,
         .unmarked = true,
         .list_all = pool_list_all,
+        .list_active = VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE,
+        .list_transient = VIR_CONNECT_LIST_STORAGE_POOLS_TRANSIENT,
+        .list_autostart = VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART,
         .define_xml = pool_define,
         .get_xml = pool_get_xml,
         .undefine = pool_undefine,
@@ -216,19 +225,26 @@ static const rc_object_class *class_for_kind(vf_kind kind) {
 
 /* ---- inventory --------------------------------------------------------- */
 
-/* name -> handle, per kind; the handles are owned here and freed at end of pass. */
+/* name -> listed_object, per kind; the handles are owned here and freed at end of pass. */
 struct rc_inventory {
         rc_context *ctx;
         vf_map *objects[_VF_KIND_MAX];
         bool listed[_VF_KIND_MAX]; /* every object of the kind is in the map */
 };
 
+typedef struct listed_object {
+        void *obj;
+        unsigned state; /* rc_listed */
+} listed_object;
+
 static void free_objects(const rc_object_class *cls, vf_map *map) {
         size_t it = 0;
-        void *obj;
+        listed_object *l;
 
-        while (map && vf_map_next(map, &it, NULL, &obj))
-                cls->free(obj);
+        while (map && vf_map_next(map, &it, NULL, (void **) &l)) {
+                cls->free(l->obj);
+                free(l);
+        }
         vf_map_free(map);
 }
 
@@ -241,6 +257,57 @@ static void inventory_free(rc_inventory *inv) {
         free(inv);
 }
 
+/* Takes obj, whatever it returns. */
+static int put_object(const rc_object_class *cls, vf_map *map, const char *name, void *obj, unsigned state) {
+        listed_object *l = malloc(sizeof *l);
+        int r = l ? 0 : -ENOMEM;
+
+        if (l) {
+                *l = (listed_object) { .obj = obj, .state = state };
+                r = vf_map_put(map, name, l);
+        }
+        if (r < 0) {
+                cls->free(obj);
+                free(l);
+        }
+        return r;
+}
+
+/* Marks with bit what the listing under filter names; -EIO when libvirt cannot list so. */
+static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map, unsigned filter, unsigned bit) {
+        void **objs = NULL;
+
+        rc_count_read(inv->ctx, RC_CALL_LIST);
+        int n = cls->list_all(inv->ctx->conn, &objs, filter);
+        for (int i = 0; i < n; i++) {
+                listed_object *l = vf_map_get(map, cls->get_name(objs[i]));
+                if (l) /* one listed since the first listing is looked at as it is, when it is */
+                        l->state |= bit;
+                cls->free(objs[i]);
+        }
+        free(objs);
+        return n < 0 ? -EIO : 0;
+}
+
+/*
+ * The state of every object, by three filtered listings instead of three
+ * calls per object: over a remote connection each call is a round trip. A
+ * listing that fails leaves the states unknown, and each is read when needed.
+ */
+static void list_states(rc_inventory *inv, const rc_object_class *cls, vf_map *map) {
+        int r = list_state(inv, cls, map, cls->list_active, RC_LISTED_ACTIVE);
+        if (r >= 0)
+                r = list_state(inv, cls, map, cls->list_transient, RC_LISTED_TRANSIENT);
+        if (r >= 0)
+                r = list_state(inv, cls, map, cls->list_autostart, RC_LISTED_AUTOSTART);
+        if (r >= 0)
+                return;
+        size_t it = 0;
+        listed_object *l;
+        while (vf_map_next(map, &it, NULL, (void **) &l))
+                l->state = 0;
+}
+
 /* Replaces what the map holds of a kind with a fresh listing of all of them. */
 static int inventory_list_kind(rc_inventory *inv, vf_kind kind, char **errmsg) {
         const rc_object_class *cls = class_for_kind(kind);
@@ -249,7 +316,7 @@ static int inventory_list_kind(rc_inventory *inv, vf_kind kind, char **errmsg) {
         int r = map ? 0 : -ENOMEM;
 
         rc_count_read(inv->ctx, RC_CALL_LIST);
-        int n = r < 0 ? 0 : cls->list_all(inv->ctx->conn, &objs);
+        int n = r < 0 ? 0 : cls->list_all(inv->ctx->conn, &objs, 0);
         /* A driver without networks or pools (qemu:///embed) has none to list; declaring one fails at its define. */
         if (n < 0 && virGetLastErrorCode() == VIR_ERR_NO_SUPPORT)
                 n = 0;
@@ -257,13 +324,17 @@ static int inventory_list_kind(rc_inventory *inv, vf_kind kind, char **errmsg) {
                 return vf_error(errmsg, -EIO, "cannot list %ss: %s", vf_kind_to_string(kind), rc_libvirt_error());
         for (int i = 0; i < n; i++) {
                 if (r == 0)
-                        r = vf_map_put(map, cls->get_name(objs[i]), objs[i]);
-                if (r < 0)
+                        r = put_object(cls, map, cls->get_name(objs[i]), objs[i], RC_LISTED);
+                else
                         cls->free(objs[i]);
         }
         free(objs);
-        if (r < 0)
+        if (r < 0) {
+                free_objects(cls, TAKE_PTR(map));
                 return r;
+        }
+        if (n > 0)
+                list_states(inv, cls, map);
         free_objects(cls, inv->objects[kind]);
         inv->objects[kind] = TAKE_PTR(map);
         inv->listed[kind] = true;
@@ -322,39 +393,50 @@ void *rc_inventory_lookup(rc_context *ctx, vf_kind kind, const char *name) {
 
         if (!inv || !inv->objects[kind])
                 return NULL;
-        void *obj = vf_map_get(inv->objects[kind], name);
-        if (obj || inv->listed[kind])
-                return obj;
+        listed_object *l = vf_map_get(inv->objects[kind], name);
+        if (l || inv->listed[kind])
+                return l ? l->obj : NULL;
         rc_count_read(ctx, RC_CALL_GET_INFO);
-        obj = cls->lookup_by_name(ctx->conn, name);
-        if (obj && vf_map_put(inv->objects[kind], name, obj) < 0) {
-                cls->free(obj);
+        void *obj = cls->lookup_by_name(ctx->conn, name);
+        if (!obj || put_object(cls, inv->objects[kind], name, obj, 0) < 0)
                 return NULL;
-        }
         return obj;
 }
 
-int rc_inventory_replace(rc_context *ctx, vf_kind kind, const char *name, void *obj) {
-        const rc_object_class *cls = class_for_kind(kind);
-        void *old = vf_map_remove(ctx->inventory->objects[kind], name);
+unsigned rc_inventory_listed(rc_context *ctx, vf_kind kind, const char *name) {
+        rc_inventory *inv = ctx->inventory;
+        const listed_object *l = inv && inv->objects[kind] ? vf_map_get(inv->objects[kind], name) : NULL;
 
-        if (old)
-                cls->free(old);
-        int r = vf_map_put(ctx->inventory->objects[kind], name, obj);
-        if (r < 0)
-                cls->free(obj);
-        return r;
+        return l ? l->state : 0;
+}
+
+/* A write makes what the listings said of the object stale. */
+static void rc_inventory_written(rc_context *ctx, vf_kind kind, const char *name) {
+        rc_inventory *inv = ctx->inventory;
+        listed_object *l = inv && inv->objects[kind] ? vf_map_get(inv->objects[kind], name) : NULL;
+
+        if (l)
+                l->state = 0;
+}
+
+int rc_inventory_replace(rc_context *ctx, vf_kind kind, const char *name, void *obj, unsigned state) {
+        const rc_object_class *cls = class_for_kind(kind);
+
+        rc_inventory_forget(ctx, kind, name);
+        return put_object(cls, ctx->inventory->objects[kind], name, obj, state);
 }
 
 void rc_inventory_forget(rc_context *ctx, vf_kind kind, const char *name) {
-        void *old = vf_map_remove(ctx->inventory->objects[kind], name);
-        if (old)
-                class_for_kind(kind)->free(old);
+        listed_object *l = vf_map_remove(ctx->inventory->objects[kind], name);
+        if (l) {
+                class_for_kind(kind)->free(l->obj);
+                free(l);
+        }
 }
 
 int rc_inventory_foreach(rc_context *ctx, vf_kind kind, int (*fn)(void *obj, void *userdata), void *userdata) {
         size_t it = 0;
-        void *obj;
+        listed_object *l;
 
         if (!ctx->inventory->listed[kind]) {
                 _cleanup_free_ char *errmsg = NULL;
@@ -362,8 +444,8 @@ int rc_inventory_foreach(rc_context *ctx, vf_kind kind, int (*fn)(void *obj, voi
                 if (r < 0)
                         return r;
         }
-        while (vf_map_next(ctx->inventory->objects[kind], &it, NULL, &obj)) {
-                int r = fn(obj, userdata);
+        while (vf_map_next(ctx->inventory->objects[kind], &it, NULL, (void **) &l)) {
+                int r = fn(l->obj, userdata);
                 if (r < 0)
                         return r;
         }
@@ -627,6 +709,7 @@ static int record_outcome(rc_context *ctx, const rc_request *req, rc_result *res
 int rc_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, rc_call call, const char *what) {
         int r = intend(ctx, req, res, what);
         if (r > 0) {
+                rc_inventory_written(ctx, req->kind, req->name);
                 ctx->counters.calls[call]++;
                 ctx->open_call = call;
         }

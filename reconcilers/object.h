@@ -27,7 +27,9 @@ typedef struct rc_object_class {
          * marker, and what this store owns, and what it last defined, is what its records say.
          */
         bool unmarked;
-        int (*list_all)(virConnectPtr conn, void ***objs); /* count, or -1 */
+        int (*list_all)(virConnectPtr conn, void ***objs, unsigned filter); /* count, or -1 */
+        /* libvirt's filters of list_all() for active, transient and autostart objects of this kind. */
+        unsigned list_active, list_transient, list_autostart;
         void *(*lookup_by_name)(virConnectPtr conn, const char *name);
         const char *(*get_name)(void *obj);
         void *(*define_xml)(virConnectPtr conn, const char *xml);
@@ -50,8 +52,23 @@ extern const rc_object_class rc_pool_class;
 
 /* The object of that kind and name from this pass's listing, or NULL. */
 void *rc_inventory_lookup(rc_context *ctx, vf_kind kind, const char *name);
-/* Replaces (or adds) the handle for a name after a define; takes ownership of obj. */
-int rc_inventory_replace(rc_context *ctx, vf_kind kind, const char *name, void *obj);
+/*
+ * What this pass knows of an object's state without asking libvirt: from
+ * its listings (a filtered listing per question, not a call per object), or
+ * from its own define of a new object. RC_LISTED and the states it is in, or
+ * 0 when the pass knows nothing of it (looked up by name, redefined, or
+ * written to since). An answer that calls for a write is read again first:
+ * listed_as() in converge.c.
+ */
+typedef enum rc_listed {
+        RC_LISTED = 1 << 0,
+        RC_LISTED_ACTIVE = 1 << 1,
+        RC_LISTED_TRANSIENT = 1 << 2,
+        RC_LISTED_AUTOSTART = 1 << 3,
+} rc_listed;
+unsigned rc_inventory_listed(rc_context *ctx, vf_kind kind, const char *name);
+/* Replaces (or adds) the handle for a name after a define, known in state (rc_listed, or 0); takes obj. */
+int rc_inventory_replace(rc_context *ctx, vf_kind kind, const char *name, void *obj, unsigned state);
 /* Forgets a name after an undefine, freeing its handle. */
 void rc_inventory_forget(rc_context *ctx, vf_kind kind, const char *name);
 /* Calls fn for every listed object of a kind; stops at the first negative return. */

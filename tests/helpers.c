@@ -243,6 +243,16 @@ bool th_domain_active(virConnectPtr conn, const char *name) {
         return active;
 }
 
+bool th_domain_autostart(virConnectPtr conn, const char *name) {
+        virDomainPtr d = virDomainLookupByName(conn, name);
+        int autostart = 0;
+
+        assert_non_null(d);
+        assert_int_equal(virDomainGetAutostart(d, &autostart), 0);
+        virDomainFree(d);
+        return autostart;
+}
+
 char *th_domain_uuid(virConnectPtr conn, const char *name) {
         char uuid[VIR_UUID_STRING_BUFLEN];
         virDomainPtr d = virDomainLookupByName(conn, name);

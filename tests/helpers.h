@@ -68,6 +68,7 @@ virConnectPtr th_connect(void);
 char *th_domain_xml(virConnectPtr conn, const char *name, bool inactive);
 char *th_network_xml(virConnectPtr conn, const char *name);
 bool th_domain_active(virConnectPtr conn, const char *name);
+bool th_domain_autostart(virConnectPtr conn, const char *name);
 /* Of a domain that must exist: its UUID (the caller frees it), and whether it is defined (not transient). */
 char *th_domain_uuid(virConnectPtr conn, const char *name);
 bool th_domain_persistent(virConnectPtr conn, const char *name);

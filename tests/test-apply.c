@@ -139,6 +139,63 @@ static void test_create_then_noop(void **state) {
         th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
 }
 
+/* Between the pass's listing and web1's turn, the operator does what the pass was about to: start it, autostart it. */
+static void web1_mended_meanwhile(void *userdata, const char *key, size_t index, size_t total) {
+        th_env *f = userdata;
+
+        if (strcmp(key, "domain/web1") != 0)
+                return;
+        virDomainPtr d = virDomainLookupByName(f->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainCreate(d), 0);
+        assert_int_equal(virDomainSetAutostart(d, 1), 0);
+        virDomainFree(d);
+}
+
+/*
+ * A pass learns every object's state from a few filtered listings, not a call per object; a write is
+ * still decided on what libvirt says when it is about to be made. The listing says web1 is stopped and
+ * not autostarted; by its turn it runs and is: a start now would fail ("already running"), so the
+ * pass must find that and write nothing.
+ */
+static void test_listing_never_decides_a_write(void **state) {
+        th_env *f = *state;
+        vf_observer mend = { .begin = web1_mended_meanwhile, .userdata = f };
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        virDomainPtr d = virDomainLookupByName(f->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainDestroy(d), 0);
+        assert_int_equal(virDomainSetAutostart(d, 0), 0);
+        virDomainFree(d);
+
+        f->c.observer = &mend;
+        th_env_pass(f);
+        f->c.observer = NULL;
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
+        assert_null(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.steps);
+        assert_int_equal(th_env_writes(f), 0);
+        assert_true(th_domain_active(f->other, "web1"));
+
+        /* Not mended, what the listing says is done: started again, autostarted again. */
+        d = virDomainLookupByName(f->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainDestroy(d), 0);
+        assert_int_equal(virDomainSetAutostart(d, 0), 0);
+        virDomainFree(d);
+        th_env_pass(f);
+        assert_int_equal(th_env_writes(f), 2);
+        assert_true(th_domain_active(f->other, "web1"));
+        assert_true(th_domain_autostart(f->other, "web1"));
+
+        /* Settled, a pass asks libvirt nothing of each object but its definition. */
+        th_env_pass(f);
+        assert_int_equal(f->report.counters.calls[RC_CALL_GET_XML], 2 + 2); /* lan, web1; the driver's own two */
+        assert_int_equal(f->report.counters.calls[RC_CALL_GET_INFO], 0);
+}
+
 static void test_noop_across_restart(void **state) {
         th_env *f = *state;
 
@@ -1990,6 +2047,7 @@ static void test_volume_plan(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_listing_never_decides_a_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_noop_across_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_running_domain_restart_pending, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_restart_on_change, setup, teardown),
