@@ -504,6 +504,12 @@ static bool runs_older_definition(rc_context *ctx, const rc_kind_hooks *k, const
         return !vf_streq_ptr(live.hash, req->hash);
 }
 
+/* Listed as wanted, with nothing recorded or done in this pass that asks to look at what runs. */
+static bool active_as_listed(rc_context *ctx, const rc_request *req, bool want, bool redefined, bool changed) {
+        return listed_as(ctx, req, RC_LISTED_ACTIVE, want) && !redefined && !changed &&
+               !record_says(req->record, "ShuttingDown") && !record_says(req->record, "RestartPending");
+}
+
 /*
  * redefined: this pass changed the definition outside virtform's spec (drift
  * corrected, adopted): what runs may differ in anything. changed: this pass
@@ -511,12 +517,6 @@ static bool runs_older_definition(rc_context *ctx, const rc_kind_hooks *k, const
  * before it restarted what runs: what runs is restarted if its marker says it
  * runs another definition.
  */
-/* Listed as wanted, with nothing recorded or done in this pass that asks to look at what runs. */
-static bool active_as_listed(rc_context *ctx, const rc_request *req, bool want, bool redefined, bool changed) {
-        return listed_as(ctx, req, RC_LISTED_ACTIVE, want) && !redefined && !changed &&
-               !record_says(req->record, "ShuttingDown") && !record_says(req->record, "RestartPending");
-}
-
 static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj,
                            bool redefined, bool changed, rc_result *res) {
         bool want = k->want_active(req);

@@ -281,7 +281,7 @@ static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map
         int n = cls->list_all(inv->ctx->conn, &objs, filter);
         for (int i = 0; i < n; i++) {
                 listed_object *l = vf_map_get(map, cls->get_name(objs[i]));
-                if (l) /* one listed since the first listing is looked at as it is, when it is */
+                if (l) /* one made since the first listing is not in the map: looked up in its turn */
                         l->state |= bit;
                 cls->free(objs[i]);
         }
@@ -411,7 +411,7 @@ unsigned rc_inventory_listed(rc_context *ctx, vf_kind kind, const char *name) {
 }
 
 /* A write makes what the listings said of the object stale. */
-static void rc_inventory_written(rc_context *ctx, vf_kind kind, const char *name) {
+static void inventory_written(rc_context *ctx, vf_kind kind, const char *name) {
         rc_inventory *inv = ctx->inventory;
         listed_object *l = inv && inv->objects[kind] ? vf_map_get(inv->objects[kind], name) : NULL;
 
@@ -709,7 +709,7 @@ static int record_outcome(rc_context *ctx, const rc_request *req, rc_result *res
 int rc_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, rc_call call, const char *what) {
         int r = intend(ctx, req, res, what);
         if (r > 0) {
-                rc_inventory_written(ctx, req->kind, req->name);
+                inventory_written(ctx, req->kind, req->name);
                 ctx->counters.calls[call]++;
                 ctx->open_call = call;
         }
