@@ -403,18 +403,20 @@ void *rc_inventory_lookup(rc_context *ctx, vf_kind kind, const char *name) {
         return obj;
 }
 
-unsigned rc_inventory_listed(rc_context *ctx, vf_kind kind, const char *name) {
+/* The object the inventory holds under that name, without looking it up in libvirt; NULL when none. */
+static listed_object *inventory_entry(rc_context *ctx, vf_kind kind, const char *name) {
         rc_inventory *inv = ctx->inventory;
-        const listed_object *l = inv && inv->objects[kind] ? vf_map_get(inv->objects[kind], name) : NULL;
+        return inv && inv->objects[kind] ? vf_map_get(inv->objects[kind], name) : NULL;
+}
 
+unsigned rc_inventory_listed(rc_context *ctx, vf_kind kind, const char *name) {
+        const listed_object *l = inventory_entry(ctx, kind, name);
         return l ? l->state : 0;
 }
 
 /* A write makes what the listings said of the object stale. */
 static void inventory_written(rc_context *ctx, vf_kind kind, const char *name) {
-        rc_inventory *inv = ctx->inventory;
-        listed_object *l = inv && inv->objects[kind] ? vf_map_get(inv->objects[kind], name) : NULL;
-
+        listed_object *l = inventory_entry(ctx, kind, name);
         if (l)
                 l->state = 0;
 }

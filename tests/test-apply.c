@@ -301,11 +301,7 @@ static void test_autostart_change_restarts_nothing(void **state) {
         th_libvirt_view_free(view);
 
         int autostart = -1;
-        virDomainPtr dom = virDomainLookupByName(f->other, "web1");
-        assert_non_null(dom);
-        assert_int_equal(virDomainGetAutostart(dom, &autostart), 0);
-        virDomainFree(dom);
-        assert_int_equal(autostart, 0);
+        assert_false(th_domain_autostart(f->other, "web1"));
         virNetworkPtr net = virNetworkLookupByName(f->other, "lan");
         assert_non_null(net);
         assert_int_equal(virNetworkGetAutostart(net, &autostart), 0);

@@ -160,12 +160,9 @@ static bool applied_after(fixture *f, const void *arg) {
 
 static bool guest_autostarts(fixture *f) {
         virConnectPtr conn = virConnectOpen(f->env->opts.uri);
-        virDomainPtr d = conn ? virDomainLookupByName(conn, f->guest) : NULL;
-        int autostart = 0;
 
-        assert_non_null(d);
-        assert_int_equal(virDomainGetAutostart(d, &autostart), 0);
-        virDomainFree(d);
+        assert_non_null(conn);
+        bool autostart = th_domain_autostart(conn, f->guest);
         virConnectClose(conn);
         return autostart;
 }
