@@ -113,6 +113,8 @@ typedef struct vf_controller {
         rc_context rc;
         schema_set *desired;
         struct graph *graph; /* from the last full pass, updated by incremental ones */
+        /* A full pass failed after letting the last graph go: graph is empty until a full pass succeeds. */
+        bool graph_lost;
         /*
          * Why nothing is pruned now: a path given cannot be read, or a
          * directory vanished while running. NULL when prune may go ahead.

@@ -209,6 +209,15 @@ static void log_loaded(const vf_daemon *d, const char *why, int64_t started_usec
                (vf_now_monotonic_usec() - started_usec) / 1000);
 }
 
+/*
+ * Until a full pass succeeds, no incremental one may run: a set half reloaded could show declared
+ * resources undeclared, and the empty graph a failed full pass leaves (controller.h) knows no dependents
+ * and no hostdev's claimant.
+ */
+static bool needs_full_pass(const vf_daemon *d) {
+        return d->set_stale || d->c->graph_lost;
+}
+
 /* Reads every file again and reconciles everything; why says what asked for it, in the log. */
 static int full_pass(vf_daemon *d, const char *why, char **errmsg) {
         int64_t started = vf_now_monotonic_usec();
@@ -216,8 +225,12 @@ static int full_pass(vf_daemon *d, const char *why, char **errmsg) {
         int r = vf_controller_pass(d->c, &report, errmsg);
         if (r < 0) {
                 vf_report_done(&report);
-                if (d->set_stale) {
-                        /* Only loading every file again repairs the set: try again soon. */
+                if (needs_full_pass(d)) {
+                        /* Only loading every file again repairs the set or the graph: try again soon. */
+                        char *said = TAKE_PTR(*errmsg);
+                        *errmsg = vf_printf("%s; every file is read again in %u s", said ? said : strerror(-r),
+                                            d->c->opts.retry_base_sec);
+                        free(said);
                         d->rescan_why = why;
                         d->debounce_deadline = retry_base_from_now(d);
                 }
@@ -240,8 +253,7 @@ static int keys_pass(vf_daemon *d, char *const *keys) {
 
         if (!keys || !keys[0])
                 return 0;
-        if (d->set_stale) {
-                /* Against a set that is half reloaded, declared resources could look undeclared. */
+        if (needs_full_pass(d)) {
                 queue_later(d, keys);
                 return 0;
         }

@@ -136,6 +136,28 @@ static int build_graph(vf_controller *c, schema_set *desired, graph *g, char **e
         return r;
 }
 
+/*
+ * The last graph goes before the next is built: holding both would keep every resource's node and record
+ * twice at the pass's peak. A pass that fails from here leaves an empty graph and graph_lost, and only a
+ * full pass that succeeds brings a graph back (the daemon tries one again: daemon.c). The set stays: the
+ * next load takes the files unchanged since from it.
+ */
+static int let_graph_go(vf_controller *c) {
+        graph empty;
+
+        if (!c->graph)
+                return 0;
+        int r = graph_init(&empty);
+        if (r < 0) {
+                graph_done(&empty);
+                return r;
+        }
+        graph_done(c->graph);
+        *c->graph = empty;
+        c->graph_lost = true;
+        return 0;
+}
+
 static void replace_graph(vf_controller *c, graph *g) {
         if (!c->graph) {
                 c->graph = malloc(sizeof *c->graph);
@@ -145,6 +167,7 @@ static void replace_graph(vf_controller *c, graph *g) {
                 graph_done(c->graph);
         *c->graph = *g;
         *g = (graph) {};
+        c->graph_lost = false;
 }
 
 static void report_counters(const vf_controller *c, const rc_counters *before, vf_report *report) {
@@ -248,13 +271,15 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
                 return r;
         r = rc_context_begin_pass(&c->rc, true, errmsg);
         if (r >= 0)
+                r = let_graph_go(c);
+        if (r >= 0)
                 r = build_graph(c, desired, &g, errmsg);
         if (r < 0) {
                 graph_done(&g);
                 rc_context_end_pass(&c->rc);
                 return r;
         }
-        /* The old graph points into the old set: both go together. */
+        /* The old set goes once nothing points into it: the old graph went, the new one takes the new set. */
         replace_graph(c, &g);
         schema_set_free(c->desired);
         c->desired = TAKE_PTR(desired);

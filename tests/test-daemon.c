@@ -17,6 +17,7 @@
 #include <linux/netlink.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sqlite3.h>
 #include <sys/un.h>
 #include <sched.h>
 #include <signal.h>
@@ -749,6 +750,42 @@ static void test_out_of_band_changes_are_put_back(void **state) {
         wait_for(f, domain_running, "web1", "web1 recreated after an out-of-band undefine");
 }
 
+/* SQL on the state file through a connection of the test's own, behind the daemon's back. */
+static void state_file_exec(fixture *f, const char *sql) {
+        sqlite3 *db = NULL;
+
+        assert_int_equal(sqlite3_open_v2(f->env->state, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_busy_timeout(db, 5000), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/*
+ * A full pass lets the last graph go before it builds the next. One that fails then (the state file
+ * cannot be read) must not leave the daemon blind: it says so, reads every file again by itself once
+ * the state file reads, and events find their resources after that.
+ */
+static void test_failed_full_pass_is_tried_again(void **state) {
+        fixture *f = *state;
+
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        start_daemon(f);
+        wait_for(f, domain_running, "web1", "web1 running");
+
+        state_file_exec(f, "ALTER TABLE conditions RENAME TO conditions_away");
+        assert_int_equal(kill(getpid(), SIGHUP), 0);
+        wait_for(f, log_has, "cannot read the state file", "the failed pass in the log");
+        state_file_exec(f, "ALTER TABLE conditions_away RENAME TO conditions");
+
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
+        assert_int_equal(virDomainDestroy(d), 0);
+        virDomainFree(d);
+        wait_for(f, domain_running, "web1", "web1 started again after a full pass failed");
+        assert_true(log_has(f, "no such table: conditions; every file is read again in 1 s"));
+        assert_int_equal(log_count(f, "SIGHUP: 2 resources from"), 1);
+}
+
 static bool pool_running(fixture *f, const void *arg) {
         virStoragePoolPtr p = virStoragePoolLookupByName(f->env->other, arg);
         bool active = p && virStoragePoolIsActive(p) == 1;
@@ -1403,6 +1440,7 @@ int main(void) {
                 T(test_file_never_closed_is_read_after_the_hold),
                 T(test_out_of_band_changes_are_put_back),
                 T(test_out_of_band_pool_changes_are_put_back),
+                T(test_failed_full_pass_is_tried_again),
                 T(test_pool_waiting_for_its_volume_goes_with_it),
                 T(test_undefine_while_running_is_defined_again),
                 T(test_cold_start_reconciles_each_resource_once),
