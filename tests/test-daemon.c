@@ -730,20 +730,31 @@ static void test_file_never_closed_is_read_after_the_hold(void **state) {
 
 /* ---- libvirt ---------------------------------------------------------------------- */
 
-static void test_out_of_band_changes_are_put_back(void **state) {
-        fixture *f = *state;
-
+/* lan and web1 declared, the daemon started, web1 running. */
+static void start_with_web1_running(fixture *f) {
         drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
         drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
         start_daemon(f);
         wait_for(f, domain_running, "web1", "web1 running");
+}
 
+/* web1 stopped behind the daemon's back, through the test's own connection. */
+static void destroy_web1(fixture *f) {
         virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
+        assert_non_null(d);
         assert_int_equal(virDomainDestroy(d), 0);
         virDomainFree(d);
+}
+
+static void test_out_of_band_changes_are_put_back(void **state) {
+        fixture *f = *state;
+
+        start_with_web1_running(f);
+
+        destroy_web1(f);
         wait_for(f, domain_running, "web1", "web1 started again after an out-of-band destroy");
 
-        d = virDomainLookupByName(f->env->other, "web1");
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
         assert_int_equal(virDomainDestroy(d), 0);
         assert_int_equal(virDomainUndefine(d), 0);
         virDomainFree(d);
@@ -768,19 +779,14 @@ static void state_file_exec(fixture *f, const char *sql) {
 static void test_failed_full_pass_is_tried_again(void **state) {
         fixture *f = *state;
 
-        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
-        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
-        start_daemon(f);
-        wait_for(f, domain_running, "web1", "web1 running");
+        start_with_web1_running(f);
 
         state_file_exec(f, "ALTER TABLE conditions RENAME TO conditions_away");
         assert_int_equal(kill(getpid(), SIGHUP), 0);
         wait_for(f, log_has, "cannot read the state file", "the failed pass in the log");
         state_file_exec(f, "ALTER TABLE conditions_away RENAME TO conditions");
 
-        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
-        assert_int_equal(virDomainDestroy(d), 0);
-        virDomainFree(d);
+        destroy_web1(f);
         wait_for(f, domain_running, "web1", "web1 started again after a full pass failed");
         assert_true(log_has(f, "no such table: conditions; every file is read again in 1 s"));
         assert_int_equal(log_count(f, "SIGHUP: 2 resources from"), 1);
@@ -1027,13 +1033,10 @@ static void test_changes_right_after_its_own_writes_are_put_back(void **state) {
         wait_for(f, memory_is, "<memory unit='KiB'>1048576</memory>",
                  "web1's memory put back after a define right after its own");
 
-        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
-        assert_non_null(d);
-        assert_int_equal(virDomainDestroy(d), 0);
-        virDomainFree(d);
+        destroy_web1(f);
         wait_for(f, domain_running, "web1", "web1 started again after a destroy right after its own define");
 
-        d = virDomainLookupByName(f->env->other, "web1");
+        virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
         assert_non_null(d);
         assert_int_equal(virDomainUndefine(d), 0);
         virDomainFree(d);
