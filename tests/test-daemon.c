@@ -25,7 +25,8 @@
 
 #include "tests/sysfs-fixture.h"
 
-#define DEADLINE_USEC (15 * 1000000)
+/* A deadline only ends a wait that failed: under valgrind here, 500 defines take about 20 s. */
+#define DEADLINE_USEC (60 * 1000000)
 
 #define NETWORK_LAN                                                                                     \
         "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec:\n  forward: nat\n"        \
@@ -788,7 +789,13 @@ static void test_failed_full_pass_is_tried_again(void **state) {
 
         destroy_web1(f);
         wait_for(f, domain_running, "web1", "web1 started again after a full pass failed");
-        assert_true(log_has(f, "no such table: conditions; every file is read again in 1 s"));
+        /* SQLite's words for the missing table vary with when the read fails; the retry's are ours. */
+        if (!log_has(f, "; every file is read again in 1 s")) {
+                print_daemon_log(f);
+                fail_msg("the failed pass's retry not in the log");
+        }
+        /* The retry may be the pass that starts web1 again: its line comes once it ends. */
+        wait_for(f, log_has, "SIGHUP: 2 resources from", "the retried pass's end in the log");
         assert_int_equal(log_count(f, "SIGHUP: 2 resources from"), 1);
 }
 
