@@ -211,6 +211,10 @@ int vf_controller_open_store(vf_controller *c, char **errmsg) {
         return 0;
 }
 
+static void log_reconciler_warning(void *userdata, const char *message) {
+        vf_log(userdata, VF_LOG_WARNING, "%s", message);
+}
+
 int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) {
         int r;
 
@@ -235,6 +239,8 @@ int vf_controller_open(vf_controller *c, const vf_options *opts, char **errmsg) 
                 .fault_point = opts->fault_point,
                 .fault_after_libvirt_writes = c->rc.fault_after_libvirt_writes,
                 .fault_after_intents = c->rc.fault_after_intents,
+                .on_warning = log_reconciler_warning,
+                .on_warning_userdata = c,
         };
         return 0;
 }

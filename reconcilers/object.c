@@ -273,12 +273,16 @@ static int put_object(const rc_object_class *cls, vf_map *map, const char *name,
         return r;
 }
 
-/* Marks with bit what the listing under filter names; -EIO when libvirt cannot list so. */
-static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map, unsigned filter, unsigned bit) {
+/* Marks with bit what the listing under filter names; -EIO, and a warning, when libvirt cannot list so. */
+static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map, unsigned filter, unsigned bit,
+                      const char *state) {
         void **objs = NULL;
 
         rc_count_read(inv->ctx, RC_CALL_LIST);
         int n = cls->list_all(inv->ctx->conn, &objs, filter);
+        if (n < 0)
+                rc_warn(inv->ctx, "cannot list the %s %ss: %s; this pass asks each %s for its state instead (slower)",
+                        state, vf_kind_to_string(cls->kind), rc_libvirt_error(), vf_kind_to_string(cls->kind));
         for (int i = 0; i < n; i++) {
                 listed_object *l = vf_map_get(map, cls->get_name(objs[i]));
                 if (l) /* one made since the first listing is not in the map: looked up in its turn */
@@ -295,11 +299,11 @@ static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map
  * listing that fails leaves the states unknown, and each is read when needed.
  */
 static void list_states(rc_inventory *inv, const rc_object_class *cls, vf_map *map) {
-        int r = list_state(inv, cls, map, cls->list_active, RC_LISTED_ACTIVE);
+        int r = list_state(inv, cls, map, cls->list_active, RC_LISTED_ACTIVE, "active");
         if (r >= 0)
-                r = list_state(inv, cls, map, cls->list_transient, RC_LISTED_TRANSIENT);
+                r = list_state(inv, cls, map, cls->list_transient, RC_LISTED_TRANSIENT, "transient");
         if (r >= 0)
-                r = list_state(inv, cls, map, cls->list_autostart, RC_LISTED_AUTOSTART);
+                r = list_state(inv, cls, map, cls->list_autostart, RC_LISTED_AUTOSTART, "autostarted");
         if (r >= 0)
                 return;
         size_t it = 0;

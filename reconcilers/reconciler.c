@@ -132,6 +132,18 @@ void rc_marked_object_list_free(rc_marked_object *objs, size_t n) {
         free(objs);
 }
 
+void rc_warn(const rc_context *ctx, const char *fmt, ...) {
+        _cleanup_free_ char *message = NULL;
+        va_list ap;
+
+        if (!ctx->on_warning)
+                return;
+        va_start(ap, fmt);
+        int r = vasprintf(&message, fmt, ap);
+        va_end(ap);
+        ctx->on_warning(ctx->on_warning_userdata, r < 0 ? "out of memory" : message);
+}
+
 bool rc_interrupted(const rc_context *ctx) {
         return ctx->interrupted && ctx->interrupted(ctx->interrupted_userdata);
 }

@@ -99,7 +99,13 @@ typedef struct rc_context {
          */
         bool (*interrupted)(void *userdata);
         void *interrupted_userdata;
+        /* Told of a failure the pass worked around (a listing done another way): logged, never silent. */
+        void (*on_warning)(void *userdata, const char *message);
+        void *on_warning_userdata;
 } rc_context;
+
+/* Tells ctx->on_warning, if anyone listens. */
+void rc_warn(const rc_context *ctx, const char *fmt, ...) _printf_(2, 3);
 
 /* Whether the write in progress is to be abandoned (rc_context.interrupted). */
 bool rc_interrupted(const rc_context *ctx);

@@ -294,13 +294,17 @@ void th_copy_file(const char *from, const char *to) {
         assert_int_equal(close(fd), 0);
 }
 
-unsigned th_count_in_file(const char *path, const char *needle) {
-        _cleanup_free_ char *text = th_slurp(path);
+unsigned th_count_in_text(const char *text, const char *needle) {
         unsigned n = 0;
 
         for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
                 n++;
         return n;
+}
+
+unsigned th_count_in_file(const char *path, const char *needle) {
+        _cleanup_free_ char *text = th_slurp(path);
+        return th_count_in_text(text, needle);
 }
 
 /* The parent's environment plus the extra entries, which win. */

@@ -121,6 +121,8 @@ void th_assert_lines_match(const char *text, const char *ere);
 char *th_slurp(const char *path);
 /* Copies the file at from, which must exist, to a new file to (mode 0600). */
 void th_copy_file(const char *from, const char *to);
+/* How many times needle occurs in text, not overlapping. */
+unsigned th_count_in_text(const char *text, const char *needle);
 /* How many times needle occurs in the file at path, which must exist (a log: its lines that say something). */
 unsigned th_count_in_file(const char *path, const char *needle);
 /* Runs argv (NULL-terminated) with extra environment entries (NAME=VALUE, NULL-terminated, may be NULL). */

@@ -195,6 +195,49 @@ static void test_listing_never_decides_a_write(void **state) {
         assert_int_equal(f->report.counters.calls[RC_CALL_GET_INFO], 0);
 }
 
+/* Set, libvirt cannot list domains by their state: a filtered listing fails, a plain one works. */
+static bool filtered_domain_listings_fail;
+
+int virConnectListAllDomains(virConnectPtr conn, virDomainPtr **domains, unsigned int flags) {
+        int (*real)(virConnectPtr, virDomainPtr **, unsigned int) = dlsym(RTLD_NEXT, "virConnectListAllDomains");
+
+        /* A flag no libvirt knows: the driver itself refuses, with its own error. */
+        if (filtered_domain_listings_fail && flags)
+                flags |= 1u << 31;
+        return real(conn, domains, flags);
+}
+
+/*
+ * A filtered listing that fails costs speed, not correctness, and is never silent: the pass says so,
+ * once, and asks each domain for its state instead, so that web1, stopped behind its back, runs again.
+ */
+static void test_failed_state_listing_is_logged(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *log = NULL;
+        size_t size = 0;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        virDomainPtr d = virDomainLookupByName(f->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainDestroy(d), 0);
+        virDomainFree(d);
+
+        f->c.log = open_memstream(&log, &size);
+        assert_non_null(f->c.log);
+        filtered_domain_listings_fail = true;
+        th_env_pass(f);
+        filtered_domain_listings_fail = false;
+        assert_int_equal(fclose(TAKE_PTR(f->c.log)), 0);
+        assert_true(th_domain_active(f->other, "web1"));
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
+        assert_non_null(strstr(log, "cannot list the active domains: "));
+        assert_non_null(strstr(log, "unsupported flags"));
+        assert_non_null(strstr(log, "; this pass asks each domain for its state instead"));
+        assert_int_equal(th_count_in_text(log, "cannot list"), 1);
+}
+
 static void test_noop_across_restart(void **state) {
         th_env *f = *state;
 
@@ -2043,6 +2086,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_listing_never_decides_a_write, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failed_state_listing_is_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_noop_across_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_running_domain_restart_pending, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_restart_on_change, setup, teardown),

@@ -930,20 +930,12 @@ static bool wait_for_file_prefix(const char *path, const char *prefix) {
         return false;
 }
 
-static size_t count_of(const char *text, const char *needle) {
-        size_t n = 0;
-
-        for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
-                n++;
-        return n;
-}
-
 /* Polls until the running child has written needle times times to what read reads; false at the deadline. */
 static bool wait_for_output(const th_child *c, char *(*read)(const th_child *), const char *needle, size_t times) {
         for (int64_t deadline = vf_now_monotonic_usec() + DEADLINE_USEC; vf_now_monotonic_usec() < deadline;
              usleep(POLL_USEC)) {
                 _cleanup_free_ char *text = read(c);
-                if (count_of(text, needle) >= times)
+                if (th_count_in_text(text, needle) >= times)
                         return true;
         }
         return false;
@@ -976,8 +968,8 @@ static void test_apply_streams_lines(void **state) {
         assert_int_equal(kill(c.pid, SIGKILL), 0);
         _cleanup_(run_done) run r = th_spawn_wait(&c);
 
-        assert_int_equal(count_of(r.out, "created   network/lan"), 1);
-        assert_int_equal(count_of(r.out, "failed    domain/test: Conflict"), 1);
+        assert_int_equal(th_count_in_text(r.out, "created   network/lan"), 1);
+        assert_int_equal(th_count_in_text(r.out, "failed    domain/test: Conflict"), 1);
         assert_true(strstr(r.out, "network/lan") < strstr(r.out, "domain/test"));
         assert_null(strchr(r.out, '\r'));
 }
@@ -1008,7 +1000,7 @@ static void test_apply_failure_said_once(void **state) {
         th_write(f->dir, "20-test.yaml", CONFLICTING_DOMAIN);
         _cleanup_(run_done) run r = virtform("apply", "-c", "test:///default", "--state", f->state, f->dir, NULL);
         assert_int_equal(r.status, 2);
-        assert_int_equal(count_of(r.out, "Conflict"), 1);
+        assert_int_equal(th_count_in_text(r.out, "Conflict"), 1);
         if (strstr(r.err, "Conflict"))
                 fail_msg("the failure is on stderr too:\n%s", r.err);
 }
