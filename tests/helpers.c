@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <ftw.h>
 #include <regex.h>
+#include <sqlite3.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <libvirt/virterror.h>
@@ -292,6 +293,20 @@ void th_copy_file(const char *from, const char *to) {
         assert_true(fd >= 0);
         assert_int_equal(write(fd, data, len), (ssize_t) len);
         assert_int_equal(close(fd), 0);
+}
+
+int th_state_exec(const char *path, const char *sql) {
+        sqlite3 *db = NULL;
+        char *err = NULL;
+
+        assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        /* The controller under test may hold a write transaction for a moment: wait it out, as an operator's sqlite3 would. */
+        assert_int_equal(sqlite3_busy_timeout(db, 5000), SQLITE_OK);
+        if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+                fail_msg("%s: %s", sql, err);
+        int changes = sqlite3_changes(db);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        return changes;
 }
 
 unsigned th_count_in_text(const char *text, const char *needle) {

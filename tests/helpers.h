@@ -121,6 +121,8 @@ void th_assert_lines_match(const char *text, const char *ere);
 char *th_slurp(const char *path);
 /* Copies the file at from, which must exist, to a new file to (mode 0600). */
 void th_copy_file(const char *from, const char *to);
+/* Runs sql on the state file at path through a connection of the test's own; the rows its last statement changed. */
+int th_state_exec(const char *path, const char *sql);
 /* How many times needle occurs in text, not overlapping. */
 unsigned th_count_in_text(const char *text, const char *needle);
 /* How many times needle occurs in the file at path, which must exist (a log: its lines that say something). */

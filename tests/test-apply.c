@@ -1806,17 +1806,12 @@ static void test_pass_of_a_key_brings_its_chain(void **state) {
 
 /* Changes a record in the state file behind the controller, as a rolled-back batch leaves it behind its memory. */
 static void tamper_with_record(th_env *f, const char *kind, const char *name) {
-        sqlite3 *db = NULL;
         _cleanup_free_ char *sql = vf_printf(
                 "UPDATE resources SET last_error = 'tampered', attempts = 9 WHERE kind = '%s' AND name = '%s';"
                 "UPDATE conditions SET message = 'tampered' WHERE kind = '%s' AND name = '%s' AND type = 'Ready'",
                 kind, name, kind, name);
 
-        assert_int_equal(sqlite3_open_v2(f->state, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_busy_timeout(db, 5000), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_changes(db), 1);
-        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        assert_int_equal(th_state_exec(f->state, sql), 1);
 }
 
 /* What the state file says of a record, read through a connection of the test's own. */

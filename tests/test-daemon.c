@@ -17,7 +17,6 @@
 #include <linux/netlink.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
-#include <sqlite3.h>
 #include <sys/un.h>
 #include <sched.h>
 #include <signal.h>
@@ -763,15 +762,6 @@ static void test_out_of_band_changes_are_put_back(void **state) {
 }
 
 /* SQL on the state file through a connection of the test's own, behind the daemon's back. */
-static void state_file_exec(fixture *f, const char *sql) {
-        sqlite3 *db = NULL;
-
-        assert_int_equal(sqlite3_open_v2(f->env->state, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_busy_timeout(db, 5000), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_close(db), SQLITE_OK);
-}
-
 /*
  * A full pass lets the last graph go before it builds the next. One that fails then (the state file
  * cannot be read) must not leave the daemon blind: it says so, reads every file again by itself once
@@ -782,10 +772,10 @@ static void test_failed_full_pass_is_tried_again(void **state) {
 
         start_with_web1_running(f);
 
-        state_file_exec(f, "ALTER TABLE conditions RENAME TO conditions_away");
+        th_state_exec(f->env->state, "ALTER TABLE conditions RENAME TO conditions_away");
         assert_int_equal(kill(getpid(), SIGHUP), 0);
         wait_for(f, log_has, "cannot read the state file", "the failed pass in the log");
-        state_file_exec(f, "ALTER TABLE conditions_away RENAME TO conditions");
+        th_state_exec(f->env->state, "ALTER TABLE conditions_away RENAME TO conditions");
 
         destroy_web1(f);
         wait_for(f, domain_running, "web1", "web1 started again after a full pass failed");
