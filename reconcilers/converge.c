@@ -18,6 +18,7 @@
  */
 #include "reconcilers/object.h"
 
+#include <libvirt/virterror.h>
 #include <string.h>
 
 typedef struct observed {
@@ -435,18 +436,48 @@ static int converge_autostart(rc_context *ctx, const rc_kind_hooks *k, const rc_
         return rc_step_end(ctx, req, res, what, k->cls->set_autostart(obj, want) == 0, "AutostartFailed");
 }
 
-int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res) {
-        int r = rc_step_begin(ctx, req, res, RC_CALL_START, "start");
+/*
+ * Whether what a refused start, stop or undefine was for is in place all the same: the object runs,
+ * is stopped, or is defined no more. Its write then came from elsewhere (rc_object_set_active()).
+ */
+static bool found_in_place(rc_context *ctx, const rc_object_class *cls, void *obj, rc_call call) {
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        if (call == RC_CALL_UNDEFINE) {
+                int persistent = cls->is_persistent(obj);
+                return persistent == 0 || (persistent < 0 && virGetLastErrorCode() == cls->missing_code);
+        }
+        int active = cls->is_active(obj);
+        return active >= 0 && (active > 0) == (call == RC_CALL_START);
+}
+
+/* rc_step_end() of a start, stop or undefine, which a refusal fails only if its goal is not in place. */
+static int end_object_step(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj,
+                           rc_result *res, rc_call call, const char *what, const char *fail_reason, bool ok) {
+        if (ok)
+                return rc_step_end(ctx, req, res, what, true, NULL);
+        _cleanup_free_ char *refusal = strdup(rc_libvirt_error());
+        bool found = refusal && found_in_place(ctx, cls, obj, call);
+        return rc_step_end_refused(ctx, req, res, what, refusal ? refusal : "out of memory", found ? NULL : fail_reason);
+}
+
+int rc_object_set_active(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj,
+                         rc_result *res, rc_call call, int (*write)(void *obj)) {
+        bool starts = call == RC_CALL_START;
+        const char *what = starts ? "start" : call == RC_CALL_SHUTDOWN ? "shutdown" : "destroy";
+        const char *fail_reason = starts ? "StartFailed" : call == RC_CALL_SHUTDOWN ? "ShutdownFailed" : "DestroyFailed";
+        int r = rc_step_begin(ctx, req, res, call, what);
+
         if (r <= 0)
                 return r;
-        return rc_step_end(ctx, req, res, "start", cls->start(obj) == 0, "StartFailed");
+        return end_object_step(ctx, cls, req, obj, res, call, what, fail_reason, write(obj) == 0);
+}
+
+int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res) {
+        return rc_object_set_active(ctx, cls, req, obj, res, RC_CALL_START, cls->start);
 }
 
 int rc_object_destroy(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res) {
-        int r = rc_step_begin(ctx, req, res, RC_CALL_DESTROY, "destroy");
-        if (r <= 0)
-                return r;
-        return rc_step_end(ctx, req, res, "destroy", cls->destroy(obj) == 0, "DestroyFailed");
+        return rc_object_set_active(ctx, cls, req, obj, res, RC_CALL_DESTROY, cls->destroy);
 }
 
 static int start(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, void *obj, rc_result *res) {
@@ -683,7 +714,8 @@ static int undefine(rc_context *ctx, const rc_kind_hooks *k, const rc_request *r
         int r = rc_step_begin(ctx, req, res, RC_CALL_UNDEFINE, "undefine");
         if (r <= 0)
                 return r;
-        r = rc_step_end(ctx, req, res, "undefine", k->cls->undefine(obj) == 0, "UndefineFailed");
+        r = end_object_step(ctx, k->cls, req, obj, res, RC_CALL_UNDEFINE, "undefine", "UndefineFailed",
+                            k->cls->undefine(obj) == 0);
         if (r < 0)
                 return r;
         rc_inventory_forget(ctx, req->kind, req->name);

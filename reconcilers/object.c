@@ -112,6 +112,7 @@ static const rc_call_events domain_caused[_RC_CALL_MAX] = {
 
 const rc_object_class rc_domain_class = {
         .kind = VF_KIND_DOMAIN,
+        .missing_code = VIR_ERR_NO_DOMAIN,
         .caused = domain_caused,
         .list_all = domain_list_all,
         .list_active = VIR_CONNECT_LIST_DOMAINS_ACTIVE,
@@ -155,6 +156,7 @@ static const rc_call_events network_caused[_RC_CALL_MAX] = {
 
 const rc_object_class rc_network_class = {
         .kind = VF_KIND_NETWORK,
+        .missing_code = VIR_ERR_NO_NETWORK,
         .caused = network_caused,
         .list_all = network_list_all,
         .list_active = VIR_CONNECT_LIST_NETWORKS_ACTIVE,
@@ -198,6 +200,7 @@ static const rc_call_events pool_caused[_RC_CALL_MAX] = {
 
 const rc_object_class rc_pool_class = {
         .kind = VF_KIND_POOL,
+        .missing_code = VIR_ERR_NO_STORAGE_POOL,
         .caused = pool_caused,
         .unmarked = true,
         .list_all = pool_list_all,
@@ -733,21 +736,35 @@ static void count_caused(const rc_context *ctx, const rc_request *req, rc_result
         rc_caused_add(&res->caused, &one);
 }
 
-int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
-                const char *fail_reason) {
-        /* Copied before the store is written: SQLite calls do not touch libvirt's error, but be sure. */
-        _cleanup_free_ char *message = ok ? NULL : strdup(rc_libvirt_error());
-
+/* A libvirt write was made: a crash test may die here. */
+static void libvirt_write_made(rc_context *ctx) {
         if (ctx->fault_after_libvirt_writes > 0 && --ctx->fault_after_libvirt_writes == 0)
                 raise(SIGKILL);
-        int r = record_outcome(ctx, req, res, what, ok, message);
-        if (ok) {
-                count_caused(ctx, req, res);
-                return r;
+}
+
+int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
+                const char *fail_reason) {
+        if (!ok) {
+                /* Copied before the store is written: SQLite calls do not touch libvirt's error, but be sure. */
+                _cleanup_free_ char *refusal = strdup(rc_libvirt_error());
+                return rc_step_end_refused(ctx, req, res, what, refusal ? refusal : "out of memory", fail_reason);
         }
+        libvirt_write_made(ctx);
+        int r = record_outcome(ctx, req, res, what, true, NULL);
+        count_caused(ctx, req, res);
+        return r;
+}
+
+int rc_step_end_refused(rc_context *ctx, const rc_request *req, rc_result *res, const char *what,
+                        const char *refusal, const char *fail_reason) {
+        libvirt_write_made(ctx);
+        if (!fail_reason) {
+                _cleanup_free_ char *message = vf_printf("%s; found done already", refusal);
+                return record_outcome(ctx, req, res, what, false, message ? message : refusal);
+        }
+        (void) record_outcome(ctx, req, res, what, false, refusal);
         /* The write's own failure says more than a failure to record it. */
-        rc_result_set(res, RC_FAILED, false, fail_reason, "%s %s: %s", what, req->name,
-                      message ? message : "out of memory");
+        rc_result_set(res, RC_FAILED, false, fail_reason, "%s %s: %s", what, req->name, refusal);
         return -EIO;
 }
 

@@ -27,6 +27,7 @@ typedef struct rc_object_class {
          * marker, and what this store owns, and what it last defined, is what its records say.
          */
         bool unmarked;
+        int missing_code; /* libvirt's error for an object of this kind that is not there (any more) */
         int (*list_all)(virConnectPtr conn, void ***objs, unsigned filter); /* count, or -1 */
         /* libvirt's filters of list_all() for active, transient and autostart objects of this kind. */
         unsigned list_active, list_transient, list_autostart;
@@ -143,6 +144,13 @@ int rc_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, rc_cal
  */
 int rc_step_end(rc_context *ctx, const rc_request *req, rc_result *res, const char *what, bool ok,
                 const char *fail_reason);
+/*
+ * Records the write begun last as refused, with libvirt's words (copied before any other call reset
+ * them). With fail_reason, as rc_step_end() does a failure. Without, what the write was for was found
+ * in place since: the log says so, and 0 lets the resource go on (-EIO if it cannot be recorded).
+ */
+int rc_step_end_refused(rc_context *ctx, const rc_request *req, rc_result *res, const char *what,
+                        const char *refusal, const char *fail_reason);
 /* rc_step_begin() for a write to the host (sysfs, netlink) rather than to libvirt. */
 int rc_host_step_begin(rc_context *ctx, const rc_request *req, rc_result *res, const char *what);
 /* Records the outcome of the host write begun last, with the kernel's words on failure. */
@@ -160,6 +168,14 @@ int rc_step_forget(rc_context *ctx, const rc_request *req, rc_result *res);
  * without an intent. Returns whether to perform it.
  */
 bool rc_state_step(const rc_context *ctx, rc_result *res, const char *what);
+/*
+ * Starts or stops an object as a recorded step: call is RC_CALL_START, RC_CALL_SHUTDOWN or
+ * RC_CALL_DESTROY, made by write(obj). One that libvirt refuses while the object is found in the
+ * state the call leads to is no failure (rc_step_end_refused() without a reason): a killed run's
+ * write was still in flight inside libvirtd as this run looked, or a guest got there by itself.
+ */
+int rc_object_set_active(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj,
+                         rc_result *res, rc_call call, int (*write)(void *obj));
 /* Starts an object as a recorded step. */
 int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res);
 /* Stops an active object at once (libvirt's destroy: a pool is deactivated, its target kept) as a recorded step. */

@@ -12,6 +12,7 @@
 #include "tests/env.h"
 #include "tests/libvirtd.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -299,6 +300,58 @@ static void test_edit_applies_during_a_graceful_shutdown(void **state) {
         wait_until(first_guest_stopped, f, NULL, "the first guest destroyed at its deadline");
         wait_until(record_reason, f, "Applied", "the first guest settled");
         assert_int_equal(domain_active(f, f->second_guest), 1);
+}
+
+/* Set to the hypervisor's URI, the next destroy is made first through a connection of the test's own. */
+static const char *destroy_first_on;
+
+int virDomainDestroy(virDomainPtr dom) {
+        int (*real)(virDomainPtr) = dlsym(RTLD_NEXT, "virDomainDestroy");
+        const char *uri = TAKE_PTR(destroy_first_on);
+
+        if (uri) {
+                virConnectPtr conn = virConnectOpen(uri);
+                virDomainPtr d = conn ? virDomainLookupByName(conn, virDomainGetName(dom)) : NULL;
+                assert_non_null(d);
+                assert_int_equal(real(d), 0);
+                virDomainFree(d);
+                virConnectClose(conn);
+        }
+        return real(dom);
+}
+
+/*
+ * A guest that stops just as its shutdown deadline comes (or a killed run's destroy still in flight
+ * inside libvirtd) makes the destroy at the deadline fail with "domain is not running". What it was
+ * for is done: the pass is Ready, and the log keeps libvirt's refusal.
+ */
+static void test_guest_stopped_at_its_deadline_fails_nothing(void **state) {
+        fixture *f = *state;
+
+        th_libvirtd_start(f->libvirtd);
+        f->env->opts.shutdown_timeout_sec = 1;
+        th_write(f->env->conf, "10-guest.yaml", GUEST, f->guest, "64MiB");
+        th_env_pass(f->env);
+        assert_int_equal(domain_active(f, f->guest), 1);
+        th_write(f->env->conf, "10-guest.yaml", GUEST_STATE("shutoff"), f->guest, "64MiB");
+        th_env_pass(f->env);
+        th_env_assert(f->env, VF_KIND_DOMAIN, f->guest, RC_WAITING, "ShuttingDown");
+
+        usleep(1100 * 1000); /* past the deadline, which is a time: nothing to poll for */
+        destroy_first_on = f->env->opts.uri;
+        th_env_pass(f->env);
+        assert_null(destroy_first_on);
+        assert_true(vf_report_converged(&f->env->report));
+        assert_int_equal(domain_active(f, f->guest), 0);
+
+        state_event *events = NULL;
+        size_t n = 0;
+        assert_int_equal(state_event_list(f->env->c.store, "domain", f->guest, 0, &events, &n), 0);
+        assert_true(n > 0);
+        assert_string_equal(events[n - 1].action, "destroy");
+        assert_string_equal(events[n - 1].outcome, "failed");
+        assert_non_null(strstr(events[n - 1].message, "not running; found done already"));
+        state_event_list_free(events, n);
 }
 
 /* ---- its own writes -------------------------------------------------------------- */
@@ -695,6 +748,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_libvirtd_restart_and_killed_guest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_edit_applies_during_a_graceful_shutdown, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_guest_stopped_at_its_deadline_fails_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cold_start_reconciles_once_and_sees_a_destroy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_git_mv_pulled_changes_nothing_in_libvirt, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_restarted_once_its_guest_stops, setup, teardown),

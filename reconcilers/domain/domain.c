@@ -175,6 +175,10 @@ static int plan_shutdown(rc_context *ctx, const rc_request *req, rc_result *res)
         return 0;
 }
 
+static int request_shutdown(void *obj) {
+        return virDomainShutdown(obj);
+}
+
 static int shutdown_gracefully(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
         const state_condition *requested = req->record ? state_record_condition(req->record, "ShuttingDown") : NULL;
         int64_t now = vf_now_realtime_usec();
@@ -182,10 +186,7 @@ static int shutdown_gracefully(rc_context *ctx, const rc_request *req, void *obj
         if ((!requested || !requested->status) && ctx->dry_run)
                 return plan_shutdown(ctx, req, res);
         if (!requested || !requested->status) {
-                int r = rc_step_begin(ctx, req, res, RC_CALL_SHUTDOWN, "shutdown");
-                if (r <= 0)
-                        return r;
-                r = rc_step_end(ctx, req, res, "shutdown", virDomainShutdown(obj) == 0, "ShutdownFailed");
+                int r = rc_object_set_active(ctx, &rc_domain_class, req, obj, res, RC_CALL_SHUTDOWN, request_shutdown);
                 if (r < 0)
                         return r;
                 /* Some guests (and the test driver) are down by the time the request returns. */
@@ -195,10 +196,7 @@ static int shutdown_gracefully(rc_context *ctx, const rc_request *req, void *obj
         if (now < requested->last_transition_usec + (int64_t) ctx->shutdown_timeout_sec * 1000000)
                 return wait_for_shutdown(ctx, req, requested->last_transition_usec, res);
         /* The guest ignored the request for the whole timeout: stop it hard, as virsh destroy would. */
-        int r = rc_step_begin(ctx, req, res, RC_CALL_DESTROY, "destroy");
-        if (r <= 0)
-                return r;
-        return rc_step_end(ctx, req, res, "destroy", virDomainDestroy(obj) == 0, "DestroyFailed");
+        return rc_object_destroy(ctx, &rc_domain_class, req, obj, res);
 }
 
 static int domain_changed_while_active(rc_context *ctx, const rc_request *req, void *obj, rc_result *res) {
