@@ -114,12 +114,15 @@ static const char *const stmt_sql[_STMT_MAX] = {
         /*
          * Reconciling is idempotent: had the interrupted write taken effect, a later run would
          * not have made it again. So an intent followed by the same action was not done, and
-         * one that is not, found its effect in place.
+         * one that is not, found its effect in place. A later one that failed made nothing and
+         * proves nothing: libvirt refuses a destroy when the interrupted one, still in flight
+         * inside libvirtd as the rerun looked, stopped the guest after all. (An intended or
+         * unknown one counts: this statement turns the first into the second as it goes.)
          */
         [STMT_RESOLVE_EVENTS] = "UPDATE events SET outcome = 'unknown', finished_usec = ?9, message = "
                                 "CASE WHEN EXISTS (SELECT 1 FROM events AS later WHERE later.kind = events.kind "
                                 "AND later.name = events.name AND later.action = events.action "
-                                "AND later.id > events.id) "
+                                "AND later.id > events.id AND later.outcome <> 'failed') "
                                 "THEN 'interrupted; not done' ELSE 'interrupted; found done' END "
                                 "WHERE kind = ?3 AND name = ?4 AND outcome = 'intended'",
         /*

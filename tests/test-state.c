@@ -1061,7 +1061,10 @@ static bool any_open_intent(state_store *s) {
         return open;
 }
 
-/* A killed run's intents: redone later means not done, left alone means the reconcile found it done. */
+/*
+ * A killed run's intents: redone later means not done, left alone means the reconcile found it done,
+ * and so does a later attempt that failed (libvirt refused a start the killed one had made).
+ */
 static void test_intents_resolved(void **state) {
         _cleanup_free_ char *path = path_in(state, "state.db");
         state_store *s = open_store(path, 0);
@@ -1077,17 +1080,19 @@ static void test_intents_resolved(void **state) {
         s = open_store(path, 0);
         assert_true(any_open_intent(s));
         assert_int_equal(append_event(s, "domain", "vm1", 1, "start", true, NULL), 0);
+        assert_int_equal(append_event(s, "domain", "vm2", 1, "start", false, "domain is already running"), 0);
         assert_int_equal(state_intent_resolve(s, "domain", "vm1"), 0);
         assert_true(any_open_intent(s)); /* vm2's */
         assert_int_equal(state_intent_resolve(s, "domain", "vm2"), 0);
         assert_false(any_open_intent(s));
         assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
-        assert_int_equal(n, 4);
+        assert_int_equal(n, 5);
         assert_event(&events[0], "define", "unknown", "interrupted; found done");
         assert_event(&events[1], "start", "unknown", "interrupted; not done");
         assert_true(events[1].finished_usec > 0);
         assert_event(&events[2], "start", "unknown", "interrupted; found done");
         assert_event(&events[3], "start", "ok", NULL);
+        assert_event(&events[4], "start", "failed", "domain is already running");
         state_event_list_free(events, n);
         state_close(s);
 }
