@@ -44,6 +44,8 @@ static void describe_self(char buf[static HOLDER_MAX]) {
 #define HOLDER_POLL_USEC 5000
 
 #define OPENING_LINE "opening\n"
+#define CLOSING_LINE "closing\n"
+_Static_assert(sizeof CLOSING_LINE == sizeof OPENING_LINE, "write_state() makes room for one of them");
 
 /* Why the lock is taken: "PID 1234 (virtform run /etc/virtform.d)", or less if the holder did not say yet. */
 static char *describe_holder(int fd) {
@@ -76,6 +78,8 @@ static int write_state(int fd, state_last_writer last) {
                 strcat(buf, "\n");
                 if (last == STATE_LAST_WRITER_OPENING)
                         strcat(buf, OPENING_LINE);
+                else if (last == STATE_LAST_WRITER_CLOSING)
+                        strcat(buf, CLOSING_LINE);
         } else
                 buf[0] = 0;
         size_t len = strlen(buf);
@@ -93,7 +97,9 @@ static state_last_writer read_state(int fd) {
         if (len <= 0)
                 return STATE_LAST_WRITER_CLEAN;
         buf[len] = 0;
-        return strstr(buf, "\n" OPENING_LINE) ? STATE_LAST_WRITER_OPENING : STATE_LAST_WRITER_KILLED;
+        if (strstr(buf, "\n" OPENING_LINE))
+                return STATE_LAST_WRITER_OPENING;
+        return strstr(buf, "\n" CLOSING_LINE) ? STATE_LAST_WRITER_CLOSING : STATE_LAST_WRITER_KILLED;
 }
 
 int state_lock_take(const char *path, int *ret_fd, state_last_writer *ret_last, char **errmsg) {
@@ -133,6 +139,11 @@ int state_lock_take(const char *path, int *ret_fd, state_last_writer *ret_last, 
 
 void state_lock_mark_open(int fd) {
         (void) write_state(fd, STATE_LAST_WRITER_KILLED);
+}
+
+void state_lock_mark_closing(int fd) {
+        if (fd >= 0)
+                (void) write_state(fd, STATE_LAST_WRITER_CLOSING);
 }
 
 void state_lock_release(int fd, state_last_writer leave) {

@@ -843,6 +843,13 @@ int state_publish(state_store *s, char **errmsg) {
 void state_close(state_store *s) {
         if (!s)
                 return;
+        /*
+         * The last connection's close writes the -wal back into the file and removes it. Killed after
+         * that, before the lock file says the store is closed, a writer marked only open would leave a
+         * store whose -wal looks lost, and the next writer would refuse it.
+         */
+        if (s->open)
+                state_lock_mark_closing(s->lock_fd);
         (void) close_database(s);
         state_drop_unwritten(s);
         free(s->unwritten);

@@ -56,6 +56,11 @@ typedef enum state_last_writer {
         STATE_LAST_WRITER_CLEAN, /* it closed the store, or there was none */
         STATE_LAST_WRITER_OPENING, /* it died opening the store: before it had a -wal */
         STATE_LAST_WRITER_KILLED, /* it died with the store open, or the host went down */
+        /*
+         * It died closing the store: SQLite may have written its -wal back into the file and removed
+         * it already, so a -wal gone is no loss.
+         */
+        STATE_LAST_WRITER_CLOSING,
 } state_last_writer;
 
 struct state_store {
@@ -95,6 +100,8 @@ struct state_store {
 int state_lock_take(const char *path, int *ret_fd, state_last_writer *ret_last, char **errmsg);
 /* Records that the store is open with its -wal: a writer killed from now on left it KILLED. */
 void state_lock_mark_open(int fd);
+/* Records that the store is being closed: a writer killed from now on left it CLOSING; -1 is ignored. */
+void state_lock_mark_closing(int fd);
 /* Releases it, recording how the store is left; -1 is ignored. */
 void state_lock_release(int fd, state_last_writer leave);
 

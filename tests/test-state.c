@@ -1460,6 +1460,52 @@ static void test_lost_wal_refused(void **state) {
         state_close(s);
 }
 
+/* SQLite's unlink(), which the test takes over: the process dies right after the -wal is removed. */
+static sqlite3_syscall_ptr real_unlink;
+
+static int unlink_then_die(const char *path) {
+        int r = ((int (*)(const char *)) real_unlink)(path);
+        size_t len = strlen(path);
+        if (r == 0 && len > 4 && strcmp(path + len - 4, "-wal") == 0)
+                raise(SIGKILL);
+        return r;
+}
+
+/*
+ * A writer killed as it closes, after SQLite wrote the -wal back into the file and removed it, lost
+ * nothing: the next writer opens the store, every commit in it, rather than calling the -wal lost.
+ */
+static void test_writer_killed_closing_lost_nothing(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db"), *wal = path_in(state, "state.db-wal");
+        state_record *got = NULL;
+        struct stat st;
+        int status;
+
+        put_many(path, 1);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                state_store *s = NULL;
+                _cleanup_(state_record_freep) state_record *rec = state_record_new("domain", "closing");
+                sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+                if (state_open(path, 0, &s, NULL) < 0 || state_put(s, rec) < 0)
+                        _exit(1);
+                real_unlink = vfs->xGetSystemCall(vfs, "unlink");
+                if (!real_unlink || vfs->xSetSystemCall(vfs, "unlink", (sqlite3_syscall_ptr) unlink_then_die) != SQLITE_OK)
+                        _exit(1);
+                state_close(s);
+                _exit(2); /* closed without removing the -wal: the test proves nothing */
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(stat(wal, &st), -1);
+
+        state_store *s = open_store(path, 0);
+        assert_int_equal(state_get(s, "domain", "closing", &got), 0);
+        state_record_free(got);
+        state_close(s);
+}
+
 /* An empty file is a state that was lost, never a new one: a new store is renamed into place whole. */
 static void test_empty_file_refused(void **state) {
         _cleanup_free_ char *path = path_in(state, "state.db");
@@ -2116,6 +2162,7 @@ int main(void) {
                 T(test_corrupt_database_refused),
                 T(test_check_on_demand),
                 T(test_lost_wal_refused),
+                T(test_writer_killed_closing_lost_nothing),
                 T(test_empty_file_refused),
                 T(test_recover_replaces_empty_file),
                 T(test_adopt_instance_id),
