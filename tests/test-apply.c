@@ -139,6 +139,14 @@ static void test_create_then_noop(void **state) {
         th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
 }
 
+/* The operator stops web1 behind virtform's back. */
+static void destroy_web1(th_env *f) {
+        virDomainPtr d = virDomainLookupByName(f->other, "web1");
+        assert_non_null(d);
+        assert_int_equal(virDomainDestroy(d), 0);
+        virDomainFree(d);
+}
+
 /* Between the pass's listing and web1's turn, the operator does what the pass was about to: start it, autostart it. */
 static void web1_mended_meanwhile(void *userdata, const char *key, size_t index, size_t total) {
         th_env *f = userdata;
@@ -180,10 +188,7 @@ static void test_listing_never_decides_a_write(void **state) {
         assert_true(th_domain_active(f->other, "web1"));
 
         /* Not mended, what the listing says is done: a stop, and nothing else, so that no other write reads it again. */
-        d = virDomainLookupByName(f->other, "web1");
-        assert_non_null(d);
-        assert_int_equal(virDomainDestroy(d), 0);
-        virDomainFree(d);
+        destroy_web1(f);
         th_env_pass(f);
         assert_int_equal(th_env_writes(f), 1);
         assert_true(th_domain_active(f->other, "web1"));
@@ -193,6 +198,14 @@ static void test_listing_never_decides_a_write(void **state) {
         th_env_pass(f);
         assert_int_equal(f->report.counters.calls[RC_CALL_GET_XML], 2 + 2); /* lan, web1; the driver's own two */
         assert_int_equal(f->report.counters.calls[RC_CALL_GET_INFO], 0);
+}
+
+/* lan and web1 applied, then web1 stopped behind virtform's back. */
+static void web1_applied_then_destroyed(th_env *f) {
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        destroy_web1(f);
 }
 
 /* Set, libvirt cannot list domains by their state: a filtered listing fails, a plain one works. */
@@ -216,13 +229,7 @@ static void test_failed_state_listing_is_logged(void **state) {
         _cleanup_free_ char *log = NULL;
         size_t size = 0;
 
-        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
-        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        th_env_pass(f);
-        virDomainPtr d = virDomainLookupByName(f->other, "web1");
-        assert_non_null(d);
-        assert_int_equal(virDomainDestroy(d), 0);
-        virDomainFree(d);
+        web1_applied_then_destroyed(f);
 
         f->c.log = open_memstream(&log, &size);
         assert_non_null(f->c.log);
@@ -1247,27 +1254,20 @@ static struct {
         bool domain_start, network_undefine;
 } made_first;
 
-int virDomainCreate(virDomainPtr dom) {
-        int (*real)(virDomainPtr) = dlsym(RTLD_NEXT, "virDomainCreate");
-
-        if (TAKE_PTR(made_first.domain_start)) {
-                virDomainPtr d = virDomainLookupByName(made_first.on, virDomainGetName(dom));
-                assert_int_equal(real(d), 0);
-                virDomainFree(d);
+/* libvirt's write call, made first through made_first.on when flag is set. */
+#define MADE_FIRST(Kind, call, flag)                                                                \
+        int vir##Kind##call(vir##Kind##Ptr obj) {                                                   \
+                int (*real)(vir##Kind##Ptr) = dlsym(RTLD_NEXT, "vir" #Kind #call);                  \
+                if (TAKE_PTR(made_first.flag)) {                                                    \
+                        vir##Kind##Ptr o = vir##Kind##LookupByName(made_first.on, vir##Kind##GetName(obj)); \
+                        assert_int_equal(real(o), 0);                                               \
+                        vir##Kind##Free(o);                                                         \
+                }                                                                                   \
+                return real(obj);                                                                   \
         }
-        return real(dom);
-}
 
-int virNetworkUndefine(virNetworkPtr net) {
-        int (*real)(virNetworkPtr) = dlsym(RTLD_NEXT, "virNetworkUndefine");
-
-        if (TAKE_PTR(made_first.network_undefine)) {
-                virNetworkPtr n = virNetworkLookupByName(made_first.on, virNetworkGetName(net));
-                assert_int_equal(real(n), 0);
-                virNetworkFree(n);
-        }
-        return real(net);
-}
+MADE_FIRST(Domain, Create, domain_start)
+MADE_FIRST(Network, Undefine, network_undefine)
 
 /* The message of the resource's last logged write. */
 static char *last_logged_message(th_env *f, vf_kind kind, const char *name) {
@@ -1289,13 +1289,7 @@ static char *last_logged_message(th_env *f, vf_kind kind, const char *name) {
 static void test_write_made_meanwhile_is_found_done(void **state) {
         th_env *f = *state;
 
-        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
-        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
-        th_env_pass(f);
-        virDomainPtr d = virDomainLookupByName(f->other, "web1");
-        assert_non_null(d);
-        assert_int_equal(virDomainDestroy(d), 0);
-        virDomainFree(d);
+        web1_applied_then_destroyed(f);
 
         made_first.on = f->other;
         made_first.domain_start = true;
