@@ -761,7 +761,6 @@ static void test_out_of_band_changes_are_put_back(void **state) {
         wait_for(f, domain_running, "web1", "web1 recreated after an out-of-band undefine");
 }
 
-/* SQL on the state file through a connection of the test's own, behind the daemon's back. */
 /*
  * A full pass lets the last graph go before it builds the next. One that fails then (the state file
  * cannot be read) must not leave the daemon blind: it says so, reads every file again by itself once
