@@ -227,6 +227,31 @@ int schema_file_check_set(schema_file *f) {
         return check_cycles(f);
 }
 
+bool schema_file_declares_taken(const schema_file *f, const schema_set *set) {
+        for (size_t i = 0; f->tokens && f->tokens[i]; i++) {
+                const char *token = f->tokens[i];
+                bool pci = strncmp(token, "pci/", 4) == 0;
+                const schema_resource *other = pci ? schema_index_pci(set, token + 4) : vf_map_get(set->by_key, token);
+                if (declared_before(f, other))
+                        return true;
+        }
+        return false;
+}
+
+void schema_file_take_read(schema_file *to, schema_file *from) {
+        to->n_errors = from->n_errors;
+        to->oom = from->oom;
+        to->resources = TAKE_PTR(from->resources);
+        to->n_resources = from->n_resources;
+        to->by_key = TAKE_PTR(from->by_key);
+        to->diags = TAKE_PTR(from->diags);
+        to->n_diags = from->n_diags;
+        to->tokens = TAKE_PTR(from->tokens);
+        to->stamp = from->stamp;
+        to->settled = from->settled;
+        from->n_resources = from->n_diags = 0;
+}
+
 int schema_file_add(schema_file *f, schema_resource *resource) {
         _cleanup_(schema_resource_unrefp) schema_resource *r = resource;
 

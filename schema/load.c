@@ -166,7 +166,7 @@ static int file_at(const schema_file *f, const char **ret_entry) {
         return layer->fd >= 0 ? layer->fd : AT_FDCWD;
 }
 
-static int parse_file(schema_file *f) {
+int schema_file_read(schema_file *f) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *data = NULL;
         const char *entry;
@@ -307,7 +307,9 @@ int schema_file_load(schema_set *set, const schema_layers *layers, const schema_
 
         int r = reuse_file(&f);
         if (r == 0)
-                r = parse_file(&f);
+                r = schema_readahead_take(layers->ahead, &f);
+        if (r == 0)
+                r = schema_file_read(&f);
         if (r != -ENOMEM && f.n_errors == 0)
                 r = schema_file_check_set(&f);
         if (r == -ENOMEM || f.oom)
@@ -362,6 +364,7 @@ int schema_load_reusing(char *const *paths, size_t n_paths, const schema_load_op
         _cleanup_(schema_set_freep) schema_set *set = schema_set_new();
         _cleanup_(schema_layers_close) schema_layers layers = {};
         _cleanup_strv_free_ char **names = NULL;
+        _cleanup_(schema_readahead_freep) schema_readahead *ahead = NULL;
 
         if (!set)
                 return -ENOMEM;
@@ -378,6 +381,10 @@ int schema_load_reusing(char *const *paths, size_t n_paths, const schema_load_op
         if (previous && same_options(&previous->options, &set->options))
                 layers.previous = previous;
         r = schema_layers_list(&layers, &names);
+        /* A set to take files from unread leaves little to read: only a load without one reads ahead. */
+        if (r >= 0 && !layers.previous && names)
+                r = schema_readahead_start(&layers, names, &ahead);
+        layers.ahead = ahead;
         /* Loading in name order leaves nothing for a reload to cascade to: each name is judged once. */
         for (size_t i = 0; r >= 0 && names && names[i]; i++)
                 r = schema_reload_name(set, &layers, names[i], NULL);

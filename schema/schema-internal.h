@@ -14,6 +14,7 @@
 typedef struct schema_index schema_index;
 typedef struct schema_layer schema_layer;
 typedef struct schema_layers schema_layers;
+typedef struct schema_readahead schema_readahead;
 
 #define SCHEMA_POLICY_NS "https://virtform.org/xmlns/policy/1"
 #define SCHEMA_OWNER_NS "https://virtform.org/xmlns/owner/1"
@@ -76,6 +77,10 @@ int schema_file_add(schema_file *f, schema_resource *r);
 void schema_file_done(schema_file *f);
 /* The checks of a parsed file against the set before it: volumes made from themselves. */
 int schema_file_check_set(schema_file *f);
+/* Whether a file before f in set declares a key or PCI address f declared (f's tokens). */
+bool schema_file_declares_taken(const schema_file *f, const schema_set *set);
+/* Moves what from read (resources, diagnostics, tokens, stamp) into to, which has read nothing. */
+void schema_file_take_read(schema_file *to, schema_file *from);
 
 /* The volume or other resource under key as some judgement sees the set, or NULL. */
 typedef const schema_resource *(*schema_volume_lookup)(const void *userdata, const char *key);
@@ -123,9 +128,28 @@ struct schema_layers {
         schema_load_options options;
         /* A set loaded before with the same options: a file unchanged since is taken from it unread. */
         const schema_set *previous;
+        /* A full load's files, read ahead on several threads (readahead.c); NULL when none were. */
+        schema_readahead *ahead;
 };
 
 int schema_layers_open(char *const *paths, const schema_load_options *options, schema_layers *ret);
+
+/* ---- reading ahead (readahead.c, load.c) ------------------------------------ */
+
+/* Opens, checks and parses the file f names; its resources and diagnostics stay in f. */
+int schema_file_read(schema_file *f);
+/*
+ * Starts reading the files of names (sorted, as schema_layers_list() gives
+ * them, and alive until the read-ahead is freed) on other threads, when the
+ * options' jobs and the number of files call for it; *ret NULL when they do
+ * not. The files must then be taken in name order.
+ */
+int schema_readahead_start(const schema_layers *layers, char *const *names, schema_readahead **ret);
+/* 1 when f got what was read ahead for it; 0 when f is to be read. */
+int schema_readahead_take(schema_readahead *ra, schema_file *f);
+/* Stops and joins the threads. */
+void schema_readahead_free(schema_readahead *ra);
+DEFINE_POINTER_CLEANUP(schema_readahead, schema_readahead_free);
 void schema_layers_close(schema_layers *l);
 /* Every name some layer may hold, sorted and unique. */
 int schema_layers_list(const schema_layers *l, char ***ret);

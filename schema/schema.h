@@ -199,6 +199,13 @@ typedef struct schema_load_options {
          * NULL: the compact schemas only, the fast path. Must outlive the set.
          */
         const char *libvirt_schemas;
+        /*
+         * How many files a full load reads at once, each on its own thread;
+         * what the set holds is the same whatever the number. 0: one per
+         * processor online (at most 8) once there are enough files to be worth
+         * it; 1: one at a time.
+         */
+        unsigned jobs;
 } schema_load_options;
 
 #define SCHEMA_LIBVIRT_SCHEMAS "/usr/share/libvirt/schemas"

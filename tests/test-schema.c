@@ -2239,11 +2239,7 @@ static void assert_same_sources(const schema_set *a, const schema_set *b) {
         }
 }
 
-/* What reloads made of set has to be what a full load of the same paths gives now. */
-static void assert_same_as_full_load(const schema_set *set) {
-        _cleanup_(schema_set_freep) schema_set *full = NULL;
-
-        assert_int_equal(schema_load_with_options(set->dirs, vf_strv_length(set->dirs), &set->options, &full), 0);
+static void assert_same_sets(const schema_set *set, const schema_set *full) {
         assert_int_equal(set->n_resources, full->n_resources);
         for (size_t i = 0; i < set->n_resources; i++) {
                 assert_same_resource(set->resources[i], full->resources[i]);
@@ -2265,6 +2261,14 @@ static void assert_same_as_full_load(const schema_set *set) {
                 assert_string_equal(a, b);
         }
         assert_same_sources(set, full);
+}
+
+/* What reloads made of set has to be what a full load of the same paths gives now. */
+static void assert_same_as_full_load(const schema_set *set) {
+        _cleanup_(schema_set_freep) schema_set *full = NULL;
+
+        assert_int_equal(schema_load_with_options(set->dirs, vf_strv_length(set->dirs), &set->options, &full), 0);
+        assert_same_sets(set, full);
 }
 
 /* Reloads name, expects exactly the changed keys given (sorted, NULL-terminated), and compares with a full load. */
@@ -2927,6 +2931,42 @@ static void test_load_again_reads_only_what_changed(void **state) {
 }
 
 /*
+ * Files read ahead on several threads make the set that reading them one at
+ * a time makes, to the last field and the order of the diagnostics: with a
+ * key and a PCI address declared again across files and within one, a file
+ * that fails, drop-ins overriding and masking. A file that declares what an
+ * earlier file holds is read again on the loading thread, and only such a file.
+ */
+static void test_read_ahead_loads_what_one_at_a_time_does(void **state) {
+        const schema_load_options one_at_a_time = { .jobs = 1 }, four_at_once = { .jobs = 4 };
+        tree t;
+        tree_init(&t);
+        put_every_kind(&t);
+        for (int i = 0; i < 40; i++) {
+                _cleanup_free_ char *name = vf_printf("8%02d-net.yaml", i), *net = vf_printf("n%02d", i);
+                _cleanup_free_ char *text = vf_printf(HEADER("Network", "%s") "spec: {}\n" PAD4K, net);
+                put(&t, USR, name, text);
+        }
+        put(&t, RUN, "808-net.yaml", NET("n08", "mtu: 1300") PAD4K);
+        mask_link(&t, ETC, "807-net.yaml");
+        put(&t, USR, "90-lan-again.yaml", NET("lan", "mtu: 9000") PAD4K);
+        put(&t, USR, "91-pci-again.yaml", HEADER("Hostdev", "vf9") "spec: {pci: '3B:02.1'}\n" PAD4K);
+        put(&t, USR, "92-twice.yaml", NET("n05", "") "---\n" NET("n05", "mtu: 1400") "---\n" NET("fresh", "") PAD4K);
+        put(&t, USR, "93-broken.yaml", "kind: [\n" PAD4K);
+        put(&t, USR, "94-twice-inside.yaml", NET("i1", "") "---\n" NET("i1", "mtu: 1400") PAD4K);
+
+        size_t read_one_at_a_time, read_ahead;
+        _cleanup_(schema_set_freep) schema_set *a = load_tree_reusing(&t, NULL, &one_at_a_time, &read_one_at_a_time);
+        _cleanup_(schema_set_freep) schema_set *b = load_tree_reusing(&t, NULL, &four_at_once, &read_ahead);
+        assert_same_sets(a, b);
+        for (size_t i = 0; i < a->n_resources; i++)
+                assert_same_fields(a->resources[i], b->resources[i]);
+        assert_int_equal(a->n_files_failed, 5);
+        assert_int_equal(read_ahead, read_one_at_a_time + 3);
+        tree_done(&t);
+}
+
+/*
  * A file taken unread is judged against the files before it as a read one
  * is: an earlier file taking its key fails it, and giving the key back lets
  * it in again. Options that judge files otherwise read everything.
@@ -3328,6 +3368,7 @@ int main(void) {
                 cmocka_unit_test(test_volume_cycle_across_files),
                 cmocka_unit_test(test_reload_storage),
                 cmocka_unit_test(test_load_again_reads_only_what_changed),
+        cmocka_unit_test(test_read_ahead_loads_what_one_at_a_time_does),
                 cmocka_unit_test(test_load_again_judges_unchanged_files_anew),
                 cmocka_unit_test(test_diag_warning_format),
                 cmocka_unit_test(test_trust_files),
