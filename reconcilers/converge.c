@@ -460,16 +460,34 @@ static int end_object_step(rc_context *ctx, const rc_object_class *cls, const rc
         return rc_step_end_refused(ctx, req, res, what, refusal ? refusal : "out of memory", found ? NULL : fail_reason);
 }
 
+/* A change of whether an object runs: what the log calls it, and the reason a refusal fails the resource with. */
+typedef struct active_step {
+        rc_call call;
+        const char *what, *fail_reason;
+} active_step;
+
+static const active_step active_steps[] = {
+        { RC_CALL_START, "start", "StartFailed" },
+        { RC_CALL_SHUTDOWN, "shutdown", "ShutdownFailed" },
+        { RC_CALL_DESTROY, "destroy", "DestroyFailed" },
+};
+
+static const active_step *active_step_of(rc_call call) {
+        for (size_t i = 0; i < ELEMENTSOF(active_steps); i++)
+                if (active_steps[i].call == call)
+                        return &active_steps[i];
+        return NULL;
+}
+
 int rc_object_set_active(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj,
                          rc_result *res, rc_call call, int (*write)(void *obj)) {
-        bool starts = call == RC_CALL_START;
-        const char *what = starts ? "start" : call == RC_CALL_SHUTDOWN ? "shutdown" : "destroy";
-        const char *fail_reason = starts ? "StartFailed" : call == RC_CALL_SHUTDOWN ? "ShutdownFailed" : "DestroyFailed";
-        int r = rc_step_begin(ctx, req, res, call, what);
-
+        const active_step *step = active_step_of(call);
+        if (!step)
+                return -EINVAL;
+        int r = rc_step_begin(ctx, req, res, call, step->what);
         if (r <= 0)
                 return r;
-        return end_object_step(ctx, cls, req, obj, res, call, what, fail_reason, write(obj) == 0);
+        return end_object_step(ctx, cls, req, obj, res, call, step->what, step->fail_reason, write(obj) == 0);
 }
 
 int rc_object_start(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj, rc_result *res) {
