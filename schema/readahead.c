@@ -213,15 +213,15 @@ static void wait_for(schema_readahead *ra, size_t pos) {
  * thread has claimed yet is read by the caller; false then.
  */
 static bool claimed(schema_readahead *ra, size_t pos) {
-        bool claimed = ra->next > pos;
+        bool by_a_thread = ra->next > pos;
 
         ra->needed = pos;
-        if (!claimed)
+        if (!by_a_thread)
                 ra->next = pos + 1;
         pthread_cond_broadcast(&ra->changed);
-        if (claimed)
+        if (by_a_thread)
                 wait_for(ra, pos);
-        return claimed;
+        return by_a_thread;
 }
 
 int schema_readahead_take(schema_readahead *ra, schema_file *f) {
@@ -239,8 +239,14 @@ int schema_readahead_take(schema_readahead *ra, schema_file *f) {
                      strcmp(a->path, f->path) == 0 && !schema_file_declares_taken(&a->file, f->set);
         if (taken)
                 schema_file_take_read(f, &a->file);
-        /* Whatever was not taken goes now, on the thread that reads the next files. */
-        if (was_claimed)
+        /*
+         * Whatever was not taken goes now, while the thread that allocated it reads on. Taken once: a
+         * name judged again (a full load judges each once) finds no path here, and is read.
+         */
+        if (was_claimed) {
                 schema_file_done(&a->file);
+                free(a->path);
+                a->path = NULL;
+        }
         return taken;
 }
