@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* schema_resource: allocation, the desired-state hash, and the shared XML finish. */
-#include <inttypes.h>
 #include <libxml/tree.h>
+#include <nettle/sha2.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -106,92 +106,110 @@ void schema_resource_unref(schema_resource *r) {
         free(r);
 }
 
-/* Length-prefixed, so no field's content can be mistaken for a separator. */
-static void hash_field(vf_buf *b, const char *s) {
-        s = s ? s : "";
-        vf_buf_printf(b, "%zu:", strlen(s));
-        vf_buf_puts(b, s);
+/*
+ * The hashed text is fed to SHA-256 as it is made, never built in memory.
+ * Its bytes are the layout's, unchanged since markers first carried them:
+ * numbers in decimal as printf("%ld") writes them, then a separator.
+ */
+static void hash_decimal(struct sha256_ctx *h, bool negative, unsigned long long value, char separator) {
+        char text[24], *p = text + sizeof text;
+
+        *--p = separator;
+        do
+                *--p = (char) ('0' + value % 10);
+        while ((value /= 10) > 0);
+        if (negative)
+                *--p = '-';
+        sha256_update(h, (size_t) (text + sizeof text - p), (const uint8_t *) p);
 }
 
-static void hash_number(vf_buf *b, long n) {
-        vf_buf_printf(b, "%ld;", n);
+/* Length-prefixed, so no field's content can be mistaken for a separator. */
+static void hash_field(struct sha256_ctx *h, const char *s) {
+        s = s ? s : "";
+        size_t len = strlen(s);
+        hash_decimal(h, false, len, ':');
+        sha256_update(h, len, (const uint8_t *) s);
+}
+
+static void hash_number(struct sha256_ctx *h, long n) {
+        hash_decimal(h, n < 0, n < 0 ? 0ULL - (unsigned long long) n : (unsigned long long) n, ';');
 }
 
 /* An absent text and an empty one are different seeds. */
-static void hash_optional(vf_buf *b, const char *s) {
-        hash_number(b, !!s);
-        hash_field(b, s);
+static void hash_optional(struct sha256_ctx *h, const char *s) {
+        hash_number(h, !!s);
+        hash_field(h, s);
 }
 
-static void hash_volume(vf_buf *b, const schema_resource *r) {
-        hash_field(b, r->volume.pool);
-        hash_field(b, r->volume.volume);
-        vf_buf_printf(b, "%" PRIu64 ";", r->volume.capacity);
-        hash_number(b, r->volume.format);
-        hash_number(b, r->volume.source);
-        hash_field(b, r->volume.from);
-        hash_field(b, r->volume.sha256);
-        hash_number(b, r->volume.full_copy);
-        hash_number(b, r->volume.deletion);
+static void hash_volume(struct sha256_ctx *h, const schema_resource *r) {
+        hash_field(h, r->volume.pool);
+        hash_field(h, r->volume.volume);
+        hash_decimal(h, false, r->volume.capacity, ';');
+        hash_number(h, r->volume.format);
+        hash_number(h, r->volume.source);
+        hash_field(h, r->volume.from);
+        hash_field(h, r->volume.sha256);
+        hash_number(h, r->volume.full_copy);
+        hash_number(h, r->volume.deletion);
 }
 
 /* All of a seed is its content: a change of any field is a new seed. */
-static void hash_cloudinit(vf_buf *b, const schema_resource *r) {
-        hash_field(b, r->cloudinit.pool);
-        hash_optional(b, r->cloudinit.user_data);
-        hash_optional(b, r->cloudinit.instance_id);
-        hash_optional(b, r->cloudinit.hostname);
-        hash_optional(b, r->cloudinit.network_config);
+static void hash_cloudinit(struct sha256_ctx *h, const schema_resource *r) {
+        hash_field(h, r->cloudinit.pool);
+        hash_optional(h, r->cloudinit.user_data);
+        hash_optional(h, r->cloudinit.instance_id);
+        hash_optional(h, r->cloudinit.hostname);
+        hash_optional(h, r->cloudinit.network_config);
 }
 
 /* The devices the domain reconciler resolves: Hostdevs, and the seeds' pools. */
-static void hash_domain_devices(vf_buf *b, const schema_resource *r) {
-        hash_number(b, (long) vf_strv_length(r->domain.hostdevs));
+static void hash_domain_devices(struct sha256_ctx *h, const schema_resource *r) {
+        hash_number(h, (long) vf_strv_length(r->domain.hostdevs));
         for (size_t i = 0; r->domain.hostdevs && r->domain.hostdevs[i]; i++)
-                hash_field(b, r->domain.hostdevs[i]);
+                hash_field(h, r->domain.hostdevs[i]);
         /* Only when there are any: the hash of a domain without seeds stays what markers already carry. */
         if (!r->domain.cloudinits)
                 return;
-        hash_number(b, (long) vf_strv_length(r->domain.cloudinits));
+        hash_number(h, (long) vf_strv_length(r->domain.cloudinits));
         for (size_t i = 0; r->domain.cloudinits[i]; i++)
-                hash_field(b, r->domain.cloudinits[i]);
+                hash_field(h, r->domain.cloudinits[i]);
 }
 
-static void hash_spec(vf_buf *b, const schema_resource *r) {
+static void hash_spec(struct sha256_ctx *h, const schema_resource *r) {
         switch (r->kind) {
         case VF_KIND_NETWORK:
-                hash_number(b, r->network.autostart);
+                hash_number(h, r->network.autostart);
                 break;
         case VF_KIND_DOMAIN:
-                hash_number(b, r->domain.state);
-                hash_number(b, r->domain.autostart);
-                hash_number(b, r->domain.restart);
-                hash_domain_devices(b, r);
+                hash_number(h, r->domain.state);
+                hash_number(h, r->domain.autostart);
+                hash_number(h, r->domain.restart);
+                hash_domain_devices(h, r);
                 break;
         case VF_KIND_HOSTDEV:
-                hash_field(b, r->hostdev.pci);
-                hash_field(b, r->hostdev.mac);
-                hash_number(b, r->hostdev.vlan);
-                hash_number(b, r->hostdev.managed);
+                hash_field(h, r->hostdev.pci);
+                hash_field(h, r->hostdev.mac);
+                hash_number(h, r->hostdev.vlan);
+                hash_number(h, r->hostdev.managed);
                 break;
         case VF_KIND_POOL:
-                hash_number(b, r->pool.autostart);
+                hash_number(h, r->pool.autostart);
                 break;
         case VF_KIND_VOLUME:
-                hash_volume(b, r);
+                hash_volume(h, r);
                 break;
         case VF_KIND_CLOUDINIT:
-                hash_cloudinit(b, r);
+                hash_cloudinit(h, r);
                 break;
         default:
                 break;
         }
 }
 
-static void hash_identity(vf_buf *b, const schema_resource *r) {
-        hash_field(b, vf_kind_to_string(r->kind));
-        hash_field(b, r->name);
-        hash_field(b, r->xml);
+static void hash_identity(struct sha256_ctx *h, const schema_resource *r) {
+        hash_field(h, vf_kind_to_string(r->kind));
+        hash_field(h, r->name);
+        hash_field(h, r->xml);
 }
 
 /*
@@ -200,21 +218,22 @@ static void hash_identity(vf_buf *b, const schema_resource *r) {
  * would redefine every object on upgrade.
  */
 void schema_resource_hash(schema_resource *r) {
-        vf_buf b = {};
+        struct sha256_ctx whole, definition;
+        uint8_t digest[SHA256_DIGEST_SIZE];
 
-        hash_identity(&b, r);
-        hash_spec(&b, r);
-        vf_sha256_hex(b.data ? b.data : "", b.len, r->hash);
-        vf_buf_done(&b);
+        sha256_init(&whole);
+        hash_identity(&whole, r);
+        definition = whole; /* both begin with the identity */
+        hash_spec(&whole, r);
+        sha256_digest(&whole, sizeof digest, digest);
+        vf_hex(digest, sizeof digest, r->hash);
 
-        b = (vf_buf) {};
-        hash_identity(&b, r);
         if (r->kind == VF_KIND_DOMAIN)
-                hash_domain_devices(&b, r);
+                hash_domain_devices(&definition, r);
         if (r->kind == VF_KIND_CLOUDINIT)
-                hash_cloudinit(&b, r);
-        vf_sha256_hex(b.data ? b.data : "", b.len, r->definition_hash);
-        vf_buf_done(&b);
+                hash_cloudinit(&definition, r);
+        sha256_digest(&definition, sizeof digest, digest);
+        vf_hex(digest, sizeof digest, r->definition_hash);
 }
 
 static int add_depend(schema_resource *r, vf_kind kind, const char *name) {

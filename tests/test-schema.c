@@ -2931,6 +2931,61 @@ static void test_load_again_reads_only_what_changed(void **state) {
 }
 
 /*
+ * The hashes virtform's markers in libvirt carry. A change to what goes into
+ * them, or in what order, would make every object defined before an upgrade
+ * look changed after it, and define it again: pinned for every kind, with
+ * every field the tests set.
+ */
+static void test_hash_layout_is_pinned(void **state) {
+        static const char *const pinned[] = {
+                "network/lan "
+                "59e82ddaf8368fb58594db9bdb2ad9c8d831050bc5f99795a5065b51ff7e08b8 "
+                "0ecbe36f6763820bd9502eef86f850825b9ae294021c55e65a252a89dfa1f385",
+                "pool/p "
+                "2d58377bf3185058011c4ce317f8373eb6a9412265f5ccc1ac66076da76c1916 "
+                "d9d847de975f5b604e0d41ad8bf8b4aa6e14c98fe7232d7b3d0f52bb39179e72",
+                "volume/p/base "
+                "ab004ba5a1c8aa9c1a7c7bf34b8c880e3e1be46f7e4bf895e32f68d3291c560f "
+                "06ddf904f3784fe5da17f99a3bd700b5f753d3c0e14aaa635dcec306cf9b1d79",
+                "volume/p/web1 "
+                "afbcd419731736eb15cdf85156595aba30318c320662eb33900a32e9d125edd7 "
+                "34a0872a0041695617bb8494e4891898e8be72c74b9f729aab96c5f2bb7ad743",
+                "volume/p/img "
+                "48ddc9298f8480cbc956baedc8d0c57f773f5e5ae0a182db7360dc18d3595673 "
+                "993014c62bf43fac508d6dbc3608e904c9e63f28397b685e4dc1e3aefa658907",
+                "cloudinit/s "
+                "c32a8a7e17289a2cd77b525773da788a53eeb6c55351bca992c45eb1a55b73d7 "
+                "c32a8a7e17289a2cd77b525773da788a53eeb6c55351bca992c45eb1a55b73d7",
+                "hostdev/vf1 "
+                "87e676e791681e70e9be1b56e6b45ed363ec822835003357e80bfa6a95c6c0ba "
+                "fd20adf70f3c8f7dd2892c8c511d9b75991e60c5d4bf34d96f816d14b3968b65",
+                "hostdev/gpu "
+                "2202a63be639c4fcaa8d2de7b32a74ff3de966e11db6987d5545d6e6affa2bad "
+                "30dd98896a36c380ee6838f8d113cac7059c9ff7b4b6fadbf08108ee5b9d6f43",
+                "domain/web1 "
+                "d7c14eff73fa6e4d06153f27647dd07672940ad6adbb611539d431309f664055 "
+                "75d9cb4cb142038c04817fa0a5e6c69e2f385f85a11b9d0cb80c940f0d341889",
+                "domain/db "
+                "b019ddfbeda65047e389a23f6524118e85d89f8a5e0dceaf71ce343b838f1f91 "
+                "3eb48a58dc8466e4c8b63e3aec79855669ed5e4ad7318d259dad82eeec4410b7",
+        };
+        tree t;
+        tree_init(&t);
+        put_every_kind(&t);
+        _cleanup_(schema_set_freep) schema_set *set = load_tree(&t);
+
+        assert_clean(set);
+        assert_int_equal(set->n_resources, ELEMENTSOF(pinned));
+        for (size_t i = 0; i < set->n_resources; i++) {
+                const schema_resource *r = set->resources[i];
+                _cleanup_free_ char *got = vf_printf("%s/%s %s %s", vf_kind_to_string(r->kind), r->name, r->hash,
+                                                     r->definition_hash);
+                assert_string_equal(got, pinned[i]);
+        }
+        tree_done(&t);
+}
+
+/*
  * Files read ahead on several threads make the set that reading them one at
  * a time makes, to the last field and the order of the diagnostics: with a
  * key and a PCI address declared again across files and within one, a file
@@ -3368,6 +3423,7 @@ int main(void) {
                 cmocka_unit_test(test_volume_cycle_across_files),
                 cmocka_unit_test(test_reload_storage),
                 cmocka_unit_test(test_load_again_reads_only_what_changed),
+        cmocka_unit_test(test_hash_layout_is_pinned),
         cmocka_unit_test(test_read_ahead_loads_what_one_at_a_time_does),
                 cmocka_unit_test(test_load_again_judges_unchanged_files_anew),
                 cmocka_unit_test(test_diag_warning_format),
