@@ -133,23 +133,6 @@ struct schema_layers {
 };
 
 int schema_layers_open(char *const *paths, const schema_load_options *options, schema_layers *ret);
-
-/* ---- reading ahead (readahead.c, load.c) ------------------------------------ */
-
-/* Opens, checks and parses the file f names; its resources and diagnostics stay in f. */
-int schema_file_read(schema_file *f);
-/*
- * Starts reading the files of names (sorted, as schema_layers_list() gives
- * them, and alive until the read-ahead is freed) on other threads, when the
- * options' jobs and the number of files call for it; *ret NULL when they do
- * not. The files must then be taken in name order.
- */
-int schema_readahead_start(const schema_layers *layers, char *const *names, schema_readahead **ret);
-/* 1 when f got what was read ahead for it; 0 when f is to be read. */
-int schema_readahead_take(schema_readahead *ra, schema_file *f);
-/* Stops and joins the threads. */
-void schema_readahead_free(schema_readahead *ra);
-DEFINE_POINTER_CLEANUP(schema_readahead, schema_readahead_free);
 void schema_layers_close(schema_layers *l);
 /* Every name some layer may hold, sorted and unique. */
 int schema_layers_list(const schema_layers *l, char ***ret);
@@ -168,6 +151,23 @@ void schema_source_done(schema_source *s);
 char *schema_path_name(const char *path);
 /* Compares the drop-in name of path with name, like strcmp(). */
 int schema_path_name_cmp(const char *path, const char *name);
+
+/* ---- reading ahead (readahead.c, load.c) ------------------------------------ */
+
+/* Opens, checks and parses the file f names; its resources and diagnostics stay in f. */
+int schema_file_read(schema_file *f);
+/*
+ * Starts reading the files of names (sorted, as schema_layers_list() gives
+ * them, and alive until the read-ahead is freed) on other threads, when the
+ * options' jobs and the number of files call for it; *ret NULL when they do
+ * not. The files must then be taken in name order.
+ */
+int schema_readahead_start(const schema_layers *layers, char *const *names, schema_readahead **ret);
+/* 1 when f got what was read ahead for it; 0 when f is to be read. */
+int schema_readahead_take(schema_readahead *ra, schema_file *f);
+/* Stops and joins the threads. */
+void schema_readahead_free(schema_readahead *ra);
+DEFINE_POINTER_CLEANUP(schema_readahead, schema_readahead_free);
 
 /* ---- trust (trust.c) ----------------------------------------------------- */
 
