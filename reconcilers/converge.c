@@ -447,7 +447,12 @@ static bool found_in_place(rc_context *ctx, const rc_object_class *cls, void *ob
                 return persistent == 0 || (persistent < 0 && virGetLastErrorCode() == cls->missing_code);
         }
         int active = cls->is_active(obj);
-        return active >= 0 && (active > 0) == (call == RC_CALL_START);
+        if (active <= 0 || call != RC_CALL_START || !cls->run_state)
+                return active >= 0 && (active > 0) == (call == RC_CALL_START);
+        /* A start's goal is a guest that runs: one that is active but paused is not there yet. */
+        rc_run_state state;
+        const char *why;
+        return cls->run_state(obj, &state, &why) == 0 && state == RC_RUNS;
 }
 
 /* rc_step_end() of a start, stop or undefine, which a refusal fails only if its goal is not in place. */
@@ -553,10 +558,65 @@ static bool runs_older_definition(rc_context *ctx, const rc_kind_hooks *k, const
         return !vf_streq_ptr(live.hash, req->hash);
 }
 
-/* Listed as wanted, with nothing recorded or done in this pass that asks to look at what runs. */
+/*
+ * Listed as wanted (running, when it should run; not active, when not), with nothing recorded or done
+ * in this pass that asks to look at what runs.
+ */
 static bool active_as_listed(rc_context *ctx, const rc_request *req, bool want, bool redefined, bool changed) {
-        return listed_as(ctx, req, RC_LISTED_ACTIVE, want) && !redefined && !changed &&
+        return listed_as(ctx, req, want ? RC_LISTED_RUNNING : RC_LISTED_ACTIVE, want) && !redefined && !changed &&
                !record_says(req->record, "ShuttingDown") && !record_says(req->record, "RestartPending");
+}
+
+/* When libvirt's operation on a guest (a start, a save, a migration) is looked at again, without an event. */
+#define IN_TRANSITION_RECHECK_USEC (2 * 1000000)
+
+/* converge_running()'s answer once res says why the object's pass ends: r, an error, or 1. */
+static int ends_here(int r) {
+        return r < 0 ? r : 1;
+}
+
+/*
+ * An active object that should run, but may be paused (a domain). A user's pause is drift, resumed as
+ * the start it undoes: an interrupted start that left the guest paused is then not counted done. What
+ * libvirt is in the middle of is waited for, its events or a short deadline bringing the resource
+ * back; what the hypervisor paused for a cause waits for the operator. 1 when the pass of the object
+ * ends here (res says why), 0 when it goes on: the object runs, or was resumed.
+ */
+static int converge_running(rc_context *ctx, const rc_object_class *cls, const rc_request *req, void *obj,
+                            rc_result *res) {
+        const char *kind = vf_kind_to_string(req->kind), *why;
+        rc_run_state state;
+        char when[32];
+
+        rc_count_read(ctx, RC_CALL_GET_INFO);
+        if (cls->run_state(obj, &state, &why) < 0) {
+                rc_result_set(res, RC_FAILED, false, "ReadFailed", "cannot read the state of %s %s: %s", kind,
+                              req->name, rc_libvirt_error());
+                return -EIO;
+        }
+        switch (state) {
+        case RC_RUNS:
+                return 0;
+        case RC_RUN_PAUSED:
+                if (reports_drift(req) && was_settled(req))
+                        return ends_here(report_drift(res, "paused outside virtform; drift: report leaves it paused"));
+                rc_warn(ctx, "%s %s is %s; resuming it, as it should run", kind, req->name, why);
+                return rc_object_set_active(ctx, cls, req, obj, res, RC_CALL_START, cls->resume);
+        case RC_RUN_IN_TRANSITION: {
+                int64_t deadline = vf_now_realtime_usec() + IN_TRANSITION_RECHECK_USEC;
+                vf_format_time(deadline, when);
+                rc_result_set(res, RC_WAITING, false, "InTransition",
+                              "%s %s is %s; looked at again when it changes, or at %s", kind, req->name,
+                              why, when);
+                return ends_here(rc_result_wait(res, RC_WAIT_OPERATION, NULL, deadline));
+        }
+        case RC_RUN_HELD:
+                rc_result_set(res, RC_WAITING, false, "HeldByHypervisor",
+                              "%s %s is %s; deal with the cause, then resume it (virsh resume %s)", kind, req->name,
+                              why, req->name);
+                return ends_here(rc_result_wait(res, RC_WAIT_CHANGE, NULL, 0));
+        }
+        return -EINVAL;
 }
 
 /*
@@ -593,6 +653,11 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
                 return report_drift(res, "stopped outside virtform; drift: report leaves it stopped");
         if (want && !active)
                 return start(ctx, k, req, obj, res);
+        if (want && k->cls->run_state) {
+                int r = converge_running(ctx, k->cls, req, obj, res);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
         if (!want && active)
                 return k->deactivate(ctx, req, obj, res);
         if (!active)

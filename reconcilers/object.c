@@ -97,6 +97,61 @@ static int domain_undefine(void *obj) {
 }
 
 /*
+ * What a paused guest waits for. A user's pause is undone as drift. While libvirt holds a guest paused
+ * for an operation of its own, the operation ends it either way: a start that a killed process left
+ * half done is stopped when the driver reconnects to the guest. The other causes are the operator's
+ * to deal with before the guest may run again: resuming after a disk error would only meet it again.
+ */
+static const struct {
+        rc_run_state state;
+        const char *why;
+} paused_for[VIR_DOMAIN_PAUSED_POSTCOPY_FAILED + 1] = {
+        [VIR_DOMAIN_PAUSED_UNKNOWN] = { RC_RUN_HELD, "paused for a reason libvirt does not know" },
+        [VIR_DOMAIN_PAUSED_USER] = { RC_RUN_PAUSED, "paused by a user" },
+        [VIR_DOMAIN_PAUSED_MIGRATION] = { RC_RUN_IN_TRANSITION, "paused while it migrates" },
+        [VIR_DOMAIN_PAUSED_SAVE] = { RC_RUN_IN_TRANSITION, "paused while it is saved" },
+        [VIR_DOMAIN_PAUSED_DUMP] = { RC_RUN_IN_TRANSITION, "paused while its memory is dumped" },
+        [VIR_DOMAIN_PAUSED_IOERROR] = { RC_RUN_HELD, "paused by a disk I/O error" },
+        [VIR_DOMAIN_PAUSED_WATCHDOG] = { RC_RUN_HELD, "paused by its watchdog" },
+        [VIR_DOMAIN_PAUSED_FROM_SNAPSHOT] = { RC_RUN_PAUSED, "paused as a snapshot was restored" },
+        [VIR_DOMAIN_PAUSED_SHUTTING_DOWN] = { RC_RUN_IN_TRANSITION, "paused while it shuts down" },
+        [VIR_DOMAIN_PAUSED_SNAPSHOT] = { RC_RUN_IN_TRANSITION, "paused while a snapshot is taken" },
+        [VIR_DOMAIN_PAUSED_CRASHED] = { RC_RUN_HELD, "paused after its guest crashed" },
+        [VIR_DOMAIN_PAUSED_STARTING_UP] = { RC_RUN_IN_TRANSITION, "paused while it starts" },
+        [VIR_DOMAIN_PAUSED_POSTCOPY] = { RC_RUN_IN_TRANSITION, "paused while it migrates (post-copy)" },
+        [VIR_DOMAIN_PAUSED_POSTCOPY_FAILED] = { RC_RUN_HELD, "paused after a failed post-copy migration" },
+};
+
+static int run_state_is(rc_run_state *ret, const char **why, rc_run_state state, const char *because) {
+        *ret = state;
+        *why = because;
+        return 0;
+}
+
+static int domain_run_state(void *obj, rc_run_state *ret, const char **why) {
+        int state, reason;
+
+        if (virDomainGetState(obj, &state, &reason, 0) < 0)
+                return -EIO;
+        switch (state) {
+        case VIR_DOMAIN_SHUTDOWN:
+                return run_state_is(ret, why, RC_RUN_IN_TRANSITION, "shutting down");
+        case VIR_DOMAIN_CRASHED:
+                return run_state_is(ret, why, RC_RUN_HELD, "crashed, and kept for inspection");
+        case VIR_DOMAIN_PAUSED:
+                if (reason >= 0 && (size_t) reason < ELEMENTSOF(paused_for) && paused_for[reason].why)
+                        return run_state_is(ret, why, paused_for[reason].state, paused_for[reason].why);
+                return run_state_is(ret, why, RC_RUN_HELD, "paused for a reason this virtform does not know");
+        default:
+                return run_state_is(ret, why, RC_RUNS, NULL);
+        }
+}
+
+static int domain_resume(void *obj) {
+        return virDomainResume(obj);
+}
+
+/*
  * Every driver reports a start as STARTED and a destroy as STOPPED. QEMU also starts a guest paused and
  * lets it run (RESUMED, before STARTED), and says a destroyed guest shut down on the host's signal
  * (SHUTDOWN, before STOPPED); the test driver does not. A graceful shutdown is no write of ours here:
@@ -118,9 +173,12 @@ const rc_object_class rc_domain_class = {
         .list_active = VIR_CONNECT_LIST_DOMAINS_ACTIVE,
         .list_transient = VIR_CONNECT_LIST_DOMAINS_TRANSIENT,
         .list_autostart = VIR_CONNECT_LIST_DOMAINS_AUTOSTART,
+        .list_running = VIR_CONNECT_LIST_DOMAINS_RUNNING,
         .define_xml = domain_define,
         .get_xml = domain_get_xml,
         .undefine = domain_undefine,
+        .run_state = domain_run_state,
+        .resume = domain_resume,
         OBJECT_ADAPTERS(domain),
 };
 
@@ -302,7 +360,10 @@ static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map
  * listing that fails leaves the states unknown, and each is read when needed.
  */
 static void list_states(rc_inventory *inv, const rc_object_class *cls, vf_map *map) {
-        int r = list_state(inv, cls, map, cls->list_active, RC_LISTED_ACTIVE, "active");
+        int r = list_state(inv, cls, map, cls->list_active,
+                           cls->list_running ? RC_LISTED_ACTIVE : RC_LISTED_ACTIVE | RC_LISTED_RUNNING, "active");
+        if (r >= 0 && cls->list_running)
+                r = list_state(inv, cls, map, cls->list_running, RC_LISTED_RUNNING, "running");
         if (r >= 0)
                 r = list_state(inv, cls, map, cls->list_transient, RC_LISTED_TRANSIENT, "transient");
         if (r >= 0)

@@ -20,6 +20,17 @@ typedef struct rc_call_events {
         uint16_t also; /* one of each, from some drivers only */
 } rc_call_events;
 
+/*
+ * How an active object runs, for kinds whose active objects may not (a domain can be paused): what
+ * converge.c does about an object wanted running that is active but not running.
+ */
+typedef enum rc_run_state {
+        RC_RUNS,
+        RC_RUN_PAUSED, /* paused by a user (virsh suspend), or found so by libvirt: resumed, as drift */
+        RC_RUN_IN_TRANSITION, /* libvirt is starting, saving, migrating or stopping it: looked at again */
+        RC_RUN_HELD, /* paused by the hypervisor for a cause (a disk I/O error, a watchdog): the operator's to resume */
+} rc_run_state;
+
 typedef struct rc_object_class {
         vf_kind kind;
         /*
@@ -29,13 +40,19 @@ typedef struct rc_object_class {
         bool unmarked;
         int missing_code; /* libvirt's error for an object of this kind that is not there (any more) */
         int (*list_all)(virConnectPtr conn, void ***objs, unsigned filter); /* count, or -1 */
-        /* libvirt's filters of list_all() for active, transient and autostart objects of this kind. */
-        unsigned list_active, list_transient, list_autostart;
+        /*
+         * libvirt's filters of list_all() for active, transient and autostart objects of this kind, and for
+         * those that run (0: every active one runs).
+         */
+        unsigned list_active, list_transient, list_autostart, list_running;
         void *(*lookup_by_name)(virConnectPtr conn, const char *name);
         const char *(*get_name)(void *obj);
         void *(*define_xml)(virConnectPtr conn, const char *xml);
         char *(*get_xml)(void *obj, bool inactive);
         int (*is_active)(void *obj);
+        /* How an active object runs, and why, if not, in words (static); NULL: every active one runs. */
+        int (*run_state)(void *obj, rc_run_state *ret, const char **why);
+        int (*resume)(void *obj); /* a paused object's, where run_state can say RC_RUN_PAUSED */
         int (*is_persistent)(void *obj); /* 0 for a transient object: running, but not defined */
         int (*get_autostart)(void *obj, int *autostart);
         int (*set_autostart)(void *obj, int autostart);
@@ -66,6 +83,7 @@ typedef enum rc_listed {
         RC_LISTED_ACTIVE = 1 << 1,
         RC_LISTED_TRANSIENT = 1 << 2,
         RC_LISTED_AUTOSTART = 1 << 3,
+        RC_LISTED_RUNNING = 1 << 4, /* active, and not paused */
 } rc_listed;
 unsigned rc_inventory_listed(rc_context *ctx, vf_kind kind, const char *name);
 /* Replaces (or adds) the handle for a name after a define, known in state (rc_listed, or 0); takes obj. */

@@ -31,6 +31,7 @@ static void outcome_done(th_crash_outcome *o) {
         free(o->records);
         free(o->journal);
         free(o->writes);
+        free(o->detail);
         *o = (th_crash_outcome) {};
 }
 
@@ -287,27 +288,37 @@ static void observe(const th_crash *c, const char *root, th_crash_outcome *o) {
         o->journal = observe_journal(store);
 }
 
-static void assert_same(const char *what, const char *how, const char *got, const char *want) {
+/* A difference comes with what explains it: the hypervisor's account at length and what the runs printed. */
+static void assert_same(const char *what, const char *how, const char *got, const char *want,
+                        const th_crash_outcome *after, const char *runs) {
         if (strcmp(got, want) != 0)
-                fail_msg("after %s, %s differs:\n%s\nclean run:\n%s", how, what, got, want);
+                fail_msg("after %s, %s differs:\n%s\nclean run:\n%s\nthe hypervisor's account:\n%s\n"
+                         "what the killed run and the reruns printed:\n%s",
+                         how, what, got, want, after->detail ? after->detail : "(none)\n", runs);
 }
 
-static void assert_outcome(const th_crash_outcome *got, const th_crash_outcome *want, const char *how) {
-        assert_same("what libvirt wrote", how, got->writes, want->writes);
-        assert_same("libvirt's state", how, got->libvirt, want->libvirt);
-        assert_same("the state file's records", how, got->records, want->records);
-        assert_same("the event log", how, got->journal, want->journal);
+static void assert_outcome(const th_crash_outcome *got, const th_crash_outcome *want, const char *how,
+                           const char *runs) {
+        assert_same("what libvirt wrote", how, got->writes, want->writes, got, runs);
+        assert_same("libvirt's state", how, got->libvirt, want->libvirt, got, runs);
+        assert_same("the state file's records", how, got->records, want->records, got, runs);
+        assert_same("the event log", how, got->journal, want->journal, got, runs);
 }
 
 /* ---- trials ------------------------------------------------------------------ */
 
-/* Reruns until apply exits 0, as an operator or a unit's Restart= would. */
-static void rerun_until_done(const th_crash *c, const char *root, const char *conf, const char *how) {
+static void append_run(vf_buf *runs, const char *which, const th_run *r) {
+        vf_buf_printf(runs, "--- %s, exit %d\n%s%s", which, r->status, r->out, r->err);
+}
+
+/* Reruns until apply exits 0, as an operator or a unit's Restart= would; appends what each printed. */
+static void rerun_until_done(const th_crash *c, const char *root, const char *conf, const char *how, vf_buf *runs) {
         for (int attempt = 0;; attempt++) {
                 th_run r = th_crash_apply(c, root, conf, NULL);
                 int status = r.status;
                 if (status != 0 && attempt == 2)
                         fail_msg("rerun after %s exited %d three times:\n%s%s", how, status, r.out, r.err);
+                append_run(runs, "rerun", &r);
                 th_run_done(&r);
                 if (status == 0)
                         return;
@@ -374,11 +385,11 @@ static char *writes_but_at_start(const th_crash *c, const char *root, const char
 }
 
 static void check_trial(const th_crash *c, const char *root, int phase, const char *before_uuids, writes_watch *w,
-                        const char *how) {
+                        const char *how, vf_buf *runs) {
         _cleanup_(outcome_done) th_crash_outcome after = {};
         bool restarted = revived(c, how);
 
-        rerun_until_done(c, root, c->conf[phase], how);
+        rerun_until_done(c, root, c->conf[phase], how, runs);
         after.writes = read_writes(w);
         observe(c, root, &after);
         th_crash_outcome want = c->clean[phase];
@@ -389,7 +400,7 @@ static void check_trial(const th_crash *c, const char *root, int phase, const ch
                 after.writes = writes;
                 want.writes = want_writes;
         }
-        assert_outcome(&after, &want, how);
+        assert_outcome(&after, &want, how, runs->data ? runs->data : "");
         /* What the second apply keeps, it keeps as the same object: never undefined and made again. */
         for (const char *const *name = c->kept; before_uuids && *name; name++) {
                 _cleanup_free_ char *was = uuid_of(before_uuids, *name), *is = uuid_of(after.uuids, *name);
@@ -421,13 +432,15 @@ void th_crash_at_every_point(th_crash *c, int phase, const char *kind, unsigned 
 
                 th_run crashed = th_crash_apply(c, root, c->conf[phase], fault);
                 bool died = crashed.killed;
+                _cleanup_(vf_buf_done) vf_buf runs = {};
+                append_run(&runs, "killed run", &crashed);
                 th_run_done(&crashed);
                 if (!died) {
                         free(read_writes(&w));
                         c->hv->end_root(c, root);
                         break;
                 }
-                check_trial(c, root, phase, before, &w, how);
+                check_trial(c, root, phase, before, &w, how, &runs);
                 th_rmtree(root);
                 assert_true(n < 400);
         }
@@ -461,10 +474,12 @@ static void killed_trial(th_crash *c, const char *name, int phase, int64_t delay
         writes_watch w = watch_writes(c, root);
 
         th_run crashed = apply_killed_after(c, root, c->conf[phase], delay_usec);
+        _cleanup_(vf_buf_done) vf_buf runs = {};
+        append_run(&runs, "killed run", &crashed);
         th_run_done(&crashed);
         if (hypervisor_crash)
                 hypervisor_crash(c);
-        check_trial(c, root, phase, before, &w, how);
+        check_trial(c, root, phase, before, &w, how, &runs);
         th_rmtree(root);
 }
 

@@ -27,6 +27,7 @@ typedef struct th_crash_outcome {
         char *records;
         char *journal; /* the actions done, sorted */
         char *writes; /* the writes libvirt made, as its files show them, sorted */
+        char *detail; /* shown when a trial fails, never compared: each object's state at length, or NULL */
 } th_crash_outcome;
 
 /* A directory whose NAME.xml files are libvirt's trace, and what each change of one means. */

@@ -245,6 +245,57 @@ static void test_failed_state_listing_is_logged(void **state) {
         assert_int_equal(th_count_in_text(log, "cannot list"), 1);
 }
 
+static int web1_state(th_env *f) {
+        virDomainPtr d = virDomainLookupByName(f->other, "web1");
+        int state = -1, reason;
+
+        assert_non_null(d);
+        assert_int_equal(virDomainGetState(d, &state, &reason, 0), 0);
+        virDomainFree(d);
+        return state;
+}
+
+static void suspend_web1(th_env *f) {
+        virDomainPtr d = virDomainLookupByName(f->other, "web1");
+
+        assert_non_null(d);
+        assert_int_equal(virDomainSuspend(d), 0);
+        virDomainFree(d);
+}
+
+/*
+ * A paused guest is active, but does not run: one a user paused behind virtform's back is resumed,
+ * as the start it undoes (the log then resolves a start a killed run left paused as not done), and
+ * only when the drift policy corrects.
+ */
+static void test_paused_outside_is_resumed(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        suspend_web1(f);
+        assert_int_equal(web1_state(f), VIR_DOMAIN_PAUSED);
+
+        th_env_pass(f);
+        assert_int_equal(web1_state(f), VIR_DOMAIN_RUNNING);
+        assert_int_equal(th_env_writes(f), 1);
+        const rc_result *res = &th_env_entry(f, VF_KIND_DOMAIN, "web1")->result;
+        assert_true(res->ready);
+        assert_int_equal(vf_strv_length(res->steps), 1);
+        assert_string_equal(res->steps[0], "start");
+
+        /* Under drift: report, a pause is described and left. */
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  drift: report\n"));
+        th_env_pass(f);
+        suspend_web1(f);
+        pass_changing_nothing(f);
+        res = &th_env_entry(f, VF_KIND_DOMAIN, "web1")->result;
+        assert_non_null(res->drifted);
+        assert_non_null(strstr(res->drifted, "paused outside virtform"));
+        assert_int_equal(web1_state(f), VIR_DOMAIN_PAUSED);
+}
+
 static void test_noop_across_restart(void **state) {
         th_env *f = *state;
 
@@ -2165,6 +2216,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_listing_never_decides_a_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_state_listing_is_logged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_paused_outside_is_resumed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_made_meanwhile_is_found_done, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_noop_across_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_update_running_domain_restart_pending, setup, teardown),

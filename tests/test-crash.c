@@ -55,17 +55,20 @@ static void embed_end_root(const th_crash *c, const char *root) {
 /*
  * What libvirt has, through virsh's own embedded driver: nothing of virtform's
  * in between. Per domain, sorted: its state, whether it autostarts, and vm1's
- * memory (the second apply changes it).
+ * memory (the second apply changes it); the reason for each state goes to
+ * the detail alone, as two runs may reach the same state for other reasons.
  */
 static void embed_observe(const th_crash *c, const char *root, th_crash_outcome *o) {
         /* domstats first waits for virsh's driver to reconnect to running guests (see th_crash_virsh()). */
         _cleanup_free_ char *out = th_crash_virsh(c, root,
                                                   "domstats --list-active --balloon; echo @@; list --all; echo @@; "
                                                   "list --all --autostart --name; echo @@; list --all --uuid --name; "
-                                                  "echo @@; dumpxml --inactive --xpath /domain/memory vm1");
+                                                  "echo @@; domstats --state; echo @@; "
+                                                  "dumpxml --inactive --xpath /domain/memory vm1");
         char *p = out;
         _cleanup_strv_free_ char **reconnected = th_crash_section(&p), **domains = th_crash_section(&p),
-                                 **autostart = th_crash_section(&p), **uuids = th_crash_section(&p);
+                                 **autostart = th_crash_section(&p), **uuids = th_crash_section(&p),
+                                 **states = th_crash_section(&p);
         vf_buf state = {}, ids = {};
 
         th_crash_sort_after_first_word(domains);
@@ -83,6 +86,8 @@ static void embed_observe(const th_crash *c, const char *root, th_crash_outcome 
         vf_buf_printf(&state, "vm1 %s\n", p ? p : "");
         o->libvirt = vf_buf_steal(&state);
         o->uuids = vf_buf_steal(&ids);
+        /* State and reason by number (virDomainState, and virDomainPausedReason and the like): for a failure's message. */
+        o->detail = vf_strv_join((const char *const *) states, "\n");
 }
 
 /* A define renames the domain's new config file into place, an undefine deletes it, autostart is a link. */
