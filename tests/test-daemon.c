@@ -298,12 +298,14 @@ static bool memory_is(fixture *f, const void *arg) {
         return xml && strstr(xml, arg);
 }
 
+/* Running, not merely active: a paused guest is active too. */
 static bool domain_running(fixture *f, const void *arg) {
         virDomainPtr d = virDomainLookupByName(f->env->other, arg);
-        bool active = d && virDomainIsActive(d) == 1;
+        int state = VIR_DOMAIN_NOSTATE, reason;
+        bool running = d && virDomainGetState(d, &state, &reason, 0) == 0 && state == VIR_DOMAIN_RUNNING;
         if (d)
                 virDomainFree(d);
-        return active;
+        return running;
 }
 
 static bool domain_gone(fixture *f, const void *arg) {
@@ -753,6 +755,11 @@ static void test_out_of_band_changes_are_put_back(void **state) {
 
         destroy_web1(f);
         wait_for(f, domain_running, "web1", "web1 started again after an out-of-band destroy");
+
+        virDomainPtr paused = virDomainLookupByName(f->env->other, "web1");
+        assert_int_equal(virDomainSuspend(paused), 0);
+        virDomainFree(paused);
+        wait_for(f, domain_running, "web1", "web1 resumed after an out-of-band pause");
 
         virDomainPtr d = virDomainLookupByName(f->env->other, "web1");
         assert_int_equal(virDomainDestroy(d), 0);
