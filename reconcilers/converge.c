@@ -575,6 +575,13 @@ static int ends_here(int r) {
         return r < 0 ? r : 1;
 }
 
+/* libvirt would not say whether the object is active, or how it runs: nothing is decided on a guess. */
+static int state_unreadable(const rc_request *req, rc_result *res) {
+        rc_result_set(res, RC_FAILED, false, "ReadFailed", "cannot read the state of %s %s: %s",
+                      vf_kind_to_string(req->kind), req->name, rc_libvirt_error());
+        return -EIO;
+}
+
 /*
  * An active object that should run, but may be paused (a domain). A user's pause is drift, resumed as
  * the start it undoes: an interrupted start that left the guest paused is then not counted done. What
@@ -589,11 +596,8 @@ static int converge_running(rc_context *ctx, const rc_object_class *cls, const r
         char when[32];
 
         rc_count_read(ctx, RC_CALL_GET_INFO);
-        if (cls->run_state(obj, &state, &why) < 0) {
-                rc_result_set(res, RC_FAILED, false, "ReadFailed", "cannot read the state of %s %s: %s", kind,
-                              req->name, rc_libvirt_error());
-                return -EIO;
-        }
+        if (cls->run_state(obj, &state, &why) < 0)
+                return state_unreadable(req, res);
         switch (state) {
         case RC_RUNS:
                 return 0;
@@ -636,11 +640,8 @@ static int converge_active(rc_context *ctx, const rc_kind_hooks *k, const rc_req
         if (obj) {
                 rc_count_read(ctx, RC_CALL_GET_INFO);
                 active = k->cls->is_active(obj);
-                if (active < 0) {
-                        rc_result_set(res, RC_FAILED, false, "ReadFailed", "cannot read the state of %s %s: %s",
-                                      vf_kind_to_string(req->kind), req->name, rc_libvirt_error());
-                        return -EIO;
-                }
+                if (active < 0)
+                        return state_unreadable(req, res);
         }
         if (active && record_says(req->record, "ShuttingDown")) {
                 /* A shutdown in flight is seen through whatever changed since: the guest was asked already. */
