@@ -334,6 +334,7 @@ static int update_record(const vf_controller *c, state_record *rec, const graph_
         if (r < 0)
                 return r;
         move_string(&rec->applied_xml_hash, &res->applied_xml_hash);
+        move_string(&rec->baseline_xml, &res->baseline_xml);
         move_string(&rec->applied_desired_xml, &res->applied_desired_xml);
         rec->updated_usec = vf_now_realtime_usec();
         rec->next_retry_usec = 0;
@@ -407,9 +408,13 @@ static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t g
         if (n->record && state_record_same(n->record, fresh))
                 return 0;
         r = put_record(store, fresh, holds_writes);
-        if (r >= 0)
-                graph_set_record(n, TAKE_PTR(fresh));
-        return r;
+        if (r < 0)
+                return r;
+        /* The store keeps the baseline's document; a pass reads it back only when drift needs it. */
+        free(fresh->baseline_xml);
+        fresh->baseline_xml = NULL;
+        graph_set_record(n, TAKE_PTR(fresh));
+        return 0;
 }
 
 /* ---- reporting --------------------------------------------------------------- */

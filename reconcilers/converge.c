@@ -126,9 +126,13 @@ static int classify_owner(rc_context *ctx, const rc_kind_hooks *k, const rc_requ
  * The baseline a record keeps for drift, "WHOLE:PROJECTION": the hash of
  * libvirt's whole XML when last seen in sync, for the fast path (unchanged
  * since, there is nothing to compare), and the hash of its projection onto
- * the desired document, which drift is judged by. A record written before
- * projections holds WHOLE alone.
+ * the desired document, which drift is judged by. Or "WHOLE:stored": the
+ * projection not taken yet, and the document kept in the state file to take
+ * it from, once libvirt's whole XML is no longer that one (docs/drift.md).
+ * A record written before projections holds WHOLE alone.
  */
+#define BASELINE_STORED ":stored"
+
 static bool baseline_whole_is(const char *baseline, const char *hash) {
         return baseline && strncmp(baseline, hash, VF_HASH_HEX_LEN) == 0 &&
                (baseline[VF_HASH_HEX_LEN] == 0 || baseline[VF_HASH_HEX_LEN] == ':');
@@ -136,6 +140,10 @@ static bool baseline_whole_is(const char *baseline, const char *hash) {
 
 static const char *baseline_projection(const char *baseline) {
         return baseline && strlen(baseline) == 2 * VF_HASH_HEX_LEN + 1 ? baseline + VF_HASH_HEX_LEN + 1 : NULL;
+}
+
+static bool baseline_is_stored(const char *baseline) {
+        return baseline && strlen(baseline) > VF_HASH_HEX_LEN && strcmp(baseline + VF_HASH_HEX_LEN, BASELINE_STORED) == 0;
 }
 
 /* Fast path: we recorded this very hash and libvirt still returns what it returned when last in sync. */
@@ -217,13 +225,53 @@ static int observed_projection(rc_context *ctx, const rc_kind_hooks *k, const rc
         return r < 0 ? r : project(ctx, k, req, doc, res, o->projection);
 }
 
+/*
+ * The projection of the document kept when the baseline was taken: 0, or 1 when it cannot be had (a
+ * state file edited or restored by hand), and drift since then is unknown.
+ */
+static int stored_projection(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, rc_result *res,
+                             char ret[VF_HASH_HEX_LEN + 1]) {
+        const char *kind = vf_kind_to_string(req->kind), *recorded = req->record->applied_xml_hash;
+        _cleanup_free_ char *xml = NULL;
+        char hash[VF_HASH_HEX_LEN + 1];
+        int r = state_baseline_get(ctx->store, kind, req->name, recorded, &xml);
+
+        if (r < 0 && r != -ENOENT) {
+                rc_result_set(res, RC_FAILED, false, "ReadFailed",
+                              "cannot read the drift baseline of %s %s from the state file: %s", kind, req->name,
+                              state_last_error(ctx->store));
+                return r;
+        }
+        if (xml)
+                vf_sha256_hex(xml, strlen(xml), hash);
+        if (!xml || !baseline_whole_is(recorded, hash)) {
+                rc_warn(ctx, "%s %s: the document its drift baseline was taken of is %s in the state file; what "
+                        "libvirt holds now is taken as the baseline, and a change made outside virtform before now "
+                        "stays unnoticed: check it with 'virsh dumpxml %s'",
+                        kind, req->name, xml ? "not the one recorded" : "missing", req->name);
+                return 1;
+        }
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = rc_xml_parse(xml);
+        if (!doc)
+                return -EBADMSG;
+        return project(ctx, k, req, doc, res, ret);
+}
+
 /* What was asked for shows differently now than right after our define. */
 static int judge_drift(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res,
                        define_reason *ret) {
-        const char *baseline = baseline_projection(req->record ? req->record->applied_xml_hash : NULL);
+        const char *recorded = req->record ? req->record->applied_xml_hash : NULL;
+        const char *baseline = baseline_projection(recorded);
+        char stored[VF_HASH_HEX_LEN + 1];
         int r;
 
         *ret = DEFINE_NONE;
+        if (baseline_is_stored(recorded)) {
+                r = stored_projection(ctx, k, req, res, stored);
+                if (r < 0)
+                        return r;
+                baseline = r == 0 ? stored : NULL;
+        }
         /* None, or one from before projections: what is there now becomes the baseline, redefining nothing. */
         if (!baseline)
                 return 0;
@@ -235,19 +283,23 @@ static int judge_drift(rc_context *ctx, const rc_kind_hooks *k, const rc_request
         return 0;
 }
 
-/* The baseline of an object found in sync: the record's when the fast path settled it, else taken now. */
-static int baseline_now(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o,
-                        rc_result *res) {
+/*
+ * The baseline of an object found in sync: the record's when libvirt's document is still the one it
+ * was taken of; else the projection, when this pass took it anyway (to judge drift), or the document
+ * to take it from later, kept in the state file: most objects never need it (docs/drift.md).
+ */
+static int baseline_now(const rc_request *req, observed *o, rc_result *res) {
         const char *recorded = req->record ? req->record->applied_xml_hash : NULL;
 
-        if (baseline_projection(recorded) && baseline_whole_is(recorded, o->hash))
+        if ((baseline_projection(recorded) || baseline_is_stored(recorded)) && baseline_whole_is(recorded, o->hash))
                 return vf_free_and_strdup(&res->applied_xml_hash, recorded);
-        int r = observed_projection(ctx, k, req, o, res);
-        if (r != 0)
-                return r;
         free(res->applied_xml_hash);
-        res->applied_xml_hash = vf_printf("%s:%s", o->hash, o->projection);
-        return res->applied_xml_hash ? 0 : -ENOMEM;
+        if (o->projection[0]) {
+                res->applied_xml_hash = vf_printf("%s:%s", o->hash, o->projection);
+                return res->applied_xml_hash ? 0 : -ENOMEM;
+        }
+        res->applied_xml_hash = vf_printf("%s" BASELINE_STORED, o->hash);
+        return res->applied_xml_hash ? vf_free_and_strdup(&res->baseline_xml, o->xml) : -ENOMEM;
 }
 
 static bool reports_drift(const rc_request *req) {
@@ -372,7 +424,7 @@ static int record_applied(rc_context *ctx, const rc_kind_hooks *k, const rc_requ
         if (!now.xml)
                 return record_uuid(ctx, k, obj, res); /* the next pass takes what it finds as its baseline */
         vf_sha256_hex(now.xml, strlen(now.xml), now.hash);
-        int r = baseline_now(ctx, k, req, &now, res);
+        int r = baseline_now(req, &now, res);
         if (r != 0)
                 return r;
         return record_uuid(ctx, k, obj, res);
@@ -751,7 +803,7 @@ static int converge_definition(rc_context *ctx, const rc_kind_hooks *k, const rc
                 return define(ctx, k, req, o, res);
         /* Under drift: report the baseline stays the one after our define, so the drift stays visible. */
         r = keep_baseline ? vf_free_and_strdup(&res->applied_xml_hash, req->record ? req->record->applied_xml_hash : NULL)
-                          : baseline_now(ctx, k, req, o, res);
+                          : baseline_now(req, o, res);
         if (r == 0 && req->record && req->record->uuid)
                 r = vf_free_and_strdup(&res->uuid, req->record->uuid);
         else if (r == 0)

@@ -78,6 +78,7 @@ void rc_result_done(rc_result *res) {
         free(res->drifted);
         free(res->uuid);
         free(res->applied_xml_hash);
+        free(res->baseline_xml);
         free(res->applied_desired_xml);
         vf_strv_free(res->steps);
         rc_xml_lines_done(&res->plan_desired);

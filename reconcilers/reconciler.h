@@ -222,6 +222,7 @@ typedef struct rc_result {
         char *drifted; /* with drift: report, what changed out of band and was left so; or NULL */
         char *uuid;
         char *applied_xml_hash;
+        char *baseline_xml; /* the document applied_xml_hash defers its projection to (state_record.baseline_xml) */
         char *applied_desired_xml;
         char **steps; /* what was (or, in a dry run, would be) done, in order */
         bool config_changed; /* the definition changed: plan shows a diff */

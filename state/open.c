@@ -146,6 +146,19 @@ static const char *const migrations[] = {
         "        BEGIN SELECT RAISE(ABORT, 'a closed event is never rewritten'); END;"
         "CREATE INDEX events_by_resource ON events (kind, name, action);"
         "CREATE INDEX events_open ON events (kind, name) WHERE outcome = 'intended';",
+        /*
+         * libvirt's document a drift baseline was taken of, kept until a pass projects it: a define
+         * then costs a row here instead of a parse and a projection. applied_xml_hash says which
+         * baseline of the record the row belongs to; one the record no longer names is stale.
+         */
+        "CREATE TABLE baselines ("
+        "        kind TEXT NOT NULL,"
+        "        name TEXT NOT NULL,"
+        "        applied_xml_hash TEXT NOT NULL,"
+        "        xml TEXT NOT NULL,"
+        "        PRIMARY KEY (kind, name),"
+        "        FOREIGN KEY (kind, name) REFERENCES resources (kind, name) ON DELETE CASCADE"
+        ");",
 };
 
 static int fail_sqlite(char **errmsg, sqlite3 *db, int rc, const char *path, const char *what) {

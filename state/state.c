@@ -43,6 +43,14 @@ enum {
 #define CONDITION_COLUMNS "kind, name, type, status, reason, message, last_transition_usec"
 
 enum {
+        BL_KIND,
+        BL_NAME,
+        BL_APPLIED_XML_HASH,
+        BL_XML,
+};
+#define BASELINE_COLUMNS "kind, name, applied_xml_hash, xml"
+
+enum {
         EV_ID,
         EV_TIME_USEC,
         EV_KIND,
@@ -106,6 +114,10 @@ static const char *const stmt_sql[_STMT_MAX] = {
                                   "last_transition_usec = excluded.last_transition_usec",
         [STMT_DELETE_CONDITION] = "DELETE FROM conditions WHERE kind = ?1 AND name = ?2 AND type = ?3",
         [STMT_DELETE_RESOURCE] = "DELETE FROM resources WHERE kind = ?1 AND name = ?2",
+        [STMT_UPSERT_BASELINE] = "INSERT OR REPLACE INTO baselines (" BASELINE_COLUMNS ") VALUES (?1, ?2, ?3, ?4)",
+        [STMT_DELETE_STALE_BASELINE] = "DELETE FROM baselines WHERE kind = ?1 AND name = ?2 "
+                                       "AND applied_xml_hash IS NOT ?3",
+        [STMT_GET_BASELINE] = "SELECT xml FROM baselines WHERE kind = ?1 AND name = ?2 AND applied_xml_hash = ?3",
         /* ?1 is left out so that SQLite picks the id: the highest plus one. */
         [STMT_APPEND_EVENT] = "INSERT INTO events (" EVENT_COLUMNS ") "
                               "VALUES (NULL, ?2, ?3, ?4, ?5, ?6, 'intended', NULL, NULL)",
@@ -540,6 +552,25 @@ int state_list(state_store *s, state_record ***ret, size_t *n) {
         return 0;
 }
 
+int state_baseline_get(state_store *s, const char *kind, const char *name, const char *applied_xml_hash,
+                       char **ret) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_GET_BASELINE];
+
+        *ret = NULL;
+        int r = state_write_puts(s);
+        if (r < 0)
+                return r;
+        int rc = bind_key(st, kind, name) ?: bind_text(st, BL_APPLIED_XML_HASH, applied_xml_hash);
+        if (rc != SQLITE_OK)
+                return state_store_error(s, rc);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return state_store_error(s, rc);
+        return state_column_strdup(st, 0, ret);
+}
+
 /* ---- writing ----------------------------------------------------------- */
 
 static int upsert_resource(state_store *s, const state_record *rec) {
@@ -642,6 +673,26 @@ static int check_condition_types(state_store *s, const state_record *rec) {
         return 0;
 }
 
+/*
+ * The record's baseline document when it brings one; else, when the record changed, the one it no
+ * longer names goes (a row that could never be read is disk for nothing).
+ */
+static int put_baseline(state_store *s, const state_record *rec, bool resource_changed) {
+        if (rec->baseline_xml) {
+                _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_UPSERT_BASELINE];
+                return state_exec_bound(s, st,
+                                        bind_key(st, rec->kind, rec->name) ?:
+                                        bind_text(st, BL_APPLIED_XML_HASH, rec->applied_xml_hash) ?:
+                                        bind_text(st, BL_XML, rec->baseline_xml));
+        }
+        if (!resource_changed)
+                return 0;
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_DELETE_STALE_BASELINE];
+        return state_exec_bound(s, st,
+                                bind_key(st, rec->kind, rec->name) ?:
+                                bind_text(st, BL_APPLIED_XML_HASH, rec->applied_xml_hash));
+}
+
 /* Writes what differs from the stored record, and nothing when nothing does. */
 static int put_changes(state_store *s, const state_record *rec) {
         int r = upsert_resource(s, rec);
@@ -649,7 +700,9 @@ static int put_changes(state_store *s, const state_record *rec) {
                 return r;
 
         bool resource_changed = sqlite3_changes(s->db) > 0, conditions_changed = false;
-        r = sync_conditions(s, rec, &conditions_changed);
+        r = put_baseline(s, rec, resource_changed);
+        if (r >= 0)
+                r = sync_conditions(s, rec, &conditions_changed);
         if (r >= 0 && conditions_changed && !resource_changed)
                 r = touch_resource(s, rec);
         return r;

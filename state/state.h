@@ -28,7 +28,7 @@ typedef struct state_record {
         int64_t generation; /* bumps on every change of desired_hash */
         int64_t observed_generation; /* the generation last applied successfully */
         char *uuid; /* the identity of what it manages: libvirt's UUID, or a hostdev's PCI address */
-        char *applied_xml_hash; /* drift baseline, "WHOLE:PROJECTION" hashes (reconcilers/converge.c) */
+        char *applied_xml_hash; /* drift baseline, "WHOLE:PROJECTION" hashes or "WHOLE:stored" (reconcilers/converge.c) */
         char *applied_desired_xml; /* the XML we last defined, for plan's diff */
         char *last_error;
         int64_t attempts; /* consecutive failed attempts */
@@ -37,6 +37,12 @@ typedef struct state_record {
         char **depends; /* the "kind/name" keys its last applied declaration depended on; NULL: none */
         state_condition *conditions;
         size_t n_conditions;
+        /*
+         * libvirt's document applied_xml_hash was taken of, for state_put() to keep beside the record
+         * until drift needs it (state_baseline_get()); NULL keeps what is kept. Never read back into a
+         * record: records are read at every pass, the document only when libvirt's has changed.
+         */
+        char *baseline_xml;
 } state_record;
 
 /*
@@ -182,6 +188,12 @@ int state_write_puts(state_store *s);
 int state_delete(state_store *s, const char *kind, const char *name);
 /* Every record, sorted by kind then name. */
 int state_list(state_store *s, state_record ***ret, size_t *n);
+/*
+ * The baseline document a put kept for the record of kind/name while its applied_xml_hash was
+ * applied_xml_hash; -ENOENT when none is (the record names another baseline, or none was kept).
+ */
+int state_baseline_get(state_store *s, const char *kind, const char *name, const char *applied_xml_hash,
+                       char **ret);
 
 state_record *state_record_new(const char *kind, const char *name);
 void state_record_free(state_record *rec);
@@ -191,8 +203,8 @@ void state_record_list_free(state_record **recs, size_t n);
 int state_record_copy(const state_record *rec, state_record **ret);
 /*
  * Whether b says what a says in everything state_put() compares (every
- * column but updated_usec, and the conditions as a set): a put of b over a
- * stored a would write nothing.
+ * column but updated_usec, the conditions as a set, and a baseline document
+ * when b brings one): a put of b over a stored a would write nothing.
  */
 bool state_record_same(const state_record *a, const state_record *b);
 

@@ -517,15 +517,22 @@ static void test_network_not_pulled_from_running_domain(void **state) {
 }
 
 /* What `virsh edit` does: web1 redefined with 1 KiB less memory, its other XML (our marker too) kept. */
-static void edit_memory_out_of_band(th_env *f) {
+/* web1 redefined through the test's own connection with its memory (KiB, seven digits) from one size to another. */
+static void set_memory_out_of_band(th_env *f, const char *from, const char *to) {
         _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
-        char *mem = xml ? strstr(xml, "<memory unit='KiB'>1048576</memory>") : NULL;
+        _cleanup_free_ char *was = vf_printf("<memory unit='KiB'>%s</memory>", from);
+        char *mem = xml && was ? strstr(xml, was) : NULL;
 
         assert_non_null(mem);
-        memcpy(mem, "<memory unit='KiB'>1048575</memory>", strlen("<memory unit='KiB'>1048576</memory>"));
+        assert_int_equal(strlen(from), strlen(to));
+        memcpy(mem + strlen("<memory unit='KiB'>"), to, strlen(to));
         virDomainPtr d = virDomainDefineXML(f->other, xml);
         assert_non_null(d);
         virDomainFree(d);
+}
+
+static void edit_memory_out_of_band(th_env *f) {
+        set_memory_out_of_band(f, "1048576", "1048575");
 }
 
 static void test_drift_undefine_and_redefine(void **state) {
@@ -553,6 +560,99 @@ static void test_drift_undefine_and_redefine(void **state) {
 
         /* And then it is settled again. */
         pass_changing_nothing(f);
+}
+
+/* The state file as a connection of the test's own sees it: one value, NULL when no row has it. */
+static char *state_file_text(th_env *f, const char *sql) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        char *text = NULL;
+
+        assert_int_equal(sqlite3_open_v2(f->state, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+                text = strdup((const char *) sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+        return text;
+}
+
+/* A change to the state file made by hand, with the controller closed, as an operator's would be. */
+static void state_file_edit(th_env *f, const char *sql) {
+        sqlite3 *db = NULL;
+
+        th_env_close(f);
+        assert_int_equal(sqlite3_open_v2(f->state, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* web1's baseline is libvirt's document now, kept whole in the state file. */
+static void assert_baseline_kept(th_env *f) {
+        _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
+        char hash[VF_HASH_HEX_LEN + 1];
+
+        assert_non_null(xml);
+        vf_sha256_hex(xml, strlen(xml), hash);
+        _cleanup_free_ char *expected = vf_printf("%s:stored", hash);
+        _cleanup_free_ char *baseline = state_file_text(
+                f, "SELECT applied_xml_hash FROM resources WHERE kind = 'domain' AND name = 'web1'");
+        _cleanup_free_ char *kept = state_file_text(f, "SELECT xml FROM baselines WHERE kind = 'domain' AND name = 'web1'");
+        assert_string_equal(baseline, expected);
+        assert_string_equal(kept, xml);
+}
+
+/*
+ * A pass that finds web1 changed out of band with its baseline's document gone from the state file,
+ * or not the one hashed: nothing is redefined on a guess, the operator is told, and what libvirt
+ * holds becomes the baseline.
+ */
+static void log_to_userdata(th_env *f) {
+        f->c.log = f->userdata;
+}
+
+static void pass_without_baseline_document(th_env *f, const char *said) {
+        _cleanup_free_ char *log = NULL;
+        size_t size = 0;
+
+        /* The state file was edited with the controller closed: the pass opens a new one. */
+        f->userdata = open_memstream(&log, &size);
+        assert_non_null(f->userdata);
+        f->on_open = log_to_userdata;
+        pass_changing_nothing(f);
+        f->on_open = NULL;
+        f->c.log = NULL;
+        assert_int_equal(fclose(TAKE_PTR(f->userdata)), 0);
+        assert_non_null(strstr(log, said));
+        assert_non_null(strstr(log, "check it with 'virsh dumpxml web1'"));
+        assert_baseline_kept(f);
+}
+
+/*
+ * A define projects nothing: it keeps libvirt's document beside the record, and a pass projects it
+ * only once libvirt's document has changed (the drift tests above judge by it). A document lost or
+ * edited in the state file costs the drift since, never a redefine.
+ */
+static void test_define_keeps_baseline_document(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", "  state: shutoff\n"));
+        th_env_pass(f);
+        assert_baseline_kept(f);
+        /* In sync: kept as it is, not projected. */
+        pass_changing_nothing(f);
+        assert_baseline_kept(f);
+
+        state_file_edit(f, "DELETE FROM baselines");
+        edit_memory_out_of_band(f);
+        pass_without_baseline_document(f, "web1: the document its drift baseline was taken of is missing");
+        _cleanup_free_ char *kept = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(kept, "<memory unit='KiB'>1048575</memory>"));
+
+        state_file_edit(f, "UPDATE baselines SET xml = xml || ' '");
+        set_memory_out_of_band(f, "1048575", "1048574");
+        pass_without_baseline_document(f, "web1: the document its drift baseline was taken of is not the one recorded");
 }
 
 static void undefine_out_of_band(th_env *f, const char *name) {
@@ -2228,6 +2328,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_drift_undefine_and_redefine, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_undefine_of_running_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drift_report_leaves_changes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_define_keeps_baseline_document, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_conflict_and_adoption, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_define_finished_by_a_killed_run_meanwhile, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_defined_meanwhile_by_a_killed_run_is_ours, setup, teardown),

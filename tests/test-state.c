@@ -19,7 +19,7 @@
 
 /* The on-disk identity of our files: a change here would orphan every existing store. */
 #define APPLICATION_ID 0x76667331
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 typedef struct fixture {
         char *dir;
@@ -570,6 +570,68 @@ static void test_delete_cascades_conditions(void **state) {
         assert_int_equal(state_delete(s, "domain", "vm1"), -ENOENT);
         assert_int_equal(file_int(path, "SELECT count(*) FROM conditions WHERE name = 'vm1'"), 0);
         assert_int_equal(file_int(path, "SELECT count(*) FROM conditions WHERE name = 'vm2'"), 1);
+        state_close(s);
+}
+
+static void assert_baseline(state_store *s, const char *applied_xml_hash, const char *expected) {
+        _cleanup_free_ char *xml = NULL;
+
+        assert_int_equal(state_baseline_get(s, "domain", "vm1", applied_xml_hash, &xml), expected ? 0 : -ENOENT);
+        if (expected)
+                assert_string_equal(xml, expected);
+        else
+                assert_null(xml);
+}
+
+/*
+ * A baseline document is kept beside its record while the record names that baseline, read back only
+ * on demand, and goes with the record or once the record names another.
+ */
+static void test_baseline_document_beside_record(void **state) {
+        _cleanup_free_ char *path = path_in(state, "state.db");
+        _cleanup_(state_record_freep) state_record *rec = full_record("domain", "vm1"), *got = NULL;
+        state_store *s = open_store(path, 0);
+        state_record **recs = NULL;
+        size_t n = 0;
+
+        rec->baseline_xml = strdup("<domain><name>vm1</name></domain>");
+        assert_int_equal(state_put(s, rec), 0);
+        assert_baseline(s, "4ppl13d", "<domain><name>vm1</name></domain>");
+        assert_baseline(s, "0th3r", NULL);
+        /* Records are read at every pass: never with the document. */
+        assert_int_equal(state_get(s, "domain", "vm1", &got), 0);
+        assert_null(got->baseline_xml);
+        assert_int_equal(state_list(s, &recs, &n), 0);
+        assert_int_equal(n, 1);
+        assert_null(recs[0]->baseline_xml);
+        state_record_list_free(recs, n);
+
+        /* A put without one keeps it, changed or not, while the record names the same baseline. */
+        free(rec->baseline_xml);
+        rec->baseline_xml = NULL;
+        rec->attempts = 4;
+        assert_int_equal(state_put(s, rec), 0);
+        assert_int_equal(state_put(s, rec), 0);
+        assert_baseline(s, "4ppl13d", "<domain><name>vm1</name></domain>");
+
+        /* Another baseline: the document of the old one goes; a document of the new one replaces it. */
+        free(rec->applied_xml_hash);
+        rec->applied_xml_hash = strdup("pr0j3ct3d");
+        assert_int_equal(state_put(s, rec), 0);
+        assert_baseline(s, "4ppl13d", NULL);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM baselines"), 0);
+        rec->baseline_xml = strdup("<domain><name>vm1</name><uuid/></domain>");
+        assert_int_equal(state_put(s, rec), 0);
+        free(rec->applied_xml_hash);
+        rec->applied_xml_hash = strdup("n3w3r");
+        assert_int_equal(state_put(s, rec), 0);
+        assert_baseline(s, "pr0j3ct3d", NULL);
+        assert_baseline(s, "n3w3r", "<domain><name>vm1</name><uuid/></domain>");
+        assert_int_equal(file_int(path, "SELECT count(*) FROM baselines"), 1);
+
+        /* It goes with its record. */
+        assert_int_equal(state_delete(s, "domain", "vm1"), 0);
+        assert_int_equal(file_int(path, "SELECT count(*) FROM baselines"), 0);
         state_close(s);
 }
 
@@ -2136,6 +2198,7 @@ int main(void) {
                 cmocka_unit_test(test_set_condition_transition_time),
                 cmocka_unit_test(test_clear_condition),
                 T(test_delete_cascades_conditions),
+                T(test_baseline_document_beside_record),
                 T(test_list_order_and_conditions),
                 T(test_rollback_discards_puts),
                 T(test_put_undone_is_made_again),
