@@ -143,7 +143,8 @@ static const char *baseline_projection(const char *baseline) {
 }
 
 static bool baseline_is_stored(const char *baseline) {
-        return baseline && strlen(baseline) > VF_HASH_HEX_LEN && strcmp(baseline + VF_HASH_HEX_LEN, BASELINE_STORED) == 0;
+        return baseline && strlen(baseline) > VF_HASH_HEX_LEN &&
+               strcmp(baseline + VF_HASH_HEX_LEN, BASELINE_STORED) == 0;
 }
 
 /* Fast path: we recorded this very hash and libvirt still returns what it returned when last in sync. */

@@ -60,16 +60,9 @@ static int device_from_row(sqlite3_stmt *st, state_device **ret) {
 
 int state_device_get(state_store *s, const char *bdf, state_device **ret) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_GET_DEVICE];
-        int rc = sqlite3_bind_text(st, DEV_BDF + 1, bdf, -1, SQLITE_STATIC);
+        int r = state_step_row(s, st, sqlite3_bind_text(st, DEV_BDF + 1, bdf, -1, SQLITE_STATIC));
 
-        if (rc != SQLITE_OK)
-                return state_store_error(s, rc);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-                return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return state_store_error(s, rc);
-        return device_from_row(st, ret);
+        return r < 0 ? r : device_from_row(st, ret);
 }
 
 static int bind_text_column(sqlite3_stmt *st, int column, const char *s) {

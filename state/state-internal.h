@@ -143,6 +143,8 @@ int state_store_error(state_store *s, int rc);
 /* A writer checkpoints inside a commit only past a cap, and otherwise when state_checkpoint() asks. */
 void state_wal_watch(state_store *s);
 int state_exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc);
+/* Steps a statement that yields at most one row, once bound with result bind_rc: 0 on it, -ENOENT for none. */
+int state_step_row(state_store *s, sqlite3_stmt *st, int bind_rc);
 int state_column_strdup(sqlite3_stmt *st, int column, char **ret);
 void state_stmt_release(sqlite3_stmt **st);
 #define _cleanup_stmt_release_ _cleanup_(state_stmt_release)

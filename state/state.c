@@ -248,6 +248,15 @@ static int bind_key(sqlite3_stmt *st, const char *kind, const char *name) {
         return bind_text(st, RES_KIND, kind) ?: bind_text(st, RES_NAME, name);
 }
 
+int state_step_row(state_store *s, sqlite3_stmt *st, int bind_rc) {
+        if (bind_rc != SQLITE_OK)
+                return state_store_error(s, bind_rc);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        return rc == SQLITE_ROW ? 0 : state_store_error(s, rc);
+}
+
 /* Steps a statement that yields no rows, once its parameters are bound with result bind_rc. */
 int state_exec_bound(state_store *s, sqlite3_stmt *st, int bind_rc) {
         if (bind_rc != SQLITE_OK)
@@ -558,17 +567,10 @@ int state_baseline_get(state_store *s, const char *kind, const char *name, const
 
         *ret = NULL;
         int r = state_write_puts(s);
-        if (r < 0)
-                return r;
-        int rc = bind_key(st, kind, name) ?: bind_text(st, BL_APPLIED_XML_HASH, applied_xml_hash);
-        if (rc != SQLITE_OK)
-                return state_store_error(s, rc);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-                return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return state_store_error(s, rc);
-        return state_column_strdup(st, 0, ret);
+        if (r >= 0)
+                r = state_step_row(s, st,
+                                   bind_key(st, kind, name) ?: bind_text(st, BL_APPLIED_XML_HASH, applied_xml_hash));
+        return r < 0 ? r : state_column_strdup(st, 0, ret);
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -980,15 +982,10 @@ int state_meta_get(state_store *s, const char *key, char **ret) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_GET_META];
 
         *ret = NULL;
-        int rc = bind_text(st, 0, key);
-        if (rc != SQLITE_OK)
-                return state_store_error(s, rc);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
+        int r = state_step_row(s, st, bind_text(st, 0, key));
+        if (r == -ENOENT)
                 return 0;
-        if (rc != SQLITE_ROW)
-                return state_store_error(s, rc);
-        return state_column_strdup(st, 0, ret);
+        return r < 0 ? r : state_column_strdup(st, 0, ret);
 }
 
 int state_meta_set(state_store *s, const char *key, const char *value) {

@@ -597,7 +597,8 @@ static void assert_baseline_kept(th_env *f) {
         _cleanup_free_ char *expected = vf_printf("%s:stored", hash);
         _cleanup_free_ char *baseline = state_file_text(
                 f, "SELECT applied_xml_hash FROM resources WHERE kind = 'domain' AND name = 'web1'");
-        _cleanup_free_ char *kept = state_file_text(f, "SELECT xml FROM baselines WHERE kind = 'domain' AND name = 'web1'");
+        _cleanup_free_ char *kept =
+                state_file_text(f, "SELECT xml FROM baselines WHERE kind = 'domain' AND name = 'web1'");
         assert_string_equal(baseline, expected);
         assert_string_equal(kept, xml);
 }
