@@ -72,6 +72,38 @@ static int domain_list_all(virConnectPtr conn, void ***objs, unsigned filter) {
         return virConnectListAllDomains(conn, (virDomainPtr **) objs, filter);
 }
 
+/*
+ * Every domain and its state, in one call that filters nothing (filtered listings: list_states()):
+ * libvirt's state is shut off exactly while a domain is inactive, and running while it runs.
+ */
+static int domain_list_all_stated(virConnectPtr conn, void ***objs, unsigned **states) {
+        virDomainStatsRecordPtr *records = NULL;
+        int n = virConnectGetAllDomainStats(conn, VIR_DOMAIN_STATS_STATE, &records, 0);
+
+        if (n < 0)
+                return -1;
+        virDomainPtr *doms = calloc(n + 1, sizeof *doms);
+        unsigned *got = calloc(n + 1, sizeof *got);
+        for (int i = 0; doms && got && i < n; i++) {
+                int state = VIR_DOMAIN_NOSTATE; /* not said: active and not running, which is read again */
+
+                (void) virTypedParamsGetInt(records[i]->params, records[i]->nparams, "state.state", &state);
+                got[i] = (state != VIR_DOMAIN_SHUTOFF ? RC_LISTED_ACTIVE : 0) |
+                         (state == VIR_DOMAIN_RUNNING ? RC_LISTED_RUNNING : 0);
+                doms[i] = records[i]->dom;
+                virDomainRef(doms[i]);
+        }
+        virDomainStatsRecordListFree(records);
+        if (!doms || !got) {
+                free(doms);
+                free(got);
+                return -ENOMEM;
+        }
+        *objs = (void **) doms;
+        *states = got;
+        return n;
+}
+
 static void *domain_define(virConnectPtr conn, const char *xml) {
         return virDomainDefineXML(conn, xml);
 }
@@ -174,6 +206,7 @@ const rc_object_class rc_domain_class = {
         .list_transient = VIR_CONNECT_LIST_DOMAINS_TRANSIENT,
         .list_autostart = VIR_CONNECT_LIST_DOMAINS_AUTOSTART,
         .list_running = VIR_CONNECT_LIST_DOMAINS_RUNNING,
+        .list_all_stated = domain_list_all_stated,
         .define_xml = domain_define,
         .get_xml = domain_get_xml,
         .undefine = domain_undefine,
@@ -334,10 +367,14 @@ static int put_object(const rc_object_class *cls, vf_map *map, const char *name,
         return r;
 }
 
-/* Marks with bit what the listing under filter names; -EIO, and a warning, when libvirt cannot list so. */
+/*
+ * Marks with bit what the listing under filter names, and returns how many it marked; -EIO, and a
+ * warning, when libvirt cannot list so.
+ */
 static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map, unsigned filter, unsigned bit,
                       const char *state) {
         void **objs = NULL;
+        int marked = 0;
 
         rc_count_read(inv->ctx, RC_CALL_LIST);
         int n = cls->list_all(inv->ctx->conn, &objs, filter);
@@ -346,25 +383,41 @@ static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map
                         state, vf_kind_to_string(cls->kind), rc_libvirt_error(), vf_kind_to_string(cls->kind));
         for (int i = 0; i < n; i++) {
                 listed_object *l = vf_map_get(map, cls->get_name(objs[i]));
-                if (l) /* one made since the first listing is not in the map: looked up in its turn */
+                if (l) { /* one made since the first listing is not in the map: looked up in its turn */
                         l->state |= bit;
+                        marked++;
+                }
                 cls->free(objs[i]);
         }
         free(objs);
-        return n < 0 ? -EIO : 0;
+        return n < 0 ? -EIO : marked;
 }
 
 /*
- * The state of every object, by three filtered listings instead of three
+ * The state of every object, by a filtered listing per question instead of
  * calls per object: over a remote connection each call is a round trip. A
  * listing that fails leaves the states unknown, and each is read when needed.
+ *
+ * Only the questions the listing of every object left open are asked.
+ * libvirt filters a domain listing by taking each domain that does not match
+ * out of an array, moving every one behind it: a listing costs the number of
+ * domains times the number it leaves out, the square of their number when it
+ * leaves out most. n_active is what the first listing said, or -1 when it
+ * said nothing of their state; only an active object runs or is transient
+ * (libvirt forgets a transient object once it stops), so where none is,
+ * neither is asked.
  */
-static void list_states(rc_inventory *inv, const rc_object_class *cls, vf_map *map) {
-        int r = list_state(inv, cls, map, cls->list_active,
-                           cls->list_running ? RC_LISTED_ACTIVE : RC_LISTED_ACTIVE | RC_LISTED_RUNNING, "active");
-        if (r >= 0 && cls->list_running)
+static void list_states(rc_inventory *inv, const rc_object_class *cls, vf_map *map, int n_active) {
+        bool said = n_active >= 0;
+        int r = 0;
+
+        if (!said)
+                r = n_active = list_state(inv, cls, map, cls->list_active,
+                                          cls->list_running ? RC_LISTED_ACTIVE : RC_LISTED_ACTIVE | RC_LISTED_RUNNING,
+                                          "active");
+        if (r >= 0 && !said && n_active > 0 && cls->list_running)
                 r = list_state(inv, cls, map, cls->list_running, RC_LISTED_RUNNING, "running");
-        if (r >= 0)
+        if (r >= 0 && n_active > 0)
                 r = list_state(inv, cls, map, cls->list_transient, RC_LISTED_TRANSIENT, "transient");
         if (r >= 0)
                 r = list_state(inv, cls, map, cls->list_autostart, RC_LISTED_AUTOSTART, "autostarted");
@@ -376,23 +429,42 @@ static void list_states(rc_inventory *inv, const rc_object_class *cls, vf_map *m
                 l->state = 0;
 }
 
+/*
+ * Every object of a kind, with what the same call says of their states into *states where it says
+ * them (NULL where it does not): count, -1 with libvirt's error, or -ENOMEM.
+ */
+static int list_every(rc_inventory *inv, const rc_object_class *cls, void ***objs, unsigned **states) {
+        rc_count_read(inv->ctx, RC_CALL_LIST);
+        if (cls->list_all_stated) {
+                int n = cls->list_all_stated(inv->ctx->conn, objs, states);
+                if (n >= 0 || n == -ENOMEM || virGetLastErrorCode() != VIR_ERR_NO_SUPPORT)
+                        return n;
+                rc_count_read(inv->ctx, RC_CALL_LIST); /* a driver without statistics */
+        }
+        return cls->list_all(inv->ctx->conn, objs, 0);
+}
+
 /* Replaces what the map holds of a kind with a fresh listing of all of them. */
 static int inventory_list_kind(rc_inventory *inv, vf_kind kind, char **errmsg) {
         const rc_object_class *cls = class_for_kind(kind);
         _cleanup_(vf_map_freep) vf_map *map = vf_map_new();
         void **objs = NULL;
+        _cleanup_free_ unsigned *states = NULL;
         int r = map ? 0 : -ENOMEM;
 
-        rc_count_read(inv->ctx, RC_CALL_LIST);
-        int n = r < 0 ? 0 : cls->list_all(inv->ctx->conn, &objs, 0);
+        int n = r < 0 ? 0 : list_every(inv, cls, &objs, &states);
+        if (n == -ENOMEM)
+                return n;
         /* A driver without networks or pools (qemu:///embed) has none to list; declaring one fails at its define. */
         if (n < 0 && virGetLastErrorCode() == VIR_ERR_NO_SUPPORT)
                 n = 0;
         if (n < 0)
                 return vf_error(errmsg, -EIO, "cannot list %ss: %s", vf_kind_to_string(kind), rc_libvirt_error());
+        int n_active = states ? 0 : -1;
         for (int i = 0; i < n; i++) {
+                n_active += states && (states[i] & RC_LISTED_ACTIVE);
                 if (r == 0)
-                        r = put_object(cls, map, cls->get_name(objs[i]), objs[i], RC_LISTED);
+                        r = put_object(cls, map, cls->get_name(objs[i]), objs[i], RC_LISTED | (states ? states[i] : 0));
                 else
                         cls->free(objs[i]);
         }
@@ -402,7 +474,7 @@ static int inventory_list_kind(rc_inventory *inv, vf_kind kind, char **errmsg) {
                 return r;
         }
         if (n > 0)
-                list_states(inv, cls, map);
+                list_states(inv, cls, map, n_active);
         free_objects(cls, inv->objects[kind]);
         inv->objects[kind] = TAKE_PTR(map);
         inv->listed[kind] = true;

@@ -45,6 +45,12 @@ typedef struct rc_object_class {
          * those that run (0: every active one runs).
          */
         unsigned list_active, list_transient, list_autostart, list_running;
+        /*
+         * list_all() unfiltered, and in the same call each object's rc_listed bits for active and running
+         * into *states (the caller frees it): count, -1 with libvirt's error, or -ENOMEM. NULL: filtered
+         * listings ask those.
+         */
+        int (*list_all_stated)(virConnectPtr conn, void ***objs, unsigned **states);
         void *(*lookup_by_name)(virConnectPtr conn, const char *name);
         const char *(*get_name)(void *obj);
         void *(*define_xml)(virConnectPtr conn, const char *xml);

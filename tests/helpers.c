@@ -191,7 +191,8 @@ void th_reset_test_driver(void) {
                         if (virDomainIsActive(doms[i]) == 1)
                                 virDomainDestroy(doms[i]);
                         virDomainUndefine(doms[i]);
-                }
+                } else if (virDomainIsActive(doms[i]) == 0)
+                        virDomainCreate(doms[i]); /* stopped by a test of a host where nothing runs */
                 virDomainFree(doms[i]);
         }
         free(doms);

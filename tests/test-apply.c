@@ -211,12 +211,27 @@ static void web1_applied_then_destroyed(th_env *f) {
 /* Set, libvirt cannot list domains by their state: a filtered listing fails, a plain one works. */
 static bool filtered_domain_listings_fail;
 
+/* While on, the filters of the filtered domain listings made, in order. */
+static struct {
+        bool on;
+        size_t n;
+        unsigned filters[8];
+} domain_listings;
+
+static void note_domain_listing(unsigned flags) {
+        if (domain_listings.on && domain_listings.n < ELEMENTSOF(domain_listings.filters))
+                domain_listings.filters[domain_listings.n] = flags;
+        domain_listings.n += domain_listings.on;
+}
+
 int virConnectListAllDomains(virConnectPtr conn, virDomainPtr **domains, unsigned int flags) {
         int (*real)(virConnectPtr, virDomainPtr **, unsigned int) = dlsym(RTLD_NEXT, "virConnectListAllDomains");
 
         /* A flag no libvirt knows: the driver itself refuses, with its own error. */
         if (filtered_domain_listings_fail && flags)
                 flags |= 1u << 31;
+        if (flags)
+                note_domain_listing(flags);
         return real(conn, domains, flags);
 }
 
@@ -239,10 +254,50 @@ static void test_failed_state_listing_is_logged(void **state) {
         assert_int_equal(fclose(TAKE_PTR(f->c.log)), 0);
         assert_true(th_domain_active(f->other, "web1"));
         th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
-        assert_non_null(strstr(log, "cannot list the active domains: "));
+        assert_non_null(strstr(log, "cannot list the transient domains: "));
         assert_non_null(strstr(log, "unsupported flags"));
         assert_non_null(strstr(log, "; this pass asks each domain for its state instead"));
         assert_int_equal(th_count_in_text(log, "cannot list"), 1);
+}
+
+static void set_domain_active(virConnectPtr conn, const char *name, bool active) {
+        virDomainPtr d = virDomainLookupByName(conn, name);
+
+        assert_non_null(d);
+        assert_int_equal(active ? virDomainCreate(d) : virDomainDestroy(d), 0);
+        virDomainFree(d);
+}
+
+/*
+ * libvirt filters a domain listing by taking each domain that does not match out of an array, moving
+ * every one behind it: asking which of N domains run, when none does, costs about N * N. The pass
+ * asks only what its listing of every domain, which says their states, leaves open: never which are
+ * active or run, and on a host where none is active, not which are transient either (only an active
+ * domain can be); yet it finds a domain started behind its back, and then asks that again.
+ */
+static void test_listing_asks_only_what_is_open(void **state) {
+        th_env *f = *state;
+
+        set_domain_active(f->other, "test", false); /* the driver's own, running */
+        th_write(f->conf, "30-s1.yaml", "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: s1}\nspec:\n"
+                                        "  memory: 64MiB\n  vcpus: 1\n  state: shutoff\n");
+        th_env_pass(f);
+        domain_listings = (typeof(domain_listings)) { .on = true };
+        pass_changing_nothing(f);
+        domain_listings.on = false;
+        assert_int_equal(f->report.counters.calls[RC_CALL_GET_INFO], 0);
+        assert_int_equal(domain_listings.n, 1);
+        assert_int_equal(domain_listings.filters[0], VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
+
+        set_domain_active(f->other, "s1", true);
+        domain_listings = (typeof(domain_listings)) { .on = true };
+        th_env_pass(f);
+        domain_listings.on = false;
+        assert_int_equal(th_env_writes(f), 1);
+        assert_false(th_domain_active(f->other, "s1"));
+        assert_int_equal(domain_listings.n, 2);
+        assert_int_equal(domain_listings.filters[0], VIR_CONNECT_LIST_DOMAINS_TRANSIENT);
+        assert_int_equal(domain_listings.filters[1], VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
 }
 
 static int web1_state(th_env *f) {
@@ -2317,6 +2372,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_create_then_noop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_listing_never_decides_a_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_state_listing_is_logged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_listing_asks_only_what_is_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_paused_outside_is_resumed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_made_meanwhile_is_found_done, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_noop_across_restart, setup, teardown),
