@@ -23,6 +23,7 @@
  */
 #include <libxml/parser.h>
 #include <libxml/relaxng.h>
+#include <libxml/xmlschemastypes.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -185,10 +186,14 @@ int schema_readahead_start(const schema_layers *layers, char *const *names, sche
         if (r < 0)
                 return r;
         /*
-         * libxml2 sets up its global state, and RelaxNG its type libraries, on the thread that asks first,
-         * without a lock: this one asks, before any thread that would race it.
+         * libxml2 sets up its global state, RelaxNG its type libraries, and XML Schema its datatypes
+         * (which RelaxNG's schemas name) on the thread that asks first, without a lock: this one asks,
+         * before any thread that would race it. Two threads filling the datatypes at once leave some
+         * missing ("type 'unsignedInt' is not exported"): a schema that names one fails to compile, and
+         * the load failed as if out of memory.
          */
         xmlInitParser();
+        xmlSchemaInitTypes();
         if (xmlRelaxNGInitTypes() < 0)
                 return -ENOMEM;
         /* A thread that cannot be made leaves its share to the others. */
