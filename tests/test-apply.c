@@ -12,6 +12,7 @@
 #include "tests/env.h"
 
 #include <dlfcn.h>
+#include <libvirt/virterror.h>
 
 #define NETWORK_LAN                                                                                    \
         "apiVersion: virtform/v1\nkind: Network\nmetadata: {name: lan}\nspec:\n  forward: nat\n"       \
@@ -260,6 +261,24 @@ static void test_failed_state_listing_is_logged(void **state) {
         assert_int_equal(th_count_in_text(log, "cannot list"), 1);
 }
 
+/* Set, libvirt's driver has no domain statistics: virConnectGetAllDomainStats() fails as such a driver's does. */
+static bool domain_statistics_unsupported;
+
+int virConnectGetAllDomainStats(virConnectPtr conn, unsigned int stats, virDomainStatsRecordPtr **records,
+                                unsigned int flags) {
+        int (*real)(virConnectPtr, unsigned int, virDomainStatsRecordPtr **, unsigned int) =
+                dlsym(RTLD_NEXT, "virConnectGetAllDomainStats");
+        virTypedParameterPtr params = NULL;
+        int n = 0;
+
+        if (!domain_statistics_unsupported)
+                return real(conn, stats, records, flags);
+        /* One the test driver does lack, for the error libvirt sets then. */
+        assert_int_equal(virNodeGetSEVInfo(conn, &params, &n, 0), -1);
+        assert_int_equal(virGetLastErrorCode(), VIR_ERR_NO_SUPPORT);
+        return -1;
+}
+
 static void set_domain_active(virConnectPtr conn, const char *name, bool active) {
         virDomainPtr d = virDomainLookupByName(conn, name);
 
@@ -298,6 +317,30 @@ static void test_listing_asks_only_what_is_open(void **state) {
         assert_int_equal(domain_listings.n, 2);
         assert_int_equal(domain_listings.filters[0], VIR_CONNECT_LIST_DOMAINS_TRANSIENT);
         assert_int_equal(domain_listings.filters[1], VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
+}
+
+/*
+ * A driver without domain statistics is listed as before the statistics: every domain, then which are
+ * active and which run, by filtered listings; still nothing asked of each, and a domain stopped
+ * behind the pass's back runs again.
+ */
+static void test_driver_without_statistics(void **state) {
+        th_env *f = *state;
+
+        web1_applied_then_destroyed(f);
+        domain_statistics_unsupported = true;
+        domain_listings = (typeof(domain_listings)) { .on = true };
+        th_env_pass(f);
+        domain_listings.on = false;
+        assert_int_equal(th_env_writes(f), 1);
+        assert_true(th_domain_active(f->other, "web1"));
+        assert_int_equal(domain_listings.n, 4);
+        assert_int_equal(domain_listings.filters[0], VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+        assert_int_equal(domain_listings.filters[1], VIR_CONNECT_LIST_DOMAINS_RUNNING);
+
+        pass_changing_nothing(f);
+        domain_statistics_unsupported = false;
+        assert_int_equal(f->report.counters.calls[RC_CALL_GET_INFO], 0);
 }
 
 static int web1_state(th_env *f) {
@@ -2373,6 +2416,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_listing_never_decides_a_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_state_listing_is_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_listing_asks_only_what_is_open, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_driver_without_statistics, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_paused_outside_is_resumed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_made_meanwhile_is_found_done, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_noop_across_restart, setup, teardown),
