@@ -12,6 +12,7 @@
 #include "tests/env.h"
 
 #include <dlfcn.h>
+#include <stdarg.h>
 #include <libvirt/virterror.h>
 
 #define NETWORK_LAN                                                                                    \
@@ -279,6 +280,24 @@ int virConnectGetAllDomainStats(virConnectPtr conn, unsigned int stats, virDomai
         return -1;
 }
 
+/* Runs a pass, noting the filtered domain listings it makes. */
+static void pass_noting_listings(th_env *f, void (*pass)(th_env *f)) {
+        domain_listings = (typeof(domain_listings)) { .on = true };
+        pass(f);
+        domain_listings.on = false;
+}
+
+/* The filters of the listings noted: these n, in this order. */
+static void assert_listings(size_t n, ...) {
+        va_list ap;
+
+        assert_int_equal(domain_listings.n, n);
+        va_start(ap, n);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(domain_listings.filters[i], va_arg(ap, unsigned));
+        va_end(ap);
+}
+
 static void set_domain_active(virConnectPtr conn, const char *name, bool active) {
         virDomainPtr d = virDomainLookupByName(conn, name);
 
@@ -301,22 +320,15 @@ static void test_listing_asks_only_what_is_open(void **state) {
         th_write(f->conf, "30-s1.yaml", "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: s1}\nspec:\n"
                                         "  memory: 64MiB\n  vcpus: 1\n  state: shutoff\n");
         th_env_pass(f);
-        domain_listings = (typeof(domain_listings)) { .on = true };
-        pass_changing_nothing(f);
-        domain_listings.on = false;
+        pass_noting_listings(f, pass_changing_nothing);
         assert_int_equal(f->report.counters.calls[RC_CALL_GET_INFO], 0);
-        assert_int_equal(domain_listings.n, 1);
-        assert_int_equal(domain_listings.filters[0], VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
+        assert_listings(1, VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
 
         set_domain_active(f->other, "s1", true);
-        domain_listings = (typeof(domain_listings)) { .on = true };
-        th_env_pass(f);
-        domain_listings.on = false;
+        pass_noting_listings(f, th_env_pass);
         assert_int_equal(th_env_writes(f), 1);
         assert_false(th_domain_active(f->other, "s1"));
-        assert_int_equal(domain_listings.n, 2);
-        assert_int_equal(domain_listings.filters[0], VIR_CONNECT_LIST_DOMAINS_TRANSIENT);
-        assert_int_equal(domain_listings.filters[1], VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
+        assert_listings(2, VIR_CONNECT_LIST_DOMAINS_TRANSIENT, VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
 }
 
 /*
@@ -329,14 +341,11 @@ static void test_driver_without_statistics(void **state) {
 
         web1_applied_then_destroyed(f);
         domain_statistics_unsupported = true;
-        domain_listings = (typeof(domain_listings)) { .on = true };
-        th_env_pass(f);
-        domain_listings.on = false;
+        pass_noting_listings(f, th_env_pass);
         assert_int_equal(th_env_writes(f), 1);
         assert_true(th_domain_active(f->other, "web1"));
-        assert_int_equal(domain_listings.n, 4);
-        assert_int_equal(domain_listings.filters[0], VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-        assert_int_equal(domain_listings.filters[1], VIR_CONNECT_LIST_DOMAINS_RUNNING);
+        assert_listings(4, VIR_CONNECT_LIST_DOMAINS_ACTIVE, VIR_CONNECT_LIST_DOMAINS_RUNNING,
+                        VIR_CONNECT_LIST_DOMAINS_TRANSIENT, VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
 
         pass_changing_nothing(f);
         domain_statistics_unsupported = false;
