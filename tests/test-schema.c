@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <libxml/parser.h>
+#include <libxml/relaxng.h>
 #include <libxml/xpath.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1565,6 +1567,51 @@ static void test_libvirt_schemas(void **state) {
         assert_int_equal(broken->n_resources, 1);
         assert_diag(broken, "libvirt's schema is not used: ");
         assert_diag(broken, "/domain.rng does not compile");
+}
+
+/* While set, the schemas virtform compiles from memory are one that names a datatype libxml2 does not have. */
+static bool embedded_schemas_unknown_type;
+
+xmlRelaxNGParserCtxtPtr xmlRelaxNGNewMemParserCtxt(const char *buffer, int size) {
+        static const char unknown_type[] = "<element name='domain' xmlns='http://relaxng.org/ns/structure/1.0' "
+                                           "datatypeLibrary='http://www.w3.org/2001/XMLSchema-datatypes'>"
+                                           "<data type='unsignedFrobnicator'/></element>";
+        xmlRelaxNGParserCtxtPtr (*real)(const char *, int) = dlsym(RTLD_NEXT, "xmlRelaxNGNewMemParserCtxt");
+
+        if (embedded_schemas_unknown_type)
+                return real(unknown_type, (int) strlen(unknown_type));
+        return real(buffer, size);
+}
+
+/*
+ * A built-in schema that does not compile, as libxml2 2.9.14's did when two
+ * threads first looked up its datatypes at once: the file is refused with
+ * libxml2's own reason at its root, not "out of memory", and the next load,
+ * libxml2 well again, compiles and passes.
+ */
+static void test_builtin_schema_failing_to_compile(void **state) {
+        static const char domain[] = "<domain type='kvm'>\n  <name>d</name>\n  <memory>1024</memory>\n"
+                                     "  <os><type>hvm</type></os>\n</domain>\n";
+        _cleanup_free_ char *path = NULL;
+
+        embedded_schemas_unknown_type = true;
+        _cleanup_(schema_set_freep) schema_set *failing = load_text("d.xml", domain, &path);
+        embedded_schemas_unknown_type = false;
+        _cleanup_(schema_set_freep) schema_set *well = load_text("d.xml", domain, NULL);
+
+        assert_failed(failing);
+        assert_diag_at(failing, path, 1, 1, "cannot check the file: virtform's built-in domain.rng does not "
+                                            "compile: ");
+        assert_diag(failing, "unsignedFrobnicator");
+        assert_false(has_diag(failing, "memory"));
+        assert_clean(well);
+        assert_int_equal(well->n_resources, 1);
+}
+
+/* A failed assertion leaves the test at once: the schemas are well again for the tests after it. */
+static int builtin_schemas_well(void **state) {
+        embedded_schemas_unknown_type = false;
+        return 0;
 }
 
 static void test_native_defaults_and_owner(void **state) {
@@ -3392,6 +3439,7 @@ int main(void) {
                 cmocka_unit_test(test_libvirt_test_xml),
                 cmocka_unit_test(test_rendered_documents_pass_the_compact_schema),
                 cmocka_unit_test(test_libvirt_schemas),
+                cmocka_unit_test_teardown(test_builtin_schema_failing_to_compile, builtin_schemas_well),
                 cmocka_unit_test(test_native_defaults_and_owner),
                 cmocka_unit_test(test_native_rejects),
                 cmocka_unit_test(test_native_units),
