@@ -111,6 +111,18 @@ void vf_strv_free(char **v) {
         free(v);
 }
 
+void *vf_grow(void *array, size_t *cap, size_t need, size_t size) {
+        if (need <= *cap)
+                return array;
+        size_t new_cap = *cap * 2 > need ? *cap * 2 : need;
+        if (new_cap < 16)
+                new_cap = 16;
+        void *p = reallocarray(array, new_cap, size);
+        if (p)
+                *cap = new_cap;
+        return p;
+}
+
 int vf_strv_consume(char ***v, char *s) {
         if (!s)
                 return -ENOMEM;

@@ -68,7 +68,7 @@ typedef struct vf_report_entry {
 
 typedef struct vf_report {
         vf_report_entry *entries;
-        size_t n_entries;
+        size_t n_entries, cap_entries;
         const schema_set *desired; /* borrowed: diagnostics of the files read */
         rc_counters counters; /* libvirt calls made by this pass */
         unsigned by_outcome[_RC_OUTCOME_MAX];

@@ -56,14 +56,10 @@ int graph_ensure(graph *g, const char *key, graph_node **ret) {
         int r = split_key(key, &kind, &name);
         if (r < 0)
                 return r;
-        if (g->n_nodes == g->cap) {
-                size_t cap = g->cap ? g->cap * 2 : 64;
-                graph_node **nodes = realloc(g->nodes, cap * sizeof *nodes);
-                if (!nodes)
-                        return -ENOMEM;
-                g->nodes = nodes;
-                g->cap = cap;
-        }
+        graph_node **nodes = vf_grow(g->nodes, &g->cap, g->n_nodes + 1, sizeof *nodes);
+        if (!nodes)
+                return -ENOMEM;
+        g->nodes = nodes;
         n = calloc(1, sizeof *n);
         if (!n)
                 return -ENOMEM;

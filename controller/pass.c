@@ -437,7 +437,7 @@ static int set_entry(vf_report *report, graph_node *n, rc_result *res) {
                 rc_caused_add(&res->caused, &e->result.caused);
                 entry_done(e);
         } else {
-                e = realloc(report->entries, (report->n_entries + 1) * sizeof *e);
+                e = vf_grow(report->entries, &report->cap_entries, report->n_entries + 1, sizeof *e);
                 if (!e)
                         return -ENOMEM;
                 report->entries = e;
@@ -611,6 +611,12 @@ int pass_run(pass *p, char **errmsg) {
                 return r;
         for (size_t i = 0; i < p->n_batch; i++)
                 p->batch[i]->entry = 0;
+        /* An entry per node at most: taken at once, the report is not copied as it grows. */
+        vf_report_entry *entries = vf_grow(p->report->entries, &p->report->cap_entries,
+                                           p->report->n_entries + p->n_batch, sizeof *entries);
+        if (!entries)
+                return -ENOMEM;
+        p->report->entries = entries;
         r = trim_log(p, errmsg);
         if (r >= 0)
                 r = find_open_intents(p, errmsg);
@@ -695,7 +701,7 @@ static int absorb_entry(vf_report *r, vf_report_entry *later) {
 
         if (at)
                 return fold_entry(&r->entries[at - 1], later);
-        vf_report_entry *e = realloc(r->entries, (r->n_entries + 1) * sizeof *e);
+        vf_report_entry *e = vf_grow(r->entries, &r->cap_entries, r->n_entries + 1, sizeof *e);
         if (!e)
                 return -ENOMEM;
         r->entries = e;
@@ -709,7 +715,8 @@ static void take_entries(vf_report *r, vf_report *from) {
         free(r->entries);
         r->entries = TAKE_PTR(from->entries);
         r->n_entries = from->n_entries;
-        from->n_entries = 0;
+        r->cap_entries = from->cap_entries;
+        from->n_entries = from->cap_entries = 0;
         vf_map_free(r->by_key);
         r->by_key = NULL;
 }

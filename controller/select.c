@@ -304,7 +304,7 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
 
 typedef struct selection {
         graph_node **nodes;
-        size_t n;
+        size_t n, cap;
         vf_map *chosen;
 } selection;
 
@@ -316,7 +316,7 @@ static void selection_done(selection *s) {
 static int choose(selection *s, graph_node *node) {
         if (vf_map_get(s->chosen, node->key))
                 return 0;
-        graph_node **nodes = realloc(s->nodes, (s->n + 1) * sizeof *nodes);
+        graph_node **nodes = vf_grow(s->nodes, &s->cap, s->n + 1, sizeof *nodes);
         if (!nodes)
                 return -ENOMEM;
         s->nodes = nodes;

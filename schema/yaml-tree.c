@@ -47,22 +47,11 @@ static void ybuilder_done(ybuilder *b) {
         ydoc_done(&b->doc);
 }
 
-static int grow(void *array, size_t *cap, size_t need, size_t size) {
-        void **a = array;
-        if (need <= *cap)
-                return 0;
-        size_t ncap = *cap ? *cap * 2 : 8;
-        void *n = realloc(*a, ncap * size);
-        if (!n)
-                return -ENOMEM;
-        *a = n;
-        *cap = ncap;
-        return 0;
-}
-
 static ynode *ydoc_new_node(ydoc *d, ynode_kind kind, const yaml_mark_t *mark) {
-        if (grow(&d->nodes, &d->cap_nodes, d->n_nodes + 1, sizeof(ynode *)) < 0)
+        ynode **nodes = vf_grow(d->nodes, &d->cap_nodes, d->n_nodes + 1, sizeof *nodes);
+        if (!nodes)
                 return NULL;
+        d->nodes = nodes;
         ynode *n = calloc(1, sizeof(ynode));
         if (!n)
                 return NULL;
@@ -107,8 +96,10 @@ static int ybuilder_attach(ybuilder *b, ynode *n, const yaml_mark_t *mark, const
                 return 0;
         }
         ynode *parent = b->open[b->depth - 1];
-        if (grow(&parent->children, &parent->cap_children, parent->n_children + 1, sizeof(ynode *)) < 0)
+        ynode **children = vf_grow(parent->children, &parent->cap_children, parent->n_children + 1, sizeof *children);
+        if (!children)
                 return -ENOMEM;
+        parent->children = children;
         parent->children[parent->n_children++] = n;
         return 0;
 }

@@ -390,19 +390,6 @@ int state_column_strdup(sqlite3_stmt *st, int column, char **ret) {
         return !text || *ret ? 0 : -ENOMEM;
 }
 
-/* Grows an array to hold at least n elements of size bytes; returns NULL when out of memory. */
-static void *array_reserve(void *items, size_t *cap, size_t n, size_t size) {
-        if (n <= *cap)
-                return items;
-        size_t new_cap = *cap ? *cap * 2 : 16;
-        while (new_cap < n)
-                new_cap *= 2;
-        void *p = reallocarray(items, new_cap, size);
-        if (p)
-                *cap = new_cap;
-        return p;
-}
-
 typedef struct record_list {
         state_record **items;
         size_t n, cap;
@@ -455,7 +442,7 @@ static int read_resources(state_store *s, sqlite3_stmt *st, record_list *l) {
         int rc;
 
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                state_record **items = array_reserve(l->items, &l->cap, l->n + 1, sizeof *items);
+                state_record **items = vf_grow(l->items, &l->cap, l->n + 1, sizeof *items);
                 if (!items)
                         return -ENOMEM;
                 l->items = items;
@@ -903,7 +890,7 @@ static int read_rows(state_store *s, sqlite3_stmt *st, size_t size, int (*from_r
         int rc;
 
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                char *more = array_reserve(*items, &cap, *n + 1, size);
+                char *more = vf_grow(*items, &cap, *n + 1, size);
                 if (!more)
                         return -ENOMEM;
                 *items = more;

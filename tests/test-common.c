@@ -96,6 +96,42 @@ static void test_map_free_with(void **state) {
         assert_int_equal(values_freed, 2);
 }
 
+/*
+ * Appending one at a time doubles the capacity, so the array moves a
+ * logarithmic number of times; a size asked for whole is taken without slack;
+ * what fits moves nothing.
+ */
+static void test_grow(void **state) {
+        int *a = NULL;
+        size_t cap = 0, growths = 0;
+
+        for (size_t n = 0; n < 10000; n++) {
+                size_t before = cap;
+                int *grown = vf_grow(a, &cap, n + 1, sizeof *a);
+                assert_non_null(grown);
+                a = grown;
+                a[n] = (int) n;
+                growths += cap != before;
+                assert_true(cap >= n + 1);
+        }
+        for (size_t n = 0; n < 10000; n++)
+                assert_int_equal(a[n], (int) n);
+        assert_int_equal(growths, 11); /* 16, 32, ..., 16384 */
+        free(a);
+
+        a = NULL;
+        cap = 0;
+        a = vf_grow(a, &cap, 10000, sizeof *a);
+        assert_non_null(a);
+        assert_int_equal(cap, 10000);
+        assert_ptr_equal(vf_grow(a, &cap, 10000, sizeof *a), a);
+        assert_int_equal(cap, 10000);
+        a = vf_grow(a, &cap, 10001, sizeof *a);
+        assert_non_null(a);
+        assert_int_equal(cap, 20000);
+        free(a);
+}
+
 static void test_buf_and_json(void **state) {
         vf_buf b = {};
         vf_buf_printf(&b, "%d-", 42);
@@ -328,6 +364,7 @@ int main(void) {
                 cmocka_unit_test(test_sha256),
                 cmocka_unit_test(test_free_and_strdup),
                 cmocka_unit_test(test_map_put_get_remove_grow),
+                cmocka_unit_test(test_grow),
                 cmocka_unit_test(test_map_free_with),
                 cmocka_unit_test(test_buf_and_json),
                 cmocka_unit_test(test_json_string_any_bytes),
