@@ -8,7 +8,9 @@
 #include <ftw.h>
 #include <regex.h>
 #include <sqlite3.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <libvirt/virterror.h>
 
@@ -342,10 +344,16 @@ static char **child_environment(const char *const *extra) {
 }
 
 th_child th_spawn_start(const char *const *argv, const char *const *extra_env) {
-        th_child c = { .dir = th_mkdtemp() };
+        th_child c = { .dir = th_mkdtemp(), .deadline_sec = TH_SPAWN_DEADLINE_SEC };
         _cleanup_free_ char *out = vf_printf("%s/out", c.dir), *err = vf_printf("%s/err", c.dir);
         _cleanup_strv_free_ char **env = child_environment(extra_env);
+        _cleanup_(vf_buf_done) vf_buf command = {};
         posix_spawn_file_actions_t fa;
+
+        for (size_t i = 0; argv[i]; i++)
+                vf_buf_printf(&command, "%s%s", i ? " " : "", argv[i]);
+        c.command = strdup(command.data ? command.data : "");
+        assert_non_null(c.command);
 
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -368,10 +376,64 @@ char *th_child_stderr(const th_child *c) {
         return child_output(c, "err");
 }
 
+/* Each thread of pid: its name, and the kernel's stack of where it waits (root may read it). */
+static char *threads_of(pid_t pid) {
+        _cleanup_free_ char *tasks = vf_printf("/proc/%d/task", (int) pid);
+        _cleanup_(vf_buf_done) vf_buf b = {};
+        DIR *d = opendir(tasks);
+
+        for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
+                if (e->d_name[0] == '.')
+                        continue;
+                _cleanup_free_ char *comm_path = vf_printf("%s/%s/comm", tasks, e->d_name);
+                _cleanup_free_ char *stack_path = vf_printf("%s/%s/stack", tasks, e->d_name);
+                _cleanup_free_ char *comm = NULL, *stack = NULL;
+                size_t len;
+                (void) vf_read_file(comm_path, 4096, &comm, &len);
+                (void) vf_read_file(stack_path, 64 * 1024, &stack, &len);
+                vf_buf_printf(&b, "thread %s %s%s\n", e->d_name, comm ? comm : "?\n",
+                              stack ? stack : "(no stack)");
+        }
+        if (d)
+                closedir(d);
+        return b.data ? TAKE_PTR(b.data) : strdup("(no threads listed)\n");
+}
+
+/* 0 once the child exited (not reaped), -ETIME when it still runs at the deadline. */
+static int wait_exit(pid_t pid, int timeout_sec) {
+        _cleanup_close_ int fd = pidfd_open(pid, 0);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int64_t deadline = vf_now_monotonic_usec() + (int64_t) timeout_sec * 1000000;
+
+        assert_true(fd >= 0);
+        for (;;) {
+                int64_t left_msec = (deadline - vf_now_monotonic_usec()) / 1000;
+                if (left_msec <= 0)
+                        return -ETIME;
+                int n = poll(&p, 1, (int) left_msec);
+                if (n > 0)
+                        return 0;
+                assert_true(n == 0 || errno == EINTR);
+        }
+}
+
+static void fail_stuck(th_child *c) {
+        _cleanup_free_ char *threads = threads_of(c->pid);
+        _cleanup_free_ char *out = th_child_stdout(c), *err = th_child_stderr(c);
+        int status;
+
+        kill(c->pid, SIGKILL);
+        (void) waitpid(c->pid, &status, 0);
+        fail_msg("%s (pid %d) still ran after %d s, and was killed. Its threads:\n%s--- stdout:\n%s--- stderr:\n%s",
+                 c->command, (int) c->pid, c->deadline_sec, threads, out, err);
+}
+
 th_run th_spawn_wait(th_child *c) {
         int status;
         th_run r = {};
 
+        if (wait_exit(c->pid, c->deadline_sec) < 0)
+                fail_stuck(c);
         assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
         r.killed = WIFSIGNALED(status);
         r.status = r.killed ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
@@ -379,6 +441,7 @@ th_run th_spawn_wait(th_child *c) {
         r.err = th_child_stderr(c);
         th_rmtree(c->dir);
         free(c->dir);
+        free(c->command);
         *c = (th_child) {};
         return r;
 }

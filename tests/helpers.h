@@ -134,10 +134,19 @@ th_run th_spawn(const char *const *argv, const char *const *extra_env);
 typedef struct th_child {
         pid_t pid;
         char *dir; /* where its stdout and stderr go */
+        char *command; /* argv joined, for a failure to name it */
+        int deadline_sec; /* th_spawn_wait()'s; TH_SPAWN_DEADLINE_SEC unless the test lowers it */
 } th_child;
 
 th_child th_spawn_start(const char *const *argv, const char *const *extra_env);
 /* What the running child wrote to stdout, or stderr, so far. */
 char *th_child_stdout(const th_child *c);
 char *th_child_stderr(const th_child *c);
+/*
+ * Waits for the child to exit. One still running after its deadline_sec is
+ * stuck, since every child a test runs ends by itself or when the test
+ * tells it to: the test fails naming it, with where each of its threads
+ * waits in the kernel and what it wrote, and the child is killed.
+ */
+#define TH_SPAWN_DEADLINE_SEC 300
 th_run th_spawn_wait(th_child *c);

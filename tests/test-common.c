@@ -319,6 +319,51 @@ static void leave_a_file_and_a_child(void **state) {
         }
 }
 
+static void wait_for_a_stuck_child(void **state) {
+        const char *argv[] = { "/bin/sleep", "600", NULL }; /* unless killed, the suite waits it out */
+        th_child c = th_spawn_start(argv, NULL);
+
+        c.deadline_sec = 1;
+        th_run r = th_spawn_wait(&c);
+        th_run_done(&r);
+}
+
+/*
+ * A child that does not exit by its deadline fails the test that waits for
+ * it, named, with where its threads wait, instead of holding the suite until
+ * meson's timeout says only that it took too long; and it is gone after.
+ */
+static void test_a_stuck_child_fails_its_test_named(void **state) {
+        const char *tmp = getenv("TMPDIR");
+        char err_path[PATH_MAX];
+        _cleanup_free_ char *err = NULL;
+        int status;
+        size_t len;
+
+        assert_true(snprintf(err_path, sizeof err_path, "%s/suite-stderr", tmp) < (int) sizeof err_path);
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                const struct CMUnitTest stuck[] = { cmocka_unit_test(wait_for_a_stuck_child) };
+                int null = open("/dev/null", O_WRONLY), errfd = open(err_path, O_WRONLY | O_CREAT, 0600);
+                if (null < 0 || errfd < 0 || dup2(null, 1) < 0 || dup2(errfd, 2) < 0)
+                        _exit(100);
+                _exit(th_run_group(stuck, NULL, NULL, NULL));
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 1);
+        assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+        assert_int_equal(errno, ECHILD);
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+
+        assert_int_equal(vf_read_file(err_path, 64 * 1024, &err, &len), 0);
+        assert_non_null(strstr(err, "/bin/sleep 600 (pid "));
+        assert_non_null(strstr(err, "still ran after 1 s, and was killed. Its threads:\nthread "));
+        assert_int_equal(unlink(err_path), 0);
+}
+
 /*
  * A suite run by th_run_group() in a child of ours: what its passing test left
  * fails it, named, and is gone after it. We are the subreaper, so a child it
@@ -376,6 +421,7 @@ int main(void) {
                 cmocka_unit_test(test_format_time_msec),
                 cmocka_unit_test(test_journal_stream),
                 cmocka_unit_test(test_a_suite_that_leaves_things_fails_and_leaves_nothing),
+                cmocka_unit_test(test_a_stuck_child_fails_its_test_named),
         };
         return th_run_group(tests, NULL, NULL, NULL);
 }
