@@ -17,6 +17,7 @@
 
 #include <math.h>
 
+#include "bench/floor.h"
 #include "controller/controller.h"
 
 /* One measured step. ok false: not measured, note says why. */
@@ -66,6 +67,7 @@ typedef struct bench_run {
         measure floor;
         double floor_define_ms; /* the floor's define loop alone, without exec and connect */
         double floor_read_ms; /* after it, untimed there: list them all and read each definition back */
+        double floor_marked_read_ms; /* the same, each domain carrying a marker of virtform's shape */
         measure peer_python, peer_virsh; /* the same N defines as a user would script them */
         measure apply_yaml, apply_xml;
         measure cold_pass; /* the first in-process pass, before the no-ops */

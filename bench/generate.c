@@ -9,8 +9,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#define POLICY_NS "https://virtform.org/xmlns/policy/1"
-
 void bench_input_done(bench_input *in) {
         free(in->dir);
         free(in->yaml);
@@ -38,7 +36,7 @@ static char *xml_domain(size_t i, const char *type) {
         return vf_printf("<domain type='%s'>\n"
                          "  <name>bench%06zu</name>\n"
                          "  <metadata>\n"
-                         "    <vf:policy xmlns:vf=\"" POLICY_NS "\" state=\"shutoff\"/>\n"
+                         "    <vf:policy xmlns:vf=\"" BENCH_POLICY_NS "\" state=\"shutoff\"/>\n"
                          "  </metadata>\n"
                          "  <memory unit='KiB'>65536</memory>\n"
                          "  <vcpu>1</vcpu>\n"

@@ -161,17 +161,6 @@ static int inproc_child(const void *arg, void *result) {
         return bench_inproc(arg, result);
 }
 
-static int parse_floor(const char *path, double *define_ms, double *read_ms) {
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        size_t defined;
-        double connect_ms;
-
-        if (!f || fscanf(f, "defined %zu connect_ms %lf define_ms %lf read_ms %lf", &defined, &connect_ms, define_ms,
-                         read_ms) != 4)
-                return -EBADMSG;
-        return 0;
-}
-
 /*
  * An embedded root whose QEMU runs as root. As the default user, libvirt finds /dev/kvm (0600 here)
  * unusable for it while its probe used KVM, calls its capabilities cache outdated at every lookup, and
@@ -215,11 +204,14 @@ static int embed_floor(const bench *b, const bench_input *in, bench_run *run) {
         r = bench_spawn(argv, NULL, out, err, &status, &run->embed_floor);
         if (r < 0)
                 return r;
-        if (status != 0 || parse_floor(out, &run->embed_floor_define_ms, &run->embed_floor_read_ms) < 0) {
+        floor_figures figures;
+        if (status != 0 || bench_floor_parse(out, &figures) < 0) {
                 run->embed_floor.ok = false;
                 bench_note(&run->embed_floor, "the floor failed on qemu:///embed (exit %d), see %s", status, err);
                 return -EIO;
         }
+        run->embed_floor_define_ms = figures.define_ms;
+        run->embed_floor_read_ms = figures.read_ms;
         return 0;
 }
 

@@ -17,13 +17,19 @@ static void progress(const bench_run *run, const char *what) {
 
 /* ---- the floor and `virtform apply`, as subprocesses ------------------------------------- */
 
-static int floor_once(const bench *b, const bench_input *in, bench_run *run, measure *m, double *define_ms,
-                      double *read_ms) {
+int bench_floor_parse(const char *path, floor_figures *ret) {
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+
+        *ret = (floor_figures) {};
+        if (!f || fscanf(f, "defined %zu connect_ms %lf define_ms %lf read_ms %lf marked_read_ms %lf", &ret->defined,
+                         &ret->connect_ms, &ret->define_ms, &ret->read_ms, &ret->marked_read_ms) != 5)
+                return -EBADMSG;
+        return 0;
+}
+
+static int floor_once(const bench *b, const bench_input *in, bench_run *run, measure *m, floor_figures *figures) {
         _cleanup_free_ char *out = vf_printf("%s/floor.out", in->dir), *err = vf_printf("%s/floor.err", in->dir);
         char *argv[] = { (char *) b->floor, (char *) "test:///default", in->xml, NULL };
-        _cleanup_fclose_ FILE *f = NULL;
-        size_t defined = 0;
-        double connect_ms;
         int status;
 
         if (!out || !err)
@@ -31,16 +37,12 @@ static int floor_once(const bench *b, const bench_input *in, bench_run *run, mea
         int r = bench_spawn(argv, NULL, out, err, &status, m);
         if (r < 0)
                 return r;
-        f = fopen(out, "re");
-        if (status != 0 || !f ||
-            fscanf(f, "defined %zu connect_ms %lf define_ms %lf read_ms %lf", &defined, &connect_ms, define_ms,
-                   read_ms) != 4 ||
-            defined != run->n) {
-                fprintf(stderr, "virtform-bench: the floor failed (exit %d, %zu defined); see %s\n", status, defined,
-                        err);
+        if (status != 0 || bench_floor_parse(out, figures) < 0 || figures->defined != run->n) {
+                fprintf(stderr, "virtform-bench: the floor failed (exit %d, %zu defined); see %s\n", status,
+                        figures->defined, err);
                 return -EIO;
         }
-        m->writes = (long) defined;
+        m->writes = (long) figures->defined;
         return 0;
 }
 
@@ -48,14 +50,16 @@ static int floor_once(const bench *b, const bench_input *in, bench_run *run, mea
 static int run_floor(const bench *b, const bench_input *in, bench_run *run) {
         for (unsigned i = 0; i < b->repeat; i++) {
                 measure m;
-                double define_ms, read_ms;
-                int r = floor_once(b, in, run, &m, &define_ms, &read_ms);
+                floor_figures figures;
+                int r = floor_once(b, in, run, &m, &figures);
                 if (r < 0)
                         return r;
                 if (bench_keep_best(&run->floor, &m))
-                        run->floor_define_ms = define_ms;
-                if (i == 0 || read_ms < run->floor_read_ms)
-                        run->floor_read_ms = read_ms;
+                        run->floor_define_ms = figures.define_ms;
+                if (i == 0 || figures.read_ms < run->floor_read_ms)
+                        run->floor_read_ms = figures.read_ms;
+                if (i == 0 || figures.marked_read_ms < run->floor_marked_read_ms)
+                        run->floor_marked_read_ms = figures.marked_read_ms;
         }
         return 0;
 }
