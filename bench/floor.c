@@ -8,12 +8,15 @@
  * place of the policy element, an ownership marker of virtform's shape
  * (reconcilers/object.c, rc_owner_write()), since libvirt formats metadata
  * at every read. Prints one line:
- * "defined N connect_ms C define_ms D read_ms R marked_read_ms M".
+ * "defined N connect_ms C define_ms D read_ms R marked_read_ms M peak_rss_kib K",
+ * K its peak RSS before the marking, which holds the floor's own memory
+ * against which virtform's is measured.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <sys/resource.h>
 
 #include "bench/floor.h"
 #include "common/common.h"
@@ -133,15 +136,17 @@ int main(int argc, char **argv) {
         if (r >= 0)
                 r = read_all(&f);
         int64_t t3 = vf_now_monotonic_usec();
+        struct rusage before_marking;
+        getrusage(RUSAGE_SELF, &before_marking);
         if (r >= 0)
                 r = mark_all(&f);
         int64_t t4 = vf_now_monotonic_usec();
         if (r >= 0)
                 r = read_all(&f);
         int64_t t5 = vf_now_monotonic_usec();
-        printf("defined %zu connect_ms %.3f define_ms %.3f read_ms %.3f marked_read_ms %.3f\n", f.defined,
-               (double) (t1 - t0) / 1000.0, (double) (t2 - t1) / 1000.0, (double) (t3 - t2) / 1000.0,
-               (double) (t5 - t4) / 1000.0);
+        printf("defined %zu connect_ms %.3f define_ms %.3f read_ms %.3f marked_read_ms %.3f peak_rss_kib %ld\n",
+               f.defined, (double) (t1 - t0) / 1000.0, (double) (t2 - t1) / 1000.0, (double) (t3 - t2) / 1000.0,
+               (double) (t5 - t4) / 1000.0, before_marking.ru_maxrss);
         close(f.dir_fd);
         virConnectClose(f.conn);
         return r < 0 ? 1 : 0;

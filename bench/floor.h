@@ -11,6 +11,7 @@
 typedef struct floor_figures {
         size_t defined;
         double connect_ms, define_ms, read_ms, marked_read_ms;
+        long peak_rss_kib; /* before the marking, which a floor of any tool would not do */
 } floor_figures;
 
 /* Reads the floor's line from the file at path: 0, or -EBADMSG when it is not there whole. */

@@ -212,6 +212,7 @@ static int embed_floor(const bench *b, const bench_input *in, bench_run *run) {
         }
         run->embed_floor_define_ms = figures.define_ms;
         run->embed_floor_read_ms = figures.read_ms;
+        run->embed_floor.rss_kib = figures.peak_rss_kib;
         return 0;
 }
 

@@ -21,8 +21,9 @@ int bench_floor_parse(const char *path, floor_figures *ret) {
         _cleanup_fclose_ FILE *f = fopen(path, "re");
 
         *ret = (floor_figures) {};
-        if (!f || fscanf(f, "defined %zu connect_ms %lf define_ms %lf read_ms %lf marked_read_ms %lf", &ret->defined,
-                         &ret->connect_ms, &ret->define_ms, &ret->read_ms, &ret->marked_read_ms) != 5)
+        if (!f || fscanf(f, "defined %zu connect_ms %lf define_ms %lf read_ms %lf marked_read_ms %lf peak_rss_kib %ld",
+                         &ret->defined, &ret->connect_ms, &ret->define_ms, &ret->read_ms, &ret->marked_read_ms,
+                         &ret->peak_rss_kib) != 6)
                 return -EBADMSG;
         return 0;
 }
@@ -43,6 +44,7 @@ static int floor_once(const bench *b, const bench_input *in, bench_run *run, mea
                 return -EIO;
         }
         m->writes = (long) figures->defined;
+        m->rss_kib = figures->peak_rss_kib;
         return 0;
 }
 
