@@ -95,7 +95,7 @@ int vf_free_and_strdup(char **field, const char *value);
 int vf_error(char **errmsg, int r, const char *fmt, ...) _printf_(3, 4);
 bool vf_str_has_suffix(const char *s, const char *suffix);
 /*
- * The array, grown to hold at least need elements of size bytes: to need, or
+ * The array, grown to hold at least need (> 0) elements of size bytes: to need, or
  * to twice its capacity when that is more. Appending one at a time then
  * copies each element a bounded number of times, where growing by one copies
  * the whole array each time; asking for what is known to come takes that

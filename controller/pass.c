@@ -612,11 +612,13 @@ int pass_run(pass *p, char **errmsg) {
         for (size_t i = 0; i < p->n_batch; i++)
                 p->batch[i]->entry = 0;
         /* An entry per node at most: taken at once, the report is not copied as it grows. */
-        vf_report_entry *entries = vf_grow(p->report->entries, &p->report->cap_entries,
-                                           p->report->n_entries + p->n_batch, sizeof *entries);
-        if (!entries)
-                return -ENOMEM;
-        p->report->entries = entries;
+        if (p->n_batch > 0) {
+                vf_report_entry *entries = vf_grow(p->report->entries, &p->report->cap_entries,
+                                                   p->report->n_entries + p->n_batch, sizeof *entries);
+                if (!entries)
+                        return -ENOMEM;
+                p->report->entries = entries;
+        }
         r = trim_log(p, errmsg);
         if (r >= 0)
                 r = find_open_intents(p, errmsg);
