@@ -8,9 +8,8 @@
 #include <ftw.h>
 #include <regex.h>
 #include <sqlite3.h>
-#include <poll.h>
+#include <pthread.h>
 #include <spawn.h>
-#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <libvirt/virterror.h>
 
@@ -399,41 +398,78 @@ static char *threads_of(pid_t pid) {
         return b.data ? TAKE_PTR(b.data) : strdup("(no threads listed)\n");
 }
 
-/* 0 once the child exited (not reaped), -ETIME when it still runs at the deadline. */
-static int wait_exit(pid_t pid, int timeout_sec) {
-        _cleanup_close_ int fd = pidfd_open(pid, 0);
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int64_t deadline = vf_now_monotonic_usec() + (int64_t) timeout_sec * 1000000;
+/*
+ * A thread blocks in waitid() until the child exits, leaving it unreaped, and
+ * says so under the lock: the test waits on the condition with a deadline.
+ * (pidfd_open() would be simpler, but valgrind does not know it.)
+ */
+typedef struct exit_watch {
+        pid_t pid;
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t exited_cond;
+        bool exited;
+} exit_watch;
 
-        assert_true(fd >= 0);
-        for (;;) {
-                int64_t left_msec = (deadline - vf_now_monotonic_usec()) / 1000;
-                if (left_msec <= 0)
-                        return -ETIME;
-                int n = poll(&p, 1, (int) left_msec);
-                if (n > 0)
-                        return 0;
-                assert_true(n == 0 || errno == EINTR);
-        }
+static void *watch_exit(void *userdata) {
+        exit_watch *w = userdata;
+        siginfo_t info;
+
+        while (waitid(P_PID, (id_t) w->pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+                ;
+        pthread_mutex_lock(&w->lock);
+        w->exited = true;
+        pthread_cond_signal(&w->exited_cond);
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
 }
 
-static void fail_stuck(th_child *c) {
+/* Whether the watched child exits within timeout_sec. */
+static bool exits_within(exit_watch *w, int timeout_sec) {
+        struct timespec deadline;
+        int r = 0;
+
+        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &deadline), 0);
+        deadline.tv_sec += timeout_sec;
+        pthread_mutex_lock(&w->lock);
+        while (!w->exited && r != ETIMEDOUT)
+                r = pthread_cond_timedwait(&w->exited_cond, &w->lock, &deadline);
+        bool exited = w->exited;
+        pthread_mutex_unlock(&w->lock);
+        return exited;
+}
+
+/*
+ * Says where the stuck child's threads wait and what it wrote, then kills it.
+ * Writes the failure's headline into headline; the rest is freed, so that the
+ * failure leaks nothing when a test expects it.
+ */
+static void report_stuck(const th_child *c, char *headline, size_t size) {
         _cleanup_free_ char *threads = threads_of(c->pid);
         _cleanup_free_ char *out = th_child_stdout(c), *err = th_child_stderr(c);
-        int status;
 
+        print_error("%s (pid %d) still ran after %d s, and was killed. Its threads:\n%s--- stdout:\n%s--- stderr:\n%s",
+                    c->command, (int) c->pid, c->deadline_sec, threads, out, err);
         kill(c->pid, SIGKILL);
-        (void) waitpid(c->pid, &status, 0);
-        fail_msg("%s (pid %d) still ran after %d s, and was killed. Its threads:\n%s--- stdout:\n%s--- stderr:\n%s",
-                 c->command, (int) c->pid, c->deadline_sec, threads, out, err);
+        snprintf(headline, size, "%s (pid %d) still ran after %d s", c->command, (int) c->pid, c->deadline_sec);
 }
 
 th_run th_spawn_wait(th_child *c) {
+        exit_watch w = { .pid = c->pid, .lock = PTHREAD_MUTEX_INITIALIZER };
+        pthread_condattr_t attr;
+        char stuck[512] = "";
         int status;
         th_run r = {};
 
-        if (wait_exit(c->pid, c->deadline_sec) < 0)
-                fail_stuck(c);
+        assert_int_equal(pthread_condattr_init(&attr), 0);
+        assert_int_equal(pthread_condattr_setclock(&attr, CLOCK_MONOTONIC), 0);
+        assert_int_equal(pthread_cond_init(&w.exited_cond, &attr), 0);
+        pthread_condattr_destroy(&attr);
+        assert_int_equal(pthread_create(&w.thread, NULL, watch_exit, &w), 0);
+        if (!exits_within(&w, c->deadline_sec))
+                report_stuck(c, stuck, sizeof stuck);
+        pthread_join(w.thread, NULL);
+        pthread_cond_destroy(&w.exited_cond);
         assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
         r.killed = WIFSIGNALED(status);
         r.status = r.killed ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
@@ -443,6 +479,10 @@ th_run th_spawn_wait(th_child *c) {
         free(c->dir);
         free(c->command);
         *c = (th_child) {};
+        if (stuck[0]) {
+                th_run_done(&r);
+                fail_msg("%s", stuck);
+        }
         return r;
 }
 

@@ -361,6 +361,7 @@ static void test_a_stuck_child_fails_its_test_named(void **state) {
         assert_int_equal(vf_read_file(err_path, 64 * 1024, &err, &len), 0);
         assert_non_null(strstr(err, "/bin/sleep 600 (pid "));
         assert_non_null(strstr(err, "still ran after 1 s, and was killed. Its threads:\nthread "));
+        assert_non_null(strstr(err, "still ran after 1 s\n"));
         assert_int_equal(unlink(err_path), 0);
 }
 
