@@ -329,14 +329,13 @@ static void wait_for_a_stuck_child(void **state) {
 }
 
 /*
- * A child that does not exit by its deadline fails the test that waits for
- * it, named, with where its threads wait, instead of holding the suite until
- * meson's timeout says only that it took too long; and it is gone after.
+ * Runs one test as a suite of its own, by th_run_group() in a child of ours:
+ * its exit status, and what it wrote to stderr. We are the subreaper
+ * meanwhile, so a child the suite left alive would be ours now: none may be.
  */
-static void test_a_stuck_child_fails_its_test_named(void **state) {
+static int run_suite_of(const struct CMUnitTest *test, char **ret_stderr) {
         const char *tmp = getenv("TMPDIR");
-        char err_path[PATH_MAX];
-        _cleanup_free_ char *err = NULL;
+        char err_path[PATH_MAX]; /* on the stack: valgrind, checking the forked child for leaks, calls a heap copy lost */
         int status;
         size_t len;
 
@@ -345,62 +344,48 @@ static void test_a_stuck_child_fails_its_test_named(void **state) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                const struct CMUnitTest stuck[] = { cmocka_unit_test(wait_for_a_stuck_child) };
+                const struct CMUnitTest suite[] = { *test };
                 int null = open("/dev/null", O_WRONLY), errfd = open(err_path, O_WRONLY | O_CREAT, 0600);
                 if (null < 0 || errfd < 0 || dup2(null, 1) < 0 || dup2(errfd, 2) < 0)
                         _exit(100);
-                _exit(th_run_group(stuck, NULL, NULL, NULL));
+                _exit(th_run_group(suite, NULL, NULL, NULL));
         }
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 1);
         assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
         assert_int_equal(errno, ECHILD);
         assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
-
-        assert_int_equal(vf_read_file(err_path, 64 * 1024, &err, &len), 0);
-        assert_non_null(strstr(err, "/bin/sleep 600 (pid "));
-        assert_non_null(strstr(err, "still ran after 1 s, and was killed. Its threads:\nthread "));
-        assert_non_null(strstr(err, "still ran after 1 s\n"));
+        assert_int_equal(vf_read_file(err_path, 64 * 1024, ret_stderr, &len), 0);
         assert_int_equal(unlink(err_path), 0);
+        return WEXITSTATUS(status);
 }
 
 /*
- * A suite run by th_run_group() in a child of ours: what its passing test left
- * fails it, named, and is gone after it. We are the subreaper, so a child it
- * left alive would be ours now.
+ * A child that does not exit by its deadline fails the test that waits for
+ * it, named, with where its threads wait, instead of holding the suite until
+ * meson's timeout says only that it took too long; and it is gone after.
  */
-static void test_a_suite_that_leaves_things_fails_and_leaves_nothing(void **state) {
-        const char *tmp = getenv("TMPDIR");
-        char err_path[PATH_MAX]; /* on the stack: valgrind, checking the forked child for leaks, calls a heap copy lost */
+static void test_a_stuck_child_fails_its_test_named(void **state) {
+        const struct CMUnitTest stuck = cmocka_unit_test(wait_for_a_stuck_child);
         _cleanup_free_ char *err = NULL;
-        int before = th_count_entries(tmp, NULL), status;
-        size_t len;
 
-        assert_true(snprintf(err_path, sizeof err_path, "%s/suite-stderr", tmp) < (int) sizeof err_path);
+        assert_int_equal(run_suite_of(&stuck, &err), 1);
+        assert_non_null(strstr(err, "/bin/sleep 600 (pid "));
+        assert_non_null(strstr(err, "still ran after 1 s, and was killed. Its threads:\nthread "));
+        assert_non_null(strstr(err, "still ran after 1 s\n"));
+}
 
-        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                const struct CMUnitTest leaky[] = { cmocka_unit_test(leave_a_file_and_a_child) };
-                int null = open("/dev/null", O_WRONLY), errfd = open(err_path, O_WRONLY | O_CREAT, 0600);
-                if (null < 0 || errfd < 0 || dup2(null, 1) < 0 || dup2(errfd, 2) < 0)
-                        _exit(100);
-                _exit(th_run_group(leaky, NULL, NULL, NULL));
-        }
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 2); /* the child and the file, each a failure */
-        assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
-        assert_int_equal(errno, ECHILD);
-        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+/* What a suite's passing test left fails it, named, and is gone after it. */
+static void test_a_suite_that_leaves_things_fails_and_leaves_nothing(void **state) {
+        const struct CMUnitTest leaky = cmocka_unit_test(leave_a_file_and_a_child);
+        const char *tmp = getenv("TMPDIR");
+        _cleanup_free_ char *err = NULL;
+        int before = th_count_entries(tmp, NULL);
 
-        assert_int_equal(vf_read_file(err_path, 4096, &err, &len), 0);
+        assert_int_equal(run_suite_of(&leaky, &err), 2); /* the child and the file, each a failure */
         assert_non_null(strstr(err, "a test left child"));
         assert_non_null(strstr(err, "a passing test left /"));
         assert_non_null(strstr(err, "/left-behind\n"));
-        assert_int_equal(unlink(err_path), 0);
         assert_int_equal(th_count_entries(tmp, NULL), before);
 }
 
