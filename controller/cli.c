@@ -55,6 +55,7 @@ enum {
         OPT_SYSFS_ROOT,
         OPT_WAIT,
         OPT_TIMEOUT,
+        OPT_TRANSITION_TIMEOUT,
         OPT_DEBOUNCE,
         OPT_RETRY_BASE,
         OPT_RETRY_MAX,
@@ -100,6 +101,10 @@ static const option_spec option_specs[] = {
         { "no-prune", OPT_NO_PRUNE, NULL, CMD_CONVERGE, 0, "keep owned objects whose declaration is gone" },
         { "shutdown-timeout", OPT_SHUTDOWN_TIMEOUT, "SEC", CMD_CONVERGE, 0,
           "graceful shutdown before destroy (default 60)", NUMBER(shutdown_timeout_sec, 0, 86400, "seconds") },
+        { "transition-timeout", OPT_TRANSITION_TIMEOUT, "SEC", CMD_APPLY, 0,
+          "without --wait: wait this long for what libvirt is in the middle\n"
+          "of on a guest (a start, a save, a migration), then exit 2 (default 60)",
+          NUMBER(transition_timeout_sec, 0, 86400, "seconds") },
         { "wait", OPT_WAIT, NULL, CMD_APPLY, 0, "retry and follow events until every resource is Ready" },
         { "timeout", OPT_TIMEOUT, "SEC", CMD_APPLY, OPT_WAIT,
           "with --wait: give up after SEC seconds, exit 2 (default 600; 0: never)",
@@ -865,7 +870,12 @@ static void print_option_help(const command *cmd, const option_spec *o) {
         int n = printf("  %c%c%c --%s%s%s", short_name ? '-' : ' ', short_name ? o->id : ' ', short_name ? ',' : ' ',
                        o->name, o->arg ? " " : "", o->arg ? o->arg : "");
 
-        printf("%*s", n < HELP_COLUMN ? HELP_COLUMN - n : 1, "");
+        /* An option too long for the column has its help on the next line, as GNU tools do. */
+        if (n >= HELP_COLUMN) {
+                putchar('\n');
+                n = 0;
+        }
+        printf("%*s", HELP_COLUMN - n, "");
         for (const char *p = o->help; *p; p++)
                 if (*p == '\n')
                         printf("\n%*s", HELP_COLUMN, "");

@@ -9,6 +9,12 @@
 #define DEFAULT_SHUTDOWN_TIMEOUT_SEC 60
 /* apply --wait gives up by itself: provisioning at first boot must end, with an exit status. */
 #define DEFAULT_WAIT_TIMEOUT_SEC 600
+/*
+ * How long a plain apply waits for what libvirt is in the middle of on a guest (a start libvirtd's
+ * autostart is making at boot): long enough for a start or a save, and then it ends, for one that a
+ * dead driver left never ends.
+ */
+#define DEFAULT_TRANSITION_TIMEOUT_SEC 60
 
 void vf_options_init(vf_options *o) {
         *o = (vf_options) {
@@ -20,6 +26,7 @@ void vf_options_init(vf_options *o) {
                 .retry_max_sec = 300,
                 .debounce_msec = 200,
                 .wait_timeout_sec = DEFAULT_WAIT_TIMEOUT_SEC,
+                .transition_timeout_sec = DEFAULT_TRANSITION_TIMEOUT_SEC,
                 .log_retention_days = 90,
                 .log_retention_rows = 100000,
                 .log_time = !vf_fd_is_journal_stream(STDERR_FILENO),

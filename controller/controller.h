@@ -40,6 +40,7 @@ typedef struct vf_options {
         bool log_time; /* text log lines start with the time: not on journald's stream, which adds its own */
         bool wait; /* apply --wait: follow events until converged */
         unsigned wait_timeout_sec; /* with wait: give up after this long (default 600); 0: never */
+        unsigned transition_timeout_sec; /* apply without wait: how long it follows libvirt's own operations */
         const char *fault_point; /* $VIRTFORM_FAULT_POINT: see rc_fault_point() */
         bool insecure_permissions; /* as root, read files others could have changed, with a warning */
         unsigned wait_lock_sec; /* how long to wait for another writer to release the state file; 0: refuse */
@@ -179,6 +180,8 @@ typedef struct vf_daemon_options {
         bool exit_when_converged; /* apply --wait: stop once every resource is Ready */
         bool exit_when_settled; /* apply: stop once no operation it started is in flight (a graceful shutdown) */
         int64_t timeout_usec; /* with exit_when_*: give up after this long; 0: never */
+        /* With exit_when_settled: what libvirt is in the middle of on an object is in flight this long too. */
+        int64_t follow_hypervisor_usec;
         vf_report *report; /* optional: every pass's report is folded into it (vf_report_absorb) */
         vf_daemon_stats *stats; /* optional, read by tests from another thread */
 } vf_daemon_options;

@@ -31,6 +31,7 @@ struct vf_daemon {
         bool set_stale; /* a reload ran out of memory: the set is not to be trusted until all is loaded again */
         int64_t debounce_deadline; /* INT64_MAX: nothing pending */
         int64_t give_up_at; /* apply --wait's timeout; INT64_MAX: none */
+        int64_t follow_hypervisor_until; /* apply: libvirt's operations on objects are waited for until then */
         int64_t stop_polled_at; /* when should_stop() last asked the kernel for a pending SIGTERM */
         bool stop;
         bool converged;
@@ -89,11 +90,20 @@ static bool graph_converged(const vf_controller *c) {
         return true;
 }
 
-/* No resource waits on an operation it started: what apply must see through before it exits. */
-static bool graph_settled(const vf_controller *c) {
-        for (size_t i = 0; i < c->graph->n_nodes; i++)
-                if (c->graph->nodes[i]->wait.kind == RC_WAIT_OPERATION)
+/*
+ * No resource waits on an operation it started, which apply sees through before it exits, nor, for a
+ * while, on one of libvirt's own (a start another client asked for): one libvirt lost (its driver died
+ * in the middle) never ends, and apply must end, its exit status saying the resource waits.
+ */
+static bool graph_settled(const vf_daemon *d) {
+        bool follows_hypervisor = vf_now_monotonic_usec() < d->follow_hypervisor_until;
+        const graph *g = d->c->graph;
+
+        for (size_t i = 0; i < g->n_nodes; i++) {
+                rc_wait_kind kind = g->nodes[i]->wait.kind;
+                if (kind == RC_WAIT_OPERATION || (kind == RC_WAIT_HYPERVISOR && follows_hypervisor))
                         return false;
+        }
         return true;
 }
 
@@ -174,7 +184,7 @@ static int after_pass(vf_daemon *d, vf_report *report) {
         int r = schedule_retries(d, report);
         tell_systemd(d);
         d->converged = graph_converged(d->c);
-        d->settled = graph_settled(d->c);
+        d->settled = graph_settled(d);
         if (d->opts.report && r >= 0)
                 return vf_report_absorb(d->opts.report, report);
         vf_report_done(report);
@@ -822,6 +832,18 @@ static bool should_stop(void *userdata) {
         return d->stop;
 }
 
+/* apply ends, leaving what libvirt has not finished: said per resource, with what follows it on. */
+static void tell_left_in_transition(const vf_daemon *d) {
+        const graph *g = d->c->graph;
+
+        for (size_t i = 0; d->opts.exit_when_settled && !d->stop && i < g->n_nodes; i++)
+                if (g->nodes[i]->wait.kind == RC_WAIT_HYPERVISOR)
+                        vf_log_resource(d->c, VF_LOG_WARNING, g->nodes[i]->key,
+                                        "libvirt has not finished with it after %u s (--transition-timeout): left "
+                                        "waiting; `virtform run` or `apply --wait` follows it to its end",
+                                        d->c->opts.transition_timeout_sec);
+}
+
 static bool done(const vf_daemon *d) {
         return d->stop || (d->opts.exit_when_converged && d->converged) ||
                (d->opts.exit_when_settled && d->settled);
@@ -846,6 +868,8 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
         c->should_stop_userdata = d;
         if ((d->opts.exit_when_converged || d->opts.exit_when_settled) && d->opts.timeout_usec > 0)
                 d->give_up_at = vf_now_monotonic_usec() + d->opts.timeout_usec;
+        if (d->opts.exit_when_settled)
+                d->follow_hypervisor_until = vf_now_monotonic_usec() + d->opts.follow_hypervisor_usec;
         /* Watch before the first pass, so that nothing written during it is missed. */
         r = add_sources(d);
         if (r < 0)
@@ -866,6 +890,7 @@ int vf_daemon_run(vf_daemon *d, vf_controller *c, bool *converged, char **errmsg
                 if (d->opts.stats)
                         atomic_store(&d->opts.stats->wakeups, loop_wakeups(d->loop));
         }
+        tell_left_in_transition(d);
         (void) notify_systemd("STOPPING=1");
         record_connection(d, true);
         c->should_stop = NULL;
@@ -886,6 +911,7 @@ int vf_daemon_new_apply(const vf_options *opts, vf_report *report, vf_daemon **r
                 .exit_when_converged = opts->wait,
                 .exit_when_settled = !opts->wait,
                 .timeout_usec = opts->wait ? (int64_t) opts->wait_timeout_sec * 1000000 : 0,
+                .follow_hypervisor_usec = (int64_t) opts->transition_timeout_sec * 1000000,
                 .report = report,
         };
         return vf_daemon_new(&o, ret);
@@ -896,7 +922,10 @@ int vf_daemon_apply(vf_daemon *d, vf_controller *c, char **errmsg) {
         int r = vf_daemon_run(d, c, &converged, errmsg);
 
         if (r == -ETIMEDOUT) {
-                vf_log(c, VF_LOG_WARNING, "gave up after %u s: not every resource is Ready", c->opts.wait_timeout_sec);
+                /* Or SIGTERM stopped it, which said so as it came. */
+                if (vf_now_monotonic_usec() >= d->give_up_at)
+                        vf_log(c, VF_LOG_WARNING, "gave up after %u s: not every resource is Ready",
+                               c->opts.wait_timeout_sec);
                 return 0;
         }
         return r;

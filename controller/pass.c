@@ -347,8 +347,9 @@ static int update_record(const vf_controller *c, state_record *rec, const graph_
                         rec->attempts++;
                         if (follows_events(c))
                                 rec->next_retry_usec = rec->updated_usec + retry_delay_usec(c, rec->attempts);
-                } else if (res->wait.kind == RC_WAIT_OPERATION)
-                        rec->next_retry_usec = res->wait.deadline_usec; /* even a plain apply sees it through */
+                } else if (res->wait.kind == RC_WAIT_OPERATION || res->wait.kind == RC_WAIT_HYPERVISOR)
+                        /* Even a plain apply sees its own operation through, and follows libvirt's a while. */
+                        rec->next_retry_usec = res->wait.deadline_usec;
                 r = vf_free_and_strdup(&rec->last_error, res->message);
         }
         if (r < 0)

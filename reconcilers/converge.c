@@ -665,7 +665,7 @@ static int converge_running(rc_context *ctx, const rc_object_class *cls, const r
                 rc_result_set(res, RC_WAITING, false, "InTransition",
                               "%s %s is %s; looked at again when it changes, or at %s", kind, req->name,
                               why, when);
-                return ends_here(rc_result_wait(res, RC_WAIT_OPERATION, NULL, deadline));
+                return ends_here(rc_result_wait(res, RC_WAIT_HYPERVISOR, NULL, deadline));
         }
         case RC_RUN_HELD:
                 rc_result_set(res, RC_WAITING, false, "HeldByHypervisor",

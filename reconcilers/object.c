@@ -131,8 +131,10 @@ static int domain_undefine(void *obj) {
 /*
  * What a paused guest waits for. A user's pause is undone as drift. While libvirt holds a guest paused
  * for an operation of its own, the operation ends it either way: a start that a killed process left
- * half done is stopped when the driver reconnects to the guest. The other causes are the operator's
- * to deal with before the guest may run again: resuming after a disk error would only meet it again.
+ * half done is stopped when the driver reconnects to the guest. Not always: one the driver lost may
+ * say "starting" for good, so apply waits for it only a while (RC_WAIT_HYPERVISOR). The other causes
+ * are the operator's to deal with before the guest may run again: resuming after a disk error would
+ * only meet it again.
  */
 static const struct {
         rc_run_state state;

@@ -171,6 +171,8 @@ typedef enum rc_wait_kind {
         RC_WAIT_DEPENDENCY, /* the resource target ("kind/name") to become Ready */
         RC_WAIT_USER, /* the object target ("kind/name") that uses this one to let go of it */
         RC_WAIT_OPERATION, /* an operation this resource started (a graceful shutdown): its own events, or the deadline */
+        RC_WAIT_HYPERVISOR, /* an operation of libvirt's own on the object (a start another client asked for, a save,
+                               a migration): its events, or the deadline to look again */
         RC_WAIT_LINK, /* link events of the netdev target (a VF's PF) */
         RC_WAIT_DEVICE, /* the PCI device target to appear or change */
         RC_WAIT_CHANGE, /* the desired state to change: a file to be fixed, a drift to be settled */
@@ -179,7 +181,7 @@ typedef enum rc_wait_kind {
 typedef struct rc_wait {
         rc_wait_kind kind;
         char *target; /* what the kinds above name; NULL for the timer and a change */
-        int64_t deadline_usec; /* realtime; RC_WAIT_OPERATION: come back by then even without an event */
+        int64_t deadline_usec; /* realtime; RC_WAIT_OPERATION and _HYPERVISOR: come back by then without an event */
 } rc_wait;
 
 /* A definition as plan shows it: one element per line (its start, its end, or all of it), indented. */

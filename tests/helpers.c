@@ -128,6 +128,10 @@ int th_run_tests(const char *group, const struct CMUnitTest *tests, size_t n, CM
                 tests = skipped;
                 group_setup = group_teardown = NULL;
         }
+        /* While working on one test: VIRTFORM_TEST_ONLY=test_name (a glob) runs that alone. */
+        const char *only = getenv("VIRTFORM_TEST_ONLY");
+        if (only)
+                cmocka_set_test_filter(only);
         int failed = _cmocka_run_group_tests(group, tests, n, group_setup, group_teardown);
         return failed + reap_children() + sweep(root, failed == 0);
 }

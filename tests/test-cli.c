@@ -376,6 +376,7 @@ static void test_apply_wait_timeout(void **state) {
                                              "--timeout", "1", f->dir, NULL);
         assert_int_equal(r.status, 2);
         assert_non_null(strstr(r.out, "waiting   domain/web"));
+        assert_non_null(strstr(r.err, "gave up after 1 s"));
         /* The timeout is kept, not overrun by the retries' backoff (a bound, not a speed measurement). */
         assert_true(vf_now_monotonic_usec() - started < 5 * 1000000LL);
 
@@ -974,7 +975,7 @@ static void test_apply_streams_lines(void **state) {
         assert_null(strchr(r.out, '\r'));
 }
 
-/* SIGTERM stops apply --wait between two resources: exit 2 with its lines and summary, not killed. */
+/* SIGTERM stops apply --wait between two resources: exit 2 with its lines and summary, not killed, no timeout said. */
 static void test_apply_sigterm_stops_with_a_summary(void **state) {
         fixture *f = *state;
 
@@ -991,6 +992,8 @@ static void test_apply_sigterm_stops_with_a_summary(void **state) {
                          r.err);
         assert_non_null(strstr(r.out, "created   network/lan"));
         assert_non_null(strstr(r.out, "\napply: 2 resources"));
+        /* It was stopped, and said so as SIGTERM came: not a timeout that never passed. */
+        assert_null(strstr(r.err, "gave up"));
 }
 
 /* A failure is said once, on stdout with the other resources, not again on stderr. */

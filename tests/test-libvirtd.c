@@ -19,7 +19,7 @@
 
 #define DEADLINE_USEC (120 * 1000000LL)
 /* A watchdog for the whole run: a hung hypervisor must fail the test, not hang the suite. */
-#define WATCHDOG_SEC 400
+#define WATCHDOG_SEC 600
 
 #define GUEST_STATE(state)                                                                       \
         "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: %s}\nspec:\n  memory: %s\n"      \
@@ -744,11 +744,106 @@ static void test_pool_built_moved_and_pruned_keeping_its_files(void **state) {
         assert_string_equal(data, "data");
 }
 
+/* ---- a start libvirt is making ------------------------------------------------------ */
+
+/* A QEMU whose guest start waits while the gate file is there; libvirt's probes of it go straight through. */
+#define SLOW_QEMU "/var/lib/libvirt/slow-qemu"
+#define SLOW_QEMU_GATE SLOW_QEMU ".gate"
+#define SLOW_GUEST GUEST "  xml: \"<domain><devices><emulator>" SLOW_QEMU "</emulator></devices></domain>\"\n"
+
+static void write_slow_qemu(const fixture *f) {
+        th_write("/var/lib/libvirt", "slow-qemu",
+                 "#!/bin/sh\ncase \"$*\" in *guest=%s,*) while [ -e " SLOW_QEMU_GATE " ]; do sleep 0.05; done ;; esac\n"
+                 "exec /usr/bin/qemu-system-x86_64 \"$@\"\n",
+                 f->guest);
+        assert_int_equal(chmod(SLOW_QEMU, 0755), 0);
+}
+
+static bool guest_starting(fixture *f, const void *unused) {
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        virDomainPtr d = conn ? virDomainLookupByName(conn, f->guest) : NULL;
+        int state = 0, reason = 0;
+
+        assert_non_null(d);
+        assert_int_equal(virDomainGetState(d, &state, &reason, 0), 0);
+        virDomainFree(d);
+        virConnectClose(conn);
+        return state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_STARTING_UP;
+}
+
+static bool child_said(fixture *f, const void *arg) {
+        const th_child *child = arg;
+        _cleanup_free_ char *out = th_child_stdout(child);
+        return out && strstr(out, "InTransition");
+}
+
+static th_run apply(const fixture *f, const char *transition_timeout) {
+        const char *argv[] = { getenv("VIRTFORM"), "apply", "-c", f->env->opts.uri, "--state", f->env->state,
+                               "--transition-timeout", transition_timeout, f->env->conf, NULL };
+        return th_spawn(argv, NULL);
+}
+
+static void assert_waited(const th_run *r, int status, const char *what) {
+        if (r->status != status || !strstr(r->out, "InTransition") || !strstr(r->out, "writes (none)"))
+                fail_msg("apply %s exited %d (not %d), or did not wait, or wrote:\n%s%s", what, r->status, status,
+                         r->out, r->err);
+}
+
+/*
+ * Someone else starts the guest (as libvirtd's autostart does at boot), and the start takes its time:
+ * the guest is paused, starting up. apply neither starts it again nor takes it for running. It waits
+ * --transition-timeout for libvirt, then exits 2, the guest waiting, for a start that libvirt lost
+ * never ends; given the time, it sees the start through and exits 0. It writes nothing either way.
+ */
+static void test_apply_waits_a_while_for_a_start_libvirt_is_making(void **state) {
+        static const char *const any_write[] = { "Defined", "Undefined", "Started", "Stopped", "Shutdown", NULL };
+        fixture *f = *state;
+
+        th_libvirtd_start(f->libvirtd);
+        write_slow_qemu(f);
+        th_write(f->env->conf, "10-guest.yaml", SLOW_GUEST, f->guest, "64MiB");
+        _cleanup_(th_run_done) th_run first = apply(f, "60");
+        if (first.status != 0)
+                fail_msg("the first apply exited %d:\n%s%s", first.status, first.out, first.err);
+        destroy_guest(f);
+
+        th_write("/var/lib/libvirt", "slow-qemu.gate", "%s", "");
+        const char *start[] = { "/usr/bin/virsh", "-c", f->env->opts.uri, "start", f->guest, NULL };
+        th_child virsh = th_spawn_start(start, NULL);
+        wait_until(guest_starting, f, NULL, "the guest paused, starting up");
+        virConnectPtr conn = virConnectOpen(f->env->opts.uri);
+        assert_non_null(conn);
+        th_libvirt_view *events = th_libvirt_view_new(conn, "qemu");
+
+        _cleanup_(th_run_done) th_run impatient = apply(f, "1");
+        assert_waited(&impatient, 2, "--transition-timeout 1");
+        assert_non_null(strstr(impatient.err, "--transition-timeout"));
+        assert_true(guest_starting(f, NULL));
+        th_libvirt_view_barrier(events, false);
+        th_libvirt_view_assert_no_event(events, "domain", f->guest, any_write);
+
+        const char *patient_argv[] = { getenv("VIRTFORM"), "apply", "-c", f->env->opts.uri, "--state", f->env->state,
+                                       f->env->conf, NULL };
+        th_child patient = th_spawn_start(patient_argv, NULL);
+        wait_until(child_said, f, &patient, "apply waiting for the start");
+        assert_int_equal(unlink(SLOW_QEMU_GATE), 0);
+        _cleanup_(th_run_done) th_run started = th_spawn_wait(&virsh);
+        if (started.status != 0)
+                fail_msg("virsh start exited %d:\n%s%s", started.status, started.out, started.err);
+        _cleanup_(th_run_done) th_run waited = th_spawn_wait(&patient);
+        assert_waited(&waited, 0, "with the default --transition-timeout");
+        assert_int_equal(domain_active(f, f->guest), 1);
+        th_libvirt_view_free(events);
+        virConnectClose(conn);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_libvirtd_restart_and_killed_guest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_edit_applies_during_a_graceful_shutdown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_guest_stopped_at_its_deadline_fails_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_waits_a_while_for_a_start_libvirt_is_making, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_cold_start_reconciles_once_and_sees_a_destroy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_git_mv_pulled_changes_nothing_in_libvirt, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_restarted_once_its_guest_stops, setup, teardown),
