@@ -150,6 +150,19 @@ pid_t th_libvirtd_guest_pid(const char *name) {
         return pid > 0 && kill(pid, 0) == 0 ? pid : 0;
 }
 
+/*
+ * Dead, or a zombie: a daemonized QEMU's parent is init, which reaps when it will (here, seconds later);
+ * kill(pid, 0) still finds it meanwhile.
+ */
+static bool process_gone(pid_t pid) {
+        _cleanup_free_ char *path = vf_printf("/proc/%d/stat", (int) pid), *stat = NULL;
+
+        if (kill(pid, 0) < 0 || vf_read_file(path, 4096, &stat, NULL) < 0)
+                return true;
+        const char *after_name = strrchr(stat, ')');
+        return after_name && after_name[1] == ' ' && after_name[2] == 'Z';
+}
+
 void th_kill_pidfiles(const char *dir) {
         DIR *d = opendir(dir);
         struct dirent *de;
@@ -165,7 +178,7 @@ void th_kill_pidfiles(const char *dir) {
                 if (pid <= 1 || kill(pid, SIGKILL) < 0)
                         continue;
                 int64_t deadline = vf_now_monotonic_usec() + 10 * 1000000;
-                while (kill(pid, 0) == 0 && vf_now_monotonic_usec() < deadline)
+                while (!process_gone(pid) && vf_now_monotonic_usec() < deadline)
                         nanosleep(&(struct timespec) { 0, 10000000L }, NULL);
         }
         if (d)

@@ -21,6 +21,8 @@
 #include "tests/crash.h"
 #include "tests/libvirtd.h"
 
+#include <glob.h>
+
 #define RANDOM_TRIALS 10
 
 static void write_domain(const char *dir, const char *name, const char *memory, const char *state, bool autostart) {
@@ -46,10 +48,19 @@ static void embed_new_root(const th_crash *c, const char *root) {
         th_write(etc, "qemu.conf", "stdio_handler = \"file\"\nuser = \"root\"\ngroup = \"root\"\n");
 }
 
-/* Guests outlive every apply: each root's are killed by the PIDs libvirt recorded, before its files go. */
+/*
+ * Guests outlive every apply: each root's are killed by the PIDs libvirt recorded, before its files go.
+ * So do the QEMUs libvirt probes for capabilities (-machine none) when apply is killed in the middle.
+ */
 static void embed_end_root(const th_crash *c, const char *root) {
-        _cleanup_free_ char *dir = vf_printf("%s/hv/run/qemu", root);
+        _cleanup_free_ char *dir = vf_printf("%s/hv/run/qemu", root), *probes = vf_printf("%s/hv/lib/qemu/qmp-*", root);
+        glob_t g = {};
+
         th_kill_pidfiles(dir);
+        if (glob(probes, GLOB_ONLYDIR, NULL, &g) == 0)
+                for (size_t i = 0; i < g.gl_pathc; i++)
+                        th_kill_pidfiles(g.gl_pathv[i]);
+        globfree(&g);
 }
 
 /*
