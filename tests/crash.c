@@ -316,8 +316,11 @@ static void rerun_until_done(const th_crash *c, const char *root, const char *co
         for (int attempt = 0;; attempt++) {
                 th_run r = th_crash_apply(c, root, conf, NULL);
                 int status = r.status;
-                if (status != 0 && attempt == 2)
-                        fail_msg("rerun after %s exited %d three times:\n%s%s", how, status, r.out, r.err);
+                if (status != 0 && attempt == 2) {
+                        _cleanup_free_ char *kept = c->hv->kept_state ? c->hv->kept_state(c, root) : NULL;
+                        fail_msg("rerun after %s exited %d three times:\n%s%s%s", how, status, r.out, r.err,
+                                 kept ? kept : "");
+                }
                 append_run(runs, "rerun", &r);
                 th_run_done(&r);
                 if (status == 0)

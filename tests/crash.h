@@ -60,6 +60,8 @@ typedef struct th_crash_hypervisor {
          * when it runs. No hook: an in-process hypervisor, which dies with apply.
          */
         char *(*revive)(const th_crash *c);
+        /* Optional: what the hypervisor keeps of each domain's state, as it stands, for a failure's message. */
+        char *(*kept_state)(const th_crash *c, const char *root);
 } th_crash_hypervisor;
 
 struct th_crash {

@@ -101,6 +101,28 @@ static void embed_observe(const th_crash *c, const char *root, th_crash_outcome 
         o->detail = vf_strv_join((const char *const *) states, "\n");
 }
 
+/*
+ * The status libvirt keeps of each active domain (hv/run/qemu/NAME.xml): its state, reason and PID,
+ * and the job it records. What a driver that dies with apply leaves its successor to reconnect to.
+ */
+static char *embed_kept_state(const th_crash *c, const char *root) {
+        _cleanup_free_ char *pattern = vf_printf("%s/hv/run/qemu/*.xml", root);
+        vf_buf b = {};
+        glob_t g = {};
+
+        if (glob(pattern, 0, NULL, &g) == 0)
+                for (size_t i = 0; i < g.gl_pathc; i++) {
+                        _cleanup_free_ char *text = NULL;
+                        if (vf_read_file(g.gl_pathv[i], 1 << 20, &text, NULL) < 0)
+                                continue;
+                        const char *status = strstr(text, "<domstatus"), *job = strstr(text, "<job");
+                        vf_buf_printf(&b, "%s: %.*s %.*s\n", g.gl_pathv[i], status ? (int) strcspn(status, ">") + 1 : 0,
+                                      status ? status : "", job ? (int) strcspn(job, ">") + 1 : 0, job ? job : "");
+                }
+        globfree(&g);
+        return vf_buf_steal(&b);
+}
+
 /* A define renames the domain's new config file into place, an undefine deletes it, autostart is a link. */
 static void embed_watched(const th_crash *c, const char *root, th_crash_dir *dirs) {
         dirs[0] = (th_crash_dir) { vf_printf("%s/hv/etc/qemu", root), "define", "undefine" };
@@ -113,6 +135,7 @@ static const th_crash_hypervisor embed = {
         .end_root = embed_end_root,
         .observe = embed_observe,
         .watched = embed_watched,
+        .kept_state = embed_kept_state,
 };
 
 static int setup(void **state) {
