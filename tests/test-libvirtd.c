@@ -792,11 +792,12 @@ static void assert_waited(const th_run *r, int status, const char *what) {
 /*
  * Someone else starts the guest (as libvirtd's autostart does at boot), and the start takes its time:
  * the guest is paused, starting up. apply neither starts it again nor takes it for running. It waits
- * --transition-timeout for libvirt, then exits 2, the guest waiting, for a start that libvirt lost
- * never ends; given the time, it sees the start through and exits 0. It writes nothing either way.
+ * --transition-timeout for libvirt and then exits 2, the guest waiting, since a start that libvirt
+ * lost never ends; given the time, it sees the start through and exits 0. It writes nothing either way.
  */
 static void test_apply_waits_a_while_for_a_start_libvirt_is_making(void **state) {
         static const char *const any_write[] = { "Defined", "Undefined", "Started", "Stopped", "Shutdown", NULL };
+        static const char *const not_a_start[] = { "Defined", "Undefined", "Stopped", "Shutdown", NULL };
         fixture *f = *state;
 
         th_libvirtd_start(f->libvirtd);
@@ -819,7 +820,7 @@ static void test_apply_waits_a_while_for_a_start_libvirt_is_making(void **state)
         assert_waited(&impatient, 2, "--transition-timeout 1");
         assert_non_null(strstr(impatient.err, "--transition-timeout"));
         assert_true(guest_starting(f, NULL));
-        th_libvirt_view_barrier(events, false);
+        th_libvirt_view_barrier(events, true);
         th_libvirt_view_assert_no_event(events, "domain", f->guest, any_write);
 
         const char *patient_argv[] = { getenv("VIRTFORM"), "apply", "-c", f->env->opts.uri, "--state", f->env->state,
@@ -833,6 +834,9 @@ static void test_apply_waits_a_while_for_a_start_libvirt_is_making(void **state)
         _cleanup_(th_run_done) th_run waited = th_spawn_wait(&patient);
         assert_waited(&waited, 0, "with the default --transition-timeout");
         assert_int_equal(domain_active(f, f->guest), 1);
+        /* The start was virsh's (Started, Resumed): nothing else happened to the guest. */
+        th_libvirt_view_barrier(events, false);
+        th_libvirt_view_assert_no_event(events, "domain", f->guest, not_a_start);
         th_libvirt_view_free(events);
         virConnectClose(conn);
 }
