@@ -96,15 +96,12 @@ static bool graph_converged(const vf_controller *c) {
  * in the middle) never ends, and apply must end, its exit status saying the resource waits.
  */
 static bool graph_settled(const vf_daemon *d) {
-        bool follows_hypervisor = vf_now_monotonic_usec() < d->follow_hypervisor_until;
-        const graph *g = d->c->graph;
+        size_t i = 0, j = 0;
 
-        for (size_t i = 0; i < g->n_nodes; i++) {
-                rc_wait_kind kind = g->nodes[i]->wait.kind;
-                if (kind == RC_WAIT_OPERATION || (kind == RC_WAIT_HYPERVISOR && follows_hypervisor))
-                        return false;
-        }
-        return true;
+        if (graph_next_waiting_on(d->c->graph, RC_WAIT_OPERATION, &i))
+                return false;
+        return vf_now_monotonic_usec() >= d->follow_hypervisor_until ||
+               !graph_next_waiting_on(d->c->graph, RC_WAIT_HYPERVISOR, &j);
 }
 
 /* Each failed resource comes back when its record says; a settled one leaves the queue. */
@@ -688,12 +685,12 @@ static bool wants_in_flight(const vf_daemon *d) {
 
 static void tell_in_flight(const vf_daemon *d) {
         const vf_observer *o = d->c->observer;
+        const graph_node *n;
 
-        for (size_t i = 0; wants_in_flight(d) && i < d->c->graph->n_nodes; i++) {
-                const graph_node *n = d->c->graph->nodes[i];
-                if (n->wait.kind == RC_WAIT_OPERATION)
-                        o->in_flight(o->userdata, n->key, n->reason, n->wait.deadline_usec);
-        }
+        if (!wants_in_flight(d))
+                return;
+        for (size_t i = 0; (n = graph_next_waiting_on(d->c->graph, RC_WAIT_OPERATION, &i));)
+                o->in_flight(o->userdata, n->key, n->reason, n->wait.deadline_usec);
 }
 
 static int on_timer(int fd, void *userdata) {
@@ -834,14 +831,15 @@ static bool should_stop(void *userdata) {
 
 /* apply ends, leaving what libvirt has not finished: said per resource, with what follows it on. */
 static void tell_left_in_transition(const vf_daemon *d) {
-        const graph *g = d->c->graph;
+        const graph_node *n;
 
-        for (size_t i = 0; d->opts.exit_when_settled && !d->stop && i < g->n_nodes; i++)
-                if (g->nodes[i]->wait.kind == RC_WAIT_HYPERVISOR)
-                        vf_log_resource(d->c, VF_LOG_WARNING, g->nodes[i]->key,
-                                        "libvirt has not finished with it after %u s (--transition-timeout): left "
-                                        "waiting; `virtform run` or `apply --wait` follows it to its end",
-                                        d->c->opts.transition_timeout_sec);
+        if (!d->opts.exit_when_settled || d->stop)
+                return;
+        for (size_t i = 0; (n = graph_next_waiting_on(d->c->graph, RC_WAIT_HYPERVISOR, &i));)
+                vf_log_resource(d->c, VF_LOG_WARNING, n->key,
+                                "libvirt has not finished with it after %" PRId64 " s (--transition-timeout): left "
+                                "waiting; `virtform run` or `apply --wait` follows it to its end",
+                                d->opts.follow_hypervisor_usec / 1000000);
 }
 
 static bool done(const vf_daemon *d) {

@@ -144,6 +144,15 @@ char *const *graph_dependents(const graph *g, const char *key) {
         return vf_map_get(g->dependents, key);
 }
 
+graph_node *graph_next_waiting_on(const graph *g, rc_wait_kind kind, size_t *i) {
+        while (*i < g->n_nodes) {
+                graph_node *n = g->nodes[(*i)++];
+                if (n->wait.kind == kind)
+                        return n;
+        }
+        return NULL;
+}
+
 graph_node *graph_next_waiter(const graph *g, const char *key, size_t *i) {
         while (g->n_waiting_on_users > 0 && *i < g->n_nodes) {
                 graph_node *n = g->nodes[(*i)++];

@@ -64,6 +64,11 @@ void graph_set_record(graph_node *n, state_record *rec);
 /* The keys that depend on key. */
 char *const *graph_dependents(const graph *g, const char *key);
 /*
+ * The next node, from index *i on, whose last result waits on kind; NULL after the last. Start *i at 0:
+ * for (size_t i = 0; (n = graph_next_waiting_on(g, kind, &i));).
+ */
+graph_node *graph_next_waiting_on(const graph *g, rc_wait_kind kind, size_t *i);
+/*
  * The next node, from index *i on, that waits for key to let go of it (RC_WAIT_USER); NULL after the
  * last. Start *i at 0: for (size_t i = 0; (n = graph_next_waiter(g, key, &i));).
  */
