@@ -100,6 +100,7 @@ DEFINE_POINTER_CLEANUP(libvirt_events, libvirt_events_free);
 /* Registers the lifecycle and close callbacks on a connection (replacing an earlier one's). */
 int libvirt_events_attach(libvirt_events *e, virConnectPtr conn);
 void libvirt_events_detach(libvirt_events *e);
+bool libvirt_events_attached(const libvirt_events *e);
 int libvirt_events_fd(const libvirt_events *e);
 /* Takes what was seen since the last call (NULL: nothing), and whether the connection closed meanwhile. */
 int libvirt_events_take(libvirt_events *e, vf_map **seen, bool *closed);

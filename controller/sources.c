@@ -227,6 +227,10 @@ void libvirt_events_free(libvirt_events *e) {
         events_unref(e);
 }
 
+bool libvirt_events_attached(const libvirt_events *e) {
+        return e->conn;
+}
+
 int libvirt_events_fd(const libvirt_events *e) {
         return e->wake_fd;
 }

@@ -1191,6 +1191,58 @@ static void test_apply_wait_follows_events_and_reports_the_run(void **state) {
         vf_report_done(&a.report);
 }
 
+/*
+ * apply follows libvirt's events only from the end of its first pass. The log line that ends the pass
+ * comes just before: the network someone starts as it is written has no event apply will see.
+ */
+typedef struct start_lan_at_pass_end {
+        fixture *f;
+        bool started; /* written by the apply thread, read after it is joined */
+} start_lan_at_pass_end;
+
+static ssize_t start_lan_on_log(void *cookie, const char *buf, size_t size) {
+        start_lan_at_pass_end *s = cookie;
+
+        if (!s->started && memmem(buf, size, "loaded and reconciled", strlen("loaded and reconciled"))) {
+                virNetworkPtr net = virNetworkDefineXML(s->f->env->other, "<network><name>lan</name><bridge "
+                                                                          "name='virbr10'/></network>");
+                s->started = net && virNetworkCreate(net) == 0;
+                if (net)
+                        virNetworkFree(net);
+        }
+        return (ssize_t) size;
+}
+
+/* What changed between apply's first look and its following events is looked at again at once. */
+static void test_apply_wait_sees_what_changed_before_it_followed_events(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *errmsg = NULL;
+        start_lan_at_pass_end hook = { .f = f };
+        apply_run a = { .f = f };
+        pthread_t thread;
+        FILE *log = fopencookie(&hook, "w", (cookie_io_functions_t) { .write = start_lan_on_log });
+
+        assert_non_null(log);
+        assert_int_equal(setvbuf(log, NULL, _IOLBF, 0), 0);
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        f->env->opts.wait = true;
+        f->env->opts.wait_timeout_sec = 30;
+        assert_int_equal(vf_controller_open(&f->env->c, &f->env->opts, &errmsg), 0);
+        f->env->c.log = log;
+        f->env->open = true;
+        assert_int_equal(pthread_create(&thread, NULL, run_apply, &a), 0);
+        /* Waiting for the network is event-driven only: no timer would ever look at web1 again. */
+        wait_for(f, apply_done, &a, "apply --wait to return");
+        assert_int_equal(pthread_join(thread, NULL), 0);
+        f->env->c.log = NULL;
+        fclose(log);
+        assert_true(hook.started);
+        assert_int_equal(a.result, 0);
+        assert_true(vf_report_converged(&a.report));
+        assert_true(domain_running(f, "web1"));
+        vf_report_done(&a.report);
+}
+
 static void test_failure_retried_with_visible_backoff(void **state) {
         fixture *f = *state;
         virDomainPtr foreign = virDomainDefineXML(f->env->other, "<domain type='test'><name>web1</name>"
@@ -1455,6 +1507,7 @@ int main(void) {
                 T(test_undeclared_dependency_wakes_its_dependents),
                 T(test_sigterm_stops_a_pass_between_two_resources),
                 T(test_apply_wait_follows_events_and_reports_the_run),
+                T(test_apply_wait_sees_what_changed_before_it_followed_events),
                 T(test_failure_retried_with_visible_backoff),
                 T(test_idle_when_converged),
                 T(test_notifies_systemd),
