@@ -801,7 +801,8 @@ static int add_sources(vf_daemon *d) {
  * apply follows libvirt only from the end of its first pass, and only when that pass left something to
  * follow. Its own writes are no news to it, and each one libvirt reported back cost it a thread's wakeup
  * and a dispatch: a sixth of a cold apply on the test driver. What changed between the pass's look and
- * now, no event will tell, so every resource not Ready is looked at again at once.
+ * now, no event will tell, so every resource that waits for one is looked at again at once; a failure
+ * keeps its retry timer, and is not tried again before it.
  */
 static int follow_libvirt_from_now(vf_daemon *d, char **errmsg) {
         int64_t now = vf_now_monotonic_usec();
@@ -811,7 +812,8 @@ static int follow_libvirt_from_now(vf_daemon *d, char **errmsg) {
                 return vf_error(errmsg, r, "cannot follow libvirt's events: %s", strerror(-r));
         for (size_t i = 0; i < d->c->graph->n_nodes; i++) {
                 const graph_node *n = d->c->graph->nodes[i];
-                if (!n->processed || n->ready)
+                bool timer_brings_back = n->wait.kind == RC_WAIT_NONE || n->wait.kind == RC_WAIT_TIMER;
+                if (!n->processed || n->ready || timer_brings_back)
                         continue;
                 r = queue_push(d->queue, n->key, now);
                 if (r < 0)
