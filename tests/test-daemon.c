@@ -1243,6 +1243,40 @@ static void test_apply_wait_sees_what_changed_before_it_followed_events(void **s
         vf_report_done(&a.report);
 }
 
+/* What fails keeps its retry timer when apply starts following events: it is not tried again before it. */
+static void test_apply_wait_tries_a_failure_again_only_at_its_retry(void **state) {
+        fixture *f = *state;
+        _cleanup_free_ char *errmsg = NULL;
+        apply_run a = { .f = f };
+        pthread_t thread;
+        virDomainPtr foreign = virDomainDefineXML(f->env->other, "<domain type='test'><name>web1</name>"
+                                                                 "<memory>1048576</memory><os><type>hvm</type></os>"
+                                                                 "</domain>");
+        assert_non_null(foreign);
+        virDomainFree(foreign);
+
+        drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
+        drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
+        f->env->opts.wait = true;
+        f->env->opts.wait_timeout_sec = 2;
+        f->env->opts.retry_base_sec = 600;
+        assert_int_equal(vf_controller_open(&f->env->c, &f->env->opts, &errmsg), 0);
+        f->env->c.log = NULL;
+        f->env->open = true;
+        assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
+        assert_int_equal(pthread_create(&thread, NULL, run_apply, &a), 0);
+        wait_for(f, apply_done, &a, "apply --wait to give up");
+        assert_int_equal(pthread_join(thread, NULL), 0);
+        assert_int_equal(a.result, 0);
+        assert_false(vf_report_converged(&a.report));
+
+        _cleanup_(state_record_freep) state_record *rec = NULL;
+        assert_int_equal(state_get(f->reader, "domain", "web1", &rec), 0);
+        assert_string_equal(state_record_condition(rec, "Ready")->reason, "Conflict");
+        assert_int_equal(rec->attempts, 1);
+        vf_report_done(&a.report);
+}
+
 static void test_failure_retried_with_visible_backoff(void **state) {
         fixture *f = *state;
         virDomainPtr foreign = virDomainDefineXML(f->env->other, "<domain type='test'><name>web1</name>"
@@ -1508,6 +1542,7 @@ int main(void) {
                 T(test_sigterm_stops_a_pass_between_two_resources),
                 T(test_apply_wait_follows_events_and_reports_the_run),
                 T(test_apply_wait_sees_what_changed_before_it_followed_events),
+                T(test_apply_wait_tries_a_failure_again_only_at_its_retry),
                 T(test_failure_retried_with_visible_backoff),
                 T(test_idle_when_converged),
                 T(test_notifies_systemd),
