@@ -1153,31 +1153,51 @@ static bool apply_done(fixture *f, const void *arg) {
         return atomic_load(&((const apply_run *) arg)->done);
 }
 
+/* apply --wait on its own thread, logging to log (NULL: nowhere), with a reader of its state file. */
+static void start_apply(fixture *f, apply_run *a, FILE *log, pthread_t *thread) {
+        _cleanup_free_ char *errmsg = NULL;
+
+        f->env->opts.wait = true;
+        assert_int_equal(vf_controller_open(&f->env->c, &f->env->opts, &errmsg), 0);
+        f->env->c.log = log;
+        f->env->open = true;
+        assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
+        *a = (apply_run) { .f = f };
+        assert_int_equal(pthread_create(thread, NULL, run_apply, a), 0);
+}
+
+static void join_apply(fixture *f, apply_run *a, pthread_t thread) {
+        wait_for(f, apply_done, a, "apply --wait to return");
+        assert_int_equal(pthread_join(thread, NULL), 0);
+        f->env->c.log = NULL;
+        assert_int_equal(a->result, 0);
+}
+
+static void define_foreign_web1(fixture *f) {
+        virDomainPtr foreign = virDomainDefineXML(f->env->other, "<domain type='test'><name>web1</name>"
+                                                                 "<memory>1048576</memory><os><type>hvm</type></os>"
+                                                                 "</domain>");
+        assert_non_null(foreign);
+        virDomainFree(foreign);
+}
+
 /* apply --wait is the daemon without the files: another connection's network wakes it, and it says what it did. */
 static void test_apply_wait_follows_events_and_reports_the_run(void **state) {
         fixture *f = *state;
-        _cleanup_free_ char *errmsg = NULL;
-        apply_run a = { .f = f };
+        apply_run a;
         pthread_t thread;
 
         drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
         /* Created in the first pass: the run says so, whatever later passes find. */
         drop_in(f->dirs[0], "30-solo.yaml",
                 "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: solo}\nspec: {memory: 256MiB}\n");
-        f->env->opts.wait = true;
         f->env->opts.wait_timeout_sec = 30;
-        assert_int_equal(vf_controller_open(&f->env->c, &f->env->opts, &errmsg), 0);
-        f->env->c.log = NULL;
-        f->env->open = true;
-        assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
-        assert_int_equal(pthread_create(&thread, NULL, run_apply, &a), 0);
+        start_apply(f, &a, NULL, &thread);
         wait_record(f, "domain", "web1", false, "DependencyNotReady");
         assert_false(atomic_load(&a.done));
 
         define_and_start_lan(f);
-        wait_for(f, apply_done, &a, "apply --wait to return");
-        assert_int_equal(pthread_join(thread, NULL), 0);
-        assert_int_equal(a.result, 0);
+        join_apply(f, &a, thread);
         assert_true(vf_report_converged(&a.report));
         assert_true(domain_running(f, "web1"));
         /* One line each, saying what the run did: created, though a later pass found them in sync. */
@@ -1216,28 +1236,20 @@ static ssize_t start_lan_on_log(void *cookie, const char *buf, size_t size) {
 /* What changed between apply's first look and its following events is looked at again at once. */
 static void test_apply_wait_sees_what_changed_before_it_followed_events(void **state) {
         fixture *f = *state;
-        _cleanup_free_ char *errmsg = NULL;
         start_lan_at_pass_end hook = { .f = f };
-        apply_run a = { .f = f };
+        apply_run a;
         pthread_t thread;
         FILE *log = fopencookie(&hook, "w", (cookie_io_functions_t) { .write = start_lan_on_log });
 
         assert_non_null(log);
         assert_int_equal(setvbuf(log, NULL, _IOLBF, 0), 0);
         drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
-        f->env->opts.wait = true;
         f->env->opts.wait_timeout_sec = 30;
-        assert_int_equal(vf_controller_open(&f->env->c, &f->env->opts, &errmsg), 0);
-        f->env->c.log = log;
-        f->env->open = true;
-        assert_int_equal(pthread_create(&thread, NULL, run_apply, &a), 0);
+        start_apply(f, &a, log, &thread);
         /* Waiting for the network is event-driven only: no timer would ever look at web1 again. */
-        wait_for(f, apply_done, &a, "apply --wait to return");
-        assert_int_equal(pthread_join(thread, NULL), 0);
-        f->env->c.log = NULL;
+        join_apply(f, &a, thread);
         fclose(log);
         assert_true(hook.started);
-        assert_int_equal(a.result, 0);
         assert_true(vf_report_converged(&a.report));
         assert_true(domain_running(f, "web1"));
         vf_report_done(&a.report);
@@ -1246,28 +1258,16 @@ static void test_apply_wait_sees_what_changed_before_it_followed_events(void **s
 /* What fails keeps its retry timer when apply starts following events: it is not tried again before it. */
 static void test_apply_wait_tries_a_failure_again_only_at_its_retry(void **state) {
         fixture *f = *state;
-        _cleanup_free_ char *errmsg = NULL;
-        apply_run a = { .f = f };
+        apply_run a;
         pthread_t thread;
-        virDomainPtr foreign = virDomainDefineXML(f->env->other, "<domain type='test'><name>web1</name>"
-                                                                 "<memory>1048576</memory><os><type>hvm</type></os>"
-                                                                 "</domain>");
-        assert_non_null(foreign);
-        virDomainFree(foreign);
 
+        define_foreign_web1(f);
         drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
         drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
-        f->env->opts.wait = true;
         f->env->opts.wait_timeout_sec = 2;
         f->env->opts.retry_base_sec = 600;
-        assert_int_equal(vf_controller_open(&f->env->c, &f->env->opts, &errmsg), 0);
-        f->env->c.log = NULL;
-        f->env->open = true;
-        assert_int_equal(state_open(f->env->state, STATE_OPEN_READONLY, &f->reader, &errmsg), 0);
-        assert_int_equal(pthread_create(&thread, NULL, run_apply, &a), 0);
-        wait_for(f, apply_done, &a, "apply --wait to give up");
-        assert_int_equal(pthread_join(thread, NULL), 0);
-        assert_int_equal(a.result, 0);
+        start_apply(f, &a, NULL, &thread);
+        join_apply(f, &a, thread);
         assert_false(vf_report_converged(&a.report));
 
         _cleanup_(state_record_freep) state_record *rec = NULL;
@@ -1279,12 +1279,8 @@ static void test_apply_wait_tries_a_failure_again_only_at_its_retry(void **state
 
 static void test_failure_retried_with_visible_backoff(void **state) {
         fixture *f = *state;
-        virDomainPtr foreign = virDomainDefineXML(f->env->other, "<domain type='test'><name>web1</name>"
-                                                                 "<memory>1048576</memory><os><type>hvm</type></os>"
-                                                                 "</domain>");
-        assert_non_null(foreign);
-        virDomainFree(foreign);
 
+        define_foreign_web1(f);
         drop_in(f->dirs[0], "10-net.yaml", NETWORK_LAN);
         drop_in(f->dirs[0], "20-web.yaml", DOMAIN_WEB("1GiB"));
         start_daemon(f);
