@@ -80,7 +80,7 @@ static int read_all(floor_run *f) {
         return 0;
 }
 
-/* Each domain's policy element replaced by a marker with attributes as long as virtform's own. */
+/* Each domain's policy element replaced by a marker with facts as long as virtform's own. */
 static int mark_all(floor_run *f) {
         static const char hash[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         virDomainPtr *doms = NULL;
@@ -88,9 +88,9 @@ static int mark_all(floor_run *f) {
         int r = n < 0 ? -EIO : 0;
 
         for (int i = 0; i < n; i++) {
-                _cleanup_free_ char *marker = vf_printf("<owner instance='01234567-89ab-cdef-0123-456789abcdef' "
-                                                        "resource='domain/%s' generation='1' hash='%s' "
-                                                        "definition='%s'/>",
+                _cleanup_free_ char *marker = vf_printf("<owner>instance=01234567-89ab-cdef-0123-456789abcdef\n"
+                                                        "resource=domain/%s\ngeneration=1\nhash=%s\n"
+                                                        "definition=%s</owner>",
                                                         virDomainGetName(doms[i]), hash, hash);
                 if (r >= 0 && (!marker ||
                                virDomainSetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT, NULL, NULL, BENCH_POLICY_NS,

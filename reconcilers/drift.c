@@ -48,9 +48,10 @@ static bool is_element(const xmlNode *n) {
         return n->type == XML_ELEMENT_NODE;
 }
 
-/* The ownership marker changes with every define and is judged by its hash elsewhere. */
+/* The ownership marker, of either form, changes with every define and is judged by its hash elsewhere. */
 static bool is_owner_marker(const xmlNode *n) {
-        return n->ns && xmlStrcmp(n->ns->href, BAD_CAST RC_OWNER_NS) == 0;
+        return n->ns && (xmlStrcmp(n->ns->href, BAD_CAST RC_OWNER_NS) == 0 ||
+                         xmlStrcmp(n->ns->href, BAD_CAST RC_OWNER_NS_1) == 0);
 }
 
 static xmlNode *descend(xmlNode *n, const char *path) {

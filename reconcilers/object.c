@@ -729,6 +729,15 @@ void rc_owner_done(rc_owner *o) {
         *o = (rc_owner) {};
 }
 
+static xmlNode *owner_node(xmlDoc *doc, const char *ns) {
+        xmlNode *metadata = rc_xml_child(xmlDocGetRootElement(doc), "metadata");
+        for (xmlNode *n = metadata ? metadata->children : NULL; n; n = n->next)
+                if (n->type == XML_ELEMENT_NODE && n->ns && xmlStrcmp(n->ns->href, BAD_CAST ns) == 0 &&
+                    xmlStrcmp(n->name, BAD_CAST "owner") == 0)
+                        return n;
+        return NULL;
+}
+
 static char *node_attr(xmlNode *n, const char *name) {
         xmlChar *v = xmlGetProp(n, BAD_CAST name);
         char *s = v ? strdup((const char *) v) : NULL;
@@ -736,70 +745,124 @@ static char *node_attr(xmlNode *n, const char *name) {
         return s;
 }
 
-static xmlNode *owner_node(xmlDoc *doc) {
-        xmlNode *metadata = rc_xml_child(xmlDocGetRootElement(doc), "metadata");
-        for (xmlNode *n = metadata ? metadata->children : NULL; n; n = n->next)
-                if (n->type == XML_ELEMENT_NODE && n->ns && xmlStrcmp(n->ns->href, BAD_CAST RC_OWNER_NS) == 0 &&
-                    xmlStrcmp(n->name, BAD_CAST "owner") == 0)
-                        return n;
+/* The first form: a fact per attribute. */
+static void read_attributes(xmlNode *n, rc_owner *o, char **generation) {
+        o->instance = node_attr(n, "instance");
+        o->resource = node_attr(n, "resource");
+        o->hash = node_attr(n, "hash");
+        o->definition_hash = node_attr(n, "definition");
+        *generation = node_attr(n, "generation");
+}
+
+static char **text_fact(rc_owner *o, char **generation, const char *key) {
+        if (strcmp(key, "instance") == 0)
+                return &o->instance;
+        if (strcmp(key, "resource") == 0)
+                return &o->resource;
+        if (strcmp(key, "generation") == 0)
+                return generation;
+        if (strcmp(key, "hash") == 0)
+                return &o->hash;
+        if (strcmp(key, "definition") == 0)
+                return &o->definition_hash;
         return NULL;
 }
 
-int rc_owner_read(xmlDoc *doc, rc_owner *ret) {
-        xmlNode *n = owner_node(doc);
-        _cleanup_free_ char *generation = NULL;
+/*
+ * A line "key=value" per fact, in any order; a key this version does not know
+ * is passed over, for a later one may add facts. A fact given twice leaves
+ * the marker unread: whose an object is must not hang on which line wins.
+ */
+static int read_text(xmlNode *n, rc_owner *o, char **generation) {
+        xmlChar *content = xmlNodeGetContent(n);
+        char *text = content ? strdup((const char *) content) : NULL;
+        _cleanup_free_ char *owned = text;
+        char *line;
 
-        *ret = (rc_owner) {};
-        if (!n)
+        xmlFree(content);
+        if (!text)
                 return -ENOENT;
-        ret->instance = node_attr(n, "instance");
-        ret->resource = node_attr(n, "resource");
-        ret->hash = node_attr(n, "hash");
-        ret->definition_hash = node_attr(n, "definition");
-        generation = node_attr(n, "generation");
-        ret->generation = generation ? strtoll(generation, NULL, 10) : 0;
-        if (!ret->instance) {
-                rc_owner_done(ret);
-                return -ENOENT;
+        while ((line = strsep(&text, "\n"))) {
+                char *eq = strchr(line, '=');
+                if (!eq)
+                        continue;
+                *eq = '\0';
+                char **fact = text_fact(o, generation, line);
+                if (!fact)
+                        continue;
+                if (*fact)
+                        return -EBADMSG;
+                *fact = strdup(eq + 1);
+                if (!*fact)
+                        return -ENOMEM;
         }
         return 0;
 }
 
-int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req, int64_t generation_number) {
+int rc_owner_read(xmlDoc *doc, rc_owner *ret) {
+        xmlNode *n = owner_node(doc, RC_OWNER_NS), *first_form;
+        _cleanup_free_ char *generation = NULL;
+        int r = 0;
+
+        *ret = (rc_owner) {};
+        if (n)
+                r = read_text(n, ret, &generation);
+        else if ((first_form = owner_node(doc, RC_OWNER_NS_1)))
+                read_attributes(first_form, ret, &generation);
+        if (r < 0 || !ret->instance) {
+                rc_owner_done(ret);
+                return -ENOENT;
+        }
+        ret->generation = generation ? strtoll(generation, NULL, 10) : 0;
+        return 0;
+}
+
+static void remove_markers(xmlDoc *doc) {
+        static const char *const forms[] = { RC_OWNER_NS, RC_OWNER_NS_1 };
+
+        for (size_t i = 0; i < ELEMENTSOF(forms); i++)
+                for (xmlNode *old; (old = owner_node(doc, forms[i]));) {
+                        xmlUnlinkNode(old);
+                        xmlFreeNode(old);
+                }
+}
+
+static xmlNode *metadata_of(xmlDoc *doc) {
         xmlNode *root = xmlDocGetRootElement(doc);
         xmlNode *metadata = rc_xml_child(root, "metadata");
-        xmlNode *old = owner_node(doc);
+
+        if (metadata)
+                return metadata;
+        metadata = xmlNewNode(NULL, BAD_CAST "metadata");
+        if (!metadata)
+                return NULL;
+        /* libvirt reads <metadata> anywhere among the root's children. */
+        if (root->children)
+                xmlAddPrevSibling(root->children, metadata);
+        else
+                xmlAddChild(root, metadata);
+        return metadata;
+}
+
+int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req, int64_t generation) {
         _cleanup_free_ char *resource = schema_key(req->kind, req->name);
-        char generation[32];
+        _cleanup_free_ char *text = NULL;
 
         if (!resource)
                 return -ENOMEM;
-        if (old) {
-                xmlUnlinkNode(old);
-                xmlFreeNode(old);
-        }
-        if (!metadata) {
-                metadata = xmlNewNode(NULL, BAD_CAST "metadata");
-                if (!metadata)
-                        return -ENOMEM;
-                /* libvirt reads <metadata> anywhere among the root's children. */
-                if (root->children)
-                        xmlAddPrevSibling(root->children, metadata);
-                else
-                        xmlAddChild(root, metadata);
-        }
-        xmlNode *owner = xmlNewChild(metadata, NULL, BAD_CAST "owner", NULL);
+        remove_markers(doc);
+        xmlNode *metadata = metadata_of(doc);
+        xmlNode *owner = metadata ? xmlNewChild(metadata, NULL, BAD_CAST "owner", NULL) : NULL;
         xmlNs *ns = owner ? xmlNewNs(owner, BAD_CAST RC_OWNER_NS, BAD_CAST "virtform") : NULL;
         if (!ns)
                 return -ENOMEM;
         xmlSetNs(owner, ns);
-        snprintf(generation, sizeof generation, "%" PRId64, generation_number);
-        xmlNewProp(owner, BAD_CAST "instance", BAD_CAST ctx->instance_id);
-        xmlNewProp(owner, BAD_CAST "resource", BAD_CAST resource);
-        xmlNewProp(owner, BAD_CAST "generation", BAD_CAST generation);
-        xmlNewProp(owner, BAD_CAST "hash", BAD_CAST req->hash);
-        if (req->definition_hash)
-                xmlNewProp(owner, BAD_CAST "definition", BAD_CAST req->definition_hash);
+        text = vf_printf("instance=%s\nresource=%s\ngeneration=%" PRId64 "\nhash=%s%s%s", ctx->instance_id, resource,
+                         generation, req->hash, req->definition_hash ? "\ndefinition=" : "",
+                         req->definition_hash ? req->definition_hash : "");
+        if (!text)
+                return -ENOMEM;
+        xmlNodeAddContent(owner, BAD_CAST text);
         return 0;
 }
 

@@ -18,8 +18,19 @@
 #include "schema/schema.h"
 #include "state/state.h"
 
-/* The XML namespace of the ownership marker in every object virtform creates. */
-#define RC_OWNER_NS "https://virtform.org/xmlns/owner/1"
+/*
+ * The XML namespace of the ownership marker in every object virtform creates:
+ * one element whose text holds the facts, a line "key=value" each. libvirt
+ * keeps every object's metadata as a tree of its own, and the marker's first
+ * form, an attribute per fact, cost libvirt three times the memory.
+ */
+#define RC_OWNER_NS "https://virtform.org/xmlns/owner/2"
+/*
+ * The marker's first form, still read: objects marked before it changed are
+ * rewritten only by their next define. Also the namespace of a volume's
+ * deletion policy in the XML its record keeps.
+ */
+#define RC_OWNER_NS_1 "https://virtform.org/xmlns/owner/1"
 /*
  * The namespace of virtform's policy in files. A domain's desired XML carries
  * one thing in it for the reconciler to resolve, which libvirt never sees: the

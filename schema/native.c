@@ -221,7 +221,7 @@ static int strip_virtform(const xml_origin *o, xmlNode *container, bool drop_emp
                                 ret = k;
                         seen_policy = true;
                         xml_unlink_free(n);
-                } else if (xml_in_namespace(n, SCHEMA_OWNER_NS))
+                } else if (xml_in_namespace(n, SCHEMA_OWNER_NS) || xml_in_namespace(n, SCHEMA_OWNER_NS_1))
                         xml_unlink_free(n);
         }
         if (drop_empty && container && !xmlFirstElementChild(container))

@@ -17,7 +17,9 @@ typedef struct schema_layers schema_layers;
 typedef struct schema_readahead schema_readahead;
 
 #define SCHEMA_POLICY_NS "https://virtform.org/xmlns/policy/1"
-#define SCHEMA_OWNER_NS "https://virtform.org/xmlns/owner/1"
+/* The ownership marker as written now, and its first form; reconcilers/reconciler.h says what each holds. */
+#define SCHEMA_OWNER_NS "https://virtform.org/xmlns/owner/2"
+#define SCHEMA_OWNER_NS_1 "https://virtform.org/xmlns/owner/1"
 
 /* Past this many errors a file is clearly broken: more messages would bury the first ones. */
 #define SCHEMA_MAX_DIAGS_PER_FILE 100

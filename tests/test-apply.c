@@ -4,6 +4,7 @@
  * driver (test:///default, in-process), with real state files in temp dirs.
  * A second connection plays the operator who changes things behind our back.
  */
+#include <libxml/parser.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -1061,9 +1062,114 @@ static void test_generation_never_reused_after_a_lost_commit(void **state) {
         th_env_pass(f);
         _cleanup_free_ char *xml = th_domain_xml(f->other, "web1", true);
         assert_non_null(strstr(xml, "<memory unit='KiB'>3145728</memory>"));
-        assert_non_null(strstr(xml, "generation=\"3\""));
+        assert_non_null(strstr(xml, "\ngeneration=3\n"));
         _cleanup_(state_record_freep) state_record *rec = record(f, VF_KIND_DOMAIN, "web1");
         assert_int_equal(rec->generation, 3);
+}
+
+/* A domain's marker as libvirt keeps it in its inactive definition: the text of the element. */
+static char *marker_text(th_env *f, const char *name) {
+        virDomainPtr d = virDomainLookupByName(f->other, name);
+        assert_non_null(d);
+        _cleanup_free_ char *xml = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, RC_OWNER_NS,
+                                                        VIR_DOMAIN_AFFECT_CONFIG);
+        virDomainFree(d);
+        assert_non_null(xml);
+        xmlDoc *doc = xmlReadMemory(xml, (int) strlen(xml), NULL, NULL, XML_PARSE_NONET);
+        assert_non_null(doc);
+        xmlChar *content = xmlNodeGetContent(xmlDocGetRootElement(doc));
+        char *text = strdup((const char *) content);
+        xmlFree(content);
+        xmlFreeDoc(doc);
+        assert_non_null(text);
+        return text;
+}
+
+/* Replaces a domain's element of namespace ns, live and inactive, through the test's connection; NULL removes it. */
+static void set_marker(th_env *f, const char *name, const char *ns, const char *xml) {
+        virDomainPtr d = virDomainLookupByName(f->other, name);
+        assert_non_null(d);
+        unsigned flags = VIR_DOMAIN_AFFECT_CONFIG | (virDomainIsActive(d) == 1 ? VIR_DOMAIN_AFFECT_LIVE : 0);
+        assert_int_equal(virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml, xml ? "virtform" : NULL, ns, flags),
+                         0);
+        virDomainFree(d);
+}
+
+/* The marker an earlier virtform would have written: the same facts, an attribute each. */
+static void mark_in_first_form(th_env *f, const char *name) {
+        _cleanup_free_ char *text = marker_text(f, name);
+        _cleanup_free_ char *attributes = strdup("");
+        char *rest = text, *line;
+
+        while ((line = strsep(&rest, "\n"))) {
+                char *eq = strchr(line, '=');
+                assert_non_null(eq);
+                *eq = '\0';
+                char *longer = vf_printf("%s %s='%s'", attributes, line, eq + 1);
+                free(attributes);
+                attributes = longer;
+                assert_non_null(attributes);
+        }
+        _cleanup_free_ char *xml = vf_printf("<owner%s/>", attributes);
+        set_marker(f, name, RC_OWNER_NS_1, xml);
+        set_marker(f, name, RC_OWNER_NS, NULL);
+}
+
+/*
+ * An object marked by an earlier virtform, a fact per attribute, is still ours: a pass neither takes it
+ * for someone else's nor redefines it to rewrite its marker. The next change of its spec does.
+ */
+static void test_marker_of_the_first_form_is_still_ours(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        mark_in_first_form(f, "web1");
+
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UNCHANGED, NULL);
+        _cleanup_free_ char *kept = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(kept, RC_OWNER_NS_1));
+        assert_null(strstr(kept, RC_OWNER_NS));
+
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
+        _cleanup_free_ char *rewritten = th_domain_xml(f->other, "web1", true);
+        assert_non_null(strstr(rewritten, "<memory unit='KiB'>2097152</memory>"));
+        assert_non_null(strstr(rewritten, RC_OWNER_NS));
+        assert_null(strstr(rewritten, RC_OWNER_NS_1));
+}
+
+/*
+ * A marker that gives a fact twice is no marker: whose an object is must not hang on which line wins. A
+ * domain nothing recorded, marked as this store's and another's, is someone else's in either order.
+ */
+static void test_marker_giving_a_fact_twice_is_someone_elses(void **state) {
+        th_env *f = *state;
+        static const char other[] = "instance=5a0e7c1e-0d7b-4a51-9c3e-2f4d6b8a9e10";
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_env_pass(f);
+        _cleanup_free_ char *ours = vf_printf("instance=%s", state_instance_id(f->c.store));
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+
+        for (unsigned ours_first = 0; ours_first < 2; ours_first++) {
+                _cleanup_free_ char *xml = vf_printf(
+                        "<domain type='test'><name>web1</name><memory>524288</memory><os><type>hvm</type></os>"
+                        "<metadata><virtform:owner xmlns:virtform='" RC_OWNER_NS "'>%s\n%s\nresource=domain/web1\n"
+                        "generation=1\nhash=0123abcd</virtform:owner></metadata></domain>",
+                        ours_first ? ours : other, ours_first ? other : ours);
+                virDomainPtr d = virDomainDefineXML(f->other, xml);
+                assert_non_null(d);
+                th_env_pass(f);
+                assert_string_equal(th_env_entry(f, VF_KIND_DOMAIN, "web1")->result.reason, "Conflict");
+                _cleanup_free_ char *untouched = th_domain_xml(f->other, "web1", true);
+                assert_non_null(strstr(untouched, "<memory unit='KiB'>524288</memory>"));
+                assert_int_equal(virDomainUndefine(d), 0);
+                virDomainFree(d);
+        }
 }
 
 static void test_bad_file_changes_nothing(void **state) {
@@ -2449,6 +2555,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_dependency_on_failed_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_change_waiting_on_a_dependency_is_applied_later, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_generation_never_reused_after_a_lost_commit, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_marker_of_the_first_form_is_still_ours, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_marker_giving_a_fact_twice_is_someone_elses, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_file_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_changes_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plan_diff_of_a_change, setup, teardown),

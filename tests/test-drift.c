@@ -95,6 +95,42 @@ static void test_changes_are_drift(void **state) {
                      true);
 }
 
+/* WANT as defined, its marker at generation 3 in the form of namespace ns, with what libvirt made of it. */
+static char *projection_of_marked(const char *ns, const char *have_generation) {
+        _cleanup_free_ char *want = strdup(WANT), *have = strdup(HEAD("131072") DISK_A DISK_B NIC_LAN NIC_SAN TAIL);
+        assert_non_null(want);
+        assert_non_null(have);
+        bool first_form = strcmp(ns, RC_OWNER_NS_1) == 0;
+        _cleanup_free_ char *want_marker = first_form
+                ? vf_printf("<metadata><virtform:owner xmlns:virtform='%s' generation='3'/></metadata>", ns)
+                : vf_printf("<metadata><virtform:owner xmlns:virtform='%s'>generation=3</virtform:owner></metadata>", ns);
+        _cleanup_free_ char *have_marker = first_form
+                ? vf_printf("<metadata><virtform:owner xmlns:virtform='%s' generation='%s'/></metadata>", ns,
+                            have_generation)
+                : vf_printf("<metadata><virtform:owner xmlns:virtform='%s'>generation=%s</virtform:owner></metadata>",
+                            ns, have_generation);
+        char *at = strstr(want, "<memory");
+        *at = '\0';
+        _cleanup_free_ char *want_marked = vf_printf("%s%s<memory%s", want, want_marker, at + strlen("<memory"));
+        at = strstr(have, "<metadata>");
+        *at = '\0';
+        _cleanup_free_ char *have_marked = vf_printf("%s%s%s", have, have_marker, strstr(at + 1, "</metadata>") +
+                                                                                   strlen("</metadata>"));
+        return projection(want_marked, have_marked);
+}
+
+/* The marker, of either form, changes with every define: a marker libvirt holds of another generation is no drift. */
+static void test_marker_is_no_drift(void **state) {
+        static const char *const forms[] = { RC_OWNER_NS, RC_OWNER_NS_1 };
+
+        for (size_t i = 0; i < ELEMENTSOF(forms); i++) {
+                _cleanup_free_ char *same = projection_of_marked(forms[i], "3"),
+                                    *later = projection_of_marked(forms[i], "4");
+                assert_string_equal(same, later);
+                assert_null(strstr(later, "owner"));
+        }
+}
+
 /* ---- across processes, on qemu:///embed ---------------------------------------------------- */
 
 /* A q35 machine to which libvirt adds controllers, USB companions and addresses, written back reordered. */
@@ -244,6 +280,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reordered_devices_are_no_drift),
                 cmocka_unit_test(test_changes_are_drift),
+                cmocka_unit_test(test_marker_is_no_drift),
                 cmocka_unit_test_setup_teardown(test_reload_redefines_nothing, setup, teardown),
         };
         return th_run_group(tests, NULL, NULL, NULL);

@@ -329,10 +329,10 @@ static void test_two_instances_need_a_choice(void **state) {
 
 #define LOST_INSTANCE "5a0e7c1e-0d7b-4a51-9c3e-2f4d6b8a9e10"
 
-/* A domain as a lost store left it: its marker, and two passed-through devices. */
+/* A domain as a lost store left it: its marker, of the first form, and two passed-through devices. */
 static const char passthrough_domain[] =
         "<domain type='test'><name>vm</name><memory>65536</memory><os><type>hvm</type></os>"
-        "<metadata><virtform:owner xmlns:virtform='" RC_OWNER_NS "' instance='" LOST_INSTANCE "' "
+        "<metadata><virtform:owner xmlns:virtform='" RC_OWNER_NS_1 "' instance='" LOST_INSTANCE "' "
         "resource='domain/vm' generation='3' hash='0123abcd'/></metadata>"
         "<devices>"
         "<hostdev mode='subsystem' type='pci' managed='no'><source>"

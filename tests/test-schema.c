@@ -1618,7 +1618,8 @@ static void test_native_defaults_and_owner(void **state) {
         _cleanup_(schema_set_freep) schema_set *set = load_text("d.xml",
                 "<domain>\n"
                 "  <name>plain</name>\n"
-                "  <metadata><o:owner xmlns:o='https://virtform.org/xmlns/owner/1' generation='1'/></metadata>\n"
+                "  <metadata><o:owner xmlns:o='https://virtform.org/xmlns/owner/2'>generation=1</o:owner>"
+                "<o:owner xmlns:o='https://virtform.org/xmlns/owner/1' generation='1'/></metadata>\n"
                 "  <memory>1048576</memory>\n"
                 "</domain>\n", NULL);
         assert_clean(set);
@@ -1630,7 +1631,7 @@ static void test_native_defaults_and_owner(void **state) {
         assert_false(r->adopt);
         assert_xpath(r->xml, "count(/domain/metadata)", "0");
 
-        /* The same object without the owner marker is the same desired state. */
+        /* The same object without the owner markers, of either form, is the same desired state. */
         _cleanup_(schema_set_freep) schema_set *bare = load_text("d.xml",
                 "<domain>\n  <name>plain</name>\n  <memory>1048576</memory>\n</domain>\n", NULL);
         assert_clean(bare);

@@ -260,7 +260,7 @@ static int create_xml(const volume *v, const create_params *p, char **ret) {
 static int applied_xml(const volume *v, char **ret) {
         _cleanup_(xmlFreeDocp) xmlDoc *doc = rc_xml_parse(v->req->desired->xml);
         xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
-        xmlNs *ns = root ? xmlNewNs(root, BAD_CAST RC_OWNER_NS, BAD_CAST "virtform") : NULL;
+        xmlNs *ns = root ? xmlNewNs(root, BAD_CAST RC_OWNER_NS_1, BAD_CAST "virtform") : NULL;
         bool delete = v->req->desired->volume.deletion == SCHEMA_DELETION_DELETE;
 
         if (!ns || !xmlSetNsProp(root, ns, BAD_CAST "deletionPolicy", BAD_CAST (delete ? "delete" : "retain")))
@@ -274,7 +274,7 @@ static bool recorded_delete(const state_record *rec) {
         _cleanup_(xmlFreeDocp) xmlDoc *doc = rec && rec->applied_desired_xml ? rc_xml_parse(rec->applied_desired_xml)
                                                                               : NULL;
         xmlChar *policy = doc ? xmlGetNsProp(xmlDocGetRootElement(doc), BAD_CAST "deletionPolicy",
-                                             BAD_CAST RC_OWNER_NS)
+                                             BAD_CAST RC_OWNER_NS_1)
                               : NULL;
         bool delete = policy && xmlStrcmp(policy, BAD_CAST "delete") == 0;
 
