@@ -90,18 +90,21 @@ static bool graph_converged(const vf_controller *c) {
         return true;
 }
 
+static bool anything_waits_on(const graph *g, rc_wait_kind kind) {
+        size_t i = 0;
+        return graph_next_waiting_on(g, kind, &i) != NULL;
+}
+
 /*
  * No resource waits on an operation it started, which apply sees through before it exits, nor, for a
  * while, on one of libvirt's own (a start another client asked for): one libvirt lost (its driver died
  * in the middle) never ends, and apply must end, its exit status saying the resource waits.
  */
 static bool graph_settled(const vf_daemon *d) {
-        size_t i = 0, j = 0;
-
-        if (graph_next_waiting_on(d->c->graph, RC_WAIT_OPERATION, &i))
+        if (anything_waits_on(d->c->graph, RC_WAIT_OPERATION))
                 return false;
         return vf_now_monotonic_usec() >= d->follow_hypervisor_until ||
-               !graph_next_waiting_on(d->c->graph, RC_WAIT_HYPERVISOR, &j);
+               !anything_waits_on(d->c->graph, RC_WAIT_HYPERVISOR);
 }
 
 /* Each failed resource comes back when its record says; a settled one leaves the queue. */
@@ -812,8 +815,7 @@ static int follow_libvirt_from_now(vf_daemon *d, char **errmsg) {
                 return vf_error(errmsg, r, "cannot follow libvirt's events: %s", strerror(-r));
         for (size_t i = 0; i < d->c->graph->n_nodes; i++) {
                 const graph_node *n = d->c->graph->nodes[i];
-                bool timer_brings_back = n->wait.kind == RC_WAIT_NONE || n->wait.kind == RC_WAIT_TIMER;
-                if (!n->processed || n->ready || timer_brings_back)
+                if (!n->processed || n->ready || rc_wait_ends_by_timer(n->wait.kind))
                         continue;
                 r = queue_push(d->queue, n->key, now);
                 if (r < 0)

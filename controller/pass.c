@@ -255,7 +255,7 @@ static int reconcile_node(pass *p, graph_node *n, const node_context *nc, int64_
 static bool retried_by_timer(const rc_result *res) {
         if (res->ready || res->outcome == RC_KEPT)
                 return false;
-        return res->wait.kind == RC_WAIT_NONE || res->wait.kind == RC_WAIT_TIMER;
+        return rc_wait_ends_by_timer(res->wait.kind);
 }
 
 /* A loop follows this run (run, apply --wait): retries are scheduled; a plain apply schedules none. */

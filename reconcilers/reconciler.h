@@ -255,6 +255,11 @@ typedef struct rc_result {
         rc_caused caused; /* what its writes make libvirt report of the object */
 } rc_result;
 
+/* Of a resource that is not Ready: only its retry timer brings it back, no event will. */
+static inline bool rc_wait_ends_by_timer(rc_wait_kind kind) {
+        return kind == RC_WAIT_NONE || kind == RC_WAIT_TIMER;
+}
+
 void rc_result_done(rc_result *res);
 /* Sets what a result waits for; target is copied (may be NULL). Returns 0 or -ENOMEM. */
 int rc_result_wait(rc_result *res, rc_wait_kind kind, const char *target, int64_t deadline_usec);
