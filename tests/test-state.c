@@ -19,7 +19,7 @@
 
 /* The on-disk identity of our files: a change here would orphan every existing store. */
 #define APPLICATION_ID 0x76667331
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 
 typedef struct fixture {
         char *dir;
