@@ -406,7 +406,7 @@ static int check_identity(sqlite3 *db, const char *path, int64_t *ret_version, c
         if (version > (int64_t) ELEMENTSOF(migrations))
                 return vf_error(errmsg, -EPROTONOSUPPORT,
                             "%s was written by a newer virtform (schema version %" PRIi64
-                            ", this one knows up to %zu); " REFUSAL,
+                            ", this one knows up to %zu); refusing to touch it. Run that virtform or a later one",
                             path, version, ELEMENTSOF(migrations));
         *ret_version = version;
         return 0;
