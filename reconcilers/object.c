@@ -775,14 +775,10 @@ static char **text_fact(rc_owner *o, char **generation, const char *key) {
  */
 static int read_text(xmlNode *n, rc_owner *o, char **generation) {
         xmlChar *content = xmlNodeGetContent(n);
-        char *text = content ? strdup((const char *) content) : NULL;
-        _cleanup_free_ char *owned = text;
-        char *line;
+        char *text = (char *) content, *line;
+        int r = content ? 0 : -ENOMEM;
 
-        xmlFree(content);
-        if (!text)
-                return -ENOENT;
-        while ((line = strsep(&text, "\n"))) {
+        while (r >= 0 && (line = strsep(&text, "\n"))) {
                 char *eq = strchr(line, '=');
                 if (!eq)
                         continue;
@@ -791,12 +787,12 @@ static int read_text(xmlNode *n, rc_owner *o, char **generation) {
                 if (!fact)
                         continue;
                 if (*fact)
-                        return -EBADMSG;
-                *fact = strdup(eq + 1);
-                if (!*fact)
-                        return -ENOMEM;
+                        r = -EBADMSG;
+                else if (!(*fact = strdup(eq + 1)))
+                        r = -ENOMEM;
         }
-        return 0;
+        xmlFree(content);
+        return r;
 }
 
 int rc_owner_read(xmlDoc *doc, rc_owner *ret) {
