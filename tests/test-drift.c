@@ -95,20 +95,22 @@ static void test_changes_are_drift(void **state) {
                      true);
 }
 
+/* The <metadata> of a marker at that generation, in the form of namespace ns. */
+static char *marker_metadata(const char *ns, const char *generation) {
+        return strcmp(ns, RC_OWNER_NS_1) == 0
+                       ? vf_printf("<metadata><virtform:owner xmlns:virtform='%s' generation='%s'/></metadata>", ns,
+                                   generation)
+                       : vf_printf("<metadata><virtform:owner xmlns:virtform='%s'>generation=%s</virtform:owner>"
+                                   "</metadata>",
+                                   ns, generation);
+}
+
 /* WANT as defined, its marker at generation 3 in the form of namespace ns, with what libvirt made of it. */
 static char *projection_of_marked(const char *ns, const char *have_generation) {
         _cleanup_free_ char *want = strdup(WANT), *have = strdup(HEAD("131072") DISK_A DISK_B NIC_LAN NIC_SAN TAIL);
+        _cleanup_free_ char *want_marker = marker_metadata(ns, "3"), *have_marker = marker_metadata(ns, have_generation);
         assert_non_null(want);
         assert_non_null(have);
-        bool first_form = strcmp(ns, RC_OWNER_NS_1) == 0;
-        _cleanup_free_ char *want_marker = first_form
-                ? vf_printf("<metadata><virtform:owner xmlns:virtform='%s' generation='3'/></metadata>", ns)
-                : vf_printf("<metadata><virtform:owner xmlns:virtform='%s'>generation=3</virtform:owner></metadata>", ns);
-        _cleanup_free_ char *have_marker = first_form
-                ? vf_printf("<metadata><virtform:owner xmlns:virtform='%s' generation='%s'/></metadata>", ns,
-                            have_generation)
-                : vf_printf("<metadata><virtform:owner xmlns:virtform='%s'>generation=%s</virtform:owner></metadata>",
-                            ns, have_generation);
         char *at = strstr(want, "<memory");
         *at = '\0';
         _cleanup_free_ char *want_marked = vf_printf("%s%s<memory%s", want, want_marker, at + strlen("<memory"));
