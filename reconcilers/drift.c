@@ -50,8 +50,7 @@ static bool is_element(const xmlNode *n) {
 
 /* The ownership marker, of either form, changes with every define and is judged by its hash elsewhere. */
 static bool is_owner_marker(const xmlNode *n) {
-        return n->ns && (xmlStrcmp(n->ns->href, BAD_CAST RC_OWNER_NS) == 0 ||
-                         xmlStrcmp(n->ns->href, BAD_CAST RC_OWNER_NS_1) == 0);
+        return n->ns && rc_owner_ns_known(n->ns->href);
 }
 
 static xmlNode *descend(xmlNode *n, const char *path) {

@@ -729,6 +729,16 @@ void rc_owner_done(rc_owner *o) {
         *o = (rc_owner) {};
 }
 
+/* Newest first: a reader tries the form libvirt most likely holds before the others. */
+static const char *const owner_forms[] = { RC_OWNER_NS, RC_OWNER_NS_1 };
+
+bool rc_owner_ns_known(const xmlChar *href) {
+        for (size_t i = 0; href && i < ELEMENTSOF(owner_forms); i++)
+                if (xmlStrcmp(href, BAD_CAST owner_forms[i]) == 0)
+                        return true;
+        return false;
+}
+
 static xmlNode *owner_node(xmlDoc *doc, const char *ns) {
         xmlNode *metadata = rc_xml_child(xmlDocGetRootElement(doc), "metadata");
         for (xmlNode *n = metadata ? metadata->children : NULL; n; n = n->next)
@@ -814,10 +824,8 @@ int rc_owner_read(xmlDoc *doc, rc_owner *ret) {
 }
 
 static void remove_markers(xmlDoc *doc) {
-        static const char *const forms[] = { RC_OWNER_NS, RC_OWNER_NS_1 };
-
-        for (size_t i = 0; i < ELEMENTSOF(forms); i++)
-                for (xmlNode *old; (old = owner_node(doc, forms[i]));) {
+        for (size_t i = 0; i < ELEMENTSOF(owner_forms); i++)
+                for (xmlNode *old; (old = owner_node(doc, owner_forms[i]));) {
                         xmlUnlinkNode(old);
                         xmlFreeNode(old);
                 }

@@ -109,6 +109,8 @@ int rc_domain_users(rc_context *ctx, bool running_only, int (*uses)(xmlDoc *doc,
 
 /* Reads the marker from a parsed document; -ENOENT when there is none. */
 int rc_owner_read(xmlDoc *doc, rc_owner *ret);
+/* Whether href names a namespace of the ownership marker, of any form this version reads. */
+bool rc_owner_ns_known(const xmlChar *href);
 /* Replaces any marker in doc with one for this request, at that generation. */
 int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req, int64_t generation);
 
