@@ -336,6 +336,7 @@ static int update_record(const vf_controller *c, state_record *rec, const graph_
         move_string(&rec->applied_xml_hash, &res->applied_xml_hash);
         move_string(&rec->baseline_xml, &res->baseline_xml);
         move_string(&rec->applied_desired_xml, &res->applied_desired_xml);
+        move_string(&rec->applied_desired_hash, &res->applied_desired_hash);
         rec->updated_usec = vf_now_realtime_usec();
         rec->next_retry_usec = 0;
         if (res->ready && n->desired) {
@@ -411,9 +412,11 @@ static int record_node(pass *p, graph_node *n, const node_context *nc, int64_t g
         r = put_record(store, fresh, holds_writes);
         if (r < 0)
                 return r;
-        /* The store keeps the baseline's document; a pass reads it back only when drift needs it. */
+        /* The store keeps both documents; a pass reads one back only when it needs it. */
         free(fresh->baseline_xml);
         fresh->baseline_xml = NULL;
+        free(fresh->applied_desired_xml);
+        fresh->applied_desired_xml = NULL;
         graph_set_record(n, TAKE_PTR(fresh));
         return 0;
 }

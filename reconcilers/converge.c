@@ -326,19 +326,37 @@ static bool recorded_this_define(const rc_request *req, const rc_owner *owner) {
         return req->record && vf_streq_ptr(req->record->desired_hash, owner->hash);
 }
 
+/* The declaration the record last applied is the one requested: its hash names it (state_record). */
+static bool applied_is_requested(const rc_request *req) {
+        return req->record && vf_streq_ptr(req->record->applied_desired_hash, req->definition_hash);
+}
+
 /*
  * The spec changed since the define of what libvirt has: the marker's hash says so, or for an unmarked
  * class the definition this store last applied. An autostart change alone redefines no unmarked object.
+ * A record of before state schema 9 names what it applied by no hash: its document is compared, or
+ * the first pass after an upgrade would define every unmarked object again.
  */
-static bool definition_changed(const rc_kind_hooks *k, const rc_request *req, const rc_owner *owner) {
-        if (k->cls->unmarked)
-                return !req->record || !vf_streq_ptr(req->record->applied_desired_xml, req->desired->xml);
-        return !vf_streq_ptr(owner->hash, req->hash);
+static int definition_changed(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req,
+                              const rc_owner *owner, rc_result *res, bool *ret) {
+        _cleanup_free_ char *applied = NULL;
+
+        if (!k->cls->unmarked) {
+                *ret = !vf_streq_ptr(owner->hash, req->hash);
+                return 0;
+        }
+        if (!req->record || req->record->applied_desired_hash) {
+                *ret = !applied_is_requested(req);
+                return 0;
+        }
+        int r = rc_applied_desired_read(ctx, req, res, &applied);
+        *ret = !vf_streq_ptr(applied, req->desired->xml);
+        return r;
 }
 
 static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_request *req, observed *o, rc_result *res, define_reason *ret) {
         _cleanup_(rc_owner_done) rc_owner owner = {};
-        bool owned;
+        bool owned, changed = false;
         int r;
 
         if (!o->obj) {
@@ -350,6 +368,8 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
                 return 0;
         }
         r = classify_owner(ctx, k, req, o, &owner, &owned);
+        if (r >= 0 && owned)
+                r = definition_changed(ctx, k, req, &owner, res, &changed);
         if (r < 0)
                 return r;
         if (!owned && !req->desired->adopt) {
@@ -362,7 +382,7 @@ static int decide_define(rc_context *ctx, const rc_kind_hooks *k, const rc_reque
         }
         if (!owned)
                 *ret = DEFINE_ADOPT;
-        else if (definition_changed(k, req, &owner)) {
+        else if (changed) {
                 *ret = DEFINE_CHANGED;
                 /*
                  * A run killed after its define and before its record committed left a generation the
@@ -794,9 +814,13 @@ static int converge_definition(rc_context *ctx, const rc_kind_hooks *k, const rc
                 *why = DEFINE_NONE;
         }
 
-        /* Left unset when the record has it already: a pass would copy every declaration twice for nothing. */
-        if (!req->record || !vf_streq_ptr(req->record->applied_desired_xml, req->desired->xml)) {
-                r = vf_free_and_strdup(&res->applied_desired_xml, req->desired->xml);
+        /*
+         * Left unset when the record has it already: a pass would copy every declaration twice for
+         * nothing. A record with no hash for it (of before state schema 9) has it written once more.
+         */
+        if (!applied_is_requested(req)) {
+                r = vf_free_and_strdup(&res->applied_desired_xml, req->desired->xml) ?:
+                    vf_free_and_strdup(&res->applied_desired_hash, req->definition_hash);
                 if (r < 0)
                         return r;
         }
@@ -863,14 +887,15 @@ static int undefine(rc_context *ctx, const rc_kind_hooks *k, const rc_request *r
  * What goes, for plan: libvirt's definition as far as the file declared it when last applied, or whole
  * when the record does not say (one recovered from libvirt).
  */
-static int plan_removal(const rc_request *req, observed *o, rc_result *res) {
-        const char *declared = req->record ? req->record->applied_desired_xml : NULL;
-        _cleanup_(xmlFreeDocp) xmlDoc *want = declared ? rc_xml_parse(declared) : NULL;
-        xmlDoc *have;
-        int r = observed_doc(o, &have);
+static int plan_removal(rc_context *ctx, const rc_request *req, observed *o, rc_result *res) {
+        _cleanup_free_ char *declared = NULL;
+        _cleanup_(xmlFreeDocp) xmlDoc *want = NULL;
+        xmlDoc *have = NULL;
+        int r = rc_applied_desired_read(ctx, req, res, &declared) ?: observed_doc(o, &have);
 
         if (r < 0)
                 return r;
+        want = declared ? rc_xml_parse(declared) : NULL;
         return rc_drift_lines(want ? want : have, have, NULL, &res->plan_current);
 }
 
@@ -903,7 +928,7 @@ int rc_converge_remove(rc_context *ctx, const rc_kind_hooks *k, const rc_request
                         return r;
         }
         if (ctx->dry_run) {
-                r = plan_removal(req, &o, res);
+                r = plan_removal(ctx, req, &o, res);
                 if (r < 0)
                         return r;
         }

@@ -870,6 +870,19 @@ int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req, in
         return 0;
 }
 
+int rc_applied_desired_read(rc_context *ctx, const rc_request *req, rc_result *res, char **ret) {
+        const char *kind = vf_kind_to_string(req->kind);
+        int r = req->record ? state_applied_desired_get(ctx->store, kind, req->name, ret) : -ENOENT;
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                rc_result_set(res, RC_FAILED, false, "ReadFailed",
+                              "cannot read what was last applied to %s %s from the state file: %s", kind, req->name,
+                              state_last_error(ctx->store));
+        return r;
+}
+
 /* ---- steps ------------------------------------------------------------- */
 
 const char *rc_libvirt_error(void) {

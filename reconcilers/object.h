@@ -114,6 +114,12 @@ bool rc_owner_ns_known(const xmlChar *href);
 /* Replaces any marker in doc with one for this request, at that generation. */
 int rc_owner_write(xmlDoc *doc, const rc_context *ctx, const rc_request *req, int64_t generation);
 
+/*
+ * The XML the request's record last applied (state_record.applied_desired_xml), read from the state
+ * file: *ret is NULL when none is kept. A failed read fails res, with the state file's reason.
+ */
+int rc_applied_desired_read(rc_context *ctx, const rc_request *req, rc_result *res, char **ret);
+
 /* Parses XML that libvirt or the schema produced. */
 xmlDoc *rc_xml_parse(const char *xml);
 /* Serialises a document without the XML declaration; NULL on OOM. */

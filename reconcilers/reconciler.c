@@ -80,6 +80,7 @@ void rc_result_done(rc_result *res) {
         free(res->applied_xml_hash);
         free(res->baseline_xml);
         free(res->applied_desired_xml);
+        free(res->applied_desired_hash);
         vf_strv_free(res->steps);
         rc_xml_lines_done(&res->plan_desired);
         rc_xml_lines_done(&res->plan_current);

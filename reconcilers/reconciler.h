@@ -236,7 +236,8 @@ typedef struct rc_result {
         char *uuid;
         char *applied_xml_hash;
         char *baseline_xml; /* the document applied_xml_hash defers its projection to (state_record.baseline_xml) */
-        char *applied_desired_xml;
+        char *applied_desired_xml; /* a new one to record, with the hash that names it (state_record) */
+        char *applied_desired_hash;
         char **steps; /* what was (or, in a dry run, would be) done, in order */
         bool config_changed; /* the definition changed: plan shows a diff */
         /*

@@ -167,6 +167,12 @@ static const char *const migrations[] = {
          * a newer virtform, it touches nothing.
          */
         "SELECT 1;",
+        /*
+         * A record read at every pass holds a hash of its last applied declaration, no longer the
+         * document: that was each declaration's XML held a second time. A row of before has none,
+         * and a pass reads its document to compare (reconcilers/converge.c).
+         */
+        "ALTER TABLE resources ADD COLUMN applied_desired_hash TEXT;",
 };
 
 static int fail_sqlite(char **errmsg, sqlite3 *db, int rc, const char *path, const char *what) {

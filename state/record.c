@@ -38,6 +38,7 @@ void state_record_free(state_record *rec) {
         free(rec->desired_hash);
         free(rec->uuid);
         free(rec->applied_xml_hash);
+        free(rec->applied_desired_hash);
         free(rec->applied_desired_xml);
         free(rec->baseline_xml);
         free(rec->last_error);
@@ -61,6 +62,7 @@ int state_record_copy(const state_record *rec, state_record **ret) {
         int r = strdup_or_null(rec->source_file, &copy->source_file) ?:
                 strdup_or_null(rec->desired_hash, &copy->desired_hash) ?: strdup_or_null(rec->uuid, &copy->uuid) ?:
                 strdup_or_null(rec->applied_xml_hash, &copy->applied_xml_hash) ?:
+                strdup_or_null(rec->applied_desired_hash, &copy->applied_desired_hash) ?:
                 strdup_or_null(rec->applied_desired_xml, &copy->applied_desired_xml) ?:
                 strdup_or_null(rec->baseline_xml, &copy->baseline_xml) ?:
                 strdup_or_null(rec->last_error, &copy->last_error) ?: vf_strv_copy(rec->depends, &copy->depends);
@@ -106,7 +108,8 @@ bool state_record_same(const state_record *a, const state_record *b) {
                vf_streq_ptr(a->source_file, b->source_file) && vf_streq_ptr(a->desired_hash, b->desired_hash) &&
                a->generation == b->generation && a->observed_generation == b->observed_generation &&
                vf_streq_ptr(a->uuid, b->uuid) && vf_streq_ptr(a->applied_xml_hash, b->applied_xml_hash) &&
-               vf_streq_ptr(a->applied_desired_xml, b->applied_desired_xml) &&
+               vf_streq_ptr(a->applied_desired_hash, b->applied_desired_hash) &&
+               (!b->applied_desired_xml || vf_streq_ptr(a->applied_desired_xml, b->applied_desired_xml)) &&
                (!b->baseline_xml || vf_streq_ptr(a->baseline_xml, b->baseline_xml)) &&
                vf_streq_ptr(a->last_error, b->last_error) && a->attempts == b->attempts &&
                a->next_retry_usec == b->next_retry_usec && same_strv(a->depends, b->depends) &&

@@ -33,6 +33,7 @@ typedef enum state_stmt {
         STMT_UPSERT_BASELINE,
         STMT_DELETE_STALE_BASELINE,
         STMT_GET_BASELINE,
+        STMT_GET_APPLIED_DESIRED,
         STMT_APPEND_EVENT,
         STMT_CLOSE_EVENT,
         STMT_RESOLVE_EVENTS,

@@ -9,7 +9,10 @@
 
 #include "state/state-internal.h"
 
-/* Column positions in RESOURCE_COLUMNS; SQL parameter ?N+1 always carries column N. */
+/*
+ * Column positions in RESOURCE_COLUMNS, then the one a put writes and a read leaves; SQL parameter
+ * ?N+1 always carries column N.
+ */
 enum {
         RES_KIND,
         RES_NAME,
@@ -19,16 +22,17 @@ enum {
         RES_OBSERVED_GENERATION,
         RES_UUID,
         RES_APPLIED_XML_HASH,
-        RES_APPLIED_DESIRED_XML,
+        RES_APPLIED_DESIRED_HASH,
         RES_LAST_ERROR,
         RES_ATTEMPTS,
         RES_NEXT_RETRY_USEC,
         RES_UPDATED_USEC,
         RES_DEPENDS,
+        RES_APPLIED_DESIRED_XML,
 };
 #define RESOURCE_COLUMNS                                                                      \
         "kind, name, source_file, desired_hash, generation, observed_generation, uuid, "      \
-        "applied_xml_hash, applied_desired_xml, last_error, attempts, next_retry_usec, "       \
+        "applied_xml_hash, applied_desired_hash, last_error, attempts, next_retry_usec, "      \
         "updated_usec, depends"
 
 enum {
@@ -90,21 +94,25 @@ static const char *const stmt_sql[_STMT_MAX] = {
         /* Not INSERT OR REPLACE: that deletes the row first, which the foreign key would
          * cascade to the conditions behind our back. */
         [STMT_UPSERT_RESOURCE] =
-                "INSERT INTO resources (" RESOURCE_COLUMNS ") "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+                "INSERT INTO resources (" RESOURCE_COLUMNS ", applied_desired_xml) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
                 "ON CONFLICT (kind, name) DO UPDATE SET "
                 "source_file = excluded.source_file, desired_hash = excluded.desired_hash, "
                 "generation = excluded.generation, observed_generation = excluded.observed_generation, "
                 "uuid = excluded.uuid, applied_xml_hash = excluded.applied_xml_hash, "
-                "applied_desired_xml = excluded.applied_desired_xml, last_error = excluded.last_error, "
+                "applied_desired_hash = excluded.applied_desired_hash, "
+                /* A record brings the document only with a new applied_desired_hash: none keeps it. */
+                "applied_desired_xml = coalesce(excluded.applied_desired_xml, applied_desired_xml), "
+                "last_error = excluded.last_error, "
                 "attempts = excluded.attempts, next_retry_usec = excluded.next_retry_usec, "
                 "updated_usec = excluded.updated_usec, depends = excluded.depends "
                 /* A row that says the same is left alone: a pass that changes nothing writes no page.
                  * Not updated_usec, which says when the record last changed, not when it was last looked at. */
                 "WHERE (source_file, desired_hash, generation, observed_generation, uuid, applied_xml_hash, "
-                "applied_desired_xml, last_error, attempts, next_retry_usec, depends) IS NOT "
+                "applied_desired_hash, applied_desired_xml, last_error, attempts, next_retry_usec, depends) IS NOT "
                 "(excluded.source_file, excluded.desired_hash, excluded.generation, excluded.observed_generation, "
-                "excluded.uuid, excluded.applied_xml_hash, excluded.applied_desired_xml, excluded.last_error, "
+                "excluded.uuid, excluded.applied_xml_hash, excluded.applied_desired_hash, "
+                "coalesce(excluded.applied_desired_xml, applied_desired_xml), excluded.last_error, "
                 "excluded.attempts, excluded.next_retry_usec, excluded.depends)",
         [STMT_TOUCH_RESOURCE] = "UPDATE resources SET updated_usec = ?13 WHERE kind = ?1 AND name = ?2",
         [STMT_UPSERT_CONDITION] = "INSERT INTO conditions (" CONDITION_COLUMNS ") "
@@ -118,6 +126,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_DELETE_STALE_BASELINE] = "DELETE FROM baselines WHERE kind = ?1 AND name = ?2 "
                                        "AND applied_xml_hash IS NOT ?3",
         [STMT_GET_BASELINE] = "SELECT xml FROM baselines WHERE kind = ?1 AND name = ?2 AND applied_xml_hash = ?3",
+        [STMT_GET_APPLIED_DESIRED] = "SELECT applied_desired_xml FROM resources "
+                                     "WHERE kind = ?1 AND name = ?2 AND applied_desired_xml IS NOT NULL",
         /* ?1 is left out so that SQLite picks the id: the highest plus one. */
         [STMT_APPEND_EVENT] = "INSERT INTO events (" EVENT_COLUMNS ") "
                               "VALUES (NULL, ?2, ?3, ?4, ?5, ?6, 'intended', NULL, NULL)",
@@ -424,7 +434,7 @@ static int record_from_row(sqlite3_stmt *st, state_record **ret) {
                 state_column_strdup(st, RES_DESIRED_HASH, &rec->desired_hash) ?:
                 state_column_strdup(st, RES_UUID, &rec->uuid) ?:
                 state_column_strdup(st, RES_APPLIED_XML_HASH, &rec->applied_xml_hash) ?:
-                state_column_strdup(st, RES_APPLIED_DESIRED_XML, &rec->applied_desired_xml) ?:
+                state_column_strdup(st, RES_APPLIED_DESIRED_HASH, &rec->applied_desired_hash) ?:
                 state_column_strdup(st, RES_LAST_ERROR, &rec->last_error) ?:
                 column_strv(st, RES_DEPENDS, &rec->depends);
         if (r < 0)
@@ -560,6 +570,16 @@ int state_baseline_get(state_store *s, const char *kind, const char *name, const
         return r < 0 ? r : state_column_strdup(st, 0, ret);
 }
 
+int state_applied_desired_get(state_store *s, const char *kind, const char *name, char **ret) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_GET_APPLIED_DESIRED];
+
+        *ret = NULL;
+        int r = state_write_puts(s);
+        if (r >= 0)
+                r = state_step_row(s, st, bind_key(st, kind, name));
+        return r < 0 ? r : state_column_strdup(st, 0, ret);
+}
+
 /* ---- writing ----------------------------------------------------------- */
 
 static int upsert_resource(state_store *s, const state_record *rec) {
@@ -575,6 +595,7 @@ static int upsert_resource(state_store *s, const state_record *rec) {
                  bind_int64(st, RES_OBSERVED_GENERATION, rec->observed_generation) ?:
                  bind_text(st, RES_UUID, rec->uuid) ?:
                  bind_text(st, RES_APPLIED_XML_HASH, rec->applied_xml_hash) ?:
+                 bind_text(st, RES_APPLIED_DESIRED_HASH, rec->applied_desired_hash) ?:
                  bind_text(st, RES_APPLIED_DESIRED_XML, rec->applied_desired_xml) ?:
                  bind_text(st, RES_LAST_ERROR, rec->last_error) ?:
                  bind_int64(st, RES_ATTEMPTS, rec->attempts) ?:

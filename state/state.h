@@ -29,7 +29,12 @@ typedef struct state_record {
         int64_t observed_generation; /* the generation last applied successfully */
         char *uuid; /* the identity of what it manages: libvirt's UUID, or a hostdev's PCI address */
         char *applied_xml_hash; /* drift baseline, "WHOLE:PROJECTION" hashes or "WHOLE:stored" (reconcilers/converge.c) */
-        char *applied_desired_xml; /* the XML we last defined, for plan's diff */
+        /*
+         * Names the declaration the stored applied_desired_xml was made from: the same hash, the same
+         * document. Which hash is the reconciler's to choose, and NULL when none is stored or the
+         * record is older than this column (state schema 9).
+         */
+        char *applied_desired_hash;
         char *last_error;
         int64_t attempts; /* consecutive failed attempts */
         int64_t next_retry_usec; /* realtime; 0 when no retry is scheduled */
@@ -43,6 +48,13 @@ typedef struct state_record {
          * record: records are read at every pass, the document only when libvirt's has changed.
          */
         char *baseline_xml;
+        /*
+         * The XML last defined, for plan's diff and a volume's deletion policy, for state_put() to keep
+         * with a new applied_desired_hash; NULL keeps what is kept. Never read back into a record either:
+         * every pass reads every record, and this document only a removal or an old record needs
+         * (state_applied_desired_get()). Held once per resource, in its declaration, instead of twice.
+         */
+        char *applied_desired_xml;
 } state_record;
 
 /*
@@ -194,6 +206,8 @@ int state_list(state_store *s, state_record ***ret, size_t *n);
  */
 int state_baseline_get(state_store *s, const char *kind, const char *name, const char *applied_xml_hash,
                        char **ret);
+/* The applied_desired_xml a put kept for the record of kind/name; -ENOENT when there is none. */
+int state_applied_desired_get(state_store *s, const char *kind, const char *name, char **ret);
 
 state_record *state_record_new(const char *kind, const char *name);
 void state_record_free(state_record *rec);

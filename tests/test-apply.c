@@ -1720,6 +1720,40 @@ static void test_pool_defined_built_started(void **state) {
         assert_pool_running(f, "images", path);
 }
 
+/*
+ * A record of before state schema 9 names the declaration it applied by no hash. The pool it made is
+ * judged by the document the record kept, not defined again, and the record takes the hash; a kept
+ * document that says something else is a change.
+ */
+static void test_pool_recorded_before_its_hash(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *path = vf_printf("%s/images", f->dir);
+        const char *hash_sql = "SELECT applied_desired_hash FROM resources WHERE kind = 'pool'";
+
+        th_write(f->conf, "10-pool.yaml", POOL_IMAGES(path, ""));
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_CREATED, "Applied");
+        _cleanup_free_ char *hash = state_file_text(f, hash_sql);
+        assert_non_null(hash);
+
+        /* Of another spec than the file's, the record is not settled by libvirt's document alone. */
+        state_file_edit(f, "UPDATE resources SET applied_desired_hash = NULL, desired_hash = 'another' "
+                           "WHERE kind = 'pool'");
+        pass_changing_nothing(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UNCHANGED, "Applied");
+        _cleanup_free_ char *taken = state_file_text(f, hash_sql);
+        assert_string_equal(taken, hash);
+
+        state_file_edit(f, "UPDATE resources SET applied_desired_hash = NULL, desired_hash = 'another', "
+                           "applied_desired_xml = replace(applied_desired_xml, '</pool>', '<!-- another --></pool>') "
+                           "WHERE kind = 'pool'");
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_POOL, "images", RC_UPDATED, "Applied");
+        assert_int_equal(f->report.counters.calls[RC_CALL_DEFINE], 1);
+        assert_true(vf_report_converged(&f->report));
+        pass_changing_nothing(f);
+}
+
 /* Pruned: stopped and undefined, and its directory and the files in it stay. */
 static void test_pool_pruned_keeps_its_directory(void **state) {
         th_env *f = *state;
@@ -2567,6 +2601,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_undeclared_seed_holds_its_domain, setup, teardown_volumes),
                 cmocka_unit_test_setup_teardown(test_custom_node_with_foreign_objects, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_defined_built_started, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pool_recorded_before_its_hash, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_pruned_keeps_its_directory, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_conflict_and_adoption, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_defined_by_a_killed_run_is_ours, setup, teardown),

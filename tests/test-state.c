@@ -19,7 +19,7 @@
 
 /* The on-disk identity of our files: a change here would orphan every existing store. */
 #define APPLICATION_ID 0x76667331
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 
 typedef struct fixture {
         char *dir;
@@ -172,6 +172,7 @@ static state_record *full_record(const char *kind, const char *name) {
         rec->observed_generation = 6;
         rec->uuid = strdup("2f1e0c3a-5b7d-4e8f-9a0b-1c2d3e4f5a6b");
         rec->applied_xml_hash = strdup("4ppl13d");
+        rec->applied_desired_hash = strdup("d3f1n1t10n");
         rec->applied_desired_xml = strdup("<domain type='kvm'>\n  <name>vm</name>\n</domain>\n");
         rec->last_error = strdup("internal error: ünïcode and 'quotes'");
         rec->attempts = 3;
@@ -205,7 +206,9 @@ static void assert_records_equal(const state_record *a, const state_record *b) {
         assert_int_equal(a->observed_generation, b->observed_generation);
         assert_true(vf_streq_ptr(a->uuid, b->uuid));
         assert_true(vf_streq_ptr(a->applied_xml_hash, b->applied_xml_hash));
-        assert_true(vf_streq_ptr(a->applied_desired_xml, b->applied_desired_xml));
+        assert_true(vf_streq_ptr(a->applied_desired_hash, b->applied_desired_hash));
+        /* A record read back holds no applied document (applied_document_is()). */
+        assert_true(!a->applied_desired_xml || vf_streq_ptr(a->applied_desired_xml, b->applied_desired_xml));
         assert_true(vf_streq_ptr(a->last_error, b->last_error));
         assert_int_equal(a->attempts, b->attempts);
         assert_int_equal(a->next_retry_usec, b->next_retry_usec);
@@ -350,6 +353,14 @@ static void test_reopen_keeps_data_and_instance_id(void **state) {
 
 /* ---- records ----------------------------------------------------------- */
 
+/* The applied document the store keeps for kind/name, NULL for none. */
+static void applied_document_is(state_store *s, const char *kind, const char *name, const char *expected) {
+        _cleanup_free_ char *xml = NULL;
+
+        assert_int_equal(state_applied_desired_get(s, kind, name, &xml), expected ? 0 : -ENOENT);
+        assert_true(vf_streq_ptr(xml, expected));
+}
+
 static void test_put_get_roundtrip(void **state) {
         _cleanup_free_ char *path = path_in(state, "state.db");
         _cleanup_(state_record_freep) state_record *full = full_record("domain", "vm1"), *got_full = NULL,
@@ -363,11 +374,14 @@ static void test_put_get_roundtrip(void **state) {
         assert_records_equal(got_full, full);
         assert_condition(got_full, "Ready", false, "DefineFailed", "libvirt said no", 100);
         assert_condition(got_full, "RestartPending", true, NULL, NULL, 200);
+        assert_null(got_full->applied_desired_xml);
+        applied_document_is(s, "domain", "vm1", full->applied_desired_xml);
 
         assert_int_equal(state_get(s, "network", "net0", &got_empty), 0);
         assert_records_equal(got_empty, empty);
         assert_null(got_empty->source_file);
-        assert_null(got_empty->applied_desired_xml);
+        assert_null(got_empty->applied_desired_hash);
+        applied_document_is(s, "network", "net0", NULL);
         assert_null(got_empty->depends);
         assert_int_equal(got_empty->n_conditions, 0);
 
@@ -450,7 +464,13 @@ static void assert_put_writes(state_store *s, const char *path, sqlite3 *observe
         assert_int_not_equal(data_version(observer), version);
         assert_int_equal(state_get(s, rec->kind, rec->name, &got), 0);
         assert_records_equal(got, rec);
-        assert_true(state_record_same(got, rec));
+        /* It reads back the same, but for the applied document, which is read on its own. */
+        _cleanup_(state_record_freep) state_record *as_read = NULL;
+        assert_int_equal(state_record_copy(rec, &as_read), 0);
+        free(TAKE_PTR(as_read->applied_desired_xml));
+        assert_true(state_record_same(got, as_read));
+        if (rec->applied_desired_xml)
+                applied_document_is(s, rec->kind, rec->name, rec->applied_desired_xml);
         assert_int_equal(file_int(path, "SELECT count(*) FROM conditions"), rec->n_conditions);
 }
 
@@ -461,7 +481,10 @@ static void test_unchanged_put_writes_nothing(void **state) {
         sqlite3 *observer = raw_open(path);
 
         assert_int_equal(state_put(s, rec), 0);
+        /* Read back, a record holds no applied document, and one that brings none keeps the stored one. */
+        _cleanup_free_ char *applied = TAKE_PTR(rec->applied_desired_xml);
         assert_put_writes_nothing(s, path, observer, rec);
+        applied_document_is(s, "domain", "vm1", applied);
 
         /* A copy says the same, and the order of the conditions is not a change. */
         _cleanup_(state_record_freep) state_record *copy = NULL;
@@ -481,7 +504,7 @@ static void test_unchanged_put_writes_nothing(void **state) {
 
         /* Every other column and every condition's field is a change, and one alone is written. */
         char **strings[] = { &rec->source_file, &rec->desired_hash, &rec->uuid, &rec->applied_xml_hash,
-                             &rec->applied_desired_xml, &rec->last_error };
+                             &rec->applied_desired_hash, &rec->last_error };
         int64_t *numbers[] = { &rec->generation, &rec->observed_generation, &rec->attempts, &rec->next_retry_usec };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 _cleanup_free_ char *changed = vf_printf("%s, changed", *strings[i] ? *strings[i] : "");
@@ -494,6 +517,12 @@ static void test_unchanged_put_writes_nothing(void **state) {
                 assert_put_writes(s, path, observer, rec);
                 rec->updated_usec++;
         }
+        /* So is a new applied document, even under the same hash; then, brought no more, it is kept. */
+        rec->applied_desired_xml = vf_printf("%s<!-- changed -->", applied);
+        assert_put_writes(s, path, observer, rec);
+        applied_document_is(s, "domain", "vm1", rec->applied_desired_xml);
+        free(TAKE_PTR(rec->applied_desired_xml));
+        rec->updated_usec++;
         assert_int_equal(state_record_set_condition(rec, "Ready", false, "DefineFailed", "libvirt said no again", 300),
                          0);
         assert_put_writes(s, path, observer, rec);
@@ -1424,7 +1453,7 @@ static void test_newer_schema_refused(void **state) {
         assert_int_equal(sqlite3_close(db), SQLITE_OK);
 
         assert_refused_both_ways(path, -EPROTONOSUPPORT,
-                                 "newer virtform (schema version 99, this one knows up to 8); refusing to touch "
+                                 "newer virtform (schema version 99, this one knows up to 9); refusing to touch "
                                  "it. Run that virtform or a later one");
 }
 
@@ -2031,7 +2060,12 @@ static void test_migrates_golden_version_1(void **state) {
         assert_condition(broken, "Ready", false, "DependencyNotReady",
                          "waiting: network nowhere does not exist; declare it in a file or create it", broken_since);
         assert_int_equal(broken->attempts, 1);
+        /* A record of before schema 9 names its applied document by no hash, and the document is kept. */
+        assert_null(broken->applied_desired_hash);
         state_record_free(broken);
+        _cleanup_free_ char *applied = NULL;
+        assert_int_equal(state_applied_desired_get(s, "domain", "web1", &applied), 0);
+        assert_non_null(strstr(applied, "<name>web1</name>"));
         state_event *events = NULL;
         assert_int_equal(state_event_list(s, NULL, NULL, 0, &events, &n), 0);
         assert_int_equal(n, 26);
@@ -2177,6 +2211,7 @@ static void test_disk_full_keeps_committed_state(void **state) {
         for (size_t i = 0; i < n; i++) {
                 assert_int_equal(state_get(s, "domain", recs[i]->name, &got), 0);
                 assert_records_equal(got, recs[i]);
+                applied_document_is(s, "domain", recs[i]->name, recs[i]->applied_desired_xml);
                 state_record_free(TAKE_PTR(got));
         }
         assert_int_equal(state_get(s, "domain", recs[n + 1]->name, &got), -ENOENT);

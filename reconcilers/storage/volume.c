@@ -270,16 +270,17 @@ static int applied_xml(const volume *v, char **ret) {
 }
 
 /* What the record says becomes of the data; retain when it does not say: data is never lost by default. */
-static bool recorded_delete(const state_record *rec) {
-        _cleanup_(xmlFreeDocp) xmlDoc *doc = rec && rec->applied_desired_xml ? rc_xml_parse(rec->applied_desired_xml)
-                                                                              : NULL;
+static int recorded_delete(const volume *v, bool *ret) {
+        _cleanup_free_ char *applied = NULL;
+        int r = rc_applied_desired_read(v->ctx, v->req, v->res, &applied);
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = applied ? rc_xml_parse(applied) : NULL;
         xmlChar *policy = doc ? xmlGetNsProp(xmlDocGetRootElement(doc), BAD_CAST "deletionPolicy",
                                              BAD_CAST RC_OWNER_NS_1)
                               : NULL;
-        bool delete = policy && xmlStrcmp(policy, BAD_CAST "delete") == 0;
 
+        *ret = policy && xmlStrcmp(policy, BAD_CAST "delete") == 0;
         xmlFree(policy);
-        return delete;
+        return r;
 }
 
 /* ---- writes ----------------------------------------------------------------------- */
@@ -704,6 +705,19 @@ static int conflict(volume *v) {
         return 0;
 }
 
+/*
+ * The XML to record, unless the record has it: it is named by the whole desired hash, since the
+ * deletion policy it carries is a field of the spec, not of the definition.
+ */
+static int record_applied_xml(volume *v) {
+        const state_record *rec = v->req->record;
+
+        if (rec && vf_streq_ptr(rec->applied_desired_hash, v->req->hash))
+                return 0;
+        return applied_xml(v, &v->res->applied_desired_xml) ?:
+               vf_free_and_strdup(&v->res->applied_desired_hash, v->req->hash);
+}
+
 static int set_applied(volume *v, rc_outcome outcome, size_t steps_before, const char *what) {
         const char *const *steps = (const char *const *) v->res->steps;
         _cleanup_free_ char *done = vf_strv_length(v->res->steps) > steps_before
@@ -712,7 +726,7 @@ static int set_applied(volume *v, rc_outcome outcome, size_t steps_before, const
         int r = vf_free_and_strdup(&v->res->uuid, v->key);
 
         if (r >= 0)
-                r = applied_xml(v, &v->res->applied_desired_xml);
+                r = record_applied_xml(v);
         if (r < 0 || !done)
                 return r < 0 ? r : -ENOMEM;
         if (outcome == RC_UNCHANGED && (what || vf_strv_length(v->res->steps) > steps_before))
@@ -901,7 +915,11 @@ static int volume_remove(rc_context *ctx, const rc_request *req, rc_result *res)
                 return 0;
         }
         /* What a killed run half made is no one's data: it goes whatever the policy. */
-        if (ours && !recorded_delete(req->record))
+        bool delete = true;
+        r = ours ? recorded_delete(&v, &delete) : 0;
+        if (r < 0)
+                return r;
+        if (!delete)
                 return forget(&v);
         r = removable(&v, &ok);
         if (r < 0 || !ok)
