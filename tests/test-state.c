@@ -517,10 +517,10 @@ static void test_unchanged_put_writes_nothing(void **state) {
                 assert_put_writes(s, path, observer, rec);
                 rec->updated_usec++;
         }
-        /* So is a new applied document, even under the same hash; then, brought no more, it is kept. */
-        rec->applied_desired_xml = vf_printf("%s<!-- changed -->", applied);
+        /* So is a new applied document, even under the same hash; brought no more, it is kept (below). */
+        _cleanup_free_ char *changed_applied = vf_printf("%s<!-- changed -->", applied);
+        rec->applied_desired_xml = strdup(changed_applied);
         assert_put_writes(s, path, observer, rec);
-        applied_document_is(s, "domain", "vm1", rec->applied_desired_xml);
         free(TAKE_PTR(rec->applied_desired_xml));
         rec->updated_usec++;
         assert_int_equal(state_record_set_condition(rec, "Ready", false, "DefineFailed", "libvirt said no again", 300),
@@ -539,6 +539,7 @@ static void test_unchanged_put_writes_nothing(void **state) {
         vf_strv_free(TAKE_PTR(rec->depends));
         assert_put_writes(s, path, observer, rec);
         assert_put_writes_nothing(s, path, observer, rec);
+        applied_document_is(s, "domain", "vm1", changed_applied);
 
         assert_int_equal(sqlite3_close(observer), SQLITE_OK);
         state_close(s);
