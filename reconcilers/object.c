@@ -206,7 +206,9 @@ const rc_object_class rc_domain_class = {
         .list_all = domain_list_all,
         .list_active = VIR_CONNECT_LIST_DOMAINS_ACTIVE,
         .list_transient = VIR_CONNECT_LIST_DOMAINS_TRANSIENT,
+        .list_persistent = VIR_CONNECT_LIST_DOMAINS_PERSISTENT,
         .list_autostart = VIR_CONNECT_LIST_DOMAINS_AUTOSTART,
+        .list_no_autostart = VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART,
         .list_running = VIR_CONNECT_LIST_DOMAINS_RUNNING,
         .list_all_stated = domain_list_all_stated,
         .define_xml = domain_define,
@@ -254,7 +256,9 @@ const rc_object_class rc_network_class = {
         .list_all = network_list_all,
         .list_active = VIR_CONNECT_LIST_NETWORKS_ACTIVE,
         .list_transient = VIR_CONNECT_LIST_NETWORKS_TRANSIENT,
+        .list_persistent = VIR_CONNECT_LIST_NETWORKS_PERSISTENT,
         .list_autostart = VIR_CONNECT_LIST_NETWORKS_AUTOSTART,
+        .list_no_autostart = VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART,
         .define_xml = network_define,
         .get_xml = network_get_xml,
         .undefine = network_undefine,
@@ -299,7 +303,9 @@ const rc_object_class rc_pool_class = {
         .list_all = pool_list_all,
         .list_active = VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE,
         .list_transient = VIR_CONNECT_LIST_STORAGE_POOLS_TRANSIENT,
+        .list_persistent = VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT,
         .list_autostart = VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART,
+        .list_no_autostart = VIR_CONNECT_LIST_STORAGE_POOLS_NO_AUTOSTART,
         .define_xml = pool_define,
         .get_xml = pool_get_xml,
         .undefine = pool_undefine,
@@ -373,10 +379,20 @@ static int put_object(const rc_object_class *cls, vf_map *map, const char *name,
  * Marks with bit what the listing under filter names, and returns how many it marked; -EIO, and a
  * warning, when libvirt cannot list so.
  */
-static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map, unsigned filter, unsigned bit,
-                      const char *state) {
+/*
+ * Marks with bit the objects the listing by filter returns; or, asked the complement, those it does not.
+ * Returns how many it returned that the map holds, or -EIO.
+ */
+static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map, unsigned filter,
+                      bool complement, unsigned bit, const char *state) {
         void **objs = NULL;
         int marked = 0;
+        size_t it = 0;
+        listed_object *every;
+
+        /* Asked which are not: each object is until listed. */
+        while (complement && vf_map_next(map, &it, NULL, (void **) &every))
+                every->state |= bit;
 
         rc_count_read(inv->ctx, RC_CALL_LIST);
         int n = cls->list_all(inv->ctx->conn, &objs, filter);
@@ -386,7 +402,7 @@ static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map
         for (int i = 0; i < n; i++) {
                 listed_object *l = vf_map_get(map, cls->get_name(objs[i]));
                 if (l) { /* one made since the first listing is not in the map: looked up in its turn */
-                        l->state |= bit;
+                        l->state = complement ? l->state & ~bit : l->state | bit;
                         marked++;
                 }
                 cls->free(objs[i]);
@@ -409,20 +425,48 @@ static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map
  * (libvirt forgets a transient object once it stops), so where none is,
  * neither is asked.
  */
+/*
+ * A handle a listing returns, built by libvirt and freed by the pass, costs about as much as moving this
+ * many elements of the array libvirt filters: 1.6 us against 0.15 ns, timed on the test driver at 10k
+ * and 60k domains (the autostarted of none: 7 and 277 ms; the not autostarted, all: 17 and 115 ms).
+ */
+#define LISTING_MOVES_PER_HANDLE 10000
+
+/* What a filtered listing of n objects costs, in moves: each one left out moves about half the array. */
+static uint64_t listing_cost(uint64_t n, uint64_t left_out) {
+        return n * left_out / 2 + LISTING_MOVES_PER_HANDLE * (n - left_out);
+}
+
+/*
+ * Asks which objects a question is true of (yes: the filter that lists them, no: the one that lists the
+ * others) the way that leaves out fewer, weighed against the handles it brings back: expected is how
+ * many it is guessed true of. The guess decides the cost only; either answer is whole.
+ */
+static int ask(rc_inventory *inv, const rc_object_class *cls, vf_map *map, unsigned yes, unsigned no,
+               size_t expected, unsigned bit, const char *state) {
+        uint64_t n = vf_map_size(map), e = expected < n ? expected : n;
+        bool complement = listing_cost(n, e) < listing_cost(n, n - e);
+
+        return list_state(inv, cls, map, complement ? no : yes, complement, bit, state);
+}
+
 static void list_states(rc_inventory *inv, const rc_object_class *cls, vf_map *map, int n_active) {
         bool said = n_active >= 0;
         int r = 0;
 
         if (!said)
-                r = n_active = list_state(inv, cls, map, cls->list_active,
+                r = n_active = list_state(inv, cls, map, cls->list_active, false,
                                           cls->list_running ? RC_LISTED_ACTIVE : RC_LISTED_ACTIVE | RC_LISTED_RUNNING,
                                           "active");
         if (r >= 0 && !said && n_active > 0 && cls->list_running)
-                r = list_state(inv, cls, map, cls->list_running, RC_LISTED_RUNNING, "running");
+                r = list_state(inv, cls, map, cls->list_running, false, RC_LISTED_RUNNING, "running");
+        /* Few objects are transient; as many are autostarted as run: on a host, what runs starts at boot. */
         if (r >= 0 && n_active > 0)
-                r = list_state(inv, cls, map, cls->list_transient, RC_LISTED_TRANSIENT, "transient");
+                r = ask(inv, cls, map, cls->list_transient, cls->list_persistent, 0, RC_LISTED_TRANSIENT,
+                        "transient");
         if (r >= 0)
-                r = list_state(inv, cls, map, cls->list_autostart, RC_LISTED_AUTOSTART, "autostarted");
+                r = ask(inv, cls, map, cls->list_autostart, cls->list_no_autostart, (size_t) n_active,
+                        RC_LISTED_AUTOSTART, "autostarted");
         if (r >= 0)
                 return;
         size_t it = 0;

@@ -41,10 +41,10 @@ typedef struct rc_object_class {
         int missing_code; /* libvirt's error for an object of this kind that is not there (any more) */
         int (*list_all)(virConnectPtr conn, void ***objs, unsigned filter); /* count, or -1 */
         /*
-         * libvirt's filters of list_all() for active, transient and autostart objects of this kind, and for
-         * those that run (0: every active one runs).
+         * libvirt's filters of list_all() for active objects of this kind, transient and persistent ones,
+         * autostarted and not autostarted ones, and those that run (0: every active one runs).
          */
-        unsigned list_active, list_transient, list_autostart, list_running;
+        unsigned list_active, list_transient, list_persistent, list_autostart, list_no_autostart, list_running;
         /*
          * list_all() unfiltered, and in the same call each object's rc_listed bits for active and running
          * into *states (the caller frees it): count, -1 with libvirt's error, or -ENOMEM. NULL: filtered

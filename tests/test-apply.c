@@ -332,6 +332,45 @@ static void test_listing_asks_only_what_is_open(void **state) {
         assert_listings(2, VIR_CONNECT_LIST_DOMAINS_TRANSIENT, VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
 }
 
+#define RUNNING_DOMAIN(name, autostart)                                                                  \
+        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: " name "}\nspec:\n  memory: 64MiB\n" \
+        "  vcpus: 1\n  state: running\n  autostart: " autostart "\n"
+
+static void set_domain_autostart(virConnectPtr conn, const char *name, bool autostart) {
+        virDomainPtr d = virDomainLookupByName(conn, name);
+
+        assert_non_null(d);
+        assert_int_equal(virDomainSetAutostart(d, autostart), 0);
+        virDomainFree(d);
+}
+
+/*
+ * Where the domains run, as many are expected to be autostarted: which are is asked the other way round,
+ * which are not, the listing that leaves out fewer. Its answer is as whole: autostart turned off behind
+ * the pass's back where a file declares it is turned on again, and turned on where none does, off.
+ */
+static void test_autostart_asked_of_the_fewer(void **state) {
+        th_env *f = *state;
+
+        th_write(f->conf, "30-r1.yaml", RUNNING_DOMAIN("r1", "true"));
+        th_write(f->conf, "30-r2.yaml", RUNNING_DOMAIN("r2", "false"));
+        th_write(f->conf, "30-r3.yaml", RUNNING_DOMAIN("r3", "true"));
+        th_env_pass(f);
+        assert_true(vf_report_converged(&f->report));
+        pass_noting_listings(f, pass_changing_nothing);
+        assert_listings(2, VIR_CONNECT_LIST_DOMAINS_TRANSIENT, VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART);
+
+        set_domain_autostart(f->other, "r1", false);
+        set_domain_autostart(f->other, "r2", true);
+        pass_noting_listings(f, th_env_pass);
+        assert_listings(2, VIR_CONNECT_LIST_DOMAINS_TRANSIENT, VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART);
+        assert_int_equal(th_env_writes(f), 2);
+        assert_true(th_domain_autostart(f->other, "r1"));
+        assert_false(th_domain_autostart(f->other, "r2"));
+        assert_true(th_domain_autostart(f->other, "r3"));
+        pass_changing_nothing(f);
+}
+
 /*
  * A driver without domain statistics is listed as before the statistics: every domain, then which are
  * active and which run, by filtered listings; still nothing asked of each, and a domain stopped
@@ -2565,6 +2604,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_listing_never_decides_a_write, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failed_state_listing_is_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_listing_asks_only_what_is_open, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_autostart_asked_of_the_fewer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_driver_without_statistics, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_paused_outside_is_resumed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_made_meanwhile_is_found_done, setup, teardown),
