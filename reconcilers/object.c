@@ -376,12 +376,8 @@ static int put_object(const rc_object_class *cls, vf_map *map, const char *name,
 }
 
 /*
- * Marks with bit what the listing under filter names, and returns how many it marked; -EIO, and a
- * warning, when libvirt cannot list so.
- */
-/*
- * Marks with bit the objects the listing by filter returns; or, asked the complement, those it does not.
- * Returns how many it returned that the map holds, or -EIO.
+ * Marks with bit what the listing under filter names, or, asked its complement, what it does not name;
+ * returns how many it named that the map holds. -EIO, and a warning, when libvirt cannot list so.
  */
 static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map, unsigned filter,
                       bool complement, unsigned bit, const char *state) {
@@ -412,20 +408,6 @@ static int list_state(rc_inventory *inv, const rc_object_class *cls, vf_map *map
 }
 
 /*
- * The state of every object, by a filtered listing per question instead of
- * calls per object: over a remote connection each call is a round trip. A
- * listing that fails leaves the states unknown, and each is read when needed.
- *
- * Only the questions the listing of every object left open are asked.
- * libvirt filters a domain listing by taking each domain that does not match
- * out of an array, moving every one behind it: a listing costs the number of
- * domains times the number it leaves out, the square of their number when it
- * leaves out most. n_active is what the first listing said, or -1 when it
- * said nothing of their state; only an active object runs or is transient
- * (libvirt forgets a transient object once it stops), so where none is,
- * neither is asked.
- */
-/*
  * A handle a listing returns, built by libvirt and freed by the pass, costs about as much as moving this
  * many elements of the array libvirt filters: 1.6 us against 0.15 ns, timed on the test driver at 10k
  * and 60k domains (the autostarted of none: 7 and 277 ms; the not autostarted, all: 17 and 115 ms).
@@ -450,6 +432,21 @@ static int ask(rc_inventory *inv, const rc_object_class *cls, vf_map *map, unsig
         return list_state(inv, cls, map, complement ? no : yes, complement, bit, state);
 }
 
+/*
+ * The state of every object, by a filtered listing per question instead of
+ * calls per object: over a remote connection each call is a round trip. A
+ * listing that fails leaves the states unknown, and each is read when needed.
+ *
+ * Only the questions the listing of every object left open are asked.
+ * libvirt filters a domain listing by taking each domain that does not match
+ * out of an array, moving every one behind it: a listing costs the number of
+ * domains times the number it leaves out, the square of their number when it
+ * leaves out most, so a question whose answer is most objects is asked the
+ * other way round (ask()). n_active is what the first listing said, or -1
+ * when it said nothing of their state; only an active object runs or is transient
+ * (libvirt forgets a transient object once it stops), so where none is,
+ * neither is asked.
+ */
 static void list_states(rc_inventory *inv, const rc_object_class *cls, vf_map *map, int n_active) {
         bool said = n_active >= 0;
         int r = 0;
