@@ -558,26 +558,25 @@ int state_list(state_store *s, state_record ***ret, size_t *n) {
         return 0;
 }
 
-int state_baseline_get(state_store *s, const char *kind, const char *name, const char *applied_xml_hash,
-                       char **ret) {
-        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_GET_BASELINE];
-
+/* A document kept beside a record, asked by st once bound: the puts this transaction holds go in first. */
+static int get_document(state_store *s, sqlite3_stmt *st, int bind_rc, char **ret) {
         *ret = NULL;
         int r = state_write_puts(s);
         if (r >= 0)
-                r = state_step_row(s, st,
-                                   bind_key(st, kind, name) ?: bind_text(st, BL_APPLIED_XML_HASH, applied_xml_hash));
+                r = state_step_row(s, st, bind_rc);
         return r < 0 ? r : state_column_strdup(st, 0, ret);
+}
+
+int state_baseline_get(state_store *s, const char *kind, const char *name, const char *applied_xml_hash,
+                       char **ret) {
+        _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_GET_BASELINE];
+        return get_document(s, st, bind_key(st, kind, name) ?: bind_text(st, BL_APPLIED_XML_HASH, applied_xml_hash),
+                            ret);
 }
 
 int state_applied_desired_get(state_store *s, const char *kind, const char *name, char **ret) {
         _cleanup_stmt_release_ sqlite3_stmt *st = s->stmts[STMT_GET_APPLIED_DESIRED];
-
-        *ret = NULL;
-        int r = state_write_puts(s);
-        if (r >= 0)
-                r = state_step_row(s, st, bind_key(st, kind, name));
-        return r < 0 ? r : state_column_strdup(st, 0, ret);
+        return get_document(s, st, bind_key(st, kind, name), ret);
 }
 
 /* ---- writing ----------------------------------------------------------- */

@@ -9,6 +9,11 @@
 #include "controller/controller.h"
 #include "tests/helpers.h"
 
+/* A domain file: 64 MiB, one vCPU, to run, autostarted or not ("true", "false"). */
+#define RUNNING_DOMAIN(name, autostart)                                                                  \
+        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: " name "}\nspec:\n  memory: 64MiB\n" \
+        "  vcpus: 1\n  state: running\n  autostart: " autostart "\n"
+
 typedef struct th_env th_env;
 struct th_env {
         char *dir;

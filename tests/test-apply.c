@@ -332,10 +332,6 @@ static void test_listing_asks_only_what_is_open(void **state) {
         assert_listings(2, VIR_CONNECT_LIST_DOMAINS_TRANSIENT, VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
 }
 
-#define RUNNING_DOMAIN(name, autostart)                                                                  \
-        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: " name "}\nspec:\n  memory: 64MiB\n" \
-        "  vcpus: 1\n  state: running\n  autostart: " autostart "\n"
-
 static void set_domain_autostart(virConnectPtr conn, const char *name, bool autostart) {
         virDomainPtr d = virDomainLookupByName(conn, name);
 

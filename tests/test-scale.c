@@ -14,10 +14,6 @@
 /* Someone else's domains, shut off: past the point where a pass asks the other way round. */
 #define UNDECLARED 25000
 
-#define RUNNING_DOMAIN(name, autostart)                                                                  \
-        "apiVersion: virtform/v1\nkind: Domain\nmetadata: {name: " name "}\nspec:\n  memory: 64MiB\n" \
-        "  vcpus: 1\n  state: running\n  autostart: " autostart "\n"
-
 static int setup(void **state) {
         th_env *f = th_env_new();
 
