@@ -69,26 +69,21 @@ static int judge_paths(vf_controller *c, const schema_set *desired, char **errms
         return remember_dirs(c, desired);
 }
 
-static int add_records(graph *g, state_store *store, char **errmsg) {
-        state_record **records = NULL;
-        size_t n = 0;
-        int r = state_list(store, &records, &n);
+/* The records the pass's reads took from the store; each goes to its node. */
+static int add_records(graph *g, pass_reads *reads) {
+        int r = 0;
 
-        if (r < 0) {
-                *errmsg = vf_printf("cannot read the state file: %s", state_last_error(store));
-                return r;
-        }
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *key = vf_printf("%s/%s", records[i]->kind, records[i]->name);
+        for (size_t i = 0; i < reads->n_records; i++) {
+                state_record *rec = reads->records[i];
+                _cleanup_free_ char *key = vf_printf("%s/%s", rec->kind, rec->name);
                 graph_node *node;
                 r = key ? graph_ensure(g, key, &node) : -ENOMEM;
                 if (r == -EINVAL)
                         continue; /* a kind from a newer virtform: not ours to judge */
                 if (r < 0)
                         break;
-                graph_set_record(node, TAKE_PTR(records[i]));
+                graph_set_record(node, TAKE_PTR(reads->records[i]));
         }
-        state_record_list_free(records, n);
         return r < 0 ? r : 0;
 }
 
@@ -125,10 +120,10 @@ static int add_owned_extra(vf_controller *c, graph *g) {
         return 0;
 }
 
-static int build_graph(vf_controller *c, schema_set *desired, graph *g, char **errmsg) {
+static int build_graph(vf_controller *c, schema_set *desired, pass_reads *reads, graph *g) {
         int r = graph_init(g);
         if (r >= 0)
-                r = add_records(g, c->store, errmsg);
+                r = add_records(g, reads);
         if (r >= 0)
                 r = add_declared(g, desired);
         if (r >= 0)
@@ -259,21 +254,26 @@ static int run(vf_controller *c, graph_node **batch, size_t n, vf_report *report
 
 int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
         _cleanup_(schema_set_freep) schema_set *desired = NULL;
+        _cleanup_(pass_reads_done) pass_reads reads = {};
         rc_counters before = c->rc.counters;
         graph g = {};
         int r;
 
         *report = (vf_report) {};
+        pass_reads_start(&reads, c);
         r = load_desired(c, &desired);
         if (r >= 0)
                 r = judge_paths(c, desired, errmsg);
-        if (r < 0)
-                return r;
-        r = rc_context_begin_pass(&c->rc, true, errmsg);
+        /* The files' failure comes first: a set that cannot be used makes what was read of no use. */
+        int read = pass_reads_finish(&reads, r < 0 ? NULL : errmsg);
+        if (r >= 0)
+                r = read;
         if (r >= 0)
                 r = let_graph_go(c);
         if (r >= 0)
-                r = build_graph(c, desired, &g, errmsg);
+                r = pass_reads_records(&reads, errmsg);
+        if (r >= 0)
+                r = build_graph(c, desired, &reads, &g);
         if (r < 0) {
                 graph_done(&g);
                 rc_context_end_pass(&c->rc);

@@ -213,6 +213,8 @@ static void web1_applied_then_destroyed(th_env *f) {
 
 /* Set, libvirt cannot list domains by their state: a filtered listing fails, a plain one works. */
 static bool filtered_domain_listings_fail;
+/* Set, the listing of every domain a full pass starts with fails, with an error of libvirt's own. */
+static bool domain_statistics_fail;
 
 /* While on, the filters of the filtered domain listings made, in order. */
 static struct {
@@ -273,12 +275,49 @@ int virConnectGetAllDomainStats(virConnectPtr conn, unsigned int stats, virDomai
         virTypedParameterPtr params = NULL;
         int n = 0;
 
+        if (domain_statistics_fail)
+                flags |= 1u << 20; /* no flag of this call's: 1u << 31 is one */
         if (!domain_statistics_unsupported)
                 return real(conn, stats, records, flags);
         /* One the test driver does lack, for the error libvirt sets then. */
         assert_int_equal(virNodeGetSEVInfo(conn, &params, &n, 0), -1);
         assert_int_equal(virGetLastErrorCode(), VIR_ERR_NO_SUPPORT);
         return -1;
+}
+
+/*
+ * A pass that cannot list libvirt's domains decides nothing: it says why and changes nothing, though
+ * a file asks for a change. Where the files cannot be used either, it names them, for they are the
+ * operator's to mend first; the listing is made while the files load (controller/reads.c).
+ */
+static void test_unlistable_domains_stop_the_pass(void **state) {
+        th_env *f = *state;
+        _cleanup_free_ char *typo = vf_printf("%s-typo", f->conf);
+        char *typo_paths[] = { typo, NULL };
+
+        th_write(f->conf, "10-net.yaml", NETWORK_LAN);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("1GiB", ""));
+        th_env_pass(f);
+        _cleanup_free_ char *before = th_domain_xml(f->other, "web1", true);
+        th_write(f->conf, "20-web.yaml", DOMAIN_WEB("2GiB", ""));
+
+        domain_statistics_fail = true;
+        for (int files_fail = 0; files_fail < 2; files_fail++) {
+                _cleanup_free_ char *errmsg = NULL;
+                f->c.opts.paths = files_fail ? typo_paths : f->paths;
+                vf_report_done(&f->report);
+                assert_true(vf_controller_pass(&f->c, &f->report, &errmsg) < 0);
+                assert_non_null(errmsg);
+                assert_non_null(strstr(errmsg, files_fail ? typo : "cannot list domains: "));
+                assert_int_equal(f->report.n_entries, 0);
+        }
+        domain_statistics_fail = false;
+        f->c.opts.paths = f->paths;
+        _cleanup_free_ char *after = th_domain_xml(f->other, "web1", true);
+        assert_string_equal(after, before);
+
+        th_env_pass(f);
+        th_env_assert(f, VF_KIND_DOMAIN, "web1", RC_UPDATED, NULL);
 }
 
 /* Runs a pass, noting the filtered domain listings it makes. */
@@ -2610,6 +2649,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_autostart_change_restarts_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prune_and_no_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_path_prunes_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unlistable_domains_stop_the_pass, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network_not_pulled_from_running_domain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drift_undefine_and_redefine, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_undefine_of_running_domain, setup, teardown),
