@@ -52,14 +52,25 @@ vf_kind vf_kind_from_yaml(const char *s) {
         return lookup_kind(kind_yaml_names, s);
 }
 
+/*
+ * One allocation of the exact size: glibc's vasprintf() makes two (a buffer, then its shrink), and
+ * keys and messages are made by the thousand in every pass.
+ */
 char *vf_printf(const char *fmt, ...) {
-        va_list ap;
-        char *s;
+        char buf[256];
+        va_list ap, again;
 
         va_start(ap, fmt);
-        int r = vasprintf(&s, fmt, ap);
+        va_copy(again, ap);
+        int n = vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
-        return r < 0 ? NULL : s;
+        char *s = n < 0 ? NULL : malloc((size_t) n + 1);
+        if (s && (size_t) n < sizeof buf)
+                memcpy(s, buf, (size_t) n + 1);
+        else if (s)
+                (void) vsnprintf(s, (size_t) n + 1, fmt, again);
+        va_end(again);
+        return s;
 }
 
 bool vf_streq_ptr(const char *a, const char *b) {

@@ -29,6 +29,24 @@ static void test_sha256(void **state) {
         assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+/* Whole at every length, on either side of the buffer the short ones are formatted in first. */
+static void test_printf_any_length(void **state) {
+        for (int len = 0; len < 1100; len += len < 300 ? 1 : 97) {
+                _cleanup_free_ char *expected = malloc((size_t) len + 3);
+                assert_non_null(expected);
+                memset(expected + 1, 'x', (size_t) len);
+                expected[0] = '<';
+                expected[len + 1] = '>';
+                expected[len + 2] = '\0';
+                _cleanup_free_ char *s = vf_printf("<%.*s>", len, expected + 1);
+                assert_non_null(s);
+                assert_string_equal(s, expected);
+        }
+        _cleanup_free_ char *empty = vf_printf("%s", "");
+        assert_non_null(empty);
+        assert_string_equal(empty, "");
+}
+
 /* The same text keeps the string it has; another replaces it; NULL clears it; aliasing is safe. */
 static void test_free_and_strdup(void **state) {
         char *field = NULL;
@@ -392,6 +410,7 @@ static void test_a_suite_that_leaves_things_fails_and_leaves_nothing(void **stat
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_names),
+                cmocka_unit_test(test_printf_any_length),
                 cmocka_unit_test(test_sha256),
                 cmocka_unit_test(test_free_and_strdup),
                 cmocka_unit_test(test_map_put_get_remove_grow),
