@@ -7,7 +7,6 @@ int graph_init(graph *g) {
 }
 
 static void node_free(graph_node *n) {
-        free(n->name);
         free(n->key);
         state_record_free(n->record);
         vf_strv_free(n->depends);
@@ -35,25 +34,30 @@ graph_node *graph_lookup(const graph *g, const char *key) {
         return vf_map_get(g->by_key, key);
 }
 
-static int split_key(const char *key, vf_kind *kind, const char **name) {
+/* The kind's name is short: one longer is no kind's, and needs no copy to be told so. */
+static int split_key(const char *key, vf_kind *kind, size_t *name_at) {
         const char *slash = strchr(key, '/');
-        _cleanup_free_ char *kind_name = slash ? strndup(key, slash - key) : NULL;
+        char kind_name[32];
 
+        if (!slash || (size_t) (slash - key) >= sizeof kind_name)
+                return -EINVAL;
+        memcpy(kind_name, key, slash - key);
+        kind_name[slash - key] = '\0';
         *kind = vf_kind_from_string(kind_name);
-        *name = slash ? slash + 1 : NULL;
+        *name_at = slash + 1 - key;
         return *kind < 0 ? -EINVAL : 0;
 }
 
 int graph_ensure(graph *g, const char *key, graph_node **ret) {
         graph_node *n = graph_lookup(g, key);
         vf_kind kind;
-        const char *name;
+        size_t name_at;
 
         if (n) {
                 *ret = n;
                 return 0;
         }
-        int r = split_key(key, &kind, &name);
+        int r = split_key(key, &kind, &name_at);
         if (r < 0)
                 return r;
         graph_node **nodes = vf_grow(g->nodes, &g->cap, g->n_nodes + 1, sizeof *nodes);
@@ -63,8 +67,10 @@ int graph_ensure(graph *g, const char *key, graph_node **ret) {
         n = calloc(1, sizeof *n);
         if (!n)
                 return -ENOMEM;
-        *n = (graph_node) { .kind = kind, .name = strdup(name), .key = strdup(key) };
-        if (!n->name || !n->key || vf_map_put(g->by_key, n->key, n) < 0) {
+        *n = (graph_node) { .kind = kind, .key = strdup(key) };
+        if (n->key)
+                n->name = n->key + name_at;
+        if (!n->key || vf_map_put(g->by_key, n->key, n) < 0) {
                 node_free(n);
                 return -ENOMEM;
         }

@@ -19,7 +19,7 @@
 
 typedef struct graph_node {
         vf_kind kind;
-        char *name;
+        const char *name; /* within key */
         char *key; /* "kind/name" */
         const schema_resource *desired; /* borrowed from the controller's set; NULL: to be removed or held */
         state_record *record; /* what the store holds; NULL: never recorded */
