@@ -353,6 +353,7 @@ struct vf_map {
         size_t cap; /* power of two */
         size_t used; /* live + tombstones */
         size_t live;
+        bool borrows_keys; /* the keys are the caller's: not copied, not freed */
 };
 
 static uint64_t hash_key(const char *s) {
@@ -366,12 +367,24 @@ vf_map *vf_map_new(void) {
         return calloc(1, sizeof(vf_map));
 }
 
+vf_map *vf_map_new_borrowing_keys(void) {
+        vf_map *m = vf_map_new();
+        if (m)
+                m->borrows_keys = true;
+        return m;
+}
+
+static void free_key(const vf_map *m, char *key) {
+        if (!m->borrows_keys)
+                free(key);
+}
+
 void vf_map_free(vf_map *m) {
         if (!m)
                 return;
         for (size_t i = 0; i < m->cap; i++)
                 if (m->slots[i].key && m->slots[i].key != TOMBSTONE)
-                        free(m->slots[i].key);
+                        free_key(m, m->slots[i].key);
         free(m->slots);
         free(m);
 }
@@ -421,6 +434,9 @@ int vf_map_put(vf_map *m, const char *key, void *value) {
         map_slot *s = map_find(m, key, hash);
         if (s) {
                 s->value = value;
+                /* A borrowed key may belong to the value replaced: the new one's lives on. */
+                if (m->borrows_keys)
+                        s->key = (char *) key;
                 return 0;
         }
         if ((m->used + 1) * 4 >= m->cap * 3) {
@@ -428,7 +444,7 @@ int vf_map_put(vf_map *m, const char *key, void *value) {
                 if (r < 0)
                         return r;
         }
-        char *k = strdup(key);
+        char *k = m->borrows_keys ? (char *) key : strdup(key);
         if (!k)
                 return -ENOMEM;
         size_t i = hash & (m->cap - 1);
@@ -451,7 +467,7 @@ void *vf_map_remove(vf_map *m, const char *key) {
         if (!s)
                 return NULL;
         void *v = s->value;
-        free(s->key);
+        free_key(m, s->key);
         s->key = TOMBSTONE;
         s->value = NULL;
         m->live--;

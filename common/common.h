@@ -147,9 +147,15 @@ void vf_hex(const uint8_t *bytes, size_t n, char *out);
 /* SHA-256 of data, as lower-case hex. */
 void vf_sha256_hex(const void *data, size_t len, char out[VF_HASH_HEX_LEN + 1]);
 
-/* A string-keyed hash map. Keys are copied; values are borrowed. */
+/* A string-keyed hash map. Keys are copied (but see vf_map_new_borrowing_keys()); values are borrowed. */
 typedef struct vf_map vf_map;
 vf_map *vf_map_new(void);
+/*
+ * A map that keeps the caller's keys instead of copies: each must stay as it is, at the same
+ * address, while it is in the map, as a string held by its value does. A put that replaces a
+ * value takes the new key too.
+ */
+vf_map *vf_map_new_borrowing_keys(void);
 void vf_map_free(vf_map *m);
 /* Frees each value with free_value, then the map; safe on NULL. */
 void vf_map_free_with(vf_map *m, void (*free_value)(void *value));

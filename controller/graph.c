@@ -2,7 +2,8 @@
 #include "controller/graph.h"
 
 int graph_init(graph *g) {
-        *g = (graph) { .by_key = vf_map_new(), .dependents = vf_map_new() };
+        /* Each node's key is its own, and lives as long as the node is in the map. */
+        *g = (graph) { .by_key = vf_map_new_borrowing_keys(), .dependents = vf_map_new() };
         return g->by_key && g->dependents ? 0 : -ENOMEM;
 }
 

@@ -359,14 +359,19 @@ static void inventory_free(rc_inventory *inv) {
         free(inv);
 }
 
+/* A map of the inventory's: keyed by each object's own name, which its handle holds as long as it lives. */
+static vf_map *objects_new(void) {
+        return vf_map_new_borrowing_keys();
+}
+
 /* Takes obj, whatever it returns. */
-static int put_object(const rc_object_class *cls, vf_map *map, const char *name, void *obj, unsigned state) {
+static int put_object(const rc_object_class *cls, vf_map *map, void *obj, unsigned state) {
         listed_object *l = malloc(sizeof *l);
         int r = l ? 0 : -ENOMEM;
 
         if (l) {
                 *l = (listed_object) { .obj = obj, .state = state };
-                r = vf_map_put(map, name, l);
+                r = vf_map_put(map, cls->get_name(obj), l);
         }
         if (r < 0) {
                 cls->free(obj);
@@ -490,7 +495,7 @@ static int list_every(rc_inventory *inv, const rc_object_class *cls, void ***obj
 /* Replaces what the map holds of a kind with a fresh listing of all of them. */
 static int inventory_list_kind(rc_inventory *inv, vf_kind kind, char **errmsg) {
         const rc_object_class *cls = class_for_kind(kind);
-        _cleanup_(vf_map_freep) vf_map *map = vf_map_new();
+        _cleanup_(vf_map_freep) vf_map *map = objects_new();
         void **objs = NULL;
         _cleanup_free_ unsigned *states = NULL;
         int r = map ? 0 : -ENOMEM;
@@ -507,7 +512,7 @@ static int inventory_list_kind(rc_inventory *inv, vf_kind kind, char **errmsg) {
         for (int i = 0; i < n; i++) {
                 n_active += states && (states[i] & RC_LISTED_ACTIVE);
                 if (r == 0)
-                        r = put_object(cls, map, cls->get_name(objs[i]), objs[i], RC_LISTED | (states ? states[i] : 0));
+                        r = put_object(cls, map, objs[i], RC_LISTED | (states ? states[i] : 0));
                 else
                         cls->free(objs[i]);
         }
@@ -535,7 +540,7 @@ int rc_context_begin_pass(rc_context *ctx, bool list_all, char **errmsg) {
         for (int k = 0; k < _VF_KIND_MAX; k++) {
                 if (!class_for_kind(k))
                         continue;
-                inv->objects[k] = vf_map_new();
+                inv->objects[k] = objects_new();
                 if (!inv->objects[k])
                         return -ENOMEM;
                 if (list_all) {
@@ -581,7 +586,7 @@ void *rc_inventory_lookup(rc_context *ctx, vf_kind kind, const char *name) {
                 return l ? l->obj : NULL;
         rc_count_read(ctx, RC_CALL_GET_INFO);
         void *obj = cls->lookup_by_name(ctx->conn, name);
-        if (!obj || put_object(cls, inv->objects[kind], name, obj, 0) < 0)
+        if (!obj || put_object(cls, inv->objects[kind], obj, 0) < 0)
                 return NULL;
         return obj;
 }
@@ -608,7 +613,7 @@ int rc_inventory_replace(rc_context *ctx, vf_kind kind, const char *name, void *
         const rc_object_class *cls = class_for_kind(kind);
 
         rc_inventory_forget(ctx, kind, name);
-        return put_object(cls, ctx->inventory->objects[kind], name, obj, state);
+        return put_object(cls, ctx->inventory->objects[kind], obj, state);
 }
 
 void rc_inventory_forget(rc_context *ctx, vf_kind kind, const char *name) {
