@@ -30,21 +30,21 @@ typedef struct pass_reads {
         vf_controller *c;
         pthread_t thread;
         bool started;
-        int inventory_r, records_r;
-        char *errmsg; /* what the failed read could not read */
+        int r;
+        char *errmsg; /* what could not be read */
         state_record **records; /* owned until taken */
         size_t n_records;
 } pass_reads;
 
-/* Starts the reads; from here until pass_reads_finish() the caller leaves c->rc and c->store alone. */
-void pass_reads_start(pass_reads *reads, vf_controller *c);
 /*
- * Waits for the reads. Returns the inventory's result, and pass_reads_records() the records': a pass
- * that cannot list libvirt's objects keeps the last graph, one that cannot read the records lets it go
- * first, as it did when it read them itself (select.c, let_graph_go()). On failure *errmsg, unless
- * errmsg is NULL or *errmsg says something already, says what could not be read.
+ * Starts the reads on a thread of their own if beside, else leaves them to pass_reads_finish(). From
+ * here until pass_reads_finish() the caller leaves c->rc and c->store alone.
+ */
+void pass_reads_start(pass_reads *reads, vf_controller *c, bool beside);
+/*
+ * Waits for the reads: 0, or their failure, with *errmsg saying what could not be read unless errmsg
+ * is NULL or *errmsg says something already.
  */
 int pass_reads_finish(pass_reads *reads, char **errmsg);
-int pass_reads_records(pass_reads *reads, char **errmsg);
 /* Waits for reads still running and frees the records not taken. */
 void pass_reads_done(pass_reads *reads);

@@ -132,10 +132,10 @@ static int build_graph(vf_controller *c, schema_set *desired, pass_reads *reads,
 }
 
 /*
- * The last graph goes before the next is built: holding both would keep every resource's node and record
- * twice at the pass's peak. A pass that fails from here leaves an empty graph and graph_lost, and only a
- * full pass that succeeds brings a graph back (the daemon tries one again: daemon.c). The set stays: the
- * next load takes the files unchanged since from it.
+ * The last graph goes before the next pass reads anything: holding both would keep every resource's node
+ * and record twice at the pass's peak. A pass that fails after leaves an empty graph and graph_lost, and
+ * only a full pass that succeeds brings a graph back (the daemon tries one again: daemon.c). The set
+ * stays: the next load takes the files unchanged since from it.
  */
 static int let_graph_go(vf_controller *c) {
         graph empty;
@@ -260,7 +260,18 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
         int r;
 
         *report = (vf_report) {};
-        pass_reads_start(&reads, c);
+        /*
+         * The last graph goes before the reads begin, as it went before the records were read: they take
+         * its place in memory instead of coming on top of it.
+         */
+        r = let_graph_go(c);
+        if (r < 0)
+                return r;
+        /*
+         * Beside a load that takes most files from the last set. A first load reads every file on every
+         * processor already; reads beside it would only add their own malloc arena to the peak.
+         */
+        pass_reads_start(&reads, c, c->desired != NULL);
         r = load_desired(c, &desired);
         if (r >= 0)
                 r = judge_paths(c, desired, errmsg);
@@ -268,10 +279,6 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
         int read = pass_reads_finish(&reads, r < 0 ? NULL : errmsg);
         if (r >= 0)
                 r = read;
-        if (r >= 0)
-                r = let_graph_go(c);
-        if (r >= 0)
-                r = pass_reads_records(&reads, errmsg);
         if (r >= 0)
                 r = build_graph(c, desired, &reads, &g);
         if (r < 0) {
