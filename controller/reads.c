@@ -12,8 +12,6 @@
  */
 #include "controller/pass.h"
 
-#include <pthread.h>
-
 static int read_all(pass_reads *reads) {
         state_store *store = reads->c->store;
         int r = rc_context_begin_pass(&reads->c->rc, true, &reads->errmsg);
