@@ -260,10 +260,6 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
         int r;
 
         *report = (vf_report) {};
-        /*
-         * The last graph goes before the reads begin, as it went before the records were read: they take
-         * its place in memory instead of coming on top of it.
-         */
         r = let_graph_go(c);
         if (r < 0)
                 return r;
@@ -276,9 +272,9 @@ int vf_controller_pass(vf_controller *c, vf_report *report, char **errmsg) {
         if (r >= 0)
                 r = judge_paths(c, desired, errmsg);
         /* The files' failure comes first: a set that cannot be used makes what was read of no use. */
-        int read = pass_reads_finish(&reads, r < 0 ? NULL : errmsg);
+        int read_result = pass_reads_finish(&reads, r < 0 ? NULL : errmsg);
         if (r >= 0)
-                r = read;
+                r = read_result;
         if (r >= 0)
                 r = build_graph(c, desired, &reads, &g);
         if (r < 0) {
