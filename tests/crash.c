@@ -361,6 +361,14 @@ static bool revived(const th_crash *c, const char *how) {
         return died;
 }
 
+/* Not virtform's to finish (see th_crash_hypervisor.clear_stranded_start): the operator's part comes first. */
+static void clear_stranded_start(const th_crash *c, const char *root, const char *how) {
+        _cleanup_free_ char *cleared = c->hv->clear_stranded_start ? c->hv->clear_stranded_start(c, root) : NULL;
+
+        if (cleared)
+                print_message("after %s, %s\n", how, cleared);
+}
+
 static bool written_at_start(const th_crash_dir *dirs, const char *line) {
         for (size_t i = 0; i < TH_CRASH_MAX_DIRS && dirs[i].path; i++)
                 if (dirs[i].written_at_start && (strncmp(line, dirs[i].added, strlen(dirs[i].added)) == 0 ||
@@ -392,6 +400,7 @@ static void check_trial(const th_crash *c, const char *root, int phase, const ch
         _cleanup_(outcome_done) th_crash_outcome after = {};
         bool restarted = revived(c, how);
 
+        clear_stranded_start(c, root, how);
         rerun_until_done(c, root, c->conf[phase], how, runs);
         after.writes = read_writes(w);
         observe(c, root, &after);

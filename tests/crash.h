@@ -62,6 +62,11 @@ typedef struct th_crash_hypervisor {
         char *(*revive)(const th_crash *c);
         /* Optional: what the hypervisor keeps of each domain's state, as it stands, for a failure's message. */
         char *(*kept_state)(const th_crash *c, const char *root);
+        /*
+         * Optional: a start the killed apply left that the hypervisor itself can never end, undone as an
+         * operator would before the rerun; says what it undid. NULL when there was none.
+         */
+        char *(*clear_stranded_start)(const th_crash *c, const char *root);
 } th_crash_hypervisor;
 
 struct th_crash {

@@ -163,6 +163,14 @@ static bool process_gone(pid_t pid) {
         return after_name && after_name[1] == ' ' && after_name[2] == 'Z';
 }
 
+static void kill_and_wait(pid_t pid) {
+        if (pid <= 1 || kill(pid, SIGKILL) < 0)
+                return;
+        int64_t deadline = vf_now_monotonic_usec() + 10 * 1000000;
+        while (!process_gone(pid) && vf_now_monotonic_usec() < deadline)
+                nanosleep(&(struct timespec) { 0, 10000000L }, NULL);
+}
+
 void th_kill_pidfiles(const char *dir) {
         DIR *d = opendir(dir);
         struct dirent *de;
@@ -172,17 +180,35 @@ void th_kill_pidfiles(const char *dir) {
                 if (len < 5 || strcmp(de->d_name + len - 4, ".pid") != 0 || strcmp(de->d_name, "driver.pid") == 0)
                         continue;
                 _cleanup_free_ char *path = vf_printf("%s/%s", dir, de->d_name), *text = NULL;
-                if (vf_read_file(path, 64, &text, NULL) < 0)
-                        continue;
-                pid_t pid = (pid_t) atoi(text);
-                if (pid <= 1 || kill(pid, SIGKILL) < 0)
-                        continue;
-                int64_t deadline = vf_now_monotonic_usec() + 10 * 1000000;
-                while (!process_gone(pid) && vf_now_monotonic_usec() < deadline)
-                        nanosleep(&(struct timespec) { 0, 10000000L }, NULL);
+                if (vf_read_file(path, 64, &text, NULL) >= 0)
+                        kill_and_wait((pid_t) atoi(text));
         }
         if (d)
                 closedir(d);
+}
+
+/* Whether every needle is in the process's command line, its arguments joined by spaces. */
+static bool command_line_names(const char *pid, const char *const *needles) {
+        _cleanup_free_ char *path = vf_printf("/proc/%s/cmdline", pid), *cmd = NULL;
+        size_t len;
+
+        if (vf_read_file(path, 1 << 16, &cmd, &len) < 0 || len == 0)
+                return false;
+        for (size_t i = 0; i + 1 < len; i++)
+                cmd[i] = cmd[i] ? cmd[i] : ' ';
+        for (; *needles; needles++)
+                if (!strstr(cmd, *needles))
+                        return false;
+        return true;
+}
+
+void th_kill_processes_naming(const char *const *needles) {
+        _cleanup_(closedirp) DIR *proc = opendir("/proc");
+
+        for (struct dirent *de; proc && (de = readdir(proc));)
+                if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && atoi(de->d_name) != getpid() &&
+                    command_line_names(de->d_name, needles))
+                        kill_and_wait((pid_t) atoi(de->d_name));
 }
 
 void th_libvirtd_free(th_libvirtd *d) {

@@ -45,3 +45,9 @@ void th_libvirtd_free(th_libvirtd *d);
 
 /* Kills (SIGKILL) every process named by a DIR/NAME.pid file but driver.pid, and waits until each is gone. */
 void th_kill_pidfiles(const char *dir);
+
+/*
+ * Kills (SIGKILL) every process whose command line holds each of the needles (a NULL-terminated list),
+ * and waits until each is gone: what no PID file names, such as a QEMU whose start was cut short.
+ */
+void th_kill_processes_naming(const char *const *needles);

@@ -49,18 +49,14 @@ static void embed_new_root(const th_crash *c, const char *root) {
 }
 
 /*
- * Guests outlive every apply: each root's are killed by the PIDs libvirt recorded, before its files go.
- * So do the QEMUs libvirt probes for capabilities (-machine none) when apply is killed in the middle.
+ * Guests outlive every apply, and so do the QEMUs libvirt probes for capabilities (-machine none) when
+ * apply is killed in the middle, and a QEMU whose start was cut short before libvirt recorded its PID:
+ * each names a file under the root's hypervisor directory, and is killed before the files go.
  */
 static void embed_end_root(const th_crash *c, const char *root) {
-        _cleanup_free_ char *dir = vf_printf("%s/hv/run/qemu", root), *probes = vf_printf("%s/hv/lib/qemu/qmp-*", root);
-        glob_t g = {};
+        _cleanup_free_ char *hv = vf_printf("%s/hv/", root);
 
-        th_kill_pidfiles(dir);
-        if (glob(probes, GLOB_ONLYDIR, NULL, &g) == 0)
-                for (size_t i = 0; i < g.gl_pathc; i++)
-                        th_kill_pidfiles(g.gl_pathv[i]);
-        globfree(&g);
+        th_kill_processes_naming((const char *const[]) { hv, NULL });
 }
 
 /*
@@ -102,9 +98,20 @@ static void embed_observe(const th_crash *c, const char *root, th_crash_outcome 
 }
 
 /*
- * The status libvirt keeps of each active domain (hv/run/qemu/NAME.xml): its state, reason and PID,
- * and the job it records. What a driver that dies with apply leaves its successor to reconnect to.
+ * The status libvirt keeps of an active domain (hv/run/qemu/NAME.xml), by its first two start tags: its
+ * state, reason and PID, and the job it records. What a driver that dies with apply leaves its successor
+ * to reconnect to. NULL when unreadable.
  */
+static char *status_tags(const char *path) {
+        _cleanup_free_ char *text = NULL;
+
+        if (vf_read_file(path, 1 << 20, &text, NULL) < 0)
+                return NULL;
+        const char *status = strstr(text, "<domstatus"), *job = strstr(text, "<job");
+        return vf_printf("%.*s %.*s", status ? (int) strcspn(status, ">") + 1 : 0, status ? status : "",
+                         job ? (int) strcspn(job, ">") + 1 : 0, job ? job : "");
+}
+
 static char *embed_kept_state(const th_crash *c, const char *root) {
         _cleanup_free_ char *pattern = vf_printf("%s/hv/run/qemu/*.xml", root);
         vf_buf b = {};
@@ -112,15 +119,42 @@ static char *embed_kept_state(const th_crash *c, const char *root) {
 
         if (glob(pattern, 0, NULL, &g) == 0)
                 for (size_t i = 0; i < g.gl_pathc; i++) {
-                        _cleanup_free_ char *text = NULL;
-                        if (vf_read_file(g.gl_pathv[i], 1 << 20, &text, NULL) < 0)
-                                continue;
-                        const char *status = strstr(text, "<domstatus"), *job = strstr(text, "<job");
-                        vf_buf_printf(&b, "%s: %.*s %.*s\n", g.gl_pathv[i], status ? (int) strcspn(status, ">") + 1 : 0,
-                                      status ? status : "", job ? (int) strcspn(job, ">") + 1 : 0, job ? job : "");
+                        _cleanup_free_ char *tags = status_tags(g.gl_pathv[i]);
+                        if (tags)
+                                vf_buf_printf(&b, "%s: %s\n", g.gl_pathv[i], tags);
                 }
         globfree(&g);
         return vf_buf_steal(&b);
+}
+
+/*
+ * libvirt 9.0's QEMU driver saves the status of a guest it starts before it knows QEMU's PID. A process
+ * killed in between leaves a status of PID 0 under a start job: the driver of every later process loads
+ * the guest as active, paused while it starts, but reconnects only to guests with a PID, so the job
+ * never ends and every call that needs one on the guest (destroy too) times out after 30 s. No API
+ * undoes it. An operator removes the status file while no driver runs, and kills the QEMU it spawned.
+ */
+static char *embed_clear_stranded_start(const th_crash *c, const char *root) {
+        _cleanup_free_ char *pattern = vf_printf("%s/hv/run/qemu/*.xml", root), *hv = vf_printf("%s/hv/", root);
+        vf_buf b = {};
+        glob_t g = {};
+
+        if (glob(pattern, 0, NULL, &g) == 0)
+                for (size_t i = 0; i < g.gl_pathc; i++) {
+                        _cleanup_free_ char *tags = status_tags(g.gl_pathv[i]);
+                        if (!tags || !strstr(tags, " pid='0'") || !strstr(tags, " async='start'"))
+                                continue;
+                        const char *file = strrchr(g.gl_pathv[i], '/') + 1;
+                        _cleanup_free_ char *name = strndup(file, strlen(file) - 4);
+                        _cleanup_free_ char *guest = vf_printf("guest=%s,", name);
+                        th_kill_processes_naming((const char *const[]) { hv, guest, NULL });
+                        assert_int_equal(unlink(g.gl_pathv[i]), 0);
+                        vf_buf_printf(&b, "%slibvirt held %s starting with no PID (%s), a start no process can end: "
+                                      "its status removed and its QEMU killed, as an operator would",
+                                      b.len ? "; " : "", name, tags);
+                }
+        globfree(&g);
+        return b.len ? vf_buf_steal(&b) : NULL;
 }
 
 /* A define renames the domain's new config file into place, an undefine deletes it, autostart is a link. */
@@ -136,6 +170,7 @@ static const th_crash_hypervisor embed = {
         .observe = embed_observe,
         .watched = embed_watched,
         .kept_state = embed_kept_state,
+        .clear_stranded_start = embed_clear_stranded_start,
 };
 
 static int setup(void **state) {
